@@ -1,0 +1,1 @@
+"""Where follow-ups go: email (SMTP or a Maildir), calendar (CalDAV), the feed."""

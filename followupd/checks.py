@@ -1,0 +1,111 @@
+"""`followupd check`: is each configured service reachable, and how is it set up.
+
+Secrets are read (to prove they can be) but never shown: only where they come from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from followupd.channels.smtp import smtp_client
+from followupd.config import Caldav, Settings, Smtp
+from followupd.dav import dav_client
+from followupd.errors import ConfigError, FollowupdError
+from followupd.store.db import Store, describe
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+    """What can be checked without the network: that every secret can be read."""
+    checks = []
+    for section, name in ((settings.database, "database"), (settings.smtp, "smtp"),
+                          (settings.caldav, "caldav")):  # fmt: skip
+        if section is None or not section.has_password:
+            continue
+        secret = section.password(name)
+        try:
+            secret.reveal(environ)
+        except ConfigError as error:
+            checks.append(Check(f"{name} password", False, error.problems[0].message))
+        else:
+            checks.append(Check(f"{name} password", True, f"readable, {secret.describe()}"))
+    return checks
+
+
+def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+    checks = [check_database(settings, environ)]
+    if settings.smtp is None:
+        maildir = settings.state_dir / "Maildir"
+        checks.append(Check("smtp", True, f"not configured: mail goes to {maildir}"))
+    else:
+        checks.append(asyncio.run(check_smtp(settings.smtp, environ)))
+    if settings.caldav is None:
+        checks.append(Check("caldav", True, "not configured: tasks only in the feed"))
+    else:
+        checks.append(check_caldav(settings.caldav, environ))
+    return checks
+
+
+def check_database(settings: Settings, environ: Mapping[str, str]) -> Check:
+    try:
+        store = Store.open(settings.database.sqlalchemy_url(environ))
+    except FollowupdError as error:
+        return Check("database", False, str(error))
+    try:
+        current, head = store.current_revision(), store.head_revision()
+    except FollowupdError as error:
+        return Check("database", False, str(error))
+    finally:
+        store.close()
+    where = describe(store.engine.url)
+    if current is None:
+        return Check("database", False, f"{where}: reachable, no schema yet: run `followupd init`")
+    if current != head:
+        return Check("database", False, f"{where}: schema {current}, needs {head}: run init")
+    return Check("database", True, f"{where}: reachable, schema {current} is current")
+
+
+async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:
+    where = f"{smtp.host}:{smtp.effective_port} ({smtp.security})"
+    try:
+        client = smtp_client(smtp, environ)
+        async with asyncio.timeout(smtp.timeout_seconds):
+            await client.connect()
+            await client.quit()
+    except ConfigError as error:
+        return Check("smtp", False, f"{where}: {error.problems[0].message}")
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+        return Check("smtp", False, f"{where}: {type(error).__name__}: {error}")
+    login = f", logged in as {smtp.username}" if smtp.username else ""
+    return Check("smtp", True, f"{where}: reachable{login}")
+
+
+def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> Check:
+    try:
+        client = dav_client(caldav, environ)
+        with client:
+            names = {calendar.get_display_name() for calendar in client.principal().calendars()}
+    except ConfigError as error:
+        return Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")
+    except Exception as error:  # caldav raises many kinds; all mean "not usable"
+        return Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")
+    missing = [name for name in caldav.read_calendars if name not in names]
+    if missing:
+        return Check("caldav", False, f"{caldav.url}: calendars not found: {', '.join(missing)}")
+    write = "exists" if caldav.write_calendar in names else "will be created"
+    return Check(
+        "caldav",
+        True,
+        f"{caldav.url}: reachable, {len(names)} calendars, "
+        f"write calendar {caldav.write_calendar!r} {write}",
+    )

@@ -1,0 +1,345 @@
+"""The command line: parse, call, print. The only place below the service that reads the clock.
+
+``--config`` and ``--debug`` are accepted before or after the subcommand.
+Errors are one clear line (or one list, for files) with the exit code of
+SPEC.md section 1; a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from followupd import __version__, tables, updates
+from followupd.checks import offline_checks, online_checks
+from followupd.config import Settings, config_path_for_init, find_config, load_settings
+from followupd.errors import EX_UNAVAILABLE, FollowupdError, NotFound
+from followupd.sources.importer import import_files
+from followupd.sources.records import parse_instant
+from followupd.store.db import Store, describe
+from followupd.store.models import MISSION_STATUSES, SEVERITIES, TOUCHPOINT_KINDS
+from followupd.views import mission_detail, mission_rows
+
+RESOURCES = Path(__file__).parent / "resources"
+EXAMPLE_CONFIG = RESOURCES / "followupd.example.toml"
+DEMO_DATA = RESOURCES / "demo.toml"
+
+
+@dataclass
+class App:
+    """What every command needs: where the config is, and the settings once loaded."""
+
+    config_option: Path | None
+    debug: bool
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _settings: Settings | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return find_config(self.config_option, self.environ, Path.cwd())
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path, self.environ)
+        return self._settings
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.owner.timezone)
+
+    def store(self, *, migrate: bool = False) -> Store:
+        store = Store.open(self.settings.database.sqlalchemy_url(self.environ))
+        if not migrate:
+            store.require_current()
+        return store
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session on a current schema, committed at the end of the block."""
+        store = self.store()
+        try:
+            with store.session() as session:
+                yield session
+        finally:
+            store.close()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def instant(self, text: str | None) -> datetime:
+        """An ISO instant from the user, read in the owner's zone; now when absent."""
+        if text is None:
+            return self.now()
+        try:
+            return parse_instant(text, self.zone)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    def day(self, text: str | None) -> date:
+        if text is None:
+            return self.now().astimezone(self.zone).date()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"expected a date like 2026-11-30 (got {text!r})") from None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _split_global_options(args: Sequence[str]) -> tuple[Path | None, bool, list[str]]:
+    """Take ``--config PATH`` and ``--debug`` from anywhere before a ``--``."""
+    config: Path | None = None
+    debug = False
+    rest: list[str] = []
+    items = iter(args)
+    for arg in items:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(items)
+            break
+        if arg == "--debug":
+            debug = True
+        elif arg == "--config":
+            value = next(items, None)
+            if value is None:
+                raise click.UsageError("--config needs a path")
+            config = Path(value)
+        elif arg.startswith("--config="):
+            config = Path(arg.removeprefix("--config="))
+        else:
+            rest.append(arg)
+    return config, debug, rest
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        config, debug, rest = _split_global_options(args)
+        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+        code = cli.main(
+            args=rest,
+            prog_name="followupd",
+            obj=App(config_option=config, debug=debug),
+            standalone_mode=False,
+        )
+    except click.ClickException as error:
+        error.show()
+        code = error.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 1
+    except FollowupdError as error:
+        _report(error, debug)
+        code = error.exit_code
+    except OperationalError as error:
+        _report(error, debug, f"database unreachable: {str(error.orig).strip().splitlines()[0]}")
+        code = EX_UNAVAILABLE
+    except Exception as error:
+        hint = "" if debug else " (run with --debug for the traceback)"
+        _report(error, debug, f"unexpected error: {type(error).__name__}: {error}{hint}")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(error: BaseException, debug: bool, message: str | None = None) -> None:
+    if debug:
+        traceback.print_exception(error)
+    click.echo(f"followupd: {message or error}", err=True)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="--config PATH and --debug may also follow the subcommand.",
+)
+@click.option("--config", "config_option", type=click.Path(path_type=Path), help="config file")
+@click.option("--debug", is_flag=True, help="show tracebacks and debug logs")
+@click.version_option(__version__, prog_name="followupd")
+def cli(config_option: Path | None, debug: bool) -> None:
+    """Follows up client missions so that no invoice, deposit, problem or greeting slips through."""
+
+
+# -- setting up -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--demo", is_flag=True, help="also load the demo clients and missions")
+@pass_app
+def init(app: App, demo: bool) -> None:
+    """Write a starter config if there is none, and create or upgrade the database."""
+    path = config_path_for_init(app.config_option, app.environ, Path.cwd())
+    if path.exists():
+        click.echo(f"config: {path} (exists, left as it is)")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXAMPLE_CONFIG, path)
+        click.echo(f"config: wrote a starter config to {path}; edit [owner] to make it yours")
+    app.config_option = path
+    settings = app.settings
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = app.store(migrate=True)
+    try:
+        before, after = store.upgrade()
+        where = describe(store.engine.url)
+        if before == after:
+            click.echo(f"database: {where} (schema {after}, up to date)")
+        else:
+            click.echo(f"database: {where} (schema {before or 'none'} -> {after})")
+        if demo:
+            report = import_files(store, [DEMO_DATA], app.zone)
+            tables.print_import_report(report)
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.option("--offline", is_flag=True, help="validate the config only; reach no service")
+@pass_app
+def check(app: App, offline: bool) -> None:
+    """Validate the config; without --offline, also reach the database, SMTP and CalDAV."""
+    settings = app.settings
+    tables.print_settings(settings)
+    checks = offline_checks(settings, app.environ)
+    if not offline:
+        checks += online_checks(settings, app.environ)
+    tables.print_checks(checks)
+    if not all(check.ok for check in checks):
+        raise click.exceptions.Exit(EX_UNAVAILABLE)
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_app
+def import_(app: App, files: tuple[Path, ...]) -> None:
+    """Upsert clients, contacts, missions, invoices, issues and touchpoints from data files."""
+    store = app.store()
+    try:
+        tables.print_import_report(import_files(store, files, app.zone))
+    finally:
+        store.close()
+
+
+# -- quick updates ----------------------------------------------------------------------
+
+
+@cli.group()
+def invoice() -> None:
+    """Quick updates on invoices."""
+
+
+@invoice.command("paid")
+@click.argument("number")
+@click.option("--on", "on", metavar="DATE", help="the day it was paid (default: today)")
+@pass_app
+def invoice_paid(app: App, number: str, on: str | None) -> None:
+    """Record invoice NUMBER as paid in full: its nudges stop."""
+    day = app.day(on)
+    with app.session() as session:
+        paid, previous = updates.mark_invoice_paid(session, number, day)
+        was = f" (was {previous})" if previous and previous != day else ""
+        click.echo(f"invoice {paid.number}: paid on {day}{was}")
+
+
+@cli.group()
+def issue() -> None:
+    """Open, resolve and mark problems on missions."""
+
+
+@issue.command("open")
+@click.argument("mission")
+@click.argument("summary")
+@click.option("--severity", type=click.Choice(SEVERITIES), default="medium", show_default=True)
+@click.option("--key", help="the issue's key (default: MISSION-N)")
+@click.option("--at", "at", metavar="TIME", help="when it was found (default: now)")
+@pass_app
+def issue_open(
+    app: App, mission: str, summary: str, severity: str, key: str | None, at: str | None
+) -> None:
+    """Open a problem on MISSION, described by SUMMARY."""
+    opened = app.instant(at)
+    with app.session() as session:
+        found = updates.open_issue(session, mission, summary, severity, opened, key)
+        click.echo(f"issue {found.key}: opened on {mission} ({severity})")
+
+
+@issue.command("resolve")
+@click.argument("key")
+@click.option("--at", "at", metavar="TIME", help="when it was resolved (default: now)")
+@pass_app
+def issue_resolve(app: App, key: str, at: str | None) -> None:
+    """Mark issue KEY resolved: its escalation stops."""
+    when = app.instant(at)
+    with app.session() as session:
+        updates.resolve_issue(session, key, when)
+        click.echo(f"issue {key}: resolved at {when.astimezone(app.zone).isoformat()}")
+
+
+@issue.command("informed")
+@click.argument("key")
+@click.option("--at", "at", metavar="TIME", help="when the client was told (default: now)")
+@pass_app
+def issue_informed(app: App, key: str, at: str | None) -> None:
+    """Record that the client has been told about issue KEY."""
+    when = app.instant(at)
+    with app.session() as session:
+        updates.mark_issue_informed(session, key, when)
+        click.echo(f"issue {key}: client informed at {when.astimezone(app.zone).isoformat()}")
+
+
+@cli.command()
+@click.argument("mission")
+@click.option("--kind", type=click.Choice(TOUCHPOINT_KINDS), required=True)
+@click.option("--contact", help="the contact's key")
+@click.option("--at", "at", metavar="TIME", help="when it happened (default: now)")
+@click.option("--note", help="what was said, shown in later reminders")
+@pass_app
+def touch(
+    app: App, mission: str, kind: str, contact: str | None, at: str | None, note: str | None
+) -> None:
+    """Record a contact with the client on MISSION (a call, a meeting, a status update…)."""
+    when = app.instant(at)
+    with app.session() as session:
+        _, new = updates.record_touchpoint(session, mission, kind, when, contact, note)
+        local = when.astimezone(app.zone).isoformat(timespec="minutes")
+        state = "recorded" if new else "already recorded"
+        click.echo(f"{kind} on {mission} at {local}: {state}")
+
+
+# -- views ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(MISSION_STATUSES), help="only missions in this status")
+@click.option("--client", help="only this client's missions")
+@pass_app
+def missions(app: App, status: str | None, client: str | None) -> None:
+    """List missions with their open issues and unpaid invoices."""
+    with app.session() as session:
+        tables.print_missions(mission_rows(session, status, client))
+
+
+@cli.command()
+@click.argument("mission")
+@pass_app
+def show(app: App, mission: str) -> None:
+    """Show one mission: client, contact, invoices, issues, touchpoints."""
+    with app.session() as session:
+        found = mission_detail(session, mission)
+        if found is None:
+            raise NotFound(f"no mission with key {mission!r}")
+        tables.print_mission(found, app.zone)

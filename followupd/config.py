@@ -1,0 +1,463 @@
+"""The config file: found, read once, validated into typed settings.
+
+Every problem of a file is reported at once, each with the file, the line and
+the dotted key path. Secrets are named by a file or an environment variable,
+read only when needed, and never printed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from followupd.errors import ConfigError, Problem
+from followupd.rules.options import RulesConfig
+from followupd.schema import (
+    Country,
+    Email,
+    Language,
+    Mailbox,
+    SingleLine,
+    StrictModel,
+    TimeZoneName,
+)
+from followupd.tomlpos import KeyPath, format_path, line_of, loads_tolerant
+
+CONFIG_FILE_NAME = "followupd.toml"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+# -- where things are -------------------------------------------------------------------
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    return Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+
+
+def user_config_path(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_CONFIG_HOME") or str(_home(environ) / ".config")
+    return Path(base) / "followupd" / "config.toml"
+
+
+def config_candidates(environ: Mapping[str, str], cwd: Path) -> list[Path]:
+    """The places SPEC.md section 1 looks at, in order, after ``--config``."""
+    candidates = [cwd / CONFIG_FILE_NAME, user_config_path(environ)]
+    candidates.append(Path("/etc/followupd/config.toml"))
+    return candidates
+
+
+def find_config(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    if explicit is not None:
+        return explicit
+    if environ.get("FOLLOWUPD_CONFIG"):
+        return Path(environ["FOLLOWUPD_CONFIG"])
+    candidates = config_candidates(environ, cwd)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ", ".join(str(path) for path in candidates)
+    message = f"no config file found (looked at {looked}); run `followupd init` to write one"
+    raise ConfigError([Problem(candidates[0], message)])
+
+
+def config_path_for_init(explicit: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """Where `init` writes: the config that would be read, else the user's config path."""
+    try:
+        return find_config(explicit, environ, cwd)
+    except ConfigError:
+        return user_config_path(environ)
+
+
+def state_directory(environ: Mapping[str, str]) -> Path:
+    """``$STATE_DIRECTORY`` (systemd), else the XDG state home."""
+    if environ.get("STATE_DIRECTORY"):
+        return Path(environ["STATE_DIRECTORY"].split(":")[0])
+    base = environ.get("XDG_STATE_HOME") or str(_home(environ) / ".local" / "state")
+    return Path(base) / "followupd"
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+
+class Secret:
+    """A password named by a file or an environment variable; its value is never shown."""
+
+    def __init__(self, where: str, file: Path | None, env: str | None) -> None:
+        self.where = where
+        self.file = file
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"<secret {self.where}: {self.describe()}>"
+
+    def describe(self) -> str:
+        if self.file is not None:
+            return f"from file {self.file}"
+        return f"from ${self.env}" if self.env else "not set"
+
+    def reveal(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The secret's value, read now; a missing source is a config error."""
+        environ = os.environ if environ is None else environ
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                reason = error.strerror or type(error).__name__
+                raise ConfigError(
+                    [Problem(self.file, f"cannot read secret: {reason}", where=self.where)]
+                ) from None
+        if self.env:
+            if self.env not in environ:
+                problem = Problem(Path(f"${self.env}"), "environment variable is not set")
+                raise ConfigError([Problem(problem.file, problem.message, where=self.where)])
+            return environ[self.env]
+        return None
+
+
+class WithPassword(StrictModel):
+    """A section whose password comes from ``password_file`` or ``password_env``."""
+
+    password_file: Path | None = None
+    password_env: SingleLine | None = None
+
+    @field_validator("password_file")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        base = (info.context or {}).get("config_dir")
+        if value is not None and not value.is_absolute() and base is not None:
+            return Path(base) / value
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("set password_file or password_env, not both")
+        return self
+
+    def password(self, section: str) -> Secret:
+        return Secret(f"{section}.password", self.password_file, self.password_env)
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_file is not None or self.password_env is not None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
+class Owner(StrictModel):
+    """``[owner]``: the consultant who receives the internal reminders."""
+
+    name: SingleLine
+    email: Email
+    phone: SingleLine | None = None
+    timezone: TimeZoneName = "Europe/Paris"
+    language: Language = "fr"
+    country: Country = "FR"
+
+
+class Database(WithPassword):
+    """``[database]``: SQLite (embedded default) or PostgreSQL."""
+
+    url: str = Field("sqlite:///followupd.db", validate_default=True)
+
+    @field_validator("url")
+    @classmethod
+    def _known_engine(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL such as 'sqlite:///followupd.db'") from None
+        if url.get_backend_name() == "sqlite":
+            state_dir = (info.context or {}).get("state_dir")
+            if url.database and url.database != ":memory:" and state_dir is not None:
+                url = url.set(database=str(Path(state_dir) / url.database))
+        elif url.get_backend_name() == "postgresql":
+            if url.password is not None:
+                raise ValueError("put the password in password_file or password_env, not the URL")
+            url = url.set(drivername="postgresql+psycopg")
+        else:
+            raise ValueError("only sqlite:/// and postgresql:// URLs are supported")
+        return url.render_as_string(hide_password=False)
+
+    def sqlalchemy_url(self, environ: Mapping[str, str] | None = None) -> URL:
+        url = make_url(self.url)
+        password = self.password("database").reveal(environ)
+        return url if password is None else url.set(password=password)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class Smtp(WithPassword):
+    """``[smtp]``: where client emails go; without it they go to a Maildir."""
+
+    host: SingleLine
+    port: StrictInt | None = Field(None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: SingleLine | None = None
+    sender: Mailbox | None = Field(None, alias="from")
+    timeout_seconds: float = Field(60.0, gt=0, le=600)
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _safe_login(self) -> Self:
+        if self.has_password and self.username is None:
+            raise ValueError("a password needs a username")
+        if self.has_password and self.security == "none" and not _is_loopback(self.host):
+            raise ValueError("refusing to send a password without TLS: use starttls or tls")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return {"starttls": 587, "tls": 465, "none": 25}[self.security]
+
+
+class Caldav(WithPassword):
+    """``[caldav]``: the calendar server read for missions and written with tasks."""
+
+    url: str
+    username: SingleLine | None = None
+    read_calendars: tuple[SingleLine, ...] = ()
+    write_calendar: SingleLine = "followupd"
+    ca_file: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _secure_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as 'https://dav.example.net/'")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("plain http is only allowed on loopback: use https")
+        return value
+
+
+class Feed(StrictModel):
+    """``[feed]``: the HTTP listener for the iCalendar feed, health and metrics."""
+
+    listen: str = "127.0.0.1:8731"
+    token_file: Path = Field(Path("feed.token"), validate_default=True)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
+        if not match or not 0 < int(match.group(2)) < 65536:
+            raise ValueError("must be HOST:PORT, such as '127.0.0.1:8731' or '[::1]:8731'")
+        return value
+
+    @field_validator("token_file")
+    @classmethod
+    def _under_state_dir(cls, value: Path, info: ValidationInfo) -> Path:
+        state_dir = (info.context or {}).get("state_dir")
+        return value if value.is_absolute() or state_dir is None else Path(state_dir) / value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+class Business(StrictModel):
+    """``[business]``: when follow-ups may leave, in the recipient's time zone."""
+
+    send_window: str = "09:00-18:00"
+    working_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)", value)
+        if not match:
+            raise ValueError("must be 'HH:MM-HH:MM', such as '09:00-18:00'")
+        opens, closes = value.split("-")
+        if opens >= closes:
+            raise ValueError("the window must open before it closes")
+        return value
+
+    @field_validator("working_days")
+    @classmethod
+    def _some_days(cls, days: tuple[str, ...]) -> tuple[str, ...]:
+        if not days:
+            raise ValueError("at least one working day is needed")
+        if len(set(days)) != len(days):
+            raise ValueError("a day is listed twice")
+        return days
+
+    @property
+    def window(self) -> tuple[time, time]:
+        opens, closes = self.send_window.split("-")
+        end = time.max if closes == "24:00" else time.fromisoformat(closes)
+        return time.fromisoformat(opens), end
+
+    @property
+    def weekday_numbers(self) -> frozenset[int]:
+        """Working days as ``date.weekday()`` numbers (Monday is 0)."""
+        return frozenset(WEEKDAYS.index(day) for day in self.working_days)
+
+
+class Settings(StrictModel):
+    """The whole config file, validated."""
+
+    owner: Owner
+    database: Database = Database()
+    smtp: Smtp | None = None
+    caldav: Caldav | None = None
+    feed: Feed = Feed()
+    business: Business = Business()
+    rules: RulesConfig = RulesConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_section(cls, data: Any) -> Any:
+        """Absent sections are validated too, so their relative paths are anchored."""
+        if isinstance(data, dict):
+            data = {"database": {}, "feed": {}, "business": {}, **data}
+        return data
+
+    _source: Path = PrivateAttr(default=Path("<memory>"))
+    _state_dir: Path = PrivateAttr(default=Path())
+
+    @property
+    def source(self) -> Path:
+        return self._source
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the config file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = Problem(path, "no such file; run `followupd init` to write one")
+        raise ConfigError([problem]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([Problem(path, f"cannot read: {error}")]) from None
+    return parse_settings(text, path, environ)
+
+
+def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Validate a config text; `path` names it in errors and anchors relative paths."""
+    environ = os.environ if environ is None else environ
+    state_dir = state_directory(environ)
+    parsed = loads_tolerant(text)
+    problems = [Problem(path, message, line=line) for line, message in parsed.syntax_errors]
+    settings: Settings | None = None
+    context = {"config_dir": path.parent.absolute(), "state_dir": state_dir}
+    try:
+        settings = Settings.model_validate(parsed.data, context=context)
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = tuple(part for part in detail["loc"] if isinstance(part, str | int))
+            problems.append(
+                Problem(
+                    path,
+                    _explain(detail, loc),
+                    line=line_of(parsed.lines, loc),
+                    where=format_path(loc),
+                )
+            )
+    if problems or settings is None:
+        problems.sort(key=lambda problem: problem.line or 0)
+        raise ConfigError(problems)
+    settings._source = path
+    settings._state_dir = state_dir
+    return settings
+
+
+def _explain(detail: ErrorDetails, loc: KeyPath) -> str:
+    if detail["type"] == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}"
+        known = _keys_at(Settings, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+        elif known:
+            message += f"; known keys here: {', '.join(sorted(known))}"
+        return message
+    if detail["type"] == "missing":
+        return "missing required key"
+    if detail["type"] == "value_error":
+        return str(detail["msg"]).removeprefix("Value error, ")
+    message = str(detail["msg"])
+    shown = detail.get("input")
+    if isinstance(shown, str | int | float | bool) and "url" not in loc and len(str(shown)) < 60:
+        message += f" (got {shown!r})"
+    return message
+
+
+def _keys_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """The keys a table at `loc` accepts, for "did you mean" suggestions."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        is_model = isinstance(current, type) and issubclass(current, BaseModel)
+        field = current.model_fields.get(part) if is_model else None
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return []
+    return [field.alias or name for name, field in current.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``X | None``, ``tuple[X, ...]`` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found is not None:
+                return found
+    return None

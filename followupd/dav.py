@@ -1,0 +1,28 @@
+"""A CalDAV client made from ``[caldav]``, shared by the calendar source and channel.
+
+caldav's synchronous client is used (run in a thread by async callers): its
+async API is new. It is told not to read caldav's own config file or
+``CALDAV_*`` variables, so only followupd's config decides where it connects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from caldav.davclient import DAVClient
+
+from followupd.config import Caldav
+
+TIMEOUT_SECONDS = 30
+
+
+def dav_client(caldav: Caldav, environ: Mapping[str, str] | None = None) -> Any:
+    password = caldav.password("caldav").reveal(environ)
+    return DAVClient(
+        url=caldav.url,
+        username=caldav.username,
+        password=password,
+        ssl_verify_cert=str(caldav.ca_file) if caldav.ca_file else True,
+        timeout=TIMEOUT_SECONDS,
+    )

@@ -1,0 +1,74 @@
+"""Validated types shared by the config file and the data file schemas."""
+
+from __future__ import annotations
+
+import re
+from email.utils import parseaddr
+from functools import cache
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+Language = Literal["fr", "en"]
+LANGUAGES: tuple[Language, ...] = ("fr", "en")
+
+_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictModel(BaseModel):
+    """A model that refuses unknown keys, so a typo is an error and not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        message = f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris'"
+        raise ValueError(message) from None
+    return name
+
+
+@cache
+def _countries() -> frozenset[str]:
+    return frozenset(holidays.list_supported_countries())
+
+
+def _country(code: str) -> str:
+    code = code.upper()
+    if code not in _countries():
+        raise ValueError(f"unknown country {code!r}; use an ISO 3166 code like 'FR'")
+    return code
+
+
+def _single_line(text: str) -> str:
+    """Text that ends up in mail headers or calendar fields may not break lines."""
+    if _CONTROL.search(text):
+        raise ValueError("must not contain line breaks or control characters")
+    return text
+
+
+def _email(address: str) -> str:
+    if not _ADDRESS.match(address):
+        raise ValueError(f"{address!r} is not an email address")
+    return address
+
+
+def _mailbox(value: str) -> str:
+    """``Name <address>`` or a bare address, as in a From header."""
+    _single_line(value)
+    _, address = parseaddr(value)
+    _email(address)
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+Country = Annotated[str, AfterValidator(_country)]
+SingleLine = Annotated[str, StringConstraints(min_length=1), AfterValidator(_single_line)]
+Email = Annotated[str, AfterValidator(_email)]
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)]

@@ -1,0 +1,1 @@
+"""The durable state of followupd: one SQL database, SQLite or PostgreSQL."""

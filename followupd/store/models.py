@@ -1,0 +1,224 @@
+"""The tables: what the user tells followupd, and what followupd has done about it.
+
+Every record the user manages has a natural key (``key``, or ``number`` for an
+invoice) by which imports, the command line and calendar events find it.
+The ``followups`` table is the outbox: its unique ``key`` is what makes each
+follow-up happen at most once, whatever crashes or restarts in between.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from followupd.store.types import UTCDateTime
+
+MISSION_STATUSES = ("proposed", "active", "on_hold", "disputed", "closed")
+SEVERITIES = ("low", "medium", "high", "critical")
+TOUCHPOINT_KINDS = ("status_update", "call", "meeting", "visit", "email", "review")
+AUDIENCES = ("owner", "client")
+CHANNELS = ("email", "calendar", "feed")
+FOLLOWUP_STATES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "dead",
+    "cancelled",
+    "expired",
+    "skipped",
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        Decimal: Numeric(14, 2),
+    }
+
+
+class Client(Base):
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(2))  # None: the owner's
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+
+    contacts: Mapped[list[Contact]] = relationship(back_populates="client")
+    missions: Mapped[list[Mission]] = relationship(back_populates="client")
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str | None] = mapped_column(String(2))  # None: the client's
+    greetings: Mapped[bool] = mapped_column(default=True)
+
+    client: Mapped[Client] = relationship(back_populates="contacts")
+
+
+class Mission(Base):
+    __tablename__ = "missions"
+    __table_args__ = (CheckConstraint(_one_of("status", MISSION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    start: Mapped[date]
+    end: Mapped[date | None]
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    contract_signed: Mapped[date | None]
+    deposit_amount: Mapped[Decimal | None]
+    deposit_paid: Mapped[date | None]
+    currency: Mapped[str] = mapped_column(String(3), default="EUR")
+    status_update_every_days: Mapped[int | None]
+    deliverables: Mapped[bool] = mapped_column(default=True)
+    paused_until: Mapped[date | None]
+
+    client: Mapped[Client] = relationship(back_populates="missions")
+    contact: Mapped[Contact | None] = relationship()
+    invoices: Mapped[list[Invoice]] = relationship(back_populates="mission")
+    issues: Mapped[list[Issue]] = relationship(back_populates="mission")
+    touchpoints: Mapped[list[Touchpoint]] = relationship(back_populates="mission")
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(120), unique=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id"), index=True)
+    amount: Mapped[Decimal]
+    issued: Mapped[date]
+    due: Mapped[date]
+    paid: Mapped[date | None]
+
+    mission: Mapped[Mission] = relationship(back_populates="invoices")
+
+
+class Issue(Base):
+    """A problem on a mission (``issues`` in the data file)."""
+
+    __tablename__ = "issues"
+    __table_args__ = (CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id"), index=True)
+    opened: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(8), default="medium")
+    summary: Mapped[str] = mapped_column(Text)
+    client_informed: Mapped[datetime | None]
+    resolved: Mapped[datetime | None]
+
+    mission: Mapped[Mission] = relationship(back_populates="issues")
+
+
+class Touchpoint(Base):
+    """A contact with the client that happened.
+
+    Touchpoints have no key of their own in the data file; ``key`` is derived
+    from mission, kind, instant and contact so that a re-import matches them.
+    """
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (CheckConstraint(_one_of("kind", TOUCHPOINT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+
+    mission: Mapped[Mission] = relationship(back_populates="touchpoints")
+    contact: Mapped[Contact | None] = relationship()
+
+
+class FollowUp(Base):
+    """One follow-up, from intent to outcome: the outbox row."""
+
+    __tablename__ = "followups"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", FOLLOWUP_STATES), name="state"),
+        CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
+        CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
+        Index("ix_followups_state_due_at", "state", "due_at"),
+        Index("ix_followups_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    rule: Mapped[str] = mapped_column(String(40), index=True)
+    step: Mapped[str] = mapped_column(String(80))
+    subject_key: Mapped[str] = mapped_column(String(200))  # the invoice, issue, mission…
+    mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    audience: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(Text)
+    thread_key: Mapped[str | None] = mapped_column(String(400))
+    due_at: Mapped[datetime]
+    late: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None]
+    message_id: Mapped[str | None] = mapped_column(String(400))
+    calendar_uid: Mapped[str | None] = mapped_column(String(400))
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SyncState(Base):
+    """Where the last sync of a source stopped (a CalDAV sync token, say)."""
+
+    __tablename__ = "sync_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(1000), unique=True)
+    token: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

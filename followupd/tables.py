@@ -1,0 +1,154 @@
+"""How the command line shows things: rich tables on a terminal, plain text in a pipe."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from followupd.checks import Check
+from followupd.config import Settings
+from followupd.sources.importer import ImportReport
+from followupd.sources.records import RECORD_KINDS
+from followupd.store.models import Mission
+from followupd.views import MissionRow
+
+
+def console() -> Console:
+    """A console that does not cut cells short when writing to a pipe or a file."""
+    if sys.stdout.isatty():
+        return Console()
+    return Console(width=max(shutil.get_terminal_size((160, 24)).columns, 160))
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(*columns, title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def print_import_report(report: ImportReport) -> None:
+    table = _table("records", "created", "updated", "unchanged")
+    for kind in RECORD_KINDS:
+        counts = (report.created[kind], report.updated[kind], report.unchanged[kind])
+        if any(counts):
+            table.add_row(kind, *(str(count) for count in counts))
+    out = console()
+    out.print(table)
+    changes = report.changes
+    out.print(f"{changes} change{'s' if changes != 1 else ''}")
+
+
+def print_missions(rows: list[MissionRow]) -> None:
+    table = _table("mission", "client", "title", "status", "start", "end", "contact", "issues",
+                   "unpaid")  # fmt: skip
+    for row in rows:
+        table.add_row(
+            row.key,
+            row.client,
+            row.title,
+            row.status,
+            str(row.start),
+            str(row.end or ""),
+            row.contact or "",
+            str(row.open_issues or ""),
+            str(row.unpaid_invoices or ""),
+        )
+    out = console()
+    out.print(table if rows else "no missions yet: `followupd import FILE` adds some")
+
+
+def print_mission(mission: Mission, zone: ZoneInfo) -> None:
+    out = console()
+    contact = mission.contact
+    facts = _table("", "", title=f"{mission.key}: {mission.title}")
+    facts.show_header = False
+    facts.add_row("client", f"{mission.client.name} ({mission.client.key})")
+    if contact is not None:
+        reach = ", ".join(part for part in (contact.email, contact.phone) if part)
+        facts.add_row("contact", f"{contact.name} ({contact.key}) {reach}".strip())
+    facts.add_row("status", mission.status)
+    facts.add_row("dates", f"{mission.start} to {mission.end or 'open-ended'}")
+    facts.add_row("contract signed", str(mission.contract_signed or "no"))
+    if mission.deposit_amount is not None:
+        paid = f", paid {mission.deposit_paid}" if mission.deposit_paid else ", not paid"
+        facts.add_row("deposit", f"{mission.deposit_amount} {mission.currency}{paid}")
+    if mission.paused_until is not None:
+        facts.add_row("paused until", str(mission.paused_until))
+    if mission.status_update_every_days is not None:
+        facts.add_row("status updates", f"every {mission.status_update_every_days} days")
+    if not mission.deliverables:
+        facts.add_row("deliverables", "none (accompaniment)")
+    out.print(facts)
+    if mission.invoices:
+        invoices = _table("invoice", "amount", "issued", "due", "paid", title="\ninvoices")
+        for inv in sorted(mission.invoices, key=lambda inv: inv.due):
+            invoices.add_row(inv.number, f"{inv.amount} {mission.currency}", str(inv.issued),
+                             str(inv.due), str(inv.paid or ""))  # fmt: skip
+        out.print(invoices)
+    if mission.issues:
+        issues = _table("issue", "severity", "opened", "informed", "resolved", "summary",
+                        title="\nissues")  # fmt: skip
+        for found in sorted(mission.issues, key=lambda found: found.opened):
+            issues.add_row(found.key, found.severity, _local(found.opened, zone),
+                           _local(found.client_informed, zone), _local(found.resolved, zone),
+                           found.summary)  # fmt: skip
+        out.print(issues)
+    if mission.touchpoints:
+        touches = _table("at", "kind", "contact", "note", title="\ntouchpoints")
+        for touch in sorted(mission.touchpoints, key=lambda touch: touch.at):
+            who = touch.contact.name if touch.contact else ""
+            touches.add_row(_local(touch.at, zone), touch.kind, who, touch.note or "")
+        out.print(touches)
+
+
+def print_settings(settings: Settings) -> None:
+    """The effective config, with where each secret comes from and never its value."""
+    facts = _table("", "", title=f"config {settings.source}")
+    facts.show_header = False
+    owner = settings.owner
+    facts.add_row("owner", f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, "
+                           f"{owner.country}")  # fmt: skip
+    facts.add_row("state directory", str(settings.state_dir))
+    database = settings.database
+    secret = database.password("database")
+    facts.add_row("database", database.url + (f" (password {secret.describe()})"
+                                              if database.has_password else ""))  # fmt: skip
+    smtp = settings.smtp
+    if smtp is None:
+        facts.add_row("smtp", f"none: mail to the Maildir {settings.state_dir / 'Maildir'}")
+    else:
+        login = f", user {smtp.username}, password {smtp.password('smtp').describe()}"
+        facts.add_row("smtp", f"{smtp.host}:{smtp.effective_port} {smtp.security}"
+                              f"{login if smtp.username else ''}")  # fmt: skip
+    caldav = settings.caldav
+    if caldav is None:
+        facts.add_row("caldav", "none: tasks only in the feed")
+    else:
+        reads = ", ".join(caldav.read_calendars) or "none"
+        facts.add_row("caldav", f"{caldav.url}, reads {reads}, writes {caldav.write_calendar!r}")
+    facts.add_row("feed", f"http://{settings.feed.listen}/feed/<token>.ics")
+    business = settings.business
+    facts.add_row("send window", f"{business.send_window} on {', '.join(business.working_days)}")
+    enabled = [name for name, options in settings.rules if options.enabled]
+    facts.add_row("rules enabled", ", ".join(enabled) or "none")
+    console().print(facts)
+
+
+def print_checks(checks: list[Check]) -> None:
+    if not checks:
+        console().print("config is valid; no service was reached (--offline)")
+        return
+    table = _table("check", "", "detail")
+    for check in checks:
+        table.add_row(check.name, "ok" if check.ok else "FAILED", check.detail)
+    console().print(table)

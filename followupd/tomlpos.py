@@ -1,0 +1,244 @@
+"""Where things are in a TOML text, so that errors can name a line.
+
+`tomllib` gives values but no positions. This module scans the same text for
+the line of every key, table header and array element, keyed by the path a
+validator reports (``("rules", "invoice_due", "steps", 2)``). It also parses
+a text that has syntax errors by blanking each offending line in turn, so one
+run reports every syntax error along with the problems of the rest of the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+KeyPath = tuple[str | int, ...]
+
+_ERROR_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+_MAX_SYNTAX_ERRORS = 50
+
+
+def format_path(path: KeyPath) -> str:
+    """``("rules", "invoice_due", "steps", 2)`` -> ``rules.invoice_due.steps[2]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            shown = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+            text += f".{shown}" if text else shown
+    return text
+
+
+def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+    """The line of `path`, or of its nearest located ancestor."""
+    for end in range(len(path), 0, -1):
+        found = lines.get(path[:end])
+        if found is not None:
+            return found
+    return None
+
+
+@dataclass
+class Parsed:
+    """A TOML text read as far as possible: its data, syntax errors and key positions."""
+
+    data: dict[str, Any]
+    syntax_errors: list[tuple[int | None, str]]
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+
+
+def loads_tolerant(text: str) -> Parsed:
+    """Parse `text`, blanking lines with syntax errors until the rest parses."""
+    errors: list[tuple[int | None, str]] = []
+    lines = text.split("\n")
+    while True:
+        repaired = "\n".join(lines)
+        try:
+            return Parsed(tomllib.loads(repaired), errors, key_lines(repaired))
+        except tomllib.TOMLDecodeError as error:
+            message = str(error)
+            match = _ERROR_POSITION.search(message)
+            reason = _ERROR_POSITION.sub("", message).strip()
+            if match is None or len(errors) >= _MAX_SYNTAX_ERRORS:
+                errors.append((None, reason))
+                return Parsed({}, errors)
+            number = int(match.group(1))
+            errors.append((number, f"TOML syntax error: {reason}"))
+            if number > len(lines) or not lines[number - 1].strip():
+                return Parsed({}, errors)  # nothing left to blank: give up on this file
+            lines[number - 1] = ""
+
+
+def key_lines(text: str) -> dict[KeyPath, int]:
+    """Map every key path of a valid TOML text to the line where it is written."""
+    scanner = _Scanner(text)
+    with contextlib.suppress(IndexError):  # not valid TOML: keep what was found
+        scanner.document()
+    return scanner.found
+
+
+class _Scanner:
+    """A small recursive scanner over TOML that records positions only."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.found: dict[KeyPath, int] = {}
+        self.array_index: dict[KeyPath, int] = {}
+
+    # -- characters ------------------------------------------------------------
+    def peek(self, size: int = 1) -> str:
+        return self.text[self.pos : self.pos + size]
+
+    def advance(self, size: int = 1) -> None:
+        self.line += self.text.count("\n", self.pos, self.pos + size)
+        self.pos += size
+
+    def ensure_progress(self, start: int) -> None:
+        if self.pos == start or self.pos > len(self.text):
+            raise IndexError("scanner is stuck")
+
+    def skip_blanks(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            char = self.text[self.pos]
+            if char in " \t\r" or (newlines and char == "\n"):
+                self.advance()
+            elif char == "#":
+                end = self.text.find("\n", self.pos)
+                self.advance((len(self.text) if end < 0 else end) - self.pos)
+            else:
+                return
+
+    # -- structure -------------------------------------------------------------
+    def document(self) -> None:
+        table: KeyPath = ()
+        while True:
+            self.skip_blanks(newlines=True)
+            if self.pos >= len(self.text):
+                return
+            start = self.pos
+            if self.peek() == "[":
+                table = self.header()
+            else:
+                self.key_value(table)
+            self.ensure_progress(start)
+
+    def header(self) -> KeyPath:
+        line = self.line
+        is_array = self.peek(2) == "[["
+        self.advance(2 if is_array else 1)
+        self.skip_blanks(newlines=False)
+        parts = self.key()
+        self.skip_blanks(newlines=False)
+        self.advance(2 if is_array else 1)
+        resolved: KeyPath = ()
+        for number, part in enumerate(parts):
+            resolved += (part,)
+            last = number == len(parts) - 1
+            if last and is_array:
+                index = self.array_index.get(resolved, -1) + 1
+                self.array_index[resolved] = index
+                self.found.setdefault(resolved, line)
+                resolved += (index,)
+            elif resolved in self.array_index:
+                resolved += (self.array_index[resolved],)
+        self.found[resolved] = line
+        return resolved
+
+    def key_value(self, table: KeyPath) -> None:
+        line = self.line
+        path = table + tuple(self.key())
+        self.found[path] = line
+        self.skip_blanks(newlines=False)
+        self.advance()  # "="
+        self.skip_blanks(newlines=False)
+        self.value(path)
+
+    def key(self) -> list[str]:
+        parts: list[str] = []
+        while True:
+            self.skip_blanks(newlines=False)
+            char = self.peek()
+            if char in "\"'":
+                parts.append(self.string())
+            else:
+                start = self.pos
+                while self.pos < len(self.text) and (
+                    self.text[self.pos].isalnum() or self.text[self.pos] in "_-"
+                ):
+                    self.advance()
+                parts.append(self.text[start : self.pos])
+            self.skip_blanks(newlines=False)
+            if self.peek() != ".":
+                return parts
+            self.advance()
+
+    def value(self, path: KeyPath) -> None:
+        char = self.peek()
+        if char in "\"'":
+            self.string()
+        elif char == "[":
+            self.array(path)
+        elif char == "{":
+            self.inline_table(path)
+        else:
+            while self.pos < len(self.text) and self.text[self.pos] not in ",]}\n#":
+                self.advance()
+
+    def array(self, path: KeyPath) -> None:
+        self.advance()
+        index = 0
+        while True:
+            start = self.pos
+            self.skip_blanks(newlines=True)
+            if self.peek() == "]":
+                self.advance()
+                return
+            self.found[(*path, index)] = self.line
+            self.value((*path, index))
+            self.skip_blanks(newlines=True)
+            if self.peek() == ",":
+                self.advance()
+                index += 1
+            self.ensure_progress(start)
+
+    def inline_table(self, path: KeyPath) -> None:
+        self.advance()
+        while True:
+            start = self.pos
+            self.skip_blanks(newlines=False)
+            if self.peek() == "}":
+                self.advance()
+                return
+            self.key_value(path)
+            self.skip_blanks(newlines=False)
+            if self.peek() == ",":
+                self.advance()
+            self.ensure_progress(start)
+
+    def string(self) -> str:
+        quote = self.peek()
+        if self.peek(3) == quote * 3:
+            end = self.text.index(quote * 3, self.pos + 3)
+            while self.text.startswith(quote, end + 3):  # up to two quotes may close it
+                end += 1
+            raw = self.text[self.pos + 3 : end]
+            self.advance(end + 3 - self.pos)
+            return raw
+        start = self.pos + 1
+        cursor = start
+        while self.text[cursor] != quote:
+            cursor += 2 if quote == '"' and self.text[cursor] == "\\" else 1
+        raw = self.text[start:cursor]
+        self.advance(cursor + 1 - self.pos)
+        if quote == '"':
+            try:
+                return str(tomllib.loads(f'k = "{raw}"')["k"])
+            except tomllib.TOMLDecodeError:
+                return raw
+        return raw
