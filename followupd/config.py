@@ -404,6 +404,8 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
                     where=format_path(loc),
                 )
             )
+    broken = parsed.broken_lines
+    problems = [p for p in problems if p.where is None or p.line not in broken]
     if problems or settings is None:
         problems.sort(key=lambda problem: problem.line or 0)
         raise ConfigError(problems)

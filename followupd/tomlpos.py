@@ -19,6 +19,7 @@ KeyPath = tuple[str | int, ...]
 
 _ERROR_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 _MAX_SYNTAX_ERRORS = 50
+_ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_-]+)\s*=(.*)$")
 
 
 def format_path(path: KeyPath) -> str:
@@ -50,11 +51,22 @@ class Parsed:
     syntax_errors: list[tuple[int | None, str]]
     lines: dict[KeyPath, int] = field(default_factory=dict)
 
+    @property
+    def broken_lines(self) -> set[int]:
+        """Lines with a syntax error: other problems found on them would repeat it."""
+        return {line for line, _ in self.syntax_errors if line is not None}
+
 
 def loads_tolerant(text: str) -> Parsed:
-    """Parse `text`, blanking lines with syntax errors until the rest parses."""
+    """Parse `text`, repairing each line with a syntax error until the rest parses.
+
+    A broken ``key = value`` line first gets its value quoted, so the key is
+    still there (and not reported missing); if that does not parse either, the
+    line is blanked. Line numbers never move.
+    """
     errors: list[tuple[int | None, str]] = []
     lines = text.split("\n")
+    quoted: set[int] = set()
     while True:
         repaired = "\n".join(lines)
         try:
@@ -67,10 +79,18 @@ def loads_tolerant(text: str) -> Parsed:
                 errors.append((None, reason))
                 return Parsed({}, errors)
             number = int(match.group(1))
-            errors.append((number, f"TOML syntax error: {reason}"))
             if number > len(lines) or not lines[number - 1].strip():
-                return Parsed({}, errors)  # nothing left to blank: give up on this file
-            lines[number - 1] = ""
+                errors.append((number, f"TOML syntax error: {reason}"))
+                return Parsed({}, errors)  # nothing left to repair: give up on this file
+            if number not in quoted:
+                errors.append((number, f"TOML syntax error: {reason}"))
+            assignment = _ASSIGNMENT.match(lines[number - 1])
+            if assignment and number not in quoted:
+                quoted.add(number)
+                raw = assignment.group(2).strip().replace("\\", "\\\\").replace('"', '\\"')
+                lines[number - 1] = f'{assignment.group(1)} = "{raw}"'
+            else:
+                lines[number - 1] = ""
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:

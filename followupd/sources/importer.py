@@ -49,14 +49,20 @@ class Located:
     file: Path
     kind: str
     index: int
-    line: int | None
+    lines: dict[KeyPath, int]  # positions in the file, empty for JSON
+
+    @property
+    def line(self) -> int | None:
+        return self.lines.get((self.kind, self.index))
 
     def where(self, field_name: str | None = None) -> str:
         place = f"{self.kind}[{self.index}] ({self.record.identity()})"
         return f"{place} {field_name}" if field_name else place
 
     def problem(self, message: str, field_name: str | None = None) -> Problem:
-        return Problem(self.file, message, line=self.line, where=self.where(field_name))
+        path: KeyPath = (self.kind, self.index) + ((field_name,) if field_name else ())
+        line = line_of(self.lines, path)
+        return Problem(self.file, message, line=line, where=self.where(field_name))
 
 
 @dataclass
@@ -90,6 +96,7 @@ def read_files(paths: Iterable[Path], zone: ZoneInfo) -> tuple[list[Located], li
     problems: list[Problem] = []
     for path in paths:
         data, lines, file_problems = _parse(path)
+        broken = {problem.line for problem in file_problems if problem.line is not None}
         problems += file_problems
         for kind, entries in data.items():
             if kind not in RECORD_KINDS:
@@ -103,7 +110,7 @@ def read_files(paths: Iterable[Path], zone: ZoneInfo) -> tuple[list[Located], li
                 continue
             for index, entry in enumerate(entries):
                 found, entry_problems = _validate(path, kind, index, entry, lines, zone)
-                problems += entry_problems
+                problems += [p for p in entry_problems if p.line not in broken]
                 if found is not None:
                     located.append(found)
     problems += _duplicates(located)
@@ -159,8 +166,28 @@ def _validate(
                     where=f"{place} {format_path(loc)}" if loc else place,
                 )
             )
-        return None, problems
-    return Located(record, path, kind, index, line), []
+        return _placeholder(model, entry, path, kind, index, lines), problems
+    return Located(record, path, kind, index, lines), []
+
+
+def _placeholder(
+    model: type[Record],
+    entry: dict[str, Any],
+    path: Path,
+    kind: str,
+    index: int,
+    lines: dict[KeyPath, int],
+) -> Located | None:
+    """An invalid record still names itself and its references.
+
+    So records that point to it get no false "dangling" error, and its own
+    references are checked too. It is never written: it came with a problem.
+    """
+    names = {model.natural_key, *model.references}
+    given = {name: entry[name] for name in names if isinstance(entry.get(name), str)}
+    if model.natural_key not in given or model is TouchpointRecord:
+        return None
+    return Located(model.model_construct(**given), path, kind, index, lines)
 
 
 def _explain(error_type: str, message: str, loc: KeyPath, model: type[Record]) -> str:
@@ -213,7 +240,7 @@ def check_references(session: Session, located: list[Located]) -> list[Problem]:
     wanted: dict[str, set[str]] = {kind: set() for kind in RECORD_KINDS}
     for item in located:
         for field_name, kind in item.record.references.items():
-            value = getattr(item.record, field_name)
+            value = getattr(item.record, field_name, None)
             if value is not None and value not in in_files[kind]:
                 wanted[kind].add(value)
     stored = {kind: _existing(session, kind, keys) for kind, keys in wanted.items() if keys}
@@ -221,14 +248,15 @@ def check_references(session: Session, located: list[Located]) -> list[Problem]:
     def client_of(kind: str, key: str) -> str | None:
         record = in_files[kind].get(key)
         if record is not None:
-            return str(record.client)  # type: ignore[attr-defined]
+            client = getattr(record, "client", None)
+            return None if client is None else str(client)
         row = stored.get(kind, {}).get(key)
         return None if row is None else str(row.client.key)
 
     problems = []
     for item in located:
         for field_name, kind in item.record.references.items():
-            value = getattr(item.record, field_name)
+            value = getattr(item.record, field_name, None)
             if value is None or value in in_files[kind] or value in stored.get(kind, {}):
                 continue
             noun = kind.removesuffix("s")
@@ -237,9 +265,9 @@ def check_references(session: Session, located: list[Located]) -> list[Problem]:
         contact = getattr(item.record, "contact", None)
         if item.kind in ("missions", "touchpoints") and contact is not None:
             mission_client = (
-                str(item.record.client)  # type: ignore[attr-defined]
+                getattr(item.record, "client", None)
                 if item.kind == "missions"
-                else client_of("missions", item.record.mission)  # type: ignore[attr-defined]
+                else client_of("missions", getattr(item.record, "mission", ""))
             )
             contact_client = client_of("contacts", contact)
             if None not in (mission_client, contact_client) and mission_client != contact_client:

@@ -1,0 +1,293 @@
+"""`followupd import` on both engines: upserts, all-or-nothing, every problem located."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from followupd.errors import DataError
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import Base, Contact, Invoice, Issue, Mission, Touchpoint
+from followupd.updates import mark_invoice_paid
+
+PARIS = ZoneInfo("Europe/Paris")
+DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
+
+BASE = """\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+end = 2026-12-15
+deposit_amount = 3000
+
+[[invoices]]
+number = "F-2026-042"
+mission = "acme-audit"
+amount = 12000.00
+issued = 2026-10-31
+due = 2026-11-30
+"""
+
+
+def write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, to compare a database before and after."""
+    with store.engine.connect() as connection:
+        return {
+            name: sorted(
+                (tuple(row) for row in connection.execute(text(f'SELECT * FROM "{name}"'))),
+                key=repr,
+            )
+            for name in Base.metadata.tables
+        }
+
+
+def test_demo_imports_and_a_second_import_changes_nothing(store: Store) -> None:
+    first = import_files(store, [DEMO], PARIS)
+    demo = tomllib.loads(DEMO.read_text(encoding="utf-8"))
+    assert dict(first.created) == {kind: len(records) for kind, records in demo.items()}
+    assert first.changes == sum(len(records) for records in demo.values())
+    before = snapshot(store)
+    second = import_files(store, [DEMO], PARIS)
+    assert second.changes == 0
+    assert sum(second.unchanged.values()) == first.changes
+    assert snapshot(store) == before
+
+
+def test_demo_covers_every_status_and_case(store: Store) -> None:
+    import_files(store, [DEMO], PARIS)
+    with store.session() as session:
+        statuses = set(session.scalars(select(Mission.status)))
+        languages = {c.language or c.client.language for c in session.scalars(select(Contact))}
+        invoices = session.scalars(select(Invoice)).all()
+        issues = session.scalars(select(Issue)).all()
+    assert statuses == {"proposed", "active", "on_hold", "disputed", "closed"}
+    assert languages == {"fr", "en"}
+    today = date(2026, 11, 22)
+    assert any(inv.paid for inv in invoices)
+    assert any(not inv.paid and inv.due < today for inv in invoices)
+    assert any(not inv.paid and inv.due >= today for inv in invoices)
+    assert any(issue.resolved is None for issue in issues)
+
+
+def test_bad_data_reports_every_problem_and_leaves_sqlite_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "followupd.db"
+    store = Store.open(make_url(f"sqlite:///{db}"))
+    store.upgrade()
+    import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
+    store.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+
+    bad = write(
+        tmp_path,
+        "bad.toml",
+        BASE.replace('contact = "jdupont"', 'contact = "nobody"').replace(
+            "due = 2026-11-30", 'due = "2026-11-31"'
+        )
+        + '\n[[clients]]\nkey = "newco"\nname = "New Co"\n',
+    )
+    store = Store.open(make_url(f"sqlite:///{db}"))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [bad], PARIS)
+    store.close()
+
+    problems = caught.value.problems
+    rendered = [str(problem) for problem in problems]
+    assert len(problems) == 2, rendered
+    dangling = next(p for p in problems if "nobody" in p.message)
+    assert dangling.file == bad
+    assert dangling.where == "missions[0] (acme-audit) contact"
+    assert dangling.line == bad.read_text().splitlines().index('contact = "nobody"') + 1
+    bad_date = next(p for p in problems if "date" in p.message)
+    assert bad_date.where == "invoices[0] (F-2026-042) due"
+    assert bad_date.line == bad.read_text().splitlines().index('due = "2026-11-31"') + 1
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert not (tmp_path / "followupd.db-wal").exists() or (
+        (tmp_path / "followupd.db-wal").stat().st_size == 0
+    )
+
+
+def test_one_bad_file_means_nothing_from_any_file(store: Store, tmp_path: Path) -> None:
+    good = write(tmp_path, "good.toml", BASE)
+    bad = write(tmp_path, "bad.json", json.dumps({"clients": [{"key": "x"}]}))
+    before = snapshot(store)
+    with pytest.raises(DataError) as caught:
+        import_files(store, [good, bad], PARIS)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{bad}: clients[0] (x) name: missing required field"
+    ]
+    assert snapshot(store) == before
+
+
+def test_unknown_fields_and_kinds_are_errors(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "typos.toml",
+        BASE.replace('name = "ACME SA"', 'name = "ACME SA"\nlangage = "fr"')
+        + '\n[[clientz]]\nkey = "z"\n',
+    )
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    messages = [str(p) for p in caught.value.problems]
+    assert any("clients[0] (acme) langage: unknown field 'langage'" in m for m in messages)
+    assert any("unknown record kind 'clientz'" in m for m in messages)
+
+
+def test_json_and_toml_give_the_same_store(store: Store, tmp_path: Path) -> None:
+    data = tomllib.loads(BASE)
+    as_json = json.loads(json.dumps(data, default=str))
+    import_files(store, [write(tmp_path, "base.json", json.dumps(as_json))], PARIS)
+    assert import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS).changes == 0
+
+
+def test_updates_in_place_and_keeps_fields_left_out(store: Store, tmp_path: Path) -> None:
+    import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
+    with store.session() as session:
+        mark_invoice_paid(session, "F-2026-042", date(2026, 12, 2))
+    changed = BASE.replace('title = "Audit du SI"', 'title = "Audit du système"')
+    report = import_files(store, [write(tmp_path, "changed.toml", changed)], PARIS)
+    assert dict(report.updated) == {"missions": 1}
+    with store.session() as session:
+        mission = session.scalars(select(Mission)).one()
+        invoice = session.scalars(select(Invoice)).one()
+    assert mission.title == "Audit du système"
+    assert invoice.paid == date(2026, 12, 2), "re-importing the file must not undo `paid`"
+    assert invoice.amount == Decimal("12000.00")
+
+
+def test_json_null_clears_an_optional_field(store: Store, tmp_path: Path) -> None:
+    import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
+    update = {"missions": [{"key": "acme-audit", "client": "acme", "title": "Audit du SI",
+                            "start": "2026-09-01", "end": None}]}  # fmt: skip
+    report = import_files(store, [write(tmp_path, "u.json", json.dumps(update))], PARIS)
+    assert dict(report.updated) == {"missions": 1}
+    with store.session() as session:
+        assert session.scalars(select(Mission.end)).one() is None
+
+
+def test_references_may_point_to_stored_records(store: Store, tmp_path: Path) -> None:
+    import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
+    later = """\
+[[issues]]
+key = "late-data"
+mission = "acme-audit"
+opened = 2026-11-10T10:00:00
+severity = "high"
+summary = "Extraction des données client en retard"
+
+[[touchpoints]]
+mission = "acme-audit"
+contact = "jdupont"
+kind = "call"
+at = 2026-11-14T16:00:00+01:00
+"""
+    report = import_files(store, [write(tmp_path, "later.toml", later)], PARIS)
+    assert dict(report.created) == {"issues": 1, "touchpoints": 1}
+    with store.session() as session:
+        issue = session.scalars(select(Issue)).one()
+        touchpoint = session.scalars(select(Touchpoint)).one()
+        contact_key = touchpoint.contact.key if touchpoint.contact else None
+    # a time without an offset is read in the owner's zone (Paris, UTC+1 in November)
+    assert issue.opened == datetime(2026, 11, 10, 9, 0, tzinfo=UTC)
+    assert contact_key == "jdupont"
+    assert import_files(store, [tmp_path / "later.toml"], PARIS).changes == 0
+
+
+def test_a_contact_of_another_client_is_refused(store: Store, tmp_path: Path) -> None:
+    other = BASE + '\n[[clients]]\nkey = "globex"\nname = "Globex"\n'
+    other = other.replace('key = "jdupont"\nclient = "acme"', 'key = "jdupont"\nclient = "globex"')
+    with pytest.raises(DataError, match="belongs to client 'globex'"):
+        import_files(store, [write(tmp_path, "other.toml", other)], PARIS)
+
+
+def test_duplicates_across_files_are_refused(store: Store, tmp_path: Path) -> None:
+    first = write(tmp_path, "a.toml", BASE)
+    second = write(tmp_path, "b.toml", '[[clients]]\nkey = "acme"\nname = "Autre"\n')
+    with pytest.raises(DataError, match=r"appears earlier, at .*a\.toml:1"):
+        import_files(store, [first, second], PARIS)
+
+
+@pytest.mark.parametrize(
+    ("field_line", "expected"),
+    [
+        ("amount = 12000.001", "decimal places"),
+        ("amount = -5", "greater than or equal to 0"),
+        ("amount = true", "expected an amount"),
+        ("issued = 20261031", "expected a date"),
+        ("issued = 2026-10-31T10:00:00", "without a time"),
+        ("due = 2026-10-01", "before issued"),
+    ],
+)
+def test_field_values_are_checked(
+    store: Store, tmp_path: Path, field_line: str, expected: str
+) -> None:
+    name = field_line.split(" = ")[0]
+    original = {"amount": "amount = 12000.00", "issued": "issued = 2026-10-31",
+                "due": "due = 2026-11-30"}[name]  # fmt: skip
+    path = write(tmp_path, "v.toml", BASE.replace(original, field_line))
+    with pytest.raises(DataError, match=expected) as caught:
+        import_files(store, [path], PARIS)
+    assert caught.value.problems[0].where is not None
+    assert caught.value.problems[0].where.startswith("invoices[0] (F-2026-042)")
+
+
+def test_syntax_errors_are_listed_with_lines(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, "s.toml", BASE.replace('name = "ACME SA"', "name = ACME SA"))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    syntax = [p for p in caught.value.problems if "syntax" in p.message]
+    assert [p.line for p in syntax] == [3]
+
+
+def test_an_invalid_record_still_counts_as_present_for_references(
+    store: Store, tmp_path: Path
+) -> None:
+    """A mission with a bad date must not also make its invoice look dangling."""
+    path = write(tmp_path, "m.toml", BASE.replace("start = 2026-09-01", "start = 2026-09-31"))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    messages = [str(p) for p in caught.value.problems]
+    assert len(messages) == 1, messages
+    line = path.read_text().splitlines().index("start = 2026-09-31") + 1
+    assert f"{path}:{line}: TOML syntax error" in messages[0]
+
+
+def test_references_of_an_invalid_record_are_checked_too(store: Store, tmp_path: Path) -> None:
+    broken = BASE.replace('mission = "acme-audit"\namount = 12000.00',
+                          'mission = "ghost"\namount = "lots"')  # fmt: skip
+    path = write(tmp_path, "i.toml", broken)
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    wheres = sorted(p.where or "" for p in caught.value.problems)
+    assert wheres == ["invoices[0] (F-2026-042) amount", "invoices[0] (F-2026-042) mission"]

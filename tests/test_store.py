@@ -1,0 +1,124 @@
+"""The store on both engines: schema, migrations, time zones, constraints."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from followupd.store.db import SchemaNotCurrent, Store
+from followupd.store.models import Base, Client, FollowUp, Mission
+
+PARIS_WINTER = timezone(timedelta(hours=1))
+
+
+def _followup(key: str, due_at: datetime) -> FollowUp:
+    return FollowUp(
+        key=key,
+        rule="invoice_due",
+        step="nudge-1",
+        subject_key="F-1",
+        audience="client",
+        channel="email",
+        recipient="a@b.example",
+        language="fr",
+        subject="Facture F-1",
+        due_at=due_at,
+        created_at=due_at,
+        updated_at=due_at,
+    )
+
+
+def test_upgrade_creates_every_table_and_is_idempotent(database_url: URL) -> None:
+    store = Store.open(database_url)
+    try:
+        with pytest.raises(SchemaNotCurrent, match="followupd init"):
+            store.require_current()
+        before, after = store.upgrade()
+        assert before is None
+        assert after == store.head_revision()
+        assert store.upgrade() == (after, after)
+        store.require_current()
+        tables = set(inspect(store.engine).get_table_names())
+        assert set(Base.metadata.tables) <= tables
+    finally:
+        store.close()
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    """A model change without its migration would fail here."""
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_instants_keep_their_moment_and_come_back_in_utc(store: Store) -> None:
+    local = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS_WINTER)
+    with store.session() as session:
+        session.add(_followup("k1", local))
+    with store.session() as session:
+        due = session.scalar(select(FollowUp.due_at).where(FollowUp.key == "k1"))
+    assert due == local
+    assert due is not None and due.utcoffset() == timedelta(0)
+    assert due.hour == 8
+
+
+def test_naive_instants_are_refused(store: Store) -> None:
+    with pytest.raises(StatementError, match="naive datetime"), store.session() as session:
+        session.add(_followup("k1", datetime(2026, 11, 30, 9, 0)))
+
+
+def test_followup_keys_are_unique(store: Store) -> None:
+    now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    with store.session() as session:
+        session.add(_followup("invoice_due:F-1:nudge-1", now))
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(_followup("invoice_due:F-1:nudge-1", now + timedelta(days=1)))
+    with store.session() as session:
+        assert session.scalar(select(FollowUp.due_at)) == now
+
+
+def test_check_constraints_refuse_unknown_states(store: Store) -> None:
+    with pytest.raises(IntegrityError), store.session() as session:
+        client = Client(key="acme", name="ACME")
+        session.add(client)
+        session.flush()
+        session.add(
+            Mission(
+                key="m",
+                client_id=client.id,
+                title="t",
+                start=date(2026, 1, 1),
+                status="finished",
+            )
+        )
+
+
+def test_foreign_keys_are_enforced(store: Store) -> None:
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.add(Mission(key="m", client_id=999, title="t", start=date(2026, 1, 1)))
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = Store.open(make_url(f"sqlite:///{tmp_path / 'x.db'}"))
+    try:
+        with store.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        store.close()
+
+
+def test_a_transaction_that_fails_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.session() as session:
+        session.add(Client(key="acme", name="ACME"))
+        session.flush()
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.scalars(select(Client)).all() == []
