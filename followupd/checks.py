@@ -28,8 +28,11 @@ class Check:
 def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """What can be checked without the network: that every secret can be read."""
     checks = []
-    for section, name in ((settings.database, "database"), (settings.smtp, "smtp"),
-                          (settings.caldav, "caldav")):  # fmt: skip
+    for section, name in (
+        (settings.database, "database"),
+        (settings.smtp, "smtp"),
+        (settings.caldav, "caldav"),
+    ):
         if section is None or not section.has_password:
             continue
         secret = section.password(name)
@@ -58,7 +61,7 @@ def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]
 
 def check_database(settings: Settings, environ: Mapping[str, str]) -> Check:
     try:
-        store = Store.open(settings.database.sqlalchemy_url(environ))
+        store = Store.open(settings.database.sqlalchemy_url(environ), create=False)
     except FollowupdError as error:
         return Check("database", False, str(error))
     try:

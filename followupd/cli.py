@@ -62,7 +62,8 @@ class App:
         return ZoneInfo(self.settings.owner.timezone)
 
     def store(self, *, migrate: bool = False) -> Store:
-        store = Store.open(self.settings.database.sqlalchemy_url(self.environ))
+        url = self.settings.database.sqlalchemy_url(self.environ)
+        store = Store.open(url, create=migrate)
         if not migrate:
             store.require_current()
         return store

@@ -49,8 +49,9 @@ def print_import_report(report: ImportReport) -> None:
 
 
 def print_missions(rows: list[MissionRow]) -> None:
-    table = _table("mission", "client", "title", "status", "start", "end", "contact", "issues",
-                   "unpaid")  # fmt: skip
+    table = _table(
+        "mission", "client", "title", "status", "start", "end", "contact", "issues", "unpaid"
+    )
     for row in rows:
         table.add_row(
             row.key,
@@ -92,16 +93,27 @@ def print_mission(mission: Mission, zone: ZoneInfo) -> None:
     if mission.invoices:
         invoices = _table("invoice", "amount", "issued", "due", "paid", title="\ninvoices")
         for inv in sorted(mission.invoices, key=lambda inv: inv.due):
-            invoices.add_row(inv.number, f"{inv.amount} {mission.currency}", str(inv.issued),
-                             str(inv.due), str(inv.paid or ""))  # fmt: skip
+            invoices.add_row(
+                inv.number,
+                f"{inv.amount} {mission.currency}",
+                str(inv.issued),
+                str(inv.due),
+                str(inv.paid or ""),
+            )
         out.print(invoices)
     if mission.issues:
-        issues = _table("issue", "severity", "opened", "informed", "resolved", "summary",
-                        title="\nissues")  # fmt: skip
+        issues = _table(
+            "issue", "severity", "opened", "informed", "resolved", "summary", title="\nissues"
+        )
         for found in sorted(mission.issues, key=lambda found: found.opened):
-            issues.add_row(found.key, found.severity, _local(found.opened, zone),
-                           _local(found.client_informed, zone), _local(found.resolved, zone),
-                           found.summary)  # fmt: skip
+            issues.add_row(
+                found.key,
+                found.severity,
+                _local(found.opened, zone),
+                _local(found.client_informed, zone),
+                _local(found.resolved, zone),
+                found.summary,
+            )
         out.print(issues)
     if mission.touchpoints:
         touches = _table("at", "kind", "contact", "note", title="\ntouchpoints")
@@ -116,20 +128,26 @@ def print_settings(settings: Settings) -> None:
     facts = _table("", "", title=f"config {settings.source}")
     facts.show_header = False
     owner = settings.owner
-    facts.add_row("owner", f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, "
-                           f"{owner.country}")  # fmt: skip
+    facts.add_row(
+        "owner",
+        f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, {owner.country}",
+    )
     facts.add_row("state directory", str(settings.state_dir))
     database = settings.database
     secret = database.password("database")
-    facts.add_row("database", database.url + (f" (password {secret.describe()})"
-                                              if database.has_password else ""))  # fmt: skip
+    facts.add_row(
+        "database",
+        database.url + (f" (password {secret.describe()})" if database.has_password else ""),
+    )
     smtp = settings.smtp
     if smtp is None:
         facts.add_row("smtp", f"none: mail to the Maildir {settings.state_dir / 'Maildir'}")
     else:
         login = f", user {smtp.username}, password {smtp.password('smtp').describe()}"
-        facts.add_row("smtp", f"{smtp.host}:{smtp.effective_port} {smtp.security}"
-                              f"{login if smtp.username else ''}")  # fmt: skip
+        facts.add_row(
+            "smtp",
+            f"{smtp.host}:{smtp.effective_port} {smtp.security}{login if smtp.username else ''}",
+        )
     caldav = settings.caldav
     if caldav is None:
         facts.add_row("caldav", "none: tasks only in the feed")
@@ -145,10 +163,8 @@ def print_settings(settings: Settings) -> None:
 
 
 def print_checks(checks: list[Check]) -> None:
+    """One unwrapped line per check, easy to read and to grep."""
     if not checks:
-        console().print("config is valid; no service was reached (--offline)")
-        return
-    table = _table("check", "", "detail")
+        print("config is valid; no service was reached (--offline)")
     for check in checks:
-        table.add_row(check.name, "ok" if check.ok else "FAILED", check.detail)
-    console().print(table)
+        print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")

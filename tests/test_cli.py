@@ -102,8 +102,13 @@ def test_no_config_anywhere_says_how_to_start(cli: RunCli, home: Path) -> None:
 def test_commands_before_init_ask_for_it(cli: RunCli, config: Path) -> None:
     result = cli("missions")
     assert result.code == 1
-    assert "no followupd schema yet: run `followupd init`" in result.err
+    assert "there is no database at" in result.err
+    assert "run `followupd init`" in result.err
     assert "Traceback" not in result.err
+    check = cli("check")
+    assert check.code == 69
+    assert "run `followupd init`" in check.out
+    assert not state_db(config.parent).exists(), "only init may create the database"
 
 
 def test_global_options_before_or_after_the_subcommand(

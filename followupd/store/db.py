@@ -71,7 +71,13 @@ class Store:
         self.sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: URL) -> Store:
+    def open(cls, url: URL, *, create: bool = True) -> Store:
+        """Open the database at `url`; without `create`, a missing SQLite file is an error."""
+        file = url.database if url.get_backend_name() == "sqlite" else None
+        if not create and file and file != ":memory:" and not Path(file).exists():
+            raise SchemaNotCurrent(
+                f"there is no database at {url.database} yet: run `followupd init`"
+            )
         return cls(make_engine(url))
 
     @contextmanager
