@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from followupd import __version__, tables, updates
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
-from followupd.errors import EX_UNAVAILABLE, FollowupdError, NotFound
+from followupd.errors import EX_CONFIG, EX_UNAVAILABLE, FollowupdError, NotFound
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
 from followupd.store.db import Store, describe
@@ -216,9 +216,12 @@ def check(app: App, offline: bool) -> None:
     settings = app.settings
     tables.print_settings(settings)
     checks = offline_checks(settings, app.environ)
+    config_ok = all(check.ok for check in checks)
     if not offline:
         checks += online_checks(settings, app.environ)
     tables.print_checks(checks)
+    if not config_ok:  # a secret that cannot be read is a config problem
+        raise click.exceptions.Exit(EX_CONFIG)
     if not all(check.ok for check in checks):
         raise click.exceptions.Exit(EX_UNAVAILABLE)
 

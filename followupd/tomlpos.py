@@ -96,7 +96,7 @@ def loads_tolerant(text: str) -> Parsed:
 def key_lines(text: str) -> dict[KeyPath, int]:
     """Map every key path of a valid TOML text to the line where it is written."""
     scanner = _Scanner(text)
-    with contextlib.suppress(IndexError):  # not valid TOML: keep what was found
+    with contextlib.suppress(IndexError, ValueError):  # not valid TOML: keep what was found
         scanner.document()
     return scanner.found
 
@@ -172,7 +172,10 @@ class _Scanner:
 
     def key_value(self, table: KeyPath) -> None:
         line = self.line
-        path = table + tuple(self.key())
+        parts = self.key()
+        for end in range(1, len(parts)):  # a dotted key also defines its tables
+            self.found.setdefault(table + tuple(parts[:end]), line)
+        path = table + tuple(parts)
         self.found[path] = line
         self.skip_blanks(newlines=False)
         self.advance()  # "="
@@ -244,7 +247,9 @@ class _Scanner:
     def string(self) -> str:
         quote = self.peek()
         if self.peek(3) == quote * 3:
-            end = self.text.index(quote * 3, self.pos + 3)
+            end = self.pos + 3
+            while not self.text.startswith(quote * 3, end):
+                end += 2 if quote == '"' and self.text[end] == "\\" else 1
             while self.text.startswith(quote, end + 3):  # up to two quotes may close it
                 end += 1
             raw = self.text[self.pos + 3 : end]
