@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from followupd.errors import DataError, Problem
 from followupd.sources.records import RECORD_KINDS, Record, TouchpointRecord
+from followupd.store.chunks import chunked
 from followupd.store.db import Store
 from followupd.store.models import Base, Client, Contact, Invoice, Issue, Mission, Touchpoint
 from followupd.tomlpos import KeyPath, format_path, line_of, loads_tolerant
@@ -38,7 +39,6 @@ MODELS: dict[str, type[Base]] = {
 }
 # columns that hold a reference, by the record field that names it
 REFERENCE_COLUMNS = {"client": "client_id", "contact": "contact_id", "mission": "mission_id"}
-CHUNK = 500
 
 
 @dataclass
@@ -221,9 +221,7 @@ def _existing(session: Session, kind: str, keys: set[str]) -> dict[str, Any]:
     model: Any = MODELS[kind]
     column = getattr(model, RECORD_KINDS[kind].natural_key)
     found: dict[str, Any] = {}
-    ordered = sorted(keys)
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
+    for chunk in chunked(sorted(keys)):
         for row in session.scalars(select(model).where(column.in_(chunk))):
             found[getattr(row, RECORD_KINDS[kind].natural_key)] = row
     return found

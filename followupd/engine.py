@@ -1,0 +1,158 @@
+"""Evaluation: run every enabled rule at an instant and record the outcome in the outbox.
+
+Recording is idempotent: ``INSERT … ON CONFLICT (key) DO NOTHING``, so two
+passes at the same instant, or two instances at once, record each follow-up
+once. An intent still within its grace is recorded `pending` (and `late` when
+it should have been recorded well before); one past its grace is recorded
+`expired` and never sent. Pending follow-ups whose reason has gone are
+cancelled with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from followupd.clock import BusinessCalendar
+from followupd.config import Settings
+from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
+from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.options import RuleOptions
+from followupd.store.chunks import chunked
+from followupd.store.models import FollowUp
+from followupd.templates import Templates
+
+# How far back a pass looks for follow-ups it has not recorded yet: the grace,
+# plus this, so that what was missed during a long downtime is recorded as
+# expired (visible to the user) instead of silently ignored.
+EXPIRED_LOOKBACK = timedelta(days=30)
+# A follow-up recorded more than this after its due time is marked late.
+LATE_AFTER = timedelta(hours=1)
+
+
+@dataclass
+class PassReport:
+    """What one evaluation pass changed."""
+
+    at: datetime
+    recorded: list[FollowUp] = field(default_factory=list)
+    cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
+def lookback(rule: Rule[RuleOptions]) -> timedelta:
+    return timedelta(days=rule.options.grace_days) + EXPIRED_LOOKBACK
+
+
+def evaluate(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    at: datetime,
+) -> PassReport:
+    """One pass at `at`: record what is due, expire what is too old, cancel what has gone."""
+    calendar, templates = BusinessCalendar(settings.business), Templates()
+    report = PassReport(at)
+    for rule in rules:
+        evaluation = Evaluation(session, settings, calendar, templates, at - lookback(rule), at)
+        rows = [_row(intent, at) for intent in rule.evaluate(evaluation)]
+        new_keys = _insert_new(session, rows)
+        if new_keys:
+            report.recorded += _load(session, new_keys)
+    report.cancelled = cancel_vanished(session, rules, at)
+    return report
+
+
+def plan(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    start: datetime,
+    end: datetime,
+) -> list[Intent]:
+    """The intents due in ``[start, end]``, recorded or not; changes nothing."""
+    calendar, templates = BusinessCalendar(settings.business), Templates()
+    evaluation = Evaluation(session, settings, calendar, templates, start, end)
+    intents = [intent for rule in rules for intent in rule.evaluate(evaluation)]
+    return sorted(intents, key=lambda intent: (intent.due_at, intent.key))
+
+
+def cancel_vanished(
+    session: Session, rules: Iterable[Rule[RuleOptions]], at: datetime
+) -> dict[str, str]:
+    """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
+    by_rule: dict[str, list[FollowUp]] = defaultdict(list)
+    for row in session.scalars(select(FollowUp).where(FollowUp.state == "pending")):
+        by_rule[row.rule].append(row)
+    cancelled: dict[str, str] = {}
+    for rule in rules:
+        if by_rule.get(rule.name):
+            cancelled.update(rule.vanished(session, by_rule[rule.name]))
+    for reason, keys in _group_by_reason(cancelled).items():
+        for chunk in chunked(keys):
+            session.execute(
+                update(FollowUp)
+                .where(FollowUp.key.in_(chunk), FollowUp.state == "pending")
+                .values(state="cancelled", reason=reason, updated_at=at)
+            )
+    return cancelled
+
+
+def _group_by_reason(cancelled: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key, reason in cancelled.items():
+        grouped[reason].append(key)
+    return grouped
+
+
+def _row(intent: Intent, at: datetime) -> dict[str, Any]:
+    expired = at > intent.expires_at
+    return {
+        "key": intent.key,
+        "rule": intent.rule,
+        "step": intent.step,
+        "subject_key": intent.subject_key,
+        "mission_id": intent.mission_id,
+        "contact_id": intent.contact_id,
+        "audience": intent.audience,
+        "channel": intent.channel,
+        "recipient": intent.recipient,
+        "language": intent.language,
+        "subject": intent.subject,
+        "thread_key": intent.thread_key,
+        "due_at": intent.due_at,
+        "late": not expired and at - intent.due_at > LATE_AFTER,
+        "state": "expired" if expired else "pending",
+        "reason": f"past its grace (until {intent.expires_at.isoformat()})" if expired else None,
+        "attempts": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
+    """Insert the rows whose key is new; return those keys."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    inserted: list[str] = []
+    for chunk in chunked(rows):
+        statement = (
+            insert(FollowUp)
+            .values(chunk)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(FollowUp.key)
+        )
+        inserted += session.scalars(statement).all()
+    return inserted
+
+
+def _load(session: Session, keys: list[str]) -> list[FollowUp]:
+    rows: list[FollowUp] = []
+    for chunk in chunked(keys):
+        rows += session.scalars(select(FollowUp).where(FollowUp.key.in_(chunk))).all()
+    return sorted(rows, key=lambda row: (row.due_at, row.key))

@@ -1,0 +1,110 @@
+"""The rule contract and the registry that finds rules by their ``[rules.NAME]`` name.
+
+A rule looks at the whole store with a few set-based queries and yields the
+follow-ups (intents) whose due time falls in a window; the engine records
+them. A rule also says, for pending follow-ups it made earlier, which ones
+have lost their reason (invoice paid, issue resolved…) so they are cancelled.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from followupd.clock import BusinessCalendar
+from followupd.config import Settings
+from followupd.rules.options import RuleOptions, RulesConfig
+from followupd.store.models import FollowUp
+from followupd.templates import Templates
+
+OptionsT = TypeVar("OptionsT", bound=RuleOptions)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A follow-up a rule wants: who gets what, when, through which channel.
+
+    `key` is stable across evaluations (rule, subject record, step, period) and
+    is what makes a follow-up happen at most once. `expires_at` ends its grace:
+    recorded later than that, it is `expired` and never sent.
+    """
+
+    key: str
+    rule: str
+    step: str
+    subject_key: str
+    audience: str  # owner | client
+    channel: str  # email | calendar
+    recipient: str | None
+    language: str
+    subject: str
+    due_at: datetime
+    expires_at: datetime
+    mission_id: int | None = None
+    contact_id: int | None = None
+    thread_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a rule may look at: the store, the settings, the calendar, and a window.
+
+    Rules yield the intents whose `due_at` falls in ``[start, end]``; they never
+    read the clock.
+    """
+
+    session: Session
+    settings: Settings
+    calendar: BusinessCalendar
+    templates: Templates
+    start: datetime
+    end: datetime
+
+
+class Rule(ABC, Generic[OptionsT]):
+    """One follow-up rule. Subclasses set `name` and are registered with `@register`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: OptionsT) -> None:
+        self.options = options
+
+    @abstractmethod
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        """The intents due in the evaluation's window."""
+
+    @abstractmethod
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        """Of this rule's `pending` follow-ups, those whose reason has gone: key -> why."""
+
+
+class DuplicateRule(Exception):
+    """Two rules claim the same name."""
+
+
+RULES: dict[str, type[Rule[RuleOptions]]] = {}
+
+
+def register(cls: type[Rule[OptionsT]]) -> type[Rule[OptionsT]]:
+    """Class decorator: make a rule findable by its name; a name taken twice is an error."""
+    if cls.name in RULES:
+        raise DuplicateRule(f"rule {cls.name!r} is registered twice")
+    if cls.name not in RulesConfig.model_fields:
+        raise DuplicateRule(f"rule {cls.name!r} has no [rules.{cls.name}] options")
+    RULES[cls.name] = cls  # type: ignore[assignment]
+    return cls
+
+
+def enabled_rules(config: RulesConfig) -> list[Rule[RuleOptions]]:
+    """An instance of every registered rule that the config leaves enabled."""
+    rules = []
+    for name, cls in sorted(RULES.items()):
+        options: RuleOptions = getattr(config, name)
+        if options.enabled:
+            rules.append(cls(options))
+    return rules

@@ -1,0 +1,124 @@
+"""``invoice_due``: an unpaid invoice gets a heads-up to the owner, then nudges to the client.
+
+Steps are offsets from the due date (SPEC.md section 4). Client nudges of one
+invoice share an email thread. While the mission is disputed a client nudge
+becomes a call task for the owner instead (its own key, so that the email,
+if already recorded, is cancelled and the call recorded); while the mission is
+paused, client nudges wait for the pause to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import InvoiceDueOptions
+from followupd.rules.parties import Party, to_client, to_owner
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+
+# A due date moves forward to the next working day: rarely more than a week,
+# this bounds the candidates a query must consider.
+SHIFT_MARGIN = timedelta(days=21)
+
+
+@register
+class InvoiceDue(Rule[InvoiceDueOptions]):
+    name = "invoice_due"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        steps = self.options.steps
+        if not steps:
+            return
+        offsets = [step.offset_days for step in steps]
+        earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
+        latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
+        contact = aliased(Contact)
+        query = (
+            select(Invoice, Mission, Client, contact)
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                Invoice.paid.is_(None),
+                or_(
+                    Invoice.due.between(earliest, latest),
+                    and_(
+                        Mission.paused_until.is_not(None),
+                        Mission.paused_until.between(earliest, evaluation.end.date()),
+                    ),
+                ),
+            )
+        )
+        templates = evaluation.templates
+        owner = evaluation.settings.owner
+        for invoice, mission, client, who in evaluation.session.execute(query):
+            values = {
+                "invoice": invoice,
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "owner": owner,
+            }
+            for step in steps:
+                nominal = invoice.due + timedelta(days=step.offset_days)
+                key = f"{self.name}:{invoice.number}:{step.name}"
+                party: Party
+                if step.audience == "owner":
+                    party = to_owner(owner, client.country)
+                    template_step = step.name
+                elif mission.status == "disputed" or who is None or not who.email:
+                    party = to_owner(owner, client.country)
+                    key, template_step = f"{key}:call", "call"
+                else:
+                    party = to_client(owner, who.email, who.language, client.language,
+                                      client.timezone, client.country)  # fmt: skip
+                    template_step = step.name
+                    if mission.paused_until is not None:
+                        nominal = max(nominal, mission.paused_until)
+                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+                if not evaluation.start <= due_at <= evaluation.end:
+                    continue
+                yield Intent(
+                    key=key,
+                    rule=self.name,
+                    step=step.name,
+                    subject_key=invoice.number,
+                    audience=party.audience,
+                    channel=party.channel,
+                    recipient=party.recipient,
+                    language=party.language,
+                    subject=templates.subject(
+                        party.language, self.name, template_step, {**values, "step": step.name}
+                    ),
+                    due_at=due_at,
+                    expires_at=due_at + timedelta(days=self.options.grace_days),
+                    mission_id=mission.id,
+                    contact_id=who.id if who else None,
+                    thread_key=f"invoice:{invoice.number}" if party.audience == "client" else None,
+                )
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        numbers = {row.subject_key for row in pending}
+        state: dict[str, tuple[date | None, str]] = {}
+        for chunk in chunked(sorted(numbers)):
+            for number, paid, status in session.execute(
+                select(Invoice.number, Invoice.paid, Mission.status)
+                .join(Mission, Invoice.mission_id == Mission.id)
+                .where(Invoice.number.in_(chunk))
+            ):
+                state[number] = (paid, status)
+        reasons: dict[str, str] = {}
+        for row in pending:
+            found = state.get(row.subject_key)
+            if found is None:
+                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+            elif found[0] is not None:
+                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
+            elif row.audience == "client" and found[1] == "disputed":
+                reasons[row.key] = "mission disputed: a call task replaces the email"
+        return reasons

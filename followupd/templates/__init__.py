@@ -1,0 +1,78 @@
+"""Message templates: one Jinja2 file per rule and step, in French and English.
+
+Each template defines blocks: ``subject`` (one line), ``text`` (the plain
+body) and optionally ``html``. A template is looked up as
+``LANG/RULE/STEP.j2``, then ``LANG/RULE/default.j2``, first in the user's
+template directory, then in the shipped ones, so a user can override any
+message. Templates run in Jinja2's sandbox: a template can format the values
+it is given, not reach into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
+
+SHIPPED = Path(__file__).parent
+LOCALES = {"fr": "fr_FR", "en": "en_US"}
+
+
+class Templates:
+    """Renders the blocks of the template for a rule, a step and a language."""
+
+    def __init__(self, user_dir: Path | None = None) -> None:
+        loaders = [FileSystemLoader(str(user_dir))] if user_dir else []
+        loaders.append(FileSystemLoader(str(SHIPPED)))
+        self.env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    def template(self, language: str, rule: str, step: str) -> Template:
+        names = [f"{language}/{rule}/{step}.j2", f"{language}/{rule}/default.j2"]
+        try:
+            return self.env.select_template(names)
+        except TemplateNotFound:
+            raise LookupError(f"no template {' or '.join(names)}") from None
+
+    def render(
+        self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
+    ) -> str:
+        template = self.template(language, rule, step)
+        render_block = template.blocks.get(block)
+        if render_block is None:
+            return ""
+        context = template.new_context({**values, **_helpers(language)})
+        return "".join(render_block(context)).strip()
+
+    def subject(self, language: str, rule: str, step: str, values: Mapping[str, Any]) -> str:
+        """The subject line, always one line (a template cannot inject a header)."""
+        text = self.render(language, rule, step, "subject", values)
+        return " ".join(text.split())
+
+
+def _helpers(language: str) -> dict[str, Any]:
+    locale = LOCALES.get(language, language)
+
+    def day(value: date | datetime) -> str:
+        return format_date(value, format="long", locale=locale)
+
+    def moment(value: datetime) -> str:
+        return format_datetime(value, format="long", locale=locale)
+
+    def money(amount: Decimal | float | int, currency: str) -> str:
+        return format_currency(amount, currency, locale=locale)
+
+    return {"day": day, "moment": moment, "money": money}
