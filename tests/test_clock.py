@@ -151,3 +151,18 @@ def test_due_at_always_opens_a_window_on_a_working_day(
     assert local.date() >= anchor + timedelta(days=offset)
     assert local.date() - (anchor + timedelta(days=offset)) < timedelta(days=10)
     assert CALENDAR.in_window(due, tz, (country,))
+
+
+def test_cadence_dates_name_each_period_the_same_way() -> None:
+    from followupd.rules.periods import cadence_dates
+
+    first = date(2026, 11, 1)
+    assert cadence_dates(first, 7, date(2026, 11, 10), date(2026, 11, 30)) == [
+        date(2026, 11, 15),
+        date(2026, 11, 22),
+        date(2026, 11, 29),
+    ]
+    assert cadence_dates(first, 7, date(2026, 10, 1), date(2026, 11, 1)) == [first]
+    assert cadence_dates(first, 7, date(2026, 10, 1), date(2026, 10, 31)) == []
+    with pytest.raises(ValueError, match="positive"):
+        cadence_dates(first, 0, first, first)

@@ -29,6 +29,12 @@ def to_owner(owner: Owner, client_country: str | None) -> Party:
     return Party("owner", "calendar", None, owner.language, zone(owner.timezone), countries)
 
 
+def to_owner_by_email(owner: Owner, client_country: str | None) -> Party:
+    """A reminder to the owner that goes by email as well as in the calendar."""
+    task = to_owner(owner, client_country)
+    return Party("owner", "email", owner.email, task.language, task.tz, task.countries)
+
+
 def to_client(
     owner: Owner,
     email: str | None,
