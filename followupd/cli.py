@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,10 +23,11 @@ import click
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from followupd import __version__, tables, updates
+from followupd import __version__, engine, reports, tables, updates
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
 from followupd.errors import EX_CONFIG, EX_UNAVAILABLE, FollowupdError, NotFound
+from followupd.rules.base import enabled_rules
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
 from followupd.store.db import Store, describe
@@ -36,6 +37,7 @@ from followupd.views import mission_detail, mission_rows
 RESOURCES = Path(__file__).parent / "resources"
 EXAMPLE_CONFIG = RESOURCES / "followupd.example.toml"
 DEMO_DATA = RESOURCES / "demo.toml"
+PLAN_DAYS = 30
 
 
 @dataclass
@@ -69,12 +71,19 @@ class App:
         return store
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session on a current schema, committed at the end of the block."""
+    def session(self, *, commit: bool = True) -> Iterator[Session]:
+        """A session on a current schema, committed at the end of the block (or rolled back)."""
         store = self.store()
         try:
-            with store.session() as session:
-                yield session
+            if commit:
+                with store.session() as session:
+                    yield session
+            else:
+                with store.sessions() as session:
+                    try:
+                        yield session
+                    finally:
+                        session.rollback()
         finally:
             store.close()
 
@@ -322,6 +331,52 @@ def touch(
         local = when.astimezone(app.zone).isoformat(timespec="minutes")
         state = "recorded" if new else "already recorded"
         click.echo(f"{kind} on {mission} at {local}: {state}")
+
+
+# -- follow-ups -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--from", "start", metavar="TIME", help="start of the window (default: now)")
+@click.option("--to", "end", metavar="TIME", help="end of the window (default: 30 days later)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
+@pass_app
+def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
+    """List the follow-ups that become due in a window; changes nothing."""
+    begin = app.instant(start)
+    finish = app.instant(end) if end else begin + timedelta(days=PLAN_DAYS)
+    if finish < begin:
+        raise click.BadParameter("--to is before --from")
+    rules = enabled_rules(app.settings.rules)
+    with app.session(commit=False) as session:
+        intents = engine.plan(session, app.settings, rules, begin, finish)
+        if as_json:
+            followups = reports.intents_json(session, intents, app.zone)
+            click.echo(reports.render(app.now(), app.zone, followups))
+        else:
+            tables.print_intents(intents, app.zone)
+
+
+@cli.command()
+@click.option("--now", "now_text", metavar="TIME", help="run as if the clock read TIME")
+@click.option("--dry-run", is_flag=True, help="show what the pass would do; record nothing")
+@click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
+@pass_app
+def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
+    """One full pass as if the clock read --now: evaluate the rules, record what is due."""
+    at = app.instant(now_text)
+    rules = enabled_rules(app.settings.rules)
+    with app.session(commit=not dry_run) as session:
+        report = engine.evaluate(session, app.settings, rules, at)
+        rows = sorted(
+            [*report.recorded, *engine.load(session, sorted(report.cancelled))],
+            key=lambda row: (row.due_at, row.key),
+        )
+        if as_json:
+            followups = reports.followups_json(session, rows, app.zone)
+            click.echo(reports.render(at, app.zone, followups))
+        else:
+            tables.print_followups(rows, app.zone)
 
 
 # -- views ------------------------------------------------------------------------------

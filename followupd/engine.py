@@ -64,7 +64,7 @@ def evaluate(
         rows = [_row(intent, at) for intent in rule.evaluate(evaluation)]
         new_keys = _insert_new(session, rows)
         if new_keys:
-            report.recorded += _load(session, new_keys)
+            report.recorded += load(session, new_keys)
     report.cancelled = cancel_vanished(session, rules, at)
     return report
 
@@ -129,7 +129,9 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
         "due_at": intent.due_at,
         "late": not expired and at - intent.due_at > LATE_AFTER,
         "state": "expired" if expired else "pending",
-        "reason": f"past its grace (until {intent.expires_at.isoformat()})" if expired else None,
+        "reason": f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
+        if expired
+        else None,
         "attempts": 0,
         "created_at": at,
         "updated_at": at,
@@ -151,7 +153,8 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
     return inserted
 
 
-def _load(session: Session, keys: list[str]) -> list[FollowUp]:
+def load(session: Session, keys: Sequence[str]) -> list[FollowUp]:
+    """The outbox rows with these keys, by due time."""
     rows: list[FollowUp] = []
     for chunk in chunked(keys):
         rows += session.scalars(select(FollowUp).where(FollowUp.key.in_(chunk))).all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,9 +13,10 @@ from rich.table import Table
 
 from followupd.checks import Check
 from followupd.config import Settings
+from followupd.rules.base import Intent
 from followupd.sources.importer import ImportReport
 from followupd.sources.records import RECORD_KINDS
-from followupd.store.models import Mission
+from followupd.store.models import FollowUp, Mission
 from followupd.views import MissionRow
 
 
@@ -168,3 +170,39 @@ def print_checks(checks: list[Check]) -> None:
         print("config is valid; no service was reached (--offline)")
     for check in checks:
         print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
+
+
+def _recipient(audience: str, channel: str, recipient: str | None) -> str:
+    if audience == "owner":
+        return f"you ({channel})"
+    return recipient or ""
+
+
+def print_intents(intents: Sequence[Intent], zone: ZoneInfo) -> None:
+    table = _table("due", "rule", "to", "subject")
+    for intent in intents:
+        table.add_row(
+            _local(intent.due_at, zone),
+            intent.rule,
+            _recipient(intent.audience, intent.channel, intent.recipient),
+            intent.subject,
+        )
+    out = console()
+    out.print(table if intents else "nothing becomes due in this window")
+
+
+def print_followups(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
+    table = _table("due", "rule", "to", "subject", "state")
+    for row in rows:
+        state = f"{row.state} (late)" if row.late else row.state
+        if row.reason and row.state in ("cancelled", "expired"):
+            state += f": {row.reason}"
+        table.add_row(
+            _local(row.due_at, zone),
+            row.rule,
+            _recipient(row.audience, row.channel, row.recipient),
+            row.subject,
+            state,
+        )
+    out = console()
+    out.print(table if rows else "nothing new is due")

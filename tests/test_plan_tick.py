@@ -1,0 +1,98 @@
+"""`plan` and `tick` from the command line, with their JSON shape (SPEC.md section 1)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import MINIMAL_CONFIG, RunCli
+
+FIELDS = {"key", "rule", "mission", "contact", "audience", "channel", "recipient", "due_at",
+          "subject"}  # fmt: skip
+
+
+@pytest.fixture
+def demo(cli: RunCli, home: Path) -> Path:
+    config = home / "followupd.toml"
+    config.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    assert cli("init", "--demo").code == 0
+    return config
+
+
+def as_json(text: str) -> dict[str, Any]:
+    document = json.loads(text)
+    assert isinstance(document, dict)
+    return document
+
+
+def test_plan_json_shape_and_no_side_effect(cli: RunCli, demo: Path) -> None:
+    result = cli("plan", "--from", "2026-11-22", "--to", "2026-12-31", "--json")
+    assert result.code == 0, result
+    document = as_json(result.out)
+    assert set(document) == {"now", "followups"}
+    followups = document["followups"]
+    assert followups, "the demo has invoices falling due in December"
+    for item in followups:
+        assert set(item) >= FIELDS
+        assert item["audience"] in ("owner", "client")
+        assert item["channel"] in ("email", "calendar", "feed")
+        assert item["key"].startswith(item["rule"] + ":")
+        due = datetime.fromisoformat(item["due_at"])
+        assert due.utcoffset() is not None
+        assert datetime(2026, 11, 22).date() <= due.date() <= datetime(2026, 12, 31).date()
+        if item["audience"] == "client":
+            assert "@" in item["recipient"]
+    assert len({item["key"] for item in followups}) == len(followups)
+    keys = [item["key"] for item in followups]
+    assert "invoice_due:F-2026-041:nudge-1" in keys
+    tick = as_json(cli("tick", "--now", "2026-11-22T08:00", "--dry-run", "--json").out)
+    assert all(item["state"] in ("pending", "expired") for item in tick["followups"])
+    again = as_json(cli("plan", "--from", "2026-11-22", "--to", "2026-12-31", "--json").out)
+    assert [item["key"] for item in again["followups"]] == keys
+
+
+def test_tick_records_once_and_reports_states(cli: RunCli, demo: Path) -> None:
+    first = cli("tick", "--now", "2026-12-02T10:00", "--json")
+    assert first.code == 0, first
+    document = as_json(first.out)
+    assert document["now"] == "2026-12-02T10:00:00+01:00"
+    states = {item["key"]: item for item in document["followups"]}
+    assert states["invoice_due:F-2026-041:nudge-1"]["state"] == "pending"
+    assert "reason" in states["invoice_due:F-2026-041:nudge-1"]
+    expired = states["invoice_due:F-2026-038:heads-up"]
+    assert expired["state"] == "expired"
+    assert expired["reason"].startswith("missed: its grace ended")
+    second = as_json(cli("tick", "--now", "2026-12-02T10:00", "--json").out)
+    assert second["followups"] == []
+
+
+def test_tick_dry_run_records_nothing(cli: RunCli, demo: Path) -> None:
+    dry = as_json(cli("tick", "--now", "2026-12-02T10:00", "--dry-run", "--json").out)
+    assert dry["followups"]
+    real = as_json(cli("tick", "--now", "2026-12-02T10:00", "--json").out)
+    assert [item["key"] for item in real["followups"]] == [item["key"] for item in dry["followups"]]
+
+
+def test_paying_then_ticking_reports_the_cancellation(cli: RunCli, demo: Path) -> None:
+    cli("tick", "--now", "2026-11-27T16:00")
+    assert cli("invoice", "paid", "F-2026-041", "--on", "2026-11-28").code == 0
+    document = as_json(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
+    cancelled = {i["key"]: i for i in document["followups"] if i["state"] == "cancelled"}
+    assert cancelled["invoice_due:F-2026-041:nudge-1"]["reason"] == (
+        "invoice F-2026-041 paid on 2026-11-28"
+    )
+
+
+def test_plan_window_errors_and_text_output(cli: RunCli, demo: Path) -> None:
+    backwards = cli("plan", "--from", "2026-12-01", "--to", "2026-11-01")
+    assert backwards.code == 2
+    assert "--to is before --from" in backwards.err
+    text = cli("plan", "--from", "2026-11-22", "--to", "2026-11-24")
+    assert text.code == 0
+    assert "you (calendar)" in text.out
+    empty = cli("plan", "--from", "2030-06-01", "--to", "2030-06-02")
+    assert "nothing becomes due in this window" in empty.out
