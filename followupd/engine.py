@@ -139,17 +139,26 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
-    """Insert the rows whose key is new; return those keys."""
+    """Insert the rows whose key is new; return the keys this call inserted.
+
+    Keys already recorded are skipped with one indexed query per chunk (the
+    common case: a pass finds most follow-ups already there); the insert keeps
+    ON CONFLICT DO NOTHING for the race with another instance.
+    """
+    fresh = {row["key"]: row for row in rows}
+    for chunk in chunked(list(fresh)):
+        for key in session.scalars(select(FollowUp.key).where(FollowUp.key.in_(chunk))):
+            fresh.pop(key, None)
+    if not fresh:
+        return []
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)
+    )
+    connection = session.connection()
     inserted: list[str] = []
-    for chunk in chunked(rows):
-        statement = (
-            insert(FollowUp)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(FollowUp.key)
-        )
-        inserted += session.scalars(statement).all()
+    for chunk in chunked(list(fresh.values())):
+        inserted += connection.execute(statement, list(chunk)).scalars().all()
     return inserted
 
 

@@ -38,14 +38,20 @@ class Templates:
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # a new Templates is made when the config is reloaded
         )
+        self._found: dict[tuple[str, str, str], Template] = {}
 
     def template(self, language: str, rule: str, step: str) -> Template:
-        names = [f"{language}/{rule}/{step}.j2", f"{language}/{rule}/default.j2"]
-        try:
-            return self.env.select_template(names)
-        except TemplateNotFound:
-            raise LookupError(f"no template {' or '.join(names)}") from None
+        found = self._found.get((language, rule, step))
+        if found is None:
+            names = [f"{language}/{rule}/{step}.j2", f"{language}/{rule}/default.j2"]
+            try:
+                found = self.env.select_template(names)
+            except TemplateNotFound:
+                raise LookupError(f"no template {' or '.join(names)}") from None
+            self._found[(language, rule, step)] = found
+        return found
 
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]

@@ -1,0 +1,178 @@
+"""Benchmark: one full evaluation pass over a large store. Prints figures; asserts nothing.
+
+    python tests/bench/evaluate.py [--missions 100000] [--url sqlite:///path.db] [--keep]
+
+Builds (once, reused with --keep) a store of MISSIONS missions, 3 invoices and
+2 contacts per mission, with issues and touchpoints, spread over three years;
+then runs one `evaluate` of every enabled rule in a fresh process and reports
+its wall time, the follow-ups it recorded, and the process's peak memory.
+Only loopback or local databases are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import make_url
+
+from followupd.config import parse_settings
+from followupd.engine import evaluate
+from followupd.rules.base import enabled_rules
+from followupd.store.db import Store
+from followupd.store.models import (
+    Client,
+    Contact,
+    FollowUp,
+    Invoice,
+    Issue,
+    Mission,
+    Touchpoint,
+)
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris
+CONFIG = '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'
+COUNTRIES = [("FR", "Europe/Paris", "fr"), ("BE", "Europe/Brussels", "fr"),
+             ("US", "America/New_York", "en"), ("GB", "Europe/London", "en")]  # fmt: skip
+STATUSES = ["active"] * 3 + ["closed"] * 5 + ["proposed", "on_hold", "disputed"]
+BATCH = 5000
+
+
+def build(store: Store, missions: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    clients = missions // 2
+    start_day = date(2024, 1, 1)
+    with store.session() as session:
+        rows: list[dict[str, Any]] = []
+        for n in range(clients):
+            country, zone, language = COUNTRIES[n % len(COUNTRIES)]
+            rows.append({"id": n + 1, "key": f"c{n}", "name": f"Client {n}",
+                         "language": language, "timezone": zone, "country": country})  # fmt: skip
+        _insert(session, Client, rows)
+        rows = []
+        for n in range(clients * 4):
+            rows.append({"id": n + 1, "key": f"p{n}", "client_id": n // 4 + 1,
+                         "name": f"Contact {n}", "email": f"p{n}@client.example",
+                         "phone": "+33 6 00 00 00 00", "greetings": n % 7 != 0})  # fmt: skip
+        _insert(session, Contact, rows)
+        mission_rows, invoice_rows, issue_rows, touch_rows = [], [], [], []
+        for n in range(missions):
+            client = n % clients + 1
+            start = start_day + timedelta(days=rng.randrange(0, 1060))
+            status = rng.choice(STATUSES)
+            deliverables = rng.random() > 0.1
+            end = (
+                None
+                if not deliverables and rng.random() < 0.5
+                else start + timedelta(days=rng.randrange(30, 400))
+            )
+            mission_rows.append({
+                "id": n + 1, "key": f"m{n}", "client_id": client, "title": f"Mission {n}",
+                "contact_id": (client - 1) * 4 + 1 + n % 4, "start": start, "end": end,
+                "status": status, "currency": "EUR", "deliverables": deliverables,
+                "contract_signed": start - timedelta(days=5) if rng.random() > 0.1 else None,
+                "deposit_amount": Decimal(1000) if rng.random() < 0.3 else None,
+                "deposit_paid": start if rng.random() < 0.8 else None,
+            })  # fmt: skip
+            for k in range(3):
+                issued = start + timedelta(days=30 * (k + 1))
+                due = issued + timedelta(days=30)
+                paid = due + timedelta(days=rng.randrange(-5, 20)) if rng.random() < 0.9 else None
+                invoice_rows.append({"mission_id": n + 1, "number": f"F{n}-{k}",
+                                     "amount": Decimal("1200.00"), "issued": issued,
+                                     "due": due, "paid": paid})  # fmt: skip
+            if rng.random() < 0.2:
+                opened = datetime.combine(start, datetime.min.time(), UTC) + timedelta(days=20)
+                issue_rows.append({"mission_id": n + 1, "key": f"i{n}", "opened": opened,
+                                   "severity": rng.choice(["low", "medium", "high", "critical"]),
+                                   "summary": "Retard", "resolved": None if rng.random() < 0.3
+                                   else opened + timedelta(days=3)})  # fmt: skip
+            for k in range(2):
+                at = datetime.combine(start, datetime.min.time(), UTC) + timedelta(days=14 * k + 7)
+                kind = ("status_update", "meeting")[k]
+                touch_rows.append({"mission_id": n + 1, "kind": kind, "at": at,
+                                   "key": f"m{n}|{kind}|{at.isoformat()}|"})  # fmt: skip
+        for model, batch in ((Mission, mission_rows), (Invoice, invoice_rows),
+                             (Issue, issue_rows), (Touchpoint, touch_rows)):  # fmt: skip
+            _insert(session, model, batch)
+
+
+def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), BATCH):
+        session.execute(insert(model), rows[start : start + BATCH])
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss, not inherited on fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(url: str) -> None:
+    """Runs in a fresh process: one pass, then figures on stdout as key=value lines."""
+    settings = parse_settings(CONFIG, Path("bench.toml"), {"HOME": tempfile.gettempdir()})
+    store = Store.open(make_url(url))
+    rules = enabled_rules(settings.rules)
+    before = _peak_rss_mb()
+    started = time.perf_counter()
+    with store.session() as session:
+        report = evaluate(session, settings, rules, AT)
+    elapsed = time.perf_counter() - started
+    peak = _peak_rss_mb()
+    with store.session() as session:
+        total = session.scalar(select(func.count(FollowUp.id)))
+    store.close()
+    print(f"seconds={elapsed:.3f}")
+    print(f"recorded={len(report.recorded)}")
+    print(f"outbox={total}")
+    print(f"peak_rss_mb={peak:.0f}")
+    print(f"rss_before_pass_mb={before:.0f}")
+    print(f"rules={len(rules)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--missions", type=int, default=100_000)
+    parser.add_argument("--url", help="database URL (default: a SQLite file in a temp dir)")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        measure(args.measure)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="followupd-bench-"))
+    url = args.url or f"sqlite:///{workdir / 'bench.db'}"
+    store = Store.open(make_url(url))
+    store.upgrade()
+    started = time.perf_counter()
+    build(store, args.missions)
+    built = time.perf_counter() - started
+    store.close()
+    runs = []
+    for _ in range(2):  # the first pass records; the second finds nothing new
+        result = subprocess.run(
+            [sys.executable, __file__, "--measure", url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        runs.append(dict(line.split("=", 1) for line in result.stdout.split()))
+    engine = make_url(url).get_backend_name()
+    sizes = f"{args.missions} missions, {args.missions * 3} invoices, {args.missions * 2} contacts"
+    print(f"evaluation benchmark on {engine}: {sizes} (built in {built:.1f} s)")
+    print(f"{'pass':<8}{'seconds':>9}{'recorded':>10}{'peak MB':>9}")
+    for name, run in zip(("first", "second"), runs, strict=True):
+        print(f"{name:<8}{run['seconds']:>9}{run['recorded']:>10}{run['peak_rss_mb']:>9}")
+
+
+if __name__ == "__main__":
+    main()
