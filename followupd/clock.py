@@ -74,8 +74,14 @@ class BusinessCalendar:
         raise ValueError(f"no working day within a year of {day} for {', '.join(countries)}")
 
     def add_working_days(self, day: date, count: int, countries: tuple[str, ...]) -> date:
-        """The working day `count` working days after `day` (0: `day` or the next one)."""
-        current = self.next_working_day(day, countries)
+        """The `count`-th working day strictly after `day` (0: `day` or the next working day).
+
+        Saturday + 1 and Friday + 1 are both Monday: the days are counted after
+        `day`, whether or not `day` itself is a working day.
+        """
+        if count == 0:
+            return self.next_working_day(day, countries)
+        current = day
         for _ in range(count):
             current = self.next_working_day(current + timedelta(days=1), countries)
         return current

@@ -44,6 +44,9 @@ def test_add_working_days_skips_weekends_and_holidays() -> None:
     # Tuesday 2026-11-10 + 1 -> Thursday 12 (the 11th is a holiday)
     assert CALENDAR.add_working_days(date(2026, 11, 10), 1, ("FR",)) == date(2026, 11, 12)
     assert CALENDAR.add_working_days(date(2026, 11, 22), 0, ("FR",)) == date(2026, 11, 23)
+    # counted strictly after the day: Saturday + 1 is Monday, like Friday + 1
+    assert CALENDAR.add_working_days(date(2026, 11, 21), 1, ("FR",)) == date(2026, 11, 23)
+    assert CALENDAR.add_working_days(date(2026, 11, 21), 2, ("FR",)) == date(2026, 11, 24)
 
 
 def test_custom_working_days() -> None:

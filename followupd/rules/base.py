@@ -22,7 +22,7 @@ from followupd.rules.options import RuleOptions, RulesConfig
 from followupd.store.models import FollowUp
 from followupd.templates import Templates
 
-OptionsT = TypeVar("OptionsT", bound=RuleOptions)
+OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def register(cls: type[Rule[OptionsT]]) -> type[Rule[OptionsT]]:
         raise DuplicateRule(f"rule {cls.name!r} is registered twice")
     if cls.name not in RulesConfig.model_fields:
         raise DuplicateRule(f"rule {cls.name!r} has no [rules.{cls.name}] options")
-    RULES[cls.name] = cls  # type: ignore[assignment]
+    RULES[cls.name] = cls
     return cls
 
 

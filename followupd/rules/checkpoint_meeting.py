@@ -1,0 +1,209 @@
+"""``checkpoint_meeting``: when a mission drifts, call a réunion de mise au point.
+
+DOMAIN.md, source 001, answers what calls for one: problems piling up, or no
+meeting for too long. An active mission gets a reminder to the owner
+(calendar) to schedule the meeting, one per `every_days` period, keyed
+``checkpoint_meeting:<mission>:<period day>``, when
+
+- it has had no ``meeting`` or ``visit`` touchpoint for `every_days` days:
+  the periods are the day of the last meeting or visit (in the owner's zone;
+  the mission's start when there was none) plus k × `every_days`, k ≥ 1
+  (step ``no-meeting``);
+- `open_issues` or more of its issues are open: the periods are the day the
+  `open_issues`-th of the currently open issues was opened, then every
+  `every_days` days (step ``open-issues``).
+
+When both triggers name the same day there is one reminder (step
+``open-issues``, its text gives both reasons). A period is done, and its
+reminder skipped or cancelled, once a meeting or visit took place at or after
+the period's start, taken as midnight UTC of its day: that comparison must
+give the same answer at evaluation and in `vanished`, which has no zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import CheckpointMeetingOptions
+from followupd.rules.parties import to_owner
+from followupd.rules.periods import cadence_dates
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Issue, Mission, Touchpoint
+
+MEETING_KINDS = ("meeting", "visit")
+PILING, QUIET = "open-issues", "no-meeting"
+# A period day moves forward to the next working day: rarely more than a week,
+# this bounds the periods worth computing.
+SHIFT_MARGIN = timedelta(days=21)
+# Slack between an instant and its day in any zone, for bounds computed in SQL.
+ZONE_SLACK = timedelta(days=2)
+
+
+def period_start(day: date) -> datetime:
+    """From when a meeting or visit answers the reminder of the period named `day`."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def period_of(key: str) -> date | None:
+    """The period day at the end of a follow-up key, if it has one."""
+    try:
+        return date.fromisoformat(key.rsplit(":", 1)[-1])
+    except ValueError:
+        return None
+
+
+@register
+class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
+    name = "checkpoint_meeting"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        for intent, _values in self.explain(evaluation):
+            yield intent
+
+    def explain(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+        """Each intent due in the window, with the values its templates get."""
+        every = timedelta(days=self.options.every_days)
+        # Correlated subqueries, looked up per active mission through the indexes
+        # on mission_id: much cheaper than aggregating every touchpoint and issue.
+        last_meeting = (
+            select(func.max(Touchpoint.at))
+            .where(Touchpoint.mission_id == Mission.id, Touchpoint.kind.in_(MEETING_KINDS))
+            .correlate(Mission)
+            .scalar_subquery()
+        )
+        open_issue = and_(Issue.mission_id == Mission.id, Issue.resolved.is_(None))
+        piled_up = (  # when the open_issues-th of the open issues was opened
+            select(Issue.opened)
+            .where(open_issue)
+            .order_by(Issue.opened, Issue.id)
+            .offset(self.options.open_issues - 1)
+            .limit(1)
+            .correlate(Mission)
+            .scalar_subquery()
+        )
+        open_count = (
+            select(func.count()).select_from(Issue).where(open_issue).correlate(Mission)
+        ).scalar_subquery()
+        facts = (
+            select(
+                Mission.id.label("mission_id"),
+                last_meeting.label("met_at"),
+                piled_up.label("piled_at"),
+            )
+            .where(Mission.status == "active")
+            .subquery("facts")
+        )
+        contact = aliased(Contact)
+        query = (
+            select(Mission, Client, contact, facts.c.met_at, facts.c.piled_at, open_count)
+            .join(facts, facts.c.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                or_(
+                    facts.c.piled_at <= evaluation.end + ZONE_SLACK,
+                    facts.c.met_at <= evaluation.end - every + ZONE_SLACK,
+                    and_(
+                        facts.c.met_at.is_(None),
+                        Mission.start <= evaluation.end.date() - every + ZONE_SLACK,
+                    ),
+                ),
+            )
+        )
+        owner = evaluation.settings.owner
+        for mission, client, who, met_at, piled_at, count in evaluation.session.execute(query):
+            party = to_owner(owner, client.country)
+            earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
+            latest = evaluation.end.astimezone(party.tz).date()
+            last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
+            since = last_met or mission.start
+            reasons: dict[date, set[str]] = {}
+            for day in cadence_dates(since + every, every.days, earliest, latest):
+                reasons.setdefault(day, set()).add(QUIET)
+            if piled_at is not None:
+                piled_on = piled_at.astimezone(party.tz).date()
+                for day in cadence_dates(piled_on, every.days, earliest, latest):
+                    reasons.setdefault(day, set()).add(PILING)
+            for day, why in sorted(reasons.items()):
+                if met_at is not None and met_at >= period_start(day):
+                    continue  # the meeting took place
+                due_at = evaluation.calendar.due_at(day, 0, party.tz, party.countries)
+                if not evaluation.start <= due_at <= evaluation.end:
+                    continue
+                step = PILING if PILING in why else QUIET
+                values = {
+                    "mission": mission,
+                    "client": client,
+                    "contact": who,
+                    "owner": owner,
+                    "period": day,
+                    "piling": PILING in why,
+                    "quiet": QUIET in why,
+                    "open_issues": count,
+                    "last_meeting": last_met,
+                }
+                intent = Intent(
+                    key=f"{self.name}:{mission.key}:{day.isoformat()}",
+                    rule=self.name,
+                    step=step,
+                    subject_key=mission.key,
+                    audience=party.audience,
+                    channel=party.channel,
+                    recipient=party.recipient,
+                    language=party.language,
+                    subject=evaluation.templates.subject(party.language, self.name, step, values),
+                    due_at=due_at,
+                    expires_at=due_at + timedelta(days=self.options.grace_days),
+                    mission_id=mission.id,
+                    contact_id=who.id if who else None,
+                )
+                yield intent, values
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        periods: dict[str, list[date]] = {}
+        for row in pending:
+            day = period_of(row.key)
+            if day is not None:
+                periods.setdefault(row.subject_key, []).append(day)
+        statuses: dict[str, str] = {}
+        meetings: dict[str, list[tuple[datetime, str]]] = {}
+        for chunk in chunked(sorted(periods)):
+            for key, status in session.execute(
+                select(Mission.key, Mission.status).where(Mission.key.in_(chunk))
+            ):
+                statuses[key] = status
+            since = period_start(min(min(periods[key]) for key in chunk))
+            for key, at, kind in session.execute(
+                select(Mission.key, Touchpoint.at, Touchpoint.kind)
+                .join(Mission, Touchpoint.mission_id == Mission.id)
+                .where(
+                    Mission.key.in_(chunk),
+                    Touchpoint.kind.in_(MEETING_KINDS),
+                    Touchpoint.at >= since,
+                )
+                .order_by(Touchpoint.at)
+            ):
+                meetings.setdefault(key, []).append((at, kind))
+        reasons: dict[str, str] = {}
+        for row in pending:
+            day = period_of(row.key)
+            if day is None:
+                continue
+            found = statuses.get(row.subject_key)
+            if found is None:
+                reasons[row.key] = f"mission {row.subject_key} no longer exists"
+            elif found != "active":
+                reasons[row.key] = f"mission {row.subject_key} no longer active ({found})"
+            else:
+                start = period_start(day)
+                held = next((m for m in meetings.get(row.subject_key, []) if m[0] >= start), None)
+                if held is not None:
+                    at, kind = held
+                    reasons[row.key] = f"{kind} held on {at.date()}"
+        return reasons

@@ -1,0 +1,201 @@
+"""``deposit_due``: a mission's deposit (acompte) is asked for, nudged, then called about.
+
+The rule fires while a mission that is not closed has a `deposit_amount`
+(above zero) and no `deposit_paid`. Steps are offsets from the anchor: the
+mission's start, or the contract's signature when it came after the start.
+Client steps are emails to the mission's contact, in its language, in one
+thread; the owner's step is a call task carrying the contact's phone number.
+
+A client step becomes a call task for the owner (same key plus ``:call``)
+while the mission is disputed, and when the mission has no contact with an
+email address: talking money in writing during a dispute hardens positions,
+and an email nobody can receive helps no one. While the mission is paused,
+client emails wait for the pause to end; call tasks do not wait.
+
+A pending client email is cancelled when a dispute starts, when the contact
+loses its address, and when a pause begins that covers its due day (SPEC.md
+section 4: stop conditions are checked again before delivery). Its key is
+then spent: a step cancelled by a pause is not sent after it, the next steps
+are. Every pending step is cancelled once the deposit is paid or no longer
+asked for, or the mission is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+from sqlalchemy import and_, case, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.clock import zone
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import DepositDueOptions
+from followupd.rules.parties import Party, to_client, to_owner
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Mission
+
+# A due date moves forward to the next working day: rarely more than a week,
+# this bounds the candidates a query must consider.
+SHIFT_MARGIN = timedelta(days=21)
+# Statuses under which a deposit is still expected (everything but closed).
+OPEN_STATUSES = ("proposed", "active", "on_hold", "disputed")
+# The widest offset from UTC of any time zone: see `_paused_over`.
+WIDEST_OFFSET = timedelta(hours=14)
+
+# The anchor of every step: the start, or the contract's signature if later.
+ANCHOR = case(
+    (Mission.contract_signed > Mission.start, Mission.contract_signed),
+    else_=Mission.start,
+)
+
+
+def anchor_of(mission: Mission) -> date:
+    signed = mission.contract_signed
+    return signed if signed is not None and signed > mission.start else mission.start
+
+
+@register
+class DepositDue(Rule[DepositDueOptions]):
+    name = "deposit_due"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        steps = self.options.steps
+        if not steps:
+            return
+        offsets = [step.offset_days for step in steps]
+        earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
+        latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
+        contact = aliased(Contact)
+        query = (
+            select(Mission, Client, contact)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                Mission.deposit_amount > 0,
+                Mission.deposit_paid.is_(None),
+                Mission.status.in_(OPEN_STATUSES),
+                or_(
+                    ANCHOR.between(earliest, latest),
+                    and_(
+                        Mission.paused_until.is_not(None),
+                        Mission.paused_until.between(earliest, evaluation.end.date()),
+                    ),
+                ),
+            )
+        )
+        templates = evaluation.templates
+        owner = evaluation.settings.owner
+        for mission, client, who in evaluation.session.execute(query):
+            anchor = anchor_of(mission)
+            values = {"mission": mission, "client": client, "contact": who, "owner": owner}
+            for step in steps:
+                nominal = anchor + timedelta(days=step.offset_days)
+                key = f"{self.name}:{mission.key}:{step.name}"
+                party: Party
+                template_step = step.name
+                if step.audience == "owner":
+                    party = to_owner(owner, client.country)
+                elif mission.status == "disputed" or who is None or not who.email:
+                    party = to_owner(owner, client.country)
+                    key, template_step = f"{key}:call", "call"
+                else:
+                    party = to_client(owner, who.email, who.language, client.language,
+                                      client.timezone, client.country)  # fmt: skip
+                    if mission.paused_until is not None:
+                        nominal = max(nominal, mission.paused_until)
+                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+                if not evaluation.start <= due_at <= evaluation.end:
+                    continue
+                yield Intent(
+                    key=key,
+                    rule=self.name,
+                    step=step.name,
+                    subject_key=mission.key,
+                    audience=party.audience,
+                    channel=party.channel,
+                    recipient=party.recipient,
+                    language=party.language,
+                    subject=templates.subject(
+                        party.language, self.name, template_step, {**values, "step": step.name}
+                    ),
+                    due_at=due_at,
+                    expires_at=due_at + timedelta(days=self.options.grace_days),
+                    mission_id=mission.id,
+                    contact_id=who.id if who else None,
+                    thread_key=f"deposit:{mission.key}" if party.audience == "client" else None,
+                )
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        state: dict[str, _State] = {}
+        for chunk in chunked(sorted({row.subject_key for row in pending})):
+            query = (
+                select(
+                    Mission.key,
+                    Mission.status,
+                    Mission.deposit_amount,
+                    Mission.deposit_paid,
+                    Mission.paused_until,
+                    Client.timezone,
+                    Contact.email,
+                )
+                .join(Client, Mission.client_id == Client.id)
+                .outerjoin(Contact, Mission.contact_id == Contact.id)
+                .where(Mission.key.in_(chunk))
+            )
+            for key, status, amount, paid, paused_until, timezone, email in session.execute(query):
+                state[key] = _State(status, amount, paid, paused_until, timezone, email)
+        reasons: dict[str, str] = {}
+        for row in pending:
+            reason = _why_gone(row, state.get(row.subject_key))
+            if reason is not None:
+                reasons[row.key] = reason
+        return reasons
+
+
+class _State(NamedTuple):
+    status: str
+    amount: Decimal | None
+    paid: date | None
+    paused_until: date | None
+    timezone: str | None
+    email: str | None
+
+
+def _why_gone(row: FollowUp, found: _State | None) -> str | None:
+    mission = row.subject_key
+    if found is None:
+        return f"mission {mission} no longer exists"
+    if found.paid is not None:
+        return f"deposit of {mission} paid on {found.paid.isoformat()}"
+    if found.status == "closed":
+        return f"mission {mission} closed"
+    if not found.amount:
+        return f"no deposit is asked for {mission} any more"
+    if row.audience != "client":
+        return None
+    if found.status == "disputed":
+        return f"mission {mission} disputed: a call task replaces the email"
+    if not found.email:
+        return f"the contact of {mission} has no email address: a call task replaces the email"
+    if found.paused_until is not None and _paused_over(row.due_at, found):
+        return f"mission {mission} paused until {found.paused_until.isoformat()}"
+    return None
+
+
+def _paused_over(due_at: datetime, found: _State) -> bool:
+    """Whether the pause covers an email recorded for `due_at` (so recorded before it began).
+
+    The day is taken in the client's zone. A client without a zone of its own
+    is in the owner's, which is not known here: the day is then taken
+    in the widest zone, so that an email the pause postponed to its last day
+    is never mistaken for one it covers.
+    """
+    assert found.paused_until is not None
+    if found.timezone:
+        day = due_at.astimezone(zone(found.timezone)).date()
+    else:
+        day = (due_at.astimezone(UTC) + WIDEST_OFFSET).date()
+    return day < found.paused_until

@@ -1,0 +1,231 @@
+"""``escalate_by_phone``: when something goes wrong, the owner calls instead of writing.
+
+DOMAIN.md, source 001: a problem is handled on the phone, not by email. Two
+triggers each give the owner one call task (calendar):
+
+- an open issue of a listed severity (high, critical), on a mission that is
+  not closed, still unresolved `after_working_days` working days after the day
+  it was opened: ``escalate_by_phone:<issue>:call``, due at the opening of
+  the send window of that working day;
+- an unpaid invoice `invoice_overdue_days` days past its due date, where
+  ``invoice_due``'s written nudges end: ``escalate_by_phone:<number>:overdue-call``.
+
+The task names the mission's contact, the number as a ``tel:`` link, the
+reason, and what was last said (the mission's latest touchpoint). Working
+days are counted from the day the issue was opened in the owner's zone, on
+days that are working days for both the owner and the client. Neither a
+dispute nor a pause stops a call: a dispute is exactly when to call.
+
+Each intent comes with the values its templates are rendered with
+(`explain`): the ``subject`` block now, the ``text`` block (the task's
+description) at delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ScalarSelect, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import EscalateByPhoneOptions
+from followupd.rules.parties import Party, to_owner
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
+
+# A date moves forward to the next working day: rarely more than a week, this
+# bounds the candidates a query must consider.
+SHIFT_MARGIN = timedelta(days=21)
+ISSUE_STEP = "call"
+INVOICE_STEP = "overdue-call"
+
+
+def working_days_span(count: int) -> timedelta:
+    """At most how long `count` working days after a day can take (with a one-day week)."""
+    return timedelta(days=7 * (count + 1)) + SHIFT_MARGIN
+
+
+def latest_touchpoint_id() -> ScalarSelect[int]:
+    """The id of the most recent touchpoint of the query's mission (correlated subquery).
+
+    Meant for the ON clause of an outer join, so that only the candidate rows
+    of a query look their touchpoint up (through the index on mission_id).
+    """
+    return (
+        select(Touchpoint.id)
+        .where(Touchpoint.mission_id == Mission.id)
+        .order_by(Touchpoint.at.desc(), Touchpoint.id.desc())
+        .limit(1)
+        .correlate_except(Touchpoint)
+        .scalar_subquery()
+    )
+
+
+def local_day(touchpoint: Touchpoint | None, party: Party) -> date | None:
+    """The day of a touchpoint in the recipient's zone (None without a touchpoint)."""
+    return touchpoint.at.astimezone(party.tz).date() if touchpoint is not None else None
+
+
+def utc_day(instant: datetime) -> date:
+    """The day of a stored instant, as reasons name it (stored instants are in UTC)."""
+    return instant.date()
+
+
+@register
+class EscalateByPhone(Rule[EscalateByPhoneOptions]):
+    name = "escalate_by_phone"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        for intent, _values in self.explain(evaluation):
+            yield intent
+
+    def explain(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+        """Each intent due in the window, with the values its templates get."""
+        yield from self._issue_calls(evaluation)
+        yield from self._invoice_calls(evaluation)
+
+    def _issue_calls(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+        severities = self.options.severities
+        if not severities:
+            return
+        after = self.options.after_working_days
+        # the local day an issue was opened is within a day of its UTC instant
+        earliest = evaluation.start - working_days_span(after) - timedelta(days=1)
+        latest = evaluation.end + timedelta(days=1)
+        contact, last = aliased(Contact), aliased(Touchpoint)
+        query = (
+            select(Issue, Mission, Client, contact, last)
+            .join(Mission, Issue.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .outerjoin(last, last.id == latest_touchpoint_id())
+            .where(
+                Issue.resolved.is_(None),
+                Issue.severity.in_(severities),
+                Mission.status != "closed",
+                Issue.opened.between(earliest, latest),
+            )
+        )
+        owner = evaluation.settings.owner
+        calendar = evaluation.calendar
+        for issue, mission, client, who, touchpoint in evaluation.session.execute(query):
+            party = to_owner(owner, client.country)
+            opened_on = issue.opened.astimezone(party.tz).date()
+            day = calendar.add_working_days(opened_on, after, party.countries)
+            due_at = calendar.due_at(day, 0, party.tz, party.countries)
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            values = {
+                "issue": issue,
+                "opened_on": opened_on,
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "last": touchpoint,
+                "last_on": local_day(touchpoint, party),
+                "owner": owner,
+            }
+            key = f"{self.name}:{issue.key}:{ISSUE_STEP}"
+            yield self._intent(evaluation, key, ISSUE_STEP, issue.key, party, due_at, values)
+
+    def _invoice_calls(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+        overdue = timedelta(days=self.options.invoice_overdue_days)
+        earliest = evaluation.start.date() - SHIFT_MARGIN - overdue
+        latest = evaluation.end.date() + timedelta(days=1) - overdue
+        contact, last = aliased(Contact), aliased(Touchpoint)
+        query = (
+            select(Invoice, Mission, Client, contact, last)
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .outerjoin(last, last.id == latest_touchpoint_id())
+            .where(Invoice.paid.is_(None), Invoice.due.between(earliest, latest))
+        )
+        owner = evaluation.settings.owner
+        for invoice, mission, client, who, touchpoint in evaluation.session.execute(query):
+            party = to_owner(owner, client.country)
+            due_at = evaluation.calendar.due_at(
+                invoice.due, overdue.days, party.tz, party.countries
+            )
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            values = {
+                "invoice": invoice,
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "last": touchpoint,
+                "last_on": local_day(touchpoint, party),
+                "owner": owner,
+            }
+            key = f"{self.name}:{invoice.number}:{INVOICE_STEP}"
+            yield self._intent(evaluation, key, INVOICE_STEP, invoice.number, party, due_at, values)
+
+    def _intent(
+        self,
+        evaluation: Evaluation,
+        key: str,
+        step: str,
+        subject_key: str,
+        party: Party,
+        due_at: datetime,
+        values: dict[str, Any],
+    ) -> tuple[Intent, dict[str, Any]]:
+        mission: Mission = values["mission"]
+        who: Contact | None = values["contact"]
+        intent = Intent(
+            key=key,
+            rule=self.name,
+            step=step,
+            subject_key=subject_key,
+            audience=party.audience,
+            channel=party.channel,
+            recipient=party.recipient,
+            language=party.language,
+            subject=evaluation.templates.subject(party.language, self.name, step, values),
+            due_at=due_at,
+            expires_at=due_at + timedelta(days=self.options.grace_days),
+            mission_id=mission.id,
+            contact_id=who.id if who else None,
+        )
+        return intent, values
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        reasons: dict[str, str] = {}
+        issue_rows = [row for row in pending if row.step == ISSUE_STEP]
+        invoice_rows = [row for row in pending if row.step == INVOICE_STEP]
+        issues: dict[str, tuple[datetime | None, str, str, str]] = {}
+        for chunk in chunked(sorted({row.subject_key for row in issue_rows})):
+            for key, resolved, severity, mission_key, status in session.execute(
+                select(Issue.key, Issue.resolved, Issue.severity, Mission.key, Mission.status)
+                .join(Mission, Issue.mission_id == Mission.id)
+                .where(Issue.key.in_(chunk))
+            ):
+                issues[key] = (resolved, severity, mission_key, status)
+        for row in issue_rows:
+            issue = issues.get(row.subject_key)
+            if issue is None:
+                reasons[row.key] = f"issue {row.subject_key} no longer exists"
+                continue
+            resolved, severity, mission_key, status = issue
+            if resolved is not None:
+                reasons[row.key] = f"issue {row.subject_key} resolved on {utc_day(resolved)}"
+            elif severity not in self.options.severities:
+                reasons[row.key] = f"issue {row.subject_key} lowered to {severity} severity"
+            elif status == "closed":
+                reasons[row.key] = f"mission {mission_key} closed"
+        paid_on: dict[str, date | None] = {}
+        for chunk in chunked(sorted({row.subject_key for row in invoice_rows})):
+            for number, paid in session.execute(
+                select(Invoice.number, Invoice.paid).where(Invoice.number.in_(chunk))
+            ):
+                paid_on[number] = paid
+        for row in invoice_rows:
+            if row.subject_key not in paid_on:
+                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+            elif (paid := paid_on[row.subject_key]) is not None:
+                reasons[row.key] = f"invoice {row.subject_key} paid on {paid}"
+        return reasons

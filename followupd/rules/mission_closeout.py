@@ -1,0 +1,126 @@
+"""``mission_closeout``: once a mission has ended, the bilan, the bon à payer, the last invoice.
+
+`after_working_days` working days after a mission's end date, the owner is
+reminded, by email and in the calendar, to schedule the bilan de mission with
+the contact and to ask for the bon à payer (step ``bilan``) and, when no
+invoice of the mission was issued on or after its end date, to send the final
+invoice (step ``final-invoice``).
+
+Choices where SPEC.md is silent:
+
+- The anchor is always the end date, whether the date has passed or the
+  mission was closed. A closed mission without an end date gets no close-out:
+  the store does not record when a status changed, and anchoring on the
+  instant of evaluation would make the due time depend on when the rule
+  looks. Set the end date to get the close-out. A mission closed before its
+  end date has its close-out after that date.
+- Every status but ``proposed`` closes out: a mission on hold or in dispute
+  that reached its end still needs its bilan and its last invoice.
+- Working days are counted strictly after the end, on the calendars of the
+  owner and the client: a mission ending on a Friday or a Saturday closes out
+  on the Monday (with the default of one working day).
+- The final invoice reminder is cancelled once an invoice issued on or after
+  the end exists; the bilan reminder only if the mission disappears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import MissionCloseoutOptions
+from followupd.rules.parties import to_owner, to_owner_by_email
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+
+# A day moves forward to the next working day: rarely more than a week,
+# this bounds the candidates a query must consider.
+SHIFT_MARGIN = timedelta(days=21)
+# Statuses of a mission that closes out when its end has passed.
+CLOSING = ("active", "on_hold", "disputed", "closed")
+BILAN, FINAL_INVOICE = "bilan", "final-invoice"
+
+
+@register
+class MissionCloseout(Rule[MissionCloseoutOptions]):
+    name = "mission_closeout"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        count = self.options.after_working_days
+        # the close-out day is at least `count` days after the end, and at most
+        # a week per working day (a one-day working week) plus holidays
+        reach = timedelta(days=7 * (count + 1)) + SHIFT_MARGIN
+        earliest = evaluation.start.date() - reach
+        latest = evaluation.end.date() + timedelta(days=1 - count)
+        invoiced = exists().where(Invoice.mission_id == Mission.id, Invoice.issued >= Mission.end)
+        contact = aliased(Contact)
+        query = (
+            select(Mission, Client, contact, invoiced.label("invoiced"))
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                Mission.end.is_not(None),
+                Mission.status.in_(CLOSING),
+                Mission.end.between(earliest, latest),
+            )
+        )
+        templates = evaluation.templates
+        owner = evaluation.settings.owner
+        for mission, client, who, has_final_invoice in evaluation.session.execute(query):
+            assert mission.end is not None
+            # the email and the task share their zone, holidays and language
+            parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))
+            tz, countries, language = parties[0].tz, parties[0].countries, parties[0].language
+            day = evaluation.calendar.add_working_days(mission.end, count, countries)
+            due_at = evaluation.calendar.due_at(day, 0, tz, countries)
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            values = {"mission": mission, "client": client, "contact": who, "owner": owner}
+            for step in (BILAN,) if has_final_invoice else (BILAN, FINAL_INVOICE):
+                subject = templates.subject(language, self.name, step, {**values, "step": step})
+                for party in parties:
+                    yield Intent(
+                        key=f"{self.name}:{mission.key}:{step}:{party.channel}",
+                        rule=self.name,
+                        step=step,
+                        subject_key=mission.key,
+                        audience=party.audience,
+                        channel=party.channel,
+                        recipient=party.recipient,
+                        language=language,
+                        subject=subject,
+                        due_at=due_at,
+                        expires_at=due_at + timedelta(days=self.options.grace_days),
+                        mission_id=mission.id,
+                        contact_id=who.id if who else None,
+                    )
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        missions: set[str] = set()
+        invoiced: dict[str, tuple[date, str]] = {}  # mission -> first invoice on or after the end
+        for chunk in chunked(sorted({row.subject_key for row in pending})):
+            query = (
+                select(Mission.key, Invoice.issued, Invoice.number)
+                .outerjoin(
+                    Invoice,
+                    and_(Invoice.mission_id == Mission.id, Invoice.issued >= Mission.end),
+                )
+                .where(Mission.key.in_(chunk))
+            )
+            for key, issued, number in session.execute(query):
+                missions.add(key)
+                if issued is not None and number is not None:
+                    invoiced[key] = min(invoiced.get(key, (issued, number)), (issued, number))
+        reasons: dict[str, str] = {}
+        for row in pending:
+            mission = row.subject_key
+            if mission not in missions:
+                reasons[row.key] = f"mission {mission} no longer exists"
+            elif row.step == FINAL_INVOICE and mission in invoiced:
+                issued, number = invoiced[mission]
+                reasons[row.key] = f"invoice {number} of {mission} issued on {issued.isoformat()}"
+        return reasons

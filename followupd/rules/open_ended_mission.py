@@ -1,0 +1,161 @@
+"""``open_ended_mission``: an accompaniment mission must be framed in time, or it never ends.
+
+A mission is *open-ended* when it is active, has ``deliverables = false``, and
+either has no end date or ends more than ``max_months`` (6) calendar months
+after its start (``end > start + max_months months``; ending exactly then is
+not over). Such a mission gets an email to the owner:
+
+- first on its *limit date*, ``start + max_months months`` (the day of the
+  month kept, or the month's last day when it has none: 31 August + 6 months
+  is 28 February). Before that an accompaniment mission is normally still
+  finding its shape; by then it should have an end date or deliverables;
+- then every ``every_days`` (90) days after the limit date, while it stays so;
+- never after its end date, when it has one: past it, ``mission_closeout``
+  takes over.
+- ``paused_until`` does not hold it back: it is addressed to the owner, and
+  SPEC.md pauses client emails only.
+
+The nominal date is the period and goes into the key:
+``open_ended_mission:<mission>:<nominal ISO date>``. A pending reminder is
+cancelled when deliverables are set, when an end date within ``max_months`` is
+set, when the mission ends before the reminder, when the mission stops being
+active, or when a new start date moves the schedule.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.clock import zone
+from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.options import OpenEndedMissionOptions
+from followupd.rules.parties import to_owner_by_email
+from followupd.rules.periods import cadence_dates
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, FollowUp, Mission
+
+# A nominal date moves forward to the next working day: rarely more than a week,
+# this bounds the periods a window must consider.
+SHIFT_MARGIN = timedelta(days=21)
+STEP = "reminder"
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` moved by `months` calendar months (negative: back), clamped to the month's end."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+@register
+class OpenEndedMission(Rule[OpenEndedMissionOptions]):
+    name = "open_ended_mission"
+
+    def limit(self, start: date) -> date:
+        """The day a mission started on `start` should be framed by."""
+        return add_months(start, self.options.max_months)
+
+    def schedule(self, start: date, end: date | None, earliest: date, latest: date) -> list[date]:
+        """The nominal dates in ``[earliest, latest]``; none if the mission is framed."""
+        limit = self.limit(start)
+        if end is not None and end <= limit:
+            return []
+        until = latest if end is None else min(latest, end)
+        return cadence_dates(limit, self.options.every_days, earliest, until)
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        owner = evaluation.settings.owner
+        tz = zone(owner.timezone)
+        earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
+        latest = evaluation.end.astimezone(tz).date()
+        # limit(start) <= latest needs start <= latest - max_months months, give
+        # or take the few days a month's end clamps; the exact test is in Python.
+        started_by = add_months(latest, -self.options.max_months) + timedelta(days=3)
+        contact = aliased(Contact)
+        query = (
+            select(Mission, Client, contact)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                Mission.status == "active",
+                Mission.deliverables.is_(False),
+                Mission.start <= started_by,
+                or_(Mission.end.is_(None), Mission.end >= earliest),
+            )
+        )
+        templates = evaluation.templates
+        for mission, client, who in evaluation.session.execute(query):
+            nominals = self.schedule(mission.start, mission.end, earliest, latest)
+            if not nominals:
+                continue
+            party = to_owner_by_email(owner, client.country)
+            values = {
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "owner": owner,
+                "limit": self.limit(mission.start),
+                "max_months": self.options.max_months,
+                "every_days": self.options.every_days,
+            }
+            # one subject for every period of a mission: it names the mission, not the period
+            subject = templates.subject(party.language, self.name, STEP, values)
+            for nominal in nominals:
+                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+                if not evaluation.start <= due_at <= evaluation.end:
+                    continue
+                yield Intent(
+                    key=f"{self.name}:{mission.key}:{nominal.isoformat()}",
+                    rule=self.name,
+                    step=STEP,
+                    subject_key=mission.key,
+                    audience=party.audience,
+                    channel=party.channel,
+                    recipient=party.recipient,
+                    language=party.language,
+                    subject=subject,
+                    due_at=due_at,
+                    expires_at=due_at + timedelta(days=self.options.grace_days),
+                    mission_id=mission.id,
+                    contact_id=who.id if who else None,
+                )
+
+    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+        keys = sorted({row.subject_key for row in pending})
+        state: dict[str, tuple[str, bool, date, date | None]] = {}
+        for chunk in chunked(keys):
+            for key, status, deliverables, start, end in session.execute(
+                select(
+                    Mission.key, Mission.status, Mission.deliverables, Mission.start, Mission.end
+                ).where(Mission.key.in_(chunk))
+            ):
+                state[key] = (status, deliverables, start, end)
+        reasons: dict[str, str] = {}
+        for row in pending:
+            mission = row.subject_key
+            found = state.get(mission)
+            if found is None:
+                reasons[row.key] = f"mission {mission} no longer exists"
+                continue
+            status, deliverables, start, end = found
+            nominal = date.fromisoformat(row.key.rsplit(":", 1)[1])
+            if status != "active":
+                reasons[row.key] = f"mission {mission} is {status.replace('_', ' ')}"
+            elif deliverables:
+                reasons[row.key] = f"mission {mission} now has deliverables"
+            elif end is not None and end <= self.limit(start):
+                reasons[row.key] = (
+                    f"mission {mission} now ends on {end.isoformat()}, "
+                    f"within {self.options.max_months} months"
+                )
+            elif end is not None and nominal > end:
+                reasons[row.key] = f"mission {mission} ends on {end.isoformat()}"
+            elif nominal not in self.schedule(start, end, nominal, nominal):
+                reasons[row.key] = f"mission {mission} now starts on {start.isoformat()}"
+        return reasons

@@ -1,0 +1,394 @@
+"""`deposit_due` through the engine, on hand-made stores of both engines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from followupd.config import Settings, parse_settings
+from followupd.engine import evaluate, plan
+from followupd.rules.base import RULES, Intent, Rule
+from followupd.rules.deposit_due import DepositDue, _paused_over, _State
+from followupd.rules.options import RuleOptions
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from followupd.templates import Templates
+from followupd.updates import get_mission
+from tests.conftest import MINIMAL_CONFIG
+
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+DATA = """\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+language = "fr"
+timezone = "Europe/Paris"
+country = "FR"
+
+[[clients]]
+key = "globex"
+name = "Globex Inc."
+language = "en"
+timezone = "America/New_York"
+country = "US"
+
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+phone = "+33 6 12 34 56 78"
+
+[[contacts]]
+key = "pmartin"
+client = "acme"
+name = "Paul Martin"
+phone = "+33 6 98 76 54 32"
+
+[[contacts]]
+key = "bsmith"
+client = "globex"
+name = "Bob Smith"
+email = "bob@globex.example"
+phone = "+1 212 555 0100"
+
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-11-04
+contract_signed = 2026-10-20
+deposit_amount = 3000
+
+[[missions]]
+key = "globex-plan"
+client = "globex"
+title = "Data plan"
+contact = "bsmith"
+status = "proposed"
+start = 2026-09-01
+contract_signed = 2026-09-05   # a Saturday, after the start: the anchor
+deposit_amount = 5000
+currency = "USD"
+
+[[missions]]
+key = "acme-training"
+client = "acme"
+title = "Formation"
+contact = "pmartin"            # no email address
+status = "on_hold"
+start = 2026-11-04
+deposit_amount = 1000
+
+[[missions]]
+key = "acme-paid"
+client = "acme"
+title = "Déjà réglé"
+contact = "jdupont"
+start = 2026-11-04
+deposit_amount = 1000
+deposit_paid = 2026-11-02
+
+[[missions]]
+key = "acme-closed"
+client = "acme"
+title = "Abandonnée"
+contact = "jdupont"
+status = "closed"
+start = 2026-11-04
+deposit_amount = 1000
+
+[[missions]]
+key = "acme-free"
+client = "acme"
+title = "Sans acompte"
+contact = "jdupont"
+start = 2026-11-04
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+
+@pytest.fixture
+def loaded(store: Store, tmp_path: Path) -> Store:
+    path = tmp_path / "data.toml"
+    path.write_text(DATA, encoding="utf-8")
+    import_files(store, [path], PARIS)
+    return store
+
+
+def rule(settings: Settings) -> list[Rule[RuleOptions]]:
+    """The rule alone, built directly (the catalog is not needed to run it)."""
+    return [cast("Rule[RuleOptions]", DepositDue(settings.rules.deposit_due))]
+
+
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
+
+
+def outbox(store: Store) -> dict[str, FollowUp]:
+    with store.session() as session:
+        return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def planned(store: Store, settings: Settings) -> dict[str, Intent]:
+    with store.session() as session:
+        intents = plan(session, settings, rule(settings), paris(2026, 8, 1), paris(2027, 1, 1))
+    return {intent.key: intent for intent in intents}
+
+
+def change(store: Store, mission: str, **fields: Any) -> None:
+    with store.session() as session:
+        row = get_mission(session, mission)
+        for name, value in fields.items():
+            setattr(row, name, value)
+
+
+def run(store: Store, settings: Settings, at: datetime) -> tuple[list[str], dict[str, str]]:
+    with store.session() as session:
+        report = evaluate(session, settings, rule(settings), at)
+    return [row.key for row in report.recorded], report.cancelled
+
+
+def test_plan_lists_every_step_with_its_audience_channel_and_time(
+    loaded: Store, settings: Settings
+) -> None:
+    intents = planned(loaded, settings)
+    assert {i.subject_key for i in intents.values()} == {
+        "acme-audit",
+        "globex-plan",
+        "acme-training",
+    }, "paid, closed and deposit-less missions get nothing"
+
+    request = intents["deposit_due:acme-audit:request"]
+    assert (request.audience, request.channel) == ("client", "email")
+    assert request.recipient == "jeanne.dupont@acme.example"
+    assert request.language == "fr"
+    assert request.due_at == paris(2026, 11, 4, 9, 0)  # the start
+    assert request.subject == "Acompte pour la mission « Audit du SI »"
+    assert request.thread_key == "deposit:acme-audit"
+    nudge = intents["deposit_due:acme-audit:nudge"]
+    assert (nudge.audience, nudge.channel) == ("client", "email")
+    assert nudge.recipient == "jeanne.dupont@acme.example"
+    assert nudge.due_at == paris(2026, 11, 12, 9, 0)  # + 7 is the 11th, a holiday
+    assert nudge.thread_key == "deposit:acme-audit"
+    call = intents["deposit_due:acme-audit:call"]
+    assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
+    assert call.due_at == paris(2026, 11, 19, 9, 0)
+    assert call.subject == "Appeler Jeanne Dupont : acompte non réglé pour « Audit du SI »"
+    assert call.thread_key is None
+    assert call.mission_id == request.mission_id is not None
+    assert call.contact_id == request.contact_id is not None
+
+
+def test_the_contract_signed_after_the_start_anchors_the_steps(
+    loaded: Store, settings: Settings
+) -> None:
+    intents = planned(loaded, settings)
+    request = intents["deposit_due:globex-plan:request"]
+    assert (request.recipient, request.language) == ("bob@globex.example", "en")
+    assert request.subject == 'Deposit for the "Data plan" mission'
+    # signed Saturday 5 September; Monday 7 is Labor Day in the US
+    assert request.due_at == datetime(2026, 9, 8, 9, 0, tzinfo=NEW_YORK)
+    assert intents["deposit_due:globex-plan:nudge"].due_at == datetime(
+        2026, 9, 14, 9, 0, tzinfo=NEW_YORK
+    )
+    call = intents["deposit_due:globex-plan:call"]
+    # Sunday 20 September: the owner's call task is on Monday, in the owner's zone and language
+    assert call.due_at == paris(2026, 9, 21, 9, 0)
+    assert call.language == "fr"
+    assert call.subject == "Appeler Bob Smith : acompte non réglé pour « Data plan »"
+
+
+def test_a_contact_without_email_gets_call_tasks_instead(loaded: Store, settings: Settings) -> None:
+    intents = {k: i for k, i in planned(loaded, settings).items() if "acme-training" in k}
+    assert set(intents) == {
+        "deposit_due:acme-training:request:call",
+        "deposit_due:acme-training:nudge:call",
+        "deposit_due:acme-training:call",
+    }, "an on-hold mission still waits for its deposit"
+    request = intents["deposit_due:acme-training:request:call"]
+    assert (request.audience, request.channel, request.recipient) == ("owner", "calendar", None)
+    assert request.step == "request"
+    assert request.due_at == paris(2026, 11, 4, 9, 0)
+    assert request.subject == "Appeler Paul Martin : acompte non réglé pour « Formation »"
+
+
+def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
+    settings = parse_settings(
+        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
+    )
+    intents = planned(loaded, settings)
+    call = intents["deposit_due:globex-plan:call"]
+    assert call.language == "en"
+    assert call.subject == 'Call Bob Smith: deposit unpaid for "Data plan"'
+    # the French client still gets French emails
+    assert intents["deposit_due:acme-audit:request"].language == "fr"
+
+
+def test_every_message_renders_with_who_to_call(loaded: Store, settings: Settings) -> None:
+    templates = Templates()
+    intents = planned(loaded, settings)
+    with loaded.session() as session:
+        for intent in intents.values():
+            mission = get_mission(session, intent.subject_key)
+            values = {
+                "mission": mission,
+                "client": mission.client,
+                "contact": mission.contact,
+                "owner": settings.owner,
+                "step": intent.step,
+            }
+            template_step = "call" if intent.audience == "owner" else intent.step
+            for language in ("fr", "en"):
+                text = templates.render(language, "deposit_due", template_step, "text", values)
+                assert mission.title in text
+                assert "{" not in text
+        audit = get_mission(session, "acme-audit")
+        values = {
+            "mission": audit,
+            "client": audit.client,
+            "contact": audit.contact,
+            "owner": settings.owner,
+            "step": "call",
+        }
+        call = templates.render("fr", "deposit_due", "call", "text", values)
+        assert "tel:+33612345678" in call
+        assert "attendu depuis le 4 novembre 2026" in call
+        email = templates.render("en", "deposit_due", "nudge", "text", values | {"step": "nudge"})
+        assert email.startswith("Dear Jeanne Dupont,")
+        assert "€3,000.00" in email
+        assert email.endswith("Claire Martin")
+
+
+def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
+    loaded: Store, settings: Settings
+) -> None:
+    planned(loaded, settings)
+    assert outbox(loaded) == {}, "plan changes nothing"
+    at = paris(2026, 11, 19, 9, 0)
+    recorded, _ = run(loaded, settings, at)
+    rows = outbox(loaded)
+    assert set(recorded) == {key for key in rows if key.startswith("deposit_due:acme-")}
+    assert rows["deposit_due:acme-audit:request"].state == "expired"  # due 4/11, 7 days' grace
+    assert rows["deposit_due:acme-audit:nudge"].state == "pending"  # grace ends exactly now
+    assert rows["deposit_due:acme-audit:nudge"].late
+    assert rows["deposit_due:acme-audit:call"].state == "pending"
+    assert not rows["deposit_due:acme-audit:call"].late
+    assert run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
+
+
+def test_paying_the_deposit_stops_the_steps_and_cancels_pending_ones(
+    loaded: Store, settings: Settings
+) -> None:
+    recorded, _ = run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    assert "deposit_due:acme-audit:request" in recorded
+    change(loaded, "acme-audit", deposit_paid=date(2026, 11, 5))
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 20, 9, 0))
+    assert cancelled["deposit_due:acme-audit:request"] == "deposit of acme-audit paid on 2026-11-05"
+    assert outbox(loaded)["deposit_due:acme-audit:request"].state == "cancelled"
+    assert not [key for key in recorded if "acme-audit" in key]
+
+
+def test_closing_the_mission_cancels_the_owner_call_too(loaded: Store, settings: Settings) -> None:
+    run(loaded, settings, paris(2026, 11, 19, 9, 0))
+    change(loaded, "acme-audit", status="closed")
+    _, cancelled = run(loaded, settings, paris(2026, 11, 20, 9, 0))
+    assert cancelled == {
+        "deposit_due:acme-audit:nudge": "mission acme-audit closed",
+        "deposit_due:acme-audit:call": "mission acme-audit closed",
+    }
+    assert outbox(loaded)["deposit_due:acme-audit:request"].state == "expired"
+
+
+def test_removing_the_deposit_cancels_pending_steps(loaded: Store, settings: Settings) -> None:
+    run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change(loaded, "acme-audit", deposit_amount=None)
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    assert cancelled == {
+        "deposit_due:acme-audit:request": "no deposit is asked for acme-audit any more"
+    }
+    assert "deposit_due:acme-audit:nudge" not in recorded
+
+
+def test_a_dispute_turns_client_emails_into_owner_calls(loaded: Store, settings: Settings) -> None:
+    run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change(loaded, "acme-audit", status="disputed")
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    reason = "mission acme-audit disputed: a call task replaces the email"
+    assert cancelled == {"deposit_due:acme-audit:request": reason}
+    assert "deposit_due:acme-audit:nudge:call" in recorded
+    rows = outbox(loaded)
+    call = rows["deposit_due:acme-audit:nudge:call"]
+    assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
+    assert call.state == "pending"
+    assert call.subject == "Appeler Jeanne Dupont : acompte non réglé pour « Audit du SI »"
+    assert "deposit_due:acme-audit:nudge" not in rows
+    # the request's call replaces an email already recorded: too late, past its grace
+    assert rows["deposit_due:acme-audit:request:call"].state == "expired"
+
+
+def test_a_contact_losing_its_address_gets_a_call_instead(
+    loaded: Store, settings: Settings
+) -> None:
+    run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    with loaded.session() as session:
+        contact = get_mission(session, "acme-audit").contact
+        assert contact is not None
+        contact.email = None
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    reason = "the contact of acme-audit has no email address: a call task replaces the email"
+    assert cancelled == {"deposit_due:acme-audit:request": reason}
+    assert "deposit_due:acme-audit:nudge:call" in recorded
+
+
+def test_a_pause_delays_client_emails_but_not_the_owner(loaded: Store, settings: Settings) -> None:
+    change(loaded, "acme-audit", paused_until=date(2026, 11, 16))
+    intents = planned(loaded, settings)
+    assert intents["deposit_due:acme-audit:request"].due_at == paris(2026, 11, 16, 9, 0)
+    assert intents["deposit_due:acme-audit:nudge"].due_at == paris(2026, 11, 16, 9, 0)
+    assert intents["deposit_due:acme-audit:call"].due_at == paris(2026, 11, 19, 9, 0)
+
+
+def test_a_pause_cancels_a_pending_email_it_covers(loaded: Store, settings: Settings) -> None:
+    run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change(loaded, "acme-audit", paused_until=date(2026, 11, 16))
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 5, 9, 0))
+    assert cancelled == {
+        "deposit_due:acme-audit:request": "mission acme-audit paused until 2026-11-16"
+    }
+    assert recorded == []
+    # at the end of the pause the nudge goes, and is not taken for one the pause covers
+    recorded, cancelled = run(loaded, settings, paris(2026, 11, 16, 9, 0))
+    assert [key for key in recorded if "acme-audit" in key] == ["deposit_due:acme-audit:nudge"]
+    assert cancelled == {}
+    assert outbox(loaded)["deposit_due:acme-audit:nudge"].state == "pending"
+    # the request cancelled during the pause keeps its key: it is not sent twice
+    assert outbox(loaded)["deposit_due:acme-audit:request"].state == "cancelled"
+
+
+def test_a_pause_is_read_in_the_widest_zone_when_the_client_has_none() -> None:
+    def paused(timezone: str | None) -> _State:
+        return _State("active", None, None, date(2026, 11, 16), timezone, "x@example.com")
+
+    auckland = ZoneInfo("Pacific/Auckland")
+    postponed = datetime(2026, 11, 16, 9, 0, tzinfo=auckland)  # 15 November in UTC
+    assert not _paused_over(postponed, paused("Pacific/Auckland"))
+    assert not _paused_over(postponed, paused(None))
+    assert _paused_over(paris(2026, 11, 13, 9, 0), paused(None))
+    assert _paused_over(datetime(2026, 11, 15, 9, 0, tzinfo=auckland), paused("Pacific/Auckland"))
+
+
+def test_the_rule_registers_under_its_config_name() -> None:
+    assert RULES["deposit_due"] is DepositDue

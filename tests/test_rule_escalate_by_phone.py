@@ -1,0 +1,416 @@
+"""`escalate_by_phone` through the engine, on hand-made stores of both engines."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import cast
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from followupd.clock import BusinessCalendar
+from followupd.config import Settings, parse_settings
+from followupd.engine import evaluate, plan
+from followupd.rules.base import RULES, Evaluation, Intent, Rule
+from followupd.rules.escalate_by_phone import EscalateByPhone
+from followupd.rules.options import RuleOptions
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from followupd.templates import Templates
+from followupd.updates import mark_invoice_paid, resolve_issue
+from tests.conftest import MINIMAL_CONFIG
+
+PARIS = ZoneInfo("Europe/Paris")
+NEW_YORK = ZoneInfo("America/New_York")
+SUMMARY = "Extraction des données client en retard de deux semaines"
+DATA = f"""\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+language = "fr"
+timezone = "Europe/Paris"
+country = "FR"
+
+[[clients]]
+key = "globex"
+name = "Globex Inc."
+language = "en"
+timezone = "America/New_York"
+country = "US"
+
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+phone = "+33 6 12 34 56 78"
+
+[[contacts]]
+key = "bsmith"
+client = "globex"
+name = "Bob Smith"
+email = "bob@globex.example"
+phone = "+1 212 555 0100"
+
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+
+[[missions]]
+key = "acme-old"
+client = "acme"
+title = "Ancienne mission"
+contact = "jdupont"
+start = 2025-01-06
+status = "closed"
+
+[[missions]]          # no contact: the task names the client
+key = "acme-rh"
+client = "acme"
+title = "Recrutement"
+start = 2026-09-01
+
+[[missions]]
+key = "globex-plan"
+client = "globex"
+title = "Data plan"
+contact = "bsmith"
+start = 2026-09-01
+currency = "USD"
+
+[[issues]]            # Tuesday; Wednesday 11 November is a French public holiday
+key = "late-data"
+mission = "acme-audit"
+opened = 2026-11-10T10:00:00+01:00
+severity = "high"
+summary = "{SUMMARY}"
+
+[[issues]]            # a Friday afternoon: one working day later is Monday
+key = "vpn-down"
+mission = "acme-audit"
+opened = 2026-11-13T16:00:00+01:00
+severity = "critical"
+summary = "Accès VPN coupé"
+
+[[issues]]
+key = "typo"
+mission = "acme-audit"
+opened = 2026-11-10T10:00:00+01:00
+severity = "medium"
+summary = "Coquille dans le rapport"
+
+[[issues]]
+key = "fixed"
+mission = "acme-audit"
+opened = 2026-11-10T10:00:00+01:00
+severity = "high"
+summary = "Serveur de test indisponible"
+resolved = 2026-11-10T18:00:00+01:00
+
+[[issues]]
+key = "old-leak"
+mission = "acme-old"
+opened = 2026-11-10T10:00:00+01:00
+severity = "critical"
+summary = "Fuite de données"
+
+[[issues]]
+key = "no-badge"
+mission = "acme-rh"
+opened = 2026-11-10T11:00:00+01:00
+severity = "high"
+summary = "Badges non livrés"
+
+[[issues]]            # a Wednesday; Thursday 26 November is Thanksgiving in the US
+key = "gx-outage"
+mission = "globex-plan"
+opened = 2026-11-25T10:00:00-05:00
+severity = "high"
+summary = "Warehouse outage"
+
+[[invoices]]          # due Friday 30 October: + 30 days is Sunday 29 November
+number = "F-1"
+mission = "acme-audit"
+amount = 12000.00
+issued = 2026-09-30
+due = 2026-10-30
+
+[[invoices]]          # due 12 October: + 30 days is 11 November, a holiday in both countries
+number = "F-2"
+mission = "globex-plan"
+amount = 5000
+issued = 2026-09-12
+due = 2026-10-12
+
+[[invoices]]
+number = "F-3"
+mission = "acme-audit"
+amount = 800
+issued = 2026-09-30
+due = 2026-10-30
+paid = 2026-11-02
+
+[[touchpoints]]
+mission = "acme-audit"
+contact = "jdupont"
+kind = "call"
+at = 2026-11-09T15:00:00+01:00
+note = "Jeanne attend le feu vert de sa DSI pour l'extraction"
+"""
+
+
+def make_settings(tmp_path: Path, language: str = "fr") -> Settings:
+    return parse_settings(
+        MINIMAL_CONFIG + f'language = "{language}"\n',
+        tmp_path / "followupd.toml",
+        {"HOME": str(tmp_path)},
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def loaded(store: Store, tmp_path: Path) -> Store:
+    path = tmp_path / "data.toml"
+    path.write_text(DATA, encoding="utf-8")
+    import_files(store, [path], PARIS)
+    return store
+
+
+def rule(settings: Settings) -> EscalateByPhone:
+    return EscalateByPhone(settings.rules.escalate_by_phone)
+
+
+def rules(settings: Settings) -> list[Rule[RuleOptions]]:
+    """The rule alone, as the engine takes it (Rule is invariant in its options)."""
+    return [cast("Rule[RuleOptions]", rule(settings))]
+
+
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
+
+
+def planned(store: Store, settings: Settings) -> dict[str, Intent]:
+    with store.session() as session:
+        intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2027, 1, 1))
+    return {intent.key: intent for intent in intents}
+
+
+def texts(store: Store, settings: Settings) -> dict[str, str]:
+    """The task descriptions (``text`` blocks), rendered with the rule's own values."""
+    templates = Templates()
+    calendar = BusinessCalendar(settings.business)
+    escalate = rule(settings)
+    with store.session() as session:
+        evaluation = Evaluation(
+            session, settings, calendar, templates, paris(2026, 11, 1), paris(2027, 1, 1)
+        )
+        return {
+            intent.key: templates.render(
+                intent.language, escalate.name, intent.step, "text", values
+            )
+            for intent, values in escalate.explain(evaluation)
+        }
+
+
+def outbox(store: Store) -> dict[str, FollowUp]:
+    with store.session() as session:
+        return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def set_field(store: Store, tmp_path: Path, text: str) -> None:
+    path = tmp_path / "update.toml"
+    path.write_text(text, encoding="utf-8")
+    import_files(store, [path], PARIS)
+
+
+def test_the_rule_is_registered_under_its_config_name() -> None:
+    assert RULES["escalate_by_phone"] is EscalateByPhone
+
+
+def test_an_unresolved_serious_issue_becomes_one_call_task_after_a_working_day(
+    loaded: Store, settings: Settings
+) -> None:
+    intents = planned(loaded, settings)
+    call = intents["escalate_by_phone:late-data:call"]
+    assert (call.rule, call.step, call.subject_key) == ("escalate_by_phone", "call", "late-data")
+    assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
+    assert call.language == "fr"
+    # opened Tuesday 10th; Wednesday 11th is Armistice Day: the call is on Thursday
+    assert call.due_at == paris(2026, 11, 12, 9, 0)
+    assert call.expires_at == paris(2026, 11, 19, 9, 0)
+    assert call.subject == f"Appeler Jeanne Dupont : {SUMMARY}"
+    assert call.mission_id is not None
+    assert call.contact_id is not None
+    # one working day after a Friday is the Monday
+    assert intents["escalate_by_phone:vpn-down:call"].due_at == paris(2026, 11, 16, 9, 0)
+    # a US client: the owner's zone, and Thanksgiving skipped as well as the weekend
+    outage = intents["escalate_by_phone:gx-outage:call"]
+    assert outage.due_at == paris(2026, 11, 27, 9, 0)
+    assert outage.subject == "Appeler Bob Smith : Warehouse outage"
+    # medium severity, resolved, or on a closed mission: no call
+    assert not {"typo", "fixed", "old-leak"} & {i.subject_key for i in intents.values()}
+    assert [i.step for i in intents.values() if i.subject_key == "late-data"] == ["call"]
+
+
+def test_an_invoice_thirty_days_overdue_becomes_a_call_task(
+    loaded: Store, settings: Settings
+) -> None:
+    intents = planned(loaded, settings)
+    call = intents["escalate_by_phone:F-1:overdue-call"]
+    assert (call.step, call.subject_key) == ("overdue-call", "F-1")
+    assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
+    assert call.due_at == paris(2026, 11, 30, 9, 0)  # due + 30 is a Sunday
+    assert call.subject == "Appeler Jeanne Dupont : facture F-1 impayée depuis le 30 octobre 2026"
+    # due + 30 is 11 November, a public holiday in France and in the US
+    assert intents["escalate_by_phone:F-2:overdue-call"].due_at == paris(2026, 11, 12, 9, 0)
+    assert "escalate_by_phone:F-3:overdue-call" not in intents  # paid
+
+
+def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "en")
+    intents = planned(loaded, settings)
+    call = intents["escalate_by_phone:late-data:call"]
+    assert call.language == "en"
+    assert call.subject == f"Call Jeanne Dupont: {SUMMARY}"
+    assert call.due_at == paris(2026, 11, 12, 9, 0)
+    overdue = intents["escalate_by_phone:F-2:overdue-call"]
+    assert overdue.subject == "Call Bob Smith: invoice F-2 unpaid since October 12, 2026"
+    text = texts(loaded, settings)["escalate_by_phone:late-data:call"]
+    assert "Call Jeanne Dupont: tel:+33612345678." in text
+    assert 'A high-severity problem on "Audit du SI" (ACME SA)' in text
+    assert "The client has not been told yet." in text
+    assert "Last exchange: call on November 9, 2026" in text
+
+
+def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
+    loaded: Store, settings: Settings
+) -> None:
+    rendered = texts(loaded, settings)
+    call = rendered["escalate_by_phone:late-data:call"]
+    assert "Appeler Jeanne Dupont : tel:+33612345678." in call
+    assert "Problème grave sur « Audit du SI » (ACME SA), ouvert le 10 novembre 2026" in call
+    assert SUMMARY in call
+    assert (
+        "Dernier échange : appel le 9 novembre 2026 : "
+        "« Jeanne attend le feu vert de sa DSI pour l'extraction »." in call
+    )
+    overdue = rendered["escalate_by_phone:F-1:overdue-call"]
+    assert "La facture F-1 de 12\u202f000,00\xa0€ pour « Audit du SI »" in overdue
+    assert "échue le 30 octobre 2026" in overdue
+    assert "tel:+33612345678" in overdue
+    assert "tel:+12125550100" in rendered["escalate_by_phone:F-2:overdue-call"]
+    nobody = rendered["escalate_by_phone:no-badge:call"]
+    assert "Aucun contact sur la mission : appeler ACME SA." in nobody
+    assert "tel:" not in nobody
+    assert "Dernier échange" not in nobody
+
+
+def test_a_mission_without_contact_names_the_client(loaded: Store, settings: Settings) -> None:
+    call = planned(loaded, settings)["escalate_by_phone:no-badge:call"]
+    assert call.subject == "Appeler ACME SA : Badges non livrés"
+    assert call.contact_id is None
+    assert call.due_at == paris(2026, 11, 12, 9, 0)
+
+
+def test_disputes_and_pauses_do_not_stop_the_calls(
+    loaded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    set_field(
+        loaded,
+        tmp_path,
+        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
+        'start = 2026-09-01\nstatus = "disputed"\npaused_until = 2027-01-01\n',
+    )
+    intents = planned(loaded, settings)
+    assert intents["escalate_by_phone:late-data:call"].due_at == paris(2026, 11, 12, 9, 0)
+    assert intents["escalate_by_phone:F-1:overdue-call"].due_at == paris(2026, 11, 30, 9, 0)
+
+
+def test_a_pass_records_each_call_once_and_plan_records_nothing(
+    loaded: Store, settings: Settings
+) -> None:
+    planned(loaded, settings)
+    assert outbox(loaded) == {}, "plan changes nothing"
+    at = paris(2026, 11, 12, 9, 0)
+    with loaded.session() as session:
+        first = evaluate(session, settings, rules(settings), at)
+    keys = {row.key: row for row in first.recorded}
+    assert set(keys) == {
+        "escalate_by_phone:late-data:call",
+        "escalate_by_phone:no-badge:call",
+        "escalate_by_phone:F-2:overdue-call",
+    }
+    assert keys["escalate_by_phone:late-data:call"].state == "pending"
+    assert not keys["escalate_by_phone:late-data:call"].late
+    with loaded.session() as session:
+        second = evaluate(session, settings, rules(settings), at)
+    assert second.recorded == []
+    assert second.cancelled == {}
+
+
+def test_resolving_the_issue_cancels_the_pending_call(loaded: Store, settings: Settings) -> None:
+    with loaded.session() as session:
+        evaluate(session, settings, rules(settings), paris(2026, 11, 12, 9, 0))
+    with loaded.session() as session:
+        resolve_issue(session, "late-data", paris(2026, 11, 20, 17, 0))
+    with loaded.session() as session:
+        report = evaluate(session, settings, rules(settings), paris(2026, 11, 20, 18, 0))
+    reason = "issue late-data resolved on 2026-11-20"
+    assert report.cancelled == {"escalate_by_phone:late-data:call": reason}
+    row = outbox(loaded)["escalate_by_phone:late-data:call"]
+    assert (row.state, row.reason) == ("cancelled", reason)
+    assert "escalate_by_phone:vpn-down:call" in {row.key for row in report.recorded}
+
+
+def test_lowering_the_severity_or_closing_the_mission_cancels_the_call(
+    loaded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    with loaded.session() as session:
+        evaluate(session, settings, rules(settings), paris(2026, 11, 16, 9, 0))
+    set_field(
+        loaded,
+        tmp_path,
+        f'[[issues]]\nkey = "late-data"\nmission = "acme-audit"\n'
+        f'opened = 2026-11-10T10:00:00+01:00\nseverity = "medium"\nsummary = "{SUMMARY}"\n',
+    )
+    with loaded.session() as session:
+        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 10, 0))
+    assert report.cancelled == {
+        "escalate_by_phone:late-data:call": "issue late-data lowered to medium severity"
+    }
+    set_field(
+        loaded,
+        tmp_path,
+        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
+        'start = 2026-09-01\nstatus = "closed"\n',
+    )
+    with loaded.session() as session:
+        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 11, 0))
+    assert report.cancelled == {"escalate_by_phone:vpn-down:call": "mission acme-audit closed"}
+    # an unpaid invoice still calls for a call on a closed mission
+    assert "escalate_by_phone:F-1:overdue-call" in planned(loaded, settings)
+
+
+def test_paying_the_invoice_cancels_the_pending_call(loaded: Store, settings: Settings) -> None:
+    with loaded.session() as session:
+        evaluate(session, settings, rules(settings), paris(2026, 11, 30, 9, 0))
+    assert outbox(loaded)["escalate_by_phone:F-1:overdue-call"].state == "pending"
+    with loaded.session() as session:
+        mark_invoice_paid(session, "F-1", paris(2026, 12, 2).date())
+    with loaded.session() as session:
+        report = evaluate(session, settings, rules(settings), paris(2026, 12, 3, 9, 0))
+    assert report.cancelled == {
+        "escalate_by_phone:F-1:overdue-call": "invoice F-1 paid on 2026-12-02"
+    }
+    assert outbox(loaded)["escalate_by_phone:F-1:overdue-call"].state == "cancelled"
+    assert "escalate_by_phone:F-1:overdue-call" not in planned(loaded, settings)
