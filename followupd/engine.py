@@ -6,6 +6,13 @@ once. An intent still within its grace is recorded `pending` (and `late` when
 it should have been recorded well before); one past its grace is recorded
 `expired` and never sent. Pending follow-ups whose reason has gone are
 cancelled with the reason.
+
+A pass looks back over each rule's grace, and further back to the previous
+pass when that is older: after a downtime, what fell due while followupd was
+down is recorded, pending if still within its grace, expired otherwise. In
+steady state a pass only reconsiders the grace period, which keeps it cheap.
+Follow-ups that were already past their grace before the previous pass
+(historical data imported today, say) are not recorded at all.
 """
 
 from __future__ import annotations
@@ -26,13 +33,10 @@ from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
-from followupd.store.models import FollowUp
+from followupd.store.models import FollowUp, SyncState
 from followupd.templates import Templates
 
-# How far back a pass looks for follow-ups it has not recorded yet: the grace,
-# plus this, so that what was missed during a long downtime is recorded as
-# expired (visible to the user) instead of silently ignored.
-EXPIRED_LOOKBACK = timedelta(days=30)
+PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
 # A follow-up recorded more than this after its due time is marked late.
 LATE_AFTER = timedelta(hours=1)
 
@@ -46,8 +50,28 @@ class PassReport:
     cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
 
 
-def lookback(rule: Rule[RuleOptions]) -> timedelta:
-    return timedelta(days=rule.options.grace_days) + EXPIRED_LOOKBACK
+def window_start(rule: Rule[RuleOptions], at: datetime, last_pass: datetime | None) -> datetime:
+    """Where a pass at `at` starts looking for follow-ups of `rule`."""
+    start = at - rule.grace
+    return min(start, last_pass) if last_pass is not None else start
+
+
+def last_pass(session: Session) -> datetime | None:
+    token = session.scalar(select(SyncState.token).where(SyncState.source == PREVIOUS_EVALUATION))
+    return datetime.fromisoformat(token) if token else None
+
+
+def _remember_pass(session: Session, at: datetime, previous: datetime | None) -> None:
+    """Record `at` as the last pass, never moving it backwards (`tick --now` may go back)."""
+    if previous is None:
+        session.add(SyncState(source=PREVIOUS_EVALUATION, token=at.isoformat(), updated_at=at))
+        session.flush()
+    elif at > previous:
+        session.execute(
+            update(SyncState)
+            .where(SyncState.source == PREVIOUS_EVALUATION)
+            .values(token=at.isoformat(), updated_at=at)
+        )
 
 
 def evaluate(
@@ -59,13 +83,15 @@ def evaluate(
     """One pass at `at`: record what is due, expire what is too old, cancel what has gone."""
     calendar, templates = BusinessCalendar(settings.business), Templates()
     report = PassReport(at)
+    previous = last_pass(session)
     for rule in rules:
-        evaluation = Evaluation(session, settings, calendar, templates, at - lookback(rule), at)
-        rows = [_row(intent, at) for intent in rule.evaluate(evaluation)]
-        new_keys = _insert_new(session, rows)
+        start = window_start(rule, at, previous)
+        evaluation = Evaluation(session, settings, calendar, templates, start, at)
+        new_keys = _insert_new(session, list(rule.evaluate(evaluation)), at)
         if new_keys:
             report.recorded += load(session, new_keys)
     report.cancelled = cancel_vanished(session, rules, at)
+    _remember_pass(session, at, previous)
     return report
 
 
@@ -124,7 +150,7 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
         "channel": intent.channel,
         "recipient": intent.recipient,
         "language": intent.language,
-        "subject": intent.subject,
+        "subject": str(intent.subject),
         "thread_key": intent.thread_key,
         "due_at": intent.due_at,
         "late": not expired and at - intent.due_at > LATE_AFTER,
@@ -138,26 +164,28 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
     }
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[str]:
-    """Insert the rows whose key is new; return the keys this call inserted.
+def _insert_new(session: Session, intents: list[Intent], at: datetime) -> list[str]:
+    """Insert the intents whose key is new; return the keys this call inserted.
 
     Keys already recorded are skipped with one indexed query per chunk (the
-    common case: a pass finds most follow-ups already there); the insert keeps
-    ON CONFLICT DO NOTHING for the race with another instance.
+    common case: a pass finds most follow-ups already there), so only new rows
+    are built and their subjects rendered; the insert keeps ON CONFLICT DO
+    NOTHING for the race with another instance.
     """
-    fresh = {row["key"]: row for row in rows}
-    for chunk in chunked(list(fresh)):
-        for key in session.scalars(select(FollowUp.key).where(FollowUp.key.in_(chunk))):
+    fresh = {intent.key: intent for intent in intents}
+    for keys in chunked(list(fresh)):
+        for key in session.scalars(select(FollowUp.key).where(FollowUp.key.in_(keys))):
             fresh.pop(key, None)
     if not fresh:
         return []
+    rows = [_row(intent, at) for intent in fresh.values()]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)
     )
     connection = session.connection()
     inserted: list[str] = []
-    for chunk in chunked(list(fresh.values())):
+    for chunk in chunked(rows):
         inserted += connection.execute(statement, list(chunk)).scalars().all()
     return inserted
 

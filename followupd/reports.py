@@ -46,7 +46,7 @@ def intents_json(
             "channel": intent.channel,
             "recipient": intent.recipient,
             "due_at": intent.due_at.astimezone(zone).isoformat(),
-            "subject": intent.subject,
+            "subject": str(intent.subject),
         }
         for intent in intents
     ]

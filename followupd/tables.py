@@ -185,7 +185,7 @@ def print_intents(intents: Sequence[Intent], zone: ZoneInfo) -> None:
             _local(intent.due_at, zone),
             intent.rule,
             _recipient(intent.audience, intent.channel, intent.recipient),
-            intent.subject,
+            str(intent.subject),
         )
     out = console()
     out.print(table if intents else "nothing becomes due in this window")

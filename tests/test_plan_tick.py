@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,18 +56,32 @@ def test_plan_json_shape_and_no_side_effect(cli: RunCli, demo: Path) -> None:
 
 
 def test_tick_records_once_and_reports_states(cli: RunCli, demo: Path) -> None:
-    first = cli("tick", "--now", "2026-12-02T10:00", "--json")
+    first = cli("tick", "--now", "2026-11-23T10:00", "--json")
     assert first.code == 0, first
     document = as_json(first.out)
-    assert document["now"] == "2026-12-02T10:00:00+01:00"
+    assert document["now"] == "2026-11-23T10:00:00+01:00"
     states = {item["key"]: item for item in document["followups"]}
-    assert states["invoice_due:F-2026-041:nudge-1"]["state"] == "pending"
-    assert "reason" in states["invoice_due:F-2026-041:nudge-1"]
-    expired = states["invoice_due:F-2026-038:heads-up"]
-    assert expired["state"] == "expired"
-    assert expired["reason"].startswith("missed: its grace ended")
-    second = as_json(cli("tick", "--now", "2026-12-02T10:00", "--json").out)
-    assert second["followups"] == []
+    assert states["invoice_due:F-2026-041:heads-up"]["state"] == "pending"
+    assert "reason" in states["invoice_due:F-2026-041:heads-up"]
+    assert all(item["state"] == "pending" for item in document["followups"]), (
+        "a first pass records nothing already past its grace"
+    )
+    again = as_json(cli("tick", "--now", "2026-11-23T10:00", "--json").out)
+    assert again["followups"] == []
+
+
+def test_after_a_downtime_missed_followups_are_recorded_expired(cli: RunCli, demo: Path) -> None:
+    assert cli("tick", "--now", "2026-11-23T10:00").code == 0
+    # down for four weeks: what fell due meanwhile and is past its grace is expired
+    document = as_json(cli("tick", "--now", "2026-12-21T10:00", "--json").out)
+    states = {item["key"]: item for item in document["followups"]}
+    missed = states["invoice_due:F-2026-041:nudge-1"]  # due 27 November
+    assert missed["state"] == "expired"
+    assert missed["reason"].startswith("missed: its grace ended")
+    assert states["invoice_due:F-2026-045:heads-up"]["state"] == "pending"  # due 15 December
+    for item in document["followups"]:
+        due = datetime.fromisoformat(item["due_at"])
+        assert due > datetime.fromisoformat("2026-11-23T10:00:00+01:00") - timedelta(days=7)
 
 
 def test_tick_dry_run_records_nothing(cli: RunCli, demo: Path) -> None:

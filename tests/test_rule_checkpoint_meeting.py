@@ -350,6 +350,8 @@ def test_a_pass_records_each_reminder_once_and_plan_records_nothing(
 ) -> None:
     planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
+    with loaded.session() as session:  # a pass before a downtime
+        evaluate(session, settings, rules(settings), paris(2026, 10, 10, 9, 0))
     at = paris(2026, 11, 16, 9, 0)
     with loaded.session() as session:
         first = evaluate(session, settings, rules(settings), at)

@@ -304,7 +304,7 @@ def test_an_old_issue_gives_only_the_reminders_of_the_window(
         day = calendar.add_working_days(day, 2, countries)
     assert days(intents) == expected
     assert len(intents) == 2 * len(expected)
-    assert all(i.subject.startswith("Toujours à faire") for i in intents.values())
+    assert all(str(i.subject).startswith("Toujours à faire") for i in intents.values())
 
 
 def test_a_pass_records_each_reminder_once_and_plan_records_nothing(

@@ -277,6 +277,7 @@ def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
 ) -> None:
     planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
+    run(loaded, settings, paris(2026, 10, 13, 9, 0))  # a pass before a downtime
     at = paris(2026, 11, 19, 9, 0)
     recorded, _ = run(loaded, settings, at)
     rows = outbox(loaded)
@@ -302,6 +303,7 @@ def test_paying_the_deposit_stops_the_steps_and_cancels_pending_ones(
 
 
 def test_closing_the_mission_cancels_the_owner_call_too(loaded: Store, settings: Settings) -> None:
+    run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
     run(loaded, settings, paris(2026, 11, 19, 9, 0))
     change(loaded, "acme-audit", status="closed")
     _, cancelled = run(loaded, settings, paris(2026, 11, 20, 9, 0))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Generic, TypeVar
 
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from followupd.clock import BusinessCalendar
 from followupd.config import Settings
 from followupd.rules.options import RuleOptions, RulesConfig
 from followupd.store.models import FollowUp
-from followupd.templates import Templates
+from followupd.templates import LazySubject, Templates
 
 OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
 
@@ -42,7 +42,7 @@ class Intent:
     channel: str  # email | calendar
     recipient: str | None
     language: str
-    subject: str
+    subject: LazySubject | str
     due_at: datetime
     expires_at: datetime
     mission_id: int | None = None
@@ -73,6 +73,11 @@ class Rule(ABC, Generic[OptionsT]):
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
+
+    @property
+    def grace(self) -> timedelta:
+        """The longest time after its due time that a follow-up of this rule may still fire."""
+        return timedelta(days=self.options.grace_days)
 
     @abstractmethod
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:

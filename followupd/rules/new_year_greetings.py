@@ -137,6 +137,11 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
             return None
         return due_at, expires_at
 
+    @property
+    def grace(self) -> timedelta:
+        """Greetings may go out until January's last_day, whenever they were due."""
+        return timedelta(days=self.options.last_day)
+
     def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[bool, str | None]] = {}

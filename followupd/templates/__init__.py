@@ -63,10 +63,43 @@ class Templates:
         context = template.new_context({**values, **_helpers(language)})
         return "".join(render_block(context)).strip()
 
-    def subject(self, language: str, rule: str, step: str, values: Mapping[str, Any]) -> str:
-        """The subject line, always one line (a template cannot inject a header)."""
-        text = self.render(language, rule, step, "subject", values)
-        return " ".join(text.split())
+    def subject(
+        self, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> LazySubject:
+        """The subject line, rendered when first needed: most intents of a pass are
+        already recorded and never need it."""
+        return LazySubject(self, language, rule, step, values)
+
+
+class LazySubject:
+    """A subject line rendered on first use, always one line (no header injection)."""
+
+    __slots__ = ("_args", "_text")
+
+    def __init__(
+        self, templates: Templates, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> None:
+        self._args = (templates, language, rule, step, values)
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            templates, language, rule, step, values = self._args
+            text = templates.render(language, rule, step, "subject", values)
+            self._text = " ".join(text.split())
+            self._args = None  # type: ignore[assignment]  # free the rows it held
+        return self._text
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazySubject | str):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
 
 
 def _helpers(language: str) -> dict[str, Any]:
