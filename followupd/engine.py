@@ -34,6 +34,7 @@ from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, SyncState
+from followupd.store.rows import record
 from followupd.templates import Templates
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
@@ -114,7 +115,8 @@ def cancel_vanished(
 ) -> dict[str, str]:
     """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
     by_rule: dict[str, list[FollowUp]] = defaultdict(list)
-    for row in session.scalars(select(FollowUp).where(FollowUp.state == "pending")):
+    pending = select(record(FollowUp, "followup")).where(FollowUp.state == "pending")
+    for (row,) in session.execute(pending):
         by_rule[row.rule].append(row)
     cancelled: dict[str, str] = {}
     for rule in rules:

@@ -35,6 +35,7 @@ from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Issue, Mission, Touchpoint
+from followupd.store.rows import record
 
 MEETING_KINDS = ("meeting", "visit")
 PILING, QUIET = "open-issues", "no-meeting"
@@ -101,7 +102,14 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         )
         contact = aliased(Contact)
         query = (
-            select(Mission, Client, contact, facts.c.met_at, facts.c.piled_at, open_count)
+            select(
+                record(Mission),
+                record(Client),
+                record(contact, "contact"),
+                facts.c.met_at,
+                facts.c.piled_at,
+                open_count,
+            )
             .join(facts, facts.c.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)

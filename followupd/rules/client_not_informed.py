@@ -32,6 +32,7 @@ from followupd.rules.options import ClientNotInformedOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Issue, Mission, Touchpoint
+from followupd.store.rows import record
 
 STEP = "reminder"
 
@@ -70,7 +71,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
         """Each intent due in the window, with the values its templates get."""
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
-            select(Issue, Mission, Client, contact, last)
+            select(record(Issue), record(Mission), record(Client), record(contact, "contact"), last)
             .join(Mission, Issue.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)

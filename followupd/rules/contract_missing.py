@@ -27,6 +27,7 @@ from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a
 # week, this bounds the dates a window must consider.
@@ -47,7 +48,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
         latest = evaluation.end.date() + timedelta(days=1)
         contact = aliased(Contact)
         query = (
-            select(Mission, Client, contact)
+            select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(

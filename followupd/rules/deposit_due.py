@@ -36,6 +36,7 @@ from followupd.rules.options import DepositDueOptions
 from followupd.rules.parties import Party, to_client, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -70,7 +71,7 @@ class DepositDue(Rule[DepositDueOptions]):
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
         contact = aliased(Contact)
         query = (
-            select(Mission, Client, contact)
+            select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(

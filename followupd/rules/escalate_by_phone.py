@@ -35,6 +35,7 @@ from followupd.rules.options import EscalateByPhoneOptions
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
+from followupd.store.rows import record
 
 # A date moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -97,7 +98,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         latest = evaluation.end + timedelta(days=1)
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
-            select(Issue, Mission, Client, contact, last)
+            select(record(Issue), record(Mission), record(Client), record(contact, "contact"), last)
             .join(Mission, Issue.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
@@ -137,7 +138,9 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         latest = evaluation.end.date() + timedelta(days=1) - overdue
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
-            select(Invoice, Mission, Client, contact, last)
+            select(
+                record(Invoice), record(Mission), record(Client), record(contact, "contact"), last
+            )
             .join(Mission, Invoice.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)

@@ -20,6 +20,7 @@ from followupd.rules.options import InvoiceDueOptions
 from followupd.rules.parties import Party, to_client, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -39,7 +40,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
         contact = aliased(Contact)
         query = (
-            select(Invoice, Mission, Client, contact)
+            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
             .join(Mission, Invoice.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)

@@ -36,6 +36,7 @@ from followupd.rules.options import MissionCloseoutOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+from followupd.store.rows import record
 
 # A day moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -59,7 +60,12 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
         invoiced = exists().where(Invoice.mission_id == Mission.id, Invoice.issued >= Mission.end)
         contact = aliased(Contact)
         query = (
-            select(Mission, Client, contact, invoiced.label("invoiced"))
+            select(
+                record(Mission),
+                record(Client),
+                record(contact, "contact"),
+                invoiced.label("invoiced"),
+            )
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(

@@ -38,6 +38,7 @@ from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -79,7 +80,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
         started_by = add_months(latest, -self.options.max_months) + timedelta(days=3)
         contact = aliased(Contact)
         query = (
-            select(Mission, Client, contact)
+            select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
