@@ -56,6 +56,7 @@ class BusinessCalendar:
         self.weekdays = business.weekday_numbers
         self.opens, self.closes = business.window
         self._next_working = lru_cache(maxsize=65536)(self._next_working_day)
+        self._opening = lru_cache(maxsize=65536)(self._window_opening_on_working_day)
 
     def is_working_day(self, day: date, countries: Iterable[str]) -> bool:
         if day.weekday() not in self.weekdays:
@@ -93,8 +94,12 @@ class BusinessCalendar:
         self, anchor: date, offset_days: int, tz: ZoneInfo, countries: tuple[str, ...]
     ) -> datetime:
         """When a follow-up anchored on `anchor` plus `offset_days` becomes due (in UTC)."""
-        day = self.next_working_day(anchor + timedelta(days=offset_days), countries)
-        return self.window_opening(day, tz)
+        return self._opening(anchor + timedelta(days=offset_days), tz, countries)
+
+    def _window_opening_on_working_day(
+        self, day: date, tz: ZoneInfo, countries: tuple[str, ...]
+    ) -> datetime:
+        return self.window_opening(self.next_working_day(day, countries), tz)
 
     def in_window(self, instant: datetime, tz: ZoneInfo, countries: tuple[str, ...]) -> bool:
         """Whether `instant` falls on a working day inside the send window in `tz`."""

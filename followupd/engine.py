@@ -30,11 +30,10 @@ from sqlalchemy.orm import Session
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings
 from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
-from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, SyncState
-from followupd.store.rows import record
 from followupd.templates import Templates
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
@@ -49,6 +48,20 @@ class PassReport:
     at: datetime
     recorded: list[FollowUp] = field(default_factory=list)
     cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
+
+
+# what `Rule.vanished` reads of a pending follow-up (see rules.base.Pending)
+PENDING_COLUMNS = (
+    FollowUp.key,
+    FollowUp.rule,
+    FollowUp.step,
+    FollowUp.subject_key,
+    FollowUp.audience,
+    FollowUp.channel,
+    FollowUp.mission_id,
+    FollowUp.contact_id,
+    FollowUp.due_at,
+)
 
 
 def window_start(rule: Rule[RuleOptions], at: datetime, last_pass: datetime | None) -> datetime:
@@ -88,7 +101,7 @@ def evaluate(
     for rule in rules:
         start = window_start(rule, at, previous)
         evaluation = Evaluation(session, settings, calendar, templates, start, at)
-        new_keys = _insert_new(session, list(rule.evaluate(evaluation)), at)
+        new_keys = _insert_new(session, rule, list(rule.evaluate(evaluation)), start, at)
         if new_keys:
             report.recorded += load(session, new_keys)
     report.cancelled = cancel_vanished(session, rules, at)
@@ -114,9 +127,9 @@ def cancel_vanished(
     session: Session, rules: Iterable[Rule[RuleOptions]], at: datetime
 ) -> dict[str, str]:
     """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
-    by_rule: dict[str, list[FollowUp]] = defaultdict(list)
-    pending = select(record(FollowUp, "followup")).where(FollowUp.state == "pending")
-    for (row,) in session.execute(pending):
+    by_rule: dict[str, list[Pending]] = defaultdict(list)
+    pending = select(*PENDING_COLUMNS).where(FollowUp.state == "pending")
+    for row in session.execute(pending):
         by_rule[row.rule].append(row)
     cancelled: dict[str, str] = {}
     for rule in rules:
@@ -166,18 +179,27 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
     }
 
 
-def _insert_new(session: Session, intents: list[Intent], at: datetime) -> list[str]:
+def _insert_new(
+    session: Session,
+    rule: Rule[RuleOptions],
+    intents: list[Intent],
+    start: datetime,
+    at: datetime,
+) -> list[str]:
     """Insert the intents whose key is new; return the keys this call inserted.
 
-    Keys already recorded are skipped with one indexed query per chunk (the
-    common case: a pass finds most follow-ups already there), so only new rows
-    are built and their subjects rendered; the insert keeps ON CONFLICT DO
-    NOTHING for the race with another instance.
+    The rule's keys already recorded in the window are read in one query and
+    skipped (the common case: a pass finds most follow-ups already there), so
+    only new rows are built and their subjects rendered. The insert keeps ON
+    CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
+    or by another instance at the same moment.
     """
-    fresh = {intent.key: intent for intent in intents}
-    for keys in chunked(list(fresh)):
-        for key in session.scalars(select(FollowUp.key).where(FollowUp.key.in_(keys))):
-            fresh.pop(key, None)
+    recorded = set(
+        session.scalars(
+            select(FollowUp.key).where(FollowUp.rule == rule.name, FollowUp.due_at >= start)
+        )
+    )
+    fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []
     rows = [_row(intent, at) for intent in fresh.values()]

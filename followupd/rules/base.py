@@ -12,14 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings
 from followupd.rules.options import RuleOptions, RulesConfig
-from followupd.store.models import FollowUp
 from followupd.templates import LazySubject, Templates
 
 OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
@@ -66,6 +65,29 @@ class Evaluation:
     end: datetime
 
 
+class Pending(Protocol):
+    """What `Rule.vanished` may read of a pending follow-up."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def step(self) -> str: ...
+    @property
+    def subject_key(self) -> str: ...
+    @property
+    def audience(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def mission_id(self) -> int | None: ...
+    @property
+    def contact_id(self) -> int | None: ...
+    @property
+    def due_at(self) -> datetime: ...
+
+
 class Rule(ABC, Generic[OptionsT]):
     """One follow-up rule. Subclasses set `name` and are registered with `@register`."""
 
@@ -84,7 +106,7 @@ class Rule(ABC, Generic[OptionsT]):
         """The intents due in the evaluation's window."""
 
     @abstractmethod
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         """Of this rule's `pending` follow-ups, those whose reason has gone: key -> why."""
 
 

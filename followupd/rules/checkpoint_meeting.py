@@ -29,12 +29,12 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import CheckpointMeetingOptions
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Issue, Mission, Touchpoint
+from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
 from followupd.store.rows import record
 
 MEETING_KINDS = ("meeting", "visit")
@@ -173,7 +173,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 )
                 yield intent, values
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         periods: dict[str, list[date]] = {}
         for row in pending:
             day = period_of(row.key)

@@ -26,12 +26,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.clock import BusinessCalendar
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
 from followupd.rules.options import ClientNotInformedOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Issue, Mission, Touchpoint
+from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
 from followupd.store.rows import record
 
 STEP = "reminder"
@@ -140,7 +140,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                     )
                     yield intent, values
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         state: dict[str, tuple[datetime | None, datetime | None, str, str]] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             for key, informed, resolved, mission_key, status in session.execute(

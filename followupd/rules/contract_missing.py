@@ -21,12 +21,12 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import ContractMissingOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.models import Client, Contact, Mission
 from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a
@@ -91,7 +91,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
                         contact_id=who.id if who else None,
                     )
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         state: dict[str, _State] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             query = select(Mission.key, Mission.status, Mission.contract_signed).where(

@@ -31,11 +31,11 @@ from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.clock import zone
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import DepositDueOptions
 from followupd.rules.parties import Party, to_client, to_owner
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.models import Client, Contact, Mission
 from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
@@ -129,7 +129,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     thread_key=f"deposit:{mission.key}" if party.audience == "client" else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         state: dict[str, _State] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             query = (
@@ -165,7 +165,7 @@ class _State(NamedTuple):
     email: str | None
 
 
-def _why_gone(row: FollowUp, found: _State | None) -> str | None:
+def _why_gone(row: Pending, found: _State | None) -> str | None:
     mission = row.subject_key
     if found is None:
         return f"mission {mission} no longer exists"

@@ -30,11 +30,11 @@ from typing import Any
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import EscalateByPhoneOptions
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
+from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
 from followupd.store.rows import record
 
 # A date moves forward to the next working day: rarely more than a week, this
@@ -196,7 +196,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         )
         return intent, values
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         reasons: dict[str, str] = {}
         issue_rows = [row for row in pending if row.step == ISSUE_STEP]
         invoice_rows = [row for row in pending if row.step == INVOICE_STEP]

@@ -15,11 +15,11 @@ from datetime import date, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import InvoiceDueOptions
 from followupd.rules.parties import Party, to_client, to_owner
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
@@ -103,7 +103,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     thread_key=f"invoice:{invoice.number}" if party.audience == "client" else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         numbers = {row.subject_key for row in pending}
         state: dict[str, tuple[date | None, str]] = {}
         for chunk in chunked(sorted(numbers)):

@@ -31,11 +31,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import NewYearGreetingsOptions
 from followupd.rules.parties import to_client
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.models import Client, Contact, Mission
 
 STEP = "greetings"
 
@@ -142,7 +142,7 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
         """Greetings may go out until January's last_day, whenever they were due."""
         return timedelta(days=self.options.last_day)
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[bool, str | None]] = {}
         for chunk in chunked(keys):

@@ -32,12 +32,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.clock import zone
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import OpenEndedMissionOptions
 from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.models import Client, Contact, Mission
 from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a week,
@@ -127,7 +127,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                     contact_id=who.id if who else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[str, bool, date, date | None]] = {}
         for chunk in chunked(keys):

@@ -8,6 +8,7 @@ zone, on days that are working days for both the owner and the client.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from followupd.clock import zone
@@ -24,6 +25,7 @@ class Party:
     countries: tuple[str, ...]
 
 
+@lru_cache(maxsize=1024)
 def to_owner(owner: Owner, client_country: str | None) -> Party:
     countries = tuple(dict.fromkeys((owner.country, client_country or owner.country)))
     return Party("owner", "calendar", None, owner.language, zone(owner.timezone), countries)

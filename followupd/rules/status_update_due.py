@@ -34,15 +34,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from followupd.clock import zone
-from followupd.rules.base import Evaluation, Intent, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import StatusUpdateDueOptions
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, FollowUp, Mission, Touchpoint
+from followupd.store.models import Client, Contact, Mission, Touchpoint
+from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -129,32 +130,16 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             Mission.start <= latest - timedelta(days=min(cadences)),
             or_(Mission.end.is_(None), Mission.end >= earliest),
         )
-        # the clients and contacts of the candidates (a superset of those due), by id
-        clients = {
-            row.id: row
-            for row in session.execute(
-                select(*Client.__table__.c).where(
-                    Client.id.in_(select(Mission.client_id).where(*candidates))
-                )
-            )
-        }
-        contacts = {
-            row.id: row
-            for row in session.execute(
-                select(*Contact.__table__.c).where(
-                    Contact.id.in_(select(Mission.contact_id).where(*candidates))
-                )
-            )
-        }
+        contact = aliased(Contact)
         missions = session.execute(
-            select(*Mission.__table__.c, last.c.at.label("last_update_at"))
+            select(record(Mission), record(Client), record(contact, "contact"), last.c.at)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.c.mission_id == Mission.id)
             .where(*candidates, or_(*overdue))
         )
         templates = evaluation.templates
-        for mission in missions:
-            client, who = clients[mission.client_id], contacts.get(mission.contact_id)
-            last_at = mission.last_update_at
+        for mission, client, who, last_at in missions:
             cadence = mission.status_update_every_days or self.options.every_days
             last_update = local_day(last_at, tz)
             anchor = anchor_of(mission.start, last_update)
@@ -193,7 +178,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                     contact_id=who.id if who else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[FollowUp]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[str, date, date | None, int | None, datetime | None]] = {}
         last_update = _last_update()
