@@ -337,6 +337,24 @@ class Business(StrictModel):
         return frozenset(WEEKDAYS.index(day) for day in self.working_days)
 
 
+class TemplatesSection(StrictModel):
+    """``[templates]``: a directory whose ``LANG/RULE/STEP.j2`` files override the shipped ones."""
+
+    directory: Path | None = None
+
+    @field_validator("directory")
+    @classmethod
+    def _existing_directory(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        base = (info.context or {}).get("config_dir")
+        if not value.is_absolute() and base is not None:
+            value = Path(base) / value
+        if not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+
 class Settings(StrictModel):
     """The whole config file, validated."""
 
@@ -346,6 +364,7 @@ class Settings(StrictModel):
     caldav: Caldav | None = None
     feed: Feed = Feed()
     business: Business = Business()
+    templates: TemplatesSection = TemplatesSection()
     rules: RulesConfig = RulesConfig()
 
     @model_validator(mode="before")

@@ -95,7 +95,8 @@ def evaluate(
     at: datetime,
 ) -> PassReport:
     """One pass at `at`: record what is due, expire what is too old, cancel what has gone."""
-    calendar, templates = BusinessCalendar(settings.business), Templates()
+    calendar = BusinessCalendar(settings.business)
+    templates = Templates(settings.templates.directory)
     report = PassReport(at)
     previous = last_pass(session)
     for rule in rules:
@@ -117,7 +118,8 @@ def plan(
     end: datetime,
 ) -> list[Intent]:
     """The intents due in ``[start, end]``, recorded or not; changes nothing."""
-    calendar, templates = BusinessCalendar(settings.business), Templates()
+    calendar = BusinessCalendar(settings.business)
+    templates = Templates(settings.templates.directory)
     evaluation = Evaluation(session, settings, calendar, templates, start, end)
     intents = [intent for rule in rules for intent in rule.evaluate(evaluation)]
     return sorted(intents, key=lambda intent: (intent.due_at, intent.key))

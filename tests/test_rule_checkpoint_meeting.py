@@ -312,7 +312,9 @@ def test_both_triggers_on_the_same_day_give_one_reminder(loaded: Store, settings
     ]
     text = texts(loaded, settings)["checkpoint_meeting:acme-both:2026-10-31"]
     assert "- 2 problèmes ouverts s'accumulent ;" in text
-    assert "- aucune réunion ni visite depuis le début de la mission, le 1 septembre 2026." in text
+    assert (
+        "- aucune réunion ni visite depuis le début de la mission, le 1er septembre 2026." in text
+    )
 
 
 def test_the_task_says_why_and_who_to_call(loaded: Store, settings: Settings) -> None:

@@ -10,6 +10,7 @@ it is given, not reach into Python.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,11 +19,28 @@ from typing import Any
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
-from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
+from followupd.errors import FollowupdError
+
 SHIPPED = Path(__file__).parent
+# line breaks of any kind and runs of plain spaces; not the no-break spaces of
+# French typography ("12 000,00 €")
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
+_ONE_LINE = re.compile(r"[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029 ]+")
 LOCALES = {"fr": "fr_FR", "en": "en_US"}
+
+
+class TemplateProblem(FollowupdError):
+    """A template could not be rendered; the message names the file."""
 
 
 class Templates:
@@ -61,7 +79,12 @@ class Templates:
         if render_block is None:
             return ""
         context = template.new_context({**values, **_helpers(language)})
-        return "".join(render_block(context)).strip()
+        try:
+            text = "".join(render_block(context)).strip()
+        except TemplateError as error:  # a user template that fails, or reaches too far
+            raise TemplateProblem(f"template {template.filename}: {error}") from error
+        # "… Inc." at the end of a sentence: one full stop, not two (an ellipsis has three)
+        return _DOUBLE_STOP.sub(".", text)
 
     def subject(
         self, language: str, rule: str, step: str, values: Mapping[str, Any]
@@ -86,9 +109,13 @@ class LazySubject:
         if self._text is None:
             templates, language, rule, step, values = self._args
             text = templates.render(language, rule, step, "subject", values)
-            self._text = " ".join(text.split())
-            self._args = None  # type: ignore[assignment]  # free the rows it held
+            self._text = _ONE_LINE.sub(" ", text).strip()
         return self._text
+
+    def text(self, block: str = "text") -> str:
+        """Another block of the same template, with the same values (the body)."""
+        templates, language, rule, step, values = self._args
+        return templates.render(language, rule, step, block, values)
 
     def __repr__(self) -> str:
         return repr(str(self))
@@ -106,7 +133,10 @@ def _helpers(language: str) -> dict[str, Any]:
     locale = LOCALES.get(language, language)
 
     def day(value: date | datetime) -> str:
-        return format_date(value, format="long", locale=locale)
+        text = format_date(value, format="long", locale=locale)
+        if language == "fr" and value.day == 1:
+            text = "1er" + text.removeprefix("1")  # « 1er septembre », the French ordinal
+        return text
 
     def moment(value: datetime) -> str:
         return format_datetime(value, format="long", locale=locale)
