@@ -315,11 +315,13 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
     assert len(variants) == 2, "the two database URLs are alternatives"
     env = {"HOME": str(tmp_path)}
     defaults = load_settings(EXAMPLE, env)
+    (tmp_path / "templates").mkdir()  # the example's [templates] directory, next to the file
     urls = set()
     for variant in variants:
         for header in ("[smtp]", "[caldav]", "[rules.invoice_due]", "[rules.new_year_greetings]"):
             assert f"\n{header}" in variant
-        settings = parse_settings(variant, EXAMPLE, env)
+        settings = parse_settings(variant, tmp_path / "followupd.toml", env)
+        assert settings.templates.directory == tmp_path / "templates"
         urls.add(settings.database.url)
         # the values shown are the defaults
         assert settings.rules == defaults.rules
