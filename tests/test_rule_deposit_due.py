@@ -13,7 +13,7 @@ from sqlalchemy import select
 from followupd.config import Settings, parse_settings
 from followupd.engine import evaluate, plan
 from followupd.rules.base import RULES, Intent, Rule
-from followupd.rules.deposit_due import DepositDue, _paused_over, _State
+from followupd.rules.deposit_due import DepositDue
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
@@ -363,33 +363,18 @@ def test_a_pause_delays_client_emails_but_not_the_owner(loaded: Store, settings:
     assert intents["deposit_due:acme-audit:call"].due_at == paris(2026, 11, 19, 9, 0)
 
 
-def test_a_pause_cancels_a_pending_email_it_covers(loaded: Store, settings: Settings) -> None:
+def test_a_pause_never_cancels_a_recorded_email(loaded: Store, settings: Settings) -> None:
+    """A pause delays: the recorded request stays pending (delivery holds it back)."""
     run(loaded, settings, paris(2026, 11, 4, 9, 0))
     change(loaded, "acme-audit", paused_until=date(2026, 11, 16))
     recorded, cancelled = run(loaded, settings, paris(2026, 11, 5, 9, 0))
-    assert cancelled == {
-        "deposit_due:acme-audit:request": "mission acme-audit paused until 2026-11-16"
-    }
+    assert cancelled == {}
     assert recorded == []
-    # at the end of the pause the nudge goes, and is not taken for one the pause covers
+    assert outbox(loaded)["deposit_due:acme-audit:request"].state == "pending"
+    # at the end of the pause the next step is recorded as usual
     recorded, cancelled = run(loaded, settings, paris(2026, 11, 16, 9, 0))
     assert [key for key in recorded if "acme-audit" in key] == ["deposit_due:acme-audit:nudge"]
     assert cancelled == {}
-    assert outbox(loaded)["deposit_due:acme-audit:nudge"].state == "pending"
-    # the request cancelled during the pause keeps its key: it is not sent twice
-    assert outbox(loaded)["deposit_due:acme-audit:request"].state == "cancelled"
-
-
-def test_a_pause_is_read_in_the_widest_zone_when_the_client_has_none() -> None:
-    def paused(timezone: str | None) -> _State:
-        return _State("active", None, None, date(2026, 11, 16), timezone, "x@example.com")
-
-    auckland = ZoneInfo("Pacific/Auckland")
-    postponed = datetime(2026, 11, 16, 9, 0, tzinfo=auckland)  # 15 November in UTC
-    assert not _paused_over(postponed, paused("Pacific/Auckland"))
-    assert not _paused_over(postponed, paused(None))
-    assert _paused_over(paris(2026, 11, 13, 9, 0), paused(None))
-    assert _paused_over(datetime(2026, 11, 15, 9, 0, tzinfo=auckland), paused("Pacific/Auckland"))
 
 
 def test_the_rule_registers_under_its_config_name() -> None:

@@ -12,25 +12,23 @@ email address: talking money in writing during a dispute hardens positions,
 and an email nobody can receive helps no one. While the mission is paused,
 client emails wait for the pause to end; call tasks do not wait.
 
-A pending client email is cancelled when a dispute starts, when the contact
-loses its address, and when a pause begins that covers its due day (SPEC.md
-section 4: stop conditions are checked again before delivery). Its key is
-then spent: a step cancelled by a pause is not sent after it, the next steps
-are. Every pending step is cancelled once the deposit is paid or no longer
-asked for, or the mission is closed.
+A pending client email is cancelled when a dispute starts (the call task
+replaces it) or when the contact loses its address. A pause never cancels: it
+delays, and an email already recorded waits for the end of the pause at
+delivery, so nothing is lost. Every pending step is cancelled once the deposit
+is paid or no longer asked for, or the mission is closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
 from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.clock import zone
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import DepositDueOptions
 from followupd.rules.parties import Party, to_client, to_owner
@@ -43,8 +41,6 @@ from followupd.store.rows import record
 SHIFT_MARGIN = timedelta(days=21)
 # Statuses under which a deposit is still expected (everything but closed).
 OPEN_STATUSES = ("proposed", "active", "on_hold", "disputed")
-# The widest offset from UTC of any time zone: see `_paused_over`.
-WIDEST_OFFSET = timedelta(hours=14)
 
 # The anchor of every step: the start, or the contract's signature if later.
 ANCHOR = case(
@@ -138,16 +134,13 @@ class DepositDue(Rule[DepositDueOptions]):
                     Mission.status,
                     Mission.deposit_amount,
                     Mission.deposit_paid,
-                    Mission.paused_until,
-                    Client.timezone,
                     Contact.email,
                 )
-                .join(Client, Mission.client_id == Client.id)
                 .outerjoin(Contact, Mission.contact_id == Contact.id)
                 .where(Mission.key.in_(chunk))
             )
-            for key, status, amount, paid, paused_until, timezone, email in session.execute(query):
-                state[key] = _State(status, amount, paid, paused_until, timezone, email)
+            for key, status, amount, paid, email in session.execute(query):
+                state[key] = _State(status, amount, paid, email)
         reasons: dict[str, str] = {}
         for row in pending:
             reason = _why_gone(row, state.get(row.subject_key))
@@ -160,8 +153,6 @@ class _State(NamedTuple):
     status: str
     amount: Decimal | None
     paid: date | None
-    paused_until: date | None
-    timezone: str | None
     email: str | None
 
 
@@ -181,22 +172,4 @@ def _why_gone(row: Pending, found: _State | None) -> str | None:
         return f"mission {mission} disputed: a call task replaces the email"
     if not found.email:
         return f"the contact of {mission} has no email address: a call task replaces the email"
-    if found.paused_until is not None and _paused_over(row.due_at, found):
-        return f"mission {mission} paused until {found.paused_until.isoformat()}"
     return None
-
-
-def _paused_over(due_at: datetime, found: _State) -> bool:
-    """Whether the pause covers an email recorded for `due_at` (so recorded before it began).
-
-    The day is taken in the client's zone. A client without a zone of its own
-    is in the owner's, which is not known here: the day is then taken
-    in the widest zone, so that an email the pause postponed to its last day
-    is never mistaken for one it covers.
-    """
-    assert found.paused_until is not None
-    if found.timezone:
-        day = due_at.astimezone(zone(found.timezone)).date()
-    else:
-        day = (due_at.astimezone(UTC) + WIDEST_OFFSET).date()
-    return day < found.paused_until
