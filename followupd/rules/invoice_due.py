@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.options import InvoiceDueOptions
-from followupd.rules.parties import Party, to_client, to_owner
+from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.rows import record
@@ -66,21 +66,16 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "owner": owner,
             }
             for step in steps:
-                nominal = invoice.due + timedelta(days=step.offset_days)
-                key = f"{self.name}:{invoice.number}:{step.name}"
-                party: Party
-                if step.audience == "owner":
-                    party = to_owner(owner, client.country)
-                    template_step = step.name
-                elif mission.status == "disputed" or who is None or not who.email:
-                    party = to_owner(owner, client.country)
-                    key, template_step = f"{key}:call", "call"
-                else:
-                    party = to_client(owner, who.email, who.language, client.language,
-                                      client.timezone, client.country)  # fmt: skip
-                    template_step = step.name
-                    if mission.paused_until is not None:
-                        nominal = max(nominal, mission.paused_until)
+                party, key, template_step, nominal = route_money_step(
+                    owner,
+                    step.audience,
+                    f"{self.name}:{invoice.number}:{step.name}",
+                    step.name,
+                    invoice.due + timedelta(days=step.offset_days),
+                    mission,
+                    client,
+                    who,
+                )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
                     continue

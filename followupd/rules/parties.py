@@ -8,7 +8,9 @@ zone, on days that are working days for both the owner and the client.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from followupd.clock import zone
@@ -53,3 +55,34 @@ def to_client(
         zone(client_timezone or owner.timezone),
         (client_country or owner.country,),
     )
+
+
+class Route(NamedTuple):
+    """Where one step of a money rule goes, under which key and template, from which day."""
+
+    party: Party
+    key: str
+    template: str
+    nominal: date
+
+
+def route_money_step(
+    owner: Owner, audience: str, key: str, step: str, nominal: date, mission: Any, client: Any,
+    contact: Any,
+) -> Route:  # fmt: skip
+    """Route a step of a money rule (invoice, deposit).
+
+    An owner step is a calendar task. A client step is an email to the
+    mission's contact, delayed by the mission's pause; it becomes a call task
+    for the owner (key suffix ``:call``) while the mission is disputed, since
+    money talk in writing hardens a dispute, or when the contact has no email.
+    """
+    if audience == "owner":
+        return Route(to_owner(owner, client.country), key, step, nominal)
+    if mission.status == "disputed" or contact is None or not contact.email:
+        return Route(to_owner(owner, client.country), f"{key}:call", "call", nominal)
+    party = to_client(owner, contact.email, contact.language, client.language,
+                      client.timezone, client.country)  # fmt: skip
+    if mission.paused_until is not None:
+        nominal = max(nominal, mission.paused_until)
+    return Route(party, key, step, nominal)
