@@ -34,7 +34,7 @@ from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, SyncState
-from followupd.templates import Templates
+from followupd.templates import LazySubject, Templates
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
 # A follow-up recorded more than this after its due time is marked late.
@@ -168,6 +168,7 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
         "recipient": intent.recipient,
         "language": intent.language,
         "subject": str(intent.subject),
+        "body": intent.subject.text() if isinstance(intent.subject, LazySubject) else "",
         "thread_key": intent.thread_key,
         "due_at": intent.due_at,
         "late": not expired and at - intent.due_at > LATE_AFTER,

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from followupd.store.db import Store
 from tests.conftest import MINIMAL_CONFIG, RunCli
 
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
@@ -42,7 +44,8 @@ def test_init_writes_a_starter_config_and_the_database(cli: RunCli, home: Path) 
     written = home / ".config" / "followupd" / "config.toml"
     assert written.is_file()
     assert f"wrote a starter config to {written}" in result.out
-    assert "schema none -> 0001" in result.out
+    head = Store.open(make_url("sqlite://")).head_revision()
+    assert f"schema none -> {head}" in result.out
     assert state_db(home).is_file()
     assert oct(state_db(home).parent.stat().st_mode & 0o777) == "0o700"
 

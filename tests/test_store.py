@@ -122,3 +122,38 @@ def test_a_transaction_that_fails_leaves_nothing(store: Store) -> None:
         raise RuntimeError("boom")
     with store.session() as session:
         assert session.scalars(select(Client)).all() == []
+
+
+def test_upgrading_a_first_schema_database_keeps_its_followups(database_url: URL) -> None:
+    from alembic import command
+
+    from followupd.store.db import _alembic_config
+
+    store = Store.open(database_url)
+    try:
+        with store.engine.begin() as connection:
+            config = _alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+        now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+        stamp = now if store.engine.dialect.name == "postgresql" else now.replace(tzinfo=None)
+        with store.engine.begin() as connection:  # a row as the first schema had them
+            connection.execute(
+                text(
+                    "INSERT INTO followups (key, rule, step, subject_key, audience, channel,"
+                    " language, subject, due_at, late, state, attempts, created_at, updated_at)"
+                    " VALUES ('invoice_due:F-1:nudge-1', 'invoice_due', 'nudge-1', 'F-1',"
+                    " 'client', 'email', 'fr', 'Facture F-1', :at, false, 'pending', 0,"
+                    " :at, :at)"
+                ),
+                {"at": stamp},
+            )
+        before, after = store.upgrade()
+        assert (before, after) == ("0001", store.head_revision())
+        with store.session() as session:
+            kept = session.scalars(select(FollowUp)).one()
+        assert kept.key == "invoice_due:F-1:nudge-1"
+        assert kept.body == ""
+        assert kept.due_at == now
+    finally:
+        store.close()

@@ -196,6 +196,8 @@ class FollowUp(Base):
     recipient: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(2))
     subject: Mapped[str] = mapped_column(Text)
+    # the message as rendered when recorded: every attempt sends the same content
+    body: Mapped[str] = mapped_column(Text, default="")
     thread_key: Mapped[str | None] = mapped_column(String(400))
     due_at: Mapped[datetime]
     late: Mapped[bool] = mapped_column(default=False)

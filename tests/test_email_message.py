@@ -1,0 +1,76 @@
+"""Email messages: headers, deterministic Message-ID, threading, no header injection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+
+import pytest
+
+from followupd.channels.email import build_message, message_id, text_to_html
+
+SENT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def build(**changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "key": "invoice_due:F-1:nudge-2",
+        "sender": "Claire Martin <claire@cabinet.example>",
+        "recipient": "jeanne.dupont@acme.example",
+        "reply_to": "claire@cabinet.example",
+        "subject": "Facture F-1 : échéance du 30 novembre 2026",
+        "body": "Bonjour Jeanne Dupont,\n\nAppelez-moi : tel:+33600000000.\n\nClaire",
+        "sent_at": SENT,
+        "earlier_in_thread": [message_id("invoice_due:F-1:nudge-1", "cabinet.example")],
+    }
+    fields.update(changes)
+    return build_message(**fields).as_bytes()  # type: ignore[arg-type]
+
+
+def test_headers_and_parts() -> None:
+    parsed = message_from_bytes(build(), policy=policy.default)
+    assert parsed["From"] == "Claire Martin <claire@cabinet.example>"
+    assert parsed["To"] == "jeanne.dupont@acme.example"
+    assert parsed["Reply-To"] == "claire@cabinet.example"
+    assert parsed["Subject"] == "Facture F-1 : échéance du 30 novembre 2026"
+    assert parsed["Date"] == "Tue, 01 Dec 2026 08:00:00 +0000"
+    assert parsed["Message-ID"] == message_id("invoice_due:F-1:nudge-2", "cabinet.example")
+    first = message_id("invoice_due:F-1:nudge-1", "cabinet.example")
+    assert parsed["In-Reply-To"] == first
+    assert parsed["References"] == first
+    assert parsed.get_content_type() == "multipart/alternative"
+    text = parsed.get_body(("plain",))
+    html = parsed.get_body(("html",))
+    assert text is not None and "Bonjour Jeanne Dupont" in text.get_content()
+    assert html is not None and '<a href="tel:+33600000000">' in html.get_content()
+
+
+def test_message_ids_are_stable_and_distinct() -> None:
+    first = message_id("invoice_due:F-1:nudge-1", "cabinet.example")
+    assert first == message_id("invoice_due:F-1:nudge-1", "cabinet.example")
+    assert first != message_id("invoice_due:F-1:nudge-2", "cabinet.example")
+    assert first.startswith("<") and first.endswith("@cabinet.example>")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"subject": "Facture\r\nBcc: victim@example.com"},
+        {"sender": "Claire\r\nBcc: victim@example.com <claire@cabinet.example>"},
+        {"recipient": "jeanne@acme.example\nBcc: victim@example.com"},
+    ],
+)
+def test_no_header_can_be_injected(change: dict[str, str]) -> None:
+    try:
+        raw = build(**change)
+    except ValueError:
+        return  # refused: fine
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Bcc"] is None
+    assert b"\nBcc:" not in raw
+
+
+def test_html_escapes_the_text() -> None:
+    page = text_to_html("a <b> & c\n\nsecond")
+    assert "a &lt;b&gt; &amp; c" in page
+    assert page.count("<p>") == 2
