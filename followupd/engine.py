@@ -34,6 +34,7 @@ from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, SyncState
+from followupd.store.rows import record
 from followupd.templates import LazySubject, Templates
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
@@ -218,8 +219,9 @@ def _insert_new(
 
 
 def load(session: Session, keys: Sequence[str]) -> list[FollowUp]:
-    """The outbox rows with these keys, by due time."""
+    """The outbox rows with these keys, by due time, as light read-only rows."""
     rows: list[FollowUp] = []
     for chunk in chunked(keys):
-        rows += session.scalars(select(FollowUp).where(FollowUp.key.in_(chunk))).all()
+        query = select(record(FollowUp, "followup")).where(FollowUp.key.in_(chunk))
+        rows += [row for (row,) in session.execute(query)]
     return sorted(rows, key=lambda row: (row.due_at, row.key))

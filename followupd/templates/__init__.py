@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +130,12 @@ class LazySubject:
         return hash(str(self))
 
 
+@lru_cache(maxsize=16)
 def _helpers(language: str) -> dict[str, Any]:
+    """The formatting helpers of a language; memoised, as the same dates and amounts recur."""
     locale = LOCALES.get(language, language)
 
+    @lru_cache(maxsize=8192)
     def day(value: date | datetime) -> str:
         text = format_date(value, format="long", locale=locale)
         if language == "fr" and value.day == 1:
@@ -141,6 +145,7 @@ def _helpers(language: str) -> dict[str, Any]:
     def moment(value: datetime) -> str:
         return format_datetime(value, format="long", locale=locale)
 
+    @lru_cache(maxsize=8192)
     def money(amount: Decimal | float | int, currency: str) -> str:
         return format_currency(amount, currency, locale=locale)
 
