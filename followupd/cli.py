@@ -7,9 +7,11 @@ SPEC.md section 1; a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
+import socket
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session
 from followupd import __version__, engine, reports, tables, updates
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
+from followupd.delivery import Deliverer
 from followupd.errors import EX_CONFIG, EX_UNAVAILABLE, FollowupdError, NotFound
 from followupd.rules.base import enabled_rules
 from followupd.sources.importer import import_files
@@ -363,20 +366,34 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
 @pass_app
 def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
-    """One full pass as if the clock read --now: evaluate the rules, record what is due."""
+    """One full pass as if the clock read --now: evaluate the rules, deliver what is due."""
     at = app.instant(now_text)
     rules = enabled_rules(app.settings.rules)
     with app.session(commit=not dry_run) as session:
         report = engine.evaluate(session, app.settings, rules, at)
-        rows = sorted(
-            [*report.recorded, *engine.load(session, sorted(report.cancelled))],
-            key=lambda row: (row.due_at, row.key),
-        )
-        if as_json:
-            followups = reports.followups_json(session, rows, app.zone)
-            click.echo(reports.render(at, app.zone, followups))
-        else:
-            tables.print_followups(rows, app.zone)
+        touched = {row.key for row in report.recorded} | set(report.cancelled)
+        if dry_run:
+            print_outcome(session, sorted(touched), at, app, as_json)
+            return
+    store = app.store()
+    try:
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        delivered = asyncio.run(Deliverer(store, app.settings, worker).run(at))
+        with store.session() as session:
+            print_outcome(session, sorted(touched | set(delivered.keys)), at, app, as_json)
+    finally:
+        store.close()
+    if delivered.retrying:
+        raise click.exceptions.Exit(EX_UNAVAILABLE)
+
+
+def print_outcome(session: Session, keys: list[str], at: datetime, app: App, as_json: bool) -> None:
+    """The follow-ups with these keys as they stand, as a table or as JSON."""
+    rows = engine.load(session, keys)
+    if as_json:
+        click.echo(reports.render(at, app.zone, reports.followups_json(session, rows, app.zone)))
+    else:
+        tables.print_followups(rows, app.zone)
 
 
 # -- views ------------------------------------------------------------------------------

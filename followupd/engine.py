@@ -172,6 +172,7 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
         "body": intent.subject.text() if isinstance(intent.subject, LazySubject) else "",
         "thread_key": intent.thread_key,
         "due_at": intent.due_at,
+        "expires_at": intent.expires_at,
         "late": not expired and at - intent.due_at > LATE_AFTER,
         "state": "expired" if expired else "pending",
         "reason": f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"

@@ -79,9 +79,11 @@ def followups_json(
 
 
 def _default_reason(row: FollowUp) -> str:
+    if row.state == "pending" and row.last_error:
+        return f"will retry: {row.last_error}"
     if row.state == "pending":
-        return "recorded; delivery is not available in this version"
-    return row.state
+        return "waiting to be delivered"
+    return row.last_error or row.state
 
 
 def render(now: datetime, zone: ZoneInfo, followups: list[dict[str, Any]]) -> str:

@@ -61,11 +61,17 @@ def test_tick_records_once_and_reports_states(cli: RunCli, demo: Path) -> None:
     document = as_json(first.out)
     assert document["now"] == "2026-11-23T10:00:00+01:00"
     states = {item["key"]: item for item in document["followups"]}
-    assert states["invoice_due:F-2026-041:heads-up"]["state"] == "pending"
-    assert "reason" in states["invoice_due:F-2026-041:heads-up"]
-    assert all(item["state"] == "pending" for item in document["followups"]), (
+    # a reminder to the owner without CalDAV is delivered by being in the feed
+    assert states["invoice_due:F-2026-041:heads-up"]["state"] == "sent"
+    # client emails went to the Maildir (no [smtp] in this config)
+    sent_emails = [i for i in document["followups"] if i["channel"] == "email"]
+    assert sent_emails
+    assert all(item["state"] == "sent" for item in sent_emails)
+    assert all(item["state"] in ("sent", "pending") for item in document["followups"]), (
         "a first pass records nothing already past its grace"
     )
+    maildir = demo.parent / ".local" / "state" / "followupd" / "Maildir" / "new"
+    assert len(list(maildir.iterdir())) == len(sent_emails)
     again = as_json(cli("tick", "--now", "2026-11-23T10:00", "--json").out)
     assert again["followups"] == []
 
@@ -78,7 +84,7 @@ def test_after_a_downtime_missed_followups_are_recorded_expired(cli: RunCli, dem
     missed = states["invoice_due:F-2026-041:nudge-1"]  # due 27 November
     assert missed["state"] == "expired"
     assert missed["reason"].startswith("missed: its grace ended")
-    assert states["invoice_due:F-2026-045:heads-up"]["state"] == "pending"  # due 15 December
+    assert states["invoice_due:F-2026-045:heads-up"]["state"] == "sent"  # due 15 December
     for item in document["followups"]:
         due = datetime.fromisoformat(item["due_at"])
         assert due > datetime.fromisoformat("2026-11-23T10:00:00+01:00") - timedelta(days=7)
@@ -92,7 +98,11 @@ def test_tick_dry_run_records_nothing(cli: RunCli, demo: Path) -> None:
 
 
 def test_paying_then_ticking_reports_the_cancellation(cli: RunCli, demo: Path) -> None:
-    cli("tick", "--now", "2026-11-27T16:00")
+    # Saturday: the New York client's send window is closed, so the nudge waits
+    waiting = as_json(cli("tick", "--now", "2026-11-28T10:00", "--json").out)
+    held = {i["key"]: i for i in waiting["followups"]}["invoice_due:F-2026-041:nudge-1"]
+    assert held["state"] == "pending"
+    assert held["reason"] == "outside the send window"
     assert cli("invoice", "paid", "F-2026-041", "--on", "2026-11-28").code == 0
     document = as_json(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
     cancelled = {i["key"]: i for i in document["followups"] if i["state"] == "cancelled"}

@@ -200,6 +200,8 @@ class FollowUp(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     thread_key: Mapped[str | None] = mapped_column(String(400))
     due_at: Mapped[datetime]
+    # the end of its grace: delivered later than this, it would be too late
+    expires_at: Mapped[datetime | None]
     late: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(12), default="pending")
     reason: Mapped[str | None] = mapped_column(Text)

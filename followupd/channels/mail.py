@@ -1,0 +1,164 @@
+"""Sending emails: over SMTP, or into a Maildir when there is no ``[smtp]``.
+
+A sender is used for one batch: it connects once, sends every message of the
+batch over the same connection (reconnecting once if the server hung up), and
+closes. Failures are sorted into transient ones, worth retrying later (4xx
+answers, disconnects, timeouts, refused connections) and permanent ones
+(5xx answers, authentication), which no retry will mend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+import aiosmtplib
+
+from followupd.channels.smtp import smtp_client
+from followupd.config import Smtp
+
+Traceback = TracebackType | None
+
+
+class DeliveryError(Exception):
+    """A message could not be handed over; `permanent` says whether to try again."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.permanent = permanent
+
+
+class MailSender(Protocol):
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """The envelope sender and recipients, from the message's own headers.
+
+    The message is sent as the bytes it was built into, so its headers reach
+    the server exactly as made (aiosmtplib's send_message would fold them anew).
+    """
+    sender = parseaddr(str(message["From"]))[1]
+    recipients = [address for _, address in getaddresses([str(message["To"])])]
+    return sender, recipients
+
+
+def classify(error: BaseException) -> DeliveryError:
+    """An SMTP failure as a DeliveryError: 5xx and authentication are permanent."""
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refused.code for refused in error.recipients]
+        permanent = all(500 <= code < 600 for code in codes)
+        details = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+        return DeliveryError(f"recipient refused: {details}", permanent=permanent)
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return DeliveryError(f"authentication failed: {error.code} {error.message}", permanent=True)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        permanent = 500 <= error.code < 600
+        return DeliveryError(f"SMTP {error.code} {error.message}", permanent=permanent)
+    if isinstance(error, aiosmtplib.SMTPNotSupported):
+        # e.g. STARTTLS required by the config but not offered: never downgrade
+        return DeliveryError(f"SMTP server: {error}", permanent=True)
+    return DeliveryError(f"{type(error).__name__}: {error}", permanent=False)
+
+
+class SmtpSender:
+    """Sends a batch over one SMTP connection, with a timeout for each whole message."""
+
+    def __init__(self, smtp: Smtp, environ: Mapping[str, str] | None = None) -> None:
+        self.smtp = smtp
+        self.environ = environ
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self.client is None or not self.client.is_connected:
+            client = smtp_client(self.smtp, self.environ)
+            try:
+                async with asyncio.timeout(self.smtp.timeout_seconds):
+                    await client.connect()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                raise classify(error) from error
+            self.client = client
+        return self.client
+
+    async def _close(self) -> None:
+        if self.client is not None and self.client.is_connected:
+            try:
+                async with asyncio.timeout(5):
+                    await self.client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self.client.close()
+        self.client = None
+
+    async def send(self, message: EmailMessage) -> None:
+        for attempt in (1, 2):
+            client = await self._connect()
+            try:
+                async with asyncio.timeout(self.smtp.timeout_seconds):
+                    await client.sendmail(*envelope(message), message.as_bytes())
+                return
+            except aiosmtplib.SMTPServerDisconnected as error:
+                self.client = None
+                if attempt == 2:
+                    raise classify(error) from error
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                if isinstance(error, TimeoutError | OSError):
+                    self.client = None
+                raise classify(error) from error
+
+
+class MaildirSender:
+    """Writes each message into a Maildir (``new/``), where any mail client reads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self._write, message)
+        except OSError as error:
+            raise DeliveryError(f"cannot write to {self.path}: {error}", permanent=False) from error
+
+    def _write(self, message: EmailMessage) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        box = mailbox.Maildir(self.path, create=True)
+        box.add(message)
+
+
+def mail_sender(smtp: Smtp | None, state_dir: Path) -> MailSender:
+    """SMTP when configured, else the Maildir under the state directory."""
+    return SmtpSender(smtp) if smtp is not None else MaildirSender(state_dir / "Maildir")

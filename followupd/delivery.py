@@ -1,0 +1,325 @@
+"""Delivery: claim due follow-ups, check them once more, hand them over, record the outcome.
+
+The outbox is the only truth. A claim is one atomic statement that moves due
+rows to ``sending`` under a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+so two workers never take the same row, and a lease left by a worker that died
+is taken again once it expires. Each outcome is recorded right after its
+send, and only where the lease is still ours. SMTP cannot be exactly-once: a
+crash between the server's acceptance and that record sends the message again
+on the next claim, with the same Message-ID, so a client shows it once.
+
+Before sending, a row is checked again: past the end of its grace it is
+`expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
+outside the send window or during the mission's pause is held back until
+they end. Transient failures are retried with exponential backoff and jitter
+up to a bound, then the row is `dead`; permanent ones make it `failed` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from followupd.channels.email import build_message, message_id
+from followupd.channels.mail import DeliveryError, MailSender, mail_sender
+from followupd.clock import BusinessCalendar, zone
+from followupd.config import Settings
+from followupd.rules.base import RULES, Rule
+from followupd.rules.options import RuleOptions
+from followupd.store.chunks import chunked
+from followupd.store.db import Store
+from followupd.store.models import Client, FollowUp, Mission
+from followupd.store.rows import record
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: about base, 2 base, 4 base… up to cap."""
+
+    base: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=6)
+    max_attempts: int = 8
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        full: timedelta = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        half: timedelta = full / 2
+        return half + half * rng.random()
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)
+    cancelled: dict[str, str] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> list[str]:
+        groups = (self.sent, self.retrying, self.failed, self.dead, self.cancelled,
+                  self.expired, self.held)  # fmt: skip
+        return sorted({key for group in groups for key in group})
+
+
+def deliverable_channels(settings: Settings) -> tuple[str, ...]:
+    """Email always (SMTP or Maildir); calendar items too while they live in the feed only."""
+    return ("email",) if settings.caldav is not None else ("email", "calendar")
+
+
+def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) -> list[Any]:
+    """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them."""
+    claimable = or_(
+        and_(
+            FollowUp.state == "pending",
+            FollowUp.due_at <= at,
+            or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
+        ),
+        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
+    )
+    chosen = (
+        select(FollowUp.id)
+        .where(claimable, FollowUp.channel.in_(channels))
+        .order_by(FollowUp.due_at, FollowUp.id)
+        .limit(BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        chosen = chosen.with_for_update(skip_locked=True)
+    claimed_ids = session.scalars(
+        update(FollowUp)
+        .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
+        .values(
+            state="sending",
+            lease_owner=worker,
+            lease_expires_at=at + LEASE,
+            attempts=FollowUp.attempts + 1,
+            updated_at=at,
+        )
+        .returning(FollowUp.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    rows: list[Any] = []
+    for ids in chunked(list(claimed_ids)):
+        query = select(record(FollowUp, "followup")).where(FollowUp.id.in_(ids))
+        rows += [row for (row,) in session.execute(query)]
+    return sorted(rows, key=lambda row: (row.due_at, row.id))
+
+
+def _finish(session: Session, row: Any, worker: str, at: datetime, **values: Any) -> bool:
+    """Record an outcome where the lease is still ours; False if it was lost."""
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+class Deliverer:
+    """One delivery pass at `at`, by `worker`: the daemon and `tick` run the same code."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        worker: str,
+        *,
+        sender: Callable[[], MailSender] | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker = worker
+        self.sender = sender or (lambda: mail_sender(settings.smtp, settings.state_dir))
+        self.retry = retry
+        self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
+        self.calendar = BusinessCalendar(settings.business)
+        self.rules: dict[str, Rule[RuleOptions]] = {
+            name: cls(getattr(settings.rules, name)) for name, cls in RULES.items()
+        }
+
+    async def run(self, at: datetime) -> DeliveryReport:
+        report = DeliveryReport()
+        channels = deliverable_channels(self.settings)
+        while True:
+            with self.store.session() as session:
+                rows = claim(session, at, self.worker, channels)
+            if not rows:
+                return report
+            ready = self._screen(rows, at, report)
+            await self._send(ready, at, report)
+            if len(rows) < BATCH:
+                return report
+
+    # -- before sending ---------------------------------------------------------------
+    def _screen(self, rows: list[Any], at: datetime, report: DeliveryReport) -> list[Any]:
+        """Expire, cancel or hold back what must not go now; return what may."""
+        ready: list[Any] = []
+        with self.store.session() as session:
+            by_rule: dict[str, list[Any]] = {}
+            for row in rows:
+                if row.expires_at is not None and at > row.expires_at:
+                    reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
+                    if _finish(session, row, self.worker, at, state="expired", reason=reason):
+                        report.expired.append(row.key)
+                else:
+                    by_rule.setdefault(row.rule, []).append(row)
+            gone: dict[str, str] = {}
+            for name, group in by_rule.items():
+                rule = self.rules.get(name)
+                if rule is not None:
+                    gone.update(rule.vanished(session, group))
+            places = self._client_places(session, rows)
+            for group in by_rule.values():
+                for row in group:
+                    if row.key in gone:
+                        reason = gone[row.key]
+                        if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
+                            report.cancelled[row.key] = reason
+                        continue
+                    later = self._hold_until(row, at, places.get(row.mission_id))
+                    if later is not None:
+                        when, why = later
+                        _finish(session, row, self.worker, at, state="pending", reason=why,
+                                next_attempt_at=when, attempts=row.attempts - 1)  # fmt: skip
+                        report.held[row.key] = why
+                        continue
+                    ready.append(row)
+        return ready
+
+    def _client_places(self, session: Session, rows: list[Any]) -> dict[int, Any]:
+        """For client emails: the mission's pause and the client's zone and country."""
+        ids = sorted(
+            {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
+        )
+        places: dict[int, Any] = {}
+        for chunk in chunked(ids):
+            query = (
+                select(Mission.id, Mission.paused_until, Client.timezone, Client.country)
+                .join(Client, Mission.client_id == Client.id)
+                .where(Mission.id.in_(chunk))
+            )
+            places.update({row.id: row for row in session.execute(query)})
+        return places
+
+    def _hold_until(self, row: Any, at: datetime, place: Any) -> tuple[datetime, str] | None:
+        """When a client email must wait: the end of a pause, or the next send window."""
+        if row.audience != "client":
+            return None
+        owner = self.settings.owner
+        tz = zone((place.timezone if place else None) or owner.timezone)
+        countries = ((place.country if place else None) or owner.country,)
+        paused = place.paused_until if place else None
+        if paused is not None and at.astimezone(tz).date() < paused:
+            when = self.calendar.due_at(paused, 0, tz, countries)
+            return when, f"mission paused until {paused.isoformat()}"
+        opening = self.calendar.next_window_opening(at, tz, countries)
+        if opening > at:
+            return opening, "outside the send window"
+        return None
+
+    # -- sending ----------------------------------------------------------------------
+    async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+        emails = [row for row in rows if row.channel == "email"]
+        for row in rows:
+            if row.channel != "email":  # a calendar item without CalDAV lives in the feed
+                with self.store.session() as session:
+                    if _finish(session, row, self.worker, at, state="sent", sent_at=at,
+                               reason="in the feed"):  # fmt: skip
+                        report.sent.append(row.key)
+        if not emails:
+            return
+        threads = self._threads(emails)
+        try:
+            async with self.sender() as sender:
+                for row in emails:
+                    await self._send_one(sender, row, at, threads, report)
+        except DeliveryError as error:  # the connection itself failed: every row waits
+            for row in emails:
+                if row.key not in report.keys:
+                    self._record_failure(row, at, error, report)
+
+    async def _send_one(
+        self,
+        sender: MailSender,
+        row: Any,
+        at: datetime,
+        threads: dict[str, list[str]],
+        report: DeliveryReport,
+    ) -> None:
+        owner, smtp = self.settings.owner, self.settings.smtp
+        from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
+        earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
+        domain = from_.rsplit("@", 1)[1].rstrip(">")
+        message = build_message(
+            key=row.key,
+            sender=from_,
+            recipient=row.recipient,
+            reply_to=owner.email,
+            subject=row.subject,
+            body=row.body,
+            sent_at=at,
+            earlier_in_thread=[message_id(key, domain) for key in earlier],
+            language=row.language,
+        )
+        try:
+            await sender.send(message)
+        except DeliveryError as error:
+            self._record_failure(row, at, error, report)
+            return
+        with self.store.session() as session:
+            if _finish(session, row, self.worker, at, state="sent", sent_at=at, reason=None,
+                       message_id=message["Message-ID"], last_error=None):  # fmt: skip
+                report.sent.append(row.key)
+            else:
+                log.warning("sent %s, but its lease had been taken over", row.key)
+
+    def _threads(self, rows: list[Any]) -> dict[str, list[str]]:
+        """Keys already sent in each thread, oldest first, to reply to."""
+        wanted = sorted({row.thread_key for row in rows if row.thread_key})
+        threads: dict[str, list[str]] = {}
+        with self.store.session() as session:
+            for chunk in chunked(wanted):
+                query = (
+                    select(FollowUp.thread_key, FollowUp.key)
+                    .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
+                    .order_by(FollowUp.sent_at, FollowUp.due_at)
+                )
+                for thread, key in session.execute(query):
+                    threads.setdefault(thread or "", []).append(key)
+        return threads
+
+    def _record_failure(
+        self, row: Any, at: datetime, error: DeliveryError, report: DeliveryReport
+    ) -> None:
+        reason = str(error)
+        with self.store.session() as session:
+            if error.permanent:
+                if _finish(session, row, self.worker, at, state="failed", last_error=reason,
+                           reason=reason):  # fmt: skip
+                    report.failed[row.key] = reason
+            elif row.attempts >= self.retry.max_attempts:
+                why = f"gave up after {row.attempts} attempts: {reason}"
+                if _finish(session, row, self.worker, at, state="dead", last_error=reason,
+                           reason=why):  # fmt: skip
+                    report.dead[row.key] = why
+            else:
+                when = at + self.retry.delay(row.attempts, self.rng)
+                if _finish(session, row, self.worker, at, state="pending", last_error=reason,
+                           next_attempt_at=when):  # fmt: skip
+                    report.retrying[row.key] = reason

@@ -1,0 +1,250 @@
+"""Delivery through a real SMTP server (aiosmtpd on loopback), on both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from followupd.config import Settings, parse_settings
+from followupd.delivery import Deliverer, DeliveryReport, RetryPolicy, claim
+from followupd.engine import evaluate
+from followupd.rules.base import enabled_rules
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from followupd.updates import mark_invoice_paid
+from tests.conftest import MINIMAL_CONFIG
+from tests.smtpserver import Recorder, free_port, smtp_server
+
+PARIS = ZoneInfo("Europe/Paris")
+DATA = """\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+phone = "+33 6 12 34 56 78"
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+contract_signed = 2026-08-25
+[[invoices]]
+number = "F-1"
+mission = "acme-audit"
+amount = 12000.00
+issued = 2026-10-31
+due = 2026-11-30
+[[invoices]]
+number = "F-2"
+mission = "acme-audit"
+amount = 500
+issued = 2026-10-31
+due = 2026-11-30
+"""
+
+
+def paris(day: int, month: int = 12, hour: int = 9, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=PARIS)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[Recorder, int]]:
+    with smtp_server() as running:
+        yield running
+
+
+def settings_for(tmp_path: Path, port: int | None) -> Settings:
+    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_seconds = 5\n'
+    text = MINIMAL_CONFIG + (smtp if port else "")
+    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+
+@pytest.fixture
+def loaded(store: Store, tmp_path: Path) -> Store:
+    path = tmp_path / "data.toml"
+    path.write_text(DATA, encoding="utf-8")
+    import_files(store, [path], PARIS)
+    return store
+
+
+def record(store: Store, settings: Settings, at: datetime) -> None:
+    rules = [r for r in enabled_rules(settings.rules) if r.name == "invoice_due"]
+    with store.session() as session:
+        evaluate(session, settings, rules, at)
+
+
+def deliver(store: Store, settings: Settings, at: datetime, worker: str = "w1") -> DeliveryReport:
+    deliverer = Deliverer(store, settings, worker, rng=random.Random(1))
+    return asyncio.run(deliverer.run(at))
+
+
+def states(store: Store) -> dict[str, FollowUp]:
+    with store.session() as session:
+        return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def test_emails_arrive_with_headers_and_thread(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    report = deliver(loaded, settings, paris(1))
+    assert sorted(report.sent) == [
+        "invoice_due:F-1:heads-up", "invoice_due:F-1:nudge-1",
+        "invoice_due:F-2:heads-up", "invoice_due:F-2:nudge-1",
+    ]  # fmt: skip
+    assert len(recorder.messages) == 2, "heads-ups are calendar items, in the feed"
+    first = next(m for m in recorder.messages if "F-1" in str(m["Subject"]))
+    assert first["From"] == "Claire Martin <claire@cabinet.example>"
+    assert first["To"] == "jeanne.dupont@acme.example"
+    assert first["Reply-To"] == "claire@cabinet.example"
+    assert first["Subject"] == "Facture F-1 : échéance du 30 novembre 2026"
+    assert first["In-Reply-To"] is None
+    body = first.get_body(("plain",))
+    assert body is not None and "Sauf erreur de ma part" in body.get_content()
+    row = states(loaded)["invoice_due:F-1:nudge-1"]
+    assert (row.state, row.message_id) == ("sent", first["Message-ID"])
+
+    record(loaded, settings, paris(8))
+    deliver(loaded, settings, paris(8))
+    second = next(m for m in recorder.messages[2:] if "F-1" in str(m["Subject"]))
+    assert second["In-Reply-To"] == first["Message-ID"]
+    assert second["References"] == first["Message-ID"]
+    body = second.get_body(("plain",))
+    assert body is not None and "Je reviens vers vous" in body.get_content()
+
+
+def test_451_is_retried_after_backoff_and_arrives_once(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    recorder.refuse(451, times=2)
+    report = deliver(loaded, settings, paris(1))
+    assert set(report.retrying) == {"invoice_due:F-1:nudge-1", "invoice_due:F-2:nudge-1"}
+    assert all(reason.startswith("SMTP 451") for reason in report.retrying.values())
+    assert recorder.messages == []
+    row = states(loaded)["invoice_due:F-1:nudge-1"]
+    assert row.state == "pending"
+    assert row.next_attempt_at is not None and row.next_attempt_at > paris(1)
+    assert deliver(loaded, settings, paris(1, minute=0) + timedelta(seconds=10)).sent == []
+    later = deliver(loaded, settings, paris(1, hour=10))
+    assert sorted(later.sent) == ["invoice_due:F-1:nudge-1", "invoice_due:F-2:nudge-1"]
+    assert len(recorder.messages) == 2
+    assert len({m["Message-ID"] for m in recorder.messages}) == 2
+
+
+def test_550_fails_that_message_and_blocks_nothing_else(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    recorder.refuse(550)
+    report = deliver(loaded, settings, paris(1))
+    assert len(report.failed) == 1
+    (failed_key, reason) = next(iter(report.failed.items()))
+    assert reason.startswith("SMTP 550")
+    assert states(loaded)[failed_key].state == "failed"
+    assert len(recorder.messages) == 1
+    assert len([k for k in report.sent if "nudge" in k]) == 1
+
+
+def test_a_server_down_loses_nothing(loaded: Store, tmp_path: Path) -> None:
+    port = free_port()
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    report = deliver(loaded, settings, paris(1))
+    assert set(report.retrying) == {"invoice_due:F-1:nudge-1", "invoice_due:F-2:nudge-1"}
+    row = states(loaded)["invoice_due:F-1:nudge-1"]
+    assert row.state == "pending"
+    assert row.last_error is not None
+    with smtp_server(port) as (recorder, _):
+        later = deliver(loaded, settings, paris(1, hour=12))
+    assert sorted(later.sent) == ["invoice_due:F-1:nudge-1", "invoice_due:F-2:nudge-1"]
+    assert len(recorder.messages) == 2
+
+
+def test_without_smtp_mail_goes_to_a_maildir(loaded: Store, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, None)
+    record(loaded, settings, paris(1))
+    report = deliver(loaded, settings, paris(1))
+    assert "invoice_due:F-1:nudge-1" in report.sent
+    written = list((settings.state_dir / "Maildir" / "new").iterdir())
+    assert len(written) == 2
+    assert any(b"Facture F-1" in path.read_bytes() for path in written)
+
+
+def test_client_emails_wait_for_the_send_window(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    report = deliver(loaded, settings, paris(1, hour=20))  # 20:00 in Paris
+    assert report.held["invoice_due:F-1:nudge-1"] == "outside the send window"
+    assert "invoice_due:F-1:heads-up" in report.sent  # the owner's calendar item does not wait
+    assert recorder.messages == []
+    assert states(loaded)["invoice_due:F-1:nudge-1"].attempts == 0
+    morning = deliver(loaded, settings, paris(2, hour=9))
+    assert "invoice_due:F-1:nudge-1" in morning.sent
+
+
+def test_a_paid_invoice_is_cancelled_at_delivery_and_grace_is_enforced(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    with loaded.session() as session:
+        mark_invoice_paid(session, "F-1", paris(1).date())
+    report = deliver(loaded, settings, paris(1))
+    assert report.cancelled["invoice_due:F-1:nudge-1"] == "invoice F-1 paid on 2026-12-01"
+    assert [str(m["Subject"]) for m in recorder.messages] == [
+        "Facture F-2 : échéance du 30 novembre 2026"
+    ]
+    record(loaded, settings, paris(8))  # F-2 nudge-2, then nobody delivers for weeks
+    late = deliver(loaded, settings, paris(28))
+    assert "invoice_due:F-2:nudge-2" in late.expired
+
+
+def test_an_expired_lease_is_taken_over(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    with loaded.session() as session:
+        taken = claim(session, paris(1), "crashed-worker", ("email", "calendar"))
+    assert len(taken) == 4
+    assert deliver(loaded, settings, paris(1, minute=2), worker="w2").sent == []
+    report = deliver(loaded, settings, paris(1, minute=10), worker="w2")
+    assert [key for key in sorted(report.sent) if "nudge" in key] == [
+        "invoice_due:F-1:nudge-1", "invoice_due:F-2:nudge-1"
+    ]  # fmt: skip
+    assert states(loaded)["invoice_due:F-1:nudge-1"].attempts == 2
+    assert len(recorder.messages) == 2
+
+
+def test_backoff_grows_and_is_bounded() -> None:
+    policy = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1))
+    rng = random.Random(3)
+    delays = [policy.delay(attempt, rng) for attempt in range(1, 10)]
+    assert timedelta(seconds=30) <= delays[0] <= timedelta(minutes=1)
+    assert timedelta(minutes=4) <= delays[3] <= timedelta(minutes=8)
+    assert all(delay <= timedelta(hours=1) for delay in delays)
