@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from followupd import __version__, engine, reports, tables, updates
+from followupd import outbox as outbox_ops
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
 from followupd.delivery import Deliverer
@@ -34,7 +35,12 @@ from followupd.rules.base import enabled_rules
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
 from followupd.store.db import Store, describe
-from followupd.store.models import MISSION_STATUSES, SEVERITIES, TOUCHPOINT_KINDS
+from followupd.store.models import (
+    FOLLOWUP_STATES,
+    MISSION_STATUSES,
+    SEVERITIES,
+    TOUCHPOINT_KINDS,
+)
 from followupd.views import mission_detail, mission_rows
 
 RESOURCES = Path(__file__).parent / "resources"
@@ -394,6 +400,51 @@ def print_outcome(session: Session, keys: list[str], at: datetime, app: App, as_
         click.echo(reports.render(at, app.zone, reports.followups_json(session, rows, app.zone)))
     else:
         tables.print_followups(rows, app.zone)
+
+
+@cli.group()
+def outbox() -> None:
+    """Look at recorded follow-ups: states, attempts, errors; retry or cancel one."""
+
+
+@outbox.command("list")
+@click.option("--state", "states", multiple=True, type=click.Choice(FOLLOWUP_STATES))
+@click.option("--rule", help="only this rule's follow-ups")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@pass_app
+def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int) -> None:
+    """The most recent follow-ups, newest first."""
+    with app.session() as session:
+        tables.print_outbox(outbox_ops.listing(session, states, rule, limit), app.zone)
+
+
+@outbox.command("show")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_show(app: App, ident: str) -> None:
+    """Everything about one follow-up (ID: its number or its key)."""
+    with app.session() as session:
+        tables.print_followup(outbox_ops.find(session, ident), app.zone)
+
+
+@outbox.command("retry")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_retry(app: App, ident: str) -> None:
+    """Try a failed or dead follow-up again, on the next pass."""
+    with app.session() as session:
+        row = outbox_ops.retry(session, ident, app.now())
+        click.echo(f"follow-up {row.id} ({row.key}): pending again, with fresh attempts")
+
+
+@outbox.command("cancel")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_cancel(app: App, ident: str) -> None:
+    """Cancel a follow-up that has not gone yet."""
+    with app.session() as session:
+        row = outbox_ops.cancel(session, ident, app.now())
+        click.echo(f"follow-up {row.id} ({row.key}): cancelled")
 
 
 # -- views ------------------------------------------------------------------------------

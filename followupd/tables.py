@@ -206,3 +206,45 @@ def print_followups(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
         )
     out = console()
     out.print(table if rows else "nothing new is due")
+
+
+def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
+    table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "last error")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            _local(row.due_at, zone),
+            row.rule,
+            _recipient(row.audience, row.channel, row.recipient),
+            row.state,
+            str(row.attempts),
+            _local(row.next_attempt_at, zone) if row.state == "pending" else "",
+            (row.last_error or "")[:80],
+        )
+    console().print(table if rows else "the outbox is empty")
+
+
+def print_followup(row: FollowUp, zone: ZoneInfo) -> None:
+    facts = _table("", "", title=f"follow-up {row.id}: {row.key}")
+    facts.show_header = False
+    for name, value in (
+        ("rule", f"{row.rule} ({row.step})"),
+        ("to", _recipient(row.audience, row.channel, row.recipient)),
+        ("language", row.language),
+        ("subject", row.subject),
+        ("due", _local(row.due_at, zone) + (" (late)" if row.late else "")),
+        ("grace ends", _local(row.expires_at, zone)),
+        ("state", row.state + (f": {row.reason}" if row.reason else "")),
+        ("attempts", str(row.attempts)),
+        ("next attempt", _local(row.next_attempt_at, zone)),
+        ("last error", row.last_error or ""),
+        ("sent", _local(row.sent_at, zone)),
+        ("message id", row.message_id or ""),
+    ):
+        if value:
+            facts.add_row(name, value)
+    out = console()
+    out.print(facts)
+    if row.body:
+        out.print()
+        out.print(row.body, markup=False, highlight=False)

@@ -1,0 +1,58 @@
+"""`followupd outbox`: look at recorded follow-ups and act on them by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from followupd.errors import FollowupdError, NotFound
+from followupd.store.models import FollowUp
+
+RETRYABLE = ("failed", "dead")
+CANCELLABLE = ("pending",)
+
+
+def find(session: Session, ident: str) -> FollowUp:
+    """A follow-up by its number (as `outbox list` shows it) or by its key."""
+    condition = FollowUp.key == ident
+    if ident.isdigit():
+        condition = or_(condition, FollowUp.id == int(ident))
+    row = session.scalar(select(FollowUp).where(condition))
+    if row is None:
+        raise NotFound(f"no follow-up numbered or keyed {ident!r}")
+    return row
+
+
+def listing(
+    session: Session, states: Sequence[str] = (), rule: str | None = None, limit: int = 50
+) -> list[FollowUp]:
+    query = select(FollowUp).order_by(FollowUp.due_at.desc(), FollowUp.id.desc()).limit(limit)
+    if states:
+        query = query.where(FollowUp.state.in_(states))
+    if rule is not None:
+        query = query.where(FollowUp.rule == rule)
+    return list(session.scalars(query))
+
+
+def retry(session: Session, ident: str, at: datetime) -> FollowUp:
+    """Give a failed or dead follow-up a fresh set of attempts, from now."""
+    row = find(session, ident)
+    if row.state not in RETRYABLE:
+        raise FollowupdError(
+            f"follow-up {row.id} is {row.state}; only {' or '.join(RETRYABLE)} ones are retried"
+        )
+    row.state, row.attempts, row.next_attempt_at = "pending", 0, at
+    row.reason, row.updated_at = "retried by hand", at
+    return row
+
+
+def cancel(session: Session, ident: str, at: datetime) -> FollowUp:
+    """Cancel a follow-up that has not gone yet."""
+    row = find(session, ident)
+    if row.state not in CANCELLABLE:
+        raise FollowupdError(f"follow-up {row.id} is {row.state}: only pending ones are cancelled")
+    row.state, row.reason, row.updated_at = "cancelled", "cancelled by hand", at
+    return row
