@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings, parse_settings
@@ -18,12 +16,11 @@ from followupd.rules.checkpoint_meeting import CheckpointMeeting
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.templates import Templates
 from followupd.updates import record_touchpoint, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 DATA = """\
 [[clients]]
 key = "acme"
@@ -197,10 +194,6 @@ def rules(settings: Settings) -> list[Rule[RuleOptions]]:
     return [cast("Rule[RuleOptions]", rule(settings))]
 
 
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
 def planned(
     store: Store, settings: Settings, start: datetime | None = None, end: datetime | None = None
 ) -> dict[str, Intent]:
@@ -230,11 +223,6 @@ def texts(store: Store, settings: Settings) -> dict[str, str]:
             )
             for intent, values in checkpoint.explain(evaluation)
         }
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def set_status(store: Store, tmp_path: Path, mission: str, title: str, status: str) -> None:

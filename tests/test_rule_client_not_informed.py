@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings, parse_settings
@@ -18,12 +16,11 @@ from followupd.rules.client_not_informed import ClientNotInformed
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.templates import Templates
 from followupd.updates import mark_issue_informed, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 SUMMARY = "Extraction des données client en retard de deux semaines"
 DATA = f"""\
 [[clients]]
@@ -162,10 +159,6 @@ def rules(settings: Settings) -> list[Rule[RuleOptions]]:
     return [cast("Rule[RuleOptions]", rule(settings))]
 
 
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
 def planned(
     store: Store, settings: Settings, start: datetime, end: datetime, issue: str
 ) -> dict[str, Intent]:
@@ -191,11 +184,6 @@ def texts(store: Store, settings: Settings, start: datetime, end: datetime) -> d
             )
             for intent, values in reminder.explain(evaluation)
         }
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def set_field(store: Store, tmp_path: Path, text: str) -> None:

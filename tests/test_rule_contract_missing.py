@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.config import Settings, parse_settings
 from followupd.engine import evaluate, plan
@@ -17,12 +15,11 @@ from followupd.rules.contract_missing import ContractMissing
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.templates import Templates
 from followupd.updates import get_mission
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 DATA = """\
 [[clients]]
 key = "acme"
@@ -114,15 +111,6 @@ def loaded(store: Store, tmp_path: Path) -> Store:
 def rule(settings: Settings) -> list[Rule[RuleOptions]]:
     """The rule alone, built directly (the catalog is not needed to run it)."""
     return [cast("Rule[RuleOptions]", ContractMissing(settings.rules.contract_missing))]
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def planned(store: Store, settings: Settings) -> dict[str, Intent]:

@@ -8,7 +8,6 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.config import Settings, parse_settings
 from followupd.engine import evaluate, plan
@@ -17,12 +16,11 @@ from followupd.rules.deposit_due import DepositDue
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.templates import Templates
 from followupd.updates import get_mission
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 DATA = """\
 [[clients]]
@@ -131,15 +129,6 @@ def loaded(store: Store, tmp_path: Path) -> Store:
 def rule(settings: Settings) -> list[Rule[RuleOptions]]:
     """The rule alone, built directly (the catalog is not needed to run it)."""
     return [cast("Rule[RuleOptions]", DepositDue(settings.rules.deposit_due))]
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def planned(store: Store, settings: Settings) -> dict[str, Intent]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings, parse_settings
@@ -18,12 +16,11 @@ from followupd.rules.escalate_by_phone import EscalateByPhone
 from followupd.rules.options import RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.templates import Templates
 from followupd.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 SUMMARY = "Extraction des données client en retard de deux semaines"
 DATA = f"""\
@@ -195,10 +192,6 @@ def rules(settings: Settings) -> list[Rule[RuleOptions]]:
     return [cast("Rule[RuleOptions]", rule(settings))]
 
 
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
 def planned(store: Store, settings: Settings) -> dict[str, Intent]:
     with store.session() as session:
         intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2027, 1, 1))
@@ -220,11 +213,6 @@ def texts(store: Store, settings: Settings) -> dict[str, str]:
             )
             for intent, values in escalate.explain(evaluation)
         }
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def set_field(store: Store, tmp_path: Path, text: str) -> None:

@@ -19,8 +19,8 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 DATA = """\
 [[clients]]
@@ -96,15 +96,6 @@ def loaded(store: Store, tmp_path: Path) -> Store:
 
 def rules(settings: Settings) -> list[Rule[RuleOptions]]:
     return [rule for rule in enabled_rules(settings.rules) if rule.name == "invoice_due"]
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
 
 
 def test_plan_lists_every_step_with_its_audience_channel_and_time(

@@ -6,10 +6,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
 from followupd.config import Settings, parse_settings
 from followupd.engine import evaluate, plan
@@ -18,12 +16,12 @@ from followupd.rules.mission_closeout import MissionCloseout
 from followupd.rules.options import MissionCloseoutOptions, RuleOptions
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp, Invoice
+from followupd.store.models import Invoice
 from followupd.templates import Templates
 from followupd.updates import get_mission
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 DATA = """\
 [[clients]]
 key = "acme"
@@ -140,15 +138,6 @@ def rule(
     """The rule alone, built directly (the catalog is not needed to run it)."""
     closeout = MissionCloseout(options or settings.rules.mission_closeout)
     return [cast("Rule[RuleOptions]", closeout)]
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def planned(

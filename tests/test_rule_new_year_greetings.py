@@ -30,8 +30,8 @@ from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp
 from followupd.templates import Templates
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 DEMO = Path(followupd.__file__).parent / "resources" / "demo.toml"
 # 1 January 2027 is a Friday and a public holiday in France, Belgium and the
@@ -61,10 +61,6 @@ def rule(settings: Settings) -> list[Rule[RuleOptions]]:
     return [cast("Rule[RuleOptions]", NewYearGreetings(settings.rules.new_year_greetings))]
 
 
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
 def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:
     with store.session() as session:
         return plan(session, settings, rule(settings), start, end)
@@ -75,11 +71,6 @@ def january_2027(store: Store, settings: Settings) -> dict[str, Intent]:
     by_contact = {intent.subject_key: intent for intent in intents}
     assert len(by_contact) == len(intents), "one greeting per contact"
     return by_contact
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def expected_2027() -> dict[str, dict[str, Any]]:

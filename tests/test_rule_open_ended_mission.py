@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -19,8 +18,8 @@ from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 DATA = """\
 [[clients]]
 key = "acme"
@@ -134,15 +133,6 @@ def loaded(store: Store, tmp_path: Path) -> Store:
 def rule(settings: Settings) -> list[Rule[RuleOptions]]:
     """The rule alone, built directly (Rule is invariant in its options: hence the cast)."""
     return [cast("Rule[RuleOptions]", OpenEndedMission(settings.rules.open_ended_mission))]
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:

@@ -20,8 +20,8 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from followupd.updates import record_touchpoint
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import PARIS, outbox, paris
 
-PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
 DATA = """\
 [[clients]]
@@ -128,15 +128,6 @@ def loaded(store: Store, tmp_path: Path) -> Store:
 def rule(settings: Settings) -> list[Rule[RuleOptions]]:
     """The rule alone, built directly (Rule is invariant in its options: hence the cast)."""
     return [cast("Rule[RuleOptions]", StatusUpdateDue(settings.rules.status_update_due))]
-
-
-def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
-
-
-def outbox(store: Store) -> dict[str, FollowUp]:
-    with store.session() as session:
-        return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
 def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:

@@ -1,0 +1,24 @@
+"""Helpers shared by the rule tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A wall-clock time in Paris."""
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
+
+
+def outbox(store: Store) -> dict[str, FollowUp]:
+    """Every recorded follow-up, by key."""
+    with store.session() as session:
+        return {row.key: row for row in session.scalars(select(FollowUp))}
