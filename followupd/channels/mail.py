@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
+import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
@@ -57,7 +58,16 @@ def envelope(message: EmailMessage) -> tuple[str, list[str]]:
 
 
 def classify(error: BaseException) -> DeliveryError:
-    """An SMTP failure as a DeliveryError: 5xx and authentication are permanent."""
+    """An SMTP failure as a DeliveryError: 5xx, authentication and TLS are permanent.
+
+    A certificate that is not trusted, or a server that does not offer the
+    STARTTLS the config asks for, is a configuration problem: the message is
+    never sent in clear, and retrying would not help until the config changes.
+    """
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return DeliveryError(f"TLS certificate not trusted: {error.verify_message}", permanent=True)
+    if type(error) is aiosmtplib.SMTPException and "STARTTLS" in str(error):
+        return DeliveryError(f"refusing to send in clear: {error}", permanent=True)
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
         codes = [refused.code for refused in error.recipients]
         permanent = all(500 <= code < 600 for code in codes)
