@@ -233,6 +233,7 @@ class Smtp(WithPassword):
     username: SingleLine | None = None
     sender: Mailbox | None = Field(None, alias="from")
     timeout_seconds: float = Field(60.0, gt=0, le=600)
+    rate_per_minute: StrictInt = Field(60, ge=1, le=100_000)
     ca_file: Path | None = None
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ from typing import Protocol, Self
 
 import aiosmtplib
 
+from followupd.channels.pacing import Pacer
 from followupd.channels.smtp import smtp_client
 from followupd.config import Smtp
 
@@ -87,10 +88,13 @@ def classify(error: BaseException) -> DeliveryError:
 class SmtpSender:
     """Sends a batch over one SMTP connection, with a timeout for each whole message."""
 
-    def __init__(self, smtp: Smtp, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, smtp: Smtp, environ: Mapping[str, str] | None = None, pacer: Pacer | None = None
+    ) -> None:
         self.smtp = smtp
         self.environ = environ
         self.client: aiosmtplib.SMTP | None = None
+        self.pacer = pacer or Pacer(smtp.rate_per_minute)
 
     async def __aenter__(self) -> Self:
         return self
@@ -124,6 +128,7 @@ class SmtpSender:
         self.client = None
 
     async def send(self, message: EmailMessage) -> None:
+        await self.pacer.wait()
         for attempt in (1, 2):
             client = await self._connect()
             try:

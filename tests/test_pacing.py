@@ -1,0 +1,53 @@
+"""The per-channel rate limit, on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from followupd.channels.pacing import Pacer
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_burst_is_spread_evenly() -> None:
+    fake = FakeTime()
+    pacer = Pacer(30, clock=fake.clock, sleep=fake.sleep)  # one every 2 seconds
+
+    async def burst() -> None:
+        for _ in range(4):
+            await pacer.wait()
+
+    asyncio.run(burst())
+    assert fake.slept == [2.0, 2.0, 2.0]
+    assert fake.now == 106.0
+
+
+def test_no_wait_when_messages_are_already_far_apart() -> None:
+    fake = FakeTime()
+    pacer = Pacer(60, clock=fake.clock, sleep=fake.sleep)
+
+    async def spaced() -> None:
+        await pacer.wait()
+        fake.now += 5
+        await pacer.wait()
+
+    asyncio.run(spaced())
+    assert fake.slept == []
+
+
+def test_a_rate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Pacer(0)
