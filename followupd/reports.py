@@ -69,13 +69,19 @@ def followups_json(
             "recipient": row.recipient,
             "due_at": row.due_at.astimezone(zone).isoformat(),
             "subject": row.subject,
-            "state": row.state,
+            "state": SPEC_STATES.get(row.state, row.state),
             "late": row.late,
         }
         if row.state != "sent":
             item["reason"] = row.reason or _default_reason(row)
         shown.append(item)
     return shown
+
+
+# SPEC.md section 1 names six states; the outbox's finer ones map onto them
+# (`followupd outbox` shows the precise state): a dead follow-up has failed for
+# good after its retries, one being sent is still pending.
+SPEC_STATES = {"dead": "failed", "sending": "pending"}
 
 
 def _default_reason(row: FollowUp) -> str:

@@ -120,3 +120,13 @@ def test_plan_window_errors_and_text_output(cli: RunCli, demo: Path) -> None:
     assert "you (calendar)" in text.out
     empty = cli("plan", "--from", "2030-06-01", "--to", "2030-06-02")
     assert "nothing becomes due in this window" in empty.out
+
+
+def test_tick_json_uses_only_the_states_of_the_spec(cli: RunCli, demo: Path) -> None:
+    from followupd.reports import SPEC_STATES
+    from followupd.store.models import FOLLOWUP_STATES
+
+    spec = {"sent", "failed", "pending", "skipped", "expired", "cancelled"}
+    assert {SPEC_STATES.get(state, state) for state in FOLLOWUP_STATES} <= spec
+    document = as_json(cli("tick", "--now", "2026-11-28T10:00", "--json").out)
+    assert {item["state"] for item in document["followups"]} <= spec
