@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings
 from followupd.rules.options import RuleOptions, RulesConfig
+from followupd.rules.parties import Party
 from followupd.templates import LazySubject, Templates
 
 OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
@@ -95,6 +96,37 @@ class Rule(ABC, Generic[OptionsT]):
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
+
+    def intent(
+        self,
+        party: Party,
+        due_at: datetime,
+        *,
+        key: str,
+        step: str,
+        subject_key: str,
+        subject: LazySubject | str,
+        mission_id: int | None = None,
+        contact_id: int | None = None,
+        thread_key: str | None = None,
+    ) -> Intent:
+        """An intent of this rule for `party`, due at `due_at`, with this rule's grace."""
+        return Intent(
+            key=key,
+            rule=self.name,
+            step=step,
+            subject_key=subject_key,
+            audience=party.audience,
+            channel=party.channel,
+            recipient=party.recipient,
+            language=party.language,
+            subject=subject,
+            due_at=due_at,
+            expires_at=due_at + self.grace,
+            mission_id=mission_id,
+            contact_id=contact_id,
+            thread_key=thread_key,
+        )
 
     @property
     def grace(self) -> timedelta:

@@ -156,18 +156,13 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                     "open_issues": count,
                     "last_meeting": last_met,
                 }
-                intent = Intent(
+                intent = self.intent(
+                    party,
+                    due_at,
                     key=f"{self.name}:{mission.key}:{day.isoformat()}",
-                    rule=self.name,
                     step=step,
                     subject_key=mission.key,
-                    audience=party.audience,
-                    channel=party.channel,
-                    recipient=party.recipient,
-                    language=party.language,
                     subject=evaluation.templates.subject(party.language, self.name, step, values),
-                    due_at=due_at,
-                    expires_at=due_at + timedelta(days=self.options.grace_days),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                 )

@@ -123,18 +123,13 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                 }
                 subject = evaluation.templates.subject(task.language, self.name, STEP, values)
                 for party in (email, task):
-                    intent = Intent(
+                    intent = self.intent(
+                        party,
+                        due_at,
                         key=f"{self.name}:{issue.key}:{day.isoformat()}:{party.channel}",
-                        rule=self.name,
                         step=STEP,
                         subject_key=issue.key,
-                        audience=party.audience,
-                        channel=party.channel,
-                        recipient=party.recipient,
-                        language=party.language,
                         subject=subject,
-                        due_at=due_at,
-                        expires_at=due_at + timedelta(days=self.options.grace_days),
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
                     )

@@ -75,18 +75,13 @@ class ContractMissing(Rule[ContractMissingOptions]):
                         language, self.name, STEP, {**values, "owner": owner, "step": STEP}
                     )
                 for party in parties:
-                    yield Intent(
+                    yield self.intent(
+                        party,
+                        due_at,
                         key=f"{self.name}:{mission.key}:{nominal.isoformat()}:{party.channel}",
-                        rule=self.name,
                         step=STEP,
                         subject_key=mission.key,
-                        audience=party.audience,
-                        channel=party.channel,
-                        recipient=party.recipient,
-                        language=language,
                         subject=subject,
-                        due_at=due_at,
-                        expires_at=due_at + timedelta(days=self.options.grace_days),
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
                     )

@@ -102,20 +102,15 @@ class DepositDue(Rule[DepositDueOptions]):
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
                     continue
-                yield Intent(
+                yield self.intent(
+                    party,
+                    due_at,
                     key=key,
-                    rule=self.name,
                     step=step.name,
                     subject_key=mission.key,
-                    audience=party.audience,
-                    channel=party.channel,
-                    recipient=party.recipient,
-                    language=party.language,
                     subject=templates.subject(
                         party.language, self.name, template_step, {**values, "step": step.name}
                     ),
-                    due_at=due_at,
-                    expires_at=due_at + timedelta(days=self.options.grace_days),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=f"deposit:{mission.key}" if party.audience == "client" else None,

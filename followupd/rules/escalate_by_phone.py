@@ -179,18 +179,13 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
     ) -> tuple[Intent, dict[str, Any]]:
         mission: Mission = values["mission"]
         who: Contact | None = values["contact"]
-        intent = Intent(
+        intent = self.intent(
+            party,
+            due_at,
             key=key,
-            rule=self.name,
             step=step,
             subject_key=subject_key,
-            audience=party.audience,
-            channel=party.channel,
-            recipient=party.recipient,
-            language=party.language,
             subject=evaluation.templates.subject(party.language, self.name, step, values),
-            due_at=due_at,
-            expires_at=due_at + timedelta(days=self.options.grace_days),
             mission_id=mission.id,
             contact_id=who.id if who else None,
         )

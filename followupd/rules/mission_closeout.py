@@ -89,18 +89,13 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
             for step in (BILAN,) if has_final_invoice else (BILAN, FINAL_INVOICE):
                 subject = templates.subject(language, self.name, step, {**values, "step": step})
                 for party in parties:
-                    yield Intent(
+                    yield self.intent(
+                        party,
+                        due_at,
                         key=f"{self.name}:{mission.key}:{step}:{party.channel}",
-                        rule=self.name,
                         step=step,
                         subject_key=mission.key,
-                        audience=party.audience,
-                        channel=party.channel,
-                        recipient=party.recipient,
-                        language=language,
                         subject=subject,
-                        due_at=due_at,
-                        expires_at=due_at + timedelta(days=self.options.grace_days),
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
                     )

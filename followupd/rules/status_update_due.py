@@ -162,18 +162,13 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
                     continue
-                yield Intent(
+                yield self.intent(
+                    party,
+                    due_at,
                     key=f"{self.name}:{mission.key}:{nominal.isoformat()}",
-                    rule=self.name,
                     step=STEP,
                     subject_key=mission.key,
-                    audience=party.audience,
-                    channel=party.channel,
-                    recipient=party.recipient,
-                    language=party.language,
                     subject=subject,
-                    due_at=due_at,
-                    expires_at=due_at + timedelta(days=self.options.grace_days),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                 )
