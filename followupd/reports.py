@@ -31,50 +31,44 @@ def _keys(
     return found
 
 
+def _described(
+    session: Session, items: Sequence[Intent] | Sequence[FollowUp], zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """The fields SPEC.md gives every follow-up, for intents and outbox rows alike."""
+    missions = _keys(session, Mission, (item.mission_id for item in items))
+    contacts = _keys(session, Contact, (item.contact_id for item in items))
+    return [
+        {
+            "key": item.key,
+            "rule": item.rule,
+            "mission": missions.get(item.mission_id) if item.mission_id else None,
+            "contact": contacts.get(item.contact_id) if item.contact_id else None,
+            "audience": item.audience,
+            "channel": item.channel,
+            "recipient": item.recipient,
+            "due_at": item.due_at.astimezone(zone).isoformat(),
+            "subject": str(item.subject),
+        }
+        for item in items
+    ]
+
+
 def intents_json(
     session: Session, intents: Sequence[Intent], zone: ZoneInfo
 ) -> list[dict[str, Any]]:
-    missions = _keys(session, Mission, (i.mission_id for i in intents))
-    contacts = _keys(session, Contact, (i.contact_id for i in intents))
-    return [
-        {
-            "key": intent.key,
-            "rule": intent.rule,
-            "mission": missions.get(intent.mission_id) if intent.mission_id else None,
-            "contact": contacts.get(intent.contact_id) if intent.contact_id else None,
-            "audience": intent.audience,
-            "channel": intent.channel,
-            "recipient": intent.recipient,
-            "due_at": intent.due_at.astimezone(zone).isoformat(),
-            "subject": str(intent.subject),
-        }
-        for intent in intents
-    ]
+    return _described(session, intents, zone)
 
 
 def followups_json(
     session: Session, rows: Sequence[FollowUp], zone: ZoneInfo
 ) -> list[dict[str, Any]]:
-    missions = _keys(session, Mission, (row.mission_id for row in rows))
-    contacts = _keys(session, Contact, (row.contact_id for row in rows))
-    shown = []
-    for row in rows:
-        item: dict[str, Any] = {
-            "key": row.key,
-            "rule": row.rule,
-            "mission": missions.get(row.mission_id) if row.mission_id else None,
-            "contact": contacts.get(row.contact_id) if row.contact_id else None,
-            "audience": row.audience,
-            "channel": row.channel,
-            "recipient": row.recipient,
-            "due_at": row.due_at.astimezone(zone).isoformat(),
-            "subject": row.subject,
-            "state": SPEC_STATES.get(row.state, row.state),
-            "late": row.late,
-        }
+    """As `intents_json`, with each row's state and, when not sent, the reason."""
+    shown = _described(session, rows, zone)
+    for item, row in zip(shown, rows, strict=True):
+        item["state"] = SPEC_STATES.get(row.state, row.state)
+        item["late"] = row.late
         if row.state != "sent":
             item["reason"] = row.reason or _default_reason(row)
-        shown.append(item)
     return shown
 
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import ssl
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 import aiosmtplib
 
 from followupd.channels.pacing import Pacer
 from followupd.channels.smtp import smtp_client
 from followupd.config import Smtp
-
-Traceback = TracebackType | None
 
 
 class DeliveryError(Exception):
@@ -34,17 +33,6 @@ class DeliveryError(Exception):
     def __init__(self, reason: str, *, permanent: bool) -> None:
         super().__init__(reason)
         self.permanent = permanent
-
-
-class MailSender(Protocol):
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-    async def send(self, message: EmailMessage) -> None: ...
 
 
 def envelope(message: EmailMessage) -> tuple[str, list[str]]:
@@ -85,16 +73,8 @@ def classify(error: BaseException) -> DeliveryError:
     return DeliveryError(f"{type(error).__name__}: {error}", permanent=False)
 
 
-class SmtpSender:
-    """Sends a batch over one SMTP connection, with a timeout for each whole message."""
-
-    def __init__(
-        self, smtp: Smtp, environ: Mapping[str, str] | None = None, pacer: Pacer | None = None
-    ) -> None:
-        self.smtp = smtp
-        self.environ = environ
-        self.client: aiosmtplib.SMTP | None = None
-        self.pacer = pacer or Pacer(smtp.rate_per_minute)
+class MailSender(ABC):
+    """Hands messages over for one batch, used as ``async with``; `close` ends the batch."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -105,7 +85,26 @@ class SmtpSender:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._close()
+        await self.close()
+
+    async def close(self) -> None:
+        return None
+
+    @abstractmethod
+    async def send(self, message: EmailMessage) -> None:
+        """Hand one message over, or raise DeliveryError."""
+
+
+class SmtpSender(MailSender):
+    """Sends a batch over one SMTP connection, with a timeout for each whole message."""
+
+    def __init__(
+        self, smtp: Smtp, environ: Mapping[str, str] | None = None, pacer: Pacer | None = None
+    ) -> None:
+        self.smtp = smtp
+        self.environ = environ
+        self.client: aiosmtplib.SMTP | None = None
+        self.pacer = pacer or Pacer(smtp.rate_per_minute)
 
     async def _connect(self) -> aiosmtplib.SMTP:
         if self.client is None or not self.client.is_connected:
@@ -118,7 +117,7 @@ class SmtpSender:
             self.client = client
         return self.client
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         if self.client is not None and self.client.is_connected:
             try:
                 async with asyncio.timeout(5):
@@ -145,22 +144,11 @@ class SmtpSender:
                 raise classify(error) from error
 
 
-class MaildirSender:
+class MaildirSender(MailSender):
     """Writes each message into a Maildir (``new/``), where any mail client reads it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def send(self, message: EmailMessage) -> None:
         try:
