@@ -29,7 +29,7 @@ from followupd import __version__, engine, reports, tables, updates
 from followupd import outbox as outbox_ops
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
-from followupd.delivery import Deliverer
+from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import EX_CONFIG, EX_UNAVAILABLE, FollowupdError, NotFound
 from followupd.rules.base import enabled_rules
 from followupd.sources.importer import import_files
@@ -384,13 +384,20 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
     store = app.store()
     try:
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        delivered = asyncio.run(Deliverer(store, app.settings, worker).run(at))
+        delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
         with store.session() as session:
             print_outcome(session, sorted(touched | set(delivered.keys)), at, app, as_json)
     finally:
         store.close()
     if delivered.retrying:
         raise click.exceptions.Exit(EX_UNAVAILABLE)
+
+
+async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
+    """Send what is due, then close the calendar items whose reason went."""
+    report = await deliverer.run(at)
+    await deliverer.close_vanished(at, report)
+    return report
 
 
 def print_outcome(session: Session, keys: list[str], at: datetime, app: App, as_json: bool) -> None:

@@ -25,4 +25,5 @@ def dav_client(caldav: Caldav, environ: Mapping[str, str] | None = None) -> Any:
         password=password,
         ssl_verify_cert=str(caldav.ca_file) if caldav.ca_file else True,
         timeout=TIMEOUT_SECONDS,
+        rate_limit_handle=False,  # a busy server is retried by followupd's backoff, not a sleep
     )

@@ -17,6 +17,7 @@ up to a bound, then the row is `dead`; permanent ones make it `failed` at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -27,21 +28,26 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from followupd.channels import ical
+from followupd.channels.calendar import CalendarWriter
 from followupd.channels.email import build_message, message_id
-from followupd.channels.mail import DeliveryError, MailSender, mail_sender
+from followupd.channels.failure import DeliveryError
+from followupd.channels.mail import MailSender, mail_sender
 from followupd.clock import BusinessCalendar, zone
 from followupd.config import Settings
+from followupd.engine import PENDING_COLUMNS
 from followupd.rules.base import RULES, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
-from followupd.store.models import Client, FollowUp, Mission
+from followupd.store.models import Client, Contact, FollowUp, Mission
 from followupd.store.rows import record
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
+CHANNELS = ("email", "calendar")
 
 
 @dataclass(frozen=True)
@@ -67,17 +73,28 @@ class DeliveryReport:
     cancelled: dict[str, str] = field(default_factory=dict)
     expired: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)
+    closed: dict[str, str] = field(default_factory=dict)  # calendar items whose reason went
 
     @property
     def keys(self) -> list[str]:
         groups = (self.sent, self.retrying, self.failed, self.dead, self.cancelled,
-                  self.expired, self.held)  # fmt: skip
+                  self.expired, self.held, self.closed)  # fmt: skip
         return sorted({key for group in groups for key in group})
 
 
-def deliverable_channels(settings: Settings) -> tuple[str, ...]:
-    """Email always (SMTP or Maildir); calendar items too while they live in the feed only."""
-    return ("email",) if settings.caldav is not None else ("email", "calendar")
+def calendar_item(row: Any, contact: Any) -> ical.CalendarItem:
+    """What the owner's calendar shows of an outbox row, as written when it was sent."""
+    return ical.CalendarItem(
+        key=row.key,
+        rule=row.rule,
+        step=row.step,
+        summary=row.subject,
+        description=row.body,
+        due_at=row.due_at,
+        stamp=row.created_at,
+        contact_name=contact.name if contact else None,
+        contact_phone=contact.phone if contact else None,
+    )
 
 
 def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) -> list[Any]:
@@ -139,6 +156,7 @@ class Deliverer:
         worker: str,
         *,
         sender: Callable[[], MailSender] | None = None,
+        calendar_writer: Callable[[], CalendarWriter] | None = None,
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
     ) -> None:
@@ -146,6 +164,7 @@ class Deliverer:
         self.settings = settings
         self.worker = worker
         self.sender = sender or (lambda: mail_sender(settings.smtp, settings.state_dir))
+        self.calendar_writer = calendar_writer or self._calendar_writer
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
         self.calendar = BusinessCalendar(settings.business)
@@ -153,18 +172,76 @@ class Deliverer:
             name: cls(getattr(settings.rules, name)) for name, cls in RULES.items()
         }
 
+    def _calendar_writer(self) -> CalendarWriter:
+        if self.settings.caldav is None:  # calendar items then live in the feed only
+            raise RuntimeError("no [caldav] section to write calendar items to")
+        return CalendarWriter(self.settings.caldav)
+
     async def run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
-        channels = deliverable_channels(self.settings)
         while True:
             with self.store.session() as session:
-                rows = claim(session, at, self.worker, channels)
+                rows = claim(session, at, self.worker, CHANNELS)
             if not rows:
                 return report
             ready = self._screen(rows, at, report)
             await self._send(ready, at, report)
             if len(rows) < BATCH:
                 return report
+
+    async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
+        """Complete (or cancel) the calendar items already written whose reason has gone.
+
+        A task is completed, a meeting to place is cancelled, in the CalDAV
+        calendar when there is one and in the store (so the feed shows it too).
+        An item that cannot be reached now stays open and is tried again on
+        the next pass.
+        """
+        with self.store.session() as session:
+            gone = self._vanished(session, at)
+        if not gone:
+            return
+        writer: CalendarWriter | None = None
+        remote = [row for row, _ in gone.values() if row.calendar_href]
+        try:
+            if remote:
+                writer = await asyncio.to_thread(self.calendar_writer().__enter__)
+            for row, why in gone.values():
+                state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
+                if row.calendar_href and writer is not None:
+                    note = f"followupd: {why}"
+                    await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
+                with self.store.session() as session:
+                    session.execute(
+                        update(FollowUp)
+                        .where(FollowUp.id == row.id, FollowUp.calendar_state == ical.OPEN)
+                        .values(calendar_state=state, reason=why, updated_at=at)
+                    )
+                report.closed[row.key] = why
+        except DeliveryError as error:
+            log.warning("calendar items left open until the next pass: %s", error)
+        finally:
+            if writer is not None:
+                await asyncio.to_thread(writer.__exit__)
+
+    def _vanished(self, session: Session, at: datetime) -> dict[str, tuple[Any, str]]:
+        """Open calendar items whose rule says their reason went: key -> (row, why)."""
+        query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
+            FollowUp.channel == "calendar",
+            FollowUp.state == "sent",
+            FollowUp.calendar_state == ical.OPEN,
+        )
+        by_rule: dict[str, list[Any]] = {}
+        for row in session.execute(query):
+            by_rule.setdefault(row.rule, []).append(row)
+        gone: dict[str, tuple[Any, str]] = {}
+        for name, rows in by_rule.items():
+            rule = self.rules.get(name)
+            if rule is None:
+                continue
+            reasons = rule.vanished(session, rows)
+            gone.update({row.key: (row, reasons[row.key]) for row in rows if row.key in reasons})
+        return gone
 
     # -- before sending ---------------------------------------------------------------
     def _screen(self, rows: list[Any], at: datetime, report: DeliveryReport) -> list[Any]:
@@ -235,13 +312,10 @@ class Deliverer:
 
     # -- sending ----------------------------------------------------------------------
     async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+        items = [row for row in rows if row.channel == "calendar"]
+        if items:
+            await self._write_calendar(items, at, report)
         emails = [row for row in rows if row.channel == "email"]
-        for row in rows:
-            if row.channel != "email":  # a calendar item without CalDAV lives in the feed
-                with self.store.session() as session:
-                    if _finish(session, row, self.worker, at, state="sent", sent_at=at,
-                               reason="in the feed"):  # fmt: skip
-                        report.sent.append(row.key)
         if not emails:
             return
         threads = self._threads(emails)
@@ -253,6 +327,54 @@ class Deliverer:
             for row in emails:
                 if row.key not in report.keys:
                     self._record_failure(row, at, error, report)
+
+    async def _write_calendar(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+        """Write each calendar item into the CalDAV calendar; without one, it lives in the feed."""
+        if self.settings.caldav is None:
+            for row in rows:
+                self._record_written(row, at, None, report)
+            return
+        contacts = self._contacts(rows)
+        tz = zone(self.settings.owner.timezone)
+        try:
+            writer = await asyncio.to_thread(self.calendar_writer().__enter__)
+        except DeliveryError as error:  # the server is out of reach: every row waits
+            for row in rows:
+                self._record_failure(row, at, error, report)
+            return
+        try:
+            for row in rows:
+                item = calendar_item(row, contacts.get(row.contact_id))
+                body = ical.document(item, tz)
+                try:
+                    href = await asyncio.to_thread(
+                        writer.create, ical.resource_name(row.key), body, ical.uid(row.key)
+                    )
+                except DeliveryError as error:
+                    self._record_failure(row, at, error, report)
+                    continue
+                self._record_written(row, at, href, report)
+        finally:
+            await asyncio.to_thread(writer.__exit__)
+
+    def _record_written(
+        self, row: Any, at: datetime, href: str | None, report: DeliveryReport
+    ) -> None:
+        with self.store.session() as session:
+            if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
+                       reason=None if href else "in the feed", calendar_uid=ical.uid(row.key),
+                       calendar_href=href, calendar_state=ical.OPEN):  # fmt: skip
+                report.sent.append(row.key)
+
+    def _contacts(self, rows: list[Any]) -> dict[int, Any]:
+        """Name and phone of the contacts the items are about (call tasks carry them)."""
+        ids = sorted({row.contact_id for row in rows if row.contact_id})
+        found: dict[int, Any] = {}
+        with self.store.session() as session:
+            for chunk in chunked(ids):
+                query = select(Contact.id, Contact.name, Contact.phone).where(Contact.id.in_(chunk))
+                found.update({contact.id: contact for contact in session.execute(query)})
+        return found
 
     async def _send_one(
         self,

@@ -22,17 +22,10 @@ from typing import Self
 
 import aiosmtplib
 
+from followupd.channels.failure import DeliveryError
 from followupd.channels.pacing import Pacer
 from followupd.channels.smtp import smtp_client
 from followupd.config import Smtp
-
-
-class DeliveryError(Exception):
-    """A message could not be handed over; `permanent` says whether to try again."""
-
-    def __init__(self, reason: str, *, permanent: bool) -> None:
-        super().__init__(reason)
-        self.permanent = permanent
 
 
 def envelope(message: EmailMessage) -> tuple[str, list[str]]:

@@ -211,6 +211,10 @@ class FollowUp(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(400))
     calendar_uid: Mapped[str | None] = mapped_column(String(400))
+    # the CalDAV object written for it, and whether the task is still open:
+    # open | completed | cancelled (closed when its reason went); None for email
+    calendar_href: Mapped[str | None] = mapped_column(String(1000))
+    calendar_state: Mapped[str | None] = mapped_column(String(12))
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

@@ -1,0 +1,116 @@
+"""A real CalDAV server for the suite: Radicale, in-process, on a free loopback port.
+
+Radicale's WSGI application is served by wsgiref in a thread, behind a thin
+layer that counts requests and response bytes (to show what a sync
+transferred) and can be stopped and started again on the same port and
+storage (to show what an outage does). Users log in with HTTP basic auth.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import radicale.config
+from radicale.app import Application
+
+from tests.smtpserver import free_port
+
+USER = "claire"
+PASSWORD = "dav-secret-4242"  # a test server's password
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@dataclass
+class DavServer:
+    root: Path
+    port: int
+    requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
+    response_bytes: int = 0
+    _server: _ThreadingServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def storage(self) -> Path:
+        return self.root / "collections"
+
+    def _app(self) -> Callable[..., Iterable[bytes]]:
+        (self.root / "users").write_text(f"{USER}:{PASSWORD}\n")
+        configuration = radicale.config.load()
+        auth = {"type": "htpasswd", "htpasswd_filename": str(self.root / "users"),
+                "htpasswd_encryption": "plain", "delay": "0"}  # fmt: skip
+        settings = {
+            "auth": auth,
+            "storage": {"filesystem_folder": str(self.storage)},
+            "rights": {"type": "owner_only"},
+            "logging": {"level": "warning", "mask_passwords": "True"},
+            "web": {"type": "none"},
+        }
+        configuration.update(settings, "test")
+        application = Application(configuration)
+
+        def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            seen: dict[str, int] = {}
+
+            def start(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+                seen["status"] = int(status.split()[0])
+                return start_response(status, headers, *rest)
+
+            body = list(application(environ, start))
+            self.response_bytes += sum(len(chunk) for chunk in body)
+            self.requests.append(
+                (environ["REQUEST_METHOD"], environ["PATH_INFO"], seen.get("status", 0))
+            )
+            return body
+
+        return counting
+
+    def start(self) -> None:
+        self._server = make_server(
+            "127.0.0.1", self.port, self._app(), _ThreadingServer, _QuietHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def reset_counts(self) -> None:
+        self.requests.clear()
+        self.response_bytes = 0
+
+
+@contextmanager
+def dav_server(root: Path) -> Iterator[DavServer]:
+    root.mkdir(parents=True, exist_ok=True)
+    server = DavServer(root=root, port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
