@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from followupd.rules.base import Intent
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
+from followupd.templates import LazySubject
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -22,3 +24,9 @@ def outbox(store: Store) -> dict[str, FollowUp]:
     """Every recorded follow-up, by key."""
     with store.session() as session:
         return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def body(intent: Intent) -> str:
+    """An intent's message body, rendered as the engine renders it when recording."""
+    assert isinstance(intent.subject, LazySubject)
+    return intent.subject.text()

@@ -19,7 +19,7 @@ from followupd.store.db import Store
 from followupd.templates import Templates
 from followupd.updates import record_touchpoint, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import PARIS, body, outbox, paris
 
 DATA = """\
 [[clients]]
@@ -209,7 +209,7 @@ def of(intents: dict[str, Intent], mission: str) -> dict[str, Intent]:
 
 
 def texts(store: Store, settings: Settings) -> dict[str, str]:
-    """The task descriptions (``text`` blocks), rendered with the rule's own values."""
+    """The task descriptions (``text`` blocks), as the engine renders them when it records."""
     templates = Templates()
     calendar = BusinessCalendar(settings.business)
     checkpoint = rule(settings)
@@ -217,12 +217,7 @@ def texts(store: Store, settings: Settings) -> dict[str, str]:
         evaluation = Evaluation(
             session, settings, calendar, templates, paris(2026, 10, 1), paris(2026, 12, 31)
         )
-        return {
-            intent.key: templates.render(
-                intent.language, checkpoint.name, intent.step, "text", values
-            )
-            for intent, values in checkpoint.explain(evaluation)
-        }
+        return {intent.key: body(intent) for intent in checkpoint.evaluate(evaluation)}
 
 
 def set_status(store: Store, tmp_path: Path, mission: str, title: str, status: str) -> None:

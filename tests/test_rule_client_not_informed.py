@@ -19,7 +19,7 @@ from followupd.store.db import Store
 from followupd.templates import Templates
 from followupd.updates import mark_issue_informed, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import PARIS, body, outbox, paris
 
 SUMMARY = "Extraction des données client en retard de deux semaines"
 DATA = f"""\
@@ -172,18 +172,13 @@ def days(intents: dict[str, Intent]) -> list[str]:
 
 
 def texts(store: Store, settings: Settings, start: datetime, end: datetime) -> dict[str, str]:
-    """The bodies (``text`` blocks), rendered with the rule's own values."""
+    """The bodies (``text`` blocks), as the engine renders them when it records."""
     templates = Templates()
     calendar = BusinessCalendar(settings.business)
     reminder = rule(settings)
     with store.session() as session:
         evaluation = Evaluation(session, settings, calendar, templates, start, end)
-        return {
-            intent.key: templates.render(
-                intent.language, reminder.name, intent.step, "text", values
-            )
-            for intent, values in reminder.explain(evaluation)
-        }
+        return {intent.key: body(intent) for intent in reminder.evaluate(evaluation)}
 
 
 def set_field(store: Store, tmp_path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ from followupd.store.db import Store
 from followupd.templates import Templates
 from followupd.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import PARIS, body, outbox, paris
 
 NEW_YORK = ZoneInfo("America/New_York")
 SUMMARY = "Extraction des données client en retard de deux semaines"
@@ -199,7 +199,7 @@ def planned(store: Store, settings: Settings) -> dict[str, Intent]:
 
 
 def texts(store: Store, settings: Settings) -> dict[str, str]:
-    """The task descriptions (``text`` blocks), rendered with the rule's own values."""
+    """The task descriptions (``text`` blocks), as the engine renders them when it records."""
     templates = Templates()
     calendar = BusinessCalendar(settings.business)
     escalate = rule(settings)
@@ -207,12 +207,7 @@ def texts(store: Store, settings: Settings) -> dict[str, str]:
         evaluation = Evaluation(
             session, settings, calendar, templates, paris(2026, 11, 1), paris(2027, 1, 1)
         )
-        return {
-            intent.key: templates.render(
-                intent.language, escalate.name, intent.step, "text", values
-            )
-            for intent, values in escalate.explain(evaluation)
-        }
+        return {intent.key: body(intent) for intent in escalate.evaluate(evaluation)}
 
 
 def set_field(store: Store, tmp_path: Path, text: str) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -64,11 +63,6 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
     name = "checkpoint_meeting"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        for intent, _values in self.explain(evaluation):
-            yield intent
-
-    def explain(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
-        """Each intent due in the window, with the values its templates get."""
         every = timedelta(days=self.options.every_days)
         # Correlated subqueries, looked up per active mission through the indexes
         # on mission_id: much cheaper than aggregating every touchpoint and issue.
@@ -166,7 +160,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                 )
-                yield intent, values
+                yield intent
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         periods: dict[str, list[date]] = {}

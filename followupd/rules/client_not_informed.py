@@ -20,7 +20,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
@@ -64,11 +63,6 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
     name = "client_not_informed"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        for intent, _values in self.explain(evaluation):
-            yield intent
-
-    def explain(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
-        """Each intent due in the window, with the values its templates get."""
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
             select(record(Issue), record(Mission), record(Client), record(contact, "contact"), last)
@@ -133,7 +127,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
                     )
-                    yield intent, values
+                    yield intent
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         state: dict[str, tuple[datetime | None, datetime | None, str, str]] = {}

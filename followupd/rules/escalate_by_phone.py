@@ -16,9 +16,7 @@ days are counted from the day the issue was opened in the owner's zone, on
 days that are working days for both the owner and the client. Neither a
 dispute nor a pause stops a call: a dispute is exactly when to call.
 
-Each intent comes with the values its templates are rendered with
-(`explain`): the ``subject`` block now, the ``text`` block (the task's
-description) at delivery.
+The subject and the task's description are rendered when it is recorded.
 """
 
 from __future__ import annotations
@@ -80,15 +78,11 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
     name = "escalate_by_phone"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        for intent, _values in self.explain(evaluation):
-            yield intent
-
-    def explain(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
-        """Each intent due in the window, with the values its templates get."""
+        """Each call task due in the window: open issues first, then overdue invoices."""
         yield from self._issue_calls(evaluation)
         yield from self._invoice_calls(evaluation)
 
-    def _issue_calls(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+    def _issue_calls(self, evaluation: Evaluation) -> Iterator[Intent]:
         severities = self.options.severities
         if not severities:
             return
@@ -132,7 +126,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             key = f"{self.name}:{issue.key}:{ISSUE_STEP}"
             yield self._intent(evaluation, key, ISSUE_STEP, issue.key, party, due_at, values)
 
-    def _invoice_calls(self, evaluation: Evaluation) -> Iterator[tuple[Intent, dict[str, Any]]]:
+    def _invoice_calls(self, evaluation: Evaluation) -> Iterator[Intent]:
         overdue = timedelta(days=self.options.invoice_overdue_days)
         earliest = evaluation.start.date() - SHIFT_MARGIN - overdue
         latest = evaluation.end.date() + timedelta(days=1) - overdue
@@ -176,10 +170,10 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         party: Party,
         due_at: datetime,
         values: dict[str, Any],
-    ) -> tuple[Intent, dict[str, Any]]:
+    ) -> Intent:
         mission: Mission = values["mission"]
         who: Contact | None = values["contact"]
-        intent = self.intent(
+        return self.intent(
             party,
             due_at,
             key=key,
@@ -189,7 +183,6 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             mission_id=mission.id,
             contact_id=who.id if who else None,
         )
-        return intent, values
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         reasons: dict[str, str] = {}
