@@ -240,6 +240,7 @@ def print_followup(row: FollowUp, zone: ZoneInfo) -> None:
         ("last error", row.last_error or ""),
         ("sent", _local(row.sent_at, zone)),
         ("message id", row.message_id or ""),
+        ("calendar", " ".join(filter(None, (row.calendar_state, row.calendar_href)))),
     ):
         if value:
             facts.add_row(name, value)

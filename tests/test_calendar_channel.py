@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -24,7 +25,7 @@ from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.updates import mark_invoice_paid, resolve_issue
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, USER, DavServer, dav_server
 from tests.rulekit import PARIS, paris
 from tests.smtpserver import Recorder, smtp_server
@@ -122,11 +123,11 @@ def deliver(store: Store, settings: Settings, at: datetime, **options: Any) -> D
     return asyncio.run(both())
 
 
-def remote(dav: DavServer) -> dict[str, Any]:
+def remote(dav: DavServer, name: str = "followupd") -> dict[str, Any]:
     """Every object in the write calendar, by UID, read with a plain CalDAV client."""
     client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
     with client:
-        calendar = client.principal().calendar(name="followupd")
+        calendar = client.principal().calendar(name=name)
         found: dict[str, Any] = {}
         for item in calendar.get_objects_by_sync_token(load_objects=True):
             parsed = Calendar.from_ical(item.data)
@@ -292,3 +293,25 @@ def test_a_refused_login_fails_the_items_with_the_reason(
     assert "authorization refused" in report.failed["invoice_due:F-1:heads-up"]
     assert "not-the-password" not in report.failed["invoice_due:F-1:heads-up"]
     assert rows(loaded)["invoice_due:F-1:heads-up"].state == "failed"
+
+
+def test_tick_on_the_demo_writes_the_owner_tasks_into_radicale(
+    cli: RunCli, home: Path, dav: DavServer
+) -> None:
+    config = home / "followupd.toml"
+    config.write_text(
+        MINIMAL_CONFIG + f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
+        f'password_env = "{PASSWORD_VARIABLE}"\nwrite_calendar = "Suivi clients"\n',
+        encoding="utf-8",
+    )
+    assert cli("init", "--demo").code == 0
+    ticked = cli("tick", "--now", "2026-11-30T10:00", "--json")
+    assert ticked.code == 0, ticked
+    calendar_keys = {
+        row["key"] for row in json.loads(ticked.out)["followups"]
+        if row["channel"] == "calendar" and row["state"] == "sent"
+    }  # fmt: skip
+    assert calendar_keys, "the demo has owner tasks due"
+    assert {uid.removesuffix("@followupd") for uid in remote(dav, "Suivi clients")} == calendar_keys
+    shown = cli("outbox", "show", sorted(calendar_keys)[0])
+    assert f"open {dav.url}" in shown.out
