@@ -1,0 +1,642 @@
+"""Benchmark: the full delivery path against Postfix's smtp-sink. Prints figures; asserts nothing.
+
+    python tests/bench/delivery.py [--messages 10000] [--sessions 8] [--repeat 5]
+                                   [--profile] [--install]
+
+Needs Postfix's test tools smtp-sink and smtp-source (Debian's ``postfix``
+package, installed unconfigured; the script says how, or with ``--install``
+as root installs it, and makes sure no Postfix service is left running).
+
+Builds a SQLite store in a temp dir with MESSAGES unpaid invoices of French
+clients (Paris, Brussels, Geneva, Luxembourg), each due for a client nudge on
+Monday 23 November 2026 at 09:00, and lets the engine record them through
+`evaluate` (subjects and bodies rendered from the shipped templates, as the
+daemon does); earlier passes, a week and two weeks before, record the first
+nudges of two thirds of the invoices, marked sent, so those messages reply in
+their invoice's thread. Only `invoice_due` is enabled, with its client steps.
+
+Then it starts ``smtp-sink`` on a free loopback port and times only
+``Deliverer(...).run(at)``, the daemon's delivery pass (claim, check again,
+build each message, send it over SMTP, record the outcome), with
+``[smtp] security = "none"`` and ``rate_per_minute`` at the config's maximum.
+Then ``smtp-source`` sends the same number of messages to the same sink, in
+one session over one connection, each a copy of the message followupd sent
+that is closest to their average size; and again with several parallel
+sessions, for scale (each run REPEAT times, the median shown: it takes
+seconds). It prints the rates, their ratios, the sink's own count, the outbox
+by state after the pass, and the machine; with --profile, where the pass
+spends its time. Only loopback is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import platform
+import pstats
+import random
+import re
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from email.message import EmailMessage
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from followupd.channels.email import message_id
+from followupd.channels.mail import MailSender, SmtpSender
+from followupd.channels.pacing import Pacer
+from followupd.config import Settings, Smtp, parse_settings
+from followupd.delivery import BATCH, Deliverer
+from followupd.engine import evaluate
+from followupd.rules.base import enabled_rules
+from followupd.store.db import Store
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris: a Monday-morning burst
+WEEK = timedelta(days=7)
+OWNER = ("Claire Martin", "claire@cabinet.example")
+# the nominal days of the last nudge: Saturday and Sunday move to Monday 23 November
+LAST_NUDGE_DAYS = (date(2026, 11, 21), date(2026, 11, 22), date(2026, 11, 23))
+NUDGE_OFFSETS = {"nudge-1": 1, "nudge-2": 8, "nudge-3": 15}
+OTHER_RULES = ("deposit_due", "contract_missing", "escalate_by_phone",
+               "client_not_informed", "status_update_due", "checkpoint_meeting",
+               "mission_closeout", "open_ended_mission", "new_year_greetings")  # fmt: skip
+# every zone opens its window at 08:00 UTC on AT, none has a holiday that week
+PLACES = (
+    ("FR", "Europe/Paris"),
+    ("FR", "Europe/Paris"),
+    ("BE", "Europe/Brussels"),
+    ("CH", "Europe/Zurich"),
+    ("LU", "Europe/Luxembourg"),
+)
+FIRST_NAMES = ("Camille", "Julien", "Sophie", "Thomas", "Élodie", "Nicolas", "Léa",
+               "François", "Hélène", "Mathieu", "Chloé", "Sébastien", "Anaïs", "Benoît",
+               "Margaux")  # fmt: skip
+LAST_NAMES = ("Dubois", "Lefèvre", "Moreau", "Laurent", "Girard", "Bonnet", "Dupont",
+              "Lambert", "Fontaine", "Rousseau", "Vincent", "Müller", "Faure", "André",
+              "Mercier")  # fmt: skip
+COMPANIES = ("Boulangerie", "Cabinet", "Atelier", "Transports", "Éditions", "Groupe",
+             "Laboratoires", "Menuiserie", "Agence", "Clinique vétérinaire")  # fmt: skip
+TITLES = ("Audit du système d'information", "Refonte du site e-commerce",
+          "Mise en conformité RGPD", "Migration de la comptabilité vers le cloud",
+          "Formation des équipes commerciales", "Étude de marché Benelux",
+          "Déploiement d'un ERP", "Accompagnement à la levée de fonds",
+          "Stratégie de marque et identité visuelle",
+          "Optimisation de la chaîne logistique")  # fmt: skip
+SOURCE = "/usr/sbin/smtp-source"
+SINK = "/usr/sbin/smtp-sink"
+PRESEED = "postfix postfix/main_mailer_type select No configuration\n"
+HOW_TO_INSTALL = f"""\
+Postfix's smtp-sink and smtp-source are not installed. They come with Debian's
+postfix package, which can be installed without configuring a mail server:
+
+    echo "{PRESEED.strip()}" | sudo debconf-set-selections
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y postfix
+
+then make sure no Postfix service was left running (`sudo postfix status`,
+`sudo postfix stop`). Or run this script as root with --install, which does all that."""
+
+
+def config_text(database: Path, port: int, rate: int) -> str:
+    steps = ", ".join(
+        f'{{ name = "{name}", offset_days = {offset}, audience = "client" }}'
+        for name, offset in NUDGE_OFFSETS.items()
+    )
+    disabled = "".join(f"\n[rules.{name}]\nenabled = false\n" for name in OTHER_RULES)
+    return f"""\
+[owner]
+name = "{OWNER[0]}"
+email = "{OWNER[1]}"
+phone = "+33 6 12 34 56 78"
+
+[database]
+url = "sqlite:///{database}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+rate_per_minute = {rate}
+
+[rules.invoice_due]
+steps = [{steps}]
+{disabled}"""
+
+
+def rate_cap() -> int:
+    """The largest ``[smtp] rate_per_minute`` the config accepts."""
+    for constraint in Smtp.model_fields["rate_per_minute"].metadata:
+        limit = getattr(constraint, "le", None)
+        if isinstance(limit, int):
+            return limit
+    return 1_000_000_000  # no cap
+
+
+# -- the store --------------------------------------------------------------------------
+
+
+def build(store: Store, settings: Settings, messages: int, seed: int = 11) -> dict[str, int]:
+    """MESSAGES unpaid invoices, each with one client nudge due at AT; returns row counts.
+
+    A third of the invoices are due for their first nudge, a third for their
+    second, a third for their third: the engine records the earlier nudges in
+    passes one and two weeks before AT, and they are marked sent, as the
+    daemon would have left them.
+    """
+    rng = random.Random(seed)
+    missions = max(1, messages // 2)
+    clients = max(1, missions // 2)
+    with store.session() as session:
+        rows: list[dict[str, Any]] = []
+        for n in range(clients):
+            country, timezone = PLACES[n % len(PLACES)]
+            name = f"{rng.choice(COMPANIES)} {rng.choice(LAST_NAMES)}"
+            rows.append({"id": n + 1, "key": f"c{n}", "name": name, "language": "fr",
+                         "timezone": timezone, "country": country})  # fmt: skip
+        session.execute(insert(Client), rows)
+        rows = []
+        for n in range(missions):
+            name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            rows.append({"id": n + 1, "key": f"p{n}", "client_id": n % clients + 1,
+                         "name": name, "email": f"p{n}@client.example",
+                         "phone": "+33 1 23 45 67 89"})  # fmt: skip
+        session.execute(insert(Contact), rows)
+        rows = []
+        for n in range(missions):
+            start = date(2026, 3, 2) + timedelta(days=rng.randrange(0, 150))
+            rows.append({"id": n + 1, "key": f"m{n}", "client_id": n % clients + 1,
+                         "title": rng.choice(TITLES), "contact_id": n + 1, "start": start,
+                         "end": start + timedelta(days=rng.randrange(270, 420)),
+                         "status": "active", "currency": "EUR", "deliverables": True,
+                         "contract_signed": start - timedelta(days=10)})  # fmt: skip
+        session.execute(insert(Mission), rows)
+        rows = []
+        for n in range(messages):
+            step = list(NUDGE_OFFSETS)[n % 3]
+            due = LAST_NUDGE_DAYS[n // 3 % 3] - timedelta(days=NUDGE_OFFSETS[step])
+            amount = Decimal(rng.randrange(45_000, 1_800_000)) / 100
+            rows.append({"number": f"F2026-{n + 1:05d}", "mission_id": n % missions + 1,
+                         "amount": amount, "issued": due - timedelta(days=30), "due": due,
+                         "paid": None})  # fmt: skip
+        session.execute(insert(Invoice), rows)
+    rules = enabled_rules(settings.rules)
+    for at in (AT - 2 * WEEK, AT - WEEK):
+        with store.session() as session:
+            evaluate(session, settings, rules, at)
+            _mark_sent(session)
+    with store.session() as session:
+        evaluate(session, settings, rules, AT)
+        return _count_by_state(session)
+
+
+def _mark_sent(session: Session) -> None:
+    """What a pass recorded, as delivered at its due time (the thread history)."""
+    domain = OWNER[1].rsplit("@", 1)[1]
+    pending = session.execute(
+        select(FollowUp.id, FollowUp.key, FollowUp.due_at).where(FollowUp.state == "pending")
+    ).all()
+    if pending:
+        session.execute(
+            update(FollowUp),
+            [{"id": id_, "state": "sent", "sent_at": due, "attempts": 1, "updated_at": due,
+              "message_id": message_id(key, domain)} for id_, key, due in pending],
+        )  # fmt: skip
+
+
+def _count_by_state(session: Session, *where: Any) -> dict[str, int]:
+    query = select(FollowUp.state, func.count()).where(*where).group_by(FollowUp.state)
+    return {str(state): int(count) for state, count in session.execute(query)}
+
+
+def _states(counts: dict[str, int]) -> str:
+    return ", ".join(f"{state}={count}" for state, count in sorted(counts.items())) or "none"
+
+
+# -- followupd's side -------------------------------------------------------------------
+
+
+@dataclass
+class Handed:
+    """What the senders of one delivery pass saw."""
+
+    sample_every: int
+    messages: int = 0
+    connections: int = 0
+    paced_seconds: float = 0.0
+    sample: list[EmailMessage] = field(default_factory=list)
+
+
+class BenchSender(SmtpSender):
+    """The daemon's SMTP sender, unchanged, that also counts and samples what it hands over.
+
+    Every `sample_every`-th message is kept, to be sized after the pass; the
+    pacer is the one the config makes, with its sleeps added up.
+    """
+
+    def __init__(self, smtp: Smtp, handed: Handed) -> None:
+        super().__init__(smtp, pacer=Pacer(smtp.rate_per_minute, sleep=self._paced))
+        self.handed = handed
+        handed.connections += 1  # one sender, one SMTP connection, per claimed batch
+
+    async def _paced(self, seconds: float) -> None:
+        self.handed.paced_seconds += seconds
+        await asyncio.sleep(seconds)
+
+    async def send(self, message: EmailMessage) -> None:
+        await super().send(message)
+        self.handed.messages += 1
+        if self.handed.messages % self.handed.sample_every == 0:
+            self.handed.sample.append(message)
+
+
+def deliver(
+    store: Store, settings: Settings, handed: Handed, profile: cProfile.Profile | None
+) -> float:
+    """Run one delivery pass at AT; return its wall time in seconds."""
+    assert settings.smtp is not None
+    smtp = settings.smtp
+
+    def sender() -> MailSender:
+        return BenchSender(smtp, handed)
+
+    deliverer = Deliverer(store, settings, worker="bench", sender=sender)
+    started = time.perf_counter()
+    if profile is not None:
+        profile.enable()
+    report = asyncio.run(deliverer.run(AT))
+    if profile is not None:
+        profile.disable()
+    elapsed = time.perf_counter() - started
+    others = {
+        "retrying": report.retrying,
+        "failed": report.failed,
+        "dead": report.dead,
+        "cancelled": report.cancelled,
+        "expired": report.expired,
+        "held": report.held,
+    }
+    for name, keys in others.items():
+        if keys:
+            print(f"warning: {len(keys)} follow-ups {name}, e.g. {next(iter(keys))}")
+            if isinstance(keys, dict):
+                print(f"         {next(iter(keys.values()))}")
+    return elapsed
+
+
+# -- Postfix's side ---------------------------------------------------------------------
+
+
+def postfix_tools() -> tuple[str, str] | None:
+    found = []
+    for name, default in (("smtp-sink", SINK), ("smtp-source", SOURCE)):
+        path = shutil.which(name) or (default if os.access(default, os.X_OK) else None)
+        if path is None:
+            return None
+        found.append(path)
+    return found[0], found[1]
+
+
+def install_postfix() -> None:
+    """Install Debian's postfix unconfigured (as root), and leave no Postfix service running."""
+    if os.geteuid() != 0:
+        sys.exit("--install needs root.\n\n" + HOW_TO_INSTALL)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("installing postfix (for smtp-sink and smtp-source), unconfigured…", flush=True)
+    subprocess.run(["debconf-set-selections"], input=PRESEED, text=True, check=True)
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], check=True, env=env)
+    stop_postfix_service()
+
+
+def stop_postfix_service() -> None:
+    """Stop the Postfix mail system if the package's scripts started it."""
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "stop", "postfix"], check=False)
+    postfix = shutil.which("postfix") or "/usr/sbin/postfix"
+    status = subprocess.run([postfix, "status"], capture_output=True, check=False)
+    if status.returncode == 0:
+        print("the postfix service was running: stopping it")
+        subprocess.run([postfix, "stop"], check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Sink:
+    """smtp-sink on 127.0.0.1:port, its running counters (-c) written to a file."""
+
+    def __init__(self, binary: str, port: int, counters: Path) -> None:
+        self.counters = counters
+        command = [binary, "-c"]
+        if os.geteuid() == 0:
+            command += ["-u", "nobody"]  # smtp-sink refuses to run as root without -u
+        command += [f"127.0.0.1:{port}", "1000"]
+        self.output = counters.open("wb")
+        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    error = self.process.stderr.read() if self.process.stderr else b""
+                    raise RuntimeError(f"smtp-sink did not start: {error.decode()}") from None
+                time.sleep(0.05)
+
+    def received(self) -> int:
+        """Messages received so far (its ``mesg=`` counter)."""
+        found = re.findall(rb"mesg=(\d+)", self.counters.read_bytes()[-200:])
+        return int(found[-1]) if found else 0
+
+    def wait_for(self, total: int, timeout: float = 5) -> int:
+        deadline = time.monotonic() + timeout
+        while (count := self.received()) < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return count
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        self.output.close()
+
+
+@contextmanager
+def sink(binary: str, port: int, counters: Path) -> Iterator[Sink]:
+    running = Sink(binary, port, counters)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def smtp_source(binary: str, port: int, messages: int, sessions: int, message: Path) -> float:
+    """Send `messages` copies of `message` over `sessions` connections, each reused (-d)."""
+    command = [
+        binary,
+        "-d",
+        "-s",
+        str(sessions),
+        "-m",
+        str(messages),
+        "-F",
+        str(message),
+        "-f",
+        OWNER[1],
+        "-t",
+        "p0@client.example",
+        "-M",
+        "cabinet.example",
+        f"127.0.0.1:{port}",
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    label: str
+    messages: int
+    seconds: float  # the median of the repeats
+    size: float
+    connections: int
+    received: int  # by the sink, over all repeats
+    rates: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def machine(load: tuple[float, float, float]) -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
+    postfix = subprocess.run(
+        [postconf, "-d", "-h", "mail_version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"{cpus} CPUs ({platform.machine()}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, SQLite {sqlite3.sqlite_version}, "
+        f"SQLAlchemy {version('sqlalchemy')}, aiosmtplib {version('aiosmtplib')}, "
+        f"Postfix {postfix or 'unknown'}; load average before the pass "
+        f"{load[0]:.2f} (1 min), after the benchmark {os.getloadavg()[0]:.2f}"
+    )
+
+
+# (what, the file of the function, its qualified name), or a built-in's name (no file):
+# time inside each, callees included, so they overlap; a coroutine's time excludes its awaits
+STAGES = (
+    ("claim a batch", "followupd/delivery.py", "claim"),
+    ("check again (vanished, send window)", "followupd/delivery.py", "Deliverer._screen"),
+    ("thread history", "followupd/delivery.py", "Deliverer._threads"),
+    ("build_message", "followupd/channels/email.py", "build_message"),
+    ("EmailMessage.as_bytes", "email/message.py", "Message.as_bytes"),
+    ("aiosmtplib sendmail", "aiosmtplib/smtp.py", "SMTP.sendmail"),
+    ("record the outcome (_finish)", "followupd/delivery.py", "_finish"),
+    ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
+    ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("sqlite3 commit", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("ssl.create_default_context", "ssl.py", "create_default_context"),
+    ("waiting for the sink (epoll)", "", "<method 'poll' of 'select.epoll' objects>"),
+)
+
+
+def stage_seconds(entries: list[Any], path: str, name: str) -> float:
+    total = 0.0
+    for entry in entries:
+        code = entry.code
+        if isinstance(code, str):
+            total += entry.totaltime if not path and code == name else 0.0
+        elif code.co_qualname == name and code.co_filename.replace(os.sep, "/").endswith(path):
+            total += entry.totaltime
+    return total
+
+
+def print_profile(profile: cProfile.Profile, seconds: float, messages: int, top: int = 20) -> None:
+    entries = list(profile.getstats())
+    print(
+        f"\nwhere the profiled delivery pass ({seconds:.1f} s) spends its time "
+        "(cumulative, overlapping; profiling inflates many small calls):"
+    )
+    for label, path, name in STAGES:
+        spent = stage_seconds(entries, path, name)
+        print(
+            f"  {label:<42}{spent:>8.2f} s{100 * spent / seconds:>6.1f} %"
+            f"{1e6 * spent / max(1, messages):>8.0f} µs/message"
+        )
+    print(f"\ntop {top} functions by own time:")
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    stats.strip_dirs().sort_stats(pstats.SortKey.TIME).print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000, help="default: 10000")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=8,
+        help="parallel smtp-source sessions for the extra run (0: skip it)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="smtp-source runs of each kind, the median is shown (default: 5)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the delivery pass with cProfile (slows it down)",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="as root, install Debian's postfix if smtp-sink is missing",
+    )
+    args = parser.parse_args()
+    tools = postfix_tools()
+    if tools is None and args.install:
+        install_postfix()
+        tools = postfix_tools()
+    if tools is None:
+        sys.exit(HOW_TO_INSTALL)
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="followupd-bench-delivery-"))
+    try:
+        bench(args, tools, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nwhole benchmark: {time.perf_counter() - started:.1f} s")
+
+
+def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> None:
+    sink_binary, source_binary = tools
+    port = free_port()
+    cap = rate_cap()
+    text = config_text(workdir / "bench.db", port, cap)
+    settings = parse_settings(text, workdir / "bench.toml", {"HOME": str(workdir)})
+    store = Store.open(settings.database.sqlalchemy_url())
+    store.upgrade()
+    built_at = time.perf_counter()
+    before = build(store, settings, args.messages)
+    built = time.perf_counter() - built_at
+    due, history = before.get("pending", 0), before.get("sent", 0)
+    print(
+        f"built the outbox in {built:.1f} s: {due} client nudges due at {AT:%Y-%m-%d %H:%M} UTC,"
+        f" {history} earlier nudges already sent in their threads",
+        flush=True,
+    )
+    handed = Handed(sample_every=max(1, due // 500))
+    load = os.getloadavg()  # other work on the machine skews every figure
+    profile = cProfile.Profile() if args.profile else None
+    with sink(sink_binary, port, workdir / "sink-counters") as server:
+        seconds = deliver(store, settings, handed, profile)
+        received = server.wait_for(handed.messages)
+        with store.session() as session:
+            after_due = _count_by_state(session, FollowUp.due_at == AT)
+            after_all = _count_by_state(session)
+        store.close()
+        sample = [message.as_bytes() for message in handed.sample]  # sized after the pass
+        size = sum(map(len, sample)) / len(sample) if sample else 0.0
+        label = "followupd Deliverer.run" + (", profiled" if profile else "")
+        runs = [Run(label, handed.messages, seconds, size, handed.connections, received)]
+        # smtp-source sends copies of the sampled followupd message closest to the mean size
+        typical = min(sample, key=lambda message: abs(len(message) - size), default=b"\n")
+        copy = workdir / "message.eml"
+        copy.write_bytes(typical.replace(b"\r\n", b"\n"))  # it ends each line with CRLF
+        total = received
+        for sessions in (1, args.sessions) if args.sessions > 1 else (1,):
+            timings = []
+            for _ in range(max(1, args.repeat)):
+                timings.append(smtp_source(source_binary, port, due, sessions, copy))
+                total = server.wait_for(total + due)
+            timings.sort()
+            name = f"smtp-source, {sessions} parallel sessions" if sessions > 1 else (
+                "smtp-source, 1 session")  # fmt: skip
+            count = total - sum(run.received for run in runs)
+            rates = [due / timing for timing in timings if timing]
+            runs.append(
+                Run(name, due, timings[len(timings) // 2], len(typical), sessions, count, rates)
+            )
+    print_table(runs, handed, cap, after_due, after_all, history, load)
+    if profile is not None:
+        print_profile(profile, seconds, handed.messages)
+
+
+def print_table(
+    runs: list[Run],
+    handed: Handed,
+    cap: int,
+    after_due: dict[str, int],
+    after_all: dict[str, int],
+    history: int,
+    load: tuple[float, float, float],
+) -> None:
+    print(
+        f"\n{'':<36}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'avg bytes':>10}"
+        f"{'connections':>12}{'sink got':>9}"
+    )
+    for run in runs:
+        print(
+            f"{run.label:<36}{run.messages:>9}{run.seconds:>9.2f}{run.rate:>9.0f}"
+            f"{run.size:>10.0f}{run.connections:>12}{run.received:>9}"
+        )
+    ours = runs[0]
+    for run in runs[1:]:
+        ratio = ours.rate / run.rate if run.rate else 0.0
+        print(f"ratio followupd / {run.label}: {ratio:.3f}")
+    print(
+        f"\nfollowupd: one SMTP connection per claimed batch of {BATCH}; avg bytes of "
+        f"{len(handed.sample)} messages sampled evenly"
+    )
+    for run in runs[1:]:
+        spread = ", ".join(f"{rate:.0f}" for rate in sorted(run.rates))
+        print(
+            f"{run.label}: {len(run.rates)} runs of {run.messages} copies of one followupd "
+            f"message, reusing each connection (-d); msg/s {spread}; the median is shown, "
+            "the sink's count is over all runs"
+        )
+    print(
+        f"[smtp] rate_per_minute = {cap}, the config's maximum ({cap / 60:.0f} msg/s): "
+        f"the pacer slept {handed.paced_seconds:.2f} s in all"
+    )
+    print(f"outbox after the pass, the nudges due at AT: {_states(after_due)}")
+    print(
+        f"outbox after the pass, all rows: {_states(after_all)} "
+        f"(of which {history} thread history sent before)"
+    )
+    print(f"machine: {machine(load)}")
+
+
+if __name__ == "__main__":
+    main()
