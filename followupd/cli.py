@@ -14,7 +14,7 @@ import shutil
 import socket
 import sys
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +22,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+from rich.console import Console
+from rich.progress import Progress, TaskID
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -30,8 +32,15 @@ from followupd import outbox as outbox_ops
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
-from followupd.errors import EX_CONFIG, EX_UNAVAILABLE, FollowupdError, NotFound
+from followupd.errors import (
+    EX_CONFIG,
+    EX_UNAVAILABLE,
+    FollowupdError,
+    NotFound,
+    ServiceUnavailable,
+)
 from followupd.rules.base import enabled_rules
+from followupd.sources.caldav import sync_calendars
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
 from followupd.store.db import Store, describe
@@ -367,14 +376,58 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--now", "now_text", metavar="TIME", help="sync as if the clock read TIME")
+@pass_app
+def sync(app: App, now_text: str | None) -> None:
+    """Read missions, meetings and completed tasks from the CalDAV calendars."""
+    if app.settings.caldav is None:
+        raise click.UsageError("no [caldav] section in the config: there is no calendar to sync")
+    at = app.instant(now_text)
+    store = app.store()
+    try:
+        with sync_progress() as progress:
+            report = sync_calendars(store, app.settings, at, progress)
+    finally:
+        store.close()
+    tables.print_sync_report(report)
+
+
+@contextmanager
+def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on a terminal (the first sync of a big calendar is long); none otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(calendar: str, done: int, total: int) -> None:
+            if calendar not in tasks:
+                tasks[calendar] = bar.add_task(f"syncing {calendar}", total=total)
+            bar.update(tasks[calendar], completed=done, total=total)
+
+        yield advance
+
+
+@cli.command()
 @click.option("--now", "now_text", metavar="TIME", help="run as if the clock read TIME")
 @click.option("--dry-run", is_flag=True, help="show what the pass would do; record nothing")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
 @pass_app
 def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
-    """One full pass as if the clock read --now: evaluate the rules, deliver what is due."""
+    """One full pass as if the clock read --now: sync the calendars, evaluate, deliver."""
     at = app.instant(now_text)
     rules = enabled_rules(app.settings.rules)
+    unavailable = False
+    if app.settings.caldav is not None and not dry_run:
+        store = app.store()
+        try:
+            sync_calendars(store, app.settings, at)
+        except ServiceUnavailable as error:  # what is stored is still worth a pass
+            click.echo(f"followupd: calendar sync skipped: {error}", err=True)
+            unavailable = True
+        finally:
+            store.close()
     with app.session(commit=not dry_run) as session:
         report = engine.evaluate(session, app.settings, rules, at)
         touched = {row.key for row in report.recorded} | set(report.cancelled)
@@ -389,7 +442,7 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             print_outcome(session, sorted(touched | set(delivered.keys)), at, app, as_json)
     finally:
         store.close()
-    if delivered.retrying:
+    if delivered.retrying or unavailable:
         raise click.exceptions.Exit(EX_UNAVAILABLE)
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from followupd.checks import Check
 from followupd.config import Settings
 from followupd.rules.base import Intent
+from followupd.sources.caldav import SyncReport
 from followupd.sources.importer import ImportReport
 from followupd.sources.records import RECORD_KINDS
 from followupd.store.models import FollowUp, Mission
@@ -249,3 +250,20 @@ def print_followup(row: FollowUp, zone: ZoneInfo) -> None:
     if row.body:
         out.print()
         out.print(row.body, markup=False, highlight=False)
+
+
+def print_sync_report(report: SyncReport) -> None:
+    out = console()
+    table = _table("calendar", "sync", "fetched", "deleted")
+    for calendar in report.calendars:
+        table.add_row(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
+    out.print(table)
+    out.print(
+        f"missions: {report.missions_created} created, {report.missions_updated} updated; "
+        f"meetings recorded: {report.meetings}; tasks completed in the calendar: "
+        f"{len(report.completed)}"
+    )
+    for notice in report.notices:
+        out.print(f"note: {notice}", markup=False, highlight=False)
+    for url, reason in report.skipped:
+        out.print(f"skipped {url}: {reason}", markup=False, highlight=False)

@@ -42,6 +42,7 @@ class DavServer:
     port: int
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     response_bytes: int = 0
+    calendar_data_sent: int = 0  # responses that carried calendar objects (GET, multiget…)
     _server: _ThreadingServer | None = None
     _thread: threading.Thread | None = None
 
@@ -69,6 +70,7 @@ class DavServer:
         application = Application(configuration)
 
         def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            environ.pop("HTTP_ACCEPT_ENCODING", None)  # plain bodies, so they can be counted
             seen: dict[str, int] = {}
 
             def start(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
@@ -77,6 +79,7 @@ class DavServer:
 
             body = list(application(environ, start))
             self.response_bytes += sum(len(chunk) for chunk in body)
+            self.calendar_data_sent += b"".join(body).count(b"BEGIN:VCALENDAR")
             self.requests.append(
                 (environ["REQUEST_METHOD"], environ["PATH_INFO"], seen.get("status", 0))
             )
@@ -103,6 +106,7 @@ class DavServer:
     def reset_counts(self) -> None:
         self.requests.clear()
         self.response_bytes = 0
+        self.calendar_data_sent = 0
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -229,4 +230,27 @@ class SyncState(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(1000), unique=True)
     token: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class CalendarObject(Base):
+    """An object of a synced calendar as last seen, and what followupd made of it.
+
+    The ETag tells whether it changed when the server cannot sync by token;
+    `derived` lists the touchpoints it produced (one key a line), so that a
+    meeting moved or deleted in the calendar takes its touchpoint with it.
+    """
+
+    __tablename__ = "calendar_objects"
+    __table_args__ = (UniqueConstraint("calendar", "href"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar: Mapped[str] = mapped_column(String(1000))  # the collection's URL
+    href: Mapped[str] = mapped_column(String(1000))
+    etag: Mapped[str | None] = mapped_column(String(400))
+    uid: Mapped[str | None] = mapped_column(String(1000))
+    kind: Mapped[str] = mapped_column(String(12))  # mission | meeting | task | other | skipped
+    mission_key: Mapped[str | None] = mapped_column(String(120))
+    derived: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]

@@ -1,0 +1,455 @@
+"""The calendar as a source: missions, meetings and completed tasks, synced incrementally.
+
+Every ``read_calendars`` calendar, and ``write_calendar`` (for the tasks the
+user completes), is synced with the RFC 6578 sync token: the server lists
+what changed and what was deleted since the last token, and only changed
+objects are fetched, with ``calendar-multiget`` in chunks. When the server
+has no sync support, rejects a stored token, or the library hands back a
+``fake-`` token (it listed everything), the objects' ETags are compared with
+those stored in ``calendar_objects`` instead; a real token is asked for again
+on the next sync. Tokens and ETags live in the store, so the daemon and
+`followupd sync` share them.
+
+An object that cannot be read is skipped with its URL and the reason, and
+never stops the sync; its ETag is kept so it is not fetched again until it
+changes. A deleted mission event is reported, never a silent mission delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from caldav.elements import dav
+from caldav.lib import error as dav_error
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from followupd.channels import ical
+from followupd.clock import zone as zone_named
+from followupd.config import Settings
+from followupd.dav import dav_client
+from followupd.errors import ServiceUnavailable
+from followupd.sources import conventions
+from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
+from followupd.sources.importer import Located, apply, check_references
+from followupd.sources.records import MissionRecord, Record, TouchpointRecord
+from followupd.store.chunks import chunked
+from followupd.store.db import Store
+from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, SyncState, Touchpoint
+
+log = logging.getLogger(__name__)
+
+FETCH_CHUNK = 100
+MEETINGS_LOOKBACK = timedelta(days=90)  # recurring meetings are expanded this far back
+SOURCE = "caldav:"
+TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
+
+
+@dataclass
+class CalendarReport:
+    name: str
+    mode: str  # incremental | full | etag comparison
+    fetched: int = 0
+    deleted: int = 0
+
+
+@dataclass
+class SyncReport:
+    calendars: list[CalendarReport] = field(default_factory=list)
+    missions_created: int = 0
+    missions_updated: int = 0
+    meetings: int = 0  # touchpoints recorded from calendar meetings
+    completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def fetched(self) -> int:
+        return sum(calendar.fetched for calendar in self.calendars)
+
+
+@dataclass(frozen=True)
+class Changes:
+    mode: str
+    changed: dict[str, str | None]  # URL -> ETag
+    deleted: set[str]
+    token: str | None
+
+
+class CalendarSync:
+    """One sync of every configured calendar into the store, at `at`."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        environ: Mapping[str, str] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        if settings.caldav is None:
+            raise ValueError("no [caldav] section to sync from")
+        self.store = store
+        self.settings = settings
+        self.caldav = settings.caldav
+        self.environ = environ
+        # told (calendar, objects fetched so far, objects to fetch) as a sync goes
+        self.progress = progress or (lambda _calendar, _done, _total: None)
+        self.zone: ZoneInfo = zone_named(settings.owner.timezone)
+
+    def run(self, at: datetime) -> SyncReport:
+        report = SyncReport()
+        client = dav_client(self.caldav, self.environ)
+        with client:
+            for name, calendar, writes in self._calendars(client):
+                self._sync_calendar(name, calendar, writes, at, report)
+        return report
+
+    def _calendars(self, client: Any) -> list[tuple[str, Any, bool]]:
+        """(name, calendar, is the write calendar) for each calendar to sync."""
+        calendars = client.principal().calendars()
+        by_name = {calendar.get_display_name(): calendar for calendar in calendars}
+        wanted = [(name, False) for name in self.caldav.read_calendars]
+        if self.caldav.write_calendar not in self.caldav.read_calendars:
+            wanted.append((self.caldav.write_calendar, True))
+        found = []
+        for name, writes in wanted:
+            calendar = by_name.get(name)
+            if calendar is None:
+                if not writes:  # the write calendar appears with the first task written
+                    log.warning("calendar %r not found on %s", name, self.caldav.url)
+                continue
+            found.append((name, calendar, writes or name == self.caldav.write_calendar))
+        return found
+
+    # -- what changed ------------------------------------------------------------------
+    def _sync_calendar(
+        self, name: str, calendar: Any, writes: bool, at: datetime, report: SyncReport
+    ) -> None:
+        url = str(calendar.url.canonical())
+        with self.store.session() as session:
+            token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
+            seen = select(CalendarObject.href, CalendarObject.etag).where(
+                CalendarObject.calendar == url
+            )
+            known: ETags = {href: etag for href, etag in session.execute(seen)}
+        changes = self._changes(calendar, url, token, known)
+        stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
+        report.calendars.append(stats)
+        with self.store.session() as session:
+            self._forget(session, url, changes.deleted, report, name)
+        wanted = sorted(changes.changed)
+        self.progress(name, 0, len(wanted))
+        for chunk in chunked(wanted, FETCH_CHUNK):
+            fetched = self._fetch(calendar, chunk, report)
+            with self.store.session() as session:
+                for href, data in fetched.items():
+                    etag = changes.changed.get(href)
+                    self._apply(session, url, href, etag, data, writes, at, report)
+            stats.fetched += len(fetched)
+            self.progress(name, stats.fetched, len(wanted))
+        with self.store.session() as session:
+            self._remember_token(session, url, changes.token, at)
+
+    def _changes(
+        self, calendar: Any, url: str, token: str | None, known: dict[str, str | None]
+    ) -> Changes:
+        try:
+            result = calendar.get_objects_by_sync_token(
+                sync_token=token, load_objects=False, disable_fallback=True
+            )
+        except dav_error.AuthorizationError as error:
+            if not _expired_token(error):
+                raise
+            result = None
+        except dav_error.DAVError:
+            result = None  # no sync support, or a token the server no longer knows
+        new_token = None if result is None else result.sync_token
+        if result is None or not new_token or str(new_token).startswith("fake-"):
+            listed = self._etags(calendar, url)
+            changed = _differing(listed, known)
+            return Changes("etag comparison", changed, set(known) - set(listed), None)
+        objects = {str(obj.url.canonical()): obj.etag for obj in result.objects}
+        deleted = {str(gone) for gone in result.deleted_urls}
+        if token is None:  # a first listing: anything stored but not listed is gone
+            deleted |= set(known) - set(objects)
+            changed = _differing(objects, known)
+            return Changes("full", changed, deleted, str(new_token))
+        changed = {href: etag for href, etag in objects.items() if href not in deleted}
+        return Changes("incremental", changed, deleted & set(known), str(new_token))
+
+    def _etags(self, calendar: Any, url: str) -> dict[str, str | None]:
+        """Every object's URL and ETag, by one PROPFIND of depth 1."""
+        response = calendar.client.propfind(str(calendar.url), ["getetag"], depth=1)
+        found: dict[str, str | None] = {}
+        for result in response.results or []:
+            full = str(calendar.url.join(result.href).canonical())
+            if full.rstrip("/") == url.rstrip("/"):
+                continue  # the collection itself
+            etag = result.properties.get(dav.GetEtag.tag)
+            found[full] = str(etag) if etag is not None else None
+        return found
+
+    def _fetch(self, calendar: Any, hrefs: Sequence[str], report: SyncReport) -> dict[str, bytes]:
+        """The data of `hrefs`, by one calendar-multiget; objects gone meanwhile are left out."""
+        objects = calendar.multiget([calendar.url.join(href) for href in hrefs])
+        found: dict[str, bytes] = {}
+        for obj in objects:
+            raw = obj.raw_data
+            if raw is None:
+                report.skipped.append((str(obj.url), "the server sent no calendar data"))
+                continue
+            found[str(obj.url.canonical())] = raw
+        return found
+
+    # -- what it means -----------------------------------------------------------------
+    def _apply(
+        self,
+        session: Session,
+        calendar: str,
+        href: str,
+        etag: str | None,
+        data: bytes,
+        writes: bool,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        row = session.scalar(
+            select(CalendarObject).where(
+                CalendarObject.calendar == calendar, CalendarObject.href == href
+            )
+        )
+        if row is None:
+            row = CalendarObject(calendar=calendar, href=href, kind="other")
+            session.add(row)
+        previous = set((row.derived or "").split())
+        row.etag, row.updated_at, row.problem, row.derived = etag, at, None, None
+        try:
+            read = read_object(data, self.zone, (at - MEETINGS_LOOKBACK, at))
+        except UnreadableObject as error:
+            row.kind, row.problem = "skipped", str(error)
+            report.skipped.append((href, str(error)))
+            self._drop_touchpoints(session, previous)
+            return
+        for note in read.notes:
+            log.info("%s: %s", href, note)
+        row.uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
+        derived: set[str] = set()
+        if writes:
+            self._completed_tasks(session, read, at, report, derived)
+        missions = [event for event in read.events if conventions.is_mission_event(event)]
+        if missions:
+            row.kind = "mission"
+            row.mission_key, row.problem = self._mission(session, href, missions[0], report)
+        else:
+            row.kind = "task" if read.tasks else "meeting"
+            derived |= self._meetings(session, read, at, report)
+        row.derived = "\n".join(sorted(derived)) or None
+        self._drop_touchpoints(session, previous - derived)
+
+    def _mission(
+        self, session: Session, href: str, event: Happening, report: SyncReport
+    ) -> tuple[str | None, str | None]:
+        """Create or update the mission an event describes: (its key, what was wrong)."""
+        described = conventions.mission_event(event)
+        problems = list(described.problems)
+        record: MissionRecord | None = None
+        if not problems:
+            try:
+                record = MissionRecord.model_validate(described.fields, context={"zone": self.zone})
+            except ValidationError as error:
+                for detail in error.errors():
+                    where = ".".join(str(part) for part in detail["loc"]) or "event"
+                    problems.append(f"{where}: {detail['msg']}")
+        if record is not None:
+            located = Located(record, Path(href), "missions", 0, {})
+            problems += [problem.message for problem in check_references(session, [located])]
+        key = described.fields.get("key")
+        if problems or record is None:
+            reason = f"mission event {event.summary!r}: " + "; ".join(problems)
+            report.skipped.append((href, reason))
+            return (str(key) if key else None), reason
+        result = apply(session, [located])
+        report.missions_created += result.created["missions"]
+        report.missions_updated += result.updated["missions"]
+        return record.key, None
+
+    def _meetings(
+        self, session: Session, read: ReadObject, at: datetime, report: SyncReport
+    ) -> set[str]:
+        """Touchpoints for the past meetings of an object: their keys."""
+        past = [
+            event
+            for event in read.occurrences
+            if conventions.is_past(event, at)
+            and not conventions.is_mission_event(event)
+            and (event.attendees or conventions.bracketed_keys(event))
+        ]
+        if not past:
+            return set()
+        records: list[Record] = []
+        for event in past:
+            for mission, contact in self._meeting_parties(session, event):
+                note = event.summary[:500] or None
+                records.append(
+                    TouchpointRecord(
+                        mission=mission, contact=contact, kind="meeting", at=event.start, note=note
+                    )
+                )
+        if not records:
+            return set()
+        located = [
+            Located(record, Path("calendar"), "touchpoints", n, {})
+            for n, record in enumerate(records)
+        ]
+        result = apply(session, located)
+        report.meetings += result.created["touchpoints"]
+        return {record.identity() for record in records}
+
+    def _meeting_parties(self, session: Session, event: Happening) -> list[tuple[str, str | None]]:
+        """(mission key, contact key) for each mission a meeting is about.
+
+        A mission named in brackets in the title is the one; otherwise each
+        attending contact's missions (those they are the main contact of, or
+        else their client's), closed ones left out.
+        """
+        contacts = []
+        if event.attendees:
+            by_email = select(Contact.id, Contact.key, Contact.client_id).where(
+                func.lower(Contact.email).in_(sorted(event.attendees))
+            )
+            contacts = list(session.execute(by_email))
+        parties: set[tuple[str, str | None]] = set()
+        named = conventions.bracketed_keys(event)
+        if named:
+            by_key = select(Mission.key, Mission.client_id).where(Mission.key.in_(sorted(named)))
+            for mission_key, client_id in session.execute(by_key):
+                who = next((c.key for c in contacts if c.client_id == client_id), None)
+                parties.add((mission_key, who))
+            return sorted(parties, key=str)
+        open_missions = select(Mission.key).where(Mission.status != "closed")
+        for contact in contacts:
+            theirs = open_missions.where(Mission.contact_id == contact.id)
+            clients = open_missions.where(Mission.client_id == contact.client_id)
+            keys = list(session.scalars(theirs)) or list(session.scalars(clients))
+            parties |= {(key, contact.key) for key in keys}
+        return sorted(parties, key=str)
+
+    def _completed_tasks(
+        self,
+        session: Session,
+        read: ReadObject,
+        at: datetime,
+        report: SyncReport,
+        derived: set[str],
+    ) -> None:
+        """Tasks of ours the user completed (or cancelled) in the calendar app."""
+        for task in read.tasks:
+            key = ical.key_of(task.uid)
+            if key is None or task.status not in ("COMPLETED", "CANCELLED"):
+                continue
+            state = ical.COMPLETED if task.status == "COMPLETED" else ical.CANCELLED
+            done = session.execute(
+                update(FollowUp)
+                .where(FollowUp.key == key, FollowUp.calendar_state == ical.OPEN)
+                .values(calendar_state=state, reason=f"{state} in your calendar", updated_at=at)
+                .returning(*TASK_COLUMNS.selected_columns)
+            ).first()
+            if done is not None:
+                report.completed.append(key)
+            row = done or session.execute(TASK_COLUMNS.where(FollowUp.key == key)).first()
+            if row is None or state != ical.COMPLETED or not ical.is_call(row.rule, row.step, key):
+                continue
+            if row.mission_id is None:
+                continue
+            mission = session.get(Mission, row.mission_id)
+            contact = session.get(Contact, row.contact_id) if row.contact_id else None
+            if mission is None:
+                continue
+            record = TouchpointRecord(
+                mission=mission.key,
+                contact=contact.key if contact else None,
+                kind="call",
+                at=task.completed_at or at,
+                note="call task completed in the calendar",
+            )
+            apply(session, [Located(record, Path("calendar"), "touchpoints", 0, {})])
+            derived.add(record.identity())
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def _forget(
+        self, session: Session, calendar: str, hrefs: Iterable[str], report: SyncReport, name: str
+    ) -> None:
+        """Objects deleted from the calendar: drop what they made, report mission events."""
+        for chunk in chunked(sorted(hrefs)):
+            rows = session.scalars(
+                select(CalendarObject).where(
+                    CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
+                )
+            ).all()
+            for row in rows:
+                if row.kind == "mission" and row.mission_key:
+                    report.notices.append(
+                        f"the mission event of {row.mission_key!r} was deleted from {name!r}; "
+                        f"the mission is kept (set its status to closed if it is over)"
+                    )
+                self._drop_touchpoints(session, set((row.derived or "").split()))
+                session.delete(row)
+
+    @staticmethod
+    def _drop_touchpoints(session: Session, keys: set[str]) -> None:
+        for chunk in chunked(sorted(keys)):
+            session.execute(delete(Touchpoint).where(Touchpoint.key.in_(chunk)))
+
+    @staticmethod
+    def _remember_token(session: Session, calendar: str, token: str | None, at: datetime) -> None:
+        source = SOURCE + calendar
+        row = session.scalar(select(SyncState).where(SyncState.source == source))
+        if row is None:
+            session.add(SyncState(source=source, token=token, updated_at=at))
+        else:
+            row.token, row.updated_at = token, at
+
+
+ETags = dict[str, str | None]  # object URL -> ETag
+
+
+def _differing(listed: ETags, known: ETags) -> ETags:
+    """The listed objects that are new, or whose ETag is not the one stored."""
+    return {href: etag for href, etag in listed.items() if href not in known or known[href] != etag}
+
+
+def _expired_token(error: dav_error.AuthorizationError) -> bool:
+    """A 403 that says the token is no longer valid (RFC 6578 section 3.2), not "no access".
+
+    One naming no precondition is taken as "cannot sync" too: access to the
+    calendar was just granted for discovery, and were it really refused the
+    ETag listing that follows would say so.
+    """
+    preconditions = getattr(error, "preconditions", None) or []
+    known = (dav.ValidSyncToken.tag, dav.SupportedReport.tag)
+    return not preconditions or any(tag in preconditions for tag in known)
+
+
+def sync_calendars(
+    store: Store,
+    settings: Settings,
+    at: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SyncReport:
+    """Sync every configured calendar; a server out of reach is ServiceUnavailable."""
+    sync = CalendarSync(store, settings, progress=progress)
+    where = f"CalDAV {sync.caldav.url}"
+    try:
+        return sync.run(at)
+    except dav_error.AuthorizationError as error:
+        raise ServiceUnavailable(f"{where}: access refused ({error.reason})") from error
+    except (OSError, dav_error.DAVError) as error:
+        raise ServiceUnavailable(f"{where}: {error}") from error

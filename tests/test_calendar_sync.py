@@ -1,0 +1,316 @@
+"""The calendar as a source, against a real CalDAV server (Radicale on loopback), both databases."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from caldav.davclient import DAVClient
+from icalendar import Calendar
+from sqlalchemy import select, update
+
+from followupd.config import Settings, parse_settings
+from followupd.delivery import Deliverer, DeliveryReport
+from followupd.engine import evaluate
+from followupd.rules.base import Rule, enabled_rules
+from followupd.rules.options import RuleOptions
+from followupd.sources.caldav import SOURCE, SyncReport, sync_calendars
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import Mission, SyncState, Touchpoint
+from followupd.updates import resolve_issue
+from tests.conftest import MINIMAL_CONFIG
+from tests.davserver import PASSWORD, USER, DavServer, dav_server
+from tests.rulekit import PARIS, outbox, paris
+
+PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
+DATA = """\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+phone = "+33 6 12 34 56 78"
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+contract_signed = 2026-08-25
+"""
+
+
+def at(month: int, day: int, hour: int = 9) -> datetime:
+    return paris(2026, month, day, hour)
+
+
+@pytest.fixture
+def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    with dav_server(tmp_path / "radicale") as server:
+        yield server
+
+
+@pytest.fixture
+def loaded(store: Store, tmp_path: Path) -> Store:
+    path = tmp_path / "data.toml"
+    path.write_text(DATA, encoding="utf-8")
+    import_files(store, [path], PARIS)
+    return store
+
+
+def settings_for(tmp_path: Path, dav: DavServer) -> Settings:
+    text = MINIMAL_CONFIG + (
+        f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
+        f'password_env = "{PASSWORD_VARIABLE}"\nread_calendars = ["Missions"]\n'
+    )
+    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+
+class App:
+    """What a calendar app does: plain CalDAV requests to the user's calendars."""
+
+    def __init__(self, dav: DavServer) -> None:
+        self.dav = dav
+        self.client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
+
+    def calendar(self, name: str) -> Any:
+        principal = self.client.principal()
+        for calendar in principal.calendars():
+            if calendar.get_display_name() == name:
+                return calendar
+        return principal.make_calendar(name=name, cal_id=name.lower())
+
+    def put(self, name: str, resource: str, text: str) -> None:
+        url = str(self.calendar(name).url.join(resource))
+        response = self.client.put(url, text, {"Content-Type": "text/calendar; charset=utf-8"})
+        assert response.status in (201, 204), response.status
+
+    def delete(self, name: str, resource: str) -> None:
+        url = str(self.calendar(name).url.join(resource))
+        assert self.client.delete(url).status in (200, 204)
+
+    def get(self, url: str) -> tuple[str, str]:
+        response = self.client.request(url, "GET")
+        return response.raw, response.headers["ETag"]
+
+
+def event(uid: str, summary: str, body: str = "", *lines: str) -> str:
+    """One VEVENT as an app writes it; `lines` are more properties, such as DTSTART."""
+    props = "".join(f"{line}\r\n" for line in lines)
+    description = body.replace("\n", "\\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//app//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nSUMMARY:{summary}\r\n"
+        + (f"DESCRIPTION:{description}\r\n" if body else "")
+        + props
+        + "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+MISSION = event(
+    "mission-1",
+    "[mission] Refonte du CRM",
+    "key: acme-crm\nclient: acme\ncontact: jdupont\ncontract_signed: 2026-11-20\n"
+    "deposit_amount: 3000\nLieu : Lyon, dans leurs locaux",
+    "DTSTART;VALUE=DATE:20261201",
+    "DTEND;VALUE=DATE:20270301",
+)
+
+
+def rules_named(settings: Settings, name: str) -> list[Rule[RuleOptions]]:
+    return [rule for rule in enabled_rules(settings.rules) if rule.name == name]
+
+
+def sync(store: Store, settings: Settings, when: datetime) -> SyncReport:
+    return sync_calendars(store, settings, when)
+
+
+def test_a_mission_event_creates_updates_and_its_deletion_is_reported(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    app.put("Missions", "crm.ics", MISSION)
+    report = sync(loaded, settings, at(11, 23))
+    assert (report.missions_created, report.skipped) == (1, [])
+    with loaded.session() as session:
+        mission = session.scalars(select(Mission).where(Mission.key == "acme-crm")).one()
+        assert (mission.title, mission.start, mission.end) == (
+            "Refonte du CRM",
+            date(2026, 12, 1),
+            date(2027, 2, 28),
+        )
+        assert mission.contract_signed == date(2026, 11, 20)
+        assert str(mission.deposit_amount) == "3000.00"
+        assert mission.contact is not None and mission.contact.key == "jdupont"
+
+    edited = MISSION.replace("deposit_amount: 3000", "deposit_amount: 4500\\nstatus: proposed")
+    app.put("Missions", "crm.ics", edited)
+    report = sync(loaded, settings, at(11, 24))
+    assert (report.missions_created, report.missions_updated) == (0, 1)
+    with loaded.session() as session:
+        mission = session.scalars(select(Mission).where(Mission.key == "acme-crm")).one()
+        assert (str(mission.deposit_amount), mission.status) == ("4500.00", "proposed")
+
+    app.delete("Missions", "crm.ics")
+    report = sync(loaded, settings, at(11, 25))
+    assert [calendar.deleted for calendar in report.calendars] == [1]
+    assert report.notices == [
+        "the mission event of 'acme-crm' was deleted from 'Missions'; "
+        "the mission is kept (set its status to closed if it is over)"
+    ]
+    with loaded.session() as session:
+        assert session.scalars(select(Mission.key).where(Mission.key == "acme-crm")).one()
+
+
+def test_a_past_meeting_with_a_contact_resets_the_checkpoint_reminder(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    checkpoint = [
+        rule for rule in enabled_rules(settings.rules) if rule.name == "checkpoint_meeting"
+    ]
+    with loaded.session() as session:
+        evaluate(session, settings, checkpoint, at(12, 1))
+    due = [key for key in outbox(loaded) if key.startswith("checkpoint_meeting:acme-audit:")]
+    assert due, "no meeting since the start: a checkpoint reminder is due"
+
+    app.put(
+        "Missions", "point.ics",
+        event("meet-1", "Point d'étape", "", "DTSTART;TZID=Europe/Paris:20261130T140000",
+              "DURATION:PT1H", "ATTENDEE;CN=Jeanne Dupont:mailto:Jeanne.Dupont@acme.example"),
+    )  # fmt: skip
+    report = sync(loaded, settings, at(12, 1, 10))
+    assert report.meetings == 1
+    with loaded.session() as session:
+        (meeting,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "meeting"))
+        assert (meeting.mission.key, meeting.contact and meeting.contact.key) == (
+            "acme-audit",
+            "jdupont",
+        )
+        assert meeting.at == at(11, 30, 14)
+        evaluate(session, settings, checkpoint, at(12, 1, 10))
+    cancelled = outbox(loaded)[due[0]]
+    assert (cancelled.state, cancelled.reason) == ("cancelled", "meeting held on 2026-11-30")
+
+    # the meeting is moved to next week: not held yet, so its touchpoint goes
+    app.put(
+        "Missions", "point.ics",
+        event("meet-1", "Point d'étape", "", "DTSTART;TZID=Europe/Paris:20261208T140000",
+              "DURATION:PT1H", "ATTENDEE:mailto:jeanne.dupont@acme.example"),
+    )  # fmt: skip
+    sync(loaded, settings, at(12, 1, 11))
+    with loaded.session() as session:
+        assert session.scalars(select(Touchpoint).where(Touchpoint.kind == "meeting")).all() == []
+
+
+def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    issue = tmp_path / "issue.toml"
+    issue.write_text(
+        '[[issues]]\nkey = "late-data"\nmission = "acme-audit"\n'
+        'opened = 2026-12-01T10:00:00+01:00\nseverity = "high"\nsummary = "Données en retard"\n'
+        "client_informed = 2026-12-01T11:00:00+01:00\n",
+        encoding="utf-8",
+    )
+    import_files(loaded, [issue], PARIS)
+    escalate = rules_named(settings, "escalate_by_phone")
+    with loaded.session() as session:
+        evaluate(session, settings, escalate, at(12, 2))
+    deliverer = Deliverer(loaded, settings, "w1", rng=random.Random(1))
+    assert asyncio.run(deliverer.run(at(12, 2))).sent == ["escalate_by_phone:late-data:call"]
+    href = outbox(loaded)["escalate_by_phone:late-data:call"].calendar_href
+    assert href is not None
+
+    # on the phone, the user ticks the task off
+    text, etag = app.get(href)
+    calendar = Calendar.from_ical(text)
+    (task,) = calendar.todos
+    task.pop("STATUS")
+    task.add("STATUS", "COMPLETED")
+    task.add("COMPLETED", at(12, 2, 15))
+    response = app.client.put(
+        href, calendar.to_ical(), {"If-Match": etag, "Content-Type": "text/calendar"}
+    )
+    assert response.status == 204
+
+    report = sync(loaded, settings, at(12, 2, 16))
+    assert report.completed == ["escalate_by_phone:late-data:call"]
+    row = outbox(loaded)["escalate_by_phone:late-data:call"]
+    assert (row.calendar_state, row.reason) == ("completed", "completed in your calendar")
+    with loaded.session() as session:
+        (call,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "call"))
+        assert (call.at, call.contact and call.contact.key) == (at(12, 2, 15), "jdupont")
+        evaluate(session, settings, escalate, at(12, 3))
+    assert [key for key in outbox(loaded) if key.startswith("escalate")] == [
+        "escalate_by_phone:late-data:call"
+    ], "no second call task for the same issue"
+    with loaded.session() as session:
+        resolve_issue(session, "late-data", at(12, 3, 10))
+    closing = DeliveryReport()
+    asyncio.run(deliverer.close_vanished(at(12, 3, 11), closing))
+    assert closing.closed == {}, "done in the calendar already: not closed again"
+    (task,) = Calendar.from_ical(app.get(href)[0]).todos
+    assert (str(task["STATUS"]), int(task.get("SEQUENCE", 0))) == ("COMPLETED", 0)
+
+
+def test_a_sync_without_changes_transfers_no_object_and_one_change_fetches_one(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    for n in range(30):
+        app.put(
+            "Missions", f"e{n}.ics",
+            event(f"e{n}", f"Atelier {n}", "", f"DTSTART:202612{n % 28 + 1:02d}T090000Z",
+                  "DURATION:PT2H"),
+        )  # fmt: skip
+    first = sync(loaded, settings, at(11, 23))
+    assert [(c.mode, c.fetched) for c in first.calendars] == [("full", 30)]
+
+    dav.reset_counts()
+    again = sync(loaded, settings, at(11, 23, 10))
+    assert [(c.mode, c.fetched, c.deleted) for c in again.calendars] == [("incremental", 0, 0)]
+    assert dav.calendar_data_sent == 0, dav.requests
+    assert "GET" not in {method for method, _, _ in dav.requests}
+
+    app.put("Missions", "e7.ics", event("e7", "Atelier 7 (déplacé)", "",
+                                        "DTSTART:20261230T090000Z", "DURATION:PT2H"))  # fmt: skip
+    dav.reset_counts()
+    once = sync(loaded, settings, at(11, 23, 11))
+    assert [(c.mode, c.fetched) for c in once.calendars] == [("incremental", 1)]
+    assert dav.calendar_data_sent == 1, "exactly the changed object crossed the wire"
+
+
+def test_a_token_the_server_rejects_falls_back_to_etags_then_recovers(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    for n in range(3):
+        app.put("Missions", f"e{n}.ics",
+                event(f"e{n}", f"Atelier {n}", "", "DTSTART:20261201T090000Z"))  # fmt: skip
+    sync(loaded, settings, at(11, 23))
+    with loaded.session() as session:
+        session.execute(
+            update(SyncState)
+            .where(SyncState.source.startswith(SOURCE))
+            .values(token="http://radicale.org/ns/sync/not-a-token")
+        )
+    app.put("Missions", "e1.ics", event("e1", "Atelier 1 bis", "", "DTSTART:20261202T090000Z"))
+    app.delete("Missions", "e2.ics")
+    report = sync(loaded, settings, at(11, 24))
+    assert [(c.mode, c.fetched, c.deleted) for c in report.calendars] == [("etag comparison", 1, 1)]
+    recovered = sync(loaded, settings, at(11, 25))
+    assert [(c.mode, c.fetched) for c in recovered.calendars] == [("full", 0)]
+    incremental = sync(loaded, settings, at(11, 26))
+    assert [c.mode for c in incremental.calendars] == ["incremental"]
