@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiosmtplib
+from caldav.elements import dav
 
 from followupd.channels.smtp import smtp_client
 from followupd.config import Caldav, Settings, Smtp
@@ -55,7 +57,7 @@ def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]
     if settings.caldav is None:
         checks.append(Check("caldav", True, "not configured: tasks only in the feed"))
     else:
-        checks.append(check_caldav(settings.caldav, environ))
+        checks += check_caldav(settings.caldav, environ)
     return checks
 
 
@@ -93,22 +95,42 @@ async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:
     return Check("smtp", True, f"{where}: reachable{login}")
 
 
-def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> Check:
+def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> list[Check]:
+    """The server, then each calendar: reachable, and whether it syncs by token (RFC 6578)."""
     try:
         client = dav_client(caldav, environ)
         with client:
-            names = {calendar.get_display_name() for calendar in client.principal().calendars()}
+            found = client.principal().calendars()
+            calendars = {calendar.get_display_name(): calendar for calendar in found}
+            wanted = {*caldav.read_calendars, caldav.write_calendar}
+            tokens = {name: _sync_token(calendars[name]) for name in wanted & set(calendars)}
     except ConfigError as error:
-        return Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")
+        return [Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")]
     except Exception as error:  # caldav raises many kinds; all mean "not usable"
-        return Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")
-    missing = [name for name in caldav.read_calendars if name not in names]
-    if missing:
-        return Check("caldav", False, f"{caldav.url}: calendars not found: {', '.join(missing)}")
-    write = "exists" if caldav.write_calendar in names else "will be created"
-    return Check(
-        "caldav",
-        True,
-        f"{caldav.url}: reachable, {len(names)} calendars, "
-        f"write calendar {caldav.write_calendar!r} {write}",
-    )
+        return [Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")]
+    write = "exists" if caldav.write_calendar in calendars else "will be created"
+    checks = [
+        Check(
+            "caldav",
+            True,
+            f"{caldav.url}: reachable, {len(calendars)} calendars, "
+            f"write calendar {caldav.write_calendar!r} {write}",
+        )
+    ]
+    for name in (*caldav.read_calendars, caldav.write_calendar):
+        if name not in calendars:
+            if name in caldav.read_calendars:
+                checks.append(Check(f"calendar {name!r}", False, "not found on the server"))
+            continue
+        syncs = "syncs by token" if tokens.get(name) else "no sync token: ETags are compared"
+        checks.append(Check(f"calendar {name!r}", True, f"reachable, {syncs}"))
+    return checks
+
+
+def _sync_token(calendar: Any) -> str | None:
+    """The collection's DAV:sync-token, which a server supporting RFC 6578 publishes."""
+    try:
+        token = calendar.get_property(dav.SyncToken())
+    except Exception:  # a server without the property may answer with an error
+        return None
+    return str(token) if token else None

@@ -24,7 +24,7 @@ from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Mission, SyncState, Touchpoint
 from followupd.updates import resolve_issue
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, USER, DavServer, dav_server
 from tests.rulekit import PARIS, outbox, paris
 
@@ -68,12 +68,15 @@ def loaded(store: Store, tmp_path: Path) -> Store:
     return store
 
 
-def settings_for(tmp_path: Path, dav: DavServer) -> Settings:
-    text = MINIMAL_CONFIG + (
+def settings_text(dav: DavServer) -> str:
+    return MINIMAL_CONFIG + (
         f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
         f'password_env = "{PASSWORD_VARIABLE}"\nread_calendars = ["Missions"]\n'
     )
-    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+
+def settings_for(tmp_path: Path, dav: DavServer) -> Settings:
+    return parse_settings(settings_text(dav), tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
 class App:
@@ -314,3 +317,20 @@ def test_a_token_the_server_rejects_falls_back_to_etags_then_recovers(
     assert [(c.mode, c.fetched) for c in recovered.calendars] == [("full", 0)]
     incremental = sync(loaded, settings, at(11, 26))
     assert [c.mode for c in incremental.calendars] == ["incremental"]
+
+
+def test_check_tells_each_calendar_reachable_and_syncing_by_token(
+    cli: RunCli, home: Path, dav: DavServer
+) -> None:
+    App(dav).calendar("Missions")
+    config = home / "followupd.toml"
+    text = settings_text(dav).replace('["Missions"]', '["Missions", "Rendez-vous"]')
+    config.write_text(text, encoding="utf-8")
+    assert cli("init").code == 0
+    checked = cli("check")
+    assert checked.code == 69, checked
+    assert "calendar 'Missions'" in checked.out
+    assert "reachable, syncs by token" in checked.out
+    assert "calendar 'Rendez-vous'" in checked.out
+    assert "not found on the server" in checked.out
+    assert PASSWORD not in checked.out + checked.err
