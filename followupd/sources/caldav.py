@@ -74,6 +74,11 @@ class SyncReport:
     def fetched(self) -> int:
         return sum(calendar.fetched for calendar in self.calendars)
 
+    def skip(self, url: str, reason: str) -> None:
+        """An object left out: logged with its URL, and listed for `sync` to print."""
+        log.warning("calendar object skipped: %s: %s", url, reason)
+        self.skipped.append((url, reason))
+
 
 @dataclass(frozen=True)
 class Changes:
@@ -139,7 +144,7 @@ class CalendarSync:
             seen = select(CalendarObject.href, CalendarObject.etag).where(
                 CalendarObject.calendar == url
             )
-            known: ETags = {href: etag for href, etag in session.execute(seen)}
+            known: ETags = dict(session.execute(seen).all())
         changes = self._changes(calendar, url, token, known)
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
@@ -204,7 +209,7 @@ class CalendarSync:
         for obj in objects:
             raw = obj.raw_data
             if raw is None:
-                report.skipped.append((str(obj.url), "the server sent no calendar data"))
+                report.skip(str(obj.url), "the server sent no calendar data")
                 continue
             found[str(obj.url.canonical())] = raw
         return found
@@ -235,7 +240,7 @@ class CalendarSync:
             read = read_object(data, self.zone, (at - MEETINGS_LOOKBACK, at))
         except UnreadableObject as error:
             row.kind, row.problem = "skipped", str(error)
-            report.skipped.append((href, str(error)))
+            report.skip(href, str(error))
             self._drop_touchpoints(session, previous)
             return
         for note in read.notes:
@@ -274,7 +279,7 @@ class CalendarSync:
         key = described.fields.get("key")
         if problems or record is None:
             reason = f"mission event {event.summary!r}: " + "; ".join(problems)
-            report.skipped.append((href, reason))
+            report.skip(href, reason)
             return (str(key) if key else None), reason
         result = apply(session, [located])
         report.missions_created += result.created["missions"]
