@@ -334,3 +334,22 @@ def test_check_tells_each_calendar_reachable_and_syncing_by_token(
     assert "calendar 'Rendez-vous'" in checked.out
     assert "not found on the server" in checked.out
     assert PASSWORD not in checked.out + checked.err
+
+
+def test_a_fake_token_left_by_the_library_is_never_sent_back(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    for n in range(5):
+        app.put(
+            "Missions", f"e{n}.ics", event(f"e{n}", f"Atelier {n}", "", "DTSTART:20261201T090000Z")
+        )
+    sync(loaded, settings, at(11, 23))
+    with loaded.session() as session:
+        session.execute(
+            update(SyncState).where(SyncState.source.startswith(SOURCE)).values(token="fake-1")
+        )
+    dav.reset_counts()
+    report = sync(loaded, settings, at(11, 24))
+    assert [(c.mode, c.fetched) for c in report.calendars] == [("full", 0)]
+    assert dav.calendar_data_sent == 0, "a listing of ETags, not of every object"
