@@ -27,7 +27,7 @@ from rich.progress import Progress, TaskID
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from followupd import __version__, engine, reports, tables, updates
+from followupd import __version__, engine, logs, reports, tables, updates
 from followupd import outbox as outbox_ops
 from followupd.checks import offline_checks, online_checks
 from followupd.config import Settings, config_path_for_init, find_config, load_settings
@@ -39,7 +39,9 @@ from followupd.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from followupd.feedtoken import ensure_token
 from followupd.rules.base import enabled_rules
+from followupd.service import run_service
 from followupd.sources.caldav import sync_calendars
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
@@ -373,6 +375,34 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
             click.echo(reports.render(app.now(), app.zone, followups))
         else:
             tables.print_intents(intents, app.zone)
+
+
+@cli.command()
+@pass_app
+def run(app: App) -> None:
+    """Run the daemon: sync, evaluate and deliver on schedule, and serve the feed."""
+    logs.configure(app.environ, app.debug)
+    settings = app.settings  # a config error is reported before anything starts
+    log_start = f"config {settings.source}, state in {settings.state_dir}"
+    logging.getLogger("followupd").info("starting: %s", log_start)
+    code = run_service(app.config_path, app.environ)
+    raise click.exceptions.Exit(code)
+
+
+@cli.command()
+@click.option("--url", "show_url", is_flag=True, help="print the subscription URLs")
+@pass_app
+def feed(app: App, show_url: bool) -> None:
+    """The iCalendar feed of your tasks: where to subscribe to it."""
+    token = ensure_token(app.settings.feed.token_file)
+    address = app.settings.feed.listen
+    path = f"/feed/{token}.ics"
+    if show_url:
+        click.echo(f"http://{address}{path}")
+        click.echo(f"webcal://{address}{path}")
+        return
+    click.echo(f"The feed is served by `followupd run` on http://{address}{path}")
+    click.echo("Subscribe to it in your calendar app; `followupd feed --url` prints the URLs.")
 
 
 @cli.command()

@@ -356,6 +356,18 @@ class TemplatesSection(StrictModel):
         return value
 
 
+class Service(StrictModel):
+    """``[service]``: how often `followupd run` does each of its passes, and what it keeps."""
+
+    sync_every_seconds: StrictInt = Field(300, ge=10, le=86_400)
+    evaluate_every_seconds: StrictInt = Field(900, ge=10, le=86_400)
+    housekeeping_every_seconds: StrictInt = Field(3600, ge=60, le=86_400)
+    # sent, cancelled and expired follow-ups older than this are deleted; it is
+    # longer than any rule's grace, so a deleted follow-up can never come back
+    retention_days: StrictInt = Field(400, ge=90, le=36_500)
+    drain_seconds: StrictInt = Field(20, ge=1, le=300)  # in-flight deliveries on stop
+
+
 class Settings(StrictModel):
     """The whole config file, validated."""
 
@@ -364,6 +376,7 @@ class Settings(StrictModel):
     smtp: Smtp | None = None
     caldav: Caldav | None = None
     feed: Feed = Feed()
+    service: Service = Service()
     business: Business = Business()
     templates: TemplatesSection = TemplatesSection()
     rules: RulesConfig = RulesConfig()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +75,7 @@ class DeliveryReport:
     expired: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)
     closed: dict[str, str] = field(default_factory=dict)  # calendar items whose reason went
+    errors: Counter[str] = field(default_factory=Counter)  # failed attempts, by channel
 
     @property
     def keys(self) -> list[str]:
@@ -165,6 +167,7 @@ class Deliverer:
         self.worker = worker
         self.sender = sender or (lambda: mail_sender(settings.smtp, settings.state_dir))
         self.calendar_writer = calendar_writer or self._calendar_writer
+        self.stopping = False
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
         self.calendar = BusinessCalendar(settings.business)
@@ -177,17 +180,46 @@ class Deliverer:
             raise RuntimeError("no [caldav] section to write calendar items to")
         return CalendarWriter(self.settings.caldav)
 
+    def stop(self) -> None:
+        """Finish the message under way, hand the rest of the batch back, claim no more."""
+        self.stopping = True
+
     async def run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
-        while True:
+        while not self.stopping:
             with self.store.session() as session:
                 rows = claim(session, at, self.worker, CHANNELS)
             if not rows:
                 return report
             ready = self._screen(rows, at, report)
-            await self._send(ready, at, report)
+            try:
+                await self._send(ready, at, report)
+            finally:
+                self._release(ready, at)
             if len(rows) < BATCH:
                 return report
+        return report
+
+    def _release(self, rows: list[Any], at: datetime) -> None:
+        """Rows still claimed by us (a stop came first) go back to pending, attempt not counted."""
+        with self.store.session() as session:
+            for chunk in chunked([row.id for row in rows]):
+                session.execute(
+                    update(FollowUp)
+                    .where(
+                        FollowUp.id.in_(chunk),
+                        FollowUp.state == "sending",
+                        FollowUp.lease_owner == self.worker,
+                    )
+                    .values(
+                        state="pending",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        attempts=FollowUp.attempts - 1,
+                        updated_at=at,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
 
     async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
         """Complete (or cancel) the calendar items already written whose reason has gone.
@@ -322,6 +354,8 @@ class Deliverer:
         try:
             async with self.sender() as sender:
                 for row in emails:
+                    if self.stopping:
+                        break
                     await self._send_one(sender, row, at, threads, report)
         except DeliveryError as error:  # the connection itself failed: every row waits
             for row in emails:
@@ -344,6 +378,8 @@ class Deliverer:
             return
         try:
             for row in rows:
+                if self.stopping:
+                    break
                 item = calendar_item(row, contacts.get(row.contact_id))
                 body = ical.document(item, tz)
                 try:
@@ -430,6 +466,7 @@ class Deliverer:
         self, row: Any, at: datetime, error: DeliveryError, report: DeliveryReport
     ) -> None:
         reason = str(error)
+        report.errors[row.channel] += 1
         with self.store.session() as session:
             if error.permanent:
                 if _finish(session, row, self.worker, at, state="failed", last_error=reason,

@@ -130,7 +130,7 @@ def calendar_of(
     it short. icalendar gives a new calendar a random UID: it is replaced by
     `uid_text`, or dropped, so the bytes stay the same when nothing changed.
     """
-    calendar = Calendar.new(prodid=PRODID, name=name, subcomponents=components)
+    calendar = Calendar.new(prodid=PRODID, name=name, subcomponents=list(components))
     calendar.pop("UID", None)
     if uid_text is not None:
         calendar.add("uid", uid_text)

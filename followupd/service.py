@@ -1,0 +1,386 @@
+"""`followupd run`: one asyncio process that syncs, evaluates, delivers and serves the feed.
+
+APScheduler 3 (AsyncIOScheduler, memory job store) is only a timer; what is
+due is always read from the store, so correctness never depends on when a
+job fires. Its jobs:
+
+- **sync** the CalDAV calendars, every ``sync_every_seconds``;
+- **evaluate** the rules, every ``evaluate_every_seconds`` and at the next
+  opening of the send window in every time zone in use (that is when
+  follow-ups fall due);
+- **deliver**, re-armed for the next due follow-up (or the next retry), so one
+  leaves within a second of its due time without polling; a slow interval
+  catches anything a re-arm missed;
+- **housekeeping**: leases left by dead workers released, old follow-ups
+  deleted after ``retention_days``.
+
+No pass overlaps itself (``max_instances=1``); a pass that fails is logged,
+counted in /healthz and /metrics, and tried again at its next time; it never
+stops the daemon. systemd is told READY once the store and the scheduler are
+up, WATCHDOG from the event loop, a STATUS line after each pass, RELOADING
+on SIGHUP (a config that does not load is logged and the old one kept) and
+STOPPING on SIGTERM, which lets the delivery under way finish its message,
+hands its other claims back, and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import delete, func, select, update
+
+from followupd import engine
+from followupd.clock import BusinessCalendar, zone
+from followupd.config import Settings, load_settings
+from followupd.delivery import Deliverer, DeliveryReport
+from followupd.errors import FollowupdError
+from followupd.feed import Feed, build_feed, feed_rows
+from followupd.feedtoken import ensure_token
+from followupd.metrics import Metrics
+from followupd.notify import Notifier
+from followupd.rules.base import enabled_rules
+from followupd.sources.caldav import sync_calendars
+from followupd.store.db import Store
+from followupd.store.models import Client, FollowUp
+from followupd.web import Handlers, web_app
+
+log = logging.getLogger("followupd")
+
+DELIVERY_SAFETY_NET = timedelta(minutes=1)
+IDLE_REARM = timedelta(seconds=5)  # when something due could not be claimed: look again soon
+FINISHED = ("sent", "cancelled", "expired", "failed", "dead")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PassResult:
+    ok: bool
+    at: datetime
+    error: str | None = None
+
+
+class Service:
+    def __init__(
+        self,
+        config_path: Path,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config_path = config_path
+        self.environ = environ
+        self.clock = clock
+        self.settings: Settings = load_settings(config_path, environ)
+        self.store = Store.open(self.settings.database.sqlalchemy_url(environ), create=True)
+        self.notifier = Notifier(environ)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.metrics = Metrics(lambda: self.store)
+        self.results: dict[str, PassResult] = {}
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.deliverer: Deliverer | None = None
+        self.delivering: asyncio.Task[Any] | None = None
+        self.stop_requested = asyncio.Event()
+        self.token = ""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.store.upgrade)
+        self.token = ensure_token(self.settings.feed.token_file)
+        runner = await self._start_http()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self._schedule()
+        self.scheduler.start()
+        watchdog = asyncio.ensure_future(self._watchdog())
+        self.notifier.ready(self.status_line())
+        log.info(
+            "followupd running: feed on http://%s, worker %s",
+            self.settings.feed.listen,
+            self.worker,
+        )
+        await self.stop_requested.wait()
+        log.info("stopping")
+        self.notifier.stopping()
+        self.scheduler.shutdown(wait=False)
+        await self._drain()
+        watchdog.cancel()
+        await runner.cleanup()
+        self.store.close()
+        return 0
+
+    async def _start_http(self) -> web.AppRunner:
+        handlers = Handlers(
+            token=lambda: self.token,
+            feed=self.feed,
+            health=self.health,
+            metrics=self.metrics.render,
+            now=self.clock,
+        )
+        runner = web.AppRunner(web_app(handlers), access_log=None)
+        await runner.setup()
+        host, port = self.settings.feed.listen.rsplit(":", 1)
+        site = web.TCPSite(runner, host.strip("[]"), int(port))
+        await site.start()
+        return runner
+
+    async def _drain(self) -> None:
+        """Let the delivery under way finish its message and hand back its other claims."""
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        if self.delivering is not None and not self.delivering.done():
+            try:
+                await asyncio.wait_for(
+                    asyncio.shield(self.delivering), self.settings.service.drain_seconds
+                )
+            except TimeoutError:
+                log.warning(
+                    "a delivery was still running after %s s; its leases will expire",
+                    self.settings.service.drain_seconds,
+                )
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 from the event loop itself: a stuck loop stops the pings."""
+        seconds = self.notifier.watchdog_seconds
+        if not seconds:
+            return
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(seconds / 3)
+
+    async def reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            settings = await asyncio.to_thread(load_settings, self.config_path, self.environ)
+        except FollowupdError as error:
+            log.error("the new config is not valid, keeping the old one:\n%s", error)
+        else:
+            self.settings = settings
+            self.token = ensure_token(settings.feed.token_file)
+            self._schedule()
+            log.info("config reloaded from %s", self.config_path)
+        self.notifier.ready(self.status_line())
+
+    # -- the schedule ------------------------------------------------------------------
+    def _schedule(self) -> None:
+        service = self.settings.service
+        now = self.clock()
+        every = {
+            "sync": (self.sync_pass, service.sync_every_seconds),
+            "evaluate": (self.evaluate_pass, service.evaluate_every_seconds),
+            "deliver": (self.deliver_pass, int(DELIVERY_SAFETY_NET.total_seconds())),
+            "housekeeping": (self.housekeeping_pass, service.housekeeping_every_seconds),
+        }
+        for name, (job, seconds) in every.items():
+            self.scheduler.add_job(
+                job,
+                "interval",
+                seconds=seconds,
+                id=name,
+                replace_existing=True,
+                next_run_time=now,
+                **JOB_OPTIONS,
+            )
+
+    def _at(self, name: str, job: Callable[[], Awaitable[None]], when: datetime) -> None:
+        self.scheduler.add_job(
+            job, "date", run_date=when, id=name, replace_existing=True, **JOB_OPTIONS
+        )
+
+    def _arm_delivery(self, report: DeliveryReport | None) -> None:
+        """The deliver job, set for the next due follow-up, retry or expired lease."""
+        with self.store.session() as session:
+            next_due = session.scalar(
+                select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
+                    FollowUp.state == "pending"
+                )
+            )
+            next_lease = session.scalar(
+                select(func.min(FollowUp.lease_expires_at)).where(FollowUp.state == "sending")
+            )
+        candidates = [when for when in (next_due, next_lease) if when is not None]
+        if not candidates:
+            return
+        now = self.clock()
+        when = min(candidates)
+        if when <= now:  # due already: soon, but never a busy loop if it could not be taken
+            idle = report is not None and not report.keys
+            when = now + (IDLE_REARM if idle else timedelta(milliseconds=100))
+        self._at("deliver-next", self.deliver_pass, when)
+
+    def _arm_window_openings(self) -> None:
+        """Evaluate again at the next send-window opening in any zone in use."""
+        with self.store.session() as session:
+            names = set(session.scalars(select(Client.timezone).distinct()))
+        zones = {zone(name) for name in names if name} | {zone(self.settings.owner.timezone)}
+        calendar = BusinessCalendar(self.settings.business)
+        now = self.clock()
+        self._at("evaluate-at-opening", self.evaluate_pass, next_opening(calendar, zones, now))
+
+    # -- passes ------------------------------------------------------------------------
+    async def _pass(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        started = time.monotonic()
+        try:
+            await work()
+        except Exception as error:  # a pass never kills the daemon: next time may work
+            log.exception("%s pass failed", name)
+            self.results[name] = PassResult(False, self.clock(), f"{type(error).__name__}: {error}")
+            self.metrics.pass_failures.labels(name).inc()
+        else:
+            self.results[name] = PassResult(True, self.clock())
+        finally:
+            self.metrics.pass_seconds.labels(name).observe(time.monotonic() - started)
+            self.notifier.status(self.status_line())
+
+    async def sync_pass(self) -> None:
+        if self.settings.caldav is None:
+            return
+
+        async def work() -> None:
+            report = await asyncio.to_thread(
+                sync_calendars, self.store, self.settings, self.clock()
+            )
+            if report.fetched or report.notices:
+                log.info("synced %d calendar objects", report.fetched)
+            for notice in report.notices:
+                log.warning("%s", notice)
+
+        await self._pass("sync", work)
+
+    async def evaluate_pass(self) -> None:
+        async def work() -> None:
+            at = self.clock()
+
+            def evaluate() -> engine.PassReport:
+                with self.store.session() as session:
+                    return engine.evaluate(
+                        session, self.settings, enabled_rules(self.settings.rules), at
+                    )
+
+            report = await asyncio.to_thread(evaluate)
+            if report.recorded or report.cancelled:
+                log.info(
+                    "recorded %d follow-ups, cancelled %d",
+                    len(report.recorded),
+                    len(report.cancelled),
+                )
+            self._arm_window_openings()
+            self._arm_delivery(None)
+
+        await self._pass("evaluate", work)
+
+    async def deliver_pass(self) -> None:
+        if self.stop_requested.is_set():
+            return
+
+        async def work() -> None:
+            at = self.clock()
+            self.deliverer = Deliverer(self.store, self.settings, self.worker)
+            try:
+                report = await self.deliverer.run(at)
+                await self.deliverer.close_vanished(at, report)
+            finally:
+                self.deliverer = None
+            for channel, count in report.errors.items():
+                self.metrics.delivery_errors.labels(channel).inc(count)
+            if report.sent:
+                log.info("delivered %d follow-ups", len(report.sent))
+            for key, reason in {**report.failed, **report.dead}.items():
+                log.error("%s not delivered: %s", key, reason)
+            self._arm_delivery(report)
+
+        self.delivering = asyncio.ensure_future(self._pass("deliver", work))
+        await self.delivering
+
+    async def housekeeping_pass(self) -> None:
+        async def work() -> None:
+            at = self.clock()
+            retention = timedelta(days=self.settings.service.retention_days)
+
+            def tidy() -> None:
+                with self.store.session() as session:
+                    session.execute(
+                        update(FollowUp)
+                        .where(FollowUp.state == "sending", FollowUp.lease_expires_at < at)
+                        .values(
+                            state="pending", lease_owner=None, lease_expires_at=None, updated_at=at
+                        )
+                    )
+                    session.execute(
+                        delete(FollowUp).where(
+                            FollowUp.state.in_(FINISHED), FollowUp.updated_at < at - retention
+                        )
+                    )
+
+            await asyncio.to_thread(tidy)
+
+        await self._pass("housekeeping", work)
+
+    # -- what the outside sees ---------------------------------------------------------
+    def feed(self, at: datetime) -> Feed:
+        with self.store.session() as session:
+            rows = feed_rows(session, at)
+        owner = self.settings.owner
+        return build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
+
+    def health(self) -> tuple[bool, str]:
+        failed = {name: result for name, result in self.results.items() if not result.ok}
+        if failed:
+            return False, "; ".join(f"{name} failed: {r.error}" for name, r in failed.items())
+        return True, "ok: " + ", ".join(sorted(self.results)) if self.results else "ok: starting"
+
+    def status_line(self) -> str:
+        try:
+            with self.store.session() as session:
+                counts = dict(
+                    session.execute(
+                        select(FollowUp.state, func.count()).group_by(FollowUp.state)
+                    ).all()
+                )
+                local = self.clock().astimezone(zone(self.settings.owner.timezone))
+                midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+                sent_today = session.scalar(
+                    select(func.count()).where(FollowUp.sent_at >= midnight)
+                )
+        except Exception:  # the status line must never break a pass
+            return "running"
+        failed = counts.get("failed", 0) + counts.get("dead", 0)
+        return f"{counts.get('pending', 0)} pending, {sent_today or 0} sent today, {failed} failed"
+
+
+JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+
+
+def next_opening(calendar: BusinessCalendar, zones: set[ZoneInfo], at: datetime) -> datetime:
+    """The soonest send-window opening after `at` among `zones`."""
+    soonest: datetime | None = None
+    for tz in zones:
+        day = at.astimezone(tz).date()
+        for offset in (0, 1, 2):
+            opening = calendar.window_opening(day + timedelta(days=offset), tz)
+            if opening > at:
+                soonest = opening if soonest is None else min(soonest, opening)
+                break
+    return soonest or at + timedelta(days=1)
+
+
+def run_service(config_path: Path, environ: Mapping[str, str]) -> int:
+    service = Service(config_path, environ)
+    return asyncio.run(service.run())

@@ -1,0 +1,70 @@
+"""The daemon's HTTP side (aiohttp): the iCalendar feed, health and metrics.
+
+- ``GET /feed/<token>.ics``: the owner's calendar items (followupd.feed), with
+  an ETag, and 304 to a matching If-None-Match. A wrong token is answered
+  exactly like any unknown address (404), after a constant-time comparison.
+- ``GET /healthz``: 200 when the last passes succeeded, else 503 and why.
+- ``GET /metrics``: Prometheus text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from followupd.feed import Feed
+from followupd.feedtoken import matches
+
+NOT_FOUND = "not found\n"
+
+
+@dataclass
+class Handlers:
+    """What the routes need from the service, as plain callables."""
+
+    token: Callable[[], str]
+    feed: Callable[[datetime], Feed]  # built in a thread: it reads the store
+    health: Callable[[], tuple[bool, str]]
+    metrics: Callable[[], bytes]
+    now: Callable[[], datetime]
+
+
+def web_app(handlers: Handlers) -> web.Application:
+    async def feed(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        given = name.removesuffix(".ics") if name.endswith(".ics") else ""
+        if not matches(given, handlers.token()):
+            return web.Response(status=404, text=NOT_FOUND)
+        built = await asyncio.to_thread(handlers.feed, handlers.now())
+        headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
+        if built.etag in _etags(request.headers.get("If-None-Match", "")):
+            return web.Response(status=304, headers=headers)
+        return web.Response(
+            body=built.body,
+            headers=headers,
+            content_type="text/calendar",
+            charset="utf-8",
+        )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        ok, reason = handlers.health()
+        return web.Response(status=200 if ok else 503, text=reason + "\n")
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(handlers.metrics)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/feed/{name}", feed)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def _etags(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
