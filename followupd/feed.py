@@ -87,7 +87,7 @@ def build_feed(rows: Sequence[Any], zone: ZoneInfo, name: str) -> Feed:
     components = [ical.component(item_of(row), zone) for row in rows]
     days = [row.due_at.date() for row in rows]
     span = (min(days) - ical.ZONE_SPAN, max(days) + ical.ZONE_SPAN) if days else (EPOCH, EPOCH)
-    calendar = ical.calendar_of(components, span, uid_text="followupd-feed", name=name)
+    calendar = ical.calendar_of(components, span, name=name)
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", "PT1H")
     body = bytes(calendar.to_ical())

@@ -39,7 +39,7 @@ def web_app(handlers: Handlers) -> web.Application:
         name = request.match_info["name"]
         given = name.removesuffix(".ics") if name.endswith(".ics") else ""
         if not matches(given, handlers.token()):
-            return web.Response(status=404, text=NOT_FOUND)
+            return await not_found(request)
         built = await asyncio.to_thread(handlers.feed, handlers.now())
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
         if built.etag in _etags(request.headers.get("If-None-Match", "")):
@@ -63,7 +63,12 @@ def web_app(handlers: Handlers) -> web.Application:
     app.router.add_get("/feed/{name}", feed)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_route("*", "/{anything:.*}", not_found)  # a wrong token looks just like this
     return app
+
+
+async def not_found(_request: web.Request) -> web.Response:
+    return web.Response(status=404, text=NOT_FOUND)
 
 
 def _etags(header: str) -> set[str]:

@@ -1,0 +1,257 @@
+"""`followupd run` end to end: a real daemon process, a real SMTP server and a real Radicale.
+
+The config's send window opens at the next minute in a time zone where it is
+daytime now, every day is a working day, and the clients' country has no
+public holiday today: so two follow-ups fall due at that opening, a client
+email and a task for the owner. They must arrive within 2 seconds of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import holidays
+import pytest
+from caldav.davclient import DAVClient
+from icalendar import Calendar
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from tests.davserver import PASSWORD, USER, DavServer, dav_server
+from tests.smtpserver import Recorder, free_port, smtp_server
+
+ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
+         "America/Los_Angeles", "Asia/Kolkata")  # fmt: skip
+COUNTRIES = ("FR", "GB", "US", "JP", "DE", "CA")
+PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
+DISABLED = ("deposit_due", "contract_missing", "escalate_by_phone", "client_not_informed",
+            "status_update_due", "checkpoint_meeting", "mission_closeout",
+            "open_ended_mission", "new_year_greetings")  # fmt: skip
+
+
+@dataclass
+class Setting:
+    zone: ZoneInfo
+    country: str
+    opening: datetime  # the send window's next opening, aware
+
+    @property
+    def today(self) -> date:
+        return self.opening.date()
+
+
+def daytime_setting() -> Setting:
+    """A zone where the next minute is daytime today, and a country with no holiday today."""
+    now = datetime.now(UTC)
+    for name in ZONES:
+        zone = ZoneInfo(name)
+        local = (now + timedelta(seconds=8)).astimezone(zone)
+        opening = (local + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        if 7 <= opening.hour <= 21 and opening.date() == local.date():
+            for country in COUNTRIES:
+                if opening.date() not in holidays.country_holidays(country, years=opening.year):
+                    return Setting(zone, country, opening)
+    raise AssertionError("no zone is in daytime: impossible on Earth")
+
+
+def config_text(setting: Setting, smtp_port: int, dav: DavServer, listen: str) -> str:
+    disabled = "".join(f"[rules.{name}]\nenabled = false\n" for name in DISABLED)
+    return f"""\
+[owner]
+name = "Claire Martin"
+email = "claire@cabinet.example"
+timezone = "{setting.zone.key}"
+country = "{setting.country}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+
+[caldav]
+url = "{dav.url}"
+username = "{USER}"
+password_env = "{PASSWORD_VARIABLE}"
+
+[feed]
+listen = "{listen}"
+
+[business]
+send_window = "{setting.opening:%H:%M}-23:59"
+working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+{disabled}"""
+
+
+def data_text(setting: Setting) -> str:
+    """Invoice F-1 was due yesterday (nudge 1 today), F-2 is due in 3 days (heads-up today)."""
+    yesterday = setting.today - timedelta(days=1)
+    in_three = setting.today + timedelta(days=3)
+    return f"""\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+timezone = "{setting.zone.key}"
+country = "{setting.country}"
+language = "en"
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "IT audit"
+contact = "jdupont"
+start = {setting.today - timedelta(days=60)}
+contract_signed = {setting.today - timedelta(days=70)}
+[[invoices]]
+number = "F-1"
+mission = "acme-audit"
+amount = 100
+issued = {setting.today - timedelta(days=31)}
+due = {yesterday}
+[[invoices]]
+number = "F-2"
+mission = "acme-audit"
+amount = 200
+issued = {setting.today - timedelta(days=27)}
+due = {in_three}
+"""
+
+
+@pytest.fixture
+def dav(tmp_path: Path) -> Iterator[DavServer]:
+    with dav_server(tmp_path / "radicale") as server:
+        yield server
+
+
+def followupd(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "followupd", "--config", str(home / "followupd.toml"), *args],
+        env=environment(home), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOLLOWUPD", "XDG_"))}
+    return {**env, "HOME": str(home), "STATE_DIRECTORY": str(home / "state"),
+            PASSWORD_VARIABLE: PASSWORD}  # fmt: skip
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), dict(error.headers)
+
+
+def healthy(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+    except urllib.error.URLError:  # not listening yet
+        return False
+
+
+def wait_for(condition: object, timeout: float, step: float = 0.05) -> float:
+    """Poll `condition` until it is true; the time.time() it became true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return time.time()
+        time.sleep(step)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def remote_uids(dav: DavServer) -> set[str]:
+    client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
+    with client:
+        for calendar in client.principal().calendars():
+            if calendar.get_display_name() == "followupd":
+                objects = calendar.get_objects_by_sync_token(load_objects=True)
+                return {
+                    str(part["UID"])
+                    for item in objects
+                    for part in Calendar.from_ical(item.data).walk("VTODO")
+                }
+    return set()
+
+
+def test_the_daemon_delivers_at_the_due_time_survives_a_bad_reload_and_stops_cleanly(
+    tmp_path: Path, dav: DavServer
+) -> None:
+    setting = daytime_setting()
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    with smtp_server() as (recorder, smtp_port):
+        config = home / "followupd.toml"
+        config.write_text(config_text(setting, smtp_port, dav, f"127.0.0.1:{port}"), "utf-8")
+        (home / "data.toml").write_text(data_text(setting), "utf-8")
+        assert followupd(home, "init").returncode == 0
+        imported = followupd(home, "import", str(home / "data.toml"))
+        assert imported.returncode == 0, imported.stderr
+        planned = json.loads(followupd(home, "plan", "--json").stdout)["followups"]
+        due = {item["key"]: datetime.fromisoformat(item["due_at"]) for item in planned}
+        assert due["invoice_due:F-1:nudge-1"] == setting.opening
+        assert due["invoice_due:F-2:heads-up"] == setting.opening
+
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "followupd", "--config", str(config), "run"],
+            env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: healthy(port), timeout=20)
+            assert datetime.now(UTC) < setting.opening, "started before the opening"
+            assert not received(recorder, "F-1"), "nothing before its due time"
+
+            wait = (setting.opening - datetime.now(UTC)).total_seconds() + 10
+            email_at = wait_for(lambda: received(recorder, "F-1"), timeout=wait)
+            task_at = wait_for(
+                lambda: "invoice_due:F-2:heads-up@followupd" in remote_uids(dav), 5, step=0.2
+            )
+            opening = setting.opening.timestamp()
+            print(f"email {email_at - opening:.3f} s, task {task_at - opening:.3f} s after due")
+            assert 0 <= email_at - opening <= 2.0, f"email {email_at - opening:.2f} s after"
+            assert 0 <= task_at - opening <= 2.0, f"task {task_at - opening:.2f} s after"
+
+            config.write_text("[owner\nname = ", "utf-8")  # broken
+            daemon.send_signal(signal.SIGHUP)
+            time.sleep(1.0)
+            assert daemon.poll() is None, "a broken config must not stop the daemon"
+            assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            output, _ = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, output
+        assert "keeping the old one" in output
+        assert PASSWORD not in output
+
+    store = Store.open(make_url(f"sqlite:///{home / 'state' / 'followupd.db'}"), create=False)
+    try:
+        with store.session() as session:
+            sending = session.scalar(select(func.count()).where(FollowUp.state == "sending"))
+    finally:
+        store.close()
+    assert sending == 0
+
+
+def received(recorder: Recorder, number: str) -> bool:
+    return any(f"{number}" in str(message["Subject"]) for message in list(recorder.messages))
