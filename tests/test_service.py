@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -255,3 +256,51 @@ def test_the_daemon_delivers_at_the_due_time_survives_a_bad_reload_and_stops_cle
 
 def received(recorder: Recorder, number: str) -> bool:
     return any(f"{number}" in str(message["Subject"]) for message in list(recorder.messages))
+
+
+def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    (home / "followupd.toml").write_text(
+        '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'
+        f'[feed]\nlisten = "127.0.0.1:{port}"\n',
+        encoding="utf-8",
+    )
+    address = str(tmp_path / "notify.sock")
+    messages: list[str] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(0.2)
+
+        def drain(until: float) -> None:
+            while time.monotonic() < until:
+                try:
+                    messages.append(listener.recv(4096).decode())
+                except TimeoutError:
+                    continue
+
+        env = {**environment(home), "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "600000"}
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "followupd", "--config", str(home / "followupd.toml"), "run"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: healthy(port), timeout=20)
+            drain(time.monotonic() + 1.5)
+            daemon.send_signal(signal.SIGHUP)
+            drain(time.monotonic() + 1.0)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            output, _ = daemon.communicate(timeout=30)
+        drain(time.monotonic() + 0.5)
+    assert daemon.returncode == 0, output
+    fields = [dict(line.split("=", 1) for line in m.splitlines()) for m in messages]
+    ready = [i for i, f in enumerate(fields) if f.get("READY") == "1"]
+    reloading = [i for i, f in enumerate(fields) if f.get("RELOADING") == "1"]
+    assert len(ready) == 2 and len(reloading) == 1, messages
+    assert ready[0] < reloading[0] < ready[1], "READY, then RELOADING, then READY again"
+    assert fields[reloading[0]]["MONOTONIC_USEC"].isdigit()
+    assert "pending" in fields[ready[0]]["STATUS"]
+    assert sum(f.get("WATCHDOG") == "1" for f in fields) >= 3, "pinged every 0.2 s"
+    assert {"STOPPING": "1"} in fields
