@@ -353,3 +353,21 @@ def test_a_fake_token_left_by_the_library_is_never_sent_back(
     report = sync(loaded, settings, at(11, 24))
     assert [(c.mode, c.fetched) for c in report.calendars] == [("full", 0)]
     assert dav.calendar_data_sent == 0, "a listing of ETags, not of every object"
+
+
+def test_a_meeting_about_a_mission_made_in_the_same_sync_counts(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    past_mission = MISSION.replace("20261201", "20261101")
+    app.put("Missions", "z-crm.ics", past_mission)  # fetched after the meeting
+    app.put(
+        "Missions", "a-point.ics",
+        event("meet-2", "Lancement [acme-crm]", "", "DTSTART;TZID=Europe/Paris:20261116T100000",
+              "DTEND;TZID=Europe/Paris:20261116T113000"),
+    )  # fmt: skip
+    report = sync(loaded, settings, at(11, 23))
+    assert (report.missions_created, report.meetings) == (1, 1)
+    with loaded.session() as session:
+        (meeting,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "meeting"))
+        assert (meeting.mission.key, meeting.at) == ("acme-crm", at(11, 16, 10))

@@ -81,6 +81,31 @@ class SyncReport:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """A changed object as fetched, and its row in ``calendar_objects``."""
+
+    row: CalendarObject
+    etag: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """An object's meetings, recorded after every mission event of the sync is in.
+
+    A meeting about a mission described by an event fetched later in the same
+    sync would otherwise find no mission, and, its ETag stored, never be
+    looked at again.
+    """
+
+    calendar: str
+    href: str
+    held: list[Happening]
+    previous: set[str]  # touchpoints the object made before
+    derived: set[str]  # touchpoints it made in this sync so far (a completed call)
+
+
+@dataclass(frozen=True)
 class Changes:
     mode: str
     changed: dict[str, str | None]  # URL -> ETag
@@ -111,10 +136,12 @@ class CalendarSync:
 
     def run(self, at: datetime) -> SyncReport:
         report = SyncReport()
+        meetings: list[Deferred] = []
         client = dav_client(self.caldav, self.environ)
         with client:
             for name, calendar, writes in self._calendars(client):
-                self._sync_calendar(name, calendar, writes, at, report)
+                self._sync_calendar(name, calendar, writes, at, report, meetings)
+        self._record_meetings(meetings, at, report)
         return report
 
     def _calendars(self, client: Any) -> list[tuple[str, Any, bool]]:
@@ -136,7 +163,13 @@ class CalendarSync:
 
     # -- what changed ------------------------------------------------------------------
     def _sync_calendar(
-        self, name: str, calendar: Any, writes: bool, at: datetime, report: SyncReport
+        self,
+        name: str,
+        calendar: Any,
+        writes: bool,
+        at: datetime,
+        report: SyncReport,
+        meetings: list[Deferred],
     ) -> None:
         url = str(calendar.url.canonical())
         with self.store.session() as session:
@@ -154,10 +187,15 @@ class CalendarSync:
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
             fetched = self._fetch(calendar, chunk, report)
-            with self.store.session() as session:
+            with self.store.session() as session, session.no_autoflush:
+                rows = _objects(session, url, list(fetched))
                 for href, data in fetched.items():
-                    etag = changes.changed.get(href)
-                    self._apply(session, url, href, etag, data, writes, at, report)
+                    row = rows.get(href)
+                    if row is None:
+                        row = CalendarObject(calendar=url, href=href, kind="other")
+                        session.add(row)
+                    fetched_object = Seen(row, changes.changed.get(href), data)
+                    self._apply(session, fetched_object, writes, at, report, meetings)
             stats.fetched += len(fetched)
             self.progress(name, stats.fetched, len(wanted))
         with self.store.session() as session:
@@ -220,46 +258,56 @@ class CalendarSync:
     def _apply(
         self,
         session: Session,
-        calendar: str,
-        href: str,
-        etag: str | None,
-        data: bytes,
+        seen: Seen,
         writes: bool,
         at: datetime,
         report: SyncReport,
+        meetings: list[Deferred],
     ) -> None:
-        row = session.scalar(
-            select(CalendarObject).where(
-                CalendarObject.calendar == calendar, CalendarObject.href == href
-            )
-        )
-        if row is None:
-            row = CalendarObject(calendar=calendar, href=href, kind="other")
-            session.add(row)
+        """Read one changed object and record what it means (its meetings come later)."""
+        row = seen.row
         previous = set((row.derived or "").split())
-        row.etag, row.updated_at, row.problem, row.derived = etag, at, None, None
+        row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
         try:
-            read = read_object(data, self.zone, (at - MEETINGS_LOOKBACK, at))
+            read = read_object(seen.data, self.zone, (at - MEETINGS_LOOKBACK, at))
         except UnreadableObject as error:
             row.kind, row.problem = "skipped", str(error)
-            report.skip(href, str(error))
+            report.skip(row.href, str(error))
             self._drop_touchpoints(session, previous)
             return
         for note in read.notes:
-            log.info("%s: %s", href, note)
+            log.info("%s: %s", row.href, note)
         row.uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
         derived: set[str] = set()
         if writes:
             self._completed_tasks(session, read, at, report, derived)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
+        held = [] if missions else _past_meetings(read.occurrences, at)
         if missions:
             row.kind = "mission"
-            row.mission_key, row.problem = self._mission(session, href, missions[0], report)
+            row.mission_key, row.problem = self._mission(session, row.href, missions[0], report)
         else:
             row.kind = "task" if read.tasks else "meeting"
-            derived |= self._meetings(session, read, at, report)
+        if held:  # recorded once every mission event of this sync is in the store
+            meetings.append(Deferred(row.calendar, row.href, held, previous, derived))
+            return
         row.derived = "\n".join(sorted(derived)) or None
         self._drop_touchpoints(session, previous - derived)
+
+    def _record_meetings(self, meetings: list[Deferred], at: datetime, report: SyncReport) -> None:
+        """Touchpoints for the meetings seen in this sync, after its mission events."""
+        for chunk in chunked(meetings, FETCH_CHUNK):
+            with self.store.session() as session:
+                by_calendar: dict[str, list[Deferred]] = {}
+                for item in chunk:
+                    by_calendar.setdefault(item.calendar, []).append(item)
+                for calendar, items in by_calendar.items():
+                    rows = _objects(session, calendar, [item.href for item in items])
+                    for item in items:
+                        derived = item.derived | self._meetings(session, item.held, report)
+                        if item.href in rows:
+                            rows[item.href].derived = "\n".join(sorted(derived)) or None
+                        self._drop_touchpoints(session, item.previous - derived)
 
     def _mission(
         self, session: Session, href: str, event: Happening, report: SyncReport
@@ -288,23 +336,12 @@ class CalendarSync:
         report.missions_updated += result.updated["missions"]
         return record.key, None
 
-    def _meetings(
-        self, session: Session, read: ReadObject, at: datetime, report: SyncReport
-    ) -> set[str]:
-        """Touchpoints for the past meetings of an object: their keys."""
-        past = [
-            event
-            for event in read.occurrences
-            if conventions.is_past(event, at)
-            and not conventions.is_mission_event(event)
-            and (event.attendees or conventions.bracketed_keys(event))
-        ]
-        if not past:
-            return set()
+    def _meetings(self, session: Session, held: list[Happening], report: SyncReport) -> set[str]:
+        """Touchpoints for meetings that took place: their keys."""
         records: list[Record] = []
-        for event in past:
+        for event in held:
+            note = event.summary[:500] or None
             for mission, contact in self._meeting_parties(session, event):
-                note = event.summary[:500] or None
                 records.append(
                     TouchpointRecord(
                         mission=mission, contact=contact, kind="meeting", at=event.start, note=note
@@ -426,6 +463,28 @@ class CalendarSync:
 
 
 ETags = dict[str, str | None]  # object URL -> ETag
+
+
+def _past_meetings(occurrences: list[Happening], at: datetime) -> list[Happening]:
+    """Occurrences that took place and look like meetings: attendees, or a mission named."""
+    return [
+        event
+        for event in occurrences
+        if conventions.is_past(event, at)
+        and not conventions.is_mission_event(event)
+        and (event.attendees or conventions.bracketed_keys(event))
+    ]
+
+
+def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, CalendarObject]:
+    """The stored rows of these objects of `calendar`, by URL, in one query a chunk."""
+    found: dict[str, CalendarObject] = {}
+    for chunk in chunked(sorted(hrefs)):
+        query = select(CalendarObject).where(
+            CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
+        )
+        found.update({row.href: row for row in session.scalars(query)})
+    return found
 
 
 def _differing(listed: ETags, known: ETags) -> ETags:

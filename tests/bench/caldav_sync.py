@@ -1,0 +1,897 @@
+"""Benchmark: followupd's calendar sync and vdirsyncer's. Prints figures; asserts nothing.
+
+    python tests/bench/caldav_sync.py [--events 5000] [--profile] [--install]
+
+Needs Debian's ``vdirsyncer`` package (the script says how to install it, or
+with ``--install`` as root installs it). Radicale comes from the dev venv.
+
+Writes EVENTS calendar objects (default 5000) straight into the filesystem
+storage of a Radicale 3 server (``collection-root/claire/missions/``, one
+``.ics`` file each, and the ``.Radicale.props`` that makes the folder a
+calendar named "Missions") before the server starts: thousands of single
+PUTs would take Radicale far longer than anything measured here. The objects
+are shaped like a consultant's calendar, as the apps write them: mission
+events (all-day over weeks or months, ``CATEGORIES:mission`` or a
+``[mission]`` title, a description of ``key:``, ``client:``, ``contact:``…
+lines and notes, a few with a mistyped field), past and future meetings with
+attendees (known contacts or not, some naming a mission in brackets), plain
+appointments, and recurring events (RRULE with COUNT, UNTIL or no end,
+EXDATE); timed ones carry a VTIMEZONE.
+
+Radicale runs as a subprocess (``python -m radicale --config FILE``, on a
+free 127.0.0.1 port, HTTP basic auth of a plain htpasswd file) rather than in
+this process as the suite runs it: in-process, its request handling would
+share this interpreter's CPU and GIL with followupd's sync and be counted as
+followupd's time, while vdirsyncer, a separate process, would not pay it. As
+a subprocess the server costs both clients the same.
+
+Radicale is warmed up first, outside the figures: its first listing parses
+every object and fills its item cache, and its first ``sync-collection``
+report fills its history cache; a server that had received the objects by
+PUTs would have done that work at upload time. The warm-up times are shown.
+
+Then, in this order, timed:
+
+1. followupd's first sync (`sync_calendars`, in this process, into an empty
+   SQLite store where the clients and contacts the mission events name were
+   imported): every object listed and fetched;
+2. one mission event changed on the server (GET, edit, PUT with If-Match, as
+   an app does), and followupd's next sync;
+3. ``vdirsyncer sync`` of the same calendar (a pair of a ``caldav`` storage and
+   a ``filesystem`` one in a temp folder, after ``vdirsyncer discover``, not
+   timed): every object downloaded;
+4. another mission event changed the same way, and ``vdirsyncer sync`` again.
+
+Each is shown as wall time, the client's CPU time (this process for
+followupd, the vdirsyncer process for vdirsyncer) and Radicale's CPU time over
+the same span (from /proc): on a busy machine the wall times stretch, the CPU
+times much less. vdirsyncer's figures include its process start-up (shown
+apart, as ``vdirsyncer --version``); followupd's do not. Every side flushes
+what it writes to disk (vdirsyncer fsyncs each file it writes, Radicale its
+caches, SQLite its commits): ``TMPDIR=/dev/shm`` puts the temp dir in memory,
+to see the figures without the disk. With --profile, followupd's first sync
+is run once more, into a fresh store, under cProfile (after the figures, so
+they are not inflated), and where it spends its time is shown. Only loopback
+is used: proxies are bypassed for 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import http.client
+import json
+import logging
+import os
+import platform
+import pstats
+import random
+import re
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Calendar
+
+from followupd.config import Settings, parse_settings
+from followupd.sources.caldav import SyncReport, sync_calendars
+from followupd.sources.importer import import_files
+from followupd.store.db import Store
+
+PARIS = ZoneInfo("Europe/Paris")
+AT = datetime(2026, 11, 23, 9, 0, tzinfo=PARIS)  # a Monday morning
+USER = "claire"
+PASSWORD = "bench-dav-4242"  # a throwaway server's password
+PASSWORD_VARIABLE = "FOLLOWUPD_BENCH_CALDAV_PASSWORD"
+CALENDAR = "Missions"  # its display name, which followupd's read_calendars names
+COLLECTION = "missions"  # its path segment, which vdirsyncer's collections name
+LOOPBACK = "127.0.0.1,localhost,::1"
+CHANGE_MARK = "status_update_every_days: 14"  # what the one change adds to a description
+ITEM_ACTION = re.compile(r"(Copying \(\w+\)|Deleting) item \S+ (?:to|from) (\S+)")
+TITLED = re.compile(r"^mission event (?:'[^']*'|\"[^\"]*\"): ")  # a reason's first words
+OWNER = ("Claire Martin", "claire@cabinet.example")
+HOW_TO_INSTALL = """\
+vdirsyncer is not installed. It comes with Debian's vdirsyncer package:
+
+    sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y vdirsyncer
+
+Or run this script as root with --install, which does that."""
+
+FIRST_NAMES = ("Camille", "Julien", "Sophie", "Thomas", "Élodie", "Nicolas", "Léa",
+               "François", "Hélène", "Mathieu", "Chloé", "Sébastien", "Anaïs", "Benoît",
+               "Margaux")  # fmt: skip
+LAST_NAMES = ("Dubois", "Lefèvre", "Moreau", "Laurent", "Girard", "Bonnet", "Dupont",
+              "Lambert", "Fontaine", "Rousseau", "Vincent", "Müller", "Faure", "André",
+              "Mercier")  # fmt: skip
+COMPANIES = ("Boulangerie", "Cabinet", "Atelier", "Transports", "Éditions", "Groupe",
+             "Laboratoires", "Menuiserie", "Agence", "Clinique vétérinaire")  # fmt: skip
+TITLES = ("Audit du système d'information", "Refonte du site e-commerce",
+          "Mise en conformité RGPD", "Migration de la comptabilité vers le cloud",
+          "Formation des équipes commerciales", "Étude de marché Benelux",
+          "Déploiement d'un ERP", "Accompagnement à la levée de fonds",
+          "Stratégie de marque et identité visuelle",
+          "Optimisation de la chaîne logistique")  # fmt: skip
+MEETINGS = ("Point d'étape", "Comité de pilotage", "Atelier de cadrage", "Revue des livrables",
+            "Réunion de lancement", "Démonstration", "Entretien utilisateurs",
+            "Arbitrage budgétaire")  # fmt: skip
+APPOINTMENTS = ("Dentiste", "Déjeuner avec Marc", "Salle de sport", "Appel banque",
+                "Réunion association", "Garage — révision", "Rendez-vous comptable",
+                "Cours d'anglais", "Kiné", "Visio réseau d'indépendants")  # fmt: skip
+ALL_DAY = ("Congés", "Salon VivaTech", "Formation continue", "Jour férié — pont",
+           "Déménagement")  # fmt: skip
+PLACES = ("Lyon, dans leurs locaux", "Paris 9e, 12 rue de Provence", "Visio (Teams)",
+          "Bruxelles, avenue Louise", "Chez le client, salle Horizon", "Bordeaux")  # fmt: skip
+PRODIDS = ("-//Mozilla.org/NONSGML Mozilla Calendar V1.1//EN",
+           "-//Apple Inc.//macOS 14.5//EN", "-//Nextcloud calendar v4.7.6",
+           "-//Google Inc//Google Calendar 70.9054//EN")  # fmt: skip
+VTIMEZONE = (
+    "BEGIN:VTIMEZONE", "TZID:Europe/Paris",
+    "BEGIN:DAYLIGHT", "TZOFFSETFROM:+0100", "TZOFFSETTO:+0200", "TZNAME:CEST",
+    "DTSTART:19700329T020000", "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU", "END:DAYLIGHT",
+    "BEGIN:STANDARD", "TZOFFSETFROM:+0200", "TZOFFSETTO:+0100", "TZNAME:CET",
+    "DTSTART:19701025T030000", "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU", "END:STANDARD",
+    "END:VTIMEZONE",
+)  # fmt: skip
+
+
+# -- the calendar ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Person:
+    key: str
+    client: str
+    name: str
+    email: str
+
+
+@dataclass
+class People:
+    """The clients and contacts imported into followupd's store; missions come from events."""
+
+    clients: list[tuple[str, str]] = field(default_factory=list)  # key, name
+    contacts: list[Person] = field(default_factory=list)
+
+    def of_client(self, client: str) -> list[Person]:
+        return [person for person in self.contacts if person.client == client]
+
+    def data_file(self) -> str:
+        lines = []
+        for key, name in self.clients:
+            lines += ["[[clients]]", f'key = "{key}"', f'name = "{name}"', 'country = "FR"', ""]
+        for person in self.contacts:
+            lines += ["[[contacts]]", f'key = "{person.key}"', f'client = "{person.client}"',
+                      f'name = "{person.name}"', f'email = "{person.email}"',
+                      'phone = "+33 6 12 34 56 78"', ""]  # fmt: skip
+        return "\n".join(lines)
+
+
+def ascii_slug(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "-".join(plain.lower().replace("'", " ").split())
+
+
+def people(rng: random.Random, events: int) -> People:
+    """One client per 25 events, two contacts each."""
+    found = People()
+    for n in range(max(4, events // 25)):
+        name = f"{rng.choice(COMPANIES)} {rng.choice(LAST_NAMES)}"
+        key = f"{ascii_slug(name)}-{n}"
+        found.clients.append((key, name))
+        for k in range(2):
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            email = f"{ascii_slug(first)}.{ascii_slug(last)}@{key}.example"
+            found.contacts.append(Person(f"p{2 * n + k}", key, f"{first} {last}", email))
+    return found
+
+
+@dataclass(frozen=True)
+class Generated:
+    href: str  # the file name in the collection, as apps name them: UID.ics
+    uid: str
+    kind: str
+    text: str
+    sound_mission: bool = False  # a mission event followupd should accept
+
+
+def escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
+
+
+def fold(line: str) -> str:
+    """A content line folded at 75 octets (RFC 5545 section 3.1), never inside a character."""
+    parts, current, size = [], "", 0
+    for char in line:
+        octets = len(char.encode())
+        if size + octets > 75:
+            parts.append(current)
+            current, size = " ", 1
+        current += char
+        size += octets
+    parts.append(current)
+    return "\r\n".join(parts)
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def local(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%S")
+
+
+def document(rng: random.Random, properties: list[str], timed: bool) -> str:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{rng.choice(PRODIDS)}",
+        "CALSCALE:GREGORIAN",
+    ]
+    if timed:
+        lines += VTIMEZONE
+    lines += ["BEGIN:VEVENT", *properties, "END:VEVENT", "END:VCALENDAR"]
+    return "".join(fold(line) + "\r\n" for line in lines)
+
+
+def header(uid: str, created: datetime, summary: str) -> list[str]:
+    return [f"UID:{uid}", f"DTSTAMP:{stamp(created)}", f"CREATED:{stamp(created)}",
+            f"LAST-MODIFIED:{stamp(created)}", f"SUMMARY:{escape(summary)}"]  # fmt: skip
+
+
+def day_in(rng: random.Random, first: date, last: date) -> date:
+    return first + timedelta(days=rng.randrange((last - first).days + 1))
+
+
+def time_in(rng: random.Random, first: date, last: date) -> datetime:
+    day = day_in(rng, first, last)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    hour = rng.choice((8, 9, 10, 11, 14, 15, 16, 17))
+    return datetime(day.year, day.month, day.day, hour, rng.choice((0, 30)), tzinfo=PARIS)
+
+
+def attendee(person_name: str, email: str) -> str:
+    return f'ATTENDEE;CN="{person_name}";PARTSTAT=ACCEPTED;ROLE=REQ-PARTICIPANT:mailto:{email}'
+
+
+def generate(rng: random.Random, crowd: People, events: int) -> list[Generated]:
+    """EVENTS objects: 20 % mission events, 30 % meetings, 38 % appointments, 12 % recurring."""
+    today = AT.date()
+    missions: list[tuple[str, str]] = []  # key, client
+    found: list[Generated] = []
+    for n in range(events):
+        uid = str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
+        created = datetime.combine(today - timedelta(days=rng.randrange(30, 900)),
+                                   datetime.min.time(), PARIS) + timedelta(hours=10)  # fmt: skip
+        draw = rng.random()
+        if draw < 0.20 or not missions:
+            client, client_name = rng.choice(crowd.clients)
+            key = f"{ascii_slug(rng.choice(TITLES))[:20].rstrip('-')}-{n}"
+            missions.append((key, client))
+            start = day_in(rng, today - timedelta(days=700), today + timedelta(days=200))
+            end = start + timedelta(days=rng.randrange(20, 300))
+            contact = rng.choice(crowd.of_client(client))
+            sound = rng.random() >= 0.02  # a few have a mistyped field, as users write them
+            signed = "contract_signed" if sound else "contarct_signed"
+            lines = [f"key: {key}", f"client: {client}", f"contact: {contact.key}",
+                     f"{signed}: {start - timedelta(days=rng.randrange(3, 20))}"]  # fmt: skip
+            if rng.random() < 0.4:
+                lines.append(f"deposit_amount: {rng.randrange(10, 90) * 100}")
+            if end < today and rng.random() < 0.8:
+                lines.append("status: closed")
+            if rng.random() < 0.3:
+                lines.append(f"status_update_every_days: {rng.choice((7, 14, 30))}")
+            lines += ["", f"Lieu : {rng.choice(PLACES)}",
+                      f"Interlocuteur principal : {contact.name} ({client_name})",
+                      "Budget validé en comité, jalons à confirmer."]  # fmt: skip
+            title = rng.choice(TITLES)
+            tagged = rng.random() < 0.7
+            props = header(uid, created, title if tagged else f"[mission] {title}")
+            props += [f"DTSTART;VALUE=DATE:{start:%Y%m%d}", f"DTEND;VALUE=DATE:{end:%Y%m%d}",
+                      f"DESCRIPTION:{escape(chr(10).join(lines))}", "TRANSP:TRANSPARENT",
+                      "SEQUENCE:0"]  # fmt: skip
+            if tagged:
+                props.append("CATEGORIES:mission" + (",Clients" if rng.random() < 0.3 else ""))
+            text = document(rng, props, timed=False)
+            found.append(Generated(f"{uid}.ics", uid, "mission event", text, sound))
+        elif draw < 0.50:
+            start = time_in(rng, today - timedelta(days=540), today + timedelta(days=90))
+            end = start + timedelta(minutes=rng.choice((30, 60, 60, 90, 120)))
+            key, client = rng.choice(missions)
+            summary = rng.choice(MEETINGS)
+            if rng.random() < 0.25:
+                summary += f" [{key}]"
+            props = header(uid, created, summary)
+            props += [f"DTSTART;TZID=Europe/Paris:{local(start)}",
+                      f"DTEND;TZID=Europe/Paris:{local(end)}",
+                      f"LOCATION:{escape(rng.choice(PLACES))}",
+                      f'ORGANIZER;CN="{OWNER[0]}":mailto:{OWNER[1]}', "SEQUENCE:1"]  # fmt: skip
+            if rng.random() < 0.7:
+                for person in rng.sample(crowd.of_client(client), rng.randrange(1, 3)):
+                    props.append(attendee(person.name, person.email))
+            for k in range(rng.randrange(0 if len(props) > 10 else 1, 3)):
+                props.append(attendee(f"Invité externe {k}", f"invite{n}-{k}@partenaire.example"))
+            text = document(rng, props, timed=True)
+            found.append(Generated(f"{uid}.ics", uid, "meeting", text))
+        elif draw < 0.88:
+            if rng.random() < 0.2:
+                start_day = day_in(rng, today - timedelta(days=700), today + timedelta(days=200))
+                length = rng.choice((1, 1, 2, 5))
+                props = header(uid, created, rng.choice(ALL_DAY))
+                props += [f"DTSTART;VALUE=DATE:{start_day:%Y%m%d}",
+                          f"DTEND;VALUE=DATE:{start_day + timedelta(days=length):%Y%m%d}",
+                          "TRANSP:TRANSPARENT"]  # fmt: skip
+                text = document(rng, props, timed=False)
+            else:
+                start = time_in(rng, today - timedelta(days=700), today + timedelta(days=200))
+                props = header(uid, created, rng.choice(APPOINTMENTS))
+                props += [
+                    f"DTSTART;TZID=Europe/Paris:{local(start)}",
+                    f"DTEND;TZID=Europe/Paris:{local(start + timedelta(hours=1))}",
+                ]
+                if rng.random() < 0.5:
+                    props.append(f"LOCATION:{escape(rng.choice(PLACES))}")
+                if rng.random() < 0.4:
+                    props += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:Rappel",
+                              "TRIGGER:-PT15M", "END:VALARM"]  # fmt: skip
+                text = document(rng, props, timed=True)
+            found.append(Generated(f"{uid}.ics", uid, "appointment", text))
+        else:
+            start = time_in(rng, today - timedelta(days=400), today - timedelta(days=10))
+            key, client = rng.choice(missions)
+            ends = rng.choice(("COUNT", "UNTIL", "none"))
+            rule = f"RRULE:FREQ=WEEKLY;BYDAY={('MO', 'TU', 'WE', 'TH', 'FR')[start.weekday()]}"
+            if ends == "COUNT":
+                rule += f";COUNT={rng.randrange(6, 60)}"
+            elif ends == "UNTIL":
+                rule += f";UNTIL={stamp(start + timedelta(days=rng.randrange(60, 500)))}"
+            summary = rng.choice(("Point hebdo", "Suivi hebdomadaire", "Daily équipe projet"))
+            props = header(uid, created, f"{summary} [{key}]" if rng.random() < 0.5 else summary)
+            props += [f"DTSTART;TZID=Europe/Paris:{local(start)}",
+                      f"DTEND;TZID=Europe/Paris:{local(start + timedelta(minutes=45))}", rule,
+                      f'ORGANIZER;CN="{OWNER[0]}":mailto:{OWNER[1]}']  # fmt: skip
+            if rng.random() < 0.3:
+                props.append(f"EXDATE;TZID=Europe/Paris:{local(start + timedelta(days=14))}")
+            for person in crowd.of_client(client)[: rng.randrange(0, 3)]:
+                props.append(attendee(person.name, person.email))
+            text = document(rng, props, timed=True)
+            found.append(Generated(f"{uid}.ics", uid, "recurring", text))
+    return found
+
+
+# -- Radicale ----------------------------------------------------------------------------
+
+
+def write_storage(root: Path, objects: list[Generated]) -> Path:
+    """The objects in Radicale's multifilesystem layout; returns the calendar's folder."""
+    calendar = root / "collections" / "collection-root" / USER / COLLECTION
+    calendar.mkdir(parents=True)
+    props = {"C:supported-calendar-component-set": "VEVENT,VTODO", "D:displayname": CALENDAR,
+             "tag": "VCALENDAR"}  # fmt: skip
+    (calendar / ".Radicale.props").write_text(json.dumps(props, sort_keys=True))
+    for item in objects:
+        (calendar / item.href).write_bytes(item.text.encode())
+    return calendar
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Radicale:
+    """``python -m radicale`` on 127.0.0.1:port, serving `root`/collections."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.port = port
+        (root / "users").write_text(f"{USER}:{PASSWORD}\n")
+        config = root / "radicale.conf"
+        config.write_text(
+            f"[server]\nhosts = 127.0.0.1:{port}\n"
+            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {root / 'users'}\n"
+            "htpasswd_encryption = plain\ndelay = 0\n"
+            "[rights]\ntype = owner_only\n"
+            f"[storage]\nfilesystem_folder = {root / 'collections'}\n"
+            "[web]\ntype = none\n"
+            "[logging]\nlevel = warning\nmask_passwords = True\n"
+        )
+        self.log = (root / "radicale.log").open("wb")
+        command = [sys.executable, "-m", "radicale", "--config", str(config)]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log_path = root / "radicale.log"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"Radicale did not start:\n{self.log_path.read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()  # this process's child, by its PID
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@contextmanager
+def radicale(root: Path) -> Iterator[Radicale]:
+    server = Radicale(root, free_port())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class App:
+    """Plain HTTP to the server, as a calendar app sends it (http.client never uses a proxy)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        self.auth = {"Authorization": f"Basic {token}"}
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        try:
+            connection.request(method, path, body=body, headers={**self.auth, **(headers or {})})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def warm_up(self) -> dict[str, float]:
+        """Time the requests that fill Radicale's caches, and a listing once they are full."""
+        path = f"/{USER}/{COLLECTION}/"
+        xml = {"Content-Type": "application/xml; charset=utf-8"}
+        propfind = (b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop>'
+                    b"</propfind>")  # fmt: skip
+        report = (b'<?xml version="1.0"?><sync-collection xmlns="DAV:"><sync-token/>'
+                  b"<sync-level>1</sync-level><prop><getetag/></prop>"
+                  b"</sync-collection>")  # fmt: skip
+        steps = (("first listing (item cache)", "PROPFIND", propfind, {"Depth": "1"}),
+                 ("first sync-collection (history)", "REPORT", report, {"Depth": "1"}),
+                 ("listing, warm", "PROPFIND", propfind, {"Depth": "1"}))  # fmt: skip
+        times = {}
+        for label, method, body, extra in steps:
+            started = time.perf_counter()
+            status, _, _ = self.request(method, path, body, {**xml, **extra})
+            times[label] = time.perf_counter() - started
+            if status != 207:
+                raise RuntimeError(f"warm-up {method} {path}: HTTP {status}")
+        return times
+
+    def change_mission(self, href: str) -> None:
+        """Extend a mission by two weeks and ask for fortnightly updates, as an app saves it."""
+        path = f"/{USER}/{COLLECTION}/{href}"
+        status, headers, body = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}")
+        calendar = Calendar.from_ical(body)
+        event: Any = calendar.walk("VEVENT")[0]
+        event["DTEND"].dt += timedelta(days=14)
+        description = str(event["DESCRIPTION"]).replace("status_update_every_days:", "was:")
+        event["DESCRIPTION"] = f"{description}\n{CHANGE_MARK}"
+        event["SEQUENCE"] = int(event.get("SEQUENCE", 0)) + 1
+        for name in ("DTSTAMP", "LAST-MODIFIED"):
+            event[name].dt = AT.astimezone(UTC)
+        etag = {key.lower(): value for key, value in headers.items()}["etag"]
+        status, _, reply = self.request(
+            "PUT",
+            path,
+            calendar.to_ical(),
+            {"Content-Type": "text/calendar; charset=utf-8", "If-Match": etag},
+        )
+        if status not in (201, 204):
+            raise RuntimeError(f"PUT {path}: HTTP {status} {reply[:300]!r}")
+
+
+# -- followupd's side --------------------------------------------------------------------
+
+
+def followupd_settings(workdir: Path, port: int) -> Settings:
+    database = workdir / "followupd.db"
+    text = f"""\
+[owner]
+name = "{OWNER[0]}"
+email = "{OWNER[1]}"
+timezone = "Europe/Paris"
+
+[database]
+url = "sqlite:///{database}"
+
+[caldav]
+url = "http://127.0.0.1:{port}/"
+username = "{USER}"
+password_env = "{PASSWORD_VARIABLE}"
+read_calendars = ["{CALENDAR}"]
+"""
+    return parse_settings(text, workdir / "followupd.toml", {"HOME": str(workdir)})
+
+
+def fresh_store(settings: Settings, data: Path, database: Path) -> Store:
+    url = settings.database.sqlalchemy_url().set(database=str(database))
+    store = Store.open(url, create=True)
+    store.upgrade()
+    import_files(store, [data], PARIS)
+    return store
+
+
+@dataclass
+class Timing:
+    wall: float = 0.0
+    client_cpu: float = 0.0  # this process and the children it waited for meanwhile
+    server_cpu: float = 0.0  # Radicale's process over the same span
+
+
+def cpu_of(pid: int) -> float:
+    """A process's user + system CPU seconds so far (Linux's /proc); 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # those waited for
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@contextmanager
+def timing(server: int) -> Iterator[Timing]:
+    """Wall time, the client's CPU time and the server's (process `server`) over the block."""
+    spent = Timing()
+    wall, client, served = time.perf_counter(), own_cpu(), cpu_of(server)
+    try:
+        yield spent
+    finally:
+        spent.wall = time.perf_counter() - wall
+        spent.client_cpu = own_cpu() - client
+        spent.server_cpu = cpu_of(server) - served
+
+
+class Held(logging.Handler):
+    """followupd's warnings, counted and not printed (each skipped object logs one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def timed_sync(
+    store: Store, settings: Settings, server: int, profile: cProfile.Profile | None = None
+) -> tuple[Timing, SyncReport, int]:
+    """One sync at AT: its times, its report, and how many warnings it logged."""
+    logger, held = logging.getLogger("followupd"), Held()
+    logger.addHandler(held)
+    logger.propagate = False
+    try:
+        with timing(server) as spent:
+            if profile is not None:
+                profile.enable()
+            report = sync_calendars(store, settings, AT)
+            if profile is not None:
+                profile.disable()
+        return spent, report, held.count
+    finally:
+        logger.removeHandler(held)
+        logger.propagate = True
+
+
+def describe(report: SyncReport, warnings: int) -> str:
+    calendars = "; ".join(
+        f"{c.name}: {c.mode}, fetched {c.fetched}, deleted {c.deleted}" for c in report.calendars
+    )
+    return (
+        f"{calendars or 'no calendar'}; missions created {report.missions_created}, "
+        f"updated {report.missions_updated}; meetings (touchpoints) {report.meetings}; "
+        f"skipped {len(report.skipped)}; notices {len(report.notices)}; "
+        f"{warnings} warnings logged"
+    )
+
+
+def skipped_reasons(report: SyncReport) -> str:
+    kinds = Counter(TITLED.sub("", reason)[:90] for _, reason in report.skipped)
+    return ", ".join(f"{count}× {reason!r}" for reason, count in kinds.most_common(3))
+
+
+# -- vdirsyncer's side -------------------------------------------------------------------
+
+
+def install_vdirsyncer() -> None:
+    if os.geteuid() != 0:
+        sys.exit("--install needs root.\n\n" + HOW_TO_INSTALL)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("installing vdirsyncer…", flush=True)
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", "vdirsyncer"], check=True, env=env)
+
+
+class Vdirsyncer:
+    """The vdirsyncer command with a config of one pair: the Radicale calendar and a folder."""
+
+    def __init__(self, binary: str, workdir: Path, port: int, server: int) -> None:
+        self.binary, self.server = binary, server
+        self.folder = workdir / "vdir"
+        (self.folder / COLLECTION).mkdir(parents=True)  # so discover has nothing to ask
+        config, status = workdir / "vdirsyncer.conf", workdir / "vdirsyncer-status"
+        config.write_text(f"""\
+[general]
+status_path = "{status}/"
+
+[pair bench]
+a = "bench_local"
+b = "bench_radicale"
+collections = ["{COLLECTION}"]
+conflict_resolution = "b wins"
+
+[storage bench_local]
+type = "filesystem"
+path = "{self.folder}/"
+fileext = ".ics"
+
+[storage bench_radicale]
+type = "caldav"
+url = "http://127.0.0.1:{port}/"
+username = "{USER}"
+password = "{PASSWORD}"
+""")
+        self.env = {**os.environ, "VDIRSYNCER_CONFIG": str(config), "NO_PROXY": LOOPBACK,
+                    "no_proxy": LOOPBACK}  # fmt: skip
+
+    def run(self, *args: str) -> tuple[Timing, subprocess.CompletedProcess[str]]:
+        with timing(self.server) as spent:
+            done = subprocess.run(
+                [self.binary, *args], env=self.env, input="", capture_output=True, text=True
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"vdirsyncer {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return spent, done
+
+    def local_files(self) -> list[Path]:
+        return sorted((self.folder / COLLECTION).glob("*.ics"))
+
+
+def actions(done: subprocess.CompletedProcess[str]) -> str:
+    """What vdirsyncer said it did to items (its INFO lines), by action and storage."""
+    found: Counter[str] = Counter()
+    for line in (done.stderr + done.stdout).splitlines():
+        match = ITEM_ACTION.match(line)
+        if match:
+            found[f"{match[1]} {match[2]}"] += 1
+    return ", ".join(f"{what}: {count}" for what, count in found.items()) or "no item actions"
+
+
+def has_change(path: Path) -> bool:
+    event: Any = Calendar.from_ical(path.read_bytes()).walk("VEVENT")[0]
+    return str(event.get("DESCRIPTION", "")).endswith(CHANGE_MARK)
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def storage_of(path: Path) -> str:
+    """The file system the temp dir is on (every side flushes files to it)."""
+    done = subprocess.run(
+        ["df", "--output=source,fstype", str(path)], capture_output=True, text=True, check=False
+    )
+    lines = done.stdout.split("\n")
+    where = " ".join(lines[1].split()) if len(lines) > 1 else "unknown"
+    return f"{path.parent} on {where} (TMPDIR=/dev/shm takes the disk out)"
+
+
+def machine(vdirsyncer: str, load: tuple[float, float, float]) -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    vdir = subprocess.run([vdirsyncer, "--version"], capture_output=True, text=True, check=False)
+    system_python = subprocess.run(
+        ["/usr/bin/python3", "--version"], capture_output=True, text=True, check=False
+    )
+    return (
+        f"{cpus} CPUs ({platform.machine()}), {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()} (followupd, Radicale), SQLite "
+        f"{sqlite3.sqlite_version}, caldav {version('caldav')}, icalendar "
+        f"{version('icalendar')}, Radicale {version('radicale')}; "
+        f"{vdir.stdout.strip() or 'vdirsyncer ?'} on {system_python.stdout.strip() or 'python3'}; "
+        f"load average (1 min) before the syncs {load[0]:.2f}, after {os.getloadavg()[0]:.2f}"
+    )
+
+
+# (what, the file of the function, its qualified name), or a built-in's name (no file):
+# time inside each, callees included, so they overlap
+STAGES = (
+    ("list what changed (sync-collection)", "followupd/sources/caldav.py", "CalendarSync._changes"),
+    ("fetch (calendar-multiget, 100 a time)", "followupd/sources/caldav.py", "CalendarSync._fetch"),
+    ("  waiting for Radicale (socket recv)", "", "<method 'recv' of '_socket.socket' objects>"),
+    ("caldav URL.join", "caldav/lib/url.py", "URL.join"),
+    ("apply each object (_apply)", "followupd/sources/caldav.py", "CalendarSync._apply"),
+    ("  read_object", "followupd/sources/ical_read.py", "read_object"),
+    ("    icalendar Calendar.from_ical", "icalendar/cal/calendar.py", "Calendar.from_ical"),
+    ("    recurrences expanded (_expand)", "followupd/sources/ical_read.py", "_expand"),
+    ("  mission events (_mission)", "followupd/sources/caldav.py", "CalendarSync._mission"),
+    ("  meetings (_meetings)", "followupd/sources/caldav.py", "CalendarSync._meetings"),
+    ("    their parties (_meeting_parties)", "followupd/sources/caldav.py",
+     "CalendarSync._meeting_parties"),
+    ("SQLAlchemy flushes (autoflush included)", "sqlalchemy/orm/session.py", "Session._flush"),
+    ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
+    ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+)  # fmt: skip
+
+
+def stage_seconds(entries: list[Any], path: str, name: str) -> float:
+    total = 0.0
+    for entry in entries:
+        code = entry.code
+        if isinstance(code, str):
+            total += entry.totaltime if not path and code == name else 0.0
+        elif code.co_qualname == name and code.co_filename.replace(os.sep, "/").endswith(path):
+            total += entry.totaltime
+    return total
+
+
+def print_profile(profile: cProfile.Profile, seconds: float, objects: int, top: int = 25) -> None:
+    print(
+        f"\nfollowupd's first sync again, into a fresh store, under cProfile ({seconds:.1f} s; "
+        "profiling inflates many small calls). Time inside each, callees included:"
+    )
+    entries = list(profile.getstats())
+    for label, path, name in STAGES:
+        spent = stage_seconds(entries, path, name)
+        print(
+            f"  {label:<42}{spent:>8.2f} s{100 * spent / seconds:>6.1f} %"
+            f"{1e3 * spent / max(1, objects):>8.2f} ms/object"
+        )
+    for sort, title in ((pstats.SortKey.CUMULATIVE, "cumulative"), (pstats.SortKey.TIME, "own")):
+        print(f"\ntop {top} functions by {title} time:")
+        stats = pstats.Stats(profile, stream=sys.stdout)
+        stats.strip_dirs().sort_stats(sort).print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5000, help="default: 5000")
+    parser.add_argument("--seed", type=int, default=17, help="of the generated calendar")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, run followupd's first sync again under cProfile",
+    )
+    parser.add_argument(
+        "--install", action="store_true", help="as root, install Debian's vdirsyncer if missing"
+    )
+    args = parser.parse_args()
+    binary = shutil.which("vdirsyncer")
+    if binary is None and args.install:
+        install_vdirsyncer()
+        binary = shutil.which("vdirsyncer")
+    if binary is None:
+        sys.exit(HOW_TO_INSTALL)
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK  # caldav's niquests reads these
+    os.environ[PASSWORD_VARIABLE] = PASSWORD
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="followupd-bench-caldav-"))
+    try:
+        bench(args, binary, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\nwhole benchmark: {time.perf_counter() - started:.1f} s")
+
+
+def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
+    rng = random.Random(args.seed)
+    crowd = people(rng, args.events)
+    data = workdir / "people.toml"
+    data.write_text(crowd.data_file(), encoding="utf-8")
+    objects = generate(rng, crowd, args.events)
+    folder = write_storage(workdir / "radicale", objects)
+    size = sum(len(item.text.encode()) for item in objects)
+    kinds = Counter(item.kind for item in objects)
+    print(
+        f"wrote {len(objects)} objects ({size / 1e6:.1f} MB) into Radicale's storage: "
+        + ", ".join(f"{count} {kind}s" for kind, count in kinds.most_common())
+        + f"; imported into followupd: {len(crowd.clients)} clients, "
+        f"{len(crowd.contacts)} contacts",
+        flush=True,
+    )
+    sound = [item for item in objects if item.sound_mission]
+    changed_for_us, changed_for_them = sound[len(sound) // 3], sound[2 * len(sound) // 3]
+    with radicale(workdir / "radicale") as server:
+        settings = followupd_settings(workdir, server.port)
+        app = App(server.port)
+        warm = app.warm_up()
+        print(
+            "Radicale warm-up, not in the figures: "
+            + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in warm.items()),
+            flush=True,
+        )
+        times: dict[str, Timing] = {}
+        pid = server.process.pid
+        load = os.getloadavg()  # other work on the machine stretches every wall time
+        store = fresh_store(settings, data, workdir / "followupd.db")
+        times["followupd, first sync"], first, logged = timed_sync(store, settings, pid)
+        print(f"followupd first sync: {describe(first, logged)}", flush=True)
+        if first.skipped:
+            print(f"  skipped, most common reasons: {skipped_reasons(first)}")
+        app.change_mission(changed_for_us.href)
+        times["followupd, after one change"], second, logged = timed_sync(store, settings, pid)
+        print(f"followupd after one change: {describe(second, logged)}", flush=True)
+        store.close()
+
+        vdirsyncer = Vdirsyncer(binary, workdir, server.port, pid)
+        startup, _ = vdirsyncer.run("--version")
+        discover, _ = vdirsyncer.run("discover")
+        times["vdirsyncer, first sync"], done = vdirsyncer.run("sync")
+        local = vdirsyncer.local_files()
+        print(
+            f"vdirsyncer first sync: {actions(done)}; {len(local)} .ics files in the local "
+            f"folder (discover took {discover.wall:.2f} s, not in the figures)",
+            flush=True,
+        )
+        app.change_mission(changed_for_them.href)
+        times["vdirsyncer, after one change"], done = vdirsyncer.run("sync")
+        copies = [path for path in vdirsyncer.local_files() if changed_for_them.uid in path.name]
+        updated = any(has_change(path) for path in copies)
+        print(
+            f"vdirsyncer after one change: {actions(done)}; the local copy of the changed "
+            f"event {'has' if updated else 'does NOT have'} the change",
+            flush=True,
+        )
+        profiled, profile = Timing(), None
+        if args.profile:
+            store = fresh_store(settings, data, workdir / "profiled.db")
+            profile = cProfile.Profile()
+            profiled, _, _ = timed_sync(store, settings, pid, profile)
+            store.close()
+    print(f"\n{len(objects)} events in one Radicale calendar ({folder.name}), synced at {AT}:")
+    print(f"{'':<32}{'wall s':>9}{'client CPU s':>14}{'Radicale CPU s':>16}")
+    for label, spent in times.items():
+        print(f"{label:<32}{spent.wall:>9.2f}{spent.client_cpu:>14.2f}{spent.server_cpu:>16.2f}")
+    print(
+        "client CPU: followupd's (this process) or vdirsyncer's process; Radicale CPU: the "
+        "server's process over the same span. vdirsyncer's figures include its start-up "
+        f"(`vdirsyncer --version`: {startup.wall:.2f} s wall, {startup.client_cpu:.2f} s CPU)"
+    )
+    print(f"machine: {machine(binary, load)}")
+    print(f"storage: {storage_of(workdir)}")
+    if profile is not None:
+        print_profile(profile, profiled.wall, len(objects))
+
+
+if __name__ == "__main__":
+    main()
