@@ -140,7 +140,16 @@ class CalendarSync:
         client = dav_client(self.caldav, self.environ)
         with client:
             for name, calendar, writes in self._calendars(client):
-                self._sync_calendar(name, calendar, writes, at, report, meetings)
+                try:
+                    self._sync_calendar(name, calendar, writes, at, report, meetings)
+                except dav_error.AuthorizationError:
+                    raise
+                except dav_error.DAVError as error:
+                    # a calendar the server fails on stops neither the others nor the
+                    # next sync: its token is kept, and nothing is taken as deleted
+                    reason = f"calendar {name!r} not synced: {error}; tried again next time"
+                    log.warning("%s", reason)
+                    report.notices.append(reason)
         self._record_meetings(meetings, at, report)
         return report
 
@@ -233,6 +242,8 @@ class CalendarSync:
     def _etags(self, calendar: Any, url: str) -> dict[str, str | None]:
         """Every object's URL and ETag, by one PROPFIND of depth 1."""
         response = calendar.client.propfind(str(calendar.url), ["getetag"], depth=1)
+        if response.status >= 400:  # a failed listing is not an empty calendar
+            raise dav_error.PropfindError(url, f"{response.status} {response.reason}".strip())
         found: dict[str, str | None] = {}
         for result in response.results or []:
             full = str(calendar.url.join(result.href).canonical())

@@ -62,7 +62,9 @@ def mission_event(event: Happening) -> MissionEvent:
     if title.lower().startswith(MISSION_PREFIX):
         title = title[len(MISSION_PREFIX) :]
     found = MissionEvent({"title": title.strip(), "start": event.first_day})
-    if not event.open_end:
+    if event.backwards:  # the app's end is a mistake; a one-day mission would be a guess
+        found.problems.append("the event ends before it starts: correct its end date")
+    elif not event.open_end:
         found.fields["end"] = event.last_day
     for number, line in enumerate(event.description.splitlines(), start=1):
         match = FIELD_LINE.match(line)

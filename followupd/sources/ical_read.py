@@ -5,15 +5,18 @@ followupd looks at. What apps produce varies: all-day events (DTSTART a date,
 DTEND the day after), floating times (no zone: read in the owner's zone),
 zones by Windows names (their VTIMEZONE is used), zones nobody knows (read in
 the owner's zone, with a note), DURATION instead of DTEND, neither (an instant,
-or one day), recurrences with exceptions (expanded over a bounded window). A
+or one day), recurrences with exceptions (expanded over a bounded window), an
+invitation to one occurrence only (a RECURRENCE-ID with no rule beside it),
+text in Windows-1252 rather than UTF-8, lines that are no property at all. A
 component that cannot be read is left out with a note; a document that cannot
-be parsed at all raises UnreadableObject with the reason.
+be parsed at all, or holds nothing followupd can use, raises UnreadableObject
+with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +24,20 @@ import recurring_ical_events
 from icalendar import Calendar, Component
 
 ONE_DAY = timedelta(days=1)
+# occurrences read per object within the window: enough for a daily meeting over
+# years, and a rule that repeats every hour cannot stall a sync
+MAX_OCCURRENCES = 1000
+# a rule repeating more often than this a day is no meeting, and expanding one
+# that repeats every second takes minutes: such rules are not expanded
+MAX_PER_DAY = 24
+PER_DAY = {"SECONDLY": 86_400, "MINUTELY": 1_440, "HOURLY": 24}
+# control characters are no text (RFC 5545 forbids them but tabs): a NUL, which
+# some sync tools leave in, cannot even be stored in PostgreSQL, and C1 ones come
+# from Windows-1252 read as Latin-1 (a server's fallback: "–" becomes U+0096)
+CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)])
+# what can go wrong reading one component of a parsed document (icalendar's
+# own errors are ValueErrors; a year 9999 overflows when a day is added)
+COMPONENT_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 class UnreadableObject(Exception):
@@ -35,12 +52,13 @@ class Happening:
     summary: str
     description: str
     categories: frozenset[str]  # lower case
-    attendees: frozenset[str]  # email addresses, lower case
+    attendees: frozenset[str]  # email addresses, lower case; the organizer too
     start: datetime
     end: datetime
     all_day: bool
     recurring: bool = False
     open_end: bool = False  # neither DTEND nor DURATION
+    backwards: bool = False  # written to end before it starts: read as an instant
 
     @property
     def first_day(self) -> date:
@@ -73,41 +91,93 @@ class ReadObject:
 
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
+    found = ReadObject()
     try:
-        calendar = Calendar.from_ical(data)
+        calendar = Calendar.from_ical(_decoded(data, found.notes))
     except Exception as error:  # icalendar raises ValueError and others on broken text
         raise UnreadableObject(f"not valid iCalendar: {error}") from error
     if not isinstance(calendar, Calendar):
         raise UnreadableObject("not an iCalendar document (no VCALENDAR)")
-    found = ReadObject()
-    for part in calendar.walk("VEVENT"):
-        if "RECURRENCE-ID" in part:
+    found.notes += _broken_lines(calendar)
+    parts = calendar.walk("VEVENT")
+    masters = {_uid(part) for part in parts if "RECURRENCE-ID" not in part}
+    for part in parts:
+        if "RECURRENCE-ID" in part and _uid(part) in masters:
             continue  # an exception to a recurrence: seen through the expansion
         try:
             found.events.append(_happening(part, zone, found.notes))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+        except COMPONENT_ERRORS as error:
             found.notes.append(f"event {_uid(part)!r} skipped: {error}")
-    if any("RRULE" in part or "RDATE" in part for part in calendar.walk("VEVENT")):
-        found.occurrences = _expand(calendar, zone, window, found.notes)
+    within = [h for h in found.events if h.end >= window[0] and h.start <= window[1]]
+    if any("RRULE" in part or "RDATE" in part for part in parts):
+        expanded = _expand(calendar, parts, zone, window, found.notes)
+        found.occurrences = within if expanded is None else expanded
     else:
-        found.occurrences = [h for h in found.events if h.end >= window[0] and h.start <= window[1]]
+        found.occurrences = within
     for part in calendar.walk("VTODO"):
         try:
-            found.tasks.append(_task(part, zone))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            found.tasks.append(_task(part, zone, found.notes))
+        except COMPONENT_ERRORS as error:
             found.notes.append(f"task {_uid(part)!r} skipped: {error}")
-    if not found.events and not found.tasks and found.notes:
+    if not found.events and not found.tasks:
+        if not parts and not calendar.walk("VTODO"):
+            found.notes.append(_nothing_in(calendar))
         raise UnreadableObject("; ".join(found.notes))
     return found
 
 
+def _decoded(data: str | bytes, notes: list[str]) -> str:
+    """The document as text: UTF-8 as RFC 5545 says, else Windows-1252, what old apps write.
+
+    A byte order mark (Outlook's exports start with one) is dropped: icalendar
+    takes it for the start of a broken first line.
+    """
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        notes.append("not UTF-8: read as Windows-1252")
+        return data.decode("cp1252", errors="replace")
+
+
+def _broken_lines(calendar: Calendar) -> list[str]:
+    """Lines icalendar left out because they are no property at all: worth a note, not fatal."""
+    return [
+        f"{_where(part)}: a broken line was left out ({message})"
+        for part in calendar.walk()
+        for name, message in part.errors
+        if name is None
+    ]
+
+
+def _where(part: Component) -> str:
+    name = str(part.name)
+    return "VCALENDAR" if name == "VCALENDAR" else f"{name} {_uid(part)!r}"
+
+
+def _nothing_in(calendar: Calendar) -> str:
+    """Why a document with no event nor task is of no use: what it holds instead, if anything."""
+    kinds = sorted({str(part.name) for part in calendar.subcomponents} - {"VTIMEZONE"})
+    if kinds:
+        return f"no event or task in it, only {', '.join(kinds)}"
+    return "no event or task in it (an empty VCALENDAR)"
+
+
 def _uid(part: Component) -> str:
-    return str(part.get("UID", "")) or "(no UID)"
+    return _text(part, "UID") or "(no UID)"
 
 
 def _text(part: Component, name: str) -> str:
+    """A text property, control characters left out; the first one when an app wrote it twice."""
     value = part.get(name)
-    return str(value) if value is not None else ""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return _clean(str(value)) if value is not None else ""
+
+
+def _clean(text: str) -> str:
+    return text.translate(CONTROLS)
 
 
 def _categories(part: Component) -> frozenset[str]:
@@ -115,40 +185,76 @@ def _categories(part: Component) -> frozenset[str]:
     if values is None:
         return frozenset()
     groups = values if isinstance(values, list) else [values]
-    return frozenset(str(c).strip().lower() for group in groups for c in group.cats)
+    found = {_clean(str(c)).strip().lower() for group in groups for c in getattr(group, "cats", [])}
+    return frozenset(found - {""})
 
 
 def _attendees(part: Component) -> frozenset[str]:
-    values: Any = part.get("ATTENDEE")
-    if values is None:
-        return frozenset()
-    items = values if isinstance(values, list) else [values]
+    """Who takes part: the attendees, and the organizer (Outlook does not list them twice)."""
     found = set()
-    for item in items:
-        address = str(item).strip()
-        if address.lower().startswith("mailto:"):
-            address = address[7:]
-        if "@" in address:
-            found.add(address.lower())
+    for name in ("ATTENDEE", "ORGANIZER"):
+        values: Any = part.get(name)
+        if values is None:
+            continue
+        for item in values if isinstance(values, list) else [values]:
+            address = _clean(str(item)).strip()
+            if address.lower().startswith("mailto:"):
+                address = address[7:]
+            if "@" in address:
+                found.add(address.lower())
     return frozenset(found)
 
 
-def _aware(value: Any, zone: ZoneInfo) -> tuple[datetime, bool]:
-    """A DTSTART/DTEND value as an aware datetime, and whether it was a date."""
+def _single(part: Component, name: str) -> Any:
+    """A property that must appear once: written twice, which one to trust is unknown."""
+    prop = part.get(name)
+    if isinstance(prop, list):
+        raise ValueError(f"{name} appears {len(prop)} times")
+    return prop
+
+
+def _when(part: Component, name: str, zone: ZoneInfo) -> tuple[datetime, bool]:
+    """DTSTART or DTEND as an aware datetime, and whether it was a date."""
+    prop = _single(part, name)
+    value = _value(prop)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=zone), False
         return value, False
     if isinstance(value, date):
         return datetime.combine(value, time.min, tzinfo=zone), True
-    raise ValueError(f"not a date or time: {value!r}")
+    raise ValueError(f"{name} is not a date or time: {_written(prop)!r}")
+
+
+def _duration(part: Component) -> timedelta:
+    prop = _single(part, "DURATION")
+    value = _value(prop)
+    if not isinstance(value, timedelta):
+        raise ValueError(f"DURATION is not a duration: {_written(prop)!r}")
+    return value
+
+
+def _value(prop: Any) -> Any:
+    """A date, time or duration property's value; None when icalendar could not parse it.
+
+    A value icalendar could not parse is kept as text (a vBroken, a str), and
+    reading its ``dt`` raises: the caller says what is wrong instead.
+    """
+    return None if prop is None or isinstance(prop, str) else getattr(prop, "dt", None)
+
+
+def _written(prop: Any) -> str:
+    """A property's value as written, for a reason (icalendar keeps it in a broken value)."""
+    if prop is None:
+        return ""
+    return str(prop) if isinstance(prop, str) else prop.to_ical().decode(errors="replace")
 
 
 def _unknown_zone(part: Component, name: str) -> str | None:
     """The TZID of `name` when icalendar could not resolve it (it then gives a naive time)."""
     prop: Any = part.get(name)
     tzid = prop.params.get("TZID") if prop is not None and hasattr(prop, "params") else None
-    if tzid and isinstance(prop.dt, datetime) and prop.dt.tzinfo is None:
+    if tzid and isinstance(_value(prop), datetime) and prop.dt.tzinfo is None:
         return str(tzid)
     return None
 
@@ -157,18 +263,21 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
     uid = _uid(part)
     if "DTSTART" not in part:
         raise ValueError("no DTSTART")
-    for name in ("DTSTART", "DTEND"):
-        unknown = _unknown_zone(part, name)
-        if unknown:
-            notes.append(f"event {uid!r}: unknown time zone {unknown!r}, read in {zone.key}")
-    start, all_day = _aware(part.decoded("DTSTART"), zone)
-    if "DTEND" in part:
-        end, _ = _aware(part.decoded("DTEND"), zone)
-    elif "DURATION" in part:
-        end = start + part.decoded("DURATION")
-    else:  # RFC 5545: a date lasts the day, a time is an instant
-        end = start + ONE_DAY if all_day else start
-    if end < start:
+    unknown = {_unknown_zone(part, name) for name in ("DTSTART", "DTEND")} - {None}
+    notes += [f"event {uid!r}: unknown time zone {tzid!r}, read in {zone.key}" for tzid in unknown]
+    start, all_day = _when(part, "DTSTART", zone)
+    try:
+        if "DTEND" in part:
+            end, _ = _when(part, "DTEND", zone)
+        elif "DURATION" in part:
+            end = start + _duration(part)
+        else:  # RFC 5545: a date lasts the day, a time is an instant
+            end = start + ONE_DAY if all_day else start
+        start.astimezone(UTC), end.astimezone(UTC)  # so it can be compared with the window
+    except OverflowError as error:
+        raise ValueError(f"a time out of range, on {start.date()}") from error
+    backwards = end < start
+    if backwards:
         notes.append(f"event {uid!r}: ends before it starts; read as an instant")
         end = start
     return Happening(
@@ -180,33 +289,82 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
         start=start,
         end=end,
         all_day=all_day,
-        recurring="RRULE" in part or "RDATE" in part,
+        recurring="RRULE" in part or "RDATE" in part or "RECURRENCE-ID" in part,
         open_end="DTEND" not in part and "DURATION" not in part,
+        backwards=backwards,
     )
 
 
+def _per_day(part: Component) -> int:
+    """At most how many times a day the rules of an event repeat (times within a day multiply)."""
+    rules: Any = part.get("RRULE")
+    most = 1
+    for rule in rules if isinstance(rules, list) else [rules]:
+        if not isinstance(rule, dict):
+            continue  # none, or broken: the expansion says what is wrong with it
+        frequency = str((rule.get("FREQ") or [""])[0]).upper()
+        times = PER_DAY.get(frequency) or max(1, len(rule.get("BYHOUR", [])))
+        for within_an_hour in ("BYMINUTE", "BYSECOND"):
+            times *= max(1, len(rule.get(within_an_hour, [])))
+        most = max(most, times)
+    return most
+
+
 def _expand(
-    calendar: Calendar, zone: ZoneInfo, window: tuple[datetime, datetime], notes: list[str]
-) -> list[Happening]:
+    calendar: Calendar,
+    parts: list[Component],
+    zone: ZoneInfo,
+    window: tuple[datetime, datetime],
+    notes: list[str],
+) -> list[Happening] | None:
+    """The occurrences within the window, or None when the rules cannot be expanded.
+
+    Occurrences come in order of start, so reading stops at the end of the
+    window, or after MAX_OCCURRENCES, whichever comes first.
+    """
+    frequent = [_uid(part) for part in parts if _per_day(part) > MAX_PER_DAY]
+    if frequent:
+        notes.append(
+            f"recurrence of {frequent[0]!r} not expanded: more than {MAX_PER_DAY} times a day"
+            "; its first occurrence is read"
+        )
+        return None
+    found: list[Happening] = []
+    seen = 0
     try:
-        parts = recurring_ical_events.of(calendar).between(*window)
+        for part in recurring_ical_events.of(calendar).after(window[0]):
+            seen += 1
+            if seen > MAX_OCCURRENCES:
+                notes.append(f"more than {MAX_OCCURRENCES} occurrences; the first ones are read")
+                break
+            try:  # every occurrence of a recurring event says so, exceptions included
+                occurrence = replace(_happening(part, zone, []), recurring=True)
+            except COMPONENT_ERRORS as error:
+                notes.append(f"occurrence of {_uid(part)!r} skipped: {error}")
+                continue
+            if occurrence.start > window[1]:
+                break
+            found.append(occurrence)
     except Exception as error:  # the library raises its own kinds on odd rules
-        notes.append(f"recurrence not expanded: {error}")
-        return []
-    found = []
-    for part in parts:
-        try:  # every occurrence of a recurring event says so, exceptions included
-            found.append(replace(_happening(part, zone, []), recurring=True))
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            notes.append(f"occurrence of {_uid(part)!r} skipped: {error}")
+        notes.append(f"recurrence not expanded ({error}); its first occurrence is read")
+        return None
     return found
 
 
-def _task(part: Component, zone: tzinfo) -> TaskState:
-    when = part.decoded("COMPLETED") if "COMPLETED" in part else None
-    if isinstance(when, datetime) and when.tzinfo is None:
-        when = when.replace(tzinfo=zone)
+def _task(part: Component, zone: tzinfo, notes: list[str]) -> TaskState:
+    """A task's state; COMPLETED without a STATUS (Apple Reminders) means completed."""
+    uid = _uid(part)
+    when = None
+    if "COMPLETED" in part:
+        prop = _single(part, "COMPLETED")
+        value = _value(prop)
+        if isinstance(value, datetime):
+            when = value if value.tzinfo else value.replace(tzinfo=zone)
+        elif isinstance(value, date):
+            when = datetime.combine(value, time.min, tzinfo=zone)
+        else:
+            notes.append(f"task {uid!r}: COMPLETED is not a time: {_written(prop)!r}")
     status = _text(part, "STATUS").upper()
-    if when is not None and not status:
+    if "COMPLETED" in part and not status:
         status = "COMPLETED"
-    return TaskState(uid=_uid(part), status=status or "NEEDS-ACTION", completed_at=when)
+    return TaskState(uid=uid, status=status or "NEEDS-ACTION", completed_at=when)
