@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib
-from caldav.elements import dav
 
 from followupd.channels.smtp import smtp_client
 from followupd.config import Caldav, Settings, Smtp
@@ -130,6 +129,8 @@ def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> list[Check]:
 def _sync_token(calendar: Any) -> str | None:
     """The collection's DAV:sync-token, which a server supporting RFC 6578 publishes."""
     try:
+        from caldav.elements import dav
+
         token = calendar.get_property(dav.SyncToken())
     except Exception:  # a server without the property may answer with an error
         return None

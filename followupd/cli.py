@@ -42,7 +42,6 @@ from followupd.errors import (
 from followupd.feedtoken import ensure_token
 from followupd.rules.base import enabled_rules
 from followupd.service import run_service
-from followupd.sources.caldav import sync_calendars
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
 from followupd.store.db import Store, describe
@@ -412,6 +411,8 @@ def sync(app: App, now_text: str | None) -> None:
     """Read missions, meetings and completed tasks from the CalDAV calendars."""
     if app.settings.caldav is None:
         raise click.UsageError("no [caldav] section in the config: there is no calendar to sync")
+    from followupd.sources.caldav import sync_calendars
+
     at = app.instant(now_text)
     store = app.store()
     try:
@@ -450,6 +451,8 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
     rules = enabled_rules(app.settings.rules)
     unavailable = False
     if app.settings.caldav is not None and not dry_run:
+        from followupd.sources.caldav import sync_calendars
+
         store = app.store()
         try:
             sync_calendars(store, app.settings, at)

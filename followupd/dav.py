@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from caldav.davclient import DAVClient
-
 from followupd.config import Caldav
 
 TIMEOUT_SECONDS = 30
 
 
 def dav_client(caldav: Caldav, environ: Mapping[str, str] | None = None) -> Any:
+    # imported here, so that a daemon without [caldav] never loads the client stack (16 MB)
+    from caldav.davclient import DAVClient
+
     password = caldav.password("caldav").reveal(environ)
     return DAVClient(
         url=caldav.url,

@@ -52,7 +52,6 @@ from followupd.feedtoken import ensure_token
 from followupd.metrics import Metrics
 from followupd.notify import Notifier
 from followupd.rules.base import enabled_rules
-from followupd.sources.caldav import sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import Client, FollowUp
 from followupd.web import Handlers, web_app
@@ -252,6 +251,8 @@ class Service:
     async def sync_pass(self) -> None:
         if self.settings.caldav is None:
             return
+
+        from followupd.sources.caldav import sync_calendars
 
         async def work() -> None:
             report = await asyncio.to_thread(

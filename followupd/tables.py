@@ -6,6 +6,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -14,11 +15,13 @@ from rich.table import Table
 from followupd.checks import Check
 from followupd.config import Settings
 from followupd.rules.base import Intent
-from followupd.sources.caldav import SyncReport
 from followupd.sources.importer import ImportReport
 from followupd.sources.records import RECORD_KINDS
 from followupd.store.models import FollowUp, Mission
 from followupd.views import MissionRow
+
+if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+    from followupd.sources.caldav import SyncReport
 
 
 def console() -> Console:

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from followupd.store.db import SchemaNotCurrent, Store
+from followupd.store.db import HEAD_REVISION, SchemaNotCurrent, Store
 from followupd.store.models import Base, Client, FollowUp, Mission
 
 PARIS_WINTER = timezone(timedelta(hours=1))
@@ -157,3 +157,8 @@ def test_upgrading_a_first_schema_database_keeps_its_followups(database_url: URL
         assert kept.due_at == now
     finally:
         store.close()
+
+
+def test_the_head_revision_the_daemon_knows_is_alembics() -> None:
+    """Store.upgrade skips Alembic (10 MB of imports) when the schema is at HEAD_REVISION."""
+    assert Store.open(make_url("sqlite://")).head_revision() == HEAD_REVISION

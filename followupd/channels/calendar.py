@@ -24,8 +24,6 @@ from datetime import datetime
 from typing import Any, Self
 from urllib.parse import urljoin
 
-import niquests.exceptions
-from caldav.lib import error as dav_error
 from icalendar import Calendar
 
 from followupd.channels.failure import DeliveryError
@@ -40,6 +38,9 @@ CLOSE_ATTEMPTS = 3
 
 def classify(error: BaseException) -> DeliveryError:
     """A CalDAV failure as a DeliveryError: network trouble and 5xx are worth retrying."""
+    import niquests.exceptions
+    from caldav.lib import error as dav_error
+
     if isinstance(error, DeliveryError):
         return error
     if isinstance(error, niquests.exceptions.SSLError):

@@ -1,0 +1,389 @@
+"""Benchmark: what `followupd run` costs while it waits. Prints figures; asserts nothing.
+
+    python tests/bench/idle.py [--missions 10000] [--seconds 60] [--settle 10] [--keep]
+
+(from the repository root in the dev venv; ``python -m tests.bench.idle`` works too.)
+
+Builds a SQLite store of MISSIONS missions in a temp dir with
+tests/bench/evaluate.py's ``build()`` (3 invoices, 2 contacts, issues and
+touchpoints per mission), seen from today rather than from that script's fixed
+date, since the daemon reads the real clock. "Nothing due" is then reached the
+way a real install reaches it: one ``followupd tick`` at the real time records
+every follow-up due now and delivers it (emails to the Maildir of the state
+directory, as there is no ``[smtp]``; no ``[caldav]`` either, so the sync pass
+does nothing). What is left pending is due later (the next send-window
+opening at the earliest), and the script prints when.
+
+Then it starts ``followupd run`` with the default ``[service]`` intervals and
+the feed on a free loopback port, polls ``GET /healthz`` until it answers 200
+and names the startup passes (evaluate, deliver, housekeeping), lets it settle
+(SETTLE seconds) and, without touching it, measures for SECONDS: the CPU time
+the process used (utime + stime from /proc/PID/stat) as a percentage of one
+core over the wall time, its resident memory (VmRSS, sampled every second;
+VmHWM, the peak since it started), its threads and wake-ups (context switches
+of all its threads). The passes that ran in the window, if any, are read from
+/metrics before and after it (a deliver safety-net pass, every 60 s, usually
+does; an evaluate pass too if the window crosses a send-window opening). The
+targets: under 1% of one core over a minute, under 120 MB.
+
+Then, because one minute in fifteen holds an evaluate pass, it sends SIGHUP
+(a reload re-runs every pass at once), waits for the passes to finish and
+reports their CPU time, and the average it makes over an evaluate period.
+Last, SIGTERM: the exit code and how long stopping took. Only loopback is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+import tests.bench.evaluate as evaluate_bench
+from followupd.config import parse_settings
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+
+CONFIG = """\
+[owner]
+name = "Claire Martin"
+email = "claire@cabinet.example"
+phone = "+33 6 00 00 00 00"
+
+[feed]
+listen = "127.0.0.1:{port}"
+"""
+STARTUP_PASSES = ("deliver", "evaluate", "housekeeping")  # sync returns at once without [caldav]
+TIMEOUT = 900.0  # for startup and for the passes after SIGHUP: 10,000 missions take seconds
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PASS_COUNT = re.compile(r'^followupd_pass_duration_seconds_(count|sum)\{pass="(\w+)"\} (\S+)$')
+
+
+@dataclass
+class Prepared:
+    built: float
+    ticked: float
+    by_state: dict[str, int]
+    next_due: datetime | None
+
+
+@dataclass
+class Sample:
+    rss_kb: int
+    hwm_kb: int
+    anon_kb: int
+    file_kb: int
+    threads: int
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
+    """The store as of today, then one tick at the real time: what is due now is done."""
+    settings = parse_settings(config.read_text(), config, environ)
+    store = Store.open(settings.database.sqlalchemy_url(environ))
+    store.upgrade()
+    started = time.perf_counter()
+    fixed = evaluate_bench.AT
+    evaluate_bench.AT = datetime.now(UTC)  # build() reads its "today" from this global
+    try:
+        evaluate_bench.build(store, missions)
+    finally:
+        evaluate_bench.AT = fixed
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "followupd", "--config", str(config), "tick"]
+    subprocess.run(command, env=environ, cwd=config.parent, stdout=subprocess.DEVNULL, check=True)
+    ticked = time.perf_counter() - started
+    with store.session() as session:
+        by_state = dict(
+            session.execute(select(FollowUp.state, func.count()).group_by(FollowUp.state)).all()
+        )
+        next_due = session.scalar(
+            select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
+                FollowUp.state == "pending"
+            )
+        )
+    store.close()
+    return Prepared(built, ticked, by_state, next_due)
+
+
+# -- the process, from /proc ------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (its threads, live and gone)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+
+
+def sample(pid: int) -> Sample:
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
+            values[name] = int(rest.split()[0])
+    return Sample(
+        values["VmRSS"], values["VmHWM"], values["RssAnon"], values["RssFile"], values["Threads"]
+    )
+
+
+def switches(pid: int) -> int:
+    """Context switches of every live thread: how often the process woke up, roughly."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+# -- the process, over HTTP -------------------------------------------------------------
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def passes(port: int) -> dict[str, tuple[int, float]]:
+    """Each pass's count and total seconds so far, from /metrics."""
+    counts: dict[str, int] = {}
+    sums: dict[str, float] = {}
+    for line in get(port, "/metrics")[1].splitlines():
+        match = PASS_COUNT.match(line)
+        if match and match.group(1) == "count":
+            counts[match.group(2)] = int(float(match.group(3)))
+        elif match:
+            sums[match.group(2)] = float(match.group(3))
+    return {name: (count, sums.get(name, 0.0)) for name, count in counts.items()}
+
+
+def wait_ready(daemon: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    """/healthz answers 200 and names every startup pass: they have all run once."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            sys.exit(f"followupd run exited with {daemon.returncode}:\n{log.read_text()}")
+        try:
+            status, text = get(port, "/healthz")
+        except OSError:  # not listening yet
+            status, text = 0, ""
+        if status == 503:
+            sys.exit(f"followupd run is unhealthy: {text}{log.read_text()}")
+        if status == 200 and all(name in text for name in STARTUP_PASSES):
+            return
+        time.sleep(0.2)
+    sys.exit(f"followupd run not ready after {TIMEOUT:.0f} s:\n{log.read_text()}")
+
+
+def wait_passes(port: int, before: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = passes(port)
+        if all(
+            now.get(name, (0, 0.0))[0] > before.get(name, (0, 0.0))[0] for name in STARTUP_PASSES
+        ):
+            return now
+    sys.exit(f"the passes after SIGHUP did not finish in {TIMEOUT:.0f} s")
+
+
+def ran(before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]) -> str:
+    done = []
+    for name, (count, seconds) in sorted(after.items()):
+        old_count, old_seconds = before.get(name, (0, 0.0))
+        if count > old_count:
+            done.append(f"{name} x{count - old_count} ({seconds - old_seconds:.2f} s)")
+    return ", ".join(done) or "none"
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def mb(kb: int) -> str:
+    return f"{kb / 1024:.1f}"
+
+
+def machine() -> str:
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return (
+        f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), {model or 'unknown CPU'};"
+        f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
+    )
+
+
+@dataclass
+class Window:
+    seconds: float
+    cpu: float
+    switches: int
+    samples: list[Sample]
+    passes: str
+
+    @property
+    def percent(self) -> float:
+        return 100 * self.cpu / self.seconds
+
+
+def measure(pid: int, port: int, seconds: float) -> Window:
+    """SECONDS of the process left alone: only /proc is read, once a second."""
+    before = passes(port)
+    samples: list[Sample] = []
+    cpu, woke, wall = cpu_seconds(pid), switches(pid), time.monotonic()
+    deadline, next_sample = wall + seconds, wall
+    while next_sample < deadline:
+        samples.append(sample(pid))
+        next_sample += 1
+        time.sleep(max(0.0, min(next_sample, deadline) - time.monotonic()))
+    cpu, woke, wall = cpu_seconds(pid) - cpu, switches(pid) - woke, time.monotonic() - wall
+    samples.append(sample(pid))
+    return Window(wall, cpu, woke, samples, ran(before, passes(port)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--missions", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="the measured window")
+    parser.add_argument("--settle", type=float, default=10.0, help="wait after the startup passes")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (store, log)")
+    args = parser.parse_args()
+    began = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="followupd-idle-"))
+    state = workdir / "state"
+    state.mkdir()
+    port = free_port()
+    config = workdir / "followupd.toml"
+    config.write_text(CONFIG.format(port=port))
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM")
+    }
+    environ |= {"STATE_DIRECTORY": str(state), "HOME": str(workdir)}
+    environ.pop("FOLLOWUPD_CONFIG", None)
+    prepared = prepare(config, environ, args.missions)
+
+    log = workdir / "followupd.log"
+    command = [sys.executable, "-m", "followupd", "--config", str(config), "run"]
+    cpu_before_daemon = children_cpu()
+    started = time.perf_counter()
+    with log.open("wb") as output:
+        daemon = subprocess.Popen(
+            command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        pid = daemon.pid
+        wait_ready(daemon, port, log)
+        ready = time.perf_counter() - started
+        startup_cpu, startup = cpu_seconds(pid), sample(pid)
+        time.sleep(args.settle)
+        window = measure(pid, port, args.seconds)
+
+        # the periodic work: a reload re-runs every pass at once
+        cpu = cpu_seconds(pid)
+        before = passes(port)
+        daemon.send_signal(signal.SIGHUP)
+        reloaded = ran(before, wait_passes(port, before))
+        pass_cpu = cpu_seconds(pid) - cpu
+        after_passes = sample(pid)
+
+        stop_started = time.perf_counter()
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=120)
+        stopped = time.perf_counter() - stop_started
+    finally:
+        if daemon.poll() is None:  # interrupted: leave nothing running
+            daemon.kill()
+            daemon.wait()
+    lifetime_cpu = children_cpu() - cpu_before_daemon
+    lines = log.read_text().splitlines()
+    problems = sum(" WARNING " in line or " ERROR " in line for line in lines)
+
+    rss = [s.rss_kb for s in window.samples]
+    final = window.samples[-1]
+    followups = ", ".join(f"{n} {s}" for s, n in sorted(prepared.by_state.items())) or "none"
+    next_due = prepared.next_due.isoformat() if prepared.next_due else "none"
+    print(f"idle benchmark: followupd run on SQLite, {args.missions} missions")
+    print(f"  store built in {prepared.built:.1f} s; `followupd tick` in {prepared.ticked:.1f} s")
+    print(f"  follow-ups after the tick: {followups}; the next pending is due {next_due}")
+    print(
+        f"  ready with startup passes after {ready:.1f} s, {startup_cpu:.2f} CPU s,"
+        f" RSS {mb(startup.rss_kb)} MB; settled {args.settle:.0f} s"
+    )
+    print()
+    anon_file = f"(anon {mb(final.anon_kb)}, file {mb(final.file_kb)})"
+    rows = [
+        ("missions", f"{args.missions}"),
+        ("seconds measured", f"{window.seconds:.1f}"),
+        ("CPU seconds", f"{window.cpu:.2f}"),
+        ("CPU % of one core", f"{window.percent:.3f}   (target < 1)"),
+        ("RSS max MB", f"{mb(max(rss))}   (target < 120)"),
+        ("RSS final MB", f"{mb(final.rss_kb)}   {anon_file}"),
+        ("RSS peak MB (VmHWM)", f"{mb(final.hwm_kb)}"),
+        ("threads", f"{final.threads}"),
+        ("wake-ups per second", f"{window.switches / window.seconds:.1f}"),
+        ("passes in the window", window.passes),
+    ]
+    for name, value in rows:
+        print(f"  {name:<22}{value}")
+    print()
+    print(
+        f"  after SIGHUP, every pass once ({reloaded}): {pass_cpu:.2f} CPU s;"
+        f" RSS then {mb(after_passes.rss_kb)} MB, peak {mb(after_passes.hwm_kb)} MB"
+    )
+    every = parse_settings(config.read_text(), config, environ).service.evaluate_every_seconds
+    print(
+        f"  averaged over an evaluate period ({every} s, the passes counted once):"
+        f" {window.percent + 100 * pass_cpu / every:.3f}% of one core;"
+        f" a minute holding them: {window.percent + 100 * pass_cpu / 60:.2f}%"
+    )
+    print(
+        f"  SIGTERM: exit code {code} (0 expected) after {stopped:.2f} s;"
+        f" CPU over the daemon's whole life {lifetime_cpu:.2f} s;"
+        f" warnings and errors logged: {problems}"
+    )
+    print(f"  machine: {machine()}")
+    print(f"  total script time {time.perf_counter() - began:.0f} s")
+    if args.keep:
+        print(f"  kept {workdir}")
+    else:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()
