@@ -83,13 +83,16 @@ async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:
     where = f"{smtp.host}:{smtp.effective_port} ({smtp.security})"
     try:
         client = smtp_client(smtp, environ)
+    except ConfigError as error:
+        return Check("smtp", False, f"{where}: {error.problems[0].message}")
+    try:
         async with asyncio.timeout(smtp.timeout_seconds):
             await client.connect()
             await client.quit()
-    except ConfigError as error:
-        return Check("smtp", False, f"{where}: {error.problems[0].message}")
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         return Check("smtp", False, f"{where}: {type(error).__name__}: {error}")
+    finally:
+        client.close()  # a connection that failed half way (TLS, say) is not left open
     login = f", logged in as {smtp.username}" if smtp.username else ""
     return Check("smtp", True, f"{where}: reachable{login}")
 

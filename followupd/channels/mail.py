@@ -106,6 +106,7 @@ class SmtpSender(MailSender):
                 async with asyncio.timeout(self.smtp.timeout_seconds):
                     await client.connect()
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                client.close()  # a connection that failed half way (TLS, say) is not left open
                 raise classify(error) from error
             self.client = client
         return self.client
@@ -128,13 +129,19 @@ class SmtpSender(MailSender):
                     await client.sendmail(*envelope(message), message.as_bytes())
                 return
             except aiosmtplib.SMTPServerDisconnected as error:
-                self.client = None
+                self._drop()
                 if attempt == 2:
                     raise classify(error) from error
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                 if isinstance(error, TimeoutError | OSError):
-                    self.client = None
+                    self._drop()
                 raise classify(error) from error
+
+    def _drop(self) -> None:
+        """Forget a connection that broke, closing it so that no socket is left behind."""
+        if self.client is not None:
+            self.client.close()
+        self.client = None
 
 
 class MaildirSender(MailSender):
