@@ -84,21 +84,6 @@ class DeliveryReport:
         return sorted({key for group in groups for key in group})
 
 
-def calendar_item(row: Any, contact: Any) -> ical.CalendarItem:
-    """What the owner's calendar shows of an outbox row, as written when it was sent."""
-    return ical.CalendarItem(
-        key=row.key,
-        rule=row.rule,
-        step=row.step,
-        summary=row.subject,
-        description=row.body,
-        due_at=row.due_at,
-        stamp=row.created_at,
-        contact_name=contact.name if contact else None,
-        contact_phone=contact.phone if contact else None,
-    )
-
-
 def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) -> list[Any]:
     """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them."""
     claimable = or_(
@@ -380,7 +365,8 @@ class Deliverer:
             for row in rows:
                 if self.stopping:
                     break
-                item = calendar_item(row, contacts.get(row.contact_id))
+                contact = contacts.get(row.contact_id)
+                item = ical.item_of(row, contact and contact.name, contact and contact.phone)
                 body = ical.document(item, tz)
                 try:
                     href = await asyncio.to_thread(

@@ -64,27 +64,11 @@ def feed_rows(session: Session, at: datetime) -> list[Any]:
     return list(session.execute(query))
 
 
-def item_of(row: Any) -> ical.CalendarItem:
-    """A feed row as a calendar item: closed ones carry their new status and SEQUENCE."""
-    closed = row.calendar_state in (ical.COMPLETED, ical.CANCELLED)
-    return ical.CalendarItem(
-        key=row.key,
-        rule=row.rule,
-        step=row.step,
-        summary=row.subject,
-        description=row.body,
-        due_at=row.due_at,
-        stamp=row.updated_at if closed else row.created_at,
-        sequence=1 if closed else 0,
-        status=row.calendar_state if closed else ical.OPEN,
-        contact_name=row.contact_name,
-        contact_phone=row.contact_phone,
-    )
-
-
 def build_feed(rows: Sequence[Any], zone: ZoneInfo, name: str) -> Feed:
     """One document for `rows`, its times in the owner's `zone`."""
-    components = [ical.component(item_of(row), zone) for row in rows]
+    components = [
+        ical.component(ical.item_of(row, row.contact_name, row.contact_phone), zone) for row in rows
+    ]
     days = [row.due_at.date() for row in rows]
     span = (min(days) - ical.ZONE_SPAN, max(days) + ical.ZONE_SPAN) if days else (EPOCH, EPOCH)
     calendar = ical.calendar_of(components, span, name=name)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 
 from followupd.cli import main
 from followupd.store.db import Store
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
 from tests.pgserver import throwaway_postgres
 
 MINIMAL_CONFIG = """\
@@ -98,3 +99,11 @@ def cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
+    """A real CalDAV server (Radicale) on a free loopback port; its password in the environment."""
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    with dav_server(tmp_path / "radicale") as server:
+        yield server

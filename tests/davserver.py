@@ -24,6 +24,7 @@ from tests.smtpserver import free_port
 
 USER = "claire"
 PASSWORD = "dav-secret-4242"  # a test server's password
+PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"  # where followupd's config finds it
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -13,6 +13,26 @@ from followupd.store.models import FollowUp
 from followupd.templates import LazySubject
 
 PARIS = ZoneInfo("Europe/Paris")
+# A client, its contact (with a phone number) and one signed mission, for the tests of
+# delivery and of the calendar to add invoices, issues or events to.
+ACME = """\
+[[clients]]
+key = "acme"
+name = "ACME SA"
+[[contacts]]
+key = "jdupont"
+client = "acme"
+name = "Jeanne Dupont"
+email = "jeanne.dupont@acme.example"
+phone = "+33 6 12 34 56 78"
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+contract_signed = 2026-08-25
+"""
 
 
 def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

@@ -26,27 +26,13 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
-from tests.davserver import PASSWORD, USER, DavServer, dav_server
-from tests.rulekit import PARIS, paris
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
+from tests.rulekit import ACME, PARIS, paris
 from tests.smtpserver import Recorder, smtp_server
 
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-[[missions]]
-key = "acme-audit"
-client = "acme"
-title = "Audit du SI"
-contact = "jdupont"
-start = 2026-09-01
-contract_signed = 2026-08-25
+DATA = (
+    ACME
+    + """\
 [[invoices]]
 number = "F-1"
 mission = "acme-audit"
@@ -61,19 +47,12 @@ severity = "high"
 summary = "Les extractions de données arrivent avec deux semaines de retard"
 client_informed = 2026-12-01T11:00:00+01:00
 """
-PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
+)
 
 
 def at(month: int, day: int, hour: int = 9) -> datetime:
     """A time in Paris in late 2026, 09:00 (the send window's opening) unless told."""
     return paris(2026, month, day, hour)
-
-
-@pytest.fixture
-def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
-    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
-    with dav_server(tmp_path / "radicale") as server:
-        yield server
 
 
 @pytest.fixture

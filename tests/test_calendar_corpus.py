@@ -49,8 +49,8 @@ from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG
-from tests.davserver import PASSWORD, USER, DavServer, dav_server
-from tests.rulekit import PARIS, paris
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer, dav_server
+from tests.rulekit import ACME, PARIS, paris
 from tests.test_calendar_sync import App
 
 # -- the corpus --------------------------------------------------------------------------
@@ -903,24 +903,7 @@ def test_c1_controls_from_a_latin_1_fallback_are_left_out() -> None:
 
 # -- synced from a real CalDAV server ----------------------------------------------------
 
-PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
 SYNC_AT = paris(2026, 12, 10, 9)  # meetings are read from 90 days back
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-[[missions]]
-key = "acme-audit"
-client = "acme"
-title = "Audit du SI"
-contact = "jdupont"
-start = 2026-09-01
-"""
 # valid objects next to the corpus: two mission events, a meeting; and a mission
 # event whose dates are wrong
 VALID: dict[str, str] = {
@@ -1030,13 +1013,6 @@ MEETINGS = {
 
 
 @pytest.fixture
-def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
-    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
-    with dav_server(tmp_path / "radicale") as server:
-        yield server
-
-
-@pytest.fixture
 def strict_dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
     """A Radicale that fails on a stored object it cannot parse, rather than hide it.
 
@@ -1060,7 +1036,7 @@ def strict_dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavS
 @pytest.fixture
 def loaded(store: Store, tmp_path: Path) -> Store:
     path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
+    path.write_text(ACME, encoding="utf-8")
     import_files(store, [path], PARIS)
     return store
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,39 +24,14 @@ from followupd.store.db import Store
 from followupd.store.models import Mission, SyncState, Touchpoint
 from followupd.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
-from tests.davserver import PASSWORD, USER, DavServer, dav_server
-from tests.rulekit import PARIS, outbox, paris
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
+from tests.rulekit import ACME, PARIS, outbox, paris
 
-PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-[[missions]]
-key = "acme-audit"
-client = "acme"
-title = "Audit du SI"
-contact = "jdupont"
-start = 2026-09-01
-contract_signed = 2026-08-25
-"""
+DATA = ACME
 
 
 def at(month: int, day: int, hour: int = 9) -> datetime:
     return paris(2026, month, day, hour)
-
-
-@pytest.fixture
-def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
-    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
-    with dav_server(tmp_path / "radicale") as server:
-        yield server
 
 
 @pytest.fixture

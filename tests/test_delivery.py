@@ -21,26 +21,13 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import ACME
 from tests.smtpserver import Recorder, free_port, smtp_server
 
 PARIS = ZoneInfo("Europe/Paris")
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-[[missions]]
-key = "acme-audit"
-client = "acme"
-title = "Audit du SI"
-contact = "jdupont"
-start = 2026-09-01
-contract_signed = 2026-08-25
+DATA = (
+    ACME
+    + """\
 [[invoices]]
 number = "F-1"
 mission = "acme-audit"
@@ -54,6 +41,7 @@ amount = 500
 issued = 2026-10-31
 due = 2026-11-30
 """
+)
 
 
 def paris(day: int, month: int = 12, hour: int = 9, minute: int = 0) -> datetime:

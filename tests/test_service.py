@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
-import pytest
 from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import func, select
@@ -32,13 +30,12 @@ from sqlalchemy.engine import make_url
 
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from tests.davserver import PASSWORD, USER, DavServer, dav_server
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
 from tests.smtpserver import Recorder, free_port, smtp_server
 
 ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
          "America/Los_Angeles", "Asia/Kolkata")  # fmt: skip
 COUNTRIES = ("FR", "GB", "US", "JP", "DE", "CA")
-PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"
 DISABLED = ("deposit_due", "contract_missing", "escalate_by_phone", "client_not_informed",
             "status_update_due", "checkpoint_meeting", "mission_closeout",
             "open_ended_mission", "new_year_greetings")  # fmt: skip
@@ -134,12 +131,6 @@ amount = 200
 issued = {setting.today - timedelta(days=27)}
 due = {in_three}
 """
-
-
-@pytest.fixture
-def dav(tmp_path: Path) -> Iterator[DavServer]:
-    with dav_server(tmp_path / "radicale") as server:
-        yield server
 
 
 def followupd(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

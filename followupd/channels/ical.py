@@ -15,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
@@ -85,6 +86,24 @@ class CalendarItem:
         if not self.contact_phone or not is_call(self.rule, self.step, self.key):
             return None
         return "tel:" + re.sub(r"[^0-9+]", "", self.contact_phone)
+
+
+def item_of(row: Any, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
+    """What the owner's calendar shows of an outbox row; a closed one with its new SEQUENCE."""
+    closed = row.calendar_state in (COMPLETED, CANCELLED)
+    return CalendarItem(
+        key=row.key,
+        rule=row.rule,
+        step=row.step,
+        summary=row.subject,
+        description=row.body,
+        due_at=row.due_at,
+        stamp=row.updated_at if closed else row.created_at,
+        sequence=1 if closed else 0,
+        status=row.calendar_state if closed else OPEN,
+        contact_name=contact_name,
+        contact_phone=contact_phone,
+    )
 
 
 def component(item: CalendarItem, zone: ZoneInfo) -> Component:
