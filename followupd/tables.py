@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # importing it would load the CalDAV client stack
 def console() -> Console:
     """A console that does not cut cells short when writing to a pipe or a file."""
     if sys.stdout.isatty():
-        return Console()
-    return Console(width=max(shutil.get_terminal_size((160, 24)).columns, 160))
+        return Console(markup=False)
+    return Console(markup=False, width=max(shutil.get_terminal_size((160, 24)).columns, 160))
 
 
 def _table(*columns: str, title: str | None = None) -> Table:

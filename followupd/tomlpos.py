@@ -91,12 +91,17 @@ def loads_tolerant(text: str) -> Parsed:
                 lines[number - 1] = f'{assignment.group(1)} = "{raw}"'
             else:
                 lines[number - 1] = ""
+        except (ValueError, RecursionError) as error:  # a number too long, nesting too deep
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            errors.append((None, f"TOML cannot be read: {reason}"))
+            return Parsed({}, errors)
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:
     """Map every key path of a valid TOML text to the line where it is written."""
     scanner = _Scanner(text)
-    with contextlib.suppress(IndexError, ValueError):  # not valid TOML: keep what was found
+    # not valid TOML (or nested too deep): keep what was found
+    with contextlib.suppress(IndexError, ValueError, RecursionError):
         scanner.document()
     return scanner.found
 

@@ -67,8 +67,9 @@ class Happening:
     @property
     def last_day(self) -> date:
         """The last day it covers: an all-day event's DTEND is the day after."""
-        if self.all_day:
-            return max(self.start.date(), (self.end - ONE_DAY).date())
+        if self.all_day:  # (the day before date.min does not exist: no end - ONE_DAY)
+            end_day = self.end.date()
+            return end_day - ONE_DAY if end_day > self.start.date() else self.start.date()
         return max(self.start.date(), self.end.date())
 
 
@@ -329,26 +330,58 @@ def _expand(
             "; its first occurrence is read"
         )
         return None
+    stuck = [_uid(part) for part in parts if not _advances(part)]
+    if stuck:
+        notes.append(f"recurrence of {stuck[0]!r} not expanded: its INTERVAL is not positive")
+        return None
+    costly = [_uid(part) for part in parts if _steps(part, window) > MAX_STEPS]
+    if costly:
+        notes.append(f"recurrence of {costly[0]!r} not expanded: it starts too long before")
+        return None
     found: list[Happening] = []
-    seen = 0
     try:
-        for part in recurring_ical_events.of(calendar).after(window[0]):
-            seen += 1
-            if seen > MAX_OCCURRENCES:
-                notes.append(f"more than {MAX_OCCURRENCES} occurrences; the first ones are read")
-                break
-            try:  # every occurrence of a recurring event says so, exceptions included
-                occurrence = replace(_happening(part, zone, []), recurring=True)
-            except COMPONENT_ERRORS as error:
-                notes.append(f"occurrence of {_uid(part)!r} skipped: {error}")
-                continue
-            if occurrence.start > window[1]:
-                break
-            found.append(occurrence)
+        parts_found = recurring_ical_events.of(calendar).between(window[0], window[1])
     except Exception as error:  # the library raises its own kinds on odd rules
         notes.append(f"recurrence not expanded ({error}); its first occurrence is read")
         return None
+    for part in parts_found:
+        try:  # every occurrence of a recurring event says so, exceptions included
+            occurrence = replace(_happening(part, zone, []), recurring=True)
+        except COMPONENT_ERRORS as error:
+            notes.append(f"occurrence of {_uid(part)!r} skipped: {error}")
+            continue
+        if occurrence.start <= window[1]:
+            found.append(occurrence)
+    found.sort(key=lambda happening: happening.start)
+    if len(found) > MAX_OCCURRENCES:
+        notes.append(f"more than {MAX_OCCURRENCES} occurrences; the first ones are read")
+        del found[MAX_OCCURRENCES:]
     return found
+
+
+MAX_STEPS = 200_000
+
+
+def _rules(part: Component) -> list[dict[str, Any]]:
+    rules: Any = part.get("RRULE")
+    listed = rules if isinstance(rules, list) else [rules]
+    return [rule for rule in listed if isinstance(rule, dict)]
+
+
+def _advances(part: Component) -> bool:
+    return all(
+        isinstance(step, int) and step >= 1
+        for rule in _rules(part)
+        for step in rule.get("INTERVAL", [1])
+    )
+
+
+def _steps(part: Component, window: tuple[datetime, datetime]) -> int:
+    start = _value(part.get("DTSTART")) if not isinstance(part.get("DTSTART"), list) else None
+    if not isinstance(start, date) or not _rules(part):
+        return 0
+    first = start.date() if isinstance(start, datetime) else start
+    return max(0, (window[1].date() - first).days) * _per_day(part)
 
 
 def _task(part: Component, zone: tzinfo, notes: list[str]) -> TaskState:

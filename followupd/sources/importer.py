@@ -127,6 +127,9 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int], list[Problem
             data = json.loads(text)
         except json.JSONDecodeError as error:
             return {}, {}, [Problem(path, f"JSON syntax error: {error.msg}", line=error.lineno)]
+        except (ValueError, RecursionError) as error:  # a number too long, nesting too deep
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+            return {}, {}, [Problem(path, f"JSON cannot be read: {reason}")]
         if not isinstance(data, dict):
             return {}, {}, [Problem(path, "expected an object with lists of records")]
         return data, {}, []

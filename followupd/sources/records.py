@@ -13,7 +13,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
 
 from followupd.schema import (
     Country,
@@ -50,10 +58,16 @@ def parse_instant(value: Any, zone: ZoneInfo) -> datetime:
                 f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})"
             ) from None
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=zone)
-    raise ValueError(f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})")
+        instant = value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    elif isinstance(value, date):
+        instant = datetime(value.year, value.month, value.day, tzinfo=zone)
+    else:
+        raise ValueError(f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})")
+    try:  # stored in UTC: 0001-01-01T00:00+14:00 has no UTC time
+        instant.astimezone(ZoneInfo("UTC"))
+    except OverflowError:
+        raise ValueError(f"{instant.isoformat()} is out of range") from None
+    return instant
 
 
 def _instant(value: Any, info: ValidationInfo) -> Any:
@@ -73,6 +87,16 @@ def _amount(value: Any) -> Any:
     return amount
 
 
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
 Day = Annotated[date, BeforeValidator(_day)]
 Instant = Annotated[datetime, BeforeValidator(_instant)]
 Amount = Annotated[Decimal, BeforeValidator(_amount), Field(ge=0, max_digits=14, decimal_places=2)]
@@ -90,9 +114,12 @@ class Record(StrictModel):
         return str(getattr(self, self.natural_key))
 
 
+Name = Annotated[SingleLine, Field(max_length=200)]
+
+
 class ClientRecord(Record):
     key: Slug
-    name: SingleLine
+    name: Name
     language: Language | None = None
     timezone: TimeZoneName | None = None
     country: Country | None = None
@@ -103,9 +130,9 @@ class ContactRecord(Record):
 
     key: Slug
     client: Slug
-    name: SingleLine
-    email: Email | None = None
-    phone: SingleLine | None = None
+    name: Name
+    email: Annotated[Email, Field(max_length=320)] | None = None
+    phone: Annotated[SingleLine, Field(max_length=40)] | None = None
     language: Language | None = None
     greetings: StrictBool = True
 
@@ -115,7 +142,7 @@ class MissionRecord(Record):
 
     key: Slug
     client: Slug
-    title: SingleLine
+    title: Annotated[SingleLine, Field(max_length=300)]
     contact: Slug | None = None
     start: Day
     end: Day | None = None
@@ -172,7 +199,7 @@ class TouchpointRecord(Record):
     contact: Slug | None = None
     kind: Literal[TOUCHPOINT_KINDS]  # type: ignore[valid-type]
     at: Instant
-    note: str | None = None
+    note: Annotated[str, AfterValidator(_text)] | None = None
 
     def identity(self) -> str:
         return touchpoint_key(self.mission, self.kind, self.at, self.contact)
