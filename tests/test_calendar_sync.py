@@ -345,3 +345,18 @@ def test_a_meeting_about_a_mission_made_in_the_same_sync_counts(
     with loaded.session() as session:
         (meeting,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "meeting"))
         assert (meeting.mission.key, meeting.at) == ("acme-crm", at(11, 16, 10))
+
+
+def test_overlong_uids_and_keys_are_stored_shortened(
+    loaded: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    app, settings = App(dav), settings_for(tmp_path, dav)
+    app.put(
+        "Missions", "long.ics",
+        event("u" * 1500, "[mission] Trop long", "key: " + "k" * 200 + "\\nclient: acme",
+              "DTSTART;VALUE=DATE:20261201"),
+    )  # fmt: skip
+    report = sync(loaded, settings, at(11, 23))
+    assert report.missions_created == 0
+    ((url, reason),) = report.skipped
+    assert url.endswith("long.ics") and "key" in reason

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 FETCH_CHUNK = 100
 MEETINGS_LOOKBACK = timedelta(days=90)  # recurring meetings are expanded this far back
 SOURCE = "caldav:"
+UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
 TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
 
 
@@ -288,7 +289,8 @@ class CalendarSync:
             return
         for note in read.notes:
             log.info("%s: %s", row.href, note)
-        row.uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
+        uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
+        row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
         if writes:
             self._completed_tasks(session, read, at, report, derived)
@@ -341,7 +343,7 @@ class CalendarSync:
         if problems or record is None:
             reason = f"mission event {event.summary!r}: " + "; ".join(problems)
             report.skip(href, reason)
-            return (str(key) if key else None), reason
+            return (str(key)[:KEY_LENGTH] if key else None), reason  # an invalid key, as written
         result = apply(session, [located])
         report.missions_created += result.created["missions"]
         report.missions_updated += result.updated["missions"]
