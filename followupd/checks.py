@@ -14,7 +14,7 @@ import aiosmtplib
 
 from followupd.channels.smtp import smtp_client
 from followupd.config import Caldav, Settings, Smtp
-from followupd.dav import dav_client
+from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ConfigError, FollowupdError
 from followupd.store.db import Store, describe
 
@@ -102,8 +102,7 @@ def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> list[Check]:
     try:
         client = dav_client(caldav, environ)
         with client:
-            found = client.principal().calendars()
-            calendars = {calendar.get_display_name(): calendar for calendar in found}
+            calendars = calendars_by_name(client)
             wanted = {*caldav.read_calendars, caldav.write_calendar}
             tokens = {name: _sync_token(calendars[name]) for name in wanted & set(calendars)}
     except ConfigError as error:

@@ -28,3 +28,8 @@ def dav_client(caldav: Caldav, environ: Mapping[str, str] | None = None) -> Any:
         timeout=TIMEOUT_SECONDS,
         rate_limit_handle=False,  # a busy server is retried by followupd's backoff, not a sleep
     )
+
+
+def calendars_by_name(client: Any) -> dict[str, Any]:
+    """The principal's calendars by display name, as `read_calendars` names them."""
+    return {calendar.get_display_name(): calendar for calendar in client.principal().calendars()}

@@ -25,6 +25,11 @@ class Notifier:
         mine = not pid or pid == str(os.getpid())
         self.watchdog_seconds = int(usec) / 1_000_000 if usec.isdigit() and mine else None
 
+    @property
+    def enabled(self) -> bool:
+        """Whether anyone listens: what is only worth computing for systemd can be skipped."""
+        return self.address is not None
+
     def send(self, **fields: str) -> None:
         """Send ``READY=1``-style fields: ``send(READY="1", STATUS="…")``."""
         if self.address is None:

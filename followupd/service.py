@@ -246,7 +246,8 @@ class Service:
             self.results[name] = PassResult(True, self.clock())
         finally:
             self.metrics.pass_seconds.labels(name).observe(time.monotonic() - started)
-            self.notifier.status(self.status_line())
+            if self.notifier.enabled:  # two queries after every pass: only for systemd
+                self.notifier.status(self.status_line())
 
     async def sync_pass(self) -> None:
         if self.settings.caldav is None:

@@ -18,7 +18,6 @@ worth retrying; authentication and other 4xx answers are not.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
@@ -26,6 +25,7 @@ from urllib.parse import urljoin
 
 from icalendar import Calendar
 
+from followupd.channels import ical
 from followupd.channels.failure import DeliveryError
 from followupd.channels.ical import close as closed_document
 from followupd.config import Caldav
@@ -91,7 +91,7 @@ class CalendarWriter:
     def _collection_url(self) -> str:
         """The write calendar's URL, made on the server the first time it is needed."""
         name = self.caldav.write_calendar
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "followupd"
+        slug = ical.slug(name) or "followupd"
         principal = self.client.principal()
         for calendar in principal.calendars():
             last_segment = str(calendar.url).rstrip("/").rsplit("/", 1)[-1]

@@ -42,15 +42,19 @@ def key_of(uid_text: str) -> str | None:
     return uid_text.removesuffix(UID_SUFFIX) if uid_text.endswith(UID_SUFFIX) else None
 
 
+def slug(text: str) -> str:
+    """`text` with only the characters every server takes in a URL path segment."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
 def resource_name(key: str) -> str:
     """The object's file name in the collection: a safe slug of the key, made unique.
 
     Servers refuse some characters in a resource name (Radicale answers 400
     to ':'), so the name is chosen here; the UID keeps the readable key.
     """
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-.")[:120]
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{slug}-{digest}.ics"
+    return f"{slug(key)[:120]}-{digest}.ics"
 
 
 def is_meeting(rule: str, step: str) -> bool:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from followupd.channels import ical
 from followupd.clock import zone as zone_named
 from followupd.config import Settings
-from followupd.dav import dav_client
+from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ServiceUnavailable
 from followupd.sources import conventions
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
@@ -156,8 +156,7 @@ class CalendarSync:
 
     def _calendars(self, client: Any) -> list[tuple[str, Any, bool]]:
         """(name, calendar, is the write calendar) for each calendar to sync."""
-        calendars = client.principal().calendars()
-        by_name = {calendar.get_display_name(): calendar for calendar in calendars}
+        by_name = calendars_by_name(client)
         wanted = [(name, False) for name in self.caldav.read_calendars]
         if self.caldav.write_calendar not in self.caldav.read_calendars:
             wanted.append((self.caldav.write_calendar, True))
