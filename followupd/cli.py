@@ -44,6 +44,7 @@ from followupd.rules.base import enabled_rules
 from followupd.service import run_service
 from followupd.sources.importer import import_files
 from followupd.sources.records import parse_instant
+from followupd.store.coordination import CHANGED, announce
 from followupd.store.db import Store, describe
 from followupd.store.models import (
     FOLLOWUP_STATES,
@@ -86,17 +87,26 @@ class App:
         url = self.settings.database.sqlalchemy_url(self.environ)
         store = Store.open(url, create=migrate)
         if not migrate:
-            store.require_current()
+            try:
+                store.require_current()
+            except BaseException:
+                store.close()
+                raise
         return store
 
     @contextmanager
     def session(self, *, commit: bool = True) -> Iterator[Session]:
-        """A session on a current schema, committed at the end of the block (or rolled back)."""
+        """A session on a current schema, committed at the end of the block (or rolled back).
+
+        A committed change is announced, so that daemons sharing a PostgreSQL
+        database evaluate it now rather than at their next interval.
+        """
         store = self.store()
         try:
             if commit:
                 with store.session() as session:
                     yield session
+                    announce(session, CHANGED)
             else:
                 with store.sessions() as session:
                     try:

@@ -47,6 +47,7 @@ from followupd.schema import (
 from followupd.tomlpos import KeyPath, format_path, line_of, loads_tolerant
 
 CONFIG_FILE_NAME = "followupd.toml"
+DATABASE_URL_VARIABLE = "FOLLOWUPD_DATABASE_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
@@ -424,19 +425,17 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
     problems = [Problem(path, message, line=line) for line, message in parsed.syntax_errors]
     settings: Settings | None = None
     context = {"config_dir": path.parent.absolute(), "state_dir": state_dir}
+    data, from_environment = _database_url_from_environment(parsed.data, environ)
     try:
-        settings = Settings.model_validate(parsed.data, context=context)
+        settings = Settings.model_validate(data, context=context)
     except ValidationError as error:
         for detail in error.errors():
             loc = tuple(part for part in detail["loc"] if isinstance(part, str | int))
-            problems.append(
-                Problem(
-                    path,
-                    _explain(detail, loc),
-                    line=line_of(parsed.lines, loc),
-                    where=format_path(loc),
-                )
-            )
+            if from_environment and loc == ("database", "url"):
+                where, line = f"${DATABASE_URL_VARIABLE} (for database.url)", None
+            else:
+                where, line = format_path(loc), line_of(parsed.lines, loc)
+            problems.append(Problem(path, _explain(detail, loc), line=line, where=where))
     broken = parsed.broken_lines
     problems = [p for p in problems if p.where is None or p.line not in broken]
     if problems or settings is None:
@@ -445,6 +444,21 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
     settings._source = path
     settings._state_dir = state_dir
     return settings
+
+
+def _database_url_from_environment(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], bool]:
+    """``$FOLLOWUPD_DATABASE_URL`` stands for ``[database] url`` when the file sets none.
+
+    Several instances, or a container, can then share one config file and be
+    pointed at their database from outside.
+    """
+    url = environ.get(DATABASE_URL_VARIABLE)
+    section = data.get("database", {})
+    if not url or not isinstance(section, dict) or "url" in section:
+        return data, False
+    return {**data, "database": {**section, "url": url}}, True
 
 
 def _explain(detail: ErrorDetails, loc: KeyPath) -> str:

@@ -40,6 +40,7 @@ from followupd.engine import PENDING_COLUMNS
 from followupd.rules.base import RULES, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
+from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Mission
 from followupd.store.rows import record
@@ -170,6 +171,10 @@ class Deliverer:
         self.stopping = True
 
     async def run(self, at: datetime) -> DeliveryReport:
+        with alive(self.store.engine, self.worker):  # our claims are ours while we live
+            return await self._run(at)
+
+    async def _run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
         while not self.stopping:
             with self.store.session() as session:
@@ -188,8 +193,9 @@ class Deliverer:
     def _release(self, rows: list[Any], at: datetime) -> None:
         """Rows still claimed by us (a stop came first) go back to pending, attempt not counted."""
         with self.store.session() as session:
+            released = 0
             for chunk in chunked([row.id for row in rows]):
-                session.execute(
+                result = session.execute(
                     update(FollowUp)
                     .where(
                         FollowUp.id.in_(chunk),
@@ -205,6 +211,9 @@ class Deliverer:
                     )
                     .execution_options(synchronize_session=False)
                 )
+                released += int(getattr(result, "rowcount", 0))
+            if released:  # another instance may take them now
+                announce(session, DUE)
 
     async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
         """Complete (or cancel) the calendar items already written whose reason has gone.

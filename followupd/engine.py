@@ -33,6 +33,7 @@ from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
+from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import FollowUp, SyncState
 from followupd.store.rows import record
 from followupd.templates import LazySubject, Templates
@@ -99,6 +100,7 @@ def evaluate(
     calendar = BusinessCalendar(settings.business)
     templates = Templates(settings.templates.directory)
     report = PassReport(at)
+    one_evaluation_at_a_time(session)
     previous = last_pass(session)
     for rule in rules:
         start = window_start(rule, at, previous)
@@ -108,6 +110,8 @@ def evaluate(
             report.recorded += load(session, new_keys)
     report.cancelled = cancel_vanished(session, rules, at)
     _remember_pass(session, at, previous)
+    if report.recorded:
+        announce(session, DUE)
     return report
 
 

@@ -12,7 +12,15 @@ job fires. Its jobs:
   leaves within a second of its due time without polling; a slow interval
   catches anything a re-arm missed;
 - **housekeeping**: leases left by dead workers released, old follow-ups
-  deleted after ``retention_days``.
+  deleted after ``retention_days``;
+- **orphans** (PostgreSQL): claims of instances that died handed back at
+  once, every few seconds.
+
+Several instances may share one PostgreSQL database (`followupd.cluster`):
+all of them evaluate and deliver; the CalDAV sync, housekeeping, orphans and
+the closing of calendar items run on the leader only. A notice on the
+database's channel wakes them: ``due`` re-arms delivery, ``changed`` (a
+terminal command changed data) re-arms delivery and has the leader evaluate.
 
 No pass overlaps itself (``max_instances=1``); a pass that fails is logged,
 counted in /healthz and /metrics, and tried again at its next time; it never
@@ -44,6 +52,7 @@ from sqlalchemy import delete, func, select, update
 
 from followupd import engine
 from followupd.clock import BusinessCalendar, zone
+from followupd.cluster import coordination_for
 from followupd.config import Settings, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import FollowupdError
@@ -52,6 +61,7 @@ from followupd.feedtoken import ensure_token
 from followupd.metrics import Metrics
 from followupd.notify import Notifier
 from followupd.rules.base import enabled_rules
+from followupd.store.coordination import CHANGED, is_postgres, release_orphans
 from followupd.store.db import Store
 from followupd.store.models import Client, FollowUp
 from followupd.web import Handlers, web_app
@@ -59,6 +69,7 @@ from followupd.web import Handlers, web_app
 log = logging.getLogger("followupd")
 
 DELIVERY_SAFETY_NET = timedelta(minutes=1)
+ORPHANS_EVERY = timedelta(seconds=5)
 IDLE_REARM = timedelta(seconds=5)  # when something due could not be claimed: look again soon
 FINISHED = ("sent", "cancelled", "expired", "failed", "dead")
 
@@ -94,8 +105,13 @@ class Service:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.deliverer: Deliverer | None = None
         self.delivering: asyncio.Task[Any] | None = None
+        self.running: set[asyncio.Task[Any]] = set()  # the passes under way
         self.stop_requested = asyncio.Event()
         self.token = ""
+        self.shared = is_postgres(self.store.engine)  # other instances may share it
+        self.cluster = coordination_for(
+            self.store.engine, on_leadership=self._leadership, on_notice=self._notice
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> int:
@@ -109,6 +125,7 @@ class Service:
         self._schedule()
         self.scheduler.start()
         watchdog = asyncio.ensure_future(self._watchdog())
+        coordinating = asyncio.ensure_future(self.cluster.run())
         self.notifier.ready(self.status_line())
         log.info(
             "followupd running: feed on http://%s, worker %s",
@@ -121,6 +138,7 @@ class Service:
         self.scheduler.shutdown(wait=False)
         await self._drain()
         watchdog.cancel()
+        coordinating.cancel()
         await runner.cleanup()
         self.store.close()
         return 0
@@ -141,19 +159,22 @@ class Service:
         return runner
 
     async def _drain(self) -> None:
-        """Let the delivery under way finish its message and hand back its other claims."""
+        """Let the passes under way end, the delivery after its message; stop them when late."""
         if self.deliverer is not None:
             self.deliverer.stop()
-        if self.delivering is not None and not self.delivering.done():
-            try:
-                await asyncio.wait_for(
-                    asyncio.shield(self.delivering), self.settings.service.drain_seconds
-                )
-            except TimeoutError:
-                log.warning(
-                    "a delivery was still running after %s s; its leases will expire",
-                    self.settings.service.drain_seconds,
-                )
+        running = {task for task in self.running if not task.done()}
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=self.settings.service.drain_seconds)
+        if late:
+            log.warning(
+                "%d pass(es) still running after %s s, stopped; a delivery's leases will expire",
+                len(late),
+                self.settings.service.drain_seconds,
+            )
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
 
     async def _watchdog(self) -> None:
         """WATCHDOG=1 from the event loop itself: a stuck loop stops the pings."""
@@ -187,6 +208,8 @@ class Service:
             "deliver": (self.deliver_pass, int(DELIVERY_SAFETY_NET.total_seconds())),
             "housekeeping": (self.housekeeping_pass, service.housekeeping_every_seconds),
         }
+        if self.shared:  # SQLite has one worker: none is orphaned
+            every["orphans"] = (self.orphans_pass, int(ORPHANS_EVERY.total_seconds()))
         for name, (job, seconds) in every.items():
             self.scheduler.add_job(
                 job,
@@ -233,11 +256,36 @@ class Service:
         now = self.clock()
         self._at("evaluate-at-opening", self.evaluate_pass, next_opening(calendar, zones, now))
 
+    # -- several instances ---------------------------------------------------------------
+    def _leadership(self, leading: bool) -> None:
+        if leading:
+            log.info("this instance leads: CalDAV sync and housekeeping run here")
+            for job in self.scheduler.get_jobs():
+                if job.id in ("sync", "housekeeping", "orphans"):
+                    job.modify(next_run_time=self.clock())
+        else:
+            log.info("this instance no longer leads")
+
+    def _notice(self, topic: str) -> None:
+        if self.stop_requested.is_set():
+            return
+        now = self.clock()
+        if topic == CHANGED and self.cluster.is_leader:
+            self._at("evaluate-now", self.evaluate_pass, now)
+        self._at("deliver-next", self.deliver_pass, now)
+
     # -- passes ------------------------------------------------------------------------
     async def _pass(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         started = time.monotonic()
+        task = asyncio.current_task()
+        if task is not None:
+            self.running.add(task)
         try:
             await work()
+        except asyncio.CancelledError:
+            if not self.stop_requested.is_set():
+                raise
+            log.info("%s pass stopped before its end", name)  # by the drain: said already
         except Exception as error:  # a pass never kills the daemon: next time may work
             log.exception("%s pass failed", name)
             self.results[name] = PassResult(False, self.clock(), f"{type(error).__name__}: {error}")
@@ -245,12 +293,14 @@ class Service:
         else:
             self.results[name] = PassResult(True, self.clock())
         finally:
+            if task is not None:
+                self.running.discard(task)
             self.metrics.pass_seconds.labels(name).observe(time.monotonic() - started)
             if self.notifier.enabled:  # two queries after every pass: only for systemd
                 self.notifier.status(self.status_line())
 
     async def sync_pass(self) -> None:
-        if self.settings.caldav is None:
+        if self.settings.caldav is None or not self.cluster.is_leader:
             return
 
         from followupd.sources.caldav import sync_calendars
@@ -261,6 +311,8 @@ class Service:
             )
             if report.fetched or report.notices:
                 log.info("synced %d calendar objects", report.fetched)
+            if report.fetched:  # what changed may be due now
+                self._at("evaluate-now", self.evaluate_pass, self.clock())
             for notice in report.notices:
                 log.warning("%s", notice)
 
@@ -289,7 +341,8 @@ class Service:
         await self._pass("evaluate", work)
 
     async def deliver_pass(self) -> None:
-        if self.stop_requested.is_set():
+        """Deliver what is due; one at a time (the one under way re-arms when it ends)."""
+        if self.stop_requested.is_set() or (self.delivering and not self.delivering.done()):
             return
 
         async def work() -> None:
@@ -297,7 +350,8 @@ class Service:
             self.deliverer = Deliverer(self.store, self.settings, self.worker)
             try:
                 report = await self.deliverer.run(at)
-                await self.deliverer.close_vanished(at, report)
+                if self.cluster.is_leader:  # one instance writes to the calendar's items
+                    await self.deliverer.close_vanished(at, report)
             finally:
                 self.deliverer = None
             for channel, count in report.errors.items():
@@ -311,7 +365,24 @@ class Service:
         self.delivering = asyncio.ensure_future(self._pass("deliver", work))
         await self.delivering
 
+    async def orphans_pass(self) -> None:
+        if not self.cluster.is_leader:
+            return
+
+        async def work() -> None:
+            def release() -> dict[str, int]:
+                with self.store.session() as session:
+                    return release_orphans(session, self.clock())
+
+            for worker, count in (await asyncio.to_thread(release)).items():
+                log.warning("took back %d follow-ups claimed by %s, which died", count, worker)
+
+        await self._pass("orphans", work)
+
     async def housekeeping_pass(self) -> None:
+        if not self.cluster.is_leader:
+            return
+
         async def work() -> None:
             at = self.clock()
             retention = timedelta(days=self.settings.service.retention_days)
@@ -346,7 +417,8 @@ class Service:
         failed = {name: result for name, result in self.results.items() if not result.ok}
         if failed:
             return False, "; ".join(f"{name} failed: {r.error}" for name, r in failed.items())
-        return True, "ok: " + ", ".join(sorted(self.results)) if self.results else "ok: starting"
+        role = ("leader, " if self.cluster.is_leader else "standby, ") if self.shared else ""
+        return True, f"ok: {role}" + (", ".join(sorted(self.results)) or "starting")
 
     def status_line(self) -> str:
         try:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import URL, Connection, make_url
 
 from followupd.cli import main
+from followupd.config import DATABASE_URL_VARIABLE
 from followupd.store.db import Store
+from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
 from tests.pgserver import throwaway_postgres
 
@@ -23,7 +27,26 @@ name = "Claire Martin"
 email = "claire@cabinet.example"
 phone = "+33 6 00 00 00 00"
 """
+SQLITE_UNDER_HOME = Path(".local/state/followupd/followupd.db")  # the default database
 _database_numbers = itertools.count()
+
+
+def sample_followup(key: str, due_at: datetime) -> FollowUp:
+    """A client email of invoice_due, as evaluation records it."""
+    return FollowUp(
+        key=key,
+        rule="invoice_due",
+        step="nudge-1",
+        subject_key="F-1",
+        audience="client",
+        channel="email",
+        recipient="a@b.example",
+        language="fr",
+        subject="Facture F-1",
+        due_at=due_at,
+        created_at=due_at,
+        updated_at=due_at,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +56,7 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def _fresh_postgres_database(server_url: str) -> URL:
+def fresh_postgres_database(server_url: str) -> URL:
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     name = f"followupd_{os.getpid()}_{next(_database_numbers)}"
     with admin.connect() as connection:
@@ -42,12 +65,47 @@ def _fresh_postgres_database(server_url: str) -> URL:
     return make_url(server_url).set(database=name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.fixture(params=ENGINES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> URL:
-    """An empty database of each engine."""
+    """This test's database, empty, on each engine; the command line's too (see `home`).
+
+    The SQLite file is where the command line puts it by default for `home`.
+    """
     if request.param == "sqlite":
-        return make_url(f"sqlite:///{tmp_path / 'followupd.db'}")
-    return _fresh_postgres_database(request.getfixturevalue("postgres_url"))
+        return make_url(f"sqlite:///{tmp_path / 'home' / SQLITE_UNDER_HOME}")
+    return fresh_postgres_database(request.getfixturevalue("postgres_url"))
+
+
+def schema_revision(url: URL) -> str | None:
+    """The schema revision of the database at `url` (None: no followupd schema)."""
+    store = Store.open(url)
+    try:
+        return store.current_revision()
+    finally:
+        store.close()
+
+
+def rows_digest(connection: Connection) -> str:
+    """A digest of every row of every table: equal digests, same content (either engine)."""
+    digest = hashlib.sha256()
+    for table in Base.metadata.sorted_tables:
+        digest.update(table.name.encode())
+        for row in sorted(repr(tuple(row)) for row in connection.execute(select(table))):
+            digest.update(row.encode())
+    return digest.hexdigest()
+
+
+def database_digest(url: URL) -> str:
+    """`rows_digest` of the database at `url`."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return rows_digest(connection)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -60,15 +118,64 @@ def store(database_url: URL) -> Iterator[Store]:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty HOME and working directory, with no followupd variables set."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: URL) -> Path:
+    """An empty HOME and working directory, and the test's database for every command.
+
+    On PostgreSQL, ``$FOLLOWUPD_DATABASE_URL`` points the command line (and the
+    daemons the test starts) at it, since the test's configs name no database.
+    """
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     for name in ("FOLLOWUPD_CONFIG", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "STATE_DIRECTORY"):
         monkeypatch.delenv(name, raising=False)
+    if database_url.get_backend_name() == "postgresql":
+        monkeypatch.setenv(DATABASE_URL_VARIABLE, database_url.render_as_string(False))
+    else:
+        monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(home)
     return home
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests about SQLite itself (its file, its WAL) run on SQLite only."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        on_postgres = _engine_of(item) == "postgresql"
+        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _engine_of(item: pytest.Item | pytest.Function | object) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("database_url") if callspec is not None else None
+
+
+@pytest.fixture(autouse=True)
+def _every_database_on_each_engine(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that made a database without running on each engine.
+
+    This is what keeps "the whole suite runs on SQLite and on PostgreSQL"
+    true as tests are added: a test that writes a SQLite file must take the
+    `database_url`, `store` or `home` fixture (or say it is `sqlite_only`),
+    and its PostgreSQL run must not have fallen back to a SQLite file.
+    """
+    if "tmp_path" not in request.fixturenames or request.node.get_closest_marker("sqlite_only"):
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")  # now: it must outlive this check
+    yield
+    made = sorted(str(path) for path in tmp_path.rglob("*.db"))
+    engine = _engine_of(request.node)
+    if made and engine is None:
+        pytest.fail(
+            f"made {made[0]} but runs on SQLite only: take `store`, `home` or `database_url`"
+        )
+    if made and engine == "postgresql":
+        pytest.fail(f"the PostgreSQL run wrote SQLite file {made[0]}")
 
 
 class Result:

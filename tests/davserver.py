@@ -18,6 +18,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import radicale.config
+from caldav.davclient import DAVClient
 from radicale.app import Application
 
 from tests.smtpserver import free_port
@@ -119,3 +120,44 @@ def dav_server(root: Path) -> Iterator[DavServer]:
         yield server
     finally:
         server.stop()
+
+
+class CalendarApp:
+    """What a calendar app does: plain CalDAV requests to the user's calendars."""
+
+    def __init__(self, dav: DavServer) -> None:
+        self.dav = dav
+        self.client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
+
+    def calendar(self, name: str) -> Any:
+        principal = self.client.principal()
+        for calendar in principal.calendars():
+            if calendar.get_display_name() == name:
+                return calendar
+        return principal.make_calendar(name=name, cal_id=name.lower())
+
+    def put(self, name: str, resource: str, text: str) -> None:
+        url = str(self.calendar(name).url.join(resource))
+        response = self.client.put(url, text, {"Content-Type": "text/calendar; charset=utf-8"})
+        assert response.status in (201, 204), response.status
+
+    def delete(self, name: str, resource: str) -> None:
+        url = str(self.calendar(name).url.join(resource))
+        assert self.client.delete(url).status in (200, 204)
+
+    def get(self, url: str) -> tuple[str, str]:
+        response = self.client.request(url, "GET")
+        return response.raw, response.headers["ETag"]
+
+
+def event(uid: str, summary: str, body: str = "", *lines: str) -> str:
+    """One VEVENT as an app writes it; `lines` are more properties, such as DTSTART."""
+    props = "".join(f"{line}\r\n" for line in lines)
+    description = body.replace("\n", "\\n")
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//app//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nSUMMARY:{summary}\r\n"
+        + (f"DESCRIPTION:{description}\r\n" if body else "")
+        + props
+        + "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )

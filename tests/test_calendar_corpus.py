@@ -49,9 +49,8 @@ from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG
-from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer, dav_server
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, dav_server
 from tests.rulekit import ACME, PARIS, paris
-from tests.test_calendar_sync import App
 
 # -- the corpus --------------------------------------------------------------------------
 
@@ -1097,7 +1096,7 @@ def touchpoints(store: Store) -> set[tuple[str, str | None, datetime]]:
 def test_the_corpus_syncs_what_is_valid_and_reports_each_object_it_cannot_use(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    App(dav).calendar("Missions")
+    CalendarApp(dav).calendar("Missions")
     statuses = {name: put(dav, "missions", name, raw(name)) for name in CORPUS}
     statuses |= {name: put(dav, "missions", name, text.encode()) for name, text in VALID.items()}
     refused = {name: status for name, status in statuses.items() if status not in (201, 204)}
@@ -1154,7 +1153,7 @@ def test_objects_radicale_refuses_written_into_its_storage_are_never_served(
     broken item"; a calendar-multiget of its href answers 404, with no data.
     The sync goes on with the rest; only Radicale's log tells of the file.
     """
-    app = App(dav)
+    app = CalendarApp(dav)
     calendar = app.calendar("Missions")
     assert put(dav, "missions", "meeting-outlook", VALID["meeting-outlook"].encode()) == 201
     props = (folder(dav, "missions") / ".Radicale.props").read_text(encoding="utf-8")
@@ -1190,7 +1189,7 @@ def test_an_object_broken_on_the_server_after_a_sync_looks_deleted(
     The sync says so as for a deletion: the mission is kept, and a notice asks
     whether it is over.
     """
-    App(dav).calendar("Missions")
+    CalendarApp(dav).calendar("Missions")
     assert put(dav, "missions", "mission-crm", VALID["mission-crm"].encode()) == 201
     settings = settings_for(tmp_path, dav)
     assert sync_calendars(loaded, settings, SYNC_AT).missions_created == 1
@@ -1220,7 +1219,7 @@ def test_a_calendar_the_server_cannot_list_is_reported_and_the_others_synced(
     deleted. It should instead tell that calendar could not be synced, take
     nothing as deleted, keep its token, and sync the other calendars.
     """
-    app = App(strict_dav)
+    app = CalendarApp(strict_dav)
     app.calendar("Missions")
     app.calendar("Rendez-vous")
     assert put(strict_dav, "missions", "mission-crm", VALID["mission-crm"].encode()) == 201

@@ -6,10 +6,8 @@ import asyncio
 import random
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import select, update
 
@@ -24,7 +22,7 @@ from followupd.store.db import Store
 from followupd.store.models import Mission, SyncState, Touchpoint
 from followupd.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
-from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
+from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
 from tests.rulekit import ACME, PARIS, outbox, paris
 
 DATA = ACME
@@ -53,47 +51,6 @@ def settings_for(tmp_path: Path, dav: DavServer) -> Settings:
     return parse_settings(settings_text(dav), tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
-class App:
-    """What a calendar app does: plain CalDAV requests to the user's calendars."""
-
-    def __init__(self, dav: DavServer) -> None:
-        self.dav = dav
-        self.client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
-
-    def calendar(self, name: str) -> Any:
-        principal = self.client.principal()
-        for calendar in principal.calendars():
-            if calendar.get_display_name() == name:
-                return calendar
-        return principal.make_calendar(name=name, cal_id=name.lower())
-
-    def put(self, name: str, resource: str, text: str) -> None:
-        url = str(self.calendar(name).url.join(resource))
-        response = self.client.put(url, text, {"Content-Type": "text/calendar; charset=utf-8"})
-        assert response.status in (201, 204), response.status
-
-    def delete(self, name: str, resource: str) -> None:
-        url = str(self.calendar(name).url.join(resource))
-        assert self.client.delete(url).status in (200, 204)
-
-    def get(self, url: str) -> tuple[str, str]:
-        response = self.client.request(url, "GET")
-        return response.raw, response.headers["ETag"]
-
-
-def event(uid: str, summary: str, body: str = "", *lines: str) -> str:
-    """One VEVENT as an app writes it; `lines` are more properties, such as DTSTART."""
-    props = "".join(f"{line}\r\n" for line in lines)
-    description = body.replace("\n", "\\n")
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//app//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uid}\r\nDTSTAMP:20261101T000000Z\r\nSUMMARY:{summary}\r\n"
-        + (f"DESCRIPTION:{description}\r\n" if body else "")
-        + props
-        + "END:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-
-
 MISSION = event(
     "mission-1",
     "[mission] Refonte du CRM",
@@ -115,7 +72,7 @@ def sync(store: Store, settings: Settings, when: datetime) -> SyncReport:
 def test_a_mission_event_creates_updates_and_its_deletion_is_reported(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     app.put("Missions", "crm.ics", MISSION)
     report = sync(loaded, settings, at(11, 23))
     assert (report.missions_created, report.skipped) == (1, [])
@@ -152,7 +109,7 @@ def test_a_mission_event_creates_updates_and_its_deletion_is_reported(
 def test_a_past_meeting_with_a_contact_resets_the_checkpoint_reminder(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     checkpoint = [
         rule for rule in enabled_rules(settings.rules) if rule.name == "checkpoint_meeting"
     ]
@@ -193,7 +150,7 @@ def test_a_past_meeting_with_a_contact_resets_the_checkpoint_reminder(
 def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     issue = tmp_path / "issue.toml"
     issue.write_text(
         '[[issues]]\nkey = "late-data"\nmission = "acme-audit"\n'
@@ -245,7 +202,7 @@ def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
 def test_a_sync_without_changes_transfers_no_object_and_one_change_fetches_one(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     for n in range(30):
         app.put(
             "Missions", f"e{n}.ics",
@@ -272,7 +229,7 @@ def test_a_sync_without_changes_transfers_no_object_and_one_change_fetches_one(
 def test_a_token_the_server_rejects_falls_back_to_etags_then_recovers(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     for n in range(3):
         app.put("Missions", f"e{n}.ics",
                 event(f"e{n}", f"Atelier {n}", "", "DTSTART:20261201T090000Z"))  # fmt: skip
@@ -296,7 +253,7 @@ def test_a_token_the_server_rejects_falls_back_to_etags_then_recovers(
 def test_check_tells_each_calendar_reachable_and_syncing_by_token(
     cli: RunCli, home: Path, dav: DavServer
 ) -> None:
-    App(dav).calendar("Missions")
+    CalendarApp(dav).calendar("Missions")
     config = home / "followupd.toml"
     text = settings_text(dav).replace('["Missions"]', '["Missions", "Rendez-vous"]')
     config.write_text(text, encoding="utf-8")
@@ -313,7 +270,7 @@ def test_check_tells_each_calendar_reachable_and_syncing_by_token(
 def test_a_fake_token_left_by_the_library_is_never_sent_back(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     for n in range(5):
         app.put(
             "Missions", f"e{n}.ics", event(f"e{n}", f"Atelier {n}", "", "DTSTART:20261201T090000Z")
@@ -332,7 +289,7 @@ def test_a_fake_token_left_by_the_library_is_never_sent_back(
 def test_a_meeting_about_a_mission_made_in_the_same_sync_counts(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     past_mission = MISSION.replace("20261201", "20261101")
     app.put("Missions", "z-crm.ics", past_mission)  # fetched after the meeting
     app.put(
@@ -350,7 +307,7 @@ def test_a_meeting_about_a_mission_made_in_the_same_sync_counts(
 def test_overlong_uids_and_keys_are_stored_shortened(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    app, settings = App(dav), settings_for(tmp_path, dav)
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
     app.put(
         "Missions", "long.ics",
         event("u" * 1500, "[mission] Trop long", "key: " + "k" * 200 + "\\nclient: acme",

@@ -535,6 +535,27 @@ def test_unsupported_database_url(tmp_path: Path, url: str) -> None:
     assert "sqlite" in problem.message
 
 
+def test_the_database_url_may_come_from_the_environment(tmp_path: Path) -> None:
+    environ = {"HOME": str(tmp_path), "FOLLOWUPD_DATABASE_URL": "postgresql://f@db.example/f"}
+    text = OWNER + '[database]\npassword_env = "DB_PW"\n'
+    settings = parse_settings(text, tmp_path / "followupd.toml", environ)
+    assert settings.database.url == "postgresql+psycopg://f@db.example/f"
+    assert settings.database.sqlalchemy_url({"DB_PW": SECRET_VALUE}).password == SECRET_VALUE
+    assert parse_settings(OWNER, tmp_path / "f.toml", environ).database.url.startswith("postgres")
+    text = OWNER + '[database]\nurl = "sqlite:///mine.db"\n'  # the file wins
+    assert parse_settings(text, tmp_path / "f.toml", environ).database.is_sqlite
+
+
+def test_a_bad_database_url_in_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    environ = {"HOME": str(tmp_path), "FOLLOWUPD_DATABASE_URL": "mysql://f@db/f"}
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(OWNER, tmp_path / "followupd.toml", environ)
+    (problem,) = caught.value.problems
+    assert problem.where == "$FOLLOWUPD_DATABASE_URL (for database.url)"
+    assert problem.line is None
+    assert "only sqlite:/// and postgresql:// URLs" in problem.message
+
+
 # -- secrets -----------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 
 from followupd.channels.email import message_id
 from followupd.delivery import LEASE
@@ -176,7 +176,7 @@ def run_and_kill(config: Path, recorder: Recorder, now: datetime, rng: random.Ra
 
 
 def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messages(
-    cli: RunCli, home: Path
+    cli: RunCli, home: Path, database_url: URL
 ) -> None:
     rng = random.Random(SEED)
     started = time.monotonic()
@@ -240,8 +240,7 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
     assert set(duplicated) <= in_flight, summary
     assert all(n == 2 for n in duplicated.values()), summary
 
-    database = home / ".local" / "state" / "followupd" / "followupd.db"
-    store = Store.open(make_url(f"sqlite:///{database}"), create=False)
+    store = Store.open(database_url, create=False)
     try:
         with store.session() as session:
             by_state = select(FollowUp.state, func.count()).group_by(FollowUp.state)

@@ -20,8 +20,8 @@ import pytest
 from icalendar import Calendar
 
 from followupd.feed import build_feed
+from tests.daemon import DISABLED, environment, followupd, get, healthy, wait_for
 from tests.smtpserver import free_port
-from tests.test_service import DISABLED, environment, followupd, get, healthy, wait_for
 
 COUNTRIES = ("FR", "GB", "US", "JP", "DE", "CA")
 
@@ -34,10 +34,8 @@ def country_without_holiday(today: date) -> str:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+def daemon(home: Path) -> Iterator[tuple[Path, int]]:
     """A running daemon with three owner tasks due, and its HTTP port."""
-    home = tmp_path / "home"
-    home.mkdir()
     port = free_port()
     today = date.today()  # the daemon runs on the real clock
     country = country_without_holiday(today)

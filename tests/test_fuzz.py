@@ -45,8 +45,9 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import String, select
+from sqlalchemy import Engine, String, create_engine, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
 
 import followupd
 from followupd.config import Settings, load_settings, parse_settings
@@ -63,7 +64,7 @@ from followupd.sources.importer import import_files
 from followupd.sources.records import RECORD_KINDS, MissionRecord, TouchpointRecord
 from followupd.store.db import Store
 from followupd.store.models import Base
-from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.conftest import ENGINES, MINIMAL_CONFIG, RunCli, fresh_postgres_database, rows_digest
 
 EXAMPLES = max(2000, int(os.environ.get("FOLLOWUPD_FUZZ_EXAMPLES") or 2000))
 FUZZ = settings(
@@ -975,20 +976,36 @@ def data_cases(draw: st.DrawFn, in_json: bool) -> DataCase:
 
 @dataclass(frozen=True, repr=False)
 class Template(ShownCompactly):
-    """A SQLite file holding BASE, copied afresh for every example."""
+    """A database holding BASE, on one engine, that every example starts from afresh.
+
+    SQLite: a file copied for each example, so that a refused import can be
+    checked byte for byte, write-ahead log included. PostgreSQL: a database
+    whose every example runs in a transaction rolled back at its end, the
+    importer's own transaction being a savepoint inside it; a refused import
+    is checked row by row.
+    """
 
     directory: Path
-    image: bytes
+    baseline: bytes | str  # the SQLite file's bytes, or the PostgreSQL rows' digest
+    engine: Engine | None = None  # PostgreSQL's
 
     def __repr__(self) -> str:
-        return f"Template({str(self.directory)!r}, <{len(self.image)} bytes>)"
+        where = "PostgreSQL" if self.engine else f"<{len(self.baseline)} bytes>"
+        return f"Template({str(self.directory)!r}, {where})"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+@pytest.fixture(scope="module", params=ENGINES)
+def template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Template]:
     directory = tmp_path_factory.mktemp("fuzz-import")
-    database = directory / "template.db"
-    store = Store.open(make_url(f"sqlite:///{database}"))
+    on_sqlite = request.param == "sqlite"
+    url = (
+        make_url(f"sqlite:///{directory / 'template.db'}")
+        if on_sqlite
+        else fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    )
+    store = Store.open(url)
     try:
         store.upgrade()
         base = directory / "base.json"
@@ -997,50 +1014,83 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
         assert report.changes == sum(len(records) for records in BASE.values())
     finally:
         store.close()
-    return Template(directory, database.read_bytes())
+    if on_sqlite:
+        yield Template(directory, Path(url.database or "").read_bytes())
+        return
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        baseline = rows_digest(connection)
+    yield Template(directory, baseline, engine)
+    engine.dispose()
+
+
+@contextmanager
+def example_store(template: Template) -> Iterator[tuple[Store, Callable[[], bytes | str]]]:
+    """A store holding BASE for one example, and how to tell whether it changed."""
+    if template.engine is None:
+        database = template.directory / "work" / "followupd.db"
+        assert isinstance(template.baseline, bytes)
+        database.write_bytes(template.baseline)
+        store = Store.open(make_url(f"sqlite:///{database}"), create=False)
+
+        def sqlite_bytes() -> bytes:
+            wal = database.with_name(database.name + "-wal")
+            assert not wal.exists() or wal.stat().st_size == 0, "a refused import left a WAL"
+            return database.read_bytes()
+
+        try:
+            yield store, sqlite_bytes
+        finally:
+            store.close()
+        return
+    with template.engine.connect() as connection:
+        outer = connection.begin()
+        store = Store(template.engine)
+        store.sessions = sessionmaker(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+        try:
+            yield store, lambda: rows_digest(connection)
+        finally:
+            outer.rollback()
 
 
 def check_import(case: DataCase, template: Template) -> None:
-    """Import, then import again: a report then no change, or DataError and the file intact."""
+    """Import, then import again: a report then no change, or DataError and nothing written."""
     work = template.directory / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    database = work / "followupd.db"
-    database.write_bytes(template.image)
     paths: dict[Path, str | None] = {}
     for name, data in case.files:
         path = work / name
         path.write_bytes(data)
         paths[path] = decoded(data)
-    store = Store.open(make_url(f"sqlite:///{database}"), create=False)
     zone = ZoneInfo(case.zone)
+    with example_store(template) as (store, content):
 
-    def run() -> DataError | None:
-        try:
-            import_files(store, list(paths), zone)
-        except DataError as error:
-            return error
-        again = import_files(store, list(paths), zone)
-        assert again.changes == 0, (dict(again.created), dict(again.updated))
-        with store.engine.connect() as connection:  # what was imported fits PostgreSQL too
-            for table in Base.metadata.sorted_tables:
-                texts = [column for column in table.columns if isinstance(column.type, String)]
-                for row in connection.execute(select(*texts)):
-                    for column, value in zip(texts, row, strict=True):
-                        assert_fits(table.name, column.name, value)
-        return None
+        def run() -> DataError | None:
+            try:
+                import_files(store, list(paths), zone)
+            except DataError as error:
+                return error
+            again = import_files(store, list(paths), zone)
+            assert again.changes == 0, (dict(again.created), dict(again.updated))
+            if template.engine is not None:  # PostgreSQL took it: it fits
+                return None
+            with store.session() as session:  # what SQLite took fits PostgreSQL too
+                for table in Base.metadata.sorted_tables:
+                    texts = [column for column in table.columns if isinstance(column.type, String)]
+                    for row in session.execute(select(*texts)):
+                        for column, value in zip(texts, row, strict=True):
+                            assert_fits(table.name, column.name, value)
+            return None
 
-    try:
         refused = guarded("import_files", run)
-    finally:
-        store.close()
-    event(f"import: {'DataError' if refused else 'imported'}")
-    if refused is not None:
-        assert refused.exit_code == EX_DATAERR
-        assert_problems(refused, paths)
-        assert database.read_bytes() == template.image, "a refused import changed the database"
-        wal = database.with_name(database.name + "-wal")
-        assert not wal.exists() or wal.stat().st_size == 0, "a refused import left a WAL"
+        event(f"import: {'DataError' if refused else 'imported'}")
+        if refused is not None:
+            assert refused.exit_code == EX_DATAERR
+            assert_problems(refused, paths)
+            assert content() == template.baseline, "a refused import changed the database"
 
 
 def data_example(name: str, text: str | bytes) -> DataCase:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from datetime import UTC, date, datetime
@@ -13,13 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 
 from followupd.errors import DataError
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Base, Contact, Invoice, Issue, Mission, Touchpoint
 from followupd.updates import mark_invoice_paid
+from tests.conftest import database_digest
 
 PARIS = ZoneInfo("Europe/Paris")
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
@@ -99,15 +99,13 @@ def test_demo_covers_every_status_and_case(store: Store) -> None:
     assert any(issue.resolved is None for issue in issues)
 
 
-def test_bad_data_reports_every_problem_and_leaves_sqlite_byte_for_byte(
-    tmp_path: Path,
+def test_bad_data_reports_every_problem_and_leaves_the_database_unchanged(
+    store: Store, database_url: URL, tmp_path: Path
 ) -> None:
-    db = tmp_path / "followupd.db"
-    store = Store.open(make_url(f"sqlite:///{db}"))
-    store.upgrade()
     import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
-    store.close()
-    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    before = database_digest(database_url)
+    sqlite_files = sqlite_with_log(database_url)
+    sqlite_bytes = [path.read_bytes() if path.exists() else None for path in sqlite_files]
 
     bad = write(
         tmp_path,
@@ -117,10 +115,8 @@ def test_bad_data_reports_every_problem_and_leaves_sqlite_byte_for_byte(
         )
         + '\n[[clients]]\nkey = "newco"\nname = "New Co"\n',
     )
-    store = Store.open(make_url(f"sqlite:///{db}"))
     with pytest.raises(DataError) as caught:
         import_files(store, [bad], PARIS)
-    store.close()
 
     problems = caught.value.problems
     rendered = [str(problem) for problem in problems]
@@ -132,10 +128,17 @@ def test_bad_data_reports_every_problem_and_leaves_sqlite_byte_for_byte(
     bad_date = next(p for p in problems if "date" in p.message)
     assert bad_date.where == "invoices[0] (F-2026-042) due"
     assert bad_date.line == bad.read_text().splitlines().index('due = "2026-11-31"') + 1
-    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
-    assert not (tmp_path / "followupd.db-wal").exists() or (
-        (tmp_path / "followupd.db-wal").stat().st_size == 0
-    )
+    assert database_digest(database_url) == before
+    after = [path.read_bytes() if path.exists() else None for path in sqlite_files]
+    assert after == sqlite_bytes, "not one byte written, not even to the write-ahead log"
+
+
+def sqlite_with_log(url: URL) -> list[Path]:
+    """The SQLite file at `url` and its write-ahead log; none for PostgreSQL."""
+    if url.get_backend_name() != "sqlite":
+        return []
+    database = Path(url.database or "")
+    return [database, database.with_name(database.name + "-wal")]
 
 
 def test_one_bad_file_means_nothing_from_any_file(store: Store, tmp_path: Path) -> None:

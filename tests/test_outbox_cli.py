@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
@@ -14,23 +14,23 @@ from tests.conftest import MINIMAL_CONFIG, RunCli
 
 
 @pytest.fixture
-def ticked(cli: RunCli, home: Path) -> Path:
+def ticked(cli: RunCli, home: Path, database_url: URL) -> URL:
     """The demo, one pass on Saturday 28 November 2026 (client emails wait for Monday)."""
     config = home / "followupd.toml"
     config.write_text(MINIMAL_CONFIG, encoding="utf-8")
     assert cli("init", "--demo").code == 0
     assert cli("tick", "--now", "2026-11-28T10:00").code == 0
-    return home / ".local" / "state" / "followupd" / "followupd.db"
+    return database_url
 
 
-def set_state(database: Path, key: str, **values: object) -> None:
-    store = Store.open(make_url(f"sqlite:///{database}"))
+def set_state(database: URL, key: str, **values: object) -> None:
+    store = Store.open(database)
     with store.session() as session:
         session.execute(update(FollowUp).where(FollowUp.key == key).values(**values))
     store.close()
 
 
-def test_list_and_show(cli: RunCli, ticked: Path) -> None:
+def test_list_and_show(cli: RunCli, ticked: URL) -> None:
     listing = cli("outbox", "list")
     assert listing.code == 0, listing
     assert "invoice_due" in listing.out
@@ -50,7 +50,7 @@ def test_list_and_show(cli: RunCli, ticked: Path) -> None:
     assert "no follow-up numbered or keyed 'nope'" in missing.err
 
 
-def test_cancel_then_retry_rules(cli: RunCli, ticked: Path) -> None:
+def test_cancel_then_retry_rules(cli: RunCli, ticked: URL) -> None:
     key = "invoice_due:F-2026-041:nudge-1"
     cancelled = cli("outbox", "cancel", key)
     assert cancelled.code == 0, cancelled

@@ -45,7 +45,7 @@ from followupd.store.models import (
     Issue,
     Mission,
 )
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import ENGINES, MINIMAL_CONFIG, fresh_postgres_database
 
 PARIS = ZoneInfo("Europe/Paris")
 SETTINGS = parse_settings(
@@ -203,15 +203,17 @@ def instant_pairs(draw: st.DrawFn) -> tuple[datetime, datetime]:
 
 @dataclass(frozen=True)
 class Pool:
-    """Two SQLite stores migrated once, emptied and loaded again for every example."""
+    """Two stores migrated once, emptied and loaded again for every example."""
 
     folder: Path
     stores: tuple[Store, Store]
 
 
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
-    """The stores of every example: real files, the real migrated schema.
+@pytest.fixture(scope="module", params=ENGINES)
+def pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pool]:
+    """The stores of every example, on each engine, with the real migrated schema.
 
     An example empties them rather than opening a new database: SQLAlchemy caches
     compiled statements per engine, and a new engine per example (even on a copy of
@@ -222,7 +224,11 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     folder = tmp_path_factory.mktemp("properties")
     opened = []
     for name in ("first", "second"):
-        store = Store.open(make_url(f"sqlite:///{folder / name}.db"))
+        if request.param == "sqlite":
+            url = make_url(f"sqlite:///{folder / name}.db")
+        else:
+            url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+        store = Store.open(url)
         store.upgrade()
         opened.append(store)
     yield Pool(folder, (opened[0], opened[1]))

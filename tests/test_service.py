@@ -9,61 +9,34 @@ email and a task for the owner. They must arrive within 2 seconds of it.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import holidays
 from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
+from tests.daemon import (
+    DISABLED,
+    Setting,
+    daytime_setting,
+    environment,
+    followupd,
+    get,
+    healthy,
+    wait_for,
+)
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
 from tests.smtpserver import Recorder, free_port, smtp_server
-
-ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney",
-         "America/Los_Angeles", "Asia/Kolkata")  # fmt: skip
-COUNTRIES = ("FR", "GB", "US", "JP", "DE", "CA")
-DISABLED = ("deposit_due", "contract_missing", "escalate_by_phone", "client_not_informed",
-            "status_update_due", "checkpoint_meeting", "mission_closeout",
-            "open_ended_mission", "new_year_greetings")  # fmt: skip
-
-
-@dataclass
-class Setting:
-    zone: ZoneInfo
-    country: str
-    opening: datetime  # the send window's next opening, aware
-
-    @property
-    def today(self) -> date:
-        return self.opening.date()
-
-
-def daytime_setting() -> Setting:
-    """A zone where the next minute is daytime today, and a country with no holiday today."""
-    now = datetime.now(UTC)
-    for name in ZONES:
-        zone = ZoneInfo(name)
-        local = (now + timedelta(seconds=8)).astimezone(zone)
-        opening = (local + timedelta(minutes=1)).replace(second=0, microsecond=0)
-        if 7 <= opening.hour <= 21 and opening.date() == local.date():
-            for country in COUNTRIES:
-                if opening.date() not in holidays.country_holidays(country, years=opening.year):
-                    return Setting(zone, country, opening)
-    raise AssertionError("no zone is in daytime: impossible on Earth")
 
 
 def config_text(setting: Setting, smtp_port: int, dav: DavServer, listen: str) -> str:
@@ -133,45 +106,6 @@ due = {in_three}
 """
 
 
-def followupd(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "followupd", "--config", str(home / "followupd.toml"), *args],
-        env=environment(home), capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
-def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOLLOWUPD", "XDG_"))}
-    return {**env, "HOME": str(home), "STATE_DIRECTORY": str(home / "state"),
-            PASSWORD_VARIABLE: PASSWORD}  # fmt: skip
-
-
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, response.read(), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(), dict(error.headers)
-
-
-def healthy(port: int) -> bool:
-    try:
-        return get(f"http://127.0.0.1:{port}/healthz")[0] == 200
-    except urllib.error.URLError:  # not listening yet
-        return False
-
-
-def wait_for(condition: object, timeout: float, step: float = 0.05) -> float:
-    """Poll `condition` until it is true; the time.time() it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return time.time()
-        time.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
-
-
 def remote_uids(dav: DavServer) -> set[str]:
     client: Any = DAVClient(url=dav.url, username=USER, password=PASSWORD)
     with client:
@@ -187,11 +121,9 @@ def remote_uids(dav: DavServer) -> set[str]:
 
 
 def test_the_daemon_delivers_at_the_due_time_survives_a_bad_reload_and_stops_cleanly(
-    tmp_path: Path, dav: DavServer
+    home: Path, database_url: URL, dav: DavServer
 ) -> None:
     setting = daytime_setting()
-    home = tmp_path / "home"
-    home.mkdir()
     port = free_port()
     with smtp_server() as (recorder, smtp_port):
         config = home / "followupd.toml"
@@ -236,7 +168,7 @@ def test_the_daemon_delivers_at_the_due_time_survives_a_bad_reload_and_stops_cle
         assert "keeping the old one" in output
         assert PASSWORD not in output
 
-    store = Store.open(make_url(f"sqlite:///{home / 'state' / 'followupd.db'}"), create=False)
+    store = Store.open(database_url, create=False)
     try:
         with store.session() as session:
             sending = session.scalar(select(func.count()).where(FollowUp.state == "sending"))
@@ -249,9 +181,7 @@ def received(recorder: Recorder, number: str) -> bool:
     return any(f"{number}" in str(message["Subject"]) for message in list(recorder.messages))
 
 
-def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
+def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: Path, home: Path) -> None:
     port = free_port()
     (home / "followupd.toml").write_text(
         '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'

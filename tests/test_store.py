@@ -14,25 +14,9 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from followupd.store.db import HEAD_REVISION, SchemaNotCurrent, Store
 from followupd.store.models import Base, Client, FollowUp, Mission
+from tests.conftest import sample_followup
 
 PARIS_WINTER = timezone(timedelta(hours=1))
-
-
-def _followup(key: str, due_at: datetime) -> FollowUp:
-    return FollowUp(
-        key=key,
-        rule="invoice_due",
-        step="nudge-1",
-        subject_key="F-1",
-        audience="client",
-        channel="email",
-        recipient="a@b.example",
-        language="fr",
-        subject="Facture F-1",
-        due_at=due_at,
-        created_at=due_at,
-        updated_at=due_at,
-    )
 
 
 def test_upgrade_creates_every_table_and_is_idempotent(database_url: URL) -> None:
@@ -61,7 +45,7 @@ def test_migrations_match_the_models(store: Store) -> None:
 def test_instants_keep_their_moment_and_come_back_in_utc(store: Store) -> None:
     local = datetime(2026, 11, 30, 9, 0, tzinfo=PARIS_WINTER)
     with store.session() as session:
-        session.add(_followup("k1", local))
+        session.add(sample_followup("k1", local))
     with store.session() as session:
         due = session.scalar(select(FollowUp.due_at).where(FollowUp.key == "k1"))
     assert due == local
@@ -71,15 +55,15 @@ def test_instants_keep_their_moment_and_come_back_in_utc(store: Store) -> None:
 
 def test_naive_instants_are_refused(store: Store) -> None:
     with pytest.raises(StatementError, match="naive datetime"), store.session() as session:
-        session.add(_followup("k1", datetime(2026, 11, 30, 9, 0)))
+        session.add(sample_followup("k1", datetime(2026, 11, 30, 9, 0)))
 
 
 def test_followup_keys_are_unique(store: Store) -> None:
     now = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
     with store.session() as session:
-        session.add(_followup("invoice_due:F-1:nudge-1", now))
+        session.add(sample_followup("invoice_due:F-1:nudge-1", now))
     with pytest.raises(IntegrityError), store.session() as session:
-        session.add(_followup("invoice_due:F-1:nudge-1", now + timedelta(days=1)))
+        session.add(sample_followup("invoice_due:F-1:nudge-1", now + timedelta(days=1)))
     with store.session() as session:
         assert session.scalar(select(FollowUp.due_at)) == now
 
@@ -105,6 +89,7 @@ def test_foreign_keys_are_enforced(store: Store) -> None:
         session.add(Mission(key="m", client_id=999, title="t", start=date(2026, 1, 1)))
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = Store.open(make_url(f"sqlite:///{tmp_path / 'x.db'}"))
     try:

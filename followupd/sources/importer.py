@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from followupd.errors import DataError, Problem
 from followupd.sources.records import RECORD_KINDS, Record, TouchpointRecord
 from followupd.store.chunks import chunked
+from followupd.store.coordination import CHANGED, announce
 from followupd.store.db import Store
 from followupd.store.models import Base, Client, Contact, Invoice, Issue, Mission, Touchpoint
 from followupd.tomlpos import KeyPath, format_path, line_of, loads_tolerant
@@ -85,7 +86,10 @@ def import_files(store: Store, paths: Sequence[Path], zone: ZoneInfo) -> ImportR
         problems += check_references(session, records)
         if problems:
             raise DataError(problems)
-        return apply(session, records)
+        report = apply(session, records)
+        if report.changes:
+            announce(session, CHANGED)
+        return report
 
 
 # -- reading ----------------------------------------------------------------------------

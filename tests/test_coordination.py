@@ -1,0 +1,174 @@
+"""Several instances on one database: worker locks, notices, leadership (real PostgreSQL).
+
+On SQLite the same calls must be harmless no-ops: one process, one worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, select, text
+
+from followupd.cluster import Cluster
+from followupd.store.coordination import (
+    CHANGED,
+    DUE,
+    alive,
+    announce,
+    is_postgres,
+    release_orphans,
+)
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from tests.conftest import fresh_postgres_database, sample_followup
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def claimed(store: Store, key: str, worker: str) -> None:
+    with store.session() as session:
+        row = sample_followup(key, NOW)
+        row.state, row.lease_owner, row.lease_expires_at = "sending", worker, NOW
+        session.add(row)
+
+
+def state_of(store: Store, key: str) -> tuple[str, str | None]:
+    with store.session() as session:
+        row = session.execute(
+            select(FollowUp.state, FollowUp.lease_owner).where(FollowUp.key == key)
+        ).one()
+    return row.state, row.lease_owner
+
+
+def test_a_dead_workers_claims_are_handed_back_and_a_live_ones_are_kept(store: Store) -> None:
+    claimed(store, "k-live", "host:1")
+    claimed(store, "k-dead", "host:2")
+    with alive(store.engine, "host:1"), store.session() as session:
+        released = release_orphans(session, NOW)
+    if not is_postgres(store.engine):  # one worker: its leases are all there is
+        assert released == {}
+        assert state_of(store, "k-dead") == ("sending", "host:2")
+        return
+    assert released == {"host:2": 1}
+    assert state_of(store, "k-dead") == ("pending", None)
+    assert state_of(store, "k-live") == ("sending", "host:1")
+    with store.session() as session:  # host:1 has stopped holding its lock: gone too
+        assert release_orphans(session, NOW) == {"host:1": 1}
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {seconds} s")
+        await asyncio.sleep(0.02)
+
+
+class Member:
+    """A `Cluster` as the daemon runs it, recording what it is told."""
+
+    def __init__(self, store: Store) -> None:
+        self.notices: list[str] = []
+        self.changes: list[bool] = []
+        self.cluster = Cluster(
+            store.engine,
+            on_leadership=self.changes.append,
+            on_notice=self.notices.append,
+            heartbeat=0.1,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self.cluster.run())
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def in_loop(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(test())
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[Store]:
+    """Leadership and notices are PostgreSQL's; on SQLite the daemon runs alone (`Solo`)."""
+    opened = Store.open(fresh_postgres_database(postgres_url))
+    opened.upgrade()
+    yield opened
+    opened.close()
+
+
+@pytest.mark.postgresql
+def test_one_instance_leads_and_another_takes_over_when_it_goes(postgres_store: Store) -> None:
+
+    async def scenario() -> None:
+        first, second = Member(postgres_store), Member(postgres_store)
+        first.start()
+        await until(lambda: first.cluster.is_leader, 5)
+        second.start()
+        await asyncio.sleep(0.5)  # several heartbeats: it tried, and must not lead
+        assert not second.cluster.is_leader
+        await first.stop()
+        await until(lambda: second.cluster.is_leader, 5)
+        assert first.changes == [True, False] and second.changes == [True]
+        await second.stop()
+
+    in_loop(scenario)
+
+
+@pytest.mark.postgresql
+def test_notices_are_heard_once_committed_and_never_when_rolled_back(postgres_store: Store) -> None:
+
+    async def scenario() -> None:
+        members = [Member(postgres_store), Member(postgres_store)]
+        for member in members:
+            member.start()
+        await until(lambda: any(m.cluster.is_leader for m in members), 5)
+        await asyncio.sleep(0.3)  # both are listening
+        with postgres_store.sessions() as session:
+            announce(session, CHANGED)
+            session.rollback()
+        with postgres_store.session() as session:
+            announce(session, DUE)
+        await until(lambda: all(m.notices for m in members), 5)
+        await asyncio.sleep(0.3)
+        assert [m.notices for m in members] == [[DUE], [DUE]]
+        for member in members:
+            await member.stop()
+
+    in_loop(scenario)
+
+
+@pytest.mark.postgresql
+def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) -> None:
+    admin = create_engine(postgres_store.engine.url, isolation_level="AUTOCOMMIT")
+
+    async def scenario() -> None:
+        member = Member(postgres_store)
+        member.start()
+        await until(lambda: member.cluster.is_leader, 5)
+        with admin.connect() as connection:
+            ended = connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'followupd coordination'"
+                )
+            )
+        assert ended == 1
+        await until(lambda: not member.cluster.is_leader, 5)
+        await until(lambda: member.cluster.is_leader, 10)  # reconnected, leads again
+        with postgres_store.session() as session:
+            announce(session, DUE)
+        await until(lambda: member.notices == [DUE], 5)  # and listens again
+        await member.stop()
+
+    try:
+        in_loop(scenario)
+    finally:
+        admin.dispose()
