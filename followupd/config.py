@@ -352,6 +352,10 @@ class Settings(StrictModel):
     def several_owners(self) -> bool:
         return len(self._owners) > 1
 
+    def owner_for(self, key: str | None) -> OwnerEntry:
+        """The owner keyed `key`; the first owner for None, or for a key no longer here."""
+        return next((entry for entry in self._owners if entry.key == key), self._owners[0])
+
     @property
     def source(self) -> Path:
         return self._source

@@ -6,16 +6,13 @@ fields as ``[owner]``, and what may differ from one consultant to the next:
 a templates directory, rule options (``[owners.rules.NAME]``, merged over
 ``[rules.NAME]`` key by key), calendars, an own CalDAV account and the feed
 token file. Defaults that depend on other sections (the token file, the write
-calendar) are filled in by `followupd.owners`.
+calendar) are filled in by `Settings` (followupd.config).
 """
 
 from __future__ import annotations
 
-import re
 from functools import cached_property
-from typing import Annotated, Any
-
-from pydantic import AfterValidator
+from typing import Any
 
 from followupd.accounts import CaldavAccount
 from followupd.rules.options import RulesConfig
@@ -24,6 +21,7 @@ from followupd.schema import (
     Directory,
     Email,
     Language,
+    OwnerKey,
     SingleLine,
     StatePath,
     StrictModel,
@@ -32,16 +30,6 @@ from followupd.schema import (
 
 # The key the single [owner] form gets: what its follow-ups record as their owner.
 SINGLE_OWNER_KEY = "owner"
-
-
-def _owner_key(value: str) -> str:
-    """Short, and safe in a file name (``feed-KEY.token``) and a calendar name."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
-        raise ValueError("must be a short name of a-z, 0-9, - and _, like 'claire'")
-    return value
-
-
-OwnerKey = Annotated[str, AfterValidator(_owner_key)]
 
 
 class Owner(StrictModel):

@@ -83,6 +83,13 @@ def _under_state_directory(value: Path, info: ValidationInfo) -> Path:
     return value if value.is_absolute() or state_dir is None else Path(state_dir) / value
 
 
+def _owner_key(value: str) -> str:
+    """Short, and safe in a file name (``feed-KEY.token``) and a calendar name."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
+        raise ValueError("must be a short name of a-z, 0-9, - and _, like 'claire'")
+    return value
+
+
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 Country = Annotated[str, AfterValidator(_country)]
 SingleLine = Annotated[str, StringConstraints(min_length=1), AfterValidator(_single_line)]
@@ -91,3 +98,4 @@ Mailbox = Annotated[str, AfterValidator(_mailbox)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)]
 Directory = Annotated[Path, AfterValidator(_existing_directory)]
 StatePath = Annotated[Path, AfterValidator(_under_state_directory)]
+OwnerKey = Annotated[str, AfterValidator(_owner_key)]
