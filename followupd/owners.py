@@ -53,6 +53,12 @@ def scopes(settings: Settings) -> list[Scope]:
     ]
 
 
+def scope_of(settings: Settings, key: str) -> Scope:
+    """The scope of the owner keyed `key` (the first owner's for a key not in the config)."""
+    every = scopes(settings)
+    return next((scope for scope in every if scope.key == key), every[0])
+
+
 def templates_of(settings: Settings, entry: OwnerEntry) -> Templates:
     """The owner's templates directory first, then ``[templates]``, then the shipped ones."""
     return Templates(entry.templates, settings.templates.directory)
@@ -73,3 +79,8 @@ def caldav_of(settings: Settings, entry: OwnerEntry) -> Caldav | None:
     fields = {name: getattr(account, name) for name in type(account).model_fields}
     fields |= {"read_calendars": entry.read_calendars, "write_calendar": entry.write_calendar}
     return Caldav.model_validate(fields)
+
+
+def has_calendars(settings: Settings) -> bool:
+    """Whether any owner has a CalDAV account: else there is nothing to sync or write."""
+    return settings.caldav is not None or any(owner.caldav for owner in settings.owners)

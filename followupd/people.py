@@ -12,6 +12,7 @@ calendar) are filled in by `Settings` (followupd.config).
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from followupd.accounts import CaldavAccount
@@ -58,6 +59,13 @@ class OwnerEntry(Owner):
     def single(cls, owner: Owner) -> OwnerEntry:
         """The one owner of the ``[owner]`` form, with nothing of its own."""
         return cls(key=SINGLE_OWNER_KEY, **owner.model_dump())
+
+    @property
+    def token_file(self) -> Path:
+        """The feed token file; `Settings` gives every owner one."""
+        if self.feed_token_file is None:
+            raise ValueError(f"owner {self.key!r} has no feed token file yet")
+        return self.feed_token_file
 
     @cached_property
     def person(self) -> Owner:

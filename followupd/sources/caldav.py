@@ -18,14 +18,13 @@ changes. A deleted mission event is reported, never a silent mission delete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from caldav.elements import dav
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select, update
@@ -36,7 +35,7 @@ from followupd.clock import zone as zone_named
 from followupd.config import Settings
 from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ServiceUnavailable
-from followupd.sources import conventions
+from followupd.sources import conventions, dav_changes
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.sources.importer import Located, apply, check_references
 from followupd.sources.records import MissionRecord, Record, TouchpointRecord
@@ -104,14 +103,6 @@ class Deferred:
     held: list[Happening]
     previous: set[str]  # touchpoints the object made before
     derived: set[str]  # touchpoints it made in this sync so far (a completed call)
-
-
-@dataclass(frozen=True)
-class Changes:
-    mode: str
-    changed: dict[str, str | None]  # URL -> ETag
-    deleted: set[str]
-    token: str | None
 
 
 class CalendarSync:
@@ -186,8 +177,8 @@ class CalendarSync:
             seen = select(CalendarObject.href, CalendarObject.etag).where(
                 CalendarObject.calendar == url
             )
-            known: ETags = dict(session.execute(seen).all())
-        changes = self._changes(calendar, url, token, known)
+            known: dav_changes.ETags = dict(session.execute(seen).all())
+        changes = dav_changes.changes(calendar, url, token, known)
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
@@ -195,7 +186,7 @@ class CalendarSync:
         wanted = sorted(changes.changed)
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
-            fetched = self._fetch(calendar, chunk, report)
+            fetched = dav_changes.fetch(calendar, chunk, report.skip)
             with self.store.session() as session, session.no_autoflush:
                 rows = _objects(session, url, list(fetched))
                 for href, data in fetched.items():
@@ -209,61 +200,6 @@ class CalendarSync:
             self.progress(name, stats.fetched, len(wanted))
         with self.store.session() as session:
             self._remember_token(session, url, changes.token, at)
-
-    def _changes(self, calendar: Any, url: str, token: str | None, known: ETags) -> Changes:
-        if token is not None and token.startswith("fake-"):
-            # the library's own stand-in for a server without tokens: it would
-            # answer by downloading every object; a real listing is asked for
-            token = None
-        try:
-            result = calendar.get_objects_by_sync_token(
-                sync_token=token, load_objects=False, disable_fallback=True
-            )
-        except dav_error.AuthorizationError as error:
-            if not _expired_token(error):
-                raise
-            result = None
-        except dav_error.DAVError:
-            result = None  # no sync support, or a token the server no longer knows
-        new_token = None if result is None else result.sync_token
-        if result is None or not new_token or str(new_token).startswith("fake-"):
-            listed = self._etags(calendar, url)
-            changed = _differing(listed, known)
-            return Changes("etag comparison", changed, set(known) - set(listed), None)
-        objects = {str(obj.url.canonical()): obj.etag for obj in result.objects}
-        deleted = {str(gone) for gone in result.deleted_urls}
-        if token is None:  # a first listing: anything stored but not listed is gone
-            deleted |= set(known) - set(objects)
-            changed = _differing(objects, known)
-            return Changes("full", changed, deleted, str(new_token))
-        changed = {href: etag for href, etag in objects.items() if href not in deleted}
-        return Changes("incremental", changed, deleted & set(known), str(new_token))
-
-    def _etags(self, calendar: Any, url: str) -> dict[str, str | None]:
-        """Every object's URL and ETag, by one PROPFIND of depth 1."""
-        response = calendar.client.propfind(str(calendar.url), ["getetag"], depth=1)
-        if response.status >= 400:  # a failed listing is not an empty calendar
-            raise dav_error.PropfindError(url, f"{response.status} {response.reason}".strip())
-        found: dict[str, str | None] = {}
-        for result in response.results or []:
-            full = str(calendar.url.join(result.href).canonical())
-            if full.rstrip("/") == url.rstrip("/"):
-                continue  # the collection itself
-            etag = result.properties.get(dav.GetEtag.tag)
-            found[full] = str(etag) if etag is not None else None
-        return found
-
-    def _fetch(self, calendar: Any, hrefs: Sequence[str], report: SyncReport) -> dict[str, bytes]:
-        """The data of `hrefs`, by one calendar-multiget; objects gone meanwhile are left out."""
-        objects = calendar.multiget([calendar.url.join(href) for href in hrefs])
-        found: dict[str, bytes] = {}
-        for obj in objects:
-            raw = obj.raw_data
-            if raw is None:
-                report.skip(str(obj.url), "the server sent no calendar data")
-                continue
-            found[str(obj.url.canonical())] = raw
-        return found
 
     # -- what it means -----------------------------------------------------------------
     def _apply(
@@ -474,9 +410,6 @@ class CalendarSync:
             row.token, row.updated_at = token, at
 
 
-ETags = dict[str, str | None]  # object URL -> ETag
-
-
 def _past_meetings(occurrences: list[Happening], at: datetime) -> list[Happening]:
     """Occurrences that took place and look like meetings: attendees, or a mission named."""
     return [
@@ -497,23 +430,6 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
         )
         found.update({row.href: row for row in session.scalars(query)})
     return found
-
-
-def _differing(listed: ETags, known: ETags) -> ETags:
-    """The listed objects that are new, or whose ETag is not the one stored."""
-    return {href: etag for href, etag in listed.items() if href not in known or known[href] != etag}
-
-
-def _expired_token(error: dav_error.AuthorizationError) -> bool:
-    """A 403 that says the token is no longer valid (RFC 6578 section 3.2), not "no access".
-
-    One naming no precondition is taken as "cannot sync" too: access to the
-    calendar was just granted for discovery, and were it really refused the
-    ETag listing that follows would say so.
-    """
-    preconditions = getattr(error, "preconditions", None) or []
-    known = (dav.ValidSyncToken.tag, dav.SupportedReport.tag)
-    return not preconditions or any(tag in preconditions for tag in known)
 
 
 def sync_calendars(
