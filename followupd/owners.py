@@ -9,11 +9,12 @@ owner, so that a single-owner database keeps working unchanged after
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, true
 
+from followupd.accounts import CaldavAccount
 from followupd.config import Caldav, Settings
 from followupd.people import Owner, OwnerEntry
 from followupd.templates import Templates
@@ -79,6 +80,49 @@ def caldav_of(settings: Settings, entry: OwnerEntry) -> Caldav | None:
     fields = {name: getattr(account, name) for name in type(account).model_fields}
     fields |= {"read_calendars": entry.read_calendars, "write_calendar": entry.write_calendar}
     return Caldav.model_validate(fields)
+
+
+@dataclass(frozen=True)
+class SyncedCalendar:
+    """A calendar the sync reads: whose missions it describes, and if followupd writes it."""
+
+    name: str
+    writes: bool  # the write calendar: tasks completed there are read back
+    owner: str | None  # missions described there are this owner's (unless an event says)
+    timezone: str  # floating times are read in it
+
+
+def calendar_sources(settings: Settings) -> list[tuple[CaldavAccount, list[SyncedCalendar]]]:
+    """Each CalDAV account to sync, with its calendars, in the config's order.
+
+    ``[caldav] read_calendars`` belong to no owner: a mission event there
+    keeps its stored owner unless it names one. An owner's read and write
+    calendars give their missions to that owner.
+    """
+    found: dict[tuple[str, str | None], tuple[CaldavAccount, list[SyncedCalendar]]] = {}
+
+    def add(account: CaldavAccount, calendar: SyncedCalendar) -> None:
+        _, calendars = found.setdefault((account.url, account.username), (account, []))
+        for number, known in enumerate(calendars):
+            if known.name == calendar.name:  # read and written: one calendar
+                calendars[number] = replace(known, writes=known.writes or calendar.writes,
+                                            owner=known.owner or calendar.owner)  # fmt: skip
+                return
+        calendars.append(calendar)
+
+    first_zone = settings.owner.timezone
+    if settings.caldav is not None:
+        for name in settings.caldav.read_calendars:
+            add(settings.caldav, SyncedCalendar(name, False, None, first_zone))
+    for owner in settings.owners:
+        caldav = caldav_of(settings, owner)
+        if caldav is None:
+            continue
+        account, key = owner.caldav or caldav, owner.key if settings.several_owners else None
+        for name in caldav.read_calendars:
+            add(account, SyncedCalendar(name, False, key, owner.timezone))
+        add(account, SyncedCalendar(caldav.write_calendar, True, key, owner.timezone))
+    return list(found.values())
 
 
 def has_calendars(settings: Settings) -> bool:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
@@ -35,6 +34,7 @@ from followupd.clock import zone as zone_named
 from followupd.config import Settings
 from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ServiceUnavailable
+from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
 from followupd.sources import conventions, dav_changes
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.sources.importer import Located, apply, check_references
@@ -116,62 +116,64 @@ class CalendarSync:
         environ: Mapping[str, str] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        if settings.caldav is None:
+        if not has_calendars(settings):
             raise ValueError("no [caldav] section to sync from")
         self.store = store
         self.settings = settings
-        self.caldav = settings.caldav
+        self.sources = calendar_sources(settings)
+        self.url = self.sources[0][0].url  # the server being talked to, for errors
         self.environ = environ
         # told (calendar, objects fetched so far, objects to fetch) as a sync goes
         self.progress = progress or (lambda _calendar, _done, _total: None)
-        self.zone: ZoneInfo = zone_named(settings.owner.timezone)
 
     def run(self, at: datetime) -> SyncReport:
         report = SyncReport()
         meetings: list[Deferred] = []
-        client = dav_client(self.caldav, self.environ)
-        with client:
-            for name, calendar, writes in self._calendars(client):
-                try:
-                    self._sync_calendar(name, calendar, writes, at, report, meetings)
-                except dav_error.AuthorizationError:
-                    raise
-                except dav_error.DAVError as error:
-                    # a calendar the server fails on stops neither the others nor the
-                    # next sync: its token is kept, and nothing is taken as deleted
-                    reason = f"calendar {name!r} not synced: {error}; tried again next time"
-                    log.warning("%s", reason)
-                    report.notices.append(reason)
+        for account, wanted in self.sources:
+            self.url = account.url
+            client = dav_client(account, self.environ)
+            with client:
+                for source, calendar in self._calendars(client, wanted):
+                    try:
+                        self._sync_calendar(source, calendar, at, report, meetings)
+                    except dav_error.AuthorizationError:
+                        raise
+                    except dav_error.DAVError as error:
+                        # a calendar the server fails on stops neither the others nor the
+                        # next sync: its token is kept, and nothing is taken as deleted
+                        reason = (
+                            f"calendar {source.name!r} not synced: {error}; tried again next time"
+                        )
+                        log.warning("%s", reason)
+                        report.notices.append(reason)
         self._record_meetings(meetings, at, report)
         return report
 
-    def _calendars(self, client: Any) -> list[tuple[str, Any, bool]]:
-        """(name, calendar, is the write calendar) for each calendar to sync."""
+    def _calendars(
+        self, client: Any, wanted: list[SyncedCalendar]
+    ) -> list[tuple[SyncedCalendar, Any]]:
+        """Each calendar to sync that the server has, with the server's object for it."""
         by_name = calendars_by_name(client)
-        wanted = [(name, False) for name in self.caldav.read_calendars]
-        if self.caldav.write_calendar not in self.caldav.read_calendars:
-            wanted.append((self.caldav.write_calendar, True))
         found = []
-        for name, writes in wanted:
-            calendar = by_name.get(name)
+        for source in wanted:
+            calendar = by_name.get(source.name)
             if calendar is None:
-                if not writes:  # the write calendar appears with the first task written
-                    log.warning("calendar %r not found on %s", name, self.caldav.url)
+                if not source.writes:  # the write calendar appears with the first task written
+                    log.warning("calendar %r not found on %s", source.name, self.url)
                 continue
-            found.append((name, calendar, writes or name == self.caldav.write_calendar))
+            found.append((source, calendar))
         return found
 
     # -- what changed ------------------------------------------------------------------
     def _sync_calendar(
         self,
-        name: str,
+        source: SyncedCalendar,
         calendar: Any,
-        writes: bool,
         at: datetime,
         report: SyncReport,
         meetings: list[Deferred],
     ) -> None:
-        url = str(calendar.url.canonical())
+        name, url = source.name, str(calendar.url.canonical())
         with self.store.session() as session:
             token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
             seen = select(CalendarObject.href, CalendarObject.etag).where(
@@ -195,7 +197,7 @@ class CalendarSync:
                         row = CalendarObject(calendar=url, href=href, kind="other")
                         session.add(row)
                     fetched_object = Seen(row, changes.changed.get(href), data)
-                    self._apply(session, fetched_object, writes, at, report, meetings)
+                    self._apply(session, fetched_object, source, at, report, meetings)
             stats.fetched += len(fetched)
             self.progress(name, stats.fetched, len(wanted))
         with self.store.session() as session:
@@ -206,7 +208,7 @@ class CalendarSync:
         self,
         session: Session,
         seen: Seen,
-        writes: bool,
+        source: SyncedCalendar,
         at: datetime,
         report: SyncReport,
         meetings: list[Deferred],
@@ -215,8 +217,9 @@ class CalendarSync:
         row = seen.row
         previous = set((row.derived or "").split())
         row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
+        zone = zone_named(source.timezone)
         try:
-            read = read_object(seen.data, self.zone, (at - MEETINGS_LOOKBACK, at))
+            read = read_object(seen.data, zone, (at - MEETINGS_LOOKBACK, at))
         except UnreadableObject as error:
             row.kind, row.problem = "skipped", str(error)
             report.skip(row.href, str(error))
@@ -227,13 +230,15 @@ class CalendarSync:
         uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
-        if writes:
+        if source.writes:
             self._completed_tasks(session, read, at, report, derived)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         held = [] if missions else _past_meetings(read.occurrences, at)
         if missions:
             row.kind = "mission"
-            row.mission_key, row.problem = self._mission(session, row.href, missions[0], report)
+            row.mission_key, row.problem = self._mission(
+                session, row.href, missions[0], source, report
+            )
         else:
             row.kind = "task" if read.tasks else "meeting"
         if held:  # recorded once every mission event of this sync is in the store
@@ -258,22 +263,35 @@ class CalendarSync:
                         self._drop_touchpoints(session, item.previous - derived)
 
     def _mission(
-        self, session: Session, href: str, event: Happening, report: SyncReport
+        self,
+        session: Session,
+        href: str,
+        event: Happening,
+        source: SyncedCalendar,
+        report: SyncReport,
     ) -> tuple[str | None, str | None]:
-        """Create or update the mission an event describes: (its key, what was wrong)."""
+        """Create or update the mission an event describes: (its key, what was wrong).
+
+        In an owner's calendar the mission is that owner's, unless the event
+        says ``owner: KEY``.
+        """
         described = conventions.mission_event(event)
         problems = list(described.problems)
+        if source.owner is not None:
+            described.fields.setdefault("owner", source.owner)
         record: MissionRecord | None = None
         if not problems:
+            context = {"zone": zone_named(source.timezone)}
             try:
-                record = MissionRecord.model_validate(described.fields, context={"zone": self.zone})
+                record = MissionRecord.model_validate(described.fields, context=context)
             except ValidationError as error:
                 for detail in error.errors():
                     where = ".".join(str(part) for part in detail["loc"]) or "event"
                     problems.append(f"{where}: {detail['msg']}")
         if record is not None:
             located = Located(record, Path(href), "missions", 0, {})
-            problems += [problem.message for problem in check_references(session, [located])]
+            owners = [owner.key for owner in self.settings.owners]
+            problems += [p.message for p in check_references(session, [located], owners)]
         key = described.fields.get("key")
         if problems or record is None:
             reason = f"mission event {event.summary!r}: " + "; ".join(problems)
@@ -440,10 +458,9 @@ def sync_calendars(
 ) -> SyncReport:
     """Sync every configured calendar; a server out of reach is ServiceUnavailable."""
     sync = CalendarSync(store, settings, progress=progress)
-    where = f"CalDAV {sync.caldav.url}"
     try:
         return sync.run(at)
     except dav_error.AuthorizationError as error:
-        raise ServiceUnavailable(f"{where}: access refused ({error.reason})") from error
+        raise ServiceUnavailable(f"CalDAV {sync.url}: access refused ({error.reason})") from error
     except (OSError, dav_error.DAVError) as error:
-        raise ServiceUnavailable(f"{where}: {error}") from error
+        raise ServiceUnavailable(f"CalDAV {sync.url}: {error}") from error
