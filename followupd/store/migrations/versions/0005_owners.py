@@ -21,14 +21,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("missions") as batch_op:
-        batch_op.add_column(sa.Column("owner", sa.String(length=40), nullable=True))
-    with op.batch_alter_table("followups") as batch_op:
-        batch_op.add_column(sa.Column("owner", sa.String(length=40), nullable=True))
+    # plain ALTER TABLE: SQLite adds (and, from 3.35, drops) a column in place, where a
+    # batch copy of `missions` would trip over the foreign keys that point to it
+    op.add_column("missions", sa.Column("owner", sa.String(length=40), nullable=True))
+    op.add_column("followups", sa.Column("owner", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("followups") as batch_op:
-        batch_op.drop_column("owner")
-    with op.batch_alter_table("missions") as batch_op:
-        batch_op.drop_column("owner")
+    op.drop_column("followups", "owner")
+    op.drop_column("missions", "owner")
