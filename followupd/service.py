@@ -273,10 +273,9 @@ class Service:
             at = self.clock()
 
             def evaluate() -> engine.PassReport:
+                rules = enabled_rules(self.settings.rules, self.settings.owners)
                 with self.store.session() as session:
-                    return engine.evaluate(
-                        session, self.settings, enabled_rules(self.settings.rules), at
-                    )
+                    return engine.evaluate(session, self.settings, rules, at)
 
             report = await asyncio.to_thread(evaluate)
             if report.recorded or report.cancelled:

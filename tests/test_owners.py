@@ -28,32 +28,20 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, DavServer
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, BOB_IN_MONTREAL, CLAIRE, PARIS, imported, outbox, paris
 from tests.smtpserver import Recorder, smtp_server
 from tests.test_calendar_channel import remote
 
 MONTREAL = ZoneInfo("America/Montreal")
-OWNERS = """\
-[[owners]]
-key = "claire"
-name = "Claire Martin"
-email = "claire@cabinet.example"
-phone = "+33 6 00 00 00 00"
-
-[[owners]]
-key = "bob"
-name = "Bob Durand"
-email = "bob@cabinet.example"
-timezone = "America/Montreal"
-language = "en"
-country = "CA"
-templates = "bob-templates"
-[owners.rules.invoice_due]
-steps = [
-  { name = "heads-up", offset_days = -5, audience = "owner" },
-  { name = "nudge-1", offset_days = 1, audience = "client" },
-]
-"""
+OWNERS = (
+    CLAIRE
+    + 'phone = "+33 6 00 00 00 00"\n\n'
+    + BOB_IN_MONTREAL
+    + 'templates = "bob-templates"\n'
+    + "[owners.rules.invoice_due]\nsteps = [\n"
+    + '  { name = "heads-up", offset_days = -5, audience = "owner" },\n'
+    + '  { name = "nudge-1", offset_days = 1, audience = "client" },\n]\n'
+)
 DATA = (
     ACME
     + """\
@@ -73,19 +61,12 @@ title = "Refonte du CRM"
 contact = "ibernard"
 start = 2026-11-16
 owner = "bob"
-[[invoices]]
-number = "F-1"
-mission = "acme-audit"
-amount = 12000.00
-issued = 2026-10-31
-due = 2026-11-30
-[[invoices]]
-number = "F-2"
-mission = "lumen-crm"
-amount = 3000.00
-issued = 2026-10-31
-due = 2026-11-30
 """
+    + "".join(
+        f'[[invoices]]\nnumber = "{number}"\nmission = "{mission}"\namount = {amount}\n'
+        "issued = 2026-10-31\ndue = 2026-11-30\n"
+        for number, mission, amount in (("F-1", "acme-audit", 12000), ("F-2", "lumen-crm", 3000))
+    )
 )
 RULES = ("invoice_due", "contract_missing")
 
@@ -118,10 +99,7 @@ def owners_settings(
 
 @pytest.fixture
 def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS, ["claire", "bob"])
-    return store
+    return imported(store, tmp_path, DATA, ["claire", "bob"])
 
 
 def tick(store: Store, settings: Settings, at: datetime) -> DeliveryReport:

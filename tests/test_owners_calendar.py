@@ -16,27 +16,15 @@ from sqlalchemy import select
 
 from followupd.config import Settings, parse_settings
 from followupd.sources.caldav import sync_calendars
-from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Mission
 from tests.davserver import PASSWORD_VARIABLE, USER, DavServer
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, BOB, CLAIRE, imported, outbox, paris
 from tests.test_calendar_sync import App, event
 from tests.test_owners import tick
 
 BOB_PASSWORD, BOB_VARIABLE = "bob-dav-secret", "FOLLOWUPD_TEST_BOB_PASSWORD"
-OWNERS = """\
-[[owners]]
-key = "claire"
-name = "Claire Martin"
-email = "claire@cabinet.example"
-read_calendars = ["Missions Claire"]
-
-[[owners]]
-key = "bob"
-name = "Bob Durand"
-email = "bob@cabinet.example"
-"""
+OWNERS = CLAIRE + 'read_calendars = ["Missions Claire"]\n\n' + BOB
 BOB_READS = 'read_calendars = ["Missions Bob"]\n'
 
 
@@ -55,15 +43,12 @@ def settings_for(tmp_path: Path, dav: DavServer, bob: str = BOB_READS) -> Settin
 
 @pytest.fixture
 def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(ACME, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
+    return imported(store, tmp_path, ACME)
 
 
 def owners(store: Store) -> dict[str, str | None]:
     with store.session() as session:
-        return dict(session.execute(select(Mission.key, Mission.owner)).tuples().all())
+        return dict(session.execute(select(Mission.key, Mission.owner)).all())
 
 
 def test_a_mission_event_belongs_to_the_owner_of_its_calendar(
@@ -99,13 +84,8 @@ def test_a_mission_event_belongs_to_the_owner_of_its_calendar(
 def test_a_task_completed_in_an_owners_calendar_is_read_back(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
-    path = tmp_path / "bob.toml"
-    path.write_text(
-        '[[missions]]\nkey = "acme-crm"\nclient = "acme"\ntitle = "CRM"\nstart = 2026-11-16\n'
-        'owner = "bob"\ncontact = "jdupont"\n',
-        encoding="utf-8",
-    )
-    import_files(loaded, [path], PARIS, ["claire", "bob"])
+    crm = '[[missions]]\nkey = "acme-crm"\nclient = "acme"\ntitle = "CRM"\nstart = 2026-11-16\n'
+    imported(loaded, tmp_path, crm + 'owner = "bob"\ncontact = "jdupont"\n', ["claire", "bob"])
     settings = settings_for(tmp_path, dav)
     report = tick(loaded, settings, paris(2026, 11, 23, 10))  # contract_missing for bob
     task = "contract_missing:acme-crm:2026-11-23:calendar"

@@ -6,60 +6,29 @@ from pathlib import Path
 
 import pytest
 
-from followupd.config import Settings, parse_settings
-from followupd.errors import EX_CONFIG, ConfigError, Problem
 from followupd.owners import caldav_of, calendar_sources, scopes
 from followupd.rules.base import enabled_rules
 from followupd.rules.options import InvoiceDueOptions
 from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.rulekit import BOB_IN_MONTREAL, CLAIRE
+from tests.test_config import _problem_at as at
+from tests.test_config import _problems as problems
+from tests.test_config import _settings as settings
 
-TWO_OWNERS = """\
-[caldav]
-url = "https://dav.example.net/"
-username = "cabinet"
-password_env = "DAV_PW"
-read_calendars = ["Shared"]
-
-[[owners]]
-key = "claire"
-name = "Claire Martin"
-email = "claire@cabinet.example"
-read_calendars = ["Missions Claire"]
-
-[[owners]]
-key = "bob"
-name = "Bob Durand"
-email = "bob@cabinet.example"
-timezone = "America/Montreal"
-language = "en"
-country = "CA"
-[owners.rules.invoice_due]
-grace_days = 3
-[owners.rules.new_year_greetings]
-enabled = false
-"""
+TWO_OWNERS = (
+    '[caldav]\nurl = "https://dav.example.net/"\nusername = "cabinet"\n'
+    'password_env = "DAV_PW"\nread_calendars = ["Shared"]\n\n'
+    + CLAIRE
+    + 'read_calendars = ["Missions Claire"]\n\n'
+    + BOB_IN_MONTREAL
+    + "[owners.rules.invoice_due]\ngrace_days = 3\n"
+    + "[owners.rules.new_year_greetings]\nenabled = false\n"
+)
 
 
 def with_bob(lines: str) -> str:
     """TWO_OWNERS with `lines` added to bob's table, right after his key."""
     return TWO_OWNERS.replace('key = "bob"\n', f'key = "bob"\n{lines}')
-
-
-def settings(text: str, tmp_path: Path) -> Settings:
-    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-def problems(text: str, tmp_path: Path) -> list[Problem]:
-    with pytest.raises(ConfigError) as caught:
-        settings(text, tmp_path)
-    assert caught.value.exit_code == EX_CONFIG
-    return caught.value.problems
-
-
-def at(found: list[Problem], where: str) -> Problem:
-    matching = [problem for problem in found if problem.where == where]
-    assert matching, f"no problem at {where!r} in {[str(p) for p in found]}"
-    return matching[0]
 
 
 def test_several_owners_with_their_defaults(tmp_path: Path) -> None:

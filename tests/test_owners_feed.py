@@ -7,8 +7,6 @@ tasks are due today or just before, so the daemon records them on start.
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.smtpserver import free_port
-from tests.test_feed import country_without_holiday, tasks
-from tests.test_service import DISABLED, environment, followupd, get, healthy, wait_for
+from tests.test_feed import country_without_holiday, running, tasks
+from tests.test_service import DISABLED, followupd, get, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +52,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int
         f"start = {today - timedelta(days=60)}\n" + invoices,
         encoding="utf-8",
     )
-    assert followupd(home, "init").returncode == 0
-    imported = followupd(home, "import", str(home / "data.toml"))
-    assert imported.returncode == 0, imported.stderr
-    process = subprocess.Popen(
-        [sys.executable, "-m", "followupd", "--config", str(home / "followupd.toml"), "run"],
-        env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: healthy(port), timeout=20)
+    with running(home, port):
         yield home, port
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-        assert process.returncode == 0, output
 
 
 def feed_urls(home: Path) -> dict[str, str]:

@@ -18,29 +18,17 @@ from sqlalchemy import inspect, select
 from followupd.config import Settings, parse_settings
 from followupd.feed import feed_rows
 from followupd.owners import scopes
-from followupd.sources.importer import import_files
 from followupd.store.db import HEAD_REVISION, MIGRATIONS, Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, BOB, CLAIRE, imported, outbox, paris
 from tests.test_owners import tick
 
 DATA = ACME.replace("contract_signed = 2026-08-25\n", "") + (
     '[[invoices]]\nnumber = "F-1"\nmission = "acme-audit"\namount = 12000.00\n'
     "issued = 2026-10-31\ndue = 2026-11-30\n"
 )
-OWNERS = """\
-[[owners]]
-key = "claire"
-name = "Claire Martin"
-email = "claire@cabinet.example"
-phone = "+33 6 00 00 00 00"
-
-[[owners]]
-key = "bob"
-name = "Bob Durand"
-email = "bob@cabinet.example"
-"""
+OWNERS = CLAIRE + 'phone = "+33 6 00 00 00 00"\n' + BOB
 
 
 def settings_of(text: str, tmp_path: Path) -> Settings:
@@ -62,9 +50,7 @@ def mailed(settings: Settings) -> int:
 def test_an_upgraded_single_owner_database_sends_nothing_twice(
     store: Store, tmp_path: Path
 ) -> None:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
+    imported(store, tmp_path, DATA)
     single = settings_of(MINIMAL_CONFIG, tmp_path)
     first = tick(store, single, paris(2026, 12, 1, 10))
     before = outbox(store)
