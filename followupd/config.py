@@ -248,7 +248,6 @@ class Service(StrictModel):
 class Settings(StrictModel):
     """The whole config file, validated."""
 
-    # [[owners]] comes first so that [owner]'s validator sees whether it was given;
     # [owner] is required, and None only where [[owners]] stands in for it
     owner_tables: tuple[OwnerEntry, ...] = Field((), alias="owners", min_length=1)
     owner_table: Owner | None = Field(alias="owner")
@@ -438,9 +437,8 @@ def _keys_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
         if isinstance(part, int):
             continue
         is_model = isinstance(current, type) and issubclass(current, BaseModel)
-        fields = current.model_fields.values() if is_model else ()
-        field = next((field for field in fields if (field.alias or "") == part), None)
-        field = field or (current.model_fields.get(part) if is_model else None)
+        fields = current.model_fields.items() if is_model else ()
+        field = next((field for name, field in fields if (field.alias or name) == part), None)
         if field is None:
             return []
         current = _model_in(field.annotation)

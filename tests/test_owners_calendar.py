@@ -18,6 +18,7 @@ from followupd.config import Settings, parse_settings
 from followupd.sources.caldav import sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import Mission
+from tests.conftest import RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, DavServer
 from tests.rulekit import ACME, BOB, CLAIRE, imported, outbox, paris
 from tests.test_calendar_sync import App, event
@@ -33,11 +34,15 @@ def mission_event(key: str, *lines: str) -> str:
     return event(key, f"[mission] {key}", body, "DTSTART;VALUE=DATE:20261201")
 
 
-def settings_for(tmp_path: Path, dav: DavServer, bob: str = BOB_READS) -> Settings:
-    text = (
+def settings_text(dav: DavServer, bob: str = BOB_READS) -> str:
+    return (
         f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
         f'password_env = "{PASSWORD_VARIABLE}"\nread_calendars = ["Shared"]\n'
     ) + OWNERS + bob  # fmt: skip
+
+
+def settings_for(tmp_path: Path, dav: DavServer, bob: str = BOB_READS) -> Settings:
+    text = settings_text(dav, bob)
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
@@ -136,3 +141,18 @@ def test_an_owner_with_an_account_of_their_own(
     assert "contract_missing:acme-bob:2026-11-24:calendar@followupd" in todo.data
     claire = App(dav).client.principal()
     assert "followupd" not in {c.get_display_name() for c in claire.calendars()}
+
+
+def test_check_reaches_every_owners_calendars(cli: RunCli, home: Path, dav: DavServer) -> None:
+    App(dav).calendar("Missions Bob")
+    config = home / "followupd.toml"
+    config.write_text(settings_text(dav), encoding="utf-8")
+    assert cli("init").code == 0
+    checked = cli("check")
+    assert checked.code == 69, checked  # "Shared" and "Missions Claire" do not exist
+    assert "write calendars 'followupd' will be created, 'followupd-bob' will be created" in (
+        checked.out
+    )
+    lines = {line.split(maxsplit=1)[1] for line in checked.out.splitlines() if "calendar '" in line}
+    assert "'Missions Bob' ok     reachable, syncs by token" in lines
+    assert "'Missions Claire' FAILED not found on the server" in lines

@@ -175,13 +175,16 @@ class Writers:
         self.shared = (shared.url, shared.username) if shared is not None else None
         self.make_shared = make_shared
         self.opened: dict[tuple[str, str | None], CalendarWriter | DeliveryError] = {}
+        self.calendars: dict[str, Caldav | None] = {}  # owner key -> account and calendars
 
     async def writer(self, owner: OwnerEntry) -> CalendarWriter | None:
         """A writer into the owner's calendar; None: the owner has none (items in the feed).
 
         A DeliveryError when the owner's server cannot be reached.
         """
-        caldav = caldav_of(self.settings, owner)
+        if owner.key not in self.calendars:
+            self.calendars[owner.key] = caldav_of(self.settings, owner)
+        caldav = self.calendars[owner.key]
         if caldav is None:
             return None
         account = (caldav.url, caldav.username)
