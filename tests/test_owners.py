@@ -8,6 +8,7 @@ Real servers throughout: SQLite and PostgreSQL, aiosmtpd, Radicale.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterator
 from datetime import datetime
@@ -175,6 +176,14 @@ def test_import_from_the_command_line_checks_owners(home: Path, cli: RunCli) -> 
     assert "owner" in listed.out.splitlines()[0] and "bob" in listed.out
     assert "crm" in cli("missions", "--owner", "bob").out
     assert "crm" not in cli("missions", "--owner", "claire").out
+    planned = json.loads(cli("plan", "--from", "2026-11-09", "--to", "2026-11-12", "--json").out)
+    shown = {(f["key"], f["owner"], f["recipient"]) for f in planned["followups"]}
+    assert shown == {
+        ("contract_missing:crm:2026-11-09:calendar", "bob", None),
+        ("contract_missing:crm:2026-11-09:email", "bob", "bob@cabinet.example"),
+    }
+    table = cli("plan", "--from", "2026-11-09", "--to", "2026-11-12").out
+    assert "bob (calendar)" in table and "you (" not in table
     unknown = cli("missions", "--owner", "nobody")
     assert (
         unknown.code == 2 and "no owner 'nobody' in the config (owners: claire, bob)" in unknown.err
