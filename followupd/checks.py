@@ -6,16 +6,18 @@ Secrets are read (to prove they can be) but never shown: only where they come fr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosmtplib
 
+from followupd.accounts import CaldavAccount
 from followupd.channels.smtp import smtp_client
-from followupd.config import Caldav, Settings, Smtp
+from followupd.config import Settings, Smtp
 from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ConfigError, FollowupdError
+from followupd.owners import calendar_sources, has_calendars
 from followupd.store.db import Store, describe
 
 
@@ -29,10 +31,12 @@ class Check:
 def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """What can be checked without the network: that every secret can be read."""
     checks = []
+    own_accounts = [(owner.caldav, f"owners.{owner.key}.caldav") for owner in settings.owners]
     for section, name in (
         (settings.database, "database"),
         (settings.smtp, "smtp"),
         (settings.caldav, "caldav"),
+        *own_accounts,
     ):
         if section is None or not section.has_password:
             continue
@@ -53,10 +57,12 @@ def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]
         checks.append(Check("smtp", True, f"not configured: mail goes to {maildir}"))
     else:
         checks.append(asyncio.run(check_smtp(settings.smtp, environ)))
-    if settings.caldav is None:
+    if not has_calendars(settings):
         checks.append(Check("caldav", True, "not configured: tasks only in the feed"))
-    else:
-        checks += check_caldav(settings.caldav, environ)
+    for account, calendars in calendar_sources(settings):
+        reads = [calendar.name for calendar in calendars if not calendar.writes]
+        writes = [calendar.name for calendar in calendars if calendar.writes]
+        checks += check_caldav(account, environ, reads, writes)
     return checks
 
 
@@ -97,30 +103,38 @@ async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:
     return Check("smtp", True, f"{where}: reachable{login}")
 
 
-def check_caldav(caldav: Caldav, environ: Mapping[str, str]) -> list[Check]:
-    """The server, then each calendar: reachable, and whether it syncs by token (RFC 6578)."""
+def check_caldav(
+    caldav: CaldavAccount, environ: Mapping[str, str], reads: Sequence[str], writes: Sequence[str]
+) -> list[Check]:
+    """The server, then each calendar: reachable, and whether it syncs by token (RFC 6578).
+
+    `reads` are the calendars read there, `writes` those followupd writes
+    (one per owner on the account; a read calendar may be written too).
+    """
     try:
         client = dav_client(caldav, environ)
         with client:
             calendars = calendars_by_name(client)
-            wanted = {*caldav.read_calendars, caldav.write_calendar}
+            wanted = {*reads, *writes}
             tokens = {name: _sync_token(calendars[name]) for name in wanted & set(calendars)}
     except ConfigError as error:
         return [Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")]
     except Exception as error:  # caldav raises many kinds; all mean "not usable"
         return [Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")]
-    write = "exists" if caldav.write_calendar in calendars else "will be created"
+    written = ", ".join(
+        f"{name!r} {'exists' if name in calendars else 'will be created'}" for name in writes
+    )
+    many = "s" if len(writes) > 1 else ""
     checks = [
         Check(
             "caldav",
             True,
-            f"{caldav.url}: reachable, {len(calendars)} calendars, "
-            f"write calendar {caldav.write_calendar!r} {write}",
+            f"{caldav.url}: reachable, {len(calendars)} calendars, write calendar{many} {written}",
         )
     ]
-    for name in (*caldav.read_calendars, caldav.write_calendar):
+    for name in dict.fromkeys((*reads, *writes)):
         if name not in calendars:
-            if name in caldav.read_calendars:
+            if name not in writes:
                 checks.append(Check(f"calendar {name!r}", False, "not found on the server"))
             continue
         syncs = "syncs by token" if tokens.get(name) else "no sync token: ETags are compared"

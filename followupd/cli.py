@@ -1,4 +1,4 @@
-"""The command line: parse, call, print. The only place below the service that reads the clock.
+"""The command line: parse, call, print (the clock is read in followupd.cliapp).
 
 ``--config`` and ``--debug`` are accepted before or after the subcommand.
 Errors are one clear line (or one list, for files) with the exit code of
@@ -14,23 +14,19 @@ import shutil
 import socket
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-from rich.progress import Progress, TaskID
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from followupd import __version__, engine, logs, reports, tables, updates
 from followupd import outbox as outbox_ops
 from followupd.checks import offline_checks, online_checks
-from followupd.config import Settings, config_path_for_init, find_config, load_settings
+from followupd.cliapp import App
+from followupd.config import config_path_for_init
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import (
     EX_CONFIG,
@@ -40,12 +36,11 @@ from followupd.errors import (
     ServiceUnavailable,
 )
 from followupd.feedtoken import ensure_token
+from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
 from followupd.service import run_service
 from followupd.sources.importer import import_files
-from followupd.sources.records import parse_instant
-from followupd.store.coordination import CHANGED, announce
-from followupd.store.db import Store, describe
+from followupd.store.db import describe
 from followupd.store.models import (
     FOLLOWUP_STATES,
     MISSION_STATUSES,
@@ -58,83 +53,6 @@ RESOURCES = Path(__file__).parent / "resources"
 EXAMPLE_CONFIG = RESOURCES / "followupd.example.toml"
 DEMO_DATA = RESOURCES / "demo.toml"
 PLAN_DAYS = 30
-
-
-@dataclass
-class App:
-    """What every command needs: where the config is, and the settings once loaded."""
-
-    config_option: Path | None
-    debug: bool
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    _settings: Settings | None = None
-
-    @property
-    def config_path(self) -> Path:
-        return find_config(self.config_option, self.environ, Path.cwd())
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(self.config_path, self.environ)
-        return self._settings
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.settings.owner.timezone)
-
-    def store(self, *, migrate: bool = False) -> Store:
-        url = self.settings.database.sqlalchemy_url(self.environ)
-        store = Store.open(url, create=migrate)
-        if not migrate:
-            try:
-                store.require_current()
-            except BaseException:
-                store.close()
-                raise
-        return store
-
-    @contextmanager
-    def session(self, *, commit: bool = True) -> Iterator[Session]:
-        """A session on a current schema, committed at the end of the block (or rolled back).
-
-        A committed change is announced, so that daemons sharing a PostgreSQL
-        database evaluate it now rather than at their next interval.
-        """
-        store = self.store()
-        try:
-            if commit:
-                with store.session() as session:
-                    yield session
-                    announce(session, CHANGED)
-            else:
-                with store.sessions() as session:
-                    try:
-                        yield session
-                    finally:
-                        session.rollback()
-        finally:
-            store.close()
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def instant(self, text: str | None) -> datetime:
-        """An ISO instant from the user, read in the owner's zone; now when absent."""
-        if text is None:
-            return self.now()
-        try:
-            return parse_instant(text, self.zone)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-
-    def day(self, text: str | None) -> date:
-        if text is None:
-            return self.now().astimezone(self.zone).date()
-        try:
-            return date.fromisoformat(text)
-        except ValueError:
-            raise click.BadParameter(f"expected a date like 2026-11-30 (got {text!r})") from None
 
 
 pass_app = click.make_pass_decorator(App)
@@ -240,7 +158,7 @@ def init(app: App, demo: bool) -> None:
         else:
             click.echo(f"database: {where} (schema {before or 'none'} -> {after})")
         if demo:
-            report = import_files(store, [DEMO_DATA], app.zone)
+            report = import_files(store, [DEMO_DATA], app.zone, app.owner_keys)
             tables.print_import_report(report)
     finally:
         store.close()
@@ -271,7 +189,7 @@ def import_(app: App, files: tuple[Path, ...]) -> None:
     """Upsert clients, contacts, missions, invoices, issues and touchpoints from data files."""
     store = app.store()
     try:
-        tables.print_import_report(import_files(store, files, app.zone))
+        tables.print_import_report(import_files(store, files, app.zone, app.owner_keys))
     finally:
         store.close()
 
@@ -376,14 +294,14 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
     finish = app.instant(end) if end else begin + timedelta(days=PLAN_DAYS)
     if finish < begin:
         raise click.BadParameter("--to is before --from")
-    rules = enabled_rules(app.settings.rules)
+    rules = enabled_rules(app.settings.rules, app.settings.owners)
     with app.session(commit=False) as session:
         intents = engine.plan(session, app.settings, rules, begin, finish)
         if as_json:
-            followups = reports.intents_json(session, intents, app.zone)
+            followups = reports.intents_json(session, intents, app.zone, app.settings)
             click.echo(reports.render(app.now(), app.zone, followups))
         else:
-            tables.print_intents(intents, app.zone)
+            tables.print_intents(intents, app.zone, app.shown_owners)
 
 
 @cli.command()
@@ -399,19 +317,25 @@ def run(app: App) -> None:
 
 
 @cli.command()
+@click.option("--owner", "owner_key", metavar="KEY", help="only this owner's feed")
 @click.option("--url", "show_url", is_flag=True, help="print the subscription URLs")
 @pass_app
-def feed(app: App, show_url: bool) -> None:
-    """The iCalendar feed of your tasks: where to subscribe to it."""
-    token = ensure_token(app.settings.feed.token_file)
+def feed(app: App, owner_key: str | None, show_url: bool) -> None:
+    """The iCalendar feed of your tasks: where to subscribe to it (one per owner)."""
+    owners = app.owners(owner_key)
     address = app.settings.feed.listen
-    path = f"/feed/{token}.ics"
-    if show_url:
-        click.echo(f"http://{address}{path}")
-        click.echo(f"webcal://{address}{path}")
-        return
-    click.echo(f"The feed is served by `followupd run` on http://{address}{path}")
-    click.echo("Subscribe to it in your calendar app; `followupd feed --url` prints the URLs.")
+    for owner in owners:
+        path = f"/feed/{ensure_token(owner.token_file)}.ics"
+        label = f"{owner.key} " if len(owners) > 1 else ""
+        if show_url:
+            click.echo(f"{label}http://{address}{path}")
+            click.echo(f"{label}webcal://{address}{path}")
+        elif len(owners) > 1:
+            click.echo(f"{owner.key} ({owner.name}): http://{address}{path}")
+        else:
+            click.echo(f"The feed is served by `followupd run` on http://{address}{path}")
+    if not show_url:
+        click.echo("Subscribe to it in your calendar app; `followupd feed --url` prints the URLs.")
 
 
 @cli.command()
@@ -419,35 +343,18 @@ def feed(app: App, show_url: bool) -> None:
 @pass_app
 def sync(app: App, now_text: str | None) -> None:
     """Read missions, meetings and completed tasks from the CalDAV calendars."""
-    if app.settings.caldav is None:
+    if not has_calendars(app.settings):
         raise click.UsageError("no [caldav] section in the config: there is no calendar to sync")
     from followupd.sources.caldav import sync_calendars
 
     at = app.instant(now_text)
     store = app.store()
     try:
-        with sync_progress() as progress:
+        with tables.sync_progress() as progress:
             report = sync_calendars(store, app.settings, at, progress)
     finally:
         store.close()
     tables.print_sync_report(report)
-
-
-@contextmanager
-def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress bar on a terminal (the first sync of a big calendar is long); none otherwise."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    with Progress(transient=True, console=Console(stderr=True)) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def advance(calendar: str, done: int, total: int) -> None:
-            if calendar not in tasks:
-                tasks[calendar] = bar.add_task(f"syncing {calendar}", total=total)
-            bar.update(tasks[calendar], completed=done, total=total)
-
-        yield advance
 
 
 @cli.command()
@@ -458,9 +365,9 @@ def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
 def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
     """One full pass as if the clock read --now: sync the calendars, evaluate, deliver."""
     at = app.instant(now_text)
-    rules = enabled_rules(app.settings.rules)
+    rules = enabled_rules(app.settings.rules, app.settings.owners)
     unavailable = False
-    if app.settings.caldav is not None and not dry_run:
+    if has_calendars(app.settings) and not dry_run:
         from followupd.sources.caldav import sync_calendars
 
         store = app.store()
@@ -500,9 +407,10 @@ def print_outcome(session: Session, keys: list[str], at: datetime, app: App, as_
     """The follow-ups with these keys as they stand, as a table or as JSON."""
     rows = engine.load(session, keys)
     if as_json:
-        click.echo(reports.render(at, app.zone, reports.followups_json(session, rows, app.zone)))
+        shown = reports.followups_json(session, rows, app.zone, app.settings)
+        click.echo(reports.render(at, app.zone, shown))
     else:
-        tables.print_followups(rows, app.zone)
+        tables.print_followups(rows, app.zone, app.shown_owners)
 
 
 @cli.group()
@@ -518,7 +426,8 @@ def outbox() -> None:
 def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int) -> None:
     """The most recent follow-ups, newest first."""
     with app.session() as session:
-        tables.print_outbox(outbox_ops.listing(session, states, rule, limit), app.zone)
+        rows = outbox_ops.listing(session, states, rule, limit)
+        tables.print_outbox(rows, app.zone, app.shown_owners)
 
 
 @outbox.command("show")
@@ -527,7 +436,8 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
 def outbox_show(app: App, ident: str) -> None:
     """Everything about one follow-up (ID: its number or its key)."""
     with app.session() as session:
-        tables.print_followup(outbox_ops.find(session, ident), app.zone)
+        found = outbox_ops.find(session, ident)
+        tables.print_followup(found, app.zone, app.shown_owners)
 
 
 @outbox.command("retry")
@@ -556,11 +466,14 @@ def outbox_cancel(app: App, ident: str) -> None:
 @cli.command()
 @click.option("--status", type=click.Choice(MISSION_STATUSES), help="only missions in this status")
 @click.option("--client", help="only this client's missions")
+@click.option("--owner", "owner_key", metavar="KEY", help="only this owner's missions")
 @pass_app
-def missions(app: App, status: str | None, client: str | None) -> None:
+def missions(app: App, status: str | None, client: str | None, owner_key: str | None) -> None:
     """List missions with their open issues and unpaid invoices."""
+    scope = scope_of(app.settings, app.owners(owner_key)[0].key) if owner_key else None
     with app.session() as session:
-        tables.print_missions(mission_rows(session, status, client))
+        rows = mission_rows(session, status, client, scope)
+    tables.print_missions(rows, app.shown_owners)
 
 
 @cli.command()
@@ -572,4 +485,4 @@ def show(app: App, mission: str) -> None:
         found = mission_detail(session, mission)
         if found is None:
             raise NotFound(f"no mission with key {mission!r}")
-        tables.print_mission(found, app.zone)
+        tables.print_mission(found, app.zone, app.shown_owners)

@@ -8,7 +8,6 @@ read only when needed, and never printed.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 import types
@@ -17,7 +16,6 @@ from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, Self
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -33,24 +31,20 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from followupd.accounts import CaldavAccount, WithPassword, is_loopback
+from followupd.accounts import Secret as Secret  # the public name of a config secret
 from followupd.errors import ConfigError, Problem
+from followupd.people import Owner, OwnerEntry
 from followupd.rules.options import RulesConfig
-from followupd.schema import (
-    Country,
-    Email,
-    Language,
-    Mailbox,
-    SingleLine,
-    StrictModel,
-    TimeZoneName,
-)
+from followupd.schema import Directory, Mailbox, SingleLine, StatePath, StrictModel
 from followupd.tomlpos import KeyPath, format_path, line_of, loads_tolerant
 
 CONFIG_FILE_NAME = "followupd.toml"
 DATABASE_URL_VARIABLE = "FOLLOWUPD_DATABASE_URL"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+DEFAULT_WRITE_CALENDAR = "followupd"
+BOTH_FORMS = object()  # stands for [owner] when [[owners]] is there too
 
 
 # -- where things are -------------------------------------------------------------------
@@ -102,93 +96,7 @@ def state_directory(environ: Mapping[str, str]) -> Path:
     return Path(base) / "followupd"
 
 
-# -- secrets ----------------------------------------------------------------------------
-
-
-class Secret:
-    """A password named by a file or an environment variable; its value is never shown."""
-
-    def __init__(self, where: str, file: Path | None, env: str | None) -> None:
-        self.where = where
-        self.file = file
-        self.env = env
-
-    def __repr__(self) -> str:
-        return f"<secret {self.where}: {self.describe()}>"
-
-    def describe(self) -> str:
-        if self.file is not None:
-            return f"from file {self.file}"
-        return f"from ${self.env}" if self.env else "not set"
-
-    def reveal(self, environ: Mapping[str, str] | None = None) -> str | None:
-        """The secret's value, read now; a missing source is a config error."""
-        environ = os.environ if environ is None else environ
-        if self.file is not None:
-            try:
-                return self.file.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as error:
-                reason = error.strerror or type(error).__name__
-                raise ConfigError(
-                    [Problem(self.file, f"cannot read secret: {reason}", where=self.where)]
-                ) from None
-        if self.env:
-            if self.env not in environ:
-                problem = Problem(Path(f"${self.env}"), "environment variable is not set")
-                raise ConfigError([Problem(problem.file, problem.message, where=self.where)])
-            return environ[self.env]
-        return None
-
-
-class WithPassword(StrictModel):
-    """A section whose password comes from ``password_file`` or ``password_env``."""
-
-    password_file: Path | None = None
-    password_env: SingleLine | None = None
-
-    @field_validator("password_file")
-    @classmethod
-    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        base = (info.context or {}).get("config_dir")
-        if value is not None and not value.is_absolute() and base is not None:
-            return Path(base) / value
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("set password_file or password_env, not both")
-        return self
-
-    def password(self, section: str) -> Secret:
-        return Secret(f"{section}.password", self.password_file, self.password_env)
-
-    @property
-    def has_password(self) -> bool:
-        return self.password_file is not None or self.password_env is not None
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 # -- sections ---------------------------------------------------------------------------
-
-
-class Owner(StrictModel):
-    """``[owner]``: the consultant who receives the internal reminders."""
-
-    name: SingleLine
-    email: Email
-    phone: SingleLine | None = None
-    timezone: TimeZoneName = "Europe/Paris"
-    language: Language = "fr"
-    country: Country = "FR"
 
 
 class Database(WithPassword):
@@ -241,7 +149,7 @@ class Smtp(WithPassword):
     def _safe_login(self) -> Self:
         if self.has_password and self.username is None:
             raise ValueError("a password needs a username")
-        if self.has_password and self.security == "none" and not _is_loopback(self.host):
+        if self.has_password and self.security == "none" and not is_loopback(self.host):
             raise ValueError("refusing to send a password without TLS: use starttls or tls")
         return self
 
@@ -252,31 +160,18 @@ class Smtp(WithPassword):
         return {"starttls": 587, "tls": 465, "none": 25}[self.security]
 
 
-class Caldav(WithPassword):
+class Caldav(CaldavAccount):
     """``[caldav]``: the calendar server read for missions and written with tasks."""
 
-    url: str
-    username: SingleLine | None = None
     read_calendars: tuple[SingleLine, ...] = ()
-    write_calendar: SingleLine = "followupd"
-    ca_file: Path | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _secure_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as 'https://dav.example.net/'")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("plain http is only allowed on loopback: use https")
-        return value
+    write_calendar: SingleLine = DEFAULT_WRITE_CALENDAR
 
 
 class Feed(StrictModel):
     """``[feed]``: the HTTP listener for the iCalendar feed, health and metrics."""
 
     listen: str = "127.0.0.1:8731"
-    token_file: Path = Field(Path("feed.token"), validate_default=True)
+    token_file: StatePath = Field(Path("feed.token"), validate_default=True)
 
     @field_validator("listen")
     @classmethod
@@ -285,12 +180,6 @@ class Feed(StrictModel):
         if not match or not 0 < int(match.group(2)) < 65536:
             raise ValueError("must be HOST:PORT, such as '127.0.0.1:8731' or '[::1]:8731'")
         return value
-
-    @field_validator("token_file")
-    @classmethod
-    def _under_state_dir(cls, value: Path, info: ValidationInfo) -> Path:
-        state_dir = (info.context or {}).get("state_dir")
-        return value if value.is_absolute() or state_dir is None else Path(state_dir) / value
 
     @property
     def host(self) -> str:
@@ -342,19 +231,7 @@ class Business(StrictModel):
 class TemplatesSection(StrictModel):
     """``[templates]``: a directory whose ``LANG/RULE/STEP.j2`` files override the shipped ones."""
 
-    directory: Path | None = None
-
-    @field_validator("directory")
-    @classmethod
-    def _existing_directory(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = (info.context or {}).get("config_dir")
-        if not value.is_absolute() and base is not None:
-            value = Path(base) / value
-        if not value.is_dir():
-            raise ValueError(f"{value} is not a directory")
-        return value
+    directory: Directory | None = None
 
 
 class Service(StrictModel):
@@ -372,7 +249,9 @@ class Service(StrictModel):
 class Settings(StrictModel):
     """The whole config file, validated."""
 
-    owner: Owner
+    # [owner] is required, and None only where [[owners]] stands in for it
+    owner_tables: tuple[OwnerEntry, ...] = Field((), alias="owners", min_length=1)
+    owner_table: Owner | None = Field(alias="owner")
     database: Database = Database()
     smtp: Smtp | None = None
     caldav: Caldav | None = None
@@ -385,13 +264,97 @@ class Settings(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _every_section(cls, data: Any) -> Any:
-        """Absent sections are validated too, so their relative paths are anchored."""
+        """Absent sections are validated too, so their relative paths are anchored.
+
+        ``[owner]`` is required unless ``[[owners]]`` stands in for it; both
+        at once is an error reported at ``[owner]``.
+        """
         if isinstance(data, dict):
             data = {"database": {}, "feed": {}, "business": {}, **data}
+            if "owners" in data:
+                data["owner"] = BOTH_FORMS if "owner" in data else None
         return data
 
+    @field_validator("owner_table", mode="before")
+    @classmethod
+    def _one_form(cls, owner: Any) -> Any:
+        if owner is BOTH_FORMS:
+            raise ValueError(
+                "[owner] and [[owners]] cannot be used together: "
+                "move this owner into [[owners]], with a key"
+            )
+        return owner
+
+    @model_validator(mode="after")
+    def _resolve_owners(self, info: ValidationInfo) -> Self:
+        """Every owner with the defaults of other sections filled in.
+
+        The first owner inherits what the single-owner form has (``[feed]
+        token_file``, ``[caldav] write_calendar``), so moving from ``[owner]``
+        to ``[[owners]]`` keeps the feed address and the calendar; the others
+        get ``feed-KEY.token`` and, on the shared account, ``WRITE-KEY``.
+        """
+        state_dir = Path((info.context or {}).get("state_dir") or ".")
+        base = self.caldav.write_calendar if self.caldav else DEFAULT_WRITE_CALENDAR
+        entries = self.owner_tables
+        if self.owner_table is not None:
+            entries = (OwnerEntry.single(self.owner_table),)
+        resolved = []
+        for number, entry in enumerate(entries):
+            first, own_account = number == 0, entry.caldav is not None
+            token = self.feed.token_file if first else state_dir / f"feed-{entry.key}.token"
+            calendar = base if first or own_account else f"{base}-{entry.key}"
+            resolved.append(entry.model_copy(update={
+                "feed_token_file": entry.feed_token_file or token,
+                "write_calendar": entry.write_calendar or calendar,
+            }))  # fmt: skip
+        self._owners = tuple(resolved)
+        return self
+
+    def owner_problems(self) -> list[tuple[KeyPath, str]]:
+        """What no single table shows: a key, token file or read calendar used twice."""
+        problems: list[tuple[KeyPath, str]] = []
+        taken: dict[tuple[str, object], int] = {}
+        for number, entry in enumerate(self._owners if self.owner_tables else ()):
+            account = entry.caldav or self.caldav
+            if entry.read_calendars and account is None:
+                where: KeyPath = ("owners", number, "read_calendars")
+                problems.append((where, "no CalDAV account: add [caldav], or [owners.caldav]"))
+            server = (account.url, account.username) if account else None
+            claims: list[tuple[str, object, str]] = [
+                ("key", entry.key, f"key {entry.key!r} is taken"),
+                ("feed_token_file", entry.feed_token_file, f"{entry.feed_token_file} is used"),
+            ]
+            claims += [("read_calendars", (server, name), f"calendar {name!r} is read")
+                       for name in entry.read_calendars]  # fmt: skip
+            for field, value, what in claims:
+                earlier = taken.setdefault((field, value), number)
+                if earlier != number:
+                    message = f"{what} by owners[{earlier}] already: each owner needs their own"
+                    problems.append((("owners", number, field), message))
+        return problems
+
+    _owners: tuple[OwnerEntry, ...] = PrivateAttr(default=())
     _source: Path = PrivateAttr(default=Path("<memory>"))
     _state_dir: Path = PrivateAttr(default=Path())
+
+    @property
+    def owners(self) -> tuple[OwnerEntry, ...]:
+        """Every owner, in the config's order; ``[owner]`` gives one, keyed "owner"."""
+        return self._owners
+
+    @property
+    def owner(self) -> Owner:
+        """The first owner: the only one of ``[owner]``, and that of missions naming none."""
+        return self._owners[0].person
+
+    @property
+    def several_owners(self) -> bool:
+        return len(self._owners) > 1
+
+    def owner_for(self, key: str | None) -> OwnerEntry:
+        """The owner keyed `key`; the first owner for None, or for a key no longer here."""
+        return next((entry for entry in self._owners if entry.key == key), self._owners[0])
 
     @property
     def source(self) -> Path:
@@ -426,16 +389,21 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
     settings: Settings | None = None
     context = {"config_dir": path.parent.absolute(), "state_dir": state_dir}
     data, from_environment = _database_url_from_environment(parsed.data, environ)
+    found: list[tuple[KeyPath, str]] = []
     try:
         settings = Settings.model_validate(data, context=context)
     except ValidationError as error:
         for detail in error.errors():
             loc = tuple(part for part in detail["loc"] if isinstance(part, str | int))
-            if from_environment and loc == ("database", "url"):
-                where, line = f"${DATABASE_URL_VARIABLE} (for database.url)", None
-            else:
-                where, line = format_path(loc), line_of(parsed.lines, loc)
-            problems.append(Problem(path, _explain(detail, loc), line=line, where=where))
+            found.append((loc, _explain(detail, loc)))
+    else:
+        found += settings.owner_problems()
+    for loc, message in found:
+        if from_environment and loc == ("database", "url"):
+            where, line = f"${DATABASE_URL_VARIABLE} (for database.url)", None
+        else:
+            where, line = format_path(loc), line_of(parsed.lines, loc)
+        problems.append(Problem(path, message, line=line, where=where))
     broken = parsed.broken_lines
     problems = [p for p in problems if p.where is None or p.line not in broken]
     if problems or settings is None:
@@ -489,7 +457,8 @@ def _keys_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
         if isinstance(part, int):
             continue
         is_model = isinstance(current, type) and issubclass(current, BaseModel)
-        field = current.model_fields.get(part) if is_model else None
+        fields = current.model_fields.items() if is_model else ()
+        field = next((field for name, field in fields if (field.alias or name) == part), None)
         if field is None:
             return []
         current = _model_in(field.annotation)

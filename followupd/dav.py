@@ -1,4 +1,4 @@
-"""A CalDAV client made from ``[caldav]``, shared by the calendar source and channel.
+"""A CalDAV client for ``[caldav]`` or an owner's own account: source and channel use it.
 
 caldav's synchronous client is used (run in a thread by async callers): its
 async API is new. It is told not to read caldav's own config file or
@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from followupd.config import Caldav
+from followupd.accounts import CaldavAccount
 
 TIMEOUT_SECONDS = 30
 
 
-def dav_client(caldav: Caldav, environ: Mapping[str, str] | None = None) -> Any:
+def dav_client(caldav: CaldavAccount, environ: Mapping[str, str] | None = None) -> Any:
     # imported here, so that a daemon without [caldav] never loads the client stack (16 MB)
     from caldav.davclient import DAVClient
 

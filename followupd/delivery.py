@@ -30,19 +30,20 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from followupd.channels import ical
-from followupd.channels.calendar import CalendarWriter
+from followupd.channels.calendar import CalendarWriter, Writers
 from followupd.channels.email import build_message, message_id
 from followupd.channels.failure import DeliveryError
 from followupd.channels.mail import MailSender, mail_sender
 from followupd.clock import BusinessCalendar, zone
 from followupd.config import Settings
 from followupd.engine import PENDING_COLUMNS
-from followupd.rules.base import RULES, Rule
-from followupd.rules.options import RuleOptions
+from followupd.holds import Holds
+from followupd.rules.base import RULES
+from followupd.rules.book import RuleBook
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
-from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.models import Contact, FollowUp
 from followupd.store.rows import record
 
 log = logging.getLogger(__name__)
@@ -156,10 +157,9 @@ class Deliverer:
         self.stopping = False
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
-        self.calendar = BusinessCalendar(settings.business)
-        self.rules: dict[str, Rule[RuleOptions]] = {
-            name: cls(getattr(settings.rules, name)) for name, cls in RULES.items()
-        }
+        self.holds = Holds(settings, BusinessCalendar(settings.business))
+        every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
+        self.book = RuleBook(settings, every_rule, only_enabled=False)
 
     def _calendar_writer(self) -> CalendarWriter:
         if self.settings.caldav is None:  # calendar items then live in the feed only
@@ -218,23 +218,23 @@ class Deliverer:
     async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
         """Complete (or cancel) the calendar items already written whose reason has gone.
 
-        A task is completed, a meeting to place is cancelled, in the CalDAV
-        calendar when there is one and in the store (so the feed shows it too).
-        An item that cannot be reached now stays open and is tried again on
-        the next pass.
+        A task is completed, a meeting to place is cancelled, in the owner's
+        CalDAV calendar when there is one and in the store (so the feed shows
+        it too). An item that cannot be reached now stays open and is tried
+        again on the next pass.
         """
         with self.store.session() as session:
-            gone = self._vanished(session, at)
+            gone = self._vanished(session)
         if not gone:
             return
-        writer: CalendarWriter | None = None
-        remote = [row for row, _ in gone.values() if row.calendar_href]
+        writers = Writers(self.settings, self.calendar_writer)
         try:
-            if remote:
-                writer = await asyncio.to_thread(self.calendar_writer().__enter__)
             for row, why in gone.values():
                 state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
-                if row.calendar_href and writer is not None:
+                writer = None
+                if row.calendar_href:
+                    writer = await writers.writer(self.settings.owner_for(row.owner))
+                if writer is not None:
                     note = f"followupd: {why}"
                     await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
                 with self.store.session() as session:
@@ -247,27 +247,18 @@ class Deliverer:
         except DeliveryError as error:
             log.warning("calendar items left open until the next pass: %s", error)
         finally:
-            if writer is not None:
-                await asyncio.to_thread(writer.__exit__)
+            await writers.close()
 
-    def _vanished(self, session: Session, at: datetime) -> dict[str, tuple[Any, str]]:
+    def _vanished(self, session: Session) -> dict[str, tuple[Any, str]]:
         """Open calendar items whose rule says their reason went: key -> (row, why)."""
         query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
             FollowUp.channel == "calendar",
             FollowUp.state == "sent",
             FollowUp.calendar_state == ical.OPEN,
         )
-        by_rule: dict[str, list[Any]] = {}
-        for row in session.execute(query):
-            by_rule.setdefault(row.rule, []).append(row)
-        gone: dict[str, tuple[Any, str]] = {}
-        for name, rows in by_rule.items():
-            rule = self.rules.get(name)
-            if rule is None:
-                continue
-            reasons = rule.vanished(session, rows)
-            gone.update({row.key: (row, reasons[row.key]) for row in rows if row.key in reasons})
-        return gone
+        rows = list(session.execute(query))
+        reasons = self.book.vanished(session, rows)
+        return {row.key: (row, reasons[row.key]) for row in rows if row.key in reasons}
 
     # -- before sending ---------------------------------------------------------------
     def _screen(self, rows: list[Any], at: datetime, report: DeliveryReport) -> list[Any]:
@@ -282,12 +273,8 @@ class Deliverer:
                         report.expired.append(row.key)
                 else:
                     by_rule.setdefault(row.rule, []).append(row)
-            gone: dict[str, str] = {}
-            for name, group in by_rule.items():
-                rule = self.rules.get(name)
-                if rule is not None:
-                    gone.update(rule.vanished(session, group))
-            places = self._client_places(session, rows)
+            gone = self.book.vanished(session, [row for group in by_rule.values() for row in group])
+            places = self.holds.places(session, rows)
             for group in by_rule.values():
                 for row in group:
                     if row.key in gone:
@@ -295,7 +282,7 @@ class Deliverer:
                         if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
                             report.cancelled[row.key] = reason
                         continue
-                    later = self._hold_until(row, at, places.get(row.mission_id))
+                    later = self.holds.until(row, at, places.get(row.mission_id))
                     if later is not None:
                         when, why = later
                         _finish(session, row, self.worker, at, state="pending", reason=why,
@@ -304,37 +291,6 @@ class Deliverer:
                         continue
                     ready.append(row)
         return ready
-
-    def _client_places(self, session: Session, rows: list[Any]) -> dict[int, Any]:
-        """For client emails: the mission's pause and the client's zone and country."""
-        ids = sorted(
-            {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
-        )
-        places: dict[int, Any] = {}
-        for chunk in chunked(ids):
-            query = (
-                select(Mission.id, Mission.paused_until, Client.timezone, Client.country)
-                .join(Client, Mission.client_id == Client.id)
-                .where(Mission.id.in_(chunk))
-            )
-            places.update({row.id: row for row in session.execute(query)})
-        return places
-
-    def _hold_until(self, row: Any, at: datetime, place: Any) -> tuple[datetime, str] | None:
-        """When a client email must wait: the end of a pause, or the next send window."""
-        if row.audience != "client":
-            return None
-        owner = self.settings.owner
-        tz = zone((place.timezone if place else None) or owner.timezone)
-        countries = ((place.country if place else None) or owner.country,)
-        paused = place.paused_until if place else None
-        if paused is not None and at.astimezone(tz).date() < paused:
-            when = self.calendar.due_at(paused, 0, tz, countries)
-            return when, f"mission paused until {paused.isoformat()}"
-        opening = self.calendar.next_window_opening(at, tz, countries)
-        if opening > at:
-            return opening, "outside the send window"
-        return None
 
     # -- sending ----------------------------------------------------------------------
     async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
@@ -357,36 +313,30 @@ class Deliverer:
                     self._record_failure(row, at, error, report)
 
     async def _write_calendar(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
-        """Write each calendar item into the CalDAV calendar; without one, it lives in the feed."""
-        if self.settings.caldav is None:
-            for row in rows:
-                self._record_written(row, at, None, report)
-            return
+        """Write each item into its owner's CalDAV calendar; without one, it lives in the feed."""
         contacts = self._contacts(rows)
-        tz = zone(self.settings.owner.timezone)
-        try:
-            writer = await asyncio.to_thread(self.calendar_writer().__enter__)
-        except DeliveryError as error:  # the server is out of reach: every row waits
-            for row in rows:
-                self._record_failure(row, at, error, report)
-            return
+        writers = Writers(self.settings, self.calendar_writer)
         try:
             for row in rows:
                 if self.stopping:
                     break
+                owner = self.settings.owner_for(row.owner)
                 contact = contacts.get(row.contact_id)
                 item = ical.item_of(row, contact and contact.name, contact and contact.phone)
-                body = ical.document(item, tz)
+                body = ical.document(item, zone(owner.timezone))
                 try:
-                    href = await asyncio.to_thread(
-                        writer.create, ical.resource_name(row.key), body, ical.uid(row.key)
-                    )
-                except DeliveryError as error:
+                    writer = await writers.writer(owner)
+                    href = None
+                    if writer is not None:
+                        href = await asyncio.to_thread(
+                            writer.create, ical.resource_name(row.key), body, ical.uid(row.key)
+                        )
+                except DeliveryError as error:  # this one waits; the server is tried next pass
                     self._record_failure(row, at, error, report)
                     continue
                 self._record_written(row, at, href, report)
         finally:
-            await asyncio.to_thread(writer.__exit__)
+            await writers.close()
 
     def _record_written(
         self, row: Any, at: datetime, href: str | None, report: DeliveryReport
@@ -415,7 +365,7 @@ class Deliverer:
         threads: dict[str, list[str]],
         report: DeliveryReport,
     ) -> None:
-        owner, smtp = self.settings.owner, self.settings.smtp
+        owner, smtp = self.settings.owner_for(row.owner), self.settings.smtp
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
         earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
         domain = from_.rsplit("@", 1)[1].rstrip(">")

@@ -18,8 +18,8 @@ Follow-ups that were already past their grace before the previous pass
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,14 +29,16 @@ from sqlalchemy.orm import Session
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings
+from followupd.owners import Scope, scopes, templates_of
 from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.book import RuleBook
 from followupd.rules.options import RuleOptions
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import FollowUp, SyncState
 from followupd.store.rows import record
-from followupd.templates import LazySubject, Templates
+from followupd.templates import LazySubject
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
 # A follow-up recorded more than this after its due time is marked late.
@@ -63,6 +65,7 @@ PENDING_COLUMNS = (
     FollowUp.mission_id,
     FollowUp.contact_id,
     FollowUp.due_at,
+    FollowUp.owner,
 )
 
 
@@ -96,19 +99,25 @@ def evaluate(
     rules: Sequence[Rule[RuleOptions]],
     at: datetime,
 ) -> PassReport:
-    """One pass at `at`: record what is due, expire what is too old, cancel what has gone."""
+    """One pass at `at`: record what is due, expire what is too old, cancel what has gone.
+
+    Each owner's missions are evaluated with the owner's options and templates.
+    """
     calendar = BusinessCalendar(settings.business)
-    templates = Templates(settings.templates.directory)
+    book = RuleBook(settings, rules, only_enabled=True)
     report = PassReport(at)
     one_evaluation_at_a_time(session)
     previous = last_pass(session)
-    for rule in rules:
-        start = window_start(rule, at, previous)
-        evaluation = Evaluation(session, settings, calendar, templates, start, at)
-        new_keys = _insert_new(session, rule, list(rule.evaluate(evaluation)), start, at)
-        if new_keys:
-            report.recorded += load(session, new_keys)
-    report.cancelled = cancel_vanished(session, rules, at)
+    for scope in scopes(settings):
+        templates = templates_of(settings, scope.entry)
+        for rule in book.rules(scope.key):
+            start = window_start(rule, at, previous)
+            evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
+            intents = list(rule.evaluate(evaluation))
+            new_keys = _insert_new(session, rule, scope, intents, start, at)
+            if new_keys:
+                report.recorded += load(session, new_keys)
+    report.cancelled = cancel_vanished(session, book, at)
     _remember_pass(session, at, previous)
     if report.recorded:
         announce(session, DUE)
@@ -122,26 +131,22 @@ def plan(
     start: datetime,
     end: datetime,
 ) -> list[Intent]:
-    """The intents due in ``[start, end]``, recorded or not; changes nothing."""
+    """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing."""
     calendar = BusinessCalendar(settings.business)
-    templates = Templates(settings.templates.directory)
-    evaluation = Evaluation(session, settings, calendar, templates, start, end)
-    intents = [intent for rule in rules for intent in rule.evaluate(evaluation)]
+    book = RuleBook(settings, rules, only_enabled=True)
+    intents: list[Intent] = []
+    for scope in scopes(settings):
+        templates = templates_of(settings, scope.entry)
+        evaluation = Evaluation(session, settings, calendar, templates, start, end, scope)
+        for rule in book.rules(scope.key):
+            intents += (replace(intent, owner=scope.key) for intent in rule.evaluate(evaluation))
     return sorted(intents, key=lambda intent: (intent.due_at, intent.key))
 
 
-def cancel_vanished(
-    session: Session, rules: Iterable[Rule[RuleOptions]], at: datetime
-) -> dict[str, str]:
+def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
     """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
-    by_rule: dict[str, list[Pending]] = defaultdict(list)
     pending = select(*PENDING_COLUMNS).where(FollowUp.state == "pending")
-    for row in session.execute(pending):
-        by_rule[row.rule].append(row)
-    cancelled: dict[str, str] = {}
-    for rule in rules:
-        if by_rule.get(rule.name):
-            cancelled.update(rule.vanished(session, by_rule[rule.name]))
+    cancelled = book.vanished(session, list(session.execute(pending)))
     for reason, keys in _group_by_reason(cancelled).items():
         for chunk in chunked(keys):
             session.execute(
@@ -159,10 +164,11 @@ def _group_by_reason(cancelled: dict[str, str]) -> dict[str, list[str]]:
     return grouped
 
 
-def _row(intent: Intent, at: datetime) -> dict[str, Any]:
+def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
     expired = at > intent.expires_at
     return {
         "key": intent.key,
+        "owner": owner,
         "rule": intent.rule,
         "step": intent.step,
         "subject_key": intent.subject_key,
@@ -191,6 +197,7 @@ def _row(intent: Intent, at: datetime) -> dict[str, Any]:
 def _insert_new(
     session: Session,
     rule: Rule[RuleOptions],
+    scope: Scope,
     intents: list[Intent],
     start: datetime,
     at: datetime,
@@ -205,13 +212,15 @@ def _insert_new(
     """
     recorded = set(
         session.scalars(
-            select(FollowUp.key).where(FollowUp.rule == rule.name, FollowUp.due_at >= start)
+            select(FollowUp.key).where(
+                FollowUp.rule == rule.name, FollowUp.due_at >= start, scope.holds(FollowUp.owner)
+            )
         )
     )
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []
-    rows = [_row(intent, at) for intent in fresh.values()]
+    rows = [_row(intent, scope.key, at) for intent in fresh.values()]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
         insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)

@@ -16,10 +16,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session
 
 from followupd.channels import ical
+from followupd.owners import Scope
 from followupd.store.models import Contact, FollowUp
 
 RECENT = timedelta(days=30)
@@ -48,12 +49,16 @@ class Feed:
     count: int
 
 
-def feed_rows(session: Session, at: datetime) -> list[Any]:
-    """The owner's calendar follow-ups still to do, and those due in the last 30 days."""
+def feed_rows(session: Session, at: datetime, scope: Scope | None = None) -> list[Any]:
+    """The owner's calendar follow-ups still to do, and those due in the last 30 days.
+
+    With several owners, `scope` says whose: each owner's feed has their items only.
+    """
     query = (
         select(*FEED_COLUMNS)
         .outerjoin(Contact, FollowUp.contact_id == Contact.id)
         .where(
+            scope.holds(FollowUp.owner) if scope is not None else true(),
             FollowUp.audience == "owner",
             FollowUp.channel == "calendar",
             FollowUp.state.in_((*ACTIVE_STATES, "sent")),

@@ -1,7 +1,9 @@
-"""The feed's secret token: 256 random bits, made on first use, kept in ``[feed] token_file``.
+"""The feed's secret tokens: 256 random bits each, made on first use, kept in a file.
 
-The token is the only thing guarding the feed, so it is long, written with
-mode 0600, and compared in constant time.
+The single owner's token is in ``[feed] token_file``; with several owners,
+each has their own (``feed-KEY.token`` by default), and a token opens that
+owner's feed only. A token is the only thing guarding a feed, so it is long,
+written with mode 0600, and compared in constant time.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from followupd.people import OwnerEntry
 
 
 def ensure_token(path: Path) -> str:
@@ -30,3 +35,17 @@ def ensure_token(path: Path) -> str:
 
 def matches(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
+
+
+def ensure_tokens(owners: Iterable[OwnerEntry]) -> dict[str, str]:
+    """Each owner's token, by owner key, made where missing."""
+    return {owner.key: ensure_token(owner.token_file) for owner in owners}
+
+
+def owner_of(given: str, tokens: Mapping[str, str]) -> str | None:
+    """The key of the owner whose token `given` is; every token is compared, in constant time."""
+    found = None
+    for key, token in tokens.items():
+        if matches(given, token):
+            found = key
+    return found

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from followupd.config import Settings
 from followupd.rules.base import Intent
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, FollowUp, Mission
@@ -32,9 +33,16 @@ def _keys(
 
 
 def _described(
-    session: Session, items: Sequence[Intent] | Sequence[FollowUp], zone: ZoneInfo
+    session: Session,
+    items: Sequence[Intent] | Sequence[FollowUp],
+    zone: ZoneInfo,
+    settings: Settings,
 ) -> list[dict[str, Any]]:
-    """The fields SPEC.md gives every follow-up, for intents and outbox rows alike."""
+    """The fields SPEC.md gives every follow-up, for intents and outbox rows alike.
+
+    `owner` is the key of the owner it is for (the first owner's for rows
+    recorded before there were owners).
+    """
     missions = _keys(session, Mission, (item.mission_id for item in items))
     contacts = _keys(session, Contact, (item.contact_id for item in items))
     return [
@@ -44,6 +52,7 @@ def _described(
             "mission": missions.get(item.mission_id) if item.mission_id else None,
             "contact": contacts.get(item.contact_id) if item.contact_id else None,
             "audience": item.audience,
+            "owner": settings.owner_for(item.owner).key,
             "channel": item.channel,
             "recipient": item.recipient,
             "due_at": item.due_at.astimezone(zone).isoformat(),
@@ -54,16 +63,16 @@ def _described(
 
 
 def intents_json(
-    session: Session, intents: Sequence[Intent], zone: ZoneInfo
+    session: Session, intents: Sequence[Intent], zone: ZoneInfo, settings: Settings
 ) -> list[dict[str, Any]]:
-    return _described(session, intents, zone)
+    return _described(session, intents, zone, settings)
 
 
 def followups_json(
-    session: Session, rows: Sequence[FollowUp], zone: ZoneInfo
+    session: Session, rows: Sequence[FollowUp], zone: ZoneInfo, settings: Settings
 ) -> list[dict[str, Any]]:
     """As `intents_json`, with each row's state and, when not sent, the reason."""
-    shown = _described(session, rows, zone)
+    shown = _described(session, rows, zone, settings)
     for item, row in zip(shown, rows, strict=True):
         item["state"] = SPEC_STATES.get(row.state, row.state)
         item["late"] = row.late

@@ -57,9 +57,10 @@ from followupd.config import Settings, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import FollowupdError
 from followupd.feed import Feed, build_feed, feed_rows
-from followupd.feedtoken import ensure_token
+from followupd.feedtoken import ensure_tokens, owner_of
 from followupd.metrics import Metrics
 from followupd.notify import Notifier
+from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
 from followupd.store.coordination import CHANGED, is_postgres, release_orphans
 from followupd.store.db import Store
@@ -107,7 +108,7 @@ class Service:
         self.delivering: asyncio.Task[Any] | None = None
         self.running: set[asyncio.Task[Any]] = set()  # the passes under way
         self.stop_requested = asyncio.Event()
-        self.token = ""
+        self.tokens: dict[str, str] = {}  # owner key -> feed token
         self.shared = is_postgres(self.store.engine)  # other instances may share it
         self.cluster = coordination_for(
             self.store.engine, on_leadership=self._leadership, on_notice=self._notice
@@ -117,7 +118,7 @@ class Service:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.store.upgrade)
-        self.token = ensure_token(self.settings.feed.token_file)
+        self.tokens = ensure_tokens(self.settings.owners)
         runner = await self._start_http()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop_requested.set)
@@ -145,7 +146,7 @@ class Service:
 
     async def _start_http(self) -> web.AppRunner:
         handlers = Handlers(
-            token=lambda: self.token,
+            owner_of=lambda given: owner_of(given, self.tokens),
             feed=self.feed,
             health=self.health,
             metrics=self.metrics.render,
@@ -193,7 +194,7 @@ class Service:
             log.error("the new config is not valid, keeping the old one:\n%s", error)
         else:
             self.settings = settings
-            self.token = ensure_token(settings.feed.token_file)
+            self.tokens = ensure_tokens(settings.owners)
             self._schedule()
             log.info("config reloaded from %s", self.config_path)
         self.notifier.ready(self.status_line())
@@ -251,7 +252,8 @@ class Service:
         """Evaluate again at the next send-window opening in any zone in use."""
         with self.store.session() as session:
             names = set(session.scalars(select(Client.timezone).distinct()))
-        zones = {zone(name) for name in names if name} | {zone(self.settings.owner.timezone)}
+        names |= {owner.timezone for owner in self.settings.owners}
+        zones = {zone(name) for name in names if name}
         calendar = BusinessCalendar(self.settings.business)
         now = self.clock()
         self._at("evaluate-at-opening", self.evaluate_pass, next_opening(calendar, zones, now))
@@ -300,7 +302,7 @@ class Service:
                 self.notifier.status(self.status_line())
 
     async def sync_pass(self) -> None:
-        if self.settings.caldav is None or not self.cluster.is_leader:
+        if not has_calendars(self.settings) or not self.cluster.is_leader:
             return
 
         from followupd.sources.caldav import sync_calendars
@@ -323,10 +325,9 @@ class Service:
             at = self.clock()
 
             def evaluate() -> engine.PassReport:
+                rules = enabled_rules(self.settings.rules, self.settings.owners)
                 with self.store.session() as session:
-                    return engine.evaluate(
-                        session, self.settings, enabled_rules(self.settings.rules), at
-                    )
+                    return engine.evaluate(session, self.settings, rules, at)
 
             report = await asyncio.to_thread(evaluate)
             if report.recorded or report.cancelled:
@@ -407,10 +408,12 @@ class Service:
         await self._pass("housekeeping", work)
 
     # -- what the outside sees ---------------------------------------------------------
-    def feed(self, at: datetime) -> Feed:
+    def feed(self, owner_key: str, at: datetime) -> Feed:
+        """The feed of the owner keyed `owner_key`: their items only, in their time zone."""
+        scope = scope_of(self.settings, owner_key)
         with self.store.session() as session:
-            rows = feed_rows(session, at)
-        owner = self.settings.owner
+            rows = feed_rows(session, at, scope)
+        owner = scope.owner
         return build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
 
     def health(self) -> tuple[bool, str]:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from followupd.checks import Check
 from followupd.config import Settings
+from followupd.owners import caldav_of
+from followupd.people import OwnerEntry
 from followupd.rules.base import Intent
 from followupd.sources.importer import ImportReport
 from followupd.sources.records import RECORD_KINDS
@@ -54,11 +58,12 @@ def print_import_report(report: ImportReport) -> None:
     out.print(f"{changes} change{'s' if changes != 1 else ''}")
 
 
-def print_missions(rows: list[MissionRow]) -> None:
-    table = _table(
-        "mission", "client", "title", "status", "start", "end", "contact", "issues", "unpaid"
-    )
+def print_missions(rows: list[MissionRow], owners: Settings | None = None) -> None:
+    """The missions; with `owners` (when there are several), whose each one is."""
+    columns = ["mission", "client", "title", "status", "start", "end", "contact", "issues"]
+    table = _table(*columns, "unpaid", *(["owner"] if owners else []))
     for row in rows:
+        owner = [owners.owner_for(row.owner).key] if owners else []
         table.add_row(
             row.key,
             row.client,
@@ -69,16 +74,20 @@ def print_missions(rows: list[MissionRow]) -> None:
             row.contact or "",
             str(row.open_issues or ""),
             str(row.unpaid_invoices or ""),
+            *owner,
         )
     out = console()
     out.print(table if rows else "no missions yet: `followupd import FILE` adds some")
 
 
-def print_mission(mission: Mission, zone: ZoneInfo) -> None:
+def print_mission(mission: Mission, zone: ZoneInfo, owners: Settings | None = None) -> None:
     out = console()
     contact = mission.contact
     facts = _table("", "", title=f"{mission.key}: {mission.title}")
     facts.show_header = False
+    if owners is not None:
+        owner = owners.owner_for(mission.owner)
+        facts.add_row("owner", f"{owner.name} ({owner.key})")
     facts.add_row("client", f"{mission.client.name} ({mission.client.key})")
     if contact is not None:
         reach = ", ".join(part for part in (contact.email, contact.phone) if part)
@@ -133,11 +142,12 @@ def print_settings(settings: Settings) -> None:
     """The effective config, with where each secret comes from and never its value."""
     facts = _table("", "", title=f"config {settings.source}")
     facts.show_header = False
-    owner = settings.owner
-    facts.add_row(
-        "owner",
-        f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, {owner.country}",
-    )
+    for owner in settings.owners:
+        facts.add_row(
+            f"owner {owner.key}" if settings.several_owners else "owner",
+            f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, {owner.country}"
+            + (owner_extras(settings, owner) if settings.several_owners else ""),
+        )
     facts.add_row("state directory", str(settings.state_dir))
     database = settings.database
     secret = database.password("database")
@@ -176,26 +186,46 @@ def print_checks(checks: list[Check]) -> None:
         print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
 
 
-def _recipient(audience: str, channel: str, recipient: str | None) -> str:
-    if audience == "owner":
-        return f"you ({channel})"
-    return recipient or ""
+def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
+    """What is an owner's own, for `check`: calendars, feed token file, overrides."""
+    caldav = caldav_of(settings, owner)
+    parts = [f"feed token in {owner.token_file}"]
+    if caldav is not None:
+        reads = ", ".join(caldav.read_calendars) or "none"
+        parts.append(f"calendars on {caldav.url}: reads {reads}, writes {caldav.write_calendar!r}")
+    if owner.templates is not None:
+        parts.append(f"templates in {owner.templates}")
+    if owner.rule_overrides:
+        parts.append(f"own options for {', '.join(sorted(owner.rule_overrides))}")
+    return "; " + "; ".join(parts)
 
 
-def print_intents(intents: Sequence[Intent], zone: ZoneInfo) -> None:
+def _recipient(item: Intent | FollowUp, owners: Settings | None) -> str:
+    """Who a follow-up goes to: "you", or with `owners` (several) the owner's key."""
+    if item.audience == "owner":
+        who = owners.owner_for(item.owner).key if owners is not None else "you"
+        return f"{who} ({item.channel})"
+    return item.recipient or ""
+
+
+def print_intents(
+    intents: Sequence[Intent], zone: ZoneInfo, owners: Settings | None = None
+) -> None:
     table = _table("due", "rule", "to", "subject")
     for intent in intents:
         table.add_row(
             _local(intent.due_at, zone),
             intent.rule,
-            _recipient(intent.audience, intent.channel, intent.recipient),
+            _recipient(intent, owners),
             str(intent.subject),
         )
     out = console()
     out.print(table if intents else "nothing becomes due in this window")
 
 
-def print_followups(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
+def print_followups(
+    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None
+) -> None:
     table = _table("due", "rule", "to", "subject", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
@@ -204,7 +234,7 @@ def print_followups(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
         table.add_row(
             _local(row.due_at, zone),
             row.rule,
-            _recipient(row.audience, row.channel, row.recipient),
+            _recipient(row, owners),
             row.subject,
             state,
         )
@@ -212,14 +242,14 @@ def print_followups(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
     out.print(table if rows else "nothing new is due")
 
 
-def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
+def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None) -> None:
     table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "last error")
     for row in rows:
         table.add_row(
             str(row.id),
             _local(row.due_at, zone),
             row.rule,
-            _recipient(row.audience, row.channel, row.recipient),
+            _recipient(row, owners),
             row.state,
             str(row.attempts),
             _local(row.next_attempt_at, zone) if row.state == "pending" else "",
@@ -228,12 +258,12 @@ def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo) -> None:
     console().print(table if rows else "the outbox is empty")
 
 
-def print_followup(row: FollowUp, zone: ZoneInfo) -> None:
+def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None) -> None:
     facts = _table("", "", title=f"follow-up {row.id}: {row.key}")
     facts.show_header = False
     for name, value in (
         ("rule", f"{row.rule} ({row.step})"),
-        ("to", _recipient(row.audience, row.channel, row.recipient)),
+        ("to", _recipient(row, owners)),
         ("language", row.language),
         ("subject", row.subject),
         ("due", _local(row.due_at, zone) + (" (late)" if row.late else "")),
@@ -270,3 +300,20 @@ def print_sync_report(report: SyncReport) -> None:
         out.print(f"note: {notice}", markup=False, highlight=False)
     for url, reason in report.skipped:
         out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+
+
+@contextmanager
+def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on a terminal (the first sync of a big calendar is long); none otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(calendar: str, done: int, total: int) -> None:
+            if calendar not in tasks:
+                tasks[calendar] = bar.add_task(f"syncing {calendar}", total=total)
+            bar.update(tasks[calendar], completed=done, total=total)
+
+        yield advance

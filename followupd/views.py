@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from followupd.owners import Scope
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission
 
 
@@ -22,10 +23,14 @@ class MissionRow:
     contact: str | None
     open_issues: int
     unpaid_invoices: int
+    owner: str | None = None  # the key stored; None: the first owner
 
 
 def mission_rows(
-    session: Session, status: str | None = None, client: str | None = None
+    session: Session,
+    status: str | None = None,
+    client: str | None = None,
+    owner: Scope | None = None,
 ) -> list[MissionRow]:
     """Every mission with its counts of open issues and unpaid invoices, in one query."""
     open_issues = (
@@ -50,6 +55,7 @@ def mission_rows(
             contact.name,
             open_issues,
             unpaid,
+            Mission.owner,
         )
         .join(Client, Mission.client_id == Client.id)
         .outerjoin(contact, Mission.contact_id == contact.id)
@@ -59,6 +65,8 @@ def mission_rows(
         query = query.where(Mission.status == status)
     if client is not None:
         query = query.where(Client.key == client)
+    if owner is not None:
+        query = query.where(owner.holds(Mission.owner))
     return [MissionRow(*row) for row in session.execute(query)]
 
 

@@ -1,8 +1,9 @@
 """The daemon's HTTP side (aiohttp): the iCalendar feed, health and metrics.
 
-- ``GET /feed/<token>.ics``: the owner's calendar items (followupd.feed), with
-  an ETag, and 304 to a matching If-None-Match. A wrong token is answered
-  exactly like any unknown address (404), after a constant-time comparison.
+- ``GET /feed/<token>.ics``: the calendar items of the owner whose token it
+  is (followupd.feed), with an ETag, and 304 to a matching If-None-Match. A
+  wrong token is answered exactly like any unknown address (404), after a
+  constant-time comparison with every owner's token.
 - ``GET /healthz``: 200 when the last passes succeeded, else 503 and why.
 - ``GET /metrics``: Prometheus text.
 """
@@ -18,7 +19,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from followupd.feed import Feed
-from followupd.feedtoken import matches
 
 NOT_FOUND = "not found\n"
 
@@ -27,8 +27,8 @@ NOT_FOUND = "not found\n"
 class Handlers:
     """What the routes need from the service, as plain callables."""
 
-    token: Callable[[], str]
-    feed: Callable[[datetime], Feed]  # built in a thread: it reads the store
+    owner_of: Callable[[str], str | None]  # a token's owner key, None for a wrong one
+    feed: Callable[[str, datetime], Feed]  # an owner's, built in a thread: it reads the store
     health: Callable[[], tuple[bool, str]]
     metrics: Callable[[], bytes]
     now: Callable[[], datetime]
@@ -38,9 +38,10 @@ def web_app(handlers: Handlers) -> web.Application:
     async def feed(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         given = name.removesuffix(".ics") if name.endswith(".ics") else ""
-        if not matches(given, handlers.token()):
+        owner = handlers.owner_of(given)
+        if owner is None:
             return await not_found(request)
-        built = await asyncio.to_thread(handlers.feed, handlers.now())
+        built = await asyncio.to_thread(handlers.feed, owner, handlers.now())
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
         if built.etag in _etags(request.headers.get("If-None-Match", "")):
             return web.Response(status=304, headers=headers)

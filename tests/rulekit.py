@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from followupd.rules.base import Intent
+from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.templates import LazySubject
@@ -33,6 +36,30 @@ contact = "jdupont"
 start = 2026-09-01
 contract_signed = 2026-08-25
 """
+
+# Two owners of one agency, for the tests of several owners. Lines written right
+# after a table belong to it: Bob's comes last, so `BOB + "key = value\n"` is his.
+CLAIRE = """\
+[[owners]]
+key = "claire"
+name = "Claire Martin"
+email = "claire@cabinet.example"
+"""
+BOB = """\
+[[owners]]
+key = "bob"
+name = "Bob Durand"
+email = "bob@cabinet.example"
+"""
+BOB_IN_MONTREAL = BOB + 'timezone = "America/Montreal"\nlanguage = "en"\ncountry = "CA"\n'
+
+
+def imported(store: Store, tmp_path: Path, text: str, owners: Sequence[str] = ("owner",)) -> Store:
+    """`store` with the data file `text` imported, its missions' owners among `owners`."""
+    path = tmp_path / "data.toml"
+    path.write_text(text, encoding="utf-8")
+    import_files(store, [path], PARIS, owners)
+    return store
 
 
 def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

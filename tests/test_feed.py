@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -62,15 +63,23 @@ def daemon(home: Path) -> Iterator[tuple[Path, int]]:
         f"contract_signed = {today - timedelta(days=61)}\n" + invoices,
         encoding="utf-8",
     )
+    with running(home, port):
+        yield home, port
+
+
+@contextmanager
+def running(home: Path, port: int) -> Iterator[None]:
+    """`followupd run` on the config and data files in `home`, healthy on `port`."""
     assert followupd(home, "init").returncode == 0
-    assert followupd(home, "import", str(home / "data.toml")).returncode == 0
+    imported = followupd(home, "import", str(home / "data.toml"))
+    assert imported.returncode == 0, imported.stderr
     process = subprocess.Popen(
         [sys.executable, "-m", "followupd", "--config", str(home / "followupd.toml"), "run"],
         env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         wait_for(lambda: healthy(port), timeout=20)
-        yield home, port
+        yield
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=30)

@@ -18,7 +18,8 @@ worth retrying; authentication and other 4xx answers are not.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Self
 from urllib.parse import urljoin
@@ -28,8 +29,10 @@ from icalendar import Calendar
 from followupd.channels import ical
 from followupd.channels.failure import DeliveryError
 from followupd.channels.ical import close as closed_document
-from followupd.config import Caldav
+from followupd.config import Caldav, Settings
 from followupd.dav import dav_client
+from followupd.owners import caldav_of
+from followupd.people import OwnerEntry
 
 ICALENDAR = {"Content-Type": 'text/calendar; charset="utf-8"'}
 GONE = (404, 410)
@@ -73,24 +76,33 @@ class CalendarWriter:
         self.environ = environ
         self.client: Any = None
         self.collection = ""
+        self.collections: dict[str, str] = {}  # calendar name -> URL
 
     def __enter__(self) -> Self:
         try:
             self.client = dav_client(self.caldav, self.environ)
-            self.collection = self._collection_url()
+            self.into(self.caldav.write_calendar)
         except Exception as error:  # caldav raises many kinds; classify says what each means
             self.__exit__()
             raise classify(error) from error
         return self
+
+    def into(self, name: str) -> None:
+        """Write into the calendar `name` of the same account from now on (an owner's)."""
+        if name not in self.collections:
+            try:
+                self.collections[name] = self._collection_url(name)
+            except Exception as error:
+                raise classify(error) from error
+        self.collection = self.collections[name]
 
     def __exit__(self, *exc_info: object) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
 
-    def _collection_url(self) -> str:
-        """The write calendar's URL, made on the server the first time it is needed."""
-        name = self.caldav.write_calendar
+    def _collection_url(self, name: str) -> str:
+        """The calendar's URL, made on the server the first time it is needed."""
         slug = ical.slug(name) or "followupd"
         principal = self.client.principal()
         for calendar in principal.calendars():
@@ -146,3 +158,51 @@ class CalendarWriter:
             if response.status not in (409, 412):
                 raise _refused("PUT", response)
         raise DeliveryError(f"CalDAV: {url} kept changing while being closed", permanent=False)
+
+
+class Writers:
+    """The calendar writers of one delivery pass: one connection per CalDAV account.
+
+    Each owner's items go into that owner's write calendar: on the shared
+    ``[caldav]`` account through one writer made by `make_shared` (which tests
+    replace), on an owner's own account through a writer of its own. An
+    account that cannot be reached is tried once a pass.
+    """
+
+    def __init__(self, settings: Settings, make_shared: Callable[[], CalendarWriter]) -> None:
+        self.settings = settings
+        shared = settings.caldav
+        self.shared = (shared.url, shared.username) if shared is not None else None
+        self.make_shared = make_shared
+        self.opened: dict[tuple[str, str | None], CalendarWriter | DeliveryError] = {}
+        self.calendars: dict[str, Caldav | None] = {}  # owner key -> account and calendars
+
+    async def writer(self, owner: OwnerEntry) -> CalendarWriter | None:
+        """A writer into the owner's calendar; None: the owner has none (items in the feed).
+
+        A DeliveryError when the owner's server cannot be reached.
+        """
+        if owner.key not in self.calendars:
+            self.calendars[owner.key] = caldav_of(self.settings, owner)
+        caldav = self.calendars[owner.key]
+        if caldav is None:
+            return None
+        account = (caldav.url, caldav.username)
+        if account not in self.opened:
+            made = self.make_shared() if account == self.shared else CalendarWriter(caldav)
+            try:
+                self.opened[account] = await asyncio.to_thread(made.__enter__)
+            except DeliveryError as error:
+                self.opened[account] = error
+        writer = self.opened[account]
+        if isinstance(writer, DeliveryError):
+            raise writer
+        if writer.collection != writer.collections.get(caldav.write_calendar):
+            await asyncio.to_thread(writer.into, caldav.write_calendar)
+        return writer
+
+    async def close(self) -> None:
+        for writer in self.opened.values():
+            if isinstance(writer, CalendarWriter):
+                await asyncio.to_thread(writer.__exit__)
+        self.opened.clear()

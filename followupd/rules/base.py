@@ -12,12 +12,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
 
 from followupd.clock import BusinessCalendar
 from followupd.config import Settings
+from followupd.owners import Scope
+from followupd.people import Owner, OwnerEntry
 from followupd.rules.options import RuleOptions, RulesConfig
 from followupd.rules.parties import Party
 from followupd.templates import LazySubject, Templates
@@ -48,6 +51,7 @@ class Intent:
     mission_id: int | None = None
     contact_id: int | None = None
     thread_key: str | None = None
+    owner: str | None = None  # the owner's key, set by the engine
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class Evaluation:
     """What a rule may look at: the store, the settings, the calendar, and a window.
 
     Rules yield the intents whose `due_at` falls in ``[start, end]``; they never
-    read the clock.
+    read the clock. With several owners, the engine evaluates each owner in
+    turn: a rule then looks only at the missions `owns` lets through, and
+    writes to and for `owner`.
     """
 
     session: Session
@@ -64,6 +70,15 @@ class Evaluation:
     templates: Templates
     start: datetime
     end: datetime
+    scope: Scope | None = None  # None: the first (or only) owner, and every mission
+
+    @property
+    def owner(self) -> Owner:
+        return self.scope.owner if self.scope is not None else self.settings.owner
+
+    def owns(self, column: Any) -> ColumnElement[bool]:
+        """Whether a row whose owner is `column` (``Mission.owner``) is this evaluation's."""
+        return self.scope.holds(column) if self.scope is not None else true()
 
 
 class Pending(Protocol):
@@ -133,6 +148,11 @@ class Rule(ABC, Generic[OptionsT]):
         """The longest time after its due time that a follow-up of this rule may still fire."""
         return timedelta(days=self.options.grace_days)
 
+    def for_owner(self, owner: OwnerEntry) -> Rule[OptionsT]:
+        """This rule with the owner's ``[owners.rules.NAME]`` options merged in, key by key."""
+        override = owner.rule_overrides.get(self.name)
+        return type(self)(self.options.model_copy(update=override)) if override else self
+
     @abstractmethod
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         """The intents due in the evaluation's window."""
@@ -159,11 +179,17 @@ def register(cls: type[Rule[OptionsT]]) -> type[Rule[OptionsT]]:
     return cls
 
 
-def enabled_rules(config: RulesConfig) -> list[Rule[RuleOptions]]:
-    """An instance of every registered rule that the config leaves enabled."""
+def enabled_rules(
+    config: RulesConfig, owners: Sequence[OwnerEntry] = ()
+) -> list[Rule[RuleOptions]]:
+    """An instance of every registered rule that the config, or one of `owners`, enables.
+
+    Each has the ``[rules]`` options; `Rule.for_owner` merges in an owner's.
+    """
     rules = []
     for name, cls in sorted(RULES.items()):
         options: RuleOptions = getattr(config, name)
-        if options.enabled:
+        by_owner = [owner.rule_overrides.get(name, {}).get("enabled") for owner in owners]
+        if options.enabled or True in by_owner:
             rules.append(cls(options))
     return rules

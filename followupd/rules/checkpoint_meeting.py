@@ -91,7 +91,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 last_meeting.label("met_at"),
                 piled_up.label("piled_at"),
             )
-            .where(Mission.status == "active")
+            .where(Mission.status == "active", evaluation.owns(Mission.owner))
             .subquery("facts")
         )
         contact = aliased(Contact)
@@ -118,7 +118,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 ),
             )
         )
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for mission, client, who, met_at, piled_at, count in evaluation.session.execute(query):
             party = to_owner(owner, client.country)
             earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN

@@ -71,6 +71,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.id == latest_touchpoint_id())
             .where(
+                evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
                 Issue.client_informed.is_(None),
                 Mission.status != "closed",
@@ -81,7 +82,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
         candidates = evaluation.session.execute(query).all()
         if not candidates:
             return
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         tz = to_owner(owner, None).tz
         first_day = min(issue.opened for issue, *_ in candidates).astimezone(tz).date()
         start_day = evaluation.start.astimezone(tz).date()

@@ -52,13 +52,14 @@ class ContractMissing(Rule[ContractMissingOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
+                evaluation.owns(Mission.owner),
                 Mission.contract_signed.is_(None),
                 Mission.status.in_(EXPECTING),
                 Mission.start <= latest + before,
             )
         )
         templates = evaluation.templates
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for mission, client, who in evaluation.session.execute(query):
             # the email and the task share their zone, holidays and language
             parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))

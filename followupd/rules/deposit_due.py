@@ -71,6 +71,7 @@ class DepositDue(Rule[DepositDueOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
+                evaluation.owns(Mission.owner),
                 Mission.deposit_amount > 0,
                 Mission.deposit_paid.is_(None),
                 Mission.status.in_(OPEN_STATUSES),
@@ -84,7 +85,7 @@ class DepositDue(Rule[DepositDueOptions]):
             )
         )
         templates = evaluation.templates
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for mission, client, who in evaluation.session.execute(query):
             anchor = anchor_of(mission)
             values = {"mission": mission, "client": client, "contact": who, "owner": owner}

@@ -98,13 +98,14 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.id == latest_touchpoint_id())
             .where(
+                evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
                 Issue.severity.in_(severities),
                 Mission.status != "closed",
                 Issue.opened.between(earliest, latest),
             )
         )
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         calendar = evaluation.calendar
         for issue, mission, client, who, touchpoint in evaluation.session.execute(query):
             party = to_owner(owner, client.country)
@@ -139,9 +140,13 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.id == latest_touchpoint_id())
-            .where(Invoice.paid.is_(None), Invoice.due.between(earliest, latest))
+            .where(
+                evaluation.owns(Mission.owner),
+                Invoice.paid.is_(None),
+                Invoice.due.between(earliest, latest),
+            )
         )
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for invoice, mission, client, who, touchpoint in evaluation.session.execute(query):
             party = to_owner(owner, client.country)
             due_at = evaluation.calendar.due_at(

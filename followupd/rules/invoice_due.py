@@ -45,6 +45,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
+                evaluation.owns(Mission.owner),
                 Invoice.paid.is_(None),
                 or_(
                     Invoice.due.between(earliest, latest),
@@ -56,7 +57,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             )
         )
         templates = evaluation.templates
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for invoice, mission, client, who in evaluation.session.execute(query):
             values = {
                 "invoice": invoice,

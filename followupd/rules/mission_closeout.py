@@ -69,13 +69,14 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
+                evaluation.owns(Mission.owner),
                 Mission.end.is_not(None),
                 Mission.status.in_(CLOSING),
                 Mission.end.between(earliest, latest),
             )
         )
         templates = evaluation.templates
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         for mission, client, who, has_final_invoice in evaluation.session.execute(query):
             assert mission.end is not None
             # the email and the task share their zone, holidays and language

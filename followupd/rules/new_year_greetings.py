@@ -17,6 +17,10 @@ owner's). It expires at the end of January ``last_day`` (31) in the client's
 zone, so a greeting missed in January is never sent in February; in a year
 where the first working day comes after ``last_day``, there is none.
 
+With several owners, the greeting comes from the owner of the client's most
+recent mission (the latest start) among those that count: the consultant the
+client knows best now.
+
 The templates get the contact and the client (rows of their tables' columns,
 by the ORM attribute names: in January a pass loads every contact), the owner
 and the year, and no mission or invoice: a greeting never talks about money.
@@ -26,9 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
@@ -56,6 +61,17 @@ def greeting_years(start: datetime, end: datetime) -> list[int]:
     ]
 
 
+def latest_owner(client_id: Any, counts: tuple[Any, ...]) -> ScalarSelect[str | None]:
+    """The owner of the client's most recent mission among those that count (correlated)."""
+    return (
+        select(Mission.owner)
+        .where(Mission.client_id == client_id, *counts)
+        .order_by(Mission.start.desc(), Mission.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 @register
 class NewYearGreetings(Rule[NewYearGreetingsOptions]):
     name = "new_year_greetings"
@@ -67,22 +83,17 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
     def _greetings(self, evaluation: Evaluation, year: int) -> Iterator[Intent]:
         new_year = date(year, 1, 1)
         since = months_before_new_year(year, self.options.lookback_months)
-        had_mission = (
-            select(Mission.client_id)
-            .where(
-                Mission.start <= new_year,
-                or_(Mission.end.is_(None), Mission.end >= since),
-            )
-            .distinct()
-            .subquery()
-        )
+        counts = (Mission.start <= new_year, or_(Mission.end.is_(None), Mission.end >= since))
+        had_mission = select(Mission.client_id).where(*counts).distinct().subquery()
         session = evaluation.session
         # Plain rows (the tables' columns, by name) rather than ORM objects: in
         # January this is every contact of the store, and rows cost far less.
         clients = {
             client.id: client
             for client in session.execute(
-                select(*Client.__table__.c).join(had_mission, had_mission.c.client_id == Client.id)
+                select(*Client.__table__.c)
+                .join(had_mission, had_mission.c.client_id == Client.id)
+                .where(evaluation.owns(latest_owner(Client.id, counts)))
             )
         }
         if not clients:
@@ -90,9 +101,14 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
         contacts = session.execute(
             select(*Contact.__table__.c)
             .join(had_mission, had_mission.c.client_id == Contact.client_id)
-            .where(Contact.greetings.is_(True), Contact.email.is_not(None), Contact.email != "")
+            .where(
+                Contact.greetings.is_(True),
+                Contact.email.is_not(None),
+                Contact.email != "",
+                evaluation.owns(latest_owner(Contact.client_id, counts)),
+            )
         )
-        owner, templates = evaluation.settings.owner, evaluation.templates
+        owner, templates = evaluation.owner, evaluation.templates
         last_day = date(year, 1, self.options.last_day)
         when: dict[tuple[ZoneInfo, tuple[str, ...]], tuple[datetime, datetime] | None] = {}
         for contact in contacts:

@@ -71,7 +71,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
         return cadence_dates(limit, self.options.every_days, earliest, until)
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner = evaluation.settings.owner
+        owner = evaluation.owner
         tz = zone(owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
@@ -84,6 +84,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
+                evaluation.owns(Mission.owner),
                 Mission.status == "active",
                 Mission.deliverables.is_(False),
                 Mission.start <= started_by,

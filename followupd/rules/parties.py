@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from followupd.clock import zone
-from followupd.config import Owner
+from followupd.people import Owner
 
 
 @dataclass(frozen=True)

@@ -94,14 +94,20 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     name = "status_update_due"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        session, owner = evaluation.session, evaluation.settings.owner
+        session, owner = evaluation.session, evaluation.owner
         tz = zone(owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
         every = func.coalesce(Mission.status_update_every_days, self.options.every_days)
         cadences = set(
             session.scalars(
-                select(every).distinct().where(Mission.status == "active", Mission.start < latest)
+                select(every)
+                .distinct()
+                .where(
+                    Mission.status == "active",
+                    Mission.start < latest,
+                    evaluation.owns(Mission.owner),
+                )
             )
         )
         if not cadences:
@@ -126,6 +132,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 )
             )
         candidates = (
+            evaluation.owns(Mission.owner),
             Mission.status == "active",
             Mission.start <= latest - timedelta(days=min(cadences)),
             or_(Mission.end.is_(None), Mission.end >= earliest),

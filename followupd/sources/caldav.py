@@ -18,14 +18,12 @@ changes. A deleted mission event is reported, never a silent mission delete.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from caldav.elements import dav
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
 from sqlalchemy import delete, func, select, update
@@ -36,7 +34,8 @@ from followupd.clock import zone as zone_named
 from followupd.config import Settings
 from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ServiceUnavailable
-from followupd.sources import conventions
+from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
+from followupd.sources import conventions, dav_changes
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.sources.importer import Located, apply, check_references
 from followupd.sources.records import MissionRecord, Record, TouchpointRecord
@@ -106,14 +105,6 @@ class Deferred:
     derived: set[str]  # touchpoints it made in this sync so far (a completed call)
 
 
-@dataclass(frozen=True)
-class Changes:
-    mode: str
-    changed: dict[str, str | None]  # URL -> ETag
-    deleted: set[str]
-    token: str | None
-
-
 class CalendarSync:
     """One sync of every configured calendar into the store, at `at`."""
 
@@ -125,69 +116,71 @@ class CalendarSync:
         environ: Mapping[str, str] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
-        if settings.caldav is None:
+        if not has_calendars(settings):
             raise ValueError("no [caldav] section to sync from")
         self.store = store
         self.settings = settings
-        self.caldav = settings.caldav
+        self.sources = calendar_sources(settings)
+        self.url = self.sources[0][0].url  # the server being talked to, for errors
         self.environ = environ
         # told (calendar, objects fetched so far, objects to fetch) as a sync goes
         self.progress = progress or (lambda _calendar, _done, _total: None)
-        self.zone: ZoneInfo = zone_named(settings.owner.timezone)
 
     def run(self, at: datetime) -> SyncReport:
         report = SyncReport()
         meetings: list[Deferred] = []
-        client = dav_client(self.caldav, self.environ)
-        with client:
-            for name, calendar, writes in self._calendars(client):
-                try:
-                    self._sync_calendar(name, calendar, writes, at, report, meetings)
-                except dav_error.AuthorizationError:
-                    raise
-                except dav_error.DAVError as error:
-                    # a calendar the server fails on stops neither the others nor the
-                    # next sync: its token is kept, and nothing is taken as deleted
-                    reason = f"calendar {name!r} not synced: {error}; tried again next time"
-                    log.warning("%s", reason)
-                    report.notices.append(reason)
+        for account, wanted in self.sources:
+            self.url = account.url
+            client = dav_client(account, self.environ)
+            with client:
+                for source, calendar in self._calendars(client, wanted):
+                    try:
+                        self._sync_calendar(source, calendar, at, report, meetings)
+                    except dav_error.AuthorizationError:
+                        raise
+                    except dav_error.DAVError as error:
+                        # a calendar the server fails on stops neither the others nor the
+                        # next sync: its token is kept, and nothing is taken as deleted
+                        reason = (
+                            f"calendar {source.name!r} not synced: {error}; tried again next time"
+                        )
+                        log.warning("%s", reason)
+                        report.notices.append(reason)
         self._record_meetings(meetings, at, report)
         return report
 
-    def _calendars(self, client: Any) -> list[tuple[str, Any, bool]]:
-        """(name, calendar, is the write calendar) for each calendar to sync."""
+    def _calendars(
+        self, client: Any, wanted: list[SyncedCalendar]
+    ) -> list[tuple[SyncedCalendar, Any]]:
+        """Each calendar to sync that the server has, with the server's object for it."""
         by_name = calendars_by_name(client)
-        wanted = [(name, False) for name in self.caldav.read_calendars]
-        if self.caldav.write_calendar not in self.caldav.read_calendars:
-            wanted.append((self.caldav.write_calendar, True))
         found = []
-        for name, writes in wanted:
-            calendar = by_name.get(name)
+        for source in wanted:
+            calendar = by_name.get(source.name)
             if calendar is None:
-                if not writes:  # the write calendar appears with the first task written
-                    log.warning("calendar %r not found on %s", name, self.caldav.url)
+                if not source.writes:  # the write calendar appears with the first task written
+                    log.warning("calendar %r not found on %s", source.name, self.url)
                 continue
-            found.append((name, calendar, writes or name == self.caldav.write_calendar))
+            found.append((source, calendar))
         return found
 
     # -- what changed ------------------------------------------------------------------
     def _sync_calendar(
         self,
-        name: str,
+        source: SyncedCalendar,
         calendar: Any,
-        writes: bool,
         at: datetime,
         report: SyncReport,
         meetings: list[Deferred],
     ) -> None:
-        url = str(calendar.url.canonical())
+        name, url = source.name, str(calendar.url.canonical())
         with self.store.session() as session:
             token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
             seen = select(CalendarObject.href, CalendarObject.etag).where(
                 CalendarObject.calendar == url
             )
-            known: ETags = dict(session.execute(seen).all())
-        changes = self._changes(calendar, url, token, known)
+            known: dav_changes.ETags = dict(session.execute(seen).all())
+        changes = dav_changes.changes(calendar, url, token, known)
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
@@ -195,7 +188,7 @@ class CalendarSync:
         wanted = sorted(changes.changed)
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
-            fetched = self._fetch(calendar, chunk, report)
+            fetched = dav_changes.fetch(calendar, chunk, report.skip)
             with self.store.session() as session, session.no_autoflush:
                 rows = _objects(session, url, list(fetched))
                 for href, data in fetched.items():
@@ -204,73 +197,18 @@ class CalendarSync:
                         row = CalendarObject(calendar=url, href=href, kind="other")
                         session.add(row)
                     fetched_object = Seen(row, changes.changed.get(href), data)
-                    self._apply(session, fetched_object, writes, at, report, meetings)
+                    self._apply(session, fetched_object, source, at, report, meetings)
             stats.fetched += len(fetched)
             self.progress(name, stats.fetched, len(wanted))
         with self.store.session() as session:
             self._remember_token(session, url, changes.token, at)
-
-    def _changes(self, calendar: Any, url: str, token: str | None, known: ETags) -> Changes:
-        if token is not None and token.startswith("fake-"):
-            # the library's own stand-in for a server without tokens: it would
-            # answer by downloading every object; a real listing is asked for
-            token = None
-        try:
-            result = calendar.get_objects_by_sync_token(
-                sync_token=token, load_objects=False, disable_fallback=True
-            )
-        except dav_error.AuthorizationError as error:
-            if not _expired_token(error):
-                raise
-            result = None
-        except dav_error.DAVError:
-            result = None  # no sync support, or a token the server no longer knows
-        new_token = None if result is None else result.sync_token
-        if result is None or not new_token or str(new_token).startswith("fake-"):
-            listed = self._etags(calendar, url)
-            changed = _differing(listed, known)
-            return Changes("etag comparison", changed, set(known) - set(listed), None)
-        objects = {str(obj.url.canonical()): obj.etag for obj in result.objects}
-        deleted = {str(gone) for gone in result.deleted_urls}
-        if token is None:  # a first listing: anything stored but not listed is gone
-            deleted |= set(known) - set(objects)
-            changed = _differing(objects, known)
-            return Changes("full", changed, deleted, str(new_token))
-        changed = {href: etag for href, etag in objects.items() if href not in deleted}
-        return Changes("incremental", changed, deleted & set(known), str(new_token))
-
-    def _etags(self, calendar: Any, url: str) -> dict[str, str | None]:
-        """Every object's URL and ETag, by one PROPFIND of depth 1."""
-        response = calendar.client.propfind(str(calendar.url), ["getetag"], depth=1)
-        if response.status >= 400:  # a failed listing is not an empty calendar
-            raise dav_error.PropfindError(url, f"{response.status} {response.reason}".strip())
-        found: dict[str, str | None] = {}
-        for result in response.results or []:
-            full = str(calendar.url.join(result.href).canonical())
-            if full.rstrip("/") == url.rstrip("/"):
-                continue  # the collection itself
-            etag = result.properties.get(dav.GetEtag.tag)
-            found[full] = str(etag) if etag is not None else None
-        return found
-
-    def _fetch(self, calendar: Any, hrefs: Sequence[str], report: SyncReport) -> dict[str, bytes]:
-        """The data of `hrefs`, by one calendar-multiget; objects gone meanwhile are left out."""
-        objects = calendar.multiget([calendar.url.join(href) for href in hrefs])
-        found: dict[str, bytes] = {}
-        for obj in objects:
-            raw = obj.raw_data
-            if raw is None:
-                report.skip(str(obj.url), "the server sent no calendar data")
-                continue
-            found[str(obj.url.canonical())] = raw
-        return found
 
     # -- what it means -----------------------------------------------------------------
     def _apply(
         self,
         session: Session,
         seen: Seen,
-        writes: bool,
+        source: SyncedCalendar,
         at: datetime,
         report: SyncReport,
         meetings: list[Deferred],
@@ -279,8 +217,9 @@ class CalendarSync:
         row = seen.row
         previous = set((row.derived or "").split())
         row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
+        zone = zone_named(source.timezone)
         try:
-            read = read_object(seen.data, self.zone, (at - MEETINGS_LOOKBACK, at))
+            read = read_object(seen.data, zone, (at - MEETINGS_LOOKBACK, at))
         except UnreadableObject as error:
             row.kind, row.problem = "skipped", str(error)
             report.skip(row.href, str(error))
@@ -291,13 +230,15 @@ class CalendarSync:
         uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
-        if writes:
+        if source.writes:
             self._completed_tasks(session, read, at, report, derived)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         held = [] if missions else _past_meetings(read.occurrences, at)
         if missions:
             row.kind = "mission"
-            row.mission_key, row.problem = self._mission(session, row.href, missions[0], report)
+            row.mission_key, row.problem = self._mission(
+                session, row.href, missions[0], source, report
+            )
         else:
             row.kind = "task" if read.tasks else "meeting"
         if held:  # recorded once every mission event of this sync is in the store
@@ -322,22 +263,35 @@ class CalendarSync:
                         self._drop_touchpoints(session, item.previous - derived)
 
     def _mission(
-        self, session: Session, href: str, event: Happening, report: SyncReport
+        self,
+        session: Session,
+        href: str,
+        event: Happening,
+        source: SyncedCalendar,
+        report: SyncReport,
     ) -> tuple[str | None, str | None]:
-        """Create or update the mission an event describes: (its key, what was wrong)."""
+        """Create or update the mission an event describes: (its key, what was wrong).
+
+        In an owner's calendar the mission is that owner's, unless the event
+        says ``owner: KEY``.
+        """
         described = conventions.mission_event(event)
         problems = list(described.problems)
+        if source.owner is not None:
+            described.fields.setdefault("owner", source.owner)
         record: MissionRecord | None = None
         if not problems:
+            context = {"zone": zone_named(source.timezone)}
             try:
-                record = MissionRecord.model_validate(described.fields, context={"zone": self.zone})
+                record = MissionRecord.model_validate(described.fields, context=context)
             except ValidationError as error:
                 for detail in error.errors():
                     where = ".".join(str(part) for part in detail["loc"]) or "event"
                     problems.append(f"{where}: {detail['msg']}")
         if record is not None:
             located = Located(record, Path(href), "missions", 0, {})
-            problems += [problem.message for problem in check_references(session, [located])]
+            owners = [owner.key for owner in self.settings.owners]
+            problems += [p.message for p in check_references(session, [located], owners)]
         key = described.fields.get("key")
         if problems or record is None:
             reason = f"mission event {event.summary!r}: " + "; ".join(problems)
@@ -474,9 +428,6 @@ class CalendarSync:
             row.token, row.updated_at = token, at
 
 
-ETags = dict[str, str | None]  # object URL -> ETag
-
-
 def _past_meetings(occurrences: list[Happening], at: datetime) -> list[Happening]:
     """Occurrences that took place and look like meetings: attendees, or a mission named."""
     return [
@@ -499,23 +450,6 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
     return found
 
 
-def _differing(listed: ETags, known: ETags) -> ETags:
-    """The listed objects that are new, or whose ETag is not the one stored."""
-    return {href: etag for href, etag in listed.items() if href not in known or known[href] != etag}
-
-
-def _expired_token(error: dav_error.AuthorizationError) -> bool:
-    """A 403 that says the token is no longer valid (RFC 6578 section 3.2), not "no access".
-
-    One naming no precondition is taken as "cannot sync" too: access to the
-    calendar was just granted for discovery, and were it really refused the
-    ETag listing that follows would say so.
-    """
-    preconditions = getattr(error, "preconditions", None) or []
-    known = (dav.ValidSyncToken.tag, dav.SupportedReport.tag)
-    return not preconditions or any(tag in preconditions for tag in known)
-
-
 def sync_calendars(
     store: Store,
     settings: Settings,
@@ -524,10 +458,9 @@ def sync_calendars(
 ) -> SyncReport:
     """Sync every configured calendar; a server out of reach is ServiceUnavailable."""
     sync = CalendarSync(store, settings, progress=progress)
-    where = f"CalDAV {sync.caldav.url}"
     try:
         return sync.run(at)
     except dav_error.AuthorizationError as error:
-        raise ServiceUnavailable(f"{where}: access refused ({error.reason})") from error
+        raise ServiceUnavailable(f"CalDAV {sync.url}: access refused ({error.reason})") from error
     except (OSError, dav_error.DAVError) as error:
-        raise ServiceUnavailable(f"{where}: {error}") from error
+        raise ServiceUnavailable(f"CalDAV {sync.url}: {error}") from error

@@ -10,9 +10,10 @@ a JSON ``null`` clears an optional field.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from followupd.errors import DataError, Problem
+from followupd.people import SINGLE_OWNER_KEY
 from followupd.sources.records import RECORD_KINDS, Record, TouchpointRecord
 from followupd.store.chunks import chunked
 from followupd.store.coordination import CHANGED, announce
@@ -79,11 +81,19 @@ class ImportReport:
         return sum(self.created.values()) + sum(self.updated.values())
 
 
-def import_files(store: Store, paths: Sequence[Path], zone: ZoneInfo) -> ImportReport:
-    """Import `paths` in one transaction; raise DataError listing every problem."""
+def import_files(
+    store: Store,
+    paths: Sequence[Path],
+    zone: ZoneInfo,
+    owners: Collection[str] = (SINGLE_OWNER_KEY,),
+) -> ImportReport:
+    """Import `paths` in one transaction; raise DataError listing every problem.
+
+    `owners` are the keys a mission's ``owner`` may name (the config's owners).
+    """
     records, problems = read_files(paths, zone)
     with store.session() as session:
-        problems += check_references(session, records)
+        problems += check_references(session, records, owners)
         if problems:
             raise DataError(problems)
         report = apply(session, records)
@@ -234,8 +244,10 @@ def _existing(session: Session, kind: str, keys: set[str]) -> dict[str, Any]:
     return found
 
 
-def check_references(session: Session, located: list[Located]) -> list[Problem]:
-    """Every referenced key must exist in the files or in the store.
+def check_references(
+    session: Session, located: list[Located], owners: Collection[str] = (SINGLE_OWNER_KEY,)
+) -> list[Problem]:
+    """Every referenced key must exist in the files or in the store, an owner in `owners`.
 
     A mission's or touchpoint's contact must also belong to the mission's client.
     """
@@ -267,6 +279,9 @@ def check_references(session: Session, located: list[Located]) -> list[Problem]:
             noun = kind.removesuffix("s")
             message = f"refers to {noun} {value!r}, which is neither in the files nor stored"
             problems.append(item.problem(message, field_name))
+        owner = getattr(item.record, "owner", None)
+        if owner is not None and owner not in owners:
+            problems.append(item.problem(_unknown_owner(owner, owners), "owner"))
         contact = getattr(item.record, "contact", None)
         if item.kind in ("missions", "touchpoints") and contact is not None:
             mission_client = (
@@ -282,6 +297,14 @@ def check_references(session: Session, located: list[Located]) -> list[Problem]:
                 )
                 problems.append(item.problem(message, "contact"))
     return problems
+
+
+def _unknown_owner(owner: str, owners: Collection[str]) -> str:
+    message = f"refers to owner {owner!r}, which is not in the config"
+    close = difflib.get_close_matches(owner, list(owners), n=1)
+    if close:
+        return f"{message}; did you mean {close[0]!r}?"
+    return f"{message} (owners: {', '.join(owners)})"
 
 
 # -- writing ----------------------------------------------------------------------------

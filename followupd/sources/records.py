@@ -27,6 +27,7 @@ from followupd.schema import (
     Country,
     Email,
     Language,
+    OwnerKey,
     SingleLine,
     Slug,
     StrictModel,
@@ -154,6 +155,7 @@ class MissionRecord(Record):
     status_update_every_days: StrictInt | None = Field(None, ge=1, le=365)
     deliverables: StrictBool = True
     paused_until: Day | None = None
+    owner: OwnerKey | None = None  # an [[owners]] key; None: the first owner
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Self:

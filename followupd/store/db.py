@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from followupd.errors import FollowupdError, ServiceUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004"  # tests check it is alembic's head
+HEAD_REVISION = "0005"  # tests check it is alembic's head
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 

@@ -111,6 +111,8 @@ class Mission(Base):
     status_update_every_days: Mapped[int | None]
     deliverables: Mapped[bool] = mapped_column(default=True)
     paused_until: Mapped[date | None]
+    # the [[owners]] key of the consultant it belongs to; None: the first owner
+    owner: Mapped[str | None] = mapped_column(String(40))
 
     client: Mapped[Client] = relationship(back_populates="missions")
     contact: Mapped[Contact | None] = relationship()
@@ -193,6 +195,8 @@ class FollowUp(Base):
     mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     audience: Mapped[str] = mapped_column(String(8))
+    # the owner it was recorded for (their address, calendar, feed); None: the first
+    owner: Mapped[str | None] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(8))
     recipient: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(2))

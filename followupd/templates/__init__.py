@@ -3,9 +3,9 @@
 Each template defines blocks: ``subject`` (one line), ``text`` (the plain
 body) and optionally ``html``. A template is looked up as
 ``LANG/RULE/STEP.j2``, then ``LANG/RULE/default.j2``, first in the user's
-template directory, then in the shipped ones, so a user can override any
-message. Templates run in Jinja2's sandbox: a template can format the values
-it is given, not reach into Python.
+template directories (an owner's, then ``[templates]``'s), then in the
+shipped ones, so a user can override any message. Templates run in Jinja2's
+sandbox: a template can format the values it is given, not reach into Python.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class TemplateProblem(FollowupdError):
 class Templates:
     """Renders the blocks of the template for a rule, a step and a language."""
 
-    def __init__(self, user_dir: Path | None = None) -> None:
-        loaders = [FileSystemLoader(str(user_dir))] if user_dir else []
+    def __init__(self, *user_dirs: Path | None) -> None:
+        """Templates found in `user_dirs` (the first that has one wins), else the shipped ones."""
+        loaders = [FileSystemLoader(str(path)) for path in user_dirs if path]
         loaders.append(FileSystemLoader(str(SHIPPED)))
         self.env = SandboxedEnvironment(
             loader=ChoiceLoader(loaders),

@@ -736,8 +736,8 @@ def machine(vdirsyncer: str, load: tuple[float, float, float]) -> str:
 # (what, the file of the function, its qualified name), or a built-in's name (no file):
 # time inside each, callees included, so they overlap
 STAGES = (
-    ("list what changed (sync-collection)", "followupd/sources/caldav.py", "CalendarSync._changes"),
-    ("fetch (calendar-multiget, 100 a time)", "followupd/sources/caldav.py", "CalendarSync._fetch"),
+    ("list what changed (sync-collection)", "followupd/sources/dav_changes.py", "changes"),
+    ("fetch (calendar-multiget, 100 a time)", "followupd/sources/dav_changes.py", "fetch"),
     ("  waiting for Radicale (socket recv)", "", "<method 'recv' of '_socket.socket' objects>"),
     ("caldav URL.join", "caldav/lib/url.py", "URL.join"),
     ("apply each object (_apply)", "followupd/sources/caldav.py", "CalendarSync._apply"),
