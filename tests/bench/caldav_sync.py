@@ -6,29 +6,23 @@ Needs Debian's ``vdirsyncer`` package (the script says how to install it, or
 with ``--install`` as root installs it). Radicale comes from the dev venv.
 
 Writes EVENTS calendar objects (default 5000) straight into the filesystem
-storage of a Radicale 3 server (``collection-root/claire/missions/``, one
-``.ics`` file each, and the ``.Radicale.props`` that makes the folder a
-calendar named "Missions") before the server starts: thousands of single
-PUTs would take Radicale far longer than anything measured here. The objects
-are shaped like a consultant's calendar, as the apps write them: mission
-events (all-day over weeks or months, ``CATEGORIES:mission`` or a
-``[mission]`` title, a description of ``key:``, ``client:``, ``contact:``…
-lines and notes, a few with a mistyped field), past and future meetings with
-attendees (known contacts or not, some naming a mission in brackets), plain
-appointments, and recurring events (RRULE with COUNT, UNTIL or no end,
-EXDATE); timed ones carry a VTIMEZONE.
-
-Radicale runs as a subprocess (``python -m radicale --config FILE``, on a
-free 127.0.0.1 port, HTTP basic auth of a plain htpasswd file) rather than in
-this process as the suite runs it: in-process, its request handling would
-share this interpreter's CPU and GIL with followupd's sync and be counted as
-followupd's time, while vdirsyncer, a separate process, would not pay it. As
-a subprocess the server costs both clients the same.
+storage of a Radicale 3 server (``collection-root/claire/missions/``, a
+calendar named "Missions") before the server starts, and runs Radicale as a
+subprocess, both as tests/bench/radicale.py explains. The objects are shaped
+like a consultant's calendar, as the apps write them: mission events (all-day
+over weeks or months, ``CATEGORIES:mission`` or a ``[mission]`` title, a
+description of ``key:``, ``client:``, ``contact:``… lines and notes, a few
+with a mistyped field), past and future meetings with attendees (known
+contacts or not, some naming a mission in brackets), plain appointments, and
+recurring events (RRULE with COUNT, UNTIL or no end, EXDATE); timed ones
+carry a VTIMEZONE.
 
 Radicale is warmed up first, outside the figures: its first listing parses
 every object and fills its item cache, and its first ``sync-collection``
 report fills its history cache; a server that had received the objects by
-PUTs would have done that work at upload time. The warm-up times are shown.
+PUTs would have done that work at upload time. ``radicale --verify-storage``
+does most of it before the server starts, then a listing and a report
+finish it. The warm-up times are shown.
 
 Then, in this order, timed:
 
@@ -58,32 +52,24 @@ is used: proxies are bypassed for 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
-import http.client
-import json
 import logging
 import os
-import platform
 import pstats
 import random
 import re
 import resource
 import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -94,11 +80,18 @@ from followupd.config import Settings, parse_settings
 from followupd.sources.caldav import SyncReport, sync_calendars
 from followupd.sources.importer import import_files
 from followupd.store.db import Store
+from tests.bench import harness, machine
+from tests.bench.radicale import (
+    PASSWORD,
+    USER,
+    Client,
+    radicale,
+    verify_storage,
+    write_calendar,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=PARIS)  # a Monday morning
-USER = "claire"
-PASSWORD = "bench-dav-4242"  # a throwaway server's password
 PASSWORD_VARIABLE = "FOLLOWUPD_BENCH_CALDAV_PASSWORD"
 CALENDAR = "Missions"  # its display name, which followupd's read_calendars names
 COLLECTION = "missions"  # its path segment, which vdirsyncer's collections name
@@ -107,6 +100,7 @@ CHANGE_MARK = "status_update_every_days: 14"  # what the one change adds to a de
 ITEM_ACTION = re.compile(r"(Copying \(\w+\)|Deleting) item \S+ (?:to|from) (\S+)")
 TITLED = re.compile(r"^mission event (?:'[^']*'|\"[^\"]*\"): ")  # a reason's first words
 OWNER = ("Claire Martin", "claire@cabinet.example")
+FIRST, CHANGED = "first sync", "after one change"  # what is timed, for each client
 HOW_TO_INSTALL = """\
 vdirsyncer is not installed. It comes with Debian's vdirsyncer package:
 
@@ -380,98 +374,13 @@ def generate(rng: random.Random, crowd: People, events: int) -> list[Generated]:
 
 
 def write_storage(root: Path, objects: list[Generated]) -> Path:
-    """The objects in Radicale's multifilesystem layout; returns the calendar's folder."""
-    calendar = root / "collections" / "collection-root" / USER / COLLECTION
-    calendar.mkdir(parents=True)
-    props = {"C:supported-calendar-component-set": "VEVENT,VTODO", "D:displayname": CALENDAR,
-             "tag": "VCALENDAR"}  # fmt: skip
-    (calendar / ".Radicale.props").write_text(json.dumps(props, sort_keys=True))
-    for item in objects:
-        (calendar / item.href).write_bytes(item.text.encode())
-    return calendar
+    """The objects in Radicale's storage, as the calendar CALENDAR; returns its folder."""
+    files = ((item.href, item.text.encode()) for item in objects)
+    return write_calendar(root, COLLECTION, CALENDAR, files)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Radicale:
-    """``python -m radicale`` on 127.0.0.1:port, serving `root`/collections."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.port = port
-        (root / "users").write_text(f"{USER}:{PASSWORD}\n")
-        config = root / "radicale.conf"
-        config.write_text(
-            f"[server]\nhosts = 127.0.0.1:{port}\n"
-            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {root / 'users'}\n"
-            "htpasswd_encryption = plain\ndelay = 0\n"
-            "[rights]\ntype = owner_only\n"
-            f"[storage]\nfilesystem_folder = {root / 'collections'}\n"
-            "[web]\ntype = none\n"
-            "[logging]\nlevel = warning\nmask_passwords = True\n"
-        )
-        self.log = (root / "radicale.log").open("wb")
-        command = [sys.executable, "-m", "radicale", "--config", str(config)]
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        self.log_path = root / "radicale.log"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(
-                        f"Radicale did not start:\n{self.log_path.read_text()[-2000:]}"
-                    ) from None
-                time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()  # this process's child, by its PID
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
-@contextmanager
-def radicale(root: Path) -> Iterator[Radicale]:
-    server = Radicale(root, free_port())
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-class App:
-    """Plain HTTP to the server, as a calendar app sends it (http.client never uses a proxy)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        self.auth = {"Authorization": f"Basic {token}"}
-
-    def request(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        try:
-            connection.request(method, path, body=body, headers={**self.auth, **(headers or {})})
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
+class App(Client):
+    """A calendar app: what it asks of the server to warm it up, and how it saves a change."""
 
     def warm_up(self) -> dict[str, float]:
         """Time the requests that fill Radicale's caches, and a listing once they are full."""
@@ -557,15 +466,6 @@ class Timing:
     server_cpu: float = 0.0  # Radicale's process over the same span
 
 
-def cpu_of(pid: int) -> float:
-    """A process's user + system CPU seconds so far (Linux's /proc); 0 if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu() -> float:
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # those waited for
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -575,13 +475,13 @@ def own_cpu() -> float:
 def timing(server: int) -> Iterator[Timing]:
     """Wall time, the client's CPU time and the server's (process `server`) over the block."""
     spent = Timing()
-    wall, client, served = time.perf_counter(), own_cpu(), cpu_of(server)
+    wall, client, served = time.perf_counter(), own_cpu(), machine.cpu_seconds(server)
     try:
         yield spent
     finally:
         spent.wall = time.perf_counter() - wall
         spent.client_cpu = own_cpu() - client
-        spent.server_cpu = cpu_of(server) - served
+        spent.server_cpu = machine.cpu_seconds(server) - served
 
 
 class Held(logging.Handler):
@@ -717,20 +617,14 @@ def storage_of(path: Path) -> str:
     return f"{path.parent} on {where} (TMPDIR=/dev/shm takes the disk out)"
 
 
-def machine(vdirsyncer: str, load: tuple[float, float, float]) -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def vdirsyncer_version(vdirsyncer: str) -> str:
+    """vdirsyncer's version and the Python it runs on (Debian's, not the dev venv's)."""
     vdir = subprocess.run([vdirsyncer, "--version"], capture_output=True, text=True, check=False)
     system_python = subprocess.run(
         ["/usr/bin/python3", "--version"], capture_output=True, text=True, check=False
     )
-    return (
-        f"{cpus} CPUs ({platform.machine()}), {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()} (followupd, Radicale), SQLite "
-        f"{sqlite3.sqlite_version}, caldav {version('caldav')}, icalendar "
-        f"{version('icalendar')}, Radicale {version('radicale')}; "
-        f"{vdir.stdout.strip() or 'vdirsyncer ?'} on {system_python.stdout.strip() or 'python3'}; "
-        f"load average (1 min) before the syncs {load[0]:.2f}, after {os.getloadavg()[0]:.2f}"
-    )
+    name = vdir.stdout.strip().replace(", version", "") or "vdirsyncer ?"
+    return f"{name} on {system_python.stdout.strip() or 'python3'}"
 
 
 # (what, the file of the function, its qualified name), or a built-in's name (no file):
@@ -795,6 +689,7 @@ def main() -> None:
     parser.add_argument(
         "--install", action="store_true", help="as root, install Debian's vdirsyncer if missing"
     )
+    harness.add_figures_option(parser)
     args = parser.parse_args()
     binary = shutil.which("vdirsyncer")
     if binary is None and args.install:
@@ -804,13 +699,8 @@ def main() -> None:
         sys.exit(HOW_TO_INSTALL)
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK  # caldav's niquests reads these
     os.environ[PASSWORD_VARIABLE] = PASSWORD
-    started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="followupd-bench-caldav-"))
-    try:
+    with harness.workdir("followupd-bench-caldav-") as workdir:
         bench(args, binary, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nwhole benchmark: {time.perf_counter() - started:.1f} s")
 
 
 def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
@@ -831,32 +721,35 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
     )
     sound = [item for item in objects if item.sound_mission]
     changed_for_us, changed_for_them = sound[len(sound) // 3], sound[2 * len(sound) // 3]
+    started = time.perf_counter()
+    verify_storage(workdir / "radicale")
+    verified = time.perf_counter() - started
     with radicale(workdir / "radicale") as server:
         settings = followupd_settings(workdir, server.port)
         app = App(server.port)
-        warm = app.warm_up()
+        warm = {"radicale --verify-storage": verified, **app.warm_up()}
         print(
             "Radicale warm-up, not in the figures: "
             + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in warm.items()),
             flush=True,
         )
-        times: dict[str, Timing] = {}
+        times: dict[tuple[str, str], Timing] = {}  # (client, what) -> its times
         pid = server.process.pid
-        load = os.getloadavg()  # other work on the machine stretches every wall time
+        load = os.getloadavg()[0]  # other work on the machine stretches every wall time
         store = fresh_store(settings, data, workdir / "followupd.db")
-        times["followupd, first sync"], first, logged = timed_sync(store, settings, pid)
+        times["followupd", FIRST], first, logged = timed_sync(store, settings, pid)
         print(f"followupd first sync: {describe(first, logged)}", flush=True)
         if first.skipped:
             print(f"  skipped, most common reasons: {skipped_reasons(first)}")
         app.change_mission(changed_for_us.href)
-        times["followupd, after one change"], second, logged = timed_sync(store, settings, pid)
+        times["followupd", CHANGED], second, logged = timed_sync(store, settings, pid)
         print(f"followupd after one change: {describe(second, logged)}", flush=True)
         store.close()
 
         vdirsyncer = Vdirsyncer(binary, workdir, server.port, pid)
         startup, _ = vdirsyncer.run("--version")
         discover, _ = vdirsyncer.run("discover")
-        times["vdirsyncer, first sync"], done = vdirsyncer.run("sync")
+        times["vdirsyncer", FIRST], done = vdirsyncer.run("sync")
         local = vdirsyncer.local_files()
         print(
             f"vdirsyncer first sync: {actions(done)}; {len(local)} .ics files in the local "
@@ -864,7 +757,7 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
             flush=True,
         )
         app.change_mission(changed_for_them.href)
-        times["vdirsyncer, after one change"], done = vdirsyncer.run("sync")
+        times["vdirsyncer", CHANGED], done = vdirsyncer.run("sync")
         copies = [path for path in vdirsyncer.local_files() if changed_for_them.uid in path.name]
         updated = any(has_change(path) for path in copies)
         print(
@@ -880,15 +773,32 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
             store.close()
     print(f"\n{len(objects)} events in one Radicale calendar ({folder.name}), synced at {AT}:")
     print(f"{'':<32}{'wall s':>9}{'client CPU s':>14}{'Radicale CPU s':>16}")
-    for label, spent in times.items():
+    for (client, what), spent in times.items():
+        label = f"{client}, {what}"
         print(f"{label:<32}{spent.wall:>9.2f}{spent.client_cpu:>14.2f}{spent.server_cpu:>16.2f}")
     print(
         "client CPU: followupd's (this process) or vdirsyncer's process; Radicale CPU: the "
         "server's process over the same span. vdirsyncer's figures include its start-up "
         f"(`vdirsyncer --version`: {startup.wall:.2f} s wall, {startup.client_cpu:.2f} s CPU)"
     )
-    print(f"machine: {machine(binary, load)}")
+    tools = vdirsyncer_version(binary)
+    software = machine.packages("caldav", "icalendar", "radicale")
+    print(f"machine: {machine.describe(*software, tools, load_before=load)}")
     print(f"storage: {storage_of(workdir)}")
+    harness.save_figures(
+        args.figures,
+        {
+            "events": len(objects),
+            "vdirsyncer": tools,
+            "radicale_warm_up": warm,
+            "times": {
+                client: {
+                    what: asdict(spent) for (name, what), spent in times.items() if name == client
+                }
+                for client in ("followupd", "vdirsyncer")
+            },
+        },
+    )
     if profile is not None:
         print_profile(profile, profiled.wall, len(objects))
 

@@ -34,16 +34,12 @@ import argparse
 import asyncio
 import cProfile
 import os
-import platform
 import pstats
 import random
 import re
 import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +47,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +62,8 @@ from followupd.engine import evaluate
 from followupd.rules.base import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
+from tests.bench import harness, machine
+from tests.smtpserver import free_port
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris: a Monday-morning burst
 WEEK = timedelta(days=7)
@@ -335,12 +332,6 @@ def stop_postfix_service() -> None:
         subprocess.run([postfix, "stop"], check=False)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Sink:
     """smtp-sink on 127.0.0.1:port, its running counters (-c) written to a file."""
 
@@ -352,16 +343,9 @@ class Sink:
         command += [f"127.0.0.1:{port}", "1000"]
         self.output = counters.open("wb")
         self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    error = self.process.stderr.read() if self.process.stderr else b""
-                    raise RuntimeError(f"smtp-sink did not start: {error.decode()}") from None
-                time.sleep(0.05)
+        if not machine.listening(self.process, port, timeout=10):
+            error = self.process.stderr.read() if self.process.stderr else b""
+            raise RuntimeError(f"smtp-sink did not start: {error.decode()}")
 
     def received(self) -> int:
         """Messages received so far (its ``mesg=`` counter)."""
@@ -437,19 +421,12 @@ class Run:
         return self.messages / self.seconds if self.seconds else 0.0
 
 
-def machine(load: tuple[float, float, float]) -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+def postfix_version() -> str:
     postconf = shutil.which("postconf") or "/usr/sbin/postconf"
-    postfix = subprocess.run(
+    found = subprocess.run(
         [postconf, "-d", "-h", "mail_version"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    return (
-        f"{cpus} CPUs ({platform.machine()}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}, SQLite {sqlite3.sqlite_version}, "
-        f"SQLAlchemy {version('sqlalchemy')}, aiosmtplib {version('aiosmtplib')}, "
-        f"Postfix {postfix or 'unknown'}; load average before the pass "
-        f"{load[0]:.2f} (1 min), after the benchmark {os.getloadavg()[0]:.2f}"
-    )
+    return f"Postfix {found or 'unknown'}"
 
 
 # (what, the file of the function, its qualified name), or a built-in's name (no file):
@@ -523,6 +500,7 @@ def main() -> None:
         action="store_true",
         help="as root, install Debian's postfix if smtp-sink is missing",
     )
+    harness.add_figures_option(parser)
     args = parser.parse_args()
     tools = postfix_tools()
     if tools is None and args.install:
@@ -530,13 +508,8 @@ def main() -> None:
         tools = postfix_tools()
     if tools is None:
         sys.exit(HOW_TO_INSTALL)
-    started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="followupd-bench-delivery-"))
-    try:
+    with harness.workdir("followupd-bench-delivery-") as workdir:
         bench(args, tools, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nwhole benchmark: {time.perf_counter() - started:.1f} s")
 
 
 def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> None:
@@ -557,7 +530,7 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
         flush=True,
     )
     handed = Handed(sample_every=max(1, due // 500))
-    load = os.getloadavg()  # other work on the machine skews every figure
+    load = os.getloadavg()[0]  # other work on the machine skews every figure
     profile = cProfile.Profile() if args.profile else None
     with sink(sink_binary, port, workdir / "sink-counters") as server:
         seconds = deliver(store, settings, handed, profile)
@@ -589,6 +562,23 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
                 Run(name, due, timings[len(timings) // 2], len(typical), sessions, count, rates)
             )
     print_table(runs, handed, cap, after_due, after_all, history, load)
+    harness.save_figures(
+        args.figures,
+        {
+            "messages": due,
+            "postfix": postfix_version(),
+            "runs": [
+                {
+                    "label": run.label,
+                    "connections": run.connections,
+                    "rate": run.rate,
+                    "seconds": run.seconds,
+                    "bytes": run.size,
+                }
+                for run in runs
+            ],
+        },
+    )
     if profile is not None:
         print_profile(profile, seconds, handed.messages)
 
@@ -600,7 +590,7 @@ def print_table(
     after_due: dict[str, int],
     after_all: dict[str, int],
     history: int,
-    load: tuple[float, float, float],
+    load: float,
 ) -> None:
     print(
         f"\n{'':<36}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'avg bytes':>10}"
@@ -635,7 +625,8 @@ def print_table(
         f"outbox after the pass, all rows: {_states(after_all)} "
         f"(of which {history} thread history sent before)"
     )
-    print(f"machine: {machine(load)}")
+    software = (postfix_version(), *machine.packages("sqlalchemy", "aiosmtplib"))
+    print(f"machine: {machine.describe(*software, load_before=load)}")
 
 
 if __name__ == "__main__":

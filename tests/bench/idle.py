@@ -35,17 +35,12 @@ Last, SIGTERM: the exit code and how long stopping took. Only loopback is used.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
-import platform
 import re
 import resource
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,6 +52,9 @@ import tests.bench.evaluate as evaluate_bench
 from followupd.config import parse_settings
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
+from tests.bench import harness, machine
+from tests.bench.daemon import STARTUP_PASSES, environment, get, running
+from tests.smtpserver import free_port
 
 CONFIG = """\
 [owner]
@@ -67,9 +65,7 @@ phone = "+33 6 00 00 00 00"
 [feed]
 listen = "127.0.0.1:{port}"
 """
-STARTUP_PASSES = ("deliver", "evaluate", "housekeeping")  # sync returns at once without [caldav]
-TIMEOUT = 900.0  # for startup and for the passes after SIGHUP: 10,000 missions take seconds
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TIMEOUT = 900.0  # for the passes after SIGHUP: 10,000 missions take seconds
 PASS_COUNT = re.compile(r'^followupd_pass_duration_seconds_(count|sum)\{pass="(\w+)"\} (\S+)$')
 
 
@@ -90,25 +86,13 @@ class Sample:
     threads: int
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
     """The store as of today, then one tick at the real time: what is due now is done."""
     settings = parse_settings(config.read_text(), config, environ)
     store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     started = time.perf_counter()
-    fixed = evaluate_bench.AT
-    evaluate_bench.AT = datetime.now(UTC)  # build() reads its "today" from this global
-    try:
-        evaluate_bench.build(store, missions)
-    finally:
-        evaluate_bench.AT = fixed
+    evaluate_bench.build(store, missions, today=datetime.now(UTC).date())
     built = time.perf_counter() - started
     started = time.perf_counter()
     command = [sys.executable, "-m", "followupd", "--config", str(config), "tick"]
@@ -128,12 +112,6 @@ def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
 
 
 # -- the process, from /proc ------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process (its threads, live and gone)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
 def sample(pid: int) -> Sample:
@@ -164,45 +142,17 @@ def switches(pid: int) -> int:
 # -- the process, over HTTP -------------------------------------------------------------
 
 
-def get(port: int, path: str) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
-
-
 def passes(port: int) -> dict[str, tuple[int, float]]:
     """Each pass's count and total seconds so far, from /metrics."""
     counts: dict[str, int] = {}
     sums: dict[str, float] = {}
-    for line in get(port, "/metrics")[1].splitlines():
+    for line in get(port, "/metrics")[2].decode().splitlines():
         match = PASS_COUNT.match(line)
         if match and match.group(1) == "count":
             counts[match.group(2)] = int(float(match.group(3)))
         elif match:
             sums[match.group(2)] = float(match.group(3))
     return {name: (count, sums.get(name, 0.0)) for name, count in counts.items()}
-
-
-def wait_ready(daemon: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """/healthz answers 200 and names every startup pass: they have all run once."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            sys.exit(f"followupd run exited with {daemon.returncode}:\n{log.read_text()}")
-        try:
-            status, text = get(port, "/healthz")
-        except OSError:  # not listening yet
-            status, text = 0, ""
-        if status == 503:
-            sys.exit(f"followupd run is unhealthy: {text}{log.read_text()}")
-        if status == 200 and all(name in text for name in STARTUP_PASSES):
-            return
-        time.sleep(0.2)
-    sys.exit(f"followupd run not ready after {TIMEOUT:.0f} s:\n{log.read_text()}")
 
 
 def wait_passes(port: int, before: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
@@ -235,18 +185,6 @@ def mb(kb: int) -> str:
     return f"{kb / 1024:.1f}"
 
 
-def machine() -> str:
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return (
-        f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), {model or 'unknown CPU'};"
-        f" Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
-
-
 @dataclass
 class Window:
     seconds: float
@@ -264,15 +202,69 @@ def measure(pid: int, port: int, seconds: float) -> Window:
     """SECONDS of the process left alone: only /proc is read, once a second."""
     before = passes(port)
     samples: list[Sample] = []
-    cpu, woke, wall = cpu_seconds(pid), switches(pid), time.monotonic()
+    cpu, woke, wall = machine.cpu_seconds(pid), switches(pid), time.monotonic()
     deadline, next_sample = wall + seconds, wall
     while next_sample < deadline:
         samples.append(sample(pid))
         next_sample += 1
         time.sleep(max(0.0, min(next_sample, deadline) - time.monotonic()))
-    cpu, woke, wall = cpu_seconds(pid) - cpu, switches(pid) - woke, time.monotonic() - wall
+    cpu, woke, wall = machine.cpu_seconds(pid) - cpu, switches(pid) - woke, time.monotonic() - wall
     samples.append(sample(pid))
     return Window(wall, cpu, woke, samples, ran(before, passes(port)))
+
+
+@dataclass
+class Observed:
+    """What the daemon did from its start to its exit."""
+
+    ready: float  # seconds from the start to the startup passes done
+    startup_cpu: float
+    startup: Sample
+    window: Window
+    reloaded: str  # the passes SIGHUP ran
+    pass_cpu: float
+    after_passes: Sample
+    code: int  # the exit code after SIGTERM
+    stopped: float  # seconds SIGTERM took
+    lifetime_cpu: float
+
+
+def observe(config: Path, environ: dict[str, str], port: int, args: argparse.Namespace) -> Observed:
+    """Start the daemon, leave it alone, reload it, stop it: what each step cost."""
+    cpu_before_daemon = children_cpu()
+    started = time.perf_counter()
+    with running(config, environ, port, config.parent / "followupd.log") as daemon:
+        pid = daemon.pid
+        ready = time.perf_counter() - started
+        startup_cpu, startup = machine.cpu_seconds(pid), sample(pid)
+        time.sleep(args.settle)
+        window = measure(pid, port, args.seconds)
+
+        # the periodic work: a reload re-runs every pass at once
+        cpu = machine.cpu_seconds(pid)
+        before = passes(port)
+        daemon.send_signal(signal.SIGHUP)
+        reloaded = ran(before, wait_passes(port, before))
+        pass_cpu = machine.cpu_seconds(pid) - cpu
+        after_passes = sample(pid)
+
+        stop_started = time.perf_counter()
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=120)
+        stopped = time.perf_counter() - stop_started
+    lifetime_cpu = children_cpu() - cpu_before_daemon
+    return Observed(
+        ready,
+        startup_cpu,
+        startup,
+        window,
+        reloaded,
+        pass_cpu,
+        after_passes,
+        code,
+        stopped,
+        lifetime_cpu,
+    )
 
 
 def main() -> None:
@@ -281,59 +273,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="the measured window")
     parser.add_argument("--settle", type=float, default=10.0, help="wait after the startup passes")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (store, log)")
+    harness.add_figures_option(parser)
     args = parser.parse_args()
-    began = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="followupd-idle-"))
-    state = workdir / "state"
-    state.mkdir()
+    with harness.workdir("followupd-idle-", keep=args.keep) as workdir:
+        bench(args, workdir)
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> None:
     port = free_port()
     config = workdir / "followupd.toml"
     config.write_text(CONFIG.format(port=port))
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM")
-    }
-    environ |= {"STATE_DIRECTORY": str(state), "HOME": str(workdir)}
-    environ.pop("FOLLOWUPD_CONFIG", None)
+    environ = environment(workdir)
     prepared = prepare(config, environ, args.missions)
-
-    log = workdir / "followupd.log"
-    command = [sys.executable, "-m", "followupd", "--config", str(config), "run"]
-    cpu_before_daemon = children_cpu()
-    started = time.perf_counter()
-    with log.open("wb") as output:
-        daemon = subprocess.Popen(
-            command, env=environ, cwd=workdir, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        pid = daemon.pid
-        wait_ready(daemon, port, log)
-        ready = time.perf_counter() - started
-        startup_cpu, startup = cpu_seconds(pid), sample(pid)
-        time.sleep(args.settle)
-        window = measure(pid, port, args.seconds)
-
-        # the periodic work: a reload re-runs every pass at once
-        cpu = cpu_seconds(pid)
-        before = passes(port)
-        daemon.send_signal(signal.SIGHUP)
-        reloaded = ran(before, wait_passes(port, before))
-        pass_cpu = cpu_seconds(pid) - cpu
-        after_passes = sample(pid)
-
-        stop_started = time.perf_counter()
-        daemon.send_signal(signal.SIGTERM)
-        code = daemon.wait(timeout=120)
-        stopped = time.perf_counter() - stop_started
-    finally:
-        if daemon.poll() is None:  # interrupted: leave nothing running
-            daemon.kill()
-            daemon.wait()
-    lifetime_cpu = children_cpu() - cpu_before_daemon
-    lines = log.read_text().splitlines()
+    load = os.getloadavg()[0]
+    seen = observe(config, environ, port, args)
+    lines = (workdir / "followupd.log").read_text().splitlines()
     problems = sum(" WARNING " in line or " ERROR " in line for line in lines)
 
+    window = seen.window
     rss = [s.rss_kb for s in window.samples]
     final = window.samples[-1]
     followups = ", ".join(f"{n} {s}" for s, n in sorted(prepared.by_state.items())) or "none"
@@ -342,8 +299,8 @@ def main() -> None:
     print(f"  store built in {prepared.built:.1f} s; `followupd tick` in {prepared.ticked:.1f} s")
     print(f"  follow-ups after the tick: {followups}; the next pending is due {next_due}")
     print(
-        f"  ready with startup passes after {ready:.1f} s, {startup_cpu:.2f} CPU s,"
-        f" RSS {mb(startup.rss_kb)} MB; settled {args.settle:.0f} s"
+        f"  ready with startup passes after {seen.ready:.1f} s, {seen.startup_cpu:.2f} CPU s,"
+        f" RSS {mb(seen.startup.rss_kb)} MB; settled {args.settle:.0f} s"
     )
     print()
     anon_file = f"(anon {mb(final.anon_kb)}, file {mb(final.file_kb)})"
@@ -363,26 +320,36 @@ def main() -> None:
         print(f"  {name:<22}{value}")
     print()
     print(
-        f"  after SIGHUP, every pass once ({reloaded}): {pass_cpu:.2f} CPU s;"
-        f" RSS then {mb(after_passes.rss_kb)} MB, peak {mb(after_passes.hwm_kb)} MB"
+        f"  after SIGHUP, every pass once ({seen.reloaded}): {seen.pass_cpu:.2f} CPU s;"
+        f" RSS then {mb(seen.after_passes.rss_kb)} MB, peak {mb(seen.after_passes.hwm_kb)} MB"
     )
     every = parse_settings(config.read_text(), config, environ).service.evaluate_every_seconds
+    averaged = window.percent + 100 * seen.pass_cpu / every
     print(
         f"  averaged over an evaluate period ({every} s, the passes counted once):"
-        f" {window.percent + 100 * pass_cpu / every:.3f}% of one core;"
-        f" a minute holding them: {window.percent + 100 * pass_cpu / 60:.2f}%"
+        f" {averaged:.3f}% of one core;"
+        f" a minute holding them: {window.percent + 100 * seen.pass_cpu / 60:.2f}%"
     )
     print(
-        f"  SIGTERM: exit code {code} (0 expected) after {stopped:.2f} s;"
-        f" CPU over the daemon's whole life {lifetime_cpu:.2f} s;"
+        f"  SIGTERM: exit code {seen.code} (0 expected) after {seen.stopped:.2f} s;"
+        f" CPU over the daemon's whole life {seen.lifetime_cpu:.2f} s;"
         f" warnings and errors logged: {problems}"
     )
-    print(f"  machine: {machine()}")
-    print(f"  total script time {time.perf_counter() - began:.0f} s")
-    if args.keep:
-        print(f"  kept {workdir}")
-    else:
-        shutil.rmtree(workdir)
+    print(f"  machine: {machine.describe(load_before=load)}")
+    harness.save_figures(
+        args.figures,
+        {
+            "missions": args.missions,
+            "seconds": window.seconds,
+            "cpu_percent": window.percent,
+            "cpu_resolution_percent": 100 / machine.CLOCK_TICKS / window.seconds,  # one tick
+            "rss_max_mb": max(rss) / 1024,
+            "rss_peak_mb": final.hwm_kb / 1024,
+            "evaluate_every": every,
+            "averaged_percent": averaged,
+            "wakeups_per_second": window.switches / window.seconds,
+        },
+    )
 
 
 if __name__ == "__main__":

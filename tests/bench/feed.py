@@ -1,0 +1,294 @@
+"""Benchmark: the daemon's iCalendar feed, and Radicale serving the same objects. Prints figures.
+
+    python -m tests.bench.feed [--followups 10000] [--warm 5] [--conditional 3]
+
+(from the repository root in the dev venv; asserts nothing.)
+
+The follow-ups are the product's own: a store shaped like a real agency's
+(tests/bench/evaluate.py's ``build()``) is seen from AHEAD days from now,
+one evaluation pass of every rule records what is due then, and the first
+FOLLOWUPS owner calendar items (by due time) are kept, every other row
+deleted. They are all still to do, and due in the future, so the daemon,
+which reads the real clock, leaves them pending and its feed serves them all.
+The daemon runs with every rule disabled, so that its own passes add or
+cancel nothing: the feed serves exactly those FOLLOWUPS items.
+
+The same items, each built as the CalDAV channel writes it
+(``followupd.channels.ical.document`` under ``resource_name``), are written
+into one calendar collection of a Radicale server, which answers a GET of
+the collection with the whole calendar as one iCalendar document: what a
+user subscribed to a CalDAV calendar by its URL would fetch instead.
+
+Each server gets the same GETs, each over a new connection, as a calendar
+app polling the feed sends them: the first after the server started
+("first"), WARM more (their median and nearest-rank p95), then CONDITIONAL
+with If-None-Match set to the ETag of the last answer (a 304 if the server
+honours it); with the response bytes and the server's CPU time per warm
+request (from /proc). Radicale's first read of a collection parses every
+object and fills its item cache, which a server that had received the
+objects by PUTs would have done at upload time: ``radicale
+--verify-storage`` does it before the server starts, timed apart and not in
+the figures, so that its "first" is, like the daemon's, the first request
+of a fresh process. Radicale's storage is in memory (/dev/shm) where there
+is one, which only shortens that warm-up: the measured GETs only read, from
+the page cache either way. Only loopback is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+import tests.bench.evaluate as evaluate_bench
+from followupd.channels import ical
+from followupd.config import Settings, parse_settings
+from followupd.engine import evaluate
+from followupd.feed import feed_rows
+from followupd.feedtoken import ensure_token
+from followupd.rules.base import RULES, enabled_rules
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from tests.bench import harness, machine
+from tests.bench.daemon import environment, get, running
+from tests.bench.radicale import USER, Client, radicale, verify_storage, write_calendar
+from tests.smtpserver import free_port
+
+AHEAD = timedelta(days=30)  # the store is seen from then: what is due then is still to come
+MISSIONS_PER_ITEM = 10  # 0.12 (small stores) to 0.15 owner calendar items due per mission
+COLLECTION = "followupd"
+OWNER = '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'
+
+
+@dataclass
+class Prepared:
+    built: float  # seconds to build the store, evaluate it and make Radicale's objects
+    kinds: Counter[str]  # VTODO / VEVENT
+    objects: list[tuple[str, bytes]] = field(repr=False)  # for Radicale: file name, document
+
+
+@dataclass
+class Served:
+    """What one server answered to the same GETs."""
+
+    first: float
+    warm: list[float]
+    conditional: list[float]
+    conditional_status: int
+    body_bytes: int
+    cpu_per_request: float  # the server's CPU seconds per warm request
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "first": self.first,
+            "warm_median": statistics.median(self.warm),
+            "warm_p95": harness.percentile(self.warm, 0.95),
+            "conditional_median": statistics.median(self.conditional),
+            "conditional_status": self.conditional_status,
+            "bytes": self.body_bytes,
+            "cpu_per_request": self.cpu_per_request,
+        }
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
+    """FOLLOWUPS owner calendar items pending in the store, and the same items for Radicale."""
+    settings = parse_settings(OWNER, config, environ)  # every rule enabled
+    store = Store.open(settings.database.sqlalchemy_url(environ))
+    store.upgrade()
+    started = time.perf_counter()
+    then = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + AHEAD
+    evaluate_bench.build(store, followups * MISSIONS_PER_ITEM, today=then.date())
+    with store.session() as session:
+        evaluate(session, settings, enabled_rules(settings.rules), then)
+    with store.session() as session:
+        kept = _keep(session, followups)
+        rows = feed_rows(session, datetime.now(UTC))
+    store.close()
+    if kept < followups or len(rows) != kept:
+        raise SystemExit(
+            f"{kept} owner calendar items recorded, {len(rows)} in the feed: "
+            f"{followups} wanted; raise MISSIONS_PER_ITEM"
+        )
+    kinds, objects = _objects(rows, settings)
+    return Prepared(time.perf_counter() - started, kinds, objects)
+
+
+def _keep(session: Session, followups: int) -> int:
+    """Delete every row but the first `followups` pending owner calendar items; count the rest."""
+    first = (
+        select(FollowUp.id)
+        .where(
+            FollowUp.audience == "owner",
+            FollowUp.channel == "calendar",
+            FollowUp.state == "pending",
+        )
+        .order_by(FollowUp.due_at, FollowUp.key)
+        .limit(followups)
+    )
+    session.execute(delete(FollowUp).where(FollowUp.id.not_in(first)))
+    return session.execute(select(func.count(FollowUp.id))).scalar_one()
+
+
+def _objects(
+    rows: Sequence[Any], settings: Settings
+) -> tuple[Counter[str], list[tuple[str, bytes]]]:
+    """Each feed row as the CalDAV channel writes it: its file name and its document."""
+    zone = ZoneInfo(settings.owner.timezone)
+    kinds: Counter[str] = Counter()
+    objects = []
+    for row in rows:
+        item = ical.item_of(row, row.contact_name, row.contact_phone)
+        kinds["VEVENT" if item.meeting else "VTODO"] += 1
+        objects.append((ical.resource_name(item.key), ical.document(item, zone)))
+    return kinds, objects
+
+
+# -- the requests -------------------------------------------------------------------------
+
+
+Fetch = Callable[[dict[str, str]], tuple[int, dict[str, str], bytes]]
+
+
+def timed(
+    fetch: Fetch, headers: dict[str, str] | None = None
+) -> tuple[float, int, dict[str, str], bytes]:
+    """One GET: its seconds, status, headers (names in lower case) and body; stops on an error."""
+    started = time.perf_counter()
+    status, answer, body = fetch(headers or {})
+    elapsed = time.perf_counter() - started
+    if status not in (200, 304):
+        raise SystemExit(f"HTTP {status}: {body[:300]!r}")
+    return elapsed, status, {name.lower(): value for name, value in answer.items()}, body
+
+
+@dataclass(frozen=True)
+class Requests:
+    warm: int  # GETs after the first
+    conditional: int  # GETs with If-None-Match
+
+
+def serve(fetch: Fetch, pid: int, requests: Requests) -> Served:
+    """The first GET, the warm ones, then the conditional ones (on the last ETag)."""
+    first, _, _, body = timed(fetch)
+    warm, cpu = [], machine.cpu_seconds(pid)
+    for _ in range(max(1, requests.warm)):
+        seconds, _, answer, body = timed(fetch)
+        warm.append(seconds)
+    cpu = (machine.cpu_seconds(pid) - cpu) / len(warm)
+    etag = {"If-None-Match": answer.get("etag", '"none"')}
+    conditional, status = [], 0
+    for _ in range(max(1, requests.conditional)):
+        seconds, status, _, _ = timed(fetch, etag)
+        conditional.append(seconds)
+    return Served(first, warm, conditional, status, len(body), cpu)
+
+
+def followupd_side(config: Path, environ: dict[str, str], port: int, requests: Requests) -> Served:
+    token = ensure_token(parse_settings(config.read_text(), config, environ).feed.token_file)
+    with running(config, environ, port, config.parent / "followupd.log") as daemon:
+        return serve(lambda headers: get(port, f"/feed/{token}.ics", headers), daemon.pid, requests)
+
+
+def collection_get(port: int) -> Fetch:
+    """GET of USER's COLLECTION on the Radicale at `port`: the whole calendar as one document."""
+    client, path = Client(port), f"/{USER}/{COLLECTION}/"
+    return lambda headers: client.request("GET", path, headers=headers)
+
+
+def radicale_side(
+    root: Path, objects: list[tuple[str, bytes]], requests: Requests
+) -> tuple[float, Served]:
+    """Radicale's caches filled (timed), then the same GETs of a freshly started server."""
+    write_calendar(root, COLLECTION, "followupd", objects)
+    started = time.perf_counter()
+    verify_storage(root)
+    filled = time.perf_counter() - started
+    with radicale(root) as server:
+        served = serve(collection_get(server.port), server.process.pid, requests)
+    return filled, served
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def report(followups: int, prepared: Prepared, ours: Served, theirs: Served, filled: float) -> None:
+    kinds = ", ".join(f"{count} {kind}" for kind, count in prepared.kinds.most_common())
+    print(
+        f"feed benchmark: {followups} owner follow-ups pending ({kinds}); store built, "
+        f"evaluated and the objects made in {prepared.built:.1f} s"
+    )
+    print(f"radicale --verify-storage (fills its caches, not in the figures): {filled:.1f} s")
+    print(
+        f"\n{'':<34}{'first s':>9}{'median s':>10}{'p95 s':>8}{'304? median s':>15}"
+        f"{'MB':>7}{'CPU s/req':>11}"
+    )
+    for label, served in (
+        ("followupd GET /feed/<token>.ics", ours),
+        ("Radicale GET of the collection", theirs),
+    ):
+        print(
+            f"{label:<34}{served.first:>9.3f}{statistics.median(served.warm):>10.3f}"
+            f"{harness.percentile(served.warm, 0.95):>8.3f}"
+            f"{served.conditional_status:>5} {statistics.median(served.conditional):>9.3f}"
+            f"{served.body_bytes / 1e6:>7.2f}{served.cpu_per_request:>11.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--followups", type=int, default=10_000, help="default: 10000")
+    parser.add_argument("--warm", type=int, default=5, help="GETs after the first (default 5)")
+    parser.add_argument(
+        "--conditional", type=int, default=3, help="GETs with If-None-Match (default 3)"
+    )
+    harness.add_figures_option(parser)
+    args = parser.parse_args()
+    with harness.workdir("followupd-bench-feed-") as workdir:
+        bench(args, workdir)
+
+
+def bench(args: argparse.Namespace, workdir: Path) -> None:
+    port = free_port()
+    config = workdir / "followupd.toml"
+    disabled = "".join(f"[rules.{name}]\nenabled = false\n" for name in RULES)
+    config.write_text(f'{OWNER}[feed]\nlisten = "127.0.0.1:{port}"\n{disabled}')
+    environ = environment(workdir)
+    prepared = prepare(config, environ, args.followups)
+    load = os.getloadavg()[0]
+    requests = Requests(args.warm, args.conditional)
+    ours = followupd_side(config, environ, port, requests)
+    with harness.in_memory("followupd-bench-radicale-") as root:
+        filled, theirs = radicale_side(root, prepared.objects, requests)
+    report(args.followups, prepared, ours, theirs, filled)
+    software = machine.packages("radicale", "icalendar", "aiohttp")
+    print(f"machine: {machine.describe(*software, load_before=load)}")
+    harness.save_figures(
+        args.figures,
+        {
+            "followups": args.followups,
+            "requests": asdict(requests),
+            "kinds": dict(prepared.kinds),
+            "radicale_fill": filled,
+            "followupd": ours.summary(),
+            "radicale": theirs.summary(),
+            "radicale_version": machine.packages("radicale")[0],
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

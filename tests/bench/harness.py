@@ -1,0 +1,62 @@
+"""What every benchmark script shares: its scratch folder, and the figures it hands to run_all.
+
+Each benchmark prints its own report for a reader; with ``--figures FILE`` it
+also writes the numbers that report is made of, as one JSON object, so
+tests/bench/run_all can put them in one table without parsing text meant
+for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temp folder for one run, removed afterwards unless `keep`; then the run's wall time."""
+    started = time.perf_counter()
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"kept {path}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    print(f"\nwhole benchmark: {time.perf_counter() - started:.1f} s")
+
+
+@contextmanager
+def in_memory(prefix: str) -> Iterator[Path]:
+    """A temp folder in /dev/shm (a tmpfs: fsync costs nothing there), else in the temp dir."""
+    memory = Path("/dev/shm")
+    place = memory if memory.is_dir() and os.access(memory, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=place) as path:
+        yield Path(path)
+
+
+def add_figures_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--figures", metavar="FILE", help="also write the figures as JSON to FILE (for run_all)"
+    )
+
+
+def save_figures(path: str | None, figures: Mapping[str, Any]) -> None:
+    if path:
+        Path(path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value at least `share` of them do not exceed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
