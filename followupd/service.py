@@ -56,7 +56,7 @@ from followupd.cluster import coordination_for
 from followupd.config import Settings, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import FollowupdError
-from followupd.feed import Feed, build_feed, feed_rows
+from followupd.feed import Feed, FeedCache, build_feed, feed_rows, outbox_version
 from followupd.feedtoken import ensure_tokens, owner_of
 from followupd.metrics import Metrics
 from followupd.notify import Notifier
@@ -109,6 +109,7 @@ class Service:
         self.running: set[asyncio.Task[Any]] = set()  # the passes under way
         self.stop_requested = asyncio.Event()
         self.tokens: dict[str, str] = {}  # owner key -> feed token
+        self.feeds = FeedCache()
         self.shared = is_postgres(self.store.engine)  # other instances may share it
         self.cluster = coordination_for(
             self.store.engine, on_leadership=self._leadership, on_notice=self._notice
@@ -409,12 +410,23 @@ class Service:
 
     # -- what the outside sees ---------------------------------------------------------
     def feed(self, owner_key: str, at: datetime) -> Feed:
-        """The feed of the owner keyed `owner_key`: their items only, in their time zone."""
+        """The feed of the owner keyed `owner_key`: their items only, in their time zone.
+
+        Built for the hour of `at`, and kept while the outbox and the settings
+        stay the same (`FeedCache`).
+        """
+        hour = at.replace(minute=0, second=0, microsecond=0)
         scope = scope_of(self.settings, owner_key)
         with self.store.session() as session:
-            rows = feed_rows(session, at, scope)
+            version = (outbox_version(session), hour, id(self.settings))
+            cached = self.feeds.get(owner_key, version)
+            if cached is not None:
+                return cached
+            rows = feed_rows(session, hour, scope)
         owner = scope.owner
-        return build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
+        built = build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
+        self.feeds.put(owner_key, version, built)
+        return built
 
     def health(self) -> tuple[bool, str]:
         failed = {name: result for name, result in self.results.items() if not result.ok}
