@@ -843,6 +843,111 @@ def test_an_hourly_rule_is_read_up_to_a_bound() -> None:
     assert found.notes == [f"more than {MAX_OCCURRENCES} occurrences; the first ones are read"]
 
 
+# Rules no day ever matches, as hand edits and sync tools leave them. dateutil looked for
+# their next instance up to the year 9999: what reading the object took before, on the
+# machine these were written on, ends each line (every other object waited as long).
+NEVER_MATCHED = [
+    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",  # 30 February: 0.3 s
+    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-30",  # the 30th day from the end of February: 0.3 s
+    "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=4,6,9,11",  # the 31st of months of 30 days: 0.6 s
+    "FREQ=YEARLY;BYYEARDAY=366;BYMONTH=1",  # the 366th day of the year, in January: 0.3 s
+    "FREQ=YEARLY;BYWEEKNO=1;BYMONTH=7",  # week 1 in July: 0.4 s
+    "FREQ=YEARLY;BYMONTH=5;BYMONTHDAY=3;BYSETPOS=3",  # the 3rd of a set of one day: 0.3 s
+    "FREQ=MONTHLY;BYDAY=MO;BYMONTHDAY=1,2,3;BYSETPOS=2",  # 2nd Monday among the 1st-3rd: 0.6 s
+    "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",  # 29 February of 2026, 2030...: 0.05 s
+    "FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31",  # 31 April, week by week: 1.2 s
+    "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",  # 30 February, day by day: 3.9 s
+    "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;COUNT=3",  # COUNT counts instances, so no end: 5.3 s
+    "FREQ=DAILY;BYSETPOS=2",  # the 2nd instance of a day that has one: 8.6 s
+    "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",  # 30 February, hour by hour: 10.4 s
+]
+
+
+def with_rule(rule: str, start: str, *lines: str) -> bytes:
+    """One event of an hour starting at `start` (UTC), repeating by `rule`."""
+    body = "\n".join([f"DTSTART:{start}", "DURATION:PT1H", f"RRULE:{rule}", *lines])
+    return _ics(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//Some sync tool//EN\nBEGIN:VEVENT\n"
+        f"UID:rule-1\nDTSTAMP:20261120T083000Z\nSUMMARY:Revue\n{body}\nEND:VEVENT\nEND:VCALENDAR\n"
+    ).encode()
+
+
+def timed_read(data: bytes, window: tuple[datetime, datetime] = WINDOW) -> ReadObject:
+    """read_object, which must take well under a second (tests run on slow machines too)."""
+    started = clock.perf_counter()
+    found = read_object(data, PARIS, window)
+    elapsed = clock.perf_counter() - started
+    assert elapsed < 1, f"{elapsed:.2f} s to read"
+    return found
+
+
+@pytest.mark.parametrize("rule", NEVER_MATCHED)
+def test_a_rule_no_day_matches_gives_its_dtstart_only_and_at_once(rule: str) -> None:
+    """RFC 5545: DTSTART is the first instance of a recurrence set, whatever its rule says.
+
+    So the event is read: its DTSTART is its one occurrence when it falls in the
+    window, and it has none when it does not. There is no note: the reader does
+    not tell a rule no day matches from one with no instance in the window.
+    """
+    found = timed_read(with_rule(rule, "20261102T090000Z"))
+    start = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    assert [span(o) for o in found.occurrences] == [(start, start + timedelta(hours=1))]
+    assert found.notes == [] and found.occurrences[0].recurring
+
+    earlier = timed_read(with_rule(rule, "20260102T090000Z"))
+    assert [e.start for e in earlier.events] == [datetime(2026, 1, 2, 9, tzinfo=UTC)]
+    assert (earlier.occurrences, earlier.notes) == ([], [])
+
+
+def test_a_rule_no_day_matches_keeps_its_rdates_and_exdates() -> None:
+    found = timed_read(
+        with_rule(
+            "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+            "20261102T090000Z",
+            "RDATE:20261109T090000Z,20261116T090000Z",
+            "EXDATE:20261109T090000Z",
+        )
+    )
+    assert [o.start for o in found.occurrences] == [
+        datetime(2026, 11, 2, 9, tzinfo=UTC),
+        datetime(2026, 11, 16, 9, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "window", "instances"),
+    [
+        # ISO week 53 comes back in 2026, six years later
+        (
+            "FREQ=YEARLY;BYWEEKNO=53;BYDAY=TH",
+            "20201231T090000Z",
+            WINDOW,
+            [datetime(2026, 12, 31, 9, tzinfo=UTC)],
+        ),
+        # 29 February on a Monday: 2016, then 2044
+        (
+            "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO",
+            "20160229T090000Z",
+            (paris(2043, 12, 1), paris(2044, 12, 31)),
+            [datetime(2044, 2, 29, 9, tzinfo=UTC)],
+        ),
+        # from a 29 February, every year: only the leap years, up to UNTIL
+        (
+            "FREQ=YEARLY;UNTIL=20320301T000000Z",
+            "20240229T090000Z",
+            (paris(2024, 6, 1), paris(2040, 1, 1)),
+            [datetime(year, 2, 29, 9, tzinfo=UTC) for year in (2028, 2032)],
+        ),
+    ],
+)
+def test_a_rule_matched_rarely_is_read_exactly_and_at_once(
+    rule: str, start: str, window: tuple[datetime, datetime], instances: list[datetime]
+) -> None:
+    found = timed_read(with_rule(rule, start), window)
+    assert [o.start for o in found.occurrences] == instances
+    assert found.notes == []
+
+
 def test_a_task_with_completed_but_no_status_is_completed() -> None:
     found = read("apple-task-completed-no-status")
     (task,) = found.tasks

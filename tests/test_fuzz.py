@@ -1170,8 +1170,8 @@ RULE_PARTS = {
     "BYMINUTE": ["0", "0,30", "61"],
     "BYSECOND": ["0", "60"],
 }
-# at most one of these in a rule: two of them can make a rule no day meets (BYMONTH=2 with
-# BYMONTHDAY=30), which dateutil looks for up to the year 9999: seconds for each object
+# two of these can make a rule no day meets (BYMONTH=2 with BYMONTHDAY=31), which dateutil
+# would look for up to the year 9999, seconds for each object: the reader stops it sooner
 RULE_FILTERS = {
     "BYMONTH": ["2", "13", "0"],
     "BYMONTHDAY": ["31", "-1", "32", "0"],
@@ -1186,7 +1186,7 @@ BY_HOUR = st.sampled_from(["9", "9,14", "25", ",".join(map(str, range(24)))])
 
 @st.composite
 def rrules(draw: st.DrawFn) -> str:
-    """A recurrence rule, valid or not, that some day meets when it is valid."""
+    """A recurrence rule, valid or not; a valid one may be met by no day at all."""
     frequency = draw(st.sampled_from([*FREQUENCIES, "daily", "FORTNIGHTLY", ""]))
     parts = [f"FREQ={frequency}"]
     for name in RULE_PARTS:
@@ -1194,9 +1194,9 @@ def rrules(draw: st.DrawFn) -> str:
             parts.append(f"{name}={draw(RULE_PART_VALUES[name])}")
     if frequency != "HOURLY" and draw(ONE_IN_4):  # BYHOUR=9 every other hour: never met
         parts.append(f"BYHOUR={draw(BY_HOUR)}")
-    if draw(ONE_IN_4):
-        name = draw(st.sampled_from(sorted(RULE_FILTERS)))
-        parts.append(f"{name}={draw(RULE_PART_VALUES[name])}")
+    for name in RULE_FILTERS:
+        if draw(ONE_IN_4):
+            parts.append(f"{name}={draw(RULE_PART_VALUES[name])}")
     if draw(ONE_IN_10):
         parts.append(draw(st.text(max_size=12)))
     if draw(st.booleans()):
@@ -1417,6 +1417,13 @@ LONG_TITLE = ics_example(
 FIRST_DAY_MISSION = ics_example(
     "DTSTART;VALUE=DATE:00010101", "DURATION:PT1H", "SUMMARY:[mission] x", "DESCRIPTION:key: x"
 )
+# rules no day meets: dateutil looked for an instance up to the year 9999, 3 s and 5 s
+NEVER_MET_DAILY = ics_example(
+    "DTSTART:20261102T090000Z", "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"
+)
+NEVER_MET_HOURLY = ics_example(
+    "DTSTART:20261102T090000Z", "RRULE:FREQ=HOURLY;BYMONTHDAY=31;BYMONTH=4,6,9,11"
+)
 HUGE_DESCRIPTION = ics_example(
     "DTSTART;VALUE=DATE:20261201", "SUMMARY:[mission] x", "DESCRIPTION:key: " + "9" * 5000
 )
@@ -1425,6 +1432,8 @@ HUGE_DESCRIPTION = ics_example(
 @FUZZ
 @example(case=ZERO_INTERVAL)
 @example(case=ANCIENT_DAILY)
+@example(case=NEVER_MET_DAILY)
+@example(case=NEVER_MET_HOURLY)
 @example(case=DEEP_DESCRIPTION)
 @example(case=HUGE_DESCRIPTION)
 @example(case=FIRST_DAY_MISSION)

@@ -15,12 +15,17 @@ with the reason.
 
 from __future__ import annotations
 
+import datetime as datetime_module
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import cache
+from types import FunctionType, SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import recurring_ical_events
+from dateutil.rrule import rrule
 from icalendar import Calendar, Component
 
 ONE_DAY = timedelta(days=1)
@@ -340,7 +345,8 @@ def _expand(
         return None
     found: list[Happening] = []
     try:
-        parts_found = recurring_ical_events.of(calendar).between(window[0], window[1])
+        query = recurring_ical_events.of(calendar, components=[_EVENT_SERIES])
+        parts_found = query.between(window[0], window[1])
     except Exception as error:  # the library raises its own kinds on odd rules
         notes.append(f"recurrence not expanded ({error}); its first occurrence is read")
         return None
@@ -382,6 +388,69 @@ def _steps(part: Component, window: tuple[datetime, datetime]) -> int:
         return 0
     first = start.date() if isinstance(start, datetime) else start
     return max(0, (window[1].date() - first).days) * _per_day(part)
+
+
+class _RuleSearchedUpToTheQuery:
+    """One RRULE of an event, whose instances are looked for up to the end of the query only.
+
+    dateutil looks for the instances of a rule period after period (year,
+    month, week, day or hour, by FREQ), and stops at an instance after the end
+    of the query, at COUNT or UNTIL (both are checked on an instance), or once
+    past the year 9999. So for a rule no day can match (BYMONTH=2 with
+    BYMONTHDAY=30, BYMONTHDAY=31 in April, BYSETPOS=2 of a set of one day...)
+    it went through every period up to 9999, whatever the window: up to ten
+    seconds to read one object. And for a rule matched rarely (29 February on
+    a Monday) it looked decades ahead, for the ten instances its cache reads
+    at once. Here dateutil's own search (the code of rrule._iter, so the
+    instances are exactly dateutil's) runs with datetime.MAXYEAR set to the
+    year after the query ends, and without a cache.
+
+    A rule no day matches thus gives no instance, and its event, as RFC 5545
+    has it, only the instance of its DTSTART, read if it falls in the window;
+    without a note, since a rule can as well have no instance in the window.
+    """
+
+    def __init__(self, rule: rrule) -> None:
+        self.rule = rule
+        self.until = rule.until  # recurring_ical_events keeps UNTIL there, and reads it
+
+    def between(self, after: datetime, before: datetime, inc: bool = False) -> list[datetime]:
+        # time zones apart, an instance before the end of the query can be in the next year
+        search = _search_up_to(min(before.year + 1, datetime_module.MAXYEAR))
+        found = []
+        for instant in search(self.rule):
+            if instant > before or (instant == before and not inc):
+                break
+            if instant > after or (instant == after and inc):
+                found.append(instant)
+        return found
+
+
+@cache
+def _search_up_to(last_year: int) -> Callable[[rrule], Iterator[datetime]]:
+    """dateutil's rrule._iter, giving up after `last_year` rather than after the year 9999.
+
+    The same code, with the names of its module but `datetime`, whose MAXYEAR
+    (where dateutil gives up) is `last_year`. Should a dateutil no longer read
+    it, the timed tests of such rules in tests/test_calendar_corpus.py fail.
+    """
+    calendar_to = SimpleNamespace(**{**vars(datetime_module), "MAXYEAR": last_year})
+    search = rrule._iter
+    return FunctionType(search.__code__, {**search.__globals__, "datetime": calendar_to})
+
+
+class _SeriesSearchedUpToTheQuery(recurring_ical_events.Series):  # type: ignore[misc]
+    """recurring_ical_events' series of an event, its rules searched up to the query's end."""
+
+    class RecurrenceRules(recurring_ical_events.Series.RecurrenceRules):  # type: ignore[misc]
+        def rrulestr(self, rule_string: str) -> Any:
+            rule = super().rrulestr(rule_string)
+            return _RuleSearchedUpToTheQuery(rule) if isinstance(rule, rrule) else rule
+
+
+_EVENT_SERIES = recurring_ical_events.ComponentsWithName(
+    "VEVENT", series=_SeriesSearchedUpToTheQuery
+)
 
 
 def _task(part: Component, zone: tzinfo, notes: list[str]) -> TaskState:
