@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
-import socket
 import sys
 import traceback
 from collections.abc import Sequence
@@ -40,6 +38,7 @@ from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
 from followupd.service import run_service
 from followupd.sources.importer import import_files
+from followupd.store.coordination import worker_name
 from followupd.store.db import describe
 from followupd.store.models import (
     FOLLOWUP_STATES,
@@ -386,7 +385,7 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             return
     store = app.store()
     try:
-        worker = f"{socket.gethostname()}:{os.getpid()}"
+        worker = worker_name()
         delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
         with store.session() as session:
             print_outcome(session, sorted(touched | set(delivered.keys)), at, app, as_json)
@@ -425,7 +424,7 @@ def outbox() -> None:
 @pass_app
 def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int) -> None:
     """The most recent follow-ups, newest first."""
-    with app.session() as session:
+    with app.session(commit=False) as session:
         rows = outbox_ops.listing(session, states, rule, limit)
         tables.print_outbox(rows, app.zone, app.shown_owners)
 
@@ -435,7 +434,7 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
 @pass_app
 def outbox_show(app: App, ident: str) -> None:
     """Everything about one follow-up (ID: its number or its key)."""
-    with app.session() as session:
+    with app.session(commit=False) as session:
         found = outbox_ops.find(session, ident)
         tables.print_followup(found, app.zone, app.shown_owners)
 
@@ -471,7 +470,7 @@ def outbox_cancel(app: App, ident: str) -> None:
 def missions(app: App, status: str | None, client: str | None, owner_key: str | None) -> None:
     """List missions with their open issues and unpaid invoices."""
     scope = scope_of(app.settings, app.owners(owner_key)[0].key) if owner_key else None
-    with app.session() as session:
+    with app.session(commit=False) as session:
         rows = mission_rows(session, status, client, scope)
     tables.print_missions(rows, app.shown_owners)
 
@@ -481,7 +480,7 @@ def missions(app: App, status: str | None, client: str | None, owner_key: str | 
 @pass_app
 def show(app: App, mission: str) -> None:
     """Show one mission: client, contact, invoices, issues, touchpoints."""
-    with app.session() as session:
+    with app.session(commit=False) as session:
         found = mission_detail(session, mission)
         if found is None:
             raise NotFound(f"no mission with key {mission!r}")

@@ -74,6 +74,7 @@ class Cluster:
         self.on_notice = on_notice
         self.heartbeat = heartbeat
         self._leading = False
+        self._failures = 0  # connections lost in a row: how long to wait before the next
 
     @property
     def is_leader(self) -> bool:
@@ -81,25 +82,28 @@ class Cluster:
 
     async def run(self) -> None:
         """Stay connected, listening, and trying to lead, until cancelled."""
-        failures = 0
+        import psycopg
+
+        self._failures = 0
         while True:
             try:
                 await self._session()
             except asyncio.CancelledError:
                 self._lead(False)
                 raise
-            except Exception as error:  # psycopg.OperationalError and kin: reconnect
+            except Exception as error:
                 self._lead(False)
-                delay = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
-                failures += 1
-                log.warning(
-                    "lost the coordination connection (%s); timers only, reconnecting in %.0f s",
-                    _first_line(error),
-                    delay,
-                )
+                delay = RECONNECT_SECONDS[min(self._failures, len(RECONNECT_SECONDS) - 1)]
+                self._failures += 1
+                if isinstance(error, psycopg.OperationalError):  # the server, the network
+                    log.warning(
+                        "lost the coordination connection (%s); timers only, again in %.0f s",
+                        _first_line(error),
+                        delay,
+                    )
+                else:  # not a connection problem: show all of it
+                    log.exception("coordination failed; timers only, trying again in %.0f s", delay)
                 await asyncio.sleep(delay)
-            else:
-                failures = 0
 
     async def _session(self) -> None:
         import psycopg
@@ -112,6 +116,7 @@ class Cluster:
             for setting, value in SERVER_KEEPALIVES.items():
                 await connection.execute(f"SET {setting} = {value}")
             await connection.execute(f"LISTEN {CHANNEL}")
+            self._failures = 0  # connected again: the next loss starts the delays over
             while True:
                 if not self._leading:
                     cursor = await connection.execute(

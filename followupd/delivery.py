@@ -124,6 +124,23 @@ def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) 
     return sorted(rows, key=lambda row: (row.due_at, row.id))
 
 
+def _still_ours(session: Session, row: Any, worker: str, at: datetime) -> bool:
+    """Whether the claim on `row` is still `worker`'s, checked right before its email leaves.
+
+    A claim can be handed back while its batch is under way (the worker's
+    lock connection dropped, and the leader took it for dead): without this,
+    the rest of the batch would go out twice. With it, only the message in
+    flight at that instant can.
+    """
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_expires_at=at + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def _finish(session: Session, row: Any, worker: str, at: datetime, **values: Any) -> bool:
     """Record an outcome where the lease is still ours; False if it was lost."""
     result = session.execute(
@@ -171,8 +188,12 @@ class Deliverer:
         self.stopping = True
 
     async def run(self, at: datetime) -> DeliveryReport:
-        with alive(self.store.engine, self.worker):  # our claims are ours while we live
+        lock = alive(self.store.engine, self.worker)  # our claims are ours while we live
+        await asyncio.to_thread(lock.__enter__)
+        try:
             return await self._run(at)
+        finally:
+            await asyncio.to_thread(lock.__exit__, None, None, None)
 
     async def _run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
@@ -228,15 +249,23 @@ class Deliverer:
         if not gone:
             return
         writers = Writers(self.settings, self.calendar_writer)
+        unreachable: set[str] = set()  # owners whose calendar failed in this pass
         try:
             for row, why in gone.values():
+                owner = self.settings.owner_for(row.owner)
+                if owner.key in unreachable:
+                    continue
                 state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
-                writer = None
-                if row.calendar_href:
-                    writer = await writers.writer(self.settings.owner_for(row.owner))
-                if writer is not None:
-                    note = f"followupd: {why}"
-                    await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
+                try:
+                    writer = await writers.writer(owner) if row.calendar_href else None
+                    if writer is not None:
+                        note = f"followupd: {why}"
+                        await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
+                except DeliveryError as error:  # this owner's items wait; the others go on
+                    log.warning("%s's calendar items left open until the next pass: %s",
+                                owner.key, error)  # fmt: skip
+                    unreachable.add(owner.key)
+                    continue
                 with self.store.session() as session:
                     session.execute(
                         update(FollowUp)
@@ -244,8 +273,6 @@ class Deliverer:
                         .values(calendar_state=state, reason=why, updated_at=at)
                     )
                 report.closed[row.key] = why
-        except DeliveryError as error:
-            log.warning("calendar items left open until the next pass: %s", error)
         finally:
             await writers.close()
 
@@ -380,6 +407,10 @@ class Deliverer:
             earlier_in_thread=[message_id(key, domain) for key in earlier],
             language=row.language,
         )
+        with self.store.session() as session:
+            if not _still_ours(session, row, self.worker, at):
+                log.warning("%s was handed to another worker; not sent here", row.key)
+                return
         try:
             await sender.send(message)
         except DeliveryError as error:

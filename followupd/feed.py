@@ -7,9 +7,9 @@ state, so the same store gives the same bytes, and the ETag (a digest of
 the bytes) lets a client ask "anything new?" for the price of a 304.
 
 Building costs about half a millisecond of CPU per item (icalendar), so a
-built feed is kept until the outbox changes or the hour turns (`FeedCache`):
-an app polling a feed of 10,000 items that did not change costs two small
-queries, not five seconds.
+built feed is kept while what it is built from stays the same (`FeedCache`):
+an app polling an unchanged feed of 10,000 items costs one query, not five
+seconds of rendering.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select, true
+from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session
 
 from followupd.channels import ical
@@ -88,21 +88,20 @@ def build_feed(rows: Sequence[Any], zone: ZoneInfo, name: str) -> Feed:
     return Feed(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', len(rows))
 
 
-def outbox_version(session: Session) -> tuple[int, datetime | None]:
-    """What changes whenever a follow-up is recorded, updated or deleted."""
-    count, latest = session.execute(select(func.count(), func.max(FollowUp.updated_at))).one()
-    return int(count), latest
-
-
 class FeedCache:
-    """The last feed built for each owner, with the outbox version and hour it was built for."""
+    """The last feed built for each owner, and what it was built from.
+
+    The rows are compared, not a version number: reading them is cheap next
+    to rendering them, and any change to what the feed shows, a contact's
+    phone number included, gives different rows.
+    """
 
     def __init__(self) -> None:
         self._built: dict[str, tuple[object, Feed]] = {}
 
-    def get(self, owner: str, version: object) -> Feed | None:
+    def get(self, owner: str, source: object) -> Feed | None:
         kept = self._built.get(owner)
-        return kept[1] if kept is not None and kept[0] == version else None
+        return kept[1] if kept is not None and kept[0] == source else None
 
-    def put(self, owner: str, version: object, feed: Feed) -> None:
-        self._built[owner] = (version, feed)
+    def put(self, owner: str, source: object, feed: Feed) -> None:
+        self._built[owner] = (source, feed)

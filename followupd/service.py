@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -56,13 +54,13 @@ from followupd.cluster import coordination_for
 from followupd.config import Settings, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import FollowupdError
-from followupd.feed import Feed, FeedCache, build_feed, feed_rows, outbox_version
+from followupd.feed import Feed, FeedCache, build_feed, feed_rows
 from followupd.feedtoken import ensure_tokens, owner_of
 from followupd.metrics import Metrics
 from followupd.notify import Notifier
 from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
-from followupd.store.coordination import CHANGED, is_postgres, release_orphans
+from followupd.store.coordination import CHANGED, is_postgres, release_orphans, worker_name
 from followupd.store.db import Store
 from followupd.store.models import Client, FollowUp
 from followupd.web import Handlers, web_app
@@ -100,7 +98,7 @@ class Service:
         self.settings: Settings = load_settings(config_path, environ)
         self.store = Store.open(self.settings.database.sqlalchemy_url(environ), create=True)
         self.notifier = Notifier(environ)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.worker = worker_name()
         self.metrics = Metrics(lambda: self.store)
         self.results: dict[str, PassResult] = {}
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -412,20 +410,18 @@ class Service:
     def feed(self, owner_key: str, at: datetime) -> Feed:
         """The feed of the owner keyed `owner_key`: their items only, in their time zone.
 
-        Built for the hour of `at`, and kept while the outbox and the settings
-        stay the same (`FeedCache`).
+        Built again only when its rows, the owner's name or zone changed (`FeedCache`).
         """
-        hour = at.replace(minute=0, second=0, microsecond=0)
         scope = scope_of(self.settings, owner_key)
         with self.store.session() as session:
-            version = (outbox_version(session), hour, id(self.settings))
-            cached = self.feeds.get(owner_key, version)
-            if cached is not None:
-                return cached
-            rows = feed_rows(session, hour, scope)
+            rows = feed_rows(session, at, scope)
         owner = scope.owner
+        source = (rows, owner.timezone, owner.name)
+        cached = self.feeds.get(owner_key, source)
+        if cached is not None:
+            return cached
         built = build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
-        self.feeds.put(owner_key, version, built)
+        self.feeds.put(owner_key, source, built)
         return built
 
     def health(self) -> tuple[bool, str]:

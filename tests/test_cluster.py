@@ -194,7 +194,7 @@ def test_three_instances_deliver_each_follow_up_once_and_survive_the_leaders_dea
         leader.process.send_signal(signal.SIGKILL)
         killed_at = time.time()
         leader.process.wait(timeout=10)
-        dead_worker = f"{os.uname().nodename}:{leader.process.pid}"
+        dead_worker = f"{os.uname().nodename}:{leader.process.pid}:"  # and its random part
         survivors = [i for i in instances if i is not leader]
 
         CalendarApp(dav).put("Missions", "new.ics", NEW_MISSION)
@@ -242,8 +242,7 @@ def test_three_instances_deliver_each_follow_up_once_and_survive_the_leaders_dea
         assert instance.process is not None and instance.process.returncode == 0
         assert "Traceback" not in outputs[instance.home.name]
     assert (
-        any(f"claimed by {dead_worker}, which died" in outputs[i.home.name] for i in survivors)
-        or not retaken
+        any(f"claimed by {dead_worker}" in outputs[i.home.name] for i in survivors) or not retaken
     ), "the dead worker's claims were handed back, not left to their lease"
 
 

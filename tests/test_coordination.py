@@ -7,24 +7,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
 from followupd.cluster import Cluster
+from followupd.config import parse_settings
+from followupd.delivery import Deliverer
 from followupd.store.coordination import (
     CHANGED,
     DUE,
+    WORKERS,
     alive,
     announce,
     is_postgres,
     release_orphans,
+    worker_lock_id,
 )
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from tests.conftest import fresh_postgres_database, sample_followup
+from tests.conftest import MINIMAL_CONFIG, fresh_postgres_database, sample_followup
+from tests.rulekit import ACME, imported
+from tests.smtpserver import Recorder, free_port
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -157,7 +165,8 @@ def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) 
             ended = connection.scalar(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'followupd coordination'"
+                    "WHERE application_name = 'followupd coordination' "
+                    "AND datname = current_database()"
                 )
             )
         assert ended == 1
@@ -172,3 +181,53 @@ def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) 
         in_loop(scenario)
     finally:
         admin.dispose()
+
+
+class TakenForDead(Recorder):
+    """An SMTP server during whose first message the worker's lock connection drops,
+    and the leader, seeing no lock, hands the worker's claims back."""
+
+    def __init__(self, store: Store, worker: str) -> None:
+        super().__init__()
+        self.store, self.worker = store, worker
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.messages:
+            with self.store.engine.connect() as connection:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                        "'advisory' AND classid = :space AND objid = CAST(:key AS oid) AND granted"
+                    ),
+                    {"space": WORKERS, "key": worker_lock_id(self.worker) % 2**32},
+                )
+                connection.commit()
+            with self.store.session() as session:
+                assert release_orphans(session, NOW) == {self.worker: 3}
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.postgresql
+def test_claims_handed_back_mid_batch_are_not_sent_by_their_old_worker(
+    postgres_store: Store, tmp_path: Path
+) -> None:
+    invoice = '[[invoices]]\nnumber = "F-1"\nmission = "acme-audit"\namount = 10\n'
+    imported(postgres_store, tmp_path, ACME + invoice + "issued = 2026-10-01\ndue = 2026-11-01\n")
+    for n in range(3):
+        with postgres_store.session() as session:
+            row = sample_followup(f"k{n}", NOW - timedelta(minutes=1))
+            session.add(row)
+    recorder = TakenForDead(postgres_store, "host:1")
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        text_ = MINIMAL_CONFIG + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        settings = parse_settings(text_, tmp_path / "f.toml", {"HOME": str(tmp_path)})
+        report = asyncio.run(Deliverer(postgres_store, settings, "host:1").run(NOW))
+    finally:
+        controller.stop()
+    assert len(recorder.messages) == 1, "only the message in flight when the lock went"
+    assert report.sent == [], "its outcome is not ours to record any more"
+    for key in ("k0", "k1", "k2"):  # for the next claim; k0 will arrive a second time
+        assert state_of(postgres_store, key) == ("pending", None)

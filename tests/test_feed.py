@@ -19,8 +19,12 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 from icalendar import Calendar
+from sqlalchemy import update
+from sqlalchemy.engine import URL
 
 from followupd.feed import build_feed
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
 from tests.daemon import DISABLED, environment, followupd, get, healthy, wait_for
 from tests.smtpserver import free_port
 
@@ -123,6 +127,28 @@ def test_the_feed_is_stable_cached_and_guarded(daemon: tuple[Path, int]) -> None
         get(wrong)[:2] == get(f"http://127.0.0.1:{port}/nothing-here")[:2] == (404, b"not found\n")
     )
     assert get(url.removesuffix(".ics"))[0] == 404
+
+
+def test_a_change_shows_in_the_next_request_even_with_the_same_stamp(
+    daemon: tuple[Path, int], database_url: URL
+) -> None:
+    """The daemon keeps the feed it built; any change to what it shows must still show."""
+    home, _port = daemon
+    url = feed_url(home)
+    key = "invoice_due:F-2:heads-up"
+    wait_for(lambda: f"{key}@followupd" in tasks(get(url)[1]), timeout=10, step=0.2)
+    _, _, before = get(url)
+    store = Store.open(database_url, create=False)
+    try:
+        with store.session() as session:  # completed, its updated_at left as it was
+            session.execute(
+                update(FollowUp).where(FollowUp.key == key).values(calendar_state="completed")
+            )
+    finally:
+        store.close()
+    status, body, after = get(url)
+    assert status == 200 and after["ETag"] != before["ETag"]
+    assert tasks(body)[f"{key}@followupd"] == "COMPLETED"
 
 
 def test_vdirsyncer_subscribes_to_the_feed(daemon: tuple[Path, int], tmp_path: Path) -> None:

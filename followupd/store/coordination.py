@@ -17,6 +17,9 @@ user, one machine, one process) every function here is a no-op:
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,7 @@ CHANGED = "changed"  # missions, invoices, issues… changed: evaluate now
 NAMESPACE = 0x0F011093  # "followupd", roughly
 LEADER = 1
 EVALUATION = 2
+MIGRATION = 3
 WORKERS = 0x0F011094  # the namespace of per-worker locks
 
 
@@ -53,6 +57,12 @@ def one_evaluation_at_a_time(session: Session) -> None:
     """Wait for any other instance's evaluation to commit; held until this one does."""
     if is_postgres(session):
         session.execute(select(func.pg_advisory_xact_lock(NAMESPACE, EVALUATION)))
+
+
+def worker_name() -> str:
+    """This process's name on claims: host and pid, and a random part, since containers
+    on one host network can all be pid 1."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def worker_lock_id(worker: str) -> int:

@@ -14,12 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from followupd.errors import FollowupdError, ServiceUnavailable
+from followupd.store.coordination import MIGRATION, NAMESPACE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0005"  # tests check it is alembic's head
@@ -109,9 +110,11 @@ class Store:
         from alembic import command
 
         with _reachable(self.engine), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":  # instances started together: one migrates
+                connection.execute(select(func.pg_advisory_xact_lock(NAMESPACE, MIGRATION)))
             config = _alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, "head")  # reads the revision again: after the wait, none to do
         return before, self.current_revision()
 
     def require_current(self) -> None:

@@ -27,8 +27,11 @@ def environment(workdir: Path) -> dict[str, str]:
     """This process's environment for a daemon whose state lives in `workdir`/state."""
     state = workdir / "state"
     state.mkdir(exist_ok=True)
-    environ = {name: value for name, value in os.environ.items() if name not in SYSTEMD}
-    environ.pop("FOLLOWUPD_CONFIG", None)
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SYSTEMD and not name.startswith("FOLLOWUPD_")  # the user's database…
+    }
     return environ | {"STATE_DIRECTORY": str(state), "HOME": str(workdir)}
 
 
