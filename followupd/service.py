@@ -407,12 +407,16 @@ class Service:
         await self._pass("housekeeping", work)
 
     # -- what the outside sees ---------------------------------------------------------
-    def feed(self, owner_key: str, at: datetime) -> Feed:
+    def feed(self, owner_key: str, at: datetime) -> Feed | None:
         """The feed of the owner keyed `owner_key`: their items only, in their time zone.
 
         Built again only when its rows, the owner's name or zone changed (`FeedCache`).
+        None when that owner left the config (a reload between token and feed).
         """
-        scope = scope_of(self.settings, owner_key)
+        settings = self.settings
+        if owner_key not in {entry.key for entry in settings.owners}:
+            return None
+        scope = scope_of(settings, owner_key)
         with self.store.session() as session:
             rows = feed_rows(session, at, scope)
         owner = scope.owner

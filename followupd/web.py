@@ -28,7 +28,7 @@ class Handlers:
     """What the routes need from the service, as plain callables."""
 
     owner_of: Callable[[str], str | None]  # a token's owner key, None for a wrong one
-    feed: Callable[[str, datetime], Feed]  # an owner's, built in a thread: it reads the store
+    feed: Callable[[str, datetime], Feed | None]  # an owner's, built in a thread; None: gone
     health: Callable[[], tuple[bool, str]]
     metrics: Callable[[], bytes]
     now: Callable[[], datetime]
@@ -42,6 +42,8 @@ def web_app(handlers: Handlers) -> web.Application:
         if owner is None:
             return await not_found(request)
         built = await asyncio.to_thread(handlers.feed, owner, handlers.now())
+        if built is None:  # the owner left the config while we looked
+            return await not_found(request)
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
         if built.etag in _etags(request.headers.get("If-None-Match", "")):
             return web.Response(status=304, headers=headers)
