@@ -19,7 +19,7 @@ from followupd.config import DATABASE_URL_VARIABLE
 from followupd.store.db import Store
 from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
-from tests.pgserver import ENV_URL, throwaway_postgres
+from tests.pgserver import throwaway_postgres
 
 MINIMAL_CONFIG = """\
 [owner]
@@ -66,10 +66,9 @@ def fresh_postgres_database(server_url: str) -> URL:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Forget the shell's followupd variables: a test must never reach the user's database."""
-    for name in [name for name in os.environ if name.startswith("FOLLOWUPD_")]:
-        if name != ENV_URL:  # the test server to use instead of a throwaway one
-            del os.environ[name]
+    """Forget the shell's followupd settings: a test must never reach the user's database."""
+    for name in ("FOLLOWUPD_CONFIG", DATABASE_URL_VARIABLE):
+        os.environ.pop(name, None)
 
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]

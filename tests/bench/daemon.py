@@ -30,7 +30,7 @@ def environment(workdir: Path) -> dict[str, str]:
     environ = {
         name: value
         for name, value in os.environ.items()
-        if name not in SYSTEMD and not name.startswith("FOLLOWUPD_")  # the user's database…
+        if name not in (*SYSTEMD, "FOLLOWUPD_CONFIG", "FOLLOWUPD_DATABASE_URL")  # the user's
     }
     return environ | {"STATE_DIRECTORY": str(state), "HOME": str(workdir)}
 
