@@ -948,6 +948,151 @@ def test_a_rule_matched_rarely_is_read_exactly_and_at_once(
     assert found.notes == []
 
 
+# Zones an object defines (its VTIMEZONE, for a TZID that is no IANA name), whose STANDARD
+# rule is no zone's: icalendar had dateutil look for its onsets from 1601 on, up to the
+# time read or, for a rule no day matches, the year 9999. What reading the object took
+# before ends each line, as for the rules above.
+FIVE_THOUSAND_RDATES = _folded(
+    "RDATE", ",".join(f"{1601 + n // 2}{'03' if n % 2 else '10'}01T030000" for n in range(5000))
+).rstrip("\n")
+ROMANCE_STANDARD_RULE = "RRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10"
+NO_ZONES_RULES = {
+    # stopped after 150 s, dateutil's cache of the minutes it had gone through at 2 GB
+    "minutely": ("RRULE:FREQ=MINUTELY", "its STANDARD rule repeats MINUTELY, not YEARLY"),
+    "hourly": ("RRULE:FREQ=HOURLY", "its STANDARD rule repeats HOURLY, not YEARLY"),  # 10.9 s
+    "30-february-daily": (  # 3.2 s
+        "RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "its STANDARD rule repeats DAILY, not YEARLY",
+    ),
+    "30-february-yearly": (  # 0.3 s, and read in summer time all year
+        "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+        "its STANDARD rule matches no day",
+    ),
+    "5000-rdates": (FIVE_THOUSAND_RDATES, "it lists more than 2000 onsets"),  # 0.25 s
+}
+
+
+def zone_definition(
+    tzid: str, standard: str = ROMANCE_STANDARD_RULE, winter: str = "+0100", summer: str = "+0200"
+) -> str:
+    """A VTIMEZONE as Outlook writes one, the onsets of its STANDARD given by `standard`."""
+    return (
+        ROMANCE_STANDARD_TIME.replace("Romance Standard Time", tzid)
+        .replace(ROMANCE_STANDARD_RULE, standard)
+        .replace("+0200", "summer")
+        .replace("+0100", winter)
+        .replace("summer", summer)
+    )
+
+
+def in_zone(tzid: str, definition: str | None, start: str = "20261203T100000") -> bytes:
+    """One Outlook event of an hour at `start` in zone `tzid`, with its `definition`, if any."""
+    return _ics(
+        "BEGIN:VCALENDAR\nPRODID:-//Microsoft Corporation//Outlook 16.0 MIMEDIR//EN\n"
+        f"VERSION:2.0\n{definition or ''}BEGIN:VEVENT\nUID:zoned-1\nDTSTAMP:20261120T083000Z\n"
+        f'SUMMARY:Point client\nDTSTART;TZID="{tzid}":{start}\nDURATION:PT1H\n'
+        "END:VEVENT\nEND:VCALENDAR\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(("standard", "reason"), NO_ZONES_RULES.values(), ids=NO_ZONES_RULES)
+def test_a_zone_of_rules_no_zone_has_is_refused_at_once(standard: str, reason: str) -> None:
+    """What its times mean would be a guess: the object is refused, with the reason."""
+    definition = zone_definition("Customized Time Zone", standard)
+    started = clock.perf_counter()
+    with pytest.raises(UnreadableObject) as refused:
+        read_object(in_zone("Customized Time Zone", definition), PARIS, WINDOW)
+    elapsed = clock.perf_counter() - started
+    assert str(refused.value) == f"time zone 'Customized Time Zone': {reason}"
+    assert elapsed < 1, f"{elapsed:.2f} s to read"
+
+
+@pytest.mark.parametrize(("standard", "reason"), NO_ZONES_RULES.values(), ids=NO_ZONES_RULES)
+def test_a_windows_zone_of_rules_no_zone_has_is_read_by_its_name_at_once(
+    standard: str, reason: str
+) -> None:
+    """The name says the zone: Romance Standard Time is Europe/Paris, as with no VTIMEZONE."""
+    definition = zone_definition("Romance Standard Time", standard)
+    for start, wall in [
+        ("20261203T100000", paris(2026, 12, 3, 10)),
+        ("20260702T100000", paris(2026, 7, 2, 10)),
+    ]:
+        found = timed_read(in_zone("Romance Standard Time", definition, start))
+        (event,) = found.events
+        assert span(event) == (wall, wall + timedelta(hours=1))
+        assert event.start.utcoffset() == wall.utcoffset()
+        assert found.notes == [f"time zone 'Romance Standard Time': {reason}; read as Europe/Paris"]
+
+
+def test_each_object_is_read_in_its_own_definition_of_a_zone() -> None:
+    """icalendar kept the first definition of a TZID it met for the whole process, and read
+    every later object with that TZID in it, defined otherwise or not at all: no more."""
+    paris_like = zone_definition("Customized Time Zone")
+    new_york_like = zone_definition("Customized Time Zone", winter="-0500", summer="-0400")
+    broken = zone_definition("Customized Time Zone", "RRULE:FREQ=MINUTELY")
+    with pytest.raises(UnreadableObject, match="repeats MINUTELY"):
+        timed_read(in_zone("Customized Time Zone", broken))
+    for definition, offset in [(paris_like, 1), (new_york_like, -5), (paris_like, 1)]:
+        for _ in range(2):  # read again: the zone made for the first is used again, as exact
+            found = timed_read(in_zone("Customized Time Zone", definition))
+            (event,) = found.events
+            assert event.start.replace(tzinfo=None) == datetime(2026, 12, 3, 10)
+            assert (event.start.utcoffset(), found.notes) == (timedelta(hours=offset), [])
+    test_an_unknown_zone_is_read_in_the_owners_zone_with_one_note()  # its VTIMEZONE lost
+
+    broken_windows = zone_definition("Romance Standard Time", "RRULE:FREQ=MINUTELY")
+    found = timed_read(in_zone("Romance Standard Time", broken_windows))
+    assert found.notes[0].endswith("repeats MINUTELY, not YEARLY; read as Europe/Paris")
+    test_a_windows_zone_is_resolved_by_its_vtimezone()
+    test_a_windows_zone_without_vtimezone_is_known_by_its_name()
+
+
+@pytest.mark.parametrize("start", ["20260702T100000", "25000702T100000", "90001203T100000"])
+def test_a_zone_an_object_defines_is_read_exactly_in_any_year_and_at_once(start: str) -> None:
+    """Outlook's rules from 1601 are Europe/Paris' today, and for good: tzdata says the same.
+
+    The onsets of a zone's observances are listed up to 400 years past the
+    last date its definition gives (1601 here), then repeat as the calendar.
+    """
+    found = timed_read(
+        in_zone("Customized Time Zone", zone_definition("Customized Time Zone"), start)
+    )
+    (event,) = found.events
+    wall = datetime.strptime(start, "%Y%m%dT%H%M%S")
+    assert (event.start, found.notes) == (wall.replace(tzinfo=PARIS), [])
+    assert event.start.utcoffset() == wall.replace(tzinfo=PARIS).utcoffset()
+
+
+def test_a_zone_listing_its_onsets_is_read_exactly() -> None:
+    """A definition by RDATEs (the changes of a year or two), as some apps write it."""
+    definition = """\
+BEGIN:VTIMEZONE
+TZID:Customized Time Zone
+BEGIN:STANDARD
+DTSTART:20251026T030000
+RDATE:20261025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+BEGIN:DAYLIGHT
+DTSTART:20250330T020000
+RDATE:20260329T020000
+TZOFFSETFROM:+0100
+TZOFFSETTO:+0200
+END:DAYLIGHT
+END:VTIMEZONE
+"""
+    for start, wall in [
+        ("20260702T100000", paris(2026, 7, 2, 10)),
+        ("20261203T100000", paris(2026, 12, 3, 10)),
+        ("20261025T023000", paris(2026, 10, 25, 2, 30)),  # summer time, until 3:00
+        ("20260329T030000", paris(2026, 3, 29, 3)),  # summer time, from 2:00
+    ]:
+        found = timed_read(in_zone("Customized Time Zone", definition, start))
+        # in UTC: Python finds no time at a change of offset equal to one of another zone
+        assert (found.events[0].start.astimezone(UTC), found.notes) == (wall.astimezone(UTC), [])
+
+
 def test_a_task_with_completed_but_no_status_is_completed() -> None:
     found = read("apple-task-completed-no-status")
     (task,) = found.tasks

@@ -1429,11 +1429,32 @@ HUGE_DESCRIPTION = ics_example(
 )
 
 
+def zoned_example(tzid: str, standard_rule: str) -> IcsCase:
+    """An event in zone `tzid`, which its VTIMEZONE defines with `standard_rule`."""
+    definition = (
+        f"BEGIN:VTIMEZONE\r\nTZID:{tzid}\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\n"
+        f"TZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:{standard_rule}\r\nEND:STANDARD\r\n"
+        "BEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\n"
+        "TZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\n"
+        "END:VTIMEZONE\r\n"
+    )
+    event = one_event("UID:pinned@fuzz.example", f"DTSTART;TZID={tzid}:20261110T140000")
+    text = event.replace("BEGIN:VEVENT", definition + "BEGIN:VEVENT", 1)
+    return IcsCase(text.encode(), "Europe/Paris", READ_AT[0])
+
+
+# zones whose onsets dateutil looked for minute by minute from 1601: minutes for each object
+MINUTELY_ZONE = zoned_example("Customized Time Zone", "FREQ=MINUTELY")
+MINUTELY_WINDOWS_ZONE = zoned_example("Romance Standard Time", "FREQ=MINUTELY")
+
+
 @FUZZ
 @example(case=ZERO_INTERVAL)
 @example(case=ANCIENT_DAILY)
 @example(case=NEVER_MET_DAILY)
 @example(case=NEVER_MET_HOURLY)
+@example(case=MINUTELY_ZONE)
+@example(case=MINUTELY_WINDOWS_ZONE)
 @example(case=DEEP_DESCRIPTION)
 @example(case=HUGE_DESCRIPTION)
 @example(case=FIRST_DAY_MISSION)
