@@ -91,3 +91,17 @@ def wait_for(condition: object, timeout: float, step: float = 0.05) -> float:
             return time.time()
         time.sleep(step)
     raise AssertionError(f"not within {timeout} s")
+
+
+def wait_healthy(process: subprocess.Popen[str], port: int, timeout: float = 20) -> None:
+    """Wait for the daemon's /healthz to say 200; if it does not, fail with what it said."""
+    try:
+        wait_for(lambda: healthy(port), timeout=timeout)
+    except AssertionError:
+        try:
+            said = get(f"http://127.0.0.1:{port}/healthz")[1].decode()
+        except urllib.error.URLError as error:
+            said = f"no answer: {error}"
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        raise AssertionError(f"not healthy in {timeout} s: {said}\n{output}") from None

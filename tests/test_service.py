@@ -32,8 +32,8 @@ from tests.daemon import (
     environment,
     followupd,
     get,
-    healthy,
     wait_for,
+    wait_healthy,
 )
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
 from tests.smtpserver import Recorder, free_port, smtp_server
@@ -142,7 +142,7 @@ def test_the_daemon_delivers_at_the_due_time_survives_a_bad_reload_and_stops_cle
             env=environment(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            wait_for(lambda: healthy(port), timeout=20)
+            wait_healthy(daemon, port)
             assert datetime.now(UTC) < setting.opening, "started before the opening"
             assert not received(recorder, "F-1"), "nothing before its due time"
 
@@ -207,7 +207,7 @@ def test_the_daemon_speaks_systemds_notify_protocol(tmp_path: Path, home: Path) 
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         try:
-            wait_for(lambda: healthy(port), timeout=20)
+            wait_healthy(daemon, port)
             drain(time.monotonic() + 1.5)
             daemon.send_signal(signal.SIGHUP)
             drain(time.monotonic() + 1.0)

@@ -1,8 +1,9 @@
 """Opening the database: engines, sessions, and schema migrations.
 
-SQLite is opened in WAL mode with foreign keys on, and with explicit BEGIN so
-that SQLAlchemy's transactions are the database's transactions (pysqlite's own
-transaction handling would otherwise defer them). PostgreSQL goes through
+SQLite is opened in WAL mode with foreign keys on, and with explicit BEGIN
+IMMEDIATE so that SQLAlchemy's transactions are the database's transactions
+(pysqlite's own transaction handling would otherwise defer them), each holding
+the write lock from its start. PostgreSQL goes through
 psycopg 3. Schema changes are Alembic migrations applied by `init` and the
 daemon; other commands refuse to run on a schema that is not current.
 """
@@ -53,7 +54,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE: the write lock at the start, waited for like any lock. A
+    # deferred transaction that has read, then writes after another connection
+    # committed, fails at once with SQLITE_BUSY (WAL's snapshot rule), and the
+    # daemon's passes run side by side. One user's database can afford to
+    # take its transactions one at a time.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def describe(url: URL) -> str:
