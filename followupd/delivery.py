@@ -41,7 +41,7 @@ from followupd.holds import Holds
 from followupd.rules.base import RULES
 from followupd.rules.book import RuleBook
 from followupd.store.chunks import chunked
-from followupd.store.coordination import DUE, alive, announce
+from followupd.store.coordination import DUE, alive, announce, hand_back
 from followupd.store.db import Store
 from followupd.store.models import Contact, FollowUp
 from followupd.store.rows import record
@@ -216,23 +216,8 @@ class Deliverer:
         with self.store.session() as session:
             released = 0
             for chunk in chunked([row.id for row in rows]):
-                result = session.execute(
-                    update(FollowUp)
-                    .where(
-                        FollowUp.id.in_(chunk),
-                        FollowUp.state == "sending",
-                        FollowUp.lease_owner == self.worker,
-                    )
-                    .values(
-                        state="pending",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        attempts=FollowUp.attempts - 1,
-                        updated_at=at,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                released += int(getattr(result, "rowcount", 0))
+                mine = (FollowUp.id.in_(chunk), FollowUp.lease_owner == self.worker)
+                released += hand_back(session, at, *mine, attempts=FollowUp.attempts - 1)
             if released:  # another instance may take them now
                 announce(session, DUE)
 

@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from followupd import engine
 from followupd.clock import BusinessCalendar, zone
@@ -60,7 +60,13 @@ from followupd.metrics import Metrics
 from followupd.notify import Notifier
 from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
-from followupd.store.coordination import CHANGED, is_postgres, release_orphans, worker_name
+from followupd.store.coordination import (
+    CHANGED,
+    hand_back,
+    is_postgres,
+    release_orphans,
+    worker_name,
+)
 from followupd.store.db import Store
 from followupd.store.models import Client, FollowUp
 from followupd.web import Handlers, web_app
@@ -389,13 +395,7 @@ class Service:
 
             def tidy() -> None:
                 with self.store.session() as session:
-                    session.execute(
-                        update(FollowUp)
-                        .where(FollowUp.state == "sending", FollowUp.lease_expires_at < at)
-                        .values(
-                            state="pending", lease_owner=None, lease_expires_at=None, updated_at=at
-                        )
-                    )
+                    hand_back(session, at, FollowUp.lease_expires_at < at)
                     session.execute(
                         delete(FollowUp).where(
                             FollowUp.state.in_(FINISHED), FollowUp.updated_at < at - retention

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
@@ -93,6 +94,21 @@ def alive(engine: Engine, worker: str) -> Iterator[None]:
                 connection.invalidate()
 
 
+def hand_back(session: Session, at: datetime, *where: Any, **values: Any) -> int:
+    """Claimed rows matching `where` back to ``pending``, for the next claim; how many.
+
+    One statement for every way a claim is given up: a stopping worker's,
+    a dead worker's, an expired lease.
+    """
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.state == "sending", *where)
+        .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=at, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 def release_orphans(session: Session, at: datetime) -> dict[str, int]:
     """Hand back to ``pending`` the claims of workers that hold no lock: they died.
 
@@ -114,13 +130,7 @@ def release_orphans(session: Session, at: datetime) -> dict[str, int]:
         free = session.scalar(select(lock))
         if not free:
             continue
-        result = session.execute(
-            update(FollowUp)
-            .where(FollowUp.state == "sending", FollowUp.lease_owner == owner)
-            .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=at)
-            .execution_options(synchronize_session=False)
-        )
-        released[owner] = int(getattr(result, "rowcount", 0))
+        released[owner] = hand_back(session, at, FollowUp.lease_owner == owner)
     if any(released.values()):
         announce(session, DUE)
     return released
