@@ -1,4 +1,4 @@
-"""The errors a user can meet, each with the exit code SPEC.md section 1 gives it."""
+"""The errors a user can meet, each with the exit code the README documents for it."""
 
 from __future__ import annotations
 
