@@ -21,8 +21,6 @@ from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 # =?charset?encoding?text?= (RFC 2047 section 2)
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
-# "Name <address>"; the name as a From header writes it, quoted or not
-NAMED = re.compile(r"(?P<name>[^<>]*?)\s*<(?P<address>[^<>]*)>", re.DOTALL)
 
 
 def checked(text: str) -> ValidatedEmail:
@@ -47,17 +45,19 @@ def normalized(text: str) -> str:
 def split_mailbox(text: str) -> tuple[str, str]:
     """``Name <address>`` or a bare address: (name, normalised address); ValueError if bad.
 
-    The name is taken as written (quotes around it removed): accents, dots
-    and commas are common in names, and the email package quotes or encodes
-    it when it writes the header.
+    The address is in the last angle brackets; the name is what comes before,
+    taken as written (quotes around it removed): accents, dots and commas are
+    common in names, and the email package quotes or encodes it when it
+    writes the header.
     """
-    match = NAMED.fullmatch(text.strip())
-    if match is None:
+    stripped = text.strip()
+    if not (stripped.endswith(">") and "<" in stripped):
         return "", normalized(text)
-    name = match["name"].strip()
+    name, _, address = stripped[:-1].rpartition("<")
+    name = name.strip()
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return name, normalized(match["address"])
+    return name, normalized(address)
 
 
 def on_the_wire(address: str) -> str:

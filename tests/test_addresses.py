@@ -24,6 +24,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
+from followupd.addresses import split_mailbox
+from followupd.channels.email import message_id
 from followupd.config import Settings, parse_settings
 from followupd.delivery import Deliverer
 from followupd.engine import evaluate
@@ -228,6 +230,25 @@ def test_config_addresses_may_be_internationalised_and_names_are_free(tmp_path: 
     assert settings.smtp.sender == (
         "Hélène Dupré, Cabinet D. & Associés <helene@cabinet-dupré.example>"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "address"),
+    [
+        ("claire@cabinet.example", "", "claire@cabinet.example"),
+        ("Claire Martin <claire@cabinet.example>", "Claire Martin", "claire@cabinet.example"),
+        ('"Martin, Claire" <claire@cabinet.example>', "Martin, Claire", "claire@cabinet.example"),
+        ("Claire <Cabinet> <claire@CABINET.example>", "Claire <Cabinet>", "claire@cabinet.example"),
+        ("<claire@xn--cabinet-dupr-meb.example>", "", "claire@cabinet-dupré.example"),
+    ],
+)
+def test_a_mailbox_is_a_free_name_and_a_checked_address(text: str, name: str, address: str) -> None:
+    assert split_mailbox(text) == (name, address)
+
+
+def test_message_ids_keep_an_ascii_domain_as_written_and_encode_an_idn_one() -> None:
+    assert message_id("k", "Cabinet.example").endswith("@Cabinet.example>"), "as before"
+    assert message_id("k", "cabinet-dupré.example").endswith("@xn--cabinet-dupr-meb.example>")
 
 
 # -- at send ---------------------------------------------------------------------------------
