@@ -16,6 +16,7 @@ offers SMTPUTF8 (RFC 6531).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
@@ -23,8 +24,12 @@ from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
+@lru_cache(maxsize=4096)  # every message checks its sender and Reply-To again: ~0.1 ms each
 def checked(text: str) -> ValidatedEmail:
-    """`text` as email-validator reads it, or ValueError saying what is wrong with it."""
+    """`text` as email-validator reads it, or ValueError saying what is wrong with it.
+
+    The result is shared (cached): read it, never change it.
+    """
     try:
         found = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
