@@ -88,10 +88,25 @@ class WithPassword(StrictModel):
 def is_loopback(host: str) -> bool:
     if host.lower() in LOOPBACK_NAMES:
         return True
+    return _loopback_address(host)
+
+
+def listens_on_loopback(host: str) -> bool:
+    """Whether a listener bound to `host` is reachable from this machine only.
+
+    ``localhost`` (RFC 6761 keeps it on loopback), 127.0.0.0/8 and ::1; any
+    other name may resolve anywhere, and 0.0.0.0 or :: is every interface.
+    """
+    return host.lower() == "localhost" or _loopback_address(host)
+
+
+def _loopback_address(host: str) -> bool:
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class CaldavAccount(WithPassword):

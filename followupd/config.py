@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     Field,
     PrivateAttr,
+    StrictBool,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -31,7 +32,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from followupd.accounts import CaldavAccount, WithPassword, is_loopback
+from followupd.accounts import CaldavAccount, WithPassword, is_loopback, listens_on_loopback
 from followupd.accounts import Secret as Secret  # the public name of a config secret
 from followupd.errors import ConfigError, Problem
 from followupd.people import Owner, OwnerEntry
@@ -168,18 +169,37 @@ class Caldav(CaldavAccount):
 
 
 class Feed(StrictModel):
-    """``[feed]``: the HTTP listener for the iCalendar feed, health and metrics."""
+    """``[feed]``: the HTTP listener for the iCalendar feed, health and metrics.
 
+    It speaks plain HTTP, so it listens on loopback unless ``allow_remote``
+    says otherwise (then behind a TLS reverse proxy, say, and with a warning
+    at start). A host name other than ``localhost`` is not loopback: it may
+    resolve anywhere.
+    """
+
+    allow_remote: StrictBool = False  # before `listen`, whose check reads it
     listen: str = "127.0.0.1:8731"
     token_file: StatePath = Field(Path("feed.token"), validate_default=True)
 
     @field_validator("listen")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str, info: ValidationInfo) -> str:
         match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})", value)
         if not match or not 0 < int(match.group(2)) < 65536:
             raise ValueError("must be HOST:PORT, such as '127.0.0.1:8731' or '[::1]:8731'")
+        remote = not listens_on_loopback(match.group(1).strip("[]"))
+        if remote and info.data.get("allow_remote") is False:  # None: allow_remote is wrong
+            raise ValueError(
+                f"{match.group(1)} is not a loopback address: the feed, /metrics and /healthz "
+                "would be served in plain HTTP to the network; listen on 127.0.0.1, [::1] or "
+                "localhost, or set allow_remote = true in [feed] (behind a TLS reverse proxy)"
+            )
         return value
+
+    @property
+    def remote(self) -> bool:
+        """Whether the listener is reachable from beyond this machine."""
+        return not listens_on_loopback(self.host)
 
     @property
     def host(self) -> str:

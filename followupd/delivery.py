@@ -381,17 +381,21 @@ class Deliverer:
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
         earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
         domain = from_.rsplit("@", 1)[1].rstrip(">")
-        message = build_message(
-            key=row.key,
-            sender=from_,
-            recipient=row.recipient,
-            reply_to=owner.email,
-            subject=row.subject,
-            body=row.body,
-            sent_at=at,
-            earlier_in_thread=[message_id(key, domain) for key in earlier],
-            language=row.language,
-        )
+        try:
+            message = build_message(
+                key=row.key,
+                sender=from_,
+                recipient=row.recipient,
+                reply_to=owner.email,
+                subject=row.subject,
+                body=row.body,
+                sent_at=at,
+                earlier_in_thread=[message_id(key, domain) for key in earlier],
+                language=row.language,
+            )
+        except DeliveryError as error:  # an address stored before they were checked: this one fails
+            self._record_failure(row, at, error, report)
+            return
         with self.store.session() as session:
             if not _still_ours(session, row, self.worker, at):
                 log.warning("%s was handed to another worker; not sent here", row.key)

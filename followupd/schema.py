@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,10 +11,11 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
 
+from followupd.addresses import normalized, split_mailbox
+
 Language = Literal["fr", "en"]
 LANGUAGES: tuple[Language, ...] = ("fr", "en")
 
-_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -54,16 +54,14 @@ def _single_line(text: str) -> str:
 
 
 def _email(address: str) -> str:
-    if not _ADDRESS.match(address):
-        raise ValueError(f"{address!r} is not an email address")
-    return address
+    """An address checked by email-validator, in the form it normalises to (followupd.addresses)."""
+    return normalized(address)
 
 
 def _mailbox(value: str) -> str:
-    """``Name <address>`` or a bare address, as in a From header."""
+    """``Name <address>`` or a bare address, as in a From header; kept as written."""
     _single_line(value)
-    _, address = parseaddr(value)
-    _email(address)
+    split_mailbox(value)
     return value
 
 

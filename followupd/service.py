@@ -69,7 +69,7 @@ from followupd.store.coordination import (
 )
 from followupd.store.db import Store
 from followupd.store.models import Client, FollowUp
-from followupd.web import Handlers, web_app
+from followupd.web import Handlers, listen, web_app
 
 log = logging.getLogger("followupd")
 
@@ -159,9 +159,7 @@ class Service:
         )
         runner = web.AppRunner(web_app(handlers), access_log=None)
         await runner.setup()
-        host, port = self.settings.feed.listen.rsplit(":", 1)
-        site = web.TCPSite(runner, host.strip("[]"), int(port))
-        await site.start()
+        await listen(runner, self.settings.feed)
         return runner
 
     async def _drain(self) -> None:

@@ -6,11 +6,15 @@
   constant-time comparison with every owner's token.
 - ``GET /healthz``: 200 when the last passes succeeded, else 503 and why.
 - ``GET /metrics``: Prometheus text.
+
+It listens where ``[feed] listen`` says: loopback, unless ``allow_remote``
+let the config name another address, which is said in the log at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +22,10 @@ from datetime import datetime
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from followupd import config
 from followupd.feed import Feed
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "not found\n"
 
@@ -68,6 +75,20 @@ def web_app(handlers: Handlers) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{anything:.*}", not_found)  # a wrong token looks just like this
     return app
+
+
+async def listen(runner: web.AppRunner, where: config.Feed) -> web.TCPSite:
+    """Serve `runner` at ``[feed] listen``, saying so in the log when that is beyond loopback."""
+    if where.remote:
+        log.warning(
+            "the feed listens on %s, beyond this machine (allow_remote = true): the feed, "
+            "/metrics and /healthz are served in plain HTTP to whoever reaches it; "
+            "put a TLS reverse proxy in front of it",
+            where.listen,
+        )
+    site = web.TCPSite(runner, where.host, where.port)
+    await site.start()
+    return site
 
 
 async def not_found(_request: web.Request) -> web.Response:

@@ -6,6 +6,11 @@ SMTP policy, which refuses a value containing a line break: no data field
 follow-up's key, so every attempt at the same follow-up carries the same one,
 and the nudges of one invoice thread together through In-Reply-To and
 References.
+
+Addresses are checked again here (followupd.addresses): one stored before
+followupd checked them fails its follow-up alone, with the reason. They are
+written with their domain in ASCII; a local part that is not ASCII makes the
+message an SMTPUTF8 one (RFC 6531, 6532), with its headers in UTF-8.
 """
 
 from __future__ import annotations
@@ -18,26 +23,34 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime
+
+from followupd.addresses import ascii_domain, needs_smtputf8, on_the_wire, split_mailbox
+from followupd.channels.failure import DeliveryError
 
 _TEL = re.compile(r"tel:(\+?[0-9]{3,20})")
 # RFC 5322 allows lines of 998 characters: identifiers stay on one line, unfolded,
 # which every client threads on
 _POLICY = SMTP.clone(max_line_length=998)
+_UTF8_POLICY = _POLICY.clone(utf8=True)  # for an address whose local part is not ASCII
 
 
 def message_id(key: str, domain: str) -> str:
     """The Message-ID of the follow-up `key`: the same on every retry."""
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
-    return f"<{digest}.followupd@{domain}>"
+    return f"<{digest}.followupd@{ascii_domain(domain)}>"
 
 
-def mailbox(text: str) -> Address:
-    """``Name <address>`` or a bare address as a header value that cannot break lines."""
-    name, address = parseaddr(text)
-    if not address or "@" not in address:
-        raise ValueError(f"not an email address: {text!r}")
-    user, domain = address.rsplit("@", 1)
+def mailbox(text: str, header: str = "To") -> Address:
+    """``Name <address>`` or a bare address as a header value that cannot break lines.
+
+    DeliveryError (permanent) if it holds no valid address, naming the `header`.
+    """
+    try:
+        name, address = split_mailbox(text)
+        user, domain = on_the_wire(address).rsplit("@", 1)
+    except ValueError as error:
+        raise DeliveryError(f"{header}: {error}", permanent=True) from None
     return Address(display_name=name, username=user, domain=domain)
 
 
@@ -70,14 +83,17 @@ def build_message(
     `earlier_in_thread` lists the Message-IDs already sent in its thread,
     oldest first: the message replies to the last one and references them all.
     """
-    message = EmailMessage(policy=_POLICY)
-    source = mailbox(sender)
+    source = mailbox(sender, "From")
+    target = mailbox(recipient, "To")
+    answer = mailbox(reply_to, "Reply-To")
+    utf8 = any(needs_smtputf8(party.addr_spec) for party in (source, target, answer))
+    message = EmailMessage(policy=_UTF8_POLICY if utf8 else _POLICY)
     message["From"] = source
-    message["To"] = mailbox(recipient)
-    message["Reply-To"] = mailbox(reply_to)
+    message["To"] = target
+    message["Reply-To"] = answer
     message["Subject"] = subject
     message["Date"] = format_datetime(sent_at)
-    message["Message-ID"] = message_id(key, source.domain)
+    message["Message-ID"] = message_id(key, sender.rsplit("@", 1)[1].rstrip(">"))
     message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if earlier_in_thread:

@@ -22,6 +22,7 @@ from typing import Self
 
 import aiosmtplib
 
+from followupd.addresses import needs_smtputf8
 from followupd.channels.failure import DeliveryError
 from followupd.channels.pacing import Pacer
 from followupd.channels.smtp import smtp_client
@@ -122,12 +123,25 @@ class SmtpSender(MailSender):
 
     async def send(self, message: EmailMessage) -> None:
         await self.pacer.wait()
+        sender, recipients = envelope(message)
+        utf8 = [address for address in (sender, *recipients) if needs_smtputf8(address)]
+        options = ["SMTPUTF8"] if utf8 else []  # RFC 6531: aiosmtplib checks the server has it
         for attempt in (1, 2):
             client = await self._connect()
             try:
                 async with asyncio.timeout(self.smtp.timeout_seconds):
-                    await client.sendmail(*envelope(message), message.as_bytes())
+                    await client.sendmail(
+                        sender, recipients, message.as_bytes(), mail_options=options
+                    )
                 return
+            except aiosmtplib.SMTPNotSupported as error:
+                if not utf8:
+                    raise classify(error) from error
+                reason = (
+                    f"{', '.join(utf8)}: an address not in ASCII before the @-sign needs an "
+                    "SMTP server that offers SMTPUTF8 (RFC 6531), and this one does not"
+                )
+                raise DeliveryError(reason, permanent=True) from error
             except aiosmtplib.SMTPServerDisconnected as error:
                 self._drop()
                 if attempt == 2:

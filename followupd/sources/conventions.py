@@ -10,7 +10,8 @@ calendar as a source"):
   ``[[missions]]`` record (``key`` and ``client`` are required). Values are
   read as in a TOML data file (``true``, ``3000``, ``2026-09-01``), or as text.
   A line that names no field is a note and is left alone; a bad value is a
-  problem of that event only.
+  problem of that event only. A description in HTML (Google Calendar writes
+  its editor's HTML there) is read as the lines of text it shows.
 - a **meeting** is an event that has ended, is not a mission event, and either
   has a known contact among its attendees or names a mission key in brackets
   in its title (``Point d'étape [acme-audit]``).
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from followupd.sources.html_text import html_to_lines, looks_like_html
 from followupd.sources.ical_read import Happening
 from followupd.sources.records import MissionRecord
 
@@ -66,7 +68,7 @@ def mission_event(event: Happening) -> MissionEvent:
         found.problems.append("the event ends before it starts: correct its end date")
     elif not event.open_end:
         found.fields["end"] = event.last_day
-    for number, line in enumerate(event.description.splitlines(), start=1):
+    for number, line in enumerate(description_lines(event.description), start=1):
         match = FIELD_LINE.match(line)
         if not match:
             continue
@@ -83,6 +85,13 @@ def mission_event(event: Happening) -> MissionEvent:
         if required not in found.fields:
             found.problems.append(f"description: add a line '{required}: …' (required)")
     return found
+
+
+def description_lines(description: str) -> list[str]:
+    """The lines a description shows: HTML ones read as text (followupd.sources.html_text)."""
+    if looks_like_html(description):
+        description = html_to_lines(description)
+    return description.splitlines()
 
 
 def bracketed_keys(event: Happening) -> set[str]:

@@ -194,6 +194,16 @@ def _text(part: Component, name: str) -> str:
     return _clean(str(value)) if value is not None else ""
 
 
+def _html_description(part: Component) -> str:
+    """Outlook's HTML copy of an empty DESCRIPTION (``X-ALT-DESC;FMTTYPE=text/html``)."""
+    value = part.get("X-ALT-DESC")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if value is None or str(getattr(value, "params", {}).get("FMTTYPE", "")).lower() != "text/html":
+        return ""
+    return _clean(str(value))
+
+
 def _clean(text: str) -> str:
     return text.translate(CONTROLS)
 
@@ -301,7 +311,7 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
     return Happening(
         uid=uid,
         summary=_text(part, "SUMMARY"),
-        description=_text(part, "DESCRIPTION"),
+        description=_text(part, "DESCRIPTION") or _html_description(part),
         categories=_categories(part),
         attendees=_attendees(part),
         start=start,

@@ -1,0 +1,134 @@
+"""The feed's listener stays on loopback unless the config allows more (issue 12, point 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from followupd.config import Feed, parse_settings
+from followupd.errors import ConfigError
+from followupd.web import Handlers, listen, web_app
+from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.smtpserver import free_port
+
+
+def feed_problems(feed: str, tmp_path: Path) -> dict[str, tuple[int | None, str]]:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(MINIMAL_CONFIG + feed, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    return {p.where or "": (p.line, p.message) for p in caught.value.problems}
+
+
+def feed_of(feed: str, tmp_path: Path) -> Feed:
+    text = MINIMAL_CONFIG + feed
+    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)}).feed
+
+
+def test_a_wildcard_listen_address_exits_78_with_file_line_and_key(cli: RunCli, home: Path) -> None:
+    path = home / "followupd.toml"
+    path.write_text(MINIMAL_CONFIG + '[feed]\nlisten = "0.0.0.0:8731"\n', encoding="utf-8")
+    result = cli("check", "--offline", "--config", path)
+    assert result.code == 78, result
+    assert f"{path}:6: feed.listen: 0.0.0.0 is not a loopback address" in result.err
+    assert "allow_remote = true" in result.err
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "0.0.0.0:8731",  # every IPv4 interface
+        "[::]:8731",  # every interface
+        "192.168.1.10:8731",  # a LAN address
+        "[fe80::1]:8731",  # a link-local one
+        "feed.example.net:8731",  # a name may resolve anywhere
+        "localhost.example.net:8731",
+    ],
+)
+def test_an_address_beyond_loopback_is_refused(tmp_path: Path, listen: str) -> None:
+    problems = feed_problems(f'[feed]\nlisten = "{listen}"\n', tmp_path)
+    assert list(problems) == ["feed.listen"]
+    line, message = problems["feed.listen"]
+    assert line == 6
+    assert "not a loopback address" in message and "allow_remote" in message
+
+
+@pytest.mark.parametrize(
+    "listen",
+    ["127.0.0.1:8731", "127.0.0.2:9000", "localhost:8731", "LOCALHOST:8731", "[::1]:8731",
+     "[::ffff:127.0.0.1]:8731"],
+)  # fmt: skip
+def test_loopback_addresses_need_nothing_more(tmp_path: Path, listen: str) -> None:
+    feed = feed_of(f'[feed]\nlisten = "{listen}"\n', tmp_path)
+    assert feed.listen == listen
+    assert not feed.remote
+    assert not feed.allow_remote
+
+
+def test_allow_remote_lets_any_address_be_used(tmp_path: Path) -> None:
+    feed = feed_of('[feed]\nlisten = "[::]:8731"\nallow_remote = true\n', tmp_path)
+    assert (feed.host, feed.port, feed.remote) == ("::", 8731, True)
+    order = feed_of('[feed]\nallow_remote = true\nlisten = "0.0.0.0:8731"\n', tmp_path)
+    assert order.remote, "the order of the keys does not matter"
+
+
+def test_a_wrong_allow_remote_is_one_problem(tmp_path: Path) -> None:
+    problems = feed_problems('[feed]\nlisten = "0.0.0.0:8731"\nallow_remote = "yes"\n', tmp_path)
+    assert list(problems) == ["feed.allow_remote"], "not a second one at feed.listen"
+    assert problems["feed.allow_remote"][0] == 7
+
+
+def test_the_default_is_loopback(tmp_path: Path) -> None:
+    feed = feed_of("", tmp_path)
+    assert (feed.listen, feed.allow_remote, feed.remote) == ("127.0.0.1:8731", False, False)
+
+
+def serve_once(feed: Feed) -> tuple[int, bytes]:
+    """Start the daemon's HTTP side where `feed` says, ask /healthz on 127.0.0.1, stop."""
+    handlers = Handlers(
+        owner_of=lambda _token: None,
+        feed=lambda _owner, _at: None,
+        health=lambda: (True, "ok"),
+        metrics=lambda: b"",
+        now=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+    def fetch() -> tuple[int, bytes]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{feed.port}/healthz", timeout=5) as answer:
+            return int(answer.status), bytes(answer.read())
+
+    async def run() -> tuple[int, bytes]:
+        runner = web.AppRunner(web_app(handlers), access_log=None)
+        await runner.setup()
+        try:
+            await listen(runner, feed)
+            return await asyncio.to_thread(fetch)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
+def test_allow_remote_is_said_in_the_log_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    feed = feed_of(f'[feed]\nlisten = "0.0.0.0:{port}"\nallow_remote = true\n', tmp_path)
+    with caplog.at_level(logging.INFO, logger="followupd"):
+        assert serve_once(feed) == (200, b"ok\n")  # asked on loopback only
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage().startswith(
+        f"the feed listens on 0.0.0.0:{port}, beyond this machine (allow_remote = true): "
+        "the feed, /metrics and /healthz are served in plain HTTP"
+    )
+
+
+def test_loopback_is_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    feed = feed_of(f'[feed]\nlisten = "127.0.0.1:{free_port()}"\n', tmp_path)
+    with caplog.at_level(logging.INFO, logger="followupd"):
+        assert serve_once(feed) == (200, b"ok\n")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
