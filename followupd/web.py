@@ -79,6 +79,14 @@ def web_app(handlers: Handlers) -> web.Application:
 
 async def listen(runner: web.AppRunner, where: config.Feed) -> web.TCPSite:
     """Serve `runner` at ``[feed] listen``, saying so in the log when that is beyond loopback."""
+    warn_if_remote(where)
+    site = web.TCPSite(runner, where.host, where.port)
+    await site.start()
+    return site
+
+
+def warn_if_remote(where: config.Feed) -> None:
+    """The warning a feed served beyond loopback (``allow_remote = true``) gets at start."""
     if where.remote:
         log.warning(
             "the feed listens on %s, beyond this machine (allow_remote = true): the feed, "
@@ -86,9 +94,6 @@ async def listen(runner: web.AppRunner, where: config.Feed) -> web.TCPSite:
             "put a TLS reverse proxy in front of it",
             where.listen,
         )
-    site = web.TCPSite(runner, where.host, where.port)
-    await site.start()
-    return site
 
 
 async def not_found(_request: web.Request) -> web.Response:
