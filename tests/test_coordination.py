@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, select, text
 
 from followupd.cluster import Cluster
 from followupd.config import parse_settings
-from followupd.delivery import Deliverer
+from followupd.delivery import BATCH, Deliverer, claim
 from followupd.store.coordination import (
     CHANGED,
     DUE,
@@ -108,6 +108,19 @@ def test_a_dead_workers_claims_are_handed_back_and_a_live_ones_are_kept(store: S
     with store.session() as session:  # host:1 has stopped holding its lock: gone on PostgreSQL
         again = release_orphans(session, NOW)
     assert again == ({"host:1": 1} if is_postgres(store.engine) else {})
+
+
+def test_a_claim_takes_one_batch_even_when_more_is_due(store: Store) -> None:
+    """On PostgreSQL, the batch's rows are chosen once (see `claim`), not once a row."""
+    with store.session() as session:
+        for n in range(BATCH + 50):
+            session.add(sample_followup(f"k{n:04d}", NOW - timedelta(minutes=1)))
+    with store.session() as session:
+        first = claim(session, NOW, "host:1", ["email"])
+    with store.session() as session:
+        second = claim(session, NOW, "host:2", ["email"])
+    assert [row.key for row in first] == [f"k{n:04d}" for n in range(BATCH)]
+    assert [row.key for row in second] == [f"k{n:04d}" for n in range(BATCH, BATCH + 50)]
 
 
 async def until(condition: Callable[[], bool], seconds: float) -> None:
