@@ -28,6 +28,7 @@ from followupd.config import config_path_for_init
 from followupd.delivery import Deliverer, DeliveryReport
 from followupd.errors import (
     EX_CONFIG,
+    EX_FOLLOWUPS_FAILED,
     EX_UNAVAILABLE,
     FollowupdError,
     NotFound,
@@ -38,13 +39,14 @@ from followupd.owners import has_calendars, scope_of
 from followupd.rules.base import enabled_rules
 from followupd.service import run_service
 from followupd.sources.importer import import_files
-from followupd.store.coordination import worker_name
+from followupd.store.coordination import release_orphans, worker_name
 from followupd.store.db import describe
 from followupd.store.models import (
     FOLLOWUP_STATES,
     MISSION_STATUSES,
     SEVERITIES,
     TOUCHPOINT_KINDS,
+    FollowUp,
 )
 from followupd.views import mission_detail, mission_rows
 
@@ -356,7 +358,15 @@ def sync(app: App, now_text: str | None) -> None:
     tables.print_sync_report(report)
 
 
-@cli.command()
+@cli.command(
+    epilog=(
+        f"Exit status: 0 when the pass went through; {EX_FOLLOWUPS_FAILED} when a follow-up "
+        "became failed or dead in it (it will not be tried again: see `followupd outbox "
+        f"list`), even if a server was also unreachable; {EX_UNAVAILABLE} when a server "
+        "(SMTP, CalDAV, the database) was unreachable and what it concerned waits for a "
+        f"retry; {EX_CONFIG} an invalid configuration; 1 anything else."
+    )
+)
 @click.option("--now", "now_text", metavar="TIME", help="run as if the clock read TIME")
 @click.option("--dry-run", is_flag=True, help="show what the pass would do; record nothing")
 @click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
@@ -385,12 +395,22 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             return
     store = app.store()
     try:
+        with store.session() as session:  # a killed tick's or daemon's claims: now, not in 5 min
+            for dead, count in release_orphans(session, at).items():
+                click.echo(f"followupd: took back {count} follow-ups claimed by {dead}, "
+                           "which died", err=True)  # fmt: skip
         worker = worker_name()
         delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
         with store.session() as session:
-            print_outcome(session, sorted(touched | set(delivered.keys)), at, app, as_json)
+            keys = sorted(touched | set(delivered.keys))
+            shown = print_outcome(session, keys, at, app, as_json)
     finally:
         store.close()
+    failed = [row.key for row in shown if row.state in ("failed", "dead")]
+    if failed:  # nothing will try them again: a person must look, whatever else happened
+        click.echo(f"followupd: {len(failed)} follow-up(s) failed in this pass, see "
+                   f"`followupd outbox show KEY`: {', '.join(failed)}", err=True)  # fmt: skip
+        raise click.exceptions.Exit(EX_FOLLOWUPS_FAILED)
     if delivered.retrying or unavailable:
         raise click.exceptions.Exit(EX_UNAVAILABLE)
 
@@ -402,14 +422,17 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
     return report
 
 
-def print_outcome(session: Session, keys: list[str], at: datetime, app: App, as_json: bool) -> None:
-    """The follow-ups with these keys as they stand, as a table or as JSON."""
+def print_outcome(
+    session: Session, keys: list[str], at: datetime, app: App, as_json: bool
+) -> list[FollowUp]:
+    """The follow-ups with these keys as they stand, as a table or as JSON; and them."""
     rows = engine.load(session, keys)
     if as_json:
         shown = reports.followups_json(session, rows, app.zone, app.settings)
         click.echo(reports.render(at, app.zone, shown))
     else:
         tables.print_followups(rows, app.zone, app.shown_owners)
+    return rows
 
 
 @cli.group()

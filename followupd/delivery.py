@@ -103,7 +103,11 @@ def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) 
         .limit(BATCH)
     )
     if session.get_bind().dialect.name == "postgresql":
-        chosen = chosen.with_for_update(skip_locked=True)
+        # Chosen once: as a plain subquery, PostgreSQL may run it again for each
+        # row it updates, and each run, skipping the rows already updated, takes
+        # the next ones: every due row, not a batch.
+        batch = chosen.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
+        chosen = select(batch.c.id)
     claimed_ids = session.scalars(
         update(FollowUp)
         .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)

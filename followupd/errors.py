@@ -8,6 +8,12 @@ from pathlib import Path
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_CONFIG = 78
+# `tick` only: the pass ran, and a follow-up became `failed` or `dead` in it, so
+# a cron wrapper sees it. sysexits.h has no "partial failure"; 3 is ours, clear
+# of 1 (anything else), 2 (a usage error, click's) and the codes above. It
+# wins over EX_UNAVAILABLE: what is unreachable is retried on its own, a failed
+# follow-up is never tried again until a person looks (`followupd outbox`).
+EX_FOLLOWUPS_FAILED = 3
 
 
 @dataclass(frozen=True)

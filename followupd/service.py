@@ -11,16 +11,26 @@ job fires. Its jobs:
 - **deliver**, re-armed for the next due follow-up (or the next retry), so one
   leaves within a second of its due time without polling; a slow interval
   catches anything a re-arm missed;
-- **housekeeping**: leases left by dead workers released, old follow-ups
-  deleted after ``retention_days``;
-- **orphans** (PostgreSQL): claims of instances that died handed back at
-  once, every few seconds.
+- **housekeeping**: expired leases released, old follow-ups deleted after
+  ``retention_days``;
+- **orphans**: claims of workers that provably died handed back every few
+  seconds, without waiting for their leases (`release_orphans`: on
+  PostgreSQL, a worker whose lock nobody holds; on SQLite, a process of this
+  machine that is gone, such as a killed `tick`).
+
+At start, before its first delivery, every instance hands back the claims of
+dead workers once, whether it leads or not: a daemon restarted after a crash
+(or a kill -9) sends at once what the dead one had claimed, instead of
+waiting out the 5-minute lease; and a new instance need not wait for the
+leader's next look (on PostgreSQL any instance may do it: the worker's lock
+decides, and two instances doing it at once release each row once).
 
 Several instances may share one PostgreSQL database (`followupd.cluster`):
-all of them evaluate and deliver; the CalDAV sync, housekeeping, orphans and
-the closing of calendar items run on the leader only. A notice on the
-database's channel wakes them: ``due`` re-arms delivery, ``changed`` (a
-terminal command changed data) re-arms delivery and has the leader evaluate.
+all of them evaluate and deliver; the CalDAV sync, housekeeping, orphans (but
+for that first look at start) and the closing of calendar items run on the
+leader only. A notice on the database's channel wakes them: ``due`` re-arms
+delivery, ``changed`` (a terminal command changed data) re-arms delivery and
+has the leader evaluate.
 
 No pass overlaps itself (``max_instances=1``); a pass that fails is logged,
 counted in /healthz and /metrics, and tried again at its next time; it never
@@ -123,6 +133,7 @@ class Service:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(self.store.upgrade)
+        await self._pass("orphans", self._take_back_orphans)  # before any delivery
         self.tokens = ensure_tokens(self.settings.owners)
         runner = await self._start_http()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -211,9 +222,8 @@ class Service:
             "evaluate": (self.evaluate_pass, service.evaluate_every_seconds),
             "deliver": (self.deliver_pass, int(DELIVERY_SAFETY_NET.total_seconds())),
             "housekeeping": (self.housekeeping_pass, service.housekeeping_every_seconds),
+            "orphans": (self.orphans_pass, int(ORPHANS_EVERY.total_seconds())),
         }
-        if self.shared:  # SQLite has one worker: none is orphaned
-            every["orphans"] = (self.orphans_pass, int(ORPHANS_EVERY.total_seconds()))
         for name, (job, seconds) in every.items():
             self.scheduler.add_job(
                 job,
@@ -372,16 +382,15 @@ class Service:
     async def orphans_pass(self) -> None:
         if not self.cluster.is_leader:
             return
+        await self._pass("orphans", self._take_back_orphans)
 
-        async def work() -> None:
-            def release() -> dict[str, int]:
-                with self.store.session() as session:
-                    return release_orphans(session, self.clock())
+    async def _take_back_orphans(self) -> None:
+        def release() -> dict[str, int]:
+            with self.store.session() as session:
+                return release_orphans(session, self.clock())
 
-            for worker, count in (await asyncio.to_thread(release)).items():
-                log.warning("took back %d follow-ups claimed by %s, which died", count, worker)
-
-        await self._pass("orphans", work)
+        for worker, count in (await asyncio.to_thread(release)).items():
+            log.warning("took back %d follow-ups claimed by %s, which died", count, worker)
 
     async def housekeeping_pass(self) -> None:
         if not self.cluster.is_leader:

@@ -6,6 +6,11 @@ On SQLite the same calls must be harmless no-ops: one process, one worker.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +22,19 @@ from sqlalchemy import create_engine, select, text
 
 from followupd.cluster import Cluster
 from followupd.config import parse_settings
-from followupd.delivery import Deliverer
+from followupd.delivery import BATCH, Deliverer, claim
 from followupd.store.coordination import (
     CHANGED,
     DUE,
     WORKERS,
     alive,
     announce,
+    died_here,
     is_postgres,
+    pid_space,
     release_orphans,
     worker_lock_id,
+    worker_name,
 )
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
@@ -52,20 +60,67 @@ def state_of(store: Store, key: str) -> tuple[str, str | None]:
     return row.state, row.lease_owner
 
 
+def ended_pid() -> int:
+    """The pid of a process that has ended, and been waited for: nobody's now."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def here(pid: int, space: str | None = None) -> str:
+    """A worker's name as `worker_name` makes it on this machine, for `pid`."""
+    return f"{socket.gethostname()}:{pid}:a1b2c3:{space or pid_space()}"
+
+
+def test_worker_names_say_where_their_pid_means_something() -> None:
+    host, pid, random_part, space = worker_name().split(":")
+    assert (host, pid, space) == (socket.gethostname(), str(os.getpid()), pid_space())
+    assert re.fullmatch(r"[0-9a-f]{6}", random_part) and re.fullmatch(r"[0-9a-f]{8}", space)
+    assert worker_name() != worker_name()
+    assert not died_here(worker_name()), "we are alive"
+    assert died_here(here(ended_pid()))
+    assert not died_here(here(os.getppid())), "our parent is alive"
+    assert not died_here(here(1)), "pid 1 is always someone"
+
+
 def test_a_dead_workers_claims_are_handed_back_and_a_live_ones_are_kept(store: Store) -> None:
-    claimed(store, "k-live", "host:1")
-    claimed(store, "k-dead", "host:2")
+    gone = ended_pid()
+    other_space = "0" * 8 if pid_space() != "0" * 8 else "f" * 8
+    workers = {
+        "k-live": "host:1",  # holds its lock (PostgreSQL)
+        "k-dead": "host:2",  # holds none
+        "k-gone-here": here(gone),  # a process of this machine that ended
+        "k-running-here": here(os.getppid()),
+        "k-other-host": f"elsewhere.example:{gone}:a1b2c3:{pid_space()}",
+        "k-other-container": here(gone, other_space),
+    }
+    for key, worker in workers.items():
+        claimed(store, key, worker)
     with alive(store.engine, "host:1"), store.session() as session:
         released = release_orphans(session, NOW)
-    if not is_postgres(store.engine):  # one worker: its leases are all there is
-        assert released == {}
-        assert state_of(store, "k-dead") == ("sending", "host:2")
-        return
-    assert released == {"host:2": 1}
-    assert state_of(store, "k-dead") == ("pending", None)
-    assert state_of(store, "k-live") == ("sending", "host:1")
-    with store.session() as session:  # host:1 has stopped holding its lock: gone too
-        assert release_orphans(session, NOW) == {"host:1": 1}
+    if is_postgres(store.engine):  # the lock decides, wherever the worker ran
+        dead = {"k-dead", "k-gone-here", "k-running-here", "k-other-host", "k-other-container"}
+    else:  # a process of this machine, this boot, this PID namespace, that is gone
+        dead = {"k-gone-here"}
+    assert released == {workers[key]: 1 for key in dead}
+    for key, worker in workers.items():
+        assert state_of(store, key) == (("pending", None) if key in dead else ("sending", worker))
+    with store.session() as session:  # host:1 has stopped holding its lock: gone on PostgreSQL
+        again = release_orphans(session, NOW)
+    assert again == ({"host:1": 1} if is_postgres(store.engine) else {})
+
+
+def test_a_claim_takes_one_batch_even_when_more_is_due(store: Store) -> None:
+    """On PostgreSQL, the batch's rows are chosen once (see `claim`), not once a row."""
+    with store.session() as session:
+        for n in range(BATCH + 50):
+            session.add(sample_followup(f"k{n:04d}", NOW - timedelta(minutes=1)))
+    with store.session() as session:
+        first = claim(session, NOW, "host:1", ["email"])
+    with store.session() as session:
+        second = claim(session, NOW, "host:2", ["email"])
+    assert [row.key for row in first] == [f"k{n:04d}" for n in range(BATCH)]
+    assert [row.key for row in second] == [f"k{n:04d}" for n in range(BATCH, BATCH + 50)]
 
 
 async def until(condition: Callable[[], bool], seconds: float) -> None:

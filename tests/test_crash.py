@@ -1,39 +1,53 @@
-"""Crash test: `tick` killed with SIGKILL mid-delivery, ten times, then run to the end.
+"""Crash tests: `tick` and `run` killed with SIGKILL mid-delivery, then run again.
+
+`tick`, ten times, then to the end:
 
 500 client emails fall due at once. `followupd tick` runs as a real process
 against a real SMTP server on loopback (in this process, so it outlives the
 killed ticks); each run is killed once a random number of messages has
 arrived, at a random instant within a message's round trip. Every restart
-runs later than the previous one by more than the delivery lease, so the
-rows a killed run left in `sending` are taken again. At the end every
+runs a minute after the previous one, well within the delivery lease: the
+rows a killed run left in `sending` are taken back because its process is
+gone, not because their leases expired. At the end every
 message has arrived, and the only duplicates are messages that were in
 flight when a kill landed: at most one per kill.
+
+`run`, three times: a daemon is killed while its SMTP server holds a message,
+with a batch claimed under a 5-minute lease; the daemon started next takes
+the batch back at once, since its worker's process is gone (its lock, on
+PostgreSQL), and sends it within seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
 from followupd.channels.email import message_id
-from followupd.delivery import LEASE
+from followupd.delivery import BATCH, LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import MINIMAL_CONFIG, RunCli
-from tests.smtpserver import Recorder, smtp_server
+from tests.daemon import Setting, daytime_setting, environment, wait_for
+from tests.smtpserver import Recorder, free_port, smtp_server
 
 PARIS = ZoneInfo("Europe/Paris")
 CLIENTS = 5
@@ -43,7 +57,7 @@ KILLS = 10
 SEED = int(os.environ.get("CRASH_SEED", "42"))
 # invoices due Monday 30 November: nudge-1 is due Tuesday 1 December, 09:00 in Paris
 FIRST_TICK = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)
-RESTART_STEP = timedelta(minutes=6)
+RESTART_STEP = timedelta(minutes=1)
 # each killed run waits for this many more messages, so ten kills leave work to do
 MESSAGES_PER_RUN = (5, 45)
 PROCESS_TIMEOUT = 60.0
@@ -73,21 +87,25 @@ def config_text(port: int) -> str:
     )
 
 
-def data_text() -> str:
-    """Five clients with one contact and one mission each, and 500 unpaid invoices."""
+def data_text(
+    invoices: int = INVOICES, due: date = date(2026, 11, 30), setting: Setting | None = None
+) -> str:
+    """Five clients with one contact and one mission each, and unpaid invoices (500)."""
+    place = f'timezone = "{setting.zone.key}"\ncountry = "{setting.country}"\n' if setting else ""
     parts: list[str] = []
     for c in range(CLIENTS):
         parts.append(
-            f'[[clients]]\nkey = "client-{c}"\nname = "Client {c}"\n\n'
+            f'[[clients]]\nkey = "client-{c}"\nname = "Client {c}"\n{place}\n'
             f'[[contacts]]\nkey = "contact-{c}"\nclient = "client-{c}"\n'
             f'name = "Contact {c}"\nemail = "contact-{c}@client-{c}.example"\n\n'
             f'[[missions]]\nkey = "mission-{c}"\nclient = "client-{c}"\ntitle = "Mission {c}"\n'
             f'contact = "contact-{c}"\nstart = 2026-09-01\ncontract_signed = 2026-08-25\n'
         )
-    for n in range(INVOICES):
+    issued = due - timedelta(days=30)
+    for n in range(invoices):
         parts.append(
             f'[[invoices]]\nnumber = "F-{n:04d}"\nmission = "mission-{n % CLIENTS}"\n'
-            f"amount = {100 + n}.00\nissued = 2026-10-31\ndue = 2026-11-30\n"
+            f"amount = {100 + n}.00\nissued = {issued}\ndue = {due}\n"
         )
     return "\n".join(parts)
 
@@ -203,7 +221,7 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
         assert len(expected_ids) == INVOICES
         assert recorder.messages == []
 
-        assert RESTART_STEP > LEASE, "each restart must find the killed run's leases expired"
+        assert RESTART_STEP < LEASE, "each restart finds the killed run's leases running"
         kills: list[Kill] = []
         now = FIRST_TICK
         for _ in range(KILLS):
@@ -212,6 +230,7 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
         final = tick(config, now)
         out, err = final.communicate(timeout=PROCESS_TIMEOUT)
         assert final.returncode == 0, f"final tick at {now}: exit {final.returncode}\n{err}"
+        assert "which died" in err, f"the last kill's claims were taken back at once\n{err}"
         total = settle(recorder)
         ids = received_ids(recorder)
 
@@ -253,3 +272,157 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
     assert set(recorded) == set(keys)
     assert {message_id(key, "cabinet.example") for key in recorded} == set(recorded.values())
     assert json.loads(out)["now"] == now.isoformat()
+
+
+# -- the daemon, killed with claims in flight and started again ---------------------------
+
+RESTARTS = 3
+PER_RUN = 10  # messages a daemon delivers before the server holds the next one
+DAEMON_INVOICES = BATCH + 50
+RESTART_BOUND = timedelta(seconds=30)  # far below the lease
+
+
+class Holding(Recorder):
+    """An SMTP server that takes the messages it is allowed, then holds the next one.
+
+    Its sender is then stuck mid-send, with the rest of its batch claimed.
+    `go_on` answers the held message 451 (its sender is dead by then, so it
+    is never recorded: every message is recorded once) and allows `more`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.allowed = 0
+        self.held = threading.Event()
+        self.gate = threading.Event()
+
+    def go_on(self, more: int | None) -> None:
+        self.allowed = len(self.messages) + more if more is not None else sys.maxsize
+        gate, self.gate = self.gate, threading.Event()
+        self.held.clear()
+        gate.set()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if len(self.messages) >= self.allowed:
+            gate = self.gate
+            self.held.set()
+            await asyncio.to_thread(gate.wait)
+            return "451 4.3.0 try again later"
+        return await super().handle_DATA(server, session, envelope)
+
+
+def daemon_config(setting: Setting, smtp_port: int, feed_port: int) -> str:
+    disabled = "".join(f"\n[rules.{name}]\nenabled = false\n" for name in OTHER_RULES)
+    return f"""\
+[owner]
+name = "Claire Martin"
+email = "claire@cabinet.example"
+timezone = "{setting.zone.key}"
+country = "{setting.country}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+rate_per_minute = 100000
+
+[feed]
+listen = "127.0.0.1:{feed_port}"
+
+[business]
+send_window = "00:00-24:00"
+working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+[rules.invoice_due]
+steps = [{{ name = "nudge-1", offset_days = 1, audience = "client" }}]
+{disabled}"""
+
+
+def claims_of(store: Store, pid: int) -> set[str]:
+    """The follow-ups the daemon of `pid` had in ``sending``."""
+    with store.session() as session:
+        return set(
+            session.scalars(
+                select(FollowUp.key).where(
+                    FollowUp.state == "sending",
+                    FollowUp.lease_owner.startswith(f"{socket.gethostname()}:{pid}:"),
+                )
+            )
+        )
+
+
+def test_a_restarted_daemon_sends_what_a_killed_one_had_claimed_without_waiting_for_its_lease(
+    home: Path, database_url: URL
+) -> None:
+    setting = daytime_setting()
+    recorder = Holding()
+    delays: list[float] = []
+    smtp_port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=smtp_port)
+    controller.start()
+    try:
+        config = home / "followupd.toml"
+        config.write_text(daemon_config(setting, smtp_port, free_port()), encoding="utf-8")
+        due = setting.today - timedelta(days=2)  # nudge-1 due by now, in its grace
+        data = data_text(DAEMON_INVOICES, due, setting)
+        (home / "data.toml").write_text(data, encoding="utf-8")
+        for command in (["init"], ["import", str(home / "data.toml")]):
+            done = subprocess.run(
+                [sys.executable, "-m", "followupd", "--config", str(config), *command],
+                env=environment(home), capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+
+        def start(number: int) -> subprocess.Popen[str]:
+            with (home / f"daemon{number}.log").open("w") as log:
+                return subprocess.Popen(
+                    [sys.executable, "-m", "followupd", "--config", str(config), "run"],
+                    env=environment(home), stdout=log, stderr=subprocess.STDOUT, text=True,
+                )  # fmt: skip
+
+        store = Store.open(database_url, create=False)
+        daemon: subprocess.Popen[str] | None = None
+        try:
+            recorder.go_on(PER_RUN)
+            daemon = start(0)
+            for restart in range(1, RESTARTS + 1):
+                wait_for(recorder.held.is_set, timeout=120)  # stuck mid-send
+                claimed = claims_of(store, daemon.pid)
+                assert len(claimed) == BATCH - PER_RUN, "a batch claimed, minus what was sent"
+                daemon.send_signal(signal.SIGKILL)
+                daemon.wait(timeout=30)
+                assert claims_of(store, daemon.pid) == claimed, "the dead keep their claims"
+                recorder.go_on(PER_RUN if restart < RESTARTS else None)
+                expected = {message_id(key, "cabinet.example") for key in claimed}
+                restarted_at = time.time()
+                daemon = start(restart)
+
+                def arrived(expected: set[str] = expected) -> bool:
+                    return bool(expected.intersection(received_ids(recorder)))
+
+                delays.append(wait_for(arrived, RESTART_BOUND.total_seconds()) - restarted_at)
+            wait_for(lambda: len(recorder.messages) >= DAEMON_INVOICES, timeout=120)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0
+            with store.session() as session:
+                by_state = select(FollowUp.state, func.count()).group_by(FollowUp.state)
+                states = dict(session.execute(by_state).all())
+        finally:
+            if daemon is not None and daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+            store.close()
+    finally:
+        recorder.go_on(None)  # a held message would keep the server from stopping
+        controller.stop()
+
+    logs = [(home / f"daemon{n}.log").read_text(encoding="utf-8") for n in range(RESTARTS + 1)]
+    print(f"restart to the first of the dead daemon's claims delivered: "
+          f"{', '.join(f'{delay:.2f} s' for delay in delays)} (lease: {LEASE})")  # fmt: skip
+    assert all(delay < RESTART_BOUND.total_seconds() < LEASE.total_seconds() for delay in delays)
+    assert states == {"sent": DAEMON_INVOICES}, states
+    counts = Counter(received_ids(recorder))
+    assert len(counts) == DAEMON_INVOICES and set(counts.values()) == {1}, "each once"
+    for log in logs[1:]:
+        assert f"took back {BATCH - PER_RUN} follow-ups claimed by" in log, log
+        assert "Traceback" not in log, log

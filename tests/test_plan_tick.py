@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from followupd.delivery import RetryPolicy
+from followupd.errors import EX_FOLLOWUPS_FAILED, EX_UNAVAILABLE
 from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.smtpserver import smtp_server
 
 FIELDS = {"key", "rule", "mission", "contact", "audience", "channel", "recipient", "due_at",
           "subject"}  # fmt: skip
@@ -130,3 +133,85 @@ def test_tick_json_uses_only_the_states_of_the_spec(cli: RunCli, demo: Path) -> 
     assert {SPEC_STATES.get(state, state) for state in FOLLOWUP_STATES} <= spec
     document = as_json(cli("tick", "--now", "2026-11-28T10:00", "--json").out)
     assert {item["state"] for item in document["followups"]} <= spec
+
+
+# -- tick's exit status ---------------------------------------------------------------------
+
+OTHER_RULES = ("deposit_due", "contract_missing", "escalate_by_phone", "client_not_informed",
+               "status_update_due", "checkpoint_meeting", "mission_closeout",
+               "open_ended_mission", "new_year_greetings")  # fmt: skip
+NUDGE_DUE = datetime.fromisoformat("2026-12-01T00:00:00+01:00")  # invoices due 30 November
+
+
+def mailing(home: Path, smtp_port: int, invoices: int) -> None:
+    """A config sending one email a due invoice to `smtp_port`, and the invoices to nudge."""
+    disabled = "".join(f"[rules.{name}]\nenabled = false\n" for name in OTHER_RULES)
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG
+        + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+        + '[business]\nsend_window = "00:00-24:00"\n'
+        + 'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
+        + "[rules.invoice_due]\n"
+        + 'steps = [{ name = "nudge-1", offset_days = 1, audience = "client" }]\n'
+        + disabled,
+        encoding="utf-8",
+    )
+    data = (
+        '[[clients]]\nkey = "acme"\nname = "ACME SA"\n'
+        '[[contacts]]\nkey = "jd"\nclient = "acme"\nname = "Jeanne Dupont"\n'
+        'email = "jeanne@acme.example"\n'
+        '[[missions]]\nkey = "audit"\nclient = "acme"\ntitle = "Audit"\ncontact = "jd"\n'
+        "start = 2026-09-01\ncontract_signed = 2026-08-25\n"
+    ) + "".join(
+        f'[[invoices]]\nnumber = "F-{n}"\nmission = "audit"\namount = 100\n'
+        "issued = 2026-10-31\ndue = 2026-11-30\n"
+        for n in range(1, invoices + 1)
+    )
+    (home / "data.toml").write_text(data, encoding="utf-8")
+
+
+def test_tick_exits_3_when_a_follow_up_failed_even_with_a_server_unreachable(
+    cli: RunCli, home: Path
+) -> None:
+    with smtp_server() as (recorder, port):
+        mailing(home, port, invoices=2)
+        assert cli("init").code == 0
+        assert cli("import", home / "data.toml").code == 0
+        recorder.refuse(451)  # the first message: try again later (exit 69 alone)
+        recorder.refuse(550)  # the second: refused for good
+        first = cli("tick", "--now", (NUDGE_DUE + timedelta(hours=10)).isoformat(), "--json")
+        later = cli("tick", "--now", (NUDGE_DUE + timedelta(hours=20)).isoformat(), "--json")
+    assert first.code == EX_FOLLOWUPS_FAILED == 3, first
+    states = {item["key"]: item["state"] for item in as_json(first.out)["followups"]}
+    assert sorted(states.values()) == ["failed", "pending"], states
+    (failed,) = [key for key, state in states.items() if state == "failed"]
+    assert failed in first.err and "1 follow-up(s) failed in this pass" in first.err
+    # the next pass sends the one retried; the one failed before is not this pass's
+    assert later.code == 0, later
+    assert [item["state"] for item in as_json(later.out)["followups"]] == ["sent"]
+    assert len(recorder.messages) == 1
+
+
+def test_tick_exits_69_while_retrying_then_3_when_it_gives_up(cli: RunCli, home: Path) -> None:
+    with smtp_server() as (recorder, port):
+        mailing(home, port, invoices=1)
+        assert cli("init").code == 0
+        assert cli("import", home / "data.toml").code == 0
+        recorder.refuse(451, times=RetryPolicy().max_attempts)
+        codes: list[int] = []
+        now = NUDGE_DUE + timedelta(minutes=5)
+        for _ in range(RetryPolicy().max_attempts):
+            result = cli("tick", "--now", now.isoformat(), "--json")
+            codes.append(result.code)
+            now += RetryPolicy().cap + timedelta(hours=1)  # past any retry's delay
+    assert codes == [EX_UNAVAILABLE] * (RetryPolicy().max_attempts - 1) + [EX_FOLLOWUPS_FAILED]
+    (last,) = as_json(result.out)["followups"]
+    assert last["state"] == "failed" and last["reason"].startswith("gave up after 8 attempts")
+    assert "invoice_due:F-1:nudge-1" in result.err
+    assert recorder.messages == []
+
+
+def test_tick_help_documents_its_exit_status(cli: RunCli) -> None:
+    shown = " ".join(cli("tick", "--help").out.split())
+    assert f"{EX_FOLLOWUPS_FAILED} when a follow-up became failed or dead" in shown
+    assert f"{EX_UNAVAILABLE} when a server" in shown

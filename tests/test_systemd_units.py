@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from followupd.config import config_candidates, user_config_path
+from followupd.config import config_candidates, state_directory, user_config_path
 from followupd.errors import EX_CONFIG
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
@@ -39,40 +39,32 @@ ACCEPTED_EXPOSURES = {
     # A separate root file system is for images, not for a pip-installed package.
     "RootDirectory=/RootImage=",
 }
-# Settings that an unprivileged user manager cannot apply: never (ProtectProc=, User=, the
-# cgroup BPF ones...), or only with PrivateUsers=yes, in a user namespace of its own, which
-# many systems refuse to unprivileged users (Ubuntu since 23.10): the start would fail.
-USER_MANAGER_CANNOT = {
-    "AmbientCapabilities",
-    "CapabilityBoundingSet",
-    "DevicePolicy",
-    "DynamicUser",
-    "IPAddressAllow",
-    "IPAddressDeny",
-    "InaccessiblePaths",
-    "PrivateDevices",
-    "PrivateIPC",
-    "PrivateMounts",
-    "PrivateNetwork",
-    "PrivateTmp",
+USER_SANDBOX = UNITS / "followupd-user-sandbox.conf"
+MAX_USER_EXPOSURE = 5.2
+MAX_USER_SANDBOXED_EXPOSURE = 2.0
+# Settings a user manager never applies: for system services only (User=,
+# RemoveIPC=), cgroup BPF programs, which need privileges (Device*=, IPAddress*=),
+# or procfs mount options, which need a PID namespace (ProtectProc=, ProcSubset=:
+# checked under a user manager, they change nothing, but the score).
+USER_MANAGER_NEVER = {"User", "DynamicUser", "RemoveIPC", "DevicePolicy", "DeviceAllow",
+                      "IPAddressAllow", "IPAddressDeny", "ProtectProc", "ProcSubset"}  # fmt: skip
+USER_MANAGER_NEVER_FLAGS = {"User=/DynamicUser=", "DeviceAllow=", "IPAddressDeny=", "ProtectProc=",
+                            "ProcSubset=", "ProtectHome="}  # fmt: skip
+# Settings that a user manager applies only in a user namespace of the service's own,
+# and without one (Ubuntu since 23.10 refuses them to unprivileged users) refuse to
+# start the service: 217/USER for PrivateUsers=yes, 218/CAPABILITIES for the ones
+# that drop capabilities. In followupd-user-sandbox.conf, never in the unit.
+NEED_A_USER_NAMESPACE_TO_START = {
     "PrivateUsers",
-    "ProcSubset",
+    "CapabilityBoundingSet",
+    "PrivateDevices",
     "ProtectClock",
-    "ProtectControlGroups",
-    "ProtectHome",
-    "ProtectHostname",
-    "ProtectKernelLogs",
     "ProtectKernelModules",
-    "ProtectKernelTunables",
-    "ProtectProc",
-    "ProtectSystem",
-    "ReadOnlyPaths",
-    "ReadWritePaths",
-    "RemoveIPC",
-    "TemporaryFileSystem",
-    "User",
+    "ProtectKernelLogs",
 }
-
+# What `systemd-analyze --user security` still flags with the sandbox drop-in: as for
+# the system unit, and a read-only home (the program and its config live there).
+ACCEPTED_USER_EXPOSURES = (ACCEPTED_EXPOSURES - {"DeviceAllow="}) | USER_MANAGER_NEVER_FLAGS
 Unit = dict[str, dict[str, list[str]]]
 
 
@@ -252,39 +244,92 @@ def test_credentials_are_those_the_example_config_names() -> None:
 # -- the user unit ------------------------------------------------------------------------
 
 
-def test_user_unit_verifies(tmp_path: Path) -> None:
-    """`systemd-analyze --user verify`, for a user whose home is a temporary directory.
+def user_home(tmp_path: Path, *, sandbox: bool) -> tuple[Path, dict[str, str]]:
+    """A user whose home is a temporary directory, the unit installed as the README says
+    (with the sandbox drop-in, or not); the unit's path and the environment to analyze it.
 
     A user manager cannot work in another root, so the commands other than followupd's are
-    looked for on this machine: /bin/kill is Debian's package procps.
+    looked for on this machine: /bin/kill is Debian's package procps, /bin/mkdir coreutils.
     """
     home = tmp_path / "home"
     runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
+    runtime.mkdir(mode=0o700, parents=True)
     units = home / ".config" / "systemd" / "user"
     units.mkdir(parents=True)
     installed = units / "followupd.service"
     shutil.copy(USER_UNIT, installed)
+    if sandbox:
+        (units / "followupd.service.d").mkdir()
+        shutil.copy(USER_SANDBOX, units / "followupd.service.d" / "sandbox.conf")
     service = service_of(USER_UNIT)
     start = executable(one(service, "ExecStart"))
     assert start.startswith("%h/"), start
     stand_in(home / start.removeprefix("%h/"))
-    kill = executable(one(service, "ExecReload"))
-    assert Path(kill).is_file(), f"{kill} is missing: install Debian's package procps"
-
+    for key in ("ExecReload", "ExecStartPre"):
+        command = executable(one(service, key))
+        assert Path(command).is_file(), f"{command} is missing on this machine"
     env = {
         "HOME": str(home),
         "XDG_RUNTIME_DIR": str(runtime),
         "XDG_CONFIG_HOME": str(home / ".config"),
     }
-    result = systemd_analyze("--user", "verify", "--man=no", str(installed), env=env)
+    return installed, env
 
+
+def user_exposure(tmp_path: Path, *, sandbox: bool) -> tuple[float, set[str]]:
+    """`systemd-analyze --user security --offline=yes`: the level, and the checks failed."""
+    _, env = user_home(tmp_path, sandbox=sandbox)
+    args = ("--user", "security", "--offline=yes", "followupd.service")
+    result = systemd_analyze(*args, env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stderr + result.stdout == ""
+    found = re.search(r"Overall exposure level for followupd\.service: (\d+\.\d+)", result.stdout)
+    assert found is not None, result.stdout
+    checks = json.loads(systemd_analyze(*args[:-1], "--json=short", args[-1], env=env).stdout)
+    return float(found.group(1)), {check["name"] for check in checks if check["set"] is False}
 
 
-def test_user_unit_has_nothing_an_unprivileged_user_manager_cannot_apply() -> None:
-    assert sorted(USER_MANAGER_CANNOT.intersection(service_of(USER_UNIT))) == []
+def test_user_unit_exposure_level(tmp_path: Path) -> None:
+    """Without user namespaces: what starts everywhere. Most of what is left are
+    capabilities the analysis counts as if the service ran as root (no User=)."""
+    level, flagged = user_exposure(tmp_path, sandbox=False)
+    assert level <= MAX_USER_EXPOSURE, flagged
+    applied = {"NoNewPrivileges=", "KeyringMode=", "ProtectSystem=", "PrivateTmp=",
+               "ProtectKernelTunables=", "ProtectControlGroups=", "ProtectHostname=",
+               "PrivateMounts=", "MemoryDenyWriteExecute=", "LockPersonality="}  # fmt: skip
+    assert not flagged & applied
+
+
+def test_user_unit_with_the_sandbox_drop_in_exposes_only_what_the_daemon_needs(
+    tmp_path: Path,
+) -> None:
+    level, flagged = user_exposure(tmp_path, sandbox=True)
+    assert level <= MAX_USER_SANDBOXED_EXPOSURE, flagged
+    accepted = ACCEPTED_USER_EXPOSURES
+    assert flagged <= accepted, f"newly flagged: {sorted(flagged - accepted)}"
+
+
+def test_user_unit_verifies(tmp_path: Path) -> None:
+    """`systemd-analyze --user verify`, with the sandbox drop-in and without."""
+    for sandbox in (False, True):
+        installed, env = user_home(tmp_path / str(sandbox), sandbox=sandbox)
+        result = systemd_analyze("--user", "verify", "--man=no", str(installed), env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr + result.stdout == ""
+
+
+def test_user_unit_starts_where_user_namespaces_are_refused() -> None:
+    """Nothing a user manager never applies, nor what needs a user namespace to start."""
+    service = service_of(USER_UNIT)
+    assert sorted(USER_MANAGER_NEVER.intersection(service)) == []
+    assert sorted(NEED_A_USER_NAMESPACE_TO_START.intersection(service)) == []
+
+
+def test_user_sandbox_drop_in_holds_what_needs_a_user_namespace() -> None:
+    unit = parse_unit(USER_SANDBOX.read_text(encoding="utf-8"))
+    assert list(unit) == ["Service"]
+    assert set(unit["Service"]) == NEED_A_USER_NAMESPACE_TO_START
+    assert one(unit["Service"], "PrivateUsers") == "yes"
+    assert one(unit["Service"], "CapabilityBoundingSet") == ""
 
 
 def test_user_unit_has_what_running_as_a_service_needs() -> None:
@@ -311,6 +356,16 @@ def test_user_unit_has_what_running_as_a_service_needs() -> None:
     # Before systemd 254, StateDirectory= of a user unit is under ~/.config: let the daemon
     # use $XDG_STATE_HOME/followupd, as the command line does.
     assert "StateDirectory" not in service
+    # All read-only but that directory, made before the sandbox needs it
+    state = str(state_directory({"HOME": "%h"}))
+    assert {key: one(service, key) for key in ("ProtectSystem", "ProtectHome")} == {
+        "ProtectSystem": "strict",
+        "ProtectHome": "read-only",
+    }
+    assert one(service, "ReadWritePaths") == state
+    assert one(service, "ExecStartPre").startswith("+") and one(service, "ExecStartPre").endswith(
+        f"mkdir -p -m 0700 {state}"
+    )
     assert unit["Install"] == {"WantedBy": ["default.target"]}
 
 

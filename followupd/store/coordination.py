@@ -1,7 +1,7 @@
 """What several instances on one PostgreSQL database agree on, in SQL.
 
 PostgreSQL advisory locks and NOTIFY do the coordinating; on SQLite (one
-user, one machine, one process) every function here is a no-op:
+user, one machine) every function here but `release_orphans` is a no-op:
 
 - **announce** new work on the ``followupd`` channel, inside the transaction
   that made it, so listeners hear of it only once it is committed;
@@ -12,11 +12,14 @@ user, one machine, one process) every function here is a no-op:
   own, for as long as it may have rows in ``sending``. Its process dying
   closes that connection and frees the lock, so the leader can tell a dead
   worker's claims from a live one's and hand them back at once, instead of
-  waiting for their leases to expire.
+  waiting for their leases to expire. On SQLite, where the daemon and a
+  `tick` share one machine, a worker is dead when its process is: the worker's
+  name says which process it was (`worker_name`, `died_here`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import socket
@@ -24,6 +27,8 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -61,9 +66,59 @@ def one_evaluation_at_a_time(session: Session) -> None:
 
 
 def worker_name() -> str:
-    """This process's name on claims: host and pid, and a random part, since containers
-    on one host network can all be pid 1."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    """This process's name on claims: ``host:pid:random:space``.
+
+    The random part tells apart processes of one pid (containers on one host
+    network can all be pid 1); `space` is where that pid means this process
+    (`pid_space`), so that a pid is only ever looked up where it was taken.
+    """
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}:{pid_space()}"
+
+
+@cache
+def pid_space() -> str:
+    """Where a pid names the same process: this boot of this kernel, this PID namespace.
+
+    Eight hex digits of a digest of the kernel's boot id and the PID
+    namespace's inode. Two containers may share a host name (a host network)
+    and not their pids; a machine's pids start over at each boot. What cannot
+    be read (no /proc, or /proc/sys hidden by a sandbox) counts as empty.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{boot}/{namespace}".encode()).hexdigest()[:8]
+
+
+def died_here(worker: str) -> bool:
+    """Whether `worker` provably died: it ran here (same host, same `pid_space`) and its
+    process is gone.
+
+    Never true for a worker of another machine or container, nor for a name
+    without a pid space (an older version's): those keep their claims until
+    their leases expire. A pid in use again, by anyone, counts as alive.
+    """
+    parts = worker.split(":")
+    if len(parts) != 4:
+        return False
+    host, pid, _, space = parts
+    if host != socket.gethostname() or space != pid_space() or not pid.isdigit():
+        return False
+    number = int(pid)
+    if number <= 0 or number == os.getpid():  # 0 would signal our own process group
+        return False
+    try:
+        os.kill(number, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, another user's
+        return False
+    return False
 
 
 def worker_lock_id(worker: str) -> int:
@@ -110,13 +165,13 @@ def hand_back(session: Session, at: datetime, *where: Any, **values: Any) -> int
 
 
 def release_orphans(session: Session, at: datetime) -> dict[str, int]:
-    """Hand back to ``pending`` the claims of workers that hold no lock: they died.
+    """Hand back to ``pending`` the claims of workers that provably died.
 
-    Returns how many rows each dead worker left. The attempt stays counted:
-    the message may have left before the worker died.
+    On PostgreSQL a worker is dead when nobody holds its lock (`alive`),
+    wherever it ran; on SQLite, when it ran on this machine and its process is
+    gone (`died_here`). Returns how many rows each dead worker left. The
+    attempt stays counted: the message may have left before the worker died.
     """
-    if not is_postgres(session):
-        return {}
     owners = session.scalars(
         select(FollowUp.lease_owner)
         .where(FollowUp.state == "sending", FollowUp.lease_owner.is_not(None))
@@ -125,12 +180,19 @@ def release_orphans(session: Session, at: datetime) -> dict[str, int]:
     released: dict[str, int] = {}
     for owner in owners:
         assert owner is not None
-        # Held until this transaction ends: the worker cannot come back meanwhile.
-        lock = func.pg_try_advisory_xact_lock(WORKERS, worker_lock_id(owner))
-        free = session.scalar(select(lock))
-        if not free:
+        if not _dead(session, owner):
             continue
         released[owner] = hand_back(session, at, FollowUp.lease_owner == owner)
     if any(released.values()):
         announce(session, DUE)
     return released
+
+
+def _dead(session: Session, worker: str) -> bool:
+    if is_postgres(session):
+        # Held until this transaction ends: the worker cannot come back meanwhile.
+        lock = func.pg_try_advisory_xact_lock(WORKERS, worker_lock_id(worker))
+        return bool(session.scalar(select(lock)))
+    # A SQLite transaction holds the write lock from its start (store.db): no
+    # claim can change under this one.
+    return died_here(worker)
