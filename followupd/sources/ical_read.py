@@ -70,6 +70,7 @@ class Happening:
     recurring: bool = False
     open_end: bool = False  # neither DTEND nor DURATION
     backwards: bool = False  # written to end before it starts: read as an instant
+    cancelled: bool = False  # STATUS:CANCELLED (the event, or this occurrence)
 
     @property
     def first_day(self) -> date:
@@ -99,6 +100,9 @@ class ReadObject:
     occurrences: list[Happening] = field(default_factory=list)  # within the window
     tasks: list[TaskState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # every occurrence starting before this is in `occurrences`: the window's end, or
+    # less when there were more than MAX_OCCURRENCES
+    complete_until: datetime | None = None
 
 
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
@@ -132,6 +136,9 @@ def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datet
         found.occurrences = within if expanded is None else expanded
     else:
         found.occurrences = within
+    found.complete_until = window[1]
+    if len(found.occurrences) >= MAX_OCCURRENCES:  # cut: those of its last start may be missing
+        found.complete_until = min(window[1], found.occurrences[-1].start)
     for part in calendar.walk("VTODO"):
         try:
             found.tasks.append(_task(part, zone, found.notes))
@@ -310,6 +317,7 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
         recurring="RRULE" in part or "RDATE" in part or "RECURRENCE-ID" in part,
         open_end="DTEND" not in part and "DURATION" not in part,
         backwards=backwards,
+        cancelled=_text(part, "STATUS").upper() == "CANCELLED",
     )
 
 
