@@ -8,6 +8,7 @@ one, `checkpoint_meeting` asks for a réunion de mise au point on 30 December.
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -311,3 +312,58 @@ def test_tick_and_plan_count_a_meeting_held_since_the_last_sync(
     assert dav.calendar_data_sent == 0
     shown = cli("show", "acme-audit").out
     assert "meeting" in shown and "Point d'étape" in shown
+
+
+def test_editing_a_series_keeps_the_meetings_held_long_ago(
+    loaded: Store, settings: Settings, app: CalendarApp
+) -> None:
+    app.put("Rendez-vous", "weekly.ics", weekly())
+    sync(loaded, settings, at(11, 30))
+    evaluate(loaded, settings, at(6, 2, year=2027))
+    held = tuesdays(until=at(6, 1, 14, year=2027))
+    assert met(loaded) == held
+
+    app.put("Rendez-vous", "weekly.ics", weekly().replace("Point hebdo", "Point du mardi"))
+    report = sync(loaded, settings, at(6, 2, year=2027))
+    assert report.fetched == 1
+    assert met(loaded) == held, "what was read again (90 days) is counted again, once"
+    with loaded.session() as session:
+        notes = session.execute(
+            select(Touchpoint.at, Touchpoint.note).where(Touchpoint.kind == "meeting")
+        ).all()
+    recent = at(6, 2, year=2027) - meetings.LOOKBACK
+    assert {note for when, note in notes if when < recent} == {"Point hebdo"}
+    assert {note for when, note in notes if when >= recent} == {"Point du mardi"}
+
+    app.delete("Rendez-vous", "weekly.ics")
+    sync(loaded, settings, at(6, 3, year=2027))
+    assert met(loaded) == [], "deleted: every meeting it made goes"
+
+
+def test_two_passes_at_once_record_each_meeting_once(
+    loaded: Store, settings: Settings, app: CalendarApp
+) -> None:
+    app.put("Rendez-vous", "weekly.ics", weekly())
+    sync(loaded, settings, at(11, 30))
+    first_in, may_commit = threading.Event(), threading.Event()
+    created: dict[str, int] = {}
+
+    def holding() -> None:  # a pass that has counted but not committed yet
+        with loaded.session() as session:
+            created["first"] = meetings.record_held(session, at(12, 16))
+            first_in.set()
+            may_commit.wait(timeout=30)
+
+    def second() -> None:
+        with loaded.session() as session:
+            created["second"] = meetings.record_held(session, at(12, 16))
+
+    threads = [threading.Thread(target=holding), threading.Thread(target=second)]
+    threads[0].start()
+    assert first_in.wait(timeout=30)
+    threads[1].start()  # SQLite: waits for the first; PostgreSQL: skips what it holds
+    may_commit.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert created == {"first": 3, "second": 0}
+    assert met(loaded) == [at(12, 1, 14), at(12, 8, 14), at(12, 15, 14)]
