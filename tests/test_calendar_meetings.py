@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import func, select
 
 from followupd import engine
@@ -22,7 +24,7 @@ from followupd.rules.options import RuleOptions
 from followupd.sources import meetings
 from followupd.sources.caldav import CalendarSync, SyncReport, sync_calendars
 from followupd.sources.importer import import_files
-from followupd.store.db import Store
+from followupd.store.db import MIGRATIONS, Store
 from followupd.store.models import CalendarMeeting, Contact, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
@@ -367,3 +369,22 @@ def test_two_passes_at_once_record_each_meeting_once(
         thread.join(timeout=30)
     assert created == {"first": 3, "second": 0}
     assert met(loaded) == [at(12, 1, 14), at(12, 8, 14), at(12, 15, 14)]
+
+
+def test_a_meeting_ahead_synced_before_the_upgrade_counts_after_it(
+    loaded: Store, settings: Settings, app: CalendarApp, dav: DavServer
+) -> None:
+    app.put("Rendez-vous", "point.ics", ONE_MEETING.replace("T140000", "T100000"))
+    app.put("Rendez-vous", "other.ics", weekly())
+    sync(loaded, settings, at(12, 1))
+    config = Config()  # back to the schema before: its meetings ahead were not kept
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with loaded.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    assert loaded.upgrade() == ("0005", "0006")
+    report = sync(loaded, settings, at(12, 2))
+    assert (report.fetched, report.meetings) == (2, 1), "read again once: the 1 December point"
+    assert sync(loaded, settings, at(12, 3)).fetched == 0
+    evaluate(loaded, settings, at(12, 9))
+    assert met(loaded) == [at(12, 1, 14), at(12, 8, 10), at(12, 8, 14)]

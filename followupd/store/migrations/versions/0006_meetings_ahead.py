@@ -9,8 +9,10 @@ A meeting synced before it happens is stored as an upcoming occurrence
 its text so that its later occurrences are stored without fetching it again.
 A task the user completed keeps the completion time their app wrote.
 
-The new columns start empty: the objects already seen are read again only
-when they change, as before.
+The meetings synced before this version were kept only if already held: so
+that those still ahead count too, every object that may hold one (kind
+`meeting`) is fetched once more, by the next sync (its ETag forgotten, and
+the calendars' sync tokens with it, so that the sync lists every object).
 """
 
 from collections.abc import Sequence
@@ -52,6 +54,12 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_calendar_meetings_object_id"), "calendar_meetings", ["object_id"])
     op.create_index(op.f("ix_calendar_meetings_ends_at"), "calendar_meetings", ["ends_at"])
+    objects, states = (
+        sa.table("calendar_objects", sa.column("kind"), sa.column("etag")),
+        sa.table("sync_state", sa.column("source"), sa.column("token")),
+    )
+    op.execute(objects.update().where(objects.c.kind == "meeting").values(etag=None))
+    op.execute(states.update().where(states.c.source.like("caldav:%")).values(token=None))
 
 
 def downgrade() -> None:
