@@ -168,6 +168,8 @@ def _extend(session: Session, row: CalendarObject, until: datetime) -> None:
         return
     zone = ZoneInfo(row.series_zone)
     for _ in range(MAX_READS):
+        if start >= until:
+            break
         try:
             read = read_object(row.series, zone, (start, until))
         except UnreadableObject as error:  # read before: only a library update would do this
@@ -176,11 +178,9 @@ def _extend(session: Session, row: CalendarObject, until: datetime) -> None:
             return
         done = read.complete_until or until
         _add(session, row.id, [o for o in read.occurrences if start <= o.start < done])
-        if done <= start:
+        if done <= start:  # no step forward: tried again next pass
             break
         start = done
-        if start >= until:
-            break
     row.expanded_until = start
 
 
@@ -216,15 +216,14 @@ def _record_ended(session: Session, at: datetime) -> int:
             )
         )
         parties = _parties(session, occurrences)
-        touchpoints: dict[str, dict[str, Any]] = {}
+        touchpoints: dict[str, dict[str, Any]] = {}  # by key: one meeting in two objects
         done: list[int] = []
         for occurrence in occurrences:
-            found = parties.get(occurrence.id, [])
-            made = {_touchpoint(occurrence, party) for party in found}
-            touchpoints.update(made)
-            if made:
+            made = [_touchpoint(occurrence, party) for party in parties[occurrence.id]]
+            touchpoints.update((values["key"], values) for values in made)
+            if made:  # its object lists them, so that a change or delete takes them
                 row = rows[occurrence.object_id]
-                derived = set((row.derived or "").split()) | {key for key, _ in made}
+                derived = set((row.derived or "").split()) | {values["key"] for values in made}
                 row.derived = "\n".join(sorted(derived))
             if made or occurrence.ends_at <= at - WAIT_FOR_PARTIES:
                 done.append(occurrence.id)
@@ -234,20 +233,19 @@ def _record_ended(session: Session, at: datetime) -> int:
     return created
 
 
-def _touchpoint(occurrence: CalendarMeeting, party: _Party) -> tuple[str, Any]:
-    key = touchpoint_key(party.mission, "meeting", occurrence.starts_at, party.contact)
-    values = (
-        ("key", key),
-        ("mission_id", party.mission_id),
-        ("contact_id", party.contact_id),
-        ("kind", "meeting"),
-        ("at", occurrence.starts_at),
-        ("note", occurrence.summary or None),
-    )
-    return key, values
+def _touchpoint(occurrence: CalendarMeeting, party: _Party) -> dict[str, Any]:
+    """The touchpoint row of a meeting with a party, keyed as an import would key it."""
+    return {
+        "key": touchpoint_key(party.mission, "meeting", occurrence.starts_at, party.contact),
+        "mission_id": party.mission_id,
+        "contact_id": party.contact_id,
+        "kind": "meeting",
+        "at": occurrence.starts_at,
+        "note": occurrence.summary or None,
+    }
 
 
-def _insert_touchpoints(session: Session, made: Sequence[Any]) -> int:
+def _insert_touchpoints(session: Session, made: Sequence[dict[str, Any]]) -> int:
     """Insert the touchpoints not there yet (one made by an import, a second calendar…)."""
     if not made:
         return 0
@@ -257,7 +255,7 @@ def _insert_touchpoints(session: Session, made: Sequence[Any]) -> int:
         upsert(Touchpoint).on_conflict_do_nothing(index_elements=["key"]).returning(Touchpoint.key)
     )
     created = 0
-    for chunk in chunked([dict(values) for values in made]):
+    for chunk in chunked(made):
         created += len(session.execute(statement, list(chunk)).scalars().all())
     return created
 
