@@ -332,6 +332,7 @@ class CalendarSync:
             rows = session.scalars(
                 select(CalendarObject)
                 .where(CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk))
+                .order_by(CalendarObject.id)
                 .with_for_update()
             ).all()
             for row in rows:
@@ -366,7 +367,8 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
             CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
         )
         # held to the end of the transaction, as followupd.sources.meetings holds them
-        found.update({row.href: row for row in session.scalars(query.with_for_update())})
+        locked = query.order_by(CalendarObject.id).with_for_update()  # in one order: no deadlock
+        found.update({row.href: row for row in session.scalars(locked)})
     return found
 
 

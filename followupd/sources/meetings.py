@@ -156,6 +156,7 @@ def _extend_series(session: Session, at: datetime) -> None:
             select(CalendarObject)
             .options(undefer(CalendarObject.series))
             .where(CalendarObject.id.in_(chunk), running_out)
+            .order_by(CalendarObject.id)
             .with_for_update(skip_locked=True)
         )
         for row in rows:
@@ -205,6 +206,7 @@ def _record_ended(session: Session, at: datetime) -> int:
             for row in session.scalars(
                 select(CalendarObject)
                 .where(CalendarObject.id.in_(chunk))
+                .order_by(CalendarObject.id)
                 .with_for_update(skip_locked=True)
             )
         }
