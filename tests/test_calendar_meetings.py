@@ -388,3 +388,16 @@ def test_a_meeting_ahead_synced_before_the_upgrade_counts_after_it(
     assert sync(loaded, settings, at(12, 3)).fetched == 0
     evaluate(loaded, settings, at(12, 9))
     assert met(loaded) == [at(12, 1, 14), at(12, 8, 10), at(12, 8, 14)]
+
+
+def test_a_series_with_more_occurrences_than_one_read_gives_is_counted_whole(
+    loaded: Store, settings: Settings, app: CalendarApp
+) -> None:
+    app.put("Rendez-vous", "hourly.ics", event(
+        "hourly-1", "Permanence [acme-audit]", "", "DTSTART;TZID=Europe/Paris:20261201T000000",
+        "DURATION:PT30M", "RRULE:FREQ=HOURLY",
+    ))  # fmt: skip
+    sync(loaded, settings, at(12, 1, 0))  # 62 days ahead is 1,488 occurrences: read 1,000
+    evaluate(loaded, settings, at(1, 30, 0, year=2027))
+    held = met(loaded)
+    assert (len(held), held[0], held[-1]) == (60 * 24, at(12, 1, 0), at(1, 29, 23, year=2027))

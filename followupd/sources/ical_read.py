@@ -107,7 +107,7 @@ class ReadObject:
 
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
-    found = ReadObject()
+    found = ReadObject(complete_until=window[1])
     parser = _ObjectParser(_decoded(data, found.notes))
     try:
         calendar = parser.calendar()
@@ -134,11 +134,10 @@ def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datet
     if any("RRULE" in part or "RDATE" in part for part in parts):
         expanded = _expand(calendar, parts, zone, window, found.notes)
         found.occurrences = within if expanded is None else expanded
+        if expanded is not None and len(expanded) >= MAX_OCCURRENCES:  # in order, maybe cut
+            found.complete_until = min(window[1], expanded[-1].start)
     else:
         found.occurrences = within
-    found.complete_until = window[1]
-    if len(found.occurrences) >= MAX_OCCURRENCES:  # cut: those of its last start may be missing
-        found.complete_until = min(window[1], found.occurrences[-1].start)
     for part in calendar.walk("VTODO"):
         try:
             found.tasks.append(_task(part, zone, found.notes))
