@@ -34,6 +34,7 @@ from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.rules.options import RuleOptions
+from followupd.sources import meetings
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import FollowUp, SyncState
@@ -107,6 +108,7 @@ def evaluate(
     book = RuleBook(settings, rules, only_enabled=True)
     report = PassReport(at)
     one_evaluation_at_a_time(session)
+    meetings.record_held(session, at)  # the calendar's meetings that ended since the last sync
     previous = last_pass(session)
     for scope in scopes(settings):
         templates = templates_of(settings, scope.entry)
@@ -131,7 +133,12 @@ def plan(
     start: datetime,
     end: datetime,
 ) -> list[Intent]:
-    """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing."""
+    """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing.
+
+    The calendar's meetings that ended by `start` count, as in a pass at
+    `start`: the caller rolls the session back.
+    """
+    meetings.record_held(session, start)
     calendar = BusinessCalendar(settings.business)
     book = RuleBook(settings, rules, only_enabled=True)
     intents: list[Intent] = []

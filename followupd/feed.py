@@ -39,6 +39,7 @@ FEED_COLUMNS = (
     FollowUp.body,
     FollowUp.due_at,
     FollowUp.calendar_state,
+    FollowUp.completed_at,
     FollowUp.created_at,
     FollowUp.updated_at,
     Contact.name.label("contact_name"),

@@ -4,6 +4,7 @@ Built with the icalendar package, never by hand. The same builder serves
 the CalDAV channel and the feed, so an object reads the same wherever the
 user sees it. Everything in an object comes from stored state (DTSTAMP
 included), so an unchanged follow-up gives the same bytes every time.
+DTSTAMP and COMPLETED are in UTC, as RFC 5545 (3.8.7.2, 3.8.2.1) requires.
 
 The UID is the follow-up key plus ``@followupd`` (SPEC.md section 5): a
 rewrite is an update of the same object, never a duplicate.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -78,6 +79,7 @@ class CalendarItem:
     stamp: datetime  # when its content last changed, from the store
     sequence: int = 0
     status: str = OPEN  # open | completed | cancelled
+    completed_at: datetime | None = None  # when the user did it; None: at `stamp`
     contact_name: str | None = None
     contact_phone: str | None = None
 
@@ -105,6 +107,7 @@ def item_of(row: Any, contact_name: str | None, contact_phone: str | None) -> Ca
         stamp=row.updated_at if closed else row.created_at,
         sequence=1 if closed else 0,
         status=row.calendar_state if closed else OPEN,
+        completed_at=row.completed_at,
         contact_name=contact_name,
         contact_phone=contact_phone,
     )
@@ -122,7 +125,7 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
         part = Todo.new(status=TASK_STATUS[item.status], uid=uid(item.key))
         part.DUE = due
         if item.status == COMPLETED:
-            part.add("completed", item.stamp)
+            part.add("completed", (item.completed_at or item.stamp).astimezone(UTC))
             part.add("percent-complete", 100)
     part.summary = item.summary
     part.description = item.description
@@ -186,7 +189,7 @@ def close(text: bytes | str, status: str, stamp: datetime, note: str) -> tuple[b
         part.add("status", "COMPLETED" if is_task and status == COMPLETED else "CANCELLED")
         if is_task and status == COMPLETED:
             part.pop("completed", None)
-            part.add("completed", stamp)
+            part.add("completed", stamp.astimezone(UTC))
             part.pop("percent-complete", None)
             part.add("percent-complete", 100)
         description = str(part.get("description", ""))

@@ -13,6 +13,8 @@ on the next sync. Tokens and ETags live in the store, so the daemon and
 An object that cannot be read is skipped with its URL and the reason, and
 never stops the sync; its ETag is kept so it is not fetched again until it
 changes. A deleted mission event is reported, never a silent mission delete.
+Meetings are stored as occurrences and counted as they end, with no fetch
+(followupd.sources.meetings).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from followupd.channels import ical
@@ -35,10 +37,10 @@ from followupd.config import Settings
 from followupd.dav import calendars_by_name, dav_client
 from followupd.errors import ServiceUnavailable
 from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
-from followupd.sources import conventions, dav_changes
+from followupd.sources import conventions, dav_changes, meetings
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.sources.importer import Located, apply, check_references
-from followupd.sources.records import MissionRecord, Record, TouchpointRecord
+from followupd.sources.records import MissionRecord, TouchpointRecord
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, SyncState, Touchpoint
@@ -46,7 +48,6 @@ from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, S
 log = logging.getLogger(__name__)
 
 FETCH_CHUNK = 100
-MEETINGS_LOOKBACK = timedelta(days=90)  # recurring meetings are expanded this far back
 SOURCE = "caldav:"
 UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
 TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
@@ -65,7 +66,7 @@ class SyncReport:
     calendars: list[CalendarReport] = field(default_factory=list)
     missions_created: int = 0
     missions_updated: int = 0
-    meetings: int = 0  # touchpoints recorded from calendar meetings
+    meetings: int = 0  # touchpoints recorded from calendar meetings that ended
     completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
     skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
     notices: list[str] = field(default_factory=list)
@@ -87,22 +88,6 @@ class Seen:
     row: CalendarObject
     etag: str | None
     data: bytes
-
-
-@dataclass(frozen=True)
-class Deferred:
-    """An object's meetings, recorded after every mission event of the sync is in.
-
-    A meeting about a mission described by an event fetched later in the same
-    sync would otherwise find no mission, and, its ETag stored, never be
-    looked at again.
-    """
-
-    calendar: str
-    href: str
-    held: list[Happening]
-    previous: set[str]  # touchpoints the object made before
-    derived: set[str]  # touchpoints it made in this sync so far (a completed call)
 
 
 class CalendarSync:
@@ -128,14 +113,13 @@ class CalendarSync:
 
     def run(self, at: datetime) -> SyncReport:
         report = SyncReport()
-        meetings: list[Deferred] = []
         for account, wanted in self.sources:
             self.url = account.url
             client = dav_client(account, self.environ)
             with client:
                 for source, calendar in self._calendars(client, wanted):
                     try:
-                        self._sync_calendar(source, calendar, at, report, meetings)
+                        self._sync_calendar(source, calendar, at, report)
                     except dav_error.AuthorizationError:
                         raise
                     except dav_error.DAVError as error:
@@ -146,7 +130,7 @@ class CalendarSync:
                         )
                         log.warning("%s", reason)
                         report.notices.append(reason)
-        self._record_meetings(meetings, at, report)
+        self._record_meetings(at, report)
         return report
 
     def _calendars(
@@ -171,7 +155,6 @@ class CalendarSync:
         calendar: Any,
         at: datetime,
         report: SyncReport,
-        meetings: list[Deferred],
     ) -> None:
         name, url = source.name, str(calendar.url.canonical())
         with self.store.session() as session:
@@ -197,7 +180,7 @@ class CalendarSync:
                         row = CalendarObject(calendar=url, href=href, kind="other")
                         session.add(row)
                     fetched_object = Seen(row, changes.changed.get(href), data)
-                    self._apply(session, fetched_object, source, at, report, meetings)
+                    self._apply(session, fetched_object, source, at, report)
             stats.fetched += len(fetched)
             self.progress(name, stats.fetched, len(wanted))
         with self.store.session() as session:
@@ -211,18 +194,19 @@ class CalendarSync:
         source: SyncedCalendar,
         at: datetime,
         report: SyncReport,
-        meetings: list[Deferred],
     ) -> None:
-        """Read one changed object and record what it means (its meetings come later)."""
+        """Read one changed object and record what it means (its meetings count as they end)."""
         row = seen.row
         previous = set((row.derived or "").split())
         row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
         zone = zone_named(source.timezone)
+        window = meetings.window(at)
         try:
-            read = read_object(seen.data, zone, (at - MEETINGS_LOOKBACK, at))
+            read = read_object(seen.data, zone, window)
         except UnreadableObject as error:
             row.kind, row.problem = "skipped", str(error)
             report.skip(row.href, str(error))
+            meetings.forget(session, row)
             self._drop_touchpoints(session, previous)
             return
         for note in read.notes:
@@ -233,34 +217,24 @@ class CalendarSync:
         if source.writes:
             self._completed_tasks(session, read, at, report, derived)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
-        held = [] if missions else _past_meetings(read.occurrences, at)
         if missions:
             row.kind = "mission"
             row.mission_key, row.problem = self._mission(
                 session, row.href, missions[0], source, report
             )
+            meetings.forget(session, row)
         else:
             row.kind = "task" if read.tasks else "meeting"
-        if held:  # recorded once every mission event of this sync is in the store
-            meetings.append(Deferred(row.calendar, row.href, held, previous, derived))
-            return
+            # counted once ended, by _record_meetings and each evaluation
+            meetings.store_occurrences(session, row, read, seen.data, zone)
+        derived |= meetings.history(session, previous - derived, window[0])
         row.derived = "\n".join(sorted(derived)) or None
         self._drop_touchpoints(session, previous - derived)
 
-    def _record_meetings(self, meetings: list[Deferred], at: datetime, report: SyncReport) -> None:
-        """Touchpoints for the meetings seen in this sync, after its mission events."""
-        for chunk in chunked(meetings, FETCH_CHUNK):
-            with self.store.session() as session:
-                by_calendar: dict[str, list[Deferred]] = {}
-                for item in chunk:
-                    by_calendar.setdefault(item.calendar, []).append(item)
-                for calendar, items in by_calendar.items():
-                    rows = _objects(session, calendar, [item.href for item in items])
-                    for item in items:
-                        derived = item.derived | self._meetings(session, item.held, report)
-                        if item.href in rows:
-                            rows[item.href].derived = "\n".join(sorted(derived)) or None
-                        self._drop_touchpoints(session, item.previous - derived)
+    def _record_meetings(self, at: datetime, report: SyncReport) -> None:
+        """Touchpoints for the meetings that ended, once every mission event of the sync is in."""
+        with self.store.session() as session:
+            report.meetings += meetings.record_held(session, at)
 
     def _mission(
         self,
@@ -302,56 +276,6 @@ class CalendarSync:
         report.missions_updated += result.updated["missions"]
         return record.key, None
 
-    def _meetings(self, session: Session, held: list[Happening], report: SyncReport) -> set[str]:
-        """Touchpoints for meetings that took place: their keys."""
-        records: list[Record] = []
-        for event in held:
-            note = event.summary[:500] or None
-            for mission, contact in self._meeting_parties(session, event):
-                records.append(
-                    TouchpointRecord(
-                        mission=mission, contact=contact, kind="meeting", at=event.start, note=note
-                    )
-                )
-        if not records:
-            return set()
-        located = [
-            Located(record, Path("calendar"), "touchpoints", n, {})
-            for n, record in enumerate(records)
-        ]
-        result = apply(session, located)
-        report.meetings += result.created["touchpoints"]
-        return {record.identity() for record in records}
-
-    def _meeting_parties(self, session: Session, event: Happening) -> list[tuple[str, str | None]]:
-        """(mission key, contact key) for each mission a meeting is about.
-
-        A mission named in brackets in the title is the one; otherwise each
-        attending contact's missions (those they are the main contact of, or
-        else their client's), closed ones left out.
-        """
-        contacts = []
-        if event.attendees:
-            by_email = select(Contact.id, Contact.key, Contact.client_id).where(
-                func.lower(Contact.email).in_(sorted(event.attendees))
-            )
-            contacts = list(session.execute(by_email))
-        parties: set[tuple[str, str | None]] = set()
-        named = conventions.bracketed_keys(event)
-        if named:
-            by_key = select(Mission.key, Mission.client_id).where(Mission.key.in_(sorted(named)))
-            for mission_key, client_id in session.execute(by_key):
-                who = next((c.key for c in contacts if c.client_id == client_id), None)
-                parties.add((mission_key, who))
-            return sorted(parties, key=str)
-        open_missions = select(Mission.key).where(Mission.status != "closed")
-        for contact in contacts:
-            theirs = open_missions.where(Mission.contact_id == contact.id)
-            clients = open_missions.where(Mission.client_id == contact.client_id)
-            keys = list(session.scalars(theirs)) or list(session.scalars(clients))
-            parties |= {(key, contact.key) for key in keys}
-        return sorted(parties, key=str)
-
     def _completed_tasks(
         self,
         session: Session,
@@ -366,10 +290,16 @@ class CalendarSync:
             if key is None or task.status not in ("COMPLETED", "CANCELLED"):
                 continue
             state = ical.COMPLETED if task.status == "COMPLETED" else ical.CANCELLED
+            when = task.completed_at if state == ical.COMPLETED else None  # as the app wrote it
             done = session.execute(
                 update(FollowUp)
                 .where(FollowUp.key == key, FollowUp.calendar_state == ical.OPEN)
-                .values(calendar_state=state, reason=f"{state} in your calendar", updated_at=at)
+                .values(
+                    calendar_state=state,
+                    reason=f"{state} in your calendar",
+                    completed_at=when,
+                    updated_at=at,
+                )
                 .returning(*TASK_COLUMNS.selected_columns)
             ).first()
             if done is not None:
@@ -400,9 +330,10 @@ class CalendarSync:
         """Objects deleted from the calendar: drop what they made, report mission events."""
         for chunk in chunked(sorted(hrefs)):
             rows = session.scalars(
-                select(CalendarObject).where(
-                    CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
-                )
+                select(CalendarObject)
+                .where(CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk))
+                .order_by(CalendarObject.id)
+                .with_for_update()
             ).all()
             for row in rows:
                 if row.kind == "mission" and row.mission_key:
@@ -428,17 +359,6 @@ class CalendarSync:
             row.token, row.updated_at = token, at
 
 
-def _past_meetings(occurrences: list[Happening], at: datetime) -> list[Happening]:
-    """Occurrences that took place and look like meetings: attendees, or a mission named."""
-    return [
-        event
-        for event in occurrences
-        if conventions.is_past(event, at)
-        and not conventions.is_mission_event(event)
-        and (event.attendees or conventions.bracketed_keys(event))
-    ]
-
-
 def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, CalendarObject]:
     """The stored rows of these objects of `calendar`, by URL, in one query a chunk."""
     found: dict[str, CalendarObject] = {}
@@ -446,7 +366,9 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
         query = select(CalendarObject).where(
             CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
         )
-        found.update({row.href: row for row in session.scalars(query)})
+        # held to the end of the transaction, as followupd.sources.meetings holds them
+        locked = query.order_by(CalendarObject.id).with_for_update()  # in one order: no deadlock
+        found.update({row.href: row for row in session.scalars(locked)})
     return found
 
 

@@ -70,6 +70,7 @@ class Happening:
     recurring: bool = False
     open_end: bool = False  # neither DTEND nor DURATION
     backwards: bool = False  # written to end before it starts: read as an instant
+    cancelled: bool = False  # STATUS:CANCELLED (the event, or this occurrence)
 
     @property
     def first_day(self) -> date:
@@ -99,11 +100,14 @@ class ReadObject:
     occurrences: list[Happening] = field(default_factory=list)  # within the window
     tasks: list[TaskState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # every occurrence starting before this is in `occurrences`: the window's end, or
+    # less when there were more than MAX_OCCURRENCES
+    complete_until: datetime | None = None
 
 
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
-    found = ReadObject()
+    found = ReadObject(complete_until=window[1])
     parser = _ObjectParser(_decoded(data, found.notes))
     try:
         calendar = parser.calendar()
@@ -130,6 +134,8 @@ def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datet
     if any("RRULE" in part or "RDATE" in part for part in parts):
         expanded = _expand(calendar, parts, zone, window, found.notes)
         found.occurrences = within if expanded is None else expanded
+        if expanded is not None and len(expanded) >= MAX_OCCURRENCES:  # in order, maybe cut
+            found.complete_until = min(window[1], expanded[-1].start)
     else:
         found.occurrences = within
     for part in calendar.walk("VTODO"):
@@ -320,6 +326,7 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
         recurring="RRULE" in part or "RDATE" in part or "RECURRENCE-ID" in part,
         open_end="DTEND" not in part and "DURATION" not in part,
         backwards=backwards,
+        cancelled=_text(part, "STATUS").upper() == "CANCELLED",
     )
 
 

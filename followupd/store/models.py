@@ -16,13 +16,14 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     Numeric,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
 from followupd.store.types import UTCDateTime
 
@@ -220,6 +221,9 @@ class FollowUp(Base):
     # open | completed | cancelled (closed when its reason went); None for email
     calendar_href: Mapped[str | None] = mapped_column(String(1000))
     calendar_state: Mapped[str | None] = mapped_column(String(12))
+    # when the user completed the task, as their app wrote it (COMPLETED); None when
+    # followupd closed it, or the app wrote no time: then `updated_at` stands for it
+    completed_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -243,6 +247,10 @@ class CalendarObject(Base):
     The ETag tells whether it changed when the server cannot sync by token;
     `derived` lists the touchpoints it produced (one key a line), so that a
     meeting moved or deleted in the calendar takes its touchpoint with it.
+    A meeting series (or a meeting further ahead than its occurrences are
+    stored) keeps its text in `series`, read in `series_zone`, so that its
+    occurrences are stored further ahead as time passes (up to
+    `expanded_until`) without fetching it again.
     """
 
     __tablename__ = "calendar_objects"
@@ -258,3 +266,28 @@ class CalendarObject(Base):
     derived: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    series: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    series_zone: Mapped[str | None] = mapped_column(String(64))
+    expanded_until: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class CalendarMeeting(Base):
+    """An occurrence of a meeting in a synced calendar, stored until it counts.
+
+    Each becomes `meeting` touchpoints once it has ended (see
+    followupd.sources.meetings), and then goes; one whose attendees are no
+    contact (yet) waits a while for them. A change or delete of its object
+    replaces or deletes its occurrences.
+    """
+
+    __tablename__ = "calendar_meetings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_objects.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime]  # the touchpoint's time
+    ends_at: Mapped[datetime] = mapped_column(index=True)  # from when it counts
+    summary: Mapped[str] = mapped_column(Text)
+    attendees: Mapped[str] = mapped_column(Text)  # email addresses, lower case, one a line
+    named: Mapped[str] = mapped_column(Text)  # mission keys in brackets in the title, one a line
