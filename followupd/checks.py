@@ -152,6 +152,8 @@ def _check_calendar(client: Any, listed: list[Any], wanted: SyncedCalendar) -> C
         calendar = find_calendar(client, listed, wanted.name)
     except AmbiguousCalendar as error:
         return Check(name, False, str(error))
+    except Exception as error:  # a path the server refuses to show, say
+        return Check(name, False, f"not usable: {type(error).__name__}: {error}")
     if calendar is None:
         if wanted.writes and not is_address(wanted.name):
             return None

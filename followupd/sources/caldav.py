@@ -193,6 +193,9 @@ class CalendarSync:
             except AmbiguousCalendar as error:
                 report.fail(repr(source.name), str(error))
                 continue
+            except Exception as error:  # a path the server refuses to show, say
+                report.fail(repr(source.name), _reason(error))
+                continue
             if calendar is None:
                 if not source.writes:  # the write calendar appears with the first task written
                     log.warning("calendar %r not found on %s", source.name, self.url)
@@ -265,6 +268,8 @@ class CalendarSync:
         Its ETag is stored with the reason, so it is not fetched again until it changes.
         """
         href, etag, data = fetched
+        counts = (report.missions_created, report.missions_updated, report.meetings,
+                  len(report.completed), len(meetings))  # fmt: skip
         try:
             with session.begin_nested():
                 if row is None:
@@ -273,6 +278,8 @@ class CalendarSync:
                 self._apply(session, Seen(row, etag, data), source, at, report, meetings)
         except Exception as error:  # a bug or an object nobody foresaw: this object's alone
             log.debug("calendar object %s failed", href, exc_info=True)
+            report.missions_created, report.missions_updated, report.meetings = counts[:3]
+            del report.completed[counts[3] :], meetings[counts[4] :]
             reason = f"not read: {type(error).__name__}: {error}"
             report.skip(href, reason)
             with session.begin_nested():
