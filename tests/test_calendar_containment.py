@@ -13,13 +13,14 @@ an X- component at the top of an object, which is read by the reader only.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,6 +260,71 @@ def test_an_object_that_fails_unforeseen_is_skipped_alone_and_undone(
     with loaded.session() as session:
         row = session.scalars(select(CalendarObject).where(CalendarObject.href == url)).one()
         assert (row.kind, row.problem, row.etag is not None) == ("skipped", reason, True)
+
+
+class NoMultiget(DavServer):
+    """Radicale behind a proxy that fails every calendar-multiget, and GETs of `broken`."""
+
+    broken: set[str]
+
+    def _app(self) -> Callable[..., Iterable[bytes]]:
+        radicale_app = super()._app()
+
+        def failing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            if (method == "REPORT" and b"calendar-multiget" in body) or (
+                method == "GET" and path.rsplit("/", 1)[-1] in self.broken
+            ):
+                self.requests.append((method, path, 500))
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+                return [b"this server fails here"]
+            return radicale_app(environ, start_response)
+
+        return failing
+
+
+@pytest.fixture
+def no_multiget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NoMultiget]:
+    monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
+    (tmp_path / "radicale").mkdir()
+    server = NoMultiget(root=tmp_path / "radicale", port=free_port())
+    server.broken = set()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_failing_multiget_falls_back_to_one_get_an_object_and_a_failed_get_is_tried_again(
+    loaded: Store, tmp_path: Path, no_multiget: NoMultiget
+) -> None:
+    put(no_multiget, "Missions", "crm.ics", MISSION)
+    put(no_multiget, "Missions", "meeting.ics", MEETING)
+    settings = settings_for(tmp_path, no_multiget, "Missions")
+    no_multiget.broken = {"meeting.ics"}
+    no_multiget.reset_counts()
+
+    report = sync_calendars(loaded, settings, AT)
+    failed_multiget = [r for r in no_multiget.requests if r[0] == "REPORT" and r[2] == 500]
+    assert len(failed_multiget) == 1, no_multiget.requests
+    gets = sorted(path.rsplit("/", 1)[1] for method, path, _ in no_multiget.requests
+                  if method == "GET")  # fmt: skip
+    assert gets == ["crm.ics", "meeting.ics"]
+    assert report.failed == [], "an object the server fails on is not the calendar's failure"
+    assert "acme-crm" in missions(loaded)
+    ((url, reason),) = report.skipped
+    assert url.endswith("/meeting.ics")
+    assert reason == "not fetched: GET answered 500 Internal Server Error; tried again next sync"
+    assert report.notices == ["calendar 'Missions': 1 objects could not be fetched; "
+                              "tried again next sync"]  # fmt: skip
+
+    no_multiget.broken = set()
+    again = sync_calendars(loaded, settings, paris(2026, 11, 23, 10))
+    assert (again.skipped, again.failed, again.meetings) == ([], [], 2)
 
 
 # -- point 4: one name, two calendars; a calendar named by its URL or path -------------------

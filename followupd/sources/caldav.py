@@ -73,12 +73,11 @@ class SyncReport:
     completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
     skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
     notices: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # calendars not synced, and why (in notices)
 
     @property
     def fetched(self) -> int:
         return sum(calendar.fetched for calendar in self.calendars)
-
-    failed: list[str] = field(default_factory=list)  # calendars not synced, and why
 
     def skip(self, url: str, reason: str) -> None:
         """An object left out: logged with its URL, and listed for `sync` to print."""
