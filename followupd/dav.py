@@ -31,6 +31,10 @@ class AmbiguousCalendar(Exception):
         )
 
 
+class NotACalendar(Exception):
+    """A path or URL names a collection of another kind."""
+
+
 def dav_client(caldav: CaldavAccount, environ: Mapping[str, str] | None = None) -> Any:
     # imported here, so that a daemon without [caldav] never loads the client stack (16 MB)
     from caldav.davclient import DAVClient
@@ -80,12 +84,18 @@ def _same_collection(one: Any, other: Any) -> bool:
 
 
 def _unlisted(client: Any, url: str) -> Any | None:
-    """The collection at `url` if the server has one there; None when it answers 404."""
+    """The calendar at `url` if the server has one there; None when it has nothing there.
+
+    NotACalendar when what is there is another kind of collection (a principal, say).
+    """
+    from caldav.elements import cdav, dav
     from caldav.lib import error as dav_error
 
     calendar = client.calendar(url=url)
     try:
-        calendar.get_display_name()
+        kinds = calendar.get_properties([dav.ResourceType()]).get(dav.ResourceType.tag) or []
     except dav_error.NotFoundError:
         return None
+    if cdav.Calendar.tag not in kinds:
+        raise NotACalendar(f"{url} is not a calendar")
     return calendar

@@ -503,14 +503,15 @@ def test_library_log_lines_go_through_followupds_logging_at_debug_level(
         library.setLevel(logging.NOTSET)
 
 
-def test_a_read_calendar_named_by_a_path_the_server_lacks_is_said_by_check(
-    cli: RunCli, home: Path, dav: DavServer
-) -> None:
+def test_a_path_to_no_calendar_is_said_by_check(cli: RunCli, home: Path, dav: DavServer) -> None:
     calendar_url(dav, "Missions")
-    config = config_text(dav, "Missions", f"/{USER}/nowhere/")
+    config = config_text(dav, "Missions", f"/{USER}/nowhere/", f"/{USER}/")
     (home / "followupd.toml").write_text(config, encoding="utf-8")
     assert cli("init").code == 0
     checked = cli("check")
     assert checked.code == 69, checked
     assert f"calendar '/{USER}/nowhere/' FAILED not found on the server" in checked.out
+    assert f"calendar '/{USER}/' FAILED not usable: NotACalendar: {dav.url}{USER}/ is not a" in (
+        checked.out
+    )
     assert "calendar 'Missions' ok     reachable, syncs by token; 0 objects read" in checked.out
