@@ -393,6 +393,12 @@ def test_the_write_calendar_by_path_and_an_ambiguous_one_holds_its_tasks_back(
     assert cli("init").code == 0
     assert cli("import", home / "data.toml").code == 0
 
+    checked = cli("check")
+    assert checked.code == 69, checked
+    assert "write calendar 'Suivi' unusable (see below)" in checked.out
+    (line,) = [line for line in checked.out.splitlines() if line.startswith("calendar 'Suivi'")]
+    assert "FAILED 2 calendars are named 'Suivi'" in line and all(url in line for url in urls)
+
     ticked = cli("tick", "--now", "2026-11-24T10:00", "--json")
     assert ticked.code == 69, ticked  # a task is retrying
     items = {item["key"]: item for item in json.loads(ticked.out)["followups"]}
