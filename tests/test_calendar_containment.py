@@ -319,7 +319,7 @@ def test_a_failing_multiget_falls_back_to_one_get_an_object_and_a_failed_get_is_
     ((url, reason),) = report.skipped
     assert url.endswith("/meeting.ics")
     assert reason == "not fetched: GET answered 500 Internal Server Error; tried again next sync"
-    assert report.notices == ["calendar 'Missions': 1 objects could not be fetched; "
+    assert report.notices == ["calendar 'Missions': 1 object could not be fetched; "
                               "tried again next sync"]  # fmt: skip
 
     no_multiget.broken = set()

@@ -243,9 +243,9 @@ class CalendarSync:
             stats.fetched += len(fetched.data)
             self.progress(name, stats.fetched, len(wanted))
         if missed:  # listed again next time, from the token of this sync's start
+            objects = f"{len(missed)} object{'s' if len(missed) > 1 else ''}"
             report.notices.append(
-                f"calendar {name!r}: {len(missed)} objects could not be fetched; "
-                "tried again next sync"
+                f"calendar {name!r}: {objects} could not be fetched; tried again next sync"
             )
             return
         with self.store.session() as session:
