@@ -134,12 +134,15 @@ def _multiget(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], No
 
 
 def _get(calendar: Any, href: str, fetched: Fetched, skip: Callable[[str, str], None]) -> None:
-    """One object by a plain GET; a failure is this object's, and it is tried again next sync."""
+    """One object by a plain GET; an answer refusing it is this object's, tried again next sync.
+
+    A server that cannot be reached any more is the calendar's failure (raised).
+    """
     try:
         response = calendar.client.request(href, "GET")
     except dav_error.AuthorizationError:
         raise
-    except (OSError, dav_error.DAVError) as error:
+    except dav_error.DAVError as error:
         skip(href, f"not fetched: {type(error).__name__}: {error}; tried again next sync")
         fetched.missed.add(href)
         return
