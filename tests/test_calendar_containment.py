@@ -327,6 +327,27 @@ def test_a_failing_multiget_falls_back_to_one_get_an_object_and_a_failed_get_is_
     assert (again.skipped, again.failed, again.meetings) == ([], [], 2)
 
 
+def test_a_server_out_of_reach_is_said_and_tick_delivers_from_what_is_stored(
+    cli: RunCli, home: Path, dav: DavServer
+) -> None:
+    put(dav, "Missions", "crm.ics", MISSION)
+    (home / "followupd.toml").write_text(config_text(dav, "Missions"), encoding="utf-8")
+    (home / "data.toml").write_text(ACME, encoding="utf-8")
+    assert cli("init").code == 0
+    assert cli("import", home / "data.toml").code == 0
+    assert cli("sync", "--now", "2026-11-23T09:00").code == 0
+    dav.stop()
+
+    synced = cli("sync", "--now", "2026-11-24T09:00")
+    assert synced.code == 69, synced
+    assert f"note: calendar 'Missions' ({dav.url}) not synced: " in synced.out, synced.out
+    ticked = cli("tick", "--now", "2026-12-01T10:00", "--json")
+    assert ticked.code == 69, ticked
+    assert f"followupd: calendar 'Missions' ({dav.url}) not synced: " in ticked.err
+    states = {item["key"]: item["state"] for item in json.loads(ticked.out)["followups"]}
+    assert states.get("deposit_due:acme-crm:request") == "sent", "from the mission stored"
+
+
 # -- point 4: one name, two calendars; a calendar named by its URL or path -------------------
 def test_two_calendars_with_one_name_are_refused_with_both_urls_the_others_synced(
     cli: RunCli, home: Path, dav: DavServer
