@@ -184,11 +184,12 @@ def _read_through(calendar: Any, url: str, tz: ZoneInfo) -> str:
                 read_object(data, tz, NO_WINDOW)
             except UnreadableObject as error:
                 left_out.append((href, str(error)))
+    read = f"{count} object{'' if count == 1 else 's'} read"
     if not left_out:
-        return f"{count} objects read"
+        return read
     shown = "; ".join(f"{href}: {why}" for href, why in left_out[:SHOWN_SKIPS])
     more = f"; and {len(left_out) - SHOWN_SKIPS} more" if len(left_out) > SHOWN_SKIPS else ""
-    return f"{count} objects read, {len(left_out)} left out by the sync ({shown}{more})"
+    return f"{read}, {len(left_out)} left out by the sync ({shown}{more})"
 
 
 def _sync_token(calendar: Any) -> str | None:
