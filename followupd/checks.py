@@ -8,17 +8,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 
 from followupd.accounts import CaldavAccount
 from followupd.channels.smtp import smtp_client
+from followupd.clock import zone
 from followupd.config import Settings, Smtp
-from followupd.dav import calendars_by_name, dav_client
+from followupd.dav import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
 from followupd.errors import ConfigError, FollowupdError
-from followupd.owners import calendar_sources, has_calendars
+from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
+from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
+
+FETCH_CHUNK = 100  # objects a calendar-multiget asks for, as the sync does
+SHOWN_SKIPS = 3
+# objects are read for what they hold, not for when: no occurrence is wanted from them
+NO_WINDOW = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC))
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,7 @@ def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]
     if not has_calendars(settings):
         checks.append(Check("caldav", True, "not configured: tasks only in the feed"))
     for account, calendars in calendar_sources(settings):
-        reads = [calendar.name for calendar in calendars if not calendar.writes]
-        writes = [calendar.name for calendar in calendars if calendar.writes]
-        checks += check_caldav(account, environ, reads, writes)
+        checks += check_caldav(account, environ, calendars)
     return checks
 
 
@@ -104,42 +111,85 @@ async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:
 
 
 def check_caldav(
-    caldav: CaldavAccount, environ: Mapping[str, str], reads: Sequence[str], writes: Sequence[str]
+    caldav: CaldavAccount, environ: Mapping[str, str], calendars: Sequence[SyncedCalendar]
 ) -> list[Check]:
-    """The server, then each calendar: reachable, and whether it syncs by token (RFC 6578).
+    """The server, then each calendar: found as named, read through, and synced how.
 
-    `reads` are the calendars read there, `writes` those followupd writes
-    (one per owner on the account; a read calendar may be written too).
+    Each calendar is read as a sync reads it (listed, fetched, each object
+    read): a calendar the server fails on, or a name two calendars share, is
+    said here rather than at the first sync. The write calendars (one per
+    owner on the account; a read calendar may be written too) are created
+    when missing, if named by their display name.
     """
     try:
         client = dav_client(caldav, environ)
         with client:
-            calendars = calendars_by_name(client)
-            wanted = {*reads, *writes}
-            tokens = {name: _sync_token(calendars[name]) for name in wanted & set(calendars)}
+            listed = client.principal().calendars()
+            found = {wanted.name: _check_calendar(client, listed, wanted) for wanted in calendars}
     except ConfigError as error:
         return [Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")]
     except Exception as error:  # caldav raises many kinds; all mean "not usable"
         return [Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")]
-    written = ", ".join(
-        f"{name!r} {'exists' if name in calendars else 'will be created'}" for name in writes
-    )
+    writes = [wanted.name for wanted in calendars if wanted.writes]
+    written = ", ".join(f"{name!r} {_state(found[name])}" for name in writes)
     many = "s" if len(writes) > 1 else ""
-    checks = [
-        Check(
-            "caldav",
-            True,
-            f"{caldav.url}: reachable, {len(calendars)} calendars, write calendar{many} {written}",
-        )
+    summary = f"{caldav.url}: reachable, {len(listed)} calendars, write calendar{many} {written}"
+    return [Check("caldav", True, summary)] + [
+        check for check in found.values() if check is not None
     ]
-    for name in dict.fromkeys((*reads, *writes)):
-        if name not in calendars:
-            if name not in writes:
-                checks.append(Check(f"calendar {name!r}", False, "not found on the server"))
-            continue
-        syncs = "syncs by token" if tokens.get(name) else "no sync token: ETags are compared"
-        checks.append(Check(f"calendar {name!r}", True, f"reachable, {syncs}"))
-    return checks
+
+
+def _state(check: Check | None) -> str:
+    if check is None:
+        return "will be created"
+    return "exists" if check.ok else "unusable (see below)"
+
+
+def _check_calendar(client: Any, listed: list[Any], wanted: SyncedCalendar) -> Check | None:
+    """Whether `wanted` is found as named and reads through; None: a write calendar to create."""
+    name = f"calendar {wanted.name!r}"
+    try:
+        calendar = find_calendar(client, listed, wanted.name)
+    except AmbiguousCalendar as error:
+        return Check(name, False, str(error))
+    except Exception as error:  # a path the server refuses to show, say
+        return Check(name, False, f"not usable: {type(error).__name__}: {error}")
+    if calendar is None:
+        if wanted.writes and not is_address(wanted.name):
+            return None
+        return Check(name, False, "not found on the server")
+    url = url_of(calendar)
+    try:
+        read = _read_through(calendar, url, zone(wanted.timezone))
+    except Exception as error:  # what a sync would fail on
+        return Check(name, False, f"not readable at {url}: {type(error).__name__}: {error}")
+    syncs = "syncs by token" if _sync_token(calendar) else "no sync token: ETags are compared"
+    return Check(name, True, f"reachable, {syncs}; {read} at {url}")
+
+
+def _read_through(calendar: Any, url: str, tz: ZoneInfo) -> str:
+    """Every object of `calendar` fetched and read as a sync does: how many, and which not."""
+    # imported here: a check without [caldav] never loads the client stack
+    from followupd.sources import dav_changes
+    from followupd.sources.ical_read import UnreadableObject, read_object
+
+    listing = dav_changes.changes(calendar, url, None, {})
+    left_out: list[tuple[str, str]] = []
+    count = 0
+    for chunk in chunked(sorted(listing.changed), FETCH_CHUNK):
+        fetched = dav_changes.fetch(calendar, chunk, lambda href, why: left_out.append((href, why)))
+        for href, data in fetched.data.items():
+            count += 1
+            try:
+                read_object(data, tz, NO_WINDOW)
+            except UnreadableObject as error:
+                left_out.append((href, str(error)))
+    read = f"{count} object{'' if count == 1 else 's'} read"
+    if not left_out:
+        return read
+    shown = "; ".join(f"{href}: {why}" for href, why in left_out[:SHOWN_SKIPS])
+    more = f"; and {len(left_out) - SHOWN_SKIPS} more" if len(left_out) > SHOWN_SKIPS else ""
+    return f"{read}, {len(left_out)} left out by the sync ({shown}{more})"
 
 
 def _sync_token(calendar: Any) -> str | None:

@@ -32,7 +32,6 @@ from followupd.errors import (
     EX_UNAVAILABLE,
     FollowupdError,
     NotFound,
-    ServiceUnavailable,
 )
 from followupd.feedtoken import ensure_token
 from followupd.owners import has_calendars, scope_of
@@ -90,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         config, debug, rest = _split_global_options(args)
         logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+        logs.route_libraries(debug)
         code = cli.main(
             args=rest,
             prog_name="followupd",
@@ -356,6 +356,8 @@ def sync(app: App, now_text: str | None) -> None:
     finally:
         store.close()
     tables.print_sync_report(report)
+    if report.failed:  # what could be synced was; the rest is tried again next time
+        raise click.exceptions.Exit(EX_UNAVAILABLE)
 
 
 @cli.command(
@@ -381,12 +383,12 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
 
         store = app.store()
         try:
-            sync_calendars(store, app.settings, at)
-        except ServiceUnavailable as error:  # what is stored is still worth a pass
-            click.echo(f"followupd: calendar sync skipped: {error}", err=True)
-            unavailable = True
+            synced = sync_calendars(store, app.settings, at)
         finally:
             store.close()
+        for failure in synced.failed:  # what is stored is still worth a pass
+            click.echo(f"followupd: {failure}", err=True)
+        unavailable = bool(synced.failed)
     with app.session(commit=not dry_run) as session:
         report = engine.evaluate(session, app.settings, rules, at)
         touched = {row.key for row in report.recorded} | set(report.cancelled)

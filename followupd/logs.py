@@ -4,6 +4,12 @@ When ``$JOURNAL_STREAM`` is set, stderr goes to the journal, which reads a
 ``<N>`` prefix as the line's priority and stamps the time itself; on a
 terminal a line carries its time. Secrets never reach a log line: they are
 read only where they are used and never formatted (see config.Secret).
+
+The libraries of the calendar stack speak to their user, not to ours: caldav
+warns "Ical data was modified…" with a diff of an object it repaired, urllib3
+about retries. followupd says itself what matters (an object skipped, a
+calendar not synced); their lines go through followupd's logger
+``followupd.libraries`` at debug level, so they show with --debug only.
 """
 
 from __future__ import annotations
@@ -11,6 +17,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
+
+# the calendar stack: caldav and its HTTP client, the iCalendar readers
+LIBRARIES = ("caldav", "niquests", "urllib3", "icalendar", "recurring_ical_events",
+             "x_wr_timezone", "tzlocal")  # fmt: skip
+LIBRARY_LOG = logging.getLogger("followupd.libraries")
 
 # syslog priorities (RFC 5424) of Python's levels
 PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
@@ -25,6 +36,31 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+class AtDebugLevel(logging.Handler):
+    """Hands a library's log record to ``followupd.libraries``, at debug level."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not LIBRARY_LOG.isEnabledFor(logging.DEBUG):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's malformed record is no reason to fail
+            message = str(record.msg)
+        LIBRARY_LOG.debug(
+            "%s %s: %s", record.name, record.levelname.lower(), message, exc_info=record.exc_info
+        )
+
+
+def route_libraries(debug: bool) -> None:
+    """Send the calendar stack's log records through followupd's logging, at debug level."""
+    handler = AtDebugLevel()
+    for name in LIBRARIES:
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.propagate = False
+        library.setLevel(logging.INFO if debug else logging.WARNING)
+
+
 def configure(environ: Mapping[str, str], debug: bool) -> None:
     """Logging for `followupd run`: INFO (DEBUG with --debug) to stderr."""
     handler = logging.StreamHandler(sys.stderr)
@@ -35,7 +71,8 @@ def configure(environ: Mapping[str, str], debug: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for chatty in ("alembic", "caldav", "aiohttp.access", "niquests"):
+    for chatty in ("alembic", "aiohttp.access"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    route_libraries(debug)
     # "skipped: maximum number of running instances" is the no-overlap rule working
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

@@ -63,7 +63,7 @@ from followupd.clock import BusinessCalendar, zone
 from followupd.cluster import coordination_for
 from followupd.config import Settings, load_settings
 from followupd.delivery import Deliverer, DeliveryReport
-from followupd.errors import FollowupdError
+from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.feed import Feed, FeedCache, build_feed, feed_rows
 from followupd.feedtoken import ensure_tokens, owner_of
 from followupd.metrics import Metrics
@@ -301,6 +301,10 @@ class Service:
             if not self.stop_requested.is_set():
                 raise
             log.info("%s pass stopped before its end", name)  # by the drain: said already
+        except FollowupdError as error:  # said in full by its message: no traceback
+            log.error("%s pass failed: %s", name, error)
+            self.results[name] = PassResult(False, self.clock(), str(error))
+            self.metrics.pass_failures.labels(name).inc()
         except Exception as error:  # a pass never kills the daemon: next time may work
             log.exception("%s pass failed", name)
             self.results[name] = PassResult(False, self.clock(), f"{type(error).__name__}: {error}")
@@ -329,7 +333,10 @@ class Service:
             if report.fetched:  # what changed may be due now
                 self._at("evaluate-now", self.evaluate_pass, self.clock())
             for notice in report.notices:
-                log.warning("%s", notice)
+                if notice not in report.failed:
+                    log.warning("%s", notice)
+            if report.failed:  # the others were synced; /healthz says which were not
+                raise ServiceUnavailable("; ".join(report.failed))
 
         await self._pass("sync", work)
 

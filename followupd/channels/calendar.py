@@ -30,7 +30,7 @@ from followupd.channels import ical
 from followupd.channels.failure import DeliveryError
 from followupd.channels.ical import close as closed_document
 from followupd.config import Caldav, Settings
-from followupd.dav import dav_client
+from followupd.dav import AmbiguousCalendar, dav_client, find_calendar, is_address
 from followupd.owners import caldav_of
 from followupd.people import OwnerEntry
 
@@ -102,12 +102,25 @@ class CalendarWriter:
             self.client = None
 
     def _collection_url(self, name: str) -> str:
-        """The calendar's URL, made on the server the first time it is needed."""
-        slug = ical.slug(name) or "followupd"
+        """The calendar's URL, made on the server the first time it is needed.
+
+        `name` is a display name (two calendars sharing it is an error until
+        one is renamed or named by its path: tasks wait meanwhile), or a path
+        or URL, which must exist.
+        """
         principal = self.client.principal()
-        for calendar in principal.calendars():
-            last_segment = str(calendar.url).rstrip("/").rsplit("/", 1)[-1]
-            if calendar.get_display_name() == name or last_segment == slug:
+        listed = principal.calendars()
+        try:
+            found = find_calendar(self.client, listed, name)
+        except AmbiguousCalendar as error:
+            raise DeliveryError(f"write calendar: {error}", permanent=False) from error
+        if found is not None:
+            return str(found.url)
+        if is_address(name):
+            raise DeliveryError(f"write calendar {name!r} not found on the server", permanent=False)
+        slug = ical.slug(name) or "followupd"
+        for calendar in listed:  # the one followupd made, should the server drop display names
+            if str(calendar.url).rstrip("/").rsplit("/", 1)[-1] == slug:
                 return str(calendar.url)
         made = principal.make_calendar(
             name=name, cal_id=slug, supported_calendar_component_set=["VTODO", "VEVENT"]

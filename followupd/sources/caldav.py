@@ -12,16 +12,19 @@ on the next sync. Tokens and ETags live in the store, so the daemon and
 
 An object that cannot be read is skipped with its URL and the reason, and
 never stops the sync; its ETag is kept so it is not fetched again until it
-changes. A deleted mission event is reported, never a silent mission delete.
-Meetings are stored as occurrences and counted as they end, with no fetch
-(followupd.sources.meetings).
+changes. One that could not be fetched is tried again next sync. A calendar
+that fails as a whole (a server error, a display name two calendars share,
+anything unforeseen) is listed in the report's `failed`, with its URL, and
+the other calendars are synced. A deleted mission event is reported, never a
+silent mission delete. Meetings are stored as occurrences and counted as they
+end, with no fetch (followupd.sources.meetings).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,8 @@ from sqlalchemy.orm import Session
 from followupd.channels import ical
 from followupd.clock import zone as zone_named
 from followupd.config import Settings
-from followupd.dav import calendars_by_name, dav_client
-from followupd.errors import ServiceUnavailable
+from followupd.dav import AmbiguousCalendar, dav_client, find_calendar, url_of
+from followupd.errors import ConfigError
 from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
 from followupd.sources import conventions, dav_changes, meetings
 from followupd.sources.ical_read import Happening, ReadObject, UnreadableObject, read_object
@@ -70,6 +73,7 @@ class SyncReport:
     completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
     skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
     notices: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # calendars not synced, and why (in notices)
 
     @property
     def fetched(self) -> int:
@@ -79,6 +83,12 @@ class SyncReport:
         """An object left out: logged with its URL, and listed for `sync` to print."""
         log.warning("calendar object skipped: %s: %s", url, reason)
         self.skipped.append((url, reason))
+
+    def fail(self, calendar: str, reason: str) -> None:
+        """A calendar not synced (its token kept, nothing taken as deleted): tried next time."""
+        line = f"calendar {calendar} not synced: {reason}; tried again next time"
+        self.failed.append(line)
+        self.notices.append(line)
 
 
 @dataclass(frozen=True)
@@ -112,41 +122,72 @@ class CalendarSync:
         self.progress = progress or (lambda _calendar, _done, _total: None)
 
     def run(self, at: datetime) -> SyncReport:
+        """Sync each calendar; one that fails is reported and the others go on."""
         report = SyncReport()
         for account, wanted in self.sources:
             self.url = account.url
-            client = dav_client(account, self.environ)
-            with client:
-                for source, calendar in self._calendars(client, wanted):
-                    try:
-                        self._sync_calendar(source, calendar, at, report)
-                    except dav_error.AuthorizationError:
-                        raise
-                    except dav_error.DAVError as error:
-                        # a calendar the server fails on stops neither the others nor the
-                        # next sync: its token is kept, and nothing is taken as deleted
-                        reason = (
-                            f"calendar {source.name!r} not synced: {error}; tried again next time"
-                        )
-                        log.warning("%s", reason)
-                        report.notices.append(reason)
+            try:
+                client = dav_client(account, self.environ)
+                with client:
+                    for source, calendar in self._calendars(client, wanted, report):
+                        self._sync_one(source, calendar, at, report)
+            except ConfigError:
+                raise
+            except Exception as error:  # the account as a whole: unreachable, login refused…
+                log.debug("CalDAV %s failed", account.url, exc_info=True)
+                for source in wanted:
+                    report.fail(f"{source.name!r} ({account.url})", _reason(error))
         self._record_meetings(at, report)
         return report
 
+    def _sync_one(
+        self,
+        source: SyncedCalendar,
+        calendar: Any,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """One calendar; whatever it fails on stops neither the others nor the next sync.
+
+        Its token is kept (what changed is listed again next time) and nothing
+        is taken as deleted.
+        """
+        try:
+            self._sync_calendar(source, calendar, at, report)
+        except Exception as error:  # caldav raises many kinds; each means "not this time"
+            log.debug("calendar %s failed", url_of(calendar), exc_info=True)
+            report.fail(f"{source.name!r} ({url_of(calendar)})", _reason(error))
+
     def _calendars(
-        self, client: Any, wanted: list[SyncedCalendar]
+        self, client: Any, wanted: list[SyncedCalendar], report: SyncReport
     ) -> list[tuple[SyncedCalendar, Any]]:
-        """Each calendar to sync that the server has, with the server's object for it."""
-        by_name = calendars_by_name(client)
-        found = []
+        """Each calendar to sync that the server has, with the server's object for it.
+
+        A name two calendars answer to is that calendar's failure; a calendar
+        named twice (by its name, and by its path) is synced once.
+        """
+        listed = client.principal().calendars()
+        found: dict[str, tuple[SyncedCalendar, Any]] = {}
         for source in wanted:
-            calendar = by_name.get(source.name)
+            try:
+                calendar = find_calendar(client, listed, source.name)
+            except AmbiguousCalendar as error:
+                report.fail(repr(source.name), str(error))
+                continue
+            except Exception as error:  # a path the server refuses to show, say
+                report.fail(repr(source.name), _reason(error))
+                continue
             if calendar is None:
                 if not source.writes:  # the write calendar appears with the first task written
                     log.warning("calendar %r not found on %s", source.name, self.url)
                 continue
-            found.append((source, calendar))
-        return found
+            url = url_of(calendar)
+            if url in found:
+                known, _ = found[url]
+                source = replace(known, writes=known.writes or source.writes,
+                                 owner=known.owner or source.owner)  # fmt: skip
+            found[url] = (source, calendar)
+        return list(found.values())
 
     # -- what changed ------------------------------------------------------------------
     def _sync_calendar(
@@ -156,7 +197,7 @@ class CalendarSync:
         at: datetime,
         report: SyncReport,
     ) -> None:
-        name, url = source.name, str(calendar.url.canonical())
+        name, url = source.name, url_of(calendar)
         with self.store.session() as session:
             token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
             seen = select(CalendarObject.href, CalendarObject.etag).where(
@@ -169,22 +210,61 @@ class CalendarSync:
         with self.store.session() as session:
             self._forget(session, url, changes.deleted, report, name)
         wanted = sorted(changes.changed)
+        missed: set[str] = set()
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
             fetched = dav_changes.fetch(calendar, chunk, report.skip)
+            missed |= fetched.missed
             with self.store.session() as session, session.no_autoflush:
-                rows = _objects(session, url, list(fetched))
-                for href, data in fetched.items():
-                    row = rows.get(href)
-                    if row is None:
-                        row = CalendarObject(calendar=url, href=href, kind="other")
-                        session.add(row)
-                    fetched_object = Seen(row, changes.changed.get(href), data)
-                    self._apply(session, fetched_object, source, at, report)
-            stats.fetched += len(fetched)
+                rows = _objects(session, url, list(fetched.data))
+                for href, data in fetched.data.items():
+                    seen_now = (href, changes.changed.get(href), data)
+                    self._apply_alone(session, url, rows.get(href), seen_now, source, at, report)
+            stats.fetched += len(fetched.data)
             self.progress(name, stats.fetched, len(wanted))
+        if missed:  # listed again next time, from the token of this sync's start
+            objects = f"{len(missed)} object{'s' if len(missed) > 1 else ''}"
+            report.notices.append(
+                f"calendar {name!r}: {objects} could not be fetched; tried again next sync"
+            )
+            return
         with self.store.session() as session:
             self._remember_token(session, url, changes.token, at)
+
+    def _apply_alone(
+        self,
+        session: Session,
+        calendar: str,
+        row: CalendarObject | None,
+        fetched: tuple[str, str | None, bytes],
+        source: SyncedCalendar,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """`_apply` one object in a savepoint: what fails in it is undone, and it is skipped.
+
+        Its ETag is stored with the reason, so it is not fetched again until it changes.
+        """
+        href, etag, data = fetched
+        counts = (report.missions_created, report.missions_updated, len(report.completed))
+        try:
+            with session.begin_nested():
+                if row is None:
+                    row = CalendarObject(calendar=calendar, href=href, kind="other")
+                    session.add(row)
+                self._apply(session, Seen(row, etag, data), source, at, report)
+        except Exception as error:  # a bug or an object nobody foresaw: this object's alone
+            log.debug("calendar object %s failed", href, exc_info=True)
+            report.missions_created, report.missions_updated = counts[:2]
+            del report.completed[counts[2] :]
+            reason = f"not read: {type(error).__name__}: {error}"
+            report.skip(href, reason)
+            with session.begin_nested():
+                kept = _objects(session, calendar, [href]).get(href)
+                if kept is None:
+                    kept = CalendarObject(calendar=calendar, href=href)
+                    session.add(kept)
+                kept.kind, kept.etag, kept.updated_at, kept.problem = "skipped", etag, at, reason
 
     # -- what it means -----------------------------------------------------------------
     def _apply(
@@ -372,17 +452,20 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
     return found
 
 
+def _reason(error: BaseException) -> str:
+    """Why a calendar or a server failed, in a line (the traceback is logged at debug level)."""
+    if isinstance(error, dav_error.AuthorizationError):
+        return f"access refused ({error.reason})"
+    if isinstance(error, dav_error.DAVError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
 def sync_calendars(
     store: Store,
     settings: Settings,
     at: datetime,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> SyncReport:
-    """Sync every configured calendar; a server out of reach is ServiceUnavailable."""
-    sync = CalendarSync(store, settings, progress=progress)
-    try:
-        return sync.run(at)
-    except dav_error.AuthorizationError as error:
-        raise ServiceUnavailable(f"CalDAV {sync.url}: access refused ({error.reason})") from error
-    except (OSError, dav_error.DAVError) as error:
-        raise ServiceUnavailable(f"CalDAV {sync.url}: {error}") from error
+    """Sync every configured calendar; those not synced are listed in the report's `failed`."""
+    return CalendarSync(store, settings, progress=progress).run(at)

@@ -9,12 +9,17 @@ compared with those stored instead; a real token is asked for next time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from caldav.elements import dav
+from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
+
+log = logging.getLogger(__name__)
+
+GONE = (404, 410)
 
 ETags = dict[str, str | None]  # object URL -> ETag
 
@@ -73,19 +78,91 @@ def _etags(calendar: Any, url: str) -> dict[str, str | None]:
     return found
 
 
-def fetch(
-    calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None]
-) -> dict[str, bytes]:
-    """The data of `hrefs`, by one calendar-multiget; objects gone meanwhile are left out."""
-    objects = calendar.multiget([calendar.url.join(href) for href in hrefs])
-    found: dict[str, bytes] = {}
-    for obj in objects:
-        raw = obj.raw_data
-        if raw is None:
-            skip(str(obj.url), "the server sent no calendar data")
-            continue
-        found[str(obj.url.canonical())] = raw
-    return found
+@dataclass
+class Fetched:
+    """What one fetch brought: each object's data, and those to fetch again next time."""
+
+    data: dict[str, bytes] = field(default_factory=dict)  # URL -> calendar data
+    missed: set[str] = field(default_factory=set)  # not fetched (a failed GET): tried again
+
+
+def fetch(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None]) -> Fetched:
+    """The data of `hrefs`, by one calendar-multiget; objects gone meanwhile are left out.
+
+    The REPORT is made and its answer parsed here, as raw data: the library's
+    own ``multiget`` makes an object of each answer and fails the whole chunk
+    on a component it has no class for (a VFREEBUSY raises TypeError in caldav
+    3.6). When the REPORT fails all the same (a server that cannot answer it
+    for one broken object, or an answer that is not well-formed XML), each
+    object is fetched alone, so that only the broken one is left out.
+    """
+    try:
+        return _multiget(calendar, hrefs, skip)
+    except dav_error.AuthorizationError:
+        raise
+    except Exception as error:  # an answer the parser refuses is a chunk problem, not a stop
+        log.info(
+            "calendar-multiget of %d objects of %s failed (%s: %s): fetched one by one",
+            len(hrefs), calendar.url, type(error).__name__, error,
+        )  # fmt: skip
+    fetched = Fetched()
+    for href in hrefs:
+        _get(calendar, href, fetched, skip)
+    return fetched
+
+
+def _multiget(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None]) -> Fetched:
+    # `+` adds children to an XML element (caldav's builder), not to a list
+    asked = dav.Prop() + [cdav.CalendarData(), dav.GetEtag()]  # noqa: RUF005
+    query = cdav.CalendarMultiGet() + asked
+    query += [dav.Href(value=_path(calendar, href)) for href in hrefs]
+    body = str(query).encode("utf-8")
+    # RFC 4791 section 7.9: no Depth header on a calendar-multiget
+    response = calendar.client.report(str(calendar.url), body, depth=None)
+    if response.status >= 400:
+        raise dav_error.ReportError(f"{response.status} {response.reason}".strip())
+    fetched = Fetched()
+    results = response.expand_simple_props([cdav.CalendarData(), dav.GetEtag()])
+    for href, props in results.items():
+        url = str(calendar.url.join(href).canonical())
+        data = props.get(cdav.CalendarData.tag)
+        if data:
+            fetched.data[url] = data.encode("utf-8") if isinstance(data, str) else data
+        elif not _gone(response.statuses.get(href)):
+            skip(url, "the server sent no calendar data")
+    return fetched
+
+
+def _get(calendar: Any, href: str, fetched: Fetched, skip: Callable[[str, str], None]) -> None:
+    """One object by a plain GET; an answer refusing it is this object's, tried again next sync.
+
+    A server that cannot be reached any more is the calendar's failure (raised).
+    """
+    try:
+        response = calendar.client.request(href, "GET")
+    except dav_error.AuthorizationError:
+        raise
+    except dav_error.DAVError as error:
+        skip(href, f"not fetched: {type(error).__name__}: {error}; tried again next sync")
+        fetched.missed.add(href)
+        return
+    if response.status in GONE:
+        return
+    if response.status >= 400:
+        reason = f"{response.status} {getattr(response, 'reason', '') or ''}".strip()
+        skip(href, f"not fetched: GET answered {reason}; tried again next sync")
+        fetched.missed.add(href)
+        return
+    raw = response.raw
+    fetched.data[href] = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+def _path(calendar: Any, href: str) -> str:
+    return str(calendar.url.join(href).path)
+
+
+def _gone(status: str | None) -> bool:
+    return status is not None and any(f" {code} " in f"{status} " for code in GONE)
 
 
 def _differing(listed: ETags, known: ETags) -> ETags:
