@@ -194,14 +194,15 @@ def test_components_followupd_does_not_use_are_left_out_and_the_rest_is_synced(
     assert "acme-crm" in missions(loaded)
     # the meeting with jdupont (acme-audit, acme-crm), and both.ics's beside its free/busy
     assert report.meetings == 3
-    left_out = {url.rsplit("/", 1)[1]: reason for url, reason in report.skipped}
-    assert left_out == {
-        "freebusy.ics": "no event or task in it, only VFREEBUSY",
-        "journal.ics": "no event or task in it, only VJOURNAL",
-        "availability.ics": "no event or task in it, only VAVAILABILITY",
-    }
+    assert report.skipped == [], "a journal, free/busy time, availability: ignored"
     calendar = calendar_url(xandikos, "Missions")
-    assert all(url.startswith(calendar) for url, _ in report.skipped), "each with its address"
+    with loaded.session() as session:
+        kinds = {
+            row.href.removeprefix(calendar): (row.kind, row.problem)
+            for row in session.scalars(select(CalendarObject))
+        }
+    for name in ("freebusy.ics", "journal.ics", "availability.ics"):
+        assert kinds[name] == ("other", None), kinds
 
     again = sync_calendars(loaded, settings, paris(2026, 11, 23, 10))
     assert (again.skipped, again.failed, again.fetched) == ([], [], 0), "said once, not each sync"
@@ -226,7 +227,7 @@ def test_sync_and_tick_go_through_a_freebusy_object_and_deliver(
     synced = cli("sync", "--now", "2026-11-23T09:00")
     assert synced.code == 0, synced
     assert "missions: 1 created" in synced.out
-    assert "freebusy.ics: no event or task in it, only VFREEBUSY" in synced.out
+    assert "freebusy.ics" not in synced.out, "ignored, not reported"
 
     ticked = cli("tick", "--now", "2026-12-01T10:00", "--json")
     assert ticked.code == 0, ticked

@@ -640,13 +640,16 @@ UNREADABLE = {
     "no-dtstart": "event 'no-dtstart-1' skipped: no DTSTART",
     "truncated": "not valid iCalendar: Found no components where exactly one is required",
     "year-9999": "event 'year-9999-1' skipped: a time out of range, on 9999-12-31",
-    "empty-vcalendar": "no event or task in it (an empty VCALENDAR)",
-    "evolution-memo": "no event or task in it, only VJOURNAL",
     "html-page": "not valid iCalendar: "
     "Content line could not be parsed into parts: '<!DOCTYPE html>'",
     "vcard": "not an iCalendar document (no VCALENDAR)",
 }
-READABLE = set(CORPUS) - set(UNREADABLE)
+# what holds no event nor task, and is ignored (neither read nor reported): what it holds
+UNUSED = {
+    "empty-vcalendar": "no event or task in it (an empty VCALENDAR)",
+    "evolution-memo": "no event or task in it, only VJOURNAL",
+}
+READABLE = set(CORPUS) - set(UNREADABLE) - set(UNUSED)
 
 # -- reading each object -----------------------------------------------------------------
 
@@ -683,6 +686,14 @@ def test_each_unreadable_object_is_refused_with_what_is_wrong(name: str) -> None
     """UnreadableObject and nothing else: the sync skips the object and goes on."""
     with pytest.raises(UnreadableObject, match=re.escape(UNREADABLE[name])):
         read(name)
+
+
+@pytest.mark.parametrize("name", sorted(UNUSED))
+def test_an_object_with_no_event_nor_task_is_read_as_empty_and_says_what_it_holds(
+    name: str,
+) -> None:
+    found = read(name)
+    assert (found.events, found.tasks, found.unused) == ([], [], UNUSED[name])
 
 
 def test_the_corpus_is_written_as_apps_write_it() -> None:
@@ -1239,8 +1250,6 @@ REFUSED_BY_RADICALE = {
 }
 # what the sync cannot use among the objects Radicale serves: the reason it gives
 SKIPPED = {
-    "empty-vcalendar": "no event or task in it (an empty VCALENDAR)",
-    "evolution-memo": "no event or task in it, only VJOURNAL",
     "mission-backwards": "mission event '[mission] Audit sécurité': "
     "the event ends before it starts: correct its end date",
 }

@@ -291,6 +291,12 @@ class CalendarSync:
             return
         for note in read.notes:
             log.info("%s: %s", row.href, note)
+        if read.unused:  # a journal, free/busy time…: ignored, not skipped
+            log.debug("%s ignored: %s", row.href, read.unused)
+            row.kind, row.uid = "other", None
+            meetings.forget(session, row)
+            self._drop_touchpoints(session, previous)
+            return
         uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()

@@ -10,8 +10,9 @@ neither (an instant, or one day), recurrences with exceptions (expanded over a b
 invitation to one occurrence only (a RECURRENCE-ID with no rule beside it),
 text in Windows-1252 rather than UTF-8, lines that are no property at all. A
 component that cannot be read is left out with a note; a document that cannot
-be parsed at all, or holds nothing followupd can use, raises UnreadableObject
-with the reason.
+be parsed at all, or whose events and tasks all fail, raises UnreadableObject
+with the reason; one holding no event nor task (a journal, free/busy time) is
+read as empty, its `unused` saying what it holds.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class ReadObject:
     occurrences: list[Happening] = field(default_factory=list)  # within the window
     tasks: list[TaskState] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # what the document holds instead of events and tasks (a VJOURNAL, a VFREEBUSY…): a
+    # calendar may hold such objects, and followupd ignores them rather than skip them
+    unused: str | None = None
     # every occurrence starting before this is in `occurrences`: the window's end, or
     # less when there were more than MAX_OCCURRENCES
     complete_until: datetime | None = None
@@ -144,9 +148,9 @@ def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datet
         except COMPONENT_ERRORS as error:
             found.notes.append(f"task {_uid(part)!r} skipped: {error}")
     if not found.events and not found.tasks:
-        if not parts and not calendar.walk("VTODO"):
-            found.notes.append(_nothing_in(calendar))
-        raise UnreadableObject("; ".join(found.notes))
+        if parts or calendar.walk("VTODO"):  # events or tasks, none of them readable
+            raise UnreadableObject("; ".join(found.notes))
+        found.unused = _nothing_in(calendar)
     return found
 
 
