@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import socket
 import sys
 import traceback
 from collections.abc import Sequence
@@ -325,6 +326,8 @@ def feed(app: App, owner_key: str | None, show_url: bool) -> None:
     """The iCalendar feed of your tasks: where to subscribe to it (one per owner)."""
     owners = app.owners(owner_key)
     address = app.settings.feed.listen
+    if app.settings.feed.host in ("0.0.0.0", "::"):  # noqa: S104 (every interface: this machine)
+        address = f"{socket.gethostname()}:{app.settings.feed.port}"
     for owner in owners:
         path = f"/feed/{ensure_token(owner.token_file)}.ics"
         label = f"{owner.key} " if len(owners) > 1 else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,3 +133,15 @@ def test_loopback_is_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.INFO, logger="followupd"):
         assert serve_once(feed) == (200, b"ok\n")
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_feed_url_names_this_machine_when_listening_on_every_interface(
+    cli: RunCli, home: Path
+) -> None:
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG + '[feed]\nlisten = "0.0.0.0:8731"\nallow_remote = true\n', encoding="utf-8"
+    )
+    shown = cli("feed", "--url")
+    assert shown.code == 0, shown
+    assert shown.out.startswith(f"http://{socket.gethostname()}:8731/feed/"), shown.out
+    assert "0.0.0.0" not in shown.out
