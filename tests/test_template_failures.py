@@ -150,6 +150,8 @@ def test_a_runaway_template_fails_its_followup_at_once(cli: RunCli, home: Path) 
     template = with_templates(home, nudge_failing_for_f2("{{ 'x' * 100000000 }}"))
     assert cli("init").code == 0
     assert cli("import", home / "data.toml").code == 0
+    dry = cli("tick", "--now", "2026-11-23T10:00", "--dry-run")
+    assert "failed: template" in " ".join(dry.out.split()), dry
     code, followups = ticked(cli, "2026-11-23T10:00")
     assert code != 1
     failed = followups[NUDGES[1]]
