@@ -25,7 +25,7 @@ from followupd.templates import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.daemon import DISABLED, daytime_setting, environment, followupd, get, wait_for
-from tests.rulekit import PARIS
+from tests.rulekit import BOB, CLAIRE, PARIS
 from tests.rulekit import outbox as recorded
 from tests.smtpserver import free_port, smtp_server
 
@@ -356,3 +356,19 @@ working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         assert daemon.returncode == 0, output
         assert "Traceback" not in output
         assert f"{NUDGES[1]} failed: template {template}, line 3" in output
+
+
+def test_check_offline_renders_each_owners_templates(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "bob-templates" / "en" / "contract_missing" / "default.j2"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{% block subject %}Contract for {{ mission.titel }}{% endblock %}", "utf-8")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / "followupd.toml"
+    config.write_text(CLAIRE + BOB + 'templates = "bob-templates"\n', encoding="utf-8")
+    result = cli("check", "--offline", "--config", config)
+    assert result.code == 78, result
+    shown = " ".join(result.out.split())
+    assert f"template {broken} FAILED line 1: no field 'titel' here; there are: " in shown
+    assert "(rendering contract_missing reminder in en)" in shown
