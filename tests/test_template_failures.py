@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from followupd import outbox
+from followupd.errors import FollowupdError
 from followupd.store.db import Store
 from followupd.templates import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
@@ -136,6 +137,10 @@ def test_a_template_failing_for_one_followup_fails_it_alone(
     template.write_text(SHIPPED_NUDGE, encoding="utf-8")
     store = Store.open(database_url)
     try:
+        late = datetime(2026, 12, 31, tzinfo=PARIS)  # past its grace: it would not come back
+        refused = pytest.raises(FollowupdError, match=r"never rendered, and its grace ended")
+        with refused, store.session() as session:
+            outbox.retry(session, NUDGES[1], late)
         with store.session() as session:
             _, said = outbox.retry(session, NUDGES[1], datetime(2026, 11, 24, 11, tzinfo=PARIS))
         assert said.startswith("recorded again by the next pass")
