@@ -9,7 +9,7 @@ case the rules have (a first nudge, a second, a call when the mission is
 disputed…), with the very values a pass gives templates. Each is rendered
 in each language with each owner's templates; every user template it
 reaches that fails is listed once, with its file and line. A user file no
-sample reaches (a layout that templates extend, a step no rule has) is
+sample reaches (a file that templates include, a step no rule has) is
 compiled, so that its syntax errors show too.
 """
 
