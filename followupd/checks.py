@@ -23,6 +23,7 @@ from followupd.errors import ConfigError, FollowupdError
 from followupd.owners import SyncedCalendar, calendar_sources, has_calendars
 from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
+from followupd.template_check import check_templates
 
 FETCH_CHUNK = 100  # objects a calendar-multiget asks for, as the sync does
 SHOWN_SKIPS = 3
@@ -56,7 +57,17 @@ def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check
             checks.append(Check(f"{name} password", False, error.problems[0].message))
         else:
             checks.append(Check(f"{name} password", True, f"readable, {secret.describe()}"))
-    return checks
+    return checks + template_checks(settings)
+
+
+def template_checks(settings: Settings) -> list[Check]:
+    """Each user template rendered once with sample data: every error, with file and line."""
+    report = check_templates(settings)
+    checks = [Check(f"template {found.file}", False, found.detail) for found in report.findings]
+    if checks or not report.directories:
+        return checks
+    where = ", ".join(str(path) for path in report.directories)
+    return [Check("templates", True, f"{report.files} in {where}, each renders with sample data")]
 
 
 def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:

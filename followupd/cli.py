@@ -473,8 +473,8 @@ def outbox_show(app: App, ident: str) -> None:
 def outbox_retry(app: App, ident: str) -> None:
     """Try a failed or dead follow-up again, on the next pass."""
     with app.session() as session:
-        row = outbox_ops.retry(session, ident, app.now())
-        click.echo(f"follow-up {row.id} ({row.key}): pending again, with fresh attempts")
+        row, what = outbox_ops.retry(session, ident, app.now())
+        click.echo(f"follow-up {row.id} ({row.key}): {what}")
 
 
 @outbox.command("cancel")

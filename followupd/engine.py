@@ -13,10 +13,18 @@ down is recorded, pending if still within its grace, expired otherwise. In
 steady state a pass only reconsiders the grace period, which keeps it cheap.
 Follow-ups that were already past their grace before the previous pass
 (historical data imported today, say) are not recorded at all.
+
+A follow-up's message is rendered when it is recorded. One whose template
+fails (a user template's mistake, or a message over the size cap) is
+recorded `failed` with the template's error, file and line as its reason,
+and the pass goes on with the others: a template error is not transient, so
+it is not retried; `followupd outbox retry` records it again once the
+template is fixed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +47,9 @@ from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import FollowUp, SyncState
 from followupd.store.rows import record
-from followupd.templates import LazySubject
+from followupd.templates import LazySubject, TemplateProblem
+
+log = logging.getLogger(__name__)
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
 # A follow-up recorded more than this after its due time is marked late.
@@ -53,6 +63,7 @@ class PassReport:
     at: datetime
     recorded: list[FollowUp] = field(default_factory=list)
     cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
+    failed: dict[str, str] = field(default_factory=dict)  # key -> reason: a template failed
 
 
 # what `Rule.vanished` reads of a pending follow-up (see rules.base.Pending)
@@ -119,6 +130,10 @@ def evaluate(
             new_keys = _insert_new(session, rule, scope, intents, start, at)
             if new_keys:
                 report.recorded += load(session, new_keys)
+    for row in report.recorded:
+        if row.state == "failed":
+            log.warning("%s failed: %s", row.key, row.reason)
+            report.failed[row.key] = row.reason or ""
     report.cancelled = cancel_vanished(session, book, at)
     _remember_pass(session, at, previous)
     if report.recorded:
@@ -136,7 +151,8 @@ def plan(
     """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing.
 
     The calendar's meetings that ended by `start` count, as in a pass at
-    `start`: the caller rolls the session back.
+    `start`: the caller rolls the session back. An intent whose template fails
+    has, for subject, the template's error.
     """
     meetings.record_held(session, start)
     calendar = BusinessCalendar(settings.business)
@@ -147,7 +163,24 @@ def plan(
         evaluation = Evaluation(session, settings, calendar, templates, start, end, scope)
         for rule in book.rules(scope.key):
             intents += (replace(intent, owner=scope.key) for intent in rule.evaluate(evaluation))
+    intents = [_shown(intent) for intent in intents]
     return sorted(intents, key=lambda intent: (intent.due_at, intent.key))
+
+
+def _shown(intent: Intent) -> Intent:
+    """`intent`, or, when its message cannot be rendered, the same with the error as subject."""
+    try:
+        message(intent)
+    except TemplateProblem as problem:
+        return replace(intent, subject=f"(not sent: {problem})")
+    return intent
+
+
+def message(intent: Intent) -> tuple[str, str]:
+    """The subject and body of `intent`, as recorded and sent; TemplateProblem if they fail."""
+    if isinstance(intent.subject, LazySubject):
+        return str(intent.subject), intent.subject.text()
+    return intent.subject, ""
 
 
 def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
@@ -173,6 +206,18 @@ def _group_by_reason(cancelled: dict[str, str]) -> dict[str, list[str]]:
 
 def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
     expired = at > intent.expires_at
+    subject, body, problem = "", "", None
+    try:  # the subject first: kept when only the body fails
+        subject = str(intent.subject)
+        body = intent.subject.text() if isinstance(intent.subject, LazySubject) else ""
+    except TemplateProblem as error:  # this follow-up alone fails; the pass goes on
+        problem = str(error)
+    if expired:
+        state, reason = "expired", f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
+    elif problem is not None:
+        state, reason = "failed", problem
+    else:
+        state, reason = "pending", None
     return {
         "key": intent.key,
         "owner": owner,
@@ -185,16 +230,15 @@ def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
         "channel": intent.channel,
         "recipient": intent.recipient,
         "language": intent.language,
-        "subject": str(intent.subject),
-        "body": intent.subject.text() if isinstance(intent.subject, LazySubject) else "",
+        "subject": subject,
+        "body": body,
         "thread_key": intent.thread_key,
         "due_at": intent.due_at,
         "expires_at": intent.expires_at,
         "late": not expired and at - intent.due_at > LATE_AFTER,
-        "state": "expired" if expired else "pending",
-        "reason": f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
-        if expired
-        else None,
+        "state": state,
+        "reason": reason,
+        "last_error": problem,
         "attempts": 0,
         "created_at": at,
         "updated_at": at,

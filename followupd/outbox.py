@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from followupd.errors import FollowupdError, NotFound
+from followupd.store.coordination import CHANGED, announce
 from followupd.store.models import FollowUp
 
 RETRYABLE = ("failed", "dead")
@@ -37,16 +38,30 @@ def listing(
     return list(session.scalars(query))
 
 
-def retry(session: Session, ident: str, at: datetime) -> FollowUp:
-    """Give a failed or dead follow-up a fresh set of attempts, from now."""
+def retry(session: Session, ident: str, at: datetime) -> tuple[FollowUp, str]:
+    """Give a failed or dead follow-up a fresh set of attempts, from now; say what was done.
+
+    One that failed before any attempt had no message: its template failed
+    when it was recorded. It is removed, so that the next pass records it
+    again, rendered with the template as it is then (if it is still due).
+    """
     row = find(session, ident)
     if row.state not in RETRYABLE:
         raise FollowupdError(
             f"follow-up {row.id} is {row.state}; only {' or '.join(RETRYABLE)} ones are retried"
         )
+    if row.state == "failed" and row.attempts == 0:
+        if row.expires_at is not None and at > row.expires_at:
+            raise FollowupdError(
+                f"follow-up {row.id} was never rendered, and its grace ended "
+                f"{row.expires_at:%Y-%m-%d %H:%M} UTC: it would not be sent"
+            )
+        session.delete(row)
+        announce(session, CHANGED)
+        return row, "recorded again by the next pass, with its template as it is then"
     row.state, row.attempts, row.next_attempt_at = "pending", 0, at
     row.reason, row.updated_at = "retried by hand", at
-    return row
+    return row, "pending again, with fresh attempts"
 
 
 def cancel(session: Session, ident: str, at: datetime) -> FollowUp:

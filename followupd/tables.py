@@ -229,7 +229,7 @@ def print_followups(
     table = _table("due", "rule", "to", "subject", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.reason and row.state in ("cancelled", "expired"):
+        if row.reason and row.state in ("cancelled", "expired", "failed", "dead"):
             state += f": {row.reason}"
         table.add_row(
             _local(row.due_at, zone),

@@ -11,11 +11,12 @@ sandbox: a template can format the values it is given, not reach into Python.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from babel.dates import format_date, format_datetime
@@ -23,14 +24,14 @@ from babel.numbers import format_currency
 from jinja2 import (
     ChoiceLoader,
     FileSystemLoader,
-    StrictUndefined,
     Template,
     TemplateError,
     TemplateNotFound,
+    TemplateSyntaxError,
 )
-from jinja2.sandbox import SandboxedEnvironment
 
 from followupd.errors import FollowupdError
+from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, capped
 
 SHIPPED = Path(__file__).parent
 # line breaks of any kind and runs of plain spaces; not the no-break spaces of
@@ -41,7 +42,55 @@ LOCALES = {"fr": "fr_FR", "en": "en_US"}
 
 
 class TemplateProblem(FollowupdError):
-    """A template could not be rendered; the message names the file."""
+    """A template could not be rendered; the message names the file and the line."""
+
+    def __init__(self, file: str, line: int | None, detail: str) -> None:
+        self.file, self.line, self.detail = file, line, detail
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"template {where}: {detail}")
+
+    @classmethod
+    def of(
+        cls,
+        error: Exception,
+        template: Template | None,
+        name: str = "",
+        paused: Iterator[str] | None = None,
+    ) -> TemplateProblem:
+        """The problem `error` is, at the innermost template line it went through.
+
+        `paused` is the block being rendered, when the error was raised
+        between two of its chunks (by `capped`): its line is where it stopped.
+        """
+        file = (template.filename if template else None) or name
+        line = None
+        if isinstance(error, TemplateSyntaxError):
+            file, line = error.filename or file, error.lineno
+            return cls(file, line, error.message or str(error))
+        frames = [(trace.tb_frame, trace.tb_lineno) for trace in _traceback(error)]
+        frames += [(frame, frame.f_lineno) for frame in _paused_frames(paused)]
+        for frame, number in frames:  # Jinja's frames know their template and map their lines
+            found = frame.f_globals.get("__jinja_template__")
+            if isinstance(found, Template):
+                file = found.filename or file
+                line = found.get_corresponding_lineno(number)
+        if isinstance(error, TemplateError):
+            return cls(file, line, str(error))
+        return cls(file, line, f"{type(error).__name__}: {error}")
+
+
+def _traceback(error: BaseException) -> Iterator[TracebackType]:
+    trace = error.__traceback__
+    while trace is not None:
+        yield trace
+        trace = trace.tb_next
+
+
+def _paused_frames(generator: Any) -> Iterator[FrameType]:
+    """The frames of a paused generator and of those it delegates to, outermost first."""
+    while generator is not None and getattr(generator, "gi_frame", None) is not None:
+        yield generator.gi_frame
+        generator = generator.gi_yieldfrom
 
 
 class Templates:
@@ -51,9 +100,9 @@ class Templates:
         """Templates found in `user_dirs` (the first that has one wins), else the shipped ones."""
         loaders = [FileSystemLoader(str(path)) for path in user_dirs if path]
         loaders.append(FileSystemLoader(str(SHIPPED)))
-        self.env = SandboxedEnvironment(
+        self.env = BoundedSandbox(
             loader=ChoiceLoader(loaders),
-            undefined=StrictUndefined,
+            undefined=FieldsUndefined,
             autoescape=False,
             keep_trailing_newline=False,
             trim_blocks=True,
@@ -70,6 +119,8 @@ class Templates:
                 found = self.env.select_template(names)
             except TemplateNotFound:
                 raise LookupError(f"no template {' or '.join(names)}") from None
+            except TemplateSyntaxError as error:
+                raise TemplateProblem.of(error, None, names[0]) from error
             self._found[(language, rule, step)] = found
         return found
 
@@ -81,10 +132,14 @@ class Templates:
         if render_block is None:
             return ""
         context = template.new_context({**values, **_helpers(language)})
+        chunks = render_block(context)
         try:
-            text = "".join(render_block(context)).strip()
-        except TemplateError as error:  # a user template that fails, or reaches too far
-            raise TemplateProblem(f"template {template.filename}: {error}") from error
+            with budget():
+                text = "".join(capped(chunks)).strip()
+        except TooLong as error:  # perhaps between two chunks: where the block stopped
+            raise TemplateProblem.of(error, template, paused=chunks) from error
+        except Exception as error:  # a user template that fails, runs away or reaches too far
+            raise TemplateProblem.of(error, template) from error
         # "… Inc." at the end of a sentence: one full stop, not two (an ellipsis has three)
         return _DOUBLE_STOP.sub(".", text)
 
@@ -113,6 +168,12 @@ class LazySubject:
             text = templates.render(language, rule, step, "subject", values)
             self._text = _ONE_LINE.sub(" ", text).strip()
         return self._text
+
+    @property
+    def source(self) -> tuple[str, str, Mapping[str, Any]]:
+        """The rule, the step its template is looked up by, and the values it is given."""
+        _, _, rule, step, values = self._args
+        return rule, step, values
 
     def text(self, block: str = "text") -> str:
         """Another block of the same template, with the same values (the body)."""
