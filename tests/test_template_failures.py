@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from followupd import outbox
-from followupd.errors import FollowupdError
+from followupd.errors import EX_FOLLOWUPS_FAILED, FollowupdError
 from followupd.store.db import Store
 from followupd.templates import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
@@ -112,7 +112,7 @@ def test_a_template_failing_for_one_followup_fails_it_alone(
     assert subjects[NUDGES[0]] == "Facture F-1 : échéance du 20 novembre 2026"
 
     code, followups = ticked(cli, "2026-11-23T10:00")
-    assert code != 1, "a failing template is not an unexpected error"
+    assert code == EX_FOLLOWUPS_FAILED, "a failing template is a failed follow-up, said by 3"
     assert followups[NUDGES[0]]["state"] == followups[NUDGES[2]]["state"] == "sent"
     failed = followups[NUDGES[1]]
     assert failed["state"] == "failed"
