@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import http.client
 import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import radicale.config
@@ -38,6 +40,7 @@ USER = "claire"
 PASSWORD = "dav-secret-4242"  # a test server's password
 PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"  # where followupd's config finds it
 SERVERS = ["radicale", "xandikos"]
+ICALENDAR = "text/calendar; charset=utf-8"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -151,6 +154,23 @@ class DavServer:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def put(self, path: str, body: bytes) -> int:
+        """PUT `body` as it is at `path` (unquoted), as the user: the status answered.
+
+        The caldav library cannot send a body that is not UTF-8, nor choose
+        every resource name an app chooses.
+        """
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        headers = {"Authorization": f"Basic {login}", "Content-Type": ICALENDAR}
+        try:
+            connection.request("PUT", quote(path), body, headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
     def reset_counts(self) -> None:
         self.requests.clear()
         self.response_bytes = 0
@@ -200,7 +220,7 @@ class CalendarApp:
 
     def put(self, name: str, resource: str, text: str) -> None:
         url = str(self.calendar(name).url.join(resource))
-        response = self.client.put(url, text, {"Content-Type": "text/calendar; charset=utf-8"})
+        response = self.client.put(url, text, {"Content-Type": ICALENDAR})
         assert response.status in (201, 204), response.status
 
     def delete(self, name: str, resource: str) -> None:

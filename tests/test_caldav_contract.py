@@ -20,6 +20,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 from icalendar import Calendar
@@ -31,7 +32,7 @@ from followupd.config import Settings, parse_settings
 from followupd.errors import ServiceUnavailable
 from followupd.sources.caldav import SOURCE, SyncReport, sync_calendars
 from followupd.store.db import Store
-from followupd.store.models import Mission, SyncState, Touchpoint
+from followupd.store.models import CalendarObject, Mission, SyncState, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, Result, RunCli
 from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer, event
 from tests.rulekit import ACME, PARIS, outbox, paris
@@ -208,6 +209,30 @@ class TestCaldavServer:
         once = user.sync(at(11, 23, 11))
         assert [(c.mode, c.fetched, c.deleted) for c in once.calendars] == [("incremental", 1, 1)]
         assert user.dav.calendar_data_sent == 1, "exactly the changed object crossed the wire"
+
+    def test_objects_named_as_apps_name_them_are_synced_and_their_deletion_seen(
+        self, user: User
+    ) -> None:
+        """Apps name an object after its UID: '@', spaces, accents, '+', '&', ';'…"""
+        calendar = user.app.calendar("Missions")
+        names = ["7kukuq@google.com", "a b", "réunion", "50%", "a+b", "a&b", "a;b", "(1)", "a~b"]
+        for n, name in enumerate(names):
+            text = event(f"u{n}", f"Atelier {n}", "", "DTSTART:20261201T090000Z")
+            assert user.dav.put(f"{calendar.url.path}{name}.ics", text.encode()) == 201
+        first = user.sync(at(11, 23))
+        assert [(c.mode, c.fetched) for c in first.calendars] == [("full", len(names))]
+        assert first.skipped == []
+        again = user.sync(at(11, 23, 10))
+        assert [(c.mode, c.fetched, c.deleted) for c in again.calendars] == [("incremental", 0, 0)]
+        for name in names[:5]:
+            user.app.client.delete(str(calendar.url) + quote(f"{name}.ics"))
+        gone = user.sync(at(11, 23, 11))
+        assert [(c.mode, c.fetched, c.deleted) for c in gone.calendars] == [("incremental", 0, 5)]
+        with user.store.session() as session:
+            left = session.scalars(select(CalendarObject.href)).all()
+        assert sorted(unquote(href.rsplit("/", 1)[1]) for href in left) == sorted(
+            f"{name}.ics" for name in names[5:]
+        )
 
     def test_a_token_the_server_no_longer_knows_falls_back_to_etags(self, user: User) -> None:
         for n in range(3):

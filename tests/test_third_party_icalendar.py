@@ -23,8 +23,6 @@ valid ones.
 
 from __future__ import annotations
 
-import base64
-import http.client
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from icalendar import Calendar, Component
@@ -44,7 +41,7 @@ from followupd.sources.ical_read import UnreadableObject, read_object
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG
-from tests.davserver import PASSWORD, PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer
+from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer
 from tests.rulekit import ACME, PARIS, imported, paris
 
 ICALENDAR_FOLDERS = (
@@ -229,20 +226,6 @@ def settings_for(tmp_path: Path, dav: DavServer, calendars: list[str]) -> Settin
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
-def put(dav: DavServer, url: str, body: bytes) -> int:
-    """PUT the bytes as they are (the caldav library cannot send a body that is not UTF-8)."""
-    connection = http.client.HTTPConnection("127.0.0.1", dav.port, timeout=30)
-    login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    headers = {"Authorization": f"Basic {login}", "Content-Type": "text/calendar; charset=utf-8"}
-    try:
-        connection.request("PUT", url, body, headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 @dataclass
 class Stored:
     """What a server kept of the corpus: what it refused, what each calendar lists."""
@@ -263,7 +246,7 @@ def store_corpus(dav: DavServer) -> Stored:
         if number == 0:
             objects = {**objects, **{key: text.encode() for key, text in VALID.items()}}
         for resource, body in objects.items():
-            status = put(dav, quote(f"{calendar.url.path}{resource}.ics"), body)
+            status = dav.put(f"{calendar.url.path}{resource}.ics", body)
             if status >= 300:
                 stored.refused[resource] = status
         listing = calendar.objects(load_objects=False)
