@@ -90,7 +90,7 @@ class DavServer:
 
     def _xandikos(self) -> WsgiApp:
         """Xandikos's multi-user application, behind basic auth (see the module's docstring)."""
-        # xandikos has type hints in part: its untyped calls are kept to these two names
+        # untyped in xandikos: called through Any
         backend: Any = MultiUserFilesystemBackend
         application: Any = MultiUserXandikosApp(
             backend(str(self.storage)), current_user_principal="/%(REMOTE_USER)s/"
