@@ -67,6 +67,9 @@ def fresh_postgres_database(server_url: str) -> URL:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Forget the shell's followupd settings: a test must never reach the user's database."""
+    config.addinivalue_line(
+        "markers", "one_engine: the database engine is irrelevant to it: not run on PostgreSQL"
+    )
     for name in ("FOLLOWUPD_CONFIG", DATABASE_URL_VARIABLE):
         os.environ.pop(name, None)
 
@@ -144,12 +147,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: URL) -> 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests about SQLite itself (its file, its WAL) run on SQLite only."""
+    """Tests about SQLite itself (its file, its WAL), or about no engine, run on SQLite only."""
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         on_postgres = _engine_of(item) == "postgresql"
-        (dropped if on_postgres and item.get_closest_marker("sqlite_only") else kept).append(item)
+        one = item.get_closest_marker("sqlite_only") or item.get_closest_marker("one_engine")
+        (dropped if on_postgres and one else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -215,8 +219,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
 
 
 @pytest.fixture
-def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
-    """A real CalDAV server (Radicale) on a free loopback port; its password in the environment."""
+def dav_kind() -> str:
+    """Which CalDAV server `dav` is: Radicale, unless a module or test parametrizes this.
+
+    ``@pytest.mark.parametrize("dav_kind", SERVERS)`` on a test, or a fixture of
+    this name with ``params=SERVERS`` in a module, runs it against each server.
+    """
+    return "radicale"
+
+
+@pytest.fixture
+def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dav_kind: str) -> Iterator[DavServer]:
+    """A real CalDAV server on a free loopback port (see `dav_kind`); its password in the env."""
     monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
-    with dav_server(tmp_path / "radicale") as server:
+    with dav_server(tmp_path / dav_kind, dav_kind) as server:
         yield server

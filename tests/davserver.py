@@ -1,13 +1,24 @@
-"""A real CalDAV server for the suite: Radicale, in-process, on a free loopback port.
+"""Real CalDAV servers for the suite, in-process, on a free loopback port.
 
-Radicale's WSGI application is served by wsgiref in a thread, behind a thin
-layer that counts requests and response bytes (to show what a sync
-transferred) and can be stopped and started again on the same port and
-storage (to show what an outage does). Users log in with HTTP basic auth.
+Two servers nobody here wrote: Radicale (the default) and Xandikos (the
+``kind`` of a DavServer, see SERVERS). Each one's WSGI application is served
+by wsgiref in a thread, behind a thin layer that counts requests and response
+bytes (to show what a sync transferred) and can be stopped and started again
+on the same port and storage (to show what an outage does). Users log in
+with HTTP basic auth, with the passwords of ``root/users`` (``user:password``
+lines): Radicale checks them itself; Xandikos has basic auth only behind TLS
+(``--htpasswd`` needs ``--autocert``), so a small WSGI layer checks them in
+front of its multi-user application, which keeps each user to their own
+principal (``/claire/``, as on Radicale).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
+import http.client
+import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -15,17 +26,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
+from urllib.parse import quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import radicale.config
 from caldav.davclient import DAVClient
 from radicale.app import Application
+from xandikos.multi_user import MultiUserFilesystemBackend, MultiUserXandikosApp
 
 from tests.smtpserver import free_port
 
 USER = "claire"
 PASSWORD = "dav-secret-4242"  # a test server's password
 PASSWORD_VARIABLE = "FOLLOWUPD_TEST_CALDAV_PASSWORD"  # where followupd's config finds it
+SERVERS = ["radicale", "xandikos"]
+ICALENDAR = "text/calendar; charset=utf-8"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -42,6 +58,7 @@ class _QuietHandler(WSGIRequestHandler):
 class DavServer:
     root: Path
     port: int
+    kind: str = "radicale"  # one of SERVERS
     requests: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, status
     response_bytes: int = 0
     calendar_data_sent: int = 0  # responses that carried calendar objects (GET, multiget…)
@@ -54,10 +71,9 @@ class DavServer:
 
     @property
     def storage(self) -> Path:
-        return self.root / "collections"
+        return self.root / ("collections" if self.kind == "radicale" else "xandikos")
 
-    def _app(self) -> Callable[..., Iterable[bytes]]:
-        (self.root / "users").write_text(f"{USER}:{PASSWORD}\n")
+    def _radicale(self) -> WsgiApp:
         configuration = radicale.config.load()
         auth = {"type": "htpasswd", "htpasswd_filename": str(self.root / "users"),
                 "htpasswd_encryption": "plain", "delay": "0"}  # fmt: skip
@@ -69,7 +85,40 @@ class DavServer:
             "web": {"type": "none"},
         }
         configuration.update(settings, "test")
-        application = Application(configuration)
+        application: WsgiApp = Application(configuration)
+        return application
+
+    def _xandikos(self) -> WsgiApp:
+        """Xandikos's multi-user application, behind basic auth (see the module's docstring)."""
+        # untyped in xandikos: called through Any
+        backend: Any = MultiUserFilesystemBackend
+        application: Any = MultiUserXandikosApp(
+            backend(str(self.storage)), current_user_principal="/%(REMOTE_USER)s/"
+        )
+        one_at_a_time = threading.Lock()  # each request runs its own event loop on the store
+
+        def authenticated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            user = _basic_auth_user(environ.get("HTTP_AUTHORIZATION", ""), self.root / "users")
+            if user is None:
+                start_response(
+                    "401 Unauthorized",
+                    [("WWW-Authenticate", 'Basic realm="xandikos"'), ("Content-Length", "0")],
+                )
+                return [b""]
+            environ["REMOTE_USER"] = user
+            # Xandikos reads a body to its end, wsgiref's input is the connection: bounded
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = io.BytesIO(environ["wsgi.input"].read(length))
+            with one_at_a_time:
+                return list(application.handle_wsgi_request(environ, start_response))
+
+        return authenticated
+
+    def _app(self) -> WsgiApp:
+        users = self.root / "users"
+        if not users.exists():  # a restart keeps the users a test added
+            users.write_text(f"{USER}:{PASSWORD}\n")
+        application = self._radicale() if self.kind == "radicale" else self._xandikos()
 
         def counting(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             environ.pop("HTTP_ACCEPT_ENCODING", None)  # plain bodies, so they can be counted
@@ -105,16 +154,49 @@ class DavServer:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def put(self, path: str, body: bytes) -> int:
+        """PUT `body` as it is at `path` (unquoted), as the user: the status answered.
+
+        The caldav library cannot send a body that is not UTF-8, nor choose
+        every resource name an app chooses.
+        """
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        headers = {"Authorization": f"Basic {login}", "Content-Type": ICALENDAR}
+        try:
+            connection.request("PUT", quote(path), body, headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
     def reset_counts(self) -> None:
         self.requests.clear()
         self.response_bytes = 0
         self.calendar_data_sent = 0
 
 
+def _basic_auth_user(header: str, users: Path) -> str | None:
+    """The user an ``Authorization: Basic`` header logs in, if `users` has that password."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    for line in users.read_text(encoding="utf-8").splitlines():
+        known, _, expected = line.partition(":")
+        if known == user and hmac.compare_digest(expected.encode(), password.encode()):
+            return user
+    return None
+
+
 @contextmanager
-def dav_server(root: Path) -> Iterator[DavServer]:
+def dav_server(root: Path, kind: str = "radicale") -> Iterator[DavServer]:
     root.mkdir(parents=True, exist_ok=True)
-    server = DavServer(root=root, port=free_port())
+    server = DavServer(root=root, port=free_port(), kind=kind)
     server.start()
     try:
         yield server
@@ -138,7 +220,7 @@ class CalendarApp:
 
     def put(self, name: str, resource: str, text: str) -> None:
         url = str(self.calendar(name).url.join(resource))
-        response = self.client.put(url, text, {"Content-Type": "text/calendar; charset=utf-8"})
+        response = self.client.put(url, text, {"Content-Type": ICALENDAR})
         assert response.status in (201, 204), response.status
 
     def delete(self, name: str, resource: str) -> None:
