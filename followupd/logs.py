@@ -7,8 +7,9 @@ read only where they are used and never formatted (see config.Secret).
 
 The libraries of the calendar stack speak to their user, not to ours: caldav
 warns "Ical data was modified…" with a diff of an object it repaired, urllib3
-about retries. followupd says itself what matters (an object skipped, a
-calendar not synced); their lines go through followupd's logger
+about retries, icalendar (a Python warning) about a zone name it guessed.
+followupd says itself what matters (an object skipped, a calendar not
+synced); their lines go through followupd's logger
 ``followupd.libraries`` at debug level, so they show with --debug only.
 """
 
@@ -18,9 +19,11 @@ import logging
 import sys
 from collections.abc import Mapping
 
-# the calendar stack: caldav and its HTTP client, the iCalendar readers
+# the calendar stack: caldav and its HTTP client, the iCalendar readers; and the Python
+# warnings they raise (icalendar's GloballyUniqueTZIDGuessed on a vendor's zone name),
+# which logging.captureWarnings makes records of "py.warnings"
 LIBRARIES = ("caldav", "niquests", "urllib3", "icalendar", "recurring_ical_events",
-             "x_wr_timezone", "tzlocal")  # fmt: skip
+             "x_wr_timezone", "tzlocal", "py.warnings")  # fmt: skip
 LIBRARY_LOG = logging.getLogger("followupd.libraries")
 
 # syslog priorities (RFC 5424) of Python's levels
@@ -54,6 +57,7 @@ class AtDebugLevel(logging.Handler):
 def route_libraries(debug: bool) -> None:
     """Send the calendar stack's log records through followupd's logging, at debug level."""
     handler = AtDebugLevel()
+    logging.captureWarnings(True)
     for name in LIBRARIES:
         library = logging.getLogger(name)
         library.handlers[:] = [handler]

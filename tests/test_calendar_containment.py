@@ -7,7 +7,7 @@ both URLs, and a calendar may be named by its path or URL; the calendar
 stack's own log lines show with --debug only.
 
 Radicale refuses VFREEBUSY and VAVAILABILITY objects (400), so those tests
-run against Xandikos (PyPI), started here on loopback; both servers refuse
+run against Xandikos (tests/davserver.py); both servers refuse
 an X- component at the top of an object, which is read by the reader only.
 """
 
@@ -17,12 +17,11 @@ import io
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,15 @@ from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.daemon import environment, followupd, get, wait_for
-from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
+from tests.davserver import (
+    PASSWORD,
+    PASSWORD_VARIABLE,
+    USER,
+    CalendarApp,
+    DavServer,
+    dav_server,
+    event,
+)
 from tests.rulekit import ACME, PARIS, paris
 from tests.smtpserver import free_port
 
@@ -83,47 +90,21 @@ MEETING = event(
 
 
 # -- a second server: Xandikos, which stores every component RFC 4791 names ---------------
-@dataclass
-class Xandikos:
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
-def xandikos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Xandikos]:
-    """Xandikos on a free loopback port, its principal `/claire/`; the password in the env."""
+def xandikos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DavServer]:
+    """Xandikos (tests/davserver.py) beside `dav`'s Radicale; the password in the env."""
     monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
-    port = free_port()
-    command = [str(Path(sys.executable).parent / "xandikos"), "serve", "--defaults",
-               "-d", str(tmp_path / "xandikos"), "-l", "127.0.0.1", "-p", str(port),
-               "--current-user-principal", f"/{USER}/"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: _listening(port), timeout=30)
-        yield Xandikos(port)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with dav_server(tmp_path / "xandikos", "xandikos") as server:
+        yield server
 
 
-Server = DavServer | Xandikos
+Server = DavServer
 
 
 @contextmanager
 def app_of(server: Server) -> Iterator[CalendarApp]:
     """A calendar app's client, closed after use (Xandikos keeps connections alive)."""
-    app = CalendarApp(server)  # type: ignore[arg-type]
+    app = CalendarApp(server)
     with app.client:
         yield app
 
@@ -174,7 +155,7 @@ def two_calendars_named(server: Server, name: str) -> list[str]:
 
 # -- point 1: what followupd does not use is left out; the rest is synced ------------------
 def test_components_followupd_does_not_use_are_left_out_and_the_rest_is_synced(
-    loaded: Store, tmp_path: Path, xandikos: Xandikos
+    loaded: Store, tmp_path: Path, xandikos: DavServer
 ) -> None:
     put(xandikos, "Missions", "crm.ics", MISSION)
     put(xandikos, "Missions", "meeting.ics", MEETING)
@@ -215,7 +196,7 @@ def test_an_x_component_beside_an_event_is_left_out_by_the_reader() -> None:
 
 
 def test_sync_and_tick_go_through_a_freebusy_object_and_deliver(
-    cli: RunCli, home: Path, xandikos: Xandikos
+    cli: RunCli, home: Path, xandikos: DavServer
 ) -> None:
     put(xandikos, "Missions", "crm.ics", MISSION)
     put(xandikos, "Missions", "freebusy.ics", HEAD + FREEBUSY + TAIL)
@@ -447,7 +428,7 @@ def test_the_write_calendar_by_path_and_an_ambiguous_one_holds_its_tasks_back(
 
 # -- the daemon: one object never makes it unhealthy; an ambiguous name does, until fixed ---
 def test_the_daemon_is_healthy_despite_a_freebusy_and_says_which_calendar_is_ambiguous(
-    home: Path, xandikos: Xandikos
+    home: Path, xandikos: DavServer
 ) -> None:
     put(xandikos, "Missions", "crm.ics", MISSION)
     put(xandikos, "Missions", "freebusy.ics", HEAD + FREEBUSY + TAIL)
@@ -498,7 +479,7 @@ NO_STAMP += "END:VEVENT\r\n" + TAIL  # caldav "repairs" it, and says so with a d
 
 
 def test_the_calendar_librarys_warnings_are_not_in_syncs_output(
-    home: Path, xandikos: Xandikos
+    home: Path, xandikos: DavServer
 ) -> None:
     put(xandikos, "Missions", "no-stamp.ics", NO_STAMP)
     (home / "followupd.toml").write_text(config_text(xandikos, "Missions"), encoding="utf-8")
@@ -529,6 +510,29 @@ def test_library_log_lines_go_through_followupds_logging_at_debug_level(
         library.handlers.clear()
         library.propagate = True
         library.setLevel(logging.NOTSET)
+
+
+def test_the_libraries_python_warnings_are_logged_at_debug_level_not_printed(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """icalendar warns (GloballyUniqueTZIDGuessed) about a vendor's zone name: not on stderr."""
+    warnings_log = logging.getLogger("py.warnings")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            logging.captureWarnings(False)  # an earlier test's CLI hooked pytest's showwarning
+            logs.route_libraries(debug=True)
+            with caplog.at_level(logging.DEBUG):
+                warnings.warn("a time zone name was guessed", UserWarning, stacklevel=1)
+        assert capsys.readouterr().err == ""
+        ((name, level, message),) = caplog.record_tuples
+        assert (name, level) == ("followupd.libraries", logging.DEBUG)
+        assert "UserWarning: a time zone name was guessed" in message
+    finally:
+        logging.captureWarnings(False)
+        warnings_log.handlers.clear()
+        warnings_log.propagate = True
+        warnings_log.setLevel(logging.NOTSET)
 
 
 def test_a_path_to_no_calendar_is_said_by_check(cli: RunCli, home: Path, dav: DavServer) -> None:

@@ -23,6 +23,7 @@ end, with no fetch (followupd.sources.meetings).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -51,6 +52,7 @@ from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, S
 log = logging.getLogger(__name__)
 
 FETCH_CHUNK = 100
+OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")  # "[Errno 111] Connection refused"
 SOURCE = "caldav:"
 UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
 TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
@@ -464,7 +466,12 @@ def _reason(error: BaseException) -> str:
         return f"access refused ({error.reason})"
     if isinstance(error, dav_error.DAVError):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    text = str(error)
+    # the HTTP client's connection errors nest three layers deep; what matters is the errno
+    refused = OS_ERROR.search(text)
+    if refused:
+        return f"cannot connect: {refused.group(1)}"
+    return f"{type(error).__name__}: {text}"
 
 
 def sync_calendars(
