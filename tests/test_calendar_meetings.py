@@ -401,3 +401,21 @@ def test_a_series_with_more_occurrences_than_one_read_gives_is_counted_whole(
     evaluate(loaded, settings, at(1, 30, 0, year=2027))
     held = met(loaded)
     assert (len(held), held[0], held[-1]) == (60 * 24, at(12, 1, 0), at(1, 29, 23, year=2027))
+
+
+def test_a_calendar_taken_out_of_the_config_counts_no_more_meetings(
+    loaded: Store, settings: Settings, app: CalendarApp, dav: DavServer, tmp_path: Path
+) -> None:
+    app.put("Rendez-vous", "point.ics", ONE_MEETING)
+    app.calendar("Missions")
+    assert sync(loaded, settings, at(12, 1)).meetings == 0, "stored ahead, not held yet"
+
+    only_missions = config_text(dav).replace('["Rendez-vous"]', '["Missions"]')
+    elsewhere = parse_settings(only_missions, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    assert sync(loaded, elsewhere, at(12, 2)).failed == []
+    assert evaluate(loaded, elsewhere, at(12, 30, 10)) == {DECEMBER_30}, "no meeting counted"
+    assert met(loaded) == []
+
+    back = sync(loaded, settings, at(12, 31))  # read again: synced anew, the meeting held
+    assert [(c.mode, c.fetched) for c in back.calendars] == [("full", 1)]
+    assert met(loaded) == [at(12, 8, 14)]

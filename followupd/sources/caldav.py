@@ -126,12 +126,14 @@ class CalendarSync:
     def run(self, at: datetime) -> SyncReport:
         """Sync each calendar; one that fails is reported and the others go on."""
         report = SyncReport()
+        read: set[str] = set()  # the URLs of the calendars configured and found
         for account, wanted in self.sources:
             self.url = account.url
             try:
                 client = dav_client(account, self.environ)
                 with client:
                     for source, calendar in self._calendars(client, wanted, report):
+                        read.add(url_of(calendar))
                         self._sync_one(source, calendar, at, report)
             except ConfigError:
                 raise
@@ -139,8 +141,28 @@ class CalendarSync:
                 log.debug("CalDAV %s failed", account.url, exc_info=True)
                 for source in wanted:
                     report.fail(f"{source.name!r} ({account.url})", _reason(error))
+        if not report.failed:  # every calendar known: what is stored of others is no more read
+            self._forget_calendars_but(read)
         self._record_meetings(at, report)
         return report
+
+    def _forget_calendars_but(self, read: set[str]) -> None:
+        """The objects of calendars no longer read (taken out of the config, or deleted).
+
+        Their meetings ahead no longer count; the touchpoints of meetings held
+        stay, as history. Read again one day, such a calendar is synced anew.
+        """
+        with self.store.session() as session:
+            gone = select(CalendarObject).where(CalendarObject.calendar.not_in(sorted(read)))
+            calendars: set[str] = set()
+            for row in session.scalars(gone):
+                calendars.add(row.calendar)
+                meetings.forget(session, row)
+                session.delete(row)
+            if calendars:
+                log.info("no longer read, forgotten: %s", ", ".join(sorted(calendars)))
+                sources = [SOURCE + calendar for calendar in calendars]
+                session.execute(delete(SyncState).where(SyncState.source.in_(sources)))
 
     def _sync_one(
         self,
