@@ -89,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args
     try:
         config, debug, rest = _split_global_options(args)
-        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING)
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING,
+            format="%(name)s: %(levelname)s: %(message)s" if debug else "followupd: %(message)s",
+        )
         logs.route_libraries(debug)
         code = cli.main(
             args=rest,

@@ -83,8 +83,13 @@ class SyncReport:
 
     def skip(self, url: str, reason: str) -> None:
         """An object left out: logged with its URL, and listed for `sync` to print."""
-        log.warning("calendar object skipped: %s: %s", url, reason)
+        log.info("calendar object skipped: %s: %s", url, reason)  # `sync` prints the list
         self.skipped.append((url, reason))
+
+    def note(self, line: str) -> None:
+        """Something worth saying that stops nothing: logged, and listed for `sync` to print."""
+        log.info("%s", line)
+        self.notices.append(line)
 
     def fail(self, calendar: str, reason: str) -> None:
         """A calendar not synced (its token kept, nothing taken as deleted): tried next time."""
@@ -203,7 +208,7 @@ class CalendarSync:
                 continue
             if calendar is None:
                 if not source.writes:  # the write calendar appears with the first task written
-                    log.warning("calendar %r not found on %s", source.name, self.url)
+                    report.note(f"calendar {source.name!r} not found on {self.url}")
                 continue
             url = url_of(calendar)
             if url in found:
