@@ -54,7 +54,7 @@ def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check
         try:
             secret.reveal(environ)
         except ConfigError as error:
-            checks.append(Check(f"{name} password", False, error.problems[0].message))
+            checks.append(Check(f"{name} password", False, str(error.problems[0])))
         else:
             checks.append(Check(f"{name} password", True, f"readable, {secret.describe()}"))
     return checks + template_checks(settings)

@@ -982,3 +982,19 @@ def test_valid_multi_line_string_with_escaped_quotes(home: Path, cli: RunCli) ->
     result = cli("check", "--offline", "--config", path)
     assert result.code == 0, result
     assert "Claire \"\"\" ''' M" in result.out
+
+
+def test_check_offline_names_the_variable_of_a_secret_that_is_not_set(
+    home: Path, cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FOLLOWUPD_TEST_UNSET_PW", raising=False)
+    path = _write(
+        home / "followupd.toml",
+        OWNER + '[caldav]\nurl = "https://dav.example.net/"\nusername = "c"\n'
+        'password_env = "FOLLOWUPD_TEST_UNSET_PW"\n',
+    )
+    result = cli("check", "--offline", "--config", path)
+    assert result.code == 78, result
+    said = " ".join(result.out.split())
+    assert "caldav password FAILED $FOLLOWUPD_TEST_UNSET_PW" in said, result.out
+    assert "environment variable is not set" in said
