@@ -457,7 +457,7 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
     """The most recent follow-ups, newest first."""
     with app.session(commit=False) as session:
         rows = outbox_ops.listing(session, states, rule, limit)
-        tables.print_outbox(rows, app.zone, app.shown_owners)
+        tables.print_outbox(rows, app.zone, app.shown_owners, filtered=bool(states or rule))
 
 
 @outbox.command("show")

@@ -242,7 +242,9 @@ def print_followups(
     out.print(table if rows else "nothing new is due")
 
 
-def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None) -> None:
+def print_outbox(
+    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None, filtered: bool = False
+) -> None:
     table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "last error")
     for row in rows:
         table.add_row(
@@ -255,7 +257,8 @@ def print_outbox(rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | No
             _local(row.next_attempt_at, zone) if row.state == "pending" else "",
             (row.last_error or "")[:80],
         )
-    console().print(table if rows else "the outbox is empty")
+    empty = "no follow-up matches" if filtered else "the outbox is empty"
+    console().print(table if rows else empty)
 
 
 def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None) -> None:

@@ -40,6 +40,8 @@ def test_list_and_show(cli: RunCli, ticked: URL) -> None:
     rows = [line for line in pending.out.splitlines() if "invoice_due" in line]
     assert rows
     assert all("│ pending " in line for line in rows)
+    none = cli("outbox", "list", "--state", "dead")
+    assert none.out.strip() == "no follow-up matches", "the outbox is not empty: the filter is"
     shown = cli("outbox", "show", "invoice_due:F-2026-041:nudge-1")
     assert shown.code == 0, shown
     assert "rachel.kim@harborline.example" in shown.out
