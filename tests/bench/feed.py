@@ -66,6 +66,9 @@ from tests.bench.radicale import USER, Client, radicale, verify_storage, write_c
 from tests.smtpserver import free_port
 
 AHEAD = timedelta(days=30)  # the store is seen from then: what is due then is still to come
+# the bench's today, not the wall clock's: the same store and items on every run (the daemon
+# serves what is pending whatever its own clock says)
+TODAY = datetime(2026, 11, 22, 8, tzinfo=UTC)
 MISSIONS_PER_ITEM = 10  # 0.12 (small stores) to 0.15 owner calendar items due per mission
 COLLECTION = "followupd"
 OWNER = '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'
@@ -110,13 +113,13 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
     store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     started = time.perf_counter()
-    then = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0) + AHEAD
+    then = TODAY + AHEAD
     evaluate_bench.build(store, followups * MISSIONS_PER_ITEM, today=then.date())
     with store.session() as session:
         evaluate(session, settings, enabled_rules(settings.rules), then)
     with store.session() as session:
         kept = _keep(session, followups)
-        rows = feed_rows(session, datetime.now(UTC))
+        rows = feed_rows(session, TODAY)
     store.close()
     if kept < followups or len(rows) != kept:
         raise SystemExit(
