@@ -1,8 +1,9 @@
 """The command line: parse, call, print (the clock is read in followupd.cliapp).
 
 ``--config`` and ``--debug`` are accepted before or after the subcommand.
-Errors are one clear line (or one list, for files) with the exit code of
-SPEC.md section 1; a traceback only with ``--debug``.
+Errors are one clear line (or one list, for files) with the exit code the
+README's Commands section documents (followupd.errors); a traceback only with
+``--debug``.
 """
 
 from __future__ import annotations
@@ -291,7 +292,7 @@ def touch(
 @cli.command()
 @click.option("--from", "start", metavar="TIME", help="start of the window (default: now)")
 @click.option("--to", "end", metavar="TIME", help="end of the window (default: 30 days later)")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
+@click.option("--json", "as_json", is_flag=True, help='one JSON object: {"now", "followups"}')
 @pass_app
 def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
     """List the follow-ups that become due in a window; changes nothing."""
@@ -377,7 +378,7 @@ def sync(app: App, now_text: str | None) -> None:
 )
 @click.option("--now", "now_text", metavar="TIME", help="run as if the clock read TIME")
 @click.option("--dry-run", is_flag=True, help="show what the pass would do; record nothing")
-@click.option("--json", "as_json", is_flag=True, help="one JSON document (SPEC.md section 1)")
+@click.option("--json", "as_json", is_flag=True, help='one JSON object: {"now", "followups"}')
 @pass_app
 def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
     """One full pass as if the clock read --now: sync the calendars, evaluate, deliver."""

@@ -3,7 +3,7 @@
 Nothing here reads the clock: every function takes the day or instant it
 reasons about. A follow-up is due at the opening of the send window, in the
 recipient's time zone, on the first working day on or after its anchor date
-plus its offset (SPEC.md section 4).
+plus its offset (the README, "What it does").
 
 A working day is one of the configured weekdays that is a public holiday in
 none of the countries given: a client email skips the client's holidays; a

@@ -61,7 +61,7 @@ def user_config_path(environ: Mapping[str, str]) -> Path:
 
 
 def config_candidates(environ: Mapping[str, str], cwd: Path) -> list[Path]:
-    """The places SPEC.md section 1 looks at, in order, after ``--config``."""
+    """Where the config is looked for, in order, after ``--config`` (README, Configuration)."""
     candidates = [cwd / CONFIG_FILE_NAME, user_config_path(environ)]
     candidates.append(Path("/etc/followupd/config.toml"))
     return candidates

@@ -1,4 +1,4 @@
-"""The JSON shape of `plan --json` and `tick --json` (SPEC.md section 1).
+"""The JSON shape of `plan --json` and `tick --json` (the README, "Commands").
 
 One object ``{"now": T, "followups": [F, ...]}``; times are ISO 8601 with the
 offset of the owner's time zone.
@@ -38,7 +38,7 @@ def _described(
     zone: ZoneInfo,
     settings: Settings,
 ) -> list[dict[str, Any]]:
-    """The fields SPEC.md gives every follow-up, for intents and outbox rows alike.
+    """The fields documented for every follow-up, for intents and outbox rows alike.
 
     `owner` is the key of the owner it is for (the first owner's for rows
     recorded before there were owners).
@@ -81,7 +81,7 @@ def followups_json(
     return shown
 
 
-# SPEC.md section 1 names six states; the outbox's finer ones map onto them
+# the documented JSON names six states; the outbox's finer ones map onto them
 # (`followupd outbox` shows the precise state): a dead follow-up has failed for
 # good after its retries, one being sent is still pending.
 SPEC_STATES = {"dead": "failed", "sending": "pending"}

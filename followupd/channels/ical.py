@@ -6,7 +6,7 @@ user sees it. Everything in an object comes from stored state (DTSTAMP
 included), so an unchanged follow-up gives the same bytes every time.
 DTSTAMP and COMPLETED are in UTC, as RFC 5545 (3.8.7.2, 3.8.2.1) requires.
 
-The UID is the follow-up key plus ``@followupd`` (SPEC.md section 5): a
+The UID is the follow-up key plus ``@followupd``: a
 rewrite is an update of the same object, never a duplicate.
 """
 

@@ -1,6 +1,6 @@
 """``invoice_due``: an unpaid invoice gets a heads-up to the owner, then nudges to the client.
 
-Steps are offsets from the due date (SPEC.md section 4). Client nudges of one
+Steps are offsets from the due date (the README, "What it does"). Client nudges of one
 invoice share an email thread. While the mission is disputed a client nudge
 becomes a call task for the owner instead (its own key, so that the email,
 if already recorded, is cancelled and the call recorded); while the mission is

@@ -6,7 +6,7 @@ the contact and to ask for the bon à payer (step ``bilan``) and, when no
 invoice of the mission was issued on or after its end date, to send the final
 invoice (step ``final-invoice``).
 
-Choices where SPEC.md is silent:
+Choices the documented contract leaves open:
 
 - The anchor is always the end date, whether the date has passed or the
   mission was closed. A closed mission without an end date gets no close-out:

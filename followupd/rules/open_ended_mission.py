@@ -13,7 +13,7 @@ not over). Such a mission gets an email to the owner:
 - never after its end date, when it has one: past it, ``mission_closeout``
   takes over.
 - ``paused_until`` does not hold it back: it is addressed to the owner, and
-  SPEC.md pauses client emails only.
+  the contract pauses client emails only.
 
 The nominal date is the period and goes into the key:
 ``open_ended_mission:<mission>:<nominal ISO date>``. A pending reminder is

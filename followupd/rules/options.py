@@ -1,4 +1,4 @@
-"""The options of every rule, as written in ``[rules.NAME]``, with SPEC.md section 4's defaults.
+"""The options of every rule, as written in ``[rules.NAME]``, with their documented defaults.
 
 They live apart from the rules themselves because they are part of the config
 file's schema: the config is validated before any rule runs.

@@ -8,11 +8,11 @@ is recorded, the owner gets one calendar reminder per period, nominally on
 anchor + k × cadence (k ≥ 1); the nominal date is the period, and goes into the
 key: ``status_update_due:<mission>:<nominal ISO date>``.
 
-Choices where SPEC.md is silent:
+Choices the documented contract leaves open:
 
 - No reminder falls after the mission's end date: past it, ``mission_closeout``
   takes over.
-- ``paused_until`` does not pause these reminders: SPEC.md pauses client
+- ``paused_until`` does not pause these reminders: the contract pauses client
   emails, and this is a task for the owner (a mission that should not be
   followed up is put ``on_hold``, which stops them).
 - A pending reminder is cancelled as soon as it is no longer on the mission's

@@ -1,4 +1,4 @@
-"""The records of a data file (SPEC.md section 2), validated one by one.
+"""The records of a data file (the README, "Importing data"), validated one by one.
 
 TOML gives dates and datetimes as such; JSON gives ISO strings. Both are
 accepted, nothing else is: a number is never read as a date. A datetime
