@@ -1,3 +1,3 @@
-from followupd.cli import main
+from followupd.cli.main import main
 
 main()

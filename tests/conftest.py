@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 
-from followupd.cli import main
-from followupd.config import DATABASE_URL_VARIABLE
+from followupd.cli.main import main
+from followupd.config.load import DATABASE_URL_VARIABLE
 from followupd.store.db import Store
 from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server

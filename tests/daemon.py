@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-from followupd.config import DATABASE_URL_VARIABLE
+from followupd.config.load import DATABASE_URL_VARIABLE
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE
 
 ZONES = ("Europe/Paris", "America/New_York", "Asia/Tokyo", "Australia/Sydney",

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from followupd.rules.base import Intent
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from followupd.templates import LazySubject
+from followupd.templates.loader import LazySubject
 
 PARIS = ZoneInfo("Europe/Paris")
 # A client, its contact (with a phone number) and one signed mission, for the tests of

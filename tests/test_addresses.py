@@ -24,14 +24,15 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
-from followupd.addresses import split_mailbox
-from followupd.channels.email import message_id
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer
-from followupd.engine import evaluate
+from followupd.channels.email.message import message_id
+from followupd.config.addresses import split_mailbox
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer
+from followupd.engine.evaluation import evaluate
 from followupd.errors import EX_CONFIG, ConfigError, DataError
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Contact, FollowUp
 from tests.conftest import MINIMAL_CONFIG, RunCli, database_digest

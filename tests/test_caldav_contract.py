@@ -26,11 +26,13 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select, update
 
-from followupd.channels import ical
-from followupd.channels.calendar import CalendarWriter
-from followupd.config import Settings, parse_settings
+from followupd.channels.calendar import ical
+from followupd.channels.calendar.caldav_writer import CalendarWriter
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.domain import identity
 from followupd.errors import ServiceUnavailable
-from followupd.sources.caldav import SOURCE, SyncReport, sync_calendars
+from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, SyncState, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, Result, RunCli
@@ -267,7 +269,7 @@ class TestCaldavServer:
         written = user.written()
         sent = {key for key, row in ticked.items() if row["channel"] == "calendar"}
         assert len(written) == len(sent), (sorted(written), sorted(sent))  # one object each
-        task = written[ical.uid(HEADS_UP)]
+        task = written[identity.uid(HEADS_UP)]
         assert (task.name, str(task["STATUS"]), task["DUE"].dt) == (
             "VTODO",
             "NEEDS-ACTION",
@@ -282,7 +284,7 @@ class TestCaldavServer:
         user.run("invoice", "paid", "F-1", "--on", "2026-12-02")
         assert HEADS_UP in user.tick(at(12, 8))
         assert outbox(user.store)[HEADS_UP].calendar_state == "completed"
-        task = user.written()[ical.uid(HEADS_UP)]
+        task = user.written()[identity.uid(HEADS_UP)]
         assert (str(task["STATUS"]), int(task["SEQUENCE"])) == ("COMPLETED", 1)
         assert task.subcomponents == [], "no alarm left on a completed task"
         assert outbox(user.store)[HEADS_UP].calendar_href == href, "updated in place"
@@ -297,11 +299,11 @@ class TestCaldavServer:
         item = ical.item_of(row, None, None)
         user.dav.reset_counts()
         with CalendarWriter(caldav) as writer:
-            url = writer.create(ical.resource_name(HEADS_UP), ical.document(item, PARIS),
-                                ical.uid(HEADS_UP))  # fmt: skip
+            url = writer.create(identity.resource_name(HEADS_UP), ical.document(item, PARIS),
+                                identity.uid(HEADS_UP))  # fmt: skip
         assert url == row.calendar_href
         assert ("PUT", 412) in {(method, status) for method, _, status in user.dav.requests}
-        assert list(user.written()).count(ical.uid(HEADS_UP)) == 1
+        assert list(user.written()).count(identity.uid(HEADS_UP)) == 1
 
     def test_a_task_the_user_completed_is_read_back(self, user: User) -> None:
         ticked = user.tick(at(12, 2))
@@ -424,4 +426,4 @@ class TestCaldavServer:
         assert {key for key, row in later.items() if row["state"] == "sent"} == retrying
         objects = user.written()  # one object per UID, or it fails
         assert len(objects) == len(tasks), "each task once"
-        assert {ical.uid(key) for key in heads_ups} <= set(objects)
+        assert {identity.uid(key) for key in heads_ups} <= set(objects)

@@ -15,16 +15,18 @@ from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import select
 
-from followupd.channels import ical
-from followupd.channels.calendar import CalendarWriter
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer, DeliveryReport
-from followupd.engine import evaluate
+from followupd.channels.calendar import ical
+from followupd.channels.calendar.caldav_writer import CalendarWriter
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer, DeliveryReport
+from followupd.domain import identity
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from followupd.updates import mark_invoice_paid, resolve_issue
+from followupd.store.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
 from tests.rulekit import ACME, PARIS, paris
@@ -254,7 +256,9 @@ def test_a_write_whose_record_was_lost_is_not_written_twice(
                              summary=pending.subject, description=pending.body,
                              due_at=pending.due_at, stamp=pending.created_at)  # fmt: skip
     with CalendarWriter(settings.caldav) as writer:
-        writer.create(ical.resource_name(item.key), ical.document(item, PARIS), ical.uid(item.key))
+        writer.create(
+            identity.resource_name(item.key), ical.document(item, PARIS), identity.uid(item.key)
+        )
     dav.reset_counts()
     report = deliver(loaded, settings, at(11, 27))
     assert report.sent == ["invoice_due:F-1:heads-up"]

@@ -14,16 +14,17 @@ from pathlib import Path
 import pytest
 from icalendar import Calendar
 
-from followupd.channels import ical
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer, DeliveryReport
-from followupd.engine import evaluate
-from followupd.feed import build_feed, feed_rows
+from followupd.channels.calendar import ical
+from followupd.channels.feed.build import build_feed, feed_rows
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer, DeliveryReport
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
-from followupd.sources.caldav import sync_calendars
-from followupd.sources.importer import import_files
+from followupd.sources.caldav.sync import sync_calendars
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.updates import resolve_issue
+from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer
 from tests.rulekit import ACME, PARIS, outbox, paris

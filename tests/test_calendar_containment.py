@@ -29,11 +29,12 @@ import pytest
 from caldav.elements import dav
 from sqlalchemy import select
 
-from followupd import logs
-from followupd.config import Settings, parse_settings
-from followupd.sources.caldav import CalendarSync, sync_calendars
-from followupd.sources.ical_read import read_object
-from followupd.sources.importer import import_files
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.daemon import logs
+from followupd.sources.caldav.sync import CalendarSync, sync_calendars
+from followupd.sources.files.importer import import_files
+from followupd.sources.ical.read import read_object
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission
 from tests.conftest import MINIMAL_CONFIG, RunCli

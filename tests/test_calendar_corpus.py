@@ -34,18 +34,19 @@ import pytest
 import radicale.config
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
 from followupd.errors import ServiceUnavailable
-from followupd.sources import conventions
-from followupd.sources.caldav import SyncReport, sync_calendars
-from followupd.sources.ical_read import (
+from followupd.sources.caldav import conventions
+from followupd.sources.caldav.sync import SyncReport, sync_calendars
+from followupd.sources.files.importer import import_files
+from followupd.sources.ical.read import (
     MAX_OCCURRENCES,
     Happening,
     ReadObject,
     UnreadableObject,
     read_object,
 )
-from followupd.sources.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG

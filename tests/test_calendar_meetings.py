@@ -17,13 +17,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import func, select
 
-from followupd import engine
-from followupd.config import Settings, parse_settings
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine import evaluation
 from followupd.rules.base import Rule, enabled_rules
-from followupd.rules.options import RuleOptions
-from followupd.sources import meetings
-from followupd.sources.caldav import CalendarSync, SyncReport, sync_calendars
-from followupd.sources.importer import import_files
+from followupd.sources.caldav import meetings
+from followupd.sources.caldav.sync import CalendarSync, SyncReport, sync_calendars
+from followupd.sources.files.importer import import_files
 from followupd.store.db import MIGRATIONS, Store
 from followupd.store.models import CalendarMeeting, Contact, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, RunCli
@@ -71,7 +72,7 @@ def checkpoint(settings: Settings) -> list[Rule[RuleOptions]]:
 def evaluate(store: Store, settings: Settings, when: datetime) -> set[str]:
     """One evaluation pass at `when`, with no sync: the checkpoint keys recorded."""
     with store.session() as session:
-        engine.evaluate(session, settings, checkpoint(settings), when)
+        evaluation.evaluate(session, settings, checkpoint(settings), when)
     return {key for key in outbox(store) if key.startswith("checkpoint_meeting:")}
 
 
@@ -104,7 +105,7 @@ def test_a_meeting_synced_a_week_ahead_counts_once_it_has_ended_without_a_sync(
     loaded: Store, settings: Settings, app: CalendarApp, dav: DavServer
 ) -> None:
     with loaded.sessions() as session:
-        planned = engine.plan(session, settings, checkpoint(settings), at(12, 1), at(12, 31))
+        planned = evaluation.plan(session, settings, checkpoint(settings), at(12, 1), at(12, 31))
     assert DECEMBER_30 in {intent.key for intent in planned}, "no meeting: the reminder is due"
 
     app.put("Rendez-vous", "point.ics", ONE_MEETING)
@@ -148,7 +149,7 @@ def test_plan_sees_the_meetings_that_ended_and_changes_nothing(
     app.put("Rendez-vous", "point.ics", ONE_MEETING)
     sync(loaded, settings, at(12, 1))
     with loaded.sessions() as session:
-        planned = engine.plan(session, settings, checkpoint(settings), at(12, 9), at(12, 31))
+        planned = evaluation.plan(session, settings, checkpoint(settings), at(12, 9), at(12, 31))
         session.rollback()
     assert DECEMBER_30 not in {intent.key for intent in planned}
     assert met(loaded) == [], "plan recorded nothing"

@@ -11,16 +11,17 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select, update
 
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer, DeliveryReport
-from followupd.engine import evaluate
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer, DeliveryReport
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import Rule, enabled_rules
-from followupd.rules.options import RuleOptions
-from followupd.sources.caldav import SOURCE, SyncReport, sync_calendars
-from followupd.sources.importer import import_files
+from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Mission, SyncState, Touchpoint
-from followupd.updates import resolve_issue
+from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
 from tests.rulekit import ACME, PARIS, outbox, paris

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from followupd.clock import BusinessCalendar, local_instant, public_holidays
-from followupd.config import Business
+from followupd.config.sections import Business
+from followupd.domain.business_calendar import BusinessCalendar, local_instant, public_holidays
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")

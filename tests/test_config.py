@@ -9,23 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from followupd import config
-from followupd.config import (
-    Business,
-    Caldav,
-    Secret,
-    Settings,
-    config_candidates,
-    find_config,
-    load_settings,
-    parse_settings,
-    state_directory,
-)
+from followupd.config import discovery
+from followupd.config.accounts import Secret
+from followupd.config.discovery import config_candidates, find_config, state_directory
+from followupd.config.load import load_settings, parse_settings
+from followupd.config.rule_options import RulesConfig, Step
+from followupd.config.sections import Business, Caldav
+from followupd.config.settings import Settings
 from followupd.errors import EX_CONFIG, ConfigError, Problem
-from followupd.rules.options import RulesConfig, Step
 from tests.conftest import RunCli
 
-EXAMPLE = Path(config.__file__).parent / "resources" / "followupd.example.toml"
+EXAMPLE = Path(discovery.__file__).parents[1] / "resources" / "followupd.example.toml"
 OWNER = """\
 [owner]
 name = "Claire Martin"
@@ -362,14 +356,14 @@ def _write(path: Path, text: str = OWNER) -> Path:
 def etc_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Stands in for /etc/followupd/config.toml, so that the host's /etc plays no part."""
     etc = tmp_path / "etc" / "followupd" / "config.toml"
-    real = config.config_candidates
+    real = discovery.config_candidates
 
     def candidates(environ: Mapping[str, str], cwd: Path) -> list[Path]:
         found = real(environ, cwd)
         assert found[-1] == Path("/etc/followupd/config.toml")
         return [*found[:-1], etc]
 
-    monkeypatch.setattr(config, "config_candidates", candidates)
+    monkeypatch.setattr(discovery, "config_candidates", candidates)
     return etc
 
 

@@ -20,9 +20,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
-from followupd.cluster import Cluster
-from followupd.config import parse_settings
-from followupd.delivery import BATCH, Deliverer, claim
+from followupd.config.load import parse_settings
+from followupd.daemon.cluster import Cluster
+from followupd.delivery.deliverer import BATCH, Deliverer, claim
 from followupd.store.coordination import (
     CHANGED,
     DUE,

@@ -41,8 +41,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
-from followupd.channels.email import message_id
-from followupd.delivery import BATCH, LEASE
+from followupd.channels.email.message import message_id
+from followupd.delivery.deliverer import BATCH, LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import MINIMAL_CONFIG, RunCli

@@ -12,14 +12,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer, DeliveryReport, RetryPolicy, claim
-from followupd.engine import evaluate
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer, DeliveryReport, RetryPolicy, claim
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from followupd.updates import mark_invoice_paid
+from followupd.store.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import ACME
 from tests.smtpserver import Recorder, free_port, smtp_server

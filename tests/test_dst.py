@@ -25,11 +25,12 @@ import pytest
 from sqlalchemy import select
 
 import followupd.engine  # noqa: F401  (registers all ten rules)
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule, enabled_rules
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import MINIMAL_CONFIG

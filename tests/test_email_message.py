@@ -7,7 +7,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from followupd.channels.email import build_message, message_id, text_to_html
+from followupd.channels.email.message import build_message, message_id, text_to_html
 from followupd.channels.failure import DeliveryError
 
 SENT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)

@@ -22,7 +22,7 @@ from icalendar import Calendar
 from sqlalchemy import update
 from sqlalchemy.engine import URL
 
-from followupd.feed import build_feed
+from followupd.channels.feed.build import build_feed
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.daemon import DISABLED, environment, followupd, get, healthy, wait_for

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from followupd.config import Feed, parse_settings
+from followupd.config.load import parse_settings
+from followupd.config.sections import FeedSection
+from followupd.daemon.http import Handlers, listen, warn_if_remote, web_app
 from followupd.errors import ConfigError
-from followupd.web import Handlers, listen, warn_if_remote, web_app
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.smtpserver import free_port
 
@@ -25,7 +26,7 @@ def feed_problems(feed: str, tmp_path: Path) -> dict[str, tuple[int | None, str]
     return {p.where or "": (p.line, p.message) for p in caught.value.problems}
 
 
-def feed_of(feed: str, tmp_path: Path) -> Feed:
+def feed_of(feed: str, tmp_path: Path) -> FeedSection:
     text = MINIMAL_CONFIG + feed
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)}).feed
 
@@ -88,7 +89,7 @@ def test_the_default_is_loopback(tmp_path: Path) -> None:
     assert (feed.listen, feed.allow_remote, feed.remote) == ("127.0.0.1:8731", False, False)
 
 
-def serve_once(feed: Feed) -> tuple[int, bytes]:
+def serve_once(feed: FeedSection) -> tuple[int, bytes]:
     """Start the daemon's HTTP side where `feed` says, ask /healthz on 127.0.0.1, stop."""
     handlers = Handlers(
         owner_of=lambda _token: None,

@@ -15,7 +15,7 @@ NOT_AT_IDLE = ("caldav", "niquests", "alembic")
 def test_the_daemon_loads_neither_caldav_nor_alembic_until_needed() -> None:
     code = (
         "import sys\n"
-        "import followupd.cli, followupd.service\n"
+        "import followupd.cli.main, followupd.daemon.service\n"
         f"print(sorted(set({NOT_AT_IDLE!r}) & set(sys.modules)))\n"
     )
     command = [sys.executable, "-c", code]

@@ -50,18 +50,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 import followupd
-from followupd.config import Settings, load_settings, parse_settings
+from followupd.config.load import load_settings, parse_settings
+from followupd.config.settings import Settings
 from followupd.errors import EX_CONFIG, EX_DATAERR, ConfigError, DataError, ProblemsError
-from followupd.sources import conventions
-from followupd.sources.ical_read import (
+from followupd.sources.caldav import conventions
+from followupd.sources.files.importer import import_files
+from followupd.sources.files.records import RECORD_KINDS, MissionRecord, TouchpointRecord
+from followupd.sources.ical.read import (
     MAX_OCCURRENCES,
     Happening,
     ReadObject,
     UnreadableObject,
     read_object,
 )
-from followupd.sources.importer import import_files
-from followupd.sources.records import RECORD_KINDS, MissionRecord, TouchpointRecord
 from followupd.store.db import Store
 from followupd.store.models import Base
 from tests.conftest import ENGINES, MINIMAL_CONFIG, RunCli, fresh_postgres_database, rows_digest

@@ -17,12 +17,12 @@ import pytest
 from icalendar import Calendar, Event
 from sqlalchemy import select
 
-from followupd.config import parse_settings
-from followupd.sources.caldav import sync_calendars
-from followupd.sources.conventions import description_lines, mission_event
-from followupd.sources.html_text import html_to_lines, looks_like_html
-from followupd.sources.ical_read import read_object
-from followupd.sources.importer import import_files
+from followupd.config.load import parse_settings
+from followupd.sources.caldav.conventions import description_lines, mission_event
+from followupd.sources.caldav.html_text import html_to_lines, looks_like_html
+from followupd.sources.caldav.sync import sync_calendars
+from followupd.sources.files.importer import import_files
+from followupd.sources.ical.read import read_object
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission
 from tests.conftest import MINIMAL_CONFIG

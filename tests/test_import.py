@@ -15,10 +15,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import URL
 
 from followupd.errors import DataError
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Base, Contact, Invoice, Issue, Mission, Touchpoint
-from followupd.updates import mark_invoice_paid
+from followupd.store.updates import mark_invoice_paid
 from tests.conftest import database_digest
 
 PARIS = ZoneInfo("Europe/Paris")

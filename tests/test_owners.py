@@ -19,12 +19,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer, DeliveryReport
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer, DeliveryReport
+from followupd.engine.evaluation import evaluate, plan
 from followupd.errors import DataError
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import RunCli

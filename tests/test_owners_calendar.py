@@ -14,8 +14,9 @@ from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.sources.caldav import sync_calendars
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.sources.caldav.sync import sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import Mission
 from tests.conftest import RunCli

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from followupd.config import DATABASE_URL_VARIABLE
+from followupd.config.load import DATABASE_URL_VARIABLE
 from tests.conftest import ENGINES, fresh_postgres_database
 from tests.daemon import DISABLED, followupd, get, wait_for
 from tests.smtpserver import free_port

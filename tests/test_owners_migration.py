@@ -15,9 +15,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select
 
-from followupd.config import Settings, parse_settings
-from followupd.feed import feed_rows
-from followupd.owners import scopes
+from followupd.channels.feed.build import feed_rows
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.domain.owner_scope import scopes
 from followupd.store.db import HEAD_REVISION, MIGRATIONS, Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import MINIMAL_CONFIG

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from followupd.channels.pacing import Pacer
+from followupd.channels.email.pacing import Pacer
 
 
 class FakeTime:

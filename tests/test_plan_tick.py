@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from followupd.delivery import RetryPolicy
+from followupd.delivery.deliverer import RetryPolicy
 from followupd.errors import EX_FOLLOWUPS_FAILED, EX_UNAVAILABLE
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.smtpserver import smtp_server
@@ -126,7 +126,7 @@ def test_plan_window_errors_and_text_output(cli: RunCli, demo: Path) -> None:
 
 
 def test_tick_json_uses_only_the_states_of_the_spec(cli: RunCli, demo: Path) -> None:
-    from followupd.reports import SPEC_STATES
+    from followupd.cli.json_output import SPEC_STATES
     from followupd.store.models import FOLLOWUP_STATES
 
     spec = {"sent", "failed", "pending", "skipped", "expired", "cancelled"}

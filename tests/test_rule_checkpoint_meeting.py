@@ -8,16 +8,17 @@ from typing import cast
 
 import pytest
 
-from followupd.clock import BusinessCalendar
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.domain.business_calendar import BusinessCalendar
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import RULES, Evaluation, Intent, Rule
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.templates import Templates
-from followupd.updates import record_touchpoint, resolve_issue
+from followupd.store.updates import record_touchpoint, resolve_issue
+from followupd.templates.loader import Templates
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import PARIS, body, outbox, paris
 

@@ -9,15 +9,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import RULES, DuplicateRule, Rule, enabled_rules, register
 from followupd.rules.invoice_due import InvoiceDue
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from followupd.updates import mark_invoice_paid
+from followupd.store.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import PARIS, outbox, paris
 

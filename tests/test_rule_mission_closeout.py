@@ -9,16 +9,17 @@ from typing import cast
 
 import pytest
 
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import MissionCloseoutOptions, RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import RULES, Intent, Rule
 from followupd.rules.mission_closeout import MissionCloseout
-from followupd.rules.options import MissionCloseoutOptions, RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Invoice
-from followupd.templates import Templates
-from followupd.updates import get_mission
+from followupd.store.updates import get_mission
+from followupd.templates.loader import Templates
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import PARIS, outbox, paris
 

@@ -20,15 +20,16 @@ import pytest
 from sqlalchemy import select
 
 import followupd
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule
 from followupd.rules.new_year_greetings import NewYearGreetings
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp
-from followupd.templates import Templates
+from followupd.templates.loader import Templates
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import PARIS, outbox, paris
 

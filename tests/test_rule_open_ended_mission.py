@@ -9,12 +9,13 @@ from typing import cast
 import pytest
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule
 from followupd.rules.open_ended_mission import OpenEndedMission, add_months
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import MINIMAL_CONFIG

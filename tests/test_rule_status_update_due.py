@@ -10,15 +10,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule
-from followupd.rules.options import RuleOptions
 from followupd.rules.status_update_due import StatusUpdateDue
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
-from followupd.updates import record_touchpoint
+from followupd.store.updates import record_touchpoint
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import PARIS, outbox, paris
 

@@ -27,12 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 import followupd.engine  # noqa: F401  (registers all ten rules)
-from followupd.clock import BusinessCalendar
-from followupd.config import parse_settings
-from followupd.engine import PassReport, evaluate, plan
+from followupd.config.load import parse_settings
+from followupd.config.rule_options import RuleOptions
+from followupd.domain.business_calendar import BusinessCalendar
+from followupd.engine.evaluation import PassReport, evaluate, plan
 from followupd.rules.base import RULES, Intent, Rule, enabled_rules
-from followupd.rules.options import RuleOptions
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import (
     MISSION_STATUSES,

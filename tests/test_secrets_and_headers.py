@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from followupd.errors import DataError
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.smtpserver import free_port

@@ -11,11 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from followupd.config import Settings, parse_settings
-from followupd.delivery import Deliverer
-from followupd.engine import evaluate
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import Deliverer
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import outbox, paris

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from followupd.config import config_candidates, state_directory, user_config_path
+from followupd.config.discovery import config_candidates, state_directory, user_config_path
 from followupd.errors import EX_CONFIG
 
 UNITS = Path(__file__).resolve().parent.parent / "systemd"

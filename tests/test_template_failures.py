@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from followupd import outbox
+from followupd.cli import outbox
 from followupd.errors import EX_FOLLOWUPS_FAILED, FollowupdError
 from followupd.store.db import Store
-from followupd.templates import SHIPPED, TemplateProblem, Templates
+from followupd.templates.loader import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.daemon import DISABLED, daytime_setting, environment, followupd, get, wait_for

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from followupd.config import parse_settings
-from followupd.engine import plan
+from followupd.config.load import parse_settings
+from followupd.engine.evaluation import plan
 from followupd.errors import ConfigError
 from followupd.rules.base import enabled_rules
-from followupd.sources.importer import import_files
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.templates import LazySubject, TemplateProblem, Templates
+from followupd.templates.loader import LazySubject, TemplateProblem, Templates
 from tests.conftest import MINIMAL_CONFIG
 
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"

@@ -35,9 +35,10 @@ import pytest
 from icalendar import Calendar, Component
 from sqlalchemy import select
 
-from followupd.config import Settings, parse_settings
-from followupd.sources.caldav import sync_calendars
-from followupd.sources.ical_read import UnreadableObject, read_object
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.sources.caldav.sync import sync_calendars
+from followupd.sources.ical.read import UnreadableObject, read_object
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG

@@ -1,4 +1,4 @@
-"""`followupd.tomlpos`: the line of every key, and parsing past syntax errors."""
+"""`followupd.config.toml_positions`: the line of every key, and parsing past syntax errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from followupd.tomlpos import KeyPath, format_path, key_lines, line_of, loads_tolerant
+from followupd.config.toml_positions import KeyPath, format_path, key_lines, line_of, loads_tolerant
 
 
 def _line(text: str, number: int) -> str:

@@ -17,13 +17,13 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
 
-from followupd.clock import BusinessCalendar
-from followupd.config import Settings
-from followupd.owners import Scope
-from followupd.people import Owner, OwnerEntry
-from followupd.rules.options import RuleOptions, RulesConfig
+from followupd.config.owners import Owner, OwnerEntry
+from followupd.config.rule_options import RuleOptions, RulesConfig
+from followupd.config.settings import Settings
+from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.owner_scope import Scope
 from followupd.rules.parties import Party
-from followupd.templates import LazySubject, Templates
+from followupd.templates.loader import LazySubject, Templates
 
 OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from followupd.config import Settings
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
 from followupd.rules.base import Rule
-from followupd.rules.options import RuleOptions
 
 
 class RuleBook:

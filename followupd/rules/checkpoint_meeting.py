@@ -28,8 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import CheckpointMeetingOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import CheckpointMeetingOptions
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked

@@ -24,10 +24,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.clock import BusinessCalendar
+from followupd.config.rule_options import ClientNotInformedOptions
+from followupd.domain.business_calendar import BusinessCalendar
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
 from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
-from followupd.rules.options import ClientNotInformedOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint

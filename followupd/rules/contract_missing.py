@@ -21,8 +21,8 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import ContractMissingOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import ContractMissingOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked

@@ -29,8 +29,8 @@ from typing import NamedTuple
 from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import DepositDueOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import DepositDueOptions
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission

@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import EscalateByPhoneOptions
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint

@@ -15,8 +15,8 @@ from datetime import date, timedelta
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import InvoiceDueOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import InvoiceDueOptions
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission

@@ -31,8 +31,8 @@ from datetime import date, timedelta
 from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.rule_options import MissionCloseoutOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import MissionCloseoutOptions
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission

@@ -36,8 +36,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session
 
+from followupd.config.rule_options import NewYearGreetingsOptions
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import NewYearGreetingsOptions
 from followupd.rules.parties import to_client
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission

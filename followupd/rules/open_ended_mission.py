@@ -31,9 +31,9 @@ from datetime import date, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.clock import zone
+from followupd.config.rule_options import OpenEndedMissionOptions
+from followupd.domain.business_calendar import zone
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import OpenEndedMissionOptions
 from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked

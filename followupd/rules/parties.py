@@ -13,8 +13,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from followupd.clock import zone
-from followupd.people import Owner
+from followupd.config.owners import Owner
+from followupd.domain.business_calendar import zone
 
 
 @dataclass(frozen=True)

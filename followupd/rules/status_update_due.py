@@ -36,9 +36,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.clock import zone
+from followupd.config.rule_options import StatusUpdateDueOptions
+from followupd.domain.business_calendar import zone
 from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
-from followupd.rules.options import StatusUpdateDueOptions
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked

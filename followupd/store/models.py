@@ -275,7 +275,7 @@ class CalendarMeeting(Base):
     """An occurrence of a meeting in a synced calendar, stored until it counts.
 
     Each becomes `meeting` touchpoints once it has ended (see
-    followupd.sources.meetings), and then goes; one whose attendees are no
+    followupd.sources.caldav.meetings), and then goes; one whose attendees are no
     contact (yet) waits a while for them. A change or delete of its object
     replaces or deletes its occurrences.
     """

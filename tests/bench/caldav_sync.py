@@ -76,9 +76,10 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
-from followupd.config import Settings, parse_settings
-from followupd.sources.caldav import SyncReport, sync_calendars
-from followupd.sources.importer import import_files
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.sources.caldav.sync import SyncReport, sync_calendars
+from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from tests.bench import harness, machine
 from tests.bench.radicale import (

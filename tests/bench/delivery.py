@@ -53,12 +53,14 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from followupd.channels.email import message_id
-from followupd.channels.mail import MailSender, SmtpSender
-from followupd.channels.pacing import Pacer
-from followupd.config import Settings, Smtp, parse_settings
-from followupd.delivery import BATCH, Deliverer
-from followupd.engine import evaluate
+from followupd.channels.email.message import message_id
+from followupd.channels.email.pacing import Pacer
+from followupd.channels.email.sender import MailSender, SmtpSender
+from followupd.config.load import parse_settings
+from followupd.config.sections import Smtp
+from followupd.config.settings import Settings
+from followupd.delivery.deliverer import BATCH, Deliverer
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission

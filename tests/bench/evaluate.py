@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from followupd.config import parse_settings
-from followupd.engine import evaluate
+from followupd.config.load import parse_settings
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import (

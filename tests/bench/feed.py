@@ -52,11 +52,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 import tests.bench.evaluate as evaluate_bench
-from followupd.channels import ical
-from followupd.config import Settings, parse_settings
-from followupd.engine import evaluate
-from followupd.feed import feed_rows
-from followupd.feedtoken import ensure_token
+from followupd.channels.calendar import ical
+from followupd.channels.feed.build import feed_rows
+from followupd.channels.feed.tokens import ensure_token
+from followupd.config.load import parse_settings
+from followupd.config.settings import Settings
+from followupd.domain import identity
+from followupd.engine.evaluation import evaluate
 from followupd.rules.base import RULES, enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
@@ -156,7 +158,7 @@ def _objects(
     for row in rows:
         item = ical.item_of(row, row.contact_name, row.contact_phone)
         kinds["VEVENT" if item.meeting else "VTODO"] += 1
-        objects.append((ical.resource_name(item.key), ical.document(item, zone)))
+        objects.append((identity.resource_name(item.key), ical.document(item, zone)))
     return kinds, objects
 
 

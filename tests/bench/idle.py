@@ -49,7 +49,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 import tests.bench.evaluate as evaluate_bench
-from followupd.config import parse_settings
+from followupd.config.load import parse_settings
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.bench import harness, machine

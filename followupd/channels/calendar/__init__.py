@@ -1,0 +1,1 @@
+"""The calendar channel: follow-ups as iCalendar objects, written over CalDAV."""

@@ -1,0 +1,1 @@
+"""The email channel: messages, SMTP or a Maildir, and the pace they are sent at."""

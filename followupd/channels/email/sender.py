@@ -1,0 +1,181 @@
+"""Sending emails: over SMTP, or into a Maildir when there is no ``[smtp]``.
+
+A sender is used for one batch: it connects once, sends every message of the
+batch over the same connection (reconnecting once if the server hung up), and
+closes. Failures are sorted into transient ones, worth retrying later (4xx
+answers, disconnects, timeouts, refused connections) and permanent ones
+(5xx answers, authentication), which no retry will mend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import ssl
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiosmtplib
+
+from followupd.channels.email.pacing import Pacer
+from followupd.channels.email.smtp import smtp_client
+from followupd.channels.failure import DeliveryError
+from followupd.config.addresses import needs_smtputf8
+from followupd.config.sections import Smtp
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """The envelope sender and recipients, from the message's own headers.
+
+    The message is sent as the bytes it was built into, so its headers reach
+    the server exactly as made (aiosmtplib's send_message would fold them anew).
+    """
+    sender = parseaddr(str(message["From"]))[1]
+    recipients = [address for _, address in getaddresses([str(message["To"])])]
+    return sender, recipients
+
+
+def classify(error: BaseException) -> DeliveryError:
+    """An SMTP failure as a DeliveryError: 5xx, authentication and TLS are permanent.
+
+    A certificate that is not trusted, or a server that does not offer the
+    STARTTLS the config asks for, is a configuration problem: the message is
+    never sent in clear, and retrying would not help until the config changes.
+    """
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return DeliveryError(f"TLS certificate not trusted: {error.verify_message}", permanent=True)
+    if type(error) is aiosmtplib.SMTPException and "STARTTLS" in str(error):
+        return DeliveryError(f"refusing to send in clear: {error}", permanent=True)
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refused.code for refused in error.recipients]
+        permanent = all(500 <= code < 600 for code in codes)
+        details = "; ".join(f"{r.code} {r.message}" for r in error.recipients)
+        return DeliveryError(f"recipient refused: {details}", permanent=permanent)
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return DeliveryError(f"authentication failed: {error.code} {error.message}", permanent=True)
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        permanent = 500 <= error.code < 600
+        return DeliveryError(f"SMTP {error.code} {error.message}", permanent=permanent)
+    if isinstance(error, aiosmtplib.SMTPNotSupported):
+        # e.g. STARTTLS required by the config but not offered: never downgrade
+        return DeliveryError(f"SMTP server: {error}", permanent=True)
+    return DeliveryError(f"{type(error).__name__}: {error}", permanent=False)
+
+
+class MailSender(ABC):
+    """Hands messages over for one batch, used as ``async with``; `close` ends the batch."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        return None
+
+    @abstractmethod
+    async def send(self, message: EmailMessage) -> None:
+        """Hand one message over, or raise DeliveryError."""
+
+
+class SmtpSender(MailSender):
+    """Sends a batch over one SMTP connection, with a timeout for each whole message."""
+
+    def __init__(
+        self, smtp: Smtp, environ: Mapping[str, str] | None = None, pacer: Pacer | None = None
+    ) -> None:
+        self.smtp = smtp
+        self.environ = environ
+        self.client: aiosmtplib.SMTP | None = None
+        self.pacer = pacer or Pacer(smtp.rate_per_minute)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self.client is None or not self.client.is_connected:
+            client = smtp_client(self.smtp, self.environ)
+            try:
+                async with asyncio.timeout(self.smtp.timeout_seconds):
+                    await client.connect()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                client.close()  # a connection that failed half way (TLS, say) is not left open
+                raise classify(error) from error
+            self.client = client
+        return self.client
+
+    async def close(self) -> None:
+        if self.client is not None and self.client.is_connected:
+            try:
+                async with asyncio.timeout(5):
+                    await self.client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self.client.close()
+        self.client = None
+
+    async def send(self, message: EmailMessage) -> None:
+        await self.pacer.wait()
+        sender, recipients = envelope(message)
+        utf8 = [address for address in (sender, *recipients) if needs_smtputf8(address)]
+        options = ["SMTPUTF8"] if utf8 else []  # RFC 6531: aiosmtplib checks the server has it
+        for attempt in (1, 2):
+            client = await self._connect()
+            try:
+                async with asyncio.timeout(self.smtp.timeout_seconds):
+                    await client.sendmail(
+                        sender, recipients, message.as_bytes(), mail_options=options
+                    )
+                return
+            except aiosmtplib.SMTPNotSupported as error:
+                if not utf8:
+                    raise classify(error) from error
+                reason = (
+                    f"{', '.join(utf8)}: an address not in ASCII before the @-sign needs an "
+                    "SMTP server that offers SMTPUTF8 (RFC 6531), and this one does not"
+                )
+                raise DeliveryError(reason, permanent=True) from error
+            except aiosmtplib.SMTPServerDisconnected as error:
+                self._drop()
+                if attempt == 2:
+                    raise classify(error) from error
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+                if isinstance(error, TimeoutError | OSError):
+                    self._drop()
+                raise classify(error) from error
+
+    def _drop(self) -> None:
+        """Forget a connection that broke, closing it so that no socket is left behind."""
+        if self.client is not None:
+            self.client.close()
+        self.client = None
+
+
+class MaildirSender(MailSender):
+    """Writes each message into a Maildir (``new/``), where any mail client reads it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self._write, message)
+        except OSError as error:
+            raise DeliveryError(f"cannot write to {self.path}: {error}", permanent=False) from error
+
+    def _write(self, message: EmailMessage) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        box = mailbox.Maildir(self.path, create=True)
+        box.add(message)
+
+
+def mail_sender(smtp: Smtp | None, state_dir: Path) -> MailSender:
+    """SMTP when configured, else the Maildir under the state directory."""
+    return SmtpSender(smtp) if smtp is not None else MaildirSender(state_dir / "Maildir")

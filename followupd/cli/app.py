@@ -1,0 +1,121 @@
+"""What every command of the command line needs: the config, the store, the owners, time.
+
+The command line is the only place below the service that reads the clock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+from sqlalchemy.orm import Session
+
+from followupd.config.discovery import find_config
+from followupd.config.load import load_settings
+from followupd.config.owners import OwnerEntry
+from followupd.config.settings import Settings
+from followupd.sources.files.records import parse_instant
+from followupd.store.coordination import CHANGED, announce
+from followupd.store.db import Store
+
+
+@dataclass
+class App:
+    """What every command needs: where the config is, and the settings once loaded."""
+
+    config_option: Path | None
+    debug: bool
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _settings: Settings | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return find_config(self.config_option, self.environ, Path.cwd())
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path, self.environ)
+        return self._settings
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.owner.timezone)
+
+    def owners(self, key: str | None) -> tuple[OwnerEntry, ...]:
+        """The owner keyed `key` (an --owner option), or every owner for None."""
+        if key is None:
+            return self.settings.owners
+        found = [owner for owner in self.settings.owners if owner.key == key]
+        if not found:
+            keys = ", ".join(owner.key for owner in self.settings.owners)
+            raise click.BadParameter(f"no owner {key!r} in the config (owners: {keys})")
+        return tuple(found)
+
+    @property
+    def owner_keys(self) -> list[str]:
+        return [owner.key for owner in self.settings.owners]
+
+    @property
+    def shown_owners(self) -> Settings | None:
+        """The settings when tables should say whose a row is (several owners); else None."""
+        return self.settings if self.settings.several_owners else None
+
+    def store(self, *, migrate: bool = False) -> Store:
+        url = self.settings.database.sqlalchemy_url(self.environ)
+        store = Store.open(url, create=migrate)
+        if not migrate:
+            try:
+                store.require_current()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    @contextmanager
+    def session(self, *, commit: bool = True) -> Iterator[Session]:
+        """A session on a current schema, committed at the end of the block (or rolled back).
+
+        A committed change is announced, so that daemons sharing a PostgreSQL
+        database evaluate it now rather than at their next interval.
+        """
+        store = self.store()
+        try:
+            if commit:
+                with store.session() as session:
+                    yield session
+                    announce(session, CHANGED)
+            else:
+                with store.sessions() as session:
+                    try:
+                        yield session
+                    finally:
+                        session.rollback()
+        finally:
+            store.close()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def instant(self, text: str | None) -> datetime:
+        """An ISO instant from the user, read in the owner's zone; now when absent."""
+        if text is None:
+            return self.now()
+        try:
+            return parse_instant(text, self.zone)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+
+    def day(self, text: str | None) -> date:
+        if text is None:
+            return self.now().astimezone(self.zone).date()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"expected a date like 2026-11-30 (got {text!r})") from None

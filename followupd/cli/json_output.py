@@ -1,0 +1,100 @@
+"""The JSON shape of `plan --json` and `tick --json` (the README, "Commands").
+
+One object ``{"now": T, "followups": [F, ...]}``; times are ISO 8601 with the
+offset of the owner's time zone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from followupd.config.settings import Settings
+from followupd.rules.base import Intent
+from followupd.store.chunks import chunked
+from followupd.store.models import Contact, FollowUp, Mission
+
+
+def _keys(
+    session: Session, model: type[Mission | Contact], ids: Iterable[int | None]
+) -> dict[int, str]:
+    wanted = sorted({i for i in ids if i is not None})
+    found: dict[int, str] = {}
+    for chunk in chunked(wanted):
+        for row_id, key in session.execute(select(model.id, model.key).where(model.id.in_(chunk))):
+            found[row_id] = key
+    return found
+
+
+def _described(
+    session: Session,
+    items: Sequence[Intent] | Sequence[FollowUp],
+    zone: ZoneInfo,
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """The fields documented for every follow-up, for intents and outbox rows alike.
+
+    `owner` is the key of the owner it is for (the first owner's for rows
+    recorded before there were owners).
+    """
+    missions = _keys(session, Mission, (item.mission_id for item in items))
+    contacts = _keys(session, Contact, (item.contact_id for item in items))
+    return [
+        {
+            "key": item.key,
+            "rule": item.rule,
+            "mission": missions.get(item.mission_id) if item.mission_id else None,
+            "contact": contacts.get(item.contact_id) if item.contact_id else None,
+            "audience": item.audience,
+            "owner": settings.owner_for(item.owner).key,
+            "channel": item.channel,
+            "recipient": item.recipient,
+            "due_at": item.due_at.astimezone(zone).isoformat(),
+            "subject": str(item.subject),
+        }
+        for item in items
+    ]
+
+
+def intents_json(
+    session: Session, intents: Sequence[Intent], zone: ZoneInfo, settings: Settings
+) -> list[dict[str, Any]]:
+    return _described(session, intents, zone, settings)
+
+
+def followups_json(
+    session: Session, rows: Sequence[FollowUp], zone: ZoneInfo, settings: Settings
+) -> list[dict[str, Any]]:
+    """As `intents_json`, with each row's state and, when not sent, the reason."""
+    shown = _described(session, rows, zone, settings)
+    for item, row in zip(shown, rows, strict=True):
+        item["state"] = SPEC_STATES.get(row.state, row.state)
+        item["late"] = row.late
+        if row.state != "sent":
+            item["reason"] = row.reason or _default_reason(row)
+    return shown
+
+
+# the documented JSON names six states; the outbox's finer ones map onto them
+# (`followupd outbox` shows the precise state): a dead follow-up has failed for
+# good after its retries, one being sent is still pending.
+SPEC_STATES = {"dead": "failed", "sending": "pending"}
+
+
+def _default_reason(row: FollowUp) -> str:
+    if row.state == "pending" and row.last_error:
+        return f"will retry: {row.last_error}"
+    if row.state == "pending":
+        return "waiting to be delivered"
+    return row.last_error or row.state
+
+
+def render(now: datetime, zone: ZoneInfo, followups: list[dict[str, Any]]) -> str:
+    document = {"now": now.astimezone(zone).isoformat(), "followups": followups}
+    return json.dumps(document, indent=2, ensure_ascii=False)

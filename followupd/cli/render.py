@@ -1,0 +1,322 @@
+"""How the command line shows things: rich tables on a terminal, plain text in a pipe."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import Progress, TaskID
+from rich.table import Table
+
+from followupd.cli.checks import Check
+from followupd.config.owners import OwnerEntry
+from followupd.config.settings import Settings
+from followupd.domain.owner_scope import caldav_of
+from followupd.rules.base import Intent
+from followupd.sources.files.importer import ImportReport
+from followupd.sources.files.records import RECORD_KINDS
+from followupd.store.models import FollowUp, Mission
+from followupd.store.queries import MissionRow
+
+if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+    from followupd.sources.caldav.sync import SyncReport
+
+
+def console() -> Console:
+    """A console that does not cut cells short when writing to a pipe or a file."""
+    if sys.stdout.isatty():
+        return Console(markup=False)
+    return Console(markup=False, width=max(shutil.get_terminal_size((160, 24)).columns, 160))
+
+
+def _table(*columns: str, title: str | None = None) -> Table:
+    table = Table(*columns, title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> str:
+    return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def print_import_report(report: ImportReport) -> None:
+    table = _table("records", "created", "updated", "unchanged")
+    for kind in RECORD_KINDS:
+        counts = (report.created[kind], report.updated[kind], report.unchanged[kind])
+        if any(counts):
+            table.add_row(kind, *(str(count) for count in counts))
+    out = console()
+    out.print(table)
+    changes = report.changes
+    out.print(f"{changes} change{'s' if changes != 1 else ''}")
+
+
+def print_missions(rows: list[MissionRow], owners: Settings | None = None) -> None:
+    """The missions; with `owners` (when there are several), whose each one is."""
+    columns = ["mission", "client", "title", "status", "start", "end", "contact", "issues"]
+    table = _table(*columns, "unpaid", *(["owner"] if owners else []))
+    for row in rows:
+        owner = [owners.owner_for(row.owner).key] if owners else []
+        table.add_row(
+            row.key,
+            row.client,
+            row.title,
+            row.status,
+            str(row.start),
+            str(row.end or ""),
+            row.contact or "",
+            str(row.open_issues or ""),
+            str(row.unpaid_invoices or ""),
+            *owner,
+        )
+    out = console()
+    out.print(table if rows else "no missions yet: `followupd import FILE` adds some")
+
+
+def print_mission(mission: Mission, zone: ZoneInfo, owners: Settings | None = None) -> None:
+    out = console()
+    contact = mission.contact
+    facts = _table("", "", title=f"{mission.key}: {mission.title}")
+    facts.show_header = False
+    if owners is not None:
+        owner = owners.owner_for(mission.owner)
+        facts.add_row("owner", f"{owner.name} ({owner.key})")
+    facts.add_row("client", f"{mission.client.name} ({mission.client.key})")
+    if contact is not None:
+        reach = ", ".join(part for part in (contact.email, contact.phone) if part)
+        facts.add_row("contact", f"{contact.name} ({contact.key}) {reach}".strip())
+    facts.add_row("status", mission.status)
+    facts.add_row("dates", f"{mission.start} to {mission.end or 'open-ended'}")
+    facts.add_row("contract signed", str(mission.contract_signed or "no"))
+    if mission.deposit_amount is not None:
+        paid = f", paid {mission.deposit_paid}" if mission.deposit_paid else ", not paid"
+        facts.add_row("deposit", f"{mission.deposit_amount} {mission.currency}{paid}")
+    if mission.paused_until is not None:
+        facts.add_row("paused until", str(mission.paused_until))
+    if mission.status_update_every_days is not None:
+        facts.add_row("status updates", f"every {mission.status_update_every_days} days")
+    if not mission.deliverables:
+        facts.add_row("deliverables", "none (accompaniment)")
+    out.print(facts)
+    if mission.invoices:
+        invoices = _table("invoice", "amount", "issued", "due", "paid", title="\ninvoices")
+        for inv in sorted(mission.invoices, key=lambda inv: inv.due):
+            invoices.add_row(
+                inv.number,
+                f"{inv.amount} {mission.currency}",
+                str(inv.issued),
+                str(inv.due),
+                str(inv.paid or ""),
+            )
+        out.print(invoices)
+    if mission.issues:
+        issues = _table(
+            "issue", "severity", "opened", "informed", "resolved", "summary", title="\nissues"
+        )
+        for found in sorted(mission.issues, key=lambda found: found.opened):
+            issues.add_row(
+                found.key,
+                found.severity,
+                _local(found.opened, zone),
+                _local(found.client_informed, zone),
+                _local(found.resolved, zone),
+                found.summary,
+            )
+        out.print(issues)
+    if mission.touchpoints:
+        touches = _table("at", "kind", "contact", "note", title="\ntouchpoints")
+        for touch in sorted(mission.touchpoints, key=lambda touch: touch.at):
+            who = touch.contact.name if touch.contact else ""
+            touches.add_row(_local(touch.at, zone), touch.kind, who, touch.note or "")
+        out.print(touches)
+
+
+def print_settings(settings: Settings) -> None:
+    """The effective config, with where each secret comes from and never its value."""
+    facts = _table("", "", title=f"config {settings.source}")
+    facts.show_header = False
+    for owner in settings.owners:
+        facts.add_row(
+            f"owner {owner.key}" if settings.several_owners else "owner",
+            f"{owner.name} <{owner.email}>, {owner.timezone}, {owner.language}, {owner.country}"
+            + (owner_extras(settings, owner) if settings.several_owners else ""),
+        )
+    facts.add_row("state directory", str(settings.state_dir))
+    database = settings.database
+    secret = database.password("database")
+    facts.add_row(
+        "database",
+        database.url + (f" (password {secret.describe()})" if database.has_password else ""),
+    )
+    smtp = settings.smtp
+    if smtp is None:
+        facts.add_row("smtp", f"none: mail to the Maildir {settings.state_dir / 'Maildir'}")
+    else:
+        login = f", user {smtp.username}, password {smtp.password('smtp').describe()}"
+        facts.add_row(
+            "smtp",
+            f"{smtp.host}:{smtp.effective_port} {smtp.security}{login if smtp.username else ''}",
+        )
+    caldav = settings.caldav
+    if caldav is None:
+        facts.add_row("caldav", "none: tasks only in the feed")
+    else:
+        reads = ", ".join(caldav.read_calendars) or "none"
+        facts.add_row("caldav", f"{caldav.url}, reads {reads}, writes {caldav.write_calendar!r}")
+    facts.add_row("feed", f"http://{settings.feed.listen}/feed/<token>.ics")
+    business = settings.business
+    facts.add_row("send window", f"{business.send_window} on {', '.join(business.working_days)}")
+    enabled = [name for name, options in settings.rules if options.enabled]
+    facts.add_row("rules enabled", ", ".join(enabled) or "none")
+    console().print(facts)
+
+
+def print_checks(checks: list[Check]) -> None:
+    """One unwrapped line per check, easy to read and to grep."""
+    if not checks:
+        print("config is valid; no service was reached (--offline)")
+    for check in checks:
+        print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
+
+
+def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
+    """What is an owner's own, for `check`: calendars, feed token file, overrides."""
+    caldav = caldav_of(settings, owner)
+    parts = [f"feed token in {owner.token_file}"]
+    if caldav is not None:
+        reads = ", ".join(caldav.read_calendars) or "none"
+        parts.append(f"calendars on {caldav.url}: reads {reads}, writes {caldav.write_calendar!r}")
+    if owner.templates is not None:
+        parts.append(f"templates in {owner.templates}")
+    if owner.rule_overrides:
+        parts.append(f"own options for {', '.join(sorted(owner.rule_overrides))}")
+    return "; " + "; ".join(parts)
+
+
+def _recipient(item: Intent | FollowUp, owners: Settings | None) -> str:
+    """Who a follow-up goes to: "you", or with `owners` (several) the owner's key."""
+    if item.audience == "owner":
+        who = owners.owner_for(item.owner).key if owners is not None else "you"
+        return f"{who} ({item.channel})"
+    return item.recipient or ""
+
+
+def print_intents(
+    intents: Sequence[Intent], zone: ZoneInfo, owners: Settings | None = None
+) -> None:
+    table = _table("due", "rule", "to", "subject")
+    for intent in intents:
+        table.add_row(
+            _local(intent.due_at, zone),
+            intent.rule,
+            _recipient(intent, owners),
+            str(intent.subject),
+        )
+    out = console()
+    out.print(table if intents else "nothing becomes due in this window")
+
+
+def print_followups(
+    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None
+) -> None:
+    table = _table("due", "rule", "to", "subject", "state")
+    for row in rows:
+        state = f"{row.state} (late)" if row.late else row.state
+        if row.reason and row.state in ("cancelled", "expired", "failed", "dead"):
+            state += f": {row.reason}"
+        table.add_row(
+            _local(row.due_at, zone),
+            row.rule,
+            _recipient(row, owners),
+            row.subject,
+            state,
+        )
+    out = console()
+    out.print(table if rows else "nothing new is due")
+
+
+def print_outbox(
+    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None, filtered: bool = False
+) -> None:
+    table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "last error")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            _local(row.due_at, zone),
+            row.rule,
+            _recipient(row, owners),
+            row.state,
+            str(row.attempts),
+            _local(row.next_attempt_at, zone) if row.state == "pending" else "",
+            (row.last_error or "")[:80],
+        )
+    empty = "no follow-up matches" if filtered else "the outbox is empty"
+    console().print(table if rows else empty)
+
+
+def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None) -> None:
+    facts = _table("", "", title=f"follow-up {row.id}: {row.key}")
+    facts.show_header = False
+    for name, value in (
+        ("rule", f"{row.rule} ({row.step})"),
+        ("to", _recipient(row, owners)),
+        ("language", row.language),
+        ("subject", row.subject),
+        ("due", _local(row.due_at, zone) + (" (late)" if row.late else "")),
+        ("grace ends", _local(row.expires_at, zone)),
+        ("state", row.state + (f": {row.reason}" if row.reason else "")),
+        ("attempts", str(row.attempts)),
+        ("next attempt", _local(row.next_attempt_at, zone)),
+        ("last error", row.last_error or ""),
+        ("sent", _local(row.sent_at, zone)),
+        ("message id", row.message_id or ""),
+        ("calendar", " ".join(filter(None, (row.calendar_state, row.calendar_href)))),
+    ):
+        if value:
+            facts.add_row(name, value)
+    out = console()
+    out.print(facts)
+    if row.body:
+        out.print()
+        out.print(row.body, markup=False, highlight=False)
+
+
+def print_sync_report(report: SyncReport) -> None:
+    out = console()
+    table = _table("calendar", "sync", "fetched", "deleted")
+    for calendar in report.calendars:
+        table.add_row(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
+    out.print(table)
+    out.print(
+        f"missions: {report.missions_created} created, {report.missions_updated} updated; "
+        f"meetings recorded: {report.meetings}; tasks completed in the calendar: "
+        f"{len(report.completed)}"
+    )
+    for notice in report.notices:
+        out.print(f"note: {notice}", markup=False, highlight=False)
+    for url, reason in report.skipped:
+        out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+
+
+@contextmanager
+def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress bar on a terminal (the first sync of a big calendar is long); none otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(transient=True, console=Console(stderr=True)) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(calendar: str, done: int, total: int) -> None:
+            if calendar not in tasks:
+                tasks[calendar] = bar.add_task(f"syncing {calendar}", total=total)
+            bar.update(tasks[calendar], completed=done, total=total)
+
+        yield advance

@@ -1,0 +1,185 @@
+"""`check --offline`, the templates: render every user template once against sample data.
+
+A mistake in a user template otherwise shows only when a follow-up needs
+it, days later, as that follow-up's failure. The samples are real
+follow-ups: the demo portfolio (`followupd init --demo`), in a throwaway
+SQLite database, evaluated by every rule with the config's rule options
+over the years its dates span, gives one follow-up for each rule, step and
+case the rules have (a first nudge, a second, a call when the mission is
+disputed…), with the very values a pass gives templates. Each is rendered
+in each language with each owner's templates; every user template it
+reaches that fails is listed once, with its file and line. A user file no
+sample reaches (a file that templates include, a step no rule has) is
+compiled, so that its syntax errors show too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import TemplateSyntaxError
+from sqlalchemy.engine import make_url
+
+from followupd.config.settings import Settings
+from followupd.domain.business_calendar import BusinessCalendar
+from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
+from followupd.rules.base import RULES, Evaluation
+from followupd.sources.files.importer import import_files
+from followupd.store.db import Store
+from followupd.store.models import Base
+from followupd.templates.loader import LOCALES, LazySubject, TemplateProblem, Templates
+
+SAMPLE_DATA = Path(__file__).parents[1] / "resources" / "demo.toml"
+# the years the demo's dates span, with the follow-ups they lead to (its invoices of 2025
+# to the greetings of January 2027 and the repeats after them)
+SAMPLE_START = datetime(2025, 1, 1, tzinfo=UTC)
+SAMPLE_END = datetime(2028, 1, 1, tzinfo=UTC)
+BLOCKS = ("subject", "text")  # what a follow-up renders
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The values of one follow-up, and the template it is rendered with."""
+
+    rule: str
+    step: str  # the step its template is looked up by
+    values: Mapping[str, Any]
+
+    @property
+    def case(self) -> str:
+        shown = self.values.get("step", self.step)  # invoice_due's "call" for nudge-2, say
+        return f"{self.rule} {shown}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A user template that fails: where, why, and with which sample."""
+
+    file: str
+    line: int | None
+    error: str
+    case: str = ""  # "invoice_due nudge-2 in fr"; empty for a syntax error
+
+    @property
+    def detail(self) -> str:
+        """As `check` shows it: "line 3: the error (rendering invoice_due nudge-2 in fr)"."""
+        where = f"line {self.line}: " if self.line else ""
+        case = f" (rendering {self.case})" if self.case else ""
+        return f"{where}{self.error}{case}"
+
+
+@dataclass
+class TemplateReport:
+    directories: list[Path] = field(default_factory=list)
+    files: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def check_templates(settings: Settings) -> TemplateReport:
+    """Every user template rendered once with sample data (none without user directories)."""
+    report = TemplateReport()
+    every = _user_directories(settings)
+    if not every:
+        return report
+    findings: dict[tuple[str, int | None, str], Finding] = {}
+    samples = _samples(settings)
+    for dirs in every:
+        templates = Templates(*dirs)
+        reached: set[Path] = set()
+        for sample in samples:
+            for language in LOCALES:
+                for found in _render(templates, dirs, sample, language, reached):
+                    findings.setdefault((found.file, found.line, found.error), found)
+        for path, name in _files(dirs):
+            wrong = None if path in reached else _compile(templates, path, name)
+            if wrong is not None:
+                findings.setdefault((wrong.file, wrong.line, wrong.error), wrong)
+    report.directories = list(dict.fromkeys(path for dirs in every for path in dirs))
+    report.files = len({path for dirs in every for path, _ in _files(dirs)})
+    report.findings = list(findings.values())
+    return report
+
+
+def _user_directories(settings: Settings) -> list[tuple[Path, ...]]:
+    """Each owner's template directories, first found first, without repeats."""
+    found: dict[tuple[Path, ...], None] = {}
+    for entry in settings.owners:
+        dirs = tuple(path for path in (entry.templates, settings.templates.directory) if path)
+        if dirs:
+            found[dirs] = None
+    return list(found)
+
+
+def _samples(settings: Settings) -> list[Sample]:
+    """One follow-up for each rule, template step and case, from the demo portfolio."""
+    found: dict[tuple[str, str, str], Sample] = {}
+    calendar = BusinessCalendar(settings.business)
+    owners = [entry.key for entry in settings.owners]
+    with tempfile.TemporaryDirectory(prefix="followupd-samples-") as scratch:
+        store = Store.open(make_url(f"sqlite:///{Path(scratch) / 'samples.db'}"))
+        try:
+            Base.metadata.create_all(store.engine)
+            import_files(store, [SAMPLE_DATA], ZoneInfo(settings.owner.timezone), owners)
+            with store.session() as session:
+                evaluation = Evaluation(
+                    session, settings, calendar, Templates(), SAMPLE_START, SAMPLE_END
+                )
+                for name, rule_class in sorted(RULES.items()):
+                    rule = rule_class(getattr(settings.rules, name))
+                    for entry in settings.owners:  # an owner may have steps of their own
+                        for intent in rule.for_owner(entry).evaluate(evaluation):
+                            if isinstance(intent.subject, LazySubject):
+                                rule_name, step, values = intent.subject.source
+                                sample = Sample(rule_name, step, values)
+                                found.setdefault((rule_name, step, sample.case), sample)
+        finally:
+            store.close()
+    return list(found.values())
+
+
+def _render(
+    templates: Templates, dirs: tuple[Path, ...], sample: Sample, language: str, reached: set[Path]
+) -> Iterator[Finding]:
+    """Render `sample` in `language` if a user template of `dirs` is the one it uses."""
+    try:
+        template = templates.template(language, sample.rule, sample.step)
+    except TemplateProblem as problem:  # a syntax error
+        yield Finding(problem.file, problem.line, problem.detail)
+        return
+    except LookupError:  # no template for it in this language at all
+        return
+    path = Path(template.filename or "")
+    if not any(path.is_relative_to(directory) for directory in dirs):
+        return  # a shipped template
+    reached.add(path)
+    for block in BLOCKS:
+        try:
+            templates.render(language, sample.rule, sample.step, block, sample.values)
+        except TemplateProblem as problem:
+            case = f"{sample.case} in {language}"
+            yield Finding(problem.file, problem.line, problem.detail, case)
+            return
+
+
+def _files(dirs: tuple[Path, ...]) -> Iterator[tuple[Path, str]]:
+    """Every template file in `dirs`, with the name it is loaded by."""
+    for directory in dirs:
+        for path in sorted(directory.rglob("*.j2")):
+            yield path, path.relative_to(directory).as_posix()
+
+
+def _compile(templates: Templates, path: Path, name: str) -> Finding | None:
+    """A syntax error in the file at `path`, if there is one."""
+    try:
+        templates.env.parse(path.read_text(encoding="utf-8"), name, str(path))
+    except TemplateSyntaxError as error:
+        return Finding(str(path), error.lineno, error.message or str(error))
+    except (OSError, UnicodeDecodeError) as error:
+        return Finding(str(path), None, f"cannot be read: {error}")
+    return None

@@ -1,0 +1,1 @@
+"""The config file: where it is, its sections, types, secrets, owners and rule options."""

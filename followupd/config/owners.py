@@ -1,0 +1,82 @@
+"""Who the follow-ups are for: ``[owner]``, or ``[[owners]]`` for an agency.
+
+The single ``[owner]`` table is one consultant. ``[[owners]]`` lists several,
+each with a unique `key` that missions name (``owner = "bob"``), the same
+fields as ``[owner]``, and what may differ from one consultant to the next:
+a templates directory, rule options (``[owners.rules.NAME]``, merged over
+``[rules.NAME]`` key by key), calendars, an own CalDAV account and the feed
+token file. Defaults that depend on other sections (the token file, the write
+calendar) are filled in by `Settings` (followupd.config.settings).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from followupd.config.accounts import CaldavAccount
+from followupd.config.rule_options import RulesConfig
+from followupd.config.types import (
+    Country,
+    Directory,
+    Email,
+    Language,
+    OwnerKey,
+    SingleLine,
+    StatePath,
+    StrictModel,
+    TimeZoneName,
+)
+
+# The key the single [owner] form gets: what its follow-ups record as their owner.
+SINGLE_OWNER_KEY = "owner"
+
+
+class Owner(StrictModel):
+    """``[owner]``: the consultant who receives the internal reminders."""
+
+    name: SingleLine
+    email: Email
+    phone: SingleLine | None = None
+    timezone: TimeZoneName = "Europe/Paris"
+    language: Language = "fr"
+    country: Country = "FR"
+
+
+class OwnerEntry(Owner):
+    """One table of ``[[owners]]``: a consultant, and what is theirs only."""
+
+    key: OwnerKey
+    templates: Directory | None = None
+    rules: RulesConfig = RulesConfig()
+    read_calendars: tuple[SingleLine, ...] = ()
+    write_calendar: SingleLine | None = None
+    caldav: CaldavAccount | None = None
+    feed_token_file: StatePath | None = None
+
+    @classmethod
+    def single(cls, owner: Owner) -> OwnerEntry:
+        """The one owner of the ``[owner]`` form, with nothing of its own."""
+        return cls(key=SINGLE_OWNER_KEY, **owner.model_dump())
+
+    @property
+    def token_file(self) -> Path:
+        """The feed token file; `Settings` gives every owner one."""
+        if self.feed_token_file is None:
+            raise ValueError(f"owner {self.key!r} has no feed token file yet")
+        return self.feed_token_file
+
+    @cached_property
+    def person(self) -> Owner:
+        """The consultant alone: what rules, templates and messages use (cheap to hash)."""
+        return Owner(**{name: getattr(self, name) for name in Owner.model_fields})
+
+    @cached_property
+    def rule_overrides(self) -> dict[str, dict[str, Any]]:
+        """The options written in ``[owners.rules.NAME]``, by rule name: only those."""
+        overrides: dict[str, dict[str, Any]] = {}
+        for name in self.rules.model_fields_set:
+            options = getattr(self.rules, name)
+            overrides[name] = {field: getattr(options, field) for field in options.model_fields_set}
+        return overrides

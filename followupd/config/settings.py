@@ -1,0 +1,151 @@
+"""The whole config file as one validated object, and what holds across its sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from followupd.config.accounts import Secret as Secret  # the public name of a config secret
+from followupd.config.owners import Owner, OwnerEntry
+from followupd.config.rule_options import RulesConfig
+from followupd.config.sections import (
+    DEFAULT_WRITE_CALENDAR,
+    Business,
+    Caldav,
+    Database,
+    FeedSection,
+    ServiceSection,
+    Smtp,
+    TemplatesSection,
+)
+from followupd.config.toml_positions import KeyPath
+from followupd.config.types import StrictModel
+
+BOTH_FORMS = object()  # stands for [owner] when [[owners]] is there too
+
+
+class Settings(StrictModel):
+    """The whole config file, validated."""
+
+    # [owner] is required, and None only where [[owners]] stands in for it
+    owner_tables: tuple[OwnerEntry, ...] = Field((), alias="owners", min_length=1)
+    owner_table: Owner | None = Field(alias="owner")
+    database: Database = Database()
+    smtp: Smtp | None = None
+    caldav: Caldav | None = None
+    feed: FeedSection = FeedSection()
+    service: ServiceSection = ServiceSection()
+    business: Business = Business()
+    templates: TemplatesSection = TemplatesSection()
+    rules: RulesConfig = RulesConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _every_section(cls, data: Any) -> Any:
+        """Absent sections are validated too, so their relative paths are anchored.
+
+        ``[owner]`` is required unless ``[[owners]]`` stands in for it; both
+        at once is an error reported at ``[owner]``.
+        """
+        if isinstance(data, dict):
+            data = {"database": {}, "feed": {}, "business": {}, **data}
+            if "owners" in data:
+                data["owner"] = BOTH_FORMS if "owner" in data else None
+        return data
+
+    @field_validator("owner_table", mode="before")
+    @classmethod
+    def _one_form(cls, owner: Any) -> Any:
+        if owner is BOTH_FORMS:
+            raise ValueError(
+                "[owner] and [[owners]] cannot be used together: "
+                "move this owner into [[owners]], with a key"
+            )
+        return owner
+
+    @model_validator(mode="after")
+    def _resolve_owners(self, info: ValidationInfo) -> Self:
+        """Every owner with the defaults of other sections filled in.
+
+        The first owner inherits what the single-owner form has (``[feed]
+        token_file``, ``[caldav] write_calendar``), so moving from ``[owner]``
+        to ``[[owners]]`` keeps the feed address and the calendar; the others
+        get ``feed-KEY.token`` and, on the shared account, ``WRITE-KEY``.
+        """
+        state_dir = Path((info.context or {}).get("state_dir") or ".")
+        base = self.caldav.write_calendar if self.caldav else DEFAULT_WRITE_CALENDAR
+        entries = self.owner_tables
+        if self.owner_table is not None:
+            entries = (OwnerEntry.single(self.owner_table),)
+        resolved = []
+        for number, entry in enumerate(entries):
+            first, own_account = number == 0, entry.caldav is not None
+            token = self.feed.token_file if first else state_dir / f"feed-{entry.key}.token"
+            calendar = base if first or own_account else f"{base}-{entry.key}"
+            resolved.append(entry.model_copy(update={
+                "feed_token_file": entry.feed_token_file or token,
+                "write_calendar": entry.write_calendar or calendar,
+            }))  # fmt: skip
+        self._owners = tuple(resolved)
+        return self
+
+    def owner_problems(self) -> list[tuple[KeyPath, str]]:
+        """What no single table shows: a key, token file or read calendar used twice."""
+        problems: list[tuple[KeyPath, str]] = []
+        taken: dict[tuple[str, object], int] = {}
+        for number, entry in enumerate(self._owners if self.owner_tables else ()):
+            account = entry.caldav or self.caldav
+            if entry.read_calendars and account is None:
+                where: KeyPath = ("owners", number, "read_calendars")
+                problems.append((where, "no CalDAV account: add [caldav], or [owners.caldav]"))
+            server = (account.url, account.username) if account else None
+            claims: list[tuple[str, object, str]] = [
+                ("key", entry.key, f"key {entry.key!r} is taken"),
+                ("feed_token_file", entry.feed_token_file, f"{entry.feed_token_file} is used"),
+            ]
+            claims += [("read_calendars", (server, name), f"calendar {name!r} is read")
+                       for name in entry.read_calendars]  # fmt: skip
+            for field, value, what in claims:
+                earlier = taken.setdefault((field, value), number)
+                if earlier != number:
+                    message = f"{what} by owners[{earlier}] already: each owner needs their own"
+                    problems.append((("owners", number, field), message))
+        return problems
+
+    _owners: tuple[OwnerEntry, ...] = PrivateAttr(default=())
+    _source: Path = PrivateAttr(default=Path("<memory>"))
+    _state_dir: Path = PrivateAttr(default=Path())
+
+    @property
+    def owners(self) -> tuple[OwnerEntry, ...]:
+        """Every owner, in the config's order; ``[owner]`` gives one, keyed "owner"."""
+        return self._owners
+
+    @property
+    def owner(self) -> Owner:
+        """The first owner: the only one of ``[owner]``, and that of missions naming none."""
+        return self._owners[0].person
+
+    @property
+    def several_owners(self) -> bool:
+        return len(self._owners) > 1
+
+    def owner_for(self, key: str | None) -> OwnerEntry:
+        """The owner keyed `key`; the first owner for None, or for a key no longer here."""
+        return next((entry for entry in self._owners if entry.key == key), self._owners[0])
+
+    @property
+    def source(self) -> Path:
+        return self._source
+
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir

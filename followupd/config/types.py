@@ -1,0 +1,99 @@
+"""Validated types shared by the config file and the data file schemas."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
+
+from followupd.config.addresses import normalized, split_mailbox
+
+Language = Literal["fr", "en"]
+LANGUAGES: tuple[Language, ...] = ("fr", "en")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class StrictModel(BaseModel):
+    """A model that refuses unknown keys, so a typo is an error and not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        message = f"unknown time zone {name!r}; use an IANA name like 'Europe/Paris'"
+        raise ValueError(message) from None
+    return name
+
+
+@cache
+def _countries() -> frozenset[str]:
+    return frozenset(holidays.list_supported_countries())
+
+
+def _country(code: str) -> str:
+    code = code.upper()
+    if code not in _countries():
+        raise ValueError(f"unknown country {code!r}; use an ISO 3166 code like 'FR'")
+    return code
+
+
+def _single_line(text: str) -> str:
+    """Text that ends up in mail headers or calendar fields may not break lines."""
+    if _CONTROL.search(text):
+        raise ValueError("must not contain line breaks or control characters")
+    return text
+
+
+def _email(address: str) -> str:
+    """An address checked by email-validator, in the form it normalises to (config.addresses)."""
+    return normalized(address)
+
+
+def _mailbox(value: str) -> str:
+    """``Name <address>`` or a bare address, as in a From header; kept as written."""
+    _single_line(value)
+    split_mailbox(value)
+    return value
+
+
+def _existing_directory(value: Path, info: ValidationInfo) -> Path:
+    """A directory that exists; a relative one is taken from the config file's directory."""
+    base = (info.context or {}).get("config_dir")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    if not value.is_dir():
+        raise ValueError(f"{value} is not a directory")
+    return value
+
+
+def _under_state_directory(value: Path, info: ValidationInfo) -> Path:
+    """A relative path is taken from the state directory (the SQLite file, the feed tokens)."""
+    state_dir = (info.context or {}).get("state_dir")
+    return value if value.is_absolute() or state_dir is None else Path(state_dir) / value
+
+
+def _owner_key(value: str) -> str:
+    """Short, and safe in a file name (``feed-KEY.token``) and a calendar name."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
+        raise ValueError("must be a short name of a-z, 0-9, - and _, like 'claire'")
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+Country = Annotated[str, AfterValidator(_country)]
+SingleLine = Annotated[str, StringConstraints(min_length=1), AfterValidator(_single_line)]
+Email = Annotated[str, AfterValidator(_email)]
+Mailbox = Annotated[str, AfterValidator(_mailbox)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)]
+Directory = Annotated[Path, AfterValidator(_existing_directory)]
+StatePath = Annotated[Path, AfterValidator(_under_state_directory)]
+OwnerKey = Annotated[str, AfterValidator(_owner_key)]

@@ -1,0 +1,1 @@
+"""A CalDAV client shared by the calendar source and the calendar channel."""

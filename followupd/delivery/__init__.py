@@ -1,0 +1,1 @@
+"""Delivery: claim due follow-ups, hold what must wait, hand them to a channel, record it."""

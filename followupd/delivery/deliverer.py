@@ -1,0 +1,457 @@
+"""Delivery: claim due follow-ups, check them once more, hand them over, record the outcome.
+
+The outbox is the only truth. A claim is one atomic statement that moves due
+rows to ``sending`` under a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+so two workers never take the same row, and a lease left by a worker that died
+is taken again once it expires. Each outcome is recorded right after its
+send, and only where the lease is still ours. SMTP cannot be exactly-once: a
+crash between the server's acceptance and that record sends the message again
+on the next claim, with the same Message-ID, so a client shows it once.
+
+Before sending, a row is checked again: past the end of its grace it is
+`expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
+outside the send window or during the mission's pause is held back until
+they end. Transient failures are retried with exponential backoff and jitter
+up to a bound, then the row is `dead`; permanent ones make it `failed` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from followupd.channels.calendar import ical
+from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
+from followupd.channels.email.message import build_message, message_id
+from followupd.channels.email.sender import MailSender, mail_sender
+from followupd.channels.failure import DeliveryError
+from followupd.config.settings import Settings
+from followupd.delivery.holds import Holds
+from followupd.domain import identity
+from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.engine.evaluation import PENDING_COLUMNS
+from followupd.rules.base import RULES
+from followupd.rules.book import RuleBook
+from followupd.store.chunks import chunked
+from followupd.store.coordination import DUE, alive, announce, hand_back
+from followupd.store.db import Store
+from followupd.store.models import Contact, FollowUp
+from followupd.store.rows import record
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+BATCH = 200
+CHANNELS = ("email", "calendar")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: about base, 2 base, 4 base… up to cap."""
+
+    base: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=6)
+    max_attempts: int = 8
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        full: timedelta = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        half: timedelta = full / 2
+        return half + half * rng.random()
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    dead: dict[str, str] = field(default_factory=dict)
+    cancelled: dict[str, str] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
+    held: dict[str, str] = field(default_factory=dict)
+    closed: dict[str, str] = field(default_factory=dict)  # calendar items whose reason went
+    errors: Counter[str] = field(default_factory=Counter)  # failed attempts, by channel
+
+    @property
+    def keys(self) -> list[str]:
+        groups = (self.sent, self.retrying, self.failed, self.dead, self.cancelled,
+                  self.expired, self.held, self.closed)  # fmt: skip
+        return sorted({key for group in groups for key in group})
+
+
+def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) -> list[Any]:
+    """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them."""
+    claimable = or_(
+        and_(
+            FollowUp.state == "pending",
+            FollowUp.due_at <= at,
+            or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
+        ),
+        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
+    )
+    chosen = (
+        select(FollowUp.id)
+        .where(claimable, FollowUp.channel.in_(channels))
+        .order_by(FollowUp.due_at, FollowUp.id)
+        .limit(BATCH)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Chosen once: as a plain subquery, PostgreSQL may run it again for each
+        # row it updates, and each run, skipping the rows already updated, takes
+        # the next ones: every due row, not a batch.
+        batch = chosen.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
+        chosen = select(batch.c.id)
+    claimed_ids = session.scalars(
+        update(FollowUp)
+        .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
+        .values(
+            state="sending",
+            lease_owner=worker,
+            lease_expires_at=at + LEASE,
+            attempts=FollowUp.attempts + 1,
+            updated_at=at,
+        )
+        .returning(FollowUp.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    rows: list[Any] = []
+    for ids in chunked(list(claimed_ids)):
+        query = select(record(FollowUp, "followup")).where(FollowUp.id.in_(ids))
+        rows += [row for (row,) in session.execute(query)]
+    return sorted(rows, key=lambda row: (row.due_at, row.id))
+
+
+def _still_ours(session: Session, row: Any, worker: str, at: datetime) -> bool:
+    """Whether the claim on `row` is still `worker`'s, checked right before its email leaves.
+
+    A claim can be handed back while its batch is under way (the worker's
+    lock connection dropped, and the leader took it for dead): without this,
+    the rest of the batch would go out twice. With it, only the message in
+    flight at that instant can.
+    """
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_expires_at=at + LEASE)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def _finish(session: Session, row: Any, worker: str, at: datetime, **values: Any) -> bool:
+    """Record an outcome where the lease is still ours; False if it was lost."""
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+class Deliverer:
+    """One delivery pass at `at`, by `worker`: the daemon and `tick` run the same code."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        worker: str,
+        *,
+        sender: Callable[[], MailSender] | None = None,
+        calendar_writer: Callable[[], CalendarWriter] | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.worker = worker
+        self.sender = sender or (lambda: mail_sender(settings.smtp, settings.state_dir))
+        self.calendar_writer = calendar_writer or self._calendar_writer
+        self.stopping = False
+        self.retry = retry
+        self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
+        self.holds = Holds(settings, BusinessCalendar(settings.business))
+        every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
+        self.book = RuleBook(settings, every_rule, only_enabled=False)
+
+    def _calendar_writer(self) -> CalendarWriter:
+        if self.settings.caldav is None:  # calendar items then live in the feed only
+            raise RuntimeError("no [caldav] section to write calendar items to")
+        return CalendarWriter(self.settings.caldav)
+
+    def stop(self) -> None:
+        """Finish the message under way, hand the rest of the batch back, claim no more."""
+        self.stopping = True
+
+    async def run(self, at: datetime) -> DeliveryReport:
+        lock = alive(self.store.engine, self.worker)  # our claims are ours while we live
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            return await self._run(at)
+        finally:
+            await asyncio.to_thread(lock.__exit__, None, None, None)
+
+    async def _run(self, at: datetime) -> DeliveryReport:
+        report = DeliveryReport()
+        while not self.stopping:
+            with self.store.session() as session:
+                rows = claim(session, at, self.worker, CHANNELS)
+            if not rows:
+                return report
+            ready = self._screen(rows, at, report)
+            try:
+                await self._send(ready, at, report)
+            finally:
+                self._release(ready, at)
+            if len(rows) < BATCH:
+                return report
+        return report
+
+    def _release(self, rows: list[Any], at: datetime) -> None:
+        """Rows still claimed by us (a stop came first) go back to pending, attempt not counted."""
+        with self.store.session() as session:
+            released = 0
+            for chunk in chunked([row.id for row in rows]):
+                mine = (FollowUp.id.in_(chunk), FollowUp.lease_owner == self.worker)
+                released += hand_back(session, at, *mine, attempts=FollowUp.attempts - 1)
+            if released:  # another instance may take them now
+                announce(session, DUE)
+
+    async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
+        """Complete (or cancel) the calendar items already written whose reason has gone.
+
+        A task is completed, a meeting to place is cancelled, in the owner's
+        CalDAV calendar when there is one and in the store (so the feed shows
+        it too). An item that cannot be reached now stays open and is tried
+        again on the next pass.
+        """
+        with self.store.session() as session:
+            gone = self._vanished(session)
+        if not gone:
+            return
+        writers = Writers(self.settings, self.calendar_writer)
+        unreachable: set[str] = set()  # owners whose calendar failed in this pass
+        try:
+            for row, why in gone.values():
+                owner = self.settings.owner_for(row.owner)
+                if owner.key in unreachable:
+                    continue
+                state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
+                try:
+                    writer = await writers.writer(owner) if row.calendar_href else None
+                    if writer is not None:
+                        note = f"followupd: {why}"
+                        await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
+                except DeliveryError as error:  # this owner's items wait; the others go on
+                    log.warning("%s's calendar items left open until the next pass: %s",
+                                owner.key, error)  # fmt: skip
+                    unreachable.add(owner.key)
+                    continue
+                with self.store.session() as session:
+                    session.execute(
+                        update(FollowUp)
+                        .where(FollowUp.id == row.id, FollowUp.calendar_state == ical.OPEN)
+                        .values(calendar_state=state, reason=why, updated_at=at)
+                    )
+                report.closed[row.key] = why
+        finally:
+            await writers.close()
+
+    def _vanished(self, session: Session) -> dict[str, tuple[Any, str]]:
+        """Open calendar items whose rule says their reason went: key -> (row, why)."""
+        query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
+            FollowUp.channel == "calendar",
+            FollowUp.state == "sent",
+            FollowUp.calendar_state == ical.OPEN,
+        )
+        rows = list(session.execute(query))
+        reasons = self.book.vanished(session, rows)
+        return {row.key: (row, reasons[row.key]) for row in rows if row.key in reasons}
+
+    # -- before sending ---------------------------------------------------------------
+    def _screen(self, rows: list[Any], at: datetime, report: DeliveryReport) -> list[Any]:
+        """Expire, cancel or hold back what must not go now; return what may."""
+        ready: list[Any] = []
+        with self.store.session() as session:
+            by_rule: dict[str, list[Any]] = {}
+            for row in rows:
+                if row.expires_at is not None and at > row.expires_at:
+                    reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
+                    if _finish(session, row, self.worker, at, state="expired", reason=reason):
+                        report.expired.append(row.key)
+                else:
+                    by_rule.setdefault(row.rule, []).append(row)
+            gone = self.book.vanished(session, [row for group in by_rule.values() for row in group])
+            places = self.holds.places(session, rows)
+            for group in by_rule.values():
+                for row in group:
+                    if row.key in gone:
+                        reason = gone[row.key]
+                        if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
+                            report.cancelled[row.key] = reason
+                        continue
+                    later = self.holds.until(row, at, places.get(row.mission_id))
+                    if later is not None:
+                        when, why = later
+                        _finish(session, row, self.worker, at, state="pending", reason=why,
+                                next_attempt_at=when, attempts=row.attempts - 1)  # fmt: skip
+                        report.held[row.key] = why
+                        continue
+                    ready.append(row)
+        return ready
+
+    # -- sending ----------------------------------------------------------------------
+    async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+        items = [row for row in rows if row.channel == "calendar"]
+        if items:
+            await self._write_calendar(items, at, report)
+        emails = [row for row in rows if row.channel == "email"]
+        if not emails:
+            return
+        threads = self._threads(emails)
+        try:
+            async with self.sender() as sender:
+                for row in emails:
+                    if self.stopping:
+                        break
+                    await self._send_one(sender, row, at, threads, report)
+        except DeliveryError as error:  # the connection itself failed: every row waits
+            for row in emails:
+                if row.key not in report.keys:
+                    self._record_failure(row, at, error, report)
+
+    async def _write_calendar(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+        """Write each item into its owner's CalDAV calendar; without one, it lives in the feed."""
+        contacts = self._contacts(rows)
+        writers = Writers(self.settings, self.calendar_writer)
+        try:
+            for row in rows:
+                if self.stopping:
+                    break
+                owner = self.settings.owner_for(row.owner)
+                contact = contacts.get(row.contact_id)
+                item = ical.item_of(row, contact and contact.name, contact and contact.phone)
+                body = ical.document(item, zone(owner.timezone))
+                try:
+                    writer = await writers.writer(owner)
+                    href = None
+                    if writer is not None:
+                        href = await asyncio.to_thread(
+                            writer.create,
+                            identity.resource_name(row.key),
+                            body,
+                            identity.uid(row.key),
+                        )
+                except DeliveryError as error:  # this one waits; the server is tried next pass
+                    self._record_failure(row, at, error, report)
+                    continue
+                self._record_written(row, at, href, report)
+        finally:
+            await writers.close()
+
+    def _record_written(
+        self, row: Any, at: datetime, href: str | None, report: DeliveryReport
+    ) -> None:
+        with self.store.session() as session:
+            if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
+                       reason=None if href else "in the feed", calendar_uid=identity.uid(row.key),
+                       calendar_href=href, calendar_state=ical.OPEN):  # fmt: skip
+                report.sent.append(row.key)
+
+    def _contacts(self, rows: list[Any]) -> dict[int, Any]:
+        """Name and phone of the contacts the items are about (call tasks carry them)."""
+        ids = sorted({row.contact_id for row in rows if row.contact_id})
+        found: dict[int, Any] = {}
+        with self.store.session() as session:
+            for chunk in chunked(ids):
+                query = select(Contact.id, Contact.name, Contact.phone).where(Contact.id.in_(chunk))
+                found.update({contact.id: contact for contact in session.execute(query)})
+        return found
+
+    async def _send_one(
+        self,
+        sender: MailSender,
+        row: Any,
+        at: datetime,
+        threads: dict[str, list[str]],
+        report: DeliveryReport,
+    ) -> None:
+        owner, smtp = self.settings.owner_for(row.owner), self.settings.smtp
+        from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
+        earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
+        domain = from_.rsplit("@", 1)[1].rstrip(">")
+        try:
+            message = build_message(
+                key=row.key,
+                sender=from_,
+                recipient=row.recipient,
+                reply_to=owner.email,
+                subject=row.subject,
+                body=row.body,
+                sent_at=at,
+                earlier_in_thread=[message_id(key, domain) for key in earlier],
+                language=row.language,
+            )
+        except DeliveryError as error:  # an address stored before they were checked: this one fails
+            self._record_failure(row, at, error, report)
+            return
+        with self.store.session() as session:
+            if not _still_ours(session, row, self.worker, at):
+                log.warning("%s was handed to another worker; not sent here", row.key)
+                return
+        try:
+            await sender.send(message)
+        except DeliveryError as error:
+            self._record_failure(row, at, error, report)
+            return
+        with self.store.session() as session:
+            if _finish(session, row, self.worker, at, state="sent", sent_at=at, reason=None,
+                       message_id=message["Message-ID"], last_error=None):  # fmt: skip
+                report.sent.append(row.key)
+            else:
+                log.warning("sent %s, but its lease had been taken over", row.key)
+
+    def _threads(self, rows: list[Any]) -> dict[str, list[str]]:
+        """Keys already sent in each thread, oldest first, to reply to."""
+        wanted = sorted({row.thread_key for row in rows if row.thread_key})
+        threads: dict[str, list[str]] = {}
+        with self.store.session() as session:
+            for chunk in chunked(wanted):
+                query = (
+                    select(FollowUp.thread_key, FollowUp.key)
+                    .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
+                    .order_by(FollowUp.sent_at, FollowUp.due_at)
+                )
+                for thread, key in session.execute(query):
+                    threads.setdefault(thread or "", []).append(key)
+        return threads
+
+    def _record_failure(
+        self, row: Any, at: datetime, error: DeliveryError, report: DeliveryReport
+    ) -> None:
+        reason = str(error)
+        report.errors[row.channel] += 1
+        with self.store.session() as session:
+            if error.permanent:
+                if _finish(session, row, self.worker, at, state="failed", last_error=reason,
+                           reason=reason):  # fmt: skip
+                    report.failed[row.key] = reason
+            elif row.attempts >= self.retry.max_attempts:
+                why = f"gave up after {row.attempts} attempts: {reason}"
+                if _finish(session, row, self.worker, at, state="dead", last_error=reason,
+                           reason=why):  # fmt: skip
+                    report.dead[row.key] = why
+            else:
+                when = at + self.retry.delay(row.attempts, self.rng)
+                if _finish(session, row, self.worker, at, state="pending", last_error=reason,
+                           next_attempt_at=when):  # fmt: skip
+                    report.retrying[row.key] = reason

@@ -1,0 +1,58 @@
+"""When a client email must wait: the end of its mission's pause, or the send window.
+
+Both are read again at delivery, from the store, so a pause set or a client
+moved to another time zone after the email was recorded still counts. A
+client without a time zone or country of its own has its mission owner's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from followupd.config.settings import Settings
+from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Mission
+
+
+class Holds:
+    def __init__(self, settings: Settings, calendar: BusinessCalendar) -> None:
+        self.settings = settings
+        self.calendar = calendar
+
+    @staticmethod
+    def places(session: Session, rows: Sequence[Any]) -> dict[int, Any]:
+        """For client emails: the mission's pause and the client's zone and country."""
+        ids = sorted(
+            {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
+        )
+        places: dict[int, Any] = {}
+        for chunk in chunked(ids):
+            query = (
+                select(Mission.id, Mission.paused_until, Client.timezone, Client.country)
+                .join(Client, Mission.client_id == Client.id)
+                .where(Mission.id.in_(chunk))
+            )
+            places.update({row.id: row for row in session.execute(query)})
+        return places
+
+    def until(self, row: Any, at: datetime, place: Any) -> tuple[datetime, str] | None:
+        """When a client email must wait: the end of a pause, or the next send window."""
+        if row.audience != "client":
+            return None
+        owner = self.settings.owner_for(row.owner)
+        tz = zone((place.timezone if place else None) or owner.timezone)
+        countries = ((place.country if place else None) or owner.country,)
+        paused = place.paused_until if place else None
+        if paused is not None and at.astimezone(tz).date() < paused:
+            when = self.calendar.due_at(paused, 0, tz, countries)
+            return when, f"mission paused until {paused.isoformat()}"
+        opening = self.calendar.next_window_opening(at, tz, countries)
+        if opening > at:
+            return opening, "outside the send window"
+        return None

@@ -1,0 +1,44 @@
+"""What names an item across the store, the calendar and the feed.
+
+A follow-up's key is its identity everywhere: the UID of its calendar object
+is the key plus ``@followupd``, so a rewrite is an update of the same object,
+never a duplicate, and an object of anyone else's is never taken for ours.
+Touchpoints have no key in a data file: theirs is derived from what they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+
+UID_SUFFIX = "@followupd"
+
+
+def uid(key: str) -> str:
+    return key + UID_SUFFIX
+
+
+def key_of(uid_text: str) -> str | None:
+    """The follow-up key inside a UID of ours; None for anyone else's object."""
+    return uid_text.removesuffix(UID_SUFFIX) if uid_text.endswith(UID_SUFFIX) else None
+
+
+def slug(text: str) -> str:
+    """`text` with only the characters every server takes in a URL path segment."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
+def resource_name(key: str) -> str:
+    """The object's file name in the collection: a safe slug of the key, made unique.
+
+    Servers refuse some characters in a resource name (Radicale answers 400
+    to ':'), so the name is chosen here; the UID keeps the readable key.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{slug(key)[:120]}-{digest}.ics"
+
+
+def touchpoint_key(mission: str, kind: str, at: datetime, contact: str | None) -> str:
+    """Touchpoints have no key in the data file: this one is derived from what they are."""
+    return f"{mission}|{kind}|{at.astimezone(UTC).isoformat()}|{contact or ''}"

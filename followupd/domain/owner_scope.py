@@ -1,0 +1,125 @@
+"""Several owners at run time: whose missions, follow-ups and calendars are whose.
+
+A mission names its owner by key; a follow-up records the owner it was made
+for. A missing key (a mission imported without one, every row of a database
+from before owners) and a key no longer in the config both mean the first
+owner, so that a single-owner database keeps working unchanged after
+``[owner]`` becomes ``[[owners]]``, and nothing is left without an owner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, true
+
+from followupd.config.accounts import CaldavAccount
+from followupd.config.owners import Owner, OwnerEntry
+from followupd.config.sections import Caldav
+from followupd.config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One owner, and how to tell their rows in a query."""
+
+    entry: OwnerEntry
+    first: bool = True
+    others: tuple[str, ...] = ()  # the other owners' keys; none: the only owner
+
+    @property
+    def key(self) -> str:
+        return self.entry.key
+
+    @property
+    def owner(self) -> Owner:
+        return self.entry.person
+
+    def holds(self, column: Any) -> ColumnElement[bool]:
+        """Whether a row's owner `column` (a key, or NULL) is this owner's."""
+        if not self.others:
+            return true()
+        if self.first:
+            return or_(column.is_(None), column.not_in(self.others))
+        return column == self.key  # type: ignore[no-any-return]
+
+
+def scopes(settings: Settings) -> list[Scope]:
+    """A scope for each owner, in the config's order."""
+    keys = [entry.key for entry in settings.owners]
+    return [
+        Scope(entry, number == 0, tuple(key for key in keys if key != entry.key))
+        for number, entry in enumerate(settings.owners)
+    ]
+
+
+def scope_of(settings: Settings, key: str) -> Scope:
+    """The scope of the owner keyed `key` (the first owner's for a key not in the config)."""
+    every = scopes(settings)
+    return next((scope for scope in every if scope.key == key), every[0])
+
+
+def caldav_of(settings: Settings, entry: OwnerEntry) -> Caldav | None:
+    """The CalDAV account and calendars of an owner; None: their items live in the feed only.
+
+    With one owner this is ``[caldav]`` itself. With several, an owner reads
+    their own `read_calendars` (``[caldav] read_calendars`` belong to no one)
+    and writes into their `write_calendar`, on their own account or the shared one.
+    """
+    if not settings.several_owners:
+        return settings.caldav
+    account = entry.caldav or settings.caldav
+    if account is None:
+        return None
+    fields = {name: getattr(account, name) for name in type(account).model_fields}
+    fields |= {"read_calendars": entry.read_calendars, "write_calendar": entry.write_calendar}
+    return Caldav.model_validate(fields)
+
+
+@dataclass(frozen=True)
+class SyncedCalendar:
+    """A calendar the sync reads: whose missions it describes, and if followupd writes it."""
+
+    name: str
+    writes: bool  # the write calendar: tasks completed there are read back
+    owner: str | None  # missions described there are this owner's (unless an event says)
+    timezone: str  # floating times are read in it
+
+
+def calendar_sources(settings: Settings) -> list[tuple[CaldavAccount, list[SyncedCalendar]]]:
+    """Each CalDAV account to sync, with its calendars, in the config's order.
+
+    ``[caldav] read_calendars`` belong to no owner: a mission event there
+    keeps its stored owner unless it names one. An owner's read and write
+    calendars give their missions to that owner.
+    """
+    found: dict[tuple[str, str | None], tuple[CaldavAccount, list[SyncedCalendar]]] = {}
+
+    def add(account: CaldavAccount, calendar: SyncedCalendar) -> None:
+        _, calendars = found.setdefault((account.url, account.username), (account, []))
+        for number, known in enumerate(calendars):
+            if known.name == calendar.name:  # read and written: one calendar
+                calendars[number] = replace(known, writes=known.writes or calendar.writes,
+                                            owner=known.owner or calendar.owner)  # fmt: skip
+                return
+        calendars.append(calendar)
+
+    first_zone = settings.owner.timezone
+    if settings.caldav is not None:
+        for name in settings.caldav.read_calendars:
+            add(settings.caldav, SyncedCalendar(name, False, None, first_zone))
+    for owner in settings.owners:
+        caldav = caldav_of(settings, owner)
+        if caldav is None:
+            continue
+        account, key = owner.caldav or caldav, owner.key if settings.several_owners else None
+        for name in caldav.read_calendars:
+            add(account, SyncedCalendar(name, False, key, owner.timezone))
+        add(account, SyncedCalendar(caldav.write_calendar, True, key, owner.timezone))
+    return list(found.values())
+
+
+def has_calendars(settings: Settings) -> bool:
+    """Whether any owner has a CalDAV account: else there is nothing to sync or write."""
+    return settings.caldav is not None or any(owner.caldav for owner in settings.owners)

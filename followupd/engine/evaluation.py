@@ -1,0 +1,292 @@
+"""Evaluation: run every enabled rule at an instant and record the outcome in the outbox.
+
+Recording is idempotent: ``INSERT … ON CONFLICT (key) DO NOTHING``, so two
+passes at the same instant, or two instances at once, record each follow-up
+once. An intent still within its grace is recorded `pending` (and `late` when
+it should have been recorded well before); one past its grace is recorded
+`expired` and never sent. Pending follow-ups whose reason has gone are
+cancelled with the reason.
+
+A pass looks back over each rule's grace, and further back to the previous
+pass when that is older: after a downtime, what fell due while followupd was
+down is recorded, pending if still within its grace, expired otherwise. In
+steady state a pass only reconsiders the grace period, which keeps it cheap.
+Follow-ups that were already past their grace before the previous pass
+(historical data imported today, say) are not recorded at all.
+
+A follow-up's message is rendered when it is recorded. One whose template
+fails (a user template's mistake, or a message over the size cap) is
+recorded `failed` with the template's error, file and line as its reason,
+and the pass goes on with the others: a template error is not transient, so
+it is not retried; `followupd outbox retry` records it again once the
+template is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from followupd.config.rule_options import RuleOptions
+from followupd.config.settings import Settings
+from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.owner_scope import Scope, scopes
+from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
+from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.book import RuleBook
+from followupd.sources.caldav import meetings
+from followupd.store.chunks import chunked
+from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
+from followupd.store.models import FollowUp, SyncState
+from followupd.store.rows import record
+from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
+
+log = logging.getLogger(__name__)
+
+PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
+# A follow-up recorded more than this after its due time is marked late.
+LATE_AFTER = timedelta(hours=1)
+
+
+@dataclass
+class PassReport:
+    """What one evaluation pass changed."""
+
+    at: datetime
+    recorded: list[FollowUp] = field(default_factory=list)
+    cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
+    failed: dict[str, str] = field(default_factory=dict)  # key -> reason: a template failed
+
+
+# what `Rule.vanished` reads of a pending follow-up (see rules.base.Pending)
+PENDING_COLUMNS = (
+    FollowUp.key,
+    FollowUp.rule,
+    FollowUp.step,
+    FollowUp.subject_key,
+    FollowUp.audience,
+    FollowUp.channel,
+    FollowUp.mission_id,
+    FollowUp.contact_id,
+    FollowUp.due_at,
+    FollowUp.owner,
+)
+
+
+def window_start(rule: Rule[RuleOptions], at: datetime, last_pass: datetime | None) -> datetime:
+    """Where a pass at `at` starts looking for follow-ups of `rule`."""
+    start = at - rule.grace
+    return min(start, last_pass) if last_pass is not None else start
+
+
+def last_pass(session: Session) -> datetime | None:
+    token = session.scalar(select(SyncState.token).where(SyncState.source == PREVIOUS_EVALUATION))
+    return datetime.fromisoformat(token) if token else None
+
+
+def _remember_pass(session: Session, at: datetime, previous: datetime | None) -> None:
+    """Record `at` as the last pass, never moving it backwards (`tick --now` may go back)."""
+    if previous is None:
+        session.add(SyncState(source=PREVIOUS_EVALUATION, token=at.isoformat(), updated_at=at))
+        session.flush()
+    elif at > previous:
+        session.execute(
+            update(SyncState)
+            .where(SyncState.source == PREVIOUS_EVALUATION)
+            .values(token=at.isoformat(), updated_at=at)
+        )
+
+
+def evaluate(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    at: datetime,
+) -> PassReport:
+    """One pass at `at`: record what is due, expire what is too old, cancel what has gone.
+
+    Each owner's missions are evaluated with the owner's options and templates.
+    """
+    calendar = BusinessCalendar(settings.business)
+    book = RuleBook(settings, rules, only_enabled=True)
+    report = PassReport(at)
+    one_evaluation_at_a_time(session)
+    meetings.record_held(session, at)  # the calendar's meetings that ended since the last sync
+    previous = last_pass(session)
+    for scope in scopes(settings):
+        templates = templates_of(settings, scope.entry)
+        for rule in book.rules(scope.key):
+            start = window_start(rule, at, previous)
+            evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
+            intents = list(rule.evaluate(evaluation))
+            new_keys = _insert_new(session, rule, scope, intents, start, at)
+            if new_keys:
+                report.recorded += load(session, new_keys)
+    for row in report.recorded:
+        if row.state == "failed":
+            log.warning("%s failed: %s", row.key, row.reason)
+            report.failed[row.key] = row.reason or ""
+    report.cancelled = cancel_vanished(session, book, at)
+    _remember_pass(session, at, previous)
+    if report.recorded:
+        announce(session, DUE)
+    return report
+
+
+def plan(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    start: datetime,
+    end: datetime,
+) -> list[Intent]:
+    """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing.
+
+    The calendar's meetings that ended by `start` count, as in a pass at
+    `start`: the caller rolls the session back. An intent whose template fails
+    has, for subject, the template's error.
+    """
+    meetings.record_held(session, start)
+    calendar = BusinessCalendar(settings.business)
+    book = RuleBook(settings, rules, only_enabled=True)
+    intents: list[Intent] = []
+    for scope in scopes(settings):
+        templates = templates_of(settings, scope.entry)
+        evaluation = Evaluation(session, settings, calendar, templates, start, end, scope)
+        for rule in book.rules(scope.key):
+            intents += (replace(intent, owner=scope.key) for intent in rule.evaluate(evaluation))
+    intents = [_shown(intent) for intent in intents]
+    return sorted(intents, key=lambda intent: (intent.due_at, intent.key))
+
+
+def _shown(intent: Intent) -> Intent:
+    """`intent`, or, when its message cannot be rendered, the same with the error as subject."""
+    try:
+        message(intent)
+    except TemplateProblem as problem:
+        return replace(intent, subject=f"(not sent: {problem})")
+    return intent
+
+
+def message(intent: Intent) -> tuple[str, str]:
+    """The subject and body of `intent`, as recorded and sent; TemplateProblem if they fail."""
+    if isinstance(intent.subject, LazySubject):
+        return str(intent.subject), intent.subject.text()
+    return intent.subject, ""
+
+
+def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
+    """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
+    pending = select(*PENDING_COLUMNS).where(FollowUp.state == "pending")
+    cancelled = book.vanished(session, list(session.execute(pending)))
+    for reason, keys in _group_by_reason(cancelled).items():
+        for chunk in chunked(keys):
+            session.execute(
+                update(FollowUp)
+                .where(FollowUp.key.in_(chunk), FollowUp.state == "pending")
+                .values(state="cancelled", reason=reason, updated_at=at)
+            )
+    return cancelled
+
+
+def _group_by_reason(cancelled: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for key, reason in cancelled.items():
+        grouped[reason].append(key)
+    return grouped
+
+
+def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
+    expired = at > intent.expires_at
+    subject, body, problem = "", "", None
+    try:  # the subject first: kept when only the body fails
+        subject = str(intent.subject)
+        body = intent.subject.text() if isinstance(intent.subject, LazySubject) else ""
+    except TemplateProblem as error:  # this follow-up alone fails; the pass goes on
+        problem = str(error)
+    if expired:
+        state, reason = "expired", f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
+    elif problem is not None:
+        state, reason = "failed", problem
+    else:
+        state, reason = "pending", None
+    return {
+        "key": intent.key,
+        "owner": owner,
+        "rule": intent.rule,
+        "step": intent.step,
+        "subject_key": intent.subject_key,
+        "mission_id": intent.mission_id,
+        "contact_id": intent.contact_id,
+        "audience": intent.audience,
+        "channel": intent.channel,
+        "recipient": intent.recipient,
+        "language": intent.language,
+        "subject": subject,
+        "body": body,
+        "thread_key": intent.thread_key,
+        "due_at": intent.due_at,
+        "expires_at": intent.expires_at,
+        "late": not expired and at - intent.due_at > LATE_AFTER,
+        "state": state,
+        "reason": reason,
+        "last_error": problem,
+        "attempts": 0,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def _insert_new(
+    session: Session,
+    rule: Rule[RuleOptions],
+    scope: Scope,
+    intents: list[Intent],
+    start: datetime,
+    at: datetime,
+) -> list[str]:
+    """Insert the intents whose key is new; return the keys this call inserted.
+
+    The rule's keys already recorded in the window are read in one query and
+    skipped (the common case: a pass finds most follow-ups already there), so
+    only new rows are built and their subjects rendered. The insert keeps ON
+    CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
+    or by another instance at the same moment.
+    """
+    recorded = set(
+        session.scalars(
+            select(FollowUp.key).where(
+                FollowUp.rule == rule.name, FollowUp.due_at >= start, scope.holds(FollowUp.owner)
+            )
+        )
+    )
+    fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
+    if not fresh:
+        return []
+    rows = [_row(intent, scope.key, at) for intent in fresh.values()]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)
+    )
+    connection = session.connection()
+    inserted: list[str] = []
+    for chunk in chunked(rows):
+        inserted += connection.execute(statement, list(chunk)).scalars().all()
+    return inserted
+
+
+def load(session: Session, keys: Sequence[str]) -> list[FollowUp]:
+    """The outbox rows with these keys, by due time, as light read-only rows."""
+    rows: list[FollowUp] = []
+    for chunk in chunked(keys):
+        query = select(record(FollowUp, "followup")).where(FollowUp.key.in_(chunk))
+        rows += [row for (row,) in session.execute(query)]
+    return sorted(rows, key=lambda row: (row.due_at, row.key))

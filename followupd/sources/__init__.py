@@ -1,0 +1,1 @@
+"""Where missions and what happened come from: data files and the CalDAV calendar."""

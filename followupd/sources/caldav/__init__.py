@@ -1,0 +1,1 @@
+"""The calendar as a source: what changed, what events mean, meetings as they pass."""

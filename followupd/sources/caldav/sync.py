@@ -1,0 +1,513 @@
+"""The calendar as a source: missions, meetings and completed tasks, synced incrementally.
+
+Every ``read_calendars`` calendar, and ``write_calendar`` (for the tasks the
+user completes), is synced with the RFC 6578 sync token: the server lists
+what changed and what was deleted since the last token, and only changed
+objects are fetched, with ``calendar-multiget`` in chunks. When the server
+has no sync support, rejects a stored token, or the library hands back a
+``fake-`` token (it listed everything), the objects' ETags are compared with
+those stored in ``calendar_objects`` instead; a real token is asked for again
+on the next sync. Tokens and ETags live in the store, so the daemon and
+`followupd sync` share them.
+
+An object that cannot be read is skipped with its URL and the reason, and
+never stops the sync; its ETag is kept so it is not fetched again until it
+changes. One that could not be fetched is tried again next sync. A calendar
+that fails as a whole (a server error, a display name two calendars share,
+anything unforeseen) is listed in the report's `failed`, with its URL, and
+the other calendars are synced. A deleted mission event is reported, never a
+silent mission delete. Meetings are stored as occurrences and counted as they
+end, with no fetch (followupd.sources.caldav.meetings).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from caldav.lib import error as dav_error
+from pydantic import ValidationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from followupd.channels.calendar import ical
+from followupd.config.settings import Settings
+from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, url_of
+from followupd.domain import identity
+from followupd.domain.business_calendar import zone as zone_named
+from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
+from followupd.errors import ConfigError
+from followupd.sources.caldav import changes as dav_changes
+from followupd.sources.caldav import conventions, meetings
+from followupd.sources.files.importer import Located, apply, check_references
+from followupd.sources.files.records import MissionRecord, TouchpointRecord
+from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject, read_object
+from followupd.store.chunks import chunked
+from followupd.store.db import Store
+from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, SyncState, Touchpoint
+
+log = logging.getLogger(__name__)
+
+FETCH_CHUNK = 100
+OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")  # "[Errno 111] Connection refused"
+SOURCE = "caldav:"
+UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
+TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
+
+
+@dataclass
+class CalendarReport:
+    name: str
+    mode: str  # incremental | full | etag comparison
+    fetched: int = 0
+    deleted: int = 0
+
+
+@dataclass
+class SyncReport:
+    calendars: list[CalendarReport] = field(default_factory=list)
+    missions_created: int = 0
+    missions_updated: int = 0
+    meetings: int = 0  # touchpoints recorded from calendar meetings that ended
+    completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
+    notices: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # calendars not synced, and why (in notices)
+
+    @property
+    def fetched(self) -> int:
+        return sum(calendar.fetched for calendar in self.calendars)
+
+    def skip(self, url: str, reason: str) -> None:
+        """An object left out: logged with its URL, and listed for `sync` to print."""
+        log.info("calendar object skipped: %s: %s", url, reason)  # `sync` prints the list
+        self.skipped.append((url, reason))
+
+    def note(self, line: str) -> None:
+        """Something worth saying that stops nothing: logged, and listed for `sync` to print."""
+        log.info("%s", line)
+        self.notices.append(line)
+
+    def fail(self, calendar: str, reason: str) -> None:
+        """A calendar not synced (its token kept, nothing taken as deleted): tried next time."""
+        line = f"calendar {calendar} not synced: {reason}; tried again next time"
+        self.failed.append(line)
+        self.notices.append(line)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A changed object as fetched, and its row in ``calendar_objects``."""
+
+    row: CalendarObject
+    etag: str | None
+    data: bytes
+
+
+class CalendarSync:
+    """One sync of every configured calendar into the store, at `at`."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        environ: Mapping[str, str] | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        if not has_calendars(settings):
+            raise ValueError("no [caldav] section to sync from")
+        self.store = store
+        self.settings = settings
+        self.sources = calendar_sources(settings)
+        self.url = self.sources[0][0].url  # the server being talked to, for errors
+        self.environ = environ
+        # told (calendar, objects fetched so far, objects to fetch) as a sync goes
+        self.progress = progress or (lambda _calendar, _done, _total: None)
+
+    def run(self, at: datetime) -> SyncReport:
+        """Sync each calendar; one that fails is reported and the others go on."""
+        report = SyncReport()
+        read: set[str] = set()  # the URLs of the calendars configured and found
+        for account, wanted in self.sources:
+            self.url = account.url
+            try:
+                client = dav_client(account, self.environ)
+                with client:
+                    for source, calendar in self._calendars(client, wanted, report):
+                        read.add(url_of(calendar))
+                        self._sync_one(source, calendar, at, report)
+            except ConfigError:
+                raise
+            except Exception as error:  # the account as a whole: unreachable, login refused…
+                log.debug("CalDAV %s failed", account.url, exc_info=True)
+                for source in wanted:
+                    report.fail(f"{source.name!r} ({account.url})", _reason(error))
+        if not report.failed:  # every calendar known: what is stored of others is no more read
+            self._forget_calendars_but(read)
+        self._record_meetings(at, report)
+        return report
+
+    def _forget_calendars_but(self, read: set[str]) -> None:
+        """The objects of calendars no longer read (taken out of the config, or deleted).
+
+        Their meetings ahead no longer count; the touchpoints of meetings held
+        stay, as history. Read again one day, such a calendar is synced anew.
+        """
+        with self.store.session() as session:
+            gone = select(CalendarObject).where(CalendarObject.calendar.not_in(sorted(read)))
+            calendars: set[str] = set()
+            for row in session.scalars(gone):
+                calendars.add(row.calendar)
+                meetings.forget(session, row)
+                session.delete(row)
+            if calendars:
+                log.info("no longer read, forgotten: %s", ", ".join(sorted(calendars)))
+                sources = [SOURCE + calendar for calendar in calendars]
+                session.execute(delete(SyncState).where(SyncState.source.in_(sources)))
+
+    def _sync_one(
+        self,
+        source: SyncedCalendar,
+        calendar: Any,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """One calendar; whatever it fails on stops neither the others nor the next sync.
+
+        Its token is kept (what changed is listed again next time) and nothing
+        is taken as deleted.
+        """
+        try:
+            self._sync_calendar(source, calendar, at, report)
+        except Exception as error:  # caldav raises many kinds; each means "not this time"
+            log.debug("calendar %s failed", url_of(calendar), exc_info=True)
+            report.fail(f"{source.name!r} ({url_of(calendar)})", _reason(error))
+
+    def _calendars(
+        self, client: Any, wanted: list[SyncedCalendar], report: SyncReport
+    ) -> list[tuple[SyncedCalendar, Any]]:
+        """Each calendar to sync that the server has, with the server's object for it.
+
+        A name two calendars answer to is that calendar's failure; a calendar
+        named twice (by its name, and by its path) is synced once.
+        """
+        listed = client.principal().calendars()
+        found: dict[str, tuple[SyncedCalendar, Any]] = {}
+        for source in wanted:
+            try:
+                calendar = find_calendar(client, listed, source.name)
+            except AmbiguousCalendar as error:
+                report.fail(repr(source.name), str(error))
+                continue
+            except Exception as error:  # a path the server refuses to show, say
+                report.fail(repr(source.name), _reason(error))
+                continue
+            if calendar is None:
+                if not source.writes:  # the write calendar appears with the first task written
+                    report.note(f"calendar {source.name!r} not found on {self.url}")
+                continue
+            url = url_of(calendar)
+            if url in found:
+                known, _ = found[url]
+                source = replace(known, writes=known.writes or source.writes,
+                                 owner=known.owner or source.owner)  # fmt: skip
+            found[url] = (source, calendar)
+        return list(found.values())
+
+    # -- what changed ------------------------------------------------------------------
+    def _sync_calendar(
+        self,
+        source: SyncedCalendar,
+        calendar: Any,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        name, url = source.name, url_of(calendar)
+        with self.store.session() as session:
+            token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
+            seen = select(CalendarObject.href, CalendarObject.etag).where(
+                CalendarObject.calendar == url
+            )
+            known: dav_changes.ETags = dict(session.execute(seen).all())
+        changes = dav_changes.changes(calendar, url, token, known)
+        stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
+        report.calendars.append(stats)
+        with self.store.session() as session:
+            self._forget(session, url, changes.deleted, report, name)
+        wanted = sorted(changes.changed)
+        missed: set[str] = set()
+        self.progress(name, 0, len(wanted))
+        for chunk in chunked(wanted, FETCH_CHUNK):
+            fetched = dav_changes.fetch(calendar, chunk, report.skip)
+            missed |= fetched.missed
+            with self.store.session() as session, session.no_autoflush:
+                rows = _objects(session, url, list(fetched.data))
+                for href, data in fetched.data.items():
+                    seen_now = (href, changes.changed.get(href), data)
+                    self._apply_alone(session, url, rows.get(href), seen_now, source, at, report)
+            stats.fetched += len(fetched.data)
+            self.progress(name, stats.fetched, len(wanted))
+        if missed:  # listed again next time, from the token of this sync's start
+            objects = f"{len(missed)} object{'s' if len(missed) > 1 else ''}"
+            report.notices.append(
+                f"calendar {name!r}: {objects} could not be fetched; tried again next sync"
+            )
+            return
+        with self.store.session() as session:
+            self._remember_token(session, url, changes.token, at)
+
+    def _apply_alone(
+        self,
+        session: Session,
+        calendar: str,
+        row: CalendarObject | None,
+        fetched: tuple[str, str | None, bytes],
+        source: SyncedCalendar,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """`_apply` one object in a savepoint: what fails in it is undone, and it is skipped.
+
+        Its ETag is stored with the reason, so it is not fetched again until it changes.
+        """
+        href, etag, data = fetched
+        counts = (report.missions_created, report.missions_updated, len(report.completed))
+        try:
+            with session.begin_nested():
+                if row is None:
+                    row = CalendarObject(calendar=calendar, href=href, kind="other")
+                    session.add(row)
+                self._apply(session, Seen(row, etag, data), source, at, report)
+        except Exception as error:  # a bug or an object nobody foresaw: this object's alone
+            log.debug("calendar object %s failed", href, exc_info=True)
+            report.missions_created, report.missions_updated = counts[:2]
+            del report.completed[counts[2] :]
+            reason = f"not read: {type(error).__name__}: {error}"
+            report.skip(href, reason)
+            with session.begin_nested():
+                kept = _objects(session, calendar, [href]).get(href)
+                if kept is None:
+                    kept = CalendarObject(calendar=calendar, href=href)
+                    session.add(kept)
+                kept.kind, kept.etag, kept.updated_at, kept.problem = "skipped", etag, at, reason
+
+    # -- what it means -----------------------------------------------------------------
+    def _apply(
+        self,
+        session: Session,
+        seen: Seen,
+        source: SyncedCalendar,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """Read one changed object and record what it means (its meetings count as they end)."""
+        row = seen.row
+        previous = set((row.derived or "").split())
+        row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
+        zone = zone_named(source.timezone)
+        window = meetings.window(at)
+        try:
+            read = read_object(seen.data, zone, window)
+        except UnreadableObject as error:
+            row.kind, row.problem = "skipped", str(error)
+            report.skip(row.href, str(error))
+            meetings.forget(session, row)
+            self._drop_touchpoints(session, previous)
+            return
+        for note in read.notes:
+            log.info("%s: %s", row.href, note)
+        if read.unused:  # a journal, free/busy time…: ignored, not skipped
+            log.debug("%s ignored: %s", row.href, read.unused)
+            row.kind, row.uid = "other", None
+            meetings.forget(session, row)
+            self._drop_touchpoints(session, previous)
+            return
+        uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
+        row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
+        derived: set[str] = set()
+        if source.writes:
+            self._completed_tasks(session, read, at, report, derived)
+        missions = [event for event in read.events if conventions.is_mission_event(event)]
+        if missions:
+            row.kind = "mission"
+            row.mission_key, row.problem = self._mission(
+                session, row.href, missions[0], source, report
+            )
+            meetings.forget(session, row)
+        else:
+            row.kind = "task" if read.tasks else "meeting"
+            # counted once ended, by _record_meetings and each evaluation
+            meetings.store_occurrences(session, row, read, seen.data, zone)
+        derived |= meetings.history(session, previous - derived, window[0])
+        row.derived = "\n".join(sorted(derived)) or None
+        self._drop_touchpoints(session, previous - derived)
+
+    def _record_meetings(self, at: datetime, report: SyncReport) -> None:
+        """Touchpoints for the meetings that ended, once every mission event of the sync is in."""
+        with self.store.session() as session:
+            report.meetings += meetings.record_held(session, at)
+
+    def _mission(
+        self,
+        session: Session,
+        href: str,
+        event: Happening,
+        source: SyncedCalendar,
+        report: SyncReport,
+    ) -> tuple[str | None, str | None]:
+        """Create or update the mission an event describes: (its key, what was wrong).
+
+        In an owner's calendar the mission is that owner's, unless the event
+        says ``owner: KEY``.
+        """
+        described = conventions.mission_event(event)
+        problems = list(described.problems)
+        if source.owner is not None:
+            described.fields.setdefault("owner", source.owner)
+        record: MissionRecord | None = None
+        if not problems:
+            context = {"zone": zone_named(source.timezone)}
+            try:
+                record = MissionRecord.model_validate(described.fields, context=context)
+            except ValidationError as error:
+                for detail in error.errors():
+                    where = ".".join(str(part) for part in detail["loc"]) or "event"
+                    problems.append(f"{where}: {detail['msg']}")
+        if record is not None:
+            located = Located(record, Path(href), "missions", 0, {})
+            owners = [owner.key for owner in self.settings.owners]
+            problems += [p.message for p in check_references(session, [located], owners)]
+        key = described.fields.get("key")
+        if problems or record is None:
+            reason = f"mission event {event.summary!r}: " + "; ".join(problems)
+            report.skip(href, reason)
+            return (str(key)[:KEY_LENGTH] if key else None), reason  # an invalid key, as written
+        result = apply(session, [located])
+        report.missions_created += result.created["missions"]
+        report.missions_updated += result.updated["missions"]
+        return record.key, None
+
+    def _completed_tasks(
+        self,
+        session: Session,
+        read: ReadObject,
+        at: datetime,
+        report: SyncReport,
+        derived: set[str],
+    ) -> None:
+        """Tasks of ours the user completed (or cancelled) in the calendar app."""
+        for task in read.tasks:
+            key = identity.key_of(task.uid)
+            if key is None or task.status not in ("COMPLETED", "CANCELLED"):
+                continue
+            state = ical.COMPLETED if task.status == "COMPLETED" else ical.CANCELLED
+            when = task.completed_at if state == ical.COMPLETED else None  # as the app wrote it
+            done = session.execute(
+                update(FollowUp)
+                .where(FollowUp.key == key, FollowUp.calendar_state == ical.OPEN)
+                .values(
+                    calendar_state=state,
+                    reason=f"{state} in your calendar",
+                    completed_at=when,
+                    updated_at=at,
+                )
+                .returning(*TASK_COLUMNS.selected_columns)
+            ).first()
+            if done is not None:
+                report.completed.append(key)
+            row = done or session.execute(TASK_COLUMNS.where(FollowUp.key == key)).first()
+            if row is None or state != ical.COMPLETED or not ical.is_call(row.rule, row.step, key):
+                continue
+            if row.mission_id is None:
+                continue
+            mission = session.get(Mission, row.mission_id)
+            contact = session.get(Contact, row.contact_id) if row.contact_id else None
+            if mission is None:
+                continue
+            record = TouchpointRecord(
+                mission=mission.key,
+                contact=contact.key if contact else None,
+                kind="call",
+                at=task.completed_at or at,
+                note="call task completed in the calendar",
+            )
+            apply(session, [Located(record, Path("calendar"), "touchpoints", 0, {})])
+            derived.add(record.identity())
+
+    # -- bookkeeping -------------------------------------------------------------------
+    def _forget(
+        self, session: Session, calendar: str, hrefs: Iterable[str], report: SyncReport, name: str
+    ) -> None:
+        """Objects deleted from the calendar: drop what they made, report mission events."""
+        for chunk in chunked(sorted(hrefs)):
+            rows = session.scalars(
+                select(CalendarObject)
+                .where(CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk))
+                .order_by(CalendarObject.id)
+                .with_for_update()
+            ).all()
+            for row in rows:
+                if row.kind == "mission" and row.mission_key:
+                    report.notices.append(
+                        f"the mission event of {row.mission_key!r} was deleted from {name!r}; "
+                        f"the mission is kept (set its status to closed if it is over)"
+                    )
+                self._drop_touchpoints(session, set((row.derived or "").split()))
+                session.delete(row)
+
+    @staticmethod
+    def _drop_touchpoints(session: Session, keys: set[str]) -> None:
+        for chunk in chunked(sorted(keys)):
+            session.execute(delete(Touchpoint).where(Touchpoint.key.in_(chunk)))
+
+    @staticmethod
+    def _remember_token(session: Session, calendar: str, token: str | None, at: datetime) -> None:
+        source = SOURCE + calendar
+        row = session.scalar(select(SyncState).where(SyncState.source == source))
+        if row is None:
+            session.add(SyncState(source=source, token=token, updated_at=at))
+        else:
+            row.token, row.updated_at = token, at
+
+
+def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, CalendarObject]:
+    """The stored rows of these objects of `calendar`, by URL, in one query a chunk."""
+    found: dict[str, CalendarObject] = {}
+    for chunk in chunked(sorted(hrefs)):
+        query = select(CalendarObject).where(
+            CalendarObject.calendar == calendar, CalendarObject.href.in_(chunk)
+        )
+        # held to the end of the transaction, as followupd.sources.caldav.meetings holds them
+        locked = query.order_by(CalendarObject.id).with_for_update()  # in one order: no deadlock
+        found.update({row.href: row for row in session.scalars(locked)})
+    return found
+
+
+def _reason(error: BaseException) -> str:
+    """Why a calendar or a server failed, in a line (the traceback is logged at debug level)."""
+    if isinstance(error, dav_error.AuthorizationError):
+        return f"access refused ({error.reason})"
+    if isinstance(error, dav_error.DAVError):
+        return str(error)
+    text = str(error)
+    # the HTTP client's connection errors nest three layers deep; what matters is the errno
+    refused = OS_ERROR.search(text)
+    if refused:
+        return f"cannot connect: {refused.group(1)}"
+    return f"{type(error).__name__}: {text}"
+
+
+def sync_calendars(
+    store: Store,
+    settings: Settings,
+    at: datetime,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SyncReport:
+    """Sync every configured calendar; those not synced are listed in the report's `failed`."""
+    return CalendarSync(store, settings, progress=progress).run(at)

@@ -1,0 +1,1 @@
+"""Data files: TOML records validated one by one and imported all or nothing."""

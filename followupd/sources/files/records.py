@@ -1,0 +1,218 @@
+"""The records of a data file (the README, "Importing data"), validated one by one.
+
+TOML gives dates and datetimes as such; JSON gives ISO strings. Both are
+accepted, nothing else is: a number is never read as a date. A datetime
+without an offset is read in the owner's time zone, passed as the validation
+context ``{"zone": ZoneInfo}``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, Literal, Self
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    model_validator,
+)
+
+from followupd.config.types import (
+    Country,
+    Email,
+    Language,
+    OwnerKey,
+    SingleLine,
+    Slug,
+    StrictModel,
+    TimeZoneName,
+)
+from followupd.domain.identity import touchpoint_key
+from followupd.store.models import MISSION_STATUSES, SEVERITIES, TOUCHPOINT_KINDS
+
+
+def _day(value: Any) -> Any:
+    if isinstance(value, datetime):
+        raise ValueError("expected a date without a time, like 2026-09-01")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date like 2026-09-01 (got {value!r})")
+
+
+def parse_instant(value: Any, zone: ZoneInfo) -> datetime:
+    """An ISO date or datetime as an aware datetime; naive ones are read in `zone`."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})"
+            ) from None
+    if isinstance(value, datetime):
+        instant = value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    elif isinstance(value, date):
+        instant = datetime(value.year, value.month, value.day, tzinfo=zone)
+    else:
+        raise ValueError(f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})")
+    try:  # stored in UTC: 0001-01-01T00:00+14:00 has no UTC time
+        instant.astimezone(ZoneInfo("UTC"))
+    except OverflowError:
+        raise ValueError(f"{instant.isoformat()} is out of range") from None
+    return instant
+
+
+def _instant(value: Any, info: ValidationInfo) -> Any:
+    zone = (info.context or {}).get("zone") or ZoneInfo("UTC")
+    return parse_instant(value, zone)
+
+
+def _amount(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise ValueError(f"expected an amount like 12000.00 (got {value!r})")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"expected an amount like 12000.00 (got {value!r})") from None
+    if not amount.is_finite():
+        raise ValueError("expected a finite amount")
+    return amount
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_day)]
+Instant = Annotated[datetime, BeforeValidator(_instant)]
+Amount = Annotated[Decimal, BeforeValidator(_amount), Field(ge=0, max_digits=14, decimal_places=2)]
+InvoiceNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$", max_length=120)]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class Record(StrictModel):
+    """A data file record. `natural_key` names the field that identifies it."""
+
+    natural_key: ClassVar[str] = "key"
+    references: ClassVar[dict[str, str]] = {}  # field -> kind of record it names
+
+    def identity(self) -> str:
+        return str(getattr(self, self.natural_key))
+
+
+Name = Annotated[SingleLine, Field(max_length=200)]
+
+
+class ClientRecord(Record):
+    key: Slug
+    name: Name
+    language: Language | None = None
+    timezone: TimeZoneName | None = None
+    country: Country | None = None
+
+
+class ContactRecord(Record):
+    references: ClassVar[dict[str, str]] = {"client": "clients"}
+
+    key: Slug
+    client: Slug
+    name: Name
+    email: Annotated[Email, Field(max_length=320)] | None = None
+    phone: Annotated[SingleLine, Field(max_length=40)] | None = None
+    language: Language | None = None
+    greetings: StrictBool = True
+
+
+class MissionRecord(Record):
+    references: ClassVar[dict[str, str]] = {"client": "clients", "contact": "contacts"}
+
+    key: Slug
+    client: Slug
+    title: Annotated[SingleLine, Field(max_length=300)]
+    contact: Slug | None = None
+    start: Day
+    end: Day | None = None
+    status: Literal[MISSION_STATUSES] = "active"  # type: ignore[valid-type]
+    contract_signed: Day | None = None
+    deposit_amount: Amount | None = None
+    deposit_paid: Day | None = None
+    currency: Currency = "EUR"
+    status_update_every_days: StrictInt | None = Field(None, ge=1, le=365)
+    deliverables: StrictBool = True
+    paused_until: Day | None = None
+    owner: OwnerKey | None = None  # an [[owners]] key; None: the first owner
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class InvoiceRecord(Record):
+    natural_key: ClassVar[str] = "number"
+    references: ClassVar[dict[str, str]] = {"mission": "missions"}
+
+    number: InvoiceNumber
+    mission: Slug
+    amount: Amount
+    issued: Day
+    due: Day
+    paid: Day | None = None
+
+    @model_validator(mode="after")
+    def _due_after_issue(self) -> Self:
+        if self.due < self.issued:
+            raise ValueError(f"due ({self.due}) is before issued ({self.issued})")
+        return self
+
+
+class IssueRecord(Record):
+    references: ClassVar[dict[str, str]] = {"mission": "missions"}
+
+    key: Slug
+    mission: Slug
+    opened: Instant
+    severity: Literal[SEVERITIES] = "medium"  # type: ignore[valid-type]
+    summary: SingleLine
+    client_informed: Instant | None = None
+    resolved: Instant | None = None
+
+
+class TouchpointRecord(Record):
+    references: ClassVar[dict[str, str]] = {"mission": "missions", "contact": "contacts"}
+
+    mission: Slug
+    contact: Slug | None = None
+    kind: Literal[TOUCHPOINT_KINDS]  # type: ignore[valid-type]
+    at: Instant
+    note: Annotated[str, AfterValidator(_text)] | None = None
+
+    def identity(self) -> str:
+        return touchpoint_key(self.mission, self.kind, self.at, self.contact)
+
+
+RECORD_KINDS: dict[str, type[Record]] = {
+    "clients": ClientRecord,
+    "contacts": ContactRecord,
+    "missions": MissionRecord,
+    "invoices": InvoiceRecord,
+    "issues": IssueRecord,
+    "touchpoints": TouchpointRecord,
+}

@@ -1,0 +1,1 @@
+"""Reading iCalendar objects as real calendar apps write them: components, recurrences, zones."""

@@ -1,0 +1,221 @@
+"""Message templates: one Jinja2 file per rule and step, in French and English.
+
+Each template defines blocks: ``subject`` (one line), ``text`` (the plain
+body) and optionally ``html``. A template is looked up as
+``LANG/RULE/STEP.j2``, then ``LANG/RULE/default.j2``, first in the user's
+template directories (an owner's, then ``[templates]``'s), then in the
+shipped ones, so a user can override any message. Templates run in Jinja2's
+sandbox: a template can format the values it is given, not reach into Python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_currency
+from jinja2 import (
+    ChoiceLoader,
+    FileSystemLoader,
+    Template,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+)
+
+from followupd.config.owners import OwnerEntry
+from followupd.config.settings import Settings
+from followupd.errors import FollowupdError
+from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, capped
+
+SHIPPED = Path(__file__).parent
+# line breaks of any kind and runs of plain spaces; not the no-break spaces of
+# French typography ("12 000,00 €")
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
+_ONE_LINE = re.compile(r"[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029 ]+")
+LOCALES = {"fr": "fr_FR", "en": "en_US"}
+
+
+class TemplateProblem(FollowupdError):
+    """A template could not be rendered; the message names the file and the line."""
+
+    def __init__(self, file: str, line: int | None, detail: str) -> None:
+        self.file, self.line, self.detail = file, line, detail
+        where = f"{file}, line {line}" if line else file
+        super().__init__(f"template {where}: {detail}")
+
+    @classmethod
+    def of(
+        cls,
+        error: Exception,
+        template: Template | None,
+        name: str = "",
+        paused: Iterator[str] | None = None,
+    ) -> TemplateProblem:
+        """The problem `error` is, at the innermost template line it went through.
+
+        `paused` is the block being rendered, when the error was raised
+        between two of its chunks (by `capped`): its line is where it stopped.
+        """
+        file = (template.filename if template else None) or name
+        line = None
+        if isinstance(error, TemplateSyntaxError):
+            file, line = error.filename or file, error.lineno
+            return cls(file, line, error.message or str(error))
+        frames = [(trace.tb_frame, trace.tb_lineno) for trace in _traceback(error)]
+        frames += [(frame, frame.f_lineno) for frame in _paused_frames(paused)]
+        for frame, number in frames:  # Jinja's frames know their template and map their lines
+            found = frame.f_globals.get("__jinja_template__")
+            if isinstance(found, Template):
+                file = found.filename or file
+                line = found.get_corresponding_lineno(number)
+        if isinstance(error, TemplateError):
+            return cls(file, line, str(error))
+        return cls(file, line, f"{type(error).__name__}: {error}")
+
+
+def _traceback(error: BaseException) -> Iterator[TracebackType]:
+    trace = error.__traceback__
+    while trace is not None:
+        yield trace
+        trace = trace.tb_next
+
+
+def _paused_frames(generator: Any) -> Iterator[FrameType]:
+    """The frames of a paused generator and of those it delegates to, outermost first."""
+    while generator is not None and getattr(generator, "gi_frame", None) is not None:
+        yield generator.gi_frame
+        generator = generator.gi_yieldfrom
+
+
+class Templates:
+    """Renders the blocks of the template for a rule, a step and a language."""
+
+    def __init__(self, *user_dirs: Path | None) -> None:
+        """Templates found in `user_dirs` (the first that has one wins), else the shipped ones."""
+        loaders = [FileSystemLoader(str(path)) for path in user_dirs if path]
+        loaders.append(FileSystemLoader(str(SHIPPED)))
+        self.env = BoundedSandbox(
+            loader=ChoiceLoader(loaders),
+            undefined=FieldsUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,  # a new Templates is made when the config is reloaded
+        )
+        self._found: dict[tuple[str, str, str], Template] = {}
+
+    def template(self, language: str, rule: str, step: str) -> Template:
+        found = self._found.get((language, rule, step))
+        if found is None:
+            names = [f"{language}/{rule}/{step}.j2", f"{language}/{rule}/default.j2"]
+            try:
+                found = self.env.select_template(names)
+            except TemplateNotFound:
+                raise LookupError(f"no template {' or '.join(names)}") from None
+            except TemplateSyntaxError as error:
+                raise TemplateProblem.of(error, None, names[0]) from error
+            self._found[(language, rule, step)] = found
+        return found
+
+    def render(
+        self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
+    ) -> str:
+        template = self.template(language, rule, step)
+        render_block = template.blocks.get(block)
+        if render_block is None:
+            return ""
+        context = template.new_context({**values, **_helpers(language)})
+        chunks = render_block(context)
+        try:
+            with budget():
+                text = "".join(capped(chunks)).strip()
+        except TooLong as error:  # perhaps between two chunks: where the block stopped
+            raise TemplateProblem.of(error, template, paused=chunks) from error
+        except Exception as error:  # a user template that fails, runs away or reaches too far
+            raise TemplateProblem.of(error, template) from error
+        # "… Inc." at the end of a sentence: one full stop, not two (an ellipsis has three)
+        return _DOUBLE_STOP.sub(".", text)
+
+    def subject(
+        self, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> LazySubject:
+        """The subject line, rendered when first needed: most intents of a pass are
+        already recorded and never need it."""
+        return LazySubject(self, language, rule, step, values)
+
+
+class LazySubject:
+    """A subject line rendered on first use, always one line (no header injection)."""
+
+    __slots__ = ("_args", "_text")
+
+    def __init__(
+        self, templates: Templates, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> None:
+        self._args = (templates, language, rule, step, values)
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            templates, language, rule, step, values = self._args
+            text = templates.render(language, rule, step, "subject", values)
+            self._text = _ONE_LINE.sub(" ", text).strip()
+        return self._text
+
+    @property
+    def source(self) -> tuple[str, str, Mapping[str, Any]]:
+        """The rule, the step its template is looked up by, and the values it is given."""
+        _, _, rule, step, values = self._args
+        return rule, step, values
+
+    def text(self, block: str = "text") -> str:
+        """Another block of the same template, with the same values (the body)."""
+        templates, language, rule, step, values = self._args
+        return templates.render(language, rule, step, block, values)
+
+    def __repr__(self) -> str:
+        return repr(str(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazySubject | str):
+            return str(self) == str(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+@lru_cache(maxsize=16)
+def _helpers(language: str) -> dict[str, Any]:
+    """The formatting helpers of a language; memoised, as the same dates and amounts recur."""
+    locale = LOCALES.get(language, language)
+
+    @lru_cache(maxsize=8192)
+    def day(value: date | datetime) -> str:
+        text = format_date(value, format="long", locale=locale)
+        if language == "fr" and value.day == 1:
+            text = "1er" + text.removeprefix("1")  # « 1er septembre », the French ordinal
+        return text
+
+    def moment(value: datetime) -> str:
+        return format_datetime(value, format="long", locale=locale)
+
+    @lru_cache(maxsize=8192)
+    def money(amount: Decimal | float | int, currency: str) -> str:
+        return format_currency(amount, currency, locale=locale)
+
+    return {"day": day, "moment": moment, "money": money}
+
+
+def templates_of(settings: Settings, entry: OwnerEntry) -> Templates:
+    """The owner's templates directory first, then ``[templates]``, then the shipped ones."""
+    return Templates(entry.templates, settings.templates.directory)
