@@ -31,7 +31,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer
 from followupd.engine.evaluation import evaluate
 from followupd.errors import EX_CONFIG, ConfigError, DataError
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Contact, FollowUp

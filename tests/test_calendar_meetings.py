@@ -21,7 +21,8 @@ from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.engine import evaluation
-from followupd.rules.base import Rule, enabled_rules
+from followupd.rules.base import Rule
+from followupd.rules.registry import enabled_rules
 from followupd.sources.caldav import meetings
 from followupd.sources.caldav.sync import CalendarSync, SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files

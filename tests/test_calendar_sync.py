@@ -16,7 +16,8 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.engine.evaluation import evaluate
-from followupd.rules.base import Rule, enabled_rules
+from followupd.rules.base import Rule
+from followupd.rules.registry import enabled_rules
 from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store

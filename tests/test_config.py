@@ -1,4 +1,4 @@
-"""`followupd.config`: finding, reading and validating the config (SPEC.md sections 1, 3, 4)."""
+"""`followupd.config`: finding, reading and validating the config (README, "Configuration")."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def test_strict_types_are_not_coerced(tmp_path: Path) -> None:
     assert _problem_at(problems, "rules.invoice_due.grace_days").line == 6
 
 
-# -- defaults (SPEC.md sections 3 and 4) -------------------------------------------------
+# -- defaults (README, "Configuration") ----------------------------------------------------
 
 
 def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
@@ -343,7 +343,7 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
     }
 
 
-# -- where things are (SPEC.md sections 1 and 3) -----------------------------------------
+# -- where things are (README, "Configuration") --------------------------------------------
 
 
 def _write(path: Path, text: str = OWNER) -> Path:

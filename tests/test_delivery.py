@@ -16,7 +16,7 @@ from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport, RetryPolicy, claim
 from followupd.engine.evaluation import evaluate
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp

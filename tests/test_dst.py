@@ -1,7 +1,7 @@
 """Daylight-saving changes, through `plan` and `evaluate` with every rule, on both engines.
 
 A follow-up is due at 09:00, the opening of the send window, in its
-recipient's zone (SPEC.md section 4): a client email in the client's zone, a
+recipient's zone (README, "What it does"): a client email in the client's zone, a
 reminder to the owner in the owner's (Europe/Paris). The cases sit around
 the changes of 2026-2027:
 
@@ -24,12 +24,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import followupd.engine  # noqa: F401  (registers all ten rules)
 from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule, enabled_rules
+from followupd.rules.base import Intent, Rule
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp

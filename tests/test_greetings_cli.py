@@ -2,7 +2,7 @@
 
 `followupd init --demo`, then `followupd plan --from 2027-01-01 --to 2027-01-31
 --json`. The expected greetings are worked out here from the demo data file
-itself, with SPEC.md section 4 and none of followupd's code: one per contact
+itself, with the README's rules and none of followupd's code: one per contact
 with ``greetings = true`` (the default) and an email address, of a client with
 a mission (any status, disputes included) running at some point in the 24
 months before 1 January 2027; on the client's first working day of January, at

@@ -24,7 +24,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.engine.evaluation import evaluate, plan
 from followupd.errors import DataError
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission

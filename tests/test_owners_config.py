@@ -8,7 +8,7 @@ import pytest
 
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.owner_scope import caldav_of, calendar_sources, scopes
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.rulekit import BOB_IN_MONTREAL, CLAIRE
 from tests.test_config import _problem_at as at

@@ -1,4 +1,4 @@
-"""`plan` and `tick` from the command line, with their JSON shape (SPEC.md section 1)."""
+"""`plan` and `tick` from the command line, with their JSON shape (README, "Commands")."""
 
 from __future__ import annotations
 

@@ -13,8 +13,9 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import RULES, Evaluation, Intent, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
+from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import record_touchpoint, resolve_issue

@@ -12,8 +12,9 @@ from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import RULES, Intent, Rule
+from followupd.rules.base import Intent, Rule
 from followupd.rules.contract_missing import ContractMissing
+from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import get_mission

@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
+from followupd.config.rule_options import RuleOptions, RulesConfig
 from followupd.config.settings import Settings
 from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import RULES, DuplicateRule, Rule, enabled_rules, register
+from followupd.rules.base import Rule
 from followupd.rules.invoice_due import InvoiceDue
+from followupd.rules.registry import RULES, SHIPPED, RegistryError, enabled_rules, registry
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
@@ -210,16 +211,23 @@ def test_a_pause_delays_client_nudges_until_it_ends(
     assert acme["nudge-3"] == paris(2026, 12, 15, 9, 0)
 
 
-def test_rules_register_once_by_their_config_name() -> None:
+def test_rules_are_listed_once_by_their_config_name() -> None:
     assert RULES["invoice_due"] is InvoiceDue
-    with pytest.raises(DuplicateRule, match="registered twice"):
-        register(InvoiceDue)
+    with pytest.raises(RegistryError, match="'invoice_due' is listed twice"):
+        registry([InvoiceDue, InvoiceDue])
 
     class Unknown(InvoiceDue):
         name = "no_such_rule"
 
-    with pytest.raises(DuplicateRule, match=r"no \[rules.no_such_rule\] options"):
-        register(Unknown)
+    with pytest.raises(RegistryError, match=r"no \[rules.no_such_rule\] options"):
+        registry([Unknown])
+
+
+def test_every_rule_options_table_has_its_rule() -> None:
+    """Each ``[rules.NAME]`` a user may write runs a rule: none is accepted and then ignored."""
+    assert set(RULES) == set(RulesConfig.model_fields)
+    assert set(RULES) == {cls.name for cls in SHIPPED}
+    assert {rule.name for rule in enabled_rules(RulesConfig())} == set(RULES)
 
 
 def test_a_disabled_rule_does_not_run(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ from followupd.config.load import parse_settings
 from followupd.config.rule_options import MissionCloseoutOptions, RuleOptions
 from followupd.config.settings import Settings
 from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import RULES, Intent, Rule
+from followupd.rules.base import Intent, Rule
 from followupd.rules.mission_closeout import MissionCloseout
+from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Invoice

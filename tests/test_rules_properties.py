@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-import followupd.engine  # noqa: F401  (registers all ten rules)
 from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.engine.evaluation import PassReport, evaluate, plan
-from followupd.rules.base import RULES, Intent, Rule, enabled_rules
+from followupd.rules.base import Intent, Rule
+from followupd.rules.registry import RULES, enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import (
@@ -69,7 +69,7 @@ PROFILE = hypothesis_settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-# for the property that SPEC.md does not spell out (a pass cancels nothing on an
+# for the property that the README does not spell out (a pass cancels nothing on an
 # unchanged store): fewer examples keep the file within about a minute
 EXTRA_PROFILE = hypothesis_settings(PROFILE, max_examples=40)
 
@@ -109,7 +109,7 @@ def put(record: dict[str, Any], name: str, value: Any) -> None:
 
 @st.composite
 def portfolios(draw: st.DrawFn) -> dict[str, list[dict[str, Any]]]:
-    """A valid data file (SPEC.md section 2) as JSON-ready records."""
+    """A valid data file (README, "Importing data") as JSON-ready records."""
     data: dict[str, list[dict[str, Any]]] = {
         kind: [] for kind in ("clients", "contacts", "missions", "invoices", "issues")
     }

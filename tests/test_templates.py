@@ -12,7 +12,7 @@ import pytest
 from followupd.config.load import parse_settings
 from followupd.engine.evaluation import plan
 from followupd.errors import ConfigError
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.templates.loader import LazySubject, TemplateProblem, Templates

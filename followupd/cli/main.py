@@ -41,7 +41,7 @@ from followupd.errors import (
     FollowupdError,
     NotFound,
 )
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store import updates
 from followupd.store.coordination import release_orphans, worker_name

@@ -28,8 +28,8 @@ from sqlalchemy.engine import make_url
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
-from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
-from followupd.rules.base import RULES, Evaluation
+from followupd.rules.base import Evaluation
+from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Base

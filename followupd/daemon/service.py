@@ -71,7 +71,7 @@ from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import has_calendars, scope_of
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.store.coordination import (
     CHANGED,
     hand_back,

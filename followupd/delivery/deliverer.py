@@ -36,11 +36,11 @@ from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
 from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
-from followupd.domain import identity
+from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.engine.evaluation import PENDING_COLUMNS
-from followupd.rules.base import RULES
 from followupd.rules.book import RuleBook
+from followupd.rules.registry import RULES
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce, hand_back
 from followupd.store.db import Store
@@ -245,7 +245,7 @@ class Deliverer:
                 owner = self.settings.owner_for(row.owner)
                 if owner.key in unreachable:
                     continue
-                state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
+                state = items.CANCELLED if items.is_meeting(row.rule, row.step) else items.COMPLETED
                 try:
                     writer = await writers.writer(owner) if row.calendar_href else None
                     if writer is not None:
@@ -259,7 +259,7 @@ class Deliverer:
                 with self.store.session() as session:
                     session.execute(
                         update(FollowUp)
-                        .where(FollowUp.id == row.id, FollowUp.calendar_state == ical.OPEN)
+                        .where(FollowUp.id == row.id, FollowUp.calendar_state == items.OPEN)
                         .values(calendar_state=state, reason=why, updated_at=at)
                     )
                 report.closed[row.key] = why
@@ -271,7 +271,7 @@ class Deliverer:
         query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
             FollowUp.channel == "calendar",
             FollowUp.state == "sent",
-            FollowUp.calendar_state == ical.OPEN,
+            FollowUp.calendar_state == items.OPEN,
         )
         rows = list(session.execute(query))
         reasons = self.book.vanished(session, rows)
@@ -364,7 +364,7 @@ class Deliverer:
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
                        reason=None if href else "in the feed", calendar_uid=identity.uid(row.key),
-                       calendar_href=href, calendar_state=ical.OPEN):  # fmt: skip
+                       calendar_href=href, calendar_state=items.OPEN):  # fmt: skip
                 report.sent.append(row.key)
 
     def _contacts(self, rows: list[Any]) -> dict[int, Any]:

@@ -39,7 +39,6 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope, scopes
-from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings

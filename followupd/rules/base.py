@@ -1,4 +1,4 @@
-"""The rule contract and the registry that finds rules by their ``[rules.NAME]`` name.
+"""The rule contract: what a rule is given, what it returns, and how it is configured.
 
 A rule looks at the whole store with a few set-based queries and yields the
 follow-ups (intents) whose due time falls in a window; the engine records
@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
 
 from followupd.config.owners import Owner, OwnerEntry
-from followupd.config.rule_options import RuleOptions, RulesConfig
+from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope
@@ -160,36 +160,3 @@ class Rule(ABC, Generic[OptionsT]):
     @abstractmethod
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         """Of this rule's `pending` follow-ups, those whose reason has gone: key -> why."""
-
-
-class DuplicateRule(Exception):
-    """Two rules claim the same name."""
-
-
-RULES: dict[str, type[Rule[RuleOptions]]] = {}
-
-
-def register(cls: type[Rule[OptionsT]]) -> type[Rule[OptionsT]]:
-    """Class decorator: make a rule findable by its name; a name taken twice is an error."""
-    if cls.name in RULES:
-        raise DuplicateRule(f"rule {cls.name!r} is registered twice")
-    if cls.name not in RulesConfig.model_fields:
-        raise DuplicateRule(f"rule {cls.name!r} has no [rules.{cls.name}] options")
-    RULES[cls.name] = cls
-    return cls
-
-
-def enabled_rules(
-    config: RulesConfig, owners: Sequence[OwnerEntry] = ()
-) -> list[Rule[RuleOptions]]:
-    """An instance of every registered rule that the config, or one of `owners`, enables.
-
-    Each has the ``[rules]`` options; `Rule.for_owner` merges in an owner's.
-    """
-    rules = []
-    for name, cls in sorted(RULES.items()):
-        options: RuleOptions = getattr(config, name)
-        by_owner = [owner.rule_overrides.get(name, {}).get("enabled") for owner in owners]
-        if options.enabled or True in by_owner:
-            rules.append(cls(options))
-    return rules

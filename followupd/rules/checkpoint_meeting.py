@@ -29,7 +29,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import CheckpointMeetingOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -58,7 +58,6 @@ def period_of(key: str) -> date | None:
         return None
 
 
-@register
 class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
     name = "checkpoint_meeting"
 

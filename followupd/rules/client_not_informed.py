@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import ClientNotInformedOptions
 from followupd.domain.business_calendar import BusinessCalendar
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
@@ -58,7 +58,6 @@ class WorkingDays:
         return bisect_left(self.days, day)
 
 
-@register
 class ClientNotInformed(Rule[ClientNotInformedOptions]):
     name = "client_not_informed"
 

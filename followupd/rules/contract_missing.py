@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import ContractMissingOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -38,7 +38,6 @@ STEP = "reminder"
 STATUS_WORDS = {"on_hold": "put on hold", "disputed": "disputed", "closed": "closed"}
 
 
-@register
 class ContractMissing(Rule[ContractMissingOptions]):
     name = "contract_missing"
 

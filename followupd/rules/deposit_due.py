@@ -30,7 +30,7 @@ from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import DepositDueOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -54,7 +54,6 @@ def anchor_of(mission: Mission) -> date:
     return signed if signed is not None and signed > mission.start else mission.start
 
 
-@register
 class DepositDue(Rule[DepositDueOptions]):
     name = "deposit_due"
 

@@ -29,7 +29,7 @@ from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
@@ -73,7 +73,6 @@ def utc_day(instant: datetime) -> date:
     return instant.date()
 
 
-@register
 class EscalateByPhone(Rule[EscalateByPhoneOptions]):
     name = "escalate_by_phone"
 

@@ -16,7 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import InvoiceDueOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
@@ -27,7 +27,6 @@ from followupd.store.rows import record
 SHIFT_MARGIN = timedelta(days=21)
 
 
-@register
 class InvoiceDue(Rule[InvoiceDueOptions]):
     name = "invoice_due"
 

@@ -32,7 +32,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import MissionCloseoutOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
@@ -46,7 +46,6 @@ CLOSING = ("active", "on_hold", "disputed", "closed")
 BILAN, FINAL_INVOICE = "bilan", "final-invoice"
 
 
-@register
 class MissionCloseout(Rule[MissionCloseoutOptions]):
     name = "mission_closeout"
 

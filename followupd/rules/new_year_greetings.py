@@ -37,7 +37,7 @@ from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import NewYearGreetingsOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_client
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -72,7 +72,6 @@ def latest_owner(client_id: Any, counts: tuple[Any, ...]) -> ScalarSelect[str | 
     )
 
 
-@register
 class NewYearGreetings(Rule[NewYearGreetingsOptions]):
     name = "new_year_greetings"
 

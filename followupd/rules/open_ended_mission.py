@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import OpenEndedMissionOptions
 from followupd.domain.business_calendar import zone
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -54,7 +54,6 @@ def add_months(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, last))
 
 
-@register
 class OpenEndedMission(Rule[OpenEndedMissionOptions]):
     name = "open_ended_mission"
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
-from followupd.rules.base import Evaluation, Intent, Pending, Rule, register
+from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -89,7 +89,6 @@ def _last_update() -> ColumnElement[datetime]:
     )
 
 
-@register
 class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     name = "status_update_due"
 

@@ -61,7 +61,7 @@ from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import BATCH, Deliverer
 from followupd.engine.evaluation import evaluate
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from tests.bench import harness, machine

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 
 from followupd.config.load import parse_settings
 from followupd.engine.evaluation import evaluate
-from followupd.rules.base import enabled_rules
+from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import (
     Client,

@@ -59,7 +59,7 @@ from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain import identity
 from followupd.engine.evaluation import evaluate
-from followupd.rules.base import RULES, enabled_rules
+from followupd.rules.registry import RULES, enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.bench import harness, machine

@@ -22,24 +22,13 @@ from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.identity import uid
+from followupd.domain.items import CANCELLED, COMPLETED, OPEN, is_call, is_meeting
 
 PRODID = "-//followupd//followupd//EN"
 MEETING_LENGTH = timedelta(minutes=30)
 ZONE_SPAN = timedelta(days=400)  # transitions listed around an object's time
 
-# Steps that ask the owner to place a meeting in the calendar: a tentative,
-# transparent event at the due time, which the owner moves where it fits.
-MEETINGS = {("checkpoint_meeting", None), ("mission_closeout", "bilan")}
-OPEN, COMPLETED, CANCELLED = "open", "completed", "cancelled"
 TASK_STATUS = {OPEN: STATUS.NEEDS_ACTION, COMPLETED: STATUS.COMPLETED, CANCELLED: STATUS.CANCELLED}
-
-
-def is_meeting(rule: str, step: str) -> bool:
-    return (rule, None) in MEETINGS or (rule, step) in MEETINGS
-
-
-def is_call(rule: str, step: str, key: str) -> bool:
-    return rule == "escalate_by_phone" or step == "call" or key.endswith(":call")
 
 
 @dataclass(frozen=True)

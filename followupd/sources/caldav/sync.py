@@ -35,10 +35,9 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from followupd.channels.calendar import ical
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, url_of
-from followupd.domain import identity
+from followupd.domain import identity, items
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
 from followupd.errors import ConfigError
@@ -406,11 +405,11 @@ class CalendarSync:
             key = identity.key_of(task.uid)
             if key is None or task.status not in ("COMPLETED", "CANCELLED"):
                 continue
-            state = ical.COMPLETED if task.status == "COMPLETED" else ical.CANCELLED
-            when = task.completed_at if state == ical.COMPLETED else None  # as the app wrote it
+            state = items.COMPLETED if task.status == "COMPLETED" else items.CANCELLED
+            when = task.completed_at if state == items.COMPLETED else None  # as the app wrote it
             done = session.execute(
                 update(FollowUp)
-                .where(FollowUp.key == key, FollowUp.calendar_state == ical.OPEN)
+                .where(FollowUp.key == key, FollowUp.calendar_state == items.OPEN)
                 .values(
                     calendar_state=state,
                     reason=f"{state} in your calendar",
@@ -422,7 +421,11 @@ class CalendarSync:
             if done is not None:
                 report.completed.append(key)
             row = done or session.execute(TASK_COLUMNS.where(FollowUp.key == key)).first()
-            if row is None or state != ical.COMPLETED or not ical.is_call(row.rule, row.step, key):
+            if (
+                row is None
+                or state != items.COMPLETED
+                or not items.is_call(row.rule, row.step, key)
+            ):
                 continue
             if row.mission_id is None:
                 continue

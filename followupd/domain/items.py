@@ -1,0 +1,21 @@
+"""What a follow-up is to the person who meets it: a call to make, a meeting to place, a task.
+
+The channels show each kind differently (a meeting to place is a tentative
+event, the rest are tasks), and the calendar source reads back what the owner
+did with them: the state of a follow-up's object in the owner's calendar.
+"""
+
+from __future__ import annotations
+
+# Steps that ask the owner to place a meeting in the calendar: a tentative,
+# transparent event at the due time, which the owner moves where it fits.
+MEETINGS = {("checkpoint_meeting", None), ("mission_closeout", "bilan")}
+OPEN, COMPLETED, CANCELLED = "open", "completed", "cancelled"
+
+
+def is_meeting(rule: str, step: str) -> bool:
+    return (rule, None) in MEETINGS or (rule, step) in MEETINGS
+
+
+def is_call(rule: str, step: str, key: str) -> bool:
+    return rule == "escalate_by_phone" or step == "call" or key.endswith(":call")
