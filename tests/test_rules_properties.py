@@ -28,7 +28,6 @@ from sqlalchemy.engine import make_url
 
 import followupd.engine  # noqa: F401  (registers all ten rules)
 from followupd.clock import BusinessCalendar
-from followupd.config import parse_settings
 from followupd.engine import PassReport, evaluate, plan
 from followupd.rules.base import RULES, Intent, Rule, enabled_rules
 from followupd.rules.options import RuleOptions
@@ -45,12 +44,10 @@ from followupd.store.models import (
     Issue,
     Mission,
 )
-from tests.conftest import ENGINES, MINIMAL_CONFIG, fresh_postgres_database
+from tests.conftest import ENGINES, fresh_postgres_database
+from tests.rulekit import NEW_YORK, PARIS, owner_settings
 
-PARIS = ZoneInfo("Europe/Paris")
-SETTINGS = parse_settings(
-    MINIMAL_CONFIG, Path("/nonexistent/followupd.toml"), {"HOME": "/nonexistent"}
-)
+SETTINGS = owner_settings(Path("/nonexistent"))
 RULE_SET: list[Rule[RuleOptions]] = enabled_rules(SETTINGS.rules)
 CALENDAR = BusinessCalendar(SETTINGS.business)
 OPENS = SETTINGS.business.window[0]
@@ -92,7 +89,7 @@ def optional(strategy: st.SearchStrategy[Any], present: int = 1, absent: int = 1
     )
 
 
-WRITTEN_IN = (UTC, PARIS, ZoneInfo("America/New_York"))
+WRITTEN_IN = (UTC, PARIS, NEW_YORK)
 
 
 def written(instant: datetime) -> str:
