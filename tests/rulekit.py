@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -196,12 +196,8 @@ class RuleAlone:
     end: datetime
 
     def built(self, settings: Settings, options: RuleOptions | None = None) -> Rule[RuleOptions]:
-        """The rule with the settings' ``[rules.NAME]`` options, or `options`.
-
-        Rule is invariant in its options: hence the cast.
-        """
-        chosen = options or getattr(settings.rules, self.kind.name)
-        return cast("Rule[RuleOptions]", self.kind(chosen))
+        """The rule with the settings' ``[rules.NAME]`` options, or `options`."""
+        return self.kind(options or getattr(settings.rules, self.kind.name))
 
     def rules(
         self, settings: Settings, options: RuleOptions | None = None
