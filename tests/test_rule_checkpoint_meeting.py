@@ -2,55 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import cast
 
-import pytest
-
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.domain.business_calendar import BusinessCalendar
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.base import Intent
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import record_touchpoint, resolve_issue
-from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, body, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    loaded_with,
+    mission_record,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH}
 [[missions]]          # never met: every 30 days from the start
 key = "acme-audit"
 client = "acme"
@@ -166,43 +144,8 @@ summary = "Sponsor parti"
 """
 
 
-def make_settings(tmp_path: Path, language: str = "fr") -> Settings:
-    return parse_settings(
-        MINIMAL_CONFIG + f'language = "{language}"\n',
-        tmp_path / "followupd.toml",
-        {"HOME": str(tmp_path)},
-    )
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> CheckpointMeeting:
-    return CheckpointMeeting(settings.rules.checkpoint_meeting)
-
-
-def rules(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, as the engine takes it (Rule is invariant in its options)."""
-    return [cast("Rule[RuleOptions]", rule(settings))]
-
-
-def planned(
-    store: Store, settings: Settings, start: datetime | None = None, end: datetime | None = None
-) -> dict[str, Intent]:
-    start, end = start or paris(2026, 10, 1), end or paris(2026, 12, 31)
-    with store.session() as session:
-        intents = plan(session, settings, rules(settings), start, end)
-    return {intent.key: intent for intent in intents}
+RULE = RuleAlone(CheckpointMeeting, paris(2026, 10, 1), paris(2026, 12, 31))
+loaded = loaded_with(DATA)
 
 
 def of(intents: dict[str, Intent], mission: str) -> dict[str, Intent]:
@@ -210,26 +153,9 @@ def of(intents: dict[str, Intent], mission: str) -> dict[str, Intent]:
     return {i.key.rsplit(":", 1)[1]: i for i in intents.values() if i.subject_key == mission}
 
 
-def texts(store: Store, settings: Settings) -> dict[str, str]:
-    """The task descriptions (``text`` blocks), as the engine renders them when it records."""
-    templates = Templates()
-    calendar = BusinessCalendar(settings.business)
-    checkpoint = rule(settings)
-    with store.session() as session:
-        evaluation = Evaluation(
-            session, settings, calendar, templates, paris(2026, 10, 1), paris(2026, 12, 31)
-        )
-        return {intent.key: body(intent) for intent in checkpoint.evaluate(evaluation)}
-
-
 def set_status(store: Store, tmp_path: Path, mission: str, title: str, status: str) -> None:
-    path = tmp_path / "update.toml"
-    path.write_text(
-        f'[[missions]]\nkey = "{mission}"\nclient = "acme"\ntitle = "{title}"\n'
-        f'start = 2026-09-01\nstatus = "{status}"\n',
-        encoding="utf-8",
-    )
-    import_files(store, [path], PARIS)
+    record = mission_record(mission, title, "2026-09-01", f'status = "{status}"')
+    imported(store, tmp_path, record, name="update.toml")
 
 
 def test_the_rule_is_registered_under_its_config_name() -> None:
@@ -239,7 +165,7 @@ def test_the_rule_is_registered_under_its_config_name() -> None:
 def test_thirty_days_without_a_meeting_call_for_one_each_period(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     audit = of(intents, "acme-audit")
     assert list(audit) == ["2026-10-01", "2026-10-31", "2026-11-30", "2026-12-30"]
     first = audit["2026-10-01"]
@@ -276,7 +202,7 @@ def test_thirty_days_without_a_meeting_call_for_one_each_period(
 def test_open_issues_piling_up_call_for_one_from_the_day_they_reach_the_threshold(
     loaded: Store, settings: Settings
 ) -> None:
-    build = of(planned(loaded, settings), "acme-build")
+    build = of(RULE.planned(loaded, settings), "acme-build")
     # b0 is resolved; b2, the second open issue, was opened on Saturday the 14th
     assert list(build) == ["2026-11-14", "2026-12-02", "2026-12-14"]
     assert build["2026-11-14"].step == "open-issues"
@@ -287,7 +213,7 @@ def test_open_issues_piling_up_call_for_one_from_the_day_they_reach_the_threshol
 
 
 def test_both_triggers_on_the_same_day_give_one_reminder(loaded: Store, settings: Settings) -> None:
-    both = of(planned(loaded, settings), "acme-both")
+    both = of(RULE.planned(loaded, settings), "acme-both")
     assert list(both) == ["2026-10-01", "2026-10-31", "2026-11-30", "2026-12-30"]
     assert [i.step for i in both.values()] == [
         "no-meeting",
@@ -295,7 +221,7 @@ def test_both_triggers_on_the_same_day_give_one_reminder(loaded: Store, settings
         "open-issues",
         "open-issues",
     ]
-    text = texts(loaded, settings)["checkpoint_meeting:acme-both:2026-10-31"]
+    text = RULE.texts(loaded, settings)["checkpoint_meeting:acme-both:2026-10-31"]
     assert "- 2 problèmes ouverts s'accumulent ;" in text
     assert (
         "- aucune réunion ni visite depuis le début de la mission, le 1er septembre 2026." in text
@@ -303,7 +229,7 @@ def test_both_triggers_on_the_same_day_give_one_reminder(loaded: Store, settings
 
 
 def test_the_task_says_why_and_who_to_call(loaded: Store, settings: Settings) -> None:
-    rendered = texts(loaded, settings)
+    rendered = RULE.texts(loaded, settings)
     build = rendered["checkpoint_meeting:acme-build:2026-11-14"]
     assert (
         "La mission « Refonte du site » (ACME SA) a besoin d'une réunion de mise au point" in build
@@ -320,13 +246,13 @@ def test_the_task_says_why_and_who_to_call(loaded: Store, settings: Settings) ->
 
 
 def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "en")
-    intents = planned(loaded, settings)
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.planned(loaded, settings)
     task = intents["checkpoint_meeting:acme-build:2026-11-14"]
     assert task.language == "en"
     assert task.subject == "Schedule a checkpoint meeting: Refonte du site (ACME SA)"
     assert task.due_at == paris(2026, 11, 16, 9, 0)
-    text = texts(loaded, settings)["checkpoint_meeting:acme-build:2026-11-14"]
+    text = RULE.texts(loaded, settings)["checkpoint_meeting:acme-build:2026-11-14"]
     assert "- 2 open problems are piling up;" in text
     assert "- last meeting or visit on November 2, 2026." in text
     assert "Offer a date to Jeanne Dupont: tel:+33612345678 or jeanne.dupont@acme.example." in text
@@ -335,20 +261,17 @@ def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: P
 def test_a_pass_records_each_reminder_once_and_plan_records_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings)
+    RULE.planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
-    with loaded.session() as session:  # a pass before a downtime
-        evaluate(session, settings, rules(settings), paris(2026, 10, 10, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 10, 9, 0))  # a pass before a downtime
     at = paris(2026, 11, 16, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rules(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     recorded = {row.key: row.state for row in first.recorded}
     assert recorded["checkpoint_meeting:acme-build:2026-11-14"] == "pending"
     assert recorded["checkpoint_meeting:acme-train:2026-11-11"] == "pending"  # due 12th
     assert recorded["checkpoint_meeting:acme-audit:2026-10-31"] == "expired"  # due 2nd
     assert "checkpoint_meeting:acme-audit:2026-10-01" not in recorded  # long gone
-    with loaded.session() as session:
-        second = evaluate(session, settings, rules(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
 
@@ -356,34 +279,29 @@ def test_a_pass_records_each_reminder_once_and_plan_records_nothing(
 def test_a_meeting_held_cancels_the_pending_reminder_and_restarts_the_count(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 12, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 12, 9, 0))
     assert outbox(loaded)["checkpoint_meeting:acme-train:2026-11-11"].state == "pending"
     with loaded.session() as session:
         record_touchpoint(session, "acme-train", "meeting", paris(2026, 11, 13, 10, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 13, 11, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 13, 11, 0))
     reason = "meeting held on 2026-11-13"
     assert report.cancelled == {"checkpoint_meeting:acme-train:2026-11-11": reason}
     row = outbox(loaded)["checkpoint_meeting:acme-train:2026-11-11"]
     assert (row.state, row.reason) == ("cancelled", reason)
-    assert list(of(planned(loaded, settings), "acme-train")) == ["2026-12-13"]
+    assert list(of(RULE.planned(loaded, settings), "acme-train")) == ["2026-12-13"]
 
 
 def test_a_visit_before_the_period_does_not_answer_it_one_after_does(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 16, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 16, 9, 0))
     with loaded.session() as session:
         record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 13, 10, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 10, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 16, 10, 0))
     assert report.cancelled == {}
     with loaded.session() as session:
         record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 17, 10, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 17, 11, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 17, 11, 0))
     assert report.cancelled == {
         "checkpoint_meeting:acme-build:2026-11-14": "visit held on 2026-11-17"
     }
@@ -394,28 +312,25 @@ def test_a_period_whose_meeting_already_took_place_is_not_recorded(
 ) -> None:
     with loaded.session() as session:
         record_touchpoint(session, "acme-build", "meeting", paris(2026, 11, 17, 10, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 20, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 20, 9, 0))
     assert not [row.key for row in report.recorded if row.subject_key == "acme-build"]
-    assert "checkpoint_meeting:acme-build:2026-12-14" in planned(loaded, settings)
+    assert "checkpoint_meeting:acme-build:2026-12-14" in RULE.planned(loaded, settings)
 
 
 def test_closing_or_holding_the_mission_cancels_pending_reminders(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 16, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 16, 9, 0))
     set_status(loaded, tmp_path, "acme-train", "Formation", "closed")
     set_status(loaded, tmp_path, "acme-build", "Refonte du site", "on_hold")
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 10, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 16, 10, 0))
     assert report.cancelled == {
         "checkpoint_meeting:acme-train:2026-11-11": "mission acme-train no longer active (closed)",
         "checkpoint_meeting:acme-build:2026-11-14": (
             "mission acme-build no longer active (on_hold)"
         ),
     }
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     assert not of(intents, "acme-train")
     assert not of(intents, "acme-build")
 
@@ -423,6 +338,6 @@ def test_closing_or_holding_the_mission_cancels_pending_reminders(
 def test_resolving_an_issue_ends_the_pile(loaded: Store, settings: Settings) -> None:
     with loaded.session() as session:
         resolve_issue(session, "b1", paris(2026, 11, 20, 17, 0))
-    build = of(planned(loaded, settings), "acme-build")
+    build = of(RULE.planned(loaded, settings), "acme-build")
     assert list(build) == ["2026-12-02"]
     assert build["2026-12-02"].step == "no-meeting"

@@ -4,54 +4,34 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import cast
 
-import pytest
-
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.base import Intent
 from followupd.rules.client_not_informed import ClientNotInformed
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import mark_issue_informed, resolve_issue
-from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, body, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    loaded_with,
+    mission_record,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
 SUMMARY = "Extraction des données client en retard de deux semaines"
 DATA = f"""\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -131,62 +111,20 @@ note = "Calendrier validé"
 """
 
 
-def make_settings(tmp_path: Path, language: str = "fr") -> Settings:
-    return parse_settings(
-        MINIMAL_CONFIG + f'language = "{language}"\n',
-        tmp_path / "followupd.toml",
-        {"HOME": str(tmp_path)},
-    )
+RULE = RuleAlone(ClientNotInformed, paris(2026, 11, 1), paris(2026, 12, 31))
+loaded = loaded_with(DATA)
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> ClientNotInformed:
-    return ClientNotInformed(settings.rules.client_not_informed)
-
-
-def rules(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, as the engine takes it (Rule is invariant in its options)."""
-    return [cast("Rule[RuleOptions]", rule(settings))]
-
-
-def planned(
+def reminders(
     store: Store, settings: Settings, start: datetime, end: datetime, issue: str
 ) -> dict[str, Intent]:
-    with store.session() as session:
-        intents = plan(session, settings, rules(settings), start, end)
-    return {intent.key: intent for intent in intents if intent.subject_key == issue}
+    """The reminders about `issue` due in ``[start, end]``, by key."""
+    intents = RULE.planned(store, settings, start, end)
+    return {key: intent for key, intent in intents.items() if intent.subject_key == issue}
 
 
 def days(intents: dict[str, Intent]) -> list[str]:
     return sorted({key.split(":")[2] for key in intents})
-
-
-def texts(store: Store, settings: Settings, start: datetime, end: datetime) -> dict[str, str]:
-    """The bodies (``text`` blocks), as the engine renders them when it records."""
-    templates = Templates()
-    calendar = BusinessCalendar(settings.business)
-    reminder = rule(settings)
-    with store.session() as session:
-        evaluation = Evaluation(session, settings, calendar, templates, start, end)
-        return {intent.key: body(intent) for intent in reminder.evaluate(evaluation)}
-
-
-def set_field(store: Store, tmp_path: Path, text: str) -> None:
-    path = tmp_path / "update.toml"
-    path.write_text(text, encoding="utf-8")
-    import_files(store, [path], PARIS)
 
 
 def test_the_rule_is_registered_under_its_config_name() -> None:
@@ -196,7 +134,7 @@ def test_the_rule_is_registered_under_its_config_name() -> None:
 def test_the_owner_is_reminded_by_email_and_calendar_then_every_two_working_days(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings, paris(2026, 11, 1), paris(2026, 11, 20, 23), "late-data")
+    intents = reminders(loaded, settings, paris(2026, 11, 1), paris(2026, 11, 20, 23), "late-data")
     # opened Tuesday 10th; the 11th is a holiday: 12th and 13th are the two working days;
     # then Monday 16 and Tuesday 17 (over the weekend), Wednesday 18 and Thursday 19
     assert days(intents) == ["2026-11-13", "2026-11-17", "2026-11-19"]
@@ -228,13 +166,12 @@ def test_the_owner_is_reminded_by_email_and_calendar_then_every_two_working_days
 def test_informed_resolved_or_closed_issues_give_no_reminder(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2026, 12, 31))
+    intents = RULE.intents(loaded, settings)
     assert {i.subject_key for i in intents} == {"late-data", "legacy-gap", "gx-outage"}
 
 
 def test_a_us_client_skips_its_own_holidays_too(loaded: Store, settings: Settings) -> None:
-    intents = planned(loaded, settings, paris(2026, 11, 1), paris(2026, 12, 1, 23), "gx-outage")
+    intents = reminders(loaded, settings, paris(2026, 11, 1), paris(2026, 12, 1, 23), "gx-outage")
     # opened Monday 23rd; Tuesday 24 and Wednesday 25; then Thanksgiving: Friday 27, Monday 30
     assert days(intents) == ["2026-11-25", "2026-11-30"]
     first = intents["client_not_informed:gx-outage:2026-11-25:email"]
@@ -243,15 +180,15 @@ def test_a_us_client_skips_its_own_holidays_too(loaded: Store, settings: Setting
 
 
 def test_an_english_speaking_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "en")
-    intents = planned(loaded, settings, paris(2026, 11, 1), paris(2026, 11, 20, 23), "late-data")
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intents = reminders(loaded, settings, paris(2026, 11, 1), paris(2026, 11, 20, 23), "late-data")
     email = intents["client_not_informed:late-data:2026-11-13:email"]
     assert email.language == "en"
     assert email.subject == f"Tell Jeanne Dupont (ACME SA) about: {SUMMARY}"
     assert email.due_at == paris(2026, 11, 13, 9, 0)
     again = intents["client_not_informed:late-data:2026-11-19:email"]
     assert again.subject == f"Still to do: tell Jeanne Dupont (ACME SA) about: {SUMMARY}"
-    text = texts(loaded, settings, paris(2026, 11, 13), paris(2026, 11, 13, 23))
+    text = RULE.texts(loaded, settings, paris(2026, 11, 13), paris(2026, 11, 13, 23))
     body = text["client_not_informed:late-data:2026-11-13:email"]
     assert "Tell Jeanne Dupont: tel:+33612345678 or jeanne.dupont@acme.example." in body
     assert "Once the client knows: followupd issue informed late-data" in body
@@ -260,7 +197,7 @@ def test_an_english_speaking_owner_gets_english_reminders(loaded: Store, tmp_pat
 def test_the_reminder_says_who_to_tell_how_and_what_was_last_said(
     loaded: Store, settings: Settings
 ) -> None:
-    rendered = texts(loaded, settings, paris(2026, 11, 12), paris(2026, 11, 13, 23))
+    rendered = RULE.texts(loaded, settings, paris(2026, 11, 12), paris(2026, 11, 13, 23))
     body = rendered["client_not_informed:late-data:2026-11-13:calendar"]
     assert "ouvert le 10 novembre 2026" in body
     assert f"{SUMMARY} (gravité : moyenne)" in body
@@ -279,7 +216,7 @@ def test_an_old_issue_gives_only_the_reminders_of_the_window(
     loaded: Store, settings: Settings
 ) -> None:
     start, end = paris(2026, 11, 16), paris(2026, 11, 22, 23)
-    intents = planned(loaded, settings, start, end, "legacy-gap")
+    intents = reminders(loaded, settings, start, end, "legacy-gap")
     # the slow way: walk every reminder since the issue was opened
     calendar, countries = BusinessCalendar(settings.business), ("FR",)
     day, expected = calendar.add_working_days(date(2025, 1, 6), 2, countries), []
@@ -295,19 +232,17 @@ def test_an_old_issue_gives_only_the_reminders_of_the_window(
 def test_a_pass_records_each_reminder_once_and_plan_records_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings, paris(2026, 11, 1), paris(2026, 12, 31), "late-data")
+    reminders(loaded, settings, paris(2026, 11, 1), paris(2026, 12, 31), "late-data")
     assert outbox(loaded) == {}, "plan changes nothing"
     at = paris(2026, 11, 13, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rules(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     recorded = {row.key: row for row in first.recorded if row.subject_key == "late-data"}
     assert set(recorded) == {
         "client_not_informed:late-data:2026-11-13:email",
         "client_not_informed:late-data:2026-11-13:calendar",
     }
     assert {row.state for row in recorded.values()} == {"pending"}
-    with loaded.session() as session:
-        second = evaluate(session, settings, rules(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
 
@@ -315,12 +250,10 @@ def test_a_pass_records_each_reminder_once_and_plan_records_nothing(
 def test_informing_the_client_stops_the_reminders_and_cancels_pending_ones(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 13, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 13, 9, 0))
     with loaded.session() as session:
         mark_issue_informed(session, "late-data", paris(2026, 11, 16, 11, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 19, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 19, 9, 0))
     reason = "client informed of late-data on 2026-11-16"
     assert report.cancelled == {
         "client_not_informed:late-data:2026-11-13:email": reason,
@@ -334,12 +267,10 @@ def test_informing_the_client_stops_the_reminders_and_cancels_pending_ones(
 
 
 def test_resolving_the_issue_cancels_pending_reminders(loaded: Store, settings: Settings) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 17, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 17, 9, 0))
     with loaded.session() as session:
         resolve_issue(session, "late-data", paris(2026, 11, 17, 12, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 17, 13, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 17, 13, 0))
     assert report.cancelled == {
         f"client_not_informed:late-data:2026-11-{day}:{channel}": (
             "issue late-data resolved on 2026-11-17"
@@ -347,25 +278,19 @@ def test_resolving_the_issue_cancels_pending_reminders(loaded: Store, settings: 
         for day in ("13", "17")
         for channel in ("email", "calendar")
     }
-    assert not planned(loaded, settings, paris(2026, 11, 18), paris(2026, 12, 31), "late-data")
+    assert not reminders(loaded, settings, paris(2026, 11, 18), paris(2026, 12, 31), "late-data")
 
 
 def test_closing_the_mission_cancels_pending_reminders(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 13, 9, 0))
-    set_field(
-        loaded,
-        tmp_path,
-        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        'start = 2026-09-01\nstatus = "closed"\n',
-    )
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 13, 10, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 13, 9, 0))
+    closed = mission_record("acme-audit", "Audit du SI", "2026-09-01", 'status = "closed"')
+    imported(loaded, tmp_path, closed, name="update.toml")
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 13, 10, 0))
     assert report.cancelled == {
         "client_not_informed:late-data:2026-11-13:email": "mission acme-audit closed",
         "client_not_informed:late-data:2026-11-13:calendar": "mission acme-audit closed",
     }
     after = paris(2026, 11, 13, 10, 0) + timedelta(days=30)
-    assert not planned(loaded, settings, paris(2026, 11, 14), after, "late-data")
+    assert not reminders(loaded, settings, paris(2026, 11, 14), after, "late-data")

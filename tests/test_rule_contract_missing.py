@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
 from followupd.rules.contract_missing import ContractMissing
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import get_mission
 from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    change_mission,
+    loaded_with,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -97,47 +78,14 @@ start = 2026-11-18
 KEY = "contract_missing:acme-audit:2026-11-11"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (the catalog is not needed to run it)."""
-    return [cast("Rule[RuleOptions]", ContractMissing(settings.rules.contract_missing))]
-
-
-def planned(store: Store, settings: Settings) -> dict[str, Intent]:
-    with store.session() as session:
-        intents = plan(session, settings, rule(settings), paris(2026, 8, 1), paris(2026, 12, 1))
-    return {intent.key: intent for intent in intents}
-
-
-def change(store: Store, mission: str, **fields: Any) -> None:
-    with store.session() as session:
-        row = get_mission(session, mission)
-        for name, value in fields.items():
-            setattr(row, name, value)
-
-
-def run(store: Store, settings: Settings, at: datetime) -> tuple[list[str], dict[str, str]]:
-    with store.session() as session:
-        report = evaluate(session, settings, rule(settings), at)
-    return [row.key for row in report.recorded], report.cancelled
+RULE = RuleAlone(ContractMissing, paris(2026, 8, 1), paris(2026, 12, 1))
+loaded = loaded_with(DATA)
 
 
 def test_the_first_reminder_goes_to_the_owner_by_email_and_calendar(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     assert {i.subject_key for i in intents.values()} == {"acme-audit", "globex-plan"}, (
         "signed, on hold, disputed and closed missions get nothing"
     )
@@ -158,10 +106,14 @@ def test_the_first_reminder_goes_to_the_owner_by_email_and_calendar(
 
 def test_reminders_repeat_every_week_while_unsigned(loaded: Store, settings: Settings) -> None:
     dates = sorted(
-        {i.key.split(":")[2] for i in planned(loaded, settings).values() if "acme-audit" in i.key}
+        {
+            i.key.split(":")[2]
+            for i in RULE.planned(loaded, settings).values()
+            if "acme-audit" in i.key
+        }
     )
     assert dates == ["2026-11-11", "2026-11-18", "2026-11-25"]
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     assert intents["contract_missing:acme-audit:2026-11-18:email"].due_at == paris(
         2026, 11, 18, 9, 0
     )
@@ -171,7 +123,7 @@ def test_reminders_repeat_every_week_while_unsigned(loaded: Store, settings: Set
 
 
 def test_owner_reminders_skip_the_clients_holidays_too(loaded: Store, settings: Settings) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     first = intents["contract_missing:globex-plan:2026-09-07:calendar"]
     # Monday 7 September is Labor Day in the US: nobody to call at Globex
     assert first.due_at == paris(2026, 9, 8, 9, 0)
@@ -184,10 +136,8 @@ def test_owner_reminders_skip_the_clients_holidays_too(loaded: Store, settings: 
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    settings = parse_settings(
-        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
-    )
-    intent = planned(loaded, settings)[f"{KEY}:email"]
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intent = RULE.planned(loaded, settings)[f"{KEY}:email"]
     assert intent.language == "en"
     assert intent.subject == 'Contract not signed: "Audit du SI" (ACME SA)'
 
@@ -218,25 +168,25 @@ def test_the_reminder_says_who_to_call(loaded: Store, settings: Settings) -> Non
 def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings)
+    RULE.planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
-    run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
+    RULE.run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
     at = paris(2026, 11, 12, 9, 0)
-    recorded, _ = run(loaded, settings, at)
+    recorded, _ = RULE.run(loaded, settings, at)
     assert {f"{KEY}:email", f"{KEY}:calendar"} <= set(recorded)
     rows = outbox(loaded)
     assert rows[f"{KEY}:email"].state == "pending"
     assert rows["contract_missing:globex-plan:2026-11-09:email"].state == "pending"
     assert rows["contract_missing:globex-plan:2026-10-26:email"].state == "expired"
-    assert run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
+    assert RULE.run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
 
 
 def test_signing_stops_the_reminders_and_cancels_pending_ones(
     loaded: Store, settings: Settings
 ) -> None:
-    run(loaded, settings, paris(2026, 11, 12, 9, 0))
-    change(loaded, "acme-audit", contract_signed=date(2026, 11, 13))
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 30, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    change_mission(loaded, "acme-audit", contract_signed=date(2026, 11, 13))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 30, 9, 0))
     reason = "contract of acme-audit signed on 2026-11-13"
     assert cancelled == {f"{KEY}:email": reason, f"{KEY}:calendar": reason}
     assert outbox(loaded)[f"{KEY}:calendar"].state == "cancelled"
@@ -255,16 +205,16 @@ def test_signing_stops_the_reminders_and_cancels_pending_ones(
 def test_a_mission_no_longer_proposed_or_active_stops_the_reminders(
     loaded: Store, settings: Settings, status: str, reason: str
 ) -> None:
-    run(loaded, settings, paris(2026, 11, 12, 9, 0))
-    change(loaded, "acme-audit", status=status)
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 18, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    change_mission(loaded, "acme-audit", status=status)
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 18, 9, 0))
     assert cancelled == {f"{KEY}:email": reason, f"{KEY}:calendar": reason}
     assert not [key for key in recorded if "acme-audit" in key]
 
 
 def test_active_missions_are_reminded_too(loaded: Store, settings: Settings) -> None:
-    change(loaded, "acme-audit", status="active")
-    assert f"{KEY}:email" in planned(loaded, settings)
+    change_mission(loaded, "acme-audit", status="active")
+    assert f"{KEY}:email" in RULE.planned(loaded, settings)
 
 
 def test_the_rule_registers_under_its_config_name() -> None:

@@ -2,63 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Any, cast
-from zoneinfo import ZoneInfo
 
-import pytest
-
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
 from followupd.rules.deposit_due import DepositDue
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import get_mission
 from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH_WITH_PHONE,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    change_mission,
+    loaded_with,
+    new_york,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-NEW_YORK = ZoneInfo("America/New_York")
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
 [[contacts]]
 key = "pmartin"
 client = "acme"
 name = "Paul Martin"
 phone = "+33 6 98 76 54 32"
 
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-phone = "+1 212 555 0100"
-
+{BSMITH_WITH_PHONE}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -115,47 +92,14 @@ start = 2026-11-04
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (the catalog is not needed to run it)."""
-    return [cast("Rule[RuleOptions]", DepositDue(settings.rules.deposit_due))]
-
-
-def planned(store: Store, settings: Settings) -> dict[str, Intent]:
-    with store.session() as session:
-        intents = plan(session, settings, rule(settings), paris(2026, 8, 1), paris(2027, 1, 1))
-    return {intent.key: intent for intent in intents}
-
-
-def change(store: Store, mission: str, **fields: Any) -> None:
-    with store.session() as session:
-        row = get_mission(session, mission)
-        for name, value in fields.items():
-            setattr(row, name, value)
-
-
-def run(store: Store, settings: Settings, at: datetime) -> tuple[list[str], dict[str, str]]:
-    with store.session() as session:
-        report = evaluate(session, settings, rule(settings), at)
-    return [row.key for row in report.recorded], report.cancelled
+RULE = RuleAlone(DepositDue, paris(2026, 8, 1), paris(2027, 1, 1))
+loaded = loaded_with(DATA)
 
 
 def test_plan_lists_every_step_with_its_audience_channel_and_time(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     assert {i.subject_key for i in intents.values()} == {
         "acme-audit",
         "globex-plan",
@@ -186,15 +130,13 @@ def test_plan_lists_every_step_with_its_audience_channel_and_time(
 def test_the_contract_signed_after_the_start_anchors_the_steps(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     request = intents["deposit_due:globex-plan:request"]
     assert (request.recipient, request.language) == ("bob@globex.example", "en")
     assert request.subject == 'Deposit for the "Data plan" mission'
     # signed Saturday 5 September; Monday 7 is Labor Day in the US
-    assert request.due_at == datetime(2026, 9, 8, 9, 0, tzinfo=NEW_YORK)
-    assert intents["deposit_due:globex-plan:nudge"].due_at == datetime(
-        2026, 9, 14, 9, 0, tzinfo=NEW_YORK
-    )
+    assert request.due_at == new_york(2026, 9, 8, 9, 0)
+    assert intents["deposit_due:globex-plan:nudge"].due_at == new_york(2026, 9, 14, 9, 0)
     call = intents["deposit_due:globex-plan:call"]
     # Sunday 20 September: the owner's call task is on Monday, in the owner's zone and language
     assert call.due_at == paris(2026, 9, 21, 9, 0)
@@ -203,7 +145,7 @@ def test_the_contract_signed_after_the_start_anchors_the_steps(
 
 
 def test_a_contact_without_email_gets_call_tasks_instead(loaded: Store, settings: Settings) -> None:
-    intents = {k: i for k, i in planned(loaded, settings).items() if "acme-training" in k}
+    intents = {k: i for k, i in RULE.planned(loaded, settings).items() if "acme-training" in k}
     assert set(intents) == {
         "deposit_due:acme-training:request:call",
         "deposit_due:acme-training:nudge:call",
@@ -217,10 +159,8 @@ def test_a_contact_without_email_gets_call_tasks_instead(loaded: Store, settings
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    settings = parse_settings(
-        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
-    )
-    intents = planned(loaded, settings)
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.planned(loaded, settings)
     call = intents["deposit_due:globex-plan:call"]
     assert call.language == "en"
     assert call.subject == 'Call Bob Smith: deposit unpaid for "Data plan"'
@@ -230,7 +170,7 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
 
 def test_every_message_renders_with_who_to_call(loaded: Store, settings: Settings) -> None:
     templates = Templates()
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     with loaded.session() as session:
         for intent in intents.values():
             mission = get_mission(session, intent.subject_key)
@@ -266,11 +206,11 @@ def test_every_message_renders_with_who_to_call(loaded: Store, settings: Setting
 def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings)
+    RULE.planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
-    run(loaded, settings, paris(2026, 10, 13, 9, 0))  # a pass before a downtime
+    RULE.run(loaded, settings, paris(2026, 10, 13, 9, 0))  # a pass before a downtime
     at = paris(2026, 11, 19, 9, 0)
-    recorded, _ = run(loaded, settings, at)
+    recorded, _ = RULE.run(loaded, settings, at)
     rows = outbox(loaded)
     assert set(recorded) == {key for key in rows if key.startswith("deposit_due:acme-")}
     assert rows["deposit_due:acme-audit:request"].state == "expired"  # due 4/11, 7 days' grace
@@ -278,26 +218,26 @@ def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     assert rows["deposit_due:acme-audit:nudge"].late
     assert rows["deposit_due:acme-audit:call"].state == "pending"
     assert not rows["deposit_due:acme-audit:call"].late
-    assert run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
+    assert RULE.run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
 
 
 def test_paying_the_deposit_stops_the_steps_and_cancels_pending_ones(
     loaded: Store, settings: Settings
 ) -> None:
-    recorded, _ = run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    recorded, _ = RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
     assert "deposit_due:acme-audit:request" in recorded
-    change(loaded, "acme-audit", deposit_paid=date(2026, 11, 5))
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 20, 9, 0))
+    change_mission(loaded, "acme-audit", deposit_paid=date(2026, 11, 5))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 20, 9, 0))
     assert cancelled["deposit_due:acme-audit:request"] == "deposit of acme-audit paid on 2026-11-05"
     assert outbox(loaded)["deposit_due:acme-audit:request"].state == "cancelled"
     assert not [key for key in recorded if "acme-audit" in key]
 
 
 def test_closing_the_mission_cancels_the_owner_call_too(loaded: Store, settings: Settings) -> None:
-    run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
-    run(loaded, settings, paris(2026, 11, 19, 9, 0))
-    change(loaded, "acme-audit", status="closed")
-    _, cancelled = run(loaded, settings, paris(2026, 11, 20, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
+    RULE.run(loaded, settings, paris(2026, 11, 19, 9, 0))
+    change_mission(loaded, "acme-audit", status="closed")
+    _, cancelled = RULE.run(loaded, settings, paris(2026, 11, 20, 9, 0))
     assert cancelled == {
         "deposit_due:acme-audit:nudge": "mission acme-audit closed",
         "deposit_due:acme-audit:call": "mission acme-audit closed",
@@ -306,9 +246,9 @@ def test_closing_the_mission_cancels_the_owner_call_too(loaded: Store, settings:
 
 
 def test_removing_the_deposit_cancels_pending_steps(loaded: Store, settings: Settings) -> None:
-    run(loaded, settings, paris(2026, 11, 4, 9, 0))
-    change(loaded, "acme-audit", deposit_amount=None)
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change_mission(loaded, "acme-audit", deposit_amount=None)
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
     assert cancelled == {
         "deposit_due:acme-audit:request": "no deposit is asked for acme-audit any more"
     }
@@ -316,9 +256,9 @@ def test_removing_the_deposit_cancels_pending_steps(loaded: Store, settings: Set
 
 
 def test_a_dispute_turns_client_emails_into_owner_calls(loaded: Store, settings: Settings) -> None:
-    run(loaded, settings, paris(2026, 11, 4, 9, 0))
-    change(loaded, "acme-audit", status="disputed")
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change_mission(loaded, "acme-audit", status="disputed")
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
     reason = "mission acme-audit disputed: a call task replaces the email"
     assert cancelled == {"deposit_due:acme-audit:request": reason}
     assert "deposit_due:acme-audit:nudge:call" in recorded
@@ -335,20 +275,20 @@ def test_a_dispute_turns_client_emails_into_owner_calls(loaded: Store, settings:
 def test_a_contact_losing_its_address_gets_a_call_instead(
     loaded: Store, settings: Settings
 ) -> None:
-    run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
     with loaded.session() as session:
         contact = get_mission(session, "acme-audit").contact
         assert contact is not None
         contact.email = None
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
     reason = "the contact of acme-audit has no email address: a call task replaces the email"
     assert cancelled == {"deposit_due:acme-audit:request": reason}
     assert "deposit_due:acme-audit:nudge:call" in recorded
 
 
 def test_a_pause_delays_client_emails_but_not_the_owner(loaded: Store, settings: Settings) -> None:
-    change(loaded, "acme-audit", paused_until=date(2026, 11, 16))
-    intents = planned(loaded, settings)
+    change_mission(loaded, "acme-audit", paused_until=date(2026, 11, 16))
+    intents = RULE.planned(loaded, settings)
     assert intents["deposit_due:acme-audit:request"].due_at == paris(2026, 11, 16, 9, 0)
     assert intents["deposit_due:acme-audit:nudge"].due_at == paris(2026, 11, 16, 9, 0)
     assert intents["deposit_due:acme-audit:call"].due_at == paris(2026, 11, 19, 9, 0)
@@ -356,14 +296,14 @@ def test_a_pause_delays_client_emails_but_not_the_owner(loaded: Store, settings:
 
 def test_a_pause_never_cancels_a_recorded_email(loaded: Store, settings: Settings) -> None:
     """A pause delays: the recorded request stays pending (delivery holds it back)."""
-    run(loaded, settings, paris(2026, 11, 4, 9, 0))
-    change(loaded, "acme-audit", paused_until=date(2026, 11, 16))
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 5, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    change_mission(loaded, "acme-audit", paused_until=date(2026, 11, 16))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 5, 9, 0))
     assert cancelled == {}
     assert recorded == []
     assert outbox(loaded)["deposit_due:acme-audit:request"].state == "pending"
     # at the end of the pause the next step is recorded as usual
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 16, 9, 0))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 16, 9, 0))
     assert [key for key in recorded if "acme-audit" in key] == ["deposit_due:acme-audit:nudge"]
     assert cancelled == {}
 

@@ -3,57 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
-from zoneinfo import ZoneInfo
 
-import pytest
-
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.domain.business_calendar import BusinessCalendar
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.escalate_by_phone import EscalateByPhone
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import mark_invoice_paid, resolve_issue
-from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, body, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH_WITH_PHONE,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    loaded_with,
+    mission_record,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-NEW_YORK = ZoneInfo("America/New_York")
 SUMMARY = "Extraction des données client en retard de deux semaines"
 DATA = f"""\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-phone = "+1 212 555 0100"
-
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH_WITH_PHONE}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -164,58 +139,8 @@ note = "Jeanne attend le feu vert de sa DSI pour l'extraction"
 """
 
 
-def make_settings(tmp_path: Path, language: str = "fr") -> Settings:
-    return parse_settings(
-        MINIMAL_CONFIG + f'language = "{language}"\n',
-        tmp_path / "followupd.toml",
-        {"HOME": str(tmp_path)},
-    )
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> EscalateByPhone:
-    return EscalateByPhone(settings.rules.escalate_by_phone)
-
-
-def rules(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, as the engine takes it (Rule is invariant in its options)."""
-    return [cast("Rule[RuleOptions]", rule(settings))]
-
-
-def planned(store: Store, settings: Settings) -> dict[str, Intent]:
-    with store.session() as session:
-        intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2027, 1, 1))
-    return {intent.key: intent for intent in intents}
-
-
-def texts(store: Store, settings: Settings) -> dict[str, str]:
-    """The task descriptions (``text`` blocks), as the engine renders them when it records."""
-    templates = Templates()
-    calendar = BusinessCalendar(settings.business)
-    escalate = rule(settings)
-    with store.session() as session:
-        evaluation = Evaluation(
-            session, settings, calendar, templates, paris(2026, 11, 1), paris(2027, 1, 1)
-        )
-        return {intent.key: body(intent) for intent in escalate.evaluate(evaluation)}
-
-
-def set_field(store: Store, tmp_path: Path, text: str) -> None:
-    path = tmp_path / "update.toml"
-    path.write_text(text, encoding="utf-8")
-    import_files(store, [path], PARIS)
+RULE = RuleAlone(EscalateByPhone, paris(2026, 11, 1), paris(2027, 1, 1))
+loaded = loaded_with(DATA)
 
 
 def test_the_rule_is_registered_under_its_config_name() -> None:
@@ -225,7 +150,7 @@ def test_the_rule_is_registered_under_its_config_name() -> None:
 def test_an_unresolved_serious_issue_becomes_one_call_task_after_a_working_day(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     call = intents["escalate_by_phone:late-data:call"]
     assert (call.rule, call.step, call.subject_key) == ("escalate_by_phone", "call", "late-data")
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
@@ -250,7 +175,7 @@ def test_an_unresolved_serious_issue_becomes_one_call_task_after_a_working_day(
 def test_an_invoice_thirty_days_overdue_becomes_a_call_task(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     call = intents["escalate_by_phone:F-1:overdue-call"]
     assert (call.step, call.subject_key) == ("overdue-call", "F-1")
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
@@ -262,15 +187,15 @@ def test_an_invoice_thirty_days_overdue_becomes_a_call_task(
 
 
 def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, "en")
-    intents = planned(loaded, settings)
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.planned(loaded, settings)
     call = intents["escalate_by_phone:late-data:call"]
     assert call.language == "en"
     assert call.subject == f"Call Jeanne Dupont: {SUMMARY}"
     assert call.due_at == paris(2026, 11, 12, 9, 0)
     overdue = intents["escalate_by_phone:F-2:overdue-call"]
     assert overdue.subject == "Call Bob Smith: invoice F-2 unpaid since October 12, 2026"
-    text = texts(loaded, settings)["escalate_by_phone:late-data:call"]
+    text = RULE.texts(loaded, settings)["escalate_by_phone:late-data:call"]
     assert "Call Jeanne Dupont: tel:+33612345678." in text
     assert 'A high-severity problem on "Audit du SI" (ACME SA)' in text
     assert "The client has not been told yet." in text
@@ -280,7 +205,7 @@ def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: P
 def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
     loaded: Store, settings: Settings
 ) -> None:
-    rendered = texts(loaded, settings)
+    rendered = RULE.texts(loaded, settings)
     call = rendered["escalate_by_phone:late-data:call"]
     assert "Appeler Jeanne Dupont : tel:+33612345678." in call
     assert "Problème grave sur « Audit du SI » (ACME SA), ouvert le 10 novembre 2026" in call
@@ -301,7 +226,7 @@ def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
 
 
 def test_a_mission_without_contact_names_the_client(loaded: Store, settings: Settings) -> None:
-    call = planned(loaded, settings)["escalate_by_phone:no-badge:call"]
+    call = RULE.planned(loaded, settings)["escalate_by_phone:no-badge:call"]
     assert call.subject == "Appeler ACME SA : Badges non livrés"
     assert call.contact_id is None
     assert call.due_at == paris(2026, 11, 12, 9, 0)
@@ -310,13 +235,15 @@ def test_a_mission_without_contact_names_the_client(loaded: Store, settings: Set
 def test_disputes_and_pauses_do_not_stop_the_calls(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    set_field(
-        loaded,
-        tmp_path,
-        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        'start = 2026-09-01\nstatus = "disputed"\npaused_until = 2027-01-01\n',
+    changed = mission_record(
+        "acme-audit",
+        "Audit du SI",
+        "2026-09-01",
+        'status = "disputed"',
+        "paused_until = 2027-01-01",
     )
-    intents = planned(loaded, settings)
+    imported(loaded, tmp_path, changed, name="update.toml")
+    intents = RULE.planned(loaded, settings)
     assert intents["escalate_by_phone:late-data:call"].due_at == paris(2026, 11, 12, 9, 0)
     assert intents["escalate_by_phone:F-1:overdue-call"].due_at == paris(2026, 11, 30, 9, 0)
 
@@ -324,11 +251,10 @@ def test_disputes_and_pauses_do_not_stop_the_calls(
 def test_a_pass_records_each_call_once_and_plan_records_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings)
+    RULE.planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
     at = paris(2026, 11, 12, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rules(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     keys = {row.key: row for row in first.recorded}
     assert set(keys) == {
         "escalate_by_phone:late-data:call",
@@ -337,19 +263,16 @@ def test_a_pass_records_each_call_once_and_plan_records_nothing(
     }
     assert keys["escalate_by_phone:late-data:call"].state == "pending"
     assert not keys["escalate_by_phone:late-data:call"].late
-    with loaded.session() as session:
-        second = evaluate(session, settings, rules(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
 
 
 def test_resolving_the_issue_cancels_the_pending_call(loaded: Store, settings: Settings) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 12, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 12, 9, 0))
     with loaded.session() as session:
         resolve_issue(session, "late-data", paris(2026, 11, 20, 17, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 20, 18, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 20, 18, 0))
     reason = "issue late-data resolved on 2026-11-20"
     assert report.cancelled == {"escalate_by_phone:late-data:call": reason}
     row = outbox(loaded)["escalate_by_phone:late-data:call"]
@@ -360,42 +283,34 @@ def test_resolving_the_issue_cancels_the_pending_call(loaded: Store, settings: S
 def test_lowering_the_severity_or_closing_the_mission_cancels_the_call(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 16, 9, 0))
-    set_field(
+    RULE.pass_at(loaded, settings, paris(2026, 11, 16, 9, 0))
+    imported(
         loaded,
         tmp_path,
         f'[[issues]]\nkey = "late-data"\nmission = "acme-audit"\n'
         f'opened = 2026-11-10T10:00:00+01:00\nseverity = "medium"\nsummary = "{SUMMARY}"\n',
+        name="update.toml",
     )
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 10, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 16, 10, 0))
     assert report.cancelled == {
         "escalate_by_phone:late-data:call": "issue late-data lowered to medium severity"
     }
-    set_field(
-        loaded,
-        tmp_path,
-        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        'start = 2026-09-01\nstatus = "closed"\n',
-    )
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 11, 0))
+    closed = mission_record("acme-audit", "Audit du SI", "2026-09-01", 'status = "closed"')
+    imported(loaded, tmp_path, closed, name="update.toml")
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 16, 11, 0))
     assert report.cancelled == {"escalate_by_phone:vpn-down:call": "mission acme-audit closed"}
     # an unpaid invoice still calls for a call on a closed mission
-    assert "escalate_by_phone:F-1:overdue-call" in planned(loaded, settings)
+    assert "escalate_by_phone:F-1:overdue-call" in RULE.planned(loaded, settings)
 
 
 def test_paying_the_invoice_cancels_the_pending_call(loaded: Store, settings: Settings) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 11, 30, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 30, 9, 0))
     assert outbox(loaded)["escalate_by_phone:F-1:overdue-call"].state == "pending"
     with loaded.session() as session:
         mark_invoice_paid(session, "F-1", paris(2026, 12, 2).date())
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 12, 3, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 12, 3, 9, 0))
     assert report.cancelled == {
         "escalate_by_phone:F-1:overdue-call": "invoice F-1 paid on 2026-12-02"
     }
     assert outbox(loaded)["escalate_by_phone:F-1:overdue-call"].state == "cancelled"
-    assert "escalate_by_phone:F-1:overdue-call" not in planned(loaded, settings)
+    assert "escalate_by_phone:F-1:overdue-call" not in RULE.planned(loaded, settings)

@@ -2,56 +2,37 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions, RulesConfig
+from followupd.config.rule_options import RulesConfig
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Rule
 from followupd.rules.invoice_due import InvoiceDue
 from followupd.rules.registry import RULES, SHIPPED, RegistryError, enabled_rules, registry
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    loaded_with,
+    mission_record,
+    new_york,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-NEW_YORK = ZoneInfo("America/New_York")
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -83,28 +64,14 @@ due = 2026-11-30
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rules(settings: Settings) -> list[Rule[RuleOptions]]:
-    return [rule for rule in enabled_rules(settings.rules) if rule.name == "invoice_due"]
+RULE = RuleAlone(InvoiceDue, paris(2026, 11, 1), paris(2027, 1, 1))
+loaded = loaded_with(DATA)
 
 
 def test_plan_lists_every_step_with_its_audience_channel_and_time(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2027, 1, 1))
+    intents = RULE.intents(loaded, settings)
     acme = {i.step: i for i in intents if i.subject_key == "F-1"}
     assert set(acme) == {"heads-up", "nudge-1", "nudge-2", "nudge-3"}
     heads_up = acme["heads-up"]
@@ -124,7 +91,7 @@ def test_plan_lists_every_step_with_its_audience_channel_and_time(
     globex = {i.step: i for i in intents if i.subject_key == "F-2"}
     assert globex["nudge-1"].language == "en"
     assert globex["nudge-1"].subject == "Invoice F-2: due on November 30, 2026"
-    assert globex["nudge-1"].due_at == datetime(2026, 12, 1, 9, 0, tzinfo=NEW_YORK)
+    assert globex["nudge-1"].due_at == new_york(2026, 12, 1, 9, 0)
     # the owner's heads-up about the US invoice is in the owner's zone and language
     assert globex["heads-up"].due_at == paris(2026, 11, 27, 9, 0)
     assert globex["heads-up"].language == "fr"
@@ -135,11 +102,9 @@ def test_plan_lists_every_step_with_its_audience_channel_and_time(
 def test_a_pass_records_due_ones_once_and_expires_the_too_old(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:  # a pass before a long downtime
-        evaluate(session, settings, rules(settings), paris(2026, 11, 1, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 11, 1, 9, 0))  # a pass before a long downtime
     at = paris(2026, 12, 15, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rules(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     acme = {row.step: row for row in first.recorded if row.subject_key == "F-1"}
     assert set(acme) == {"heads-up", "nudge-1", "nudge-2", "nudge-3"}
     assert acme["heads-up"].state == "expired"  # due 27/11, grace 7 days
@@ -148,21 +113,18 @@ def test_a_pass_records_due_ones_once_and_expires_the_too_old(
     assert acme["nudge-2"].late
     assert acme["nudge-3"].state == "pending"
     assert not acme["nudge-3"].late
-    with loaded.session() as session:
-        second = evaluate(session, settings, rules(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
 
 
 def test_paying_stops_the_nudges_and_cancels_pending_ones(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 12, 1, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 12, 1, 9, 0))
     assert outbox(loaded)["invoice_due:F-1:nudge-1"].state == "pending"
     with loaded.session() as session:
         mark_invoice_paid(session, "F-1", paris(2026, 12, 2).date())
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 12, 20, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 12, 20, 9, 0))
     assert report.cancelled["invoice_due:F-1:nudge-1"] == "invoice F-1 paid on 2026-12-02"
     rows = outbox(loaded)
     assert rows["invoice_due:F-1:nudge-1"].state == "cancelled"
@@ -172,17 +134,10 @@ def test_paying_stops_the_nudges_and_cancels_pending_ones(
 def test_a_dispute_turns_client_nudges_into_owner_calls(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rules(settings), paris(2026, 12, 1, 9, 0))
-    disputed = tmp_path / "disputed.toml"
-    disputed.write_text(
-        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        'start = 2026-09-01\nstatus = "disputed"\n',
-        encoding="utf-8",
-    )
-    import_files(loaded, [disputed], PARIS)
-    with loaded.session() as session:
-        report = evaluate(session, settings, rules(settings), paris(2026, 12, 8, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 12, 1, 9, 0))
+    disputed = mission_record("acme-audit", "Audit du SI", "2026-09-01", 'status = "disputed"')
+    imported(loaded, tmp_path, disputed, name="disputed.toml")
+    report = RULE.pass_at(loaded, settings, paris(2026, 12, 8, 9, 0))
     rows = outbox(loaded)
     assert rows["invoice_due:F-1:nudge-1"].state == "cancelled"
     call = rows["invoice_due:F-1:nudge-1:call"]
@@ -195,15 +150,9 @@ def test_a_dispute_turns_client_nudges_into_owner_calls(
 def test_a_pause_delays_client_nudges_until_it_ends(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    paused = tmp_path / "paused.toml"
-    paused.write_text(
-        '[[missions]]\nkey = "acme-audit"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        "start = 2026-09-01\npaused_until = 2026-12-10\n",
-        encoding="utf-8",
-    )
-    import_files(loaded, [paused], PARIS)
-    with loaded.session() as session:
-        intents = plan(session, settings, rules(settings), paris(2026, 11, 1), paris(2027, 1, 1))
+    paused = mission_record("acme-audit", "Audit du SI", "2026-09-01", "paused_until = 2026-12-10")
+    imported(loaded, tmp_path, paused, name="paused.toml")
+    intents = RULE.intents(loaded, settings)
     acme = {i.step: i.due_at for i in intents if i.subject_key == "F-1"}
     assert acme["heads-up"] == paris(2026, 11, 27, 9, 0)  # the owner is not paused
     assert acme["nudge-1"] == paris(2026, 12, 10, 9, 0)
@@ -231,9 +180,5 @@ def test_every_rule_options_table_has_its_rule() -> None:
 
 
 def test_a_disabled_rule_does_not_run(tmp_path: Path) -> None:
-    settings = parse_settings(
-        MINIMAL_CONFIG + "[rules.invoice_due]\nenabled = false\n",
-        tmp_path / "followupd.toml",
-        {"HOME": str(tmp_path)},
-    )
+    settings = owner_settings(tmp_path, "[rules.invoice_due]\nenabled = false\n")
     assert "invoice_due" not in {rule.name for rule in enabled_rules(settings.rules)}

@@ -5,53 +5,34 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import cast
 
 import pytest
 
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import MissionCloseoutOptions, RuleOptions
+from followupd.config.rule_options import MissionCloseoutOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
 from followupd.rules.mission_closeout import MissionCloseout
 from followupd.rules.registry import RULES
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Invoice
 from followupd.store.updates import get_mission
 from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    loaded_with,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
+{BSMITH}
 [[missions]]
 key = "acme-audit"
 client = "acme"
@@ -121,47 +102,23 @@ BILAN = "mission_closeout:acme-audit:bilan"
 FINAL = "mission_closeout:acme-audit:final-invoice"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+RULE = RuleAlone(MissionCloseout, paris(2026, 9, 1), paris(2027, 1, 1))
+loaded = loaded_with(DATA)
 
 
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(
-    settings: Settings, options: MissionCloseoutOptions | None = None
-) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (the catalog is not needed to run it)."""
-    closeout = MissionCloseout(options or settings.rules.mission_closeout)
-    return [cast("Rule[RuleOptions]", closeout)]
-
-
-def planned(
-    store: Store, settings: Settings, options: MissionCloseoutOptions | None = None
-) -> dict[str, Intent]:
+def add_invoice_f3(store: Store, issued: date, due: date) -> None:
+    """Invoice F-3 of acme-audit, for 6,000, added to the store."""
     with store.session() as session:
-        intents = plan(
-            session, settings, rule(settings, options), paris(2026, 9, 1), paris(2027, 1, 1)
+        mission = get_mission(session, "acme-audit")
+        session.add(
+            Invoice(number="F-3", mission=mission, amount=Decimal(6000), issued=issued, due=due)
         )
-    return {intent.key: intent for intent in intents}
-
-
-def run(store: Store, settings: Settings, at: datetime) -> tuple[list[str], dict[str, str]]:
-    with store.session() as session:
-        report = evaluate(session, settings, rule(settings), at)
-    return [row.key for row in report.recorded], report.cancelled
 
 
 def test_the_bilan_and_the_final_invoice_go_to_the_owner_by_email_and_calendar(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     assert {i.subject_key for i in intents.values()} == {
         "acme-audit",
         "globex-plan",
@@ -192,7 +149,7 @@ def test_the_bilan_and_the_final_invoice_go_to_the_owner_by_email_and_calendar(
 def test_a_closed_mission_ending_on_a_saturday_closes_out_on_monday(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = {k: i for k, i in planned(loaded, settings).items() if "globex-plan" in k}
+    intents = {k: i for k, i in RULE.planned(loaded, settings).items() if "globex-plan" in k}
     assert set(intents) == {
         "mission_closeout:globex-plan:bilan:email",
         "mission_closeout:globex-plan:bilan:calendar",
@@ -205,7 +162,7 @@ def test_a_closed_mission_ending_on_a_saturday_closes_out_on_monday(
 def test_a_disputed_mission_without_contact_still_closes_out(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings)
+    intents = RULE.planned(loaded, settings)
     bilan = intents["mission_closeout:acme-dispute:bilan:calendar"]
     assert bilan.due_at == paris(2026, 11, 2, 9, 0)  # ended Friday 30 October
     assert bilan.subject == "Bilan de mission avec ACME SA : « En litige »"
@@ -223,16 +180,14 @@ def test_the_delay_counts_working_days_after_the_end(
     loaded: Store, settings: Settings, working_days: int, acme: datetime, globex: datetime
 ) -> None:
     options = MissionCloseoutOptions(after_working_days=working_days)
-    intents = planned(loaded, settings, options)
+    intents = RULE.planned(loaded, settings, options=options)
     assert intents[f"{BILAN}:calendar"].due_at == acme
     assert intents["mission_closeout:globex-plan:bilan:email"].due_at == globex
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    settings = parse_settings(
-        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
-    )
-    intents = planned(loaded, settings)
+    settings = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.planned(loaded, settings)
     assert intents[f"{BILAN}:email"].language == "en"
     assert intents[f"{BILAN}:email"].subject == 'Close-out review with Jeanne Dupont: "Audit du SI"'
     assert intents[f"{FINAL}:email"].subject == 'Final invoice to send: "Audit du SI" (ACME SA)'
@@ -271,11 +226,11 @@ def test_the_reminders_say_who_to_call_and_what_to_ask(loaded: Store, settings: 
 def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     loaded: Store, settings: Settings
 ) -> None:
-    planned(loaded, settings)
+    RULE.planned(loaded, settings)
     assert outbox(loaded) == {}, "plan changes nothing"
-    run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
+    RULE.run(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
     at = paris(2026, 11, 12, 9, 0)
-    recorded, _ = run(loaded, settings, at)
+    recorded, _ = RULE.run(loaded, settings, at)
     assert set(recorded) == {
         f"{BILAN}:email",
         f"{BILAN}:calendar",
@@ -289,24 +244,15 @@ def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     rows = outbox(loaded)
     assert rows[f"{BILAN}:email"].state == "pending"
     assert rows["mission_closeout:acme-dispute:bilan:email"].state == "expired"  # due 2 November
-    assert run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
+    assert RULE.run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
 
 
 def test_issuing_the_final_invoice_cancels_its_reminder_not_the_bilan(
     loaded: Store, settings: Settings
 ) -> None:
-    run(loaded, settings, paris(2026, 11, 12, 9, 0))
-    with loaded.session() as session:
-        session.add(
-            Invoice(
-                number="F-3",
-                mission=get_mission(session, "acme-audit"),
-                amount=Decimal(6000),
-                issued=date(2026, 11, 13),
-                due=date(2026, 12, 13),
-            )
-        )
-    recorded, cancelled = run(loaded, settings, paris(2026, 11, 16, 9, 0))
+    RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    add_invoice_f3(loaded, issued=date(2026, 11, 13), due=date(2026, 12, 13))
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 11, 16, 9, 0))
     reason = "invoice F-3 of acme-audit issued on 2026-11-13"
     assert cancelled == {f"{FINAL}:email": reason, f"{FINAL}:calendar": reason}
     rows = outbox(loaded)
@@ -318,17 +264,8 @@ def test_issuing_the_final_invoice_cancels_its_reminder_not_the_bilan(
 def test_a_final_invoice_issued_before_the_pass_means_no_reminder(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        session.add(
-            Invoice(
-                number="F-3",
-                mission=get_mission(session, "acme-audit"),
-                amount=Decimal(6000),
-                issued=date(2026, 11, 10),
-                due=date(2026, 12, 10),
-            )
-        )
-    recorded, _ = run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    add_invoice_f3(loaded, issued=date(2026, 11, 10), due=date(2026, 12, 10))
+    recorded, _ = RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
     assert f"{BILAN}:email" in recorded
     assert not [key for key in recorded if key.startswith(FINAL)]
 

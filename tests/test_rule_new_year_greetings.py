@@ -12,7 +12,7 @@ import re
 import tomllib
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -20,25 +20,30 @@ import pytest
 from sqlalchemy import select
 
 import followupd
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
+from followupd.rules.base import Intent
 from followupd.rules.new_year_greetings import NewYearGreetings
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp
 from followupd.templates.loader import Templates
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    PARIS,
+    RuleAlone,
+    imported,
+    mission_record,
+    new_york,
+    outbox,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-NEW_YORK = ZoneInfo("America/New_York")
 DEMO = Path(followupd.__file__).parent / "resources" / "demo.toml"
 # 1 January 2027 is a Friday and a public holiday in France, Belgium and the
 # United States alike; the 2nd and 3rd are a weekend: Monday 4 January for all.
 FIRST_WORKING_DAY_2027 = {"FR": date(2027, 1, 4), "BE": date(2027, 1, 4), "US": date(2027, 1, 4)}
 SUBJECTS = {"fr": "Meilleurs vœux pour 2027", "en": "Best wishes for 2027"}
+RULE = RuleAlone(NewYearGreetings, paris(2027, 1, 1), paris(2027, 1, 31))
 MONEY = re.compile(
     r"factur|invoice|paiement|payment|pay|règlement|montant|amount|échéance|due|acompte"
     r"|deposit|impayé|unpaid|€|\$|\bEUR\b|\bUSD\b|\d[\d  ,.]*\d",
@@ -47,28 +52,13 @@ MONEY = re.compile(
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
 def demo(store: Store) -> Store:
     import_files(store, [DEMO], PARIS)
     return store
 
 
-def rule(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (Rule is invariant in its options: hence the cast)."""
-    return [cast("Rule[RuleOptions]", NewYearGreetings(settings.rules.new_year_greetings))]
-
-
-def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:
-    with store.session() as session:
-        return plan(session, settings, rule(settings), start, end)
-
-
 def january_2027(store: Store, settings: Settings) -> dict[str, Intent]:
-    intents = planned(store, settings, paris(2027, 1, 1), paris(2027, 1, 31))
+    intents = RULE.intents(store, settings)
     by_contact = {intent.subject_key: intent for intent in intents}
     assert len(by_contact) == len(intents), "one greeting per contact"
     return by_contact
@@ -146,7 +136,7 @@ def test_january_greets_every_eligible_demo_contact_once(demo: Store, settings: 
     assert greetings["helene-morvan"].due_at == paris(2027, 1, 4, 9, 0)
     # Belgium: Brussels time; the US: 09:00 in New York, 15:00 in Paris
     assert greetings["luc-vandamme"].due_at.astimezone(ZoneInfo("Europe/Brussels")).hour == 9
-    assert greetings["rachel-kim"].due_at == datetime(2027, 1, 4, 9, 0, tzinfo=NEW_YORK)
+    assert greetings["rachel-kim"].due_at == new_york(2027, 1, 4, 9, 0)
     # in the contact's language, else the client's
     assert greetings["pieter-janssens"].language == "en"  # a Belgian client writing in French
     assert greetings["thomas-bernard"].language == "fr"  # a US client writing in English
@@ -179,8 +169,9 @@ def test_the_greeting_is_warm_personal_and_never_about_money(
 def test_no_greetings_for_old_clients_future_clients_or_contacts_without_email(
     demo: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    extra = tmp_path / "extra.toml"
-    extra.write_text(
+    imported(
+        demo,
+        tmp_path,
         """\
 [[clients]]
 key = "ancien"
@@ -238,9 +229,8 @@ title = "Mission future"
 start = 2027-01-11
 status = "proposed"
 """,
-        encoding="utf-8",
+        name="extra.toml",
     )
-    import_files(demo, [extra], PARIS)
     greetings = january_2027(demo, settings)
     assert set(greetings) == {*expected_2027(), "limite-contact"}
     assert greetings["limite-contact"].language == "fr"  # the owner's: the client has none
@@ -250,20 +240,21 @@ status = "proposed"
 def test_a_dispute_or_a_pause_never_holds_greetings_back(
     demo: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    paused = tmp_path / "paused.toml"
-    paused.write_text(
-        '[[missions]]\nkey = "morvan-tms"\nclient = "transports-morvan"\n'
-        'title = "TMS"\nstart = 2025-09-01\nstatus = "disputed"\npaused_until = 2027-03-01\n',
-        encoding="utf-8",
+    paused = mission_record(
+        "morvan-tms",
+        "TMS",
+        "2025-09-01",
+        'status = "disputed"',
+        "paused_until = 2027-03-01",
+        client="transports-morvan",
     )
-    import_files(demo, [paused], PARIS)
+    imported(demo, tmp_path, paused, name="paused.toml")
     assert january_2027(demo, settings)["helene-morvan"].due_at == paris(2027, 1, 4, 9, 0)
 
 
 def test_nothing_after_january_31(demo: Store, settings: Settings) -> None:
-    assert planned(demo, settings, paris(2027, 2, 1), paris(2027, 12, 31)) == []
-    with demo.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2027, 2, 1, 12, 0))
+    assert RULE.intents(demo, settings, paris(2027, 2, 1), paris(2027, 12, 31)) == []
+    report = RULE.pass_at(demo, settings, paris(2027, 2, 1, 12, 0))
     assert {row.subject_key for row in report.recorded} == set(expected_2027())
     assert {row.state for row in report.recorded} == {"expired"}
 
@@ -271,8 +262,7 @@ def test_nothing_after_january_31(demo: Store, settings: Settings) -> None:
 def test_at_midnight_on_february_1_in_paris_it_is_still_january_in_new_york(
     demo: Store, settings: Settings
 ) -> None:
-    with demo.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2027, 2, 1, 0, 0))
+    report = RULE.pass_at(demo, settings, paris(2027, 2, 1, 0, 0))
     states = {row.subject_key: row.state for row in report.recorded}
     assert states.pop("rachel-kim") == "pending"
     assert states.pop("thomas-bernard") == "pending"
@@ -281,40 +271,35 @@ def test_at_midnight_on_february_1_in_paris_it_is_still_january_in_new_york(
 
 def test_evaluating_twice_adds_nothing(demo: Store, settings: Settings) -> None:
     at = paris(2027, 1, 4, 9, 0)
-    with demo.session() as session:
-        first = evaluate(session, settings, rule(settings), at)
+    first = RULE.pass_at(demo, settings, at)
     # New York opens its window at 15:00 Paris time
     assert {row.subject_key for row in first.recorded} == set(expected_2027()) - {
         "rachel-kim",
         "thomas-bernard",
     }
     assert {(row.state, row.late) for row in first.recorded} == {("pending", False)}
-    with demo.session() as session:
-        second = evaluate(session, settings, rule(settings), at)
+    second = RULE.pass_at(demo, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
-    with demo.session() as session:
-        later = evaluate(session, settings, rule(settings), paris(2027, 1, 4, 15, 0))
+    later = RULE.pass_at(demo, settings, paris(2027, 1, 4, 15, 0))
     assert {row.subject_key for row in later.recorded} == {"rachel-kim", "thomas-bernard"}
 
 
 def test_withdrawn_consent_or_email_cancels_pending_greetings(
     demo: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with demo.session() as session:
-        evaluate(session, settings, rule(settings), paris(2027, 1, 4, 9, 0))
-    update = tmp_path / "update.json"
-    update.write_text(
+    RULE.pass_at(demo, settings, paris(2027, 1, 4, 9, 0))
+    imported(
+        demo,
+        tmp_path,
         '{"contacts": ['
         '{"key": "sophie-garnier", "client": "atelier-lumen", "name": "Sophie Garnier",'
         ' "greetings": false},'
         '{"key": "karim-benali", "client": "atelier-lumen", "name": "Karim Benali",'
         ' "email": null}]}',
-        encoding="utf-8",
+        name="update.json",
     )
-    import_files(demo, [update], PARIS)
-    with demo.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2027, 1, 4, 10, 0))
+    report = RULE.pass_at(demo, settings, paris(2027, 1, 4, 10, 0))
     assert report.cancelled == {
         "new_year_greetings:sophie-garnier:2027": "contact sophie-garnier asked for no greetings",
         "new_year_greetings:karim-benali:2027": "contact karim-benali has no email address",
@@ -330,12 +315,12 @@ def test_a_contact_that_no_longer_exists_cancels_its_greeting(
 ) -> None:
     ghost = FollowUp(key="new_year_greetings:ghost:2027", subject_key="ghost")
     with demo.session() as session:
-        reasons = rule(settings)[0].vanished(session, [ghost])
+        reasons = RULE.built(settings).vanished(session, [ghost])
     assert reasons == {ghost.key: "contact ghost no longer exists"}
 
 
 def test_each_january_has_its_own_greeting(demo: Store, settings: Settings) -> None:
-    intents = planned(demo, settings, paris(2026, 12, 1), paris(2028, 1, 31))
+    intents = RULE.intents(demo, settings, paris(2026, 12, 1), paris(2028, 1, 31))
     sophie = [i for i in intents if i.subject_key == "sophie-garnier"]
     assert [i.key for i in sophie] == [
         "new_year_greetings:sophie-garnier:2027",

@@ -2,47 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import cast
 
 import pytest
 from sqlalchemy import select
 
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
+from followupd.rules.base import Intent
 from followupd.rules.open_ended_mission import OpenEndedMission, add_months
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    IN_ENGLISH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    loaded_with,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT}
 # No deliverable and no end date: to be framed by Tuesday 13 October 2026.
 [[missions]]
 key = "acme-conseil"
@@ -118,39 +104,18 @@ deliverables = false
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (Rule is invariant in its options: hence the cast)."""
-    return [cast("Rule[RuleOptions]", OpenEndedMission(settings.rules.open_ended_mission))]
-
-
-def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:
-    with store.session() as session:
-        return plan(session, settings, rule(settings), start, end)
+RULE = RuleAlone(OpenEndedMission, paris(2026, 1, 1), paris(2027, 3, 31))
+loaded = loaded_with(DATA)
 
 
 def update_mission(store: Store, tmp_path: Path, extra: str) -> None:
     """Re-import acme-conseil with `extra` TOML lines (fields left out keep their value)."""
     start = "" if extra.startswith("start") else "start = 2026-04-13\n"
-    path = tmp_path / "update.toml"
-    path.write_text(
+    record = (
         '[[missions]]\nkey = "acme-conseil"\nclient = "acme"\n'
-        f'title = "Accompagnement de la DSI"\n{start}{extra}\n',
-        encoding="utf-8",
+        f'title = "Accompagnement de la DSI"\n{start}{extra}\n'
     )
-    import_files(store, [path], PARIS)
+    imported(store, tmp_path, record, name="update.toml")
 
 
 def test_months_are_calendar_months_clamped_to_the_months_end() -> None:
@@ -164,7 +129,7 @@ def test_months_are_calendar_months_clamped_to_the_months_end() -> None:
 def test_plan_emails_the_owner_at_the_limit_then_every_90_days(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings, paris(2026, 1, 1), paris(2027, 3, 31))
+    intents = RULE.intents(loaded, settings, paris(2026, 1, 1), paris(2027, 3, 31))
     by_mission: dict[str, list[Intent]] = {}
     for intent in intents:
         by_mission.setdefault(intent.subject_key, []).append(intent)
@@ -202,10 +167,8 @@ def test_plan_emails_the_owner_at_the_limit_then_every_90_days(
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    english = parse_settings(
-        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
-    )
-    intents = planned(loaded, english, paris(2026, 10, 1), paris(2026, 10, 31))
+    english = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.intents(loaded, english, paris(2026, 10, 1), paris(2026, 10, 31))
     (intent,) = [i for i in intents if i.subject_key == "acme-conseil"]
     assert intent.language == "en"
     assert (
@@ -214,12 +177,10 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
 
 
 def test_options_set_the_limit_and_the_period(loaded: Store, tmp_path: Path) -> None:
-    custom = parse_settings(
-        MINIMAL_CONFIG + "[rules.open_ended_mission]\nmax_months = 3\nevery_days = 30\n",
-        tmp_path / "custom.toml",
-        {"HOME": str(tmp_path)},
+    custom = owner_settings(
+        tmp_path, "[rules.open_ended_mission]\nmax_months = 3\nevery_days = 30\n"
     )
-    intents = planned(loaded, custom, paris(2026, 7, 1), paris(2026, 9, 30))
+    intents = RULE.intents(loaded, custom, paris(2026, 7, 1), paris(2026, 9, 30))
     assert [i.key for i in intents if i.subject_key == "acme-conseil"] == [
         "open_ended_mission:acme-conseil:2026-07-13",
         "open_ended_mission:acme-conseil:2026-08-12",
@@ -230,17 +191,14 @@ def test_options_set_the_limit_and_the_period(loaded: Store, tmp_path: Path) -> 
 
 
 def test_evaluating_twice_adds_nothing(loaded: Store, settings: Settings) -> None:
-    with loaded.session() as session:  # a pass before a long downtime
-        evaluate(session, settings, rule(settings), paris(2026, 9, 6, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 9, 6, 9, 0))  # a pass before a long downtime
     at = paris(2026, 10, 13, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rule(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     assert {row.key: row.state for row in first.recorded} == {
         "open_ended_mission:acme-conseil:2026-10-13": "pending",
         "open_ended_mission:acme-long:2026-10-03": "expired",  # due 5 October, grace 7 days
     }
-    with loaded.session() as session:
-        second = evaluate(session, settings, rule(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
 
@@ -259,12 +217,10 @@ def test_a_reminder_whose_reason_has_gone_is_cancelled(
     loaded: Store, settings: Settings, tmp_path: Path, change: str, reason: str
 ) -> None:
     key = "open_ended_mission:acme-conseil:2026-10-13"
-    with loaded.session() as session:
-        evaluate(session, settings, rule(settings), paris(2026, 10, 13, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 13, 9, 0))
     assert outbox(loaded)[key].state == "pending"
     update_mission(loaded, tmp_path, change)
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 14, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 14, 9, 0))
     assert report.cancelled == {key: reason}
     row = outbox(loaded)[key]
     assert (row.state, row.reason) == ("cancelled", reason)
@@ -274,11 +230,9 @@ def test_a_reminder_whose_reason_has_gone_is_cancelled(
 def test_an_end_date_beyond_the_limit_keeps_the_reminder(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rule(settings), paris(2026, 10, 13, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 13, 9, 0))
     update_mission(loaded, tmp_path, "end = 2027-06-30")
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 14, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 14, 9, 0))
     assert report.cancelled == {}
     assert outbox(loaded)["open_ended_mission:acme-conseil:2026-10-13"].state == "pending"
 
@@ -288,5 +242,5 @@ def test_a_mission_that_no_longer_exists_cancels_its_reminders(
 ) -> None:
     ghost = FollowUp(key="open_ended_mission:gone:2026-10-13", subject_key="gone")
     with loaded.session() as session:
-        reasons = rule(settings)[0].vanished(session, [ghost])
+        reasons = RULE.built(settings).vanished(session, [ghost])
     assert reasons == {ghost.key: "mission gone no longer exists"}

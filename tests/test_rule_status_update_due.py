@@ -4,53 +4,36 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from followupd.config.load import parse_settings
-from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.engine.evaluation import evaluate, plan
-from followupd.rules.base import Intent, Rule
+from followupd.engine.evaluation import evaluate
 from followupd.rules.status_update_due import StatusUpdateDue
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from followupd.store.updates import record_touchpoint
-from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import PARIS, outbox, paris
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    IN_ENGLISH,
+    JDUPONT_WITHOUT_PHONE,
+    PARIS,
+    RuleAlone,
+    imported,
+    loaded_with,
+    mission_record,
+    outbox,
+    owner_settings,
+    paris,
+)
+from tests.rulekit import settings as settings
 
-NEW_YORK = ZoneInfo("America/New_York")
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-
+DATA = f"""\
+{ACME_AND_GLOBEX}
+{JDUPONT_WITHOUT_PHONE}
+{BSMITH}
 # Monday 28 September 2026, no status update yet: the default cadence of 14 days.
 [[missions]]
 key = "acme-audit"
@@ -113,42 +96,18 @@ status = "closed"
 """
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
-
-
-def rule(settings: Settings) -> list[Rule[RuleOptions]]:
-    """The rule alone, built directly (Rule is invariant in its options: hence the cast)."""
-    return [cast("Rule[RuleOptions]", StatusUpdateDue(settings.rules.status_update_due))]
-
-
-def planned(store: Store, settings: Settings, start: datetime, end: datetime) -> list[Intent]:
-    with store.session() as session:
-        return plan(session, settings, rule(settings), start, end)
+RULE = RuleAlone(StatusUpdateDue, paris(2026, 10, 1), paris(2026, 11, 30))
+loaded = loaded_with(DATA)
 
 
 def update_mission(store: Store, tmp_path: Path, key: str, extra: str) -> None:
     """Re-import a mission of DATA with `extra` TOML lines (fields left out keep their value)."""
-    path = tmp_path / f"update-{key}.toml"
-    path.write_text(
-        f'[[missions]]\nkey = "{key}"\nclient = "acme"\ntitle = "Audit du SI"\n'
-        f"start = 2026-09-28\n{extra}\n",
-        encoding="utf-8",
-    )
-    import_files(store, [path], PARIS)
+    record = mission_record(key, "Audit du SI", "2026-09-28", extra)
+    imported(store, tmp_path, record, name=f"update-{key}.toml")
 
 
 def test_plan_reminds_the_owner_once_per_cadence_period(loaded: Store, settings: Settings) -> None:
-    intents = planned(loaded, settings, paris(2026, 10, 1), paris(2026, 11, 30))
+    intents = RULE.intents(loaded, settings, paris(2026, 10, 1), paris(2026, 11, 30))
     acme = [i for i in intents if i.subject_key == "acme-audit"]
     assert [i.key for i in acme] == [
         "status_update_due:acme-audit:2026-10-12",
@@ -179,7 +138,7 @@ def test_the_monday_after_the_october_change_is_at_nine_paris_time(
     loaded: Store, settings: Settings
 ) -> None:
     """Last Sunday of October 2026 is the 25th: the Monday reminder is at 09:00 CET."""
-    intents = planned(loaded, settings, paris(2026, 10, 1), paris(2026, 10, 31))
+    intents = RULE.intents(loaded, settings, paris(2026, 10, 1), paris(2026, 10, 31))
     due = {i.key.rsplit(":", 1)[1]: i.due_at for i in intents if i.subject_key == "acme-audit"}
     assert due["2026-10-12"] == datetime(2026, 10, 12, 7, 0, tzinfo=UTC)  # 09:00 CEST
     assert due["2026-10-26"] == datetime(2026, 10, 26, 8, 0, tzinfo=UTC)  # 09:00 CET
@@ -190,7 +149,7 @@ def test_the_monday_after_the_october_change_is_at_nine_paris_time(
 def test_the_cadence_counts_from_the_last_update_in_the_owners_zone(
     loaded: Store, settings: Settings
 ) -> None:
-    intents = planned(loaded, settings, paris(2026, 10, 31), paris(2026, 12, 1))
+    intents = RULE.intents(loaded, settings, paris(2026, 10, 31), paris(2026, 12, 1))
     globex = [i for i in intents if i.subject_key == "globex-plan"]
     # 30 October 19:30 in New York is Saturday 31 October in Paris: + 7 days is
     # Saturday 7 November, so Monday 9; then 14 (Saturday) so 16, 21 so 23, 28 so 30.
@@ -214,35 +173,30 @@ def test_the_cadence_counts_from_the_last_update_in_the_owners_zone(
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
-    english = parse_settings(
-        MINIMAL_CONFIG + 'language = "en"\n', tmp_path / "en.toml", {"HOME": str(tmp_path)}
-    )
-    intents = planned(loaded, english, paris(2026, 10, 1), paris(2026, 10, 15))
+    english = owner_settings(tmp_path, IN_ENGLISH)
+    intents = RULE.intents(loaded, english, paris(2026, 10, 1), paris(2026, 10, 15))
     (first,) = [i for i in intents if i.subject_key == "acme-audit"]
     assert first.language == "en"
     assert first.subject == "Send the status update to Jeanne Dupont: Audit du SI"
 
 
 def test_only_active_missions_and_never_after_their_end(loaded: Store, settings: Settings) -> None:
-    intents = planned(loaded, settings, paris(2026, 9, 1), paris(2027, 1, 31))
+    intents = RULE.intents(loaded, settings, paris(2026, 9, 1), paris(2027, 1, 31))
     assert {i.subject_key for i in intents} == {"acme-audit", "globex-plan", "acme-short"}
     short = [i.key for i in intents if i.subject_key == "acme-short"]
     assert short == ["status_update_due:acme-short:2026-10-12"]  # 26 October is after its end
 
 
 def test_evaluating_twice_adds_nothing(loaded: Store, settings: Settings) -> None:
-    with loaded.session() as session:  # a pass before a long downtime
-        evaluate(session, settings, rule(settings), paris(2026, 1, 5, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 1, 5, 9, 0))  # a pass before a long downtime
     at = paris(2026, 10, 26, 9, 0)
-    with loaded.session() as session:
-        first = evaluate(session, settings, rule(settings), at)
+    first = RULE.pass_at(loaded, settings, at)
     states = {row.key: row.state for row in first.recorded if row.subject_key == "acme-audit"}
     assert states == {
         "status_update_due:acme-audit:2026-10-12": "expired",  # grace ended on the 19th
         "status_update_due:acme-audit:2026-10-26": "pending",
     }
-    with loaded.session() as session:
-        second = evaluate(session, settings, rule(settings), at)
+    second = RULE.pass_at(loaded, settings, at)
     assert second.recorded == []
     assert second.cancelled == {}
 
@@ -250,17 +204,15 @@ def test_evaluating_twice_adds_nothing(loaded: Store, settings: Settings) -> Non
 def test_a_status_update_cancels_the_pending_reminder_and_restarts_the_cadence(
     loaded: Store, settings: Settings
 ) -> None:
-    with loaded.session() as session:
-        evaluate(session, settings, rule(settings), paris(2026, 10, 12, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 12, 9, 0))
     key = "status_update_due:acme-audit:2026-10-12"
     assert outbox(loaded)[key].state == "pending"
     with loaded.session() as session:
         record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 11, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 14, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 14, 9, 0))
     assert report.cancelled == {key: "status update sent on 2026-10-13"}
     assert outbox(loaded)[key].state == "cancelled"
-    intents = planned(loaded, settings, paris(2026, 10, 14), paris(2026, 11, 30))
+    intents = RULE.intents(loaded, settings, paris(2026, 10, 14), paris(2026, 11, 30))
     assert [i.key for i in intents if i.subject_key == "acme-audit"] == [
         "status_update_due:acme-audit:2026-10-27",
         "status_update_due:acme-audit:2026-11-10",
@@ -272,9 +224,8 @@ def test_a_reminder_still_on_schedule_is_kept(loaded: Store, settings: Settings)
     """A status update on the day of the previous reminder: the next one still falls due."""
     with loaded.session() as session:
         record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 12, 23, 30))
-        evaluate(session, settings, rule(settings), paris(2026, 10, 26, 9, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 26, 10, 0))
+        evaluate(session, settings, RULE.rules(settings), paris(2026, 10, 26, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 26, 10, 0))
     assert report.cancelled == {}
     assert outbox(loaded)["status_update_due:acme-audit:2026-10-26"].state == "pending"
 
@@ -293,12 +244,10 @@ def test_a_reminder_whose_reason_has_gone_is_cancelled(
     loaded: Store, settings: Settings, tmp_path: Path, change: str, reason: str
 ) -> None:
     key = "status_update_due:acme-audit:2026-10-26"
-    with loaded.session() as session:
-        evaluate(session, settings, rule(settings), paris(2026, 10, 26, 9, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 26, 9, 0))
     assert outbox(loaded)[key].state == "pending"
     update_mission(loaded, tmp_path, "acme-audit", change)
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 27, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 27, 9, 0))
     assert report.cancelled == {key: reason}
     rows = outbox(loaded)
     assert rows[key].state == "cancelled"
@@ -311,7 +260,7 @@ def test_a_mission_that_no_longer_exists_cancels_its_reminders(
 ) -> None:
     ghost = FollowUp(key="status_update_due:gone:2026-10-26", subject_key="gone")
     with loaded.session() as session:
-        reasons = rule(settings)[0].vanished(session, [ghost])
+        reasons = RULE.built(settings).vanished(session, [ghost])
     assert reasons == {ghost.key: "mission gone no longer exists"}
 
 
@@ -321,13 +270,11 @@ def test_a_late_update_near_midnight_keeps_the_reminder_on_its_schedule(
     """00:30 in Paris is still the day before in UTC: the owner's date is the anchor."""
     with loaded.session() as session:
         record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 0, 30))
-    intents = planned(loaded, settings, paris(2026, 10, 14), paris(2026, 10, 31))
+    intents = RULE.intents(loaded, settings, paris(2026, 10, 14), paris(2026, 10, 31))
     assert [i.key for i in intents if i.subject_key == "acme-audit"] == [
         "status_update_due:acme-audit:2026-10-27"
     ]
-    with loaded.session() as session:
-        evaluate(session, settings, rule(settings), paris(2026, 10, 27, 9, 0))
-    with loaded.session() as session:
-        report = evaluate(session, settings, rule(settings), paris(2026, 10, 27, 10, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 10, 27, 9, 0))
+    report = RULE.pass_at(loaded, settings, paris(2026, 10, 27, 10, 0))
     assert report.cancelled == {}
     assert outbox(loaded)["status_update_due:acme-audit:2026-10-27"].state == "pending"

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.engine.evaluation import PassReport, evaluate, plan
@@ -45,12 +44,10 @@ from followupd.store.models import (
     Issue,
     Mission,
 )
-from tests.conftest import ENGINES, MINIMAL_CONFIG, fresh_postgres_database
+from tests.conftest import ENGINES, fresh_postgres_database
+from tests.rulekit import NEW_YORK, PARIS, owner_settings
 
-PARIS = ZoneInfo("Europe/Paris")
-SETTINGS = parse_settings(
-    MINIMAL_CONFIG, Path("/nonexistent/followupd.toml"), {"HOME": "/nonexistent"}
-)
+SETTINGS = owner_settings(Path("/nonexistent"))
 RULE_SET: list[Rule[RuleOptions]] = enabled_rules(SETTINGS.rules)
 CALENDAR = BusinessCalendar(SETTINGS.business)
 OPENS = SETTINGS.business.window[0]
@@ -92,7 +89,7 @@ def optional(strategy: st.SearchStrategy[Any], present: int = 1, absent: int = 1
     )
 
 
-WRITTEN_IN = (UTC, PARIS, ZoneInfo("America/New_York"))
+WRITTEN_IN = (UTC, PARIS, NEW_YORK)
 
 
 def written(instant: datetime) -> str:
