@@ -18,55 +18,26 @@ Every expected instant is written in UTC.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule
 from followupd.rules.registry import enabled_rules
-from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from tests.conftest import MINIMAL_CONFIG
+from tests.rulekit import ACME_AND_GLOBEX, BSMITH_WITH_PHONE, JDUPONT, NEW_YORK, PARIS, loaded_with
+from tests.rulekit import settings as settings
 
-PARIS = ZoneInfo("Europe/Paris")
-NEW_YORK = ZoneInfo("America/New_York")
-
-DATA = """\
-[[clients]]
-key = "acme"
-name = "ACME SA"
-language = "fr"
-timezone = "Europe/Paris"
-country = "FR"
-
-[[clients]]
-key = "globex"
-name = "Globex Inc."
-language = "en"
-timezone = "America/New_York"
-country = "US"
-
-[[contacts]]
-key = "jdupont"
-client = "acme"
-name = "Jeanne Dupont"
-email = "jeanne.dupont@acme.example"
-phone = "+33 6 12 34 56 78"
-
-[[contacts]]
-key = "bsmith"
-client = "globex"
-name = "Bob Smith"
-email = "bob@globex.example"
-phone = "+1 212 555 0100"
-
+DATA = (
+    ACME_AND_GLOBEX
+    + JDUPONT
+    + BSMITH_WITH_PHONE
+    + """\
 # a status update is due every 3 days
 [[missions]]
 key = "acme-autumn"
@@ -229,6 +200,7 @@ contact = "bsmith"
 kind = "status_update"
 at = 2027-03-10T12:00:00-05:00
 """
+)
 
 
 def utc(year: int, month: int, day: int, hour: int) -> datetime:
@@ -296,17 +268,7 @@ AUTUMN = (datetime(2026, 10, 1, tzinfo=PARIS), datetime(2026, 11, 30, tzinfo=PAR
 SPRING = (datetime(2027, 3, 1, tzinfo=PARIS), datetime(2027, 4, 30, tzinfo=PARIS))
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return parse_settings(MINIMAL_CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
-
-
-@pytest.fixture
-def loaded(store: Store, tmp_path: Path) -> Store:
-    path = tmp_path / "data.toml"
-    path.write_text(DATA, encoding="utf-8")
-    import_files(store, [path], PARIS)
-    return store
+loaded = loaded_with(DATA)
 
 
 def every_rule(settings: Settings) -> list[Rule[RuleOptions]]:
