@@ -6,13 +6,19 @@
 
 Builds a SQLite store of MISSIONS missions in a temp dir with
 tests/bench/evaluate.py's ``build()`` (3 invoices, 2 contacts, issues and
-touchpoints per mission), seen from today rather than from that script's fixed
-date, since the daemon reads the real clock. "Nothing due" is then reached the
-way a real install reaches it: one ``followupd tick`` at the real time records
-every follow-up due now and delivers it (emails to the Maildir of the state
-directory, as there is no ``[smtp]``; no ``[caldav]`` either, so the sync pass
-does nothing). What is left pending is due later (the next send-window
-opening at the earliest), and the script prints when.
+touchpoints per mission), seen from that script's fixed instant AT (Monday
+23 November 2026, 09:00 in Paris), never from the wall clock: the same store
+on every run. "Nothing due" is then reached the way a real install reaches
+it: one ``followupd tick --now AT`` records every follow-up due then and
+delivers it (emails to the Maildir of the state directory, as there is no
+``[smtp]``; no ``[caldav]`` either, so the sync pass does nothing). What is
+left pending is due later (the next send-window opening at the earliest),
+and the script prints when.
+
+``followupd run`` takes no ``--now``: the daemon reads the wall clock. Its
+startup passes (before it counts as ready, so outside the figures) do what
+came due between AT and the real time, as a daemon restarted after a pause
+would; what it then waits for is due later by the wall clock.
 
 Then it starts ``followupd run`` with the default ``[service]`` intervals and
 the feed on a free loopback port, polls ``GET /healthz`` until it answers 200
@@ -43,7 +49,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -87,15 +93,16 @@ class Sample:
 
 
 def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
-    """The store as of today, then one tick at the real time: what is due now is done."""
+    """The store as of AT, then one tick at AT: what is due then is done."""
     settings = parse_settings(config.read_text(), config, environ)
     store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     started = time.perf_counter()
-    evaluate_bench.build(store, missions, today=datetime.now(UTC).date())
+    evaluate_bench.build(store, missions, today=evaluate_bench.AT.date())
     built = time.perf_counter() - started
     started = time.perf_counter()
-    command = [sys.executable, "-m", "followupd", "--config", str(config), "tick"]
+    command = [sys.executable, "-m", "followupd", "--config", str(config), "tick",
+               "--now", evaluate_bench.AT.isoformat()]  # fmt: skip
     subprocess.run(command, env=environ, cwd=config.parent, stdout=subprocess.DEVNULL, check=True)
     ticked = time.perf_counter() - started
     with store.session() as session:

@@ -9,6 +9,14 @@ Radicale serving the same objects beside it, and the idle daemon. The sizes
 are the issue's where it fixes them, and otherwise small enough for the
 whole run to take under 10 minutes on a 2-core machine.
 
+Every benchmark dates its data from a fixed instant of its own, never from
+the wall clock, so that each run measures the same work. Where followupd is
+compared with another program, both are timed the same way, as whole
+processes run to their end (``followupd tick --now`` beside smtp-source,
+``followupd sync --now`` beside vdirsyncer), each with its wall seconds and
+its CPU seconds (its own, from os.wait4); an in-process figure is an extra,
+labelled so.
+
 Each benchmark writes its figures to a JSON file (``--figures``); this
 script reads them and prints one Markdown table, the machine line and the
 run's wall time. Each benchmark's own, longer report goes to NAME.log in the
