@@ -461,7 +461,7 @@ read_calendars = ["{CALENDAR}"]
 
 def fresh_store(config: Path, data: Path) -> tuple[Settings, Store]:
     """The store `config` names, created, its clients and contacts imported from `data`."""
-    settings = parse_settings(config.read_text(), config, os.environ)
+    settings = parse_settings(config.read_text(), config, environment(config.parent))
     store = Store.open(settings.database.sqlalchemy_url(), create=True)
     store.upgrade()
     import_files(store, [data], PARIS)
