@@ -566,6 +566,8 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
     with sink(sink_binary, port, workdir / "sink.log"):
         ticked = tick(config, environ)
         after = outbox_after(store_of(workdir / "bench.db"))
+        if after[0].get("sent") != due:
+            sys.exit(f"the tick sent not all {due} nudges: {_states(after[0])}\n{ticked.output}")
         store = store_of(workdir / "in-process.db")
         seconds, cpu = deliver(store, settings, handed, profile)
         after_in_process = outbox_after(store)
