@@ -24,29 +24,33 @@ PUTs would have done that work at upload time. ``radicale --verify-storage``
 does most of it before the server starts, then a listing and a report
 finish it. The warm-up times are shown.
 
-Then, in this order, timed:
+Then, in this order, timed, each client a whole process run to its end as a
+user runs it (start-up included, shown apart as ``--version``):
 
-1. followupd's first sync (`sync_calendars`, in this process, into an empty
-   SQLite store where the clients and contacts the mission events name were
-   imported): every object listed and fetched;
+1. ``followupd sync --now AT``, a first sync into an empty SQLite store where
+   the clients and contacts the mission events name were imported: every
+   object listed and fetched;
 2. one mission event changed on the server (GET, edit, PUT with If-Match, as
-   an app does), and followupd's next sync;
-3. ``vdirsyncer sync`` of the same calendar (a pair of a ``caldav`` storage and
+   an app does), and ``followupd sync --now AT`` again;
+3. as an extra, labelled "in-process", the same two syncs (another event
+   changed between them) by ``sync_calendars`` in this process, into a fresh
+   store: followupd's work without its process start-up;
+4. ``vdirsyncer sync`` of the same calendar (a pair of a ``caldav`` storage and
    a ``filesystem`` one in a temp folder, after ``vdirsyncer discover``, not
    timed): every object downloaded;
-4. another mission event changed the same way, and ``vdirsyncer sync`` again.
+5. another mission event changed the same way, and ``vdirsyncer sync`` again.
 
-Each is shown as wall time, the client's CPU time (this process for
-followupd, the vdirsyncer process for vdirsyncer) and Radicale's CPU time over
-the same span (from /proc): on a busy machine the wall times stretch, the CPU
-times much less. vdirsyncer's figures include its process start-up (shown
-apart, as ``vdirsyncer --version``); followupd's do not. Every side flushes
-what it writes to disk (vdirsyncer fsyncs each file it writes, Radicale its
-caches, SQLite its commits): ``TMPDIR=/dev/shm`` puts the temp dir in memory,
-to see the figures without the disk. With --profile, followupd's first sync
-is run once more, into a fresh store, under cProfile (after the figures, so
-they are not inflated), and where it spends its time is shown. Only loopback
-is used: proxies are bypassed for 127.0.0.1.
+Each is shown as wall time, the client's CPU time (user + system of the
+client's process, from its rusage by ``os.wait4``; for the in-process extra,
+this process's) and Radicale's CPU time over the same span (from /proc): on
+a busy machine the wall times stretch, the CPU times much less. Every side
+flushes what it writes to disk (vdirsyncer fsyncs each file it writes, which
+is most of its wall time on a disk, Radicale its caches, SQLite its
+commits): ``TMPDIR=/dev/shm`` puts the temp dir in memory, to see the
+figures without the disk. With --profile, followupd's first sync is run once
+more in this process, into a fresh store, under cProfile (after the figures,
+so they are not inflated), and where it spends its time is shown. Only
+loopback is used: proxies are bypassed for 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -58,7 +62,6 @@ import os
 import pstats
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -82,6 +85,7 @@ from followupd.sources.caldav.sync import SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from tests.bench import harness, machine
+from tests.bench.daemon import environment
 from tests.bench.radicale import (
     PASSWORD,
     USER,
@@ -92,7 +96,9 @@ from tests.bench.radicale import (
 )
 
 PARIS = ZoneInfo("Europe/Paris")
-AT = datetime(2026, 11, 23, 9, 0, tzinfo=PARIS)  # a Monday morning
+# the bench's "now", never the wall clock's: the calendar is dated from it, and followupd
+# syncs at it (`sync --now`); Monday 23 November 2026, 09:00 in Paris
+AT = datetime(2026, 11, 23, 9, 0, tzinfo=PARIS)
 PASSWORD_VARIABLE = "FOLLOWUPD_BENCH_CALDAV_PASSWORD"
 CALENDAR = "Missions"  # its display name, which followupd's read_calendars names
 COLLECTION = "missions"  # its path segment, which vdirsyncer's collections name
@@ -102,6 +108,7 @@ ITEM_ACTION = re.compile(r"(Copying \(\w+\)|Deleting) item \S+ (?:to|from) (\S+)
 TITLED = re.compile(r"^mission event (?:'[^']*'|\"[^\"]*\"): ")  # a reason's first words
 OWNER = ("Claire Martin", "claire@cabinet.example")
 FIRST, CHANGED = "first sync", "after one change"  # what is timed, for each client
+FOLLOWUPD, IN_PROCESS, VDIRSYNCER = "followupd", "followupd in-process", "vdirsyncer"
 HOW_TO_INSTALL = """\
 vdirsyncer is not installed. It comes with Debian's vdirsyncer package:
 
@@ -432,9 +439,10 @@ class App(Client):
 # -- followupd's side --------------------------------------------------------------------
 
 
-def followupd_settings(workdir: Path, port: int) -> Settings:
-    database = workdir / "followupd.db"
-    text = f"""\
+def followupd_config(workdir: Path, port: int, database: Path) -> Path:
+    """A config file syncing the calendar CALENDAR into the store `database`; next to it."""
+    config = workdir / f"{database.stem}.toml"
+    config.write_text(f"""\
 [owner]
 name = "{OWNER[0]}"
 email = "{OWNER[1]}"
@@ -448,40 +456,36 @@ url = "http://127.0.0.1:{port}/"
 username = "{USER}"
 password_env = "{PASSWORD_VARIABLE}"
 read_calendars = ["{CALENDAR}"]
-"""
-    return parse_settings(text, workdir / "followupd.toml", {"HOME": str(workdir)})
+""")
+    return config
 
 
-def fresh_store(settings: Settings, data: Path, database: Path) -> Store:
-    url = settings.database.sqlalchemy_url().set(database=str(database))
-    store = Store.open(url, create=True)
+def fresh_store(config: Path, data: Path) -> tuple[Settings, Store]:
+    """The store `config` names, created, its clients and contacts imported from `data`."""
+    settings = parse_settings(config.read_text(), config, environment(config.parent))
+    store = Store.open(settings.database.sqlalchemy_url(), create=True)
     store.upgrade()
     import_files(store, [data], PARIS)
-    return store
+    return settings, store
 
 
 @dataclass
 class Timing:
     wall: float = 0.0
-    client_cpu: float = 0.0  # this process and the children it waited for meanwhile
+    client_cpu: float = 0.0  # the client process's (its rusage), or this one's for in-process
     server_cpu: float = 0.0  # Radicale's process over the same span
-
-
-def own_cpu() -> float:
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # those waited for
-    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 @contextmanager
 def timing(server: int) -> Iterator[Timing]:
-    """Wall time, the client's CPU time and the server's (process `server`) over the block."""
+    """Wall time, this process's CPU time and the server's (process `server`) over the block."""
     spent = Timing()
-    wall, client, served = time.perf_counter(), own_cpu(), machine.cpu_seconds(server)
+    wall, client, served = time.perf_counter(), time.process_time(), machine.cpu_seconds(server)
     try:
         yield spent
     finally:
         spent.wall = time.perf_counter() - wall
-        spent.client_cpu = own_cpu() - client
+        spent.client_cpu = time.process_time() - client
         spent.server_cpu = machine.cpu_seconds(server) - served
 
 
@@ -496,10 +500,35 @@ class Held(logging.Handler):
         self.count += 1
 
 
+def run_client(command: list[str | Path], env: dict[str, str], server: int) -> tuple[Timing, str]:
+    """A client's whole process: its times (its CPU from its rusage), and what it printed."""
+    served = machine.cpu_seconds(server)
+    ran = harness.run_process(command, env=env)
+    spent = Timing(ran.wall, ran.cpu, machine.cpu_seconds(server) - served)
+    if ran.code != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} exited with {ran.code}:\n"
+                           f"{ran.output[-3000:]}")  # fmt: skip
+    return spent, ran.output
+
+
+class Followupd:
+    """The followupd command, as a user runs it, with the config of one store."""
+
+    def __init__(self, config: Path, env: dict[str, str], server: int) -> None:
+        self.command: list[str | Path] = [sys.executable, "-m", "followupd", "--config", config]
+        self.env, self.server = env, server
+
+    def run(self, *args: str) -> tuple[Timing, str]:
+        return run_client([*self.command, *args], self.env, self.server)
+
+    def sync(self) -> tuple[Timing, str]:
+        return self.run("sync", "--now", AT.isoformat())
+
+
 def timed_sync(
     store: Store, settings: Settings, server: int, profile: cProfile.Profile | None = None
 ) -> tuple[Timing, SyncReport, int]:
-    """One sync at AT: its times, its report, and how many warnings it logged."""
+    """One sync at AT in this process: its times, its report, how many warnings it logged."""
     logger, held = logging.getLogger("followupd"), Held()
     logger.addHandler(held)
     logger.propagate = False
@@ -577,23 +606,17 @@ password = "{PASSWORD}"
         self.env = {**os.environ, "VDIRSYNCER_CONFIG": str(config), "NO_PROXY": LOOPBACK,
                     "no_proxy": LOOPBACK}  # fmt: skip
 
-    def run(self, *args: str) -> tuple[Timing, subprocess.CompletedProcess[str]]:
-        with timing(self.server) as spent:
-            done = subprocess.run(
-                [self.binary, *args], env=self.env, input="", capture_output=True, text=True
-            )
-        if done.returncode != 0:
-            raise RuntimeError(f"vdirsyncer {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-        return spent, done
+    def run(self, *args: str) -> tuple[Timing, str]:
+        return run_client([self.binary, *args], self.env, self.server)
 
     def local_files(self) -> list[Path]:
         return sorted((self.folder / COLLECTION).glob("*.ics"))
 
 
-def actions(done: subprocess.CompletedProcess[str]) -> str:
+def actions(output: str) -> str:
     """What vdirsyncer said it did to items (its INFO lines), by action and storage."""
     found: Counter[str] = Counter()
-    for line in (done.stderr + done.stdout).splitlines():
+    for line in output.splitlines():
         match = ITEM_ACTION.match(line)
         if match:
             found[f"{match[1]} {match[2]}"] += 1
@@ -631,33 +654,22 @@ def vdirsyncer_version(vdirsyncer: str) -> str:
 # (what, the file of the function, its qualified name), or a built-in's name (no file):
 # time inside each, callees included, so they overlap
 STAGES = (
-    ("list what changed (sync-collection)", "followupd/sources/dav_changes.py", "changes"),
-    ("fetch (calendar-multiget, 100 a time)", "followupd/sources/dav_changes.py", "fetch"),
+    ("list what changed (sync-collection)", "followupd/sources/caldav/changes.py", "changes"),
+    ("fetch (calendar-multiget, 100 a time)", "followupd/sources/caldav/changes.py", "fetch"),
     ("  waiting for Radicale (socket recv)", "", "<method 'recv' of '_socket.socket' objects>"),
     ("caldav URL.join", "caldav/lib/url.py", "URL.join"),
-    ("apply each object (_apply)", "followupd/sources/caldav.py", "CalendarSync._apply"),
-    ("  read_object", "followupd/sources/ical_read.py", "read_object"),
+    ("apply each object (_apply)", "followupd/sources/caldav/sync.py", "CalendarSync._apply"),
+    ("  read_object", "followupd/sources/ical/read.py", "read_object"),
     ("    icalendar Calendar.from_ical", "icalendar/cal/calendar.py", "Calendar.from_ical"),
-    ("    recurrences expanded (_expand)", "followupd/sources/ical_read.py", "_expand"),
-    ("  mission events (_mission)", "followupd/sources/caldav.py", "CalendarSync._mission"),
-    ("  meetings (_meetings)", "followupd/sources/caldav.py", "CalendarSync._meetings"),
-    ("    their parties (_meeting_parties)", "followupd/sources/caldav.py",
+    ("    recurrences expanded (_expand)", "followupd/sources/ical/read.py", "_expand"),
+    ("  mission events (_mission)", "followupd/sources/caldav/sync.py", "CalendarSync._mission"),
+    ("  meetings (_meetings)", "followupd/sources/caldav/sync.py", "CalendarSync._meetings"),
+    ("    their parties (_meeting_parties)", "followupd/sources/caldav/sync.py",
      "CalendarSync._meeting_parties"),
     ("SQLAlchemy flushes (autoflush included)", "sqlalchemy/orm/session.py", "Session._flush"),
     ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
     ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
 )  # fmt: skip
-
-
-def stage_seconds(entries: list[Any], path: str, name: str) -> float:
-    total = 0.0
-    for entry in entries:
-        code = entry.code
-        if isinstance(code, str):
-            total += entry.totaltime if not path and code == name else 0.0
-        elif code.co_qualname == name and code.co_filename.replace(os.sep, "/").endswith(path):
-            total += entry.totaltime
-    return total
 
 
 def print_profile(profile: cProfile.Profile, seconds: float, objects: int, top: int = 25) -> None:
@@ -667,7 +679,7 @@ def print_profile(profile: cProfile.Profile, seconds: float, objects: int, top: 
     )
     entries = list(profile.getstats())
     for label, path, name in STAGES:
-        spent = stage_seconds(entries, path, name)
+        spent = harness.stage_seconds(entries, path, name)
         print(
             f"  {label:<42}{spent:>8.2f} s{100 * spent / seconds:>6.1f} %"
             f"{1e3 * spent / max(1, objects):>8.2f} ms/object"
@@ -721,12 +733,12 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
         flush=True,
     )
     sound = [item for item in objects if item.sound_mission]
-    changed_for_us, changed_for_them = sound[len(sound) // 3], sound[2 * len(sound) // 3]
+    changed = [sound[k * len(sound) // 4] for k in (1, 2, 3)]  # one for each client
     started = time.perf_counter()
     verify_storage(workdir / "radicale")
     verified = time.perf_counter() - started
+    env = environment(workdir)
     with radicale(workdir / "radicale") as server:
-        settings = followupd_settings(workdir, server.port)
         app = App(server.port)
         warm = {"radicale --verify-storage": verified, **app.warm_up()}
         print(
@@ -737,50 +749,68 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
         times: dict[tuple[str, str], Timing] = {}  # (client, what) -> its times
         pid = server.process.pid
         load = os.getloadavg()[0]  # other work on the machine stretches every wall time
-        store = fresh_store(settings, data, workdir / "followupd.db")
-        times["followupd", FIRST], first, logged = timed_sync(store, settings, pid)
-        print(f"followupd first sync: {describe(first, logged)}", flush=True)
+
+        config = followupd_config(workdir, server.port, workdir / "followupd.db")
+        fresh_store(config, data)[1].close()
+        followupd = Followupd(config, env, pid)
+        startups = {FOLLOWUPD: followupd.run("--version")[0]}
+        times[FOLLOWUPD, FIRST], said = followupd.sync()
+        print(f"followupd sync, first: {summary(said)}", flush=True)
+        app.change_mission(changed[0].href)
+        times[FOLLOWUPD, CHANGED], said = followupd.sync()
+        print(f"followupd sync, after one change: {summary(said)}", flush=True)
+
+        config = followupd_config(workdir, server.port, workdir / "in-process.db")
+        settings, store = fresh_store(config, data)
+        times[IN_PROCESS, FIRST], first, logged = timed_sync(store, settings, pid)
+        print(f"in-process first sync: {describe(first, logged)}", flush=True)
         if first.skipped:
             print(f"  skipped, most common reasons: {skipped_reasons(first)}")
-        app.change_mission(changed_for_us.href)
-        times["followupd", CHANGED], second, logged = timed_sync(store, settings, pid)
-        print(f"followupd after one change: {describe(second, logged)}", flush=True)
+        app.change_mission(changed[1].href)
+        times[IN_PROCESS, CHANGED], second, logged = timed_sync(store, settings, pid)
+        print(f"in-process after one change: {describe(second, logged)}", flush=True)
         store.close()
 
         vdirsyncer = Vdirsyncer(binary, workdir, server.port, pid)
-        startup, _ = vdirsyncer.run("--version")
+        startups[VDIRSYNCER] = vdirsyncer.run("--version")[0]
         discover, _ = vdirsyncer.run("discover")
-        times["vdirsyncer", FIRST], done = vdirsyncer.run("sync")
+        times[VDIRSYNCER, FIRST], said = vdirsyncer.run("sync")
         local = vdirsyncer.local_files()
         print(
-            f"vdirsyncer first sync: {actions(done)}; {len(local)} .ics files in the local "
+            f"vdirsyncer first sync: {actions(said)}; {len(local)} .ics files in the local "
             f"folder (discover took {discover.wall:.2f} s, not in the figures)",
             flush=True,
         )
-        app.change_mission(changed_for_them.href)
-        times["vdirsyncer", CHANGED], done = vdirsyncer.run("sync")
-        copies = [path for path in vdirsyncer.local_files() if changed_for_them.uid in path.name]
+        app.change_mission(changed[2].href)
+        times[VDIRSYNCER, CHANGED], said = vdirsyncer.run("sync")
+        copies = [path for path in vdirsyncer.local_files() if changed[2].uid in path.name]
         updated = any(has_change(path) for path in copies)
         print(
-            f"vdirsyncer after one change: {actions(done)}; the local copy of the changed "
+            f"vdirsyncer after one change: {actions(said)}; the local copy of the changed "
             f"event {'has' if updated else 'does NOT have'} the change",
             flush=True,
         )
         profiled, profile = Timing(), None
         if args.profile:
-            store = fresh_store(settings, data, workdir / "profiled.db")
+            config = followupd_config(workdir, server.port, workdir / "profiled.db")
+            settings, store = fresh_store(config, data)
             profile = cProfile.Profile()
             profiled, _, _ = timed_sync(store, settings, pid, profile)
             store.close()
     print(f"\n{len(objects)} events in one Radicale calendar ({folder.name}), synced at {AT}:")
-    print(f"{'':<32}{'wall s':>9}{'client CPU s':>14}{'Radicale CPU s':>16}")
+    print(f"{'':<42}{'wall s':>9}{'client CPU s':>14}{'Radicale CPU s':>16}")
     for (client, what), spent in times.items():
         label = f"{client}, {what}"
-        print(f"{label:<32}{spent.wall:>9.2f}{spent.client_cpu:>14.2f}{spent.server_cpu:>16.2f}")
+        print(f"{label:<42}{spent.wall:>9.2f}{spent.client_cpu:>14.2f}{spent.server_cpu:>16.2f}")
     print(
-        "client CPU: followupd's (this process) or vdirsyncer's process; Radicale CPU: the "
-        "server's process over the same span. vdirsyncer's figures include its start-up "
-        f"(`vdirsyncer --version`: {startup.wall:.2f} s wall, {startup.client_cpu:.2f} s CPU)"
+        "wall s: from the client's spawn to its exit; client CPU s: user + system of the "
+        "client's process (os.wait4), start-up included, or of this process for the "
+        "in-process extra; Radicale CPU s: the server's process over the same span. Start-up "
+        "of each client, in those figures: "
+        + "; ".join(
+            f"`{client} --version` {spent.wall:.2f} s wall, {spent.client_cpu:.2f} CPU s"
+            for client, spent in startups.items()
+        )
     )
     tools = vdirsyncer_version(binary)
     software = machine.packages("caldav", "icalendar", "radicale")
@@ -792,16 +822,25 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
             "events": len(objects),
             "vdirsyncer": tools,
             "radicale_warm_up": warm,
+            "startup": {client: asdict(spent) for client, spent in startups.items()},
             "times": {
                 client: {
                     what: asdict(spent) for (name, what), spent in times.items() if name == client
                 }
-                for client in ("followupd", "vdirsyncer")
+                for client in (FOLLOWUPD, IN_PROCESS, VDIRSYNCER)
             },
         },
     )
     if profile is not None:
         print_profile(profile, profiled.wall, len(objects))
+
+
+def summary(output: str) -> str:
+    """The totals `followupd sync` printed, and how many objects it said it skipped."""
+    lines = [line.strip() for line in output.splitlines()]
+    totals = next((line for line in lines if line.startswith("missions: ")), "no totals")
+    skipped = sum(line.startswith("skipped ") for line in lines)
+    return f"{totals}; {skipped} skipped"
 
 
 if __name__ == "__main__":

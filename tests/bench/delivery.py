@@ -15,17 +15,28 @@ daemon does); earlier passes, a week and two weeks before, record the first
 nudges of two thirds of the invoices, marked sent, so those messages reply in
 their invoice's thread. Only `invoice_due` is enabled, with its client steps.
 
-Then it starts ``smtp-sink`` on a free loopback port and times only
-``Deliverer(...).run(at)``, the daemon's delivery pass (claim, check again,
-build each message, send it over SMTP, record the outcome), with
-``[smtp] security = "none"`` and ``rate_per_minute`` at the config's maximum.
-Then ``smtp-source`` sends the same number of messages to the same sink, in
-one session over one connection, each a copy of the message followupd sent
-that is closest to their average size; and again with several parallel
-sessions, for scale (each run REPEAT times, the median shown: it takes
-seconds). It prints the rates, their ratios, the sink's own count, the outbox
-by state after the pass, and the machine; with --profile, where the pass
-spends its time. Only loopback is used.
+Every side is timed the same way, as a whole process run to its end, with
+its wall seconds and its CPU seconds (user + system, from its rusage by
+``os.wait4``): it starts ``smtp-sink`` on a free loopback port, then runs
+``followupd tick --now AT`` on that store as a user would (start-up, an
+evaluate pass that finds nothing new, the delivery pass: claim, check
+again, build each message, send it over SMTP, record the outcome; then its
+table of what it did), with ``[smtp] security = "none"`` and
+``rate_per_minute`` at the config's maximum. Then ``smtp-source`` sends the
+same number of messages to the same sink over one connection (``-d -s 1``,
+the way it is fastest), each a copy of the message followupd sent that is
+closest to their average size, REPEAT times (the median run shown: it takes
+a fraction of a second); and again with SESSIONS parallel sessions, for
+scale. The sink keeps no counter (``-c`` writes to its output after every
+message and halves smtp-source's rate): followupd's deliveries are counted
+in its outbox, smtp-source's by its exit status.
+
+As an extra, labelled so, the daemon's delivery pass alone,
+``Deliverer(...).run(at)`` in this process (on a copy of the same store, made
+before the tick), with its wall and CPU seconds: it is where the messages
+are sampled. It prints the rates, their ratios, the outbox by state after
+each pass, and the machine; with --profile, where the in-process pass spends
+its time. Only loopback is used.
 """
 
 from __future__ import annotations
@@ -36,8 +47,8 @@ import cProfile
 import os
 import pstats
 import random
-import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -51,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from followupd.channels.email.message import message_id
@@ -65,9 +77,12 @@ from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from tests.bench import harness, machine
+from tests.bench.daemon import environment
 from tests.smtpserver import free_port
 
-AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris: a Monday-morning burst
+# the bench's "now", never the wall clock's: Monday 23 November 2026, 09:00 in Paris, a
+# Monday-morning burst; given to followupd as `tick --now` and to the passes it runs in-process
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
 OWNER = ("Claire Martin", "claire@cabinet.example")
 # the nominal days of the last nudge: Saturday and Sunday move to Monday 23 November
@@ -266,8 +281,8 @@ class BenchSender(SmtpSender):
 
 def deliver(
     store: Store, settings: Settings, handed: Handed, profile: cProfile.Profile | None
-) -> float:
-    """Run one delivery pass at AT; return its wall time in seconds."""
+) -> tuple[float, float]:
+    """Run one delivery pass at AT in this process; return its wall and CPU seconds."""
     assert settings.smtp is not None
     smtp = settings.smtp
 
@@ -275,13 +290,13 @@ def deliver(
         return BenchSender(smtp, handed)
 
     deliverer = Deliverer(store, settings, worker="bench", sender=sender)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
         profile.enable()
     report = asyncio.run(deliverer.run(AT))
     if profile is not None:
         profile.disable()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     others = {
         "retrying": report.retrying,
         "failed": report.failed,
@@ -295,7 +310,27 @@ def deliver(
             print(f"warning: {len(keys)} follow-ups {name}, e.g. {next(iter(keys))}")
             if isinstance(keys, dict):
                 print(f"         {next(iter(keys.values()))}")
-    return elapsed
+    return elapsed, cpu
+
+
+def tick(config: Path, environ: dict[str, str]) -> harness.Ran:
+    """`followupd tick --now AT` with `config`, a whole process as a user runs it."""
+    command = [sys.executable, "-m", "followupd", "--config", str(config), "tick",
+               "--now", AT.isoformat()]  # fmt: skip
+    ran = harness.run_process(command, env=environ, cwd=config.parent)
+    if ran.code != 0:
+        sys.exit(f"followupd tick exited with {ran.code}:\n{ran.output[-3000:]}")
+    return ran
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A copy of a closed SQLite store (its WAL folded in), for a second pass on the same rows."""
+    old, new = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        old.backup(new)
+    finally:
+        old.close()
+        new.close()
 
 
 # -- Postfix's side ---------------------------------------------------------------------
@@ -335,30 +370,19 @@ def stop_postfix_service() -> None:
 
 
 class Sink:
-    """smtp-sink on 127.0.0.1:port, its running counters (-c) written to a file."""
+    """smtp-sink on 127.0.0.1:port, without counters (-c slows it down), its output to `log`."""
 
-    def __init__(self, binary: str, port: int, counters: Path) -> None:
-        self.counters = counters
-        command = [binary, "-c"]
+    def __init__(self, binary: str, port: int, log: Path) -> None:
+        command = [binary]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]  # smtp-sink refuses to run as root without -u
         command += [f"127.0.0.1:{port}", "1000"]
-        self.output = counters.open("wb")
-        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.PIPE)
+        self.log = log
+        self.output = log.open("wb")
+        self.process = subprocess.Popen(command, stdout=self.output, stderr=subprocess.STDOUT)
         if not machine.listening(self.process, port, timeout=10):
-            error = self.process.stderr.read() if self.process.stderr else b""
-            raise RuntimeError(f"smtp-sink did not start: {error.decode()}")
-
-    def received(self) -> int:
-        """Messages received so far (its ``mesg=`` counter)."""
-        found = re.findall(rb"mesg=(\d+)", self.counters.read_bytes()[-200:])
-        return int(found[-1]) if found else 0
-
-    def wait_for(self, total: int, timeout: float = 5) -> int:
-        deadline = time.monotonic() + timeout
-        while (count := self.received()) < total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return count
+            self.stop()
+            raise RuntimeError(f"smtp-sink did not start: {log.read_text()}")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -367,21 +391,19 @@ class Sink:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stderr is not None:
-            self.process.stderr.close()
         self.output.close()
 
 
 @contextmanager
-def sink(binary: str, port: int, counters: Path) -> Iterator[Sink]:
-    running = Sink(binary, port, counters)
+def sink(binary: str, port: int, log: Path) -> Iterator[Sink]:
+    running = Sink(binary, port, log)
     try:
         yield running
     finally:
         running.stop()
 
 
-def smtp_source(binary: str, port: int, messages: int, sessions: int, message: Path) -> float:
+def smtp_source(binary: str, port: int, messages: int, sessions: int, message: Path) -> harness.Ran:
     """Send `messages` copies of `message` over `sessions` connections, each reused (-d)."""
     command = [
         binary,
@@ -400,9 +422,10 @@ def smtp_source(binary: str, port: int, messages: int, sessions: int, message: P
         "cabinet.example",
         f"127.0.0.1:{port}",
     ]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    ran = harness.run_process(command)
+    if ran.code != 0:
+        sys.exit(f"smtp-source exited with {ran.code}:\n{ran.output[-3000:]}")
+    return ran
 
 
 # -- the report -------------------------------------------------------------------------
@@ -412,15 +435,20 @@ def smtp_source(binary: str, port: int, messages: int, sessions: int, message: P
 class Run:
     label: str
     messages: int
-    seconds: float  # the median of the repeats
+    wall: float  # seconds; of the median run where there are repeats
+    cpu: float  # of the same run: the process's user + system seconds
     size: float
     connections: int
-    received: int  # by the sink, over all repeats
+    sent: str  # how the messages are known to have gone
     rates: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
+        return self.messages / self.wall if self.wall else 0.0
+
+    def figures(self) -> dict[str, Any]:
+        return {"label": self.label, "connections": self.connections, "rate": self.rate,
+                "seconds": self.wall, "cpu": self.cpu, "bytes": self.size}  # fmt: skip
 
 
 def postfix_version() -> str:
@@ -434,30 +462,19 @@ def postfix_version() -> str:
 # (what, the file of the function, its qualified name), or a built-in's name (no file):
 # time inside each, callees included, so they overlap; a coroutine's time excludes its awaits
 STAGES = (
-    ("claim a batch", "followupd/delivery.py", "claim"),
-    ("check again (vanished, send window)", "followupd/delivery.py", "Deliverer._screen"),
-    ("thread history", "followupd/delivery.py", "Deliverer._threads"),
-    ("build_message", "followupd/channels/email.py", "build_message"),
+    ("claim a batch", "followupd/delivery/deliverer.py", "claim"),
+    ("check again (vanished, send window)", "followupd/delivery/deliverer.py", "Deliverer._screen"),
+    ("thread history", "followupd/delivery/deliverer.py", "Deliverer._threads"),
+    ("build_message", "followupd/channels/email/message.py", "build_message"),
     ("EmailMessage.as_bytes", "email/message.py", "Message.as_bytes"),
     ("aiosmtplib sendmail", "aiosmtplib/smtp.py", "SMTP.sendmail"),
-    ("record the outcome (_finish)", "followupd/delivery.py", "_finish"),
+    ("record the outcome (_finish)", "followupd/delivery/deliverer.py", "_finish"),
     ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
     ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
     ("sqlite3 commit", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("ssl.create_default_context", "ssl.py", "create_default_context"),
     ("waiting for the sink (epoll)", "", "<method 'poll' of 'select.epoll' objects>"),
 )
-
-
-def stage_seconds(entries: list[Any], path: str, name: str) -> float:
-    total = 0.0
-    for entry in entries:
-        code = entry.code
-        if isinstance(code, str):
-            total += entry.totaltime if not path and code == name else 0.0
-        elif code.co_qualname == name and code.co_filename.replace(os.sep, "/").endswith(path):
-            total += entry.totaltime
-    return total
 
 
 def print_profile(profile: cProfile.Profile, seconds: float, messages: int, top: int = 20) -> None:
@@ -467,7 +484,7 @@ def print_profile(profile: cProfile.Profile, seconds: float, messages: int, top:
         "(cumulative, overlapping; profiling inflates many small calls):"
     )
     for label, path, name in STAGES:
-        spent = stage_seconds(entries, path, name)
+        spent = harness.stage_seconds(entries, path, name)
         print(
             f"  {label:<42}{spent:>8.2f} s{100 * spent / seconds:>6.1f} %"
             f"{1e6 * spent / max(1, messages):>8.0f} µs/message"
@@ -518,113 +535,129 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
     sink_binary, source_binary = tools
     port = free_port()
     cap = rate_cap()
-    text = config_text(workdir / "bench.db", port, cap)
-    settings = parse_settings(text, workdir / "bench.toml", {"HOME": str(workdir)})
-    store = Store.open(settings.database.sqlalchemy_url())
+    config, environ = workdir / "bench.toml", environment(workdir)
+    config.write_text(config_text(workdir / "bench.db", port, cap))
+    settings = parse_settings(config.read_text(), config, environ)
+    store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     built_at = time.perf_counter()
     before = build(store, settings, args.messages)
+    store.close()
+    copy_store(workdir / "bench.db", workdir / "in-process.db")
     built = time.perf_counter() - built_at
     due, history = before.get("pending", 0), before.get("sent", 0)
     print(
         f"built the outbox in {built:.1f} s: {due} client nudges due at {AT:%Y-%m-%d %H:%M} UTC,"
-        f" {history} earlier nudges already sent in their threads",
+        f" {history} earlier nudges already sent in their threads; a copy for the in-process pass",
         flush=True,
     )
     handed = Handed(sample_every=max(1, due // 500))
     load = os.getloadavg()[0]  # other work on the machine skews every figure
     profile = cProfile.Profile() if args.profile else None
-    with sink(sink_binary, port, workdir / "sink-counters") as server:
-        seconds = deliver(store, settings, handed, profile)
-        received = server.wait_for(handed.messages)
-        with store.session() as session:
-            after_due = _count_by_state(session, FollowUp.due_at == AT)
-            after_all = _count_by_state(session)
-        store.close()
+    with sink(sink_binary, port, workdir / "sink.log"):
+        ticked = tick(config, environ)
+        after = outbox_after(store_of(workdir / "bench.db"))
+        if after[0].get("sent") != due:
+            sys.exit(f"the tick sent not all {due} nudges: {_states(after[0])}\n{ticked.output}")
+        store = store_of(workdir / "in-process.db")
+        seconds, cpu = deliver(store, settings, handed, profile)
+        after_in_process = outbox_after(store)
         sample = [message.as_bytes() for message in handed.sample]  # sized after the pass
         size = sum(map(len, sample)) / len(sample) if sample else 0.0
-        label = "followupd Deliverer.run" + (", profiled" if profile else "")
-        runs = [Run(label, handed.messages, seconds, size, handed.connections, received)]
+        runs = [
+            Run("followupd tick --now, a process", due, ticked.wall, ticked.cpu, size,
+                (due + BATCH - 1) // BATCH, f"outbox: {_states(after[0])}"),
+            Run("Deliverer.run, in-process" + (", profiled" if profile else ""), handed.messages,
+                seconds, cpu, size, handed.connections,
+                f"outbox: {_states(after_in_process[0])}"),
+        ]  # fmt: skip
         # smtp-source sends copies of the sampled followupd message closest to the mean size
         typical = min(sample, key=lambda message: abs(len(message) - size), default=b"\n")
         copy = workdir / "message.eml"
         copy.write_bytes(typical.replace(b"\r\n", b"\n"))  # it ends each line with CRLF
-        total = received
         for sessions in (1, args.sessions) if args.sessions > 1 else (1,):
-            timings = []
-            for _ in range(max(1, args.repeat)):
-                timings.append(smtp_source(source_binary, port, due, sessions, copy))
-                total = server.wait_for(total + due)
-            timings.sort()
+            timings = sorted(
+                (smtp_source(source_binary, port, due, sessions, copy)
+                 for _ in range(max(1, args.repeat))),
+                key=lambda ran: ran.wall,
+            )  # fmt: skip
+            median = timings[len(timings) // 2]
             name = f"smtp-source, {sessions} parallel sessions" if sessions > 1 else (
-                "smtp-source, 1 session")  # fmt: skip
-            count = total - sum(run.received for run in runs)
-            rates = [due / timing for timing in timings if timing]
-            runs.append(
-                Run(name, due, timings[len(timings) // 2], len(typical), sessions, count, rates)
-            )
-    print_table(runs, handed, cap, after_due, after_all, history, load)
+                "smtp-source, 1 connection")  # fmt: skip
+            rates = [due / ran.wall for ran in timings if ran.wall]
+            runs.append(Run(name, due, median.wall, median.cpu, len(typical), sessions,
+                            f"exit 0, {len(timings)} runs", rates))  # fmt: skip
+    print_table(runs, handed, cap, after, history, load)
     harness.save_figures(
         args.figures,
         {
             "messages": due,
             "postfix": postfix_version(),
-            "runs": [
-                {
-                    "label": run.label,
-                    "connections": run.connections,
-                    "rate": run.rate,
-                    "seconds": run.seconds,
-                    "bytes": run.size,
-                }
-                for run in runs
-            ],
+            "followupd": runs[0].figures(),
+            "in_process": runs[1].figures(),
+            "smtp_source": [run.figures() for run in runs[2:]],
         },
     )
     if profile is not None:
         print_profile(profile, seconds, handed.messages)
 
 
+def store_of(database: Path) -> Store:
+    return Store.open(make_url(f"sqlite:///{database}"))
+
+
+def outbox_after(store: Store) -> tuple[dict[str, int], dict[str, int]]:
+    """The outbox by state after a pass: the nudges due at AT, and all rows; the store closed."""
+    with store.session() as session:
+        found = _count_by_state(session, FollowUp.due_at == AT), _count_by_state(session)
+    store.close()
+    return found
+
+
 def print_table(
     runs: list[Run],
     handed: Handed,
     cap: int,
-    after_due: dict[str, int],
-    after_all: dict[str, int],
+    after: tuple[dict[str, int], dict[str, int]],
     history: int,
     load: float,
 ) -> None:
     print(
-        f"\n{'':<36}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'avg bytes':>10}"
-        f"{'connections':>12}{'sink got':>9}"
+        f"\n{'':<36}{'messages':>9}{'wall s':>8}{'CPU s':>7}{'msg/s':>8}{'avg bytes':>10}"
+        f"{'connections':>12}  sent"
     )
     for run in runs:
         print(
-            f"{run.label:<36}{run.messages:>9}{run.seconds:>9.2f}{run.rate:>9.0f}"
-            f"{run.size:>10.0f}{run.connections:>12}{run.received:>9}"
+            f"{run.label:<36}{run.messages:>9}{run.wall:>8.2f}{run.cpu:>7.2f}{run.rate:>8.0f}"
+            f"{run.size:>10.0f}{run.connections:>12}  {run.sent}"
         )
     ours = runs[0]
     for run in runs[1:]:
         ratio = ours.rate / run.rate if run.rate else 0.0
-        print(f"ratio followupd / {run.label}: {ratio:.3f}")
+        print(f"ratio {ours.label} / {run.label}: {ratio:.3f}")
     print(
-        f"\nfollowupd: one SMTP connection per claimed batch of {BATCH}; avg bytes of "
-        f"{len(handed.sample)} messages sampled evenly"
+        "\nwall s: from the spawn to the exit of the process (for the in-process pass, of "
+        "Deliverer.run); CPU s: user + system of that process, from its rusage (os.wait4), or "
+        "of this one over the in-process pass"
     )
-    for run in runs[1:]:
+    print(
+        f"followupd: one SMTP connection per claimed batch of {BATCH}; the tick's figures hold "
+        "its start-up, an evaluate pass that finds nothing new and its printed table; avg "
+        f"bytes of {len(handed.sample)} messages sampled evenly in the in-process pass"
+    )
+    for run in runs[2:]:
         spread = ", ".join(f"{rate:.0f}" for rate in sorted(run.rates))
         print(
             f"{run.label}: {len(run.rates)} runs of {run.messages} copies of one followupd "
-            f"message, reusing each connection (-d); msg/s {spread}; the median is shown, "
-            "the sink's count is over all runs"
+            f"message, reusing each connection (-d); msg/s {spread}; the median is shown"
         )
     print(
         f"[smtp] rate_per_minute = {cap}, the config's maximum ({cap / 60:.0f} msg/s): "
-        f"the pacer slept {handed.paced_seconds:.2f} s in all"
+        f"the in-process pass's pacer slept {handed.paced_seconds:.2f} s in all"
     )
-    print(f"outbox after the pass, the nudges due at AT: {_states(after_due)}")
+    print(f"outbox after the tick, the nudges due at AT: {_states(after[0])}")
     print(
-        f"outbox after the pass, all rows: {_states(after_all)} "
+        f"outbox after the tick, all rows: {_states(after[1])} "
         f"(of which {history} thread history sent before)"
     )
     software = (postfix_version(), *machine.packages("sqlalchemy", "aiosmtplib"))

@@ -4,17 +4,22 @@
 
 (from the repository root in the dev venv; asserts nothing.)
 
-The follow-ups are the product's own: a store shaped like a real agency's
-(tests/bench/evaluate.py's ``build()``) is seen from AHEAD days from now,
-one evaluation pass of every rule records what is due then, and the first
-FOLLOWUPS owner calendar items (by due time) are kept, every other row
-deleted. They are all still to do, and due in the future, so the daemon,
-which reads the real clock, leaves them pending and its feed serves them all.
-The daemon runs with every rule disabled, so that its own passes add or
-cancel nothing: the feed serves exactly those FOLLOWUPS items.
+The follow-ups are the product's own, the same on every run: a store shaped
+like a real agency's (tests/bench/evaluate.py's ``build()``) is seen from
+a fixed day, TODAY + AHEAD (Tuesday 22 December 2026, never the wall
+clock's), one evaluation pass of every rule records what is due then, and
+the first FOLLOWUPS owner calendar items (by due time) are kept, every other
+row deleted. ``followupd run`` takes no ``--now``: the daemon reads the wall
+clock, and delivers (into the feed) what is due by it. So the kept items
+are then moved LATER (521 weeks, about ten years, the weekdays kept), due in
+the daemon's future whatever day the benchmark runs before 2036: it leaves
+them pending, and its feed serves them all. The daemon runs with every rule
+disabled, so that its own passes add or cancel nothing: the feed serves
+exactly those FOLLOWUPS items, which is checked on the first answer of each
+server.
 
 The same items, each built as the CalDAV channel writes it
-(``followupd.channels.ical.document`` under ``resource_name``), are written
+(``followupd.channels.calendar.ical.document`` under ``resource_name``), are written
 into one calendar collection of a Radicale server, which answers a GET of
 the collection with the whole calendar as one iCalendar document: what a
 user subscribed to a CalDAV calendar by its URL would fetch instead.
@@ -48,7 +53,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 import tests.bench.evaluate as evaluate_bench
@@ -68,9 +73,10 @@ from tests.bench.radicale import USER, Client, radicale, verify_storage, write_c
 from tests.smtpserver import free_port
 
 AHEAD = timedelta(days=30)  # the store is seen from then: what is due then is still to come
-# the bench's today, not the wall clock's: the same store and items on every run (the daemon
-# serves what is pending whatever its own clock says)
+# the bench's today, not the wall clock's: the same store and items on every run
 TODAY = datetime(2026, 11, 22, 8, tzinfo=UTC)
+# the kept items are moved this much later: in the future of the daemon's wall clock until 2036
+LATER = timedelta(weeks=521)
 MISSIONS_PER_ITEM = 10  # 0.12 (small stores) to 0.15 owner calendar items due per mission
 COLLECTION = "followupd"
 OWNER = '[owner]\nname = "Claire Martin"\nemail = "claire@cabinet.example"\n'
@@ -93,6 +99,7 @@ class Served:
     conditional_status: int
     body_bytes: int
     cpu_per_request: float  # the server's CPU seconds per warm request
+    items: int  # the to-dos and events in the last whole answer
 
     def summary(self) -> dict[str, float]:
         return {
@@ -121,7 +128,9 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
         evaluate(session, settings, enabled_rules(settings.rules), then)
     with store.session() as session:
         kept = _keep(session, followups)
-        rows = feed_rows(session, TODAY)
+        _move_later(session)
+    with store.session() as session:
+        rows = feed_rows(session, TODAY + LATER)
     store.close()
     if kept < followups or len(rows) != kept:
         raise SystemExit(
@@ -146,6 +155,12 @@ def _keep(session: Session, followups: int) -> int:
     )
     session.execute(delete(FollowUp).where(FollowUp.id.not_in(first)))
     return session.execute(select(func.count(FollowUp.id))).scalar_one()
+
+
+def _move_later(session: Session) -> None:
+    """Every follow-up due LATER than evaluated: after the wall clock, which the daemon reads."""
+    due = session.execute(select(FollowUp.id, FollowUp.due_at)).all()
+    session.execute(update(FollowUp), [{"id": id_, "due_at": at + LATER} for id_, at in due])
 
 
 def _objects(
@@ -199,7 +214,8 @@ def serve(fetch: Fetch, pid: int, requests: Requests) -> Served:
     for _ in range(max(1, requests.conditional)):
         seconds, status, _, _ = timed(fetch, etag)
         conditional.append(seconds)
-    return Served(first, warm, conditional, status, len(body), cpu)
+    items = body.count(b"BEGIN:VTODO\r\n") + body.count(b"BEGIN:VEVENT\r\n")
+    return Served(first, warm, conditional, status, len(body), cpu, items)
 
 
 def followupd_side(config: Path, environ: dict[str, str], port: int, requests: Requests) -> Served:
@@ -279,6 +295,9 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
     with harness.in_memory("followupd-bench-radicale-") as root:
         filled, theirs = radicale_side(root, prepared.objects, requests)
     report(args.followups, prepared, ours, theirs, filled)
+    for name, served in (("followupd", ours), ("Radicale", theirs)):
+        if served.items != args.followups:
+            raise SystemExit(f"{name} served {served.items} items, not {args.followups}")
     software = machine.packages("radicale", "icalendar", "aiohttp")
     print(f"machine: {machine.describe(*software, load_before=load)}")
     harness.save_figures(

@@ -13,10 +13,12 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,43 @@ def in_memory(prefix: str) -> Iterator[Path]:
         yield Path(path)
 
 
+@dataclass(frozen=True)
+class Ran:
+    """One whole process, run to its end: its exit code, its times and what it printed."""
+
+    code: int
+    wall: float  # seconds from its spawn to its exit
+    cpu: float  # user + system seconds: its own rusage, with the children it waited for
+    output: str  # stdout and stderr, interleaved
+
+    def figures(self) -> dict[str, float]:
+        return {"wall": self.wall, "cpu": self.cpu}
+
+
+def run_process(
+    command: Sequence[str | Path],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Ran:
+    """Spawn `command` as a user would, wait for its end: wall seconds, and CPU from wait4.
+
+    The CPU seconds are the child's own (os.wait4's rusage), not this
+    process's: a peer and followupd are measured alike, start-up included.
+    """
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    return Ran(process.returncode, wall, usage.ru_utime + usage.ru_stime, text)
+
+
 def add_figures_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--figures", metavar="FILE", help="also write the figures as JSON to FILE (for run_all)"
@@ -60,3 +99,16 @@ def percentile(values: Sequence[float], share: float) -> float:
     """The nearest-rank percentile: the smallest value at least `share` of them do not exceed."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def stage_seconds(entries: list[Any], path: str, name: str) -> float:
+    """Time spent inside the function `name` of the file ending in `path` (callees
+    included) in cProfile `entries`; a built-in is named with no `path`."""
+    total = 0.0
+    for entry in entries:
+        code = entry.code
+        if isinstance(code, str):
+            total += entry.totaltime if not path and code == name else 0.0
+        elif code.co_qualname == name and code.co_filename.replace(os.sep, "/").endswith(path):
+            total += entry.totaltime
+    return total

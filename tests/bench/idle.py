@@ -6,13 +6,21 @@
 
 Builds a SQLite store of MISSIONS missions in a temp dir with
 tests/bench/evaluate.py's ``build()`` (3 invoices, 2 contacts, issues and
-touchpoints per mission), seen from today rather than from that script's fixed
-date, since the daemon reads the real clock. "Nothing due" is then reached the
-way a real install reaches it: one ``followupd tick`` at the real time records
-every follow-up due now and delivers it (emails to the Maildir of the state
-directory, as there is no ``[smtp]``; no ``[caldav]`` either, so the sync pass
-does nothing). What is left pending is due later (the next send-window
-opening at the earliest), and the script prints when.
+touchpoints per mission), seen from that script's fixed instant AT (Monday
+23 November 2026, 09:00 in Paris), never from the wall clock: the same store
+on every run. "Nothing due" is then reached the way a real install reaches
+it: one ``followupd tick --now AT`` records every follow-up due then and
+delivers it (emails to the Maildir of the state directory, as there is no
+``[smtp]``; no ``[caldav]`` either, so the sync pass does nothing). What is
+left pending is due later (the next send-window opening at the earliest),
+and the script prints when.
+
+``followupd run`` takes no ``--now``: the daemon reads the wall clock. So a
+second ``followupd tick``, without ``--now``, then does what came due
+between AT and the real time, as a daemon restarted after a pause would
+first: the daemon's startup passes find nothing new, and its figures hold
+no catch-up, however far the wall clock is from AT (its memory would grow
+with it). What the daemon then waits for is due later by the wall clock.
 
 Then it starts ``followupd run`` with the default ``[service]`` intervals and
 the feed on a free loopback port, polls ``GET /healthz`` until it answers 200
@@ -39,11 +47,10 @@ import os
 import re
 import resource
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -72,7 +79,8 @@ PASS_COUNT = re.compile(r'^followupd_pass_duration_seconds_(count|sum)\{pass="(\
 @dataclass
 class Prepared:
     built: float
-    ticked: float
+    ticked: float  # seconds of the tick at AT
+    caught_up: float  # seconds of the tick at the wall clock's time, the daemon's
     by_state: dict[str, int]
     next_due: datetime | None
 
@@ -87,17 +95,21 @@ class Sample:
 
 
 def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
-    """The store as of today, then one tick at the real time: what is due now is done."""
+    """The store as of AT, a tick at AT, then one at the real time: what is due then is done."""
     settings = parse_settings(config.read_text(), config, environ)
     store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     started = time.perf_counter()
-    evaluate_bench.build(store, missions, today=datetime.now(UTC).date())
+    evaluate_bench.build(store, missions, today=evaluate_bench.AT.date())
     built = time.perf_counter() - started
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "followupd", "--config", str(config), "tick"]
-    subprocess.run(command, env=environ, cwd=config.parent, stdout=subprocess.DEVNULL, check=True)
-    ticked = time.perf_counter() - started
+    tick = [sys.executable, "-m", "followupd", "--config", str(config), "tick"]
+    ticked, caught_up = (
+        harness.run_process(command, env=environ, cwd=config.parent)
+        for command in ([*tick, "--now", evaluate_bench.AT.isoformat()], tick)
+    )
+    for ran in (ticked, caught_up):
+        if ran.code != 0:
+            sys.exit(f"followupd tick exited with {ran.code}:\n{ran.output[-3000:]}")
     with store.session() as session:
         by_state = dict(
             session.execute(select(FollowUp.state, func.count()).group_by(FollowUp.state)).all()
@@ -108,7 +120,7 @@ def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
             )
         )
     store.close()
-    return Prepared(built, ticked, by_state, next_due)
+    return Prepared(built, ticked.wall, caught_up.wall, by_state, next_due)
 
 
 # -- the process, from /proc ------------------------------------------------------------
@@ -296,8 +308,12 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
     followups = ", ".join(f"{n} {s}" for s, n in sorted(prepared.by_state.items())) or "none"
     next_due = prepared.next_due.isoformat() if prepared.next_due else "none"
     print(f"idle benchmark: followupd run on SQLite, {args.missions} missions")
-    print(f"  store built in {prepared.built:.1f} s; `followupd tick` in {prepared.ticked:.1f} s")
-    print(f"  follow-ups after the tick: {followups}; the next pending is due {next_due}")
+    print(
+        f"  store built in {prepared.built:.1f} s; `followupd tick --now AT` in "
+        f"{prepared.ticked:.1f} s, then `followupd tick` at the real time in "
+        f"{prepared.caught_up:.1f} s"
+    )
+    print(f"  follow-ups after the ticks: {followups}; the next pending is due {next_due}")
     print(
         f"  ready with startup passes after {seen.ready:.1f} s, {seen.startup_cpu:.2f} CPU s,"
         f" RSS {mb(seen.startup.rss_kb)} MB; settled {args.settle:.0f} s"

@@ -9,6 +9,14 @@ Radicale serving the same objects beside it, and the idle daemon. The sizes
 are the issue's where it fixes them, and otherwise small enough for the
 whole run to take under 10 minutes on a 2-core machine.
 
+Every benchmark dates its data from a fixed instant of its own, never from
+the wall clock, so that each run measures the same work. Where followupd is
+compared with another program, both are timed the same way, as whole
+processes run to their end (``followupd tick --now`` beside smtp-source,
+``followupd sync --now`` beside vdirsyncer), each with its wall seconds and
+its CPU seconds (its own, from os.wait4); an in-process figure is an extra,
+labelled so.
+
 Each benchmark writes its figures to a JSON file (``--figures``); this
 script reads them and prints one Markdown table, the machine line and the
 run's wall time. Each benchmark's own, longer report goes to NAME.log in the
@@ -62,20 +70,26 @@ def evaluate_rows(found: dict[str, Any]) -> list[Row]:
     return [(f"evaluation pass, {engine}", size, ours, NONE)]
 
 
+def timed(side: dict[str, Any]) -> str:
+    """A whole process's times: wall seconds, then its CPU seconds (from its rusage)."""
+    return f"{side['wall']:.2f} s wall, {side['cpu']:.2f} CPU s"
+
+
 def delivery_rows(found: dict[str, Any]) -> list[Row]:
-    ours, *theirs = found["runs"]
+    ours, extra = found["followupd"], found["in_process"]
+    theirs = next(run for run in found["smtp_source"] if run["connections"] == 1)
     size = f"{count(found['messages'])} messages of {ours['bytes'] / 1000:.1f} kB"
-    beside = ", ".join(
-        f"{count(run['rate'])} msg/s over {run['connections']} connection"
-        + ("s" * (run["connections"] > 1))
-        for run in theirs
-    )
+
+    def rate(run: dict[str, Any]) -> str:
+        return f"{count(run['rate'])} msg/s ({run['seconds']:.2f} s wall, {run['cpu']:.2f} CPU s)"
+
     return [
         (
-            "delivery over SMTP to smtp-sink",
+            "delivery over SMTP to smtp-sink, whole processes",
             size,
-            f"{count(ours['rate'])} msg/s ({ours['seconds']:.1f} s)",
-            f"smtp-source ({found['postfix']}): {beside}",
+            f"`followupd tick --now`: {rate(ours)}; in-process `Deliverer.run` alone: "
+            f"{rate(extra)}",
+            f"smtp-source ({found['postfix']}), 1 connection, the same messages: {rate(theirs)}",
         )
     ]
 
@@ -83,12 +97,17 @@ def delivery_rows(found: dict[str, Any]) -> list[Row]:
 def caldav_rows(found: dict[str, Any]) -> list[Row]:
     times, tool = found["times"], found["vdirsyncer"].split(" on ")[0]
     size = f"{count(found['events'])} events in one Radicale calendar"
+
+    def spent(side: dict[str, Any]) -> str:
+        return f"{side['wall']:.2f} s wall, {side['client_cpu']:.2f} CPU s"
+
     return [
         (
-            f"CalDAV sync, {what}",
+            f"CalDAV sync, {what}, whole processes",
             size if what == "first sync" else "one event changed",
-            f"{times['followupd'][what]['wall']:.2f} s",
-            f"{tool}: {times['vdirsyncer'][what]['wall']:.2f} s",
+            f"`followupd sync --now`: {spent(times['followupd'][what])}; in-process "
+            f"`sync_calendars`: {spent(times['followupd in-process'][what])}",
+            f"`{tool} sync`: {spent(times['vdirsyncer'][what])}",
         )
         for what in times["followupd"]
     ]
