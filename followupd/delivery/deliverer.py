@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Unpack
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
@@ -317,10 +317,10 @@ class Deliverer:
                        calendar_href=href, calendar_state=ical.OPEN):  # fmt: skip
                 report.sent.append(row.key)
 
-    def _contacts(self, rows: list[FollowUpRow]) -> dict[int, Any]:
-        """Name and phone of the contacts the items are about (call tasks carry them)."""
+    def _contacts(self, rows: list[FollowUpRow]) -> dict[int, Row[int, str, str | None]]:
+        """Id, name and phone of the contacts the items are about (call tasks carry them)."""
         ids = sorted({row.contact_id for row in rows if row.contact_id})
-        found: dict[int, Any] = {}
+        found: dict[int, Row[int, str, str | None]] = {}
         with self.store.session() as session:
             for chunk in chunked(ids):
                 query = select(Contact.id, Contact.name, Contact.phone).where(Contact.id.in_(chunk))
