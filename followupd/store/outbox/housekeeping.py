@@ -43,7 +43,7 @@ def next_deliverable(session: Session) -> datetime | None:
 def count_by_state(session: Session) -> dict[str, int]:
     """How many follow-ups are in each state (a state without any is absent)."""
     query = select(FollowUp.state, func.count()).group_by(FollowUp.state)
-    return dict(session.execute(query).tuples().all())
+    return dict(session.execute(query).all())
 
 
 def count_by_state_and_rule(session: Session) -> dict[tuple[str, str], int]:
