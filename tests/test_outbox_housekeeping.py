@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from followupd.daemon.metrics import Metrics
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.outbox import housekeeping
@@ -77,3 +78,12 @@ def test_counts_by_state_by_rule_and_sent_since(store: Store) -> None:
         }
         assert housekeeping.sent_since(session, NOW - timedelta(days=1)) == 1
         assert housekeeping.sent_since(session, NOW) == 0
+
+
+def test_metrics_show_the_counts_by_state_and_rule(store: Store) -> None:
+    add(store, "a", "sent", NOW, sent_at=NOW)
+    add(store, "b", "pending", NOW, rule="deposit_due")
+    shown = Metrics(lambda: store).render().decode()
+    assert 'followupd_followups{rule="invoice_due",state="sent"} 1.0' in shown
+    assert 'followupd_followups{rule="deposit_due",state="pending"} 1.0' in shown
+    assert 'state="failed"' not in shown
