@@ -2,7 +2,7 @@
 
 The reads return SQLAlchemy rows (``row.key``), which cost far less than
 ORM objects; these Protocols say which columns a row has, so that the engine,
-delivery and channels are typed against them rather than ``Any``. A
+delivery and channels are typed against them, not left untyped. A
 `FollowUp` ORM object has every column, so it is a `FollowUpRow` too (the
 command line's `outbox` commands work on those). tests/test_outbox_rows.py
 checks that each read's rows carry their Protocol's columns.
