@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from followupd.config.settings import Settings
 from followupd.rules.base import Intent
 from followupd.store.chunks import chunked
-from followupd.store.models import Contact, FollowUp, Mission
+from followupd.store.models import Contact, Mission
+from followupd.store.outbox.rows import FollowUpRow
 
 
 def _keys(
@@ -34,7 +35,7 @@ def _keys(
 
 def _described(
     session: Session,
-    items: Sequence[Intent] | Sequence[FollowUp],
+    items: Sequence[Intent] | Sequence[FollowUpRow],
     zone: ZoneInfo,
     settings: Settings,
 ) -> list[dict[str, Any]]:
@@ -69,7 +70,7 @@ def intents_json(
 
 
 def followups_json(
-    session: Session, rows: Sequence[FollowUp], zone: ZoneInfo, settings: Settings
+    session: Session, rows: Sequence[FollowUpRow], zone: ZoneInfo, settings: Settings
 ) -> list[dict[str, Any]]:
     """As `intents_json`, with each row's state and, when not sent, the reason."""
     shown = _described(session, rows, zone, settings)
@@ -87,7 +88,7 @@ def followups_json(
 SPEC_STATES = {"dead": "failed", "sending": "pending"}
 
 
-def _default_reason(row: FollowUp) -> str:
+def _default_reason(row: FollowUpRow) -> str:
     if row.state == "pending" and row.last_error:
         return f"will retry: {row.last_error}"
     if row.state == "pending":

@@ -51,8 +51,9 @@ from followupd.store.models import (
     MISSION_STATUSES,
     SEVERITIES,
     TOUCHPOINT_KINDS,
-    FollowUp,
 )
+from followupd.store.outbox import lookup, recording
+from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import mission_detail, mission_rows
 
 RESOURCES = Path(__file__).parents[1] / "resources"
@@ -437,9 +438,9 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
 
 def print_outcome(
     session: Session, keys: list[str], at: datetime, app: App, as_json: bool
-) -> list[FollowUp]:
+) -> list[FollowUpRow]:
     """The follow-ups with these keys as they stand, as a table or as JSON; and them."""
-    rows = evaluation.load(session, keys)
+    rows = recording.load(session, keys)
     if as_json:
         shown = json_output.followups_json(session, rows, app.zone, app.settings)
         click.echo(json_output.render(at, app.zone, shown))
@@ -461,7 +462,7 @@ def outbox() -> None:
 def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int) -> None:
     """The most recent follow-ups, newest first."""
     with app.session(commit=False) as session:
-        rows = outbox_ops.listing(session, states, rule, limit)
+        rows = lookup.listing(session, states, rule, limit)
         render.print_outbox(rows, app.zone, app.shown_owners, filtered=bool(states or rule))
 
 
@@ -471,7 +472,7 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
 def outbox_show(app: App, ident: str) -> None:
     """Everything about one follow-up (ID: its number or its key)."""
     with app.session(commit=False) as session:
-        found = outbox_ops.find(session, ident)
+        found = lookup.find(session, ident)
         render.print_followup(found, app.zone, app.shown_owners)
 
 

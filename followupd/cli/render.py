@@ -22,6 +22,7 @@ from followupd.rules.base import Intent
 from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
 from followupd.store.models import FollowUp, Mission
+from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import MissionRow
 
 if TYPE_CHECKING:  # importing it would load the CalDAV client stack
@@ -200,7 +201,7 @@ def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
     return "; " + "; ".join(parts)
 
 
-def _recipient(item: Intent | FollowUp, owners: Settings | None) -> str:
+def _recipient(item: Intent | FollowUpRow, owners: Settings | None) -> str:
     """Who a follow-up goes to: "you", or with `owners` (several) the owner's key."""
     if item.audience == "owner":
         who = owners.owner_for(item.owner).key if owners is not None else "you"
@@ -224,7 +225,7 @@ def print_intents(
 
 
 def print_followups(
-    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None
+    rows: Sequence[FollowUpRow], zone: ZoneInfo, owners: Settings | None = None
 ) -> None:
     table = _table("due", "rule", "to", "subject", "state")
     for row in rows:

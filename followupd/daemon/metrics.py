@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
+from followupd.store.outbox import housekeeping
 
 
 class FollowUpsByState(Collector):
@@ -26,12 +25,10 @@ class FollowUpsByState(Collector):
         family = GaugeMetricFamily(
             "followupd_followups", "Follow-ups by state and rule", labels=["state", "rule"]
         )
-        query = select(FollowUp.state, FollowUp.rule, func.count()).group_by(
-            FollowUp.state, FollowUp.rule
-        )
         with self.store().session() as session:
-            for state, rule, count in session.execute(query):
-                family.add_metric([state, rule], count)
+            counts = housekeeping.count_by_state_and_rule(session)
+        for (state, rule), count in counts.items():
+            family.add_metric([state, rule], count)
         yield family
 
 

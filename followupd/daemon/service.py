@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_rows
 from followupd.channels.feed.tokens import ensure_tokens, owner_of
@@ -74,20 +74,19 @@ from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.rules.registry import enabled_rules
 from followupd.store.coordination import (
     CHANGED,
-    hand_back,
     is_postgres,
     release_orphans,
     worker_name,
 )
 from followupd.store.db import Store
-from followupd.store.models import Client, FollowUp
+from followupd.store.models import Client
+from followupd.store.outbox import housekeeping
 
 log = logging.getLogger("followupd")
 
 DELIVERY_SAFETY_NET = timedelta(minutes=1)
 ORPHANS_EVERY = timedelta(seconds=5)
 IDLE_REARM = timedelta(seconds=5)  # when something due could not be claimed: look again soon
-FINISHED = ("sent", "cancelled", "expired", "failed", "dead")
 
 
 def utc_now() -> datetime:
@@ -244,19 +243,10 @@ class Service:
     def _arm_delivery(self, report: DeliveryReport | None) -> None:
         """The deliver job, set for the next due follow-up, retry or expired lease."""
         with self.store.session() as session:
-            next_due = session.scalar(
-                select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
-                    FollowUp.state == "pending"
-                )
-            )
-            next_lease = session.scalar(
-                select(func.min(FollowUp.lease_expires_at)).where(FollowUp.state == "sending")
-            )
-        candidates = [when for when in (next_due, next_lease) if when is not None]
-        if not candidates:
+            when = housekeeping.next_deliverable(session)
+        if when is None:
             return
         now = self.clock()
-        when = min(candidates)
         if when <= now:  # due already: soon, but never a busy loop if it could not be taken
             idle = report is not None and not report.keys
             when = now + (IDLE_REARM if idle else timedelta(milliseconds=100))
@@ -410,12 +400,7 @@ class Service:
 
             def tidy() -> None:
                 with self.store.session() as session:
-                    hand_back(session, at, FollowUp.lease_expires_at < at)
-                    session.execute(
-                        delete(FollowUp).where(
-                            FollowUp.state.in_(FINISHED), FollowUp.updated_at < at - retention
-                        )
-                    )
+                    housekeeping.tidy(session, at, retention)
 
             await asyncio.to_thread(tidy)
 
@@ -453,16 +438,10 @@ class Service:
     def status_line(self) -> str:
         try:
             with self.store.session() as session:
-                counts = dict(
-                    session.execute(
-                        select(FollowUp.state, func.count()).group_by(FollowUp.state)
-                    ).all()
-                )
+                counts = housekeeping.count_by_state(session)
                 local = self.clock().astimezone(zone(self.settings.owner.timezone))
                 midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-                sent_today = session.scalar(
-                    select(func.count()).where(FollowUp.sent_at >= midnight)
-                )
+                sent_today = housekeeping.sent_since(session, midnight)
         except Exception:  # the status line must never break a pass
             return "running"
         failed = counts.get("failed", 0) + counts.get("dead", 0)

@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Unpack
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
@@ -38,14 +38,16 @@ from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
-from followupd.engine.evaluation import PENDING_COLUMNS
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store.chunks import chunked
-from followupd.store.coordination import DUE, alive, announce, hand_back
+from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
-from followupd.store.models import Contact, FollowUp
-from followupd.store.rows import record
+from followupd.store.models import Contact
+from followupd.store.outbox import calendar as calendar_items
+from followupd.store.outbox import claim as claims
+from followupd.store.outbox.claim import Outcome
+from followupd.store.outbox.rows import FollowUpRow, OpenItemRow
 
 log = logging.getLogger(__name__)
 
@@ -87,49 +89,14 @@ class DeliveryReport:
         return sorted({key for group in groups for key in group})
 
 
-def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) -> list[Any]:
-    """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them."""
-    claimable = or_(
-        and_(
-            FollowUp.state == "pending",
-            FollowUp.due_at <= at,
-            or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
-        ),
-        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
-    )
-    chosen = (
-        select(FollowUp.id)
-        .where(claimable, FollowUp.channel.in_(channels))
-        .order_by(FollowUp.due_at, FollowUp.id)
-        .limit(BATCH)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # Chosen once: as a plain subquery, PostgreSQL may run it again for each
-        # row it updates, and each run, skipping the rows already updated, takes
-        # the next ones: every due row, not a batch.
-        batch = chosen.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
-        chosen = select(batch.c.id)
-    claimed_ids = session.scalars(
-        update(FollowUp)
-        .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
-        .values(
-            state="sending",
-            lease_owner=worker,
-            lease_expires_at=at + LEASE,
-            attempts=FollowUp.attempts + 1,
-            updated_at=at,
-        )
-        .returning(FollowUp.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    rows: list[Any] = []
-    for ids in chunked(list(claimed_ids)):
-        query = select(record(FollowUp, "followup")).where(FollowUp.id.in_(ids))
-        rows += [row for (row,) in session.execute(query)]
-    return sorted(rows, key=lambda row: (row.due_at, row.id))
+def claim(
+    session: Session, at: datetime, worker: str, channels: Sequence[str]
+) -> list[FollowUpRow]:
+    """Move up to `BATCH` due rows (and rows whose lease expired) to `sending` for `worker`."""
+    return claims.claim(session, at, worker, channels, batch=BATCH, lease=LEASE)
 
 
-def _still_ours(session: Session, row: Any, worker: str, at: datetime) -> bool:
+def _still_ours(session: Session, row: FollowUpRow, worker: str, at: datetime) -> bool:
     """Whether the claim on `row` is still `worker`'s, checked right before its email leaves.
 
     A claim can be handed back while its batch is under way (the worker's
@@ -137,24 +104,14 @@ def _still_ours(session: Session, row: Any, worker: str, at: datetime) -> bool:
     the rest of the batch would go out twice. With it, only the message in
     flight at that instant can.
     """
-    result = session.execute(
-        update(FollowUp)
-        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
-        .values(lease_expires_at=at + LEASE)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return claims.still_ours(session, row.id, worker, at, LEASE)
 
 
-def _finish(session: Session, row: Any, worker: str, at: datetime, **values: Any) -> bool:
+def _finish(
+    session: Session, row: FollowUpRow, worker: str, at: datetime, **values: Unpack[Outcome]
+) -> bool:
     """Record an outcome where the lease is still ours; False if it was lost."""
-    result = session.execute(
-        update(FollowUp)
-        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
-        .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return claims.finish(session, row.id, worker, at, **values)
 
 
 class Deliverer:
@@ -216,13 +173,10 @@ class Deliverer:
                 return report
         return report
 
-    def _release(self, rows: list[Any], at: datetime) -> None:
+    def _release(self, rows: list[FollowUpRow], at: datetime) -> None:
         """Rows still claimed by us (a stop came first) go back to pending, attempt not counted."""
         with self.store.session() as session:
-            released = 0
-            for chunk in chunked([row.id for row in rows]):
-                mine = (FollowUp.id.in_(chunk), FollowUp.lease_owner == self.worker)
-                released += hand_back(session, at, *mine, attempts=FollowUp.attempts - 1)
+            released = claims.give_back(session, at, [row.id for row in rows], self.worker)
             if released:  # another instance may take them now
                 announce(session, DUE)
 
@@ -248,7 +202,7 @@ class Deliverer:
                 state = items.CANCELLED if items.is_meeting(row.rule, row.step) else items.COMPLETED
                 try:
                     writer = await writers.writer(owner) if row.calendar_href else None
-                    if writer is not None:
+                    if writer is not None and row.calendar_href:
                         note = f"followupd: {why}"
                         await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
                 except DeliveryError as error:  # this owner's items wait; the others go on
@@ -257,32 +211,25 @@ class Deliverer:
                     unreachable.add(owner.key)
                     continue
                 with self.store.session() as session:
-                    session.execute(
-                        update(FollowUp)
-                        .where(FollowUp.id == row.id, FollowUp.calendar_state == items.OPEN)
-                        .values(calendar_state=state, reason=why, updated_at=at)
-                    )
+                    calendar_items.close_item(session, row.id, state, why, at)
                 report.closed[row.key] = why
         finally:
             await writers.close()
 
-    def _vanished(self, session: Session) -> dict[str, tuple[Any, str]]:
+    def _vanished(self, session: Session) -> dict[str, tuple[OpenItemRow, str]]:
         """Open calendar items whose rule says their reason went: key -> (row, why)."""
-        query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
-            FollowUp.channel == "calendar",
-            FollowUp.state == "sent",
-            FollowUp.calendar_state == items.OPEN,
-        )
-        rows = list(session.execute(query))
+        rows = calendar_items.open_items(session)
         reasons = self.book.vanished(session, rows)
         return {row.key: (row, reasons[row.key]) for row in rows if row.key in reasons}
 
     # -- before sending ---------------------------------------------------------------
-    def _screen(self, rows: list[Any], at: datetime, report: DeliveryReport) -> list[Any]:
+    def _screen(
+        self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport
+    ) -> list[FollowUpRow]:
         """Expire, cancel or hold back what must not go now; return what may."""
-        ready: list[Any] = []
+        ready: list[FollowUpRow] = []
         with self.store.session() as session:
-            by_rule: dict[str, list[Any]] = {}
+            by_rule: dict[str, list[FollowUpRow]] = {}
             for row in rows:
                 if row.expires_at is not None and at > row.expires_at:
                     reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
@@ -299,7 +246,8 @@ class Deliverer:
                         if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
                             report.cancelled[row.key] = reason
                         continue
-                    later = self.holds.until(row, at, places.get(row.mission_id))
+                    place = places.get(row.mission_id) if row.mission_id else None
+                    later = self.holds.until(row, at, place)
                     if later is not None:
                         when, why = later
                         _finish(session, row, self.worker, at, state="pending", reason=why,
@@ -310,7 +258,7 @@ class Deliverer:
         return ready
 
     # -- sending ----------------------------------------------------------------------
-    async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+    async def _send(self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport) -> None:
         items = [row for row in rows if row.channel == "calendar"]
         if items:
             await self._write_calendar(items, at, report)
@@ -329,7 +277,9 @@ class Deliverer:
                 if row.key not in report.keys:
                     self._record_failure(row, at, error, report)
 
-    async def _write_calendar(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
+    async def _write_calendar(
+        self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport
+    ) -> None:
         """Write each item into its owner's CalDAV calendar; without one, it lives in the feed."""
         contacts = self._contacts(rows)
         writers = Writers(self.settings, self.calendar_writer)
@@ -338,7 +288,7 @@ class Deliverer:
                 if self.stopping:
                     break
                 owner = self.settings.owner_for(row.owner)
-                contact = contacts.get(row.contact_id)
+                contact = contacts.get(row.contact_id) if row.contact_id else None
                 item = ical.item_of(row, contact and contact.name, contact and contact.phone)
                 body = ical.document(item, zone(owner.timezone))
                 try:
@@ -359,7 +309,7 @@ class Deliverer:
             await writers.close()
 
     def _record_written(
-        self, row: Any, at: datetime, href: str | None, report: DeliveryReport
+        self, row: FollowUpRow, at: datetime, href: str | None, report: DeliveryReport
     ) -> None:
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
@@ -367,10 +317,10 @@ class Deliverer:
                        calendar_href=href, calendar_state=items.OPEN):  # fmt: skip
                 report.sent.append(row.key)
 
-    def _contacts(self, rows: list[Any]) -> dict[int, Any]:
-        """Name and phone of the contacts the items are about (call tasks carry them)."""
+    def _contacts(self, rows: list[FollowUpRow]) -> dict[int, Row[int, str, str | None]]:
+        """Id, name and phone of the contacts the items are about (call tasks carry them)."""
         ids = sorted({row.contact_id for row in rows if row.contact_id})
-        found: dict[int, Any] = {}
+        found: dict[int, Row[int, str, str | None]] = {}
         with self.store.session() as session:
             for chunk in chunked(ids):
                 query = select(Contact.id, Contact.name, Contact.phone).where(Contact.id.in_(chunk))
@@ -380,7 +330,7 @@ class Deliverer:
     async def _send_one(
         self,
         sender: MailSender,
-        row: Any,
+        row: FollowUpRow,
         at: datetime,
         threads: dict[str, list[str]],
         report: DeliveryReport,
@@ -393,7 +343,7 @@ class Deliverer:
             message = build_message(
                 key=row.key,
                 sender=from_,
-                recipient=row.recipient,
+                recipient=row.recipient or "",  # every email has one
                 reply_to=owner.email,
                 subject=row.subject,
                 body=row.body,
@@ -420,23 +370,14 @@ class Deliverer:
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)
 
-    def _threads(self, rows: list[Any]) -> dict[str, list[str]]:
+    def _threads(self, rows: list[FollowUpRow]) -> dict[str, list[str]]:
         """Keys already sent in each thread, oldest first, to reply to."""
         wanted = sorted({row.thread_key for row in rows if row.thread_key})
-        threads: dict[str, list[str]] = {}
         with self.store.session() as session:
-            for chunk in chunked(wanted):
-                query = (
-                    select(FollowUp.thread_key, FollowUp.key)
-                    .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
-                    .order_by(FollowUp.sent_at, FollowUp.due_at)
-                )
-                for thread, key in session.execute(query):
-                    threads.setdefault(thread or "", []).append(key)
-        return threads
+            return claims.sent_in_threads(session, wanted)
 
     def _record_failure(
-        self, row: Any, at: datetime, error: DeliveryError, report: DeliveryReport
+        self, row: FollowUpRow, at: datetime, error: DeliveryError, report: DeliveryReport
     ) -> None:
         reason = str(error)
         report.errors[row.channel] += 1

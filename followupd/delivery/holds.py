@@ -8,8 +8,8 @@ client without a time zone or country of its own has its mission owner's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,20 @@ from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Mission
+from followupd.store.outbox.rows import FollowUpRow
+
+
+class Place(Protocol):
+    """Where a client email goes: its mission's pause, its client's zone and country."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def paused_until(self) -> date | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def country(self) -> str | None: ...
 
 
 class Holds:
@@ -26,12 +40,12 @@ class Holds:
         self.calendar = calendar
 
     @staticmethod
-    def places(session: Session, rows: Sequence[Any]) -> dict[int, Any]:
+    def places(session: Session, rows: Sequence[FollowUpRow]) -> dict[int, Place]:
         """For client emails: the mission's pause and the client's zone and country."""
         ids = sorted(
             {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
         )
-        places: dict[int, Any] = {}
+        places: dict[int, Place] = {}
         for chunk in chunked(ids):
             query = (
                 select(Mission.id, Mission.paused_until, Client.timezone, Client.country)
@@ -41,7 +55,9 @@ class Holds:
             places.update({row.id: row for row in session.execute(query)})
         return places
 
-    def until(self, row: Any, at: datetime, place: Any) -> tuple[datetime, str] | None:
+    def until(
+        self, row: FollowUpRow, at: datetime, place: Place | None
+    ) -> tuple[datetime, str] | None:
         """When a client email must wait: the end of a pause, or the next send window."""
         if row.audience != "client":
             return None

@@ -25,14 +25,11 @@ template is fixed.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import RuleOptions
@@ -42,10 +39,11 @@ from followupd.domain.owner_scope import Scope, scopes
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
-from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
-from followupd.store.models import FollowUp, SyncState
-from followupd.store.rows import record
+from followupd.store.models import SyncState
+from followupd.store.outbox import recording
+from followupd.store.outbox.recording import NewFollowUp
+from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
 
 log = logging.getLogger(__name__)
@@ -60,24 +58,9 @@ class PassReport:
     """What one evaluation pass changed."""
 
     at: datetime
-    recorded: list[FollowUp] = field(default_factory=list)
+    recorded: list[FollowUpRow] = field(default_factory=list)
     cancelled: dict[str, str] = field(default_factory=dict)  # key -> reason
     failed: dict[str, str] = field(default_factory=dict)  # key -> reason: a template failed
-
-
-# what `Rule.vanished` reads of a pending follow-up (see rules.base.Pending)
-PENDING_COLUMNS = (
-    FollowUp.key,
-    FollowUp.rule,
-    FollowUp.step,
-    FollowUp.subject_key,
-    FollowUp.audience,
-    FollowUp.channel,
-    FollowUp.mission_id,
-    FollowUp.contact_id,
-    FollowUp.due_at,
-    FollowUp.owner,
-)
 
 
 def window_start(rule: Rule[RuleOptions], at: datetime, last_pass: datetime | None) -> datetime:
@@ -128,7 +111,7 @@ def evaluate(
             intents = list(rule.evaluate(evaluation))
             new_keys = _insert_new(session, rule, scope, intents, start, at)
             if new_keys:
-                report.recorded += load(session, new_keys)
+                report.recorded += recording.load(session, new_keys)
     for row in report.recorded:
         if row.state == "failed":
             log.warning("%s failed: %s", row.key, row.reason)
@@ -184,26 +167,12 @@ def message(intent: Intent) -> tuple[str, str]:
 
 def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
     """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
-    pending = select(*PENDING_COLUMNS).where(FollowUp.state == "pending")
-    cancelled = book.vanished(session, list(session.execute(pending)))
-    for reason, keys in _group_by_reason(cancelled).items():
-        for chunk in chunked(keys):
-            session.execute(
-                update(FollowUp)
-                .where(FollowUp.key.in_(chunk), FollowUp.state == "pending")
-                .values(state="cancelled", reason=reason, updated_at=at)
-            )
+    cancelled = book.vanished(session, recording.pending(session))
+    recording.cancel(session, cancelled, at)
     return cancelled
 
 
-def _group_by_reason(cancelled: dict[str, str]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = defaultdict(list)
-    for key, reason in cancelled.items():
-        grouped[reason].append(key)
-    return grouped
-
-
-def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
+def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:
     expired = at > intent.expires_at
     subject, body, problem = "", "", None
     try:  # the subject first: kept when only the body fails
@@ -260,32 +229,9 @@ def _insert_new(
     CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
     or by another instance at the same moment.
     """
-    recorded = set(
-        session.scalars(
-            select(FollowUp.key).where(
-                FollowUp.rule == rule.name, FollowUp.due_at >= start, scope.holds(FollowUp.owner)
-            )
-        )
-    )
+    recorded = recording.recorded_keys(session, rule.name, start, scope)
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []
     rows = [_row(intent, scope.key, at) for intent in fresh.values()]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)
-    )
-    connection = session.connection()
-    inserted: list[str] = []
-    for chunk in chunked(rows):
-        inserted += connection.execute(statement, list(chunk)).scalars().all()
-    return inserted
-
-
-def load(session: Session, keys: Sequence[str]) -> list[FollowUp]:
-    """The outbox rows with these keys, by due time, as light read-only rows."""
-    rows: list[FollowUp] = []
-    for chunk in chunked(keys):
-        query = select(record(FollowUp, "followup")).where(FollowUp.key.in_(chunk))
-        rows += [row for (row,) in session.execute(query)]
-    return sorted(rows, key=lambda row: (row.due_at, row.key))
+    return recording.insert_new(session, rows)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.rules.base import Rule
+from followupd.store.outbox.rows import PendingRow
 
 
 class RuleBook:
@@ -37,9 +37,9 @@ class RuleBook:
         """The rules of the owner keyed `owner` (the first owner for None or a key gone)."""
         return list(self.by_owner[self.settings.owner_for(owner).key].values())
 
-    def vanished(self, session: Session, rows: Sequence[Any]) -> dict[str, str]:
-        """Of outbox rows (with ``rule`` and ``owner``), those whose reason went: key -> why."""
-        groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    def vanished(self, session: Session, rows: Sequence[PendingRow]) -> dict[str, str]:
+        """Of outbox rows, those whose reason went: key -> why."""
+        groups: dict[tuple[str, str], list[PendingRow]] = defaultdict(list)
         for row in rows:
             groups[(self.settings.owner_for(row.owner).key, row.rule)].append(row)
         reasons: dict[str, str] = {}

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from followupd.config.owners import Owner
 from followupd.domain.business_calendar import zone
+from followupd.store.models import Client, Contact, Mission
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ class Route(NamedTuple):
 
 
 def route_money_step(
-    owner: Owner, audience: str, key: str, step: str, nominal: date, mission: Any, client: Any,
-    contact: Any,
+    owner: Owner, audience: str, key: str, step: str, nominal: date, mission: Mission,
+    client: Client, contact: Contact | None,
 ) -> Route:  # fmt: skip
     """Route a step of a money rule (invoice, deposit).
 

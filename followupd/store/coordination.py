@@ -29,9 +29,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from followupd.store.models import FollowUp
@@ -149,7 +148,9 @@ def alive(engine: Engine, worker: str) -> Iterator[None]:
                 connection.invalidate()
 
 
-def hand_back(session: Session, at: datetime, *where: Any, **values: Any) -> int:
+def hand_back(
+    session: Session, at: datetime, *where: ColumnElement[bool], **values: ColumnElement[int]
+) -> int:
     """Claimed rows matching `where` back to ``pending``, for the next claim; how many.
 
     One statement for every way a claim is given up: a stopping worker's,

@@ -10,13 +10,18 @@ as the ORM would, for an outer-joined entity that is absent.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import inspect
 from sqlalchemy.orm import Bundle
+from sqlalchemy.orm.util import AliasedClass
+
+from followupd.store.models import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
 
 
-class _Record(Bundle[Any]):
+class _Record(Bundle[ModelT]):
     def create_row_processor(
         self, query: Any, procs: Sequence[Callable[[Any], Any]], labels: Sequence[str]
     ) -> Callable[[Any], Any]:
@@ -29,9 +34,12 @@ class _Record(Bundle[Any]):
         return absent_as_none
 
 
-def record(entity: Any, name: str | None = None) -> Bundle[Any]:
-    """Every column of `entity` (a model or an alias), primary key first, as one row."""
+def record(entity: type[ModelT] | AliasedClass[ModelT], name: str | None = None) -> Bundle[ModelT]:
+    """Every column of `entity` (a model or an alias), primary key first, as one row.
+
+    Typed as the model, for its columns: the row has no relationships.
+    """
     mapper = inspect(entity).mapper
-    keys = [column.key for column in mapper.primary_key]
+    keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
     keys += [attr.key for attr in mapper.column_attrs if attr.key not in keys]
     return _Record(name or mapper.class_.__tablename__, *(getattr(entity, key) for key in keys))

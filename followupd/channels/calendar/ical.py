@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
@@ -23,6 +22,7 @@ from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.identity import uid
 from followupd.domain.items import CANCELLED, COMPLETED, OPEN, is_call, is_meeting
+from followupd.store.outbox.rows import CalendarRow
 
 PRODID = "-//followupd//followupd//EN"
 MEETING_LENGTH = timedelta(minutes=30)
@@ -59,7 +59,7 @@ class CalendarItem:
         return "tel:" + re.sub(r"[^0-9+]", "", self.contact_phone)
 
 
-def item_of(row: Any, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
+def item_of(row: CalendarRow, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
     """What the owner's calendar shows of an outbox row; a closed one with its new SEQUENCE."""
     closed = row.calendar_state in (COMPLETED, CANCELLED)
     return CalendarItem(
@@ -71,7 +71,7 @@ def item_of(row: Any, contact_name: str | None, contact_phone: str | None) -> Ca
         due_at=row.due_at,
         stamp=row.updated_at if closed else row.created_at,
         sequence=1 if closed else 0,
-        status=row.calendar_state if closed else OPEN,
+        status=(row.calendar_state or OPEN) if closed else OPEN,
         completed_at=row.completed_at,
         contact_name=contact_name,
         contact_phone=contact_phone,

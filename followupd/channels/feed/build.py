@@ -18,33 +18,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, true
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
 from followupd.domain.owner_scope import Scope
-from followupd.store.models import Contact, FollowUp
+from followupd.store.outbox import calendar as calendar_items
+from followupd.store.outbox.rows import FeedRow
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
-ACTIVE_STATES = ("pending", "sending")
-FEED_COLUMNS = (
-    FollowUp.key,
-    FollowUp.rule,
-    FollowUp.step,
-    FollowUp.subject,
-    FollowUp.body,
-    FollowUp.due_at,
-    FollowUp.calendar_state,
-    FollowUp.completed_at,
-    FollowUp.created_at,
-    FollowUp.updated_at,
-    Contact.name.label("contact_name"),
-    Contact.phone.label("contact_phone"),
-)
 EPOCH = date(2000, 1, 1)  # the zone span of an empty feed: no times, no zones needed
 
 
@@ -55,27 +39,15 @@ class Feed:
     count: int
 
 
-def feed_rows(session: Session, at: datetime, scope: Scope | None = None) -> list[Any]:
+def feed_rows(session: Session, at: datetime, scope: Scope | None = None) -> list[FeedRow]:
     """The owner's calendar follow-ups still to do, and those due in the last 30 days.
 
     With several owners, `scope` says whose: each owner's feed has their items only.
     """
-    query = (
-        select(*FEED_COLUMNS)
-        .outerjoin(Contact, FollowUp.contact_id == Contact.id)
-        .where(
-            scope.holds(FollowUp.owner) if scope is not None else true(),
-            FollowUp.audience == "owner",
-            FollowUp.channel == "calendar",
-            FollowUp.state.in_((*ACTIVE_STATES, "sent")),
-            or_(FollowUp.state.in_(ACTIVE_STATES), FollowUp.due_at >= at - RECENT),
-        )
-        .order_by(FollowUp.due_at, FollowUp.key)
-    )
-    return list(session.execute(query))
+    return calendar_items.feed_items(session, at - RECENT, scope)
 
 
-def build_feed(rows: Sequence[Any], zone: ZoneInfo, name: str) -> Feed:
+def build_feed(rows: Sequence[FeedRow], zone: ZoneInfo, name: str) -> Feed:
     """One document for `rows`, its times in the owner's `zone`."""
     components = [
         ical.component(ical.item_of(row, row.contact_name, row.contact_phone), zone) for row in rows

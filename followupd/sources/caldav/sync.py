@@ -32,7 +32,7 @@ from typing import Any
 
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
@@ -48,7 +48,8 @@ from followupd.sources.files.records import MissionRecord, TouchpointRecord
 from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
-from followupd.store.models import CalendarObject, Contact, FollowUp, Mission, SyncState, Touchpoint
+from followupd.store.models import CalendarObject, Contact, Mission, SyncState, Touchpoint
+from followupd.store.outbox import calendar as calendar_items
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ FETCH_CHUNK = 100
 OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")  # "[Errno 111] Connection refused"
 SOURCE = "caldav:"
 UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
-TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowUp.contact_id)
 
 
 @dataclass
@@ -407,20 +407,10 @@ class CalendarSync:
                 continue
             state = items.COMPLETED if task.status == "COMPLETED" else items.CANCELLED
             when = task.completed_at if state == items.COMPLETED else None  # as the app wrote it
-            done = session.execute(
-                update(FollowUp)
-                .where(FollowUp.key == key, FollowUp.calendar_state == items.OPEN)
-                .values(
-                    calendar_state=state,
-                    reason=f"{state} in your calendar",
-                    completed_at=when,
-                    updated_at=at,
-                )
-                .returning(*TASK_COLUMNS.selected_columns)
-            ).first()
+            done = calendar_items.done_in_calendar(session, key, state, when, at)
             if done is not None:
                 report.completed.append(key)
-            row = done or session.execute(TASK_COLUMNS.where(FollowUp.key == key)).first()
+            row = done or calendar_items.task(session, key)
             if (
                 row is None
                 or state != items.COMPLETED

@@ -1,0 +1,137 @@
+"""Delivery's statements: claim due rows under a lease, check it, record the outcome, hand back.
+
+A claim is one atomic statement that moves due rows to ``sending`` under a
+lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never take
+the same row, and a lease left by a worker that died is taken again once it
+expires. An outcome is recorded only where the lease is still the worker's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TypedDict, Unpack
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from followupd.store.chunks import chunked
+from followupd.store.coordination import hand_back
+from followupd.store.models import FollowUp
+from followupd.store.outbox.rows import FollowUpRow
+from followupd.store.rows import record
+
+
+class Outcome(TypedDict, total=False):
+    """The columns an outcome sets, besides the lease it ends."""
+
+    state: str
+    reason: str | None
+    last_error: str | None
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime
+    message_id: str | None
+    calendar_uid: str
+    calendar_href: str | None
+    calendar_state: str
+
+
+def claim(
+    session: Session,
+    at: datetime,
+    worker: str,
+    channels: Sequence[str],
+    *,
+    batch: int,
+    lease: timedelta,
+) -> list[FollowUpRow]:
+    """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them.
+
+    At most `batch` rows, by due time, each under a lease of `lease` from `at`.
+    """
+    claimable = or_(
+        and_(
+            FollowUp.state == "pending",
+            FollowUp.due_at <= at,
+            or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
+        ),
+        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
+    )
+    chosen = (
+        select(FollowUp.id)
+        .where(claimable, FollowUp.channel.in_(channels))
+        .order_by(FollowUp.due_at, FollowUp.id)
+        .limit(batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Chosen once: as a plain subquery, PostgreSQL may run it again for each
+        # row it updates, and each run, skipping the rows already updated, takes
+        # the next ones: every due row, not a batch.
+        locked = chosen.with_for_update(skip_locked=True).cte("batch").prefix_with("MATERIALIZED")
+        chosen = select(locked.c.id)
+    claimed_ids = session.scalars(
+        update(FollowUp)
+        .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
+        .values(
+            state="sending",
+            lease_owner=worker,
+            lease_expires_at=at + lease,
+            attempts=FollowUp.attempts + 1,
+            updated_at=at,
+        )
+        .returning(FollowUp.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    rows: list[FollowUpRow] = []
+    for ids in chunked(list(claimed_ids)):
+        query = select(record(FollowUp, "followup")).where(FollowUp.id.in_(ids))
+        rows += [row for (row,) in session.execute(query)]
+    return sorted(rows, key=lambda row: (row.due_at, row.id))
+
+
+def still_ours(session: Session, row_id: int, worker: str, at: datetime, lease: timedelta) -> bool:
+    """Whether the claim on row `row_id` is still `worker`'s; if so, its lease runs from `at`."""
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row_id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_expires_at=at + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def finish(
+    session: Session, row_id: int, worker: str, at: datetime, **values: Unpack[Outcome]
+) -> bool:
+    """Record an outcome where the lease is still ours; False if it was lost."""
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == row_id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def give_back(session: Session, at: datetime, row_ids: Sequence[int], worker: str) -> int:
+    """Rows `row_ids` still claimed by `worker` back to pending, attempt not counted; how many."""
+    released = 0
+    for chunk in chunked(row_ids):
+        mine = (FollowUp.id.in_(chunk), FollowUp.lease_owner == worker)
+        released += hand_back(session, at, *mine, attempts=FollowUp.attempts - 1)
+    return released
+
+
+def sent_in_threads(session: Session, thread_keys: Sequence[str]) -> dict[str, list[str]]:
+    """The keys already sent in each of these threads, oldest first."""
+    threads: dict[str, list[str]] = {}
+    for chunk in chunked(thread_keys):
+        query = (
+            select(FollowUp.thread_key, FollowUp.key)
+            .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
+            .order_by(FollowUp.sent_at, FollowUp.due_at)
+        )
+        for thread, key in session.execute(query):
+            threads.setdefault(thread or "", []).append(key)
+    return threads

@@ -1,0 +1,107 @@
+"""The outbox's reads carry what their Protocols say: every column, of the declared type.
+
+The engine, delivery and channels are typed against the Protocols of
+`followupd.store.outbox.rows`, while the reads hand them SQLAlchemy rows: a
+column dropped from a read, or a Protocol that says more than the read gives,
+fails here (mypy cannot see through a row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_type_hints
+
+import pytest
+from sqlalchemy.orm import Session
+
+from followupd.store.db import Store
+from followupd.store.models import Client, Contact, FollowUp, Mission
+from followupd.store.outbox import calendar, claim, lookup, recording
+from followupd.store.outbox.rows import (
+    FeedRow,
+    FollowUpRow,
+    OpenItemRow,
+    PendingRow,
+    TaskRow,
+)
+from tests.conftest import sample_followup
+
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+def columns_of(protocol: type) -> dict[str, Any]:
+    """The properties `protocol` declares (its bases' included), with their types."""
+    return {
+        name: get_type_hints(member.fget)["return"]
+        for base in reversed(protocol.__mro__)
+        for name, member in vars(base).items()
+        if isinstance(member, property) and member.fget is not None
+    }
+
+
+def assert_carries(rows: Sequence[object], protocol: type) -> None:
+    assert rows, "a read to check gave no row"
+    for row in rows:
+        for name, kind in columns_of(protocol).items():
+            assert hasattr(row, name), f"{type(row).__name__} has no {name} ({protocol.__name__})"
+            value = getattr(row, name)
+            assert isinstance(value, kind), f"{name} is {value!r}, not {kind}"
+
+
+@pytest.fixture
+def outbox(store: Store) -> Store:
+    """A pending client email, a sent calendar task still open, with a contact."""
+    with store.session() as session:
+        client = Client(key="acme", name="ACME")
+        contact = Contact(key="acme-jo", client=client, name="Jo", phone="+33 1 00 00 00 00")
+        mission = Mission(key="m1", client=client, contact=contact, title="Audit",
+                          status="active", start=NOW.date())  # fmt: skip
+        session.add_all([client, contact, mission])
+        session.flush()
+        email = sample_followup("email", NOW - timedelta(hours=1))
+        email.mission_id, email.thread_key, email.body = mission.id, "thread", "Bonjour"
+        task = sample_followup("task", NOW - timedelta(days=1))
+        task.audience, task.channel, task.recipient, task.owner = "owner", "calendar", None, "me"
+        task.rule, task.step, task.contact_id = "escalate_by_phone", "call", contact.id
+        task.state, task.sent_at, task.calendar_state = "sent", NOW, "open"
+        task.calendar_href = "/cal/task.ics"
+        session.add_all([email, task])
+    return store
+
+
+def read(store: Store, reading: Callable[[Session], Sequence[object]]) -> Sequence[object]:
+    with store.session() as session:
+        return reading(session)
+
+
+def test_a_row_recorded_or_claimed_has_every_column(outbox: Store) -> None:
+    assert_carries(read(outbox, lambda s: recording.load(s, ["email", "task"])), FollowUpRow)
+    with outbox.session() as session:
+        claimed = claim.claim(session, NOW, "w", ["email"], batch=10, lease=timedelta(minutes=5))
+    assert_carries(claimed, FollowUpRow)
+    assert [(row.key, row.state, row.lease_owner) for row in claimed] == [("email", "sending", "w")]
+
+
+def test_the_rows_a_rule_is_asked_about_have_its_columns(outbox: Store) -> None:
+    assert_carries(read(outbox, recording.pending), PendingRow)
+    assert_carries(read(outbox, calendar.open_items), OpenItemRow)
+
+
+def test_the_feed_and_the_sync_read_what_they_use(outbox: Store) -> None:
+    assert_carries(
+        read(outbox, lambda s: calendar.feed_items(s, NOW - timedelta(days=30))), FeedRow
+    )
+    assert_carries(read(outbox, lambda s: [calendar.task(s, "task")]), TaskRow)
+    done = read(outbox, lambda s: [calendar.done_in_calendar(s, "task", "completed", NOW, NOW)])
+    assert_carries(done, TaskRow)
+
+
+def test_an_orm_follow_up_is_a_follow_up_row(outbox: Store) -> None:
+    """`followupd outbox` shows ORM objects with the same code as the rows of a pass."""
+    rows: list[FollowUpRow] = []
+    with outbox.session() as session:
+        rows += lookup.listing(session)
+        assert_carries(rows, FollowUpRow)
+    orm: FollowUpRow = FollowUp()  # mypy checks the model against the Protocol
+    assert isinstance(orm, FollowUp)
