@@ -12,6 +12,7 @@ from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.states import TouchpointKind
 from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import RULES, Evaluation, Intent, Rule
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
@@ -359,7 +360,7 @@ def test_a_meeting_held_cancels_the_pending_reminder_and_restarts_the_count(
         evaluate(session, settings, rules(settings), paris(2026, 11, 12, 9, 0))
     assert outbox(loaded)["checkpoint_meeting:acme-train:2026-11-11"].state == "pending"
     with loaded.session() as session:
-        record_touchpoint(session, "acme-train", "meeting", paris(2026, 11, 13, 10, 0))
+        record_touchpoint(session, "acme-train", TouchpointKind.MEETING, paris(2026, 11, 13, 10, 0))
     with loaded.session() as session:
         report = evaluate(session, settings, rules(settings), paris(2026, 11, 13, 11, 0))
     reason = "meeting held on 2026-11-13"
@@ -375,12 +376,12 @@ def test_a_visit_before_the_period_does_not_answer_it_one_after_does(
     with loaded.session() as session:
         evaluate(session, settings, rules(settings), paris(2026, 11, 16, 9, 0))
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 13, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.VISIT, paris(2026, 11, 13, 10, 0))
     with loaded.session() as session:
         report = evaluate(session, settings, rules(settings), paris(2026, 11, 16, 10, 0))
     assert report.cancelled == {}
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 17, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.VISIT, paris(2026, 11, 17, 10, 0))
     with loaded.session() as session:
         report = evaluate(session, settings, rules(settings), paris(2026, 11, 17, 11, 0))
     assert report.cancelled == {
@@ -392,7 +393,7 @@ def test_a_period_whose_meeting_already_took_place_is_not_recorded(
     loaded: Store, settings: Settings
 ) -> None:
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "meeting", paris(2026, 11, 17, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.MEETING, paris(2026, 11, 17, 10, 0))
     with loaded.session() as session:
         report = evaluate(session, settings, rules(settings), paris(2026, 11, 20, 9, 0))
     assert not [row.key for row in report.recorded if row.subject_key == "acme-build"]

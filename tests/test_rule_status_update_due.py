@@ -13,6 +13,7 @@ from sqlalchemy import select
 from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
+from followupd.domain.states import TouchpointKind
 from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.base import Intent, Rule
 from followupd.rules.status_update_due import StatusUpdateDue
@@ -255,7 +256,9 @@ def test_a_status_update_cancels_the_pending_reminder_and_restarts_the_cadence(
     key = "status_update_due:acme-audit:2026-10-12"
     assert outbox(loaded)[key].state == "pending"
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 11, 0))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 13, 11, 0)
+        )
     with loaded.session() as session:
         report = evaluate(session, settings, rule(settings), paris(2026, 10, 14, 9, 0))
     assert report.cancelled == {key: "status update sent on 2026-10-13"}
@@ -271,7 +274,9 @@ def test_a_status_update_cancels_the_pending_reminder_and_restarts_the_cadence(
 def test_a_reminder_still_on_schedule_is_kept(loaded: Store, settings: Settings) -> None:
     """A status update on the day of the previous reminder: the next one still falls due."""
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 12, 23, 30))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 12, 23, 30)
+        )
         evaluate(session, settings, rule(settings), paris(2026, 10, 26, 9, 0))
     with loaded.session() as session:
         report = evaluate(session, settings, rule(settings), paris(2026, 10, 26, 10, 0))
@@ -320,7 +325,9 @@ def test_a_late_update_near_midnight_keeps_the_reminder_on_its_schedule(
 ) -> None:
     """00:30 in Paris is still the day before in UTC: the owner's date is the anchor."""
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 0, 30))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 13, 0, 30)
+        )
     intents = planned(loaded, settings, paris(2026, 10, 14), paris(2026, 10, 31))
     assert [i.key for i in intents if i.subject_key == "acme-audit"] == [
         "status_update_due:acme-audit:2026-10-27"

@@ -69,6 +69,7 @@ from followupd.daemon.systemd_notify import Notifier
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import has_calendars, scope_of
+from followupd.domain.states import FAILED_STATES, FINISHED_STATES, FollowUpState
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.rules.base import enabled_rules
@@ -87,7 +88,6 @@ log = logging.getLogger("followupd")
 DELIVERY_SAFETY_NET = timedelta(minutes=1)
 ORPHANS_EVERY = timedelta(seconds=5)
 IDLE_REARM = timedelta(seconds=5)  # when something due could not be claimed: look again soon
-FINISHED = ("sent", "cancelled", "expired", "failed", "dead")
 
 
 def utc_now() -> datetime:
@@ -246,11 +246,13 @@ class Service:
         with self.store.session() as session:
             next_due = session.scalar(
                 select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
-                    FollowUp.state == "pending"
+                    FollowUp.state == FollowUpState.PENDING
                 )
             )
             next_lease = session.scalar(
-                select(func.min(FollowUp.lease_expires_at)).where(FollowUp.state == "sending")
+                select(func.min(FollowUp.lease_expires_at)).where(
+                    FollowUp.state == FollowUpState.SENDING
+                )
             )
         candidates = [when for when in (next_due, next_lease) if when is not None]
         if not candidates:
@@ -413,7 +415,8 @@ class Service:
                     hand_back(session, at, FollowUp.lease_expires_at < at)
                     session.execute(
                         delete(FollowUp).where(
-                            FollowUp.state.in_(FINISHED), FollowUp.updated_at < at - retention
+                            FollowUp.state.in_(FINISHED_STATES),
+                            FollowUp.updated_at < at - retention,
                         )
                     )
 
@@ -465,8 +468,9 @@ class Service:
                 )
         except Exception:  # the status line must never break a pass
             return "running"
-        failed = counts.get("failed", 0) + counts.get("dead", 0)
-        return f"{counts.get('pending', 0)} pending, {sent_today or 0} sent today, {failed} failed"
+        failed = sum(counts.get(state, 0) for state in FAILED_STATES)
+        pending = counts.get(FollowUpState.PENDING, 0)
+        return f"{pending} pending, {sent_today or 0} sent today, {failed} failed"
 
 
 JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}

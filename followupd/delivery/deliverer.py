@@ -38,6 +38,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
 from followupd.domain import identity
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.states import CalendarState, Channel, FollowUpState
 from followupd.engine.evaluation import PENDING_COLUMNS
 from followupd.rules.base import RULES
 from followupd.rules.book import RuleBook
@@ -51,7 +52,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
-CHANNELS = ("email", "calendar")
+CHANNELS = tuple(Channel)
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,11 @@ def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) 
     """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them."""
     claimable = or_(
         and_(
-            FollowUp.state == "pending",
+            FollowUp.state == FollowUpState.PENDING,
             FollowUp.due_at <= at,
             or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
         ),
-        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
+        and_(FollowUp.state == FollowUpState.SENDING, FollowUp.lease_expires_at < at),
     )
     chosen = (
         select(FollowUp.id)
@@ -113,7 +114,7 @@ def claim(session: Session, at: datetime, worker: str, channels: Sequence[str]) 
         update(FollowUp)
         .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
         .values(
-            state="sending",
+            state=FollowUpState.SENDING,
             lease_owner=worker,
             lease_expires_at=at + LEASE,
             attempts=FollowUp.attempts + 1,
@@ -139,7 +140,11 @@ def _still_ours(session: Session, row: Any, worker: str, at: datetime) -> bool:
     """
     result = session.execute(
         update(FollowUp)
-        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .where(
+            FollowUp.id == row.id,
+            FollowUp.state == FollowUpState.SENDING,
+            FollowUp.lease_owner == worker,
+        )
         .values(lease_expires_at=at + LEASE)
         .execution_options(synchronize_session=False)
     )
@@ -150,7 +155,11 @@ def _finish(session: Session, row: Any, worker: str, at: datetime, **values: Any
     """Record an outcome where the lease is still ours; False if it was lost."""
     result = session.execute(
         update(FollowUp)
-        .where(FollowUp.id == row.id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .where(
+            FollowUp.id == row.id,
+            FollowUp.state == FollowUpState.SENDING,
+            FollowUp.lease_owner == worker,
+        )
         .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
         .execution_options(synchronize_session=False)
     )
@@ -245,7 +254,11 @@ class Deliverer:
                 owner = self.settings.owner_for(row.owner)
                 if owner.key in unreachable:
                     continue
-                state = ical.CANCELLED if ical.is_meeting(row.rule, row.step) else ical.COMPLETED
+                state = (
+                    CalendarState.CANCELLED
+                    if ical.is_meeting(row.rule, row.step)
+                    else CalendarState.COMPLETED
+                )
                 try:
                     writer = await writers.writer(owner) if row.calendar_href else None
                     if writer is not None:
@@ -259,7 +272,7 @@ class Deliverer:
                 with self.store.session() as session:
                     session.execute(
                         update(FollowUp)
-                        .where(FollowUp.id == row.id, FollowUp.calendar_state == ical.OPEN)
+                        .where(FollowUp.id == row.id, FollowUp.calendar_state == CalendarState.OPEN)
                         .values(calendar_state=state, reason=why, updated_at=at)
                     )
                 report.closed[row.key] = why
@@ -269,9 +282,9 @@ class Deliverer:
     def _vanished(self, session: Session) -> dict[str, tuple[Any, str]]:
         """Open calendar items whose rule says their reason went: key -> (row, why)."""
         query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
-            FollowUp.channel == "calendar",
-            FollowUp.state == "sent",
-            FollowUp.calendar_state == ical.OPEN,
+            FollowUp.channel == Channel.CALENDAR,
+            FollowUp.state == FollowUpState.SENT,
+            FollowUp.calendar_state == CalendarState.OPEN,
         )
         rows = list(session.execute(query))
         reasons = self.book.vanished(session, rows)
@@ -286,7 +299,9 @@ class Deliverer:
             for row in rows:
                 if row.expires_at is not None and at > row.expires_at:
                     reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
-                    if _finish(session, row, self.worker, at, state="expired", reason=reason):
+                    if _finish(
+                        session, row, self.worker, at, state=FollowUpState.EXPIRED, reason=reason
+                    ):
                         report.expired.append(row.key)
                 else:
                     by_rule.setdefault(row.rule, []).append(row)
@@ -296,14 +311,22 @@ class Deliverer:
                 for row in group:
                     if row.key in gone:
                         reason = gone[row.key]
-                        if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
+                        if _finish(
+                            session,
+                            row,
+                            self.worker,
+                            at,
+                            state=FollowUpState.CANCELLED,
+                            reason=reason,
+                        ):
                             report.cancelled[row.key] = reason
                         continue
                     later = self.holds.until(row, at, places.get(row.mission_id))
                     if later is not None:
                         when, why = later
-                        _finish(session, row, self.worker, at, state="pending", reason=why,
-                                next_attempt_at=when, attempts=row.attempts - 1)  # fmt: skip
+                        _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                                reason=why, next_attempt_at=when,
+                                attempts=row.attempts - 1)  # fmt: skip
                         report.held[row.key] = why
                         continue
                     ready.append(row)
@@ -311,10 +334,10 @@ class Deliverer:
 
     # -- sending ----------------------------------------------------------------------
     async def _send(self, rows: list[Any], at: datetime, report: DeliveryReport) -> None:
-        items = [row for row in rows if row.channel == "calendar"]
+        items = [row for row in rows if row.channel == Channel.CALENDAR]
         if items:
             await self._write_calendar(items, at, report)
-        emails = [row for row in rows if row.channel == "email"]
+        emails = [row for row in rows if row.channel == Channel.EMAIL]
         if not emails:
             return
         threads = self._threads(emails)
@@ -362,9 +385,10 @@ class Deliverer:
         self, row: Any, at: datetime, href: str | None, report: DeliveryReport
     ) -> None:
         with self.store.session() as session:
-            if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
-                       reason=None if href else "in the feed", calendar_uid=identity.uid(row.key),
-                       calendar_href=href, calendar_state=ical.OPEN):  # fmt: skip
+            if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
+                       last_error=None, reason=None if href else "in the feed",
+                       calendar_uid=identity.uid(row.key), calendar_href=href,
+                       calendar_state=CalendarState.OPEN):  # fmt: skip
                 report.sent.append(row.key)
 
     def _contacts(self, rows: list[Any]) -> dict[int, Any]:
@@ -414,8 +438,9 @@ class Deliverer:
             self._record_failure(row, at, error, report)
             return
         with self.store.session() as session:
-            if _finish(session, row, self.worker, at, state="sent", sent_at=at, reason=None,
-                       message_id=message["Message-ID"], last_error=None):  # fmt: skip
+            if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
+                       reason=None, message_id=message["Message-ID"],
+                       last_error=None):  # fmt: skip
                 report.sent.append(row.key)
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)
@@ -428,7 +453,7 @@ class Deliverer:
             for chunk in chunked(wanted):
                 query = (
                     select(FollowUp.thread_key, FollowUp.key)
-                    .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
+                    .where(FollowUp.thread_key.in_(chunk), FollowUp.state == FollowUpState.SENT)
                     .order_by(FollowUp.sent_at, FollowUp.due_at)
                 )
                 for thread, key in session.execute(query):
@@ -442,16 +467,16 @@ class Deliverer:
         report.errors[row.channel] += 1
         with self.store.session() as session:
             if error.permanent:
-                if _finish(session, row, self.worker, at, state="failed", last_error=reason,
-                           reason=reason):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.FAILED,
+                           last_error=reason, reason=reason):  # fmt: skip
                     report.failed[row.key] = reason
             elif row.attempts >= self.retry.max_attempts:
                 why = f"gave up after {row.attempts} attempts: {reason}"
-                if _finish(session, row, self.worker, at, state="dead", last_error=reason,
-                           reason=why):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.DEAD,
+                           last_error=reason, reason=why):  # fmt: skip
                     report.dead[row.key] = why
             else:
                 when = at + self.retry.delay(row.attempts, self.rng)
-                if _finish(session, row, self.worker, at, state="pending", last_error=reason,
-                           next_attempt_at=when):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                           last_error=reason, next_attempt_at=when):  # fmt: skip
                     report.retrying[row.key] = reason

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.states import Audience
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Mission
 
@@ -29,7 +30,7 @@ class Holds:
     def places(session: Session, rows: Sequence[Any]) -> dict[int, Any]:
         """For client emails: the mission's pause and the client's zone and country."""
         ids = sorted(
-            {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
+            {row.mission_id for row in rows if row.audience == Audience.CLIENT and row.mission_id}
         )
         places: dict[int, Any] = {}
         for chunk in chunked(ids):
@@ -43,7 +44,7 @@ class Holds:
 
     def until(self, row: Any, at: datetime, place: Any) -> tuple[datetime, str] | None:
         """When a client email must wait: the end of a pause, or the next send window."""
-        if row.audience != "client":
+        if row.audience != Audience.CLIENT:
             return None
         owner = self.settings.owner_for(row.owner)
         tz = zone((place.timezone if place else None) or owner.timezone)

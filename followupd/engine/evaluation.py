@@ -39,6 +39,7 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope, scopes
+from followupd.domain.states import FollowUpState
 from followupd.rules import catalog  # noqa: F401  (registers the shipped rules)
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
@@ -131,7 +132,7 @@ def evaluate(
             if new_keys:
                 report.recorded += load(session, new_keys)
     for row in report.recorded:
-        if row.state == "failed":
+        if row.state == FollowUpState.FAILED:
             log.warning("%s failed: %s", row.key, row.reason)
             report.failed[row.key] = row.reason or ""
     report.cancelled = cancel_vanished(session, book, at)
@@ -185,14 +186,14 @@ def message(intent: Intent) -> tuple[str, str]:
 
 def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
     """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
-    pending = select(*PENDING_COLUMNS).where(FollowUp.state == "pending")
+    pending = select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING)
     cancelled = book.vanished(session, list(session.execute(pending)))
     for reason, keys in _group_by_reason(cancelled).items():
         for chunk in chunked(keys):
             session.execute(
                 update(FollowUp)
-                .where(FollowUp.key.in_(chunk), FollowUp.state == "pending")
-                .values(state="cancelled", reason=reason, updated_at=at)
+                .where(FollowUp.key.in_(chunk), FollowUp.state == FollowUpState.PENDING)
+                .values(state=FollowUpState.CANCELLED, reason=reason, updated_at=at)
             )
     return cancelled
 
@@ -213,11 +214,14 @@ def _row(intent: Intent, owner: str, at: datetime) -> dict[str, Any]:
     except TemplateProblem as error:  # this follow-up alone fails; the pass goes on
         problem = str(error)
     if expired:
-        state, reason = "expired", f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
+        state, reason = (
+            FollowUpState.EXPIRED,
+            f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC",
+        )
     elif problem is not None:
-        state, reason = "failed", problem
+        state, reason = FollowUpState.FAILED, problem
     else:
-        state, reason = "pending", None
+        state, reason = FollowUpState.PENDING, None
     return {
         "key": intent.key,
         "owner": owner,

@@ -99,9 +99,8 @@ def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
     subprocess.run(command, env=environ, cwd=config.parent, stdout=subprocess.DEVNULL, check=True)
     ticked = time.perf_counter() - started
     with store.session() as session:
-        by_state = dict(
-            session.execute(select(FollowUp.state, func.count()).group_by(FollowUp.state)).all()
-        )
+        counts = select(FollowUp.state, func.count()).group_by(FollowUp.state)
+        by_state = {str(state): int(count) for state, count in session.execute(counts)}
         next_due = session.scalar(
             select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
                 FollowUp.state == "pending"

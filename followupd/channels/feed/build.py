@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
 from followupd.domain.owner_scope import Scope
+from followupd.domain.states import ACTIVE_STATES, Audience, Channel, FollowUpState
 from followupd.store.models import Contact, FollowUp
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
-ACTIVE_STATES = ("pending", "sending")
 FEED_COLUMNS = (
     FollowUp.key,
     FollowUp.rule,
@@ -65,9 +65,9 @@ def feed_rows(session: Session, at: datetime, scope: Scope | None = None) -> lis
         .outerjoin(Contact, FollowUp.contact_id == Contact.id)
         .where(
             scope.holds(FollowUp.owner) if scope is not None else true(),
-            FollowUp.audience == "owner",
-            FollowUp.channel == "calendar",
-            FollowUp.state.in_((*ACTIVE_STATES, "sent")),
+            FollowUp.audience == Audience.OWNER,
+            FollowUp.channel == Channel.CALENDAR,
+            FollowUp.state.in_(ACTIVE_STATES | {FollowUpState.SENT}),
             or_(FollowUp.state.in_(ACTIVE_STATES), FollowUp.due_at >= at - RECENT),
         )
         .order_by(FollowUp.due_at, FollowUp.key)
