@@ -20,7 +20,8 @@ from followupd.channels.calendar.caldav_writer import CalendarWriter
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
-from followupd.domain import identity, items
+from followupd.domain import identity
+from followupd.domain.states import CalendarState
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
@@ -203,7 +204,9 @@ def test_a_meeting_to_place_is_a_tentative_event(tmp_path: Path) -> None:
     assert event.name == "VEVENT"
     assert (str(event["STATUS"]), str(event["TRANSP"])) == ("TENTATIVE", "TRANSPARENT")
     assert event["DTEND"].dt - event["DTSTART"].dt == timedelta(minutes=30)
-    closed, changed = ical.close(ical.document(item, PARIS), items.CANCELLED, at(12, 8), "x")
+    closed, changed = ical.close(
+        ical.document(item, PARIS), CalendarState.CANCELLED, at(12, 8), "x"
+    )
     (event,) = Calendar.from_ical(closed).events
     assert changed and str(event["STATUS"]) == "CANCELLED"
     assert ical.document(item, PARIS) == ical.document(item, PARIS), "same bytes every time"

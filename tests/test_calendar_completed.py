@@ -19,7 +19,7 @@ from followupd.channels.feed.build import build_feed, feed_rows
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
-from followupd.domain import items
+from followupd.domain.states import CalendarState
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import enabled_rules
 from followupd.sources.caldav.sync import sync_calendars
@@ -122,15 +122,15 @@ def test_a_task_followupd_completes_says_when_in_utc_in_the_calendar_and_the_fee
 def test_completed_items_are_built_with_a_utc_completion_time() -> None:
     item = ical.CalendarItem(
         key=CALL, rule="escalate_by_phone", step="call", summary="Appeler", description="",
-        due_at=paris(2026, 12, 2, 9), stamp=paris(2026, 12, 2, 18), status=items.COMPLETED,
+        due_at=paris(2026, 12, 2, 9), stamp=paris(2026, 12, 2, 18), status=CalendarState.COMPLETED,
         completed_at=paris(2026, 12, 2, 15),
     )  # fmt: skip
     assert completed_lines(ical.document(item, PARIS)) == ["COMPLETED:20261202T140000Z"]
     unknown = ical.CalendarItem(**{**item.__dict__, "completed_at": None})
     assert completed_lines(ical.document(unknown, PARIS)) == ["COMPLETED:20261202T170000Z"]
-    still_open = ical.CalendarItem(**{**item.__dict__, "status": items.OPEN})
+    still_open = ical.CalendarItem(**{**item.__dict__, "status": CalendarState.OPEN})
     closed, changed = ical.close(
-        ical.document(still_open, PARIS), items.COMPLETED, paris(2026, 12, 3, 11), "done"
+        ical.document(still_open, PARIS), CalendarState.COMPLETED, paris(2026, 12, 3, 11), "done"
     )
     assert changed
     assert completed_lines(closed) == ["COMPLETED:20261203T100000Z"]

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, select, text
 from followupd.config.load import parse_settings
 from followupd.daemon.cluster import Cluster
 from followupd.delivery.deliverer import BATCH, Deliverer, claim
+from followupd.domain.states import FollowUpState
 from followupd.store.coordination import (
     CHANGED,
     DUE,
@@ -48,7 +49,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 def claimed(store: Store, key: str, worker: str) -> None:
     with store.session() as session:
         row = sample_followup(key, NOW)
-        row.state, row.lease_owner, row.lease_expires_at = "sending", worker, NOW
+        row.state, row.lease_owner, row.lease_expires_at = FollowUpState.SENDING, worker, NOW
         session.add(row)
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from followupd.daemon.metrics import Metrics
+from followupd.domain.states import FollowUpState
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.outbox import housekeeping
@@ -18,7 +19,7 @@ RETENTION = timedelta(days=30)
 
 def add(store: Store, key: str, state: str, due: datetime, **columns: object) -> None:
     row = sample_followup(key, due)
-    row.state = state
+    row.state = FollowUpState(state)
     for name, value in columns.items():
         setattr(row, name, value)
     with store.session() as session:

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 import pytest
 from sqlalchemy.orm import Session
 
+from followupd.domain.states import Audience, CalendarState, Channel, FollowUpState
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, Mission
 from followupd.store.outbox import calendar, claim, lookup, recording
@@ -62,9 +63,11 @@ def outbox(store: Store) -> Store:
         email = sample_followup("email", NOW - timedelta(hours=1))
         email.mission_id, email.thread_key, email.body = mission.id, "thread", "Bonjour"
         task = sample_followup("task", NOW - timedelta(days=1))
-        task.audience, task.channel, task.recipient, task.owner = "owner", "calendar", None, "me"
+        task.audience, task.channel = Audience.OWNER, Channel.CALENDAR
+        task.recipient, task.owner = None, "me"
         task.rule, task.step, task.contact_id = "escalate_by_phone", "call", contact.id
-        task.state, task.sent_at, task.calendar_state = "sent", NOW, "open"
+        task.state, task.sent_at = FollowUpState.SENT, NOW
+        task.calendar_state = CalendarState.OPEN
         task.calendar_href = "/cal/task.ics"
         session.add_all([email, task])
     return store
@@ -93,7 +96,9 @@ def test_the_feed_and_the_sync_read_what_they_use(outbox: Store) -> None:
         read(outbox, lambda s: calendar.feed_items(s, NOW - timedelta(days=30))), FeedRow
     )
     assert_carries(read(outbox, lambda s: [calendar.task(s, "task")]), TaskRow)
-    done = read(outbox, lambda s: [calendar.done_in_calendar(s, "task", "completed", NOW, NOW)])
+    done = read(
+        outbox, lambda s: [calendar.done_in_calendar(s, "task", CalendarState.COMPLETED, NOW, NOW)]
+    )
     assert_carries(done, TaskRow)
 
 

@@ -42,7 +42,7 @@ def test_plan_json_shape_and_no_side_effect(cli: RunCli, demo: Path) -> None:
     for item in followups:
         assert set(item) >= FIELDS
         assert item["audience"] in ("owner", "client")
-        assert item["channel"] in ("email", "calendar", "feed")
+        assert item["channel"] in ("email", "calendar")
         assert item["key"].startswith(item["rule"] + ":")
         due = datetime.fromisoformat(item["due_at"])
         assert due.utcoffset() is not None
@@ -125,12 +125,12 @@ def test_plan_window_errors_and_text_output(cli: RunCli, demo: Path) -> None:
     assert "nothing becomes due in this window" in empty.out
 
 
-def test_tick_json_uses_only_the_states_of_the_spec(cli: RunCli, demo: Path) -> None:
-    from followupd.cli.json_output import SPEC_STATES
-    from followupd.store.models import FOLLOWUP_STATES
+def test_tick_json_uses_only_the_states_the_readme_documents(cli: RunCli, demo: Path) -> None:
+    from followupd.cli.json_output import README_STATES
+    from followupd.domain.states import FollowUpState
 
-    spec = {"sent", "failed", "pending", "skipped", "expired", "cancelled"}
-    assert {SPEC_STATES.get(state, state) for state in FOLLOWUP_STATES} <= spec
+    spec = {"sent", "failed", "pending", "expired", "cancelled"}
+    assert {README_STATES.get(state, state) for state in FollowUpState} <= spec
     document = as_json(cli("tick", "--now", "2026-11-28T10:00", "--json").out)
     assert {item["state"] for item in document["followups"]} <= spec
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from followupd.config.settings import Settings
+from followupd.domain.states import TouchpointKind
 from followupd.rules.base import Intent
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
 from followupd.rules.registry import RULES
@@ -282,7 +283,7 @@ def test_a_meeting_held_cancels_the_pending_reminder_and_restarts_the_count(
     RULE.pass_at(loaded, settings, paris(2026, 11, 12, 9, 0))
     assert outbox(loaded)["checkpoint_meeting:acme-train:2026-11-11"].state == "pending"
     with loaded.session() as session:
-        record_touchpoint(session, "acme-train", "meeting", paris(2026, 11, 13, 10, 0))
+        record_touchpoint(session, "acme-train", TouchpointKind.MEETING, paris(2026, 11, 13, 10, 0))
     report = RULE.pass_at(loaded, settings, paris(2026, 11, 13, 11, 0))
     reason = "meeting held on 2026-11-13"
     assert report.cancelled == {"checkpoint_meeting:acme-train:2026-11-11": reason}
@@ -296,11 +297,11 @@ def test_a_visit_before_the_period_does_not_answer_it_one_after_does(
 ) -> None:
     RULE.pass_at(loaded, settings, paris(2026, 11, 16, 9, 0))
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 13, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.VISIT, paris(2026, 11, 13, 10, 0))
     report = RULE.pass_at(loaded, settings, paris(2026, 11, 16, 10, 0))
     assert report.cancelled == {}
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "visit", paris(2026, 11, 17, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.VISIT, paris(2026, 11, 17, 10, 0))
     report = RULE.pass_at(loaded, settings, paris(2026, 11, 17, 11, 0))
     assert report.cancelled == {
         "checkpoint_meeting:acme-build:2026-11-14": "visit held on 2026-11-17"
@@ -311,7 +312,7 @@ def test_a_period_whose_meeting_already_took_place_is_not_recorded(
     loaded: Store, settings: Settings
 ) -> None:
     with loaded.session() as session:
-        record_touchpoint(session, "acme-build", "meeting", paris(2026, 11, 17, 10, 0))
+        record_touchpoint(session, "acme-build", TouchpointKind.MEETING, paris(2026, 11, 17, 10, 0))
     report = RULE.pass_at(loaded, settings, paris(2026, 11, 20, 9, 0))
     assert not [row.key for row in report.recorded if row.subject_key == "acme-build"]
     assert "checkpoint_meeting:acme-build:2026-12-14" in RULE.planned(loaded, settings)

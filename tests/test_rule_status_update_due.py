@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from followupd.config.settings import Settings
+from followupd.domain.states import TouchpointKind
 from followupd.engine.evaluation import evaluate
 from followupd.rules.status_update_due import StatusUpdateDue
 from followupd.store.db import Store
@@ -208,7 +209,9 @@ def test_a_status_update_cancels_the_pending_reminder_and_restarts_the_cadence(
     key = "status_update_due:acme-audit:2026-10-12"
     assert outbox(loaded)[key].state == "pending"
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 11, 0))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 13, 11, 0)
+        )
     report = RULE.pass_at(loaded, settings, paris(2026, 10, 14, 9, 0))
     assert report.cancelled == {key: "status update sent on 2026-10-13"}
     assert outbox(loaded)[key].state == "cancelled"
@@ -223,7 +226,9 @@ def test_a_status_update_cancels_the_pending_reminder_and_restarts_the_cadence(
 def test_a_reminder_still_on_schedule_is_kept(loaded: Store, settings: Settings) -> None:
     """A status update on the day of the previous reminder: the next one still falls due."""
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 12, 23, 30))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 12, 23, 30)
+        )
         evaluate(session, settings, RULE.rules(settings), paris(2026, 10, 26, 9, 0))
     report = RULE.pass_at(loaded, settings, paris(2026, 10, 26, 10, 0))
     assert report.cancelled == {}
@@ -269,7 +274,9 @@ def test_a_late_update_near_midnight_keeps_the_reminder_on_its_schedule(
 ) -> None:
     """00:30 in Paris is still the day before in UTC: the owner's date is the anchor."""
     with loaded.session() as session:
-        record_touchpoint(session, "acme-audit", "status_update", paris(2026, 10, 13, 0, 30))
+        record_touchpoint(
+            session, "acme-audit", TouchpointKind.STATUS_UPDATE, paris(2026, 10, 13, 0, 30)
+        )
     intents = RULE.intents(loaded, settings, paris(2026, 10, 14), paris(2026, 10, 31))
     assert [i.key for i in intents if i.subject_key == "acme-audit"] == [
         "status_update_due:acme-audit:2026-10-27"

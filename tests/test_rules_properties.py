@@ -28,22 +28,13 @@ from sqlalchemy.engine import make_url
 
 from followupd.config.rule_options import RuleOptions
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.states import MissionStatus, Severity, TouchpointKind
 from followupd.engine.evaluation import PassReport, evaluate, plan
 from followupd.rules.base import Intent, Rule
 from followupd.rules.registry import RULES, enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import (
-    MISSION_STATUSES,
-    SEVERITIES,
-    TOUCHPOINT_KINDS,
-    Base,
-    Client,
-    Contact,
-    FollowUp,
-    Issue,
-    Mission,
-)
+from followupd.store.models import Base, Client, Contact, FollowUp, Issue, Mission
 from tests.conftest import ENGINES, fresh_postgres_database
 from tests.rulekit import NEW_YORK, PARIS, owner_settings
 
@@ -145,7 +136,7 @@ def data_mission(
     put(mission, "contact", draw(optional(st.sampled_from(contacts), present=3)))
     mission["start"] = start.isoformat()
     put(mission, "end", draw(optional(days_between(start, LAST_DAY), present=2)))
-    mission["status"] = draw(st.sampled_from(MISSION_STATUSES))
+    mission["status"] = draw(st.sampled_from(MissionStatus))
     put(mission, "contract_signed", draw(optional(days_between(FIRST_DAY, LAST_DAY))))
     put(mission, "deposit_amount", draw(optional(st.sampled_from([0, 1500, 3000.5]), 2)))
     put(mission, "deposit_paid", draw(optional(days_between(FIRST_DAY, LAST_DAY), absent=2)))
@@ -164,7 +155,7 @@ def data_mission(
         opened = draw(instants_between(DATA_START, LAST_INSTANT))
         issue: dict[str, Any] = {"key": f"{key}-i{n}", "mission": key, "summary": "A problem"}
         issue["opened"] = written(opened)
-        issue["severity"] = draw(st.sampled_from(SEVERITIES))
+        issue["severity"] = draw(st.sampled_from(Severity))
         later = instants_between(opened, opened + timedelta(days=30))
         for name in ("client_informed", "resolved"):
             if draw(st.booleans()):
@@ -173,7 +164,7 @@ def data_mission(
     seen: set[tuple[str, datetime, str | None]] = set()
     for _ in range(draw(st.integers(0, 3))):
         at = draw(instants_between(DATA_START, LAST_INSTANT))
-        kind = draw(st.sampled_from(TOUCHPOINT_KINDS))
+        kind = draw(st.sampled_from(TouchpointKind))
         contact = draw(optional(st.sampled_from(contacts)))
         if (kind, at, contact) in seen:  # the same touchpoint twice is an import error
             continue

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
+from followupd.domain.states import FollowUpState
 from followupd.rules.base import Intent
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, Mission
@@ -75,23 +76,26 @@ def followups_json(
     """As `intents_json`, with each row's state and, when not sent, the reason."""
     shown = _described(session, rows, zone, settings)
     for item, row in zip(shown, rows, strict=True):
-        item["state"] = SPEC_STATES.get(row.state, row.state)
+        item["state"] = README_STATES.get(row.state, row.state)
         item["late"] = row.late
-        if row.state != "sent":
+        if row.state != FollowUpState.SENT:
             item["reason"] = row.reason or _default_reason(row)
     return shown
 
 
-# the documented JSON names six states; the outbox's finer ones map onto them
-# (`followupd outbox` shows the precise state): a dead follow-up has failed for
-# good after its retries, one being sent is still pending.
-SPEC_STATES = {"dead": "failed", "sending": "pending"}
+# the README's JSON output names fewer states than the outbox keeps (`followupd
+# outbox` shows the precise one): a dead follow-up has failed for good after
+# its retries, one being sent is still pending.
+README_STATES = {
+    FollowUpState.DEAD: FollowUpState.FAILED,
+    FollowUpState.SENDING: FollowUpState.PENDING,
+}
 
 
 def _default_reason(row: FollowUpRow) -> str:
-    if row.state == "pending" and row.last_error:
+    if row.state == FollowUpState.PENDING and row.last_error:
         return f"will retry: {row.last_error}"
-    if row.state == "pending":
+    if row.state == FollowUpState.PENDING:
         return "waiting to be delivered"
     return row.last_error or row.state
 

@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 
 import click
@@ -33,6 +34,13 @@ from followupd.daemon import logs
 from followupd.daemon.service import run_service
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.owner_scope import has_calendars, scope_of
+from followupd.domain.states import (
+    FAILED_STATES,
+    FollowUpState,
+    MissionStatus,
+    Severity,
+    TouchpointKind,
+)
 from followupd.engine import evaluation
 from followupd.errors import (
     EX_CONFIG,
@@ -46,12 +54,6 @@ from followupd.sources.files.importer import import_files
 from followupd.store import updates
 from followupd.store.coordination import release_orphans, worker_name
 from followupd.store.db import describe
-from followupd.store.models import (
-    FOLLOWUP_STATES,
-    MISSION_STATUSES,
-    SEVERITIES,
-    TOUCHPOINT_KINDS,
-)
 from followupd.store.outbox import lookup, recording
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import mission_detail, mission_rows
@@ -63,6 +65,11 @@ PLAN_DAYS = 30
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+def words(names: type[StrEnum]) -> list[str]:
+    """The words of a closed set as click choices (click would offer an enum's member names)."""
+    return [name.value for name in names]
 
 
 def _split_global_options(args: Sequence[str]) -> tuple[Path | None, bool, list[str]]:
@@ -234,7 +241,12 @@ def issue() -> None:
 @issue.command("open")
 @click.argument("mission")
 @click.argument("summary")
-@click.option("--severity", type=click.Choice(SEVERITIES), default="medium", show_default=True)
+@click.option(
+    "--severity",
+    type=click.Choice(words(Severity)),
+    default=Severity.MEDIUM.value,
+    show_default=True,
+)
 @click.option("--key", help="the issue's key (default: MISSION-N)")
 @click.option("--at", "at", metavar="TIME", help="when it was found (default: now)")
 @pass_app
@@ -244,7 +256,7 @@ def issue_open(
     """Open a problem on MISSION, described by SUMMARY."""
     opened = app.instant(at)
     with app.session() as session:
-        found = updates.open_issue(session, mission, summary, severity, opened, key)
+        found = updates.open_issue(session, mission, summary, Severity(severity), opened, key)
         click.echo(f"issue {found.key}: opened on {mission} ({severity})")
 
 
@@ -274,7 +286,7 @@ def issue_informed(app: App, key: str, at: str | None) -> None:
 
 @cli.command()
 @click.argument("mission")
-@click.option("--kind", type=click.Choice(TOUCHPOINT_KINDS), required=True)
+@click.option("--kind", type=click.Choice(words(TouchpointKind)), required=True)
 @click.option("--contact", help="the contact's key")
 @click.option("--at", "at", metavar="TIME", help="when it happened (default: now)")
 @click.option("--note", help="what was said, shown in later reminders")
@@ -285,7 +297,9 @@ def touch(
     """Record a contact with the client on MISSION (a call, a meeting, a status update…)."""
     when = app.instant(at)
     with app.session() as session:
-        _, new = updates.record_touchpoint(session, mission, kind, when, contact, note)
+        _, new = updates.record_touchpoint(
+            session, mission, TouchpointKind(kind), when, contact, note
+        )
         local = when.astimezone(app.zone).isoformat(timespec="minutes")
         state = "recorded" if new else "already recorded"
         click.echo(f"{kind} on {mission} at {local}: {state}")
@@ -420,7 +434,7 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             shown = print_outcome(session, keys, at, app, as_json)
     finally:
         store.close()
-    failed = [row.key for row in shown if row.state in ("failed", "dead")]
+    failed = [row.key for row in shown if row.state in FAILED_STATES]
     if failed:  # nothing will try them again: a person must look, whatever else happened
         click.echo(f"followupd: {len(failed)} follow-up(s) failed in this pass, see "
                    f"`followupd outbox show KEY`: {', '.join(failed)}", err=True)  # fmt: skip
@@ -455,7 +469,7 @@ def outbox() -> None:
 
 
 @outbox.command("list")
-@click.option("--state", "states", multiple=True, type=click.Choice(FOLLOWUP_STATES))
+@click.option("--state", "states", multiple=True, type=click.Choice(words(FollowUpState)))
 @click.option("--rule", help="only this rule's follow-ups")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @pass_app
@@ -500,7 +514,9 @@ def outbox_cancel(app: App, ident: str) -> None:
 
 
 @cli.command()
-@click.option("--status", type=click.Choice(MISSION_STATUSES), help="only missions in this status")
+@click.option(
+    "--status", type=click.Choice(words(MissionStatus)), help="only missions in this status"
+)
 @click.option("--client", help="only this client's missions")
 @click.option("--owner", "owner_key", metavar="KEY", help="only this owner's missions")
 @pass_app
@@ -508,7 +524,7 @@ def missions(app: App, status: str | None, client: str | None, owner_key: str | 
     """List missions with their open issues and unpaid invoices."""
     scope = scope_of(app.settings, app.owners(owner_key)[0].key) if owner_key else None
     with app.session(commit=False) as session:
-        rows = mission_rows(session, status, client, scope)
+        rows = mission_rows(session, MissionStatus(status) if status else None, client, scope)
     render.print_missions(rows, app.shown_owners)
 
 

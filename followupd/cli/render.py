@@ -18,6 +18,7 @@ from followupd.cli.checks import Check
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of
+from followupd.domain.states import UNSENT_STATES, Audience, FollowUpState
 from followupd.rules.base import Intent
 from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
@@ -203,7 +204,7 @@ def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
 
 def _recipient(item: Intent | FollowUpRow, owners: Settings | None) -> str:
     """Who a follow-up goes to: "you", or with `owners` (several) the owner's key."""
-    if item.audience == "owner":
+    if item.audience == Audience.OWNER:
         who = owners.owner_for(item.owner).key if owners is not None else "you"
         return f"{who} ({item.channel})"
     return item.recipient or ""
@@ -230,7 +231,7 @@ def print_followups(
     table = _table("due", "rule", "to", "subject", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.reason and row.state in ("cancelled", "expired", "failed", "dead"):
+        if row.reason and row.state in UNSENT_STATES:
             state += f": {row.reason}"
         table.add_row(
             _local(row.due_at, zone),
@@ -255,7 +256,7 @@ def print_outbox(
             _recipient(row, owners),
             row.state,
             str(row.attempts),
-            _local(row.next_attempt_at, zone) if row.state == "pending" else "",
+            _local(row.next_attempt_at, zone) if row.state == FollowUpState.PENDING else "",
             (row.last_error or "")[:80],
         )
     empty = "no follow-up matches" if filtered else "the outbox is empty"

@@ -12,6 +12,8 @@ from pydantic import Field, StrictBool, StrictInt, field_validator
 
 from followupd.config.types import StrictModel
 
+# the words of followupd.domain.states' Audience and Severity: the config is read below
+# the domain layer, so it spells them again (tests/test_states.py keeps them the same)
 Audience = Literal["owner", "client"]
 Severity = Literal["low", "medium", "high", "critical"]
 STEP_NAME = r"^[a-z0-9][a-z0-9-]*$"

@@ -69,6 +69,7 @@ from followupd.daemon.systemd_notify import Notifier
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import has_calendars, scope_of
+from followupd.domain.states import FAILED_STATES, FollowUpState
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.rules.registry import enabled_rules
@@ -444,8 +445,9 @@ class Service:
                 sent_today = housekeeping.sent_since(session, midnight)
         except Exception:  # the status line must never break a pass
             return "running"
-        failed = counts.get("failed", 0) + counts.get("dead", 0)
-        return f"{counts.get('pending', 0)} pending, {sent_today or 0} sent today, {failed} failed"
+        failed = sum(counts.get(state, 0) for state in FAILED_STATES)
+        pending = counts.get(FollowUpState.PENDING, 0)
+        return f"{pending} pending, {sent_today or 0} sent today, {failed} failed"
 
 
 JOB_OPTIONS: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}

@@ -38,6 +38,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.states import CalendarState, Channel, FollowUpState
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store.chunks import chunked
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
-CHANNELS = ("email", "calendar")
+CHANNELS = tuple(Channel)
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,11 @@ class Deliverer:
                 owner = self.settings.owner_for(row.owner)
                 if owner.key in unreachable:
                     continue
-                state = items.CANCELLED if items.is_meeting(row.rule, row.step) else items.COMPLETED
+                state = (
+                    CalendarState.CANCELLED
+                    if items.is_meeting(row.rule, row.step)
+                    else CalendarState.COMPLETED
+                )
                 try:
                     writer = await writers.writer(owner) if row.calendar_href else None
                     if writer is not None and row.calendar_href:
@@ -233,7 +238,9 @@ class Deliverer:
             for row in rows:
                 if row.expires_at is not None and at > row.expires_at:
                     reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
-                    if _finish(session, row, self.worker, at, state="expired", reason=reason):
+                    if _finish(
+                        session, row, self.worker, at, state=FollowUpState.EXPIRED, reason=reason
+                    ):
                         report.expired.append(row.key)
                 else:
                     by_rule.setdefault(row.rule, []).append(row)
@@ -243,15 +250,23 @@ class Deliverer:
                 for row in group:
                     if row.key in gone:
                         reason = gone[row.key]
-                        if _finish(session, row, self.worker, at, state="cancelled", reason=reason):
+                        if _finish(
+                            session,
+                            row,
+                            self.worker,
+                            at,
+                            state=FollowUpState.CANCELLED,
+                            reason=reason,
+                        ):
                             report.cancelled[row.key] = reason
                         continue
                     place = places.get(row.mission_id) if row.mission_id else None
                     later = self.holds.until(row, at, place)
                     if later is not None:
                         when, why = later
-                        _finish(session, row, self.worker, at, state="pending", reason=why,
-                                next_attempt_at=when, attempts=row.attempts - 1)  # fmt: skip
+                        _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                                reason=why, next_attempt_at=when,
+                                attempts=row.attempts - 1)  # fmt: skip
                         report.held[row.key] = why
                         continue
                     ready.append(row)
@@ -259,10 +274,10 @@ class Deliverer:
 
     # -- sending ----------------------------------------------------------------------
     async def _send(self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport) -> None:
-        items = [row for row in rows if row.channel == "calendar"]
+        items = [row for row in rows if row.channel == Channel.CALENDAR]
         if items:
             await self._write_calendar(items, at, report)
-        emails = [row for row in rows if row.channel == "email"]
+        emails = [row for row in rows if row.channel == Channel.EMAIL]
         if not emails:
             return
         threads = self._threads(emails)
@@ -312,9 +327,10 @@ class Deliverer:
         self, row: FollowUpRow, at: datetime, href: str | None, report: DeliveryReport
     ) -> None:
         with self.store.session() as session:
-            if _finish(session, row, self.worker, at, state="sent", sent_at=at, last_error=None,
-                       reason=None if href else "in the feed", calendar_uid=identity.uid(row.key),
-                       calendar_href=href, calendar_state=items.OPEN):  # fmt: skip
+            if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
+                       last_error=None, reason=None if href else "in the feed",
+                       calendar_uid=identity.uid(row.key), calendar_href=href,
+                       calendar_state=CalendarState.OPEN):  # fmt: skip
                 report.sent.append(row.key)
 
     def _contacts(self, rows: list[FollowUpRow]) -> dict[int, Row[int, str, str | None]]:
@@ -364,8 +380,9 @@ class Deliverer:
             self._record_failure(row, at, error, report)
             return
         with self.store.session() as session:
-            if _finish(session, row, self.worker, at, state="sent", sent_at=at, reason=None,
-                       message_id=message["Message-ID"], last_error=None):  # fmt: skip
+            if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
+                       reason=None, message_id=message["Message-ID"],
+                       last_error=None):  # fmt: skip
                 report.sent.append(row.key)
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)
@@ -383,16 +400,16 @@ class Deliverer:
         report.errors[row.channel] += 1
         with self.store.session() as session:
             if error.permanent:
-                if _finish(session, row, self.worker, at, state="failed", last_error=reason,
-                           reason=reason):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.FAILED,
+                           last_error=reason, reason=reason):  # fmt: skip
                     report.failed[row.key] = reason
             elif row.attempts >= self.retry.max_attempts:
                 why = f"gave up after {row.attempts} attempts: {reason}"
-                if _finish(session, row, self.worker, at, state="dead", last_error=reason,
-                           reason=why):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.DEAD,
+                           last_error=reason, reason=why):  # fmt: skip
                     report.dead[row.key] = why
             else:
                 when = at + self.retry.delay(row.attempts, self.rng)
-                if _finish(session, row, self.worker, at, state="pending", last_error=reason,
-                           next_attempt_at=when):  # fmt: skip
+                if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                           last_error=reason, next_attempt_at=when):  # fmt: skip
                     report.retrying[row.key] = reason

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.states import Audience
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Mission
 from followupd.store.outbox.rows import FollowUpRow
@@ -43,7 +44,7 @@ class Holds:
     def places(session: Session, rows: Sequence[FollowUpRow]) -> dict[int, Place]:
         """For client emails: the mission's pause and the client's zone and country."""
         ids = sorted(
-            {row.mission_id for row in rows if row.audience == "client" and row.mission_id}
+            {row.mission_id for row in rows if row.audience == Audience.CLIENT and row.mission_id}
         )
         places: dict[int, Place] = {}
         for chunk in chunked(ids):
@@ -59,7 +60,7 @@ class Holds:
         self, row: FollowUpRow, at: datetime, place: Place | None
     ) -> tuple[datetime, str] | None:
         """When a client email must wait: the end of a pause, or the next send window."""
-        if row.audience != "client":
+        if row.audience != Audience.CLIENT:
             return None
         owner = self.settings.owner_for(row.owner)
         tz = zone((place.timezone if place else None) or owner.timezone)

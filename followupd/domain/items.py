@@ -2,7 +2,7 @@
 
 The channels show each kind differently (a meeting to place is a tentative
 event, the rest are tasks), and the calendar source reads back what the owner
-did with them: the state of a follow-up's object in the owner's calendar.
+did with them (its `CalendarState`, in followupd.domain.states).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 # Steps that ask the owner to place a meeting in the calendar: a tentative,
 # transparent event at the due time, which the owner moves where it fits.
 MEETINGS = {("checkpoint_meeting", None), ("mission_closeout", "bilan")}
-OPEN, COMPLETED, CANCELLED = "open", "completed", "cancelled"
 
 
 def is_meeting(rule: str, step: str) -> bool:

@@ -36,6 +36,7 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope, scopes
+from followupd.domain.states import FollowUpState
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
@@ -113,7 +114,7 @@ def evaluate(
             if new_keys:
                 report.recorded += recording.load(session, new_keys)
     for row in report.recorded:
-        if row.state == "failed":
+        if row.state == FollowUpState.FAILED:
             log.warning("%s failed: %s", row.key, row.reason)
             report.failed[row.key] = row.reason or ""
     report.cancelled = cancel_vanished(session, book, at)
@@ -181,11 +182,14 @@ def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:
     except TemplateProblem as error:  # this follow-up alone fails; the pass goes on
         problem = str(error)
     if expired:
-        state, reason = "expired", f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC"
+        state, reason = (
+            FollowUpState.EXPIRED,
+            f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC",
+        )
     elif problem is not None:
-        state, reason = "failed", problem
+        state, reason = FollowUpState.FAILED, problem
     else:
-        state, reason = "pending", None
+        state, reason = FollowUpState.PENDING, None
     return {
         "key": intent.key,
         "owner": owner,

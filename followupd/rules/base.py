@@ -22,6 +22,7 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope
+from followupd.domain.states import Audience, Channel
 from followupd.rules.parties import Party
 from followupd.templates.loader import LazySubject, Templates
 
@@ -41,8 +42,8 @@ class Intent:
     rule: str
     step: str
     subject_key: str
-    audience: str  # owner | client
-    channel: str  # email | calendar
+    audience: Audience
+    channel: Channel
     recipient: str | None
     language: str
     subject: LazySubject | str

@@ -29,6 +29,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import CheckpointMeetingOptions
+from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
@@ -36,7 +37,7 @@ from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
 from followupd.store.rows import record
 
-MEETING_KINDS = ("meeting", "visit")
+MEETING_KINDS = (TouchpointKind.MEETING, TouchpointKind.VISIT)
 PILING, QUIET = "open-issues", "no-meeting"
 # A period day moves forward to the next working day: rarely more than a week,
 # this bounds the periods worth computing.
@@ -90,7 +91,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 last_meeting.label("met_at"),
                 piled_up.label("piled_at"),
             )
-            .where(Mission.status == "active", evaluation.owns(Mission.owner))
+            .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner))
             .subquery("facts")
         )
         contact = aliased(Contact)
@@ -167,8 +168,8 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             day = period_of(row.key)
             if day is not None:
                 periods.setdefault(row.subject_key, []).append(day)
-        statuses: dict[str, str] = {}
-        meetings: dict[str, list[tuple[datetime, str]]] = {}
+        statuses: dict[str, MissionStatus] = {}
+        meetings: dict[str, list[tuple[datetime, TouchpointKind]]] = {}
         for chunk in chunked(sorted(periods)):
             for key, status in session.execute(
                 select(Mission.key, Mission.status).where(Mission.key.in_(chunk))
@@ -194,7 +195,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             found = statuses.get(row.subject_key)
             if found is None:
                 reasons[row.key] = f"mission {row.subject_key} no longer exists"
-            elif found != "active":
+            elif found != MissionStatus.ACTIVE:
                 reasons[row.key] = f"mission {row.subject_key} no longer active ({found})"
             else:
                 start = period_start(day)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import ClientNotInformedOptions
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
 from followupd.rules.parties import to_owner, to_owner_by_email
@@ -73,7 +74,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                 evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
                 Issue.client_informed.is_(None),
-                Mission.status != "closed",
+                Mission.status != MissionStatus.CLOSED,
                 # the local day an issue was opened is within a day of its UTC instant
                 Issue.opened <= evaluation.end + timedelta(days=1),
             )
@@ -130,7 +131,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                     yield intent
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
-        state: dict[str, tuple[datetime | None, datetime | None, str, str]] = {}
+        state: dict[str, tuple[datetime | None, datetime | None, str, MissionStatus]] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             for key, informed, resolved, mission_key, status in session.execute(
                 select(
@@ -151,6 +152,6 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                 reasons[row.key] = f"client informed of {row.subject_key} on {utc_day(informed)}"
             elif resolved is not None:
                 reasons[row.key] = f"issue {row.subject_key} resolved on {utc_day(resolved)}"
-            elif status == "closed":
+            elif status == MissionStatus.CLOSED:
                 reasons[row.key] = f"mission {mission_key} closed"
         return reasons

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import ContractMissingOptions
+from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
@@ -33,9 +34,13 @@ from followupd.store.rows import record
 # week, this bounds the dates a window must consider.
 SHIFT_MARGIN = timedelta(days=21)
 # Statuses under which a contract is expected.
-EXPECTING = ("proposed", "active")
+EXPECTING = (MissionStatus.PROPOSED, MissionStatus.ACTIVE)
 STEP = "reminder"
-STATUS_WORDS = {"on_hold": "put on hold", "disputed": "disputed", "closed": "closed"}
+STATUS_WORDS = {
+    MissionStatus.ON_HOLD: "put on hold",
+    MissionStatus.DISPUTED: "disputed",
+    MissionStatus.CLOSED: "closed",
+}
 
 
 class ContractMissing(Rule[ContractMissingOptions]):
@@ -109,5 +114,5 @@ class ContractMissing(Rule[ContractMissingOptions]):
 
 
 class _State(NamedTuple):
-    status: str
+    status: MissionStatus
     signed: date | None

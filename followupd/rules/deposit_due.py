@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import DepositDueOptions
+from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
@@ -40,7 +41,12 @@ from followupd.store.rows import record
 # this bounds the candidates a query must consider.
 SHIFT_MARGIN = timedelta(days=21)
 # Statuses under which a deposit is still expected (everything but closed).
-OPEN_STATUSES = ("proposed", "active", "on_hold", "disputed")
+OPEN_STATUSES = (
+    MissionStatus.PROPOSED,
+    MissionStatus.ACTIVE,
+    MissionStatus.ON_HOLD,
+    MissionStatus.DISPUTED,
+)
 
 # The anchor of every step: the start, or the contract's signature if later.
 ANCHOR = case(
@@ -113,7 +119,9 @@ class DepositDue(Rule[DepositDueOptions]):
                     ),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
-                    thread_key=f"deposit:{mission.key}" if party.audience == "client" else None,
+                    thread_key=f"deposit:{mission.key}"
+                    if party.audience == Audience.CLIENT
+                    else None,
                 )
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
@@ -141,7 +149,7 @@ class DepositDue(Rule[DepositDueOptions]):
 
 
 class _State(NamedTuple):
-    status: str
+    status: MissionStatus
     amount: Decimal | None
     paid: date | None
     email: str | None
@@ -153,13 +161,13 @@ def _why_gone(row: Pending, found: _State | None) -> str | None:
         return f"mission {mission} no longer exists"
     if found.paid is not None:
         return f"deposit of {mission} paid on {found.paid.isoformat()}"
-    if found.status == "closed":
+    if found.status == MissionStatus.CLOSED:
         return f"mission {mission} closed"
     if not found.amount:
         return f"no deposit is asked for {mission} any more"
-    if row.audience != "client":
+    if row.audience != Audience.CLIENT:
         return None
-    if found.status == "disputed":
+    if found.status == MissionStatus.DISPUTED:
         return f"mission {mission} disputed: a call task replaces the email"
     if not found.email:
         return f"the contact of {mission} has no email address: a call task replaces the email"

@@ -29,6 +29,7 @@ from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
+from followupd.domain.states import MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
@@ -100,7 +101,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
                 Issue.severity.in_(severities),
-                Mission.status != "closed",
+                Mission.status != MissionStatus.CLOSED,
                 Issue.opened.between(earliest, latest),
             )
         )
@@ -192,7 +193,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         reasons: dict[str, str] = {}
         issue_rows = [row for row in pending if row.step == ISSUE_STEP]
         invoice_rows = [row for row in pending if row.step == INVOICE_STEP]
-        issues: dict[str, tuple[datetime | None, str, str, str]] = {}
+        issues: dict[str, tuple[datetime | None, Severity, str, MissionStatus]] = {}
         for chunk in chunked(sorted({row.subject_key for row in issue_rows})):
             for key, resolved, severity, mission_key, status in session.execute(
                 select(Issue.key, Issue.resolved, Issue.severity, Mission.key, Mission.status)
@@ -210,7 +211,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 reasons[row.key] = f"issue {row.subject_key} resolved on {utc_day(resolved)}"
             elif severity not in self.options.severities:
                 reasons[row.key] = f"issue {row.subject_key} lowered to {severity} severity"
-            elif status == "closed":
+            elif status == MissionStatus.CLOSED:
                 reasons[row.key] = f"mission {mission_key} closed"
         paid_on: dict[str, date | None] = {}
         for chunk in chunked(sorted({row.subject_key for row in invoice_rows})):

@@ -16,6 +16,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import InvoiceDueOptions
+from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
@@ -90,7 +91,9 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     ),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
-                    thread_key=f"invoice:{invoice.number}" if party.audience == "client" else None,
+                    thread_key=f"invoice:{invoice.number}"
+                    if party.audience == Audience.CLIENT
+                    else None,
                 )
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
@@ -110,6 +113,6 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 reasons[row.key] = f"invoice {row.subject_key} no longer exists"
             elif found[0] is not None:
                 reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif row.audience == "client" and found[1] == "disputed":
+            elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:
                 reasons[row.key] = "mission disputed: a call task replaces the email"
         return reasons

@@ -32,6 +32,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import MissionCloseoutOptions
+from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
@@ -42,7 +43,12 @@ from followupd.store.rows import record
 # this bounds the candidates a query must consider.
 SHIFT_MARGIN = timedelta(days=21)
 # Statuses of a mission that closes out when its end has passed.
-CLOSING = ("active", "on_hold", "disputed", "closed")
+CLOSING = (
+    MissionStatus.ACTIVE,
+    MissionStatus.ON_HOLD,
+    MissionStatus.DISPUTED,
+    MissionStatus.CLOSED,
+)
 BILAN, FINAL_INVOICE = "bilan", "final-invoice"
 
 

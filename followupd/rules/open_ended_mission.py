@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import OpenEndedMissionOptions
 from followupd.domain.business_calendar import zone
+from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
@@ -84,7 +85,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             .outerjoin(contact, Mission.contact_id == contact.id)
             .where(
                 evaluation.owns(Mission.owner),
-                Mission.status == "active",
+                Mission.status == MissionStatus.ACTIVE,
                 Mission.deliverables.is_(False),
                 Mission.start <= started_by,
                 or_(Mission.end.is_(None), Mission.end >= earliest),
@@ -124,7 +125,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
 
     def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
-        state: dict[str, tuple[str, bool, date, date | None]] = {}
+        state: dict[str, tuple[MissionStatus, bool, date, date | None]] = {}
         for chunk in chunked(keys):
             for key, status, deliverables, start, end in session.execute(
                 select(
@@ -141,7 +142,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                 continue
             status, deliverables, start, end = found
             nominal = date.fromisoformat(row.key.rsplit(":", 1)[1])
-            if status != "active":
+            if status != MissionStatus.ACTIVE:
                 reasons[row.key] = f"mission {mission} is {status.replace('_', ' ')}"
             elif deliverables:
                 reasons[row.key] = f"mission {mission} now has deliverables"

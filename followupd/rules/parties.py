@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 
 from followupd.config.owners import Owner
 from followupd.domain.business_calendar import zone
+from followupd.domain.states import Audience, Channel, MissionStatus
 from followupd.store.models import Client, Contact, Mission
 
 
 @dataclass(frozen=True)
 class Party:
-    audience: str  # owner | client
-    channel: str  # email | calendar
+    audience: Audience
+    channel: Channel
     recipient: str | None
     language: str
     tz: ZoneInfo
@@ -31,13 +32,15 @@ class Party:
 @lru_cache(maxsize=1024)
 def to_owner(owner: Owner, client_country: str | None) -> Party:
     countries = tuple(dict.fromkeys((owner.country, client_country or owner.country)))
-    return Party("owner", "calendar", None, owner.language, zone(owner.timezone), countries)
+    return Party(
+        Audience.OWNER, Channel.CALENDAR, None, owner.language, zone(owner.timezone), countries
+    )
 
 
 def to_owner_by_email(owner: Owner, client_country: str | None) -> Party:
     """A reminder to the owner that goes by email as well as in the calendar."""
     task = to_owner(owner, client_country)
-    return Party("owner", "email", owner.email, task.language, task.tz, task.countries)
+    return Party(Audience.OWNER, Channel.EMAIL, owner.email, task.language, task.tz, task.countries)
 
 
 def to_client(
@@ -49,8 +52,8 @@ def to_client(
     client_country: str | None,
 ) -> Party:
     return Party(
-        "client",
-        "email",
+        Audience.CLIENT,
+        Channel.EMAIL,
         email,
         contact_language or client_language or owner.language,
         zone(client_timezone or owner.timezone),
@@ -78,9 +81,9 @@ def route_money_step(
     for the owner (key suffix ``:call``) while the mission is disputed, since
     money talk in writing hardens a dispute, or when the contact has no email.
     """
-    if audience == "owner":
+    if audience == Audience.OWNER:
         return Route(to_owner(owner, client.country), key, step, nominal)
-    if mission.status == "disputed" or contact is None or not contact.email:
+    if mission.status == MissionStatus.DISPUTED or contact is None or not contact.email:
         return Route(to_owner(owner, client.country), f"{key}:call", "call", nominal)
     party = to_client(owner, contact.email, contact.language, client.language,
                       client.timezone, client.country)  # fmt: skip

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
+from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Pending, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
@@ -84,7 +85,7 @@ def _last_update() -> ColumnElement[datetime]:
     """The instant of the mission's last status update (correlated to `Mission`)."""
     return (
         select(func.max(Touchpoint.at))
-        .where(Touchpoint.mission_id == Mission.id, Touchpoint.kind == "status_update")
+        .where(Touchpoint.mission_id == Mission.id, Touchpoint.kind == TouchpointKind.STATUS_UPDATE)
         .scalar_subquery()
     )
 
@@ -103,7 +104,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 select(every)
                 .distinct()
                 .where(
-                    Mission.status == "active",
+                    Mission.status == MissionStatus.ACTIVE,
                     Mission.start < latest,
                     evaluation.owns(Mission.owner),
                 )
@@ -113,7 +114,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             return
         last = (
             select(Touchpoint.mission_id, func.max(Touchpoint.at).label("at"))
-            .where(Touchpoint.kind == "status_update")
+            .where(Touchpoint.kind == TouchpointKind.STATUS_UPDATE)
             .group_by(Touchpoint.mission_id)
             .subquery()
         )
@@ -132,7 +133,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             )
         candidates = (
             evaluation.owns(Mission.owner),
-            Mission.status == "active",
+            Mission.status == MissionStatus.ACTIVE,
             Mission.start <= latest - timedelta(days=min(cadences)),
             or_(Mission.end.is_(None), Mission.end >= earliest),
         )
@@ -221,7 +222,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
         cadence = every or self.options.every_days
         last_days = possible_local_days(last_at)
         anchors = {anchor_of(start, day) for day in last_days} or {start}
-        if status != "active":
+        if status != MissionStatus.ACTIVE:
             return f"mission {mission} is {status.replace('_', ' ')}"
         if end is not None and nominal > end:
             return f"mission {mission} ends on {end.isoformat()}"

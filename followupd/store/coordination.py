@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from followupd.domain.states import FollowUpState
 from followupd.store.models import FollowUp
 
 CHANNEL = "followupd"
@@ -158,8 +159,14 @@ def hand_back(
     """
     result = session.execute(
         update(FollowUp)
-        .where(FollowUp.state == "sending", *where)
-        .values(state="pending", lease_owner=None, lease_expires_at=None, updated_at=at, **values)
+        .where(FollowUp.state == FollowUpState.SENDING, *where)
+        .values(
+            state=FollowUpState.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=at,
+            **values,
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
@@ -175,7 +182,7 @@ def release_orphans(session: Session, at: datetime) -> dict[str, int]:
     """
     owners = session.scalars(
         select(FollowUp.lease_owner)
-        .where(FollowUp.state == "sending", FollowUp.lease_owner.is_not(None))
+        .where(FollowUp.state == FollowUpState.SENDING, FollowUp.lease_owner.is_not(None))
         .distinct()
     ).all()
     released: dict[str, int] = {}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     CheckConstraint,
+    Enum,
     ForeignKey,
     Index,
     LargeBinary,
@@ -25,23 +27,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
-from followupd.store.types import UTCDateTime
-
-MISSION_STATUSES = ("proposed", "active", "on_hold", "disputed", "closed")
-SEVERITIES = ("low", "medium", "high", "critical")
-TOUCHPOINT_KINDS = ("status_update", "call", "meeting", "visit", "email", "review")
-AUDIENCES = ("owner", "client")
-CHANNELS = ("email", "calendar", "feed")
-FOLLOWUP_STATES = (
-    "pending",
-    "sending",
-    "sent",
-    "failed",
-    "dead",
-    "cancelled",
-    "expired",
-    "skipped",
+from followupd.domain.states import (
+    Audience,
+    CalendarObjectKind,
+    CalendarState,
+    Channel,
+    FollowUpState,
+    MissionStatus,
+    Severity,
+    TouchpointKind,
 )
+from followupd.store.types import UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,8 +48,24 @@ NAMING = {
 }
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+def _one_of(column: str, words: type[StrEnum]) -> str:
+    """The CHECK that keeps `column` to the words of `words`."""
+    return f"{column} IN ({', '.join(repr(word.value) for word in words)})"
+
+
+def _words(words: type[StrEnum], length: int) -> Enum:
+    """A column of `words`, stored as their values in a VARCHAR(length), read back as members.
+
+    No native ENUM type and no unnamed CHECK of SQLAlchemy's: the CHECK is the
+    table's own (`_one_of`), named, and changed by a migration with the set.
+    """
+    return Enum(
+        words,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -95,7 +107,7 @@ class Contact(Base):
 
 class Mission(Base):
     __tablename__ = "missions"
-    __table_args__ = (CheckConstraint(_one_of("status", MISSION_STATUSES), name="status"),)
+    __table_args__ = (CheckConstraint(_one_of("status", MissionStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(120), unique=True)
@@ -104,7 +116,9 @@ class Mission(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     start: Mapped[date]
     end: Mapped[date | None]
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[MissionStatus] = mapped_column(
+        _words(MissionStatus, 16), default=MissionStatus.ACTIVE
+    )
     contract_signed: Mapped[date | None]
     deposit_amount: Mapped[Decimal | None]
     deposit_paid: Mapped[date | None]
@@ -140,13 +154,13 @@ class Issue(Base):
     """A problem on a mission (``issues`` in the data file)."""
 
     __tablename__ = "issues"
-    __table_args__ = (CheckConstraint(_one_of("severity", SEVERITIES), name="severity"),)
+    __table_args__ = (CheckConstraint(_one_of("severity", Severity), name="severity"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(120), unique=True)
     mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id"), index=True)
     opened: Mapped[datetime]
-    severity: Mapped[str] = mapped_column(String(8), default="medium")
+    severity: Mapped[Severity] = mapped_column(_words(Severity, 8), default=Severity.MEDIUM)
     summary: Mapped[str] = mapped_column(Text)
     client_informed: Mapped[datetime | None]
     resolved: Mapped[datetime | None]
@@ -162,13 +176,13 @@ class Touchpoint(Base):
     """
 
     __tablename__ = "touchpoints"
-    __table_args__ = (CheckConstraint(_one_of("kind", TOUCHPOINT_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(_one_of("kind", TouchpointKind), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(400), unique=True)
     mission_id: Mapped[int] = mapped_column(ForeignKey("missions.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[TouchpointKind] = mapped_column(_words(TouchpointKind, 16))
     at: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
 
@@ -181,9 +195,9 @@ class FollowUp(Base):
 
     __tablename__ = "followups"
     __table_args__ = (
-        CheckConstraint(_one_of("state", FOLLOWUP_STATES), name="state"),
-        CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
-        CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
+        CheckConstraint(_one_of("state", FollowUpState), name="state"),
+        CheckConstraint(_one_of("audience", Audience), name="audience"),
+        CheckConstraint(_one_of("channel", Channel), name="channel"),
         Index("ix_followups_state_due_at", "state", "due_at"),
         Index("ix_followups_state_next_attempt_at", "state", "next_attempt_at"),
     )
@@ -195,10 +209,10 @@ class FollowUp(Base):
     subject_key: Mapped[str] = mapped_column(String(200))  # the invoice, issue, mission…
     mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
-    audience: Mapped[str] = mapped_column(String(8))
+    audience: Mapped[Audience] = mapped_column(_words(Audience, 8))
     # the owner it was recorded for (their address, calendar, feed); None: the first
     owner: Mapped[str | None] = mapped_column(String(40))
-    channel: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[Channel] = mapped_column(_words(Channel, 8))
     recipient: Mapped[str | None] = mapped_column(String(320))
     language: Mapped[str] = mapped_column(String(2))
     subject: Mapped[str] = mapped_column(Text)
@@ -209,7 +223,9 @@ class FollowUp(Base):
     # the end of its grace: delivered later than this, it would be too late
     expires_at: Mapped[datetime | None]
     late: Mapped[bool] = mapped_column(default=False)
-    state: Mapped[str] = mapped_column(String(12), default="pending")
+    state: Mapped[FollowUpState] = mapped_column(
+        _words(FollowUpState, 12), default=FollowUpState.PENDING
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None]
@@ -217,10 +233,9 @@ class FollowUp(Base):
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(400))
     calendar_uid: Mapped[str | None] = mapped_column(String(400))
-    # the CalDAV object written for it, and whether the task is still open:
-    # open | completed | cancelled (closed when its reason went); None for email
+    # the CalDAV object written for it, and whether the task is still open; None for email
     calendar_href: Mapped[str | None] = mapped_column(String(1000))
-    calendar_state: Mapped[str | None] = mapped_column(String(12))
+    calendar_state: Mapped[CalendarState | None] = mapped_column(_words(CalendarState, 12))
     # when the user completed the task, as their app wrote it (COMPLETED); None when
     # followupd closed it, or the app wrote no time: then `updated_at` stands for it
     completed_at: Mapped[datetime | None]
@@ -261,7 +276,7 @@ class CalendarObject(Base):
     href: Mapped[str] = mapped_column(String(1000))
     etag: Mapped[str | None] = mapped_column(String(400))
     uid: Mapped[str | None] = mapped_column(String(1000))
-    kind: Mapped[str] = mapped_column(String(12))  # mission | meeting | task | other | skipped
+    kind: Mapped[CalendarObjectKind] = mapped_column(_words(CalendarObjectKind, 12))
     mission_key: Mapped[str | None] = mapped_column(String(120))
     derived: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[str | None] = mapped_column(Text)

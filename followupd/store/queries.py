@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from followupd.domain.owner_scope import Scope
+from followupd.domain.states import MissionStatus
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission
 
 
@@ -17,7 +18,7 @@ class MissionRow:
     key: str
     client: str
     title: str
-    status: str
+    status: MissionStatus
     start: date
     end: date | None
     contact: str | None
@@ -28,7 +29,7 @@ class MissionRow:
 
 def mission_rows(
     session: Session,
-    status: str | None = None,
+    status: MissionStatus | None = None,
     client: str | None = None,
     owner: Scope | None = None,
 ) -> list[MissionRow]:

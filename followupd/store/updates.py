@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followupd.domain.identity import touchpoint_key
+from followupd.domain.states import Severity, TouchpointKind
 from followupd.errors import FollowupdError, NotFound
 from followupd.store.models import Contact, Invoice, Issue, Mission, Touchpoint
 
@@ -50,7 +51,7 @@ def open_issue(
     session: Session,
     mission_key: str,
     summary: str,
-    severity: str,
+    severity: Severity,
     at: datetime,
     key: str | None = None,
 ) -> Issue:
@@ -86,7 +87,7 @@ def mark_issue_informed(session: Session, key: str, at: datetime) -> Issue:
 def record_touchpoint(
     session: Session,
     mission_key: str,
-    kind: str,
+    kind: TouchpointKind,
     at: datetime,
     contact_key: str | None = None,
     note: str | None = None,

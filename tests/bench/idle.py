@@ -111,9 +111,8 @@ def prepare(config: Path, environ: dict[str, str], missions: int) -> Prepared:
         if ran.code != 0:
             sys.exit(f"followupd tick exited with {ran.code}:\n{ran.output[-3000:]}")
     with store.session() as session:
-        by_state = dict(
-            session.execute(select(FollowUp.state, func.count()).group_by(FollowUp.state)).all()
-        )
+        counts = select(FollowUp.state, func.count()).group_by(FollowUp.state)
+        by_state = {str(state): int(count) for state, count in session.execute(counts)}
         next_due = session.scalar(
             select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
                 FollowUp.state == "pending"

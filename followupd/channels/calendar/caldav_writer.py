@@ -34,6 +34,7 @@ from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address
 from followupd.domain import identity
 from followupd.domain.owner_scope import caldav_of
+from followupd.domain.states import CalendarState
 
 ICALENDAR = {"Content-Type": 'text/calendar; charset="utf-8"'}
 GONE = (404, 410)
@@ -153,7 +154,7 @@ class CalendarWriter:
             raise DeliveryError(f"CalDAV: {url} holds another object than {uid}", permanent=True)
         raise _refused("PUT", response)
 
-    def close(self, url: str, status: str, stamp: datetime, note: str) -> str:
+    def close(self, url: str, status: CalendarState, stamp: datetime, note: str) -> str:
         """Mark the object at `url` completed or cancelled: "closed", "already" or "gone"."""
         for _ in range(CLOSE_ATTEMPTS):
             current = self._request(url, "GET")

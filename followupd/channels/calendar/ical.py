@@ -21,14 +21,19 @@ from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.identity import uid
-from followupd.domain.items import CANCELLED, COMPLETED, OPEN, is_call, is_meeting
+from followupd.domain.items import is_call, is_meeting
+from followupd.domain.states import CalendarState
 from followupd.store.outbox.rows import CalendarRow
 
 PRODID = "-//followupd//followupd//EN"
 MEETING_LENGTH = timedelta(minutes=30)
 ZONE_SPAN = timedelta(days=400)  # transitions listed around an object's time
 
-TASK_STATUS = {OPEN: STATUS.NEEDS_ACTION, COMPLETED: STATUS.COMPLETED, CANCELLED: STATUS.CANCELLED}
+TASK_STATUS = {
+    CalendarState.OPEN: STATUS.NEEDS_ACTION,
+    CalendarState.COMPLETED: STATUS.COMPLETED,
+    CalendarState.CANCELLED: STATUS.CANCELLED,
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class CalendarItem:
     due_at: datetime
     stamp: datetime  # when its content last changed, from the store
     sequence: int = 0
-    status: str = OPEN  # open | completed | cancelled
+    status: CalendarState = CalendarState.OPEN
     completed_at: datetime | None = None  # when the user did it; None: at `stamp`
     contact_name: str | None = None
     contact_phone: str | None = None
@@ -61,7 +66,7 @@ class CalendarItem:
 
 def item_of(row: CalendarRow, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
     """What the owner's calendar shows of an outbox row; a closed one with its new SEQUENCE."""
-    closed = row.calendar_state in (COMPLETED, CANCELLED)
+    closed = row.calendar_state in (CalendarState.COMPLETED, CalendarState.CANCELLED)
     return CalendarItem(
         key=row.key,
         rule=row.rule,
@@ -71,7 +76,7 @@ def item_of(row: CalendarRow, contact_name: str | None, contact_phone: str | Non
         due_at=row.due_at,
         stamp=row.updated_at if closed else row.created_at,
         sequence=1 if closed else 0,
-        status=(row.calendar_state or OPEN) if closed else OPEN,
+        status=(row.calendar_state or CalendarState.OPEN) if closed else CalendarState.OPEN,
         completed_at=row.completed_at,
         contact_name=contact_name,
         contact_phone=contact_phone,
@@ -83,13 +88,13 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     due = item.due_at.astimezone(zone)
     part: Component
     if item.meeting:
-        status = STATUS.TENTATIVE if item.status == OPEN else STATUS.CANCELLED
+        status = STATUS.TENTATIVE if item.status == CalendarState.OPEN else STATUS.CANCELLED
         part = Event.new(start=due, end=due + MEETING_LENGTH, status=status,
                          transparency=TRANSP.TRANSPARENT, uid=uid(item.key))  # fmt: skip
     else:
         part = Todo.new(status=TASK_STATUS[item.status], uid=uid(item.key))
         part.DUE = due
-        if item.status == COMPLETED:
+        if item.status == CalendarState.COMPLETED:
             part.add("completed", (item.completed_at or item.stamp).astimezone(UTC))
             part.add("percent-complete", 100)
     part.summary = item.summary
@@ -101,7 +106,7 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
         part.contacts = [item.contact_name]
     if item.phone_uri:
         part.add("url", item.phone_uri)
-    if item.status == OPEN:
+    if item.status == CalendarState.OPEN:
         alarm = Alarm.new(description=item.summary)
         alarm.add("action", "DISPLAY")
         alarm.add("trigger", item.due_at, parameters={"VALUE": "DATE-TIME"})
@@ -136,7 +141,9 @@ def document(item: CalendarItem, zone: ZoneInfo) -> bytes:
     return bytes(calendar_of([component(item, zone)], span).to_ical())
 
 
-def close(text: bytes | str, status: str, stamp: datetime, note: str) -> tuple[bytes, bool]:
+def close(
+    text: bytes | str, status: CalendarState, stamp: datetime, note: str
+) -> tuple[bytes, bool]:
     """The object `text` closed (completed or cancelled) with `note`, keeping the user's edits.
 
     Returns the new document and whether anything changed: an object the
@@ -151,8 +158,10 @@ def close(text: bytes | str, status: str, stamp: datetime, note: str) -> tuple[b
             continue
         is_task = part.name == "VTODO"
         part.pop("status", None)
-        part.add("status", "COMPLETED" if is_task and status == COMPLETED else "CANCELLED")
-        if is_task and status == COMPLETED:
+        part.add(
+            "status", "COMPLETED" if is_task and status == CalendarState.COMPLETED else "CANCELLED"
+        )
+        if is_task and status == CalendarState.COMPLETED:
             part.pop("completed", None)
             part.add("completed", stamp.astimezone(UTC))
             part.pop("percent-complete", None)

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, undefer
 
 from followupd.domain.identity import touchpoint_key
+from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.sources.caldav import conventions
 from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject, read_object
 from followupd.store.chunks import chunked
@@ -109,7 +110,9 @@ def history(session: Session, keys: set[str], before: datetime) -> set[str]:
         kept.update(
             session.scalars(
                 select(Touchpoint.key).where(
-                    Touchpoint.key.in_(chunk), Touchpoint.kind == "meeting", Touchpoint.at < before
+                    Touchpoint.key.in_(chunk),
+                    Touchpoint.kind == TouchpointKind.MEETING,
+                    Touchpoint.at < before,
                 )
             )
         )
@@ -238,10 +241,12 @@ def _record_ended(session: Session, at: datetime) -> int:
 def _touchpoint(occurrence: CalendarMeeting, party: _Party) -> dict[str, Any]:
     """The touchpoint row of a meeting with a party, keyed as an import would key it."""
     return {
-        "key": touchpoint_key(party.mission, "meeting", occurrence.starts_at, party.contact),
+        "key": touchpoint_key(
+            party.mission, TouchpointKind.MEETING, occurrence.starts_at, party.contact
+        ),
         "mission_id": party.mission_id,
         "contact_id": party.contact_id,
-        "kind": "meeting",
+        "kind": TouchpointKind.MEETING,
         "at": occurrence.starts_at,
         "note": occurrence.summary or None,
     }
@@ -286,7 +291,7 @@ def _parties(session: Session, occurrences: list[CalendarMeeting]) -> dict[int, 
     for chunk in chunked(sorted({c.client_id for c in known})):
         query = select(Mission.id, Mission.key, Mission.client_id, Mission.contact_id)
         open_missions += session.execute(
-            query.where(Mission.status != "closed", Mission.client_id.in_(chunk))
+            query.where(Mission.status != MissionStatus.CLOSED, Mission.client_id.in_(chunk))
         )
     open_missions.sort(key=lambda m: m.key)
     found: dict[int, list[_Party]] = {}

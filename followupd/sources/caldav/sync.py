@@ -40,6 +40,7 @@ from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, u
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
+from followupd.domain.states import CalendarObjectKind, CalendarState, TouchpointKind
 from followupd.errors import ConfigError
 from followupd.sources.caldav import changes as dav_changes
 from followupd.sources.caldav import conventions, meetings
@@ -280,7 +281,9 @@ class CalendarSync:
         try:
             with session.begin_nested():
                 if row is None:
-                    row = CalendarObject(calendar=calendar, href=href, kind="other")
+                    row = CalendarObject(
+                        calendar=calendar, href=href, kind=CalendarObjectKind.OTHER
+                    )
                     session.add(row)
                 self._apply(session, Seen(row, etag, data), source, at, report)
         except Exception as error:  # a bug or an object nobody foresaw: this object's alone
@@ -294,7 +297,8 @@ class CalendarSync:
                 if kept is None:
                     kept = CalendarObject(calendar=calendar, href=href)
                     session.add(kept)
-                kept.kind, kept.etag, kept.updated_at, kept.problem = "skipped", etag, at, reason
+                kept.kind, kept.problem = CalendarObjectKind.SKIPPED, reason
+                kept.etag, kept.updated_at = etag, at
 
     # -- what it means -----------------------------------------------------------------
     def _apply(
@@ -314,7 +318,7 @@ class CalendarSync:
         try:
             read = read_object(seen.data, zone, window)
         except UnreadableObject as error:
-            row.kind, row.problem = "skipped", str(error)
+            row.kind, row.problem = CalendarObjectKind.SKIPPED, str(error)
             report.skip(row.href, str(error))
             meetings.forget(session, row)
             self._drop_touchpoints(session, previous)
@@ -323,7 +327,7 @@ class CalendarSync:
             log.info("%s: %s", row.href, note)
         if read.unused:  # a journal, free/busy time…: ignored, not skipped
             log.debug("%s ignored: %s", row.href, read.unused)
-            row.kind, row.uid = "other", None
+            row.kind, row.uid = CalendarObjectKind.OTHER, None
             meetings.forget(session, row)
             self._drop_touchpoints(session, previous)
             return
@@ -334,13 +338,13 @@ class CalendarSync:
             self._completed_tasks(session, read, at, report, derived)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         if missions:
-            row.kind = "mission"
+            row.kind = CalendarObjectKind.MISSION
             row.mission_key, row.problem = self._mission(
                 session, row.href, missions[0], source, report
             )
             meetings.forget(session, row)
         else:
-            row.kind = "task" if read.tasks else "meeting"
+            row.kind = CalendarObjectKind.TASK if read.tasks else CalendarObjectKind.MEETING
             # counted once ended, by _record_meetings and each evaluation
             meetings.store_occurrences(session, row, read, seen.data, zone)
         derived |= meetings.history(session, previous - derived, window[0])
@@ -405,17 +409,14 @@ class CalendarSync:
             key = identity.key_of(task.uid)
             if key is None or task.status not in ("COMPLETED", "CANCELLED"):
                 continue
-            state = items.COMPLETED if task.status == "COMPLETED" else items.CANCELLED
-            when = task.completed_at if state == items.COMPLETED else None  # as the app wrote it
+            completed = task.status == "COMPLETED"
+            state = CalendarState.COMPLETED if completed else CalendarState.CANCELLED
+            when = task.completed_at if completed else None  # as the app wrote it
             done = calendar_items.done_in_calendar(session, key, state, when, at)
             if done is not None:
                 report.completed.append(key)
             row = done or calendar_items.task(session, key)
-            if (
-                row is None
-                or state != items.COMPLETED
-                or not items.is_call(row.rule, row.step, key)
-            ):
+            if row is None or not completed or not items.is_call(row.rule, row.step, key):
                 continue
             if row.mission_id is None:
                 continue
@@ -426,7 +427,7 @@ class CalendarSync:
             record = TouchpointRecord(
                 mission=mission.key,
                 contact=contact.key if contact else None,
-                kind="call",
+                kind=TouchpointKind.CALL,
                 at=task.completed_at or at,
                 note="call task completed in the calendar",
             )
@@ -446,7 +447,7 @@ class CalendarSync:
                 .with_for_update()
             ).all()
             for row in rows:
-                if row.kind == "mission" and row.mission_key:
+                if row.kind == CalendarObjectKind.MISSION and row.mission_key:
                     report.notices.append(
                         f"the mission event of {row.mission_key!r} was deleted from {name!r}; "
                         f"the mission is kept (set its status to closed if it is over)"

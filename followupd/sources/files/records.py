@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -34,7 +34,7 @@ from followupd.config.types import (
     TimeZoneName,
 )
 from followupd.domain.identity import touchpoint_key
-from followupd.store.models import MISSION_STATUSES, SEVERITIES, TOUCHPOINT_KINDS
+from followupd.domain.states import MissionStatus, Severity, TouchpointKind
 
 
 def _day(value: Any) -> Any:
@@ -148,7 +148,7 @@ class MissionRecord(Record):
     contact: Slug | None = None
     start: Day
     end: Day | None = None
-    status: Literal[MISSION_STATUSES] = "active"  # type: ignore[valid-type]
+    status: MissionStatus = MissionStatus.ACTIVE
     contract_signed: Day | None = None
     deposit_amount: Amount | None = None
     deposit_paid: Day | None = None
@@ -189,7 +189,7 @@ class IssueRecord(Record):
     key: Slug
     mission: Slug
     opened: Instant
-    severity: Literal[SEVERITIES] = "medium"  # type: ignore[valid-type]
+    severity: Severity = Severity.MEDIUM
     summary: SingleLine
     client_informed: Instant | None = None
     resolved: Instant | None = None
@@ -200,7 +200,7 @@ class TouchpointRecord(Record):
 
     mission: Slug
     contact: Slug | None = None
-    kind: Literal[TOUCHPOINT_KINDS]  # type: ignore[valid-type]
+    kind: TouchpointKind
     at: Instant
     note: Annotated[str, AfterValidator(_text)] | None = None
 

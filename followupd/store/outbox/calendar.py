@@ -12,13 +12,12 @@ from datetime import datetime
 from sqlalchemy import or_, select, true, update
 from sqlalchemy.orm import Session
 
-from followupd.domain.items import OPEN
 from followupd.domain.owner_scope import Scope
+from followupd.domain.states import ACTIVE_STATES, Audience, CalendarState, Channel, FollowUpState
 from followupd.store.models import Contact, FollowUp
 from followupd.store.outbox.recording import PENDING_COLUMNS
 from followupd.store.outbox.rows import FeedRow, OpenItemRow, TaskRow
 
-ACTIVE_STATES = ("pending", "sending")
 FEED_COLUMNS = (
     FollowUp.key,
     FollowUp.rule,
@@ -39,18 +38,20 @@ TASK_COLUMNS = select(FollowUp.rule, FollowUp.step, FollowUp.mission_id, FollowU
 def open_items(session: Session) -> list[OpenItemRow]:
     """The calendar items sent and still open, with what their rule reads and where they are."""
     query = select(*PENDING_COLUMNS, FollowUp.id, FollowUp.calendar_href).where(
-        FollowUp.channel == "calendar",
-        FollowUp.state == "sent",
-        FollowUp.calendar_state == OPEN,
+        FollowUp.channel == Channel.CALENDAR,
+        FollowUp.state == FollowUpState.SENT,
+        FollowUp.calendar_state == CalendarState.OPEN,
     )
     return list(session.execute(query))
 
 
-def close_item(session: Session, row_id: int, state: str, reason: str, at: datetime) -> None:
+def close_item(
+    session: Session, row_id: int, state: CalendarState, reason: str, at: datetime
+) -> None:
     """Record item `row_id` closed (`state`: completed or cancelled) for `reason`, if still open."""
     session.execute(
         update(FollowUp)
-        .where(FollowUp.id == row_id, FollowUp.calendar_state == OPEN)
+        .where(FollowUp.id == row_id, FollowUp.calendar_state == CalendarState.OPEN)
         .values(calendar_state=state, reason=reason, updated_at=at)
     )
 
@@ -65,9 +66,9 @@ def feed_items(session: Session, since: datetime, scope: Scope | None = None) ->
         .outerjoin(Contact, FollowUp.contact_id == Contact.id)
         .where(
             scope.holds(FollowUp.owner) if scope is not None else true(),
-            FollowUp.audience == "owner",
-            FollowUp.channel == "calendar",
-            FollowUp.state.in_((*ACTIVE_STATES, "sent")),
+            FollowUp.audience == Audience.OWNER,
+            FollowUp.channel == Channel.CALENDAR,
+            FollowUp.state.in_(ACTIVE_STATES | {FollowUpState.SENT}),
             or_(FollowUp.state.in_(ACTIVE_STATES), FollowUp.due_at >= since),
         )
         .order_by(FollowUp.due_at, FollowUp.key)
@@ -76,12 +77,12 @@ def feed_items(session: Session, since: datetime, scope: Scope | None = None) ->
 
 
 def done_in_calendar(
-    session: Session, key: str, state: str, completed_at: datetime | None, at: datetime
+    session: Session, key: str, state: CalendarState, completed_at: datetime | None, at: datetime
 ) -> TaskRow | None:
     """Record the open item keyed `key` as `state` in the user's calendar; the row, if it was."""
     return session.execute(
         update(FollowUp)
-        .where(FollowUp.key == key, FollowUp.calendar_state == OPEN)
+        .where(FollowUp.key == key, FollowUp.calendar_state == CalendarState.OPEN)
         .values(
             calendar_state=state,
             reason=f"{state} in your calendar",

@@ -15,6 +15,7 @@ from typing import TypedDict, Unpack
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from followupd.domain.states import CalendarState, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.coordination import hand_back
 from followupd.store.models import FollowUp
@@ -25,7 +26,7 @@ from followupd.store.rows import record
 class Outcome(TypedDict, total=False):
     """The columns an outcome sets, besides the lease it ends."""
 
-    state: str
+    state: FollowUpState
     reason: str | None
     last_error: str | None
     attempts: int
@@ -34,7 +35,7 @@ class Outcome(TypedDict, total=False):
     message_id: str | None
     calendar_uid: str
     calendar_href: str | None
-    calendar_state: str
+    calendar_state: CalendarState
 
 
 def claim(
@@ -52,11 +53,11 @@ def claim(
     """
     claimable = or_(
         and_(
-            FollowUp.state == "pending",
+            FollowUp.state == FollowUpState.PENDING,
             FollowUp.due_at <= at,
             or_(FollowUp.next_attempt_at.is_(None), FollowUp.next_attempt_at <= at),
         ),
-        and_(FollowUp.state == "sending", FollowUp.lease_expires_at < at),
+        and_(FollowUp.state == FollowUpState.SENDING, FollowUp.lease_expires_at < at),
     )
     chosen = (
         select(FollowUp.id)
@@ -74,7 +75,7 @@ def claim(
         update(FollowUp)
         .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
         .values(
-            state="sending",
+            state=FollowUpState.SENDING,
             lease_owner=worker,
             lease_expires_at=at + lease,
             attempts=FollowUp.attempts + 1,
@@ -94,7 +95,11 @@ def still_ours(session: Session, row_id: int, worker: str, at: datetime, lease: 
     """Whether the claim on row `row_id` is still `worker`'s; if so, its lease runs from `at`."""
     result = session.execute(
         update(FollowUp)
-        .where(FollowUp.id == row_id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .where(
+            FollowUp.id == row_id,
+            FollowUp.state == FollowUpState.SENDING,
+            FollowUp.lease_owner == worker,
+        )
         .values(lease_expires_at=at + lease)
         .execution_options(synchronize_session=False)
     )
@@ -107,7 +112,11 @@ def finish(
     """Record an outcome where the lease is still ours; False if it was lost."""
     result = session.execute(
         update(FollowUp)
-        .where(FollowUp.id == row_id, FollowUp.state == "sending", FollowUp.lease_owner == worker)
+        .where(
+            FollowUp.id == row_id,
+            FollowUp.state == FollowUpState.SENDING,
+            FollowUp.lease_owner == worker,
+        )
         .values(lease_owner=None, lease_expires_at=None, updated_at=at, **values)
         .execution_options(synchronize_session=False)
     )
@@ -129,7 +138,7 @@ def sent_in_threads(session: Session, thread_keys: Sequence[str]) -> dict[str, l
     for chunk in chunked(thread_keys):
         query = (
             select(FollowUp.thread_key, FollowUp.key)
-            .where(FollowUp.thread_key.in_(chunk), FollowUp.state == "sent")
+            .where(FollowUp.thread_key.in_(chunk), FollowUp.state == FollowUpState.SENT)
             .order_by(FollowUp.sent_at, FollowUp.due_at)
         )
         for thread, key in session.execute(query):

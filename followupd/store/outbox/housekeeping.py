@@ -12,17 +12,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from followupd.domain.states import FINISHED_STATES, FollowUpState
 from followupd.store.coordination import hand_back
 from followupd.store.models import FollowUp
-
-FINISHED = ("sent", "cancelled", "expired", "failed", "dead")
 
 
 def tidy(session: Session, at: datetime, retention: timedelta) -> None:
     """Hand back the claims whose lease expired; delete what finished over `retention` ago."""
     hand_back(session, at, FollowUp.lease_expires_at < at)
     session.execute(
-        delete(FollowUp).where(FollowUp.state.in_(FINISHED), FollowUp.updated_at < at - retention)
+        delete(FollowUp).where(
+            FollowUp.state.in_(FINISHED_STATES), FollowUp.updated_at < at - retention
+        )
     )
 
 
@@ -30,11 +31,11 @@ def next_deliverable(session: Session) -> datetime | None:
     """The soonest due time or retry of a pending row, or lease expiry of a claimed one."""
     next_due = session.scalar(
         select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
-            FollowUp.state == "pending"
+            FollowUp.state == FollowUpState.PENDING
         )
     )
     next_lease = session.scalar(
-        select(func.min(FollowUp.lease_expires_at)).where(FollowUp.state == "sending")
+        select(func.min(FollowUp.lease_expires_at)).where(FollowUp.state == FollowUpState.SENDING)
     )
     candidates = [when for when in (next_due, next_lease) if when is not None]
     return min(candidates) if candidates else None

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followupd.domain.owner_scope import Scope
+from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp
 from followupd.store.outbox.rows import FollowUpRow, PendingRow
@@ -47,8 +48,8 @@ class NewFollowUp(TypedDict):
     subject_key: str
     mission_id: int | None
     contact_id: int | None
-    audience: str
-    channel: str
+    audience: Audience
+    channel: Channel
     recipient: str | None
     language: str
     subject: str
@@ -57,7 +58,7 @@ class NewFollowUp(TypedDict):
     due_at: datetime
     expires_at: datetime
     late: bool
-    state: str
+    state: FollowUpState
     reason: str | None
     last_error: str | None
     attempts: int
@@ -100,7 +101,9 @@ def load(session: Session, keys: Sequence[str]) -> list[FollowUpRow]:
 
 def pending(session: Session) -> list[PendingRow]:
     """Every pending follow-up, with what its rule needs to tell whether its reason went."""
-    return list(session.execute(select(*PENDING_COLUMNS).where(FollowUp.state == "pending")))
+    return list(
+        session.execute(select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING))
+    )
 
 
 def cancel(session: Session, cancelled: dict[str, str], at: datetime) -> None:
@@ -109,8 +112,8 @@ def cancel(session: Session, cancelled: dict[str, str], at: datetime) -> None:
         for chunk in chunked(keys):
             session.execute(
                 update(FollowUp)
-                .where(FollowUp.key.in_(chunk), FollowUp.state == "pending")
-                .values(state="cancelled", reason=reason, updated_at=at)
+                .where(FollowUp.key.in_(chunk), FollowUp.state == FollowUpState.PENDING)
+                .values(state=FollowUpState.CANCELLED, reason=reason, updated_at=at)
             )
 
 
