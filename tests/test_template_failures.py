@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from followupd.cli import outbox
 from followupd.errors import EX_FOLLOWUPS_FAILED, FollowupdError
 from followupd.store.db import Store
+from followupd.store.outbox import by_hand
 from followupd.templates.loader import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
 from tests.conftest import MINIMAL_CONFIG, RunCli
@@ -140,9 +140,9 @@ def test_a_template_failing_for_one_followup_fails_it_alone(
         late = datetime(2026, 12, 31, tzinfo=PARIS)  # past its grace: it would not come back
         refused = pytest.raises(FollowupdError, match=r"never rendered, and its grace ended")
         with refused, store.session() as session:
-            outbox.retry(session, NUDGES[1], late)
+            by_hand.retry(session, NUDGES[1], late)
         with store.session() as session:
-            _, said = outbox.retry(session, NUDGES[1], datetime(2026, 11, 24, 11, tzinfo=PARIS))
+            _, said = by_hand.retry(session, NUDGES[1], datetime(2026, 11, 24, 11, tzinfo=PARIS))
         assert said.startswith("recorded again by the next pass")
     finally:
         store.close()

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -119,3 +120,11 @@ class App:
             return date.fromisoformat(text)
         except ValueError:
             raise click.BadParameter(f"expected a date like 2026-11-30 (got {text!r})") from None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def words(names: type[StrEnum]) -> list[str]:
+    """The words of a closed set as click choices (click would offer an enum's member names)."""
+    return [name.value for name in names]

@@ -2,46 +2,58 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import click
 
-from sqlalchemy.orm import Session
-
-from followupd.domain.states import CANCELLABLE_STATES, FAILED_STATES, FollowUpState
-from followupd.errors import FollowupdError
-from followupd.store.coordination import CHANGED, announce
-from followupd.store.models import FollowUp
-from followupd.store.outbox.lookup import find
-
-
-def retry(session: Session, ident: str, at: datetime) -> tuple[FollowUp, str]:
-    """Give a failed or dead follow-up a fresh set of attempts, from now; say what was done.
-
-    One that failed before any attempt had no message: its template failed
-    when it was recorded. It is removed, so that the next pass records it
-    again, rendered with the template as it is then (if it is still due).
-    """
-    row = find(session, ident)
-    if row.state not in FAILED_STATES:
-        retried = " or ".join(state for state in FollowUpState if state in FAILED_STATES)
-        raise FollowupdError(f"follow-up {row.id} is {row.state}; only {retried} ones are retried")
-    if row.state == FollowUpState.FAILED and row.attempts == 0:
-        if row.expires_at is not None and at > row.expires_at:
-            raise FollowupdError(
-                f"follow-up {row.id} was never rendered, and its grace ended "
-                f"{row.expires_at:%Y-%m-%d %H:%M} UTC: it would not be sent"
-            )
-        session.delete(row)
-        announce(session, CHANGED)
-        return row, "recorded again by the next pass, with its template as it is then"
-    row.state, row.attempts, row.next_attempt_at = FollowUpState.PENDING, 0, at
-    row.reason, row.updated_at = "retried by hand", at
-    return row, "pending again, with fresh attempts"
+from followupd.cli import render
+from followupd.cli.app import App, pass_app, words
+from followupd.domain.states import (
+    FollowUpState,
+)
+from followupd.store.outbox import by_hand, lookup
 
 
-def cancel(session: Session, ident: str, at: datetime) -> FollowUp:
+@click.group()
+def outbox() -> None:
+    """Look at recorded follow-ups: states, attempts, errors; retry or cancel one."""
+
+
+@outbox.command("list")
+@click.option("--state", "states", multiple=True, type=click.Choice(words(FollowUpState)))
+@click.option("--rule", help="only this rule's follow-ups")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@pass_app
+def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int) -> None:
+    """The most recent follow-ups, newest first."""
+    with app.session(commit=False) as session:
+        rows = lookup.listing(session, states, rule, limit)
+        render.print_outbox(rows, app.zone, app.shown_owners, filtered=bool(states or rule))
+
+
+@outbox.command("show")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_show(app: App, ident: str) -> None:
+    """Everything about one follow-up (ID: its number or its key)."""
+    with app.session(commit=False) as session:
+        found = lookup.find(session, ident)
+        render.print_followup(found, app.zone, app.shown_owners)
+
+
+@outbox.command("retry")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_retry(app: App, ident: str) -> None:
+    """Try a failed or dead follow-up again, on the next pass."""
+    with app.session() as session:
+        row, what = by_hand.retry(session, ident, app.now())
+        click.echo(f"follow-up {row.id} ({row.key}): {what}")
+
+
+@outbox.command("cancel")
+@click.argument("ident", metavar="ID")
+@pass_app
+def outbox_cancel(app: App, ident: str) -> None:
     """Cancel a follow-up that has not gone yet."""
-    row = find(session, ident)
-    if row.state not in CANCELLABLE_STATES:
-        raise FollowupdError(f"follow-up {row.id} is {row.state}: only pending ones are cancelled")
-    row.state, row.reason, row.updated_at = FollowUpState.CANCELLED, "cancelled by hand", at
-    return row
+    with app.session() as session:
+        row = by_hand.cancel(session, ident, app.now())
+        click.echo(f"follow-up {row.id} ({row.key}): cancelled")

@@ -1,0 +1,148 @@
+"""`plan`, `sync` and `tick`: what would be due, reading the calendars, one whole pass."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+import click
+from sqlalchemy.orm import Session
+
+from followupd.cli import json_output, render
+from followupd.cli.app import App, pass_app
+from followupd.delivery.deliverer import Deliverer, DeliveryReport
+from followupd.domain.owner_scope import has_calendars
+from followupd.domain.states import (
+    FAILED_STATES,
+)
+from followupd.engine import evaluation
+from followupd.errors import (
+    EX_CONFIG,
+    EX_FOLLOWUPS_FAILED,
+    EX_UNAVAILABLE,
+)
+from followupd.rules.registry import enabled_rules
+from followupd.store.coordination import release_orphans, worker_name
+from followupd.store.outbox import recording
+from followupd.store.outbox.rows import FollowUpRow
+
+PLAN_DAYS = 30
+
+
+@click.command()
+@click.option("--from", "start", metavar="TIME", help="start of the window (default: now)")
+@click.option("--to", "end", metavar="TIME", help="end of the window (default: 30 days later)")
+@click.option("--json", "as_json", is_flag=True, help='one JSON object: {"now", "followups"}')
+@pass_app
+def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
+    """List the follow-ups that become due in a window; changes nothing."""
+    begin = app.instant(start)
+    finish = app.instant(end) if end else begin + timedelta(days=PLAN_DAYS)
+    if finish < begin:
+        raise click.BadParameter("--to is before --from")
+    rules = enabled_rules(app.settings.rules, app.settings.owners)
+    with app.session(commit=False) as session:
+        intents = evaluation.plan(session, app.settings, rules, begin, finish)
+        if as_json:
+            followups = json_output.intents_json(session, intents, app.zone, app.settings)
+            click.echo(json_output.render(app.now(), app.zone, followups))
+        else:
+            render.print_intents(intents, app.zone, app.shown_owners)
+
+
+@click.command()
+@click.option("--now", "now_text", metavar="TIME", help="sync as if the clock read TIME")
+@pass_app
+def sync(app: App, now_text: str | None) -> None:
+    """Read missions, meetings and completed tasks from the CalDAV calendars."""
+    if not has_calendars(app.settings):
+        raise click.UsageError("no [caldav] section in the config: there is no calendar to sync")
+    from followupd.sources.caldav.sync import sync_calendars
+
+    at = app.instant(now_text)
+    store = app.store()
+    try:
+        with render.sync_progress() as progress:
+            report = sync_calendars(store, app.settings, at, progress)
+    finally:
+        store.close()
+    render.print_sync_report(report)
+    if report.failed:  # what could be synced was; the rest is tried again next time
+        raise click.exceptions.Exit(EX_UNAVAILABLE)
+
+
+@click.command(
+    epilog=(
+        f"Exit status: 0 when the pass went through; {EX_FOLLOWUPS_FAILED} when a follow-up "
+        "became failed or dead in it (it will not be tried again: see `followupd outbox "
+        f"list`), even if a server was also unreachable; {EX_UNAVAILABLE} when a server "
+        "(SMTP, CalDAV, the database) was unreachable and what it concerned waits for a "
+        f"retry; {EX_CONFIG} an invalid configuration; 1 anything else."
+    )
+)
+@click.option("--now", "now_text", metavar="TIME", help="run as if the clock read TIME")
+@click.option("--dry-run", is_flag=True, help="show what the pass would do; record nothing")
+@click.option("--json", "as_json", is_flag=True, help='one JSON object: {"now", "followups"}')
+@pass_app
+def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
+    """One full pass as if the clock read --now: sync the calendars, evaluate, deliver."""
+    at = app.instant(now_text)
+    rules = enabled_rules(app.settings.rules, app.settings.owners)
+    unavailable = False
+    if has_calendars(app.settings) and not dry_run:
+        from followupd.sources.caldav.sync import sync_calendars
+
+        store = app.store()
+        try:
+            synced = sync_calendars(store, app.settings, at)
+        finally:
+            store.close()
+        for failure in synced.failed:  # what is stored is still worth a pass
+            click.echo(f"followupd: {failure}", err=True)
+        unavailable = bool(synced.failed)
+    with app.session(commit=not dry_run) as session:
+        report = evaluation.evaluate(session, app.settings, rules, at)
+        touched = {row.key for row in report.recorded} | set(report.cancelled)
+        if dry_run:
+            print_outcome(session, sorted(touched), at, app, as_json)
+            return
+    store = app.store()
+    try:
+        with store.session() as session:  # a killed tick's or daemon's claims: now, not in 5 min
+            for dead, count in release_orphans(session, at).items():
+                click.echo(f"followupd: took back {count} follow-ups claimed by {dead}, "
+                           "which died", err=True)  # fmt: skip
+        worker = worker_name()
+        delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
+        with store.session() as session:
+            keys = sorted(touched | set(delivered.keys))
+            shown = print_outcome(session, keys, at, app, as_json)
+    finally:
+        store.close()
+    failed = [row.key for row in shown if row.state in FAILED_STATES]
+    if failed:  # nothing will try them again: a person must look, whatever else happened
+        click.echo(f"followupd: {len(failed)} follow-up(s) failed in this pass, see "
+                   f"`followupd outbox show KEY`: {', '.join(failed)}", err=True)  # fmt: skip
+        raise click.exceptions.Exit(EX_FOLLOWUPS_FAILED)
+    if delivered.retrying or unavailable:
+        raise click.exceptions.Exit(EX_UNAVAILABLE)
+
+
+async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
+    """Send what is due, then close the calendar items whose reason went."""
+    report = await deliverer.run(at)
+    await deliverer.close_vanished(at, report)
+    return report
+
+
+def print_outcome(
+    session: Session, keys: list[str], at: datetime, app: App, as_json: bool
+) -> list[FollowUpRow]:
+    """The follow-ups with these keys as they stand, as a table or as JSON; and them."""
+    rows = recording.load(session, keys)
+    if as_json:
+        shown = json_output.followups_json(session, rows, app.zone, app.settings)
+        click.echo(json_output.render(at, app.zone, shown))
+    else:
+        render.print_followups(rows, app.zone, app.shown_owners)
+    return rows

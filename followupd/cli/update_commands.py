@@ -1,0 +1,102 @@
+"""Quick updates from a terminal: an invoice paid, a problem opened or resolved, a contact made."""
+
+from __future__ import annotations
+
+import click
+
+from followupd.cli.app import App, pass_app, words
+from followupd.domain.states import (
+    Severity,
+    TouchpointKind,
+)
+from followupd.store import updates
+
+
+@click.group()
+def invoice() -> None:
+    """Quick updates on invoices."""
+
+
+@invoice.command("paid")
+@click.argument("number")
+@click.option("--on", "on", metavar="DATE", help="the day it was paid (default: today)")
+@pass_app
+def invoice_paid(app: App, number: str, on: str | None) -> None:
+    """Record invoice NUMBER as paid in full: its nudges stop."""
+    day = app.day(on)
+    with app.session() as session:
+        paid, previous = updates.mark_invoice_paid(session, number, day)
+        was = f" (was {previous})" if previous and previous != day else ""
+        click.echo(f"invoice {paid.number}: paid on {day}{was}")
+
+
+@click.group()
+def issue() -> None:
+    """Open, resolve and mark problems on missions."""
+
+
+@issue.command("open")
+@click.argument("mission")
+@click.argument("summary")
+@click.option(
+    "--severity",
+    type=click.Choice(words(Severity)),
+    default=Severity.MEDIUM.value,
+    show_default=True,
+)
+@click.option("--key", help="the issue's key (default: MISSION-N)")
+@click.option("--at", "at", metavar="TIME", help="when it was found (default: now)")
+@pass_app
+def issue_open(
+    app: App, mission: str, summary: str, severity: str, key: str | None, at: str | None
+) -> None:
+    """Open a problem on MISSION, described by SUMMARY."""
+    opened = app.instant(at)
+    with app.session() as session:
+        found = updates.open_issue(session, mission, summary, Severity(severity), opened, key)
+        click.echo(f"issue {found.key}: opened on {mission} ({severity})")
+
+
+@issue.command("resolve")
+@click.argument("key")
+@click.option("--at", "at", metavar="TIME", help="when it was resolved (default: now)")
+@pass_app
+def issue_resolve(app: App, key: str, at: str | None) -> None:
+    """Mark issue KEY resolved: its escalation stops."""
+    when = app.instant(at)
+    with app.session() as session:
+        updates.resolve_issue(session, key, when)
+        click.echo(f"issue {key}: resolved at {when.astimezone(app.zone).isoformat()}")
+
+
+@issue.command("informed")
+@click.argument("key")
+@click.option("--at", "at", metavar="TIME", help="when the client was told (default: now)")
+@pass_app
+def issue_informed(app: App, key: str, at: str | None) -> None:
+    """Record that the client has been told about issue KEY."""
+    when = app.instant(at)
+    with app.session() as session:
+        updates.mark_issue_informed(session, key, when)
+        click.echo(f"issue {key}: client informed at {when.astimezone(app.zone).isoformat()}")
+
+
+@click.command()
+@click.argument("mission")
+@click.option("--kind", type=click.Choice(words(TouchpointKind)), required=True)
+@click.option("--contact", help="the contact's key")
+@click.option("--at", "at", metavar="TIME", help="when it happened (default: now)")
+@click.option("--note", help="what was said, shown in later reminders")
+@pass_app
+def touch(
+    app: App, mission: str, kind: str, contact: str | None, at: str | None, note: str | None
+) -> None:
+    """Record a contact with the client on MISSION (a call, a meeting, a status update…)."""
+    when = app.instant(at)
+    with app.session() as session:
+        _, new = updates.record_touchpoint(
+            session, mission, TouchpointKind(kind), when, contact, note
+        )
+        local = when.astimezone(app.zone).isoformat(timespec="minutes")
+        state = "recorded" if new else "already recorded"
+        click.echo(f"{kind} on {mission} at {local}: {state}")
