@@ -1400,6 +1400,7 @@ def touchpoints(store: Store) -> set[tuple[str, str | None, datetime]]:
         }
 
 
+@pytest.mark.slow
 def test_the_corpus_syncs_what_is_valid_and_reports_each_object_it_cannot_use(
     loaded: Store, tmp_path: Path, dav: DavServer
 ) -> None:
@@ -1513,6 +1514,7 @@ def test_an_object_broken_on_the_server_after_a_sync_looks_deleted(
         assert session.scalars(select(Mission.key).where(Mission.key == "acme-crm")).one()
 
 
+@pytest.mark.slow
 def test_a_calendar_the_server_cannot_list_is_reported_and_the_others_synced(
     loaded: Store, tmp_path: Path, strict_dav: DavServer
 ) -> None:

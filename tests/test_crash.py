@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
@@ -49,6 +50,8 @@ from followupd.store.models import FollowUp
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.daemon import Setting, daytime_setting, environment, wait_for
 from tests.smtpserver import Recorder, free_port, smtp_server
+
+pytestmark = pytest.mark.slow  # about two minutes each
 
 PARIS = ZoneInfo("Europe/Paris")
 CLIENTS = 5

@@ -68,6 +68,8 @@ from followupd.store.db import Store
 from followupd.store.models import Base
 from tests.conftest import ENGINES, MINIMAL_CONFIG, RunCli, fresh_postgres_database, rows_digest
 
+pytestmark = pytest.mark.slow  # minutes at the default number of examples
+
 
 def examples_asked(default: int = 2000) -> int:
     """FOLLOWUPD_FUZZ_EXAMPLES, a whole number of at least 1; `default` when unset."""

@@ -47,6 +47,8 @@ from followupd.store.models import (
 )
 from tests.conftest import ENGINES, MINIMAL_CONFIG, fresh_postgres_database
 
+pytestmark = pytest.mark.slow  # Hypothesis, through the store: tens of seconds each
+
 PARIS = ZoneInfo("Europe/Paris")
 SETTINGS = parse_settings(
     MINIMAL_CONFIG, Path("/nonexistent/followupd.toml"), {"HOME": "/nonexistent"}

@@ -21,6 +21,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from caldav.davclient import DAVClient
 from icalendar import Calendar
 from sqlalchemy import func, select
@@ -40,6 +41,8 @@ from tests.daemon import (
 )
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
 from tests.smtpserver import Recorder, free_port, smtp_server
+
+pytestmark = pytest.mark.slow  # real daemons, one waiting for the next minute
 
 
 def config_text(setting: Setting, smtp_port: int, dav: DavServer, listen: str) -> str:
