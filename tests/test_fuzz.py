@@ -16,8 +16,9 @@ Inputs are valid seeds (the example config, demo.toml, tests/fuzz_corpus/*.ics)
 changed value by value, line by line and byte by byte, and some wholly random
 text and bytes. Each kind of input runs 2,000 examples from a fixed seed
 (``derandomize=True``), the command line 50. FOLLOWUPD_FUZZ_EXAMPLES=N runs N
-instead, fewer or more: 20 for a quick look while working (about a minute
-less), 20000 to search further. An example that runs longer than
+instead, fewer or more: 20 for a quick look while working (the file in about
+a minute and a half instead of fifteen), 20000 to search further. The module
+is marked slow (see tests/run). An example that runs longer than
 STALL_SECONDS fails: a reader must not hang on what it reads. The
 ``@example`` cases pin the inputs that once broke a reader, and always run.
 """
