@@ -146,14 +146,21 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: URL) -> 
     return home
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests about SQLite itself (its file, its WAL), or about no engine, run on SQLite only."""
+    """Tests about SQLite itself (its file, its WAL), or about no engine, run on SQLite only.
+
+    Every test on PostgreSQL, and every one on Xandikos, is `slow`: the quick loop
+    runs on the first engine and CalDAV server (SQLite, Radicale), CI on both.
+    """
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         on_postgres = _engine_of(item) == "postgresql"
         one = item.get_closest_marker("sqlite_only") or item.get_closest_marker("one_engine")
         (dropped if on_postgres and one else kept).append(item)
+        if item.get_closest_marker("postgresql") or _server_of(item) == "xandikos":
+            item.add_marker(pytest.mark.slow)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
@@ -162,6 +169,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _engine_of(item: pytest.Item | pytest.Function | object) -> str | None:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("database_url") if callspec is not None else None
+
+
+def _server_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("dav_kind") if callspec is not None else None
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,8 @@
 """A real SMTP server for the suite (aiosmtpd), on a free loopback port.
 
 Its answers can be scripted: ``server.refuse(451, times=2)`` makes the next
-two messages fail with 451 before it accepts again.
+two messages fail with 451 before it accepts again. It counts its open
+sessions: none once every client has gone (a killed one included).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 def free_port() -> int:
@@ -27,6 +29,7 @@ def free_port() -> int:
 class Recorder:
     messages: list[EmailMessage] = field(default_factory=list)
     refusals: list[int] = field(default_factory=list)
+    sessions: int = 0  # open, as the server saw them (see CountingController)
 
     def refuse(self, code: int, times: int = 1) -> None:
         self.refusals.extend([code] * times)
@@ -41,11 +44,28 @@ class Recorder:
         return "250 OK"
 
 
+class CountedSession(SMTP):
+    """aiosmtpd's session, counted in its Recorder's `sessions` while its connection is open."""
+
+    def connection_made(self, transport: Any) -> None:
+        self.event_handler.sessions += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)  # no message of this session is recorded after this
+        self.event_handler.sessions -= 1
+
+
+class CountingController(Controller):
+    def factory(self) -> SMTP:
+        return CountedSession(self.handler, **self.SMTP_kwargs)
+
+
 @contextmanager
 def smtp_server(port: int | None = None) -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
     port = port or free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = CountingController(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield recorder, port

@@ -428,6 +428,7 @@ def test_the_write_calendar_by_path_and_an_ambiguous_one_holds_its_tasks_back(
 
 
 # -- the daemon: one object never makes it unhealthy; an ambiguous name does, until fixed ---
+@pytest.mark.slow
 def test_the_daemon_is_healthy_despite_a_freebusy_and_says_which_calendar_is_ambiguous(
     home: Path, xandikos: DavServer
 ) -> None:
@@ -479,6 +480,7 @@ NO_STAMP = HEAD + "BEGIN:VEVENT\r\nUID:no-stamp\r\nDTSTART:20261201T090000Z\r\nS
 NO_STAMP += "END:VEVENT\r\n" + TAIL  # caldav "repairs" it, and says so with a diff
 
 
+@pytest.mark.slow
 def test_the_calendar_librarys_warnings_are_not_in_syncs_output(
     home: Path, xandikos: DavServer
 ) -> None:

@@ -158,6 +158,7 @@ def test_plan_sees_the_meetings_that_ended_and_changes_nothing(
         assert session.scalar(select(func.count()).select_from(CalendarMeeting)) == 1
 
 
+@pytest.mark.slow
 def test_a_weekly_meeting_keeps_counting_for_months_with_no_object_fetched(
     loaded: Store, settings: Settings, app: CalendarApp, dav: DavServer
 ) -> None:

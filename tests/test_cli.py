@@ -200,6 +200,7 @@ def test_unreachable_database_exits_69(cli: RunCli, config: Path) -> None:
     assert "FAILED" in check.out
 
 
+@pytest.mark.slow
 def test_python_dash_m_runs_the_same_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path)}
     result = subprocess.run(

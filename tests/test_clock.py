@@ -143,6 +143,7 @@ countries = st.sampled_from(["FR", "US", "BE", "JP", "AU"])
     zone_name=zones,
     country=countries,
 )
+@pytest.mark.slow
 def test_due_at_always_opens_a_window_on_a_working_day(
     anchor: date, offset: int, zone_name: str, country: str
 ) -> None:

@@ -27,6 +27,8 @@ from followupd.domain.states import FollowUpState
 from followupd.store.coordination import (
     CHANGED,
     DUE,
+    LEADER,
+    NAMESPACE,
     WORKERS,
     alive,
     announce,
@@ -124,12 +126,46 @@ def test_a_claim_takes_one_batch_even_when_more_is_due(store: Store) -> None:
     assert [row.key for row in second] == [f"k{n:04d}" for n in range(BATCH, BATCH + 50)]
 
 
-async def until(condition: Callable[[], bool], seconds: float) -> None:
+async def until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Wait for `condition`; `seconds` only fails a test that would hang."""
     deadline = asyncio.get_running_loop().time() + seconds
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {seconds} s")
         await asyncio.sleep(0.02)
+
+
+# what a coordination connection runs after its LISTEN, whenever it does not lead
+LOCK_ATTEMPTS = text(
+    "SELECT pid, query_start FROM pg_stat_activity "
+    "WHERE application_name = 'followupd coordination' AND datname = current_database() "
+    "AND query LIKE 'SELECT pg_try_advisory_lock(%'"
+)
+LEADER_PID = text(
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND classid = :space AND objid = :key AND objsubid = 2"
+)
+
+
+def lock_attempts(store: Store) -> set[tuple[int, datetime]]:
+    """The last lock attempt of each coordination connection (its server pid, when it began),
+    as the server saw it: a connection has run its LISTEN once it has one."""
+    with store.engine.connect() as connection:
+        return {(row.pid, row.query_start) for row in connection.execute(LOCK_ATTEMPTS)}
+
+
+def tried_and_failed(store: Store) -> Callable[[], bool]:
+    """Whether a connection that does not lead has made a second lock attempt since
+    the first call: it then has the answer to the one before, and did not lead."""
+    seen: set[tuple[int, datetime]] = set()
+
+    def twice() -> bool:
+        with store.engine.connect() as connection:
+            leader = connection.scalar(LEADER_PID, {"space": NAMESPACE, "key": LEADER})
+        seen.update(attempt for attempt in lock_attempts(store) if attempt[0] != leader)
+        return len(seen) >= 2
+
+    return twice
 
 
 class Member:
@@ -174,12 +210,12 @@ def test_one_instance_leads_and_another_takes_over_when_it_goes(postgres_store: 
     async def scenario() -> None:
         first, second = Member(postgres_store), Member(postgres_store)
         first.start()
-        await until(lambda: first.cluster.is_leader, 5)
+        await until(lambda: first.cluster.is_leader)
         second.start()
-        await asyncio.sleep(0.5)  # several heartbeats: it tried, and must not lead
-        assert not second.cluster.is_leader
+        await until(tried_and_failed(postgres_store))  # it tried, and must not lead
+        assert not second.cluster.is_leader and second.changes == []
         await first.stop()
-        await until(lambda: second.cluster.is_leader, 5)
+        await until(lambda: second.cluster.is_leader)
         assert first.changes == [True, False] and second.changes == [True]
         await second.stop()
 
@@ -193,16 +229,17 @@ def test_notices_are_heard_once_committed_and_never_when_rolled_back(postgres_st
         members = [Member(postgres_store), Member(postgres_store)]
         for member in members:
             member.start()
-        await until(lambda: any(m.cluster.is_leader for m in members), 5)
-        await asyncio.sleep(0.3)  # both are listening
+        await until(lambda: any(m.cluster.is_leader for m in members))
+        await until(lambda: len(lock_attempts(postgres_store)) == 2)  # both are listening
         with postgres_store.sessions() as session:
             announce(session, CHANGED)
             session.rollback()
         with postgres_store.session() as session:
             announce(session, DUE)
-        await until(lambda: all(m.notices for m in members), 5)
-        await asyncio.sleep(0.3)
-        assert [m.notices for m in members] == [[DUE], [DUE]]
+        with postgres_store.session() as session:  # heard after all those committed before
+            announce(session, "last")
+        await until(lambda: all(m.notices[-1:] == ["last"] for m in members))
+        assert [m.notices for m in members] == [[DUE, "last"], [DUE, "last"]]
         for member in members:
             await member.stop()
 
@@ -216,7 +253,7 @@ def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) 
     async def scenario() -> None:
         member = Member(postgres_store)
         member.start()
-        await until(lambda: member.cluster.is_leader, 5)
+        await until(lambda: member.cluster.is_leader)
         with admin.connect() as connection:
             ended = connection.scalar(
                 text(
@@ -226,11 +263,11 @@ def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) 
                 )
             )
         assert ended == 1
-        await until(lambda: not member.cluster.is_leader, 5)
-        await until(lambda: member.cluster.is_leader, 10)  # reconnected, leads again
+        await until(lambda: not member.cluster.is_leader)
+        await until(lambda: member.cluster.is_leader)  # reconnected, leads again
         with postgres_store.session() as session:
             announce(session, DUE)
-        await until(lambda: member.notices == [DUE], 5)  # and listens again
+        await until(lambda: member.notices == [DUE])  # and listens again
         await member.stop()
 
     try:
@@ -243,21 +280,30 @@ class TakenForDead(Recorder):
     """An SMTP server during whose first message the worker's lock connection drops,
     and the leader, seeing no lock, hands the worker's claims back."""
 
+    LOCK = "locktype = 'advisory' AND classid = :space AND objid = CAST(:key AS oid) AND granted"
+
     def __init__(self, store: Store, worker: str) -> None:
         super().__init__()
         self.store, self.worker = store, worker
+        self.lock = {"space": WORKERS, "key": worker_lock_id(worker) % 2**32}
+
+    def locked(self) -> bool:
+        with self.store.engine.connect() as connection:
+            return bool(
+                connection.scalar(
+                    text(f"SELECT count(*) FROM pg_locks WHERE {self.LOCK}"), self.lock
+                )
+            )
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if not self.messages:
             with self.store.engine.connect() as connection:
                 connection.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
-                        "'advisory' AND classid = :space AND objid = CAST(:key AS oid) AND granted"
-                    ),
-                    {"space": WORKERS, "key": worker_lock_id(self.worker) % 2**32},
+                    text(f"SELECT pg_terminate_backend(pid) FROM pg_locks WHERE {self.LOCK}"),
+                    self.lock,
                 )
                 connection.commit()
+            await until(lambda: not self.locked())  # the backend ends after it is signalled
             with self.store.session() as session:
                 assert release_orphans(session, NOW) == {self.worker: 3}
         return await super().handle_DATA(server, session, envelope)

@@ -85,6 +85,7 @@ def states(store: Store) -> dict[str, FollowUp]:
         return {row.key: row for row in session.scalars(select(FollowUp))}
 
 
+@pytest.mark.slow
 def test_emails_arrive_with_headers_and_thread(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
@@ -117,6 +118,7 @@ def test_emails_arrive_with_headers_and_thread(
     assert body is not None and "Je reviens vers vous" in body.get_content()
 
 
+@pytest.mark.slow
 def test_451_is_retried_after_backoff_and_arrives_once(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
@@ -138,6 +140,7 @@ def test_451_is_retried_after_backoff_and_arrives_once(
     assert len({m["Message-ID"] for m in recorder.messages}) == 2
 
 
+@pytest.mark.slow
 def test_550_fails_that_message_and_blocks_nothing_else(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
@@ -154,6 +157,7 @@ def test_550_fails_that_message_and_blocks_nothing_else(
     assert len([k for k in report.sent if "nudge" in k]) == 1
 
 
+@pytest.mark.slow
 def test_a_server_down_loses_nothing(loaded: Store, tmp_path: Path) -> None:
     port = free_port()
     settings = settings_for(tmp_path, port)

@@ -331,6 +331,7 @@ def test_new_york_is_five_hours_behind_paris_between_the_two_spring_changes(
     assert autumn_nudge.due_at - autumn_call.due_at == timedelta(hours=6)
 
 
+@pytest.mark.slow
 def test_a_pass_records_each_followup_at_its_opening_not_an_hour_off(
     loaded: Store, settings: Settings
 ) -> None:

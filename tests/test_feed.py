@@ -100,6 +100,7 @@ def tasks(body: bytes) -> dict[str, str]:
     return {str(todo["UID"]): str(todo["STATUS"]) for todo in Calendar.from_ical(body).todos}
 
 
+@pytest.mark.slow
 def test_the_feed_is_stable_cached_and_guarded(daemon: tuple[Path, int]) -> None:
     home, port = daemon
     url = feed_url(home)
@@ -129,6 +130,7 @@ def test_the_feed_is_stable_cached_and_guarded(daemon: tuple[Path, int]) -> None
     assert get(url.removesuffix(".ics"))[0] == 404
 
 
+@pytest.mark.slow
 def test_a_change_shows_in_the_next_request_even_with_the_same_stamp(
     daemon: tuple[Path, int], database_url: URL
 ) -> None:
@@ -151,6 +153,7 @@ def test_a_change_shows_in_the_next_request_even_with_the_same_stamp(
     assert tasks(body)[f"{key}@followupd"] == "COMPLETED"
 
 
+@pytest.mark.slow
 def test_vdirsyncer_subscribes_to_the_feed(daemon: tuple[Path, int], tmp_path: Path) -> None:
     home, _port = daemon
     url = feed_url(home)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 NOT_AT_IDLE = ("caldav", "niquests", "alembic")
 
 
+@pytest.mark.slow
 def test_the_daemon_loads_neither_caldav_nor_alembic_until_needed() -> None:
     code = (
         "import sys\n"

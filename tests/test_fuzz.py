@@ -14,10 +14,13 @@ Whatever they are given, each reader ends in success or in its documented error:
 
 Inputs are valid seeds (the example config, demo.toml, tests/fuzz_corpus/*.ics)
 changed value by value, line by line and byte by byte, and some wholly random
-text and bytes. Each kind of input runs at least 2,000 examples from a fixed seed
-(``derandomize=True``); FOLLOWUPD_FUZZ_EXAMPLES asks for more. An example that
-runs longer than STALL_SECONDS fails: a reader must not hang on what it reads.
-The ``@example`` cases pin the inputs that once broke a reader.
+text and bytes. Each kind of input runs 2,000 examples from a fixed seed
+(``derandomize=True``), the command line 50. FOLLOWUPD_FUZZ_EXAMPLES=N runs N
+instead, fewer or more: 20 for a quick look while working (the file in about
+a minute and a half instead of fifteen), 20000 to search further. The module
+is marked slow (see tests/run). An example that runs longer than
+STALL_SECONDS fails: a reader must not hang on what it reads. The
+``@example`` cases pin the inputs that once broke a reader, and always run.
 """
 
 from __future__ import annotations
@@ -67,7 +70,20 @@ from followupd.store.db import Store
 from followupd.store.models import Base
 from tests.conftest import ENGINES, MINIMAL_CONFIG, RunCli, fresh_postgres_database, rows_digest
 
-EXAMPLES = max(2000, int(os.environ.get("FOLLOWUPD_FUZZ_EXAMPLES") or 2000))
+pytestmark = pytest.mark.slow  # minutes at the default number of examples
+
+
+def examples_asked(default: int = 2000) -> int:
+    """FOLLOWUPD_FUZZ_EXAMPLES, a whole number of at least 1; `default` when unset."""
+    asked = os.environ.get("FOLLOWUPD_FUZZ_EXAMPLES", "").strip()
+    if not asked:
+        return default
+    if not asked.isdigit() or int(asked) < 1:
+        raise pytest.UsageError(f"FOLLOWUPD_FUZZ_EXAMPLES={asked!r}: give a whole number >= 1")
+    return int(asked)
+
+
+EXAMPLES = examples_asked()
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,  # the same examples on every run, in CI and here
@@ -82,7 +98,7 @@ FUZZ = settings(
         HealthCheck.function_scoped_fixture,  # the tests reset what their examples share
     ],
 )
-CLI_EXAMPLES = 50
+CLI_EXAMPLES = min(50, EXAMPLES)  # each one runs `followupd check` as a process
 T = TypeVar("T")
 STALL_SECONDS = 10.0
 

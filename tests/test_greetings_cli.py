@@ -97,6 +97,7 @@ def test_the_expectations_cover_the_cases_that_matter() -> None:
     assert len({greeting.due_at for greeting in expected.values()}) > 1, "several zones"
 
 
+@pytest.mark.slow
 def test_plan_lists_one_greeting_per_eligible_contact(cli: RunCli, demo: Path) -> None:
     result = cli("plan", "--from", "2027-01-01", "--to", "2027-01-31", "--json")
     assert result.code == 0, result

@@ -157,6 +157,7 @@ def test_the_single_owner_form_knows_one_owner_only(store: Store, tmp_path: Path
     assert "refers to owner 'bob', which is not in the config (owners: owner)" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_import_from_the_command_line_checks_owners(home: Path, cli: RunCli) -> None:
     (home / "followupd.toml").write_text(OWNERS.replace('templates = "bob-templates"\n', ""))
     assert cli("init").code == 0
@@ -226,6 +227,7 @@ def test_keys_do_not_name_the_owner(loaded: Store, tmp_path: Path) -> None:
 # -- delivery -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_each_owners_reminders_reach_their_address_and_their_calendar(
     loaded: Store, tmp_path: Path, smtp: tuple[Recorder, int], dav: DavServer
 ) -> None:
@@ -287,6 +289,7 @@ def test_each_owners_reminders_reach_their_address_and_their_calendar(
     }
 
 
+@pytest.mark.slow
 def test_smtp_from_stays_the_sender_and_the_owner_gets_the_replies(
     loaded: Store, tmp_path: Path, smtp: tuple[Recorder, int]
 ) -> None:

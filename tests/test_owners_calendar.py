@@ -112,6 +112,7 @@ def test_a_task_completed_in_an_owners_calendar_is_read_back(
     assert outbox(loaded)[task].calendar_state == "completed"
 
 
+@pytest.mark.slow
 def test_an_owner_with_an_account_of_their_own(
     loaded: Store, tmp_path: Path, dav: DavServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

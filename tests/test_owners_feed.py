@@ -75,6 +75,7 @@ def feed_urls(home: Path) -> dict[str, str]:
     return {key: url for key, url in pairs if url.startswith("http://")}
 
 
+@pytest.mark.slow
 def test_each_token_opens_its_owners_feed_only(daemon: tuple[Path, int]) -> None:
     home, port = daemon
     urls = feed_urls(home)
@@ -90,6 +91,7 @@ def test_each_token_opens_its_owners_feed_only(daemon: tuple[Path, int]) -> None
     assert get(f"http://127.0.0.1:{port}/nothing-here")[:2] == (404, b"not found\n")
 
 
+@pytest.mark.slow
 def test_feed_command_per_owner(daemon: tuple[Path, int]) -> None:
     home, _port = daemon
     urls = feed_urls(home)

@@ -79,6 +79,7 @@ def test_tick_records_once_and_reports_states(cli: RunCli, demo: Path) -> None:
     assert again["followups"] == []
 
 
+@pytest.mark.slow
 def test_after_a_downtime_missed_followups_are_recorded_expired(cli: RunCli, demo: Path) -> None:
     assert cli("tick", "--now", "2026-11-23T10:00").code == 0
     # down for four weeks: what fell due meanwhile and is past its grace is expired
@@ -170,6 +171,7 @@ def mailing(home: Path, smtp_port: int, invoices: int) -> None:
     (home / "data.toml").write_text(data, encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_tick_exits_3_when_a_follow_up_failed_even_with_a_server_unreachable(
     cli: RunCli, home: Path
 ) -> None:
@@ -192,6 +194,7 @@ def test_tick_exits_3_when_a_follow_up_failed_even_with_a_server_unreachable(
     assert len(recorder.messages) == 1
 
 
+@pytest.mark.slow
 def test_tick_exits_69_while_retrying_then_3_when_it_gives_up(cli: RunCli, home: Path) -> None:
     with smtp_server() as (recorder, port):
         mailing(home, port, invoices=1)

@@ -38,6 +38,8 @@ from followupd.store.models import Base, Client, Contact, FollowUp, Issue, Missi
 from tests.conftest import ENGINES, fresh_postgres_database
 from tests.rulekit import NEW_YORK, PARIS, owner_settings
 
+pytestmark = pytest.mark.slow  # Hypothesis, through the store: tens of seconds each
+
 SETTINGS = owner_settings(Path("/nonexistent"))
 RULE_SET: list[Rule[RuleOptions]] = enabled_rules(SETTINGS.rules)
 CALENDAR = BusinessCalendar(SETTINGS.business)

@@ -30,6 +30,7 @@ def test_a_name_with_a_line_break_cannot_reach_a_header(store: Store, tmp_path: 
         import_files(store, [path], ZoneInfo("Europe/Paris"))
 
 
+@pytest.mark.slow
 def test_the_smtp_password_appears_nowhere(
     cli: RunCli,
     home: Path,

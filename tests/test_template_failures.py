@@ -302,6 +302,7 @@ def test_check_offline_passes_with_the_shipped_templates(
 # -- the daemon -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_daemon_stays_healthy_and_sends_the_others(home: Path, database_url: URL) -> None:
     setting = daytime_setting()
     port = free_port()

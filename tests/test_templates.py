@@ -28,6 +28,7 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_every_followup_of_the_demo_year_renders_in_its_language(
     store: Store, tmp_path: Path
 ) -> None:

@@ -259,6 +259,7 @@ def store_corpus(dav: DavServer) -> Stored:
 
 # the database is not what this is about; the servers run in this process, where the
 # suite turns warnings into errors: a server would answer 500 to an object it takes
+@pytest.mark.slow
 @pytest.mark.one_engine
 @pytest.mark.filterwarnings("ignore::icalendar.error.GloballyUniqueTZIDGuessed")
 def test_one_sync_of_the_corpus_skips_each_object_it_cannot_use_and_applies_the_valid(

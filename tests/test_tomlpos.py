@@ -442,6 +442,7 @@ def test_serializer_sanity() -> None:
     assert '[["a b".x]]' in text
 
 
+@pytest.mark.slow
 @settings(derandomize=True, max_examples=200, deadline=None)
 @given(_documents)
 def test_every_key_of_a_document_is_located(data: dict[str, Any]) -> None:
