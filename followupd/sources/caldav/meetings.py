@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, undefer
 
 from followupd.domain.identity import touchpoint_key
@@ -277,17 +278,19 @@ def _parties(session: Session, occurrences: list[CalendarMeeting]) -> dict[int, 
     """
     emails = sorted({email for o in occurrences for email in o.attendees.split()})
     named = sorted({key for o in occurrences for key in o.named.split()})
-    contacts: dict[str, list[Any]] = {}
+    contacts: dict[str, list[Row[tuple[int, str, int, str]]]] = {}
     for chunk in chunked(emails):
         query = select(Contact.id, Contact.key, Contact.client_id, func.lower(Contact.email))
         for row in session.execute(query.where(func.lower(Contact.email).in_(chunk))):
             contacts.setdefault(row[3], []).append(row)
-    by_key: dict[str, Any] = {}
+    by_key: dict[str, Row[tuple[int, str, int]]] = {}
     for chunk in chunked(named):
         query = select(Mission.id, Mission.key, Mission.client_id).where(Mission.key.in_(chunk))
         by_key.update({row.key: row for row in session.execute(query)})
     known = sorted({c for found in contacts.values() for c in found}, key=lambda c: c.key)
-    open_missions: list[Any] = []  # of their clients (a mission's contact is its client's)
+    open_missions: list[
+        Row[tuple[int, str, int, int | None]]
+    ] = []  # of their clients (a mission's contact is its client's)
     for chunk in chunked(sorted({c.client_id for c in known})):
         query = select(Mission.id, Mission.key, Mission.client_id, Mission.contact_id)
         open_missions += session.execute(
