@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import Scope
 from followupd.domain.states import Audience, Channel
 from followupd.rules.parties import Party
+from followupd.store.outbox.rows import PendingRow
 from followupd.templates.loader import LazySubject, Templates
 
 OptionsT = TypeVar("OptionsT", bound=RuleOptions, covariant=True)
@@ -82,31 +83,8 @@ class Evaluation:
         return self.scope.holds(column) if self.scope is not None else true()
 
 
-class Pending(Protocol):
-    """What `Rule.vanished` may read of a pending follow-up."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def step(self) -> str: ...
-    @property
-    def subject_key(self) -> str: ...
-    @property
-    def audience(self) -> str: ...
-    @property
-    def channel(self) -> str: ...
-    @property
-    def mission_id(self) -> int | None: ...
-    @property
-    def contact_id(self) -> int | None: ...
-    @property
-    def due_at(self) -> datetime: ...
-
-
 class Rule(ABC, Generic[OptionsT]):
-    """One follow-up rule. Subclasses set `name` and are registered with `@register`."""
+    """One follow-up rule. Subclasses set `name` and are listed in `rules.registry`."""
 
     name: ClassVar[str]
 
@@ -159,5 +137,5 @@ class Rule(ABC, Generic[OptionsT]):
         """The intents due in the evaluation's window."""
 
     @abstractmethod
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         """Of this rule's `pending` follow-ups, those whose reason has gone: key -> why."""

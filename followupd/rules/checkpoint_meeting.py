@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import CheckpointMeetingOptions
 from followupd.domain.states import MissionStatus, TouchpointKind
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 MEETING_KINDS = (TouchpointKind.MEETING, TouchpointKind.VISIT)
@@ -162,7 +163,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 )
                 yield intent
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         periods: dict[str, list[date]] = {}
         for row in pending:
             day = period_of(row.key)

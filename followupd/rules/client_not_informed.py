@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session, aliased
 from followupd.config.rule_options import ClientNotInformedOptions
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 STEP = "reminder"
@@ -130,7 +131,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                     )
                     yield intent
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         state: dict[str, tuple[datetime | None, datetime | None, str, MissionStatus]] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             for key, informed, resolved, mission_key, status in session.execute(

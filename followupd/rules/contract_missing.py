@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import ContractMissingOptions
 from followupd.domain.states import MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a
@@ -91,7 +92,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
                         contact_id=who.id if who else None,
                     )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         state: dict[str, _State] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             query = select(Mission.key, Mission.status, Mission.contract_signed).where(

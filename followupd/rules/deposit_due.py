@@ -31,10 +31,11 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import DepositDueOptions
 from followupd.domain.states import Audience, MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
@@ -124,7 +125,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         state: dict[str, _State] = {}
         for chunk in chunked(sorted({row.subject_key for row in pending})):
             query = (
@@ -155,7 +156,7 @@ class _State(NamedTuple):
     email: str | None
 
 
-def _why_gone(row: Pending, found: _State | None) -> str | None:
+def _why_gone(row: PendingRow, found: _State | None) -> str | None:
     mission = row.subject_key
     if found is None:
         return f"mission {mission} no longer exists"

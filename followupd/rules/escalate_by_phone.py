@@ -30,10 +30,11 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.states import MissionStatus, Severity
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import Party, to_owner
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A date moves forward to the next working day: rarely more than a week, this
@@ -189,7 +190,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             contact_id=who.id if who else None,
         )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         reasons: dict[str, str] = {}
         issue_rows = [row for row in pending if row.step == ISSUE_STEP]
         invoice_rows = [row for row in pending if row.step == INVOICE_STEP]

@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.states import Audience, MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A due date moves forward to the next working day: rarely more than a week,
@@ -96,7 +97,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         numbers = {row.subject_key for row in pending}
         state: dict[str, tuple[date | None, str]] = {}
         for chunk in chunked(sorted(numbers)):

@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import MissionCloseoutOptions
 from followupd.domain.states import MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A day moves forward to the next working day: rarely more than a week,
@@ -106,7 +107,7 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
                         contact_id=who.id if who else None,
                     )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         missions: set[str] = set()
         invoiced: dict[str, tuple[date, str]] = {}  # mission -> first invoice on or after the end
         for chunk in chunked(sorted({row.subject_key for row in pending})):

@@ -37,10 +37,11 @@ from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import NewYearGreetingsOptions
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
+from followupd.store.outbox.rows import PendingRow
 
 STEP = "greetings"
 
@@ -157,7 +158,7 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
         """Greetings may go out until January's last_day, whenever they were due."""
         return timedelta(days=self.options.last_day)
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[bool, str | None]] = {}
         for chunk in chunked(keys):

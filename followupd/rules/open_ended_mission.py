@@ -34,11 +34,12 @@ from sqlalchemy.orm import Session, aliased
 from followupd.config.rule_options import OpenEndedMissionOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import MissionStatus
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a week,
@@ -123,7 +124,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                     contact_id=who.id if who else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[MissionStatus, bool, date, date | None]] = {}
         for chunk in chunked(keys):

@@ -39,11 +39,12 @@ from sqlalchemy.orm import Session, aliased
 from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import MissionStatus, TouchpointKind
-from followupd.rules.base import Evaluation, Intent, Pending, Rule
+from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
+from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
 # A nominal date moves forward to the next working day: rarely more than a week,
@@ -180,7 +181,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                     contact_id=who.id if who else None,
                 )
 
-    def vanished(self, session: Session, pending: Sequence[Pending]) -> dict[str, str]:
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         keys = sorted({row.subject_key for row in pending})
         state: dict[str, tuple[str, date, date | None, int | None, datetime | None]] = {}
         last_update = _last_update()

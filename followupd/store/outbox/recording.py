@@ -23,7 +23,7 @@ from followupd.store.models import FollowUp
 from followupd.store.outbox.rows import FollowUpRow, PendingRow
 from followupd.store.rows import record
 
-# what `Rule.vanished` reads of a pending follow-up (see rules.base.Pending), and its owner
+# what `Rule.vanished` reads of a pending follow-up (store.outbox.rows.PendingRow)
 PENDING_COLUMNS = (
     FollowUp.key,
     FollowUp.rule,
