@@ -95,8 +95,10 @@ def _advances(part: Component) -> bool:
 
 
 def _steps(part: Component, window: tuple[datetime, datetime]) -> int:
-    # a DTSTART written twice, or that icalendar could not parse, has no `dt`
-    start = getattr(part.get("DTSTART"), "dt", None)
+    prop = part.get("DTSTART")
+    # written twice (a list), or kept as text icalendar could not parse (a vBroken, whose
+    # `dt` raises): no start to count from, and the expansion says what is wrong
+    start = None if isinstance(prop, list | str) else getattr(prop, "dt", None)
     if not isinstance(start, date) or not _rules(part):
         return 0
     first = start.date() if isinstance(start, datetime) else start
