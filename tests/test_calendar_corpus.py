@@ -42,13 +42,13 @@ from followupd.sources.caldav import conventions
 from followupd.sources.caldav.sync import SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.sources.ical.read import (
-    CYCLE,
     MAX_OCCURRENCES,
     Happening,
     ReadObject,
     UnreadableObject,
     read_object,
 )
+from followupd.sources.ical.vtimezone import CYCLE
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG
