@@ -189,7 +189,7 @@ def body(intent: Intent) -> str:
 @dataclass(frozen=True)
 class RuleAlone:
     """One rule run by itself through the engine, built directly from the settings'
-    options (the catalog is not needed), over the window ``[start, end]`` its tests
+    options (the registry is not needed), over the window ``[start, end]`` its tests
     look at unless they name another."""
 
     kind: type[Rule[Any]]

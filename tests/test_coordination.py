@@ -35,12 +35,12 @@ from followupd.store.coordination import (
     died_here,
     is_postgres,
     pid_space,
-    release_orphans,
     worker_lock_id,
     worker_name,
 )
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
+from followupd.store.outbox.orphans import release_orphans
 from tests.conftest import MINIMAL_CONFIG, fresh_postgres_database, sample_followup
 from tests.rulekit import ACME, imported
 from tests.smtpserver import Recorder, free_port

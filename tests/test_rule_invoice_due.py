@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from followupd.config.rule_options import RulesConfig
 from followupd.config.settings import Settings
 from followupd.rules.invoice_due import InvoiceDue
-from followupd.rules.registry import RULES, SHIPPED, RegistryError, enabled_rules, registry
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
@@ -24,7 +21,6 @@ from tests.rulekit import (
     mission_record,
     new_york,
     outbox,
-    owner_settings,
     paris,
 )
 from tests.rulekit import settings as settings
@@ -158,27 +154,3 @@ def test_a_pause_delays_client_nudges_until_it_ends(
     assert acme["nudge-1"] == paris(2026, 12, 10, 9, 0)
     assert acme["nudge-2"] == paris(2026, 12, 10, 9, 0)
     assert acme["nudge-3"] == paris(2026, 12, 15, 9, 0)
-
-
-def test_rules_are_listed_once_by_their_config_name() -> None:
-    assert RULES["invoice_due"] is InvoiceDue
-    with pytest.raises(RegistryError, match="'invoice_due' is listed twice"):
-        registry([InvoiceDue, InvoiceDue])
-
-    class Unknown(InvoiceDue):
-        name = "no_such_rule"
-
-    with pytest.raises(RegistryError, match=r"no \[rules.no_such_rule\] options"):
-        registry([Unknown])
-
-
-def test_every_rule_options_table_has_its_rule() -> None:
-    """Each ``[rules.NAME]`` a user may write runs a rule: none is accepted and then ignored."""
-    assert set(RULES) == set(RulesConfig.model_fields)
-    assert set(RULES) == {cls.name for cls in SHIPPED}
-    assert {rule.name for rule in enabled_rules(RulesConfig())} == set(RULES)
-
-
-def test_a_disabled_rule_does_not_run(tmp_path: Path) -> None:
-    settings = owner_settings(tmp_path, "[rules.invoice_due]\nenabled = false\n")
-    assert "invoice_due" not in {rule.name for rule in enabled_rules(settings.rules)}

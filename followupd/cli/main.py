@@ -24,7 +24,7 @@ from followupd import __version__
 from followupd.cli import (
     daemon_commands,
     mission_commands,
-    outbox,
+    outbox_commands,
     pass_commands,
     setup_commands,
     update_commands,
@@ -123,7 +123,7 @@ for command in (
     daemon_commands.feed,
     pass_commands.sync,
     pass_commands.tick,
-    outbox.outbox,
+    outbox_commands.outbox,
     mission_commands.missions,
     mission_commands.show,
 ):

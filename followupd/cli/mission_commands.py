@@ -7,12 +7,8 @@ import click
 from followupd.cli import render
 from followupd.cli.app import App, pass_app, words
 from followupd.domain.owner_scope import scope_of
-from followupd.domain.states import (
-    MissionStatus,
-)
-from followupd.errors import (
-    NotFound,
-)
+from followupd.domain.states import MissionStatus
+from followupd.errors import NotFound
 from followupd.store.queries import mission_detail, mission_rows
 
 

@@ -12,9 +12,7 @@ from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.owner_scope import has_calendars
-from followupd.domain.states import (
-    FAILED_STATES,
-)
+from followupd.domain.states import FAILED_STATES
 from followupd.engine import evaluation
 from followupd.errors import (
     EX_CONFIG,
@@ -22,8 +20,9 @@ from followupd.errors import (
     EX_UNAVAILABLE,
 )
 from followupd.rules.registry import enabled_rules
-from followupd.store.coordination import release_orphans, worker_name
+from followupd.store.coordination import worker_name
 from followupd.store.outbox import recording
+from followupd.store.outbox.orphans import release_orphans
 from followupd.store.outbox.rows import FollowUpRow
 
 PLAN_DAYS = 30

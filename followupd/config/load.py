@@ -20,7 +20,6 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from followupd.config.accounts import Secret as Secret  # the public name of a config secret
 from followupd.config.discovery import state_directory
 from followupd.config.settings import Settings
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant

@@ -20,7 +20,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from followupd.config.accounts import CaldavAccount, WithPassword, is_loopback, listens_on_loopback
-from followupd.config.accounts import Secret as Secret  # the public name of a config secret
 from followupd.config.types import Directory, Mailbox, SingleLine, StatePath, StrictModel
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -13,7 +13,6 @@ from pydantic import (
     model_validator,
 )
 
-from followupd.config.accounts import Secret as Secret  # the public name of a config secret
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.rule_options import RulesConfig
 from followupd.config.sections import (

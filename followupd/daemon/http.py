@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from followupd.channels.feed.build import Feed
 from followupd.config.sections import FeedSection
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.web")
 
 NOT_FOUND = "not found\n"
 

@@ -3,7 +3,7 @@
 When ``$JOURNAL_STREAM`` is set, stderr goes to the journal, which reads a
 ``<N>`` prefix as the line's priority and stamps the time itself; on a
 terminal a line carries its time. Secrets never reach a log line: they are
-read only where they are used and never formatted (see config.Secret).
+read only where they are used and never formatted (see config.accounts.Secret).
 
 The libraries of the calendar stack speak to their user, not to ours: caldav
 warns "Ical data was modified…" with a diff of an object it repaired, urllib3
@@ -11,6 +11,13 @@ about retries, icalendar (a Python warning) about a zone name it guessed.
 followupd says itself what matters (an object skipped, a calendar not
 synced); their lines go through followupd's logger
 ``followupd.libraries`` at debug level, so they show with --debug only.
+
+Each line names its logger, and users filter the journal by those names, so
+they stay what they were when the code moved into packages: ``followupd``
+(the daemon), ``followupd.engine``, ``followupd.delivery``, ``followupd.web``,
+``followupd.sources.caldav``, ``followupd.sources.dav_changes``,
+``followupd.sources.meetings``. A module names its logger explicitly, never
+by ``__name__``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ job fires. Its jobs:
   opening of the send window in every time zone in use (that is when
   follow-ups fall due);
 - **deliver**, re-armed for the next due follow-up (or the next retry), so one
-  leaves within a second of its due time without polling; a slow interval
+  leaves at its due time without polling; a slow interval
   catches anything a re-arm missed;
 - **housekeeping**: expired leases released, old follow-ups deleted after
   ``retention_days``;
@@ -73,15 +73,11 @@ from followupd.domain.states import FAILED_STATES, FollowUpState
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.rules.registry import enabled_rules
-from followupd.store.coordination import (
-    CHANGED,
-    is_postgres,
-    release_orphans,
-    worker_name,
-)
+from followupd.store.coordination import CHANGED, is_postgres, worker_name
 from followupd.store.db import Store
 from followupd.store.models import Client
 from followupd.store.outbox import housekeeping
+from followupd.store.outbox.orphans import release_orphans
 
 log = logging.getLogger("followupd")
 

@@ -50,7 +50,7 @@ from followupd.store.outbox import claim as claims
 from followupd.store.outbox.claim import Outcome
 from followupd.store.outbox.rows import FollowUpRow, OpenItemRow
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
 BATCH = 200

@@ -47,7 +47,7 @@ from followupd.store.outbox.recording import NewFollowUp
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.engine")
 
 PREVIOUS_EVALUATION = "engine:previous-evaluation"  # its sync_state row
 # A follow-up recorded more than this after its due time is marked late.

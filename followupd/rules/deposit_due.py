@@ -98,7 +98,7 @@ class DepositDue(Rule[DepositDueOptions]):
             for step in steps:
                 party, key, template_step, nominal = route_money_step(
                     owner,
-                    step.audience,
+                    Audience(step.audience),
                     f"{self.name}:{mission.key}:{step.name}",
                     step.name,
                     anchor + timedelta(days=step.offset_days),

@@ -70,7 +70,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             for step in steps:
                 party, key, template_step, nominal = route_money_step(
                     owner,
-                    step.audience,
+                    Audience(step.audience),
                     f"{self.name}:{invoice.number}:{step.name}",
                     step.name,
                     invoice.due + timedelta(days=step.offset_days),

@@ -71,7 +71,7 @@ class Route(NamedTuple):
 
 
 def route_money_step(
-    owner: Owner, audience: str, key: str, step: str, nominal: date, mission: Mission,
+    owner: Owner, audience: Audience, key: str, step: str, nominal: date, mission: Mission,
     client: Client, contact: Contact | None,
 ) -> Route:  # fmt: skip
     """Route a step of a money rule (invoice, deposit).

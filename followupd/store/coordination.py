@@ -1,7 +1,7 @@
 """What several instances on one PostgreSQL database agree on, in SQL.
 
 PostgreSQL advisory locks and NOTIFY do the coordinating; on SQLite (one
-user, one machine) every function here but `release_orphans` is a no-op:
+user, one machine) every function here but `is_dead` is a no-op:
 
 - **announce** new work on the ``followupd`` channel, inside the transaction
   that made it, so listeners hear of it only once it is committed;
@@ -26,15 +26,11 @@ import socket
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, func, select, update
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
-
-from followupd.domain.states import FollowUpState
-from followupd.store.models import FollowUp
 
 CHANNEL = "followupd"
 DUE = "due"  # follow-ups became deliverable: deliver now
@@ -149,54 +145,9 @@ def alive(engine: Engine, worker: str) -> Iterator[None]:
                 connection.invalidate()
 
 
-def hand_back(
-    session: Session, at: datetime, *where: ColumnElement[bool], **values: ColumnElement[int]
-) -> int:
-    """Claimed rows matching `where` back to ``pending``, for the next claim; how many.
-
-    One statement for every way a claim is given up: a stopping worker's,
-    a dead worker's, an expired lease.
-    """
-    result = session.execute(
-        update(FollowUp)
-        .where(FollowUp.state == FollowUpState.SENDING, *where)
-        .values(
-            state=FollowUpState.PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            updated_at=at,
-            **values,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0))
-
-
-def release_orphans(session: Session, at: datetime) -> dict[str, int]:
-    """Hand back to ``pending`` the claims of workers that provably died.
-
-    On PostgreSQL a worker is dead when nobody holds its lock (`alive`),
-    wherever it ran; on SQLite, when it ran on this machine and its process is
-    gone (`died_here`). Returns how many rows each dead worker left. The
-    attempt stays counted: the message may have left before the worker died.
-    """
-    owners = session.scalars(
-        select(FollowUp.lease_owner)
-        .where(FollowUp.state == FollowUpState.SENDING, FollowUp.lease_owner.is_not(None))
-        .distinct()
-    ).all()
-    released: dict[str, int] = {}
-    for owner in owners:
-        assert owner is not None
-        if not _dead(session, owner):
-            continue
-        released[owner] = hand_back(session, at, FollowUp.lease_owner == owner)
-    if any(released.values()):
-        announce(session, DUE)
-    return released
-
-
-def _dead(session: Session, worker: str) -> bool:
+def is_dead(session: Session, worker: str) -> bool:
+    """Whether `worker` provably died: nobody holds its lock (PostgreSQL), or its
+    process on this machine is gone (SQLite)."""
     if is_postgres(session):
         # Held until this transaction ends: the worker cannot come back meanwhile.
         lock = func.pg_try_advisory_xact_lock(WORKERS, worker_lock_id(worker))

@@ -17,7 +17,7 @@ from typing import Any
 from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.sources.dav_changes")
 
 GONE = (404, 410)
 

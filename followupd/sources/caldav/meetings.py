@@ -48,7 +48,7 @@ from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject,
 from followupd.store.chunks import chunked
 from followupd.store.models import CalendarMeeting, CalendarObject, Contact, Mission, Touchpoint
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.sources.meetings")
 
 LOOKBACK = timedelta(days=90)  # meetings read this far back when an object is read
 AHEAD = timedelta(days=62)  # occurrences stored this far ahead

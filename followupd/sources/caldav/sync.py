@@ -52,7 +52,7 @@ from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Contact, Mission, SyncState, Touchpoint
 from followupd.store.outbox import calendar as calendar_items
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("followupd.sources.caldav")
 
 FETCH_CHUNK = 100
 OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")  # "[Errno 111] Connection refused"

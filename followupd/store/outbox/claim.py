@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import CalendarState, FollowUpState
 from followupd.store.chunks import chunked
-from followupd.store.coordination import hand_back
 from followupd.store.models import FollowUp
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.rows import record
@@ -144,3 +143,26 @@ def sent_in_threads(session: Session, thread_keys: Sequence[str]) -> dict[str, l
         for thread, key in session.execute(query):
             threads.setdefault(thread or "", []).append(key)
     return threads
+
+
+def hand_back(
+    session: Session, at: datetime, *where: ColumnElement[bool], **values: ColumnElement[int]
+) -> int:
+    """Claimed rows matching `where` back to ``pending``, for the next claim; how many.
+
+    One statement for every way a claim is given up: a stopping worker's,
+    a dead worker's, an expired lease.
+    """
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.state == FollowUpState.SENDING, *where)
+        .values(
+            state=FollowUpState.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=at,
+            **values,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))

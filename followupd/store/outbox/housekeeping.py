@@ -13,8 +13,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import FINISHED_STATES, FollowUpState
-from followupd.store.coordination import hand_back
 from followupd.store.models import FollowUp
+from followupd.store.outbox.claim import hand_back
 
 
 def tidy(session: Session, at: datetime, retention: timedelta) -> None:

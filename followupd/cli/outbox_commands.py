@@ -6,9 +6,7 @@ import click
 
 from followupd.cli import render
 from followupd.cli.app import App, pass_app, words
-from followupd.domain.states import (
-    FollowUpState,
-)
+from followupd.domain.states import FollowUpState
 from followupd.store.outbox import by_hand, lookup
 
 
