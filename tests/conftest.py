@@ -38,6 +38,7 @@ def sample_followup(key: str, due_at: datetime) -> FollowUp:
         rule="invoice_due",
         step="nudge-1",
         subject_key="F-1",
+        concern=key,
         audience="client",
         channel="email",
         recipient="a@b.example",

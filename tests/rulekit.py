@@ -21,7 +21,7 @@ from followupd.engine.evaluation import PassReport, evaluate, plan
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
+from followupd.store.models import FollowUp, LiveItem
 from followupd.store.updates import get_mission
 from followupd.templates.loader import LazySubject, Templates
 from tests.conftest import MINIMAL_CONFIG
@@ -178,6 +178,15 @@ def outbox(store: Store) -> dict[str, FollowUp]:
     """Every recorded follow-up, by key."""
     with store.session() as session:
         return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def item(store: Store, key: str) -> LiveItem:
+    """The calendar item of the follow-up keyed `key` (its concern's), as stored now."""
+    with store.session() as session:
+        concern = session.scalar(select(FollowUp.concern).where(FollowUp.key == key))
+        found = session.scalar(select(LiveItem).where(LiveItem.concern == concern))
+    assert found is not None, f"no calendar item for {key}"
+    return found
 
 
 def body(intent: Intent) -> str:

@@ -37,7 +37,7 @@ from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, SyncState, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, Result, RunCli
 from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer, event
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, PARIS, item, paris
 from tests.test_calendar_channel import remote
 
 pytestmark = pytest.mark.one_engine
@@ -275,7 +275,7 @@ class TestCaldavServer:
             "NEEDS-ACTION",
             at(11, 27),
         )
-        href = outbox(user.store)[HEADS_UP].calendar_href
+        href = item(user.store, HEADS_UP).href
         assert href is not None and href.startswith(user.dav.url)
 
         assert HEADS_UP not in user.tick(at(11, 27, 12)), "written once"
@@ -283,11 +283,11 @@ class TestCaldavServer:
 
         user.run("invoice", "paid", "F-1", "--on", "2026-12-02")
         assert HEADS_UP in user.tick(at(12, 8))
-        assert outbox(user.store)[HEADS_UP].calendar_state == "completed"
+        assert item(user.store, HEADS_UP).state == "completed"
         task = user.written()[identity.uid(HEADS_UP)]
         assert (str(task["STATUS"]), int(task["SEQUENCE"])) == ("COMPLETED", 1)
         assert task.subcomponents == [], "no alarm left on a completed task"
-        assert outbox(user.store)[HEADS_UP].calendar_href == href, "updated in place"
+        assert item(user.store, HEADS_UP).href == href, "updated in place"
         assert HEADS_UP not in user.tick(at(12, 15)), "closed once"
 
     def test_a_write_whose_record_was_lost_is_not_written_twice(self, user: User) -> None:
@@ -295,20 +295,20 @@ class TestCaldavServer:
         user.tick(at(11, 27))
         caldav = user.settings.caldav
         assert caldav is not None
-        row = outbox(user.store)[HEADS_UP]
-        item = ical.item_of(row, None, None)
+        written = item(user.store, HEADS_UP)
+        shown = ical.item_of(written, PARIS, None, None)
         user.dav.reset_counts()
         with CalendarWriter(caldav) as writer:
-            url = writer.create(identity.resource_name(HEADS_UP), ical.document(item, PARIS),
+            url = writer.create(identity.resource_name(HEADS_UP), ical.document(shown, PARIS),
                                 identity.uid(HEADS_UP))  # fmt: skip
-        assert url == row.calendar_href
+        assert url == written.href
         assert ("PUT", 412) in {(method, status) for method, _, status in user.dav.requests}
         assert list(user.written()).count(identity.uid(HEADS_UP)) == 1
 
     def test_a_task_the_user_completed_is_read_back(self, user: User) -> None:
         ticked = user.tick(at(12, 2))
         assert ticked[CALL]["state"] == "sent"
-        href = outbox(user.store)[CALL].calendar_href
+        href = item(user.store, CALL).href
         assert href is not None
         text, etag = user.app.get(href)  # the ETag as the server wrote it, quotes and all
         calendar = Calendar.from_ical(text)
@@ -321,8 +321,8 @@ class TestCaldavServer:
 
         report = user.sync(at(12, 2, 16))
         assert report.completed == [CALL]
-        row = outbox(user.store)[CALL]
-        assert (row.calendar_state, row.reason) == ("completed", "completed in your calendar")
+        task_item = item(user.store, CALL)
+        assert (task_item.state, task_item.reason) == ("completed", "completed in your calendar")
         with user.store.session() as session:
             (call,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "call"))
             assert (call.at, call.contact and call.contact.key) == (at(12, 2, 15), "jdupont")

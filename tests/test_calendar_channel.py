@@ -30,7 +30,7 @@ from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, DavServer
-from tests.rulekit import ACME, PARIS, paris
+from tests.rulekit import ACME, PARIS, item, paris
 from tests.smtpserver import Recorder, smtp_server
 
 DATA = (
@@ -142,9 +142,9 @@ def test_paying_completes_the_task_and_stops_the_nudges(
     assert (alarm.name, str(alarm["ACTION"])) == ("VALARM", "DISPLAY")
     assert str(alarm["DESCRIPTION"]) == str(task["SUMMARY"])
     assert alarm["TRIGGER"].dt == at(11, 27)
-    stored = rows(loaded)["invoice_due:F-1:heads-up"]
-    assert stored.calendar_state == "open"
-    assert stored.calendar_href is not None and stored.calendar_href.startswith(dav.url)
+    stored = item(loaded, "invoice_due:F-1:heads-up")
+    assert stored.state == "open"
+    assert stored.href is not None and stored.href.startswith(dav.url)
 
     tick(loaded, settings, at(12, 1), "invoice_due")
     assert [str(m["Subject"]) for m in recorder.messages] == [
@@ -158,7 +158,7 @@ def test_paying_completes_the_task_and_stops_the_nudges(
     after = rows(loaded)
     assert "invoice_due:F-1:nudge-2" not in after, "a paid invoice is not nudged"
     assert set(report.closed) == {"invoice_due:F-1:heads-up"}
-    assert after["invoice_due:F-1:heads-up"].calendar_state == "completed"
+    assert item(loaded, "invoice_due:F-1:heads-up").state == "completed"
     task = remote(dav)["invoice_due:F-1:heads-up@followupd"]
     assert str(task["STATUS"]) == "COMPLETED"
     assert int(task["SEQUENCE"]) == 1
@@ -196,7 +196,8 @@ def test_a_call_task_carries_the_contact_and_a_tel_link(
 
 def test_a_meeting_to_place_is_a_tentative_event(tmp_path: Path) -> None:
     item = ical.CalendarItem(
-        key="checkpoint_meeting:acme-audit:2026-12-07", rule="checkpoint_meeting",
+        key="checkpoint_meeting:acme-audit:2026-12-07",
+        uid="checkpoint_meeting:acme-audit@followupd", rule="checkpoint_meeting",
         step="no-meeting", summary="Planifier une réunion", description="…",
         due_at=at(12, 7), stamp=at(12, 1),
     )  # fmt: skip
@@ -255,13 +256,12 @@ def test_a_write_whose_record_was_lost_is_not_written_twice(
     assert settings.caldav is not None
     record(loaded, settings, at(11, 27), "invoice_due")
     pending = rows(loaded)["invoice_due:F-1:heads-up"]
-    item = ical.CalendarItem(key=pending.key, rule=pending.rule, step=pending.step,
+    item = ical.CalendarItem(key=pending.key, uid=identity.uid(pending.key), rule=pending.rule,
+                             step=pending.step,
                              summary=pending.subject, description=pending.body,
                              due_at=pending.due_at, stamp=pending.created_at)  # fmt: skip
     with CalendarWriter(settings.caldav) as writer:
-        writer.create(
-            identity.resource_name(item.key), ical.document(item, PARIS), identity.uid(item.key)
-        )
+        writer.create(identity.resource_name(item.key), ical.document(item, PARIS), item.uid)
     dav.reset_counts()
     report = deliver(loaded, settings, at(11, 27))
     assert report.sent == ["invoice_due:F-1:heads-up"]
@@ -293,11 +293,14 @@ def test_tick_on_the_demo_writes_the_owner_tasks_into_radicale(
     assert cli("init", "--demo").code == 0
     ticked = cli("tick", "--now", "2026-11-30T10:00", "--json")
     assert ticked.code == 0, ticked
-    calendar_keys = {
-        row["key"] for row in json.loads(ticked.out)["followups"]
+    sent = [
+        row for row in json.loads(ticked.out)["followups"]
         if row["channel"] == "calendar" and row["state"] == "sent"
-    }  # fmt: skip
-    assert calendar_keys, "the demo has owner tasks due"
-    assert {uid.removesuffix("@followupd") for uid in remote(dav, "Suivi clients")} == calendar_keys
+    ]  # fmt: skip
+    assert sent, "the demo has owner tasks due"
+    concerns = [row["concern"] for row in sent]
+    assert len(set(concerns)) == len(concerns), "one item per concern, however many periods due"
+    assert {uid.removesuffix("@followupd") for uid in remote(dav, "Suivi clients")} == set(concerns)
+    calendar_keys = {row["key"] for row in sent}
     shown = cli("outbox", "show", sorted(calendar_keys)[0])
-    assert f"open {dav.url}" in shown.out
+    assert "@followupd: open" in shown.out and dav.url in shown.out, shown.out

@@ -15,7 +15,7 @@ import pytest
 from icalendar import Calendar
 
 from followupd.channels.calendar import ical
-from followupd.channels.feed.build import build_feed, feed_rows
+from followupd.channels.feed.build import build_feed, feed_items
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
@@ -28,7 +28,7 @@ from followupd.store.db import Store
 from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, PARIS, item, paris
 
 CALL = "escalate_by_phone:late-data:call"
 ISSUE = (
@@ -76,29 +76,29 @@ def complete_in_the_app(app: CalendarApp, href: str, *lines: str) -> None:
 
 def feed_of(store: Store, when: datetime) -> bytes:
     with store.session() as session:
-        return build_feed(feed_rows(session, when), PARIS, "followupd").body
+        return build_feed(feed_items(session, when, PARIS), PARIS, "followupd").body
 
 
 def test_the_feed_serves_the_completion_time_the_app_wrote_in_utc(
     store: Store, settings: Settings, called: Deliverer, dav: DavServer
 ) -> None:
-    href = outbox(store)[CALL].calendar_href
+    href = item(store, CALL).href
     assert href is not None
     # written in local time, as some apps do: 15:00 in Paris, 14:00 UTC
     complete_in_the_app(CalendarApp(dav), href, "COMPLETED;TZID=Europe/Paris:20261202T150000")
     sync_calendars(store, settings, paris(2026, 12, 2, 18))
-    assert outbox(store)[CALL].completed_at == datetime(2026, 12, 2, 14, tzinfo=UTC)
+    assert item(store, CALL).completed_at == datetime(2026, 12, 2, 14, tzinfo=UTC)
     assert completed_lines(feed_of(store, paris(2026, 12, 3))) == ["COMPLETED:20261202T140000Z"]
 
 
 def test_an_app_that_writes_no_completion_time_gets_the_time_it_was_seen(
     store: Store, settings: Settings, called: Deliverer, dav: DavServer
 ) -> None:
-    href = outbox(store)[CALL].calendar_href
+    href = item(store, CALL).href
     assert href is not None
     complete_in_the_app(CalendarApp(dav), href)
     sync_calendars(store, settings, paris(2026, 12, 2, 18))
-    assert outbox(store)[CALL].completed_at is None
+    assert item(store, CALL).completed_at is None
     assert completed_lines(feed_of(store, paris(2026, 12, 3))) == ["COMPLETED:20261202T170000Z"]
 
 
@@ -110,7 +110,7 @@ def test_a_task_followupd_completes_says_when_in_utc_in_the_calendar_and_the_fee
     closing = DeliveryReport()
     asyncio.run(called.close_vanished(paris(2026, 12, 3, 11), closing))
     assert list(closing.closed) == [CALL]
-    href = outbox(store)[CALL].calendar_href
+    href = item(store, CALL).href
     assert href is not None
     text, _ = CalendarApp(dav).get(href)
     assert completed_lines(text) == ["COMPLETED:20261203T100000Z"]
@@ -121,7 +121,8 @@ def test_a_task_followupd_completes_says_when_in_utc_in_the_calendar_and_the_fee
 
 def test_completed_items_are_built_with_a_utc_completion_time() -> None:
     item = ical.CalendarItem(
-        key=CALL, rule="escalate_by_phone", step="call", summary="Appeler", description="",
+        key=CALL, uid=f"{CALL}@followupd", rule="escalate_by_phone", step="call",
+        summary="Appeler", description="",
         due_at=paris(2026, 12, 2, 9), stamp=paris(2026, 12, 2, 18), status=CalendarState.COMPLETED,
         completed_at=paris(2026, 12, 2, 15),
     )  # fmt: skip

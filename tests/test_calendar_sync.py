@@ -25,7 +25,7 @@ from followupd.store.models import Mission, SyncState, Touchpoint
 from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
-from tests.rulekit import ACME, PARIS, outbox, paris
+from tests.rulekit import ACME, PARIS, item, outbox, paris
 
 DATA = ACME
 
@@ -166,7 +166,7 @@ def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
         evaluate(session, settings, escalate, at(12, 2))
     deliverer = Deliverer(loaded, settings, "w1", rng=random.Random(1))
     assert asyncio.run(deliverer.run(at(12, 2))).sent == ["escalate_by_phone:late-data:call"]
-    href = outbox(loaded)["escalate_by_phone:late-data:call"].calendar_href
+    href = item(loaded, "escalate_by_phone:late-data:call").href
     assert href is not None
 
     # on the phone, the user ticks the task off
@@ -183,8 +183,8 @@ def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
 
     report = sync(loaded, settings, at(12, 2, 16))
     assert report.completed == ["escalate_by_phone:late-data:call"]
-    row = outbox(loaded)["escalate_by_phone:late-data:call"]
-    assert (row.calendar_state, row.reason) == ("completed", "completed in your calendar")
+    done = item(loaded, "escalate_by_phone:late-data:call")
+    assert (done.state, done.reason) == ("completed", "completed in your calendar")
     with loaded.session() as session:
         (call,) = session.scalars(select(Touchpoint).where(Touchpoint.kind == "call"))
         assert (call.at, call.contact and call.contact.key) == (at(12, 2, 15), "jdupont")

@@ -11,21 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_type_hints
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from followupd.channels.calendar import ical
 from followupd.domain.states import Audience, CalendarState, Channel, FollowUpState
+from followupd.store import live_items
 from followupd.store.db import Store
-from followupd.store.models import Client, Contact, FollowUp, Mission
-from followupd.store.outbox import calendar, claim, lookup, recording
-from followupd.store.outbox.rows import (
-    FeedRow,
-    FollowUpRow,
-    OpenItemRow,
-    PendingRow,
-    TaskRow,
-)
+from followupd.store.models import Client, Contact, FollowUp, LiveItem, Mission
+from followupd.store.outbox import claim, lookup, recording
+from followupd.store.outbox.rows import FollowUpRow, PendingRow
 from tests.conftest import sample_followup
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -67,9 +65,9 @@ def outbox(store: Store) -> Store:
         task.recipient, task.owner = None, "me"
         task.rule, task.step, task.contact_id = "escalate_by_phone", "call", contact.id
         task.state, task.sent_at = FollowUpState.SENT, NOW
-        task.calendar_state = CalendarState.OPEN
-        task.calendar_href = "/cal/task.ics"
         session.add_all([email, task])
+        session.flush()
+        live_items.raised(session, task, "/cal/task.ics", NOW)
     return store
 
 
@@ -88,18 +86,20 @@ def test_a_row_recorded_or_claimed_has_every_column(outbox: Store) -> None:
 
 def test_the_rows_a_rule_is_asked_about_have_its_columns(outbox: Store) -> None:
     assert_carries(read(outbox, recording.pending), PendingRow)
-    assert_carries(read(outbox, calendar.open_items), OpenItemRow)
+    assert_carries(read(outbox, lambda s: [row for _, row in live_items.open_items(s)]), PendingRow)
 
 
-def test_the_feed_and_the_sync_read_what_they_use(outbox: Store) -> None:
-    assert_carries(
-        read(outbox, lambda s: calendar.feed_items(s, NOW - timedelta(days=30))), FeedRow
-    )
-    assert_carries(read(outbox, lambda s: [calendar.task(s, "task")]), TaskRow)
-    done = read(
-        outbox, lambda s: [calendar.done_in_calendar(s, "task", CalendarState.COMPLETED, NOW, NOW)]
-    )
-    assert_carries(done, TaskRow)
+def test_the_feed_reads_every_column_of_an_item(outbox: Store) -> None:
+    """The feed builds from light rows of `live_items`: each column there, as the ORM has it."""
+    with outbox.session() as session:
+        (orm,) = session.scalars(select(LiveItem))
+        ((row, name, phone),) = live_items.feed_items(session, NOW - timedelta(days=30))
+    assert {column.key: getattr(row, column.key) for column in LiveItem.__table__.columns} == {
+        column.key: getattr(orm, column.key) for column in LiveItem.__table__.columns
+    }
+    assert (row.state, name, phone) == (CalendarState.OPEN, "Jo", "+33 1 00 00 00 00")
+    built = ical.item_of(row, ZoneInfo("Europe/Paris"), name, phone)
+    assert (built.uid, built.phone_uri) == ("task@followupd", "tel:+33100000000")
 
 
 def test_an_orm_follow_up_is_a_follow_up_row(outbox: Store) -> None:

@@ -21,7 +21,7 @@ from followupd.store.db import Store
 from followupd.store.models import Mission
 from tests.conftest import RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
-from tests.rulekit import ACME, BOB, CLAIRE, imported, outbox, paris
+from tests.rulekit import ACME, BOB, CLAIRE, imported, item, paris
 from tests.test_owners import tick
 
 BOB_PASSWORD, BOB_VARIABLE = "bob-dav-secret", "FOLLOWUPD_TEST_BOB_PASSWORD"
@@ -95,7 +95,7 @@ def test_a_task_completed_in_an_owners_calendar_is_read_back(
     report = tick(loaded, settings, paris(2026, 11, 23, 10))  # contract_missing for bob
     task = "contract_missing:acme-crm:2026-11-23:calendar"
     assert task in report.sent
-    href = outbox(loaded)[task].calendar_href
+    href = item(loaded, task).href
     assert href is not None and "/followupd-bob/" in href
     app = CalendarApp(dav)
     text, etag = app.get(href)
@@ -109,7 +109,7 @@ def test_a_task_completed_in_an_owners_calendar_is_read_back(
     assert response.status == 204
     synced = sync_calendars(loaded, settings, paris(2026, 11, 23, 12))
     assert synced.completed == [task]
-    assert outbox(loaded)[task].calendar_state == "completed"
+    assert item(loaded, task).state == "completed"
 
 
 @pytest.mark.slow

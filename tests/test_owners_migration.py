@@ -15,14 +15,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select
 
-from followupd.channels.feed.build import feed_rows
+from followupd.channels.feed.build import feed_items
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain.owner_scope import scopes
 from followupd.store.db import HEAD_REVISION, MIGRATIONS, Store
 from followupd.store.models import FollowUp, Mission
 from tests.conftest import MINIMAL_CONFIG
-from tests.rulekit import ACME, BOB, CLAIRE, imported, outbox, paris
+from tests.rulekit import ACME, BOB, CLAIRE, PARIS, imported, outbox, paris
 from tests.test_owners import tick
 
 DATA = ACME.replace("contract_signed = 2026-08-25\n", "") + (
@@ -79,9 +79,10 @@ def test_an_upgraded_single_owner_database_sends_nothing_twice(
     assert (moved.sent, mailed(several)) == ([], sent_mail), "[[owners]]: nothing again"
     assert set(outbox(store)) == set(before), "no new key for an old follow-up"
     claire, bob = scopes(several)
+    moment = paris(2026, 12, 1, 12)
     with store.session() as session:
         feeds = {
-            scope.key: {row.key for row in feed_rows(session, paris(2026, 12, 1, 12), scope)}
+            scope.key: {item.key for item in feed_items(session, moment, PARIS, scope)}
             for scope in (claire, bob)
         }
     tasks = {key for key, row in before.items() if row.channel == "calendar"}

@@ -67,12 +67,22 @@ def test_tick_records_once_and_reports_states(cli: RunCli, demo: Path) -> None:
     # a reminder to the owner without CalDAV is delivered by being in the feed
     assert states["invoice_due:F-2026-041:heads-up"]["state"] == "sent"
     # client emails went to the Maildir (no [smtp] in this config)
-    sent_emails = [i for i in document["followups"] if i["channel"] == "email"]
+    emails = [i for i in document["followups"] if i["channel"] == "email"]
+    sent_emails = [i for i in emails if i["state"] == "sent"]
     assert sent_emails
-    assert all(item["state"] == "sent" for item in sent_emails)
-    assert all(item["state"] in ("sent", "pending") for item in document["followups"]), (
-        "a first pass records nothing already past its grace"
+    # several periods of one reminder due at once (a first start): the latest goes, once
+    superseded = [i for i in emails if i["state"] == "superseded"]
+    assert len(sent_emails) + len(superseded) == len(emails)
+    sent_keys = {item["key"]: item["concern"] for item in sent_emails}
+    for item in superseded:
+        newer = item["reason"].removeprefix("superseded by ")
+        assert sent_keys[newer] == item["concern"], item
+    assert len({(i["recipient"], i["subject"]) for i in sent_emails}) == len(sent_emails), (
+        "nobody receives two messages with the same subject"
     )
+    assert all(
+        item["state"] in ("sent", "pending", "superseded") for item in document["followups"]
+    ), "a first pass records nothing already past its grace"
     maildir = demo.parent / ".local" / "state" / "followupd" / "Maildir" / "new"
     assert len(list(maildir.iterdir())) == len(sent_emails)
     again = as_json(cli("tick", "--now", "2026-11-23T10:00", "--json").out)
@@ -130,7 +140,7 @@ def test_tick_json_uses_only_the_states_the_readme_documents(cli: RunCli, demo: 
     from followupd.cli.json_output import README_STATES
     from followupd.domain.states import FollowUpState
 
-    spec = {"sent", "failed", "pending", "expired", "cancelled"}
+    spec = {"sent", "failed", "pending", "expired", "cancelled", "superseded", "dismissed"}
     assert {README_STATES.get(state, state) for state in FollowUpState} <= spec
     document = as_json(cli("tick", "--now", "2026-11-28T10:00", "--json").out)
     assert {item["state"] for item in document["followups"]} <= spec

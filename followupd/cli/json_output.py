@@ -50,6 +50,7 @@ def _described(
     return [
         {
             "key": item.key,
+            "concern": item.concern or item.key,
             "rule": item.rule,
             "mission": missions.get(item.mission_id) if item.mission_id else None,
             "contact": contacts.get(item.contact_id) if item.contact_id else None,

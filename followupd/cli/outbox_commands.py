@@ -7,6 +7,7 @@ import click
 from followupd.cli import render
 from followupd.cli.app import App, pass_app, words
 from followupd.domain.states import FollowUpState
+from followupd.store import live_items
 from followupd.store.outbox import by_hand, lookup
 
 
@@ -34,7 +35,8 @@ def outbox_show(app: App, ident: str) -> None:
     """Everything about one follow-up (ID: its number or its key)."""
     with app.session(commit=False) as session:
         found = lookup.find(session, ident)
-        render.print_followup(found, app.zone, app.shown_owners)
+        item = live_items.of_concerns(session, [found.concern]).get(found.concern)
+        render.print_followup(found, app.zone, app.shown_owners, item)
 
 
 @outbox.command("retry")

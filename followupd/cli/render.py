@@ -18,11 +18,11 @@ from followupd.cli.checks import Check
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of
-from followupd.domain.states import UNSENT_STATES, Audience, FollowUpState
+from followupd.domain.states import UNSENT_STATES, Audience, CalendarState, FollowUpState
 from followupd.rules.base import Intent
 from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
-from followupd.store.models import FollowUp, Mission
+from followupd.store.models import FollowUp, LiveItem, Mission
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import MissionRow
 
@@ -263,7 +263,9 @@ def print_outbox(
     console().print(table if rows else empty)
 
 
-def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None) -> None:
+def print_followup(
+    row: FollowUp, zone: ZoneInfo, owners: Settings | None = None, item: LiveItem | None = None
+) -> None:
     facts = _table("", "", title=f"follow-up {row.id}: {row.key}")
     facts.show_header = False
     for name, value in (
@@ -279,7 +281,8 @@ def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None
         ("last error", row.last_error or ""),
         ("sent", _local(row.sent_at, zone)),
         ("message id", row.message_id or ""),
-        ("calendar", " ".join(filter(None, (row.calendar_state, row.calendar_href)))),
+        ("calendar item", _item(item, zone) if item is not None else ""),
+        ("in calendar", item.href if item is not None and item.href else ""),
     ):
         if value:
             facts.add_row(name, value)
@@ -288,6 +291,21 @@ def print_followup(row: FollowUp, zone: ZoneInfo, owners: Settings | None = None
     if row.body:
         out.print()
         out.print(row.body, markup=False, highlight=False)
+
+
+def _item(item: LiveItem, zone: ZoneInfo) -> str:
+    """What the calendar item of a follow-up's concern is now, and what the user did to it."""
+    if item.state == CalendarState.OPEN:
+        state = "open"
+        if item.snoozed_until is not None:
+            state += f", snoozed until {_local(item.snoozed_until, zone)}"
+    elif item.by_user and item.state == CalendarState.CANCELLED:
+        state = f"dismissed ({item.reason or 'in your calendar'})"
+    else:
+        state = f"{item.state}" + (f" ({item.reason})" if item.reason else "")
+    if item.times_raised > 1:
+        state += f"; raised {item.times_raised} times since {_local(item.first_raised_at, zone)}"
+    return f"{item.uid}: {state}"
 
 
 def print_sync_report(report: SyncReport) -> None:

@@ -58,7 +58,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_rows
+from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_items
 from followupd.channels.feed.tokens import ensure_tokens, owner_of
 from followupd.config.load import load_settings
 from followupd.config.settings import Settings
@@ -407,21 +407,22 @@ class Service:
     def feed(self, owner_key: str, at: datetime) -> Feed | None:
         """The feed of the owner keyed `owner_key`: their items only, in their time zone.
 
-        Built again only when its rows, the owner's name or zone changed (`FeedCache`).
+        Built again only when its items or the owner's name changed (`FeedCache`).
         None when that owner left the config (a reload between token and feed).
         """
         settings = self.settings
         if owner_key not in {entry.key for entry in settings.owners}:
             return None
         scope = scope_of(settings, owner_key)
-        with self.store.session() as session:
-            rows = feed_rows(session, at, scope)
         owner = scope.owner
-        source = (rows, owner.timezone, owner.name)
+        zone = ZoneInfo(owner.timezone)
+        with self.store.session() as session:
+            items = feed_items(session, at, zone, scope)
+        source = (items, owner.name)
         cached = self.feeds.get(owner_key, source)
         if cached is not None:
             return cached
-        built = build_feed(rows, ZoneInfo(owner.timezone), f"followupd — {owner.name}")
+        built = build_feed(items, zone, f"followupd — {owner.name}")
         self.feeds.put(owner_key, source, built)
         return built
 

@@ -34,6 +34,7 @@ from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 from followupd.channels.email.message import build_message, message_id
 from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
+from followupd.config.owners import Owner
 from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
 from followupd.domain import identity, items
@@ -41,20 +42,21 @@ from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.states import CalendarState, Channel, FollowUpState
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
+from followupd.store import live_items
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
-from followupd.store.models import Contact
-from followupd.store.outbox import calendar as calendar_items
+from followupd.store.models import Contact, LiveItem
 from followupd.store.outbox import claim as claims
 from followupd.store.outbox.claim import Outcome
-from followupd.store.outbox.rows import FollowUpRow, OpenItemRow
+from followupd.store.outbox.rows import FollowUpRow
 
 log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
 CHANNELS = tuple(Channel)
+GONE = object()  # an item the user deleted from their calendar
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,15 @@ class DeliveryReport:
     expired: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)
     closed: dict[str, str] = field(default_factory=dict)  # calendar items whose reason went
+    superseded: dict[str, str] = field(default_factory=dict)  # a later period went instead
+    dismissed: dict[str, str] = field(default_factory=dict)  # the user dismissed its concern
     errors: Counter[str] = field(default_factory=Counter)  # failed attempts, by channel
 
     @property
     def keys(self) -> list[str]:
         groups = (self.sent, self.retrying, self.failed, self.dead, self.cancelled,
-                  self.expired, self.held, self.closed)  # fmt: skip
+                  self.expired, self.held, self.closed, self.superseded,
+                  self.dismissed)  # fmt: skip
         return sorted({key for group in groups for key in group})
 
 
@@ -160,6 +165,8 @@ class Deliverer:
 
     async def _run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
+        with self.store.session() as session:
+            report.superseded = claims.supersede(session, at)
         while not self.stopping:
             with self.store.session() as session:
                 rows = claim(session, at, self.worker, CHANNELS)
@@ -182,50 +189,59 @@ class Deliverer:
                 announce(session, DUE)
 
     async def close_vanished(self, at: datetime, report: DeliveryReport) -> None:
-        """Complete (or cancel) the calendar items already written whose reason has gone.
+        """Close the calendar items whose reason went, and retire those a newer one replaced.
 
         A task is completed, a meeting to place is cancelled, in the owner's
         CalDAV calendar when there is one and in the store (so the feed shows
         it too). An item that cannot be reached now stays open and is tried
-        again on the next pass.
+        again on the next pass. A concern the user dismissed may be raised
+        again once its reason went (a status update sent, say).
         """
         with self.store.session() as session:
             gone = self._vanished(session)
-        if not gone:
+            retiring = [(item, item.retire or "") for item in live_items.to_retire(session)]
+            for item, why in self._dismissals_ended(session):
+                live_items.end_dismissal(session, item.id, why, at)
+        if not gone and not retiring:
             return
         writers = Writers(self.settings, self.calendar_writer)
         unreachable: set[str] = set()  # owners whose calendar failed in this pass
         try:
-            for row, why in gone.values():
-                owner = self.settings.owner_for(row.owner)
+            for item, why in [*gone, *retiring]:
+                owner = self.settings.owner_for(item.owner)
                 if owner.key in unreachable:
                     continue
                 state = (
                     CalendarState.CANCELLED
-                    if items.is_meeting(row.rule, row.step)
+                    if items.is_meeting(item.rule, item.step)
                     else CalendarState.COMPLETED
                 )
                 try:
-                    writer = await writers.writer(owner) if row.calendar_href else None
-                    if writer is not None and row.calendar_href:
+                    writer = await writers.writer(owner) if item.href else None
+                    if writer is not None and item.href:
                         note = f"followupd: {why}"
-                        await asyncio.to_thread(writer.close, row.calendar_href, state, at, note)
+                        await asyncio.to_thread(writer.close, item.href, state, at, note)
                 except DeliveryError as error:  # this owner's items wait; the others go on
                     log.warning("%s's calendar items left open until the next pass: %s",
                                 owner.key, error)  # fmt: skip
                     unreachable.add(owner.key)
                     continue
                 with self.store.session() as session:
-                    calendar_items.close_item(session, row.id, state, why, at)
-                report.closed[row.key] = why
+                    live_items.close(session, item.id, state, why, at)
+                report.closed[item.followup_key] = why
         finally:
             await writers.close()
 
-    def _vanished(self, session: Session) -> dict[str, tuple[OpenItemRow, str]]:
-        """Open calendar items whose rule says their reason went: key -> (row, why)."""
-        rows = calendar_items.open_items(session)
-        reasons = self.book.vanished(session, rows)
-        return {row.key: (row, reasons[row.key]) for row in rows if row.key in reasons}
+    def _vanished(self, session: Session) -> list[tuple[LiveItem, str]]:
+        """Open items whose rule says the reason of the period they show went: (item, why)."""
+        found = live_items.open_items(session)
+        reasons = self.book.vanished(session, [row for _, row in found])
+        return [(item, reasons[row.key]) for item, row in found if row.key in reasons]
+
+    def _dismissals_ended(self, session: Session) -> list[tuple[LiveItem, str]]:
+        found = live_items.dismissed_items(session)
+        reasons = self.book.vanished(session, [row for _, row in found])
+        return [(item, reasons[row.key]) for item, row in found if row.key in reasons]
 
     # -- before sending ---------------------------------------------------------------
     def _screen(
@@ -244,7 +260,11 @@ class Deliverer:
                         report.expired.append(row.key)
                 else:
                     by_rule.setdefault(row.rule, []).append(row)
-            gone = self.book.vanished(session, [row for group in by_rule.values() for row in group])
+            waiting = [row for group in by_rule.values() for row in group]
+            gone = self.book.vanished(session, waiting)
+            concerns = [row.concern for row in waiting]
+            dismissed = live_items.dismissed_concerns(session, concerns)
+            snoozed = live_items.snoozes(session, concerns, at)
             places = self.holds.places(session, rows)
             for group in by_rule.values():
                 for row in group:
@@ -259,6 +279,20 @@ class Deliverer:
                             reason=reason,
                         ):
                             report.cancelled[row.key] = reason
+                        continue
+                    if row.concern in dismissed:
+                        why = dismissed[row.concern]
+                        if _finish(session, row, self.worker, at,
+                                   state=FollowUpState.DISMISSED, reason=why):  # fmt: skip
+                            report.dismissed[row.key] = why
+                        continue
+                    if row.concern in snoozed:
+                        until = snoozed[row.concern]
+                        why = f"snoozed until {until:%Y-%m-%d %H:%M} UTC in your calendar"
+                        _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                                reason=why, next_attempt_at=until,
+                                attempts=row.attempts - 1)  # fmt: skip
+                        report.held[row.key] = why
                         continue
                     place = places.get(row.mission_id) if row.mission_id else None
                     later = self.holds.until(row, at, place)
@@ -295,7 +329,11 @@ class Deliverer:
     async def _write_calendar(
         self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport
     ) -> None:
-        """Write each item into its owner's CalDAV calendar; without one, it lives in the feed."""
+        """Raise each row's concern in its owner's CalDAV calendar; without one, in the feed.
+
+        A concern's first period makes its item; a later one updates it in
+        place. An item the user deleted meanwhile dismisses the concern.
+        """
         contacts = self._contacts(rows)
         writers = Writers(self.settings, self.calendar_writer)
         try:
@@ -303,35 +341,74 @@ class Deliverer:
                 if self.stopping:
                     break
                 owner = self.settings.owner_for(row.owner)
+                with self.store.session() as session:
+                    item = live_items.of_concerns(session, [row.concern]).get(row.concern)
                 contact = contacts.get(row.contact_id) if row.contact_id else None
-                item = ical.item_of(row, contact and contact.name, contact and contact.phone)
-                body = ical.document(item, zone(owner.timezone))
                 try:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
-                        href = await asyncio.to_thread(
-                            writer.create,
-                            identity.resource_name(row.key),
-                            body,
-                            identity.uid(row.key),
-                        )
+                        href = await self._put_item(writer, row, item, owner, contact, at)
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     self._record_failure(row, at, error, report)
                     continue
-                self._record_written(row, at, href, report)
+                if href is GONE:
+                    self._record_deleted(row, item, at, report)
+                    continue
+                self._record_written(row, item, href, at, report)
         finally:
             await writers.close()
 
+    async def _put_item(
+        self,
+        writer: CalendarWriter,
+        row: FollowUpRow,
+        item: LiveItem | None,
+        owner: Owner,
+        contact: Row[int, str, str | None] | None,
+        at: datetime,
+    ) -> str | object:
+        """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it."""
+        zone_ = zone(owner.timezone)
+        shown = live_items.as_raised(item, row, at)
+        name, phone = (contact.name, contact.phone) if contact else (None, None)
+        calendar_item = ical.item_of(shown, zone_, name, phone)
+        if item is None or item.href is None:
+            body = ical.document(calendar_item, zone_)
+            return await asyncio.to_thread(
+                writer.create, identity.resource_name(shown.concern), body, shown.uid
+            )
+
+        def change(text: str) -> tuple[bytes, bool]:  # the user's snooze stays
+            return ical.updated(text, calendar_item, zone_, shown.snoozed_until), True
+
+        outcome = await asyncio.to_thread(writer.update, item.href, change)
+        return GONE if outcome == "gone" else item.href
+
     def _record_written(
-        self, row: FollowUpRow, at: datetime, href: str | None, report: DeliveryReport
+        self,
+        row: FollowUpRow,
+        item: LiveItem | None,
+        href: str | object,
+        at: datetime,
+        report: DeliveryReport,
     ) -> None:
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
-                       last_error=None, reason=None if href else "in the feed",
-                       calendar_uid=identity.uid(row.key), calendar_href=href,
-                       calendar_state=CalendarState.OPEN):  # fmt: skip
+                       last_error=None,
+                       reason=None if href else "in the feed"):  # fmt: skip
+                live_items.raised(session, row, href if isinstance(href, str) else None, at)
                 report.sent.append(row.key)
+
+    def _record_deleted(
+        self, row: FollowUpRow, item: LiveItem | None, at: datetime, report: DeliveryReport
+    ) -> None:
+        why = "deleted in your calendar"
+        with self.store.session() as session:
+            if _finish(session, row, self.worker, at, state=FollowUpState.DISMISSED, reason=why):
+                if item is not None:
+                    live_items.deleted_by_user(session, item.id, at)
+                report.dismissed[row.key] = why
 
     def _contacts(self, rows: list[FollowUpRow]) -> dict[int, Row[int, str, str | None]]:
         """Id, name and phone of the contacts the items are about (call tasks carry them)."""

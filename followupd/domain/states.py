@@ -23,6 +23,8 @@ class FollowUpState(StrEnum):
     DEAD = "dead"  # every attempt failed
     CANCELLED = "cancelled"  # its reason went before it left, or cancelled by hand
     EXPIRED = "expired"  # its grace ended before it could leave
+    SUPERSEDED = "superseded"  # a later period of its concern was due in the same pass
+    DISMISSED = "dismissed"  # the user cancelled or deleted its calendar item
 
 
 # still to deliver: the feed shows them whatever their age

@@ -196,6 +196,7 @@ def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:
         "rule": intent.rule,
         "step": intent.step,
         "subject_key": intent.subject_key,
+        "concern": intent.concern or intent.key,
         "mission_id": intent.mission_id,
         "contact_id": intent.contact_id,
         "audience": intent.audience,

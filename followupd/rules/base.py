@@ -54,6 +54,8 @@ class Intent:
     contact_id: int | None = None
     thread_key: str | None = None
     owner: str | None = None  # the owner's key, set by the engine
+    # what it is about whatever the period (`Rule.concern_of`): one calendar item each
+    concern: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ class Rule(ABC, Generic[OptionsT]):
     """One follow-up rule. Subclasses set `name` and are listed in `rules.registry`."""
 
     name: ClassVar[str]
+    # A reminder that repeats, period after period, about one subject: one calendar
+    # item for all its periods, updated in place, and one delivery when a catch-up
+    # finds several periods due at once.
+    repeats: ClassVar[bool] = False
 
     def __init__(self, options: OptionsT) -> None:
         self.options = options
@@ -120,7 +126,12 @@ class Rule(ABC, Generic[OptionsT]):
             mission_id=mission_id,
             contact_id=contact_id,
             thread_key=thread_key,
+            concern=self.concern_of(key, subject_key),
         )
+
+    def concern_of(self, key: str, subject_key: str) -> str:
+        """What a follow-up is about: ``<rule>:<subject>`` when the rule repeats, else its key."""
+        return f"{self.name}:{subject_key}" if self.repeats else key
 
     @property
     def grace(self) -> timedelta:

@@ -62,6 +62,7 @@ def period_of(key: str) -> date | None:
 
 class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
     name = "checkpoint_meeting"
+    repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         every = timedelta(days=self.options.every_days)

@@ -62,6 +62,7 @@ class WorkingDays:
 
 class ClientNotInformed(Rule[ClientNotInformedOptions]):
     name = "client_not_informed"
+    repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         contact, last = aliased(Contact), aliased(Touchpoint)

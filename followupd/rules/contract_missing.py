@@ -46,6 +46,7 @@ STATUS_WORDS = {
 
 class ContractMissing(Rule[ContractMissingOptions]):
     name = "contract_missing"
+    repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         before = timedelta(days=self.options.days_before_start)

@@ -123,8 +123,9 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
                 continue
             due_at, expires_at = due
             values = {"contact": contact, "client": client, "owner": owner, "year": year}
+            key = f"{self.name}:{contact.key}:{year}"
             yield Intent(
-                key=f"{self.name}:{contact.key}:{year}",
+                key=key,
                 rule=self.name,
                 step=STEP,
                 subject_key=contact.key,
@@ -136,6 +137,7 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
                 due_at=due_at,
                 expires_at=expires_at,
                 contact_id=contact.id,
+                concern=self.concern_of(key, contact.key),
             )
 
     @staticmethod

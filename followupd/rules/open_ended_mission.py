@@ -58,6 +58,7 @@ def add_months(day: date, months: int) -> date:
 
 class OpenEndedMission(Rule[OpenEndedMissionOptions]):
     name = "open_ended_mission"
+    repeats = True
 
     def limit(self, start: date) -> date:
         """The day a mission started on `start` should be framed by."""

@@ -93,6 +93,7 @@ def _last_update() -> ColumnElement[datetime]:
 
 class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     name = "status_update_due"
+    repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         session, owner = evaluation.session, evaluation.owner

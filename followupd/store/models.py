@@ -207,6 +207,9 @@ class FollowUp(Base):
     rule: Mapped[str] = mapped_column(String(40), index=True)
     step: Mapped[str] = mapped_column(String(80))
     subject_key: Mapped[str] = mapped_column(String(200))  # the invoice, issue, mission…
+    # what it is about, whatever the period: its calendar item (`LiveItem`), and what a
+    # catch-up collapses; the rule and subject for a repeating reminder, else the key
+    concern: Mapped[str] = mapped_column(String(400), index=True)
     mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"), index=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     audience: Mapped[Audience] = mapped_column(_words(Audience, 8))
@@ -232,15 +235,56 @@ class FollowUp(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(400))
-    calendar_uid: Mapped[str | None] = mapped_column(String(400))
-    # the CalDAV object written for it, and whether the task is still open; None for email
-    calendar_href: Mapped[str | None] = mapped_column(String(1000))
-    calendar_state: Mapped[CalendarState | None] = mapped_column(_words(CalendarState, 12))
-    # when the user completed the task, as their app wrote it (COMPLETED); None when
-    # followupd closed it, or the app wrote no time: then `updated_at` stands for it
-    completed_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class LiveItem(Base):
+    """The one calendar item of a concern: what the owner's calendar and feed show of it.
+
+    A reminder that repeats is one item, updated in place at each period
+    (`followup_key` says which period it shows), not a pile of items; a
+    one-off follow-up is an item of its own. The item also holds what the
+    user did to it in their calendar app, which outlives the follow-ups
+    housekeeping deletes: dismissed (cancelled or deleted there), snoozed (its
+    due moved later), completed.
+    """
+
+    __tablename__ = "live_items"
+    __table_args__ = (CheckConstraint(_one_of("state", CalendarState), name="state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    concern: Mapped[str] = mapped_column(String(400), unique=True)
+    # the concern plus ``@followupd``; an item written before schema 0008 keeps its own
+    uid: Mapped[str] = mapped_column(String(400), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(40))
+    rule: Mapped[str] = mapped_column(String(40))
+    step: Mapped[str] = mapped_column(String(80))
+    followup_key: Mapped[str] = mapped_column(String(400))  # the period it shows
+    subject_key: Mapped[str] = mapped_column(String(200))  # the invoice, issue, mission…
+    mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    language: Mapped[str] = mapped_column(String(2))
+    summary: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)  # the period's body, as rendered
+    due_at: Mapped[datetime]  # the period's due time, as followupd wrote it
+    first_raised_at: Mapped[datetime]  # the due time of its first period
+    times_raised: Mapped[int] = mapped_column(default=1)
+    sequence: Mapped[int] = mapped_column(default=0)  # its iCalendar SEQUENCE
+    # where it is in the owner's CalDAV calendar; None: in the feed only, or deleted there
+    href: Mapped[str | None] = mapped_column(String(1000))
+    state: Mapped[CalendarState] = mapped_column(_words(CalendarState, 12))
+    by_user: Mapped[bool] = mapped_column(default=False)  # closed in the user's app
+    # the user's due time (moved later in their app): no repeat before it
+    snoozed_until: Mapped[datetime | None]
+    # when the user completed it, as their app wrote it; None: `updated_at` stands for it
+    completed_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was closed
+    # an item of before schema 0008 that a newer one of its concern replaced: closed in
+    # the calendar at the next delivery pass, for this reason
+    retire: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

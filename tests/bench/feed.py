@@ -50,7 +50,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
@@ -58,7 +57,7 @@ from sqlalchemy.orm import Session
 
 import tests.bench.evaluate as evaluate_bench
 from followupd.channels.calendar import ical
-from followupd.channels.feed.build import feed_rows
+from followupd.channels.feed.build import feed_items
 from followupd.channels.feed.tokens import ensure_token
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
@@ -130,7 +129,7 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
         kept = _keep(session, followups)
         _move_later(session)
     with store.session() as session:
-        rows = feed_rows(session, TODAY + LATER)
+        rows = feed_items(session, TODAY + LATER, ZoneInfo(settings.owner.timezone))
     store.close()
     if kept < followups or len(rows) != kept:
         raise SystemExit(
@@ -142,18 +141,26 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
 
 
 def _keep(session: Session, followups: int) -> int:
-    """Delete every row but the first `followups` pending owner calendar items; count the rest."""
-    first = (
-        select(FollowUp.id)
+    """Delete every row but the first pending owner calendar item of `followups` concerns.
+
+    The feed shows one item per concern (a repeating reminder's periods are
+    one item): one row each, so that the feed holds as many items as rows.
+    """
+    candidates = session.execute(
+        select(FollowUp.id, FollowUp.concern)
         .where(
             FollowUp.audience == "owner",
             FollowUp.channel == "calendar",
             FollowUp.state == "pending",
         )
         .order_by(FollowUp.due_at, FollowUp.key)
-        .limit(followups)
     )
-    session.execute(delete(FollowUp).where(FollowUp.id.not_in(first)))
+    first: dict[str, int] = {}
+    for id_, concern in candidates:
+        if len(first) == followups:
+            break
+        first.setdefault(concern, id_)
+    session.execute(delete(FollowUp).where(FollowUp.id.not_in(list(first.values()))))
     return session.execute(select(func.count(FollowUp.id))).scalar_one()
 
 
@@ -164,16 +171,15 @@ def _move_later(session: Session) -> None:
 
 
 def _objects(
-    rows: Sequence[Any], settings: Settings
+    items: Sequence[ical.CalendarItem], settings: Settings
 ) -> tuple[Counter[str], list[tuple[str, bytes]]]:
-    """Each feed row as the CalDAV channel writes it: its file name and its document."""
+    """Each feed item as the CalDAV channel writes it: its file name and its document."""
     zone = ZoneInfo(settings.owner.timezone)
     kinds: Counter[str] = Counter()
     objects = []
-    for row in rows:
-        item = ical.item_of(row, row.contact_name, row.contact_phone)
+    for item in items:
         kinds["VEVENT" if item.meeting else "VTODO"] += 1
-        objects.append((identity.resource_name(item.key), ical.document(item, zone)))
+        objects.append((identity.resource_name(item.uid), ical.document(item, zone)))
     return kinds, objects
 
 

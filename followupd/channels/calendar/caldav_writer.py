@@ -8,9 +8,10 @@ written twice when two workers, a crash or the user get in the way:
   there (the write went through but its record was lost to a crash, or a
   second worker got there first): the object is read back and, if it is
   ours, counted as written;
-- a close reads the object, marks it completed or cancelled (keeping what the
-  user changed in it) and PUTs it back with ``If-Match`` its ETag; a 412 (the
-  user edited it meanwhile) reads it again.
+- an update (a new period of a repeating reminder) or a close reads the
+  object, changes followupd's part of it (keeping what the user and their
+  apps added) and PUTs it back with ``If-Match`` its ETag; a 412 (the user
+  edited it meanwhile) reads it again.
 
 Failures are sorted like SMTP's: connection errors, timeouts and 5xx are
 worth retrying; authentication and other 4xx answers are not.
@@ -38,7 +39,7 @@ from followupd.domain.states import CalendarState
 
 ICALENDAR = {"Content-Type": 'text/calendar; charset="utf-8"'}
 GONE = (404, 410)
-CLOSE_ATTEMPTS = 3
+UPDATE_ATTEMPTS = 3
 
 
 def classify(error: BaseException) -> DeliveryError:
@@ -154,25 +155,34 @@ class CalendarWriter:
             raise DeliveryError(f"CalDAV: {url} holds another object than {uid}", permanent=True)
         raise _refused("PUT", response)
 
-    def close(self, url: str, status: CalendarState, stamp: datetime, note: str) -> str:
-        """Mark the object at `url` completed or cancelled: "closed", "already" or "gone"."""
-        for _ in range(CLOSE_ATTEMPTS):
+    def update(self, url: str, change: Callable[[str], tuple[bytes, bool]]) -> str:
+        """Rewrite the object at `url` with `change` (its text -> new body, changed or not).
+
+        "updated", "already" (`change` changed nothing) or "gone" (the user
+        deleted it). Conditional on the ETag read: an edit made meanwhile (a
+        412) is read again and `change` applied to it, so it is never lost.
+        """
+        for _ in range(UPDATE_ATTEMPTS):
             current = self._request(url, "GET")
             if current.status in GONE:
-                return "gone"  # the user deleted it: nothing left to close
+                return "gone"
             if current.status != 200:
                 raise _refused("GET", current)
-            body, changed = closed_document(current.raw, status, stamp, note)
+            body, changed = change(current.raw)
             if not changed:
                 return "already"
             etag = current.headers.get("ETag")
             conditions = {"If-Match": etag} if etag else {}
             response = self._request(url, "PUT", body, **conditions)
             if 200 <= response.status < 300:
-                return "closed"
+                return "updated"
             if response.status not in (409, 412):
                 raise _refused("PUT", response)
-        raise DeliveryError(f"CalDAV: {url} kept changing while being closed", permanent=False)
+        raise DeliveryError(f"CalDAV: {url} kept changing while being written", permanent=False)
+
+    def close(self, url: str, status: CalendarState, stamp: datetime, note: str) -> str:
+        """Mark the object at `url` completed or cancelled: "updated", "already" or "gone"."""
+        return self.update(url, lambda text: closed_document(text, status, stamp, note))
 
 
 class Writers:

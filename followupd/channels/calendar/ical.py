@@ -6,24 +6,25 @@ user sees it. Everything in an object comes from stored state (DTSTAMP
 included), so an unchanged follow-up gives the same bytes every time.
 DTSTAMP and COMPLETED are in UTC, as RFC 5545 (3.8.7.2, 3.8.2.1) requires.
 
-The UID is the follow-up key plus ``@followupd`` (followupd.domain.identity): a
-rewrite is an update of the same object, never a duplicate.
+An item is a concern's (followupd.store.live_items): its UID names the concern,
+so a new period of a repeating reminder updates the same object, never adds
+one.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
 from icalendar.enums import STATUS, TRANSP
 
-from followupd.domain.identity import uid
 from followupd.domain.items import is_call, is_meeting
 from followupd.domain.states import CalendarState
-from followupd.store.outbox.rows import CalendarRow
+from followupd.store.models import LiveItem
 
 PRODID = "-//followupd//followupd//EN"
 MEETING_LENGTH = timedelta(minutes=30)
@@ -38,9 +39,10 @@ TASK_STATUS = {
 
 @dataclass(frozen=True)
 class CalendarItem:
-    """What the owner sees of one follow-up in a calendar."""
+    """What the owner sees of one concern in a calendar."""
 
-    key: str
+    key: str  # the follow-up it shows
+    uid: str
     rule: str
     step: str
     summary: str
@@ -64,20 +66,43 @@ class CalendarItem:
         return "tel:" + re.sub(r"[^0-9+]", "", self.contact_phone)
 
 
-def item_of(row: CalendarRow, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
-    """What the owner's calendar shows of an outbox row; a closed one with its new SEQUENCE."""
-    closed = row.calendar_state in (CalendarState.COMPLETED, CalendarState.CANCELLED)
+# the line a repeating reminder's description ends with, in the owner's language
+RAISED = {
+    "fr": "Rappel n° {times}, depuis le {since}.",
+    "en": "Reminder no. {times}, since {since}.",
+}
+LOCALES = {"fr": "fr_FR", "en": "en_US"}
+
+
+def item_of(
+    item: LiveItem, zone: ZoneInfo, contact_name: str | None, contact_phone: str | None
+) -> CalendarItem:
+    """What the owner's calendar shows of a live item: due at the user's date if they snoozed it.
+
+    A reminder raised more than once says since when and how often.
+    """
+    description = item.description
+    if item.times_raised > 1:
+        language = item.language if item.language in RAISED else "en"
+        since = format_date(item.first_raised_at.astimezone(zone).date(), "long",
+                            locale=LOCALES[language])  # fmt: skip
+        raised = RAISED[language].format(times=item.times_raised, since=since)
+        description = f"{description}\n\n{raised}".strip()
+    due = item.due_at
+    if item.snoozed_until is not None and item.snoozed_until > due:
+        due = item.snoozed_until
     return CalendarItem(
-        key=row.key,
-        rule=row.rule,
-        step=row.step,
-        summary=row.subject,
-        description=row.body,
-        due_at=row.due_at,
-        stamp=row.updated_at if closed else row.created_at,
-        sequence=1 if closed else 0,
-        status=(row.calendar_state or CalendarState.OPEN) if closed else CalendarState.OPEN,
-        completed_at=row.completed_at,
+        key=item.followup_key,
+        uid=item.uid,
+        rule=item.rule,
+        step=item.step,
+        summary=item.summary,
+        description=description,
+        due_at=due,
+        stamp=item.updated_at,
+        sequence=max(item.sequence, 0),
+        status=item.state,
+        completed_at=item.completed_at,
         contact_name=contact_name,
         contact_phone=contact_phone,
     )
@@ -90,9 +115,9 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     if item.meeting:
         status = STATUS.TENTATIVE if item.status == CalendarState.OPEN else STATUS.CANCELLED
         part = Event.new(start=due, end=due + MEETING_LENGTH, status=status,
-                         transparency=TRANSP.TRANSPARENT, uid=uid(item.key))  # fmt: skip
+                         transparency=TRANSP.TRANSPARENT, uid=item.uid)  # fmt: skip
     else:
-        part = Todo.new(status=TASK_STATUS[item.status], uid=uid(item.key))
+        part = Todo.new(status=TASK_STATUS[item.status], uid=item.uid)
         part.DUE = due
         if item.status == CalendarState.COMPLETED:
             part.add("completed", (item.completed_at or item.stamp).astimezone(UTC))
@@ -177,3 +202,20 @@ def close(
         part.subcomponents = [sub for sub in part.subcomponents if sub.name != "VALARM"]
         changed = True
     return bytes(calendar.to_ical()), changed
+
+
+def updated(
+    text: bytes | str, item: CalendarItem, zone: ZoneInfo, keep_due: datetime | None
+) -> bytes:
+    """The stored object `text` rewritten for `item`, in place (interim version)."""
+    calendar = Calendar.from_ical(text)
+    fresh = component(replace(item, due_at=keep_due or item.due_at), zone)
+    found = False
+    for index, part in enumerate(calendar.subcomponents):
+        if part.name in ("VTODO", "VEVENT") and str(part.get("UID", "")) == item.uid:
+            fresh["SEQUENCE"] = max(int(part.get("SEQUENCE", 0)) + 1, item.sequence)
+            calendar.subcomponents[index] = fresh
+            found = True
+    if not found:
+        raise ValueError(f"no component with UID {item.uid}")
+    return bytes(calendar.to_ical())

@@ -1,7 +1,7 @@
 """The iCalendar feed: the owner's calendar items as one document a calendar app subscribes to.
 
-It holds the owner's calendar follow-ups that are still to do, and those of
-the last 30 days (done ones marked completed or cancelled), built with the
+It holds the owner's calendar items (one per concern) still open, and those
+closed in the last 30 days (marked completed or cancelled), built with the
 same objects the CalDAV channel writes. Everything in it comes from stored
 state, so the same store gives the same bytes, and the ETag (a digest of
 the bytes) lets a client ask "anything new?" for the price of a 304.
@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
 from followupd.domain.owner_scope import Scope
-from followupd.store.outbox import calendar as calendar_items
-from followupd.store.outbox.rows import FeedRow
+from followupd.store import live_items
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
@@ -39,34 +38,43 @@ class Feed:
     count: int
 
 
-def feed_rows(session: Session, at: datetime, scope: Scope | None = None) -> list[FeedRow]:
-    """The owner's calendar follow-ups still to do, and those due in the last 30 days.
+def feed_items(
+    session: Session, at: datetime, zone: ZoneInfo, scope: Scope | None = None
+) -> list[ical.CalendarItem]:
+    """The owner's items: open ones, those closed in the last 30 days, and those to come.
 
-    With several owners, `scope` says whose: each owner's feed has their items only.
+    One per concern; a concern not delivered yet shows its next period, under
+    the UID its item will have. With several owners, `scope` says whose: each
+    owner's feed has their items only. By due time, then UID.
     """
-    return calendar_items.feed_items(session, at - RECENT, scope)
-
-
-def build_feed(rows: Sequence[FeedRow], zone: ZoneInfo, name: str) -> Feed:
-    """One document for `rows`, its times in the owner's `zone`."""
-    components = [
-        ical.component(ical.item_of(row, row.contact_name, row.contact_phone), zone) for row in rows
+    items = [
+        ical.item_of(item, zone, name, phone)
+        for item, name, phone in live_items.feed_items(session, at - RECENT, scope)
     ]
-    days = [row.due_at.date() for row in rows]
+    for row, name, phone in live_items.previews(session, scope):
+        coming = live_items.as_raised(None, row, row.created_at)
+        items.append(ical.item_of(coming, zone, name, phone))
+    return sorted(items, key=lambda item: (item.due_at, item.uid))
+
+
+def build_feed(items: Sequence[ical.CalendarItem], zone: ZoneInfo, name: str) -> Feed:
+    """One document for `items`, its times in the owner's `zone`."""
+    components = [ical.component(item, zone) for item in items]
+    days = [item.due_at.date() for item in items]
     span = (min(days) - ical.ZONE_SPAN, max(days) + ical.ZONE_SPAN) if days else (EPOCH, EPOCH)
     calendar = ical.calendar_of(components, span, name=name)
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", "PT1H")
     body = bytes(calendar.to_ical())
-    return Feed(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', len(rows))
+    return Feed(body, f'"{hashlib.sha256(body).hexdigest()[:32]}"', len(items))
 
 
 class FeedCache:
     """The last feed built for each owner, and what it was built from.
 
-    The rows are compared, not a version number: reading them is cheap next
+    The items are compared, not a version number: reading them is cheap next
     to rendering them, and any change to what the feed shows, a contact's
-    phone number included, gives different rows.
+    phone number included, gives different items.
     """
 
     def __init__(self) -> None:

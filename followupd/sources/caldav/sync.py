@@ -37,20 +37,18 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, url_of
-from followupd.domain import identity, items
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
-from followupd.domain.states import CalendarObjectKind, CalendarState, TouchpointKind
+from followupd.domain.states import CalendarObjectKind
 from followupd.errors import ConfigError
 from followupd.sources.caldav import changes as dav_changes
-from followupd.sources.caldav import conventions, meetings
+from followupd.sources.caldav import conventions, meetings, read_back
 from followupd.sources.files.importer import Located, apply, check_references
-from followupd.sources.files.records import MissionRecord, TouchpointRecord
-from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject, read_object
+from followupd.sources.files.records import MissionRecord
+from followupd.sources.ical.read import Happening, UnreadableObject, read_object
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
-from followupd.store.models import CalendarObject, Contact, Mission, SyncState, Touchpoint
-from followupd.store.outbox import calendar as calendar_items
+from followupd.store.models import CalendarObject, SyncState, Touchpoint
 
 log = logging.getLogger("followupd.sources.caldav")
 
@@ -74,7 +72,8 @@ class SyncReport:
     missions_created: int = 0
     missions_updated: int = 0
     meetings: int = 0  # touchpoints recorded from calendar meetings that ended
-    completed: list[str] = field(default_factory=list)  # follow-up keys done in the calendar
+    # follow-ups whose item the user completed, cancelled or deleted in the calendar
+    completed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
     notices: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # calendars not synced, and why (in notices)
@@ -239,7 +238,7 @@ class CalendarSync:
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
-            self._forget(session, url, changes.deleted, report, name)
+            self._forget(session, url, changes.deleted, report, name, at)
         wanted = sorted(changes.changed)
         missed: set[str] = set()
         self.progress(name, 0, len(wanted))
@@ -335,7 +334,9 @@ class CalendarSync:
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
         if source.writes:
-            self._completed_tasks(session, read, at, report, derived)
+            done, made = read_back.read_back(session, read.tasks, at)
+            report.completed += done
+            derived |= made
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         if missions:
             row.kind = CalendarObjectKind.MISSION
@@ -396,47 +397,15 @@ class CalendarSync:
         report.missions_updated += result.updated["missions"]
         return record.key, None
 
-    def _completed_tasks(
-        self,
-        session: Session,
-        read: ReadObject,
-        at: datetime,
-        report: SyncReport,
-        derived: set[str],
-    ) -> None:
-        """Tasks of ours the user completed (or cancelled) in the calendar app."""
-        for task in read.tasks:
-            key = identity.key_of(task.uid)
-            if key is None or task.status not in ("COMPLETED", "CANCELLED"):
-                continue
-            completed = task.status == "COMPLETED"
-            state = CalendarState.COMPLETED if completed else CalendarState.CANCELLED
-            when = task.completed_at if completed else None  # as the app wrote it
-            done = calendar_items.done_in_calendar(session, key, state, when, at)
-            if done is not None:
-                report.completed.append(key)
-            row = done or calendar_items.task(session, key)
-            if row is None or not completed or not items.is_call(row.rule, row.step, key):
-                continue
-            if row.mission_id is None:
-                continue
-            mission = session.get(Mission, row.mission_id)
-            contact = session.get(Contact, row.contact_id) if row.contact_id else None
-            if mission is None:
-                continue
-            record = TouchpointRecord(
-                mission=mission.key,
-                contact=contact.key if contact else None,
-                kind=TouchpointKind.CALL,
-                at=task.completed_at or at,
-                note="call task completed in the calendar",
-            )
-            apply(session, [Located(record, Path("calendar"), "touchpoints", 0, {})])
-            derived.add(record.identity())
-
     # -- bookkeeping -------------------------------------------------------------------
     def _forget(
-        self, session: Session, calendar: str, hrefs: Iterable[str], report: SyncReport, name: str
+        self,
+        session: Session,
+        calendar: str,
+        hrefs: Iterable[str],
+        report: SyncReport,
+        name: str,
+        at: datetime,
     ) -> None:
         """Objects deleted from the calendar: drop what they made, report mission events."""
         for chunk in chunked(sorted(hrefs)):
@@ -446,6 +415,7 @@ class CalendarSync:
                 .order_by(CalendarObject.id)
                 .with_for_update()
             ).all()
+            report.completed += read_back.deleted(session, [row.uid for row in rows if row.uid], at)
             for row in rows:
                 if row.kind == CalendarObjectKind.MISSION and row.mission_key:
                     report.notices.append(

@@ -4,7 +4,6 @@
 - `recording`: what an evaluation pass reads and writes (new rows, pending ones, cancellations);
 - `claim`: delivery's claim, lease check, outcome, hand back, and the threads' history;
 - `orphans`: the claims of workers that provably died, handed back at once;
-- `calendar`: calendar items: open ones to close, the feed's, those the user completed;
 - `housekeeping`: leases expired, old rows deleted, the next time something is deliverable,
   and the counts /healthz, /metrics and the systemd status show;
 - `lookup`: a follow-up by number or key, and the newest ones, for `followupd outbox`;

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from followupd.domain.states import CalendarState, FollowUpState
+from followupd.domain.states import Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp
 from followupd.store.outbox.rows import FollowUpRow
@@ -32,9 +32,6 @@ class Outcome(TypedDict, total=False):
     next_attempt_at: datetime
     sent_at: datetime
     message_id: str | None
-    calendar_uid: str
-    calendar_href: str | None
-    calendar_state: CalendarState
 
 
 def claim(
@@ -166,3 +163,43 @@ def hand_back(
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+def supersede(session: Session, at: datetime) -> dict[str, str]:
+    """Of the periods of one concern due by `at` and still pending, all but the latest superseded.
+
+    After a downtime, or on a first start, several periods of a repeating
+    reminder may be due at once: the person gets the latest, once. Per
+    channel: a reminder by email and in the calendar keeps one of each.
+    Returns key -> reason for the rows superseded.
+    """
+    due = (FollowUp.state == FollowUpState.PENDING, FollowUp.due_at <= at)
+    piled = (
+        select(FollowUp.concern, FollowUp.channel)
+        .where(*due)
+        .group_by(FollowUp.concern, FollowUp.channel)
+        .having(func.count() > 1)
+    )
+    latest: dict[tuple[str, Channel], tuple[datetime, str]] = {}
+    keys: dict[tuple[str, Channel], list[str]] = {}
+    query = select(FollowUp.key, FollowUp.concern, FollowUp.channel, FollowUp.due_at).where(
+        *due, tuple_(FollowUp.concern, FollowUp.channel).in_(piled)
+    )
+    for key, concern, channel, due_at in session.execute(query):
+        group = (concern, channel)
+        keys.setdefault(group, []).append(key)
+        latest[group] = max(latest.get(group, (due_at, key)), (due_at, key))
+    superseded: dict[str, str] = {}
+    for group, members in keys.items():
+        newest = latest[group][1]
+        for key in members:
+            if key != newest:
+                superseded[key] = f"superseded by {newest}"
+    for key, reason in superseded.items():
+        session.execute(
+            update(FollowUp)
+            .where(FollowUp.key == key, FollowUp.state == FollowUpState.PENDING)
+            .values(state=FollowUpState.SUPERSEDED, reason=reason, updated_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    return superseded

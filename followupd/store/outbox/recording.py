@@ -29,6 +29,7 @@ PENDING_COLUMNS = (
     FollowUp.rule,
     FollowUp.step,
     FollowUp.subject_key,
+    FollowUp.concern,
     FollowUp.audience,
     FollowUp.channel,
     FollowUp.mission_id,
@@ -46,6 +47,7 @@ class NewFollowUp(TypedDict):
     rule: str
     step: str
     subject_key: str
+    concern: str
     mission_id: int | None
     contact_id: int | None
     audience: Audience
