@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Component
+from icalendar import Calendar, Component, vText
 
 from followupd.domain.identity import UID_SUFFIX
 from followupd.sources.ical.vtimezone import ObjectParser
@@ -98,7 +98,7 @@ def items_seen(data: str | bytes, zone: ZoneInfo) -> list[ItemSeen]:
     what the user did to the item.
     """
     try:
-        calendar = ObjectParser(_text(data)).calendar()
+        calendar = _TolerantParser(_text(data)).calendar()
     except Exception:  # icalendar raises ValueError and others on broken text
         return []
     if not isinstance(calendar, Calendar):
@@ -114,6 +114,25 @@ def items_seen(data: str | bytes, zone: ZoneInfo) -> list[ItemSeen]:
         for part in parts
         if "RECURRENCE-ID" not in part or _uid(part) not in masters
     ]
+
+
+class _TolerantParser(ObjectParser):
+    """The reader's parser, but a property it cannot parse is kept as text, in a task too.
+
+    icalendar gives up on a whole VTODO for one value it cannot read (a DUE
+    of "next week"); kept as text, that property reads as None here, and
+    the rest of the item is read. Only the hook and stack ObjectParser uses
+    are relied on (tests/test_ical_internals.py checks them).
+    """
+
+    def parse_and_add_property(
+        self, name: str, params: Any, val: str, tzid: str | None, line: Any
+    ) -> None:
+        try:
+            super().parse_and_add_property(name, params, val, tzid, line)
+        except (ValueError, TypeError):
+            if self._stack:
+                self._stack[-1].add(name, vText(val), encode=False)
 
 
 def _text(data: str | bytes) -> str:
