@@ -229,9 +229,15 @@ def updated(
     snooze times when an item's alarms change: kept, they would remind the
     user twice, or before the date they chose).
 
-    Raises ValueError when `text` holds no component of the item's UID.
+    Raises ValueError when `text` is no iCalendar icalendar can rewrite (the
+    caller may write the item afresh), or holds no component of the item's UID.
     """
-    calendar = Calendar.from_ical(text)
+    try:
+        calendar = Calendar.from_ical(text)
+    except Exception as error:  # icalendar raises ValueError and others on broken text
+        raise ValueError(f"not iCalendar that can be rewritten: {error}") from error
+    if not isinstance(calendar, Calendar):
+        raise ValueError("not an iCalendar document (no VCALENDAR)")
     target = uid(item.key)
     parts = [
         part
@@ -252,7 +258,10 @@ def updated(
         part, item, due, {item.due_at} if stored_due is None else {stored_due, item.due_at}
     )
     day = due.date()
-    calendar.add_missing_timezones(day - ZONE_SPAN, day + ZONE_SPAN)
+    try:
+        calendar.add_missing_timezones(day - ZONE_SPAN, day + ZONE_SPAN)
+    except (KeyError, AttributeError) as error:  # a VTIMEZONE of the object's is broken
+        raise ValueError(f"a time zone of the object cannot be read: {error!r}") from error
     return bytes(calendar.to_ical())
 
 
