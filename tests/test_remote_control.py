@@ -392,3 +392,12 @@ def test_updated_rewrites_or_says_why(data: bytes, stem: str, keeping: bool) -> 
         return
     found = [item for item in items_seen(out, ZONE) if item.uid == uid(f"corpus:{stem}")]
     assert found and found[0].due == (keep or DUE)  # the first of the UID is the one rewritten
+
+
+def test_the_sequence_only_rises_and_the_users_progress_stays() -> None:
+    stem = "thunderbird-due-earlier"
+    item = item_for(stem)
+    text = corpus(stem).replace(b"X-MOZ-GENERATION:1", b"X-MOZ-GENERATION:1\r\nPERCENT-COMPLETE:40")
+    after = part_of(ical.updated(text, replace(item, sequence=5), ZONE, None), uid(item.key))
+    assert int(get(after, "SEQUENCE")) == 5  # above the stored 0 + 1
+    assert int(get(after, "PERCENT-COMPLETE")) == 40  # a task under way is not done
