@@ -9,13 +9,20 @@ DTSTAMP and COMPLETED are in UTC, as RFC 5545 (3.8.7.2, 3.8.2.1) requires.
 An item is a concern's (followupd.store.live_items): its UID names the concern,
 so a new period of a repeating reminder updates the same object, never adds
 one.
+
+Items are written in the form the widest set of apps fire: a VTODO has a
+DTSTART beside its DUE (Cyrus fires no alarm of a task without one), the
+alarm's trigger is absolute (Synology refuses relative ones), and no item
+repeats (a repeating reminder is one item updated in place, see `updated`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from copy import deepcopy
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -119,6 +126,7 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     else:
         part = Todo.new(status=TASK_STATUS[item.status], uid=item.uid)
         part.DUE = due
+        part.DTSTART = due
         if item.status == CalendarState.COMPLETED:
             part.add("completed", (item.completed_at or item.stamp).astimezone(UTC))
             part.add("percent-complete", 100)
@@ -132,11 +140,29 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     if item.phone_uri:
         part.add("url", item.phone_uri)
     if item.status == CalendarState.OPEN:
-        alarm = Alarm.new(description=item.summary)
-        alarm.add("action", "DISPLAY")
-        alarm.add("trigger", item.due_at, parameters={"VALUE": "DATE-TIME"})
-        part.add_component(alarm)
+        part.add_component(own_alarm(item, item.due_at))
     return part
+
+
+def alarm_uid(item_uid: str) -> str:
+    """The UID of followupd's own alarm in the item whose UID is `item_uid`.
+
+    RFC 9074 gives a VALARM a UID so that an alarm stays the same one across
+    updates: an app that snoozes it relates its snooze alarm to that UID
+    (``RELATED-TO;RELTYPE=SNOOZE``), and followupd, updating the item, finds
+    its own alarm by it and replaces that one only, whatever alarms the user
+    added beside it.
+    """
+    return item_uid + "-alarm"
+
+
+def own_alarm(item: CalendarItem, at: datetime) -> Alarm:
+    """followupd's display alarm, at `at` in UTC: absolute, as every app takes it."""
+    alarm = Alarm.new(description=item.summary)
+    alarm.add("uid", alarm_uid(item.uid))
+    alarm.add("action", "DISPLAY")
+    alarm.add("trigger", at.astimezone(UTC), parameters={"VALUE": "DATE-TIME"})
+    return alarm
 
 
 def calendar_of(
@@ -207,15 +233,225 @@ def close(
 def updated(
     text: bytes | str, item: CalendarItem, zone: ZoneInfo, keep_due: datetime | None
 ) -> bytes:
-    """The stored object `text` rewritten for `item`, in place (interim version)."""
-    calendar = Calendar.from_ical(text)
-    fresh = component(replace(item, due_at=keep_due or item.due_at), zone)
-    found = False
-    for index, part in enumerate(calendar.subcomponents):
-        if part.name in ("VTODO", "VEVENT") and str(part.get("UID", "")) == item.uid:
-            fresh["SEQUENCE"] = max(int(part.get("SEQUENCE", 0)) + 1, item.sequence)
-            calendar.subcomponents[index] = fresh
-            found = True
-    if not found:
-        raise ValueError(f"no component with UID {item.uid}")
+    """The stored object `text` rewritten in place for `item`, keeping all that apps added.
+
+    followupd's part is rewritten: SUMMARY, DESCRIPTION, the due (a task's DUE
+    and DTSTART, an event's DTSTART, its DTEND moved along), STATUS (with
+    COMPLETED and PERCENT-COMPLETE for a task), SEQUENCE (one above the
+    stored one, or the item's if higher), DTSTAMP, and followupd's own alarm
+    (see `alarm_uid`), at the due in force. `keep_due`, when given, is the
+    date the user put the item off to: it stays the due, in the form the app
+    wrote it if it is there. Everything else stays: the properties apps add
+    (X-APPLE-*, X-MOZ-*, categories, attachments, relations…) and the user's
+    alarms, as icalendar writes them back (it sorts properties and their
+    parameters, values are kept as written).
+
+    Snoozes of followupd's alarm are dropped once they are spent: an RFC
+    9074 snooze alarm related to it that is ACKNOWLEDGED (RFC 9074 lets the
+    app remove it then), and, when its alarm moves, the snooze alarms and
+    Thunderbird's X-MOZ-SNOOZE-TIME that fire no later than the new alarm
+    (it reminds the user then anyway, and Thunderbird itself clears its
+    snooze times when an item's alarms change: kept, they would remind the
+    user twice, or before the date they chose).
+
+    Raises ValueError when `text` is no iCalendar icalendar can rewrite (the
+    caller may write the item afresh), or holds no component of the item's UID.
+    """
+    try:
+        calendar = Calendar.from_ical(text)
+    except Exception as error:  # icalendar raises ValueError and others on broken text
+        raise ValueError(f"not iCalendar that can be rewritten: {error}") from error
+    if not isinstance(calendar, Calendar):
+        raise ValueError("not an iCalendar document (no VCALENDAR)")
+    target = item.uid
+    parts = [
+        part
+        for part in calendar.walk()
+        if part.name in ("VTODO", "VEVENT") and str(part.get("UID", "")).strip() == target
+    ]
+    if not parts:
+        raise ValueError(f"no VTODO or VEVENT of UID {target!r} in the object")
+    part = next((part for part in parts if "RECURRENCE-ID" not in part), parts[0])
+    stored_due = _stored_due(part, zone)
+    due = _move(part, item, zone, keep_due, stored_due)
+    _set(part, "summary", item.summary)
+    _set(part, "description", item.description)
+    _set_status(part, item)
+    _set(part, "sequence", max(_stored_sequence(part) + 1, item.sequence))
+    part.DTSTAMP = item.stamp
+    _replace_alarm(
+        part, item, due, {item.due_at} if stored_due is None else {stored_due, item.due_at}
+    )
+    day = due.date()
+    try:
+        calendar.add_missing_timezones(day - ZONE_SPAN, day + ZONE_SPAN)
+    except (KeyError, AttributeError) as error:  # a VTIMEZONE of the object's is broken
+        raise ValueError(f"a time zone of the object cannot be read: {error!r}") from error
     return bytes(calendar.to_ical())
+
+
+def _set(part: Component, name: str, value: object) -> None:
+    part.pop(name, None)
+    part.add(name, value)
+
+
+def _aware(prop: Any, zone: ZoneInfo) -> datetime | None:
+    """A date or time property as an aware time (floating ones and dates in `zone`), or None."""
+    value = getattr(prop, "dt", None)
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time(), tzinfo=zone)
+    return None
+
+
+def _stored_due(part: Component, zone: ZoneInfo) -> datetime | None:
+    """The due the object holds: a task's DUE (else DTSTART), an event's DTSTART."""
+    for name in ("DUE", "DTSTART") if part.name == "VTODO" else ("DTSTART",):
+        if name in part:
+            return _aware(part.get(name), zone)
+    return None
+
+
+def _stored_sequence(part: Component) -> int:
+    try:
+        return int(str(part.get("SEQUENCE", 0)))
+    except ValueError:
+        return 0
+
+
+def _move(
+    part: Component,
+    item: CalendarItem,
+    zone: ZoneInfo,
+    keep_due: datetime | None,
+    stored_due: datetime | None,
+) -> datetime:
+    """Sets the item's times to the due in force, which it returns; an event keeps its length."""
+    due = item.due_at if keep_due is None else keep_due
+    task = part.name == "VTODO"
+    if keep_due is not None and stored_due == keep_due:  # as the app wrote it (a date maybe)
+        if task and "DUE" in part:
+            _copy(part, "DUE", "DTSTART")  # RFC 5545: of the same type as DUE
+        return due
+    local = due.astimezone(zone)
+    if task:
+        _set(part, "due", local)
+        _set(part, "dtstart", local)
+        return due
+    start, end = _aware(part.get("DTSTART"), zone), _aware(part.get("DTEND"), zone)
+    length = end - start if start and end and end >= start else MEETING_LENGTH
+    _set(part, "dtstart", local)
+    if "DTEND" in part:
+        _set(part, "dtend", local + length)
+    return due
+
+
+def _copy(part: Component, source: str, name: str) -> None:
+    part.pop(name, None)
+    part.add(name, deepcopy(part[source]))
+
+
+def _set_status(part: Component, item: CalendarItem) -> None:
+    if part.name == "VEVENT":
+        open_ = item.status == CalendarState.OPEN
+        _set(part, "status", STATUS.TENTATIVE if open_ else STATUS.CANCELLED)
+        return
+    _set(part, "status", TASK_STATUS[item.status])
+    if item.status == CalendarState.COMPLETED:
+        _set(part, "completed", (item.completed_at or item.stamp).astimezone(UTC))
+        _set(part, "percent-complete", 100)
+        return
+    part.pop("completed", None)
+    try:
+        done = int(str(part.get("PERCENT-COMPLETE", 0))) >= 100
+    except ValueError:
+        done = True
+    if done:  # a lower percentage is the user's progress, kept
+        part.pop("percent-complete", None)
+
+
+def _replace_alarm(
+    part: Component, item: CalendarItem, due: datetime, written: set[datetime]
+) -> None:
+    """followupd's alarm replaced by one at `due` (none for a closed item), the others kept.
+
+    followupd's alarm is the one of its UID; if none has it (an app that
+    rewrites alarms, tasks.org, drops their UID), an alarm with no UID at the
+    due the object held or followupd wrote is taken as followupd's, copied
+    by that app: kept, it would remind the user twice.
+    """
+    alarms = [sub for sub in part.subcomponents if sub.name == "VALARM"]
+    ours_uid = alarm_uid(item.uid)
+    ours = [alarm for alarm in alarms if _alarm_uid(alarm) == ours_uid]
+    if not ours:
+        ours = [a for a in alarms if not _alarm_uid(a) and _trigger(a) in written][:1]
+    old = _trigger(ours[0]) if ours else None
+    new = due.astimezone(UTC) if item.status == CalendarState.OPEN else None
+    moved = new != old
+    related = {ours_uid, *(_alarm_uid(alarm) for alarm in ours)} - {""}
+
+    def spent(alarm: Component) -> bool:
+        if not _snoozes(alarm) & related:
+            return False
+        if new is None or "ACKNOWLEDGED" in alarm:
+            return True
+        when = _trigger(alarm)
+        return moved and (when is None or when <= new)
+
+    part.subcomponents = [
+        sub for sub in part.subcomponents if not any(sub is a for a in ours) and not spent(sub)
+    ]
+    if moved:
+        _drop_moz_snoozes(part, new)
+    if new is not None:
+        alarm = own_alarm(item, new)
+        if ours and not moved and "ACKNOWLEDGED" in ours[0]:  # the user has seen this one
+            alarm.add("acknowledged", deepcopy(ours[0]["ACKNOWLEDGED"]))
+        part.add_component(alarm)
+
+
+def _alarm_uid(alarm: Component) -> str:
+    value = alarm.get("UID")
+    return str(value).strip() if isinstance(value, str) else ""
+
+
+def _trigger(alarm: Component) -> datetime | None:
+    """An absolute trigger in UTC; None for a relative one, or one that cannot be read."""
+    value = getattr(alarm.get("TRIGGER"), "dt", None)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return None
+
+
+def _snoozes(alarm: Component) -> set[str]:
+    """The UIDs of the alarms an RFC 9074 snooze alarm snoozes (``RELATED-TO;RELTYPE=SNOOZE``)."""
+    related: Any = alarm.get("RELATED-TO")
+    values = related if isinstance(related, list) else [] if related is None else [related]
+    return {
+        str(value).strip()
+        for value in values
+        if str(getattr(value, "params", {}).get("RELTYPE", "")).upper() == "SNOOZE"
+    }
+
+
+def _drop_moz_snoozes(part: Component, new: datetime | None) -> None:
+    """Thunderbird's snooze times no later than followupd's new alarm (all, with no alarm)."""
+    for name in [name for name in part if name.upper().startswith("X-MOZ-SNOOZE-TIME")]:
+        found: Any = part[name]
+        values = found if isinstance(found, list) else [found]
+        kept = [value for value in values if not _moz_spent(value, new)]
+        part.pop(name)
+        for value in kept:
+            part.add(name, value)
+
+
+def _moz_spent(value: Any, new: datetime | None) -> bool:
+    if new is None:
+        return True
+    text = value.to_ical().decode() if hasattr(value, "to_ical") else str(value)
+    try:  # Thunderbird writes it in UTC
+        when = datetime.strptime(text.strip(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False  # not a time: not ours to judge
+    return when <= new
