@@ -210,7 +210,7 @@ def _helpers(language: str) -> dict[str, Any]:
 
     @lru_cache(maxsize=1024)
     def weekday(value: date | datetime) -> str:
-        """"lundi 7 décembre", "Monday, December 7": a day of this week or the next."""
+        """The day with its weekday, without the year: "lundi 7 décembre", "Monday, December 7"."""
         text = format_date(value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=locale)
         if language == "fr" and value.day == 1:
             text = text.replace(" 1 ", " 1er ", 1)
