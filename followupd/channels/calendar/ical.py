@@ -12,6 +12,7 @@ rewrite is an update of the same object, never a duplicate.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,7 +21,7 @@ from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.identity import uid
-from followupd.domain.items import is_call, is_meeting, tel_uri
+from followupd.domain.items import is_call, is_meeting
 from followupd.domain.states import CalendarState
 from followupd.store.outbox.rows import CalendarRow
 
@@ -58,9 +59,9 @@ class CalendarItem:
 
     @property
     def phone_uri(self) -> str | None:
-        if not is_call(self.rule, self.step, self.key):
+        if not self.contact_phone or not is_call(self.rule, self.step, self.key):
             return None
-        return tel_uri(self.contact_phone)
+        return "tel:" + re.sub(r"[^0-9+]", "", self.contact_phone)
 
 
 def item_of(row: CalendarRow, contact_name: str | None, contact_phone: str | None) -> CalendarItem:
