@@ -817,6 +817,25 @@ def test_bad_country_and_language(tmp_path: Path) -> None:
     assert _problem_at(problems, "owner.language").line == 5
 
 
+@pytest.mark.parametrize("choice", ["digest", "each", "off"])
+def test_how_reminders_reach_the_owner_by_email(tmp_path: Path, choice: str) -> None:
+    assert _settings(OWNER, tmp_path).owner.reminders_by_email == "digest", "the default"
+    settings = _settings(OWNER + f'reminders_by_email = "{choice}"\n', tmp_path)
+    assert settings.owner.reminders_by_email == choice
+    assert settings.owners[0].reminders_by_email == choice
+
+
+def test_an_unknown_reminders_by_email_lists_the_accepted_values(tmp_path: Path) -> None:
+    text = OWNER + 'language = "en"\nreminders_by_email = "weekly"\n'
+    problem = _problem_at(_problems(text, tmp_path), "owner.reminders_by_email")
+    assert problem.file == tmp_path / "followupd.toml"
+    assert problem.line == text.splitlines().index('reminders_by_email = "weekly"') + 1
+    assert "'weekly'" in problem.message
+    for accepted in ("digest", "each", "off"):
+        assert repr(accepted) in problem.message
+    assert "owner.reminders_by_email" in str(problem)
+
+
 def test_country_is_upper_cased(tmp_path: Path) -> None:
     settings = _settings(OWNER + 'country = "be"\ntimezone = "Europe/Brussels"\n', tmp_path)
     assert settings.owner.country == "BE"

@@ -75,3 +75,13 @@ def test_html_escapes_the_text() -> None:
     page = text_to_html("a <b> & c\n\nsecond")
     assert "a &lt;b&gt; &amp; c" in page
     assert page.count("<p>") == 2
+
+
+def test_an_html_part_of_its_own_is_sent_as_given() -> None:
+    page = '<!doctype html>\n<html><body><h3>À appeler</h3><a href="tel:+336">x</a></body></html>\n'
+    parsed = message_from_bytes(build(html=page), policy=policy.default)
+    text, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert text is not None and "Bonjour Jeanne Dupont" in text.get_content()
+    assert html is not None and html.get_content().splitlines() == page.splitlines()
+    made = message_from_bytes(build(), policy=policy.default).get_body(("html",))
+    assert made is not None and "<h3>" not in made.get_content(), "made from the text otherwise"

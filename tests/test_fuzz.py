@@ -519,6 +519,7 @@ phone = "+33 6 00 00 00 00"
 timezone = "Europe/Paris"
 language = "fr"
 country = "FR"
+reminders_by_email = "digest"
 
 [database]
 url = "postgresql://followupd@db.example.net/followupd"
@@ -630,7 +631,7 @@ CONFIG_VALUES = [
     *("https://a:b@[zz]/", "https://", "127.0.0.1:8731", "[::1]:8731", "localhost:0"),
     *("host:99999", "09:00-18:00", "18:00-09:00", "00:00-24:00", "24:00-24:00", "9-18"),
     *("starttls", "tls", "none", "owner", "client", "heads-up", "Heads Up", "mon", "sun"),
-    *("monday", "relative/dir", "."),
+    *("monday", "relative/dir", ".", "digest", "each", "off"),
 ]
 
 

@@ -212,6 +212,16 @@ def test_an_owners_templates_directory_must_exist(tmp_path: Path) -> None:
     assert settings(text, tmp_path).owners[1].templates == tmp_path / "bob-templates"
 
 
+def test_each_owner_chooses_how_reminders_reach_them_by_email(tmp_path: Path) -> None:
+    claire, bob = settings(with_bob('reminders_by_email = "each"\n'), tmp_path).owners
+    assert (claire.reminders_by_email, bob.reminders_by_email) == ("digest", "each")
+    assert bob.person.reminders_by_email == "each", "what messages are given"
+    text = with_bob('reminders_by_email = "never"\n')
+    problem = at(problems(text, tmp_path), "owners[1].reminders_by_email")
+    assert problem.line == text.splitlines().index('reminders_by_email = "never"') + 1
+    assert all(repr(value) in problem.message for value in ("digest", "each", "off"))
+
+
 def test_check_offline_lists_each_owner(home: Path, cli: RunCli) -> None:
     path = home / "followupd.toml"
     path.write_text(TWO_OWNERS, encoding="utf-8")

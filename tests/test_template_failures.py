@@ -378,3 +378,25 @@ def test_check_offline_renders_each_owners_templates(
     shown = " ".join(result.out.split())
     assert f"template {broken} FAILED line 1: no field 'titel' here; there are: " in shown
     assert "(rendering contract_missing reminder in en)" in shown
+
+
+def test_check_offline_renders_the_digest(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = tmp_path / "mine" / "en" / "digest" / "default.j2"
+    digest.parent.mkdir(parents=True)
+    shipped = (SHIPPED / "en" / "digest" / "default.j2").read_text(encoding="utf-8")
+    mistake = "<li><strong>{{ line.contact_nmae }}</strong>"
+    broken = shipped.replace("<li><strong>", mistake + "\n<li><strong>", 1)
+    assert broken != shipped
+    digest.write_text(broken, encoding="utf-8")
+    result = checked(cli, tmp_path, monkeypatch)
+    assert result.code == 78, result
+    shown = " ".join(result.out.split())
+    line = broken.splitlines().index(mistake) + 1
+    assert f"template {digest} FAILED line {line}: " in shown
+    assert "has no attribute 'contact_nmae' (rendering the digest in en)" in shown
+    french = tmp_path / "mine" / "fr" / "digest" / "default.j2"
+    french.parent.mkdir(parents=True)
+    french.write_text("{% block subject %}{{ count }} rappels{% endblock %}", encoding="utf-8")
+    assert f"template {french}" not in " ".join(checked(cli, tmp_path, monkeypatch).out.split())

@@ -8,7 +8,9 @@ over the years its dates span, gives one follow-up for each rule, step and
 case the rules have (a first nudge, a second, a call when the mission is
 disputed…), with the very values a pass gives templates. Each is rendered
 in each language with each owner's templates; every user template it
-reaches that fails is listed once, with its file and line. A user file no
+reaches that fails is listed once, with its file and line. The owner's daily
+digest is rendered too, with a few sample reminders (a call, two reminders of
+one mission, one of no mission). A user file no
 sample reaches (a file that templates include, a step no rule has) is
 compiled, so that its syntax errors show too.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +28,13 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateSyntaxError
 from sqlalchemy.engine import make_url
 
+from followupd.channels.email.digest import (
+    DIGEST_STEP,
+    DIGEST_TEMPLATE,
+    DigestLine,
+    LastSaid,
+    digest_values,
+)
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.rules.base import Evaluation
@@ -41,6 +50,8 @@ SAMPLE_DATA = Path(__file__).parents[1] / "resources" / "demo.toml"
 SAMPLE_START = datetime(2025, 1, 1, tzinfo=UTC)
 SAMPLE_END = datetime(2028, 1, 1, tzinfo=UTC)
 BLOCKS = ("subject", "text")  # what a follow-up renders
+DIGEST_BLOCKS = ("subject", "text", "html")
+DIGEST_DAY = date(2026, 12, 7)  # a Monday: the digest day of the sample reminders
 
 
 @dataclass(frozen=True)
@@ -50,9 +61,12 @@ class Sample:
     rule: str
     step: str  # the step its template is looked up by
     values: Mapping[str, Any]
+    blocks: tuple[str, ...] = BLOCKS
 
     @property
     def case(self) -> str:
+        if self.rule == DIGEST_TEMPLATE:
+            return "the digest"
         shown = self.values.get("step", self.step)  # invoice_due's "call" for nudge-2, say
         return f"{self.rule} {shown}"
 
@@ -140,7 +154,39 @@ def _samples(settings: Settings) -> list[Sample]:
                                 found.setdefault((rule_name, step, sample.case), sample)
         finally:
             store.close()
-    return list(found.values())
+    return [*found.values(), _digest_sample(settings)]
+
+
+def _digest_sample(settings: Settings) -> Sample:
+    """The owner's digest for a Monday: a call, two reminders of a mission, one of none."""
+    zone = ZoneInfo(settings.owner.timezone)
+
+    def at(day: int, hour: int) -> datetime:
+        return datetime(2026, 12, day, hour, tzinfo=zone)
+
+    def reminder(key: str, summary: str, due_at: datetime, **fields: Any) -> DigestLine:
+        rule, step = key.split(":")[0], key.split(":")[-1]
+        return DigestLine(key, rule, step, step == "call", summary, due_at, **fields)
+
+    audit = {"mission_key": "acme-audit", "mission_title": "Audit du SI", "client_name": "ACME SA"}
+    lines = [
+        reminder(
+            "escalate_by_phone:I-1:call",
+            "Appeler Jeanne Dupont : serveur de recette indisponible",
+            at(7, 9),
+            contact_name="Jeanne Dupont",
+            contact_phone="+33 6 12 34 56 78",
+            last_said=LastSaid("call", at(2, 15), "Correctif promis pour vendredi"),
+            **audit,
+        ),
+        reminder(
+            "invoice_due:F-1:heads-up", "Facture F-1 : échéance du 10 décembre", at(4, 9), **audit
+        ),
+        reminder("status_update_due:acme-audit:default", "Point d'avancement", at(7, 9), **audit),
+        reminder("new_year_greetings:jdupont:default", "Vœux à Jeanne Dupont", at(7, 9)),
+    ]
+    values = digest_values(settings.owner, DIGEST_DAY, lines)
+    return Sample(DIGEST_TEMPLATE, DIGEST_STEP, values, DIGEST_BLOCKS)
 
 
 def _render(
@@ -158,7 +204,7 @@ def _render(
     if not any(path.is_relative_to(directory) for directory in dirs):
         return  # a shipped template
     reached.add(path)
-    for block in BLOCKS:
+    for block in sample.blocks:
         try:
             templates.render(language, sample.rule, sample.step, block, sample.values)
         except TemplateProblem as problem:

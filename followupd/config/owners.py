@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from followupd.config.accounts import CaldavAccount
 from followupd.config.rule_options import RulesConfig
@@ -29,6 +29,9 @@ from followupd.config.types import (
     TimeZoneName,
 )
 
+# How reminders reach the owner by email: one digest a working day, one email each, none.
+RemindersByEmail = Literal["digest", "each", "off"]
+
 # The key the single [owner] form gets: what its follow-ups record as their owner.
 SINGLE_OWNER_KEY = "owner"
 
@@ -42,6 +45,7 @@ class Owner(StrictModel):
     timezone: TimeZoneName = "Europe/Paris"
     language: Language = "fr"
     country: Country = "FR"
+    reminders_by_email: RemindersByEmail = "digest"
 
 
 class OwnerEntry(Owner):

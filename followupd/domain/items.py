@@ -7,6 +7,8 @@ did with them (its `CalendarState`, in followupd.domain.states).
 
 from __future__ import annotations
 
+import re
+
 # Steps that ask the owner to place a meeting in the calendar: a tentative,
 # transparent event at the due time, which the owner moves where it fits.
 MEETINGS = {("checkpoint_meeting", None), ("mission_closeout", "bilan")}
@@ -18,3 +20,9 @@ def is_meeting(rule: str, step: str) -> bool:
 
 def is_call(rule: str, step: str, key: str) -> bool:
     return rule == "escalate_by_phone" or step == "call" or key.endswith(":call")
+
+
+def tel_uri(phone: str | None) -> str | None:
+    """A ``tel:`` link to `phone` as written ("+33 6 12 34 56 78"): its digits and plus signs."""
+    digits = re.sub(r"[^0-9+]", "", phone or "")
+    return "tel:" + digits if digits else None

@@ -41,6 +41,8 @@ SHIPPED = Path(__file__).parent
 _DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 _ONE_LINE = re.compile(r"[\r\n\t\v\f\x1c-\x1f\x85\u2028\u2029 ]+")
 LOCALES = {"fr": "fr_FR", "en": "en_US"}
+# the day with its weekday and without the year, as each language writes it
+WEEKDAY_PATTERNS = {"fr": "EEEE d MMMM", "en": "EEEE, MMMM d"}
 
 
 class TemplateProblem(FollowupdError):
@@ -206,6 +208,14 @@ def _helpers(language: str) -> dict[str, Any]:
             text = "1er" + text.removeprefix("1")  # « 1er septembre », the French ordinal
         return text
 
+    @lru_cache(maxsize=1024)
+    def weekday(value: date | datetime) -> str:
+        """The day with its weekday, without the year: "lundi 7 décembre", "Monday, December 7"."""
+        text = format_date(value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=locale)
+        if language == "fr" and value.day == 1:
+            text = text.replace(" 1 ", " 1er ", 1)
+        return text
+
     def moment(value: datetime) -> str:
         return format_datetime(value, format="long", locale=locale)
 
@@ -213,7 +223,7 @@ def _helpers(language: str) -> dict[str, Any]:
     def money(amount: Decimal | float | int, currency: str) -> str:
         return format_currency(amount, currency, locale=locale)
 
-    return {"day": day, "moment": moment, "money": money}
+    return {"day": day, "weekday": weekday, "moment": moment, "money": money}
 
 
 def templates_of(settings: Settings, entry: OwnerEntry) -> Templates:

@@ -77,11 +77,14 @@ def build_message(
     sent_at: datetime,
     earlier_in_thread: Sequence[str] = (),
     language: str = "fr",
+    html: str | None = None,
 ) -> EmailMessage:
     """The email for one follow-up.
 
     `earlier_in_thread` lists the Message-IDs already sent in its thread,
     oldest first: the message replies to the last one and references them all.
+    The HTML part is `html` when given (a template's own, the digest's), else
+    made from `body`.
     """
     source = mailbox(sender, "From")
     target = mailbox(recipient, "To")
@@ -100,5 +103,5 @@ def build_message(
         message["In-Reply-To"] = earlier_in_thread[-1]
         message["References"] = " ".join(earlier_in_thread)
     message.set_content(body)
-    message.add_alternative(text_to_html(body), subtype="html")
+    message.add_alternative(text_to_html(body) if html is None else html, subtype="html")
     return message
