@@ -21,11 +21,14 @@ from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
 from tests.pgserver import throwaway_postgres
 
+# each reminder by email on its own: most tests follow one reminder; the daily digest,
+# the default, has tests of its own (tests/test_digest_delivery.py)
 MINIMAL_CONFIG = """\
 [owner]
 name = "Claire Martin"
 email = "claire@cabinet.example"
 phone = "+33 6 00 00 00 00"
+reminders_by_email = "each"
 """
 SQLITE_UNDER_HOME = Path(".local/state/followupd/followupd.db")  # the default database
 _database_numbers = itertools.count()

@@ -201,12 +201,12 @@ def test_a_bad_owner_email_exits_78_with_line_and_key(cli: RunCli, home: Path) -
         (
             MINIMAL_CONFIG + f'[smtp]\nhost = "smtp.example.net"\nfrom = "Claire <{ENCODED}>"\n',
             "smtp.from",
-            7,
+            8,
         ),
         (
             MINIMAL_CONFIG + '[smtp]\nhost = "smtp.example.net"\nfrom = "c@cabinet.example "\n',
             "smtp.from",
-            7,
+            8,
         ),
     ],
 )

@@ -95,7 +95,7 @@ def test_config_errors_exit_78_with_lines(cli: RunCli, config: Path) -> None:
     config.write_text(MINIMAL_CONFIG + "[business]\nsend_window = 9\n", encoding="utf-8")
     result = cli("missions")
     assert result.code == 78, result
-    assert f"{config}:6: business.send_window: Input should be a valid string" in result.err
+    assert f"{config}:7: business.send_window: Input should be a valid string" in result.err
 
 
 def test_no_config_anywhere_says_how_to_start(cli: RunCli, home: Path) -> None:

@@ -36,7 +36,7 @@ def test_a_wildcard_listen_address_exits_78_with_file_line_and_key(cli: RunCli, 
     path.write_text(MINIMAL_CONFIG + '[feed]\nlisten = "0.0.0.0:8731"\n', encoding="utf-8")
     result = cli("check", "--offline", "--config", path)
     assert result.code == 78, result
-    assert f"{path}:6: feed.listen: 0.0.0.0 is not a loopback address" in result.err
+    assert f"{path}:7: feed.listen: 0.0.0.0 is not a loopback address" in result.err
     assert "allow_remote = true" in result.err
 
 
@@ -55,7 +55,7 @@ def test_an_address_beyond_loopback_is_refused(tmp_path: Path, listen: str) -> N
     problems = feed_problems(f'[feed]\nlisten = "{listen}"\n', tmp_path)
     assert list(problems) == ["feed.listen"]
     line, message = problems["feed.listen"]
-    assert line == 6
+    assert line == 7
     assert "not a loopback address" in message and "allow_remote" in message
 
 
@@ -81,7 +81,7 @@ def test_allow_remote_lets_any_address_be_used(tmp_path: Path) -> None:
 def test_a_wrong_allow_remote_is_one_problem(tmp_path: Path) -> None:
     problems = feed_problems('[feed]\nlisten = "0.0.0.0:8731"\nallow_remote = "yes"\n', tmp_path)
     assert list(problems) == ["feed.allow_remote"], "not a second one at feed.listen"
-    assert problems["feed.allow_remote"][0] == 7
+    assert problems["feed.allow_remote"][0] == 8
 
 
 def test_the_default_is_loopback(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Unpack
 
-from sqlalchemy import Row, select
+from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
@@ -36,10 +36,11 @@ from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
 from followupd.config.owners import Owner
 from followupd.config.settings import Settings
+from followupd.delivery.digest import make_digest
 from followupd.delivery.holds import Holds
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
-from followupd.domain.states import CalendarState, Channel, FollowUpState
+from followupd.domain.states import Audience, CalendarState, Channel, FollowUpState
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store import live_items
@@ -48,6 +49,7 @@ from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
 from followupd.store.models import Contact, LiveItem
 from followupd.store.outbox import claim as claims
+from followupd.store.outbox import digests
 from followupd.store.outbox.claim import Outcome
 from followupd.store.outbox.rows import FollowUpRow
 
@@ -96,10 +98,14 @@ class DeliveryReport:
 
 
 def claim(
-    session: Session, at: datetime, worker: str, channels: Sequence[str]
+    session: Session,
+    at: datetime,
+    worker: str,
+    channels: Sequence[str],
+    held: ColumnElement[bool] | None = None,
 ) -> list[FollowUpRow]:
     """Move up to `BATCH` due rows (and rows whose lease expired) to `sending` for `worker`."""
-    return claims.claim(session, at, worker, channels, batch=BATCH, lease=LEASE)
+    return claims.claim(session, at, worker, channels, batch=BATCH, lease=LEASE, held=held)
 
 
 def _still_ours(session: Session, row: FollowUpRow, worker: str, at: datetime) -> bool:
@@ -143,6 +149,8 @@ class Deliverer:
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
         self.holds = Holds(settings, BusinessCalendar(settings.business))
+        in_digest = [e.key for e in settings.owners if e.reminders_by_email == "digest"]
+        self.held = digests.held(in_digest, settings.owners[0].key)
         every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
         self.book = RuleBook(settings, every_rule, only_enabled=False)
 
@@ -169,7 +177,7 @@ class Deliverer:
             report.superseded = claims.supersede(session, at)
         while not self.stopping:
             with self.store.session() as session:
-                rows = claim(session, at, self.worker, CHANNELS)
+                rows = claim(session, at, self.worker, CHANNELS, self.held)
             if not rows:
                 return report
             ready = self._screen(rows, at, report)
@@ -258,6 +266,10 @@ class Deliverer:
                         session, row, self.worker, at, state=FollowUpState.EXPIRED, reason=reason
                     ):
                         report.expired.append(row.key)
+                elif (why := self._not_by_email(row)) is not None:
+                    if _finish(session, row, self.worker, at, state=FollowUpState.CANCELLED,
+                               reason=why):  # fmt: skip
+                        report.cancelled[row.key] = why
                 else:
                     by_rule.setdefault(row.rule, []).append(row)
             waiting = [row for group in by_rule.values() for row in group]
@@ -305,6 +317,17 @@ class Deliverer:
                         continue
                     ready.append(row)
         return ready
+
+    def _not_by_email(self, row: FollowUpRow) -> str | None:
+        """Why an owner's reminder by email (or digest) must not go, as the owner chose."""
+        if row.audience != Audience.OWNER or row.channel != Channel.EMAIL:
+            return None
+        mode = self.settings.owner_for(row.owner).reminders_by_email
+        if row.rule == digests.RULE and mode != "digest":
+            return f'no digest: reminders_by_email = "{mode}"'
+        if row.rule != digests.RULE and mode == "off":
+            return 'not sent: reminders_by_email = "off" (in your calendar only)'
+        return None
 
     # -- sending ----------------------------------------------------------------------
     async def _send(self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport) -> None:
@@ -432,17 +455,30 @@ class Deliverer:
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
         earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
         domain = from_.rsplit("@", 1)[1].rstrip(">")
+        subject, body, html, carried = row.subject, row.body, None, []
+        if row.rule == digests.RULE:
+            with self.store.session() as session:
+                digest = make_digest(session, self.settings, row, at)
+            if digest is None:
+                why = "nothing to say: what fell due since the last digest was done or put off"
+                with self.store.session() as session:
+                    if _finish(session, row, self.worker, at, state=FollowUpState.CANCELLED,
+                               reason=why):  # fmt: skip
+                        report.cancelled[row.key] = why
+                return
+            subject, body, html, carried = digest.subject, digest.text, digest.html, digest.emails
         try:
             message = build_message(
                 key=row.key,
                 sender=from_,
                 recipient=row.recipient or "",  # every email has one
                 reply_to=owner.email,
-                subject=row.subject,
-                body=row.body,
+                subject=subject,
+                body=body,
                 sent_at=at,
                 earlier_in_thread=[message_id(key, domain) for key in earlier],
                 language=row.language,
+                html=html,
             )
         except DeliveryError as error:  # an address stored before they were checked: this one fails
             self._record_failure(row, at, error, report)
@@ -461,6 +497,10 @@ class Deliverer:
                        reason=None, message_id=message["Message-ID"],
                        last_error=None):  # fmt: skip
                 report.sent.append(row.key)
+                if carried:
+                    digests.mark_sent(session, carried, message["Message-ID"],
+                                      f"in the digest {row.key}", at)  # fmt: skip
+                    report.sent += carried
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)
 

@@ -34,15 +34,16 @@ from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
-from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import Scope, scopes
-from followupd.domain.states import FollowUpState
+from followupd.domain.states import Audience, FollowUpState
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
+from followupd.store import live_items
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import SyncState
-from followupd.store.outbox import recording
+from followupd.store.outbox import digests, recording
 from followupd.store.outbox.recording import NewFollowUp
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
@@ -112,7 +113,10 @@ def evaluate(
             intents = list(rule.evaluate(evaluation))
             new_keys = _insert_new(session, rule, scope, intents, start, at)
             if new_keys:
+                live_items.dismiss_recorded(session, new_keys, at)
                 report.recorded += recording.load(session, new_keys)
+        if scope.owner.reminders_by_email == "digest":
+            report.recorded += _record_digests(session, calendar, scope, report.recorded, at)
     for row in report.recorded:
         if row.state == FollowUpState.FAILED:
             log.warning("%s failed: %s", row.key, row.reason)
@@ -171,6 +175,35 @@ def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str,
     cancelled = book.vanished(session, recording.pending(session))
     recording.cancel(session, cancelled, at)
     return cancelled
+
+
+def _record_digests(
+    session: Session,
+    calendar: BusinessCalendar,
+    scope: Scope,
+    recorded: Sequence[FollowUpRow],
+    at: datetime,
+) -> list[FollowUpRow]:
+    """The owner's digests for the reminders this pass recorded: one a working day.
+
+    A reminder goes into the digest at the first opening of the owner's send
+    window at or after its due time, on a working day of the owner's country.
+    """
+    owner = scope.owner
+    tz, countries = zone(owner.timezone), (owner.country,)
+    openings = set()
+    for row in recorded:
+        mine = row.owner == scope.key
+        if not mine or row.audience != Audience.OWNER or row.state != FollowUpState.PENDING:
+            continue
+        day = row.due_at.astimezone(tz).date()
+        opening = calendar.due_at(day, 0, tz, countries)
+        if opening < row.due_at:
+            opening = calendar.due_at(day, 1, tz, countries)
+        openings.add(opening)
+    keys = digests.record_digests(session, scope.key, owner.email, owner.language,
+                                  sorted(openings), at)  # fmt: skip
+    return recording.load(session, keys) if keys else []
 
 
 def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:

@@ -253,6 +253,32 @@ def pending_of(
     return int(getattr(result, "rowcount", 0))
 
 
+def dismiss_recorded(session: Session, keys: Sequence[str], at: datetime) -> None:
+    """Follow-ups just recorded whose concern the user dismissed: recorded dismissed."""
+    for chunk in chunked(list(keys)):
+        concerns = select(FollowUp.concern).where(FollowUp.key.in_(chunk))
+        found = session.execute(
+            select(LiveItem.concern, LiveItem.reason).where(
+                LiveItem.concern.in_(concerns), DISMISSED
+            )
+        ).all()
+        for concern, reason in found:
+            session.execute(
+                update(FollowUp)
+                .where(
+                    FollowUp.key.in_(chunk),
+                    FollowUp.concern == concern,
+                    FollowUp.state == FollowUpState.PENDING,
+                )
+                .values(
+                    state=FollowUpState.DISMISSED,
+                    reason=reason or "dismissed in your calendar",
+                    updated_at=at,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+
 def dismissed_concerns(session: Session, concerns: Iterable[str]) -> dict[str, str]:
     """Of `concerns`, those the user dismissed: concern -> why."""
     found: dict[str, str] = {}

@@ -22,7 +22,13 @@ from followupd.domain import items
 from followupd.domain.states import CalendarState, FollowUpState, TouchpointKind
 from followupd.sources.files.importer import Located, apply
 from followupd.sources.files.records import TouchpointRecord
-from followupd.sources.ical.read import TaskState
+from followupd.sources.ical.remote_control import (
+    Completed,
+    Dismissed,
+    ItemSeen,
+    Snoozed,
+    user_action,
+)
 from followupd.store import live_items
 from followupd.store.models import Contact, Issue, LiveItem, Mission
 
@@ -30,30 +36,35 @@ COMPLETED = "completed in your calendar"
 
 
 def read_back(
-    session: Session, tasks: Iterable[TaskState], at: datetime
+    session: Session, seen: Iterable[ItemSeen], at: datetime
 ) -> tuple[list[str], set[str]]:
-    """Act on what the user did to the items among `tasks`.
+    """Act on what the user did to the items among `seen` (followupd's, as read in an object).
 
     Returns the keys of the follow-ups whose item was completed or
     dismissed, and the touchpoints recorded (kept while the object lasts).
     """
-    seen = list(tasks)
-    found = live_items.by_uid(session, [task.uid for task in seen])
+    items_seen = list(seen)
+    found = live_items.by_uid(session, [one.uid for one in items_seen])
     acted: list[str] = []
     derived: set[str] = set()
-    for task in seen:
-        item = found.get(task.uid)
+    for one in items_seen:
+        item = found.get(one.uid)
         if item is None or item.retire is not None or item.state != CalendarState.OPEN:
             continue
-        if task.status == "COMPLETED":
-            live_items.completed_by_user(item, task.completed_at, at)
-            live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
-            derived |= _what_it_asked(session, item, task.completed_at or at)
-        elif task.status == "CANCELLED":
-            dismissed(session, item, "cancelled in your calendar", at)
-        else:
-            continue
-        acted.append(item.followup_key)
+        written_due = max(item.due_at, item.snoozed_until or item.due_at)
+        match user_action(one, written_due):
+            case Completed(at=when):
+                live_items.completed_by_user(item, when, at)
+                live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
+                derived |= _what_it_asked(session, item, when or at)
+                acted.append(item.followup_key)
+            case Dismissed():
+                dismissed(session, item, "cancelled in your calendar", at)
+                acted.append(item.followup_key)
+            case Snoozed(until=until):
+                live_items.snoozed_by_user(item, until, at)
+            case _:
+                pass
     return acted, derived
 
 

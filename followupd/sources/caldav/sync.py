@@ -46,6 +46,7 @@ from followupd.sources.caldav import conventions, meetings, read_back
 from followupd.sources.files.importer import Located, apply, check_references
 from followupd.sources.files.records import MissionRecord
 from followupd.sources.ical.read import Happening, UnreadableObject, read_object
+from followupd.sources.ical.remote_control import items_seen
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, SyncState, Touchpoint
@@ -334,7 +335,7 @@ class CalendarSync:
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
         if source.writes:
-            done, made = read_back.read_back(session, read.tasks, at)
+            done, made = read_back.read_back(session, items_seen(seen.data, zone), at)
             report.completed += done
             derived |= made
         missions = [event for event in read.events if conventions.is_mission_event(event)]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true, tuple_, update
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import Channel, FollowUpState
@@ -42,10 +42,12 @@ def claim(
     *,
     batch: int,
     lease: timedelta,
+    held: ColumnElement[bool] | None = None,
 ) -> list[FollowUpRow]:
     """Move due rows (and rows whose lease expired) to `sending` for `worker`; return them.
 
-    At most `batch` rows, by due time, each under a lease of `lease` from `at`.
+    At most `batch` rows, by due time, each under a lease of `lease` from `at`;
+    none of those `held` selects (reminders waiting for a digest).
     """
     claimable = or_(
         and_(
@@ -57,7 +59,9 @@ def claim(
     )
     chosen = (
         select(FollowUp.id)
-        .where(claimable, FollowUp.channel.in_(channels))
+        .where(
+            claimable, FollowUp.channel.in_(channels), not_(held) if held is not None else true()
+        )
         .order_by(FollowUp.due_at, FollowUp.id)
         .limit(batch)
     )

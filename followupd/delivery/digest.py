@@ -1,0 +1,136 @@
+"""The owner's digest, made when it is sent: what fell due since the last one, in one email.
+
+The lines are the owner's reminders due since the last digest sent (a first
+digest looks back a week), the latest of each concern, but for those the
+user dismissed or snoozed in their calendar meanwhile: a dismissed
+reminder by email is recorded dismissed, a snoozed one waits for a later
+digest. Each line carries the contact to call and the last exchange with
+the client on that mission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.channels.email.digest import DigestLine, LastSaid, digest_message
+from followupd.config.settings import Settings
+from followupd.domain import items
+from followupd.domain.business_calendar import zone
+from followupd.domain.states import Channel, FollowUpState
+from followupd.store import live_items
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, Mission, Touchpoint
+from followupd.store.outbox import digests
+from followupd.store.outbox.rows import FollowUpRow
+from followupd.templates.loader import templates_of
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A digest ready to send, and the reminders by email it delivers."""
+
+    subject: str
+    text: str
+    html: str
+    emails: list[str]  # keys of the reminders by email it carries
+
+
+def make_digest(
+    session: Session, settings: Settings, row: FollowUpRow, at: datetime
+) -> Digest | None:
+    """The digest `row` stands for; None when nothing is left to say."""
+    entry = settings.owner_for(row.owner)
+    first = settings.owners[0].key
+    since = digests.last_sent(session, entry.key) or row.due_at - digests.FIRST_LOOK_BACK
+    rows = digests.listed(session, entry.key, first, since, row.due_at)
+    concerns = [found.concern for found in rows]
+    dismissed = live_items.dismissed_concerns(session, concerns)
+    snoozed = live_items.snoozes(session, concerns, at)
+    kept: list[FollowUpRow] = []
+    for found in rows:
+        if found.concern in dismissed:
+            if found.channel == Channel.EMAIL:
+                live_items.pending_of(session, found.concern, FollowUpState.DISMISSED,
+                                      dismissed[found.concern], at)  # fmt: skip
+        elif found.concern not in snoozed:
+            kept.append(found)
+    if not kept:
+        return None
+    lines = _lines(session, kept)
+    day = row.due_at.astimezone(zone(entry.timezone)).date()
+    subject, text, html = digest_message(templates_of(settings, entry), entry, day, lines)
+    emails = [found.key for found in kept if found.channel == Channel.EMAIL]
+    return Digest(subject, text, html, emails)
+
+
+def _lines(session: Session, rows: Sequence[FollowUpRow]) -> list[DigestLine]:
+    missions = _missions(session, {row.mission_id for row in rows if row.mission_id})
+    contacts = _contacts(session, {row.contact_id for row in rows if row.contact_id})
+    last = _last_said(session, set(missions))
+    lines = []
+    for row in rows:
+        mission = missions.get(row.mission_id) if row.mission_id else None
+        contact = contacts.get(row.contact_id) if row.contact_id else None
+        lines.append(
+            DigestLine(
+                key=row.key,
+                rule=row.rule,
+                step=row.step,
+                call=items.is_call(row.rule, row.step, row.key),
+                summary=row.subject,
+                due_at=row.due_at,
+                mission_key=mission[0] if mission else None,
+                mission_title=mission[1] if mission else None,
+                client_name=mission[2] if mission else None,
+                contact_name=contact[0] if contact else None,
+                contact_phone=contact[1] if contact else None,
+                last_said=last.get(row.mission_id) if row.mission_id else None,
+            )
+        )
+    return lines
+
+
+def _missions(session: Session, ids: set[int]) -> dict[int, tuple[str, str, str]]:
+    """Key, title and client name of each mission."""
+    found: dict[int, tuple[str, str, str]] = {}
+    for chunk in chunked(sorted(ids)):
+        query = (
+            select(Mission.id, Mission.key, Mission.title, Client.name)
+            .join(Client, Mission.client_id == Client.id)
+            .where(Mission.id.in_(chunk))
+        )
+        found.update(
+            (id_, (key, title, client)) for id_, key, title, client in session.execute(query)
+        )
+    return found
+
+
+def _contacts(session: Session, ids: set[int]) -> dict[int, tuple[str, str | None]]:
+    found: dict[int, tuple[str, str | None]] = {}
+    for chunk in chunked(sorted(ids)):
+        query = select(Contact.id, Contact.name, Contact.phone).where(Contact.id.in_(chunk))
+        found.update((id_, (name, phone)) for id_, name, phone in session.execute(query))
+    return found
+
+
+def _last_said(session: Session, mission_ids: set[int]) -> dict[int, LastSaid]:
+    """The last touchpoint of each mission: what to pick up from."""
+    found: dict[int, LastSaid] = {}
+    latest = aliased(Touchpoint)
+    for chunk in chunked(sorted(mission_ids)):
+        newest = (
+            select(func.max(latest.at))
+            .where(latest.mission_id == Touchpoint.mission_id)
+            .scalar_subquery()
+        )
+        query = select(
+            Touchpoint.mission_id, Touchpoint.kind, Touchpoint.at, Touchpoint.note
+        ).where(Touchpoint.mission_id.in_(chunk), Touchpoint.at == newest)
+        for mission_id, kind, at, note in session.execute(query):
+            found[mission_id] = LastSaid(str(kind), at, note)
+    return found

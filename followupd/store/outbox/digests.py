@@ -1,0 +1,154 @@
+"""The owner's daily digest in the outbox: one row a day, and the reminders it lists.
+
+A digest is a follow-up of its own (rule ``digest``, key
+``digest:<owner>:<day>``), recorded when a reminder of that owner falls due
+and due at the opening of the owner's send window; its concern is the
+owner's, so that a catch-up sends only the latest. Its message is made when
+it is sent, from what fell due since the last digest sent: its key, hence
+its Message-ID, names the owner and the day, so a crash never makes two
+digests of one day. The owner's reminders by email wait for it (`held`)
+and are recorded sent with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy.orm import Session
+
+from followupd.domain.states import Audience, Channel, FollowUpState
+from followupd.store.chunks import chunked
+from followupd.store.models import FollowUp
+from followupd.store.outbox.recording import NewFollowUp, insert_new
+from followupd.store.outbox.rows import FollowUpRow
+from followupd.store.rows import record
+
+RULE = "digest"
+STEP = "daily"
+GRACE = timedelta(days=7)
+# what a digest lists: reminders that fell due and are still to do or done by followupd
+LISTED = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
+# the first digest looks back this far, not over the whole history of an old store
+FIRST_LOOK_BACK = timedelta(days=7)
+
+
+def key_of(owner: str, day: date) -> str:
+    return f"{RULE}:{owner}:{day.isoformat()}"
+
+
+def record_digests(
+    session: Session,
+    owner: str,
+    recipient: str,
+    language: str,
+    openings: Sequence[datetime],
+    at: datetime,
+) -> list[str]:
+    """One digest row for each of `openings` (send-window openings of `owner`); the new keys."""
+    rows: list[NewFollowUp] = []
+    for opening in sorted(set(openings)):
+        rows.append({
+            "key": key_of(owner, opening.date()),
+            "owner": owner,
+            "rule": RULE,
+            "step": STEP,
+            "subject_key": owner,
+            "concern": f"{RULE}:{owner}",
+            "mission_id": None,
+            "contact_id": None,
+            "audience": Audience.OWNER,
+            "channel": Channel.EMAIL,
+            "recipient": recipient,
+            "language": language,
+            "subject": "",
+            "body": "",
+            "thread_key": None,
+            "due_at": opening,
+            "expires_at": opening + GRACE,
+            "late": False,
+            "state": FollowUpState.PENDING,
+            "reason": None,
+            "last_error": None,
+            "attempts": 0,
+            "created_at": at,
+            "updated_at": at,
+        })  # fmt: skip
+    return insert_new(session, rows) if rows else []
+
+
+def held(owners: Sequence[str], first_owner: str) -> ColumnElement[bool]:
+    """The reminders by email of `owners` (in digest mode): they wait for the digest.
+
+    A row of before there were owners (no owner) is the first owner's.
+    """
+    if not owners:
+        return false()
+    whose: ColumnElement[bool] = FollowUp.owner.in_(owners)
+    if first_owner in owners:
+        whose = or_(whose, FollowUp.owner.is_(None))
+    return and_(
+        FollowUp.audience == Audience.OWNER,
+        FollowUp.channel == Channel.EMAIL,
+        FollowUp.rule != RULE,
+        whose,
+    )
+
+
+def last_sent(session: Session, owner: str) -> datetime | None:
+    """The due time of the last digest sent to `owner`."""
+    return session.scalar(
+        select(FollowUp.due_at)
+        .where(FollowUp.concern == f"{RULE}:{owner}", FollowUp.state == FollowUpState.SENT)
+        .order_by(FollowUp.due_at.desc())
+        .limit(1)
+    )
+
+
+def listed(
+    session: Session, owner: str, first_owner: str, since: datetime, until: datetime
+) -> list[FollowUpRow]:
+    """The owner's reminders due in ``(since, until]`` still to do: the latest of each concern."""
+    whose: ColumnElement[bool] = FollowUp.owner == owner
+    if owner == first_owner:
+        whose = or_(whose, FollowUp.owner.is_(None))
+    query = (
+        select(record(FollowUp, "followup"))
+        .where(
+            whose,
+            FollowUp.audience == Audience.OWNER,
+            FollowUp.rule != RULE,
+            FollowUp.state.in_(LISTED),
+            FollowUp.due_at > since,
+            FollowUp.due_at <= until,
+        )
+        .order_by(FollowUp.due_at, FollowUp.key)
+    )
+    latest: dict[str, FollowUpRow] = {}
+    for (row,) in session.execute(query):
+        latest[row.concern] = row  # by due time: the last one wins
+    return sorted(latest.values(), key=lambda row: (row.due_at, row.key))
+
+
+def mark_sent(
+    session: Session, keys: Sequence[str], message_id: str, reason: str, at: datetime
+) -> None:
+    """The reminders by email `keys`, still waiting, recorded sent in the digest `message_id`."""
+    for chunk in chunked(list(keys)):
+        session.execute(
+            update(FollowUp)
+            .where(
+                FollowUp.key.in_(chunk),
+                FollowUp.state == FollowUpState.PENDING,
+                FollowUp.channel == Channel.EMAIL,
+            )
+            .values(
+                state=FollowUpState.SENT,
+                sent_at=at,
+                message_id=message_id,
+                reason=reason,
+                updated_at=at,
+            )
+            .execution_options(synchronize_session=False)
+        )
