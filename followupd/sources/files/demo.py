@@ -65,7 +65,7 @@ def weeks_stored(store: Store, data: dict[str, Any]) -> int | None:
     Read from the first of the demo's invoices that is stored with its issue
     date a whole number of weeks from the file's.
     """
-    written = {
+    written: dict[str, date] = {
         invoice["number"]: invoice["issued"]
         for invoice in data.get("invoices", [])
         if isinstance(invoice.get("number"), str) and isinstance(invoice.get("issued"), date)
@@ -74,7 +74,7 @@ def weeks_stored(store: Store, data: dict[str, Any]) -> int | None:
         return None
     with store.sessions() as session:
         query = select(Invoice.number, Invoice.issued).where(Invoice.number.in_(written))
-        found = {number: issued for number, issued in session.execute(query)}
+        found: dict[str, date] = dict(session.execute(query).tuples().all())
     for number, issued in written.items():
         stored = found.get(number)
         if stored is not None and (stored - issued).days % 7 == 0:

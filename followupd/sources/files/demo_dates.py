@@ -42,10 +42,12 @@ def shifted(data: Mapping[str, Any], today: date, zone: tzinfo | None = None) ->
     return moved_by_weeks(data, weeks_for(today), zone)
 
 
-def moved_by_weeks(data: Mapping[str, Any], weeks: int, zone: tzinfo | None = None) -> dict[str, Any]:
+def moved_by_weeks(
+    data: Mapping[str, Any], weeks: int, zone: tzinfo | None = None
+) -> dict[str, Any]:
     """`data` with every date and date-time moved by `weeks` weeks; `data` is left as it is."""
     if weeks == 0:
-        return _copy(data)
+        return {kind: _copy(records) for kind, records in data.items()}
     zones = _ZonesOfRecords(data, zone)
     moved: dict[str, Any] = {}
     for kind, records in data.items():
