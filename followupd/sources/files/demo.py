@@ -74,7 +74,7 @@ def weeks_stored(store: Store, data: dict[str, Any]) -> int | None:
         return None
     with store.sessions() as session:
         query = select(Invoice.number, Invoice.issued).where(Invoice.number.in_(written))
-        found: dict[str, date] = dict(session.execute(query).tuples().all())
+        found: dict[str, date] = dict(session.execute(query).all())
     for number, issued in written.items():
         stored = found.get(number)
         if stored is not None and (stored - issued).days % 7 == 0:
