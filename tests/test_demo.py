@@ -318,3 +318,4 @@ def test_today_goes_with_demo(cli: RunCli, config: Path) -> None:
     bad = cli("init", "--demo", "--today", "17/03/2027")
     assert bad.code == 2
     assert "expected a date like" in bad.err
+    assert "database:" not in bad.out, "stopped before touching the database"

@@ -35,6 +35,7 @@ def init(app: App, demo: bool, today: str | None) -> None:
     """Write a starter config if there is none, and create or upgrade the database."""
     if today is not None and not demo:
         raise click.UsageError("--today goes with --demo")
+    day = app.day(today) if today is not None else None  # a bad DATE stops init at once
     path = config_path_for_init(app.config_option, app.environ, Path.cwd())
     if path.exists():
         click.echo(f"config: {path} (exists, left as it is)")
@@ -54,7 +55,7 @@ def init(app: App, demo: bool, today: str | None) -> None:
         else:
             click.echo(f"database: {where} (schema {before or 'none'} -> {after})")
         if demo:
-            loaded = load_demo(store, app.day(today), app.zone, app.owner_keys)
+            loaded = load_demo(store, day or app.day(None), app.zone, app.owner_keys)
             render.print_import_report(loaded.report)
             render.print_demo_dates(loaded)
     finally:
