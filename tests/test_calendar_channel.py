@@ -290,7 +290,7 @@ def test_tick_on_the_demo_writes_the_owner_tasks_into_radicale(
         f'password_env = "{PASSWORD_VARIABLE}"\nwrite_calendar = "Suivi clients"\n',
         encoding="utf-8",
     )
-    assert cli("init", "--demo").code == 0
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
     ticked = cli("tick", "--now", "2026-11-30T10:00", "--json")
     assert ticked.code == 0, ticked
     sent = [

@@ -28,7 +28,7 @@ def config(home: Path) -> Path:
 @pytest.fixture
 def demo(cli: RunCli, config: Path) -> Path:
     """An initialised store holding the demo data."""
-    result = cli("init", "--demo")
+    result = cli("init", "--demo", "--today", "2026-11-22")
     assert result.code == 0, result
     return config
 

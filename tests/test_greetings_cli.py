@@ -81,7 +81,7 @@ def expected_greetings() -> dict[str, Greeting]:
 def demo(cli: RunCli, home: Path) -> Path:
     config = home / "followupd.toml"
     config.write_text(MINIMAL_CONFIG, encoding="utf-8")
-    result = cli("init", "--demo")
+    result = cli("init", "--demo", "--today", "2026-11-22")
     assert result.code == 0, result
     return config
 

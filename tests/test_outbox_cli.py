@@ -18,7 +18,7 @@ def ticked(cli: RunCli, home: Path, database_url: URL) -> URL:
     """The demo, one pass on Saturday 28 November 2026 (client emails wait for Monday)."""
     config = home / "followupd.toml"
     config.write_text(MINIMAL_CONFIG, encoding="utf-8")
-    assert cli("init", "--demo").code == 0
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
     assert cli("tick", "--now", "2026-11-28T10:00").code == 0
     return database_url
 

@@ -22,7 +22,7 @@ FIELDS = {"key", "rule", "mission", "contact", "audience", "channel", "recipient
 def demo(cli: RunCli, home: Path) -> Path:
     config = home / "followupd.toml"
     config.write_text(MINIMAL_CONFIG, encoding="utf-8")
-    assert cli("init", "--demo").code == 0
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
     return config
 
 

@@ -46,7 +46,7 @@ def test_the_smtp_password_appears_nowhere(
         encoding="utf-8",
     )
     caplog.set_level(logging.DEBUG)
-    outputs = [cli("init", "--demo", "--debug")]
+    outputs = [cli("init", "--demo", "--today", "2026-11-22", "--debug")]
     outputs.append(cli("check", "--debug"))  # the server is down: 69
     outputs.append(cli("tick", "--now", "2026-11-23T10:00", "--debug", "--json"))
     assert outputs[1].code == 69

@@ -20,6 +20,7 @@ from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of
 from followupd.domain.states import UNSENT_STATES, Audience, CalendarState, FollowUpState
 from followupd.rules.base import Intent
+from followupd.sources.files.demo import DemoLoad
 from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
 from followupd.store.models import FollowUp, LiveItem, Mission
@@ -58,6 +59,14 @@ def print_import_report(report: ImportReport) -> None:
     out.print(table)
     changes = report.changes
     out.print(f"{changes} change{'s' if changes != 1 else ''}")
+
+
+def print_demo_dates(loaded: DemoLoad) -> None:
+    sunday = f"{loaded.seen_from:%A %d %B %Y}"
+    if loaded.kept:
+        console().print(f"demo: already loaded, its dates kept (as seen from {sunday})")
+    else:
+        console().print(f"demo: dates as seen from {sunday}, this week's Sunday")
 
 
 def print_missions(rows: list[MissionRow], owners: Settings | None = None) -> None:

@@ -15,19 +15,27 @@ from followupd.errors import (
     EX_CONFIG,
     EX_UNAVAILABLE,
 )
+from followupd.sources.files.demo import load_demo
 from followupd.sources.files.importer import import_files
 from followupd.store.db import describe
 
 RESOURCES = Path(__file__).parents[1] / "resources"
 EXAMPLE_CONFIG = RESOURCES / "followupd.example.toml"
-DEMO_DATA = RESOURCES / "demo.toml"
 
 
 @click.command()
 @click.option("--demo", is_flag=True, help="also load the demo clients and missions")
+@click.option(
+    "--today",
+    metavar="DATE",
+    help="with --demo: move the demo's dates to the week of DATE (default: today)",
+)
 @pass_app
-def init(app: App, demo: bool) -> None:
+def init(app: App, demo: bool, today: str | None) -> None:
     """Write a starter config if there is none, and create or upgrade the database."""
+    if today is not None and not demo:
+        raise click.UsageError("--today goes with --demo")
+    day = app.day(today) if today is not None else None  # a bad DATE stops init at once
     path = config_path_for_init(app.config_option, app.environ, Path.cwd())
     if path.exists():
         click.echo(f"config: {path} (exists, left as it is)")
@@ -47,8 +55,9 @@ def init(app: App, demo: bool) -> None:
         else:
             click.echo(f"database: {where} (schema {before or 'none'} -> {after})")
         if demo:
-            report = import_files(store, [DEMO_DATA], app.zone, app.owner_keys)
-            render.print_import_report(report)
+            loaded = load_demo(store, day or app.day(None), app.zone, app.owner_keys)
+            render.print_import_report(loaded.report)
+            render.print_demo_dates(loaded)
     finally:
         store.close()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ MODELS: dict[str, type[Base]] = {
     "issues": Issue,
     "touchpoints": Touchpoint,
 }
+# a change to a file's parsed data before its records are checked
+Adjust = Callable[[dict[str, Any]], dict[str, Any]]
 # columns that hold a reference, by the record field that names it
 REFERENCE_COLUMNS = {"client": "client_id", "contact": "contact_id", "mission": "mission_id"}
 
@@ -86,12 +88,16 @@ def import_files(
     paths: Sequence[Path],
     zone: ZoneInfo,
     owners: Collection[str] = (SINGLE_OWNER_KEY,),
+    adjust: Adjust | None = None,
 ) -> ImportReport:
     """Import `paths` in one transaction; raise DataError listing every problem.
 
     `owners` are the keys a mission's ``owner`` may name (the config's owners).
+    `adjust`, when given, changes each file's parsed data before it is checked
+    (the demo's dates are moved so); it must keep its structure, which the
+    line numbers of problems are found by.
     """
-    records, problems = read_files(paths, zone)
+    records, problems = read_files(paths, zone, adjust)
     with store.session() as session:
         problems += check_references(session, records, owners)
         if problems:
@@ -105,11 +111,15 @@ def import_files(
 # -- reading ----------------------------------------------------------------------------
 
 
-def read_files(paths: Iterable[Path], zone: ZoneInfo) -> tuple[list[Located], list[Problem]]:
+def read_files(
+    paths: Iterable[Path], zone: ZoneInfo, adjust: Adjust | None = None
+) -> tuple[list[Located], list[Problem]]:
     located: list[Located] = []
     problems: list[Problem] = []
     for path in paths:
         data, lines, file_problems = _parse(path)
+        if adjust is not None:
+            data = adjust(data)
         broken = {problem.line for problem in file_problems if problem.line is not None}
         problems += file_problems
         for kind, entries in data.items():
