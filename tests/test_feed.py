@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 
 from followupd.channels.feed.build import build_feed
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
+from followupd.store.models import LiveItem
 from tests.daemon import DISABLED, environment, followupd, get, healthy, wait_for
 from tests.smtpserver import free_port
 
@@ -144,7 +144,7 @@ def test_a_change_shows_in_the_next_request_even_with_the_same_stamp(
     try:
         with store.session() as session:  # completed, its updated_at left as it was
             session.execute(
-                update(FollowUp).where(FollowUp.key == key).values(calendar_state="completed")
+                update(LiveItem).where(LiveItem.concern == key).values(state="completed")
             )
     finally:
         store.close()

@@ -37,9 +37,9 @@ from tests.test_calendar_channel import remote
 MONTREAL = ZoneInfo("America/Montreal")
 OWNERS = (
     CLAIRE
-    + 'phone = "+33 6 00 00 00 00"\n\n'
+    + 'phone = "+33 6 00 00 00 00"\nreminders_by_email = "each"\n\n'
     + BOB_IN_MONTREAL
-    + 'templates = "bob-templates"\n'
+    + 'reminders_by_email = "each"\ntemplates = "bob-templates"\n'
     + "[owners.rules.invoice_due]\nsteps = [\n"
     + '  { name = "heads-up", offset_days = -5, audience = "owner" },\n'
     + '  { name = "nudge-1", offset_days = 1, audience = "client" },\n]\n'
@@ -249,7 +249,7 @@ def test_each_owners_reminders_reach_their_address_and_their_calendar(
     bobs = remote(dav, "followupd-bob")
     assert set(bobs) == {
         "invoice_due:F-2:heads-up@followupd",
-        "contract_missing:lumen-crm:2026-11-23:calendar@followupd",
+        "contract_missing:lumen-crm@followupd",
     }
     due = bobs["invoice_due:F-2:heads-up@followupd"]["DUE"]
     assert (str(due.params["TZID"]), due.dt.hour) == ("America/Montreal", 9)

@@ -25,7 +25,8 @@ from tests.rulekit import ACME, BOB, CLAIRE, imported, item, paris
 from tests.test_owners import tick
 
 BOB_PASSWORD, BOB_VARIABLE = "bob-dav-secret", "FOLLOWUPD_TEST_BOB_PASSWORD"
-OWNERS = CLAIRE + 'read_calendars = ["Missions Claire"]\n\n' + BOB
+EACH = 'reminders_by_email = "each"\n'  # these tests follow one reminder at a time
+OWNERS = CLAIRE + EACH + 'read_calendars = ["Missions Claire"]\n\n' + BOB + EACH
 BOB_READS = 'read_calendars = ["Missions Bob"]\n'
 
 
@@ -139,7 +140,7 @@ def test_an_owner_with_an_account_of_their_own(
     ]
     written = bob.principal().calendar(name="followupd")
     (todo,) = written.search(todo=True)
-    assert "contract_missing:acme-bob:2026-11-24:calendar@followupd" in todo.data
+    assert "UID:contract_missing:acme-bob@followupd" in todo.data.splitlines()
     claire = CalendarApp(dav).client.principal()
     assert "followupd" not in {c.get_display_name() for c in claire.calendars()}
 
