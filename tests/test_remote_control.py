@@ -11,7 +11,6 @@ mangled documents (FOLLOWUPD_FUZZ_EXAMPLES of them, 200 unless told).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +35,7 @@ from followupd.sources.ical.remote_control import (
     items_seen,
     user_action,
 )
+from tests.test_fuzz import examples_asked
 
 ZONE = ZoneInfo("Europe/Paris")
 CORPUS = Path(__file__).parent / "remote_control_corpus"
@@ -320,15 +320,6 @@ def test_only_followupds_items_are_read() -> None:
     assert items_seen(b"\xff\xfe not a calendar", ZONE) == []
 
 
-def examples_asked(default: int = 200) -> int:
-    asked = os.environ.get("FOLLOWUPD_FUZZ_EXAMPLES", "").strip()
-    if not asked:
-        return default
-    if not asked.isdigit() or int(asked) < 1:
-        raise pytest.UsageError(f"FOLLOWUPD_FUZZ_EXAMPLES={asked!r}: give a whole number >= 1")
-    return int(asked)
-
-
 SEEDS = [corpus(stem) for stem in sorted(CASES)]
 
 
@@ -364,7 +355,7 @@ NOISE = [
 
 
 FUZZ = settings(
-    max_examples=examples_asked(),
+    max_examples=examples_asked(200),
     derandomize=True,  # the same examples on every run, in CI and here
     database=None,
     deadline=None,

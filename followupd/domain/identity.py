@@ -19,11 +19,6 @@ def uid(key: str) -> str:
     return key + UID_SUFFIX
 
 
-def key_of(uid_text: str) -> str | None:
-    """The follow-up key inside a UID of ours; None for anyone else's object."""
-    return uid_text.removesuffix(UID_SUFFIX) if uid_text.endswith(UID_SUFFIX) else None
-
-
 def slug(text: str) -> str:
     """`text` with only the characters every server takes in a URL path segment."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
