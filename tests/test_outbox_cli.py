@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
+from followupd.store import live_items
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
+from followupd.store.models import FollowUp, LiveItem
+from tests import rulekit
 from tests.conftest import MINIMAL_CONFIG, RunCli
 
 
@@ -70,3 +75,89 @@ def test_cancel_then_retry_rules(cli: RunCli, ticked: URL) -> None:
     shown = cli("outbox", "show", key).out
     assert "pending: retried by hand" in shown
     assert "SMTP 451 try again later" in shown
+
+
+INFORM = "client_not_informed:crm-export-incomplet:2026-11-26:calendar"
+NEXT_INFORM = "client_not_informed:crm-export-incomplet:2026-11-30:calendar"
+STATUS = "status_update_due:lumen-refonte-crm:2026-11-27"
+
+
+def in_the_app(database: URL, key: str, did: Callable[[LiveItem, datetime], None]) -> None:
+    """What sync records when the user acted on the calendar item of `key` in their app."""
+    store = Store.open(database)
+    with store.session() as session:
+        concern = session.scalars(select(FollowUp.concern).where(FollowUp.key == key)).one()
+        found = live_items.of_concerns(session, [concern])[concern]
+        did(found, datetime(2026, 11, 29, 18, 0, tzinfo=UTC))
+    store.close()
+
+
+def why_of(listing: str, number: int) -> str:
+    """The last column of follow-up `number` in `outbox list`, its wrapped lines joined."""
+    lines = listing.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(f"{number} "))
+    cells = [lines[first].split("│")[-1].strip()]
+    for line in lines[first + 1 :]:
+        if not line.startswith(" "):
+            break
+        cells.append(line.split("│")[-1].strip())
+    return " ".join(cell for cell in cells if cell)
+
+
+def test_a_snooze_in_the_calendar_holds_the_next_period(cli: RunCli, ticked: URL) -> None:
+    until = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    in_the_app(ticked, INFORM, lambda item, at: live_items.snoozed_by_user(item, until, at))
+    store = Store.open(ticked)
+    try:
+        number = rulekit.outbox(store)[INFORM].id
+    finally:
+        store.close()
+    assert why_of(cli("outbox", "list").out, number) == (
+        "snoozed until 2026-12-03 09:00 in your calendar"
+    )
+    assert "snoozed until 2026-12-03 09:00 in your calendar" in cli("outbox", "show", INFORM).out
+    tick = json.loads(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
+    held = {item["key"]: item for item in tick["followups"]}[NEXT_INFORM]
+    assert (held["action"], held["state"]) == ("recorded", "pending")
+    assert held["reason"] == "snoozed until 2026-12-03 09:00 in your calendar"
+    assert cli("tick", "--now", "2026-12-03T09:30").code == 0
+    store = Store.open(ticked)
+    try:
+        rows = rulekit.outbox(store)
+        later = sorted((row.due_at, row.key, row.state) for row in rows.values()
+                       if row.concern == rows[INFORM].concern and row.channel == "calendar"
+                       and row.due_at > rows[INFORM].due_at)  # fmt: skip
+        raised = rulekit.item(store, INFORM)
+    finally:
+        store.close()
+    # at the user's date the newest period goes, once; the one held meanwhile is not repeated
+    assert [state for _, _, state in later] == ["superseded", "sent"]
+    assert raised.followup_key == later[-1][1]
+    assert raised.times_raised == 2
+
+
+def test_a_deleted_task_dismisses_its_concern(cli: RunCli, ticked: URL) -> None:
+    in_the_app(ticked, INFORM, lambda item, at: live_items.dismissed_by_user(
+        item, "deleted in your calendar", at))  # fmt: skip
+    assert "dismissed: deleted in your" in cli("outbox", "list").out
+    tick = json.loads(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
+    dismissed = {item["key"]: item for item in tick["followups"]}[NEXT_INFORM]
+    assert (dismissed["action"], dismissed["state"]) == ("cancelled", "dismissed")
+    assert dismissed["reason"] == "deleted in your calendar"
+    listed = [line for line in cli("outbox", "list", "--state", "dismissed").out.splitlines()
+              if "client_not_informed" in line]  # fmt: skip
+    assert listed
+    assert all("deleted in your calendar" in line for line in listed)
+
+
+def test_a_completed_task_says_when(cli: RunCli, ticked: URL) -> None:
+    done = datetime(2026, 11, 28, 16, 45, tzinfo=UTC)
+    in_the_app(ticked, STATUS, lambda item, at: live_items.completed_by_user(item, done, at))
+    store = Store.open(ticked)
+    try:
+        number = rulekit.outbox(store)[STATUS].id
+    finally:
+        store.close()
+    said = "completed in your calendar on 2026-11-28 17:45"
+    assert why_of(cli("outbox", "list").out, number) == said
+    assert said in cli("outbox", "show", STATUS).out

@@ -228,3 +228,42 @@ def test_tick_help_documents_its_exit_status(cli: RunCli) -> None:
     shown = " ".join(cli("tick", "--help").out.split())
     assert f"{EX_FOLLOWUPS_FAILED} when a follow-up became failed or dead" in shown
     assert f"{EX_UNAVAILABLE} when a server" in shown
+
+
+ACTIONS = {"recorded", "sent", "retrying", "failed", "cancelled", "expired", "superseded",
+           "closed"}  # fmt: skip
+
+
+def test_tick_says_what_its_pass_did_and_lists_nothing_else(cli: RunCli, demo: Path) -> None:
+    first = as_json(cli("tick", "--now", "2026-12-15T10:00", "--json").out)
+    assert first["followups"]
+    assert {item["action"] for item in first["followups"]} <= ACTIONS
+    for item in first["followups"]:
+        if item["action"] == "sent":
+            assert item["state"] == "sent"
+        if item["action"] == "superseded":
+            assert item["state"] == "superseded"
+    heads_up = {i["key"]: i for i in first["followups"]}["invoice_due:F-2026-045:heads-up"]
+    assert (heads_up["action"], heads_up["state"]) == ("sent", "sent")
+    # the same instant again: nothing left to do, nothing listed
+    assert as_json(cli("tick", "--now", "2026-12-15T10:00", "--json").out)["followups"] == []
+    # paid: the heads-up sent days before is closed by this pass, and says so
+    assert cli("invoice", "paid", "F-2026-045", "--on", "2026-12-15").code == 0
+    after = {i["key"]: i for i in as_json(cli("tick", "--now", "2026-12-15T11:00", "--json").out)
+             ["followups"]}  # fmt: skip
+    assert (after["invoice_due:F-2026-045:heads-up"]["action"],
+            after["invoice_due:F-2026-045:heads-up"]["state"]) == ("closed", "sent")  # fmt: skip
+    assert all(not key.startswith("invoice_due:F-2026-045:") or item["action"] in
+               ("closed", "cancelled") for key, item in after.items())  # fmt: skip
+
+
+def test_the_dry_run_says_recorded(cli: RunCli, demo: Path) -> None:
+    dry = as_json(cli("tick", "--now", "2026-12-02T10:00", "--dry-run", "--json").out)
+    assert {item["action"] for item in dry["followups"]} == {"recorded"}
+
+
+def test_the_table_has_a_column_for_this_pass(cli: RunCli, demo: Path) -> None:
+    result = cli("tick", "--now", "2026-12-02T10:00")
+    assert result.code == 0, result
+    assert "this pass" in result.out
+    assert "sent" in result.out

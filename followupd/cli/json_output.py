@@ -7,7 +7,7 @@ offset of the owner's time zone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
-from followupd.domain.states import FollowUpState
+from followupd.domain.states import FollowUpState, PassAction
 from followupd.rules.base import Intent
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, Mission
@@ -72,12 +72,18 @@ def intents_json(
 
 
 def followups_json(
-    session: Session, rows: Sequence[FollowUpRow], zone: ZoneInfo, settings: Settings
+    session: Session,
+    rows: Sequence[FollowUpRow],
+    zone: ZoneInfo,
+    settings: Settings,
+    actions: Mapping[str, PassAction],
 ) -> list[dict[str, Any]]:
-    """As `intents_json`, with each row's state and, when not sent, the reason."""
+    """As `intents_json`, with each row's state, what the pass did to it, and, when not
+    sent, the reason."""
     shown = _described(session, rows, zone, settings)
     for item, row in zip(shown, rows, strict=True):
         item["state"] = README_STATES.get(row.state, row.state)
+        item["action"] = actions[row.key]
         item["late"] = row.late
         if row.state != FollowUpState.SENT:
             item["reason"] = row.reason or _default_reason(row)

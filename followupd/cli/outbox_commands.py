@@ -25,7 +25,8 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
     """The most recent follow-ups, newest first."""
     with app.session(commit=False) as session:
         rows = lookup.listing(session, states, rule, limit)
-        render.print_outbox(rows, app.zone, app.shown_owners, filtered=bool(states or rule))
+        items = live_items.of_concerns(session, (row.concern for row in rows))
+        render.print_outbox(rows, app.zone, app.shown_owners, bool(states or rule), items)
 
 
 @outbox.command("show")

@@ -12,7 +12,7 @@ from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.owner_scope import has_calendars
-from followupd.domain.states import FAILED_STATES
+from followupd.domain.states import FAILED_STATES, FollowUpState, PassAction
 from followupd.engine import evaluation
 from followupd.errors import (
     EX_CONFIG,
@@ -100,10 +100,9 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             click.echo(f"followupd: {failure}", err=True)
         unavailable = bool(synced.failed)
     with app.session(commit=not dry_run) as session:
-        report = evaluation.evaluate(session, app.settings, rules, at)
-        touched = {row.key for row in report.recorded} | set(report.cancelled)
+        actions = evaluated_actions(evaluation.evaluate(session, app.settings, rules, at))
         if dry_run:
-            print_outcome(session, sorted(touched), at, app, as_json)
+            print_outcome(session, actions, at, app, as_json)
             return
     store = app.store()
     try:
@@ -113,9 +112,9 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
                            "which died", err=True)  # fmt: skip
         worker = worker_name()
         delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
+        actions.update(delivered_actions(delivered))
         with store.session() as session:
-            keys = sorted(touched | set(delivered.keys))
-            shown = print_outcome(session, keys, at, app, as_json)
+            shown = print_outcome(session, actions, at, app, as_json)
     finally:
         store.close()
     failed = [row.key for row in shown if row.state in FAILED_STATES]
@@ -134,14 +133,53 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
     return report
 
 
+def evaluated_actions(report: evaluation.PassReport) -> dict[str, PassAction]:
+    """What the evaluation did, by follow-up key.
+
+    A follow-up of a concern the user dismissed is recorded already ended: the
+    pass cancelled it.
+    """
+    actions = {
+        row.key: PassAction.CANCELLED
+        if row.state == FollowUpState.DISMISSED
+        else PassAction.RECORDED
+        for row in report.recorded
+    }
+    actions.update(dict.fromkeys(report.cancelled, PassAction.CANCELLED))
+    actions.update(dict.fromkeys(report.failed, PassAction.FAILED))
+    return actions
+
+
+def delivered_actions(report: DeliveryReport) -> dict[str, PassAction]:
+    """What the delivery did, by follow-up key; later steps of the pass win.
+
+    A follow-up only held back (a closed send window, a snooze) is left out:
+    the pass changed nothing about it, unless it was recorded in that pass.
+    A dismissed one was cancelled by the pass, its state says why.
+    """
+    actions = dict.fromkeys(report.sent, PassAction.SENT)
+    for keys, action in (
+        (report.retrying, PassAction.RETRYING),
+        (report.failed, PassAction.FAILED),
+        (report.dead, PassAction.FAILED),
+        (report.cancelled, PassAction.CANCELLED),
+        (report.dismissed, PassAction.CANCELLED),
+        (report.expired, PassAction.EXPIRED),
+        (report.superseded, PassAction.SUPERSEDED),
+        (report.closed, PassAction.CLOSED),
+    ):
+        actions.update(dict.fromkeys(keys, action))
+    return actions
+
+
 def print_outcome(
-    session: Session, keys: list[str], at: datetime, app: App, as_json: bool
+    session: Session, actions: dict[str, PassAction], at: datetime, app: App, as_json: bool
 ) -> list[FollowUpRow]:
-    """The follow-ups with these keys as they stand, as a table or as JSON; and them."""
-    rows = recording.load(session, keys)
+    """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
+    rows = recording.load(session, sorted(actions))
     if as_json:
-        shown = json_output.followups_json(session, rows, app.zone, app.settings)
+        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions)
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.shown_owners)
+        render.print_followups(rows, app.zone, app.shown_owners, actions)
     return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -18,7 +18,13 @@ from followupd.cli.checks import Check
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of
-from followupd.domain.states import UNSENT_STATES, Audience, CalendarState, FollowUpState
+from followupd.domain.states import (
+    UNSENT_STATES,
+    Audience,
+    CalendarState,
+    FollowUpState,
+    PassAction,
+)
 from followupd.rules.base import Intent
 from followupd.sources.files.demo import DemoLoad
 from followupd.sources.files.importer import ImportReport
@@ -235,18 +241,22 @@ def print_intents(
 
 
 def print_followups(
-    rows: Sequence[FollowUpRow], zone: ZoneInfo, owners: Settings | None = None
+    rows: Sequence[FollowUpRow],
+    zone: ZoneInfo,
+    owners: Settings | None,
+    actions: Mapping[str, PassAction],
 ) -> None:
-    table = _table("due", "rule", "to", "subject", "state")
+    table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.reason and row.state in UNSENT_STATES:
+        if row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
             state += f": {row.reason}"
         table.add_row(
             _local(row.due_at, zone),
             row.rule,
             _recipient(row, owners),
             row.subject,
+            actions[row.key],
             state,
         )
     out = console()
@@ -254,10 +264,16 @@ def print_followups(
 
 
 def print_outbox(
-    rows: Sequence[FollowUp], zone: ZoneInfo, owners: Settings | None = None, filtered: bool = False
+    rows: Sequence[FollowUp],
+    zone: ZoneInfo,
+    owners: Settings | None = None,
+    filtered: bool = False,
+    items: Mapping[str, LiveItem] | None = None,
 ) -> None:
-    table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "last error")
+    """The outbox as a table; `items` (by concern) say what the user did in their calendar."""
+    table = _table("#", "due", "rule", "to", "state", "tries", "next attempt", "why")
     for row in rows:
+        item = (items or {}).get(row.concern)
         table.add_row(
             str(row.id),
             _local(row.due_at, zone),
@@ -266,10 +282,33 @@ def print_outbox(
             row.state,
             str(row.attempts),
             _local(row.next_attempt_at, zone) if row.state == FollowUpState.PENDING else "",
-            (row.last_error or "")[:80],
+            _why(row, item, zone)[:80],
         )
     empty = "no follow-up matches" if filtered else "the outbox is empty"
     console().print(table if rows else empty)
+
+
+def _why(row: FollowUp, item: LiveItem | None, zone: ZoneInfo) -> str:
+    """The reason a follow-up stands where it does; for the one its calendar item shows now,
+    what the user did to that item."""
+    did = user_did(item, zone) if item is not None and item.followup_key == row.key else ""
+    if did:
+        return did
+    if row.reason and row.state != FollowUpState.SENT:
+        return row.reason
+    return row.last_error or ""
+
+
+def user_did(item: LiveItem, zone: ZoneInfo) -> str:
+    """What the user did to a calendar item in their app, in the owner's words."""
+    if item.state == CalendarState.COMPLETED:
+        when = f" on {_local(item.completed_at, zone)}" if item.completed_at else ""
+        return f"completed in your calendar{when}"
+    if item.state == CalendarState.CANCELLED:
+        return f"dismissed: {item.reason or 'cancelled in your calendar'}"
+    if item.snoozed_until is not None:
+        return f"snoozed until {_local(item.snoozed_until, zone)} in your calendar"
+    return ""
 
 
 def print_followup(
@@ -304,13 +343,8 @@ def print_followup(
 
 def _item(item: LiveItem, zone: ZoneInfo) -> str:
     """What the calendar item of a follow-up's concern is now, and what the user did to it."""
-    if item.state == CalendarState.OPEN:
-        state = "open"
-        if item.snoozed_until is not None:
-            state += f", snoozed until {_local(item.snoozed_until, zone)}"
-    elif item.by_user and item.state == CalendarState.CANCELLED:
-        state = f"dismissed ({item.reason or 'in your calendar'})"
-    else:
+    state = user_did(item, zone) if item.by_user or item.snoozed_until else ""
+    if not state:  # open, or closed by followupd
         state = f"{item.state}" + (f" ({item.reason})" if item.reason else "")
     if item.times_raised > 1:
         state += f"; raised {item.times_raised} times since {_local(item.first_raised_at, zone)}"

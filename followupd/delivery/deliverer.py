@@ -300,7 +300,8 @@ class Deliverer:
                         continue
                     if row.concern in snoozed:
                         until = snoozed[row.concern]
-                        why = f"snoozed until {until:%Y-%m-%d %H:%M} UTC in your calendar"
+                        local = until.astimezone(zone(self.settings.owner_for(row.owner).timezone))
+                        why = f"snoozed until {local:%Y-%m-%d %H:%M} in your calendar"
                         _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                                 reason=why, next_attempt_at=until,
                                 attempts=row.attempts - 1)  # fmt: skip

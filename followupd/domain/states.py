@@ -39,6 +39,19 @@ FAILED_STATES = frozenset({FollowUpState.FAILED, FollowUpState.DEAD})
 CANCELLABLE_STATES = frozenset({FollowUpState.PENDING})
 
 
+class PassAction(StrEnum):
+    """What one pass (`tick`) did to a follow-up; its state says where that left it."""
+
+    RECORDED = "recorded"  # due in this pass's window: written to the outbox
+    SENT = "sent"  # delivered: an email left, a calendar item was made or moved to it
+    RETRYING = "retrying"  # an attempt failed; another comes later
+    FAILED = "failed"  # failed for good (refused, every attempt spent, template broken)
+    CANCELLED = "cancelled"  # not sent: its reason went, or the user dismissed its concern
+    EXPIRED = "expired"  # not sent: its grace ended first
+    SUPERSEDED = "superseded"  # not sent: a later period of its concern went instead
+    CLOSED = "closed"  # its calendar item was completed or cancelled because its reason went
+
+
 class Audience(StrEnum):
     """Whom a follow-up is for: the consultant (a task, a reminder) or the client (an email)."""
 
