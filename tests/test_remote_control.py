@@ -174,6 +174,18 @@ def test_what_the_app_did_is_read(stem: str) -> None:
     assert user_action(seen, item.due_at) == CASES[stem].action
 
 
+def test_a_uid_folded_across_lines_is_still_followupds() -> None:
+    """RFC 5545 folds a long line anywhere, even inside "@followupd"."""
+    text = corpus("todoman-completed").decode()
+    uid_line = next(line for line in text.splitlines() if line.startswith("UID:"))
+    at = uid_line.index("@followupd") + 3
+    folded = text.replace(uid_line, uid_line[:at] + "\r\n " + uid_line[at:])
+    assert folded != text
+    (seen,) = items_seen(folded, ZONE)
+    assert seen.uid == uid_line.removeprefix("UID:")
+    assert items_seen(text.replace("@followupd", "@elsewhere"), ZONE) == []
+
+
 @pytest.mark.parametrize("stem", sorted(CASES))
 def test_an_update_keeps_what_the_app_added(stem: str) -> None:
     """The rewrite of a put-off item keeps its date; any other is the next reminder, reopened."""

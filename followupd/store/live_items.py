@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from followupd.domain import identity
 from followupd.domain.owner_scope import Scope
@@ -27,17 +27,28 @@ from followupd.store.outbox.rows import FollowUpRow, PendingRow
 from followupd.store.rows import record
 
 DISMISSED = and_(LiveItem.state == CalendarState.CANCELLED, LiveItem.by_user)
+DISMISSED_REASON = "dismissed in your calendar"  # an item dismissed without a word
+
+
+def _keyed_by(
+    session: Session, column: InstrumentedAttribute[str], values: Iterable[str]
+) -> dict[str, LiveItem]:
+    """The items whose `column` is one of `values`, by that value."""
+    found: dict[str, LiveItem] = {}
+    for chunk in chunked(sorted(set(values))):
+        for item in session.scalars(select(LiveItem).where(column.in_(chunk))):
+            found[getattr(item, column.key)] = item
+    return found
 
 
 def of_concerns(session: Session, concerns: Iterable[str]) -> dict[str, LiveItem]:
     """The items of `concerns` that exist, by concern."""
-    found: dict[str, LiveItem] = {}
-    for chunk in chunked(sorted(set(concerns))):
-        found.update(
-            (item.concern, item)
-            for item in session.scalars(select(LiveItem).where(LiveItem.concern.in_(chunk)))
-        )
-    return found
+    return _keyed_by(session, LiveItem.concern, concerns)
+
+
+def by_uid(session: Session, uids: Iterable[str]) -> dict[str, LiveItem]:
+    """The items with these UIDs, by UID."""
+    return _keyed_by(session, LiveItem.uid, uids)
 
 
 def raised(session: Session, row: FollowUpRow, href: str | None, at: datetime) -> LiveItem:
@@ -196,17 +207,6 @@ def previews(session: Session, scope: Scope | None = None) -> list[PreviewRow]:
     return list(first.values())
 
 
-def by_uid(session: Session, uids: Sequence[str]) -> dict[str, LiveItem]:
-    """The items with these UIDs, by UID."""
-    found: dict[str, LiveItem] = {}
-    for chunk in chunked(sorted(set(uids))):
-        found.update(
-            (item.uid, item)
-            for item in session.scalars(select(LiveItem).where(LiveItem.uid.in_(chunk)))
-        )
-    return found
-
-
 def by_href(session: Session, hrefs: Sequence[str]) -> list[LiveItem]:
     """The items stored at these URLs."""
     found: list[LiveItem] = []
@@ -272,7 +272,7 @@ def dismiss_recorded(session: Session, keys: Sequence[str], at: datetime) -> Non
                 )
                 .values(
                     state=FollowUpState.DISMISSED,
-                    reason=reason or "dismissed in your calendar",
+                    reason=reason or DISMISSED_REASON,
                     updated_at=at,
                 )
                 .execution_options(synchronize_session=False)
@@ -287,8 +287,7 @@ def dismissed_concerns(session: Session, concerns: Iterable[str]) -> dict[str, s
             LiveItem.concern.in_(chunk), DISMISSED
         )
         found.update(
-            (concern, reason or "dismissed in your calendar")
-            for concern, reason in session.execute(query)
+            (concern, reason or DISMISSED_REASON) for concern, reason in session.execute(query)
         )
     return found
 

@@ -20,6 +20,7 @@ and a document that cannot be parsed gives no item.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -97,8 +98,11 @@ def items_seen(data: str | bytes, zone: ZoneInfo) -> list[ItemSeen]:
     master is there: followupd writes no recurrence, and the master says
     what the user did to the item.
     """
+    text = _text(data)
+    if UID_SUFFIX not in _FOLD.sub("", text):  # most of a calendar: the user's, not parsed again
+        return []
     try:
-        calendar = _TolerantParser(_text(data)).calendar()
+        calendar = _TolerantParser(text).calendar()
     except Exception:  # icalendar raises ValueError and others on broken text
         return []
     if not isinstance(calendar, Calendar):
@@ -133,6 +137,9 @@ class _TolerantParser(ObjectParser):
         except (ValueError, TypeError):
             if self._stack:
                 self._stack[-1].add(name, vText(val), encode=False)
+
+
+_FOLD = re.compile(r"\r?\n[ \t]")  # a long line goes on after a break and a space or tab
 
 
 def _text(data: str | bytes) -> str:
