@@ -7,6 +7,8 @@ or before the day, every weekday kept, and every rule has something to show.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import tomllib
 from collections import Counter
@@ -20,7 +22,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from followupd.channels.feed.build import feed_items
 from followupd.cli.app import App
+from followupd.domain.states import CalendarState
 from followupd.rules.registry import RULES
 from followupd.sources.files.demo import DEMO_DATA
 from followupd.sources.files.demo_dates import (
@@ -319,3 +323,37 @@ def test_today_goes_with_demo(cli: RunCli, config: Path) -> None:
     assert bad.code == 2
     assert "expected a date like" in bad.err
     assert "database:" not in bad.out, "stopped before touching the database"
+
+
+@pytest.mark.parametrize("day", [date(2026, 11, 22), date(2027, 3, 17)], ids=str)
+def test_the_first_run_says_each_thing_once(
+    cli: RunCli, home: Path, database_url: URL, day: date
+) -> None:
+    """`init --demo`, then a first real pass with the defaults: one digest, one item a concern."""
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG.replace('reminders_by_email = "each"\n', ""), encoding="utf-8"
+    )
+    assert cli("init", "--demo", "--today", day.isoformat()).code == 0
+    workday = day if day.weekday() < 5 else day + timedelta(days=7 - day.weekday())
+    opening = datetime.combine(workday, time(9, 30))  # the send window opens at 09:00
+    first = cli("tick", "--now", opening.isoformat())
+    assert first.code == 0, first
+    maildir = home / ".local/state/followupd/Maildir/new"
+    messages = [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for path in maildir.iterdir()
+    ]
+    said = Counter((str(message["To"]), str(message["Subject"])) for message in messages)
+    assert said, "the first pass sent something"
+    assert max(said.values()) == 1, said
+    to_owner = [message for message in messages if "claire@cabinet.example" in message["To"]]
+    assert len(to_owner) == 1, [str(message["Subject"]) for message in to_owner]  # the digest
+    store = Store.open(database_url)
+    try:
+        with store.session() as session:
+            shown = feed_items(session, opening.replace(tzinfo=PARIS), PARIS)
+    finally:
+        store.close()
+    open_items = Counter(item.uid for item in shown if item.status == CalendarState.OPEN)
+    assert open_items
+    assert max(open_items.values()) == 1, open_items
