@@ -320,7 +320,7 @@ class TestCaldavServer:
         assert user.app.client.put(href, calendar.to_ical(), headers).status in (200, 204)
 
         report = user.sync(at(12, 2, 16))
-        assert report.completed == [CALL]
+        assert report.user.completed == [CALL]
         task_item = item(user.store, CALL)
         assert (task_item.state, task_item.reason) == ("completed", "completed in your calendar")
         with user.store.session() as session:

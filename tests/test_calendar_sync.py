@@ -182,7 +182,7 @@ def test_a_call_task_completed_in_the_app_is_a_call_and_is_left_alone(
     assert response.status == 204
 
     report = sync(loaded, settings, at(12, 2, 16))
-    assert report.completed == ["escalate_by_phone:late-data:call"]
+    assert report.user.completed == ["escalate_by_phone:late-data:call"]
     done = item(loaded, "escalate_by_phone:late-data:call")
     assert (done.state, done.reason) == ("completed", "completed in your calendar")
     with loaded.session() as session:

@@ -109,7 +109,7 @@ def test_a_task_completed_in_an_owners_calendar_is_read_back(
     )
     assert response.status == 204
     synced = sync_calendars(loaded, settings, paris(2026, 11, 23, 12))
-    assert synced.completed == [task]
+    assert synced.user.completed == [task]
     assert item(loaded, task).state == "completed"
 
 

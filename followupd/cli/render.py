@@ -357,10 +357,11 @@ def print_sync_report(report: SyncReport) -> None:
     for calendar in report.calendars:
         table.add_row(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
     out.print(table)
+    completed, dismissed, snoozed = report.user.counts
     out.print(
         f"missions: {report.missions_created} created, {report.missions_updated} updated; "
-        f"meetings recorded: {report.meetings}; tasks completed in the calendar: "
-        f"{len(report.completed)}"
+        f"meetings recorded: {report.meetings}; in your calendar, followupd's items "
+        f"completed: {completed}, cancelled or deleted: {dismissed}, put off: {snoozed}"
     )
     for notice in report.notices:
         out.print(f"note: {notice}", markup=False, highlight=False)

@@ -207,11 +207,18 @@ def previews(session: Session, scope: Scope | None = None) -> list[PreviewRow]:
     return list(first.values())
 
 
-def by_href(session: Session, hrefs: Sequence[str]) -> list[LiveItem]:
-    """The items stored at these URLs."""
+def written(session: Session) -> list[tuple[int, str]]:
+    """The open items in a CalDAV calendar: id and URL of each."""
+    query = select(LiveItem.id, LiveItem.href).where(
+        LiveItem.href.is_not(None), LiveItem.state == CalendarState.OPEN
+    )
+    return [(item_id, href) for item_id, href in session.execute(query) if href]
+
+
+def by_id(session: Session, ids: Iterable[int]) -> list[LiveItem]:
     found: list[LiveItem] = []
-    for chunk in chunked(sorted(set(hrefs))):
-        found += session.scalars(select(LiveItem).where(LiveItem.href.in_(chunk)))
+    for chunk in chunked(sorted(set(ids))):
+        found += session.scalars(select(LiveItem).where(LiveItem.id.in_(chunk)))
     return found
 
 

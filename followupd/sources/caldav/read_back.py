@@ -12,6 +12,7 @@ itself says nothing of the user.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -35,18 +36,38 @@ from followupd.store.models import Contact, Issue, LiveItem, Mission
 COMPLETED = "completed in your calendar"
 
 
-def read_back(
-    session: Session, seen: Iterable[ItemSeen], at: datetime
-) -> tuple[list[str], set[str]]:
-    """Act on what the user did to the items among `seen` (followupd's, as read in an object).
+@dataclass
+class ReadBack:
+    """What the user did to followupd's items: the keys of the follow-ups each showed."""
 
-    Returns the keys of the follow-ups whose item was completed or
-    dismissed, and the touchpoints recorded (kept while the object lasts).
-    """
+    completed: list[str] = field(default_factory=list)
+    dismissed: list[str] = field(default_factory=list)  # cancelled or deleted
+    snoozed: list[str] = field(default_factory=list)
+    touchpoints: set[str] = field(default_factory=set)  # recorded, kept while the object lasts
+
+    def __iadd__(self, other: ReadBack) -> ReadBack:
+        self.completed += other.completed
+        self.dismissed += other.dismissed
+        self.snoozed += other.snoozed
+        self.touchpoints |= other.touchpoints
+        return self
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.completed), len(self.dismissed), len(self.snoozed)
+
+    def undo_to(self, counts: tuple[int, int, int]) -> None:
+        """Forget what was added since `counts` (an object whose reading was undone)."""
+        del self.completed[counts[0] :]
+        del self.dismissed[counts[1] :]
+        del self.snoozed[counts[2] :]
+
+
+def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadBack:
+    """Act on what the user did to the items among `seen` (followupd's, as read in an object)."""
     items_seen = list(seen)
     found = live_items.by_uid(session, [one.uid for one in items_seen])
-    acted: list[str] = []
-    derived: set[str] = set()
+    did = ReadBack()
     for one in items_seen:
         item = found.get(one.uid)
         if item is None or item.retire is not None or item.state != CalendarState.OPEN:
@@ -56,22 +77,24 @@ def read_back(
             case Completed(at=when):
                 live_items.completed_by_user(item, when, at)
                 live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
-                derived |= _what_it_asked(session, item, when or at)
-                acted.append(item.followup_key)
+                did.touchpoints |= _what_it_asked(session, item, when or at)
+                did.completed.append(item.followup_key)
             case Dismissed():
                 dismissed(session, item, "cancelled in your calendar", at)
-                acted.append(item.followup_key)
+                did.dismissed.append(item.followup_key)
             case Snoozed(until=until):
+                if item.snoozed_until != until:
+                    did.snoozed.append(item.followup_key)
                 live_items.snoozed_by_user(item, until, at)
             case _:
                 pass
-    return acted, derived
+    return did
 
 
-def deleted(session: Session, uids: Iterable[str], at: datetime) -> list[str]:
+def deleted(session: Session, items: Iterable[LiveItem], at: datetime) -> list[str]:
     """Items the user deleted from their calendar: their concerns dismissed; their keys."""
     acted: list[str] = []
-    for item in live_items.by_uid(session, list(uids)).values():
+    for item in items:
         if item.retire is None and item.state == CalendarState.OPEN:
             dismissed(session, item, "deleted in your calendar", at)
             item.href = None

@@ -36,7 +36,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
-from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, url_of
+from followupd.dav.client import (
+    AmbiguousCalendar,
+    canonical,
+    dav_client,
+    find_calendar,
+    url_of,
+)
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
 from followupd.domain.states import CalendarObjectKind
@@ -47,6 +53,7 @@ from followupd.sources.files.importer import Located, apply, check_references
 from followupd.sources.files.records import MissionRecord
 from followupd.sources.ical.read import Happening, UnreadableObject, read_object
 from followupd.sources.ical.remote_control import items_seen
+from followupd.store import live_items
 from followupd.store.chunks import chunked
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, SyncState, Touchpoint
@@ -73,8 +80,8 @@ class SyncReport:
     missions_created: int = 0
     missions_updated: int = 0
     meetings: int = 0  # touchpoints recorded from calendar meetings that ended
-    # follow-ups whose item the user completed, cancelled or deleted in the calendar
-    completed: list[str] = field(default_factory=list)
+    # what the user did to followupd's items in the calendar
+    user: read_back.ReadBack = field(default_factory=read_back.ReadBack)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # URL, reason
     notices: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # calendars not synced, and why (in notices)
@@ -235,11 +242,13 @@ class CalendarSync:
                 CalendarObject.calendar == url
             )
             known: dav_changes.ETags = dict(session.execute(seen).all())
-        changes = dav_changes.changes(calendar, url, token, known)
+            # followupd's own items, even those no sync has read yet: deleted, they are dismissed
+            ours = _written_in(session, url) if source.writes else {}
+        changes = dav_changes.changes(calendar, url, token, dict.fromkeys(ours) | known)
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
-            self._forget(session, url, changes.deleted, report, name, at)
+            self._forget(session, url, changes.deleted, report, name, at, ours)
         wanted = sorted(changes.changed)
         missed: set[str] = set()
         self.progress(name, 0, len(wanted))
@@ -277,7 +286,8 @@ class CalendarSync:
         Its ETag is stored with the reason, so it is not fetched again until it changes.
         """
         href, etag, data = fetched
-        counts = (report.missions_created, report.missions_updated, len(report.completed))
+        counts = (report.missions_created, report.missions_updated)
+        did = report.user.counts
         try:
             with session.begin_nested():
                 if row is None:
@@ -288,8 +298,8 @@ class CalendarSync:
                 self._apply(session, Seen(row, etag, data), source, at, report)
         except Exception as error:  # a bug or an object nobody foresaw: this object's alone
             log.debug("calendar object %s failed", href, exc_info=True)
-            report.missions_created, report.missions_updated = counts[:2]
-            del report.completed[counts[2] :]
+            report.missions_created, report.missions_updated = counts
+            report.user.undo_to(did)
             reason = f"not read: {type(error).__name__}: {error}"
             report.skip(href, reason)
             with session.begin_nested():
@@ -335,9 +345,9 @@ class CalendarSync:
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
         if source.writes:
-            done, made = read_back.read_back(session, items_seen(seen.data, zone), at)
-            report.completed += done
-            derived |= made
+            did = read_back.read_back(session, items_seen(seen.data, zone), at)
+            report.user += did
+            derived |= did.touchpoints
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         if missions:
             row.kind = CalendarObjectKind.MISSION
@@ -407,8 +417,12 @@ class CalendarSync:
         report: SyncReport,
         name: str,
         at: datetime,
+        ours: Mapping[str, int],
     ) -> None:
-        """Objects deleted from the calendar: drop what they made, report mission events."""
+        """Objects deleted from the calendar: drop what they made, report mission events.
+
+        followupd's items among them (`ours`: URL -> item) are dismissed.
+        """
         for chunk in chunked(sorted(hrefs)):
             rows = session.scalars(
                 select(CalendarObject)
@@ -416,7 +430,15 @@ class CalendarSync:
                 .order_by(CalendarObject.id)
                 .with_for_update()
             ).all()
-            report.completed += read_back.deleted(session, [row.uid for row in rows if row.uid], at)
+            items = live_items.by_uid(session, [row.uid for row in rows if row.uid])
+            gone = {item.id: item for item in items.values()}
+            gone |= {
+                item.id: item
+                for item in live_items.by_id(
+                    session, (ours[href] for href in chunk if href in ours)
+                )
+            }
+            report.user.dismissed += read_back.deleted(session, gone.values(), at)
             for row in rows:
                 if row.kind == CalendarObjectKind.MISSION and row.mission_key:
                     report.notices.append(
@@ -439,6 +461,13 @@ class CalendarSync:
             session.add(SyncState(source=source, token=token, updated_at=at))
         else:
             row.token, row.updated_at = token, at
+
+
+def _written_in(session: Session, calendar: str) -> dict[str, int]:
+    """followupd's open items in `calendar` (its canonical URL): URL -> item."""
+    inside = calendar if calendar.endswith("/") else calendar + "/"
+    found = {canonical(href): item_id for item_id, href in live_items.written(session)}
+    return {href: item_id for href, item_id in found.items() if href.startswith(inside)}
 
 
 def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, CalendarObject]:
