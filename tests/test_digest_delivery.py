@@ -49,6 +49,7 @@ AUDIT = ("audit", "Audit du SI", "2026-12-14")
 CRM = ("crm", "Refonte du CRM", "2026-12-15")
 SITE = ("site", "Nouveau site", "2026-12-19")
 PAIE = ("paie", "Migration de la paie", "2026-12-20")
+LATE = ("late", "Mission tardive", "2026-12-14")  # imported on Monday 7, after the digest
 
 
 def paris(day: int, hour: int = 9, minute: int = 0) -> datetime:
@@ -106,7 +107,7 @@ def reminder(mission: tuple[str, str, str], nominal: str) -> str:
 def titles_in(message: EmailMessage, *shown: tuple[str, str, str]) -> bool:
     """Whether the digest lists the missions `shown` and no other of this module's."""
     body = text(message)
-    others = {AUDIT, CRM, SITE, PAIE} - set(shown)
+    others = {AUDIT, CRM, SITE, PAIE, LATE} - set(shown)
     return all(m[1] in body for m in shown) and not any(m[1] in body for m in others)
 
 
@@ -158,6 +159,32 @@ def test_one_digest_a_working_day_at_the_window_opening(
     }  # fmt: skip
     ids = [message["Message-ID"] for message in recorder.messages]
     assert len(set(ids)) == 3, "a Message-ID a day"
+
+
+def test_a_reminder_recorded_after_the_days_digest_goes_in_the_next_one(
+    cli: RunCli, home: Path, database_url: URL, smtp: tuple[Recorder, int]
+) -> None:
+    """A mission imported at 11:00 is a week from its start: its reminder was due at 09:00.
+
+    The day's digest has gone: the reminder waits for the next working day's,
+    which it makes if nothing else does, and goes in it.
+    """
+    recorder, port = smtp
+    set_up(cli, home, port, OWNER, ACME + missions(AUDIT))
+    tick(cli, paris(7, 9))
+    import_data(cli, home, missions(LATE), "later.toml")
+    tick(cli, paris(7, 11))
+    tick(cli, paris(8, 8, 59))
+    (monday,) = recorder.messages
+    assert titles_in(monday, AUDIT)
+    assert outbox(database_url)[reminder(LATE, "07")].state == "pending"
+
+    tick(cli, paris(8, 9))
+    (tuesday,) = recorder.messages[1:]
+    assert titles_in(tuesday, LATE)
+    carried = outbox(database_url)[reminder(LATE, "07")]
+    assert (carried.state, carried.reason) == ("sent", "in the digest digest:owner:2026-12-08")
+    assert carried.message_id == tuesday["Message-ID"]
 
 
 def test_a_holiday_sends_no_digest_and_the_next_working_day_carries_it(
