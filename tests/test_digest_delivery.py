@@ -50,6 +50,7 @@ CRM = ("crm", "Refonte du CRM", "2026-12-15")
 SITE = ("site", "Nouveau site", "2026-12-19")
 PAIE = ("paie", "Migration de la paie", "2026-12-20")
 LATE = ("late", "Mission tardive", "2026-12-14")  # imported on Monday 7, after the digest
+FRIDAY = ("vendredi", "Formation", "2026-12-11")  # Friday 4
 
 
 def paris(day: int, hour: int = 9, minute: int = 0) -> datetime:
@@ -107,7 +108,7 @@ def reminder(mission: tuple[str, str, str], nominal: str) -> str:
 def titles_in(message: EmailMessage, *shown: tuple[str, str, str]) -> bool:
     """Whether the digest lists the missions `shown` and no other of this module's."""
     body = text(message)
-    others = {AUDIT, CRM, SITE, PAIE, LATE} - set(shown)
+    others = {AUDIT, CRM, SITE, PAIE, LATE, FRIDAY} - set(shown)
     return all(m[1] in body for m in shown) and not any(m[1] in body for m in others)
 
 
@@ -185,6 +186,28 @@ def test_a_reminder_recorded_after_the_days_digest_goes_in_the_next_one(
     carried = outbox(database_url)[reminder(LATE, "07")]
     assert (carried.state, carried.reason) == ("sent", "in the digest digest:owner:2026-12-08")
     assert carried.message_id == tuesday["Message-ID"]
+
+
+def test_a_missed_digest_waits_for_the_next_opening_and_goes_in_that_days(
+    cli: RunCli, home: Path, database_url: URL, smtp: tuple[Recorder, int]
+) -> None:
+    """followupd was down on Friday: Friday's digest goes neither on the weekend nor before
+    Monday's window opens, and then as one digest with Monday's reminders."""
+    recorder, port = smtp
+    set_up(cli, home, port, OWNER, ACME + missions(AUDIT, FRIDAY))
+    for at in (paris(5, 10), paris(6, 20), paris(7, 8, 59)):
+        tick(cli, at)
+    assert recorder.messages == []
+    assert outbox(database_url)["digest:owner:2026-12-04"].state == "pending"
+
+    tick(cli, paris(7, 9))
+    (monday,) = recorder.messages
+    assert titles_in(monday, FRIDAY, AUDIT)
+    rows = outbox(database_url)
+    assert (rows["digest:owner:2026-12-04"].state, rows["digest:owner:2026-12-04"].reason) == (
+        "superseded", "superseded by digest:owner:2026-12-07"
+    )  # fmt: skip
+    assert rows[reminder(FRIDAY, "04")].message_id == monday["Message-ID"]
 
 
 def test_a_holiday_sends_no_digest_and_the_next_working_day_carries_it(
