@@ -46,6 +46,12 @@ def test_headers_and_parts() -> None:
     assert html is not None and '<a href="tel:+33600000000">' in html.get_content()
 
 
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_the_message_says_its_language(language: str) -> None:
+    parsed = message_from_bytes(build(language=language), policy=policy.default)
+    assert parsed["Content-Language"] == language
+
+
 def test_message_ids_are_stable_and_distinct() -> None:
     first = message_id("invoice_due:F-1:nudge-1", "cabinet.example")
     assert first == message_id("invoice_due:F-1:nudge-1", "cabinet.example")

@@ -1,4 +1,5 @@
-"""When a client email must wait: the end of its mission's pause, or the send window.
+"""When an email must wait: a client email for the end of its mission's pause or for the
+send window; the owner's digest for the owner's send window.
 
 Both are read again at delivery, from the store, so a pause set or a client
 moved to another time zone after the email was recorded still counts. A
@@ -19,6 +20,7 @@ from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.states import Audience
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Mission
+from followupd.store.outbox import digests
 from followupd.store.outbox.rows import FollowUpRow
 
 
@@ -59,10 +61,18 @@ class Holds:
     def until(
         self, row: FollowUpRow, at: datetime, place: Place | None
     ) -> tuple[datetime, str] | None:
-        """When a client email must wait: the end of a pause, or the next send window."""
+        """When a client email must wait: the end of a pause, or the next send window.
+
+        The owner's digest waits for the owner's send window too: one missed
+        (followupd was down) goes at the next opening, in that day's digest.
+        """
+        owner = self.settings.owner_for(row.owner)
+        if row.rule == digests.RULE:
+            tz, countries = zone(owner.timezone), (owner.country,)
+            opening = self.calendar.next_window_opening(at, tz, countries)
+            return (opening, "outside your send window") if opening > at else None
         if row.audience != Audience.CLIENT:
             return None
-        owner = self.settings.owner_for(row.owner)
         tz = zone((place.timezone if place else None) or owner.timezone)
         countries = ((place.country if place else None) or owner.country,)
         paused = place.paused_until if place else None

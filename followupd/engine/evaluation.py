@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -187,23 +188,40 @@ def _record_digests(
     """The owner's digests for the reminders this pass recorded: one a working day.
 
     A reminder goes into the digest at the first opening of the owner's send
-    window at or after its due time, on a working day of the owner's country.
+    window at or after its due time, on a working day of the owner's country;
+    when that digest has gone already (the reminder was recorded later that
+    day, say), into the next one.
     """
     owner = scope.owner
     tz, countries = zone(owner.timezone), (owner.country,)
+    last = digests.last_sent(session, scope.key)
     openings = set()
     for row in recorded:
         mine = row.owner == scope.key
         if not mine or row.audience != Audience.OWNER or row.state != FollowUpState.PENDING:
             continue
-        day = row.due_at.astimezone(tz).date()
-        opening = calendar.due_at(day, 0, tz, countries)
-        if opening < row.due_at:
-            opening = calendar.due_at(day, 1, tz, countries)
+        opening = _opening(calendar, row.due_at, tz, countries)
+        if last is not None and opening <= last:
+            opening = _opening(calendar, last, tz, countries, strictly=True)
         openings.add(opening)
     keys = digests.record_digests(session, scope.key, owner.email, owner.language,
                                   sorted(openings), at)  # fmt: skip
     return recording.load(session, keys) if keys else []
+
+
+def _opening(
+    calendar: BusinessCalendar,
+    instant: datetime,
+    tz: ZoneInfo,
+    countries: tuple[str, ...],
+    strictly: bool = False,
+) -> datetime:
+    """The first opening of the send window on a working day at (or strictly after) `instant`."""
+    day = instant.astimezone(tz).date()
+    opening = calendar.due_at(day, 0, tz, countries)
+    if opening < instant or (strictly and opening == instant):
+        opening = calendar.due_at(day, 1, tz, countries)
+    return opening
 
 
 def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:

@@ -97,11 +97,11 @@ def build_message(
     message["Subject"] = subject
     message["Date"] = format_datetime(sent_at)
     message["Message-ID"] = message_id(key, sender.rsplit("@", 1)[1].rstrip(">"))
-    message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if earlier_in_thread:
         message["In-Reply-To"] = earlier_in_thread[-1]
         message["References"] = " ".join(earlier_in_thread)
     message.set_content(body)
     message.add_alternative(text_to_html(body) if html is None else html, subtype="html")
+    message["Content-Language"] = language  # after the parts: making them drops Content-*
     return message

@@ -4,7 +4,8 @@ A digest is a follow-up of its own (rule ``digest``, key
 ``digest:<owner>:<day>``), recorded when a reminder of that owner falls due
 and due at the opening of the owner's send window; its concern is the
 owner's, so that a catch-up sends only the latest. Its message is made when
-it is sent, from what fell due since the last digest sent: its key, hence
+it is sent, from what fell due since the last digest sent (and the
+reminders by email recorded after the digest of their day): its key, hence
 its Message-ID, names the owner and the day, so a crash never makes two
 digests of one day. The owner's reminders by email wait for it (`held`)
 and are recorded sent with it.
@@ -109,10 +110,19 @@ def last_sent(session: Session, owner: str) -> datetime | None:
 def listed(
     session: Session, owner: str, first_owner: str, since: datetime, until: datetime
 ) -> list[FollowUpRow]:
-    """The owner's reminders due in ``(since, until]`` still to do: the latest of each concern."""
+    """The owner's reminders due in ``(since, until]`` still to do: the latest of each concern.
+
+    Also the reminders by email due earlier and still waiting, within their
+    grace: those recorded after the digest of their day had gone.
+    """
     whose: ColumnElement[bool] = FollowUp.owner == owner
     if owner == first_owner:
         whose = or_(whose, FollowUp.owner.is_(None))
+    waiting = and_(
+        FollowUp.channel == Channel.EMAIL,
+        FollowUp.state == FollowUpState.PENDING,
+        or_(FollowUp.expires_at.is_(None), FollowUp.expires_at >= until),
+    )
     query = (
         select(record(FollowUp, "followup"))
         .where(
@@ -120,7 +130,7 @@ def listed(
             FollowUp.audience == Audience.OWNER,
             FollowUp.rule != RULE,
             FollowUp.state.in_(LISTED),
-            FollowUp.due_at > since,
+            or_(FollowUp.due_at > since, waiting),
             FollowUp.due_at <= until,
         )
         .order_by(FollowUp.due_at, FollowUp.key)
