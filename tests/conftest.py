@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +19,7 @@ from followupd.config.load import DATABASE_URL_VARIABLE
 from followupd.store.db import Store
 from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
+from tests.imapserver import ImapServer, throwaway_dovecot
 from tests.pgserver import throwaway_postgres
 
 # each reminder by email on its own: most tests follow one reminder; the daily digest,
@@ -58,6 +59,25 @@ def postgres_url() -> Iterator[str]:
     """One throwaway PostgreSQL server for the whole run (loopback only)."""
     with throwaway_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def imap_server() -> Iterator[ImapServer]:
+    """One throwaway Dovecot for the whole run (loopback only); `new_user()` isolates a test."""
+    with throwaway_dovecot() as server:
+        yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used the IMAP server shows the tail of Dovecot's log."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("imap_server")
+    if report.failed and isinstance(server, ImapServer):
+        report.sections.append(("Dovecot's log, last lines", server.log_tail()))
+    return report
 
 
 def fresh_postgres_database(server_url: str) -> URL:
