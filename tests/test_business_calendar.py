@@ -170,3 +170,20 @@ def test_cadence_dates_name_each_period_the_same_way() -> None:
     assert cadence_dates(first, 7, date(2026, 10, 1), date(2026, 10, 31)) == []
     with pytest.raises(ValueError, match="positive"):
         cadence_dates(first, 0, first, first)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=st.dates(date(2026, 1, 1), date(2028, 12, 31)),
+    count=st.integers(min_value=0, max_value=40),
+)
+def test_working_days_between_undoes_add_working_days(start: date, count: int) -> None:
+    end = CALENDAR.add_working_days(start, count, ("FR",))
+    assert CALENDAR.working_days_between(start, end, ("FR",)) == max(count, 1 if end > start else 0)
+
+
+def test_working_days_between_counts_after_the_start_up_to_the_end() -> None:
+    # Thursday 24 December 2026 to Monday 28: Christmas Friday and the weekend do not count
+    assert CALENDAR.working_days_between(date(2026, 12, 24), date(2026, 12, 28), ("FR",)) == 1
+    assert CALENDAR.working_days_between(date(2026, 12, 28), date(2026, 12, 28), ("FR",)) == 0
+    assert CALENDAR.working_days_between(date(2026, 12, 28), date(2026, 12, 24), ("FR",)) == 0

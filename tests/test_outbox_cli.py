@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -79,6 +80,7 @@ def test_cancel_then_retry_rules(cli: RunCli, ticked: URL) -> None:
 
 INFORM = "client_not_informed:crm-export-incomplet:2026-11-26:calendar"
 NEXT_INFORM = "client_not_informed:crm-export-incomplet:2026-11-30:calendar"
+FRIDAY_INFORM = "client_not_informed:crm-export-incomplet:2026-12-04:calendar"
 STATUS = "status_update_due:lumen-refonte-crm:2026-11-27"
 
 
@@ -90,6 +92,12 @@ def in_the_app(database: URL, key: str, did: Callable[[LiveItem, datetime], None
         found = live_items.of_concerns(session, [concern])[concern]
         did(found, datetime(2026, 11, 29, 18, 0, tzinfo=UTC))
     store.close()
+
+
+def as_json(text: str) -> dict[str, Any]:
+    document = json.loads(text)
+    assert isinstance(document, dict)
+    return document
 
 
 def why_of(listing: str, number: int) -> str:
@@ -116,7 +124,7 @@ def test_a_snooze_in_the_calendar_holds_the_next_period(cli: RunCli, ticked: URL
         "snoozed until 2026-12-03 09:00 in your calendar"
     )
     assert "snoozed until 2026-12-03 09:00 in your calendar" in cli("outbox", "show", INFORM).out
-    tick = json.loads(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
+    tick = as_json(cli("tick", "--now", "2026-11-30T10:00", "--json").out)
     held = {item["key"]: item for item in tick["followups"]}[NEXT_INFORM]
     assert (held["action"], held["state"]) == ("recorded", "pending")
     assert held["reason"] == "snoozed until 2026-12-03 09:00 in your calendar"
@@ -134,6 +142,16 @@ def test_a_snooze_in_the_calendar_holds_the_next_period(cli: RunCli, ticked: URL
     assert [state for _, _, state in later] == ["superseded", "sent"]
     assert raised.followup_key == later[-1][1]
     assert raised.times_raised == 2
+    assert raised.repeat_offset == 1  # the 2 December reminder went on the 3rd
+    # the repeat starts over from the user's date: not the next day, a working day later
+    friday = as_json(cli("tick", "--now", "2026-12-04T10:00", "--json").out)
+    waiting = {item["key"]: item for item in friday["followups"]}[FRIDAY_INFORM]
+    assert (waiting["action"], waiting["state"]) == ("recorded", "pending")
+    assert waiting["reason"] == (
+        "put off in your calendar: repeats 1 working day later, on 2026-12-07"
+    )
+    monday = as_json(cli("tick", "--now", "2026-12-07T09:30", "--json").out)
+    assert {item["key"]: item["action"] for item in monday["followups"]}[FRIDAY_INFORM] == "sent"
 
 
 def test_a_deleted_task_dismisses_its_concern(cli: RunCli, ticked: URL) -> None:

@@ -276,7 +276,7 @@ class Deliverer:
             gone = self.book.vanished(session, waiting)
             concerns = [row.concern for row in waiting]
             dismissed = live_items.dismissed_concerns(session, concerns)
-            snoozed = live_items.snoozes(session, concerns, at)
+            raised = live_items.last_raises(session, concerns)
             places = self.holds.places(session, rows)
             for group in by_rule.values():
                 for row in group:
@@ -298,10 +298,10 @@ class Deliverer:
                                    state=FollowUpState.DISMISSED, reason=why):  # fmt: skip
                             report.dismissed[row.key] = why
                         continue
-                    if row.concern in snoozed:
-                        until = snoozed[row.concern]
-                        local = until.astimezone(zone(self.settings.owner_for(row.owner).timezone))
-                        why = f"snoozed until {local:%Y-%m-%d %H:%M} in your calendar"
+                    last = raised.get(row.concern)
+                    waits = self.holds.repeat(last, row) if last is not None else None
+                    if waits is not None and waits[0] > at:
+                        until, why = waits
                         _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                                 reason=why, next_attempt_at=until,
                                 attempts=row.attempts - 1)  # fmt: skip
@@ -421,7 +421,8 @@ class Deliverer:
             if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
                        last_error=None,
                        reason=None if href else "in the feed"):  # fmt: skip
-                live_items.raised(session, row, href if isinstance(href, str) else None, at)
+                live_items.raised(session, row, href if isinstance(href, str) else None, at,
+                                  self.holds.late_by(row, at))  # fmt: skip
                 report.sent.append(row.key)
 
     def _record_deleted(
@@ -459,7 +460,7 @@ class Deliverer:
         subject, body, html, carried = row.subject, row.body, None, []
         if row.rule == digests.RULE:
             with self.store.session() as session:
-                digest = make_digest(session, self.settings, row, at)
+                digest = make_digest(session, self.settings, self.holds, row, at)
             if digest is None:
                 why = "nothing to say: what fell due since the last digest was done or put off"
                 with self.store.session() as session:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.channels.email.digest import DigestLine, LastSaid, digest_message
 from followupd.config.settings import Settings
+from followupd.delivery.holds import Holds
 from followupd.domain import items
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import Channel, FollowUpState
@@ -41,7 +42,7 @@ class Digest:
 
 
 def make_digest(
-    session: Session, settings: Settings, row: FollowUpRow, at: datetime
+    session: Session, settings: Settings, holds: Holds, row: FollowUpRow, at: datetime
 ) -> Digest | None:
     """The digest `row` stands for; None when nothing is left to say."""
     entry = settings.owner_for(row.owner)
@@ -50,14 +51,14 @@ def make_digest(
     rows = digests.listed(session, entry.key, first, since, row.due_at)
     concerns = [found.concern for found in rows]
     dismissed = live_items.dismissed_concerns(session, concerns)
-    snoozed = live_items.snoozes(session, concerns, at)
+    raised = live_items.last_raises(session, concerns)
     kept: list[FollowUpRow] = []
     for found in rows:
         if found.concern in dismissed:
             if found.channel == Channel.EMAIL:
                 live_items.pending_of(session, found.concern, FollowUpState.DISMISSED,
                                       dismissed[found.concern], at)  # fmt: skip
-        elif found.concern not in snoozed:
+        elif not _waits(holds, raised.get(found.concern), found, at):
             kept.append(found)
     if not kept:
         return None
@@ -66,6 +67,12 @@ def make_digest(
     subject, text, html = digest_message(templates_of(settings, entry), entry, day, lines)
     emails = [found.key for found in kept if found.channel == Channel.EMAIL]
     return Digest(subject, text, html, emails)
+
+
+def _waits(holds: Holds, last: live_items.LastRaise | None, row: FollowUpRow, at: datetime) -> bool:
+    """Whether a reminder waits for a later digest: put off by the user, or its rhythm."""
+    waits = holds.repeat(last, row) if last is not None else None
+    return waits is not None and waits[0] > at
 
 
 def _lines(session: Session, rows: Sequence[FollowUpRow]) -> list[DigestLine]:

@@ -1,5 +1,6 @@
-"""When an email must wait: a client email for the end of its mission's pause or for the
-send window; the owner's digest for the owner's send window.
+"""When a follow-up must wait: a client email for the end of its mission's pause or for
+the send window; the owner's digest for the owner's send window; the next period of a
+reminder for the date the owner put it off to, and for its rhythm after a late raise.
 
 Both are read again at delivery, from the store, so a pause set or a client
 moved to another time zone after the email was recorded still counts. A
@@ -19,6 +20,7 @@ from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.states import Audience
 from followupd.store.chunks import chunked
+from followupd.store.live_items import LastRaise
 from followupd.store.models import Client, Mission
 from followupd.store.outbox import digests
 from followupd.store.outbox.rows import FollowUpRow
@@ -57,6 +59,39 @@ class Holds:
             )
             places.update({row.id: row for row in session.execute(query)})
         return places
+
+    def repeat(self, last: LastRaise, row: FollowUpRow) -> tuple[datetime, str] | None:
+        """When a later period of a concern the user put off must wait, and why.
+
+        Not before the date the user put its item off to; once raised again
+        on that date, the periods after it come as many working days later as
+        that raise was late (`LastRaise.repeat_offset`): the repeat starts over
+        from the user's date instead of coming again the next day.
+        """
+        owner = self.settings.owner_for(row.owner)
+        tz, countries = zone(owner.timezone), (owner.country,)
+        snoozed = last.snoozed_until
+        if snoozed is not None and not last.raised_since_snooze:
+            local = snoozed.astimezone(tz)
+            return snoozed, f"snoozed until {local:%Y-%m-%d %H:%M} in your calendar"
+        if last.repeat_offset <= 0 or row.due_at <= last.shown_due:
+            return None
+        due = row.due_at.astimezone(tz).date()
+        later = self.calendar.add_working_days(due, last.repeat_offset, countries)
+        again = self.calendar.due_at(later, 0, tz, countries)
+        if again <= row.due_at:
+            return None
+        return again, (
+            f"put off in your calendar: repeats {last.repeat_offset} working day"
+            f"{'s' if last.repeat_offset > 1 else ''} later, on {again.astimezone(tz):%Y-%m-%d}"
+        )
+
+    def late_by(self, row: FollowUpRow, at: datetime) -> int:
+        """How many of the owner's working days after its due time `row` goes at `at`."""
+        owner = self.settings.owner_for(row.owner)
+        tz = zone(owner.timezone)
+        due, now = row.due_at.astimezone(tz).date(), at.astimezone(tz).date()
+        return self.calendar.working_days_between(due, now, (owner.country,))
 
     def until(
         self, row: FollowUpRow, at: datetime, place: Place | None

@@ -87,6 +87,14 @@ class BusinessCalendar:
             current = self.next_working_day(current + timedelta(days=1), countries)
         return current
 
+    def working_days_between(self, start: date, end: date, countries: tuple[str, ...]) -> int:
+        """How many working days come after `start`, up to `end` included."""
+        days = (end - start).days
+        return sum(
+            self.is_working_day(start + timedelta(days=offset), countries)
+            for offset in range(1, days + 1)
+        )
+
     def window_opening(self, day: date, tz: ZoneInfo) -> datetime:
         return local_instant(day, self.opens, tz)
 

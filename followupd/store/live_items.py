@@ -12,6 +12,7 @@ them until the user's date (followupd.delivery.holds).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select, true, update
@@ -51,12 +52,23 @@ def by_uid(session: Session, uids: Iterable[str]) -> dict[str, LiveItem]:
     return _keyed_by(session, LiveItem.uid, uids)
 
 
-def raised(session: Session, row: FollowUpRow, href: str | None, at: datetime) -> LiveItem:
-    """Record the calendar follow-up `row` delivered: its concern's item made, or moved to it."""
+def raised(
+    session: Session, row: FollowUpRow, href: str | None, at: datetime, late_by: int = 0
+) -> LiveItem:
+    """Record the calendar follow-up `row` delivered: its concern's item made, or moved to it.
+
+    `late_by`: how many working days after its due time `row` went. When it
+    went on the date the user put the item off to, the periods after it come
+    as much later (`LiveItem.repeat_offset`).
+    """
     item = session.scalars(select(LiveItem).where(LiveItem.concern == row.concern)).first()
     if item is None:
         item = _new(row, at)
         session.add(item)
+    if item.state != CalendarState.OPEN:
+        item.repeat_offset = 0  # reopened: a new run of the concern, as the rule says
+    elif item.snoozed_until is not None and row.due_at < item.snoozed_until <= at:
+        item.repeat_offset = late_by
     _raise(item, row, href, at)
     session.flush()
     return item
@@ -87,6 +99,7 @@ def _new(row: FollowUpRow, at: datetime) -> LiveItem:
         times_raised=0,
         sequence=-1,
         snoozed_until=None,
+        repeat_offset=0,
         created_at=at,
     )
 
@@ -299,12 +312,42 @@ def dismissed_concerns(session: Session, concerns: Iterable[str]) -> dict[str, s
     return found
 
 
-def snoozes(session: Session, concerns: Iterable[str], at: datetime) -> dict[str, datetime]:
-    """Of `concerns`, those the user snoozed beyond `at`: concern -> until when."""
-    found: dict[str, datetime] = {}
-    for chunk in chunked(sorted(set(concerns))):
-        query = select(LiveItem.concern, LiveItem.snoozed_until).where(
-            LiveItem.concern.in_(chunk), LiveItem.snoozed_until > at
+@dataclass(frozen=True)
+class LastRaise:
+    """The open item of a concern: the period it shows, when that went, the user's snooze."""
+
+    shown_due: datetime  # the due time of the period the item shows
+    raised_at: datetime | None  # when followupd delivered that period
+    snoozed_until: datetime | None  # the user put the item off to then
+    repeat_offset: int  # working days the periods come later since then
+
+    @property
+    def raised_since_snooze(self) -> bool:
+        """Whether the item was raised again once the user's date came."""
+        return self.snoozed_until is None or (
+            self.raised_at is not None and self.raised_at >= self.snoozed_until
         )
-        found.update((concern, until) for concern, until in session.execute(query) if until)
+
+
+def last_raises(session: Session, concerns: Iterable[str]) -> dict[str, LastRaise]:
+    """Of `concerns`, those with an open item: concern -> its last raise."""
+    found: dict[str, LastRaise] = {}
+    for chunk in chunked(sorted(set(concerns))):
+        query = (
+            select(
+                LiveItem.concern,
+                LiveItem.due_at,
+                FollowUp.sent_at,
+                LiveItem.snoozed_until,
+                LiveItem.repeat_offset,
+            )
+            .outerjoin(FollowUp, FollowUp.key == LiveItem.followup_key)
+            .where(
+                LiveItem.concern.in_(chunk),
+                LiveItem.state == CalendarState.OPEN,
+                LiveItem.retire.is_(None),
+            )
+        )
+        for concern, due, sent, until, offset in session.execute(query):
+            found[concern] = LastRaise(due, sent, until, offset)
     return found

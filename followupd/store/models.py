@@ -279,6 +279,9 @@ class LiveItem(Base):
     by_user: Mapped[bool] = mapped_column(default=False)  # closed in the user's app
     # the user's due time (moved later in their app): no repeat before it
     snoozed_until: Mapped[datetime | None]
+    # raised again on the user's date, its concern repeats this many working days later
+    # than the rule's periods (0: as the rule says)
+    repeat_offset: Mapped[int] = mapped_column(default=0, server_default="0")
     # when the user completed it, as their app wrote it; None: `updated_at` stands for it
     completed_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)  # why it was closed
