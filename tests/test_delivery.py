@@ -214,6 +214,11 @@ def test_a_paid_invoice_is_cancelled_at_delivery_and_grace_is_enforced(
     record(loaded, settings, paris(8))  # F-2 nudge-2, then nobody delivers for weeks
     late = deliver(loaded, settings, paris(28))
     assert "invoice_due:F-2:nudge-2" in late.expired
+    expired = states(loaded)["invoice_due:F-2:nudge-2"]
+    assert expired.attempts == 0, "never tried: claimed only to be found past its grace"
+    assert expired.reason is not None
+    assert expired.reason.startswith("missed: its grace ended 2026-12-")
+    assert not expired.reason.endswith("UTC")
 
 
 def test_an_expired_lease_is_taken_over(

@@ -97,7 +97,8 @@ def test_after_a_downtime_missed_followups_are_recorded_expired(cli: RunCli, dem
     states = {item["key"]: item for item in document["followups"]}
     missed = states["invoice_due:F-2026-041:nudge-1"]  # due 27 November
     assert missed["state"] == "expired"
-    assert missed["reason"].startswith("missed: its grace ended")
+    # in the owner's time: due 27 November at 15:00 in Paris, a week of grace
+    assert missed["reason"] == "missed: its grace ended 2026-12-04 15:00"
     assert states["invoice_due:F-2026-045:heads-up"]["state"] == "sent"  # due 15 December
     for item in document["followups"]:
         due = datetime.fromisoformat(item["due_at"])

@@ -140,9 +140,11 @@ def test_a_template_failing_for_one_followup_fails_it_alone(
         late = datetime(2026, 12, 31, tzinfo=PARIS)  # past its grace: it would not come back
         refused = pytest.raises(FollowupdError, match=r"never rendered, and its grace ended")
         with refused, store.session() as session:
-            by_hand.retry(session, NUDGES[1], late)
+            by_hand.retry(session, NUDGES[1], late, PARIS)
         with store.session() as session:
-            _, said = by_hand.retry(session, NUDGES[1], datetime(2026, 11, 24, 11, tzinfo=PARIS))
+            _, said = by_hand.retry(
+                session, NUDGES[1], datetime(2026, 11, 24, 11, tzinfo=PARIS), PARIS
+            )
         assert said.startswith("recorded again by the next pass")
     finally:
         store.close()

@@ -46,7 +46,7 @@ def outbox_show(app: App, ident: str) -> None:
 def outbox_retry(app: App, ident: str) -> None:
     """Try a failed or dead follow-up again, on the next pass."""
     with app.session() as session:
-        row, what = by_hand.retry(session, ident, app.now())
+        row, what = by_hand.retry(session, ident, app.now(), app.zone)
         click.echo(f"follow-up {row.id} ({row.key}): {what}")
 
 

@@ -68,7 +68,7 @@ def print_import_report(report: ImportReport) -> None:
 
 
 def print_demo_dates(loaded: DemoLoad) -> None:
-    sunday = f"{loaded.seen_from:%A %d %B %Y}"
+    sunday = f"{loaded.seen_from:%A} {loaded.seen_from.day} {loaded.seen_from:%B %Y}"
     if loaded.kept:
         console().print(f"demo: already loaded, its dates kept (as seen from {sunday})")
     else:

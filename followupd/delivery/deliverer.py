@@ -261,10 +261,11 @@ class Deliverer:
             by_rule: dict[str, list[FollowUpRow]] = {}
             for row in rows:
                 if row.expires_at is not None and at > row.expires_at:
-                    reason = f"missed: its grace ended {row.expires_at:%Y-%m-%d %H:%M} UTC"
-                    if _finish(
-                        session, row, self.worker, at, state=FollowUpState.EXPIRED, reason=reason
-                    ):
+                    tz = zone(self.settings.owner_for(row.owner).timezone)
+                    ended = row.expires_at.astimezone(tz)
+                    reason = f"missed: its grace ended {ended:%Y-%m-%d %H:%M}"
+                    if _finish(session, row, self.worker, at, state=FollowUpState.EXPIRED,
+                               reason=reason, attempts=row.attempts - 1):  # fmt: skip
                         report.expired.append(row.key)
                 elif (why := self._not_by_email(row)) is not None:
                     if _finish(session, row, self.worker, at, state=FollowUpState.CANCELLED,

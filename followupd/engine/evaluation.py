@@ -224,7 +224,7 @@ def _opening(
     return opening
 
 
-def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:
+def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
     expired = at > intent.expires_at
     subject, body, problem = "", "", None
     try:  # the subject first: kept when only the body fails
@@ -235,7 +235,7 @@ def _row(intent: Intent, owner: str, at: datetime) -> NewFollowUp:
     if expired:
         state, reason = (
             FollowUpState.EXPIRED,
-            f"missed: its grace ended {intent.expires_at:%Y-%m-%d %H:%M} UTC",
+            f"missed: its grace ended {intent.expires_at.astimezone(tz):%Y-%m-%d %H:%M}",
         )
     elif problem is not None:
         state, reason = FollowUpState.FAILED, problem
@@ -289,5 +289,6 @@ def _insert_new(
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []
-    rows = [_row(intent, scope.key, at) for intent in fresh.values()]
+    tz = zone(scope.owner.timezone)
+    rows = [_row(intent, scope.key, tz, at) for intent in fresh.values()]
     return recording.insert_new(session, rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -13,7 +14,7 @@ from followupd.store.models import FollowUp
 from followupd.store.outbox.lookup import find
 
 
-def retry(session: Session, ident: str, at: datetime) -> tuple[FollowUp, str]:
+def retry(session: Session, ident: str, at: datetime, tz: ZoneInfo) -> tuple[FollowUp, str]:
     """Give a failed or dead follow-up a fresh set of attempts, from now; say what was done.
 
     One that failed before any attempt had no message: its template failed
@@ -28,7 +29,7 @@ def retry(session: Session, ident: str, at: datetime) -> tuple[FollowUp, str]:
         if row.expires_at is not None and at > row.expires_at:
             raise FollowupdError(
                 f"follow-up {row.id} was never rendered, and its grace ended "
-                f"{row.expires_at:%Y-%m-%d %H:%M} UTC: it would not be sent"
+                f"{row.expires_at.astimezone(tz):%Y-%m-%d %H:%M}: it would not be sent"
             )
         session.delete(row)
         announce(session, CHANGED)
