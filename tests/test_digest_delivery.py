@@ -130,13 +130,15 @@ def test_one_digest_a_working_day_at_the_window_opening(
     rows = outbox(database_url)
     digest = rows["digest:owner:2026-12-07"]
     assert (digest.state, digest.message_id) == ("sent", monday["Message-ID"])
+    assert digest.subject == str(monday["Subject"]), "kept for outbox show and tick"
+    assert digest.body and digest.body.strip() in text(monday).replace("\r\n", "\n")
     carried = rows[reminder(AUDIT, "07")]
     assert carried.subject in text(monday)
-    assert (carried.state, carried.reason) == ("sent", "in the digest digest:owner:2026-12-07")
+    assert (carried.state, carried.reason) == ("sent", "in the digest of 2026-12-07")
     assert carried.message_id == monday["Message-ID"], "it went as the digest"
     shown = cli("outbox", "show", reminder(AUDIT, "07"))
     assert shown.code == 0, shown
-    assert "sent: in the digest digest:owner:2026-12-07" in shown.out
+    assert "sent: in the digest of 2026-12-07" in shown.out
     assert monday["Message-ID"] in shown.out
 
     tick(cli, paris(8, 9, 30))  # Tuesday: what fell due since Monday's only
@@ -184,7 +186,7 @@ def test_a_reminder_recorded_after_the_days_digest_goes_in_the_next_one(
     (tuesday,) = recorder.messages[1:]
     assert titles_in(tuesday, LATE)
     carried = outbox(database_url)[reminder(LATE, "07")]
-    assert (carried.state, carried.reason) == ("sent", "in the digest digest:owner:2026-12-08")
+    assert (carried.state, carried.reason) == ("sent", "in the digest of 2026-12-08")
     assert carried.message_id == tuesday["Message-ID"]
 
 

@@ -496,13 +496,16 @@ class Deliverer:
             self._record_failure(row, at, error, report)
             return
         with self.store.session() as session:
-            if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
-                       reason=None, message_id=message["Message-ID"],
-                       last_error=None):  # fmt: skip
+            sent: Outcome = {"state": FollowUpState.SENT, "sent_at": at, "reason": None,
+                             "message_id": message["Message-ID"], "last_error": None}  # fmt: skip
+            if row.rule == digests.RULE:  # made now: kept for `outbox show`
+                sent |= {"subject": subject, "body": body}
+            if _finish(session, row, self.worker, at, **sent):
                 report.sent.append(row.key)
                 if carried:
+                    day = row.due_at.astimezone(zone(owner.timezone))
                     digests.mark_sent(session, carried, message["Message-ID"],
-                                      f"in the digest {row.key}", at)  # fmt: skip
+                                      f"in the digest of {day:%Y-%m-%d}", at)  # fmt: skip
                     report.sent += carried
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)

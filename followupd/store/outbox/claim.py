@@ -32,6 +32,8 @@ class Outcome(TypedDict, total=False):
     next_attempt_at: datetime
     sent_at: datetime
     message_id: str | None
+    subject: str  # made at sending: a digest's
+    body: str
 
 
 def claim(
