@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from followupd.channels.feed.build import feed_items
 from followupd.errors import EX_UNAVAILABLE
+from followupd.store import live_items
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.outbox import digests
@@ -371,3 +372,42 @@ def test_off_sends_no_owner_email_and_keeps_the_calendar_items(
     assert [(item.uid, item.key) for item in items] == [
         ("contract_missing:audit@followupd", task.key)
     ]
+
+
+def put_off(url: URL, concern: str, until: datetime, at: datetime) -> None:
+    """What a sync records when the owner moved the concern's calendar item to `until`."""
+    store = Store.open(url, create=False)
+    try:
+        with store.session() as session:
+            live_items.snoozed_by_user(
+                live_items.of_concerns(session, [concern])[concern], until, at
+            )
+    finally:
+        store.close()
+
+
+def test_a_reminder_put_off_in_the_calendar_comes_in_the_digest_of_the_users_date(
+    cli: RunCli, home: Path, database_url: URL, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    set_up(cli, home, port, OWNER, ACME + missions(AUDIT))
+    tick(cli, paris(7, 9))
+    (first,) = recorder.messages
+    concern = outbox(database_url)[reminder(AUDIT, "07")].concern
+    put_off(database_url, concern, paris(23, 9), paris(8, 18))  # to Wednesday 23 December
+    for day in (14, 15, 18, 21, 22):  # its next two reminders wait; no digest goes for them
+        tick(cli, paris(day, 9, 30))
+    assert recorder.messages == [first]
+    rows = outbox(database_url)
+    assert rows[reminder(AUDIT, "21")].state == "pending"
+    assert rows[reminder(AUDIT, "14")].state == "expired"  # a week of grace, put off longer
+
+    tick(cli, paris(23, 9, 30))  # the owner's date: a digest of its own carries it
+    (_, wednesday) = recorder.messages
+    assert wednesday["To"] == CLAIRE_ADDRESS
+    assert titles_in(wednesday, AUDIT)
+    carried = outbox(database_url)[reminder(AUDIT, "21")]
+    assert (carried.state, carried.reason) == ("sent", "in the digest of 2026-12-23")
+    assert carried.message_id == wednesday["Message-ID"]
+    tick(cli, paris(24, 9, 30))
+    assert len(recorder.messages) == 2, "said once"

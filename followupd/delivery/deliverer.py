@@ -174,6 +174,7 @@ class Deliverer:
     async def _run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
         with self.store.session() as session:
+            self._digests_for_waiting(session, at, report)
             report.superseded = claims.supersede(session, at)
         while not self.stopping:
             with self.store.session() as session:
@@ -188,6 +189,49 @@ class Deliverer:
             if len(rows) < BATCH:
                 return report
         return report
+
+    def _digests_for_waiting(self, session: Session, at: datetime, report: DeliveryReport) -> None:
+        """A digest for every reminder by email no digest will carry yet; the stale ones end.
+
+        A reminder by email waits for its owner's digest. One put off in the
+        calendar, or one whose digest went without it, waits for a digest at
+        the first opening after it may go; one past its grace is expired, one
+        whose concern the user dismissed is dismissed.
+        """
+        rows = digests.waiting(session, self.held)
+        if not rows:
+            return
+        concerns = [row.concern for row in rows]
+        dismissed = live_items.dismissed_concerns(session, concerns)
+        raised = live_items.last_raises(session, concerns)
+        openings: dict[str, set[datetime]] = {}
+        for row in rows:
+            owner = self.settings.owner_for(row.owner)
+            tz, countries = zone(owner.timezone), (owner.country,)
+            if row.expires_at is not None and at > row.expires_at:
+                why = f"missed: its grace ended {row.expires_at.astimezone(tz):%Y-%m-%d %H:%M}"
+                if digests.end_waiting(session, row.key, FollowUpState.EXPIRED, why, at):
+                    report.expired.append(row.key)
+                continue
+            if row.concern in dismissed:
+                why = dismissed[row.concern]
+                if digests.end_waiting(session, row.key, FollowUpState.DISMISSED, why, at):
+                    report.dismissed[row.key] = why
+                continue
+            last = raised.get(row.concern)
+            waits = self.holds.repeat(last, row) if last is not None else None
+            ready = max(row.due_at, waits[0]) if waits is not None else row.due_at
+            opening = self.holds.calendar.opening_from(ready, tz, countries)
+            sent = digests.last_sent(session, owner.key)
+            if sent is not None and opening <= sent:
+                opening = self.holds.calendar.opening_from(sent, tz, countries, strictly=True)
+            openings.setdefault(owner.key, set()).add(opening)
+        for key, wanted in openings.items():
+            owner = self.settings.owner_for(key)
+            known = digests.recorded_openings(session, key, min(wanted) - timedelta(seconds=1))
+            missing = sorted(wanted - known)
+            if missing:
+                digests.record_digests(session, key, owner.email, owner.language, missing, at)
 
     def _release(self, rows: list[FollowUpRow], at: datetime) -> None:
         """Rows still claimed by us (a stop came first) go back to pending, attempt not counted."""

@@ -109,6 +109,17 @@ class BusinessCalendar:
     ) -> datetime:
         return self.window_opening(self.next_working_day(day, countries), tz)
 
+    def opening_from(
+        self, instant: datetime, tz: ZoneInfo, countries: tuple[str, ...], strictly: bool = False
+    ) -> datetime:
+        """The first opening of the send window on a working day at (or strictly after)
+        `instant`."""
+        day = instant.astimezone(tz).date()
+        opening = self.due_at(day, 0, tz, countries)
+        if opening < instant or (strictly and opening == instant):
+            opening = self.due_at(day, 1, tz, countries)
+        return opening
+
     def in_window(self, instant: datetime, tz: ZoneInfo, countries: tuple[str, ...]) -> bool:
         """Whether `instant` falls on a working day inside the send window in `tz`."""
         local = instant.astimezone(tz)

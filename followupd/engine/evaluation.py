@@ -200,28 +200,13 @@ def _record_digests(
         mine = row.owner == scope.key
         if not mine or row.audience != Audience.OWNER or row.state != FollowUpState.PENDING:
             continue
-        opening = _opening(calendar, row.due_at, tz, countries)
+        opening = calendar.opening_from(row.due_at, tz, countries)
         if last is not None and opening <= last:
-            opening = _opening(calendar, last, tz, countries, strictly=True)
+            opening = calendar.opening_from(last, tz, countries, strictly=True)
         openings.add(opening)
     keys = digests.record_digests(session, scope.key, owner.email, owner.language,
                                   sorted(openings), at)  # fmt: skip
     return recording.load(session, keys) if keys else []
-
-
-def _opening(
-    calendar: BusinessCalendar,
-    instant: datetime,
-    tz: ZoneInfo,
-    countries: tuple[str, ...],
-    strictly: bool = False,
-) -> datetime:
-    """The first opening of the send window on a working day at (or strictly after) `instant`."""
-    day = instant.astimezone(tz).date()
-    opening = calendar.due_at(day, 0, tz, countries)
-    if opening < instant or (strictly and opening == instant):
-        opening = calendar.due_at(day, 1, tz, countries)
-    return opening
 
 
 def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:

@@ -97,6 +97,22 @@ def held(owners: Sequence[str], first_owner: str) -> ColumnElement[bool]:
     )
 
 
+def waiting(session: Session, held_rows: ColumnElement[bool]) -> list[FollowUpRow]:
+    """The reminders by email still waiting for a digest (`held_rows`: see `held`)."""
+    query = select(record(FollowUp, "followup")).where(
+        held_rows, FollowUp.state == FollowUpState.PENDING
+    )
+    return [row for (row,) in session.execute(query)]
+
+
+def recorded_openings(session: Session, owner: str, since: datetime) -> set[datetime]:
+    """The due times of `owner`'s digests recorded after `since`, whatever their state."""
+    query = select(FollowUp.due_at).where(
+        FollowUp.concern == f"{RULE}:{owner}", FollowUp.due_at > since
+    )
+    return set(session.scalars(query))
+
+
 def last_sent(session: Session, owner: str) -> datetime | None:
     """The due time of the last digest sent to `owner`."""
     return session.scalar(
@@ -139,6 +155,19 @@ def listed(
     for (row,) in session.execute(query):
         latest[row.concern] = row  # by due time: the last one wins
     return sorted(latest.values(), key=lambda row: (row.due_at, row.key))
+
+
+def end_waiting(
+    session: Session, key: str, state: FollowUpState, reason: str, at: datetime
+) -> bool:
+    """A reminder by email no digest will carry: ended as `state`; False if no longer waiting."""
+    result = session.execute(
+        update(FollowUp)
+        .where(FollowUp.key == key, FollowUp.state == FollowUpState.PENDING)
+        .values(state=state, reason=reason, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def mark_sent(
