@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import URL
 
 from followupd.delivery.deliverer import RetryPolicy
 from followupd.errors import EX_FOLLOWUPS_FAILED, EX_UNAVAILABLE
+from followupd.store import live_items
+from followupd.store.db import Store
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.smtpserver import smtp_server
 
@@ -268,3 +271,32 @@ def test_the_table_has_a_column_for_this_pass(cli: RunCli, demo: Path) -> None:
     assert result.code == 0, result
     assert "this pass" in result.out
     assert "sent" in result.out
+
+
+def test_plan_shows_what_would_go(cli: RunCli, home: Path, database_url: URL) -> None:
+    """Reminders by email say they go in the digest; a dismissed concern is not planned."""
+    config = home / "followupd.toml"
+    config.write_text(MINIMAL_CONFIG.replace('reminders_by_email = "each"\n', ""), "utf-8")
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
+    text = cli("plan", "--from", "2026-11-23", "--to", "2026-12-10").out
+    assert "you (digest)" in text
+    assert "you (email)" not in text
+    assert cli("tick", "--now", "2026-11-28T10:00").code == 0
+    store = Store.open(database_url)
+    try:
+        with store.session() as session:
+            concern = "client_not_informed:crm-export-incomplet"
+            found = live_items.of_concerns(session, [concern])[concern]
+            live_items.dismissed_by_user(found, "deleted in your calendar", found.updated_at)
+    finally:
+        store.close()
+    planned = as_json(cli("plan", "--from", "2026-11-28", "--to", "2026-12-31", "--json").out)
+    rules = {item["rule"] for item in planned["followups"]}
+    assert "client_not_informed" not in rules, "dismissed: it would not go"
+    assert "contract_missing" in rules
+
+    config.write_text(MINIMAL_CONFIG.replace('"each"', '"off"'), "utf-8")
+    off = as_json(cli("plan", "--from", "2026-11-28", "--to", "2026-12-31", "--json").out)
+    owners = [item for item in off["followups"] if item["audience"] == "owner"]
+    assert owners
+    assert all(item["channel"] == "calendar" for item in owners)

@@ -26,7 +26,7 @@ def outbox_list(app: App, states: tuple[str, ...], rule: str | None, limit: int)
     with app.session(commit=False) as session:
         rows = lookup.listing(session, states, rule, limit)
         items = live_items.of_concerns(session, (row.concern for row in rows))
-        render.print_outbox(rows, app.zone, app.shown_owners, bool(states or rule), items)
+        render.print_outbox(rows, app.zone, app.settings, bool(states or rule), items)
 
 
 @outbox.command("show")
@@ -37,7 +37,7 @@ def outbox_show(app: App, ident: str) -> None:
     with app.session(commit=False) as session:
         found = lookup.find(session, ident)
         item = live_items.of_concerns(session, [found.concern]).get(found.concern)
-        render.print_followup(found, app.zone, app.shown_owners, item)
+        render.print_followup(found, app.zone, app.settings, item)
 
 
 @outbox.command("retry")

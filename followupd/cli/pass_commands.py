@@ -46,7 +46,7 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
             followups = json_output.intents_json(session, intents, app.zone, app.settings)
             click.echo(json_output.render(app.now(), app.zone, followups))
         else:
-            render.print_intents(intents, app.zone, app.shown_owners)
+            render.print_intents(intents, app.zone, app.settings)
 
 
 @click.command()
@@ -181,5 +181,5 @@ def print_outcome(
         shown = json_output.followups_json(session, rows, app.zone, app.settings, actions)
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.shown_owners, actions)
+        render.print_followups(rows, app.zone, app.settings, actions)
     return rows

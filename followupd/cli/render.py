@@ -22,6 +22,7 @@ from followupd.domain.states import (
     UNSENT_STATES,
     Audience,
     CalendarState,
+    Channel,
     FollowUpState,
     PassAction,
 )
@@ -30,6 +31,7 @@ from followupd.sources.files.demo import DemoLoad
 from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
 from followupd.store.models import FollowUp, LiveItem, Mission
+from followupd.store.outbox.digests import RULE as DIGEST
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import MissionRow
 
@@ -217,23 +219,30 @@ def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
     return "; " + "; ".join(parts)
 
 
-def _recipient(item: Intent | FollowUpRow, owners: Settings | None) -> str:
-    """Who a follow-up goes to: "you", or with `owners` (several) the owner's key."""
-    if item.audience == Audience.OWNER:
-        who = owners.owner_for(item.owner).key if owners is not None else "you"
-        return f"{who} ({item.channel})"
-    return item.recipient or ""
+def _recipient(item: Intent | FollowUpRow, settings: Settings) -> str:
+    """Who a follow-up goes to, and how: "you (calendar)", "you (digest)", or, with several
+    owners, the owner's key instead of "you"."""
+    if item.audience != Audience.OWNER:
+        return item.recipient or ""
+    owner = settings.owner_for(item.owner)
+    who = owner.key if settings.several_owners else "you"
+    how = str(item.channel)
+    if (
+        item.channel == Channel.EMAIL
+        and item.rule != DIGEST
+        and owner.reminders_by_email == "digest"
+    ):
+        how = "digest"
+    return f"{who} ({how})"
 
 
-def print_intents(
-    intents: Sequence[Intent], zone: ZoneInfo, owners: Settings | None = None
-) -> None:
+def print_intents(intents: Sequence[Intent], zone: ZoneInfo, settings: Settings) -> None:
     table = _table("due", "rule", "to", "subject")
     for intent in intents:
         table.add_row(
             _local(intent.due_at, zone),
             intent.rule,
-            _recipient(intent, owners),
+            _recipient(intent, settings),
             str(intent.subject),
         )
     out = console()
@@ -243,7 +252,7 @@ def print_intents(
 def print_followups(
     rows: Sequence[FollowUpRow],
     zone: ZoneInfo,
-    owners: Settings | None,
+    settings: Settings,
     actions: Mapping[str, PassAction],
 ) -> None:
     table = _table("due", "rule", "to", "subject", "this pass", "state")
@@ -254,7 +263,7 @@ def print_followups(
         table.add_row(
             _local(row.due_at, zone),
             row.rule,
-            _recipient(row, owners),
+            _recipient(row, settings),
             row.subject,
             actions[row.key],
             state,
@@ -266,7 +275,7 @@ def print_followups(
 def print_outbox(
     rows: Sequence[FollowUp],
     zone: ZoneInfo,
-    owners: Settings | None = None,
+    settings: Settings,
     filtered: bool = False,
     items: Mapping[str, LiveItem] | None = None,
 ) -> None:
@@ -278,7 +287,7 @@ def print_outbox(
             str(row.id),
             _local(row.due_at, zone),
             row.rule,
-            _recipient(row, owners),
+            _recipient(row, settings),
             row.state,
             str(row.attempts),
             _local(row.next_attempt_at, zone) if row.state == FollowUpState.PENDING else "",
@@ -312,13 +321,13 @@ def user_did(item: LiveItem, zone: ZoneInfo) -> str:
 
 
 def print_followup(
-    row: FollowUp, zone: ZoneInfo, owners: Settings | None = None, item: LiveItem | None = None
+    row: FollowUp, zone: ZoneInfo, settings: Settings, item: LiveItem | None = None
 ) -> None:
     facts = _table("", "", title=f"follow-up {row.id}: {row.key}")
     facts.show_header = False
     for name, value in (
         ("rule", f"{row.rule} ({row.step})"),
-        ("to", _recipient(row, owners)),
+        ("to", _recipient(row, settings)),
         ("language", row.language),
         ("subject", row.subject),
         ("due", _local(row.due_at, zone) + (" (late)" if row.late else "")),

@@ -25,7 +25,7 @@ template is fixed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -37,7 +37,7 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import Scope, scopes
-from followupd.domain.states import Audience, FollowUpState
+from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
@@ -138,6 +138,9 @@ def plan(
 ) -> list[Intent]:
     """The intents due in ``[start, end]``, recorded or not, with their owners; changes nothing.
 
+    Left out: those of a concern the user dismissed in their calendar, and
+    reminders by email to an owner who wants none: they would not go.
+
     The calendar's meetings that ended by `start` count, as in a pass at
     `start`: the caller rolls the session back. An intent whose template fails
     has, for subject, the template's error.
@@ -151,8 +154,23 @@ def plan(
         evaluation = Evaluation(session, settings, calendar, templates, start, end, scope)
         for rule in book.rules(scope.key):
             intents += (replace(intent, owner=scope.key) for intent in rule.evaluate(evaluation))
-    intents = [_shown(intent) for intent in intents]
+    dismissed = live_items.dismissed_concerns(session, (intent.concern for intent in intents))
+    by_email = {entry.key: entry.reminders_by_email for entry in settings.owners}
+    intents = [
+        _shown(intent)
+        for intent in intents
+        if intent.concern not in dismissed and not _never_by_email(intent, by_email)
+    ]
     return sorted(intents, key=lambda intent: (intent.due_at, intent.key))
+
+
+def _never_by_email(intent: Intent, by_email: Mapping[str, str]) -> bool:
+    """A reminder by email to an owner who wants none (`reminders_by_email = "off"`)."""
+    return (
+        intent.audience == Audience.OWNER
+        and intent.channel == Channel.EMAIL
+        and by_email.get(intent.owner or "") == "off"
+    )
 
 
 def _shown(intent: Intent) -> Intent:
