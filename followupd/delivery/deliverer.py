@@ -402,8 +402,10 @@ class Deliverer:
                 writer.create, identity.resource_name(shown.concern), body, shown.uid
             )
 
+        written = [when for when in (item.due_at, item.snoozed_until) if when is not None]
+
         def change(text: str) -> tuple[bytes, bool]:  # the user's snooze stays
-            return ical.updated(text, calendar_item, zone_, shown.snoozed_until), True
+            return ical.updated(text, calendar_item, zone_, shown.snoozed_until, written), True
 
         outcome = await asyncio.to_thread(writer.update, item.href, change)
         return GONE if outcome == "gone" else item.href
