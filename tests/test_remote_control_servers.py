@@ -521,3 +521,29 @@ def test_a_deletion_on_each_server_and_database(
     store: Store, tmp_path: Path, dav: DavServer
 ) -> None:
     check_dismissed_until_a_status_update(store, tmp_path, dav, "deleted")
+
+
+@pytest.mark.parametrize("dav_kind", SERVERS)
+@pytest.mark.parametrize("calendar", ["made by the first item", "there before"])
+def test_an_item_deleted_before_any_sync_read_it_is_dismissed_at_the_next_sync(
+    store: Store, tmp_path: Path, dav: DavServer, calendar: str
+) -> None:
+    """Written by one pass and deleted before the next one read it: that one finds it gone.
+
+    Otherwise the item stays open until its next period's write finds it
+    gone, and that period's email goes out meanwhile.
+    """
+    if calendar == "there before":  # the first pass's sync has a token: the next is incremental
+        CalendarApp(dav).calendar(WRITE_CALENDAR)
+    run = delivered(store, tmp_path, dav, INFORMED)
+    _, etag = run.text()
+    run.calendar.delete(run.href, etag)
+    synced = sync_calendars(store, run.settings, D0 + timedelta(hours=1))
+    assert synced.completed == [INFORMED.first]
+    live = run.live()
+    assert (live.state, live.by_user, live.href) == (CalendarState.CANCELLED, True, None)
+    key, due = periods(run, D0, 10)[0]
+    later = tick(store, run.settings, due)
+    assert later.delivered.sent == [], "nor by email"
+    assert outbox(store)[key].state == FollowUpState.DISMISSED
+    assert run.calendar.objects() == {}

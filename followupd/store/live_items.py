@@ -207,6 +207,13 @@ def by_uid(session: Session, uids: Sequence[str]) -> dict[str, LiveItem]:
     return found
 
 
+def hrefs_in(session: Session, calendar: str) -> list[str]:
+    """Where followupd's items are in the calendar at URL `calendar`."""
+    prefix = calendar.rstrip("/") + "/"
+    query = select(LiveItem.href).where(LiveItem.href.startswith(prefix, autoescape=True))
+    return [href for href in session.scalars(query) if href]
+
+
 def by_href(session: Session, hrefs: Sequence[str]) -> list[LiveItem]:
     """The items stored at these URLs."""
     found: list[LiveItem] = []

@@ -11,9 +11,10 @@ itself says nothing of the user.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -68,15 +69,36 @@ def read_back(
     return acted, derived
 
 
-def deleted(session: Session, uids: Iterable[str], at: datetime) -> list[str]:
-    """Items the user deleted from their calendar: their concerns dismissed; their keys."""
+def deleted(
+    session: Session, uids: Iterable[str], at: datetime, hrefs: Sequence[str] = ()
+) -> list[str]:
+    """Items the user deleted from their calendar: their concerns dismissed; their keys.
+
+    An item is found by the UID its object was read with, or, deleted before
+    any sync read it, by the URL followupd wrote it at (`hrefs`).
+    """
+    found = {item.id: item for item in live_items.by_uid(session, list(uids)).values()}
+    found.update((item.id, item) for item in live_items.by_href(session, hrefs))
     acted: list[str] = []
-    for item in live_items.by_uid(session, list(uids)).values():
+    for item in found.values():
         if item.retire is None and item.state == CalendarState.OPEN:
             dismissed(session, item, "deleted in your calendar", at)
             item.href = None
             acted.append(item.followup_key)
     return acted
+
+
+def unread(session: Session, calendar: Any, url: str, known: Iterable[str]) -> dict[str, str]:
+    """followupd's items in the calendar at `url` that no sync has read: URL -> as stored.
+
+    `known` are the URLs of the objects read. One written and deleted between
+    two syncs may be listed neither as changed nor as deleted (RFC 6578 lets a
+    server leave it out): these are fetched, and one gone was deleted.
+    """
+    read = set(known)
+    stored = live_items.hrefs_in(session, url)
+    found = {str(calendar.url.join(href).canonical()): href for href in stored}
+    return {full: href for full, href in found.items() if full not in read}
 
 
 def dismissed(session: Session, item: LiveItem, why: str, at: datetime) -> None:

@@ -235,17 +235,21 @@ class CalendarSync:
                 CalendarObject.calendar == url
             )
             known: dav_changes.ETags = dict(session.execute(seen).all())
+            unread = read_back.unread(session, calendar, url, known) if source.writes else {}
         changes = dav_changes.changes(calendar, url, token, known)
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
             self._forget(session, url, changes.deleted, report, name, at)
-        wanted = sorted(changes.changed)
+        # followupd's items not read yet are fetched whether listed or not: one gone was deleted
+        wanted = sorted(set(changes.changed) | set(unread))
         missed: set[str] = set()
+        got: set[str] = set()
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
             fetched = dav_changes.fetch(calendar, chunk, report.skip)
             missed |= fetched.missed
+            got |= set(fetched.data)
             with self.store.session() as session, session.no_autoflush:
                 rows = _objects(session, url, list(fetched.data))
                 for href, data in fetched.data.items():
@@ -253,6 +257,11 @@ class CalendarSync:
                     self._apply_alone(session, url, rows.get(href), seen_now, source, at, report)
             stats.fetched += len(fetched.data)
             self.progress(name, stats.fetched, len(wanted))
+        gone = [unread[href] for href in sorted(set(unread) - got - missed)]
+        if gone:
+            stats.deleted += len(gone)
+            with self.store.session() as session:
+                self._forget(session, url, gone, report, name, at)
         if missed:  # listed again next time, from the token of this sync's start
             objects = f"{len(missed)} object{'s' if len(missed) > 1 else ''}"
             report.notices.append(
@@ -416,7 +425,8 @@ class CalendarSync:
                 .order_by(CalendarObject.id)
                 .with_for_update()
             ).all()
-            report.completed += read_back.deleted(session, [row.uid for row in rows if row.uid], at)
+            uids = [row.uid for row in rows if row.uid]
+            report.completed += read_back.deleted(session, uids, at, hrefs=chunk)
             for row in rows:
                 if row.kind == CalendarObjectKind.MISSION and row.mission_key:
                     report.notices.append(
