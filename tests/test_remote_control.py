@@ -405,3 +405,16 @@ def test_the_sequence_only_rises_and_the_users_progress_stays() -> None:
     after = part_of(ical.updated(text, replace(item, sequence=5), ZONE, None), uid(item.key))
     assert int(get(after, "SEQUENCE")) == 5  # above the stored 0 + 1
     assert int(get(after, "PERCENT-COMPLETE")) == 40  # a task under way is not done
+
+
+def test_an_apps_copy_of_the_alarm_is_found_at_the_due_followupd_wrote_before() -> None:
+    """tasks.org moved the due to a day and copied the alarm without its UID; a later period
+    of the reminder comes while the user's date is ahead: the copy goes, the app's own stays."""
+    stem = "tasksorg-due-allday"
+    next_period = replace(item_for(stem), due_at=DUE + timedelta(days=1))
+    until = paris(2026, 12, 14)
+    after = part_of(ical.updated(corpus(stem), next_period, ZONE, until, [DUE]), next_period.uid)
+    triggers = sorted(block(alarm).split("TRIGGER")[1].split("\r\n")[0] for alarm in alarms(after))
+    assert triggers == [";VALUE=DATE-TIME:20261213T230000Z"], "followupd's, at the user's date"
+    kept = part_of(ical.updated(corpus(stem), next_period, ZONE, until), next_period.uid)
+    assert TASKSORG_COPY in "".join(block(alarm) for alarm in alarms(kept)), "unknown: kept"

@@ -208,15 +208,15 @@ class Deliverer:
         for row in rows:
             owner = self.settings.owner_for(row.owner)
             tz, countries = zone(owner.timezone), (owner.country,)
-            if row.expires_at is not None and at > row.expires_at:
-                why = f"missed: its grace ended {row.expires_at.astimezone(tz):%Y-%m-%d %H:%M}"
-                if digests.end_waiting(session, row.key, FollowUpState.EXPIRED, why, at):
-                    report.expired.append(row.key)
-                continue
             if row.concern in dismissed:
                 why = dismissed[row.concern]
                 if digests.end_waiting(session, row.key, FollowUpState.DISMISSED, why, at):
                     report.dismissed[row.key] = why
+                continue
+            if row.expires_at is not None and at > row.expires_at:
+                why = f"missed: its grace ended {row.expires_at.astimezone(tz):%Y-%m-%d %H:%M}"
+                if digests.end_waiting(session, row.key, FollowUpState.EXPIRED, why, at):
+                    report.expired.append(row.key)
                 continue
             last = raised.get(row.concern)
             waits = self.holds.repeat(last, row) if last is not None else None
@@ -448,8 +448,10 @@ class Deliverer:
                 writer.create, identity.resource_name(shown.concern), body, shown.uid
             )
 
+        written = [when for when in (item.due_at, item.snoozed_until) if when is not None]
+
         def change(text: str) -> tuple[bytes, bool]:  # the user's snooze stays
-            return ical.updated(text, calendar_item, zone_, shown.snoozed_until), True
+            return ical.updated(text, calendar_item, zone_, shown.snoozed_until, written), True
 
         outcome = await asyncio.to_thread(writer.update, item.href, change)
         return GONE if outcome == "gone" else item.href

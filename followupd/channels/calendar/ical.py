@@ -19,6 +19,7 @@ repeats (a repeating reminder is one item updated in place, see `updated`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -231,7 +232,11 @@ def close(
 
 
 def updated(
-    text: bytes | str, item: CalendarItem, zone: ZoneInfo, keep_due: datetime | None
+    text: bytes | str,
+    item: CalendarItem,
+    zone: ZoneInfo,
+    keep_due: datetime | None,
+    written: Iterable[datetime] = (),
 ) -> bytes:
     """The stored object `text` rewritten in place for `item`, keeping all that apps added.
 
@@ -244,7 +249,10 @@ def updated(
     wrote it if it is there. Everything else stays: the properties apps add
     (X-APPLE-*, X-MOZ-*, categories, attachments, relations…) and the user's
     alarms, as icalendar writes them back (it sorts properties and their
-    parameters, values are kept as written).
+    parameters, values are kept as written). `written` are the times
+    followupd wrote its alarm at before (the item's previous due and
+    snooze): a copy of that alarm an app made without its UID is found by
+    them once the due has moved (see `_replace_alarm`).
 
     Snoozes of followupd's alarm are dropped once they are spent: an RFC
     9074 snooze alarm related to it that is ACKNOWLEDGED (RFC 9074 lets the
@@ -279,9 +287,8 @@ def updated(
     _set_status(part, item)
     _set(part, "sequence", max(_stored_sequence(part) + 1, item.sequence))
     part.DTSTAMP = item.stamp
-    _replace_alarm(
-        part, item, due, {item.due_at} if stored_due is None else {stored_due, item.due_at}
-    )
+    ours_at = {item.due_at, *written} | (set() if stored_due is None else {stored_due})
+    _replace_alarm(part, item, due, ours_at)
     day = due.date()
     try:
         calendar.add_missing_timezones(day - ZONE_SPAN, day + ZONE_SPAN)

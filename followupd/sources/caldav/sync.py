@@ -242,19 +242,24 @@ class CalendarSync:
                 CalendarObject.calendar == url
             )
             known: dav_changes.ETags = dict(session.execute(seen).all())
-            # followupd's own items, even those no sync has read yet: deleted, they are dismissed
+            # followupd's own items: those no sync has read yet are fetched whether listed or
+            # not (a server may leave out one made and deleted since the last sync): one gone
+            # was deleted by the user
             ours = _written_in(session, url) if source.writes else {}
-        changes = dav_changes.changes(calendar, url, token, dict.fromkeys(ours) | known)
+        changes = dav_changes.changes(calendar, url, token, known)
+        unread = {href for href in ours if href not in known} - changes.deleted
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
         with self.store.session() as session:
             self._forget(session, url, changes.deleted, report, name, at, ours)
-        wanted = sorted(changes.changed)
+        wanted = sorted(set(changes.changed) | unread)
         missed: set[str] = set()
+        got: set[str] = set()
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
             fetched = dav_changes.fetch(calendar, chunk, report.skip)
             missed |= fetched.missed
+            got |= set(fetched.data)
             with self.store.session() as session, session.no_autoflush:
                 rows = _objects(session, url, list(fetched.data))
                 for href, data in fetched.data.items():
@@ -262,6 +267,11 @@ class CalendarSync:
                     self._apply_alone(session, url, rows.get(href), seen_now, source, at, report)
             stats.fetched += len(fetched.data)
             self.progress(name, stats.fetched, len(wanted))
+        gone = unread - got - missed
+        if gone:
+            stats.deleted += len(gone)
+            with self.store.session() as session:
+                self._forget(session, url, gone, report, name, at, ours)
         if missed:  # listed again next time, from the token of this sync's start
             objects = f"{len(missed)} object{'s' if len(missed) > 1 else ''}"
             report.notices.append(
@@ -432,12 +442,8 @@ class CalendarSync:
             ).all()
             items = live_items.by_uid(session, [row.uid for row in rows if row.uid])
             gone = {item.id: item for item in items.values()}
-            gone |= {
-                item.id: item
-                for item in live_items.by_id(
-                    session, (ours[href] for href in chunk if href in ours)
-                )
-            }
+            by_url = (ours[href] for href in chunk if href in ours)
+            gone |= {item.id: item for item in live_items.by_id(session, by_url)}
             report.user.dismissed += read_back.deleted(session, gone.values(), at)
             for row in rows:
                 if row.kind == CalendarObjectKind.MISSION and row.mission_key:
