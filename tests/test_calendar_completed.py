@@ -27,7 +27,7 @@ from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG
-from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer
+from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer
 from tests.rulekit import ACME, PARIS, item, paris
 
 CALL = "escalate_by_phone:late-data:call"
@@ -52,11 +52,7 @@ def settings(tmp_path: Path, dav: DavServer) -> Settings:
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
-@pytest.fixture(name="called")
-def called_fixture(store: Store, tmp_path: Path, settings: Settings) -> Deliverer:
-    return called(store, tmp_path, settings)
-
-
+@pytest.fixture
 def called(store: Store, tmp_path: Path, settings: Settings) -> Deliverer:
     """A call task written into the owner's calendar on 2 December."""
     path = tmp_path / "data.toml"
@@ -139,29 +135,3 @@ def test_completed_items_are_built_with_a_utc_completion_time() -> None:
     )
     assert changed
     assert completed_lines(closed) == ["COMPLETED:20261203T100000Z"]
-
-
-@pytest.mark.parametrize("dav_kind", SERVERS)
-@pytest.mark.parametrize("synced_before", [False, True], ids=["first-sync", "incremental"])
-def test_a_task_deleted_before_any_sync_read_it_is_dismissed(
-    store: Store, tmp_path: Path, settings: Settings, dav: DavServer, synced_before: bool
-) -> None:
-    """Deleted when its alarm rang, before followupd ever fetched it: still dismissed.
-
-    Whether the sync is the first (a full listing) or follows a token taken
-    before the task was written (the server reports the deletion).
-    """
-    if synced_before:
-        sync_calendars(store, settings, paris(2026, 12, 1, 18))
-    called(store, tmp_path, settings)
-    href = item(store, CALL).href
-    assert href is not None
-    assert CalendarApp(dav).client.delete(href).status in (200, 204)
-    report = sync_calendars(store, settings, paris(2026, 12, 2, 18))
-    assert report.user.dismissed == [CALL]
-    assert report.user.completed == []
-    gone = item(store, CALL)
-    assert (gone.state, gone.by_user, gone.reason) == (
-        CalendarState.CANCELLED, True, "deleted in your calendar",
-    )  # fmt: skip
-    assert gone.href is None
