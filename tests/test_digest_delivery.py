@@ -131,7 +131,8 @@ def test_one_digest_a_working_day_at_the_window_opening(
     digest = rows["digest:owner:2026-12-07"]
     assert (digest.state, digest.message_id) == ("sent", monday["Message-ID"])
     carried = rows[reminder(AUDIT, "07")]
-    assert carried.subject in text(monday)
+    action, _, about = carried.subject.partition(" — ")
+    assert about == AUDIT[1] and f"- {action}\r\n" in text(monday), "the heading names the mission"
     assert (carried.state, carried.reason) == ("sent", "in the digest digest:owner:2026-12-07")
     assert carried.message_id == monday["Message-ID"], "it went as the digest"
     shown = cli("outbox", "show", reminder(AUDIT, "07"))
