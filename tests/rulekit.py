@@ -17,6 +17,7 @@ from followupd.config.load import parse_settings
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.states import FollowUpState
 from followupd.engine.evaluation import PassReport, evaluate, plan
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.sources.files.importer import import_files
@@ -178,6 +179,14 @@ def outbox(store: Store) -> dict[str, FollowUp]:
     """Every recorded follow-up, by key."""
     with store.session() as session:
         return {row.key: row for row in session.scalars(select(FollowUp))}
+
+
+def mark_sent(store: Store, key: str, at: datetime) -> None:
+    """The recorded follow-up keyed `key` sent at `at`, as delivery records it."""
+    with store.session() as session:
+        row = session.scalar(select(FollowUp).where(FollowUp.key == key))
+        assert row is not None, f"no follow-up {key}"
+        row.state, row.sent_at, row.attempts = FollowUpState.SENT, at, row.attempts + 1
 
 
 def item(store: Store, key: str) -> LiveItem:

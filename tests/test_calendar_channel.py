@@ -178,7 +178,7 @@ def test_a_call_task_carries_the_contact_and_a_tel_link(
     assert report.sent == ["escalate_by_phone:late-data:call"]
     task = remote(dav)["escalate_by_phone:late-data:call@followupd"]
     assert str(task["SUMMARY"]) == (
-        "Appeler Jeanne Dupont : Les extractions de données arrivent avec deux semaines de retard"
+        "Appeler Jeanne Dupont — Les extractions de données arrivent avec deux semaines de retard"
     )
     assert str(task["CONTACT"]) == "Jeanne Dupont"
     assert str(task["URL"]) == "tel:+33612345678"

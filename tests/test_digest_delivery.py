@@ -134,7 +134,8 @@ def test_one_digest_a_working_day_at_the_window_opening(
     assert digest.subject == str(monday["Subject"]), "kept for outbox show and tick"
     assert digest.body and digest.body.strip() in text(monday).replace("\r\n", "\n")
     carried = rows[reminder(AUDIT, "07")]
-    assert carried.subject in text(monday)
+    action, _, about = carried.subject.partition(" — ")
+    assert about == AUDIT[1] and f"- {action}\r\n" in text(monday), "the heading names the mission"
     assert (carried.state, carried.reason) == ("sent", "in the digest of 2026-12-07")
     assert carried.message_id == monday["Message-ID"], "it went as the digest"
     shown = cli("outbox", "show", reminder(AUDIT, "07"))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from followupd.channels.email.digest import DigestLine, LastSaid, arrange, digest_message
 from followupd.channels.email.message import build_message, text_to_html
@@ -31,10 +32,11 @@ def line(key: str, summary: str, due_at: datetime, **fields: Any) -> DigestLine:
     return DigestLine(key, rule, step, step == "call", summary, due_at, **fields)
 
 
-# a call late since Friday, a call of today, reminders of two missions, one of none
+# a call late since Friday, a call of today, reminders of two missions, one of none;
+# summaries as the shipped templates write them: "what to do — what it is about"
 LATE_CALL = line(
     "escalate_by_phone:I-1:call",
-    "Serveur de recette indisponible",
+    "Appeler Jeanne Dupont — Serveur de recette indisponible",
     at(4, 9),
     contact_name="Jeanne Dupont",
     contact_phone="+33 6 12 34 56 78",
@@ -43,17 +45,30 @@ LATE_CALL = line(
 )
 CALL = line(
     "deposit_due:beta-site:call",
-    "Acompte non reçu",
+    "Appeler Paul Martin — acompte de 3 000,00 € non réglé",
     at(7, 9),
     contact_name="Paul Martin",
     contact_phone="06.98.76.54.32",
     **BETA,
 )
 HEADS_UP = line(
-    "invoice_due:F-1:heads-up", "Facture F-1 : échéance du 10 décembre", at(7, 9), **AUDIT
+    "invoice_due:F-1:heads-up",
+    "Prévenir Jeanne Dupont — facture F-1 à échéance le 10 décembre 2026",
+    at(7, 9),
+    **AUDIT,
 )
-STATUS = line("status_update_due:acme-audit:default", "Point mensuel à envoyer", at(7, 8), **AUDIT)
-CONTRACT = line("contract_missing:beta-site:reminder", "Contrat non signé", at(7, 9), **BETA)
+STATUS = line(
+    "status_update_due:acme-audit:default",
+    "Envoyer le point d'avancement à Jeanne Dupont — Audit du SI",
+    at(7, 8),
+    **AUDIT,
+)
+CONTRACT = line(
+    "contract_missing:beta-site:reminder",
+    "Faire signer le contrat à Paul Martin — Refonte du site",
+    at(7, 9),
+    **BETA,
+)
 LOOSE = line("new_year_greetings:jdupont:default", "Vœux à Jeanne Dupont", at(7, 9))
 EVERY = [LOOSE, CONTRACT, HEADS_UP, CALL, STATUS, LATE_CALL]
 
@@ -63,7 +78,8 @@ def render(lines: list[DigestLine], owner: Owner = CLAIRE, *dirs: Path) -> tuple
 
 
 def positions(text: str, lines: list[DigestLine]) -> list[int]:
-    found = [text.find(item.summary) for item in lines]
+    html = text.lstrip().startswith("<!doctype html>")
+    found = [text.find(escape(item.brief) if html else item.brief) for item in lines]
     assert -1 not in found, text
     return found
 
@@ -83,7 +99,7 @@ def test_calls_first_then_by_mission_then_the_rest() -> None:
         for body in (text, html):
             found = positions(body, [LATE_CALL, CALL, STATUS, HEADS_UP, CONTRACT, LOOSE])
             assert found == sorted(found), body
-            assert body.find("Audit du SI") < body.find(STATUS.summary), "under its mission"
+            assert body.find("Audit du SI") < found[2], "under its mission"
 
 
 def test_a_mission_is_grouped_by_key_and_titled_even_without_a_title() -> None:
@@ -122,11 +138,41 @@ def test_a_call_says_whom_the_number_why_and_what_was_last_said() -> None:
     assert "Paul Martin (Beta) : tel:0698765432" in text
     assert '<a href="tel:+33612345678">+33 6 12 34 56 78</a>' in html
     assert "Dernier échange : appel le 2 décembre 2026 : « Correctif promis pour vendredi »" in text
-    assert "Serveur de recette indisponible (prévu le 4 décembre 2026)" in text, "late"
-    assert "Acompte non reçu (prévu" not in text, "due today"
+    assert "Serveur de recette indisponible. À faire depuis le vendredi 4 décembre." in text
+    assert "À faire depuis" not in text.split("Paul Martin (Beta)")[1], "due today"
     _, english, _ = render(EVERY, CLAIRE.model_copy(update={"language": "en"}))
     assert 'Last exchange: call on December 2, 2026: "Correctif promis pour vendredi"' in english
-    assert "Serveur de recette indisponible (due December 4, 2026)" in english
+    assert "Serveur de recette indisponible. Due since Friday, December 4." in english
+
+
+def test_a_line_leaves_out_what_its_heading_says() -> None:
+    for language in ("fr", "en"):
+        _, text, html = render(EVERY, CLAIRE.model_copy(update={"language": language}))
+        for body in (text, html):
+            assert "Jeanne Dupont — Audit du SI" not in body, "the mission is the heading"
+            assert "Paul Martin — Refonte du site" not in body
+            assert "Appeler Jeanne Dupont" not in body, "the person to call is the heading"
+            assert body.count("Audit du SI") == 2, "its heading and the call's mission line"
+        assert "\n- Envoyer le point d'avancement à Jeanne Dupont\n" in text
+        assert "\n- Faire signer le contrat à Paul Martin\n" in text
+        assert "\n  acompte de 3 000,00 € non réglé\n" in text
+        assert f"\n- {HEADS_UP.summary}\n" in text, "about an invoice, not the mission: whole"
+
+
+def test_a_summary_of_another_shape_is_shown_whole() -> None:
+    assert LOOSE.brief == LOOSE.summary, "no separator"
+    assert replace(STATUS, mission_title=None).brief == STATUS.summary, "no mission heading"
+    stranger = replace(CALL, summary="Appeler le notaire — acompte")
+    assert stranger.brief == stranger.summary, "the action names someone else"
+    assert replace(CALL, contact_name=None, client_name=None).brief == CALL.summary
+    assert replace(STATUS, summary=" — Audit du SI").brief == " — Audit du SI", "no action"
+
+
+def test_a_late_line_ending_with_a_bracket_gets_no_second_one() -> None:
+    late = replace(CONTRACT, summary="Relancer Beta (Paul Martin)", due_at=at(4, 9))
+    _, text, html = render([late])
+    assert text.endswith("\n- Relancer Beta (Paul Martin). À faire depuis le vendredi 4 décembre.")
+    assert ") (" not in text and ") (" not in html
 
 
 def test_a_call_without_a_number_says_so() -> None:
@@ -139,7 +185,7 @@ def test_times_are_the_owners() -> None:
     # 23:30 UTC on Sunday is half past midnight on Monday in Paris: due today, not late
     sunday_night = replace(LOOSE, due_at=datetime(2026, 12, 6, 23, 30, tzinfo=UTC))
     _, text, _ = render([sunday_night])
-    assert "(prévu" not in text
+    assert "À faire depuis" not in text
     (shown,) = arrange([sunday_night], PARIS).others
     assert shown.due_on == MONDAY and shown.due_at.utcoffset() == timedelta(hours=1)
     with pytest.raises(ValueError, match="time zone"):

@@ -178,7 +178,7 @@ def test_thirty_days_without_a_meeting_call_for_one_each_period(
     )
     assert (first.audience, first.channel, first.recipient) == ("owner", "calendar", None)
     assert first.language == "fr"
-    assert first.subject == "Planifier une réunion de mise au point : Audit du SI (ACME SA)"
+    assert first.subject == "Planifier une réunion avec Jeanne Dupont — Audit du SI"
     assert first.due_at == paris(2026, 10, 1, 9, 0)
     assert first.expires_at == paris(2026, 10, 8, 9, 0)
     assert first.mission_id is not None
@@ -192,9 +192,7 @@ def test_thirty_days_without_a_meeting_call_for_one_each_period(
     # a US client: Thanksgiving skipped, in the owner's zone
     globex = of(intents, "globex-plan")
     assert globex["2026-11-26"].due_at == paris(2026, 11, 27, 9, 0)
-    assert globex["2026-11-26"].subject == (
-        "Planifier une réunion de mise au point : Data plan (Globex Inc.)"
-    )
+    assert globex["2026-11-26"].subject == "Planifier une réunion avec Bob Smith — Data plan"
     # a mission on hold or closed gets none, however many problems it has
     assert not of(intents, "acme-hold")
     assert not of(intents, "acme-done")
@@ -223,7 +221,7 @@ def test_both_triggers_on_the_same_day_give_one_reminder(loaded: Store, settings
         "open-issues",
     ]
     text = RULE.texts(loaded, settings)["checkpoint_meeting:acme-both:2026-10-31"]
-    assert "- 2 problèmes ouverts s'accumulent ;" in text
+    assert "- 2 problèmes restent ouverts ;" in text
     assert (
         "- aucune réunion ni visite depuis le début de la mission, le 1er septembre 2026." in text
     )
@@ -235,7 +233,7 @@ def test_the_task_says_why_and_who_to_call(loaded: Store, settings: Settings) ->
     assert (
         "La mission « Refonte du site » (ACME SA) a besoin d'une réunion de mise au point" in build
     )
-    assert "- 2 problèmes ouverts s'accumulent ;" in build
+    assert "- 2 problèmes restent ouverts ;" in build
     assert "- dernière réunion ou visite le 2 novembre 2026." in build
     assert (
         "Proposer une date à Jeanne Dupont : tel:+33612345678 ou jeanne.dupont@acme.example."
@@ -251,10 +249,10 @@ def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: P
     intents = RULE.planned(loaded, settings)
     task = intents["checkpoint_meeting:acme-build:2026-11-14"]
     assert task.language == "en"
-    assert task.subject == "Schedule a checkpoint meeting: Refonte du site (ACME SA)"
+    assert task.subject == "Schedule a checkpoint meeting with Jeanne Dupont — Refonte du site"
     assert task.due_at == paris(2026, 11, 16, 9, 0)
     text = RULE.texts(loaded, settings)["checkpoint_meeting:acme-build:2026-11-14"]
-    assert "- 2 open problems are piling up;" in text
+    assert "- 2 problems are still open;" in text
     assert "- last meeting or visit on November 2, 2026." in text
     assert "Offer a date to Jeanne Dupont: tel:+33612345678 or jeanne.dupont@acme.example." in text
 

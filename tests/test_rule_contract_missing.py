@@ -97,7 +97,7 @@ def test_the_first_reminder_goes_to_the_owner_by_email_and_calendar(
         assert intent.language == "fr"
         # start - 7 days is 11 November, a holiday
         assert intent.due_at == paris(2026, 11, 12, 9, 0)
-        assert intent.subject == "Contrat non signé : « Audit du SI » (ACME SA)"
+        assert intent.subject == "Faire signer le contrat à Jeanne Dupont — Audit du SI"
         assert intent.subject_key == "acme-audit"
         assert intent.contact_id is not None
         assert intent.mission_id is not None
@@ -128,7 +128,7 @@ def test_owner_reminders_skip_the_clients_holidays_too(loaded: Store, settings: 
     # Monday 7 September is Labor Day in the US: nobody to call at Globex
     assert first.due_at == paris(2026, 9, 8, 9, 0)
     assert first.language == "fr"
-    assert first.subject == "Contrat non signé : « Data plan » (Globex Inc.)"
+    assert first.subject == "Faire signer le contrat à Bob Smith — Data plan"
     # the mission started on 14 September; it goes on every week while unsigned
     columbus_day = intents["contract_missing:globex-plan:2026-10-12:email"]
     assert columbus_day.due_at == paris(2026, 10, 13, 9, 0)
@@ -139,7 +139,7 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     settings = owner_settings(tmp_path, IN_ENGLISH)
     intent = RULE.planned(loaded, settings)[f"{KEY}:email"]
     assert intent.language == "en"
-    assert intent.subject == 'Contract not signed: "Audit du SI" (ACME SA)'
+    assert intent.subject == "Get the contract signed by Jeanne Dupont — Audit du SI"
 
 
 def test_the_reminder_says_who_to_call(loaded: Store, settings: Settings) -> None:

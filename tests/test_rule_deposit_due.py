@@ -19,6 +19,7 @@ from tests.rulekit import (
     RuleAlone,
     change_mission,
     loaded_with,
+    mark_sent,
     new_york,
     outbox,
     owner_settings,
@@ -121,7 +122,7 @@ def test_plan_lists_every_step_with_its_audience_channel_and_time(
     call = intents["deposit_due:acme-audit:call"]
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
     assert call.due_at == paris(2026, 11, 19, 9, 0)
-    assert call.subject == "Appeler Jeanne Dupont : acompte non réglé pour « Audit du SI »"
+    assert call.subject == "Appeler Jeanne Dupont — acompte de 3\u202f000,00\xa0€ non réglé"
     assert call.thread_key is None
     assert call.mission_id == request.mission_id is not None
     assert call.contact_id == request.contact_id is not None
@@ -141,7 +142,7 @@ def test_the_contract_signed_after_the_start_anchors_the_steps(
     # Sunday 20 September: the owner's call task is on Monday, in the owner's zone and language
     assert call.due_at == paris(2026, 9, 21, 9, 0)
     assert call.language == "fr"
-    assert call.subject == "Appeler Bob Smith : acompte non réglé pour « Data plan »"
+    assert call.subject == "Appeler Bob Smith — acompte de 5\u202f000,00\xa0$US non réglé"
 
 
 def test_a_contact_without_email_gets_call_tasks_instead(loaded: Store, settings: Settings) -> None:
@@ -155,7 +156,7 @@ def test_a_contact_without_email_gets_call_tasks_instead(loaded: Store, settings
     assert (request.audience, request.channel, request.recipient) == ("owner", "calendar", None)
     assert request.step == "request"
     assert request.due_at == paris(2026, 11, 4, 9, 0)
-    assert request.subject == "Appeler Paul Martin : acompte non réglé pour « Formation »"
+    assert request.subject == "Appeler Paul Martin — acompte de 1\u202f000,00\xa0€ non réglé"
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
@@ -163,7 +164,7 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     intents = RULE.planned(loaded, settings)
     call = intents["deposit_due:globex-plan:call"]
     assert call.language == "en"
-    assert call.subject == 'Call Bob Smith: deposit unpaid for "Data plan"'
+    assert call.subject == "Call Bob Smith — deposit of $5,000.00 unpaid"
     # the French client still gets French emails
     assert intents["deposit_due:acme-audit:request"].language == "fr"
 
@@ -180,6 +181,7 @@ def test_every_message_renders_with_who_to_call(loaded: Store, settings: Setting
                 "contact": mission.contact,
                 "owner": settings.owner,
                 "step": intent.step,
+                "earlier_emails": 0,
             }
             template_step = "call" if intent.audience == "owner" else intent.step
             for language in ("fr", "en"):
@@ -193,6 +195,7 @@ def test_every_message_renders_with_who_to_call(loaded: Store, settings: Setting
             "contact": audit.contact,
             "owner": settings.owner,
             "step": "call",
+            "earlier_emails": 0,
         }
         call = templates.render("fr", "deposit_due", "call", "text", values)
         assert "tel:+33612345678" in call
@@ -219,6 +222,31 @@ def test_a_pass_records_due_ones_once_and_plan_changes_nothing(
     assert rows["deposit_due:acme-audit:call"].state == "pending"
     assert not rows["deposit_due:acme-audit:call"].late
     assert RULE.run(loaded, settings, at) == ([], {}), "a second pass at the same instant"
+
+
+def test_a_first_email_never_claims_an_earlier_one(loaded: Store, settings: Settings) -> None:
+    """A first start after the request's due time: the reminder is the first email sent."""
+    RULE.run(loaded, settings, paris(2026, 11, 19, 9, 0))
+    rows = outbox(loaded)
+    assert "deposit_due:acme-audit:request" not in rows, "past its grace on a first start"
+    first = rows["deposit_due:acme-audit:nudge"].body
+    assert "Je reviens vers vous" not in first
+    assert "Comme convenu, la mission « Audit du SI » prévoit un acompte" in first
+    assert "sauf erreur de ma part, son règlement ne m'est pas encore parvenu" in first
+    call = rows["deposit_due:acme-audit:call"].body
+    assert "malgré" not in call
+    assert "aucun e-mail n'a été envoyé au client à ce sujet jusqu'ici" in call
+
+
+def test_later_messages_count_the_emails_actually_sent(loaded: Store, settings: Settings) -> None:
+    RULE.run(loaded, settings, paris(2026, 11, 4, 9, 0))
+    mark_sent(loaded, "deposit_due:acme-audit:request", paris(2026, 11, 4, 9, 1))
+    RULE.run(loaded, settings, paris(2026, 11, 12, 9, 0))
+    nudge = outbox(loaded)["deposit_due:acme-audit:nudge"].body
+    assert "Je reviens vers vous au sujet de l'acompte" in nudge
+    RULE.run(loaded, settings, paris(2026, 11, 19, 9, 0))
+    call = outbox(loaded)["deposit_due:acme-audit:call"].body
+    assert "Acompte toujours non réglé malgré un e-mail au client." in call, "the nudge never left"
 
 
 def test_paying_the_deposit_stops_the_steps_and_cancels_pending_ones(
@@ -266,7 +294,7 @@ def test_a_dispute_turns_client_emails_into_owner_calls(loaded: Store, settings:
     call = rows["deposit_due:acme-audit:nudge:call"]
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
     assert call.state == "pending"
-    assert call.subject == "Appeler Jeanne Dupont : acompte non réglé pour « Audit du SI »"
+    assert call.subject == "Appeler Jeanne Dupont — acompte de 3\u202f000,00\xa0€ non réglé"
     assert "deposit_due:acme-audit:nudge" not in rows
     # the request's call replaces an email already recorded: too late, past its grace
     assert rows["deposit_due:acme-audit:request:call"].state == "expired"

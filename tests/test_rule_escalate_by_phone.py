@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from followupd.config.settings import Settings
+from followupd.domain.states import FollowUpState
 from followupd.rules.escalate_by_phone import EscalateByPhone
 from followupd.rules.registry import RULES
 from followupd.store.db import Store
 from followupd.store.updates import mark_invoice_paid, resolve_issue
+from tests.conftest import sample_followup
 from tests.rulekit import (
     ACME_AND_GLOBEX,
     BSMITH_WITH_PHONE,
@@ -158,7 +160,7 @@ def test_an_unresolved_serious_issue_becomes_one_call_task_after_a_working_day(
     # opened Tuesday 10th; Wednesday 11th is Armistice Day: the call is on Thursday
     assert call.due_at == paris(2026, 11, 12, 9, 0)
     assert call.expires_at == paris(2026, 11, 19, 9, 0)
-    assert call.subject == f"Appeler Jeanne Dupont : {SUMMARY}"
+    assert call.subject == f"Appeler Jeanne Dupont — {SUMMARY}"
     assert call.mission_id is not None
     assert call.contact_id is not None
     # one working day after a Friday is the Monday
@@ -166,7 +168,7 @@ def test_an_unresolved_serious_issue_becomes_one_call_task_after_a_working_day(
     # a US client: the owner's zone, and Thanksgiving skipped as well as the weekend
     outage = intents["escalate_by_phone:gx-outage:call"]
     assert outage.due_at == paris(2026, 11, 27, 9, 0)
-    assert outage.subject == "Appeler Bob Smith : Warehouse outage"
+    assert outage.subject == "Appeler Bob Smith — Warehouse outage"
     # medium severity, resolved, or on a closed mission: no call
     assert not {"typo", "fixed", "old-leak"} & {i.subject_key for i in intents.values()}
     assert [i.step for i in intents.values() if i.subject_key == "late-data"] == ["call"]
@@ -180,7 +182,7 @@ def test_an_invoice_thirty_days_overdue_becomes_a_call_task(
     assert (call.step, call.subject_key) == ("overdue-call", "F-1")
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
     assert call.due_at == paris(2026, 11, 30, 9, 0)  # due + 30 is a Sunday
-    assert call.subject == "Appeler Jeanne Dupont : facture F-1 impayée depuis le 30 octobre 2026"
+    assert call.subject == "Appeler Jeanne Dupont — facture F-1 impayée depuis le 30 octobre 2026"
     # due + 30 is 11 November, a public holiday in France and in the US
     assert intents["escalate_by_phone:F-2:overdue-call"].due_at == paris(2026, 11, 12, 9, 0)
     assert "escalate_by_phone:F-3:overdue-call" not in intents  # paid
@@ -191,10 +193,10 @@ def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: P
     intents = RULE.planned(loaded, settings)
     call = intents["escalate_by_phone:late-data:call"]
     assert call.language == "en"
-    assert call.subject == f"Call Jeanne Dupont: {SUMMARY}"
+    assert call.subject == f"Call Jeanne Dupont — {SUMMARY}"
     assert call.due_at == paris(2026, 11, 12, 9, 0)
     overdue = intents["escalate_by_phone:F-2:overdue-call"]
-    assert overdue.subject == "Call Bob Smith: invoice F-2 unpaid since October 12, 2026"
+    assert overdue.subject == "Call Bob Smith — invoice F-2 unpaid since October 12, 2026"
     text = RULE.texts(loaded, settings)["escalate_by_phone:late-data:call"]
     assert "Call Jeanne Dupont: tel:+33612345678." in text
     assert 'A high-severity problem on "Audit du SI" (ACME SA)' in text
@@ -217,6 +219,9 @@ def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
     overdue = rendered["escalate_by_phone:F-1:overdue-call"]
     assert "La facture F-1 de 12\u202f000,00\xa0€ pour « Audit du SI »" in overdue
     assert "échue le 30 octobre 2026" in overdue
+    # no written reminder of F-1 was sent (plan sends nothing): the task claims none
+    assert "reste impayée. Aucune relance écrite n'a été envoyée jusqu'ici." in overdue
+    assert "malgré" not in overdue
     assert "tel:+33612345678" in overdue
     assert "tel:+12125550100" in rendered["escalate_by_phone:F-2:overdue-call"]
     nobody = rendered["escalate_by_phone:no-badge:call"]
@@ -225,9 +230,23 @@ def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
     assert "Dernier échange" not in nobody
 
 
+def test_an_overdue_call_counts_the_written_reminders_actually_sent(
+    loaded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    with loaded.session() as session:
+        for step, state in (("nudge-1", "sent"), ("nudge-2", "sent"), ("nudge-3", "expired")):
+            row = sample_followup(f"invoice_due:F-1:{step}", paris(2026, 11, 2, 9, 0))
+            row.thread_key, row.state = "invoice:F-1", FollowUpState(state)
+            session.add(row)
+    overdue = RULE.texts(loaded, settings)["escalate_by_phone:F-1:overdue-call"]
+    assert "échue le 30 octobre 2026, reste impayée malgré 2 relances écrites." in overdue
+    english = RULE.texts(loaded, owner_settings(tmp_path, IN_ENGLISH))
+    assert "unpaid despite 2 written reminders." in english["escalate_by_phone:F-1:overdue-call"]
+
+
 def test_a_mission_without_contact_names_the_client(loaded: Store, settings: Settings) -> None:
     call = RULE.planned(loaded, settings)["escalate_by_phone:no-badge:call"]
-    assert call.subject == "Appeler ACME SA : Badges non livrés"
+    assert call.subject == "Appeler ACME SA — Badges non livrés"
     assert call.contact_id is None
     assert call.due_at == paris(2026, 11, 12, 9, 0)
 

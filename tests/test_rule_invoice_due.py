@@ -18,6 +18,7 @@ from tests.rulekit import (
     RuleAlone,
     imported,
     loaded_with,
+    mark_sent,
     mission_record,
     new_york,
     outbox,
@@ -73,7 +74,7 @@ def test_plan_lists_every_step_with_its_audience_channel_and_time(
     heads_up = acme["heads-up"]
     assert (heads_up.audience, heads_up.channel, heads_up.recipient) == ("owner", "calendar", None)
     assert heads_up.due_at == paris(2026, 11, 27, 9, 0)  # Friday, due - 3 days
-    assert heads_up.subject == "Échéance le 30 novembre 2026 : facture F-1 (ACME SA)"
+    assert heads_up.subject == "Prévenir Jeanne Dupont — facture F-1 à échéance le 30 novembre 2026"
     nudge = acme["nudge-1"]
     assert (nudge.audience, nudge.channel) == ("client", "email")
     assert nudge.recipient == "jeanne.dupont@acme.example"
@@ -113,6 +114,30 @@ def test_a_pass_records_due_ones_once_and_expires_the_too_old(
     assert second.recorded == []
 
 
+def test_a_first_nudge_never_claims_earlier_messages(loaded: Store, settings: Settings) -> None:
+    """A first start a week after the first nudge's due time: it was never sent."""
+    RULE.pass_at(loaded, settings, paris(2026, 12, 15, 9, 0))
+    rows = outbox(loaded)
+    assert "invoice_due:F-1:nudge-1" not in rows, "past its grace on a first start"
+    for step in ("nudge-2", "nudge-3"):
+        body = rows[f"invoice_due:F-1:{step}"].body
+        assert "Sauf erreur de ma part, la facture F-1" in body, step
+        assert "Je reviens vers vous" not in body and "malgré" not in body, step
+    english = rows["invoice_due:F-2:nudge-2"].body
+    assert "Unless I am mistaken, invoice F-2" in english
+    assert "following up" not in english and "despite" not in english
+
+
+def test_later_nudges_refer_to_the_emails_actually_sent(loaded: Store, settings: Settings) -> None:
+    RULE.pass_at(loaded, settings, paris(2026, 12, 1, 9, 0))
+    mark_sent(loaded, "invoice_due:F-1:nudge-1", paris(2026, 12, 1, 9, 1))
+    RULE.pass_at(loaded, settings, paris(2026, 12, 8, 9, 0))
+    second = outbox(loaded)["invoice_due:F-1:nudge-2"].body
+    assert "Je reviens vers vous au sujet de la facture F-1" in second
+    RULE.pass_at(loaded, settings, paris(2026, 12, 15, 9, 0))  # the second never left
+    assert "impayée malgré mon précédent message." in outbox(loaded)["invoice_due:F-1:nudge-3"].body
+
+
 def test_paying_stops_the_nudges_and_cancels_pending_ones(
     loaded: Store, settings: Settings
 ) -> None:
@@ -138,7 +163,7 @@ def test_a_dispute_turns_client_nudges_into_owner_calls(
     assert rows["invoice_due:F-1:nudge-1"].state == "cancelled"
     call = rows["invoice_due:F-1:nudge-1:call"]
     assert (call.audience, call.channel, call.recipient) == ("owner", "calendar", None)
-    assert call.subject == "Appeler Jeanne Dupont : facture F-1 impayée"
+    assert call.subject == "Appeler Jeanne Dupont — facture F-1 impayée"
     assert "invoice_due:F-1:nudge-2:call" in {row.key for row in report.recorded}
     assert "invoice_due:F-1:nudge-2" not in rows
 

@@ -137,12 +137,12 @@ def test_the_bilan_and_the_final_invoice_go_to_the_owner_by_email_and_calendar(
             assert intent.contact_id is not None
     assert intents[f"{BILAN}:email"].step == "bilan"
     assert (
-        intents[f"{BILAN}:email"].subject == "Bilan de mission avec Jeanne Dupont : « Audit du SI »"
+        intents[f"{BILAN}:email"].subject == "Planifier le bilan avec Jeanne Dupont — Audit du SI"
     )
     assert intents[f"{FINAL}:calendar"].step == "final-invoice"
     assert (
         intents[f"{FINAL}:calendar"].subject
-        == "Facture finale à émettre : « Audit du SI » (ACME SA)"
+        == "Émettre la facture finale pour ACME SA — Audit du SI"
     )
 
 
@@ -156,7 +156,7 @@ def test_a_closed_mission_ending_on_a_saturday_closes_out_on_monday(
     }, "invoice F-2, issued on the end date, is the final invoice"
     bilan = intents["mission_closeout:globex-plan:bilan:calendar"]
     assert bilan.due_at == paris(2026, 11, 23, 9, 0)
-    assert bilan.subject == "Bilan de mission avec Bob Smith : « Data plan »"
+    assert bilan.subject == "Planifier le bilan avec Bob Smith — Data plan"
 
 
 def test_a_disputed_mission_without_contact_still_closes_out(
@@ -165,7 +165,7 @@ def test_a_disputed_mission_without_contact_still_closes_out(
     intents = RULE.planned(loaded, settings)
     bilan = intents["mission_closeout:acme-dispute:bilan:calendar"]
     assert bilan.due_at == paris(2026, 11, 2, 9, 0)  # ended Friday 30 October
-    assert bilan.subject == "Bilan de mission avec ACME SA : « En litige »"
+    assert bilan.subject == "Planifier le bilan avec ACME SA — En litige"
     assert bilan.contact_id is None
 
 
@@ -189,8 +189,11 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     settings = owner_settings(tmp_path, IN_ENGLISH)
     intents = RULE.planned(loaded, settings)
     assert intents[f"{BILAN}:email"].language == "en"
-    assert intents[f"{BILAN}:email"].subject == 'Close-out review with Jeanne Dupont: "Audit du SI"'
-    assert intents[f"{FINAL}:email"].subject == 'Final invoice to send: "Audit du SI" (ACME SA)'
+    assert (
+        intents[f"{BILAN}:email"].subject
+        == "Schedule the close-out review with Jeanne Dupont — Audit du SI"
+    )
+    assert intents[f"{FINAL}:email"].subject == "Send the final invoice to ACME SA — Audit du SI"
 
 
 def test_the_reminders_say_who_to_call_and_what_to_ask(loaded: Store, settings: Settings) -> None:

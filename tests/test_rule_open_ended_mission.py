@@ -145,7 +145,7 @@ def test_plan_emails_the_owner_at_the_limit_then_every_90_days(
     assert (first.audience, first.channel) == ("owner", "email")
     assert first.recipient == "claire@cabinet.example"
     assert first.language == "fr"
-    assert first.subject == "Mission sans livrable à cadrer : Accompagnement de la DSI (ACME SA)"
+    assert first.subject == "Cadrer la mission avec Jeanne Dupont — Accompagnement de la DSI"
     assert (first.rule, first.step) == ("open_ended_mission", "reminder")
     assert first.expires_at == paris(2026, 10, 20, 9, 0)
     with loaded.session() as session:
@@ -163,7 +163,7 @@ def test_plan_emails_the_owner_at_the_limit_then_every_90_days(
     assert advice.key == "open_ended_mission:globex-advice:2027-02-28"
     assert advice.due_at == paris(2027, 3, 1, 9, 0)
     assert (advice.recipient, advice.language) == ("claire@cabinet.example", "fr")
-    assert advice.subject == "Mission sans livrable à cadrer : Advisory (Globex Inc.)"
+    assert advice.subject == "Cadrer la mission avec Globex Inc. — Advisory"
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
@@ -171,9 +171,7 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     intents = RULE.intents(loaded, english, paris(2026, 10, 1), paris(2026, 10, 31))
     (intent,) = [i for i in intents if i.subject_key == "acme-conseil"]
     assert intent.language == "en"
-    assert (
-        intent.subject == "Mission with no deliverable to frame: Accompagnement de la DSI (ACME SA)"
-    )
+    assert intent.subject == "Frame the mission with Jeanne Dupont — Accompagnement de la DSI"
 
 
 def test_options_set_the_limit_and_the_period(loaded: Store, tmp_path: Path) -> None:

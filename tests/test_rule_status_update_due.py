@@ -125,7 +125,7 @@ def test_plan_reminds_the_owner_once_per_cadence_period(loaded: Store, settings:
     first = acme[0]
     assert (first.audience, first.channel, first.recipient) == ("owner", "calendar", None)
     assert first.language == "fr"
-    assert first.subject == "Envoyer le point d'avancement à Jeanne Dupont : Audit du SI"
+    assert first.subject == "Envoyer le point d'avancement à Jeanne Dupont — Audit du SI"
     assert (first.rule, first.step) == ("status_update_due", "reminder")
     assert first.expires_at == paris(2026, 10, 19, 9, 0)  # grace: 7 days
     with loaded.session() as session:
@@ -170,7 +170,7 @@ def test_the_cadence_counts_from_the_last_update_in_the_owners_zone(
     assert {(i.audience, i.channel, i.recipient, i.language) for i in globex} == {
         ("owner", "calendar", None, "fr")
     }
-    assert globex[0].subject == "Envoyer le point d'avancement à Bob Smith : Data plan"
+    assert globex[0].subject == "Envoyer le point d'avancement à Bob Smith — Data plan"
 
 
 def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     intents = RULE.intents(loaded, english, paris(2026, 10, 1), paris(2026, 10, 15))
     (first,) = [i for i in intents if i.subject_key == "acme-audit"]
     assert first.language == "en"
-    assert first.subject == "Send the status update to Jeanne Dupont: Audit du SI"
+    assert first.subject == "Send the status update to Jeanne Dupont — Audit du SI"
 
 
 def test_only_active_missions_and_never_after_their_end(loaded: Store, settings: Settings) -> None:

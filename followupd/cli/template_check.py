@@ -6,7 +6,10 @@ follow-ups: the demo portfolio (`followupd init --demo`), in a throwaway
 SQLite database, evaluated by every rule with the config's rule options
 over the years its dates span, gives one follow-up for each rule, step and
 case the rules have (a first nudge, a second, a call when the mission is
-disputed…), with the very values a pass gives templates. Each is rendered
+disputed…), with the very values a pass gives templates; a money message
+is also rendered as if one, then two, emails of its thread had gone before
+(the samples send nothing, and a later nudge reads differently from a first
+one). Each is rendered
 in each language with each owner's templates; every user template it
 reaches that fails is listed once, with its file and line. The owner's daily
 digest is rendered too, with a few sample reminders (a call, two reminders of
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ from followupd.store.models import Base
 from followupd.templates.loader import LOCALES, LazySubject, TemplateProblem, Templates
 
 SAMPLE_DATA = Path(__file__).parents[1] / "resources" / "demo.toml"
+# how many emails of its thread went before a money message, in the samples
+EARLIER_EMAILS = (0, 1, 2)
 # the years the demo's dates span, with the follow-ups they lead to (its invoices of 2025
 # to the greetings of January 2027 and the repeats after them)
 SAMPLE_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -154,7 +159,18 @@ def _samples(settings: Settings) -> list[Sample]:
                                 found.setdefault((rule_name, step, sample.case), sample)
         finally:
             store.close()
-    return [*found.values(), _digest_sample(settings)]
+    every = [variant for sample in found.values() for variant in _after_earlier_emails(sample)]
+    return [*every, _digest_sample(settings)]
+
+
+def _after_earlier_emails(sample: Sample) -> list[Sample]:
+    """`sample`, and, for a message told how many emails went before it, each such count."""
+    if "earlier_emails" not in sample.values:
+        return [sample]
+    return [
+        replace(sample, values={**sample.values, "earlier_emails": count})
+        for count in EARLIER_EMAILS
+    ]
 
 
 def _digest_sample(settings: Settings) -> Sample:
@@ -172,7 +188,7 @@ def _digest_sample(settings: Settings) -> Sample:
     lines = [
         reminder(
             "escalate_by_phone:I-1:call",
-            "Appeler Jeanne Dupont : serveur de recette indisponible",
+            "Appeler Jeanne Dupont — serveur de recette indisponible",
             at(7, 9),
             contact_name="Jeanne Dupont",
             contact_phone="+33 6 12 34 56 78",
@@ -180,9 +196,17 @@ def _digest_sample(settings: Settings) -> Sample:
             **audit,
         ),
         reminder(
-            "invoice_due:F-1:heads-up", "Facture F-1 : échéance du 10 décembre", at(4, 9), **audit
+            "invoice_due:F-1:heads-up",
+            "Prévenir Jeanne Dupont — facture F-1 à échéance le 10 décembre 2026",
+            at(4, 9),
+            **audit,
         ),
-        reminder("status_update_due:acme-audit:default", "Point d'avancement", at(7, 9), **audit),
+        reminder(
+            "status_update_due:acme-audit:default",
+            "Envoyer le point d'avancement à Jeanne Dupont — Audit du SI",
+            at(7, 9),
+            **audit,
+        ),
         reminder("new_year_greetings:jdupont:default", "Vœux à Jeanne Dupont", at(7, 9)),
     ]
     values = digest_values(settings.owner, DIGEST_DAY, lines)

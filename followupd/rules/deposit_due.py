@@ -4,7 +4,8 @@ The rule fires while a mission that is not closed has a `deposit_amount`
 (above zero) and no `deposit_paid`. Steps are offsets from the anchor: the
 mission's start, or the contract's signature when it came after the start.
 Client steps are emails to the mission's contact, in its language, in one
-thread; the owner's step is a call task carrying the contact's phone number.
+thread (its templates are told how many of its emails were already sent,
+`earlier_emails`); the owner's step is a call task carrying the contact's phone number.
 
 A client step becomes a call task for the owner (same key plus ``:call``)
 while the mission is disputed, and when the mission has no contact with an
@@ -33,6 +34,7 @@ from followupd.config.rule_options import DepositDueOptions
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
+from followupd.rules.threads import deposit_thread, emails_sent
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -92,9 +94,19 @@ class DepositDue(Rule[DepositDueOptions]):
         )
         templates = evaluation.templates
         owner = evaluation.owner
-        for mission, client, who in evaluation.session.execute(query):
+        candidates = evaluation.session.execute(query).all()
+        threads = [deposit_thread(mission.key) for mission, *_ in candidates]
+        sent = emails_sent(evaluation.session, threads)
+        for mission, client, who in candidates:
             anchor = anchor_of(mission)
-            values = {"mission": mission, "client": client, "contact": who, "owner": owner}
+            thread = deposit_thread(mission.key)
+            values = {
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "owner": owner,
+                "earlier_emails": sent.get(thread, 0),
+            }
             for step in steps:
                 party, key, template_step, nominal = route_money_step(
                     owner,
@@ -120,9 +132,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     ),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
-                    thread_key=f"deposit:{mission.key}"
-                    if party.audience == Audience.CLIENT
-                    else None,
+                    thread_key=thread if party.audience == Audience.CLIENT else None,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

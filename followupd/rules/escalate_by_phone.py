@@ -11,7 +11,8 @@ triggers each give the owner one call task (calendar):
   ``invoice_due``'s written nudges end: ``escalate_by_phone:<number>:overdue-call``.
 
 The task names the mission's contact, the number as a ``tel:`` link, the
-reason, and what was last said (the mission's latest touchpoint). Working
+reason, and what was last said (the mission's latest touchpoint); an
+overdue call also how many written nudges the client was actually sent. Working
 days are counted from the day the issue was opened in the owner's zone, on
 days that are working days for both the owner and the client. Neither a
 dispute nor a pause stops a call: a dispute is exactly when to call.
@@ -32,6 +33,7 @@ from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.states import MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import Party, to_owner
+from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
@@ -148,7 +150,10 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             )
         )
         owner = evaluation.owner
-        for invoice, mission, client, who, touchpoint in evaluation.session.execute(query):
+        candidates = evaluation.session.execute(query).all()
+        threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
+        sent = emails_sent(evaluation.session, threads)
+        for invoice, mission, client, who, touchpoint in candidates:
             party = to_owner(owner, client.country)
             due_at = evaluation.calendar.due_at(
                 invoice.due, overdue.days, party.tz, party.countries
@@ -163,6 +168,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 "last": touchpoint,
                 "last_on": local_day(touchpoint, party),
                 "owner": owner,
+                "earlier_emails": sent.get(invoice_thread(invoice.number), 0),
             }
             key = f"{self.name}:{invoice.number}:{INVOICE_STEP}"
             yield self._intent(evaluation, key, INVOICE_STEP, invoice.number, party, due_at, values)

@@ -1,7 +1,8 @@
 """``invoice_due``: an unpaid invoice gets a heads-up to the owner, then nudges to the client.
 
 Steps are offsets from the due date (the README, "What it does"). Client nudges of one
-invoice share an email thread. While the mission is disputed a client nudge
+invoice share an email thread; its templates are told how many emails of that
+thread the client was already sent (`earlier_emails`). While the mission is disputed a client nudge
 becomes a call task for the owner instead (its own key, so that the email,
 if already recorded, is cancelled and the call recorded); while the mission is
 paused, client nudges wait for the pause to end.
@@ -19,6 +20,7 @@ from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
+from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -59,13 +61,18 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         )
         templates = evaluation.templates
         owner = evaluation.owner
-        for invoice, mission, client, who in evaluation.session.execute(query):
+        candidates = evaluation.session.execute(query).all()
+        threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
+        sent = emails_sent(evaluation.session, threads)
+        for invoice, mission, client, who in candidates:
+            thread = invoice_thread(invoice.number)
             values = {
                 "invoice": invoice,
                 "mission": mission,
                 "client": client,
                 "contact": who,
                 "owner": owner,
+                "earlier_emails": sent.get(thread, 0),
             }
             for step in steps:
                 party, key, template_step, nominal = route_money_step(
@@ -92,9 +99,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     ),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
-                    thread_key=f"invoice:{invoice.number}"
-                    if party.audience == Audience.CLIENT
-                    else None,
+                    thread_key=thread if party.audience == Audience.CLIENT else None,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

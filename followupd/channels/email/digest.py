@@ -13,7 +13,8 @@ The template is given ``owner``, ``today`` (the day of the digest),
 ``count``, ``calls``, ``missions`` (each with ``key``, ``title``,
 ``client_name`` and its ``lines``), ``others`` and ``lines`` (all of them, in
 order). A line has the fields of `DigestLine`, ``phone_uri`` (a ``tel:``
-link) and ``due_on``; its times are in the owner's time zone.
+link), ``due_on`` and ``brief`` (its summary without what its heading says);
+its times are in the owner's time zone.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from followupd.templates.loader import Templates
 # the template is looked up as LANG/digest/default.j2, like a rule's
 DIGEST_TEMPLATE = "digest"
 DIGEST_STEP = "default"
+# between what to do and what it is about, in a reminder's summary: "Appeler X — …"
+ABOUT = " — "
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,26 @@ class DigestLine:
     @property
     def due_on(self) -> date:
         return self.due_at.date()
+
+    @property
+    def brief(self) -> str:
+        """The summary without what the line's heading in the digest already says.
+
+        A reminder's summary reads "what to do — what it is about". A call is
+        listed under the person to call: it keeps what it is about. Another is
+        listed under its mission: it keeps what to do, when what it is about
+        is that mission. A summary of another shape (a user's template, say)
+        is kept whole.
+        """
+        action, separator, about = self.summary.partition(ABOUT)
+        if not separator or not action or not about:
+            return self.summary
+        if self.call:
+            heading = self.contact_name or self.client_name
+            return about if heading and heading in action else self.summary
+        if self.mission_title and self.mission_title in about:
+            return action
+        return self.summary
 
 
 @dataclass(frozen=True)
