@@ -7,12 +7,14 @@ databases; the feed is built from the store as the daemon serves it.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy.engine import URL
 
 from followupd.channels.calendar import ical
 from followupd.channels.feed.build import build_feed, feed_items
@@ -26,7 +28,7 @@ from followupd.sources.caldav.sync import sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.updates import resolve_issue
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer
 from tests.rulekit import ACME, PARIS, item, paris
 
@@ -135,3 +137,28 @@ def test_completed_items_are_built_with_a_utc_completion_time() -> None:
     )
     assert changed
     assert completed_lines(closed) == ["COMPLETED:20261203T100000Z"]
+
+
+def test_tick_says_what_its_sync_read_back(
+    cli: RunCli, home: Path, database_url: URL, dav: DavServer
+) -> None:
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG + f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
+        f'password_env = "{PASSWORD_VARIABLE}"\nread_calendars = []\n',
+        encoding="utf-8",
+    )
+    (home / "data.toml").write_text(ACME + ISSUE, encoding="utf-8")
+    assert cli("init").code == 0
+    assert cli("import", str(home / "data.toml")).code == 0
+    assert cli("tick", "--now", "2026-12-02T09:00").code == 0
+    store = Store.open(database_url)
+    try:
+        href = item(store, CALL).href
+    finally:
+        store.close()
+    assert href is not None
+    complete_in_the_app(CalendarApp(dav), href)
+    after = cli("tick", "--now", "2026-12-02T18:00", "--json")
+    assert after.code == 0, after
+    assert "followupd's items completed: 1, cancelled or deleted: 0, put off: 0" in after.err
+    assert json.loads(after.out)["followups"] == [], "the JSON lists follow-ups only"

@@ -319,3 +319,24 @@ def test_overlong_uids_and_keys_are_stored_shortened(
     assert report.missions_created == 0
     ((url, reason),) = report.skipped
     assert url.endswith("long.ics") and "key" in reason
+
+
+@pytest.mark.parametrize("password", [True, False], ids=["wrong-password", "no-password"])
+def test_check_says_what_to_set_when_the_login_is_refused(
+    cli: RunCli, home: Path, dav: DavServer, monkeypatch: pytest.MonkeyPatch, password: bool
+) -> None:
+    text = settings_text(dav)
+    if password:
+        monkeypatch.setenv(PASSWORD_VARIABLE, "not-the-password")
+    else:
+        text = "\n".join(line for line in text.splitlines() if "password" not in line) + "\n"
+    (home / "followupd.toml").write_text(text, encoding="utf-8")
+    checked = cli("check")
+    assert checked.code == 69, checked
+    line = next(line for line in checked.out.splitlines() if "access refused" in line)
+    assert "AuthorizationError" not in checked.out
+    if password:
+        assert "check the username and the password" in line
+    else:
+        assert "no password is configured" in checked.out
+        assert "password_file or password_env" in checked.out

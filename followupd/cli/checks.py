@@ -141,7 +141,7 @@ def check_caldav(
     except ConfigError as error:
         return [Check("caldav", False, f"{caldav.url}: {error.problems[0].message}")]
     except Exception as error:  # caldav raises many kinds; all mean "not usable"
-        return [Check("caldav", False, f"{caldav.url}: {type(error).__name__}: {error}")]
+        return [Check("caldav", False, f"{caldav.url}: {_caldav_problem(caldav, error)}")]
     writes = [wanted.name for wanted in calendars if wanted.writes]
     written = ", ".join(f"{name!r} {_state(found[name])}" for name in writes)
     many = "s" if len(writes) > 1 else ""
@@ -149,6 +149,20 @@ def check_caldav(
     return [Check("caldav", True, summary)] + [
         check for check in found.values() if check is not None
     ]
+
+
+def _caldav_problem(caldav: CaldavAccount, error: Exception) -> str:
+    """What went wrong with the CalDAV account, in a line; what to set when it is the login."""
+    from caldav.lib import error as dav_error
+
+    if isinstance(error, dav_error.AuthorizationError):
+        if caldav.username and not caldav.has_password:
+            return (
+                f"access refused ({error.reason}): no password is configured for "
+                f"{caldav.username!r}; set [caldav] password_file or password_env"
+            )
+        return f"access refused ({error.reason}): check the username and the password"
+    return f"{type(error).__name__}: {error}"
 
 
 def _state(check: Check | None) -> str:

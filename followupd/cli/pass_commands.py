@@ -98,6 +98,8 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             store.close()
         for failure in synced.failed:  # what is stored is still worth a pass
             click.echo(f"followupd: {failure}", err=True)
+        if any(synced.user.counts):  # the calendar as a remote control: said, as sync says it
+            click.echo(f"followupd: {render.user_actions(synced.user)}", err=True)
         unavailable = bool(synced.failed)
     with app.session(commit=not dry_run) as session:
         actions = evaluated_actions(evaluation.evaluate(session, app.settings, rules, at))

@@ -36,6 +36,7 @@ from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.queries import MissionRow
 
 if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+    from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.caldav.sync import SyncReport
 
 
@@ -366,16 +367,23 @@ def print_sync_report(report: SyncReport) -> None:
     for calendar in report.calendars:
         table.add_row(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
     out.print(table)
-    completed, dismissed, snoozed = report.user.counts
     out.print(
         f"missions: {report.missions_created} created, {report.missions_updated} updated; "
-        f"meetings recorded: {report.meetings}; in your calendar, followupd's items "
-        f"completed: {completed}, cancelled or deleted: {dismissed}, put off: {snoozed}"
+        f"meetings recorded: {report.meetings}; {user_actions(report.user)}"
     )
     for notice in report.notices:
         out.print(f"note: {notice}", markup=False, highlight=False)
     for url, reason in report.skipped:
         out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+
+
+def user_actions(did: ReadBack) -> str:
+    """What the user did to followupd's items in their calendar, as a sync read it."""
+    completed, dismissed, snoozed = did.counts
+    return (
+        f"in your calendar, followupd's items completed: {completed}, "
+        f"cancelled or deleted: {dismissed}, put off: {snoozed}"
+    )
 
 
 @contextmanager
