@@ -162,3 +162,40 @@ def test_tick_says_what_its_sync_read_back(
     assert after.code == 0, after
     assert "followupd's items completed: 1, cancelled or deleted: 0, put off: 0" in after.err
     assert json.loads(after.out)["followups"] == [], "the JSON lists follow-ups only"
+
+
+def test_a_calendar_added_later_gets_what_is_open_now(
+    cli: RunCli, home: Path, database_url: URL, dav: DavServer
+) -> None:
+    """Run with the feed alone, then with [caldav]: the call task open in the feed is written."""
+    config = home / "followupd.toml"
+    config.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    (home / "data.toml").write_text(ACME + ISSUE, encoding="utf-8")
+    assert cli("init").code == 0
+    assert cli("import", str(home / "data.toml")).code == 0
+    assert cli("tick", "--now", "2026-12-02T09:00").code == 0
+    store = Store.open(database_url)
+    try:
+        assert item(store, CALL).href is None, "in the feed only"
+    finally:
+        store.close()
+    config.write_text(
+        MINIMAL_CONFIG + f'[caldav]\nurl = "{dav.url}"\nusername = "{USER}"\n'
+        f'password_env = "{PASSWORD_VARIABLE}"\nread_calendars = []\n',
+        encoding="utf-8",
+    )
+    for hour in (10, 11):  # written once
+        assert cli("tick", "--now", f"2026-12-02T{hour}:00").code == 0
+    store = Store.open(database_url)
+    try:
+        written = item(store, CALL)
+    finally:
+        store.close()
+    assert written.href is not None
+    text, _ = CalendarApp(dav).get(written.href)
+    (task,) = Calendar.from_ical(text).todos
+    assert (str(task["UID"]), str(task["STATUS"])) == (written.uid, "NEEDS-ACTION")
+    uids = [str(Calendar.from_ical(one.data).subcomponents[-1]["UID"])
+            for one in CalendarApp(dav).calendar("followupd").objects(load_objects=True)]  # fmt: skip
+    assert sorted(uids) == sorted(set(uids)), "each written once"
+    assert written.uid in uids

@@ -40,6 +40,7 @@ from followupd.delivery.digest import make_digest
 from followupd.delivery.holds import Holds
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.owner_scope import has_calendars
 from followupd.domain.states import Audience, CalendarState, Channel, FollowUpState
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
@@ -254,11 +255,18 @@ class Deliverer:
             retiring = [(item, item.retire or "") for item in live_items.to_retire(session)]
             for item, why in self._dismissals_ended(session):
                 live_items.end_dismissal(session, item.id, why, at)
-        if not gone and not retiring:
+            closing = {item.id for item, _ in gone}
+            unwritten = [
+                found
+                for found in (live_items.unwritten(session) if has_calendars(self.settings) else [])
+                if found[0].id not in closing  # its reason went: no need to write it now
+            ]
+        if not gone and not retiring and not unwritten:
             return
         writers = Writers(self.settings, self.calendar_writer)
         unreachable: set[str] = set()  # owners whose calendar failed in this pass
         try:
+            await self._write_unwritten(writers, unwritten, unreachable, at)
             for item, why in [*gone, *retiring]:
                 owner = self.settings.owner_for(item.owner)
                 if owner.key in unreachable:
@@ -283,6 +291,39 @@ class Deliverer:
                 report.closed[item.followup_key] = why
         finally:
             await writers.close()
+
+    async def _write_unwritten(
+        self,
+        writers: Writers,
+        unwritten: list[live_items.FeedItem],
+        unreachable: set[str],
+        at: datetime,
+    ) -> None:
+        """Items open in the feed only, of an owner who now has a CalDAV calendar: written there.
+
+        A calendar added to the config later gets what is open now, not only
+        the periods to come.
+        """
+        for item, name, phone in unwritten:
+            owner = self.settings.owner_for(item.owner)
+            if owner.key in unreachable or self.stopping:
+                continue
+            try:
+                writer = await writers.writer(owner)
+                if writer is None:
+                    continue
+                tz = zone(owner.timezone)
+                body = ical.document(ical.item_of(item, tz, name, phone), tz)
+                href = await asyncio.to_thread(
+                    writer.create, identity.resource_name(item.concern), body, item.uid
+                )
+            except DeliveryError as error:  # this owner's items wait; the others go on
+                log.warning("%s's open items not written to the calendar yet: %s",
+                            owner.key, error)  # fmt: skip
+                unreachable.add(owner.key)
+                continue
+            with self.store.session() as session:
+                live_items.written_at(session, item.id, href, at)
 
     def _vanished(self, session: Session) -> list[tuple[LiveItem, str]]:
         """Open items whose rule says the reason of the period they show went: (item, why)."""

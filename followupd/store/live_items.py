@@ -193,6 +193,30 @@ def feed_items(session: Session, since: datetime, scope: Scope | None = None) ->
     return [(item, name, phone) for item, name, phone in session.execute(query)]
 
 
+def unwritten(session: Session) -> list[FeedItem]:
+    """Open items in no CalDAV calendar (made before the owner had one), with their contact."""
+    query = (
+        select(record(LiveItem, "item"), Contact.name, Contact.phone)
+        .outerjoin(Contact, LiveItem.contact_id == Contact.id)
+        .where(
+            LiveItem.href.is_(None),
+            LiveItem.state == CalendarState.OPEN,
+            LiveItem.retire.is_(None),
+        )
+        .order_by(LiveItem.due_at, LiveItem.uid)
+    )
+    return [(item, name, phone) for item, name, phone in session.execute(query)]
+
+
+def written_at(session: Session, item_id: int, href: str, at: datetime) -> None:
+    """Item `item_id`, in no calendar until now, is at `href`."""
+    session.execute(
+        update(LiveItem)
+        .where(LiveItem.id == item_id, LiveItem.href.is_(None))
+        .values(href=href, updated_at=at)
+    )
+
+
 PreviewRow = tuple[FollowUpRow, str | None, str | None]  # a period, its contact's name, phone
 
 
