@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
+from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from followupd.channels.calendar import ical
@@ -27,6 +28,7 @@ from followupd.rules.registry import enabled_rules
 from followupd.sources.caldav.sync import sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
+from followupd.store.models import Touchpoint
 from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD_VARIABLE, USER, CalendarApp, DavServer
@@ -195,7 +197,40 @@ def test_a_calendar_added_later_gets_what_is_open_now(
     text, _ = CalendarApp(dav).get(written.href)
     (task,) = Calendar.from_ical(text).todos
     assert (str(task["UID"]), str(task["STATUS"])) == (written.uid, "NEEDS-ACTION")
-    uids = [str(Calendar.from_ical(one.data).subcomponents[-1]["UID"])
-            for one in CalendarApp(dav).calendar("followupd").objects(load_objects=True)]  # fmt: skip
+    objects = CalendarApp(dav).calendar("followupd").objects(load_objects=True)
+    uids = [str(Calendar.from_ical(one.data).subcomponents[-1]["UID"]) for one in objects]
     assert sorted(uids) == sorted(set(uids)), "each written once"
     assert written.uid in uids
+
+
+def calls_recorded(store: Store) -> list[datetime]:
+    with store.session() as session:
+        query = select(Touchpoint.at).where(Touchpoint.kind == "call")
+        return [at.astimezone(UTC) for at in session.scalars(query)]
+
+
+def test_a_call_ticked_off_stays_recorded_when_the_done_task_changes_or_goes(
+    store: Store, settings: Settings, called: Deliverer, dav: DavServer
+) -> None:
+    """The call was made: neither the app touching the done task nor clearing it away undoes it.
+
+    (followupd rewrites a repeating reminder's item for its next period the same way.)
+    """
+    app = CalendarApp(dav)
+    href = item(store, CALL).href
+    assert href is not None
+    complete_in_the_app(app, href, "COMPLETED:20261202T140000Z")
+    sync_calendars(store, settings, paris(2026, 12, 2, 18))
+    made = [datetime(2026, 12, 2, 14, tzinfo=UTC)]
+    assert calls_recorded(store) == made
+
+    text, etag = app.get(href)
+    sorted_ = text.replace("STATUS:COMPLETED", "STATUS:COMPLETED\r\nX-APPLE-SORT-ORDER:786704400")
+    headers = {"If-Match": etag, "Content-Type": "text/calendar"}
+    assert app.client.put(href, sorted_.encode(), headers).status == 204
+    sync_calendars(store, settings, paris(2026, 12, 3, 9))
+    assert calls_recorded(store) == made, "an app's change to the done task"
+
+    assert app.client.delete(href).status in (200, 204)
+    sync_calendars(store, settings, paris(2026, 12, 4, 9))
+    assert calls_recorded(store) == made, "the done task cleared away"

@@ -43,13 +43,11 @@ class ReadBack:
     completed: list[str] = field(default_factory=list)
     dismissed: list[str] = field(default_factory=list)  # cancelled or deleted
     snoozed: list[str] = field(default_factory=list)
-    touchpoints: set[str] = field(default_factory=set)  # recorded, kept while the object lasts
 
     def __iadd__(self, other: ReadBack) -> ReadBack:
         self.completed += other.completed
         self.dismissed += other.dismissed
         self.snoozed += other.snoozed
-        self.touchpoints |= other.touchpoints
         return self
 
     @property
@@ -64,7 +62,12 @@ class ReadBack:
 
 
 def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadBack:
-    """Act on what the user did to the items among `seen` (followupd's, as read in an object)."""
+    """Act on what the user did to the items among `seen` (followupd's, as read in an object).
+
+    What a completed item asked for is recorded for good: unlike a meeting's
+    touchpoint, it does not go with the object, which followupd rewrites when
+    it raises the concern's next period, and the user may delete once done.
+    """
     items_seen = list(seen)
     found = live_items.by_uid(session, [one.uid for one in items_seen])
     did = ReadBack()
@@ -77,7 +80,7 @@ def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadB
             case Completed(at=when):
                 live_items.completed_by_user(item, when, at)
                 live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
-                did.touchpoints |= _what_it_asked(session, item, when or at)
+                _what_it_asked(session, item, when or at)
                 did.completed.append(item.followup_key)
             case Dismissed():
                 dismissed(session, item, "cancelled in your calendar", at)
@@ -107,24 +110,24 @@ def dismissed(session: Session, item: LiveItem, why: str, at: datetime) -> None:
     live_items.pending_of(session, item.concern, FollowUpState.DISMISSED, why, at)
 
 
-def _what_it_asked(session: Session, item: LiveItem, when: datetime) -> set[str]:
-    """Record what a completed item asked for; the touchpoints it made."""
+def _what_it_asked(session: Session, item: LiveItem, when: datetime) -> None:
+    """Record what a completed item asked for: the client informed, a touchpoint."""
     if item.rule == "client_not_informed":
         session.execute(
             update(Issue)
             .where(Issue.key == item.subject_key, Issue.client_informed.is_(None))
             .values(client_informed=when)
         )
-        return set()
+        return
     if items.is_call(item.rule, item.step, item.followup_key):
         kind = TouchpointKind.CALL
     elif item.rule == "status_update_due":
         kind = TouchpointKind.STATUS_UPDATE
     else:
-        return set()
+        return
     mission = session.get(Mission, item.mission_id) if item.mission_id is not None else None
     if mission is None:
-        return set()
+        return
     contact = session.scalar(select(Contact.key).where(Contact.id == item.contact_id))
     record = TouchpointRecord(
         mission=mission.key,
@@ -134,4 +137,3 @@ def _what_it_asked(session: Session, item: LiveItem, when: datetime) -> set[str]
         note=f"{item.summary} ({COMPLETED})",
     )
     apply(session, [Located(record, Path("calendar"), "touchpoints", 0, {})])
-    return {record.identity()}

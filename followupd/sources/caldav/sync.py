@@ -355,9 +355,7 @@ class CalendarSync:
         row.uid = uid[:UID_LENGTH] if uid else None  # a UID is for people here: kept short
         derived: set[str] = set()
         if source.writes:
-            did = read_back.read_back(session, items_seen(seen.data, zone), at)
-            report.user += did
-            derived |= did.touchpoints
+            report.user += read_back.read_back(session, items_seen(seen.data, zone), at)
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         if missions:
             row.kind = CalendarObjectKind.MISSION
