@@ -3,9 +3,9 @@
 The lines are the owner's reminders due since the last digest sent (a first
 digest looks back a week), the latest of each concern, but for those the
 user dismissed or snoozed in their calendar meanwhile: a dismissed
-reminder by email is recorded dismissed, a snoozed one waits for a later
-digest. Each line carries the contact to call and the last exchange with
-the client on that mission.
+reminder by email is recorded dismissed, a snoozed one waits for the first
+digest after the date the user put it off to. Each line carries the contact
+to call and the last exchange with the client on that mission.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def make_digest(
     first = settings.owners[0].key
     since = digests.last_sent(session, entry.key) or row.due_at - digests.FIRST_LOOK_BACK
     rows = digests.listed(session, entry.key, first, since, row.due_at)
+    listed = {found.concern for found in rows}
+    back = digests.back_from_snooze(session, entry.key, first, since, row.due_at)
+    rows = sorted([*rows, *(found for found in back if found.concern not in listed)],
+                  key=lambda found: (found.due_at, found.key))  # fmt: skip
     concerns = [found.concern for found in rows]
     dismissed = live_items.dismissed_concerns(session, concerns)
     raised = live_items.last_raises(session, concerns)

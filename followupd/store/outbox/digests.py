@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
-from followupd.store.models import FollowUp
+from followupd.store.models import FollowUp, LiveItem
 from followupd.store.outbox.recording import NewFollowUp, insert_new
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.rows import record
@@ -131,14 +131,38 @@ def listed(
     Also the reminders by email due earlier and still waiting, within their
     grace: those recorded after the digest of their day had gone.
     """
-    whose: ColumnElement[bool] = FollowUp.owner == owner
-    if owner == first_owner:
-        whose = or_(whose, FollowUp.owner.is_(None))
     waiting = and_(
         FollowUp.channel == Channel.EMAIL,
         FollowUp.state == FollowUpState.PENDING,
         or_(FollowUp.expires_at.is_(None), FollowUp.expires_at >= until),
     )
+    return _latest(session, owner, first_owner, or_(FollowUp.due_at > since, waiting),
+                   FollowUp.due_at <= until)  # fmt: skip
+
+
+def back_from_snooze(
+    session: Session, owner: str, first_owner: str, since: datetime, until: datetime
+) -> list[FollowUpRow]:
+    """The owner's reminders due by `since` that the user put off to a time in ``(since, until]``.
+
+    The digest of their day left them out (put off in the calendar), and the
+    later ones list what fell due since the one before: they come back in the
+    first digest after the user's date. The latest of each concern.
+    """
+    snoozed = select(LiveItem.concern).where(
+        LiveItem.snoozed_until > since, LiveItem.snoozed_until <= until
+    )
+    return _latest(session, owner, first_owner, FollowUp.due_at <= since,
+                   FollowUp.concern.in_(snoozed))  # fmt: skip
+
+
+def _latest(
+    session: Session, owner: str, first_owner: str, *conditions: ColumnElement[bool]
+) -> list[FollowUpRow]:
+    """The owner's reminders still to do under `conditions`: the latest of each concern."""
+    whose: ColumnElement[bool] = FollowUp.owner == owner
+    if owner == first_owner:
+        whose = or_(whose, FollowUp.owner.is_(None))
     query = (
         select(record(FollowUp, "followup"))
         .where(
@@ -146,8 +170,7 @@ def listed(
             FollowUp.audience == Audience.OWNER,
             FollowUp.rule != RULE,
             FollowUp.state.in_(LISTED),
-            or_(FollowUp.due_at > since, waiting),
-            FollowUp.due_at <= until,
+            *conditions,
         )
         .order_by(FollowUp.due_at, FollowUp.key)
     )
