@@ -237,7 +237,7 @@ def followed() -> dict[str, Followed]:
         # then the client informed by ticking the task on Monday 7 December
         Followed(
             "client_not_informed:crm-export-incomplet",
-            "informer sophie garnier (atelier lumen sarl) : reprise des données",
+            "prévenir sophie garnier — reprise des données",
             every_working(date(2026, 11, 20)),
             snoozed=(paris(date(2026, 11, 24), time(10)), paris(date(2026, 12, 1))),
             ended=paris(date(2026, 12, 7), time(17, 20)),
@@ -246,7 +246,7 @@ def followed() -> dict[str, Followed]:
         # found on Thursday 26 November, the client never told
         Followed(
             "client_not_informed:crm-doublons",
-            "informer sophie garnier (atelier lumen sarl) : doublons de fiches",
+            "prévenir sophie garnier — doublons de fiches",
             every_working(date(2026, 11, 26)),
         ),
         # found on Monday 30 November; its task deleted on Wednesday 2 December
@@ -260,7 +260,7 @@ def followed() -> dict[str, Followed]:
         # days; cancelled in the calendar on Monday 30 November
         Followed(
             "contract_missing:harborline-ml-roadmap",
-            "contrat non signé : « machine learning roadmap",
+            "faire signer le contrat à thomas bernard",
             contract_reminders(date(2026, 12, 7), "FR", "US"),
             ended=paris(date(2026, 11, 30), time(11)),
             ended_as="CANCELLED",
@@ -268,7 +268,7 @@ def followed() -> dict[str, Followed]:
         # proposed on Monday 30 November to start 15 December, signed on 16 December
         Followed(
             "contract_missing:morvan-entrepot",
-            "contrat non signé : « étude du futur entrepôt",
+            "faire signer le contrat à julien roux",
             contract_reminders(date(2026, 12, 15), "FR"),
             ended=paris(date(2026, 12, 16), time(12)),
             ended_as="COMPLETED",
@@ -278,7 +278,7 @@ def followed() -> dict[str, Followed]:
         # 16:05: the next a full week after that
         Followed(
             "status_update_due:harborline-data-platform",
-            "point d'avancement à rachel kim : data platform",
+            "envoyer le point d'avancement à rachel kim",
             cadence(date(2026, 11, 13), 7, "FR", "US")[:1]
             + cadence(date(2026, 11, 24), 7, "FR", "US"),
             completed=paris(date(2026, 11, 24), time(16, 5)),
@@ -286,14 +286,14 @@ def followed() -> dict[str, Followed]:
         # every 14 days from 13 November; the 27 November one put off to 14 December
         Followed(
             "status_update_due:lumen-refonte-crm",
-            "point d'avancement à sophie garnier : refonte du crm",
+            "envoyer le point d'avancement à sophie garnier",
             cadence(date(2026, 11, 13), 14, "FR"),
             snoozed=(paris(date(2026, 11, 27), time(10)), paris(date(2026, 12, 14))),
         ),
         # every 14 days from 6 November, left alone
         Followed(
             "status_update_due:lumen-accompagnement-dsi",
-            "point d'avancement à karim benali : accompagnement de la direction",
+            "envoyer le point d'avancement à karim benali",
             cadence(date(2026, 11, 6), 14, "FR"),
         ),
     ]

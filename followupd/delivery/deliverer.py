@@ -453,19 +453,23 @@ class Deliverer:
                 owner = self.settings.owner_for(row.owner)
                 with self.store.session() as session:
                     item = live_items.of_concerns(session, [row.concern]).get(row.concern)
+                    last = live_items.last_raises(session, [row.concern]).get(row.concern)
+                waits = self.holds.repeat(last, row) if last is not None else None
+                put_off = waits[0] if waits is not None else None  # shown due then
                 contact = contacts.get(row.contact_id) if row.contact_id else None
                 try:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
-                        href = await self._put_item(writer, row, item, owner, contact, at)
+                        href = await self._put_item(writer, row, item, owner, contact, at,
+                                                    put_off)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     self._record_failure(row, at, error, report)
                     continue
                 if href is GONE:
                     self._record_deleted(row, item, at, report)
                     continue
-                self._record_written(row, item, href, at, report)
+                self._record_written(row, href, at, report, put_off)
         finally:
             await writers.close()
 
@@ -477,10 +481,11 @@ class Deliverer:
         owner: Owner,
         contact: Row[int, str, str | None] | None,
         at: datetime,
+        put_off: datetime | None,
     ) -> str | object:
         """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it."""
         zone_ = zone(owner.timezone)
-        shown = live_items.as_raised(item, row, at)
+        shown = live_items.as_raised(item, row, at, put_off)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
         calendar_item = ical.item_of(shown, zone_, name, phone)
         if item is None or item.href is None:
@@ -500,17 +505,17 @@ class Deliverer:
     def _record_written(
         self,
         row: FollowUpRow,
-        item: LiveItem | None,
         href: str | object,
         at: datetime,
         report: DeliveryReport,
+        put_off: datetime | None,
     ) -> None:
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
                        last_error=None,
                        reason=None if href else "in the feed"):  # fmt: skip
                 live_items.raised(session, row, href if isinstance(href, str) else None, at,
-                                  self.holds.late_by(row, at))  # fmt: skip
+                                  self.holds.late_by(row, at), put_off)  # fmt: skip
                 report.sent.append(row.key)
 
     def _record_deleted(

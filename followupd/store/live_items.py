@@ -53,13 +53,19 @@ def by_uid(session: Session, uids: Iterable[str]) -> dict[str, LiveItem]:
 
 
 def raised(
-    session: Session, row: FollowUpRow, href: str | None, at: datetime, late_by: int = 0
+    session: Session,
+    row: FollowUpRow,
+    href: str | None,
+    at: datetime,
+    late_by: int = 0,
+    put_off: datetime | None = None,
 ) -> LiveItem:
     """Record the calendar follow-up `row` delivered: its concern's item made, or moved to it.
 
     `late_by`: how many working days after its due time `row` went. When it
     went on the date the user put the item off to, the periods after it come
-    as much later (`LiveItem.repeat_offset`).
+    as much later (`LiveItem.repeat_offset`). `put_off`: the time a period
+    that waited for that rhythm is shown due at (`_raise`).
     """
     item = session.scalars(select(LiveItem).where(LiveItem.concern == row.concern)).first()
     if item is None:
@@ -67,14 +73,16 @@ def raised(
         session.add(item)
     if item.state != CalendarState.OPEN:
         item.repeat_offset = 0  # reopened: a new run of the concern, as the rule says
-    elif item.snoozed_until is not None and row.due_at < item.snoozed_until <= at:
-        item.repeat_offset = late_by
-    _raise(item, row, href, at)
+    elif item.repeat_offset == 0 and row.due_at < (item.snoozed_until or row.due_at) <= at:
+        item.repeat_offset = late_by  # raised on the date the user put it off to
+    _raise(item, row, href, at, put_off)
     session.flush()
     return item
 
 
-def as_raised(item: LiveItem | None, row: FollowUpRow, at: datetime) -> LiveItem:
+def as_raised(
+    item: LiveItem | None, row: FollowUpRow, at: datetime, put_off: datetime | None = None
+) -> LiveItem:
     """What `item` (None: none yet) becomes once `row` is delivered, for writing it; unsaved.
 
     An item closed before (its reason went, the user completed it) opens
@@ -86,7 +94,7 @@ def as_raised(item: LiveItem | None, row: FollowUpRow, at: datetime) -> LiveItem
         for column in LiveItem.__table__.columns:
             setattr(shown, column.key, getattr(item, column.key))
         shown.id = None  # type: ignore[assignment]  # a copy, never saved
-    _raise(shown, row, item.href if item is not None else None, at)
+    _raise(shown, row, item.href if item is not None else None, at, put_off)
     return shown
 
 
@@ -104,7 +112,12 @@ def _new(row: FollowUpRow, at: datetime) -> LiveItem:
     )
 
 
-def _raise(item: LiveItem, row: FollowUpRow, href: str | None, at: datetime) -> None:
+def _raise(
+    item: LiveItem, row: FollowUpRow, href: str | None, at: datetime, put_off: datetime | None
+) -> None:
+    """`item` showing `row`'s period; shown due at `put_off` when that is later (a period
+    that waited for the rhythm of a reminder the user put off is due when it comes, not
+    overdue on arrival)."""
     item.rule, item.step, item.followup_key = row.rule, row.step, row.key
     item.subject_key, item.mission_id = row.subject_key, row.mission_id
     item.contact_id, item.language = row.contact_id, row.language
@@ -115,6 +128,8 @@ def _raise(item: LiveItem, row: FollowUpRow, href: str | None, at: datetime) -> 
     item.state, item.by_user, item.reason, item.completed_at = CalendarState.OPEN, False, None, None
     if item.snoozed_until is not None and item.snoozed_until <= row.due_at:
         item.snoozed_until = None
+    if put_off is not None and put_off > row.due_at:
+        item.snoozed_until = max(put_off, item.snoozed_until or put_off)
     item.updated_at = at
 
 
@@ -280,8 +295,11 @@ def deleted_by_user(session: Session, item_id: int, at: datetime) -> None:
 
 
 def snoozed_by_user(item: LiveItem, until: datetime, at: datetime) -> None:
-    """The user moved `item` later in their app: no repeat of its concern before `until`."""
-    item.snoozed_until, item.updated_at = until, at
+    """The user moved `item` later in their app: no repeat of its concern before `until`.
+
+    Its rhythm is set again when it is raised on that date.
+    """
+    item.snoozed_until, item.repeat_offset, item.updated_at = until, 0, at
 
 
 def pending_of(

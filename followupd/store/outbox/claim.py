@@ -176,23 +176,26 @@ def supersede(session: Session, at: datetime) -> dict[str, str]:
 
     After a downtime, or on a first start, several periods of a repeating
     reminder may be due at once: the person gets the latest, once. Per
-    channel: a reminder by email and in the calendar keeps one of each.
-    Returns key -> reason for the rows superseded.
+    channel: a reminder by email and in the calendar keeps one of each. The
+    steps of one email thread (an invoice's nudges, a deposit's request and
+    nudge) are one concern here: a client gets the latest step, not two
+    emails in the same minute. Returns key -> reason for the rows superseded.
     """
     due = (FollowUp.state == FollowUpState.PENDING, FollowUp.due_at <= at)
+    concern = func.coalesce(FollowUp.thread_key, FollowUp.concern)
     piled = (
-        select(FollowUp.concern, FollowUp.channel)
+        select(concern, FollowUp.channel)
         .where(*due)
-        .group_by(FollowUp.concern, FollowUp.channel)
+        .group_by(concern, FollowUp.channel)
         .having(func.count() > 1)
     )
     latest: dict[tuple[str, Channel], tuple[datetime, str]] = {}
     keys: dict[tuple[str, Channel], list[str]] = {}
-    query = select(FollowUp.key, FollowUp.concern, FollowUp.channel, FollowUp.due_at).where(
-        *due, tuple_(FollowUp.concern, FollowUp.channel).in_(piled)
+    query = select(FollowUp.key, concern, FollowUp.channel, FollowUp.due_at).where(
+        *due, tuple_(concern, FollowUp.channel).in_(piled)
     )
-    for key, concern, channel, due_at in session.execute(query):
-        group = (concern, channel)
+    for key, what, channel, due_at in session.execute(query):
+        group = (what, channel)
         keys.setdefault(group, []).append(key)
         latest[group] = max(latest.get(group, (due_at, key)), (due_at, key))
     superseded: dict[str, str] = {}
