@@ -412,3 +412,49 @@ def test_a_reminder_put_off_in_the_calendar_comes_in_the_digest_of_the_users_dat
     assert carried.message_id == wednesday["Message-ID"]
     tick(cli, paris(24, 9, 30))
     assert len(recorder.messages) == 2, "said once"
+
+
+CLOSING = (
+    '[[missions]]\nkey = "bilan"\nclient = "acme"\ntitle = "Audit terminé"\n'
+    'contact = "jdupont"\nstart = 2026-10-01\nend = 2026-12-04\nstatus = "active"\n'
+    "contract_signed = 2026-09-20\n"
+)
+
+
+def test_a_reminder_by_email_and_in_the_calendar_is_one_line(
+    cli: RunCli, home: Path, database_url: URL, smtp: tuple[Recorder, int]
+) -> None:
+    recorder, port = smtp
+    set_up(cli, home, port, OWNER, ACME + CLOSING)
+    tick(cli, paris(7, 9))
+    (monday,) = to(recorder, CLAIRE_ADDRESS)
+    body = text(monday).lower()
+    assert body.count("planifier le bilan avec jeanne dupont") == 1, body
+    rows = outbox(database_url)
+    twins = [row for key, row in rows.items() if key.startswith("mission_closeout:bilan:bilan:")]
+    assert {row.channel for row in twins} == {"calendar", "email"}
+    assert all(row.state == "sent" for row in twins)
+
+
+def test_a_reminder_done_in_the_calendar_is_not_in_the_next_digest(
+    cli: RunCli, home: Path, database_url: URL, smtp: tuple[Recorder, int]
+) -> None:
+    """One email each on Monday; the digest from Tuesday on, looking back a week."""
+    recorder, port = smtp
+    set_up(cli, home, port, OWNER + 'reminders_by_email = "each"\n', ACME + missions(AUDIT, CRM))
+    tick(cli, paris(7, 9))
+    (monday,) = to(recorder, CLAIRE_ADDRESS)
+    assert AUDIT[1] in text(monday)
+    concern = outbox(database_url)[reminder(AUDIT, "07")].concern
+    store = Store.open(database_url, create=False)
+    try:
+        with store.session() as session:
+            done = live_items.of_concerns(session, [concern])[concern]
+            live_items.completed_by_user(done, paris(7, 15), paris(7, 18))
+    finally:
+        store.close()
+    config = home / "followupd.toml"
+    config.write_text(config.read_text("utf-8").replace('reminders_by_email = "each"\n', ""))
+    tick(cli, paris(8, 9))
+    (_, tuesday) = to(recorder, CLAIRE_ADDRESS)
+    assert titles_in(tuesday, CRM), "the audit's reminder was done in the calendar on Monday"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -22,7 +22,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.holds import Holds
 from followupd.domain import items
 from followupd.domain.business_calendar import zone
-from followupd.domain.states import Channel, FollowUpState
+from followupd.domain.states import CalendarState, Channel, FollowUpState
 from followupd.store import live_items
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
@@ -47,7 +47,9 @@ def make_digest(
     """The digest `row` stands for; None when nothing is left to say."""
     entry = settings.owner_for(row.owner)
     first = settings.owners[0].key
-    since = digests.last_sent(session, entry.key) or row.due_at - digests.FIRST_LOOK_BACK
+    # a first digest looks back a week, that week's first opening included
+    first_since = row.due_at - digests.FIRST_LOOK_BACK - timedelta(seconds=1)
+    since = digests.last_sent(session, entry.key) or first_since
     rows = digests.listed(session, entry.key, first, since, row.due_at)
     listed = {found.concern for found in rows}
     back = digests.back_from_snooze(session, entry.key, first, since, row.due_at)
@@ -56,21 +58,48 @@ def make_digest(
     concerns = [found.concern for found in rows]
     dismissed = live_items.dismissed_concerns(session, concerns)
     raised = live_items.last_raises(session, concerns)
+    done = _done(session, rows)
     kept: list[FollowUpRow] = []
     for found in rows:
         if found.concern in dismissed:
             if found.channel == Channel.EMAIL:
                 live_items.pending_of(session, found.concern, FollowUpState.DISMISSED,
                                       dismissed[found.concern], at)  # fmt: skip
+        elif _reminder(found) in done:
+            if found.channel == Channel.EMAIL:
+                digests.end_waiting(session, found.key, FollowUpState.CANCELLED,
+                                    done[_reminder(found)], at)  # fmt: skip
         elif not _waits(holds, raised.get(found.concern), found, at):
             kept.append(found)
     if not kept:
         return None
-    lines = _lines(session, kept)
+    once = {_reminder(found): found for found in reversed(kept)}  # by email and in the calendar
+    lines = _lines(session, sorted(once.values(), key=lambda found: (found.due_at, found.key)))
     day = row.due_at.astimezone(zone(entry.timezone)).date()
     subject, text, html = digest_message(templates_of(settings, entry), entry, day, lines)
     emails = [found.key for found in kept if found.channel == Channel.EMAIL]
     return Digest(subject, text, html, emails)
+
+
+Reminder = tuple[str, str, str]  # rule, subject, step: one reminder, by email and in the calendar
+
+
+def _reminder(row: FollowUpRow) -> Reminder:
+    return row.rule, row.subject_key, row.step
+
+
+def _done(session: Session, rows: Sequence[FollowUpRow]) -> dict[Reminder, str]:
+    """The reminders among `rows` whose calendar item is closed since: done in the calendar,
+    or their reason went. Reminder -> why."""
+    items = live_items.of_concerns(session, (found.concern for found in rows))
+    done: dict[Reminder, str] = {}
+    for found in rows:
+        item = items.get(found.concern)
+        if item is None or item.state == CalendarState.OPEN or item.retire is not None:
+            continue
+        if item.due_at >= found.due_at:  # closed while showing this period or a later one
+            done[_reminder(found)] = item.reason or f"{item.state} in your calendar"
+    return done
 
 
 def _waits(holds: Holds, last: live_items.LastRaise | None, row: FollowUpRow, at: datetime) -> bool:
