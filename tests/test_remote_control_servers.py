@@ -363,6 +363,14 @@ def items_count(store: Store) -> int:
         return int(session.scalar(select(func.count()).select_from(LiveItem)) or 0)
 
 
+def alarm_time(alarm: Component) -> datetime:
+    """When an alarm with an absolute trigger fires."""
+    trigger = alarm.get("TRIGGER")
+    value = getattr(trigger, "dt", None)
+    assert isinstance(value, datetime), f"not an absolute trigger: {trigger!r}"
+    return value
+
+
 def check_snoozed(store: Store, tmp_path: Path, dav: DavServer, stem: str) -> None:
     run = delivered(store, tmp_path, dav, MEETING if "-calendar-" in stem else DAILY)
     before, app_text = app_changes(run, stem)
@@ -371,7 +379,17 @@ def check_snoozed(store: Store, tmp_path: Path, dav: DavServer, stem: str) -> No
     until = action.until
     tick(store, run.settings, D0 + timedelta(minutes=30))
     assert run.live().snoozed_until == until
-    assert run.text()[0] == app_text, "the user's date is theirs: nothing written back"
+    # followupd's alarm moved to the user's date, once: the user's due and what the app added
+    # stay (its spent snoozes aside)
+    moved, _ = run.text()
+    (seen_moved,) = items_seen(moved, PARIS)
+    assert seen_moved.due == until, "the user's date is theirs"
+    own = [a for a in alarms(part_of(moved)) if f"UID:{ical.alarm_uid(run.live().uid)}" in block(a)]
+    assert [alarm_time(a) for a in own] == [until], "followupd's alarm rings on the user's date"
+    assert sequence_of(moved) == sequence_of(app_text) + 1
+    tick(store, run.settings, D0 + timedelta(minutes=40))
+    assert run.text()[0] == moved, "once"
+    app_text = moved
 
     ahead = periods(run, D0, 60)
     held = [(key, due) for key, due in ahead if due < until]

@@ -24,7 +24,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Unpack
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Row, select
 from sqlalchemy.orm import Session
@@ -118,6 +120,13 @@ def _still_ours(session: Session, row: FollowUpRow, worker: str, at: datetime) -
     flight at that instant can.
     """
     return claims.still_ours(session, row.id, worker, at, LEASE)
+
+
+def _with_alarm_at(
+    text: str, *, item: ical.CalendarItem, tz: ZoneInfo, until: datetime, before: datetime
+) -> tuple[bytes, bool]:
+    """A stored item rewritten with followupd's alarm at the user's date `until`."""
+    return ical.updated(text, item, tz, until, [before]), True
 
 
 def _finish(
@@ -256,17 +265,24 @@ class Deliverer:
             for item, why in self._dismissals_ended(session):
                 live_items.end_dismissal(session, item.id, why, at)
             closing = {item.id for item, _ in gone}
+            calendars = has_calendars(self.settings)
             unwritten = [
                 found
-                for found in (live_items.unwritten(session) if has_calendars(self.settings) else [])
+                for found in (live_items.unwritten(session) if calendars else [])
                 if found[0].id not in closing  # its reason went: no need to write it now
             ]
-        if not gone and not retiring and not unwritten:
+            moving = [
+                found
+                for found in (live_items.alarms_to_move(session) if calendars else [])
+                if found[0].id not in closing
+            ]
+        if not gone and not retiring and not unwritten and not moving:
             return
         writers = Writers(self.settings, self.calendar_writer)
         unreachable: set[str] = set()  # owners whose calendar failed in this pass
         try:
             await self._write_unwritten(writers, unwritten, unreachable, at)
+            await self._move_alarms(writers, moving, unreachable, at)
             for item, why in [*gone, *retiring]:
                 owner = self.settings.owner_for(item.owner)
                 if owner.key in unreachable:
@@ -324,6 +340,46 @@ class Deliverer:
                 continue
             with self.store.session() as session:
                 live_items.written_at(session, item.id, href, at)
+
+    async def _move_alarms(
+        self,
+        writers: Writers,
+        moving: list[live_items.FeedItem],
+        unreachable: set[str],
+        at: datetime,
+    ) -> None:
+        """Items the user put off: followupd's alarm moved to their date, once.
+
+        An app that moves a task's due leaves followupd's alarm at the old
+        time (todoman does): the phone would not ring on the day chosen.
+        The rewrite keeps the user's due as they wrote it, and all the app added.
+        """
+        for item, name, phone in moving:
+            owner = self.settings.owner_for(item.owner)
+            until, href = item.snoozed_until, item.href
+            if owner.key in unreachable or self.stopping or until is None or href is None:
+                continue
+            change = partial(
+                _with_alarm_at,
+                item=ical.item_of(item, zone(owner.timezone), name, phone),
+                tz=zone(owner.timezone),
+                until=until,
+                before=item.alarm_at or item.due_at,
+            )
+
+            try:
+                writer = await writers.writer(owner)
+                if writer is None:
+                    continue
+                outcome = await asyncio.to_thread(writer.update, href, change)
+            except DeliveryError as error:  # this owner's items wait; the others go on
+                log.warning("%s's calendar items not updated yet: %s", owner.key, error)
+                unreachable.add(owner.key)
+                continue
+            with self.store.session() as session:
+                if outcome == "gone":  # deleted meanwhile: the next sync dismisses it
+                    continue
+                live_items.alarm_moved(session, item.id, until, at)
 
     def _vanished(self, session: Session) -> list[tuple[LiveItem, str]]:
         """Open items whose rule says the reason of the period they show went: (item, why)."""

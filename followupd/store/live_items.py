@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, true, update
+from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from followupd.domain import identity
@@ -130,6 +130,7 @@ def _raise(
         item.snoozed_until = None
     if put_off is not None and put_off > row.due_at:
         item.snoozed_until = max(put_off, item.snoozed_until or put_off)
+    item.alarm_at = max(row.due_at, item.snoozed_until or row.due_at)  # as `ical.item_of` shows
     item.updated_at = at
 
 
@@ -221,6 +222,30 @@ def unwritten(session: Session) -> list[FeedItem]:
         .order_by(LiveItem.due_at, LiveItem.uid)
     )
     return [(item, name, phone) for item, name, phone in session.execute(query)]
+
+
+def alarms_to_move(session: Session) -> list[FeedItem]:
+    """Open items in a calendar that the user put off later than followupd's alarm fires."""
+    query = (
+        select(record(LiveItem, "item"), Contact.name, Contact.phone)
+        .outerjoin(Contact, LiveItem.contact_id == Contact.id)
+        .where(
+            LiveItem.href.is_not(None),
+            LiveItem.state == CalendarState.OPEN,
+            LiveItem.retire.is_(None),
+            LiveItem.snoozed_until > func.coalesce(LiveItem.alarm_at, LiveItem.due_at),
+        )
+    )
+    return [(item, name, phone) for item, name, phone in session.execute(query)]
+
+
+def alarm_moved(session: Session, item_id: int, to: datetime, at: datetime) -> None:
+    """followupd's alarm of item `item_id` fires at `to` now (the user's date)."""
+    session.execute(
+        update(LiveItem)
+        .where(LiveItem.id == item_id)
+        .values(alarm_at=to, sequence=LiveItem.sequence + 1, updated_at=at)
+    )
 
 
 def written_at(session: Session, item_id: int, href: str, at: datetime) -> None:
