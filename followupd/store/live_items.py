@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from followupd.domain import identity
@@ -196,14 +196,21 @@ def feed_items(session: Session, since: datetime, scope: Scope | None = None) ->
     With several owners, `scope` says whose. By due time, then UID. Light rows,
     compared by value: the feed is built again only when they change.
     """
+    return _with_contacts(
+        session,
+        scope.holds(LiveItem.owner) if scope is not None else true(),
+        LiveItem.retire.is_(None),
+        or_(LiveItem.state == CalendarState.OPEN, LiveItem.updated_at >= since),
+    )
+
+
+def _with_contacts(session: Session, *conditions: ColumnElement[bool]) -> list[FeedItem]:
+    """The items under `conditions` as light rows, with their contact's name and phone;
+    by due time, then UID."""
     query = (
         select(record(LiveItem, "item"), Contact.name, Contact.phone)
         .outerjoin(Contact, LiveItem.contact_id == Contact.id)
-        .where(
-            scope.holds(LiveItem.owner) if scope is not None else true(),
-            LiveItem.retire.is_(None),
-            or_(LiveItem.state == CalendarState.OPEN, LiveItem.updated_at >= since),
-        )
+        .where(*conditions)
         .order_by(LiveItem.due_at, LiveItem.uid)
     )
     return [(item, name, phone) for item, name, phone in session.execute(query)]
@@ -211,32 +218,23 @@ def feed_items(session: Session, since: datetime, scope: Scope | None = None) ->
 
 def unwritten(session: Session) -> list[FeedItem]:
     """Open items in no CalDAV calendar (made before the owner had one), with their contact."""
-    query = (
-        select(record(LiveItem, "item"), Contact.name, Contact.phone)
-        .outerjoin(Contact, LiveItem.contact_id == Contact.id)
-        .where(
-            LiveItem.href.is_(None),
-            LiveItem.state == CalendarState.OPEN,
-            LiveItem.retire.is_(None),
-        )
-        .order_by(LiveItem.due_at, LiveItem.uid)
+    return _with_contacts(
+        session,
+        LiveItem.href.is_(None),
+        LiveItem.state == CalendarState.OPEN,
+        LiveItem.retire.is_(None),
     )
-    return [(item, name, phone) for item, name, phone in session.execute(query)]
 
 
 def alarms_to_move(session: Session) -> list[FeedItem]:
     """Open items in a calendar that the user put off later than followupd's alarm fires."""
-    query = (
-        select(record(LiveItem, "item"), Contact.name, Contact.phone)
-        .outerjoin(Contact, LiveItem.contact_id == Contact.id)
-        .where(
-            LiveItem.href.is_not(None),
-            LiveItem.state == CalendarState.OPEN,
-            LiveItem.retire.is_(None),
-            LiveItem.snoozed_until > func.coalesce(LiveItem.alarm_at, LiveItem.due_at),
-        )
+    return _with_contacts(
+        session,
+        LiveItem.href.is_not(None),
+        LiveItem.state == CalendarState.OPEN,
+        LiveItem.retire.is_(None),
+        LiveItem.snoozed_until > func.coalesce(LiveItem.alarm_at, LiveItem.due_at),
     )
-    return [(item, name, phone) for item, name, phone in session.execute(query)]
 
 
 def alarm_moved(session: Session, item_id: int, to: datetime, at: datetime) -> None:
