@@ -382,6 +382,7 @@ def test_check_offline_reads_the_imap_password_and_never_prints_it(home: Path, c
     assert "imap password" in result.out and "readable" in result.out
     assert str(home / "imap.secret") in result.out.replace("\n", "")
     assert "'Clients'" in result.out and "'Envoyés'" in result.out
+    assert "imaps://imap.example.net/ TLS, user claire" in result.out
     assert "rules enabled" in result.out and "client_replied" in result.out
     assert SECRET_VALUE not in result.out + result.err
 

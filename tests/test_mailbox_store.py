@@ -29,6 +29,7 @@ from followupd.store.mailbox import (
     followups_by_message_id,
     forget_messages,
     record_messages,
+    recorded_by_message_id,
     recorded_messages,
     reset_folder,
     save_folder_state,
@@ -391,6 +392,20 @@ def test_followups_are_found_by_the_message_id_they_were_sent_as(store: Store) -
         "client",
         "a@b.example",
     )
+
+
+def test_messages_recorded_are_found_by_message_id_in_their_mailbox(store: Store) -> None:
+    sent = NewMessage(uid=5, message_id="<own@cabinet.example>", kind=MailKind.SENT)
+    (mine,) = record_in(store, SENT, 3, [sent])
+    record_in(store, "INBOX", 7, [reply(1, "theirs@client.example")])
+    record_in(store, SENT, 3, [replace(sent, uid=6)], owner="bob")
+    asked = ["own@cabinet.example", "<theirs@client.example>", "<nowhere@x>"]
+    with store.session() as session:
+        found = recorded_by_message_id(session, None, asked)
+        assert recorded_by_message_id(session, "claire", asked) == {}
+    assert sorted(found) == ["<theirs@client.example>", "own@cabinet.example"]
+    assert (found["own@cabinet.example"].id, found["own@cabinet.example"].kind) == (mine, "sent")
+    assert found["<theirs@client.example>"].message_id == "theirs@client.example", "as written"
 
 
 # -- housekeeping ---------------------------------------------------------------------------

@@ -230,11 +230,14 @@ def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
     return "; " + "; ".join(parts)
 
 
+IMAP_SECURITY = {"tls": "TLS", "starttls": "STARTTLS", "none": "without TLS"}
+
+
 def describe_mailbox(imap: ImapAccount) -> str:
     """An IMAP account as `check` shows it: where, how, whose, which folders; never a secret."""
     sent = repr(imap.sent_folder) if imap.sent_folder else "the \\Sent folder"
     return (
-        f"{imap.url} {imap.effective_security}, user {imap.username}, password "
+        f"{imap.url} {IMAP_SECURITY[imap.effective_security]}, user {imap.username}, password "
         f"{imap.password('imap').describe()}, reads {', '.join(map(repr, imap.folders))} "
         f"and {sent}"
     )

@@ -227,6 +227,31 @@ def recorded_messages(session: Session, ids: Sequence[int]) -> list[StoredMessag
     return sorted(found, key=lambda message: message.id)
 
 
+def recorded_by_message_id(
+    session: Session, owner: str | None, message_ids: Iterable[str]
+) -> dict[str, StoredMessage]:
+    """The messages of `owner`'s mailbox recorded with each of `message_ids`, as given.
+
+    What a reply answers when it is not a followupd message: one the owner
+    sent from their mail client, say. An id recorded nowhere is left out.
+    """
+    wanted: dict[str, set[str]] = {}
+    for given in message_ids:
+        bare = _bare_id(given)
+        if bare:
+            wanted.setdefault(f"<{bare}>", set()).add(given)
+            wanted.setdefault(bare, set()).add(given)
+    found: dict[str, StoredMessage] = {}
+    for chunk in chunked(sorted(wanted)):
+        query = select(record(MailMessage, "message")).where(
+            MailMessage.owner == _mailbox(owner), MailMessage.message_id.in_(chunk)
+        )
+        for (row,) in session.execute(query):
+            for given in wanted.get(row.message_id or "", ()):
+                found[given] = _stored(row)
+    return found
+
+
 def classify(
     session: Session, message: int, kind: MailKind, followup_key: str | None = None
 ) -> None:
