@@ -199,8 +199,10 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
     assert business.working_days == ("mon", "tue", "wed", "thu", "fri")
     assert business.weekday_numbers == frozenset({0, 1, 2, 3, 4})
 
+    assert settings.imap is None
     rules = settings.rules
-    assert all(options.enabled for _, options in rules)
+    # on by default only when a mailbox is read, and there is none
+    assert [name for name, options in rules if not options.enabled] == ["client_replied"]
     assert all(options.grace_days == 7 for _, options in rules)
     assert [name for name, _ in rules] == [
         "invoice_due",
@@ -213,6 +215,7 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
         "mission_closeout",
         "open_ended_mission",
         "new_year_greetings",
+        "client_replied",
     ]
     assert [(s.offset_days, s.audience) for s in rules.invoice_due.steps] == [
         (-3, "owner"),
@@ -239,6 +242,8 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
     assert (rules.open_ended_mission.max_months, rules.open_ended_mission.every_days) == (6, 90)
     greetings = rules.new_year_greetings
     assert (greetings.lookback_months, greetings.last_day) == (24, 31)
+    assert rules.client_replied.pause_working_days == 7
+    assert rules.status_update_due.is_status_update("Point d'avancement - semaine 49")
 
 
 def test_minimal_config_equals_the_example(tmp_path: Path) -> None:
@@ -312,13 +317,16 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
     (tmp_path / "templates").mkdir()  # the example's [templates] directory, next to the file
     urls = set()
     for variant in variants:
-        for header in ("[smtp]", "[caldav]", "[rules.invoice_due]", "[rules.new_year_greetings]"):
+        headers = ("[smtp]", "[caldav]", "[imap]", "[rules.invoice_due]", "[rules.client_replied]")
+        for header in headers:
             assert f"\n{header}" in variant
         settings = parse_settings(variant, tmp_path / "followupd.toml", env)
         assert settings.templates.directory == tmp_path / "templates"
         urls.add(settings.database.url)
-        # the values shown are the defaults
-        assert settings.rules == defaults.rules
+        # the values shown are the defaults; with [imap], client_replied is on
+        assert settings.rules.client_replied.enabled
+        on = defaults.rules.client_replied.model_copy(update={"enabled": True})
+        assert settings.rules == defaults.rules.model_copy(update={"client_replied": on})
         assert settings.business == defaults.business
         assert settings.feed == defaults.feed
         assert settings.owner.phone == "+33 6 00 00 00 00"
@@ -337,6 +345,15 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
         assert settings.database.password_file == Path(
             "/run/credentials/followupd.service/database"
         )
+        imap = settings.imap
+        assert imap is not None
+        assert (imap.url, imap.effective_security, imap.port) == (
+            "imaps://imap.example.net/",
+            "tls",
+            993,
+        )
+        assert imap.folders == ("INBOX",) and imap.sent_folder == "Sent"
+        assert imap.password_file == Path("/run/credentials/followupd.service/imap")
     assert urls == {
         defaults.database.url,
         "postgresql+psycopg://followupd@db.example.net/followupd",

@@ -632,6 +632,8 @@ CONFIG_VALUES = [
     *("host:99999", "09:00-18:00", "18:00-09:00", "00:00-24:00", "24:00-24:00", "9-18"),
     *("starttls", "tls", "none", "owner", "client", "heads-up", "Heads Up", "mon", "sun"),
     *("monday", "relative/dir", ".", "digest", "each", "off"),
+    *("imaps://imap.example.net/", "imap://127.0.0.1:1143/", "imap://[::1", "imaps://u:p@h/"),
+    *("INBOX", "inbox", "point d'(avancement", ".*", "compte[- ]rendu"),
 ]
 
 

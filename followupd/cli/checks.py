@@ -16,7 +16,7 @@ import aiosmtplib
 
 from followupd.channels.email.smtp import smtp_client
 from followupd.cli.template_check import check_templates
-from followupd.config.accounts import CaldavAccount
+from followupd.config.accounts import CaldavAccount, WithPassword
 from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
@@ -42,11 +42,15 @@ class Check:
 def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """What can be checked without the network: that every secret can be read."""
     checks = []
-    own_accounts = [(owner.caldav, f"owners.{owner.key}.caldav") for owner in settings.owners]
+    own_accounts: list[tuple[WithPassword | None, str]] = []
+    for owner in settings.owners:
+        own_accounts += [(owner.caldav, f"owners.{owner.key}.caldav"),
+                         (owner.imap, f"owners.{owner.key}.imap")]  # fmt: skip
     for section, name in (
         (settings.database, "database"),
         (settings.smtp, "smtp"),
         (settings.caldav, "caldav"),
+        (settings.imap, "imap"),
         *own_accounts,
     ):
         if section is None or not section.has_password:

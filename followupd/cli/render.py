@@ -15,9 +15,10 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from followupd.cli.checks import Check
+from followupd.config.accounts import ImapAccount
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
-from followupd.domain.owner_scope import caldav_of
+from followupd.domain.owner_scope import caldav_of, imap_of
 from followupd.domain.states import (
     UNSENT_STATES,
     Audience,
@@ -190,6 +191,13 @@ def print_settings(settings: Settings) -> None:
     else:
         reads = ", ".join(caldav.read_calendars) or "none"
         facts.add_row("caldav", f"{caldav.url}, reads {reads}, writes {caldav.write_calendar!r}")
+    imap = settings.imap if settings.several_owners else imap_of(settings, settings.owners[0])
+    if imap is not None:
+        facts.add_row("imap", describe_mailbox(imap))
+    elif any(owner.imap for owner in settings.owners):
+        facts.add_row("imap", "no shared mailbox; the owners' own are read")
+    else:
+        facts.add_row("imap", "none: no mailbox is read")
     facts.add_row("feed", f"http://{settings.feed.listen}/feed/<token>.ics")
     business = settings.business
     facts.add_row("send window", f"{business.send_window} on {', '.join(business.working_days)}")
@@ -213,11 +221,26 @@ def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
     if caldav is not None:
         reads = ", ".join(caldav.read_calendars) or "none"
         parts.append(f"calendars on {caldav.url}: reads {reads}, writes {caldav.write_calendar!r}")
+    if owner.imap is not None:
+        parts.append(f"mailbox {describe_mailbox(owner.imap)}")
     if owner.templates is not None:
         parts.append(f"templates in {owner.templates}")
     if owner.rule_overrides:
         parts.append(f"own options for {', '.join(sorted(owner.rule_overrides))}")
     return "; " + "; ".join(parts)
+
+
+IMAP_SECURITY = {"tls": "TLS", "starttls": "STARTTLS", "none": "without TLS"}
+
+
+def describe_mailbox(imap: ImapAccount) -> str:
+    """An IMAP account as `check` shows it: where, how, whose, which folders; never a secret."""
+    sent = repr(imap.sent_folder) if imap.sent_folder else "the \\Sent folder"
+    return (
+        f"{imap.url} {IMAP_SECURITY[imap.effective_security]}, user {imap.username}, password "
+        f"{imap.password('imap').describe()}, reads {', '.join(map(repr, imap.folders))} "
+        f"and {sent}"
+    )
 
 
 def _recipient(item: Intent | FollowUpRow, settings: Settings) -> str:

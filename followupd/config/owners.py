@@ -4,9 +4,10 @@ The single ``[owner]`` table is one consultant. ``[[owners]]`` lists several,
 each with a unique `key` that missions name (``owner = "bob"``), the same
 fields as ``[owner]``, and what may differ from one consultant to the next:
 a templates directory, rule options (``[owners.rules.NAME]``, merged over
-``[rules.NAME]`` key by key), calendars, an own CalDAV account and the feed
-token file. Defaults that depend on other sections (the token file, the write
-calendar) are filled in by `Settings` (followupd.config.settings).
+``[rules.NAME]`` key by key), calendars, an own CalDAV account, the feed
+token file, and a mailbox of their own (``[owners.imap]``). Defaults that
+depend on other sections (the token file, the write calendar) are filled in
+by `Settings` (followupd.config.settings).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from followupd.config.accounts import CaldavAccount
+from followupd.config.accounts import CaldavAccount, ImapAccount
 from followupd.config.rule_options import RulesConfig
 from followupd.config.types import (
     Country,
@@ -57,6 +58,7 @@ class OwnerEntry(Owner):
     read_calendars: tuple[SingleLine, ...] = ()
     write_calendar: SingleLine | None = None
     caldav: CaldavAccount | None = None
+    imap: ImapAccount | None = None  # their own mailbox: read for them alone
     feed_token_file: StatePath | None = None
 
     @classmethod

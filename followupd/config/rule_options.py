@@ -6,6 +6,9 @@ file's schema: the config is validated before any rule runs.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, field_validator
@@ -80,8 +83,48 @@ class ClientNotInformedOptions(RuleOptions):
     every_working_days: StrictInt = Field(2, ge=1, le=60)
 
 
+# the subjects of status updates the owner sends from their mail client; accents are
+# optional (a subject is also matched with its accents taken off), case does not matter
+STATUS_UPDATE_SUBJECTS = (
+    r"point d['’ ]\s*(?:avancement|[eé]tape)|compte[- ]rendu|status update|progress report"
+)
+
+
 class StatusUpdateDueOptions(RuleOptions):
     every_days: StrictInt = Field(14, ge=1, le=365, description="default cadence of a mission")
+    subject_pattern: str = Field(
+        STATUS_UPDATE_SUBJECTS,
+        description="a sent message whose subject matches it is a status update",
+    )
+
+    @field_validator("subject_pattern")
+    @classmethod
+    def _a_regular_expression(cls, pattern: str) -> str:
+        try:
+            compiled = _subjects(pattern)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        if compiled.search(""):
+            raise ValueError(
+                "matches an empty subject: every message sent would count as a status update"
+            )
+        return pattern
+
+    def is_status_update(self, subject: str) -> bool:
+        """Whether `subject` matches `subject_pattern`: anywhere, whatever the case and accents."""
+        compiled = _subjects(self.subject_pattern)
+        subject = unicodedata.normalize("NFC", subject)
+        return bool(compiled.search(subject) or compiled.search(_without_accents(subject)))
+
+
+@lru_cache(maxsize=32)
+def _subjects(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _without_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
 
 
 class CheckpointMeetingOptions(RuleOptions):
@@ -105,6 +148,19 @@ class NewYearGreetingsOptions(RuleOptions):
     )
 
 
+class ClientRepliedOptions(RuleOptions):
+    """A client answered a nudge: their other nudges of that subject wait, the owner is told.
+
+    Off unless some owner reads a mailbox (``[imap]`` or ``[owners.imap]``):
+    `Settings` turns it on then, unless ``enabled`` is written.
+    """
+
+    enabled: StrictBool = False
+    pause_working_days: StrictInt = Field(
+        7, ge=0, le=60, description="how long the remaining client nudges wait after a reply"
+    )
+
+
 class RulesConfig(StrictModel):
     """``[rules]``: one table per rule; a name not listed here is a config error."""
 
@@ -118,3 +174,4 @@ class RulesConfig(StrictModel):
     mission_closeout: MissionCloseoutOptions = MissionCloseoutOptions()
     open_ended_mission: OpenEndedMissionOptions = OpenEndedMissionOptions()
     new_year_greetings: NewYearGreetingsOptions = NewYearGreetingsOptions()
+    client_replied: ClientRepliedOptions = ClientRepliedOptions()

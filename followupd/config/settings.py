@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from followupd.config.accounts import ImapAccount
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.rule_options import RulesConfig
 from followupd.config.sections import (
@@ -40,6 +41,7 @@ class Settings(StrictModel):
     database: Database = Database()
     smtp: Smtp | None = None
     caldav: Caldav | None = None
+    imap: ImapAccount | None = None
     feed: FeedSection = FeedSection()
     service: ServiceSection = ServiceSection()
     business: Business = Business()
@@ -59,6 +61,28 @@ class Settings(StrictModel):
             if "owners" in data:
                 data["owner"] = BOTH_FORMS if "owner" in data else None
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_replied_with_a_mailbox(cls, data: Any) -> Any:
+        """``[rules.client_replied]`` is on by default only where a mailbox is read.
+
+        Some owner reads one when there is ``[imap]`` or an ``[owners.imap]``;
+        an ``enabled`` written in the file is kept as written.
+        """
+        if not isinstance(data, dict):
+            return data
+        owners = data.get("owners")
+        own = isinstance(owners, list) and any(
+            isinstance(owner, dict) and "imap" in owner for owner in owners
+        )
+        rules = data.get("rules", {})
+        if not ("imap" in data or own) or not isinstance(rules, dict):
+            return data
+        options = rules.get("client_replied", {})
+        if not isinstance(options, dict) or "enabled" in options:
+            return data
+        return {**data, "rules": {**rules, "client_replied": {**options, "enabled": True}}}
 
     @field_validator("owner_table", mode="before")
     @classmethod
@@ -97,9 +121,11 @@ class Settings(StrictModel):
         return self
 
     def owner_problems(self) -> list[tuple[KeyPath, str]]:
-        """What no single table shows: a key, token file or read calendar used twice."""
+        """What no single table shows: a key, token file, read calendar or mailbox used twice."""
         problems: list[tuple[KeyPath, str]] = []
         taken: dict[tuple[str, object], int] = {}
+        if self.imap is not None:  # [imap] is read already, for no owner in particular
+            taken[("imap", self.imap.account)] = -1
         for number, entry in enumerate(self._owners if self.owner_tables else ()):
             account = entry.caldav or self.caldav
             if entry.read_calendars and account is None:
@@ -112,10 +138,13 @@ class Settings(StrictModel):
             ]
             claims += [("read_calendars", (server, name), f"calendar {name!r} is read")
                        for name in entry.read_calendars]  # fmt: skip
+            if entry.imap is not None:
+                claims.append(("imap", entry.imap.account, f"mailbox {entry.imap.account} is read"))
             for field, value, what in claims:
                 earlier = taken.setdefault((field, value), number)
                 if earlier != number:
-                    message = f"{what} by owners[{earlier}] already: each owner needs their own"
+                    by = "[imap]" if earlier < 0 else f"owners[{earlier}]"
+                    message = f"{what} by {by} already: each owner needs their own"
                     problems.append((("owners", number, field), message))
         return problems
 

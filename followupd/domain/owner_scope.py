@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_, true
 
-from followupd.config.accounts import CaldavAccount
+from followupd.config.accounts import CaldavAccount, ImapAccount
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.sections import Caldav
 from followupd.config.settings import Settings
@@ -123,3 +123,34 @@ def calendar_sources(settings: Settings) -> list[tuple[CaldavAccount, list[Synce
 def has_calendars(settings: Settings) -> bool:
     """Whether any owner has a CalDAV account: else there is nothing to sync or write."""
     return settings.caldav is not None or any(owner.caldav for owner in settings.owners)
+
+
+def imap_of(settings: Settings, entry: OwnerEntry) -> ImapAccount | None:
+    """The mailbox where an owner's mail is read: their own, else ``[imap]``; None: no mailbox.
+
+    With several owners, ``[imap]`` is a shared mailbox, read for whoever the
+    follow-up or contact of a message belongs to; an owner with
+    ``[owners.imap]`` has theirs read for them.
+    """
+    return entry.imap or settings.imap
+
+
+def mailbox_sources(settings: Settings) -> list[tuple[ImapAccount, str | None]]:
+    """Each mailbox to read, once, with the key of the owner it is kept for.
+
+    None stands for ``[imap]``: the single owner's mailbox, or the one several
+    owners share; otherwise the key of the owner whose ``[owners.imap]`` it is.
+    """
+    if not settings.several_owners:
+        account = imap_of(settings, settings.owners[0])
+        return [] if account is None else [(account, None)]
+    found: list[tuple[ImapAccount, str | None]] = []
+    if settings.imap is not None:
+        found.append((settings.imap, None))
+    found += [(owner.imap, owner.key) for owner in settings.owners if owner.imap is not None]
+    return found
+
+
+def has_mailboxes(settings: Settings) -> bool:
+    """Whether any mailbox is read: else there are no replies, bounces or sent messages."""
+    return bool(mailbox_sources(settings))

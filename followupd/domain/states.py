@@ -110,3 +110,13 @@ class CalendarObjectKind(StrEnum):
     TASK = "task"  # tasks (VTODO): those of followupd tell what the user did with them
     OTHER = "other"  # nothing followupd reads
     SKIPPED = "skipped"  # could not be read: its problem says why
+
+
+class MailKind(StrEnum):
+    """What the mailbox sync made of a message it read (its headers only)."""
+
+    REPLY = "reply"  # from a client: a contact's address, or answering a followupd message
+    SENT = "sent"  # from the owner to a contact, in the sent folder
+    BOUNCE = "bounce"  # a delivery status notification (RFC 3464) of a followupd message
+    AUTOMATIC = "automatic"  # an auto-reply or out-of-office (RFC 3834): no one answered
+    OTHER = "other"  # nothing followupd acts on

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Enum,
     ForeignKey,
@@ -33,6 +34,7 @@ from followupd.domain.states import (
     CalendarState,
     Channel,
     FollowUpState,
+    MailKind,
     MissionStatus,
     Severity,
     TouchpointKind,
@@ -234,7 +236,8 @@ class FollowUp(Base):
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None]
-    message_id: Mapped[str | None] = mapped_column(String(400))
+    # what a reply names in In-Reply-To or References, and a bounce in its report
+    message_id: Mapped[str | None] = mapped_column(String(400), index=True)
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -355,3 +358,71 @@ class CalendarMeeting(Base):
     summary: Mapped[str] = mapped_column(Text)
     attendees: Mapped[str] = mapped_column(Text)  # email addresses, lower case, one a line
     named: Mapped[str] = mapped_column(Text)  # mission keys in brackets in the title, one a line
+
+
+class MailFolder(Base):
+    """Where the sync of one folder of a mailbox stopped, as mbsync keeps it.
+
+    Within one UIDVALIDITY, UIDs only grow: a pass fetches the headers of
+    the UIDs above `last_uid`. A new UIDVALIDITY (the server renumbered the
+    folder) starts the folder over; the messages recorded stay, so that none
+    is recorded twice (see `MailMessage`).
+
+    `owner` is the key of the owner whose own mailbox (``[owners.imap]``) it
+    is, or "" for ``[imap]`` (the single owner's, or the one owners share):
+    not NULL as elsewhere, because SQL tells NULLs apart in a unique
+    constraint, on both engines, and the folder must be unique per mailbox.
+    """
+
+    __tablename__ = "mail_folders"
+    __table_args__ = (UniqueConstraint("owner", "folder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    # the account it was read from (user@host:port): another one starts the folder over
+    account: Mapped[str] = mapped_column(String(400))
+    folder: Mapped[str] = mapped_column(String(400))  # as the server names it, decoded
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)  # 32 bits, unsigned
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)  # the highest UID read
+    highest_modseq: Mapped[int | None] = mapped_column(BigInteger)  # CONDSTORE: 63 bits
+    updated_at: Mapped[datetime]
+
+
+class MailMessage(Base):
+    """A message read in a mailbox: its header facts only, and what the sync made of it.
+
+    Never a body. A message is recorded once per mailbox (`owner`), whatever
+    folder or UIDVALIDITY it is seen in again: its `fingerprint` is a digest
+    of its Message-ID, or, for a message without one, of its date, sender,
+    recipients and subject, and it is unique per mailbox. `recipients` and
+    `answers` (the Message-IDs of In-Reply-To and References) are one a line.
+    """
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", MailKind), name="kind"),
+        UniqueConstraint(
+            "owner", "folder", "uidvalidity", "uid", name="uq_mail_messages_folder_uid"
+        ),
+        UniqueConstraint("owner", "fingerprint", name="uq_mail_messages_fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner: Mapped[str] = mapped_column(String(40), default="", server_default="")  # as MailFolder
+    folder: Mapped[str] = mapped_column(String(400))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    date: Mapped[datetime | None]
+    sender: Mapped[str | None] = mapped_column(Text)
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str | None] = mapped_column(Text)
+    answers: Mapped[str] = mapped_column(Text, default="")
+    automatic: Mapped[bool] = mapped_column(default=False)  # an auto-reply (RFC 3834)
+    report: Mapped[bool] = mapped_column(default=False)  # a delivery report (RFC 3464)
+    kind: Mapped[MailKind] = mapped_column(_words(MailKind, 12), default=MailKind.OTHER)
+    # the follow-up it answers or bounces, by key (the follow-up may be deleted before it)
+    followup_key: Mapped[str | None] = mapped_column(String(400), index=True)
+    problem: Mapped[str | None] = mapped_column(Text)  # what could not be read of it
+    created_at: Mapped[datetime] = mapped_column(index=True)  # housekeeping deletes by it

@@ -1,8 +1,9 @@
 """The outbox as the daemon keeps and shows it: tidying, the next delivery, counts.
 
-Leases expired are handed back and finished follow-ups deleted after the
-retention; the deliver job is armed for the soonest row deliverable; /healthz,
-/metrics and the systemd status line count rows by state.
+Leases expired are handed back, and finished follow-ups and the messages
+read in the mailbox deleted after the retention; the deliver job is armed for
+the soonest row deliverable; /healthz, /metrics and the systemd status line
+count rows by state.
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import FINISHED_STATES, FollowUpState
+from followupd.store.mailbox import forget_messages
 from followupd.store.models import FollowUp
 from followupd.store.outbox.claim import hand_back
 
 
 def tidy(session: Session, at: datetime, retention: timedelta) -> None:
-    """Hand back the claims whose lease expired; delete what finished over `retention` ago."""
+    """Hand back the claims whose lease expired; delete what finished over `retention` ago.
+
+    The mailbox's messages recorded over `retention` ago go too: their
+    follow-ups are gone or finished, and nothing reads them after that.
+    """
     hand_back(session, at, FollowUp.lease_expires_at < at)
     session.execute(
         delete(FollowUp).where(
             FollowUp.state.in_(FINISHED_STATES), FollowUp.updated_at < at - retention
         )
     )
+    forget_messages(session, at - retention)
 
 
 def next_deliverable(session: Session) -> datetime | None:
