@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
+from email.errors import MessageError
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
@@ -63,6 +64,9 @@ MAX_ADDRESS = 254  # RFC 5321's limit on a forward path, less its brackets
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACES = re.compile(r"\s+")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+# what RFC 2047 decoding leaves of an encoded word it could not read: the word itself
+# (cut short), bytes not in its charset (U+FFFD, or lone surrogates for unknown ones)
+_UNDECODED = re.compile(r"=\?|[\ufffd\ud800-\udfff]")
 _BRACKETED_ID = re.compile(r"<([^<>]*)>")
 # an address email-validator refuses but mail software writes: a host with no dot
 # (MAILER-DAEMON@mx1), a special-use domain (.local), kept if plainly local@domain
@@ -73,8 +77,15 @@ _REPORT_TYPE = re.compile(r"""report-type\s*=\s*"?\s*([A-Za-z0-9._-]+)""", re.IG
 # write From: MAILER-DAEMON@host; Exchange and Hotmail write postmaster@host
 _DAEMON = re.compile(r"(?<![A-Za-z0-9.-])mailer-daemon(?![A-Za-z0-9-])", re.IGNORECASE)
 _POSTMASTER = re.compile(r"(?<![A-Za-z0-9.-])postmaster@", re.IGNORECASE)
-# what a field read by the email package may raise, beyond its own defects
-_READ_ERRORS = (ValueError, TypeError, IndexError, LookupError, AttributeError, RecursionError)
+# what a field read by the email package may raise, beyond the defects it records
+_READ_ERRORS = (
+    MessageError,  # HeaderParseError
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,8 @@ def _subject(text: str, problems: list[str]) -> str:
     text = text[:MAX_SUBJECT_FIELD]
     try:
         decoded = str(policy.default.header_factory("subject", text))
+        if "=?" in text and _UNDECODED.search(decoded):
+            problems.append("Subject: broken encoded words, kept as written")
     except _READ_ERRORS:
         problems.append("Subject: unreadable encoded words, kept as written")
         decoded = text
