@@ -118,7 +118,7 @@ def message_facts(header: bytes) -> MessageFacts:
     if from_text is not None:
         senders = _addresses(from_text, "From", problems)
         sender = senders[0] if senders else None
-        if sender is None:
+        if sender is None and not any(problem.startswith("From:") for problem in problems):
             problems.append("From: no address")
     recipients: list[str] = []
     for name in ("to", "cc"):
@@ -289,12 +289,12 @@ def _is_automatic(fields: dict[str, list[str]]) -> bool:
       vacation responder, Dovecot's and Cyrus's (Fastmail's) Sieve vacation ("auto-
       replied (vacation)"), Zimbra; "auto-generated" from Exchange's out-of-office and
       mailbox rules and from bounces; "auto-notified" from Sieve notify (RFC 5436).
-    - X-Autoreply (Gmail's vacation responder writes "yes", cPanel and Zimbra too) and
-      X-Autorespond (vacation programs): present at all.
+    - X-Autoreply (Gmail's vacation responder writes "yes", as other autoresponders
+      do) and X-Autorespond (vacation programs): present at all.
     - Precedence (RFC 3834 section 3.1.8, historic): "auto_reply"; "bulk" and "junk"
       too, as on Gmail's and Dovecot's vacation replies and on mass mailings. Not
       "list": a mailing list relays what a person wrote.
-    - Exchange's out-of-office (older versions write no Auto-Submitted) carries both
+    - Exchange's out-of-office, where it has no Auto-Submitted, carries both
       X-MS-Exchange-Inbox-Rules-Loop (set when a mailbox rule redirects, forwards or
       auto-replies) and X-Auto-Response-Suppress (All or OOF). Neither says it alone:
       X-Auto-Response-Suppress asks the recipient's server not to auto-reply, and
