@@ -70,6 +70,8 @@ class NewMessage:
     problem: str | None = None
     kind: MailKind = MailKind.OTHER
     followup_key: str | None = None  # the follow-up it answers or bounces
+    delivery_status: str | None = None  # a bounce's DSN Status, as "5.1.1"
+    diagnostic: str | None = None  # a bounce's Diagnostic-Code, one line
 
     @property
     def fingerprint(self) -> str:
@@ -104,6 +106,8 @@ class NewMessage:
             "report": self.report,
             "kind": self.kind,
             "followup_key": self.followup_key,
+            "delivery_status": _line(self.delivery_status)[:16] if self.delivery_status else None,
+            "diagnostic": _clean(self.diagnostic) if self.diagnostic else None,
             "problem": "; ".join(problems) or None,
         }
 
@@ -127,6 +131,8 @@ class StoredMessage:
     report: bool
     kind: MailKind
     followup_key: str | None
+    delivery_status: str | None
+    diagnostic: str | None
     problem: str | None
     created_at: datetime
 
@@ -326,6 +332,8 @@ def _stored(row: MailMessage) -> StoredMessage:
         report=row.report,
         kind=row.kind,
         followup_key=row.followup_key,
+        delivery_status=row.delivery_status,
+        diagnostic=row.diagnostic,
         problem=row.problem,
         created_at=row.created_at,
     )

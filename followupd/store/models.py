@@ -424,5 +424,8 @@ class MailMessage(Base):
     kind: Mapped[MailKind] = mapped_column(_words(MailKind, 12), default=MailKind.OTHER)
     # the follow-up it answers or bounces, by key (the follow-up may be deleted before it)
     followup_key: Mapped[str | None] = mapped_column(String(400), index=True)
+    # a bounce's: the DSN's Status (RFC 3463, "5.1.1") and Diagnostic-Code, one line
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    diagnostic: Mapped[str | None] = mapped_column(Text)
     problem: Mapped[str | None] = mapped_column(Text)  # what could not be read of it
     created_at: Mapped[datetime] = mapped_column(index=True)  # housekeeping deletes by it

@@ -56,6 +56,8 @@ def upgrade() -> None:
         sa.Column("report", sa.Boolean(), nullable=False),
         sa.Column("kind", sa.String(length=12), nullable=False),
         sa.Column("followup_key", sa.String(length=400), nullable=True),
+        sa.Column("delivery_status", sa.String(length=16), nullable=True),
+        sa.Column("diagnostic", sa.Text(), nullable=True),
         sa.Column("problem", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(f"kind IN ({MAIL_KINDS})", name=op.f("ck_mail_messages_kind")),
