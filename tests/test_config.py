@@ -15,7 +15,7 @@ from followupd.config.discovery import config_candidates, find_config, state_dir
 from followupd.config.load import load_settings, parse_settings
 from followupd.config.rule_options import RulesConfig, Step
 from followupd.config.sections import Business, Caldav
-from followupd.config.settings import Settings
+from followupd.config.settings import MAILBOX_RULES, Settings
 from followupd.errors import EX_CONFIG, ConfigError, Problem
 from tests.conftest import RunCli
 
@@ -202,7 +202,7 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
     assert settings.imap is None
     rules = settings.rules
     # on by default only when a mailbox is read, and there is none
-    assert [name for name, options in rules if not options.enabled] == ["client_replied"]
+    assert [name for name, options in rules if not options.enabled] == list(MAILBOX_RULES)
     assert all(options.grace_days == 7 for _, options in rules)
     assert [name for name, _ in rules] == [
         "invoice_due",
@@ -216,6 +216,7 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
         "open_ended_mission",
         "new_year_greetings",
         "client_replied",
+        "email_bounced",
     ]
     assert [(s.offset_days, s.audience) for s in rules.invoice_due.steps] == [
         (-3, "owner"),
@@ -317,16 +318,20 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
     (tmp_path / "templates").mkdir()  # the example's [templates] directory, next to the file
     urls = set()
     for variant in variants:
-        headers = ("[smtp]", "[caldav]", "[imap]", "[rules.invoice_due]", "[rules.client_replied]")
+        headers = ("[smtp]", "[caldav]", "[imap]", "[rules.invoice_due]",
+                   "[rules.client_replied]", "[rules.email_bounced]")  # fmt: skip
         for header in headers:
             assert f"\n{header}" in variant
         settings = parse_settings(variant, tmp_path / "followupd.toml", env)
         assert settings.templates.directory == tmp_path / "templates"
         urls.add(settings.database.url)
-        # the values shown are the defaults; with [imap], client_replied is on
-        assert settings.rules.client_replied.enabled
-        on = defaults.rules.client_replied.model_copy(update={"enabled": True})
-        assert settings.rules == defaults.rules.model_copy(update={"client_replied": on})
+        # the values shown are the defaults; with [imap], the mailbox's rules are on
+        assert settings.rules.client_replied.enabled and settings.rules.email_bounced.enabled
+        on = {
+            name: getattr(defaults.rules, name).model_copy(update={"enabled": True})
+            for name in MAILBOX_RULES
+        }
+        assert settings.rules == defaults.rules.model_copy(update=on)
         assert settings.business == defaults.business
         assert settings.feed == defaults.feed
         assert settings.owner.phone == "+33 6 00 00 00 00"

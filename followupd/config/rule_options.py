@@ -161,6 +161,16 @@ class ClientRepliedOptions(RuleOptions):
     )
 
 
+class EmailBouncedOptions(RuleOptions):
+    """An email of followupd bounced: the owner is asked to fix the contact's address.
+
+    Off unless some owner reads a mailbox, as `ClientRepliedOptions`: only a
+    mailbox tells bounces.
+    """
+
+    enabled: StrictBool = False
+
+
 class RulesConfig(StrictModel):
     """``[rules]``: one table per rule; a name not listed here is a config error."""
 
@@ -175,3 +185,4 @@ class RulesConfig(StrictModel):
     open_ended_mission: OpenEndedMissionOptions = OpenEndedMissionOptions()
     new_year_greetings: NewYearGreetingsOptions = NewYearGreetingsOptions()
     client_replied: ClientRepliedOptions = ClientRepliedOptions()
+    email_bounced: EmailBouncedOptions = EmailBouncedOptions()

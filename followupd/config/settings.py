@@ -30,6 +30,8 @@ from followupd.config.toml_positions import KeyPath
 from followupd.config.types import StrictModel
 
 BOTH_FORMS = object()  # stands for [owner] when [[owners]] is there too
+# the rules that act on what a mailbox tells (replies, bounces): off without one
+MAILBOX_RULES = ("client_replied", "email_bounced")
 
 
 class Settings(StrictModel):
@@ -64,8 +66,8 @@ class Settings(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _client_replied_with_a_mailbox(cls, data: Any) -> Any:
-        """``[rules.client_replied]`` is on by default only where a mailbox is read.
+    def _mailbox_rules_with_a_mailbox(cls, data: Any) -> Any:
+        """`MAILBOX_RULES` are on by default only where a mailbox is read.
 
         Some owner reads one when there is ``[imap]`` or an ``[owners.imap]``;
         an ``enabled`` written in the file is kept as written.
@@ -79,10 +81,12 @@ class Settings(StrictModel):
         rules = data.get("rules", {})
         if not ("imap" in data or own) or not isinstance(rules, dict):
             return data
-        options = rules.get("client_replied", {})
-        if not isinstance(options, dict) or "enabled" in options:
-            return data
-        return {**data, "rules": {**rules, "client_replied": {**options, "enabled": True}}}
+        turned_on = dict(rules)
+        for name in MAILBOX_RULES:
+            options = rules.get(name, {})
+            if isinstance(options, dict) and "enabled" not in options:
+                turned_on[name] = {**options, "enabled": True}
+        return {**data, "rules": turned_on}
 
     @field_validator("owner_table", mode="before")
     @classmethod

@@ -10,9 +10,11 @@ on the next claim, with the same Message-ID, so a client shows it once.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
-outside the send window or during the mission's pause is held back until
-they end. Transient failures are retried with exponential backoff and jitter
-up to a bound, then the row is `dead`; permanent ones make it `failed` at once.
+outside the send window, during the mission's pause or during the wait a
+client's reply to a nudge of its subject started, is held back until they
+end (after a reply, its grace runs from the end of the wait). Transient
+failures are retried with exponential backoff and jitter up to a bound,
+then the row is `dead`; permanent ones make it `failed` at once.
 """
 
 from __future__ import annotations
@@ -400,8 +402,14 @@ class Deliverer:
         ready: list[FollowUpRow] = []
         with self.store.session() as session:
             by_rule: dict[str, list[FollowUpRow]] = {}
+            places = self.holds.places(session, rows)
+            replies = self.holds.replies(session, rows, at)
             for row in rows:
-                if row.expires_at is not None and at > row.expires_at:
+                place = places.get(row.mission_id) if row.mission_id else None
+                pause = replies.get((row.rule, row.subject_key))
+                if (after := self.holds.after_reply(row, at, place, pause)) is not None:
+                    self._hold_after_reply(session, row, at, after, report)
+                elif row.expires_at is not None and at > row.expires_at:
                     tz = zone(self.settings.owner_for(row.owner).timezone)
                     ended = row.expires_at.astimezone(tz)
                     reason = f"missed: its grace ended {ended:%Y-%m-%d %H:%M}"
@@ -419,7 +427,6 @@ class Deliverer:
             concerns = [row.concern for row in waiting]
             dismissed = live_items.dismissed_concerns(session, concerns)
             raised = live_items.last_raises(session, concerns)
-            places = self.holds.places(session, rows)
             for group in by_rule.values():
                 for row in group:
                     if row.key in gone:
@@ -460,6 +467,27 @@ class Deliverer:
                         continue
                     ready.append(row)
         return ready
+
+    def _hold_after_reply(
+        self,
+        session: Session,
+        row: FollowUpRow,
+        at: datetime,
+        after: tuple[datetime, str],
+        report: DeliveryReport,
+    ) -> None:
+        """Hold a client email back until the wait its client's reply started ends.
+
+        Its grace runs again from then: the client's answer, not followupd
+        being down, is why it waits, and it must not end up expired for it.
+        """
+        until, why = after
+        expires = row.expires_at
+        if expires is not None:
+            expires = max(expires, until + (expires - row.due_at))
+        _finish(session, row, self.worker, at, state=FollowUpState.PENDING, reason=why,
+                next_attempt_at=until, attempts=row.attempts - 1, expires_at=expires)  # fmt: skip
+        report.held[row.key] = why
 
     def _not_by_email(self, row: FollowUpRow) -> str | None:
         """Why an owner's reminder by email (or digest) must not go, as the owner chose."""

@@ -1,6 +1,7 @@
-"""When a follow-up must wait: a client email for the end of its mission's pause or for
-the send window; the owner's digest for the owner's send window; the next period of a
-reminder for the date the owner put it off to, and for its rhythm after a late raise.
+"""When a follow-up must wait: a client email for the end of its mission's pause, of the
+wait a client's reply to a nudge of its subject started, or for the send window; the
+owner's digest for the owner's send window; the next period of a reminder for the date
+the owner put it off to, and for its rhythm after a late raise.
 
 Both are read again at delivery, from the store, so a pause set or a client
 moved to another time zone after the email was recorded still counts. A
@@ -10,7 +11,7 @@ client without a time zone or country of its own has its mission owner's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
-from followupd.domain.states import Audience
+from followupd.domain.states import Audience, Channel
+from followupd.rules.replies import MONEY_RULES, ReplyPause, reply_pauses
 from followupd.store.chunks import chunked
 from followupd.store.live_items import LastRaise
 from followupd.store.models import Client, Mission
@@ -59,6 +61,42 @@ class Holds:
             )
             places.update({row.id: row for row in session.execute(query)})
         return places
+
+    def replies(
+        self, session: Session, rows: Sequence[FollowUpRow], at: datetime
+    ) -> dict[tuple[str, str], ReplyPause]:
+        """For the client emails of the money rules: the waits their client's replies started."""
+        subjects = {
+            (row.rule, row.subject_key)
+            for row in rows
+            if row.audience == Audience.CLIENT
+            and row.channel == Channel.EMAIL
+            and row.rule in MONEY_RULES
+        }
+        if not subjects:
+            return {}
+        since = at - timedelta(days=1)  # the wait's last day, in any zone
+        return reply_pauses(session, self.settings, self.calendar, since=since, subjects=subjects)
+
+    def after_reply(
+        self, row: FollowUpRow, at: datetime, place: Place | None, pause: ReplyPause | None
+    ) -> tuple[datetime, str] | None:
+        """When a client email held back by the client's reply goes, and why it waits.
+
+        At the opening of the send window, in the client's zone, on the day
+        the wait ends. An email whose grace had ended before the reply came
+        is not held: it was missed already.
+        """
+        if pause is None or row.audience != Audience.CLIENT:
+            return None
+        if row.expires_at is not None and pause.replied_at > row.expires_at:
+            return None
+        owner = self.settings.owner_for(row.owner)
+        tz = zone((place.timezone if place else None) or owner.timezone)
+        countries = ((place.country if place else None) or owner.country,)
+        if at.astimezone(tz).date() >= pause.until:
+            return None
+        return self.calendar.due_at(pause.until, 0, tz, countries), pause.reason
 
     def repeat(self, last: LastRaise, row: FollowUpRow) -> tuple[datetime, str] | None:
         """When a later period of a concern the user put off must wait, and why.

@@ -34,6 +34,7 @@ from followupd.config.rule_options import DepositDueOptions
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
+from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import deposit_thread, emails_sent
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -74,6 +75,13 @@ class DepositDue(Rule[DepositDueOptions]):
         earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
         contact = aliased(Contact)
+        replied = reply_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            since=evaluation.start - timedelta(days=1),
+            rule=self.name,
+        )
         query = (
             select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
@@ -84,6 +92,7 @@ class DepositDue(Rule[DepositDueOptions]):
                 Mission.deposit_paid.is_(None),
                 Mission.status.in_(OPEN_STATUSES),
                 or_(
+                    Mission.key.in_(sorted(subject for _, subject in replied)),
                     ANCHOR.between(earliest, latest),
                     and_(
                         Mission.paused_until.is_not(None),
@@ -117,6 +126,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     mission,
                     client,
                     who,
+                    replied.get((self.name, mission.key)),
                 )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:

@@ -20,6 +20,7 @@ from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
+from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
@@ -42,6 +43,13 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
         contact = aliased(Contact)
+        replied = reply_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            since=evaluation.start - timedelta(days=1),
+            rule=self.name,
+        )
         query = (
             select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
             .join(Mission, Invoice.mission_id == Mission.id)
@@ -51,6 +59,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 evaluation.owns(Mission.owner),
                 Invoice.paid.is_(None),
                 or_(
+                    Invoice.number.in_(sorted(subject for _, subject in replied)),
                     Invoice.due.between(earliest, latest),
                     and_(
                         Mission.paused_until.is_not(None),
@@ -84,6 +93,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     mission,
                     client,
                     who,
+                    replied.get((self.name, invoice.number)),
                 )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:

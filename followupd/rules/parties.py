@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from followupd.config.owners import Owner
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import Audience, Channel, MissionStatus
+from followupd.rules.replies import ReplyPause
 from followupd.store.models import Client, Contact, Mission
 
 
@@ -72,14 +73,17 @@ class Route(NamedTuple):
 
 def route_money_step(
     owner: Owner, audience: Audience, key: str, step: str, nominal: date, mission: Mission,
-    client: Client, contact: Contact | None,
+    client: Client, contact: Contact | None, replied: ReplyPause | None = None,
 ) -> Route:  # fmt: skip
     """Route a step of a money rule (invoice, deposit).
 
     An owner step is a calendar task. A client step is an email to the
-    mission's contact, delayed by the mission's pause; it becomes a call task
-    for the owner (key suffix ``:call``) while the mission is disputed, since
-    money talk in writing hardens a dispute, or when the contact has no email.
+    mission's contact, delayed by the mission's pause, and, when it falls
+    between the client's reply to a nudge of its subject and the end of the
+    wait that reply started (`replied`), moved to that end; it becomes a call
+    task for the owner (key suffix ``:call``) while the mission is disputed,
+    since money talk in writing hardens a dispute, or when the contact has no
+    email.
     """
     if audience == Audience.OWNER:
         return Route(to_owner(owner, client.country), key, step, nominal)
@@ -87,6 +91,8 @@ def route_money_step(
         return Route(to_owner(owner, client.country), f"{key}:call", "call", nominal)
     party = to_client(owner, contact.email, contact.language, client.language,
                       client.timezone, client.country)  # fmt: skip
+    if replied is not None and replied.replied_on <= nominal < replied.until:
+        nominal = replied.until
     if mission.paused_until is not None:
         nominal = max(nominal, mission.paused_until)
     return Route(party, key, step, nominal)

@@ -16,8 +16,10 @@ from followupd.config.rule_options import RuleOptions, RulesConfig
 from followupd.rules.base import Rule
 from followupd.rules.checkpoint_meeting import CheckpointMeeting
 from followupd.rules.client_not_informed import ClientNotInformed
+from followupd.rules.client_replied import ClientReplied
 from followupd.rules.contract_missing import ContractMissing
 from followupd.rules.deposit_due import DepositDue
+from followupd.rules.email_bounced import EmailBounced
 from followupd.rules.escalate_by_phone import EscalateByPhone
 from followupd.rules.invoice_due import InvoiceDue
 from followupd.rules.mission_closeout import MissionCloseout
@@ -38,6 +40,8 @@ SHIPPED: tuple[RuleClass, ...] = (
     MissionCloseout,
     OpenEndedMission,
     NewYearGreetings,
+    ClientReplied,
+    EmailBounced,
 )  # fmt: skip
 
 

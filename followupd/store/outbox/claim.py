@@ -30,6 +30,7 @@ class Outcome(TypedDict, total=False):
     last_error: str | None
     attempts: int
     next_attempt_at: datetime
+    expires_at: datetime | None  # a grace that runs from the end of a hold
     sent_at: datetime
     message_id: str | None
     subject: str  # made at sending: a digest's
