@@ -104,6 +104,13 @@ class _Lookups:
     owned: dict[str | None, dict[str, StoredMessage]]  # by mailbox: messages recorded there
     people: Correspondents
     owner_addresses: dict[str | None, frozenset[str]]  # by mailbox: the addresses of its owners
+    sent_folders: Collection[tuple[str | None, str]]
+
+    def owners_message(self, message: StoredMessage) -> bool:
+        """Whether `message` is one the owner sent: in a sent folder, from their address."""
+        mine = self.owner_addresses.get(message.owner, frozenset())
+        in_sent = (message.owner, message.folder) in self.sent_folders
+        return message.kind == MailKind.SENT or (in_sent and (message.sender or "") in mine)
 
 
 def act_on_mail(
@@ -122,7 +129,7 @@ def act_on_mail(
     acted = [m for m in messages if not m.automatic and m.kind != MailKind.AUTOMATIC]
     if not acted:
         return actions
-    lookups = _look_up(session, settings, acted)
+    lookups = _look_up(session, settings, acted, sent_folders)
     subjects: set[tuple[str, str]] = set()
     for message in acted:
         done = MailActions()  # this message's: counted once it is all done
@@ -153,7 +160,12 @@ def act_on_mail(
     return actions
 
 
-def _look_up(session: Session, settings: Settings, messages: Sequence[StoredMessage]) -> _Lookups:
+def _look_up(
+    session: Session,
+    settings: Settings,
+    messages: Sequence[StoredMessage],
+    sent_folders: Collection[tuple[str | None, str]],
+) -> _Lookups:
     ids = {given for m in messages for given in (*m.answers, m.message_id) if given}
     followups = followups_by_message_id(session, ids)
     owned: dict[str | None, dict[str, StoredMessage]] = {}
@@ -174,6 +186,7 @@ def _look_up(session: Session, settings: Settings, messages: Sequence[StoredMess
         owned,
         correspondents(session, settings, addresses, missions, contacts),
         owner_addresses,
+        sent_folders,
     )
 
 
@@ -206,7 +219,7 @@ def _reply(
         found
         for given in message.answers
         if (found := lookups.owned.get(message.owner, {}).get(given)) is not None
-        and found.kind == MailKind.SENT
+        and lookups.owners_message(found)
     ]
     people = lookups.people.people([sender])
     if not people and answered is None and not owned:
@@ -214,7 +227,8 @@ def _reply(
     if not people and owned:  # answering the owner: the people the owner wrote to
         people = lookups.people.people(a for sent in owned for a in sent.recipients)
     classify(session, message.id, MailKind.REPLY, answered.key if answered else None)
-    actions.replies.append(message.id)
+    if message.kind != MailKind.REPLY:  # else acted on already
+        actions.replies.append(message.id)
     pairs: Sequence[tuple[Concerned, Person | None]] = _pairs_of_followup(
         lookups.people, answered, people
     ) or lookups.people.missions_of(people, message.subject or "", message.owner)
@@ -248,7 +262,8 @@ def _sent(
     if not people:
         return
     classify(session, message.id, MailKind.SENT)
-    actions.sent.append(message.id)
+    if message.kind != MailKind.SENT:  # else acted on already
+        actions.sent.append(message.id)
     subject = message.subject or ""
     when = _instant(message, at)
     pairs = lookups.people.missions_of(people, subject, message.owner)
