@@ -22,10 +22,15 @@ from followupd.domain.identity import touchpoint_key
 from followupd.domain.states import FollowUpState, MailKind, TouchpointKind
 from followupd.engine.evaluation import evaluate, plan
 from followupd.rules.registry import enabled_rules
-from followupd.sources.imap import meaning
 from followupd.sources.imap.meaning import MailActions, act_on_mail
 from followupd.store.db import Store
-from followupd.store.mailbox import NewMessage, StoredMessage, record_messages, recorded_messages
+from followupd.store.mailbox import (
+    NewMessage,
+    StoredMessage,
+    classify,
+    record_messages,
+    recorded_messages,
+)
 from followupd.store.models import Contact, MailMessage, Touchpoint
 from tests.rulekit import ACME, imported, outbox, owner_settings, paris
 
@@ -357,14 +362,13 @@ def test_a_message_that_fails_is_rolled_back_alone(
     at = paris(2026, 12, 3, 10, 5)
     messages = recorded(loaded, "INBOX", at, reply(), reply(date=paris(2026, 12, 3, 11, 0)))
     first = messages[0].id
-    classify = meaning.classify
 
     def failing(session: object, message: int, *args: object) -> None:
         classify(session, message, *args)  # type: ignore[arg-type]
         if message == first:
             raise ValueError("the store refused it")
 
-    monkeypatch.setattr(meaning, "classify", failing)
+    monkeypatch.setattr("followupd.sources.imap.meaning.classify", failing)
     actions = act(loaded, settings, messages, at)
     assert actions.failed == {first: "ValueError: the store refused it"}
     assert actions.replies == [messages[1].id] and len(actions.touchpoints) == 1

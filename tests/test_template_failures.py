@@ -402,3 +402,23 @@ def test_check_offline_renders_the_digest(
     french.parent.mkdir(parents=True)
     french.write_text("{% block subject %}{{ count }} rappels{% endblock %}", encoding="utf-8")
     assert f"template {french}" not in " ".join(checked(cli, tmp_path, monkeypatch).out.split())
+
+
+def test_check_offline_renders_the_tasks_a_mailbox_makes(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`client_replied` and `email_bounced` have samples too, though the demo reads no mail."""
+    mine = tmp_path / "mine"
+    replied = mine / "fr" / "client_replied" / "default.j2"
+    replied.parent.mkdir(parents=True)
+    replied.write_text("{% block subject %}{{ reply.sendr }}{% endblock %}", "utf-8")
+    bounced = mine / "en" / "email_bounced" / "default.j2"
+    bounced.parent.mkdir(parents=True)
+    bounced.write_text("{% block subject %}{{ bounce.address.nope }}{% endblock %}", "utf-8")
+    result = checked(cli, tmp_path, monkeypatch)
+    assert result.code == 78, result
+    shown = " ".join(result.out.split())
+    assert f"template {replied} FAILED line 1: " in shown
+    assert "(rendering client_replied read-and-answer in fr)" in shown
+    assert f"template {bounced} FAILED line 1: " in shown
+    assert "(rendering email_bounced fix-address in en)" in shown

@@ -13,7 +13,8 @@ one). Each is rendered
 in each language with each owner's templates; every user template it
 reaches that fails is listed once, with its file and line. The owner's daily
 digest is rendered too, with a few sample reminders (a call, two reminders of
-one mission, one of no mission). A user file no
+one mission, one of no mission), and a client's reply to a nudge and a
+bounce of it, as a mailbox sync records them. A user file no
 sample reaches (a file that templates include, a step no rule has) is
 compiled, so that its syntax errors show too.
 """
@@ -23,13 +24,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateSyntaxError
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from followupd.channels.email.digest import (
     DIGEST_STEP,
@@ -40,11 +43,12 @@ from followupd.channels.email.digest import (
 )
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.states import Audience, Channel, FollowUpState, MailKind
 from followupd.rules.base import Evaluation
 from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.store.models import Base
+from followupd.store.models import Base, Contact, FollowUp, Invoice, MailMessage, Mission
 from followupd.templates.loader import LOCALES, LazySubject, TemplateProblem, Templates
 
 SAMPLE_DATA = Path(__file__).parents[1] / "resources" / "demo.toml"
@@ -57,6 +61,7 @@ SAMPLE_END = datetime(2028, 1, 1, tzinfo=UTC)
 BLOCKS = ("subject", "text")  # what a follow-up renders
 DIGEST_BLOCKS = ("subject", "text", "html")
 DIGEST_DAY = date(2026, 12, 7)  # a Monday: the digest day of the sample reminders
+MAIL_SAMPLES_AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # a nudge, a reply and a bounce
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ def _samples(settings: Settings) -> list[Sample]:
             Base.metadata.create_all(store.engine)
             import_files(store, [SAMPLE_DATA], ZoneInfo(settings.owner.timezone), owners)
             with store.session() as session:
+                _record_mail(session)
+            with store.session() as session:
                 evaluation = Evaluation(
                     session, settings, calendar, Templates(), SAMPLE_START, SAMPLE_END
                 )
@@ -161,6 +168,39 @@ def _samples(settings: Settings) -> list[Sample]:
             store.close()
     every = [variant for sample in found.values() for variant in _after_earlier_emails(sample)]
     return [*every, _digest_sample(settings)]
+
+
+def _record_mail(session: Session) -> None:
+    """A client's reply to a nudge of the demo, and a bounce of it, as a mailbox sync records
+    them: the samples of the rules a mailbox feeds (`client_replied`, `email_bounced`)."""
+    query = (
+        select(Invoice.number, Mission.id, Mission.owner, Contact.id, Contact.email)
+        .join(Mission, Invoice.mission_id == Mission.id)
+        .join(Contact, Mission.contact_id == Contact.id)
+        .where(Contact.email.is_not(None))
+        .order_by(Invoice.number)
+        .limit(1)
+    )
+    found = session.execute(query).first()
+    if found is None:
+        return
+    number, mission, owner, contact, email = found
+    key = f"invoice_due:{number}:nudge-1"
+    session.add(FollowUp(
+        key=key, rule="invoice_due", step="nudge-1", subject_key=number, concern=key,
+        mission_id=mission, contact_id=contact, audience=Audience.CLIENT, owner=owner,
+        channel=Channel.EMAIL, recipient=email, language="fr", subject=f"Facture {number}",
+        due_at=MAIL_SAMPLES_AT, state=FollowUpState.SENT, sent_at=MAIL_SAMPLES_AT,
+        created_at=MAIL_SAMPLES_AT, updated_at=MAIL_SAMPLES_AT,
+    ))  # fmt: skip
+    later = MAIL_SAMPLES_AT + timedelta(days=1)
+    for uid, kind in enumerate((MailKind.REPLY, MailKind.BOUNCE), 1):
+        session.add(MailMessage(
+            folder="INBOX", uidvalidity=1, uid=uid, fingerprint=f"sample-{kind}", date=later,
+            sender=email, recipients="", subject=f"Re: Facture {number}", answers="",
+            kind=kind, followup_key=key, delivery_status="5.1.1",
+            diagnostic=f"550 5.1.1 <{email}>: user unknown", created_at=later,
+        ))  # fmt: skip
 
 
 def _after_earlier_emails(sample: Sample) -> list[Sample]:
