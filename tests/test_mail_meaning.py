@@ -320,8 +320,8 @@ def test_a_bounce_fails_its_followup_once_and_asks_the_owner_to_fix_the_address(
     at = paris(2026, 12, 1, 9, 5)
     bounce = NewMessage(
         next(UIDS), "<dsn-1@mx.example>", paris(2026, 12, 1, 9, 2), "mailer-daemon@mx.example",
-        (OWNER,), "Undelivered Mail Returned to Sender", report=True, kind=MailKind.BOUNCE,
-        followup_key=NUDGE_1, delivery_status="5.1.1",
+        (OWNER,), "Undelivered Mail Returned to Sender", report=True, automatic=True,
+        kind=MailKind.BOUNCE, followup_key=NUDGE_1, delivery_status="5.1.1",
         diagnostic=f"550 5.1.1 <{JEANNE}>: user unknown",
     )  # fmt: skip
     (message,) = recorded(loaded, "INBOX", at, bounce)

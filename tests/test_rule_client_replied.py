@@ -161,8 +161,8 @@ def test_the_bounce_task_in_english(store: Store, tmp_path: Path) -> None:
     at = paris(2026, 12, 1, 9, 5)
     bounce = NewMessage(
         90, "<dsn@mx.example>", at, "mailer-daemon@mx.example", (OWNER,), "Undelivered",
-        kind=MailKind.BOUNCE, followup_key=NUDGE_1, delivery_status="5.1.1",
-        diagnostic="550 user unknown",
+        report=True, automatic=True, kind=MailKind.BOUNCE, followup_key=NUDGE_1,
+        delivery_status="5.1.1", diagnostic="550 user unknown",
     )  # fmt: skip
     act(loaded, settings, recorded(loaded, "INBOX", at, bounce), at)
     a_pass(loaded, settings, at)

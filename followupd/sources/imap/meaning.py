@@ -126,7 +126,8 @@ def act_on_mail(
     mailbox is the key of the owner it is kept for, or None for ``[imap]``.
     """
     actions = MailActions()
-    acted = [m for m in messages if not m.automatic and m.kind != MailKind.AUTOMATIC]
+    # a bounce is written by a machine too (`automatic`), but it is acted on
+    acted = [m for m in messages if m.kind == MailKind.BOUNCE or not _automatic(m)]
     if not acted:
         return actions
     lookups = _look_up(session, settings, acted, sent_folders)
@@ -333,6 +334,11 @@ def _touch(
         made += session.execute(statement, list(chunk)).scalars().all()
     actions.touchpoints += sorted(made)
     return sorted(made)
+
+
+def _automatic(message: StoredMessage) -> bool:
+    """An auto-reply, an out-of-office, a report: no one answered or wrote."""
+    return message.automatic or message.kind == MailKind.AUTOMATIC
 
 
 def _instant(message: StoredMessage, at: datetime) -> datetime:
