@@ -415,3 +415,11 @@ def contact_id(store: Store) -> int:
         found = session.scalar(select(Contact.id).where(Contact.key == "jdupont"))
     assert found is not None
     return found
+
+
+def test_what_was_done_in_one_line() -> None:
+    actions = MailActions(replies=[1], touchpoints=["a", "b"], bounced={"k": "bounced"})
+    assert actions.summary() == (
+        "1 reply, 0 messages sent to contacts, 2 touchpoints, 0 status updates, 1 bounce, "
+        "0 subjects paused, 0 messages failed"
+    )

@@ -95,6 +95,22 @@ class MailActions:
     def changed(self) -> bool:
         return bool(self.replies or self.sent or self.touchpoints or self.bounced)
 
+    def summary(self) -> str:
+        """One line for the command line and the log: how many of each."""
+        return ", ".join((
+            _counted(len(self.replies), "reply", "replies"),
+            _counted(len(self.sent), "message", "messages") + " sent to contacts",
+            _counted(len(self.touchpoints), "touchpoint", "touchpoints"),
+            _counted(len(self.status_updates), "status update", "status updates"),
+            _counted(len(self.bounced), "bounce", "bounces"),
+            _counted(len(self.paused), "subject", "subjects") + " paused",
+            _counted(len(self.failed), "message", "messages") + " failed",
+        ))  # fmt: skip
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
 
 @dataclass(frozen=True)
 class _Lookups:
@@ -224,6 +240,9 @@ def _reply(
     ]
     people = lookups.people.people([sender])
     if not people and answered is None and not owned:
+        log.debug("mailbox %s, folder %s, UID %s: no reply: %s", message.owner or "[imap]",
+                  message.folder, message.uid,
+                  f"{sender} is no contact's" if sender else "no sender")  # fmt: skip
         return None
     if not people and owned:  # answering the owner: the people the owner wrote to
         people = lookups.people.people(a for sent in owned for a in sent.recipients)
