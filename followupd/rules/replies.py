@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import ClientRepliedOptions
@@ -120,7 +120,7 @@ def reply_pauses(
     else:
         for chunk in chunked(sorted(set(subjects))):
             pairs = tuple_(FollowUp.rule, FollowUp.subject_key).in_(chunk)
-            rows += session.execute(answered.where(and_(pairs)))
+            rows += session.execute(answered.where(pairs))
     latest: dict[tuple[str, str], tuple[datetime, str | None]] = {}
     for found in rows:
         replied = came_at(found.date, found.created_at)
