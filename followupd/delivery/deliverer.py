@@ -423,19 +423,13 @@ class Deliverer:
                         continue
                     last = raised.get(row.concern)
                     waits = self.holds.repeat(last, row) if last is not None else None
-                    if waits is not None and waits[0] > at:
+                    if waits is None or waits[0] <= at:  # its rhythm lets it go: other holds?
+                        place = places.get(row.mission_id) if row.mission_id else None
+                        waits = self.holds.until(row, at, place)
+                    if waits is not None:
                         until, why = waits
                         _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                                 reason=why, next_attempt_at=until,
-                                attempts=row.attempts - 1)  # fmt: skip
-                        report.held[row.key] = why
-                        continue
-                    place = places.get(row.mission_id) if row.mission_id else None
-                    later = self.holds.until(row, at, place)
-                    if later is not None:
-                        when, why = later
-                        _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
-                                reason=why, next_attempt_at=when,
                                 attempts=row.attempts - 1)  # fmt: skip
                         report.held[row.key] = why
                         continue
