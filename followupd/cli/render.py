@@ -39,6 +39,7 @@ from followupd.store.queries import MissionRow
 if TYPE_CHECKING:  # importing it would load the CalDAV client stack
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.caldav.sync import SyncReport
+    from followupd.sources.imap.sync import MailSyncReport
 
 
 def console() -> Console:
@@ -402,6 +403,18 @@ def print_sync_report(report: SyncReport) -> None:
         out.print(f"note: {notice}", markup=False, highlight=False)
     for url, reason in report.skipped:
         out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+
+
+def print_mail_report(report: MailSyncReport) -> None:
+    """What a mailbox sync read, folder by folder (what it could not read: `mail_problems`)."""
+    out = console()
+    table = _table("mailbox", "folder", "for", "sync", "read", "new")
+    for folder in report.folders:
+        table.add_row(folder.mailbox, folder.folder, folder.role, folder.mode,
+                      str(folder.seen), str(folder.recorded))  # fmt: skip
+    out.print(table)
+    for notice in report.notices:
+        out.print(f"note: {notice}", markup=False, highlight=False)
 
 
 def user_actions(did: ReadBack) -> str:

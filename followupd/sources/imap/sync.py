@@ -148,47 +148,11 @@ class _MailboxPass:
     report: MailSyncReport
 
     def run(self) -> None:
-        condstore = self._enable_condstore()
-        listed = self.client.list_folders()
-        folders = _selectable(listed)
-        wanted = [(name, INBOX) for name in self.account.folders]
-        sent = self._sent_folder(listed, folders)
-        if sent is not None:
-            wanted.append((sent, SENT))
-            self.report.sent_folders.append((self.owner, sent))
-        for name, role in wanted:
-            if name != "INBOX" and name not in folders:
-                self.report.fail(
-                    f"mailbox {self.account.account}: folder {name!r} not found on the server"
-                )
-                continue
+        condstore = enable_condstore(self.client)
+        for name, role in folders_to_read(self.client, self.account, self.report):
+            if role == SENT:
+                self.report.sent_folders.append((self.owner, name))
             self._folder(name, role, condstore)
-
-    def _enable_condstore(self) -> bool:
-        """Whether HIGHESTMODSEQ comes with EXAMINE: CONDSTORE enabled (RFC 7162 3.1)."""
-        if not (self.client.has_capability("CONDSTORE") and self.client.has_capability("ENABLE")):
-            return False
-        return b"CONDSTORE" in [bytes(item).upper() for item in self.client.enable("CONDSTORE")]
-
-    def _sent_folder(self, listed: Sequence[Any], folders: set[str]) -> str | None:
-        """The account's `sent_folder`, else the one marked \\Sent, else "Sent"; None: none."""
-        if self.account.sent_folder is not None:
-            return self.account.sent_folder
-        marked = _marked_sent(listed)
-        if marked is None and self.client.has_capability("SPECIAL-USE"):
-            marked = _marked_sent(_list_special_use(self.client))
-        if marked is None and self.client.has_capability("XLIST"):
-            marked = _marked_sent(self.client.xlist_folders())
-        if marked is None and "Sent" in folders:
-            marked = "Sent"
-        if marked is None:
-            self.report.note(
-                f"mailbox {self.account.account}: no sent folder (none marked \\Sent, no "
-                "'Sent'): set sent_folder to read what you send"
-            )
-        elif marked in self.account.folders:
-            return None  # read once, as listed in folders
-        return marked
 
     def _folder(self, folder: str, role: str, condstore: bool) -> None:
         """One folder; a failure other than the connection's stops this folder only."""
@@ -292,6 +256,63 @@ class _MailboxPass:
             self.report.skip(f"{folder} UID {uid}: {why}")
 
         return skip
+
+
+def enable_condstore(client: IMAPClient) -> bool:
+    """Whether HIGHESTMODSEQ comes with EXAMINE: CONDSTORE enabled (RFC 7162 3.1)."""
+    if not (client.has_capability("CONDSTORE") and client.has_capability("ENABLE")):
+        return False
+    return b"CONDSTORE" in [bytes(item).upper() for item in client.enable("CONDSTORE")]
+
+
+def folders_to_read(
+    client: IMAPClient, account: ImapAccount, report: MailSyncReport
+) -> list[tuple[str, str]]:
+    """The folders of `account` to read, each with its role (inbox or sent), as listed.
+
+    A folder named in the config that the server does not have is in
+    `report.failed`; no sent folder found is a notice.
+    """
+    listed = client.list_folders()
+    folders = _selectable(listed)
+    wanted = [(name, INBOX) for name in account.folders]
+    sent = _sent_folder(client, account, listed, folders, report)
+    if sent is not None:
+        wanted.append((sent, SENT))
+    found = []
+    for name, role in wanted:
+        if name != "INBOX" and name not in folders:
+            report.fail(f"mailbox {account.account}: folder {name!r} not found on the server")
+        else:
+            found.append((name, role))
+    return found
+
+
+def _sent_folder(
+    client: IMAPClient,
+    account: ImapAccount,
+    listed: Sequence[Any],
+    folders: set[str],
+    report: MailSyncReport,
+) -> str | None:
+    """The account's `sent_folder`, else the one marked \\Sent, else "Sent"; None: none."""
+    if account.sent_folder is not None:
+        return account.sent_folder
+    marked = _marked_sent(listed)
+    if marked is None and client.has_capability("SPECIAL-USE"):
+        marked = _marked_sent(_list_special_use(client))
+    if marked is None and client.has_capability("XLIST"):
+        marked = _marked_sent(client.xlist_folders())
+    if marked is None and "Sent" in folders:
+        marked = "Sent"
+    if marked is None:
+        report.note(
+            f"mailbox {account.account}: no sent folder (none marked \\Sent, no "
+            "'Sent'): set sent_folder to read what you send"
+        )
+    elif marked in account.folders:
+        return None  # read once, as listed in folders
+    return marked
 
 
 def _nothing_new(
