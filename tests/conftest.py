@@ -97,11 +97,10 @@ def pytest_runtest_makereport(
     """A failed test that used an IMAP server shows the tail of that server's log."""
     report = yield
     funcargs = getattr(item, "funcargs", {})
-    for name in ("imap_server", "cyrus_server", "imap_server_any"):
-        server = funcargs.get(name)
-        if report.failed and isinstance(server, ImapServer):
-            kind = "Cyrus" if isinstance(server, CyrusServer) else "Dovecot"
-            report.sections.append((f"{kind}'s log, last lines", server.log_tail()))
+    servers = {id(server): server for server in funcargs.values() if isinstance(server, ImapServer)}
+    for server in servers.values() if report.failed else ():
+        kind = "Cyrus" if isinstance(server, CyrusServer) else "Dovecot"
+        report.sections.append((f"{kind}'s log, last lines", server.log_tail()))
     return report
 
 

@@ -193,13 +193,13 @@ class _PasswordCheck:
 
     @staticmethod
     def _answer(connection: socket.socket) -> None:
-        stream = connection.makefile("rb")
-        fields: list[bytes] = []
-        for _ in range(4):  # user, password, service, realm
-            (length,) = struct.unpack("!H", stream.read(2))
-            fields.append(stream.read(length))
-            if len(fields[-1]) != length:
-                raise ValueError("saslauthd request cut short")
+        with connection.makefile("rb") as stream:
+            fields: list[bytes] = []
+            for _ in range(4):  # user, password, service, realm
+                (length,) = struct.unpack("!H", stream.read(2))
+                fields.append(stream.read(length))
+                if len(fields[-1]) != length:
+                    raise ValueError("saslauthd request cut short")
         answer = b"OK" if fields[1] == PASSWORD.encode() else b"NO wrong password"
         connection.sendall(struct.pack("!H", len(answer)) + answer)
 
@@ -310,9 +310,10 @@ def _tail(path: Path, lines: int) -> str:
 
 def _imapd_conf(workdir: Path, run_as: _RunAs, port: int) -> str:
     """Cyrus 3.6's imapd.conf, complete: no include, nothing read from /etc."""
-    folders = "|".join(encode_folder_name(name).decode("ascii") for name in SPECIAL_USE)
-    special = "".join(
-        f"xlist-{use.lstrip(chr(92)).lower()}: {encode_folder_name(name).decode('ascii')}\n"
+    encoded = {name: encode_folder_name(name).decode("ascii") for name in SPECIAL_USE}
+    folders = "|".join(encoded.values())
+    special = "".join(  # xlist-sent: Sent makes Sent \sent when autocreated (in lower case)
+        "xlist-" + use.removeprefix("\\").lower() + f": {encoded[name]}\n"
         for name, use in SPECIAL_USE.items()
     )
     return f"""\
