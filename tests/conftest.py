@@ -63,10 +63,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def imap_server() -> Iterator[ImapServer]:
+def dovecot_server() -> Iterator[ImapServer]:
     """One throwaway Dovecot for the whole run (loopback only); `new_user()` isolates a test."""
     with throwaway_dovecot() as server:
         yield server
+
+
+@pytest.fixture
+def imap_server(dovecot_server: ImapServer) -> ImapServer:
+    """The IMAP server of a test written for one: Dovecot. A module whose tests must run
+    on every implementation overrides it with `imap_server_any`."""
+    return dovecot_server
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +90,9 @@ IMAP_SERVERS = ["dovecot", "cyrus"]  # every real IMAP implementation the suite 
 def imap_server_any(request: pytest.FixtureRequest) -> ImapServer:
     """Each IMAP server in turn (the test runs once per implementation), same interface.
 
-    The same instances as `imap_server` (Dovecot) and `cyrus_server`, one of each per run.
+    The same instances as `dovecot_server` and `cyrus_server`, one of each per run.
     """
-    fixture = {"dovecot": "imap_server", "cyrus": "cyrus_server"}[request.param]
+    fixture = {"dovecot": "dovecot_server", "cyrus": "cyrus_server"}[request.param]
     server: ImapServer = request.getfixturevalue(fixture)
     return server
 

@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -256,6 +256,16 @@ class CyrusServer(ImapServer):
                     raise RuntimeError(f"SETMETADATA on {folder!r} for {user}: {typ} {data!r}")
         self._prepared.add(user)
 
+    def append_many(self, user: str, folder: str, messages: Iterable[bytes]) -> None:
+        """APPEND many messages over one connection, one command each.
+
+        Cyrus answers BAD to imapclient's MULTIAPPEND of more than one message
+        ("Missing required argument to Append command").
+        """
+        with self.connect(user) as client:
+            for message in messages:
+                client.append(folder, message)
+
     def renumber(self, user: str, folder: str) -> int:
         """Give `folder` a new UIDVALIDITY, as Cyrus does when it rebuilds a lost index.
 
@@ -351,6 +361,11 @@ autocreate_subscribe_folders: {folders}
 # and MODSEQ values come from them, so a folder rebuilt twice in one second still gets a new
 # UIDVALIDITY; without them it would be the clock's second, plus one.
 conversations: yes
+
+# Raw 8-bit bytes in a header are kept as written, as Dovecot keeps them: the mailbox
+# source must read them (by default Cyrus turns each into an "X").
+reject8bit: no
+munge8bit: no
 
 # IDLE is woken by idled (a DAEMON below); without it, a look every second.
 imapidlepoll: 1s

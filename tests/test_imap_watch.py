@@ -90,14 +90,14 @@ def account_of(server: ImapServer, user: str, tmp_path: Path) -> ImapAccount:
 
 
 def test_an_append_wakes_the_watcher_and_stop_ends_it(
-    imap_server: ImapServer, tmp_path: Path, watching: Watching
+    imap_server_any: ImapServer, tmp_path: Path, watching: Watching
 ) -> None:
-    user = imap_server.new_user()
-    watching.start(account_of(imap_server, user, tmp_path), "INBOX")
+    user = imap_server_any.new_user()
+    watching.start(account_of(imap_server_any, user, tmp_path), "INBOX")
     assert watching.idling.wait(TIMEOUT_SECONDS)
     assert not watching.woken.is_set()
 
-    imap_server.append(user, "INBOX", mail("Re: Facture F-042"))
+    imap_server_any.append(user, "INBOX", mail("Re: Facture F-042"))
 
     assert watching.woken.wait(WAKE_SECONDS)
     assert watching.stopped_within(STOP_SECONDS) < STOP_SECONDS
@@ -105,14 +105,14 @@ def test_an_append_wakes_the_watcher_and_stop_ends_it(
 
 
 def test_idle_is_issued_again_after_idle_seconds(
-    imap_server: ImapServer, tmp_path: Path, watching: Watching
+    imap_server_any: ImapServer, tmp_path: Path, watching: Watching
 ) -> None:
-    user = imap_server.new_user()
-    watching.start(account_of(imap_server, user, tmp_path), "INBOX", idle_seconds=0.5)
+    user = imap_server_any.new_user()
+    watching.start(account_of(imap_server_any, user, tmp_path), "INBOX", idle_seconds=0.5)
     assert watching.idling.wait(TIMEOUT_SECONDS)
     watching.idling.clear()
     assert watching.idling.wait(TIMEOUT_SECONDS)  # DONE, then IDLE again on one connection
-    imap_server.append(user, "INBOX", mail("Re: relance"))
+    imap_server_any.append(user, "INBOX", mail("Re: relance"))
     assert watching.woken.wait(WAKE_SECONDS)
     watching.stopped_within(STOP_SECONDS)
     assert watching.connections == 1
@@ -142,9 +142,9 @@ def test_a_connection_lost_is_opened_again_and_wakes(
 
 
 def test_a_server_without_idle_is_polled(
-    imap_server: ImapServer, tmp_path: Path, watching: Watching, monkeypatch: pytest.MonkeyPatch
+    imap_server_any: ImapServer, tmp_path: Path, watching: Watching, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user = imap_server.new_user()
+    user = imap_server_any.new_user()
     polled = threading.Event()
     opener = watching.opener
 
@@ -161,9 +161,9 @@ def test_a_server_without_idle_is_polled(
         return client
 
     monkeypatch.setattr(watch, "open_mailbox", without_idle)
-    watching.start(account_of(imap_server, user, tmp_path), "INBOX", poll_seconds=0.2)
+    watching.start(account_of(imap_server_any, user, tmp_path), "INBOX", poll_seconds=0.2)
     assert polled.wait(TIMEOUT_SECONDS)
-    imap_server.append(user, "INBOX", mail("Re: relance"))
+    imap_server_any.append(user, "INBOX", mail("Re: relance"))
     assert watching.woken.wait(WAKE_SECONDS)
     assert not watching.idling.is_set()
     watching.stopped_within(STOP_SECONDS)
