@@ -204,7 +204,7 @@ class MailWriter:
         while sum(len(line) for line in lines) < size:
             paragraph.append(rng.choice(SENTENCES))
             if len(paragraph) >= rng.randrange(2, 5):
-                lines += wrap(" ".join(paragraph)) + [""]
+                lines += [*wrap(" ".join(paragraph)), ""]
                 paragraph = []
         lines += [rng.choice(CLOSINGS), ""]
         return "\n".join(lines)
@@ -339,7 +339,9 @@ class MailWriter:
         text = self.body("Claire", 2000, 6000)
         return Mail("inbox", "newsletter", when, message_id, self.message(headers, text, html=True))
 
-    def out_of_office(self, when: datetime, answered: tuple[str, str, Person] | None = None) -> Mail:
+    def out_of_office(
+        self, when: datetime, answered: tuple[str, str, Person] | None = None
+    ) -> Mail:
         """An automatic answer to one of the owner's messages (the last few, or `answered`)."""
         rng = self.rng
         if answered is None:
@@ -364,7 +366,9 @@ class MailWriter:
         text = OUT_OF_OFFICE.format(back=back) + f"\n\n{person.name}\n"
         return Mail("inbox", "out-of-office", when, message_id, self.message(headers, text))
 
-    def bounce(self, when: datetime, returned: tuple[str, str, str, datetime] | None = None) -> Mail:
+    def bounce(
+        self, when: datetime, returned: tuple[str, str, str, datetime] | None = None
+    ) -> Mail:
         """A Postfix delivery status notification (RFC 3464) of one of the owner's messages."""
         rng = self.rng
         if returned is None:
@@ -403,7 +407,8 @@ class MailWriter:
             f"From: MAILER-DAEMON@mail.{OWNER_DOMAIN} (Mail Delivery System)",
             "Subject: Undelivered Mail Returned to Sender", f"To: {OWNER_ADDRESS}",
             "Auto-Submitted: auto-replied", "MIME-Version: 1.0",
-            f'Content-Type: multipart/report; report-type=delivery-status;\n\tboundary="{boundary}"',
+            "Content-Type: multipart/report; report-type=delivery-status;",
+            f'\tboundary="{boundary}"',
             "Content-Transfer-Encoding: 8bit", f"Message-Id: {message_id}", "",
             "This is a MIME-encapsulated message.", "", f"--{boundary}",
             "Content-Description: Notification", "Content-Type: text/plain; charset=utf-8", "",

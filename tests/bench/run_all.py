@@ -195,8 +195,9 @@ def imap_rows(found: dict[str, Any]) -> list[Row]:
         (
             "client's reply → nudges paused, via IDLE",
             "a reply to a followupd nudge APPENDed to INBOX",
-            f"{reply['what']}: median {reply['median']:.2f} s, worst {reply['max']:.2f} s of "
-            f"{reply['rounds']} (goal: under {found['goals']['reply_seconds']:.0f} s)",
+            f"{reply['what']}: median {reply['median']:.2f} s (IDLE woke it after "
+            f"{reply['woken_median']:.2f} s), worst {reply['max']:.2f} s of {reply['rounds']} "
+            f"(goal: under {found['goals']['reply_seconds']:.0f} s)",
             NONE,
         ),
     ]
