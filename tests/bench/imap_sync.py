@@ -1,6 +1,6 @@
 """Benchmark: followupd's mailbox sync and mbsync's. Prints figures; asserts nothing.
 
-    python -m tests.bench.imap_sync [--messages 20000] [--rounds 3] [--install]
+    python -m tests.bench.imap_sync [--messages 20000] [--rounds 3] [--profile] [--install]
 
 Needs Debian's ``dovecot-imapd`` (as the test suite does) and ``isync`` (mbsync;
 the script says how to install it, or with ``--install`` as root installs it).
@@ -47,13 +47,17 @@ against the throwaway CA, and both write to the temp dir's disk (mbsync
 fsyncs each message it stores, SQLite its commits): ``TMPDIR=/dev/shm`` puts
 it in memory. mbsync sleeps a second when its Maildir changed in the current
 second; its runs are let a second apart, as on a real schedule, so its
-figures hold no such sleep. Only loopback is used.
+figures hold no such sleep. With --profile, followupd's first scan is run
+once more, into a fresh store, under cProfile (after the figures, so they are
+not inflated), and where it spends its time is shown. Only loopback is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import random
 import shutil
 import statistics
@@ -139,7 +143,7 @@ def data_file(people: generated_mail.Crowd, rng: random.Random) -> str:
 
 def config_file(workdir: Path, database: Path, server: ImapServer | None) -> Path:
     """followupd's config: the store, and the mailbox when `server` is given."""
-    name = "followupd-imap.toml" if server else "followupd.toml"
+    name = f"{database.stem}-imap.toml" if server else f"{database.stem}.toml"
     text = f"""\
 [owner]
 name = "{generated_mail.OWNER_NAME}"
@@ -591,11 +595,63 @@ def print_replies(replies: Replies) -> None:
     figures = replies.figures()
     verdict = "met" if figures["max"] < REPLY_GOAL else "NOT met"
     print(
-        f"reply → nudges paused, {figures['rounds']} rounds ({replies.what}): median "
+        f"reply → nudges paused, {figures['rounds']} round(s), {replies.what}: median "
         f"{figures['median']:.2f} s, worst {figures['max']:.2f} s; goal under {REPLY_GOAL:.0f} s: "
         f"{verdict}; IDLE woke followupd after {figures['woken_median']:.2f} s (median); "
         "no peer"
     )
+
+
+# -- where followupd's time goes ---------------------------------------------------------
+
+# (what, the file of the function, its qualified name), or a built-in's name (no file):
+# time inside each, callees included, so they overlap
+STAGES = (
+    ("read the messages (read_messages)", "followupd/sources/imap/messages.py", "read_messages"),
+    ("  FETCH (imapclient's fetch)", "imapclient/imapclient.py", "IMAPClient.fetch"),
+    ("    waiting for Dovecot (TLS reads)", "", "<method 'read' of '_ssl._SSLSocket' objects>"),
+    ("    parse_fetch_response", "imapclient/response_parser.py", "parse_fetch_response"),
+    ("  header facts (message_facts)", "followupd/sources/imap/headers.py", "message_facts"),
+    ("  bounces' reports (_bounces)", "followupd/sources/imap/messages.py", "_bounces"),
+    ("record them (_record)", "followupd/sources/imap/sync.py", "_MailboxPass._record"),
+    ("  record_messages", "followupd/store/mailbox.py", "record_messages"),
+    ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
+    ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("sqlite3 executemany", "", "<method 'executemany' of 'sqlite3.Cursor' objects>"),
+)  # fmt: skip
+
+
+def profiled_scan(workdir: Path, data: Path, env: dict[str, str], server: ImapServer) -> None:
+    """The first scan again, into a fresh store of the same people, under cProfile."""
+    config = config_file(workdir, workdir / "profiled.db", server)
+    settings = parse_settings(config.read_text(), config, env)
+    store = Store.open(settings.database.sqlalchemy_url(env), create=True)
+    try:
+        store.upgrade()
+        import_files(store, [data], PARIS)
+        profile = cProfile.Profile()
+        started = time.perf_counter()
+        profile.enable()
+        report = sync_mailboxes(store, settings, SYNC_AT)
+        profile.disable()
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    messages = sum(folder.seen for folder in report.folders)
+    print(
+        f"\nfollowupd's first scan again, into a fresh store, under cProfile ({seconds:.1f} s; "
+        "profiling inflates many small calls). Time inside each, callees included:"
+    )
+    entries = list(profile.getstats())
+    for label, path, name in STAGES:
+        spent = harness.stage_seconds(entries, path, name)
+        print(
+            f"  {label:<42}{spent:>8.2f} s{100 * spent / seconds:>6.1f} %"
+            f"{1e3 * spent / max(1, messages):>8.3f} ms/message"
+        )
+    print("\ntop 25 functions by own time:")
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    stats.strip_dirs().sort_stats(pstats.SortKey.TIME).print_stats(25)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -621,6 +677,11 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=300, help="default: 300")
     parser.add_argument("--rounds", type=int, default=3, help="of steps 2 and 3; default: 3")
     parser.add_argument("--seed", type=int, default=15, help="of the generated mailbox")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="afterwards, run followupd's first scan again under cProfile",
+    )
     parser.add_argument(
         "--install", action="store_true", help="as root, install Debian's isync if missing"
     )
@@ -757,6 +818,8 @@ def measure(
             replies = reply_rounds(server, store, settings, env, mailbox, people)
         finally:
             store.close()
+        if args.profile:  # after the figures, so that they are not inflated
+            profiled_scan(workdir, workdir / "people.toml", env, server)
         dovecot = "Dovecot " + ".".join(map(str, server.version))
     return Measured(found, warm, first, their_first, ours, theirs, replies, load, dovecot)
 
