@@ -222,8 +222,9 @@ def generate(
     """The history up to AT, then the day after it: answers to some of followupd's nudges."""
     inbox = round(0.8 * messages)
     by_email = {person.email: person for person in people.contacts}
-    kept = list(nudges[-reserve:]) if reserve else []
-    answerable = [nudge for nudge in nudges[: len(nudges) - reserve] if nudge.recipient in by_email]
+    to_contacts = [nudge for nudge in nudges if nudge.recipient in by_email]
+    kept = to_contacts[max(0, len(to_contacts) - reserve) :] if reserve else []
+    answerable = to_contacts[: len(to_contacts) - len(kept)]
     answered = answerable[: max(0, min(len(answerable), inbox // 400))]
     late = len(answered)
     writer, mails = generated_mail.history(
