@@ -450,6 +450,37 @@ def test_a_missing_folder_fails_alone(
     assert report.sent_folders == [(None, "Sent")]
 
 
+def test_the_sent_folder_is_asked_for_when_a_plain_list_leaves_its_attribute_out(
+    imap_server: ImapServer,
+    user: str,
+    store: Store,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 6154 lets a plain LIST leave \\Sent out: LIST RETURN (SPECIAL-USE) must give it."""
+    imap_server.append(user, SENT_FOLDER, mail("Point d'avancement"))
+
+    def plain_list_without_attributes(*args: Any, **kwargs: Any) -> IMAPClient:
+        client = open_mailbox(*args, **kwargs)
+        listed = client.list_folders
+
+        def list_folders(*how: Any) -> list[tuple[Any, ...]]:
+            return [
+                (tuple(f for f in flags if f.lower() != b"\\sent"), separator, name)
+                for flags, separator, name in listed(*how)
+            ]
+
+        client.list_folders = list_folders
+        assert all(b"\\Sent" not in flags for flags, _, _ in client.list_folders())
+        return client
+
+    monkeypatch.setattr(sync, "open_mailbox", plain_list_without_attributes)
+    report = sync_mailboxes(store, settings_for(imap_server, user, tmp_path), NOW)
+
+    assert report.sent_folders == [(None, SENT_FOLDER)]
+    assert folder(report, SENT_FOLDER).recorded == 1
+
+
 # -- the connection ------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.orm import Session
@@ -20,10 +21,14 @@ from followupd.errors import (
     EX_UNAVAILABLE,
 )
 from followupd.rules.registry import enabled_rules
+from followupd.store import live_items
 from followupd.store.coordination import worker_name
 from followupd.store.outbox import recording
 from followupd.store.outbox.orphans import release_orphans
 from followupd.store.outbox.rows import FollowUpRow
+
+if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+    from followupd.sources.caldav.read_back import ReadBack
 
 PLAN_DAYS = 30
 
@@ -88,6 +93,7 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
     at = app.instant(now_text)
     rules = enabled_rules(app.settings.rules, app.settings.owners)
     unavailable = False
+    actions: dict[str, PassAction] = {}
     if has_calendars(app.settings) and not dry_run:
         from followupd.sources.caldav.sync import sync_calendars
 
@@ -101,8 +107,9 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
         if any(synced.user.counts):  # the calendar as a remote control: said, as sync says it
             click.echo(f"followupd: {render.user_actions(synced.user)}", err=True)
         unavailable = bool(synced.failed)
+        actions.update(read_back_actions(synced.user))
     with app.session(commit=not dry_run) as session:
-        actions = evaluated_actions(evaluation.evaluate(session, app.settings, rules, at))
+        actions.update(evaluated_actions(evaluation.evaluate(session, app.settings, rules, at)))
         if dry_run:
             print_outcome(session, actions, at, app, as_json)
             return
@@ -133,6 +140,15 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
     report = await deliverer.run(at)
     await deliverer.close_vanished(at, report)
     return report
+
+
+def read_back_actions(did: ReadBack) -> dict[str, PassAction]:
+    """The follow-ups whose calendar item the sync found completed or dismissed by the user.
+
+    Their item is closed; a snoozed one is left out: the pass changed nothing
+    of it (the stderr line and `outbox list` say it).
+    """
+    return dict.fromkeys([*did.completed, *did.dismissed], PassAction.CLOSED)
 
 
 def evaluated_actions(report: evaluation.PassReport) -> dict[str, PassAction]:
@@ -179,9 +195,17 @@ def print_outcome(
 ) -> list[FollowUpRow]:
     """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
     rows = recording.load(session, sorted(actions))
+    items = live_items.of_concerns(session, (row.concern for row in rows))
+    user_did = {
+        row.key: did
+        for row in rows
+        if (item := items.get(row.concern)) is not None
+        and item.followup_key == row.key
+        and (did := render.user_did(item, app.zone))
+    }
     if as_json:
-        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions)
+        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions, user_did)
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.settings, actions)
+        render.print_followups(rows, app.zone, app.settings, actions, user_did)
     return rows

@@ -278,11 +278,15 @@ def print_followups(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
+    user_did: Mapping[str, str],
 ) -> None:
+    """What a pass did; `user_did` (by key): what the user did to a row's calendar item."""
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
+        if row.key in user_did:
+            state += f": {user_did[row.key]}"
+        elif row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
             state += f": {row.reason}"
         table.add_row(
             _local(row.due_at, zone),

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientAbortError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -175,6 +175,8 @@ class _MailboxPass:
         if self.account.sent_folder is not None:
             return self.account.sent_folder
         marked = _marked_sent(listed)
+        if marked is None and self.client.has_capability("SPECIAL-USE"):
+            marked = _marked_sent(_list_special_use(self.client))
         if marked is None and self.client.has_capability("XLIST"):
             marked = _marked_sent(self.client.xlist_folders())
         if marked is None and "Sent" in folders:
@@ -361,6 +363,30 @@ def _selectable(listed: Iterable[Any]) -> set[str]:
         if not marks & {b"\\noselect", b"\\nonexistent"}:
             names.add("INBOX" if str(name).upper() == "INBOX" else str(name))
     return names
+
+
+def _list_special_use(client: IMAPClient) -> list[Any]:
+    """LIST "" "*" RETURN (SPECIAL-USE): the attributes a server need not give a plain LIST.
+
+    RFC 6154 section 5.1 lets a server leave the special-use attributes out of
+    a plain LIST; asked for, it must give them. imapclient's list_folders
+    quotes its arguments and cannot ask, so the command goes through the
+    imaplib connection it wraps, and its answer through imapclient's reading
+    of LIST. A server that refuses it is read as having marked none.
+    """
+    try:
+        imap = client._imap
+        typ, data = imap._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        if typ != "OK":
+            return []
+        _, data = imap._untagged_response(typ, data, "LIST")
+        listed: list[Any] = client._proc_folder_list(data)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError as error:
+        log.debug("LIST RETURN (SPECIAL-USE) refused: %s", error)
+        return []
+    return listed
 
 
 def _marked_sent(listed: Iterable[Any]) -> str | None:
