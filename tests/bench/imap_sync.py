@@ -36,11 +36,12 @@ Dovecot's processes over the same span, from /proc):
    mbsync's sync of the same message. Goal: followupd under 0.2 s;
 3. ROUNDS times: a client's reply to a nudge of followupd APPENDed to INBOX
    while followupd's ``watch_inbox`` watches INBOX with IDLE in a thread, as
-   in the daemon; each wake runs one ``sync_mailboxes``. Timed: from the
-   APPEND to the end of the pass after which the store holds the reply, and
-   what the sync made of it (a reply, which pauses the subject's nudges, once
-   the meaning step is wired into the sync). No peer: the goal (5 s) is
-   beside.
+   in the daemon; each wake runs one ``sync_mailboxes``, then the meaning
+   step (``act_on_mail``) on what it recorded, where it exists and the sync
+   does not call it itself. Timed: from the APPEND to the end of the pass
+   after which the store holds the reply, and what it made of it: a reply
+   naming the nudge it answers is what pauses the rest of that subject's
+   client nudges. No peer: the goal (5 s) is beside.
 
 Both clients speak TLS from the first byte to Dovecot's imaps port, verified
 against the throwaway CA, and both write to the temp dir's disk (mbsync
@@ -106,6 +107,7 @@ FIRST_GOAL = "no slower than mbsync"
 ONE_NEW_GOAL = 0.2  # seconds
 REPLY_GOAL = 5.0  # seconds
 SETTLE_SECONDS = 1.1  # between two runs of mbsync: see Mbsync.settle
+REPLY_TO_NUDGE = "reply to the nudge"  # see recorded_kind
 HOW_TO_INSTALL = """\
 mbsync is not installed. It comes with Debian's isync package:
 
@@ -468,7 +470,7 @@ class ReplyRound:
     woken: float  # IDLE woke followupd's watcher
     shown: float  # the pass that recorded the reply ended: the store shows it
     passes: int  # sync passes it took
-    kind: str  # what the store made of it: "reply" once the meaning step is wired
+    kind: str  # what the store made of it: REPLY_TO_NUDGE with the meaning step
 
 
 @dataclass
@@ -481,8 +483,8 @@ class Replies:
         """What "shown" meant in this run."""
         kinds = {one.kind for one in self.rounds}
         steps = "one pass + act_on_mail" if self.meaning_by_bench else "one pass"
-        if kinds == {MailKind.REPLY}:
-            return f"APPEND → IDLE wake → {steps}: recorded as a reply, nudges paused"
+        if kinds == {REPLY_TO_NUDGE}:
+            return f"APPEND → IDLE wake → {steps}: recorded as a reply to the nudge (paused)"
         return f"APPEND → IDLE wake → {steps}: recorded, as {', '.join(sorted(kinds))}" + (
             "" if self.meaning_by_bench else " (no meaning step yet)"
         )
@@ -565,10 +567,18 @@ def one_pass(
 
 
 def recorded_kind(store: Store, message_id: str) -> str | None:
-    """What the store made of the message, None if it does not hold it."""
+    """What the store made of the message, None if it does not hold it.
+
+    "reply to a nudge": a reply naming the follow-up it answers, which is what
+    pauses the rest of that subject's client nudges.
+    """
     with store.session() as session:
         found = recorded_by_message_id(session, None, [message_id]).get(message_id)
-    return None if found is None else str(found.kind)
+    if found is None:
+        return None
+    if found.kind == MailKind.REPLY and found.followup_key is not None:
+        return REPLY_TO_NUDGE
+    return str(found.kind)
 
 
 def reply_rounds(
