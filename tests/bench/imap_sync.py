@@ -454,6 +454,15 @@ SyncState *
         return sum(1 for path in self.folder.rglob("*") if path.parent.name in ("cur", "new"))
 
 
+def file_system(path: Path) -> str:
+    """The type of the file system `path` is on (tmpfs: in memory, fsync costs nothing)."""
+    done = subprocess.run(
+        ["df", "--output=fstype", str(path)], capture_output=True, text=True, check=False
+    )
+    lines = done.stdout.split()
+    return lines[1] if len(lines) > 1 else "unknown"
+
+
 def mbsync_version(binary: str) -> str:
     done = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
     return done.stdout.strip() or "isync ?"
@@ -810,6 +819,7 @@ def bench(args: argparse.Namespace, binary: str, workdir: Path) -> None:
             "reply": measured.replies.figures(),
             "goals": {"one_new_seconds": ONE_NEW_GOAL, "reply_seconds": REPLY_GOAL},
             "load": {"before": measured.load_before, "after": os.getloadavg()[0]},
+            "file_system": file_system(workdir),
         },
     )
 

@@ -182,7 +182,8 @@ def imap_rows(found: dict[str, Any]) -> list[Row]:
             size,
             f"in-process `sync_mailboxes`: {seconds(first['followupd'])} (goal: no slower "
             "than mbsync)",
-            f"{tool} to a Maildir, whole process: {seconds(first['mbsync'])}",
+            f"{tool} to a Maildir on {found['file_system']} (an fsync a message), whole "
+            f"process: {seconds(first['mbsync'])}",
         ),
         (
             "mailbox sync, a pass after one new message",
