@@ -46,6 +46,8 @@ WAKE_SECONDS = 5.0  # a reply is recorded within 5 s of its arrival
 STOP_SECONDS = 5.0  # SIGTERM: the daemon is gone within this, its watchers too
 START_SECONDS = 20.0  # the daemon up, its first passes done, its watcher in IDLE
 POLL_SECONDS = 0.05
+# the watcher tries again 1 s, then 3 s after its first failure (`RETRY_SECONDS`)
+RECOVERY_SECONDS = sum(watch.RETRY_SECONDS[:3]) + WAKE_SECONDS
 
 
 def clock() -> datetime:
@@ -147,21 +149,23 @@ def running(
     config: Path, scenario: Callable[[Service, asyncio.Task[int]], Awaitable[None]]
 ) -> None:
     """Run the daemon of `config` with `scenario` beside it; the scenario must stop it."""
+    asyncio.run(running_in_loop(config, scenario))
 
-    async def main() -> None:
-        service = Service(config, dict(os.environ), clock=clock)
-        daemon = asyncio.ensure_future(service.run())
-        try:
-            # the scheduler starts after the signal handlers are in place
-            await until(lambda: service.scheduler.running or daemon.done(), START_SECONDS, "up")
-            assert not daemon.done(), daemon.result()
-            await scenario(service, daemon)
-        finally:
-            if not daemon.done():
-                service.stop_requested.set()
-                await asyncio.wait_for(daemon, TIMEOUT_SECONDS)
 
-    asyncio.run(main())
+async def running_in_loop(
+    config: Path, scenario: Callable[[Service, asyncio.Task[int]], Awaitable[None]]
+) -> None:
+    service = Service(config, dict(os.environ), clock=clock)
+    daemon = asyncio.ensure_future(service.run())
+    try:
+        # the scheduler starts after the signal handlers are in place
+        await until(lambda: service.scheduler.running or daemon.done(), START_SECONDS, "up")
+        assert not daemon.done(), daemon.result()
+        await scenario(service, daemon)
+    finally:
+        if not daemon.done():
+            service.stop_requested.set()
+            await asyncio.wait_for(daemon, TIMEOUT_SECONDS)
 
 
 def stop_by_sigterm(daemon: asyncio.Task[int]) -> Awaitable[float]:
@@ -296,3 +300,79 @@ def test_a_reload_replaces_the_watchers_and_sigterm_ends_them_all(
         assert watcher_threads() == []
 
     running(config, scenario)
+
+
+@dataclass
+class Gate:
+    """A TCP relay to the IMAP server that hangs up on every client until `up`."""
+
+    target: int
+    up: bool = False
+    port: int = 0
+    server: asyncio.Server | None = None
+    pipes: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for pipe in self.pipes:
+            pipe.cancel()
+        await asyncio.gather(*self.pipes, return_exceptions=True)
+        await self.server.wait_closed()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.up:  # down: as a server restarting, it closes the connection at once
+            writer.close()
+            return
+        upstream, downstream = await asyncio.open_connection("127.0.0.1", self.target)
+        for source, sink in ((reader, downstream), (upstream, writer)):
+            pipe = asyncio.ensure_future(self._relay(source, sink))
+            self.pipes.add(pipe)
+            pipe.add_done_callback(self.pipes.discard)
+
+    @staticmethod
+    async def _relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+
+def test_the_mailbox_back_is_read_at_once_and_healthz_is_ok_again(
+    home: Path, mail_store: Store, imap_server: ImapServer, user: str
+) -> None:
+    imap_server.append(user, "INBOX", mail("Pendant la panne", date=clock()))
+    came = recorded(mail_store, "Pendant la panne")
+
+    async def main() -> None:
+        gate = Gate(imap_server.imaps_port)
+        await gate.open()
+        config, port = daemon_config(home, imap_section(imap_server, user, port=gate.port))
+
+        async def scenario(service: Service, daemon: asyncio.Task[int]) -> None:
+            await until(passed(service, "mail"), START_SECONDS, "the first mailbox sync")
+            status, body, _ = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
+            assert status == 503 and "the server closed the connection" in body.decode()
+            assert not came()
+
+            gate.up = True  # the watcher, trying again, wakes the sync: not the hourly timer
+            await until(came, RECOVERY_SECONDS, "the message recorded once the server is back")
+            await until(lambda: service.health()[0], WAKE_SECONDS, "healthy again")
+            status, body, _ = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/healthz")
+            assert status == 200, body
+            assert await stop_by_sigterm(daemon) < STOP_SECONDS
+
+        try:
+            await running_in_loop(config, scenario)
+        finally:
+            await gate.close()
+
+    asyncio.run(main())
