@@ -2,9 +2,11 @@
 
 A message another client APPENDs is recorded within 5 seconds thanks to the
 watcher in IDLE (the timed sync is an hour away), even when it arrives while
-a pass is reading the mailbox; /healthz is degraded, naming the mailbox,
-while the server cannot be reached, and the other passes run all the same;
-SIGTERM ends the daemon at once, its watchers with it.
+a pass is reading the mailbox, and after a reload; /healthz is degraded,
+naming the mailbox, while the server cannot be reached, the other passes run
+all the same, and the mailbox back is read at once; SIGTERM ends the daemon
+promptly, its watchers with it. On a shared PostgreSQL, the leader alone
+watches, and the next leader takes over.
 
 The service runs in the test's event loop (`Service.run`, its signal handlers
 on this process), on the real clock: its timers are APScheduler's, on the
@@ -29,6 +31,7 @@ from imapclient import IMAPClient
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from followupd.daemon.cluster import HEARTBEAT_SECONDS
 from followupd.daemon.service import Service
 from followupd.sources.imap import sync, watch
 from followupd.sources.imap.connection import open_mailbox
@@ -48,6 +51,8 @@ START_SECONDS = 20.0  # the daemon up, its first passes done, its watcher in IDL
 POLL_SECONDS = 0.05
 # the watcher tries again 1 s, then 3 s after its first failure (`RETRY_SECONDS`)
 RECOVERY_SECONDS = sum(watch.RETRY_SECONDS[:3]) + WAKE_SECONDS
+# a standby tries to lead at each heartbeat
+TAKE_OVER_SECONDS = HEARTBEAT_SECONDS + WAKE_SECONDS
 
 
 def clock() -> datetime:
@@ -168,16 +173,12 @@ async def running_in_loop(
             await asyncio.wait_for(daemon, TIMEOUT_SECONDS)
 
 
-def stop_by_sigterm(daemon: asyncio.Task[int]) -> Awaitable[float]:
+async def stop_by_sigterm(daemon: asyncio.Task[int]) -> float:
     """SIGTERM to this process (the daemon's handler takes it); the seconds it took to end."""
-
-    async def ended() -> float:
-        started = time.monotonic()
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert await asyncio.wait_for(daemon, TIMEOUT_SECONDS) == 0
-        return time.monotonic() - started
-
-    return ended()
+    started = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(daemon, TIMEOUT_SECONDS) == 0
+    return time.monotonic() - started
 
 
 def test_idle_has_a_new_message_recorded_within_seconds_and_sigterm_ends_the_watchers(
@@ -374,5 +375,47 @@ def test_the_mailbox_back_is_read_at_once_and_healthz_is_ok_again(
             await running_in_loop(config, scenario)
         finally:
             await gate.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+def test_only_the_leader_watches_and_the_next_one_takes_over(
+    home: Path, mail_store: Store, imap_server: ImapServer, user: str, idles: IdleSpy
+) -> None:
+    """Two instances on one PostgreSQL database: the mailbox is watched by the leader alone."""
+    first_config, _ = daemon_config(home, imap_section(imap_server, user))
+    (home / "second").mkdir()
+    second_config, _ = daemon_config(home / "second", imap_section(imap_server, user))
+    later = recorded(mail_store, "Après le départ du premier")
+
+    async def main() -> None:
+        async def first_leads(first: Service, daemon: asyncio.Task[int]) -> None:
+            await until(lambda: first.cluster.is_leader, START_SECONDS, "the first leads")
+            await until(lambda: idles.idles >= 1, START_SECONDS, "its watcher in IDLE")
+
+            async def second_waits(second: Service, _daemon: asyncio.Task[int]) -> None:
+                await until(passed(second, "orphans"), START_SECONDS, "the second up")
+                assert not second.cluster.is_leader and second.watchers.threads == []
+                assert len(watcher_threads()) == 1
+
+                first.stop_requested.set()
+                assert await asyncio.wait_for(daemon, TIMEOUT_SECONDS) == 0
+                await until(lambda: second.cluster.is_leader, TAKE_OVER_SECONDS, "it leads")
+                await until(lambda: idles.idles >= 2, START_SECONDS, "its watcher in IDLE")
+                await asyncio.to_thread(
+                    imap_server.append,
+                    user,
+                    "INBOX",
+                    mail("Après le départ du premier", date=clock()),
+                )
+                await until(later, WAKE_SECONDS, "the message recorded by the second")
+                assert len(watcher_threads()) == 1
+
+            await running_in_loop(second_config, second_waits)
+
+        await running_in_loop(first_config, first_leads)
 
     asyncio.run(main())
