@@ -168,11 +168,13 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
 
 
 def say_mail_problems(report: MailSyncReport) -> None:
-    """On stderr: what a mailbox sync could not read (tried again next time), and skipped."""
+    """On stderr: what a mailbox sync could not read (tried again next time).
+
+    A message skipped is not repeated here: the sync logs it as a warning,
+    which the command line writes on stderr already.
+    """
     for line in report.failed:
         click.echo(f"followupd: {line}", err=True)
-    for line in report.skipped:
-        click.echo(f"followupd: message skipped: {line}", err=True)
 
 
 def read_back_actions(did: ReadBack) -> dict[str, PassAction]:

@@ -406,13 +406,14 @@ def print_sync_report(report: SyncReport) -> None:
 
 
 def print_mail_report(report: MailSyncReport) -> None:
-    """What a mailbox sync read, folder by folder (what it could not read: `mail_problems`)."""
+    """What a mailbox sync read, folder by folder (what it could not read goes to stderr)."""
     out = console()
-    table = _table("mailbox", "folder", "for", "sync", "read", "new")
-    for folder in report.folders:
-        table.add_row(folder.mailbox, folder.folder, folder.role, folder.mode,
-                      str(folder.seen), str(folder.recorded))  # fmt: skip
-    out.print(table)
+    if report.folders:  # none read: the mailbox was not reached, as stderr says
+        table = _table("mailbox", "folder", "for", "sync", "read", "new")
+        for folder in report.folders:
+            table.add_row(folder.mailbox, folder.folder, folder.role, folder.mode,
+                          str(folder.seen), str(folder.recorded))  # fmt: skip
+        out.print(table)
     for notice in report.notices:
         out.print(f"note: {notice}", markup=False, highlight=False)
 

@@ -41,6 +41,7 @@ class MailWatchers:
 
         self.stop(wait=False)
         self.stop_event = threading.Event()
+        started = len(self.threads)
         for account, _ in mailbox_sources(settings):
             for folder in account.folders:
                 thread = threading.Thread(
@@ -52,17 +53,22 @@ class MailWatchers:
                 )
                 thread.start()
                 self.threads.append(thread)
-        if self.threads:
-            log.info("watching %d mailbox folder(s) for replies", len(self.threads))
+        if len(self.threads) > started:
+            log.info("watching %d mailbox folder(s) for replies", len(self.threads) - started)
 
     def stop(self, *, wait: bool) -> None:
         """Stop every watcher; with `wait`, a little for each (a connect under way takes longer).
 
         Without it, they end on their own within a second or so, from the event
-        loop's point of view at once (a thread never blocks it).
+        loop's point of view at once (a thread never blocks it); those not ended
+        yet are kept, so that a later stop with `wait` (the daemon's last) waits
+        for them too, not only for the ones a reload started since.
         """
         self.stop_event.set()
-        for thread in self.threads if wait else ():
+        if not wait:
+            self.threads = [thread for thread in self.threads if thread.is_alive()]
+            return
+        for thread in self.threads:
             thread.join(STOP_SECONDS)
             if thread.is_alive():
                 log.warning("%s still connecting; left to end on its own", thread.name)

@@ -300,8 +300,12 @@ class Service:
         self.watchers.start(self.settings, self.environ, wake)
 
     def _mail_arrived(self) -> None:
-        if not self.stop_requested.is_set():
-            self._at("mail-now", self.mail_pass, self.clock())
+        if self.stop_requested.is_set():
+            return
+        if self.mail_running:  # a "mail-now" job now would be skipped as one already running
+            self.mail_again = True
+            return
+        self._at("mail-now", self.mail_pass, self.clock())
 
     def _notice(self, topic: str) -> None:
         if self.stop_requested.is_set():

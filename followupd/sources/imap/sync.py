@@ -93,7 +93,8 @@ class MailSyncReport:
     notices: list[str] = field(default_factory=list)  # worth saying, stops nothing
 
     def fail(self, line: str) -> None:
-        log.warning("%s", line)
+        # said by the caller: `sync` and `tick` on stderr, the daemon as its pass's failure
+        log.info("%s", line)
         self.failed.append(line)
 
     def skip(self, line: str) -> None:
