@@ -20,6 +20,7 @@ from followupd.store.db import Store
 from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
 from tests.imapserver import ImapServer, throwaway_dovecot
+from tests.imapserver_cyrus import CyrusServer, throwaway_cyrus
 from tests.pgserver import throwaway_postgres
 
 # each reminder by email on its own: most tests follow one reminder; the daily digest,
@@ -62,21 +63,51 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def imap_server() -> Iterator[ImapServer]:
+def dovecot_server() -> Iterator[ImapServer]:
     """One throwaway Dovecot for the whole run (loopback only); `new_user()` isolates a test."""
     with throwaway_dovecot() as server:
         yield server
+
+
+@pytest.fixture
+def imap_server(dovecot_server: ImapServer) -> ImapServer:
+    """The IMAP server of a test written for one: Dovecot. A module whose tests must run
+    on every implementation overrides it with `imap_server_any`."""
+    return dovecot_server
+
+
+@pytest.fixture(scope="session")
+def cyrus_server() -> Iterator[CyrusServer]:
+    """One throwaway Cyrus IMAP for the whole run, started by the first test that asks."""
+    with throwaway_cyrus() as server:
+        yield server
+
+
+IMAP_SERVERS = ["dovecot", "cyrus"]  # every real IMAP implementation the suite runs
+
+
+@pytest.fixture(scope="session", params=IMAP_SERVERS)
+def imap_server_any(request: pytest.FixtureRequest) -> ImapServer:
+    """Each IMAP server in turn (the test runs once per implementation), same interface.
+
+    The same instances as `dovecot_server` and `cyrus_server`, one of each per run.
+    """
+    fixture = {"dovecot": "dovecot_server", "cyrus": "cyrus_server"}[request.param]
+    server: ImapServer = request.getfixturevalue(fixture)
+    return server
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test that used the IMAP server shows the tail of Dovecot's log."""
+    """A failed test that used an IMAP server shows the tail of that server's log."""
     report = yield
-    server = getattr(item, "funcargs", {}).get("imap_server")
-    if report.failed and isinstance(server, ImapServer):
-        report.sections.append(("Dovecot's log, last lines", server.log_tail()))
+    funcargs = getattr(item, "funcargs", {})
+    servers = {id(server): server for server in funcargs.values() if isinstance(server, ImapServer)}
+    for server in servers.values() if report.failed else ():
+        kind = "Cyrus" if isinstance(server, CyrusServer) else "Dovecot"
+        report.sections.append((f"{kind}'s log, last lines", server.log_tail()))
     return report
 
 

@@ -318,6 +318,25 @@ class ImapServer:
             if batch:
                 client.multiappend(folder, batch)
 
+    def renumber(self, user: str, folder: str) -> int:
+        """Give `folder` a new UIDVALIDITY, its messages, UIDs and flags kept; return it.
+
+        What a client sees when a server rebuilds a folder's index: every UID it knew is
+        void. ``doveadm mailbox update`` sets the next value on the running server.
+        """
+        with self.connect(user) as client:
+            new: int = client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"] + 1
+        command = [
+            shutil.which("doveadm") or "/usr/bin/doveadm", "-c", str(self.workdir / "dovecot.conf"),
+            "mailbox", "update", "-u", user, "--uid-validity", str(new), folder,
+        ]  # fmt: skip
+        proc = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=TIMEOUT_SECONDS
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)}: {proc.returncode}\n{proc.stderr}")
+        return new
+
 
 def _wait_until_ready(
     process: subprocess.Popen[bytes], notify: socket.socket, server: ImapServer

@@ -163,7 +163,9 @@ def test_tick_says_what_its_sync_read_back(
     after = cli("tick", "--now", "2026-12-02T18:00", "--json")
     assert after.code == 0, after
     assert "followupd's items completed: 1, cancelled or deleted: 0, put off: 0" in after.err
-    assert json.loads(after.out)["followups"] == [], "the JSON lists follow-ups only"
+    (done,) = json.loads(after.out)["followups"]
+    assert (done["key"], done["action"], done["state"]) == (CALL, "closed", "sent")
+    assert done["reason"] == "completed in your calendar", "the app wrote no COMPLETED time"
 
 
 def test_a_calendar_added_later_gets_what_is_open_now(

@@ -26,6 +26,8 @@ from followupd.sources.imap.headers import (
     MAX_RECIPIENTS,
     MAX_SUBJECT,
     MessageFacts,
+    _everyday_addresses,
+    _parsed_addresses,
     mailbox_address,
     message_facts,
 )
@@ -484,6 +486,42 @@ def test_subjects_are_one_line_without_controls_and_capped() -> None:
 )
 def test_mailbox_address(written: str, expected: str | None) -> None:
     assert mailbox_address(written) == expected
+
+
+LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC0123456789.+-_'", min_size=1, max_size=12)
+DOMAIN = st.lists(st.text(alphabet="abcxyz0123-", min_size=1, max_size=8), min_size=1,
+                  max_size=3).map(lambda labels: ".".join([*labels, "example"]))  # fmt: skip
+DISPLAY = st.one_of(
+    st.just(""),
+    st.text(alphabet="Jeanne Dupont-éÉ.'", min_size=1, max_size=20),
+    st.text(alphabet="Dupont, Jeanne@<>;:()é", max_size=20).map(lambda name: f'"{name}"'),
+    st.sampled_from(["=?utf-8?q?Ren=C3=A9?=", "=?utf-8?b?SmVhbm5l?=", "(comment)", "Group:"]),
+)
+
+
+@st.composite
+def address_lists(draw: st.DrawFn) -> str:
+    mailboxes = []
+    for _ in range(draw(st.integers(1, 4))):
+        address = f"{draw(LOCAL)}@{draw(DOMAIN)}"
+        display = draw(DISPLAY)
+        space = draw(st.sampled_from(["", " ", "  ", "\t"]))
+        bare = not display and draw(st.booleans())
+        mailboxes.append(address if bare else f"{display}{space}<{address}>")
+    return draw(st.sampled_from([",", ", ", " , "])).join(mailboxes)
+
+
+@given(text=address_lists())
+@FUZZ
+@example(text='"Dupont, Jeanne" <jeanne@client.example>, bob@x.example')
+@example(text="Claire Martin <claire@cabinet.example>, =?utf-8?q?Ren=C3=A9?= <rene@y.example>")
+def test_everyday_address_lists_are_read_as_the_full_parser_reads_them(text: str) -> None:
+    """The quick reading of everyday mailboxes gives what RFC 5322's parser gives."""
+    quick = _everyday_addresses(text)
+    if quick is not None:
+        assert quick == _parsed_addresses(text, "To")
+    everyday = "(" not in text and ":" not in text and '"' not in text
+    assert quick is not None or not everyday, "an everyday list read by the slow parser"
 
 
 # -- fuzzing ------------------------------------------------------------------------------

@@ -169,6 +169,7 @@ class Followed:
     shown_due: datetime | None = None  # when the period it shows came
     shown_period: datetime | None = None  # that period's own due time
     back: bool = False  # came back from its snooze
+    read_back: bool = False  # a pass read what the user did to its item (completed, ended)
     later: dict[datetime, datetime] = field(default_factory=dict)  # periods put off then
 
     def raises(self, at: datetime) -> datetime | None:
@@ -201,7 +202,15 @@ class Followed:
         return paris(WORKING[index]) if index < len(WORKING) else paris(LAST_DAY) + timedelta(1)
 
     def closes(self, at: datetime) -> datetime | None:
-        """Whether the pass at `at` closes its item: the due of the period it showed, if so."""
+        """Whether the pass at `at` closes its item: the due of the period it showed, if so.
+
+        Closed by followupd when its reason went; or, once, by the user in their
+        app (ticked off, cancelled, deleted), which the pass's sync reads back.
+        """
+        by_user = self.completed if self.closed_by_followupd else (self.completed or self.ended)
+        if by_user is not None and by_user < at and not self.read_back:
+            self.read_back = True
+            return self.shown_period
         if not self.closed_by_followupd or self.ended is None or not self.ended < at:
             return None
         if self.upto is not None and self.upto > self.ended:

@@ -16,12 +16,17 @@ import aiosmtplib
 
 from followupd.channels.email.smtp import smtp_client
 from followupd.cli.template_check import check_templates
-from followupd.config.accounts import CaldavAccount, WithPassword
+from followupd.config.accounts import CaldavAccount, ImapAccount, WithPassword
 from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
 from followupd.domain.business_calendar import zone
-from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
+from followupd.domain.owner_scope import (
+    SyncedCalendar,
+    calendar_sources,
+    has_calendars,
+    mailbox_sources,
+)
 from followupd.errors import ConfigError, FollowupdError
 from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
@@ -86,6 +91,8 @@ def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]
         checks.append(Check("caldav", True, "not configured: tasks only in the feed"))
     for account, calendars in calendar_sources(settings):
         checks += check_caldav(account, environ, calendars)
+    for mailbox, _ in mailbox_sources(settings):
+        checks += check_mailbox(mailbox, environ)
     return checks
 
 
@@ -153,6 +160,53 @@ def check_caldav(
     return [Check("caldav", True, summary)] + [
         check for check in found.values() if check is not None
     ]
+
+
+def check_mailbox(account: ImapAccount, environ: Mapping[str, str]) -> list[Check]:
+    """The IMAP server, then each folder a sync reads: found, its size, and how it syncs.
+
+    Read-only, as the sync: folders are EXAMINEd, nothing is fetched.
+    """
+    # imported here: a check without [imap] never loads the IMAP client
+    from followupd.sources.imap.connection import MailboxUnreachable, open_mailbox, reason
+    from followupd.sources.imap.sync import MailSyncReport, enable_condstore, folders_to_read
+    from followupd.sources.imap.watch import POLL_SECONDS
+
+    where = f"imap {account.account}"
+    try:
+        client = open_mailbox(account, environ=environ)
+    except MailboxUnreachable as error:
+        return [Check("imap", False, str(error))]
+    report = MailSyncReport()
+    checks: list[Check] = []
+    try:
+        condstore = enable_condstore(client)
+        how = (
+            "CONDSTORE: a pass with nothing new fetches nothing"
+            if condstore
+            else "no CONDSTORE: each pass lists the UIDs above the last one read"
+        )
+        idle = (
+            "IDLE: the daemon reads a reply as it arrives"
+            if client.has_capability("IDLE")
+            else f"no IDLE: the daemon looks every {POLL_SECONDS:.0f} s"
+        )
+        checks.append(Check("imap", True, f"{where}: reachable, read-only; {how}; {idle}"))
+        for name, role in folders_to_read(client, account, report):
+            examined = client.select_folder(name, readonly=True)
+            count = int(examined.get(b"EXISTS", 0))
+            what = "replies" if role == "inbox" else "what you send"
+            checks.append(Check("imap", True, f"  folder {name!r} ({what}): {count} messages"))
+    except Exception as error:  # a server's NO or BAD, a connection lost: not usable
+        checks.append(Check("imap", False, f"{where}: {reason(error)}"))
+    finally:
+        try:
+            client.logout()
+        except Exception:  # the connection broke already
+            client.shutdown()
+    checks += [Check("imap", False, f"  {line}") for line in report.failed]
+    checks += [Check("imap", True, f"  note: {line}") for line in report.notices]
+    return checks
 
 
 def _caldav_problem(caldav: CaldavAccount, error: Exception) -> str:

@@ -77,15 +77,18 @@ def followups_json(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
+    user_did: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """As `intents_json`, with each row's state, what the pass did to it, and, when not
-    sent, the reason."""
+    sent or when the user acted on its calendar item (`user_did`, by key), the reason."""
     shown = _described(session, rows, zone, settings)
     for item, row in zip(shown, rows, strict=True):
         item["state"] = README_STATES.get(row.state, row.state)
         item["action"] = actions[row.key]
         item["late"] = row.late
-        if row.state != FollowUpState.SENT:
+        if row.key in user_did:
+            item["reason"] = user_did[row.key]
+        elif row.state != FollowUpState.SENT:
             item["reason"] = row.reason or _default_reason(row)
     return shown
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
-from followupd.domain.owner_scope import has_calendars
+from followupd.domain.owner_scope import has_calendars, has_mailboxes
 from followupd.domain.states import FAILED_STATES, FollowUpState, PassAction
 from followupd.engine import evaluation
 from followupd.errors import (
@@ -20,10 +21,15 @@ from followupd.errors import (
     EX_UNAVAILABLE,
 )
 from followupd.rules.registry import enabled_rules
+from followupd.store import live_items
 from followupd.store.coordination import worker_name
 from followupd.store.outbox import recording
 from followupd.store.outbox.orphans import release_orphans
 from followupd.store.outbox.rows import FollowUpRow
+
+if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+    from followupd.sources.caldav.read_back import ReadBack
+    from followupd.sources.imap.sync import MailSyncReport
 
 PLAN_DAYS = 30
 
@@ -53,20 +59,33 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
 @click.option("--now", "now_text", metavar="TIME", help="sync as if the clock read TIME")
 @pass_app
 def sync(app: App, now_text: str | None) -> None:
-    """Read missions, meetings and completed tasks from the CalDAV calendars."""
-    if not has_calendars(app.settings):
-        raise click.UsageError("no [caldav] section in the config: there is no calendar to sync")
-    from followupd.sources.caldav.sync import sync_calendars
-
+    """Read missions, meetings and completed tasks from the calendars, and the mailbox."""
+    calendars, mailboxes = has_calendars(app.settings), has_mailboxes(app.settings)
+    if not calendars and not mailboxes:
+        raise click.UsageError(
+            "no [caldav] or [imap] section in the config: there is nothing to sync"
+        )
     at = app.instant(now_text)
+    failed = False
     store = app.store()
     try:
-        with render.sync_progress() as progress:
-            report = sync_calendars(store, app.settings, at, progress)
+        if calendars:
+            from followupd.sources.caldav.sync import sync_calendars
+
+            with render.sync_progress() as progress:
+                report = sync_calendars(store, app.settings, at, progress)
+            render.print_sync_report(report)
+            failed = bool(report.failed)
+        if mailboxes:
+            from followupd.sources.imap.sync import sync_mailboxes
+
+            mail = sync_mailboxes(store, app.settings, at, environ=app.environ)
+            render.print_mail_report(mail)
+            say_mail_problems(mail)
+            failed = failed or bool(mail.failed)
     finally:
         store.close()
-    render.print_sync_report(report)
-    if report.failed:  # what could be synced was; the rest is tried again next time
+    if failed:  # what could be synced was; the rest is tried again next time
         raise click.exceptions.Exit(EX_UNAVAILABLE)
 
 
@@ -84,10 +103,12 @@ def sync(app: App, now_text: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help='one JSON object: {"now", "followups"}')
 @pass_app
 def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
-    """One full pass as if the clock read --now: sync the calendars, evaluate, deliver."""
+    """One full pass as if the clock read --now: sync the calendars and the mailbox, evaluate,
+    deliver."""
     at = app.instant(now_text)
     rules = enabled_rules(app.settings.rules, app.settings.owners)
     unavailable = False
+    actions: dict[str, PassAction] = {}
     if has_calendars(app.settings) and not dry_run:
         from followupd.sources.caldav.sync import sync_calendars
 
@@ -101,8 +122,19 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
         if any(synced.user.counts):  # the calendar as a remote control: said, as sync says it
             click.echo(f"followupd: {render.user_actions(synced.user)}", err=True)
         unavailable = bool(synced.failed)
+        actions.update(read_back_actions(synced.user))
+    if has_mailboxes(app.settings) and not dry_run:
+        from followupd.sources.imap.sync import sync_mailboxes
+
+        store = app.store()
+        try:
+            mail = sync_mailboxes(store, app.settings, at, environ=app.environ)
+        finally:
+            store.close()
+        say_mail_problems(mail)  # what is stored is still worth a pass
+        unavailable = unavailable or bool(mail.failed)
     with app.session(commit=not dry_run) as session:
-        actions = evaluated_actions(evaluation.evaluate(session, app.settings, rules, at))
+        actions.update(evaluated_actions(evaluation.evaluate(session, app.settings, rules, at)))
         if dry_run:
             print_outcome(session, actions, at, app, as_json)
             return
@@ -133,6 +165,25 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
     report = await deliverer.run(at)
     await deliverer.close_vanished(at, report)
     return report
+
+
+def say_mail_problems(report: MailSyncReport) -> None:
+    """On stderr: what a mailbox sync could not read (tried again next time).
+
+    A message skipped is not repeated here: the sync logs it as a warning,
+    which the command line writes on stderr already.
+    """
+    for line in report.failed:
+        click.echo(f"followupd: {line}", err=True)
+
+
+def read_back_actions(did: ReadBack) -> dict[str, PassAction]:
+    """The follow-ups whose calendar item the sync found completed or dismissed by the user.
+
+    Their item is closed; a snoozed one is left out: the pass changed nothing
+    of it (the stderr line and `outbox list` say it).
+    """
+    return dict.fromkeys([*did.completed, *did.dismissed], PassAction.CLOSED)
 
 
 def evaluated_actions(report: evaluation.PassReport) -> dict[str, PassAction]:
@@ -179,9 +230,17 @@ def print_outcome(
 ) -> list[FollowUpRow]:
     """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
     rows = recording.load(session, sorted(actions))
+    items = live_items.of_concerns(session, (row.concern for row in rows))
+    user_did = {
+        row.key: did
+        for row in rows
+        if (item := items.get(row.concern)) is not None
+        and item.followup_key == row.key
+        and (did := render.user_did(item, app.zone))
+    }
     if as_json:
-        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions)
+        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions, user_did)
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.settings, actions)
+        render.print_followups(rows, app.zone, app.settings, actions, user_did)
     return rows

@@ -39,6 +39,7 @@ from followupd.store.queries import MissionRow
 if TYPE_CHECKING:  # importing it would load the CalDAV client stack
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.caldav.sync import SyncReport
+    from followupd.sources.imap.sync import MailSyncReport
 
 
 def console() -> Console:
@@ -278,11 +279,15 @@ def print_followups(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
+    user_did: Mapping[str, str],
 ) -> None:
+    """What a pass did; `user_did` (by key): what the user did to a row's calendar item."""
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
+        if row.key in user_did:
+            state += f": {user_did[row.key]}"
+        elif row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
             state += f": {row.reason}"
         table.add_row(
             _local(row.due_at, zone),
@@ -398,6 +403,19 @@ def print_sync_report(report: SyncReport) -> None:
         out.print(f"note: {notice}", markup=False, highlight=False)
     for url, reason in report.skipped:
         out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+
+
+def print_mail_report(report: MailSyncReport) -> None:
+    """What a mailbox sync read, folder by folder (what it could not read goes to stderr)."""
+    out = console()
+    if report.folders:  # none read: the mailbox was not reached, as stderr says
+        table = _table("mailbox", "folder", "for", "sync", "read", "new")
+        for folder in report.folders:
+            table.add_row(folder.mailbox, folder.folder, folder.role, folder.mode,
+                          str(folder.seen), str(folder.recorded))  # fmt: skip
+        out.print(table)
+    for notice in report.notices:
+        out.print(f"note: {notice}", markup=False, highlight=False)
 
 
 def user_actions(did: ReadBack) -> str:

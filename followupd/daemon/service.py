@@ -5,6 +5,9 @@ due is always read from the store, so correctness never depends on when a
 job fires. Its jobs:
 
 - **sync** the CalDAV calendars, every ``sync_every_seconds``;
+- **mail**: read the mailboxes (``[imap]``), every ``sync_every_seconds`` and
+  as soon as a watcher in IDLE sees a message arrive in an inbox folder
+  (`followupd.daemon.mail_watch`): a reply stops the nudges within seconds;
 - **evaluate** the rules, every ``evaluate_every_seconds`` and at the next
   opening of the send window in every time zone in use (that is when
   follow-ups fall due);
@@ -26,7 +29,8 @@ leader's next look (on PostgreSQL any instance may do it: the worker's lock
 decides, and two instances doing it at once release each row once).
 
 Several instances may share one PostgreSQL database (`followupd.daemon.cluster`):
-all of them evaluate and deliver; the CalDAV sync, housekeeping, orphans (but
+all of them evaluate and deliver; the CalDAV sync, the mailbox sync and its watchers,
+housekeeping, orphans (but
 for that first look at start) and the closing of calendar items run on the
 leader only. A notice on the database's channel wakes them: ``due`` re-arms
 delivery, ``changed`` (a terminal command changed data) re-arms delivery and
@@ -64,11 +68,12 @@ from followupd.config.load import load_settings
 from followupd.config.settings import Settings
 from followupd.daemon.cluster import coordination_for
 from followupd.daemon.http import Handlers, listen, web_app
+from followupd.daemon.mail_watch import MailWatchers
 from followupd.daemon.metrics import Metrics
 from followupd.daemon.systemd_notify import Notifier
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar, zone
-from followupd.domain.owner_scope import has_calendars, scope_of
+from followupd.domain.owner_scope import has_calendars, has_mailboxes, scope_of
 from followupd.domain.states import FAILED_STATES, FollowUpState
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
@@ -122,6 +127,9 @@ class Service:
         self.tokens: dict[str, str] = {}  # owner key -> feed token
         self.feeds = FeedCache()
         self.shared = is_postgres(self.store.engine)  # other instances may share it
+        self.watchers = MailWatchers()
+        self.mail_running = False
+        self.mail_again = False  # a watcher woke the mail pass while it ran: once more
         self.cluster = coordination_for(
             self.store.engine, on_leadership=self._leadership, on_notice=self._notice
         )
@@ -140,6 +148,7 @@ class Service:
         self.scheduler.start()
         watchdog = asyncio.ensure_future(self._watchdog())
         coordinating = asyncio.ensure_future(self.cluster.run())
+        self._watch_mailboxes()
         self.notifier.ready(self.status_line())
         log.info(
             "followupd running: feed on http://%s, worker %s",
@@ -150,6 +159,7 @@ class Service:
         log.info("stopping")
         self.notifier.stopping()
         self.scheduler.shutdown(wait=False)
+        await asyncio.to_thread(self.watchers.stop, wait=True)
         await self._drain()
         watchdog.cancel()
         coordinating.cancel()
@@ -207,6 +217,7 @@ class Service:
             self.settings = settings
             self.tokens = ensure_tokens(settings.owners)
             self._schedule()
+            self._watch_mailboxes()
             log.info("config reloaded from %s", self.config_path)
         self.notifier.ready(self.status_line())
 
@@ -216,6 +227,7 @@ class Service:
         now = self.clock()
         every = {
             "sync": (self.sync_pass, service.sync_every_seconds),
+            "mail": (self.mail_pass, service.sync_every_seconds),
             "evaluate": (self.evaluate_pass, service.evaluate_every_seconds),
             "deliver": (self.deliver_pass, int(DELIVERY_SAFETY_NET.total_seconds())),
             "housekeeping": (self.housekeeping_pass, service.housekeeping_every_seconds),
@@ -262,12 +274,38 @@ class Service:
     # -- several instances ---------------------------------------------------------------
     def _leadership(self, leading: bool) -> None:
         if leading:
-            log.info("this instance leads: CalDAV sync and housekeeping run here")
+            log.info("this instance leads: CalDAV sync, mailbox sync and housekeeping run here")
             for job in self.scheduler.get_jobs():
-                if job.id in ("sync", "housekeeping", "orphans"):
+                if job.id in ("sync", "mail", "housekeeping", "orphans"):
                     job.modify(next_run_time=self.clock())
         else:
             log.info("this instance no longer leads")
+        self._watch_mailboxes()
+
+    def _watch_mailboxes(self) -> None:
+        """Watchers on the inbox folders while this instance leads, with the config's mailboxes."""
+        if self.stop_requested.is_set():
+            return
+        if not (self.cluster.is_leader and has_mailboxes(self.settings)):
+            self.watchers.stop(wait=False)
+            return
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:  # from a watcher's thread
+            try:
+                loop.call_soon_threadsafe(self._mail_arrived)
+            except RuntimeError:  # the loop closed: the daemon is stopping
+                return
+
+        self.watchers.start(self.settings, self.environ, wake)
+
+    def _mail_arrived(self) -> None:
+        if self.stop_requested.is_set():
+            return
+        if self.mail_running:  # a "mail-now" job now would be skipped as one already running
+            self.mail_again = True
+            return
+        self._at("mail-now", self.mail_pass, self.clock())
 
     def _notice(self, topic: str) -> None:
         if self.stop_requested.is_set():
@@ -327,6 +365,36 @@ class Service:
                 raise ServiceUnavailable("; ".join(report.failed))
 
         await self._pass("sync", work)
+
+    async def mail_pass(self) -> None:
+        """Read the mailboxes; when a watcher wakes it meanwhile, once more at the end."""
+        if not has_mailboxes(self.settings) or not self.cluster.is_leader:
+            return
+        if self.mail_running:
+            self.mail_again = True
+            return
+
+        from followupd.sources.imap.sync import sync_mailboxes
+
+        async def work() -> None:
+            report = await asyncio.to_thread(
+                sync_mailboxes, self.store, self.settings, self.clock(), environ=self.environ
+            )
+            if report.recorded:  # a reply, a bounce, a status update sent: may change what is due
+                log.info("read %d new message(s) in the mailbox", len(report.recorded))
+                self._at("evaluate-now", self.evaluate_pass, self.clock())
+            if report.failed:  # the others were read; /healthz says which were not
+                raise ServiceUnavailable("; ".join(report.failed))
+
+        self.mail_running = True
+        try:
+            while True:
+                self.mail_again = False
+                await self._pass("mail", work)
+                if not self.mail_again or self.stop_requested.is_set():
+                    break
+        finally:
+            self.mail_running = False
 
     async def evaluate_pass(self) -> None:
         async def work() -> None:

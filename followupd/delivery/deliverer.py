@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Unpack
+from operator import methodcaller
+from typing import TypeVar, Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Row, select
@@ -38,7 +39,7 @@ from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 from followupd.channels.email.message import build_message, message_id
 from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
-from followupd.config.owners import Owner
+from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.digest import make_digest
 from followupd.delivery.holds import Holds
@@ -64,6 +65,7 @@ LEASE = timedelta(minutes=5)
 BATCH = 200
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -280,30 +282,26 @@ class Deliverer:
             ]
         if not gone and not retiring and not unwritten and not moving:
             return
-        writers = Writers(self.settings, self.calendar_writer)
-        unreachable: set[str] = set()  # owners whose calendar failed in this pass
+        writers = _OwnerCalendars(Writers(self.settings, self.calendar_writer))
         try:
-            await self._write_unwritten(writers, unwritten, unreachable, at)
-            await self._move_alarms(writers, moving, unreachable, at)
+            await self._write_unwritten(writers, unwritten, at)
+            await self._move_alarms(writers, moving, at)
             for item, why in [*gone, *retiring]:
                 owner = self.settings.owner_for(item.owner)
-                if owner.key in unreachable:
-                    continue
                 state = (
                     CalendarState.CANCELLED
                     if items.is_meeting(item.rule, item.step)
                     else CalendarState.COMPLETED
                 )
-                try:
-                    writer = await writers.writer(owner) if item.href else None
-                    if writer is not None and item.href:
-                        note = f"followupd: {why}"
-                        await asyncio.to_thread(writer.close, item.href, state, at, note)
-                except DeliveryError as error:  # this owner's items wait; the others go on
-                    log.warning("%s's calendar items left open until the next pass: %s",
-                                owner.key, error)  # fmt: skip
-                    unreachable.add(owner.key)
-                    continue
+                href, note = item.href, f"followupd: {why}"
+                if href is not None:
+                    closed = await writers.act(
+                        owner,
+                        "calendar items left open until the next pass",
+                        methodcaller("close", href, state, at, note),
+                    )
+                    if closed is UNREACHED:
+                        continue
                 with self.store.session() as session:
                     live_items.close(session, item.id, state, why, at)
                 report.closed[item.followup_key] = why
@@ -311,11 +309,7 @@ class Deliverer:
             await writers.close()
 
     async def _write_unwritten(
-        self,
-        writers: Writers,
-        unwritten: list[live_items.FeedItem],
-        unreachable: set[str],
-        at: datetime,
+        self, writers: _OwnerCalendars, unwritten: list[live_items.FeedItem], at: datetime
     ) -> None:
         """Items open in the feed only, of an owner who now has a CalDAV calendar: written there.
 
@@ -323,32 +317,22 @@ class Deliverer:
         the periods to come.
         """
         for item, name, phone in unwritten:
+            if self.stopping:
+                return
             owner = self.settings.owner_for(item.owner)
-            if owner.key in unreachable or self.stopping:
-                continue
-            try:
-                writer = await writers.writer(owner)
-                if writer is None:
-                    continue
-                tz = zone(owner.timezone)
-                body = ical.document(ical.item_of(item, tz, name, phone), tz)
-                href = await asyncio.to_thread(
-                    writer.create, identity.resource_name(item.concern), body, item.uid
-                )
-            except DeliveryError as error:  # this owner's items wait; the others go on
-                log.warning("%s's open items not written to the calendar yet: %s",
-                            owner.key, error)  # fmt: skip
-                unreachable.add(owner.key)
-                continue
-            with self.store.session() as session:
-                live_items.written_at(session, item.id, href, at)
+            tz = zone(owner.timezone)
+            body = ical.document(ical.item_of(item, tz, name, phone), tz)
+            href = await writers.act(
+                owner,
+                "open items not written to the calendar yet",
+                methodcaller("create", identity.resource_name(item.concern), body, item.uid),
+            )
+            if isinstance(href, str):
+                with self.store.session() as session:
+                    live_items.written_at(session, item.id, href, at)
 
     async def _move_alarms(
-        self,
-        writers: Writers,
-        moving: list[live_items.FeedItem],
-        unreachable: set[str],
-        at: datetime,
+        self, writers: _OwnerCalendars, moving: list[live_items.FeedItem], at: datetime
     ) -> None:
         """Items the user put off: followupd's alarm moved to their date, once.
 
@@ -357,9 +341,11 @@ class Deliverer:
         The rewrite keeps the user's due as they wrote it, and all the app added.
         """
         for item, name, phone in moving:
+            if self.stopping:
+                return
             owner = self.settings.owner_for(item.owner)
             until, href = item.snoozed_until, item.href
-            if owner.key in unreachable or self.stopping or until is None or href is None:
+            if until is None or href is None:
                 continue
             change = partial(
                 _with_alarm_at,
@@ -368,19 +354,14 @@ class Deliverer:
                 until=until,
                 before=item.alarm_at or item.due_at,
             )
-
-            try:
-                writer = await writers.writer(owner)
-                if writer is None:
-                    continue
-                outcome = await asyncio.to_thread(writer.update, href, change)
-            except DeliveryError as error:  # this owner's items wait; the others go on
-                log.warning("%s's calendar items not updated yet: %s", owner.key, error)
-                unreachable.add(owner.key)
+            outcome = await writers.act(
+                owner,
+                "calendar items not updated yet",
+                methodcaller("update", href, change),
+            )
+            if outcome in (UNREACHED, None, "gone"):  # gone: deleted, the next sync dismisses it
                 continue
             with self.store.session() as session:
-                if outcome == "gone":  # deleted meanwhile: the next sync dismisses it
-                    continue
                 live_items.alarm_moved(session, item.id, until, at)
 
     def _vanished(self, session: Session) -> list[tuple[LiveItem, str]]:
@@ -449,19 +430,13 @@ class Deliverer:
                         continue
                     last = raised.get(row.concern)
                     waits = self.holds.repeat(last, row) if last is not None else None
-                    if waits is not None and waits[0] > at:
+                    if waits is None or waits[0] <= at:  # its rhythm lets it go: other holds?
+                        place = places.get(row.mission_id) if row.mission_id else None
+                        waits = self.holds.until(row, at, place)
+                    if waits is not None:
                         until, why = waits
                         _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                                 reason=why, next_attempt_at=until,
-                                attempts=row.attempts - 1)  # fmt: skip
-                        report.held[row.key] = why
-                        continue
-                    place = places.get(row.mission_id) if row.mission_id else None
-                    later = self.holds.until(row, at, place)
-                    if later is not None:
-                        when, why = later
-                        _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
-                                reason=why, next_attempt_at=when,
                                 attempts=row.attempts - 1)  # fmt: skip
                         report.held[row.key] = why
                         continue
@@ -712,3 +687,40 @@ class Deliverer:
                 if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                            last_error=reason, next_attempt_at=when):  # fmt: skip
                     report.retrying[row.key] = reason
+
+
+UNREACHED = object()  # what `_OwnerCalendars.act` gives when the owner's calendar failed
+
+
+class _OwnerCalendars:
+    """Each owner's calendar writer, and which of them failed in this pass.
+
+    Once an owner's calendar fails, their other items wait for the next pass
+    (no timeout per item against a server that is down); the others go on.
+    """
+
+    def __init__(self, writers: Writers) -> None:
+        self.writers = writers
+        self.unreachable: set[str] = set()
+
+    async def act(
+        self, owner: OwnerEntry, left: str, action: Callable[[CalendarWriter], T]
+    ) -> T | object | None:
+        """`action` on `owner`'s calendar, in a thread; None: they have none; UNREACHED: it failed.
+
+        `left` says what waits when it fails, in the warning logged once per owner.
+        """
+        if owner.key in self.unreachable:
+            return UNREACHED
+        try:
+            writer = await self.writers.writer(owner)
+            if writer is None:
+                return None
+            return await asyncio.to_thread(action, writer)
+        except DeliveryError as error:  # this owner's items wait; the others go on
+            log.warning("%s's %s: %s", owner.key, left, error)
+            self.unreachable.add(owner.key)
+            return UNREACHED
+
+    async def close(self) -> None:
+        await self.writers.close()

@@ -23,7 +23,7 @@ from followupd.domain.owner_scope import Scope
 from followupd.domain.states import ACTIVE_STATES, Audience, CalendarState, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, FollowUp, LiveItem
-from followupd.store.outbox.recording import PENDING_COLUMNS
+from followupd.store.outbox.recording import PENDING_COLUMNS, end_pending
 from followupd.store.outbox.rows import FollowUpRow, PendingRow
 from followupd.store.rows import record
 
@@ -329,13 +329,7 @@ def pending_of(
     session: Session, concern: str, state: FollowUpState, reason: str, at: datetime
 ) -> int:
     """The pending follow-ups of `concern` ended as `state` for `reason`; how many."""
-    result = session.execute(
-        update(FollowUp)
-        .where(FollowUp.concern == concern, FollowUp.state == FollowUpState.PENDING)
-        .values(state=state, reason=reason, updated_at=at)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0))
+    return end_pending(session, FollowUp.concern == concern, state, reason, at)
 
 
 def dismiss_recorded(session: Session, keys: Sequence[str], at: datetime) -> None:

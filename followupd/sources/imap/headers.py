@@ -72,6 +72,13 @@ _BRACKETED_ID = re.compile(r"<([^<>]*)>")
 # (MAILER-DAEMON@mx1), a special-use domain (.local), kept if plainly local@domain
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _LOOSE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@]+@[^\s<>()\[\],;:\"\\@]+")
+# one mailbox of an address list in its everyday form, `Name <a@b>`, `"Name" <a@b>` or
+# `a@b`: read without the full RFC 5322 parser, ten times slower; anything else (a
+# comment, a group, a quoted comma, an encoded word's commas) goes to that parser
+_ADDR = r"[^\s<>()\[\],;:\"\\@]+@[^\s<>()\[\],;:\"\\@]+"
+_EVERYDAY_MAILBOX = re.compile(
+    rf'\s*(?:(?:"[^"\\]*"\s*|[^"<>()\[\],;:\\@]*)<({_ADDR})>|({_ADDR}))\s*'
+)
 _REPORT_TYPE = re.compile(r"""report-type\s*=\s*"?\s*([A-Za-z0-9._-]+)""", re.IGNORECASE)
 # the senders of bounces by convention: qmail-send, Postfix, Exim, Sendmail and Gmail
 # write From: MAILER-DAEMON@host; Exchange and Hotmail write postmaster@host
@@ -220,17 +227,37 @@ def _addresses(text: str, name: str, problems: list[str]) -> list[str]:
     if len(text) > MAX_ADDRESS_FIELD:  # cut at a comma, so no address is cut in two
         text = text[: text.rfind(",", 0, MAX_ADDRESS_FIELD) + 1 or MAX_ADDRESS_FIELD]
         problems.append(f"{name}: longer than {MAX_ADDRESS_FIELD} characters, the rest left")
-    try:
-        parsed = policy.default.header_factory(name.lower(), text)
-        specs = [address.addr_spec for address in getattr(parsed, "addresses", ())]
-    except _READ_ERRORS:
-        specs = _LOOSE_ADDRESS.findall(text)
+    specs = _everyday_addresses(text)
+    if specs is None:
+        specs = _parsed_addresses(text, name)
     found = [address for spec in specs if (address := mailbox_address(spec)) is not None]
     if not found and "@" in text:
         found = [a for spec in _LOOSE_ADDRESS.findall(text) if (a := mailbox_address(spec))]
         if not found:
             problems.append(f"{name}: unreadable")
     return found
+
+
+def _parsed_addresses(text: str, name: str) -> list[str]:
+    """The addr-specs of an address list, by RFC 5322's parser; by a loose match if it fails."""
+    try:
+        parsed = policy.default.header_factory(name.lower(), text)
+        return [address.addr_spec for address in getattr(parsed, "addresses", ())]
+    except _READ_ERRORS:
+        return _LOOSE_ADDRESS.findall(text)
+
+
+def _everyday_addresses(text: str) -> list[str] | None:
+    """The addresses of a list whose every mailbox is in an everyday form; else None."""
+    specs = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        found = _EVERYDAY_MAILBOX.fullmatch(part)
+        if found is None:
+            return None
+        specs.append(found.group(1) or found.group(2))
+    return specs
 
 
 def _message_ids(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, LiveItem
-from followupd.store.outbox.recording import NewFollowUp, insert_new
+from followupd.store.outbox.recording import NewFollowUp, end_pending, insert_new
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.rows import record
 
@@ -184,13 +184,7 @@ def end_waiting(
     session: Session, key: str, state: FollowUpState, reason: str, at: datetime
 ) -> bool:
     """A reminder by email no digest will carry: ended as `state`; False if no longer waiting."""
-    result = session.execute(
-        update(FollowUp)
-        .where(FollowUp.key == key, FollowUp.state == FollowUpState.PENDING)
-        .values(state=state, reason=reason, updated_at=at)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return end_pending(session, FollowUp.key == key, state, reason, at) > 0
 
 
 def mark_sent(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -106,6 +106,23 @@ def pending(session: Session) -> list[PendingRow]:
     return list(
         session.execute(select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING))
     )
+
+
+def end_pending(
+    session: Session,
+    which: ColumnElement[bool],
+    state: FollowUpState,
+    reason: str,
+    at: datetime,
+) -> int:
+    """The follow-ups `which` selects that are still pending, ended as `state`; how many."""
+    result = session.execute(
+        update(FollowUp)
+        .where(which, FollowUp.state == FollowUpState.PENDING)
+        .values(state=state, reason=reason, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 def cancel(session: Session, cancelled: dict[str, str], at: datetime) -> None:
