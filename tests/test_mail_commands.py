@@ -318,3 +318,72 @@ def test_check_fails_on_a_folder_the_server_does_not_have(
     failed = [line for line in lines if line.split()[1] == "FAILED"]
     assert len(failed) == 1 and "folder 'Clients' not found on the server" in failed[0]
     assert any("'INBOX' (replies): 0 messages" in line for line in lines)
+
+
+# -- what the mail means, end to end ---------------------------------------------------------
+
+BOUNCED_ID = b"<4c9bca52657770004d737597855312b314b47f69.followupd@cabinet.example>"
+BOUNCED_ADDRESS = b"jean.dupond@client.example"  # in bounce-postfix.eml
+BOUNCE_DATE = b"Tue, 10 Nov 2026 09:00:05 +0100"  # its own Date: the returned one's is later
+
+
+def sent_to_clients(database_url: URL) -> list[FollowUp]:
+    """The client emails the pass sent, each with its Message-ID: invoices' nudges first."""
+    store = Store.open(database_url)
+    try:
+        with store.session() as session:
+            found = session.scalars(
+                select(FollowUp).where(FollowUp.audience == "client", FollowUp.state == "sent")
+            )
+            return sorted(found, key=lambda row: (row.rule != "invoice_due", row.key))
+    finally:
+        store.close()
+
+
+def test_a_reply_pauses_the_nudges_and_a_bounce_fails_its_followup(
+    cli: RunCli, demo: Path, imap_server: ImapServer, user: str, database_url: URL
+) -> None:
+    """A client answers a nudge, another nudge bounces: the next `tick` acts on both."""
+    with demo.open("a", encoding="utf-8") as config:
+        config.write(imap_section(imap_server, user))
+    assert cli("tick", "--now", TICK_AT).code == 0
+    emails = sent_to_clients(database_url)
+    assert len(emails) >= 2 and emails[0].rule == "invoice_due", [e.key for e in emails]
+    answered, bounced = emails[0], emails[1]
+    assert answered.message_id is not None and bounced.message_id is not None
+    invoice = answered.key.split(":")[1]
+    reply_at = NOW + timedelta(hours=3)
+    imap_server.append(user, "INBOX", mail(
+        f"Re: {answered.subject}", sender=str(answered.recipient), date=reply_at,
+        In_Reply_To=answered.message_id, References=answered.message_id,
+    ))  # fmt: skip
+    bounce = corpus("bounce-postfix.eml").replace(BOUNCED_ID, bounced.message_id.encode())
+    bounce = bounce.replace(BOUNCE_DATE, b"Mon, 23 Nov 2026 11:00:05 +0100", 1)  # after it left
+    imap_server.append(  # the address it was sent to refused, as the report says
+        user, "INBOX", bounce.replace(BOUNCED_ADDRESS, str(bounced.recipient).encode())
+    )
+
+    later = cli("tick", "--now", "2026-11-23T15:00", "--json")
+
+    assert later.code == 3, later  # a follow-up failed in this pass: the bounced nudge
+    assert "in the mailbox: 1 reply" in later.err and "1 bounce" in later.err
+    shown = {item["key"]: item for item in json.loads(later.out)["followups"]}
+    failed = shown[bounced.key]
+    assert (failed["action"], failed["state"]) == ("failed", "failed")
+    assert "5.1.1" in failed["reason"]
+    tasks = [item for item in shown.values() if item["rule"] == "client_replied"]
+    assert [(task["audience"], task["action"]) for task in tasks] == [("owner", "sent")]
+    assert invoice in tasks[0]["subject"]
+    fixes = [item for item in shown.values() if item["rule"] == "email_bounced"]
+    assert [fix["audience"] for fix in fixes] == ["owner"]
+
+    # the answered invoice's next nudges wait 7 working days from the reply (Mon 23 Nov):
+    # none before Wednesday 2 December
+    planned = json.loads(cli("plan", "--from", "2026-11-24", "--to", "2026-12-20", "--json").out)
+    waiting = [
+        datetime.fromisoformat(item["due_at"]).date()
+        for item in planned["followups"]
+        if item["key"].startswith(f"invoice_due:{invoice}:nudge") and item["audience"] == "client"
+    ]
+    assert waiting, "the ladder goes on after the pause"
+    assert min(waiting) >= datetime(2026, 12, 2).date(), waiting

@@ -132,6 +132,9 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
         finally:
             store.close()
         say_mail_problems(mail)  # what is stored is still worth a pass
+        if mail.actions.changed:  # the mailbox read: said, as sync says it
+            click.echo(f"followupd: in the mailbox: {mail.actions.summary()}", err=True)
+        actions.update(dict.fromkeys(mail.actions.bounced, PassAction.FAILED))
         unavailable = unavailable or bool(mail.failed)
     with app.session(commit=not dry_run) as session:
         actions.update(evaluated_actions(evaluation.evaluate(session, app.settings, rules, at)))

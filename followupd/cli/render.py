@@ -414,6 +414,7 @@ def print_mail_report(report: MailSyncReport) -> None:
             table.add_row(folder.mailbox, folder.folder, folder.role, folder.mode,
                           str(folder.seen), str(folder.recorded))  # fmt: skip
         out.print(table)
+        out.print(f"in the mailbox: {report.actions.summary()}", markup=False, highlight=False)
     for notice in report.notices:
         out.print(f"note: {notice}", markup=False, highlight=False)
 

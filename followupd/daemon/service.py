@@ -381,7 +381,8 @@ class Service:
                 sync_mailboxes, self.store, self.settings, self.clock(), environ=self.environ
             )
             if report.recorded:  # a reply, a bounce, a status update sent: may change what is due
-                log.info("read %d new message(s) in the mailbox", len(report.recorded))
+                log.info("read %d new message(s) in the mailbox: %s",
+                         len(report.recorded), report.actions.summary())  # fmt: skip
                 self._at("evaluate-now", self.evaluate_pass, self.clock())
             if report.failed:  # the others were read; /healthz says which were not
                 raise ServiceUnavailable("; ".join(report.failed))

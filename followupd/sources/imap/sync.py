@@ -25,7 +25,9 @@ pass goes on; a folder that cannot be read is reported and the others go
 on; a mailbox that cannot be reached (down, login refused, TLS not
 trusted) is reported and nothing of it changes: the next pass catches up.
 What the new messages mean (replies, sent status updates, bounces of
-followupd's nudges) is decided by their reader, from `MailSyncReport.recorded`.
+followupd's nudges) is acted on in the transaction that records them
+(`followupd.sources.imap.meaning`): a pass killed in between records
+neither, and the next one reads them again.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from followupd.sources.imap.connection import (
     open_mailbox,
     reason,
 )
+from followupd.sources.imap.meaning import MailActions, act_on_mail
 from followupd.sources.imap.messages import FetchedMessage, Skip, read_messages
 from followupd.store import mailbox as stored
 from followupd.store.chunks import chunked
@@ -91,6 +94,7 @@ class MailSyncReport:
     # the sent folders read: (mailbox owner key or None, folder), for the messages' reader
     sent_folders: list[tuple[str | None, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # worth saying, stops nothing
+    actions: MailActions = field(default_factory=MailActions)  # what the new messages meant
 
     def fail(self, line: str) -> None:
         # said by the caller: `sync` and `tick` on stderr, the daemon as its pass's failure
@@ -125,7 +129,7 @@ def sync_mailboxes(
             continue
         try:
             client.normalise_times = False  # INTERNALDATE aware, as the server wrote it
-            _MailboxPass(store, client, account, owner, at, at - keep, report).run()
+            _MailboxPass(store, settings, client, account, owner, at, at - keep, report).run()
         except _CONNECTION_LOST as error:
             log.debug("mailbox %s failed", account.account, exc_info=True)
             report.fail(
@@ -141,6 +145,7 @@ class _MailboxPass:
     """One pass over one mailbox, on an open connection."""
 
     store: Store
+    settings: Settings
     client: IMAPClient
     account: ImapAccount
     owner: str | None
@@ -196,7 +201,7 @@ class _MailboxPass:
             fetched = read_messages(self.client, chunk, self._skipper(folder))
             done.seen += len(fetched)
             kept = [m for m in fetched if mode == "full" or not self._too_old(m)]
-            ids = self._record(folder, uidvalidity, kept, chunk[-1], reset)
+            ids = self._record(folder, role, uidvalidity, kept, chunk[-1], reset)
             reset = False
             done.recorded += len(ids)
             self.report.recorded += ids
@@ -207,18 +212,23 @@ class _MailboxPass:
     def _record(
         self,
         folder: str,
+        role: str,
         uidvalidity: int,
         messages: Sequence[FetchedMessage],
         last_uid: int,
         reset: bool,
     ) -> list[int]:
-        """Record a chunk and where the folder's reading got to, in one transaction."""
+        """Record a chunk, act on what it means, and where the folder's reading got to,
+        in one transaction."""
         with self.store.session() as session:
             if reset:
                 stored.reset_folder(session, self.owner, folder, uidvalidity, self.at)
             bounced = _bounced_followups(session, messages)
             rows = [_new_message(message, bounced) for message in messages]
             ids = stored.record_messages(session, self.owner, folder, uidvalidity, rows, self.at)
+            sent = [(self.owner, folder)] if role == SENT else []
+            found = stored.recorded_messages(session, ids)
+            self.report.actions.add(act_on_mail(session, self.settings, found, sent, self.at))
             stored.save_folder_state(
                 session,
                 self.owner,
