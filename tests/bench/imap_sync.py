@@ -36,12 +36,11 @@ Dovecot's processes over the same span, from /proc):
    mbsync's sync of the same message. Goal: followupd under 0.2 s;
 3. ROUNDS times: a client's reply to a nudge of followupd APPENDed to INBOX
    while followupd's ``watch_inbox`` watches INBOX with IDLE in a thread, as
-   in the daemon; each wake runs one ``sync_mailboxes``, then the meaning
-   step (``act_on_mail``) on what it recorded, where it exists and the sync
-   does not call it itself. Timed: from the APPEND to the end of the pass
-   after which the store holds the reply, and what it made of it: a reply
-   naming the nudge it answers is what pauses the rest of that subject's
-   client nudges. No peer: the goal (5 s) is beside.
+   in the daemon; each wake runs one ``sync_mailboxes``, which acts on what
+   it records (``act_on_mail``) in the same transaction. Timed: from the
+   APPEND to the end of the pass after which the store holds the reply, and
+   what it made of it: a reply naming the nudge it answers is what pauses
+   the rest of that subject's client nudges. No peer: the goal (5 s) is beside.
 
 Both clients speak TLS from the first byte to Dovecot's imaps port, verified
 against the throwaway CA, and both write to the temp dir's disk (mbsync
@@ -57,8 +56,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib
-import inspect
 import os
 import pstats
 import random
@@ -69,7 +66,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -84,12 +81,11 @@ from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain.states import Audience, Channel, FollowUpState, MailKind
 from followupd.sources.files.importer import import_files
-from followupd.sources.imap import sync as mail_sync
 from followupd.sources.imap.headers import HEADER_FIELDS
 from followupd.sources.imap.sync import MailSyncReport, sync_mailboxes
 from followupd.sources.imap.watch import watch_inbox
 from followupd.store.db import Store
-from followupd.store.mailbox import recorded_by_message_id, recorded_messages
+from followupd.store.mailbox import recorded_by_message_id
 from followupd.store.models import FollowUp
 from tests.bench import generated_mail, harness, machine
 from tests.bench.caldav_sync import storage_of
@@ -479,24 +475,20 @@ class ReplyRound:
     woken: float  # IDLE woke followupd's watcher
     shown: float  # the pass that recorded the reply ended: the store shows it
     passes: int  # sync passes it took
-    kind: str  # what the store made of it: REPLY_TO_NUDGE with the meaning step
+    kind: str  # what the store made of it: REPLY_TO_NUDGE when read as such
 
 
 @dataclass
 class Replies:
     rounds: list[ReplyRound]
-    meaning_by_bench: bool  # act_on_mail called by the bench, not yet by the sync
 
     @property
     def what(self) -> str:
         """What "shown" meant in this run."""
         kinds = {one.kind for one in self.rounds}
-        steps = "one pass + act_on_mail" if self.meaning_by_bench else "one pass"
         if kinds == {REPLY_TO_NUDGE}:
-            return f"APPEND → IDLE wake → {steps}: recorded as a reply to the nudge (paused)"
-        return f"APPEND → IDLE wake → {steps}: recorded, as {', '.join(sorted(kinds))}" + (
-            "" if self.meaning_by_bench else " (no meaning step yet)"
-        )
+            return "APPEND → IDLE wake → one pass: recorded as a reply to the nudge (paused)"
+        return f"APPEND → IDLE wake → one pass: recorded, as {', '.join(sorted(kinds))}"
 
     def figures(self) -> dict[str, Any]:
         shown = [one.shown for one in self.rounds] or [float("nan")]
@@ -547,34 +539,6 @@ class Watcher:
         return self.last_wake
 
 
-def meaning_step() -> Callable[..., Any] | None:
-    """followupd's meaning step (`act_on_mail`), when it exists and the sync does not call it.
-
-    Until the sync calls it, the bench does, after each pass of step 3, on what
-    the pass recorded: as the daemon will.
-    """
-    try:
-        meaning = importlib.import_module("followupd.sources.imap.meaning")
-    except ModuleNotFoundError:
-        return None
-    if "act_on_mail" in inspect.getsource(mail_sync):
-        return None
-    act: Callable[..., Any] = meaning.act_on_mail
-    return act
-
-
-def one_pass(
-    store: Store, settings: Settings, at: datetime, act: Callable[..., Any] | None
-) -> MailSyncReport:
-    """One sync pass, then the meaning step on what it recorded when the sync does not."""
-    report = sync_mailboxes(store, settings, at)
-    if act is not None and report.recorded:
-        with store.session() as session:
-            messages = recorded_messages(session, report.recorded)
-            act(session, settings, messages, report.sent_folders, at)
-    return report
-
-
 def recorded_kind(store: Store, message_id: str) -> str | None:
     """What the store made of the message, None if it does not hold it.
 
@@ -604,7 +568,6 @@ def reply_rounds(
     before its IDLE starts is in the folder when it EXAMINEs it, and wakes
     nothing.
     """
-    act = meaning_step()
     by_email = {person.email: person for person in people.contacts}
     at = SYNC_AT + timedelta(hours=2)
     found: list[ReplyRound] = []
@@ -615,7 +578,7 @@ def reply_rounds(
                 break
         else:
             raise RuntimeError("watch_inbox never woke: is IDLE working?")
-        one_pass(store, settings, at, act)
+        sync_mailboxes(store, settings, at)
         for n, nudge in enumerate(mailbox.reserved):
             when = at + timedelta(minutes=10 * (n + 1))
             reply = mailbox.writer.answer_to_nudge(when, nudge, by_email[nudge.recipient])
@@ -630,7 +593,7 @@ def reply_rounds(
                 if wake is None or passes == 5:
                     raise RuntimeError(f"the store does not show {reply.message_id} in time")
                 woken = wake - started if woken is None else woken
-                one_pass(store, settings, when + timedelta(seconds=30), act)
+                sync_mailboxes(store, settings, when + timedelta(seconds=30))
                 passes += 1
                 kind = recorded_kind(store, reply.message_id)
             spent = time.perf_counter() - started
@@ -640,7 +603,7 @@ def reply_rounds(
                 f"{kind} at {spent:.3f} s ({passes} pass{'es' if passes > 1 else ''})",
                 flush=True,
             )
-    return Replies(found, act is not None)
+    return Replies(found)
 
 
 def print_replies(replies: Replies) -> None:
