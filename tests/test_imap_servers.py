@@ -289,3 +289,20 @@ def test_a_folder_made_again_has_a_new_uidvalidity_and_uids_from_one(
         again = client.folder_status("Projets", ["UIDVALIDITY"])[b"UIDVALIDITY"]
     assert again > first
     assert again_uid == first_uid == 1  # only UIDVALIDITY tells the two messages apart
+
+
+def test_each_user_has_a_mailbox_of_their_own(imap_server_any: ImapServer) -> None:
+    mine, theirs = imap_server_any.new_user(), imap_server_any.new_user()
+    imap_server_any.append(mine, "INBOX", message("Facture"))
+    with imap_server_any.connect(theirs) as client:
+        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+    with imap_server_any.connect(mine) as client:
+        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 1
+
+
+def test_append_many_fills_a_folder_over_one_connection(imap_server_any: ImapServer) -> None:
+    user = imap_server_any.new_user()
+    imap_server_any.append_many(user, SENT_FOLDER, (message(f"Envoi {n}") for n in range(120)))
+    with imap_server_any.connect(user) as client:
+        status = client.folder_status(SENT_FOLDER, ["MESSAGES", "UIDNEXT"])
+    assert status == {b"MESSAGES": 120, b"UIDNEXT": 121}
