@@ -221,42 +221,44 @@ class _MailboxPass:
         """Record a chunk, act on what it means, and where the folder's reading got to,
         in one transaction."""
         with self.store.session() as session:
-            if reset:
-                stored.reset_folder(session, self.owner, folder, uidvalidity, self.at)
             bounced = _bounced_followups(session, messages)
             rows = [_new_message(message, bounced) for message in messages]
+            self._reached(session, folder, uidvalidity, last_uid, None, reset=reset)
             ids = stored.record_messages(session, self.owner, folder, uidvalidity, rows, self.at)
             sent = [(self.owner, folder)] if role == SENT else []
             found = stored.recorded_messages(session, ids)
             self.report.actions.add(act_on_mail(session, self.settings, found, sent, self.at))
-            stored.save_folder_state(
-                session,
-                self.owner,
-                folder,
-                account=self.account.account,
-                uidvalidity=uidvalidity,
-                last_uid=last_uid,
-                highest_modseq=None,  # set once the whole folder is read
-                at=self.at,
-            )
         return ids
 
     def _save(
         self, folder: str, uidvalidity: int, last_uid: int, modseq: int | None, *, reset: bool
     ) -> None:
         with self.store.session() as session:
-            if reset:
-                stored.reset_folder(session, self.owner, folder, uidvalidity, self.at)
-            stored.save_folder_state(
-                session,
-                self.owner,
-                folder,
-                account=self.account.account,
-                uidvalidity=uidvalidity,
-                last_uid=last_uid,
-                highest_modseq=modseq,
-                at=self.at,
-            )
+            self._reached(session, folder, uidvalidity, last_uid, modseq, reset=reset)
+
+    def _reached(
+        self,
+        session: Session,
+        folder: str,
+        uidvalidity: int,
+        last_uid: int,
+        modseq: int | None,  # None in the middle of a folder: set once all of it is read
+        *,
+        reset: bool,
+    ) -> None:
+        """Where the reading of `folder` got to; with `reset`, started over first."""
+        if reset:
+            stored.reset_folder(session, self.owner, folder, uidvalidity, self.at)
+        stored.save_folder_state(
+            session,
+            self.owner,
+            folder,
+            account=self.account.account,
+            uidvalidity=uidvalidity,
+            last_uid=last_uid,
+            highest_modseq=modseq,
+            at=self.at,
+        )
 
     def _too_old(self, message: FetchedMessage) -> bool:
         when = message.facts.date or message.arrived
