@@ -287,7 +287,7 @@ def test_check_says_how_the_mailbox_and_each_folder_sync(
     assert f"{account}: reachable, read-only" in reachable
     assert "CONDSTORE" in reachable and "IDLE" in reachable
     assert inbox.split()[:2] == ["imap", "ok"] and "'INBOX' (replies): 2 messages" in inbox
-    assert f"'{SENT_FOLDER}' (what you send): 1 messages" in sent
+    assert f"'{SENT_FOLDER}' (what you send): 1 message" in sent
     assert PASSWORD not in checked.out + checked.err
 
 

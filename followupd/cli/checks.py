@@ -196,7 +196,8 @@ def check_mailbox(account: ImapAccount, environ: Mapping[str, str]) -> list[Chec
             examined = client.select_folder(name, readonly=True)
             count = int(examined.get(b"EXISTS", 0))
             what = "replies" if role == "inbox" else "what you send"
-            checks.append(Check("imap", True, f"  folder {name!r} ({what}): {count} messages"))
+            size = f"{count} message" + ("" if count == 1 else "s")
+            checks.append(Check("imap", True, f"  folder {name!r} ({what}): {size}"))
     except Exception as error:  # a server's NO or BAD, a connection lost: not usable
         checks.append(Check("imap", False, f"{where}: {reason(error)}"))
     finally:
