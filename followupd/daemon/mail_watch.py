@@ -29,10 +29,6 @@ class MailWatchers:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
 
-    @property
-    def running(self) -> bool:
-        return any(thread.is_alive() for thread in self.threads)
-
     def start(
         self, settings: Settings, environ: Mapping[str, str], wake: Callable[[], None]
     ) -> None:

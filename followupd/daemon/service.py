@@ -29,12 +29,11 @@ leader's next look (on PostgreSQL any instance may do it: the worker's lock
 decides, and two instances doing it at once release each row once).
 
 Several instances may share one PostgreSQL database (`followupd.daemon.cluster`):
-all of them evaluate and deliver; the CalDAV sync, the mailbox sync and its watchers,
-housekeeping, orphans (but
-for that first look at start) and the closing of calendar items run on the
-leader only. A notice on the database's channel wakes them: ``due`` re-arms
-delivery, ``changed`` (a terminal command changed data) re-arms delivery and
-has the leader evaluate.
+all of them evaluate and deliver; the CalDAV sync, the mailbox sync and its
+watchers, housekeeping, orphans (but for that first look at start) and the
+closing of calendar items run on the leader only. A notice on the database's
+channel wakes them: ``due`` re-arms delivery, ``changed`` (a terminal command
+changed data) re-arms delivery and has the leader evaluate.
 
 No pass overlaps itself (``max_instances=1``); a pass that fails is logged,
 counted in /healthz and /metrics, and tried again at its next time; it never
