@@ -199,6 +199,21 @@ def test_json_null_clears_an_optional_field(store: Store, tmp_path: Path) -> Non
         assert session.scalars(select(Mission.end)).one() is None
 
 
+@pytest.mark.parametrize("mission", ["\x00", "acme\x00audit", "\ud800"])
+def test_a_reference_no_database_can_hold_is_a_data_error(
+    store: Store, tmp_path: Path, mission: str
+) -> None:
+    """An invalid record's reference is looked up only if it is storable text (PostgreSQL
+    refuses a NUL even in a query); the record's own problem is what is said."""
+    issue = {"key": "late-data", "mission": mission, "opened": "2026-11-10T10:00:00+01:00",
+             "severity": "high", "summary": "Extraction en retard"}  # fmt: skip
+    path = write(tmp_path, "bad.json", json.dumps({"issues": [issue]}))
+    with pytest.raises(DataError) as refused:
+        import_files(store, [path], PARIS)
+    (problem,) = refused.value.problems
+    assert problem.where.startswith("issues[0] (late-data) mission"), problem
+
+
 def test_references_may_point_to_stored_records(store: Store, tmp_path: Path) -> None:
     import_files(store, [write(tmp_path, "base.toml", BASE)], PARIS)
     later = """\

@@ -211,10 +211,21 @@ def _placeholder(
     references are checked too. It is never written: it came with a problem.
     """
     names = {model.natural_key, *model.references}
-    given = {name: entry[name] for name in names if isinstance(entry.get(name), str)}
+    given = {name: entry[name] for name in names if _storable(entry.get(name))}
     if model.natural_key not in given or model is TouchpointRecord:
         return None
     return Located(model.model_construct(**given), path, kind, index, lines)
+
+
+def _storable(value: Any) -> bool:
+    """Whether `value` is text a database can be asked about (no NUL, no lone surrogate)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _explain(error_type: str, message: str, loc: KeyPath, model: type[Record]) -> str:
