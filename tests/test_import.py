@@ -211,7 +211,7 @@ def test_a_reference_no_database_can_hold_is_a_data_error(
     with pytest.raises(DataError) as refused:
         import_files(store, [path], PARIS)
     (problem,) = refused.value.problems
-    assert problem.where.startswith("issues[0] (late-data) mission"), problem
+    assert (problem.where or "").startswith("issues[0] (late-data) mission"), problem
 
 
 def test_references_may_point_to_stored_records(store: Store, tmp_path: Path) -> None:
