@@ -61,7 +61,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_items
+from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_source, items_of
 from followupd.channels.feed.tokens import ensure_tokens, owner_of
 from followupd.config.load import load_settings
 from followupd.config.settings import Settings
@@ -80,7 +80,7 @@ from followupd.rules.registry import enabled_rules
 from followupd.store.coordination import CHANGED, is_postgres, worker_name
 from followupd.store.db import Store
 from followupd.store.models import Client
-from followupd.store.outbox import housekeeping
+from followupd.store.outbox import digests, housekeeping
 from followupd.store.outbox.orphans import release_orphans
 
 log = logging.getLogger("followupd")
@@ -251,7 +251,7 @@ class Service:
     def _arm_delivery(self, report: DeliveryReport | None) -> None:
         """The deliver job, set for the next due follow-up, retry or expired lease."""
         with self.store.session() as session:
-            when = housekeeping.next_deliverable(session)
+            when = housekeeping.next_deliverable(session, digests.held_by(self.settings))
         if when is None:
             return
         now = self.clock()
@@ -485,12 +485,12 @@ class Service:
         owner = scope.owner
         zone = ZoneInfo(owner.timezone)
         with self.store.session() as session:
-            items = feed_items(session, at, zone, scope)
-        source = (items, owner.name)
+            rows = feed_source(session, at, scope)
+        source = (rows, owner.name, owner.timezone)
         cached = self.feeds.get(owner_key, source)
         if cached is not None:
             return cached
-        built = build_feed(items, zone, f"followupd — {owner.name}")
+        built = build_feed(items_of(rows, zone), zone, f"followupd — {owner.name}")
         self.feeds.put(owner_key, source, built)
         return built
 

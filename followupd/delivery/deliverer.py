@@ -163,8 +163,7 @@ class Deliverer:
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
         self.holds = Holds(settings, BusinessCalendar(settings.business))
-        in_digest = [e.key for e in settings.owners if e.reminders_by_email == "digest"]
-        self.held = digests.held(in_digest, settings.owners[0].key)
+        self.held = digests.held_by(settings)
         every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
         self.book = RuleBook(settings, every_rule, only_enabled=False)
 

@@ -38,6 +38,30 @@ class Feed:
     count: int
 
 
+@dataclass(frozen=True)
+class FeedSource:
+    """What an owner's feed is made of, as stored: compared by value to keep a built feed."""
+
+    items: list[live_items.FeedItem]  # open, or closed since the recent cut-off
+    previews: list[live_items.PreviewRow]  # concerns still to deliver, as they will be
+
+
+def feed_source(session: Session, at: datetime, scope: Scope | None = None) -> FeedSource:
+    """The rows the owner's feed at `at` is made of (see `feed_items`)."""
+    return FeedSource(
+        live_items.feed_items(session, at - RECENT, scope), live_items.previews(session, scope)
+    )
+
+
+def items_of(source: FeedSource, zone: ZoneInfo) -> list[ical.CalendarItem]:
+    """The calendar items of `source`, their times in `zone`; by due time, then UID."""
+    items = [ical.item_of(item, zone, name, phone) for item, name, phone in source.items]
+    for row, name, phone in source.previews:
+        coming = live_items.as_raised(None, row, row.created_at)
+        items.append(ical.item_of(coming, zone, name, phone))
+    return sorted(items, key=lambda item: (item.due_at, item.uid))
+
+
 def feed_items(
     session: Session, at: datetime, zone: ZoneInfo, scope: Scope | None = None
 ) -> list[ical.CalendarItem]:
@@ -47,14 +71,7 @@ def feed_items(
     the UID its item will have. With several owners, `scope` says whose: each
     owner's feed has their items only. By due time, then UID.
     """
-    items = [
-        ical.item_of(item, zone, name, phone)
-        for item, name, phone in live_items.feed_items(session, at - RECENT, scope)
-    ]
-    for row, name, phone in live_items.previews(session, scope):
-        coming = live_items.as_raised(None, row, row.created_at)
-        items.append(ical.item_of(coming, zone, name, phone))
-    return sorted(items, key=lambda item: (item.due_at, item.uid))
+    return items_of(feed_source(session, at, scope), zone)
 
 
 def build_feed(items: Sequence[ical.CalendarItem], zone: ZoneInfo, name: str) -> Feed:
@@ -72,9 +89,9 @@ def build_feed(items: Sequence[ical.CalendarItem], zone: ZoneInfo, name: str) ->
 class FeedCache:
     """The last feed built for each owner, and what it was built from.
 
-    The items are compared, not a version number: reading them is cheap next
-    to rendering them, and any change to what the feed shows, a contact's
-    phone number included, gives different items.
+    The stored rows are compared, not a version number: reading them is cheap
+    next to making items of them and rendering those, and any change to what
+    the feed shows, a contact's phone number included, gives different rows.
     """
 
     def __init__(self) -> None:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, and_, false, or_, select, update
 from sqlalchemy.orm import Session
 
+from followupd.config.settings import Settings
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, LiveItem
@@ -95,6 +96,12 @@ def held(owners: Sequence[str], first_owner: str) -> ColumnElement[bool]:
         FollowUp.rule != RULE,
         whose,
     )
+
+
+def held_by(settings: Settings) -> ColumnElement[bool]:
+    """`held` for the owners of `settings` who take their reminders in a digest."""
+    in_digest = [entry.key for entry in settings.owners if entry.reminders_by_email == "digest"]
+    return held(in_digest, settings.owners[0].key)
 
 
 def waiting(session: Session, held_rows: ColumnElement[bool]) -> list[FollowUpRow]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, not_, select, true
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import FINISHED_STATES, FollowUpState
@@ -34,11 +34,15 @@ def tidy(session: Session, at: datetime, retention: timedelta) -> None:
     forget_messages(session, at - retention)
 
 
-def next_deliverable(session: Session) -> datetime | None:
-    """The soonest due time or retry of a pending row, or lease expiry of a claimed one."""
+def next_deliverable(session: Session, held: ColumnElement[bool] | None = None) -> datetime | None:
+    """The soonest due time or retry of a pending row, or lease expiry of a claimed one.
+
+    Rows `held` selects (reminders waiting for a digest: never claimed, the
+    digest carries them) do not count.
+    """
     next_due = session.scalar(
         select(func.min(func.coalesce(FollowUp.next_attempt_at, FollowUp.due_at))).where(
-            FollowUp.state == FollowUpState.PENDING
+            FollowUp.state == FollowUpState.PENDING, not_(held) if held is not None else true()
         )
     )
     next_lease = session.scalar(
