@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
@@ -27,7 +28,7 @@ from followupd.store.db import Store
 from followupd.store.mailbox import (
     NewMessage,
     StoredMessage,
-    classify,
+    classify_all,
     record_messages,
     recorded_messages,
 )
@@ -363,12 +364,12 @@ def test_a_message_that_fails_is_rolled_back_alone(
     messages = recorded(loaded, "INBOX", at, reply(), reply(date=paris(2026, 12, 3, 11, 0)))
     first = messages[0].id
 
-    def failing(session: object, message: int, *args: object) -> None:
-        classify(session, message, *args)  # type: ignore[arg-type]
-        if message == first:
+    def failing(session: Session, classified: list[tuple[int, MailKind, str | None]]) -> None:
+        classify_all(session, classified)
+        if any(message == first for message, _, _ in classified):
             raise ValueError("the store refused it")
 
-    monkeypatch.setattr("followupd.sources.imap.meaning.classify", failing)
+    monkeypatch.setattr("followupd.sources.imap.meaning.classify_all", failing)
     actions = act(loaded, settings, messages, at)
     assert actions.failed == {first: "ValueError: the store refused it"}
     assert actions.replies == [messages[1].id] and len(actions.touchpoints) == 1

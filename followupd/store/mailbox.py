@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -212,14 +212,31 @@ def record_messages(
     A message recorded already, by its UID in this folder and UIDVALIDITY, or
     by its fingerprint anywhere in the mailbox, is left as it was.
     """
+    made = record_new_messages(session, owner, folder, uidvalidity, rows, at)
+    return [message.id for message in made]
+
+
+def record_new_messages(
+    session: Session,
+    owner: str | None,
+    folder: str,
+    uidvalidity: int,
+    rows: Iterable[NewMessage],
+    at: datetime,
+) -> list[StoredMessage]:
+    """`record_messages`, giving the messages recorded now as stored, in id order.
+
+    What was stored comes back with the INSERT (RETURNING): nothing is read again.
+    """
     where = {"owner": _mailbox(owner), "folder": folder, "uidvalidity": uidvalidity}
     made = [{**row.columns(), **where, "created_at": at} for row in rows]
-    statement = _insert(session)(MailMessage).on_conflict_do_nothing().returning(MailMessage.id)
+    table = MailMessage.__table__
+    statement = _insert(session)(table).on_conflict_do_nothing().returning(*table.columns)
     connection = session.connection()
-    ids: list[int] = []
+    found: list[StoredMessage] = []
     for chunk in chunked(made):
-        ids += connection.execute(statement, list(chunk)).scalars().all()
-    return sorted(ids)
+        found += [_stored(row) for row in connection.execute(statement, list(chunk))]
+    return sorted(found, key=lambda message: message.id)
 
 
 def recorded_messages(session: Session, ids: Sequence[int]) -> list[StoredMessage]:
@@ -270,6 +287,28 @@ def classify(
     )
 
 
+def classify_all(
+    session: Session, classified: Iterable[tuple[int, MailKind, str | None]]
+) -> None:
+    """`classify` many messages, each (message id, kind, follow-up key), in one statement."""
+    table = MailMessage.__table__
+    params = [
+        {"message": message, "new_kind": kind, "new_followup_key": followup_key}
+        for message, kind, followup_key in classified
+    ]
+    if not params:
+        return
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("message"))
+        .values(
+            kind=bindparam("new_kind", type_=table.c.kind.type),
+            followup_key=bindparam("new_followup_key", type_=table.c.followup_key.type),
+        )
+    )
+    session.connection().execute(statement, params)
+
+
 def followups_by_message_id(
     session: Session, message_ids: Iterable[str]
 ) -> dict[str, list[FollowUpRow]]:
@@ -315,7 +354,8 @@ def _mailbox(owner: str | None) -> str:
     return owner or _SHARED
 
 
-def _stored(row: MailMessage) -> StoredMessage:
+def _stored(row: Any) -> StoredMessage:
+    """A row of `MailMessage`'s columns (a model's, or a result row's) as a message."""
     return StoredMessage(
         id=row.id,
         owner=row.owner or None,

@@ -23,9 +23,12 @@ Touchpoints are about the mission of the follow-up answered, else the
 contact's missions (see `followupd.sources.imap.correspondents`); their
 instant is the message's Date (when it was read if it has none, or one
 ahead of that), and their key is derived as an import derives it, so a
-message acted on twice makes nothing twice. Each message is acted on in a
-savepoint of its own: one that fails is rolled back, logged with its
-folder and UID, and the others go on.
+message acted on twice makes nothing twice. A batch is decided in memory
+and written in a few statements (its classifications in one, its
+touchpoints in one per few hundred), in one savepoint; if that fails, it is
+rolled back and each message is acted on again in a savepoint of its own:
+one that fails is rolled back, logged with its folder and UID, and the
+others go on.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from followupd.store.chunks import chunked
 from followupd.store.coordination import CHANGED, announce
 from followupd.store.mailbox import (
     StoredMessage,
-    classify,
+    classify_all,
     followups_by_message_id,
     recorded_by_message_id,
 )
@@ -147,26 +150,27 @@ def act_on_mail(
     if not acted:
         return actions
     lookups = _look_up(session, settings, acted, sent_folders)
-    subjects: set[tuple[str, str]] = set()
-    for message in acted:
-        done = MailActions()  # this message's: counted once it is all done
-        try:
-            with session.begin_nested():
-                if message.kind == MailKind.BOUNCE:
-                    _bounce(session, message, at, done)
-                elif message.kind not in UNDECIDED:
-                    continue
-                elif (message.owner, message.folder) in sent_folders:
-                    _sent(session, settings, lookups, message, at, done)
-                elif (subject := _reply(session, lookups, message, at, done)) is not None:
-                    subjects.add(subject)
-        except Exception as error:  # this message alone: the others go on
-            why = f"{type(error).__name__}: {error}"
-            log.warning("mailbox %s, folder %s, UID %s: not acted on: %s",
-                        message.owner or "[imap]", message.folder, message.uid, why)  # fmt: skip
-            actions.failed[message.id] = why
-            continue
-        actions.add(done)
+    try:
+        with session.begin_nested():
+            done, subjects = _act_on(session, settings, lookups, acted, at)
+    except Exception as error:  # some message's: each is acted on alone, to find which
+        log.debug("acting on %d messages at once failed (%s: %s): one by one",
+                  len(acted), type(error).__name__, error)  # fmt: skip
+        done, subjects = [], set()
+        for message in acted:
+            try:
+                with session.begin_nested():
+                    alone, its_subjects = _act_on(session, settings, lookups, [message], at)
+            except Exception as error:  # this message alone: the others go on
+                why = f"{type(error).__name__}: {error}"
+                log.warning("mailbox %s, folder %s, UID %s: not acted on: %s",
+                            message.owner or "[imap]", message.folder, message.uid, why)  # fmt: skip
+                actions.failed[message.id] = why
+                continue
+            done += alone
+            subjects |= its_subjects
+    for one in done:
+        actions.add(one)
     if subjects:
         calendar = BusinessCalendar(settings.business)
         since = at - timedelta(days=1)
@@ -175,6 +179,92 @@ def act_on_mail(
     if actions.changed:
         announce(session, CHANGED)
     return actions
+
+
+def _act_on(
+    session: Session,
+    settings: Settings,
+    lookups: _Lookups,
+    messages: Sequence[StoredMessage],
+    at: datetime,
+) -> tuple[list[MailActions], set[tuple[str, str]]]:
+    """Act on `messages`: what each did, in order, and the (rule, subject) of the client
+    emails their replies pause. Their classifications and touchpoints are written last."""
+    writes = _Writes()
+    done: list[MailActions] = []
+    subjects: set[tuple[str, str]] = set()
+    for message in messages:
+        its = MailActions()
+        done.append(its)
+        if message.kind == MailKind.BOUNCE:
+            _bounce(session, message, at, its)
+        elif message.kind not in UNDECIDED:
+            continue
+        elif (message.owner, message.folder) in lookups.sent_folders:
+            _sent(settings, lookups, message, at, writes, its)
+        elif (subject := _reply(lookups, message, at, writes, its)) is not None:
+            subjects.add(subject)
+    writes.write(session)
+    return done, subjects
+
+
+@dataclass
+class _Writes:
+    """The classifications and touchpoints of a batch, gathered to be written at once."""
+
+    classified: dict[int, tuple[MailKind, str | None]] = field(default_factory=dict)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # touchpoints, by key
+    # each message's touchpoints, in order: what it did, of which kind, their keys
+    asked: list[tuple[MailActions, TouchpointKind, list[str]]] = field(default_factory=list)
+
+    def classify(self, message: int, kind: MailKind, followup_key: str | None = None) -> None:
+        self.classified[message] = (kind, followup_key)
+
+    def touch(
+        self,
+        pairs: Sequence[tuple[Concerned, Person | None]],
+        kind: TouchpointKind,
+        when: datetime,
+        note: str | None,
+        actions: MailActions,
+    ) -> None:
+        """The touchpoints of a message with each (mission, contact), counted in `actions`
+        once written: those not made already (by an earlier message too)."""
+        keys: list[str] = []
+        for mission, person in pairs:
+            key = touchpoint_key(mission.key, kind, when, person.key if person else None)
+            keys.append(key)
+            self.rows.setdefault(key, {
+                "key": key,
+                "mission_id": mission.id,
+                "contact_id": person.id if person is not None else None,
+                "kind": kind,
+                "at": when,
+                "note": note or None,
+            })  # fmt: skip
+        if keys:
+            self.asked.append((actions, kind, keys))
+
+    def write(self, session: Session) -> None:
+        classify_all(session, [(key, *value) for key, value in self.classified.items()])
+        if not self.rows:
+            return
+        dialect = session.get_bind().dialect.name
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            upsert(Touchpoint)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(Touchpoint.key)
+        )
+        made: set[str] = set()
+        for chunk in chunked(list(self.rows.values())):
+            made.update(session.execute(statement, list(chunk)).scalars().all())
+        for actions, kind, keys in self.asked:
+            new = sorted(made.intersection(keys))
+            made.difference_update(new)
+            actions.touchpoints += new
+            if kind == TouchpointKind.STATUS_UPDATE:
+                actions.status_updates += new
 
 
 def _look_up(
@@ -218,10 +308,10 @@ def _bounce(session: Session, message: StoredMessage, at: datetime, actions: Mai
 
 
 def _reply(
-    session: Session,
     lookups: _Lookups,
     message: StoredMessage,
     at: datetime,
+    writes: _Writes,
     actions: MailActions,
 ) -> tuple[str, str] | None:
     """A message in an inbox folder: the client's reply, or nothing of followupd's.
@@ -246,14 +336,14 @@ def _reply(
         return None
     if not people and owned:  # answering the owner: the people the owner wrote to
         people = lookups.people.people(a for sent in owned for a in sent.recipients)
-    classify(session, message.id, MailKind.REPLY, answered.key if answered else None)
+    writes.classify(message.id, MailKind.REPLY, answered.key if answered else None)
     if message.kind != MailKind.REPLY:  # else acted on already
         actions.replies.append(message.id)
     pairs: Sequence[tuple[Concerned, Person | None]] = _pairs_of_followup(
         lookups.people, answered, people
     ) or lookups.people.missions_of(people, message.subject or "", message.owner)
     when = _instant(message, at)
-    _touch(session, pairs, TouchpointKind.EMAIL, when, message.subject, actions)
+    writes.touch(pairs, TouchpointKind.EMAIL, when, message.subject, actions)
     if (
         answered is not None
         and answered.audience == Audience.CLIENT
@@ -265,11 +355,11 @@ def _reply(
 
 
 def _sent(
-    session: Session,
     settings: Settings,
     lookups: _Lookups,
     message: StoredMessage,
     at: datetime,
+    writes: _Writes,
     actions: MailActions,
 ) -> None:
     """A message in a sent folder: the owner's to a contact, or nothing of followupd's."""
@@ -281,7 +371,7 @@ def _sent(
     people = lookups.people.people(message.recipients)
     if not people:
         return
-    classify(session, message.id, MailKind.SENT)
+    writes.classify(message.id, MailKind.SENT)
     if message.kind != MailKind.SENT:  # else acted on already
         actions.sent.append(message.id)
     subject = message.subject or ""
@@ -289,9 +379,8 @@ def _sent(
     pairs = lookups.people.missions_of(people, subject, message.owner)
     updates = [pair for pair in pairs if _is_status_update(settings, pair[0], subject)]
     emails = [pair for pair in pairs if pair not in updates]
-    made = _touch(session, updates, TouchpointKind.STATUS_UPDATE, when, message.subject, actions)
-    actions.status_updates += made
-    _touch(session, emails, TouchpointKind.EMAIL, when, message.subject, actions)
+    writes.touch(updates, TouchpointKind.STATUS_UPDATE, when, message.subject, actions)
+    writes.touch(emails, TouchpointKind.EMAIL, when, message.subject, actions)
 
 
 def _answered(lookups: _Lookups, message: StoredMessage) -> FollowUpRow | None:
@@ -320,39 +409,6 @@ def _pairs_of_followup(
     if who is None and answered.contact_id is not None:
         who = people.known.get(answered.contact_id)
     return [(mission, who)]
-
-
-def _touch(
-    session: Session,
-    pairs: Sequence[tuple[Concerned, Person | None]],
-    kind: TouchpointKind,
-    when: datetime,
-    note: str | None,
-    actions: MailActions,
-) -> list[str]:
-    """The touchpoints of a message with each (mission, contact), those not made already."""
-    rows: dict[str, dict[str, Any]] = {}
-    for mission, person in pairs:
-        key = touchpoint_key(mission.key, kind, when, person.key if person else None)
-        rows[key] = {
-            "key": key,
-            "mission_id": mission.id,
-            "contact_id": person.id if person is not None else None,
-            "kind": kind,
-            "at": when,
-            "note": note or None,
-        }
-    if not rows:
-        return []
-    upsert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        upsert(Touchpoint).on_conflict_do_nothing(index_elements=["key"]).returning(Touchpoint.key)
-    )
-    made: list[str] = []
-    for chunk in chunked(list(rows.values())):
-        made += session.execute(statement, list(chunk)).scalars().all()
-    actions.touchpoints += sorted(made)
-    return sorted(made)
 
 
 def _automatic(message: StoredMessage) -> bool:

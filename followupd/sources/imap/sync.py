@@ -224,11 +224,12 @@ class _MailboxPass:
             bounced = _bounced_followups(session, messages)
             rows = [_new_message(message, bounced) for message in messages]
             self._reached(session, folder, uidvalidity, last_uid, None, reset=reset)
-            ids = stored.record_messages(session, self.owner, folder, uidvalidity, rows, self.at)
+            found = stored.record_new_messages(
+                session, self.owner, folder, uidvalidity, rows, self.at
+            )
             sent = [(self.owner, folder)] if role == SENT else []
-            found = stored.recorded_messages(session, ids)
             self.report.actions.add(act_on_mail(session, self.settings, found, sent, self.at))
-        return ids
+        return [message.id for message in found]
 
     def _save(
         self, folder: str, uidvalidity: int, last_uid: int, modseq: int | None, *, reset: bool
