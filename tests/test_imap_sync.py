@@ -28,8 +28,10 @@ from sqlalchemy import select
 from followupd.channels.email.message import message_id
 from followupd.config.settings import Settings
 from followupd.domain.states import MailKind
+from followupd.sources.imap import messages as imap_messages
 from followupd.sources.imap import sync
 from followupd.sources.imap.connection import MailboxUnreachable, open_mailbox
+from followupd.sources.imap.header_fetch import fetch_header_fields
 from followupd.sources.imap.sync import FolderReport, MailSyncReport, sync_mailboxes
 from followupd.store.db import Store
 from followupd.store.mailbox import folder_state
@@ -115,11 +117,20 @@ class FetchSpy:
         client.fetch = fetch
         return client
 
+    def header_fetch(self, client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Any:
+        """The header fields' FETCH, which goes round `IMAPClient.fetch`'s parser."""
+        self.calls.append((list(uids), list(items)))
+        error = self.fail(list(uids))
+        if error is not None:
+            raise error
+        return fetch_header_fields(client, uids, items)
+
 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> FetchSpy:
     watching = FetchSpy()
     monkeypatch.setattr(sync, "open_mailbox", watching.opener)
+    monkeypatch.setattr(imap_messages, "fetch_header_fields", watching.header_fetch)
     return watching
 
 

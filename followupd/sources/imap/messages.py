@@ -6,7 +6,8 @@ INTERNALDATE; a message whose header says it is a delivery report gives its
 BODYSTRUCTURE too, then the delivery-status part and the returned header,
 each cut at `MAX_PART_BYTES`: never a body, never an attachment.
 
-A FETCH the server refuses (NO) or imapclient cannot parse fails for all the
+The header fields' answer is read by `header_fetch`, quicker than
+imapclient reads it. A FETCH the server refuses (NO) or imapclient cannot parse fails for all the
 UIDs it asked for: the UIDs are split in halves and fetched again until the
 message at fault is alone, and skipped with the reason. A message gone since
 the UIDs were listed (expunged by another client) is absent from the answer
@@ -24,9 +25,11 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from followupd.sources.imap.dsn import Bounce, delivery_status, report_parts
+from followupd.sources.imap.header_fetch import fetch_header_fields
 from followupd.sources.imap.headers import HEADER_FIELDS, MessageFacts, message_facts
 
 HEADERS_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(HEADER_FIELDS).upper()})]"
+HEADERS_FETCH = (HEADERS_ITEM, "INTERNALDATE")  # what a message is read by
 HEADERS_KEY = b"BODY[HEADER.FIELDS"  # how the server names what HEADERS_ITEM asked for
 MAX_PART_BYTES = 64 * 1024  # of a report's status part and returned header (what dsn reads)
 # what a FETCH raises that is about the messages asked for, not the connection
@@ -47,7 +50,7 @@ class FetchedMessage:
 
 def read_messages(client: IMAPClient, uids: Sequence[int], skip: Skip) -> list[FetchedMessage]:
     """The messages of `uids` in the selected folder, in UID order; those unreadable skipped."""
-    fetched = fetch_each(client, uids, [HEADERS_ITEM, "INTERNALDATE"], skip)
+    fetched = fetch_each(client, uids, HEADERS_FETCH, skip)
     found: list[FetchedMessage] = []
     for uid in sorted(fetched):
         data = fetched[uid]
@@ -80,7 +83,11 @@ def fetch_each(
     if not uids:
         return {}
     try:
-        answer: dict[int, Mapping[bytes, Any]] = client.fetch(list(uids), list(items))
+        answer: dict[int, Mapping[bytes, Any]] = (
+            fetch_header_fields(client, uids, items)
+            if tuple(items) == HEADERS_FETCH
+            else client.fetch(list(uids), list(items))
+        )
     except IMAPClientAbortError:
         raise
     except _UNREADABLE as error:
