@@ -29,8 +29,10 @@ def as_imapclient_reads(data: list[Any], normalise_times: bool) -> dict[int, Any
 
 EVERYDAY = {
     "Dovecot's order": [literal(1, b"UID 7 " + DATE), b")", literal(2, b"UID 9 " + DATE), b")"],
-    "items after the header": [(b"3 (UID 11 %s {%d}" % (FIELDS, len(HEADER)), HEADER),
-                               b" " + DATE + b" MODSEQ (42))"],  # fmt: skip
+    "items after the header": [
+        (b"3 (UID 11 %s {%d}" % (FIELDS, len(HEADER)), HEADER),
+        b" " + DATE + b" MODSEQ (42))",
+    ],
     "with CONDSTORE's MODSEQ": [literal(1, b"MODSEQ (5) UID 7 " + DATE), b")"],
     "a date not understood": [literal(1, b'UID 7 INTERNALDATE "not a date"'), b")"],
     "an empty header": [literal(1, b"UID 7 " + DATE, b""), b")"],

@@ -19,9 +19,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -287,11 +287,9 @@ def classify(
     )
 
 
-def classify_all(
-    session: Session, classified: Iterable[tuple[int, MailKind, str | None]]
-) -> None:
+def classify_all(session: Session, classified: Iterable[tuple[int, MailKind, str | None]]) -> None:
     """`classify` many messages, each (message id, kind, follow-up key), in one statement."""
-    table = MailMessage.__table__
+    table = cast(Table, MailMessage.__table__)
     params = [
         {"message": message, "new_kind": kind, "new_followup_key": followup_key}
         for message, kind, followup_key in classified

@@ -623,10 +623,12 @@ def print_replies(replies: Replies) -> None:
 # time inside each, callees included, so they overlap
 STAGES = (
     ("read the messages (read_messages)", "followupd/sources/imap/messages.py", "read_messages"),
-    ("  FETCH of the header fields", "followupd/sources/imap/header_fetch.py", "fetch_header_fields"),
+    ("  FETCH of the header fields", "followupd/sources/imap/header_fetch.py",
+     "fetch_header_fields"),
     ("    waiting for Dovecot (TLS reads)", "", "<method 'read' of '_ssl._SSLSocket' objects>"),
     ("    read_quickly", "followupd/sources/imap/header_fetch.py", "read_quickly"),
-    ("    parse_fetch_response (other shapes)", "imapclient/response_parser.py", "parse_fetch_response"),
+    ("    parse_fetch_response (other shapes)", "imapclient/response_parser.py",
+     "parse_fetch_response"),
     ("  FETCH of the rest (imapclient's fetch)", "imapclient/imapclient.py", "IMAPClient.fetch"),
     ("  header facts (message_facts)", "followupd/sources/imap/headers.py", "message_facts"),
     ("  bounces' reports (_bounces)", "followupd/sources/imap/messages.py", "_bounces"),

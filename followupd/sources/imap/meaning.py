@@ -162,10 +162,7 @@ def act_on_mail(
                 with session.begin_nested():
                     alone, its_subjects = _act_on(session, settings, lookups, [message], at)
             except Exception as error:  # this message alone: the others go on
-                why = f"{type(error).__name__}: {error}"
-                log.warning("mailbox %s, folder %s, UID %s: not acted on: %s",
-                            message.owner or "[imap]", message.folder, message.uid, why)  # fmt: skip
-                actions.failed[message.id] = why
+                actions.failed[message.id] = _failed(message, error)
                 continue
             done += alone
             subjects |= its_subjects
@@ -179,6 +176,14 @@ def act_on_mail(
     if actions.changed:
         announce(session, CHANGED)
     return actions
+
+
+def _failed(message: StoredMessage, error: Exception) -> str:
+    """Why `message` was not acted on; logged with its mailbox, folder and UID."""
+    why = f"{type(error).__name__}: {error}"
+    log.warning("mailbox %s, folder %s, UID %s: not acted on: %s",
+                message.owner or "[imap]", message.folder, message.uid, why)  # fmt: skip
+    return why
 
 
 def _act_on(

@@ -83,7 +83,7 @@ def fetch_each(
     if not uids:
         return {}
     try:
-        answer: dict[int, Mapping[bytes, Any]] = (
+        answer: Mapping[int, Mapping[bytes, Any]] = (
             fetch_header_fields(client, uids, items)
             if tuple(items) == HEADERS_FETCH
             else client.fetch(list(uids), list(items))
