@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
@@ -374,6 +374,31 @@ def test_a_message_that_fails_is_rolled_back_alone(
     assert actions.failed == {first: "ValueError: the store refused it"}
     assert actions.replies == [messages[1].id] and len(actions.touchpoints) == 1
     assert kinds(loaded)[first] == (MailKind.OTHER, None), "its classification rolled back"
+
+
+def test_a_batch_is_written_in_as_many_statements_whatever_its_size(
+    loaded: Store, settings: Settings
+) -> None:
+    at = paris(2026, 12, 3, 10, 5)
+    statements: list[str] = []
+
+    def counted(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    counts = []
+    for size in (2, 60):
+        replies = [reply(date=at - timedelta(minutes=n + 10 * size)) for n in range(size)]
+        messages = recorded(loaded, "INBOX", at, *replies)
+        statements.clear()
+        event.listen(loaded.engine, "before_cursor_execute", counted)
+        try:
+            actions = act(loaded, settings, messages, at)
+        finally:
+            event.remove(loaded.engine, "before_cursor_execute", counted)
+        assert len(actions.replies) == len(actions.touchpoints) == size
+        counts.append(len(statements))
+    assert counts[0] == counts[1], "no statement per message"
+    assert kinds(loaded)[messages[-1].id] == (MailKind.REPLY, None)
 
 
 def test_a_message_without_a_date_happens_when_it_is_read(

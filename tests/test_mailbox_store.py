@@ -25,10 +25,12 @@ from followupd.store.mailbox import (
     FolderState,
     NewMessage,
     classify,
+    classify_all,
     folder_state,
     followups_by_message_id,
     forget_messages,
     record_messages,
+    record_new_messages,
     recorded_by_message_id,
     recorded_messages,
     reset_folder,
@@ -319,6 +321,35 @@ def test_many_messages_at_once(store: Store) -> None:
     ids = record_in(store, "INBOX", 7, rows)
     assert len(ids) == 1200 and ids == sorted(ids)
     assert record_in(store, "INBOX", 7, rows) == []
+
+
+def test_the_messages_recorded_come_back_as_stored_without_reading_them_again(
+    store: Store,
+) -> None:
+    rows = [reply(uid, f"<m{uid}@client.example>") for uid in range(1, 701)]
+    rows.append(replace(rows[0], uid=701))  # the same message again: not recorded
+    rows.append(reply(702, None, sender="Bad\udcff \x00Sender <b@x>", date=datetime(2026, 12, 7)))
+    with store.session() as session:
+        made = record_new_messages(session, "claire", "INBOX", 7, rows, NOW)
+    with store.session() as session:
+        again = recorded_messages(session, [message.id for message in made])
+    assert len(made) == 701 and [m.id for m in made] == sorted(m.id for m in made)
+    assert made == again
+
+
+def test_many_messages_are_classified_at_once(store: Store) -> None:
+    rows = [reply(uid, f"<c{uid}@x>", kind=MailKind.OTHER, followup_key=None) for uid in (1, 2, 3)]
+    ids = record_in(store, "INBOX", 7, rows)
+    with store.session() as session:
+        classify_all(session, [(ids[0], MailKind.REPLY, "invoice_due:F-1:nudge-1"),
+                               (ids[2], MailKind.SENT, None)])  # fmt: skip
+    with store.session() as session:
+        found = recorded_messages(session, ids)
+    assert [(m.kind, m.followup_key) for m in found] == [
+        (MailKind.REPLY, "invoice_due:F-1:nudge-1"),
+        (MailKind.OTHER, None),
+        (MailKind.SENT, None),
+    ]
 
 
 def test_header_junk_is_stored_as_the_databases_can_hold_it(store: Store) -> None:
