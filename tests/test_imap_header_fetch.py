@@ -51,6 +51,7 @@ def test_the_everyday_shape_is_read_as_imapclient_reads_it(
 
 
 OTHER_SHAPES = {
+    "no FETCH answer (every message expunged)": [None],
     "FLAGS besides": [literal(1, b"UID 7 FLAGS (\\Seen) " + DATE), b")"],
     "the header as a quoted string": [b'1 (UID 7 %s "")' % FIELDS],
     "the header NIL": [b"1 (UID 7 %s NIL)" % FIELDS],
