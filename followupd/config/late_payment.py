@@ -120,8 +120,10 @@ class LatePaymentSection(StrictModel):
     @field_validator("enabled", mode="plain")
     @classmethod
     def _auto_or_bool(cls, value: Any) -> Literal["auto"] | bool:
-        if value is True or value is False or value == "auto":
-            return value  # type: ignore[no-any-return]
+        if isinstance(value, bool):
+            return value
+        if value == "auto":
+            return "auto"
         raise ValueError(f'must be "auto", true or false (got {value!r})')
 
     @field_validator("ecb_rates")
