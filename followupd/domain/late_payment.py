@@ -30,10 +30,16 @@ principal × rate × days / 365; the slices are added exactly and the sum is
 rounded once, to the cent, half up.
 
 The year counts 365 days, in leap years too. No text of the Code fixes the
-divisor; the usual French practice, and the Banque de France's answer relayed
-by Service-Public.fr in January 2019 for the legal interest, is 365 whether
-or not the year is leap. A few practitioners divide a leap year's days by 366;
-the difference is 1/366 of the interest, about 0.27 %.
+divisor. The usual French practice (the formula "montant × taux × jours /
+365" of guides and chartered accountants' examples) is 365, and so is the
+Banque de France's answer to a question put to Service-Public.fr on the
+legal interest (January 2019, as quoted by the asker on a public forum):
+365 "que l'année soit ou non bissextile". A few practitioners divide a leap
+year's days by 366; the difference is 1/366 of the interest, about 0.27 %.
+
+Splitting at 1 July follows the text of L441-10, which names a reference
+rate per half-year; the interest of public contracts differs (the rate of
+the half-year in which interest started runs to the end) and is not this.
 
 Nothing here reads the clock: `as_of` is the day the penalties are counted to.
 """
