@@ -45,6 +45,9 @@ WIDTH = A4[0] - 2 * MARGIN - 2 * FRAME_PADDING
 RIGHT = WIDTH * 0.52  # where the addressee's block, the date and the signature start
 GRID = colors.HexColor("#b0b0b0")
 SHADE = colors.HexColor("#eeeeee")
+# the invoice table's columns: number, issued, due, amount, unpaid, days late, penalties,
+# indemnity
+COLUMN_SHARES = (0.117, 0.1265, 0.1265, 0.1385, 0.1385, 0.076, 0.1385, 0.1385)
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +82,7 @@ def _block(lines: tuple[str, ...], style: ParagraphStyle, bold: ParagraphStyle) 
 
 def _invoice_table(text: LetterText) -> Table:
     columns = len(text.header)
-    cell = _style("cell", fontSize=8.5, leading=10.5)
+    cell = _style("cell", fontSize=8, leading=10)
     figure = _style("figure", parent=cell, alignment=TA_RIGHT)
     head = _style("head", parent=cell, fontName=BOLD)
     head_figure = _style("head-figure", parent=head, alignment=TA_RIGHT)
@@ -119,11 +122,12 @@ def _invoice_table(text: LetterText) -> Table:
             ("SPAN", (columns - 2, last), (columns - 1, last)),
             ("BACKGROUND", (0, last), (-1, last), SHADE),
         ]
-    # the number and dates take what they need; the amounts share the rest
-    narrow = [0.14, 0.12, 0.12]
-    wide = (1 - sum(narrow) - 0.09) / (columns - 4)
-    shares = [*narrow, *[wide] * 2, 0.09, *[wide] * (columns - 6)]
-    table = Table(data, colWidths=[WIDTH * share for share in shares], repeatRows=1)
+    # at 8 points, "Sep 30, 2026" and "114 745,60 €" in bold fit on one line; without the
+    # penalty columns (a consumer), the others share their room
+    shares = COLUMN_SHARES[:columns]
+    table = Table(
+        data, colWidths=[WIDTH * share / sum(shares) for share in shares], repeatRows=1
+    )
     table.setStyle(TableStyle(commands))
     return table
 
