@@ -32,7 +32,15 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    Flowable,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from followupd.channels.letters.notice import FormalNotice
 from followupd.channels.letters.wording import LetterText, letter_text
@@ -59,12 +67,20 @@ def _fonts() -> None:
     pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=BOLD, italic=FONT, boldItalic=BOLD)
 
 
-def _style(name: str, parent: ParagraphStyle | None = None, **overrides: object) -> ParagraphStyle:
-    """A style: `parent`'s, or else the body text's, with `overrides`."""
-    if parent is not None:
-        return ParagraphStyle(name, parent=parent, **overrides)
-    base: dict[str, object] = {"fontName": FONT, "fontSize": 9.5, "leading": 13}
-    return ParagraphStyle(name, **{**base, **overrides})
+class _Styles:
+    """The paragraph styles of the letter: 9.5-point body text, an 8-point table."""
+
+    def __init__(self) -> None:
+        self.plain = ParagraphStyle("plain", fontName=FONT, fontSize=9.5, leading=13)
+        self.bold = ParagraphStyle("bold", parent=self.plain, fontName=BOLD)
+        self.body = ParagraphStyle("body", parent=self.plain, alignment=TA_JUSTIFY, spaceAfter=8)
+        self.right = ParagraphStyle("right", parent=self.plain, leftIndent=RIGHT)
+        self.right_bold = ParagraphStyle("right-bold", parent=self.right, fontName=BOLD)
+        self.cell = ParagraphStyle("cell", fontName=FONT, fontSize=8, leading=10)
+        self.figure = ParagraphStyle("figure", parent=self.cell, alignment=TA_RIGHT)
+        self.head = ParagraphStyle("head", parent=self.cell, fontName=BOLD)
+        self.head_figure = ParagraphStyle("head-figure", parent=self.head, alignment=TA_RIGHT)
+        self.total = ParagraphStyle("total", parent=self.figure, fontName=BOLD)
 
 
 def _markup(text: str) -> str:
@@ -72,80 +88,76 @@ def _markup(text: str) -> str:
     return escape(text.replace("\u202f", "\u00a0"))
 
 
-def _block(lines: tuple[str, ...], style: ParagraphStyle, bold: ParagraphStyle) -> list[Flowable]:
+def _block(lines: tuple[str, ...], styles: _Styles) -> list[Flowable]:
     """An address block: the name in bold, then one paragraph with the other lines."""
-    flowables: list[Flowable] = [Paragraph(_markup(lines[0]), bold)]
+    flowables: list[Flowable] = [Paragraph(_markup(lines[0]), styles.bold)]
     if lines[1:]:
-        flowables.append(Paragraph("<br/>".join(_markup(line) for line in lines[1:]), style))
+        text = "<br/>".join(_markup(line) for line in lines[1:])
+        flowables.append(Paragraph(text, styles.plain))
     return flowables
 
 
-def _invoice_table(text: LetterText) -> Table:
+def _row(
+    values: tuple[str, ...], words: ParagraphStyle, figures: ParagraphStyle
+) -> list[Flowable | str]:
+    """A row of the invoice table: the number and the two dates read left to right,
+    amounts and days line up right."""
+    return [
+        Paragraph(_markup(value), words if column < 3 else figures)
+        for column, value in enumerate(values)
+    ]
+
+
+def _invoice_table(text: LetterText, styles: _Styles) -> Table:
     columns = len(text.header)
-    cell = _style("cell", fontSize=8, leading=10)
-    figure = _style("figure", parent=cell, alignment=TA_RIGHT)
-    head = _style("head", parent=cell, fontName=BOLD)
-    head_figure = _style("head-figure", parent=head, alignment=TA_RIGHT)
-    total = _style("total", parent=figure, fontName=BOLD)
-
-    def row(values: tuple[str, ...], text_style: ParagraphStyle, figures: ParagraphStyle) -> list[Paragraph]:  # fmt: skip
-        # the number and the two dates read left to right; amounts and days line up right
-        return [
-            Paragraph(_markup(value), text_style if index < 3 else figures)
-            for index, value in enumerate(values)
-        ]
-
-    data: list[list[Paragraph | str]] = [
-        [*row(text.header, head, head_figure)],
-        *([*row(values, cell, figure)] for values in text.rows),
-        [*row(text.total_row, head, total)],
+    data = [
+        _row(text.header, styles.head, styles.head_figure),
+        *(_row(values, styles.cell, styles.figure) for values in text.rows),
+        _row(text.total_row, styles.head, styles.total),
     ]
-    commands: list[tuple[object, ...]] = [
-        ("BACKGROUND", (0, 0), (-1, 0), SHADE),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.6, GRID),
-        ("LINEBELOW", (0, 1), (-1, -1), 0.3, GRID),
-        ("LINEABOVE", (0, len(data) - 1), (-1, len(data) - 1), 0.9, colors.black),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("TOPPADDING", (0, 0), (-1, -1), 3),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-    ]
-    if text.due_row is not None:
-        label, amount = text.due_row
-        last = len(data)
-        data.append(
-            [Paragraph(_markup(label), total), *[""] * (columns - 3), Paragraph(_markup(amount), total), ""]  # fmt: skip
-        )
-        commands += [  # the label right of the first columns, the amount under the last two
-            ("SPAN", (0, last), (columns - 3, last)),
-            ("SPAN", (columns - 2, last), (columns - 1, last)),
-            ("BACKGROUND", (0, last), (-1, last), SHADE),
+    total = len(data) - 1
+    style = TableStyle(
+        [
+            ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+            ("LINEBELOW", (0, 0), (-1, 0), 0.6, GRID),
+            ("LINEBELOW", (0, 1), (-1, -1), 0.3, GRID),
+            ("LINEABOVE", (0, total), (-1, total), 0.9, colors.black),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("TOPPADDING", (0, 0), (-1, -1), 3),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            ("LEFTPADDING", (0, 0), (-1, -1), 3),
+            ("RIGHTPADDING", (0, 0), (-1, -1), 3),
         ]
-    # at 8 points, "Sep 30, 2026" and "114 745,60 €" in bold fit on one line; without the
-    # penalty columns (a consumer), the others share their room
-    shares = COLUMN_SHARES[:columns]
-    table = Table(
-        data, colWidths=[WIDTH * share / sum(shares) for share in shares], repeatRows=1
     )
-    table.setStyle(TableStyle(commands))
-    return table
+    if text.due_row is not None:  # its label right of the first columns, its amount under the
+        label, amount = text.due_row  # last two
+        due = len(data)
+        data.append(
+            [
+                Paragraph(_markup(label), styles.total),
+                *[""] * (columns - 3),
+                Paragraph(_markup(amount), styles.total),
+                "",
+            ]
+        )
+        style.add("SPAN", (0, due), (columns - 3, due))
+        style.add("SPAN", (columns - 2, due), (columns - 1, due))
+        style.add("BACKGROUND", (0, due), (-1, due), SHADE)
+    # without the penalty columns (a consumer), the others share their room
+    shares = COLUMN_SHARES[:columns]
+    widths = [WIDTH * share / sum(shares) for share in shares]
+    return Table(data, colWidths=widths, style=style, repeatRows=1)
 
 
 def formal_notice_pdf(notice: FormalNotice) -> bytes:
     """The letter of `notice` as a one-page (or more, with many invoices) A4 PDF."""
     _fonts()
     text = letter_text(notice)
-    body = _style("body", alignment=TA_JUSTIFY, spaceAfter=8)
-    plain = _style("plain")
-    bold = _style("bold", fontName=BOLD)
-    right = _style("right", leftIndent=RIGHT)
-    right_bold = _style("right-bold", parent=right, fontName=BOLD)
-
+    styles = _Styles()
     addresses = Table(
         [
-            [_block(text.creditor, plain, bold), ""],
-            ["", _block(text.debtor, plain, bold)],
+            [_block(text.creditor, styles), ""],
+            ["", _block(text.debtor, styles)],
         ],
         colWidths=[RIGHT, WIDTH - RIGHT],
         style=TableStyle(
@@ -161,21 +173,24 @@ def formal_notice_pdf(notice: FormalNotice) -> bytes:
     story: list[Flowable] = [
         addresses,
         Spacer(0, 8 * mm),
-        Paragraph(_markup(text.place_date), right),
+        Paragraph(_markup(text.place_date), styles.right),
         Spacer(0, 7 * mm),
-        Paragraph(_markup(text.registered), bold),
+        Paragraph(_markup(text.registered), styles.bold),
         Spacer(0, 2 * mm),
-        Paragraph(_markup(text.subject), bold),
+        Paragraph(_markup(text.subject), styles.bold),
         Spacer(0, 5 * mm),
-        Paragraph(_markup(text.salutation), body),
-        *(Paragraph(_markup(paragraph), body) for paragraph in text.before_table),
-        _invoice_table(text),
+        Paragraph(_markup(text.salutation), styles.body),
+        Paragraph(_markup(text.before_table), styles.body),
+        _invoice_table(text, styles),
         Spacer(0, 4 * mm),
-        *(Paragraph(_markup(paragraph), body) for paragraph in text.after_table),
-        Paragraph(_markup(text.closing), body),
-        Spacer(0, 4 * mm),
-        Spacer(0, 4 * mm),
-        Paragraph(_markup(text.signature), right_bold),  # room above for the signature
+        *(Paragraph(_markup(paragraph), styles.body) for paragraph in text.after_table),
+        KeepTogether(  # the signature never alone on a last page
+            [
+                Paragraph(_markup(text.closing), styles.body),
+                Spacer(0, 10 * mm),  # room for the handwritten signature
+                Paragraph(_markup(text.signature), styles.right_bold),
+            ]
+        ),
     ]
     output = BytesIO()
     document = SimpleDocTemplate(

@@ -34,7 +34,7 @@ class LetterText:
     registered: str  # "Lettre recommandée avec accusé de réception"
     subject: str  # the object line
     salutation: str
-    before_table: tuple[str, ...]
+    before_table: str  # what the invoice table follows
     header: tuple[str, ...]  # the invoice table's column names
     rows: tuple[tuple[str, ...], ...]
     total_row: tuple[str, ...]
@@ -64,7 +64,7 @@ class _Format:
         return str(self._helpers["money"](amount, self.currency))
 
     def listing(self, items: list[str]) -> str:
-        """"A, B et C", "A, B, and C"."""
+        """The items joined as the language does: "A, B et C", "A, B, and C"."""
         return format_list(items, locale=LOCALES[self.language])
 
 
@@ -102,14 +102,16 @@ def _table(notice: FormalNotice, fmt: _Format) -> tuple[tuple[tuple[str, ...], .
     return tuple(rows), total
 
 
-def _parts(totals: Owed, fmt: _Format, principal: str, penalties: str, indemnity: str) -> str:
-    """What the total is made of, naming only the parts that are not zero."""
+def _demanded(totals: Owed, fmt: _Format, principal: str, penalties: str, indemnity: str) -> str:
+    """The sum demanded, with what it is made of when there is more than the unpaid amount."""
+    if not totals.penalties and not totals.indemnity:  # always so for a consumer
+        return fmt.money(totals.unpaid)
     parts = [principal.format(fmt.money(totals.unpaid))]
     if totals.penalties:
         parts.append(penalties.format(fmt.money(totals.penalties)))
     if totals.indemnity:
         parts.append(indemnity.format(fmt.money(totals.indemnity)))
-    return fmt.listing(parts)
+    return f"{fmt.money(totals.total)} ({fmt.listing(parts)})"
 
 
 def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
@@ -121,12 +123,13 @@ def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
     if not notice.consumer:
         header += ["Pénalités", "Indemnité"]
     despite = ", malgré mes précédentes relances," if notice.reminded else ""
-    if several:
-        unpaid = f"Sauf erreur de ma part{despite} les factures suivantes restent impayées à ce jour :"
-    else:
-        unpaid = f"Sauf erreur de ma part{despite} la facture suivante reste impayée à ce jour :"
+    which = (
+        "les factures suivantes restent impayées"
+        if several
+        else "la facture suivante reste impayée"
+    )
+    unpaid = f"Sauf erreur de ma part{despite} {which} à ce jour :"
     after = []
-    amount = fmt.money(totals.unpaid)
     if not notice.consumer:
         after.append(
             "Conformément à l'article L441-10 du Code de commerce, les sommes impayées à "
@@ -136,11 +139,9 @@ def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
             "Code de commerce), due pour chaque facture payée en retard. Les pénalités indiquées "
             "sont arrêtées à la date de la présente et courent jusqu'au complet paiement."
         )
-        if totals.penalties or totals.indemnity:
-            amount = fmt.money(totals.total) + " (" + _parts(
-                totals, fmt, "{} en principal", "{} de pénalités de retard",
-                "{} d'indemnité forfaitaire",
-            ) + ")"  # fmt: skip
+    amount = _demanded(
+        totals, fmt, "{} en principal", "{} de pénalités de retard", "{} d'indemnité forfaitaire"
+    )
     after += [
         f"En conséquence, je vous mets en demeure de me régler la somme de {amount} dans un "
         f"délai de {notice.days_given} jours à compter de la réception de la présente, soit au "
@@ -148,9 +149,8 @@ def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
         "À défaut de règlement dans ce délai, je me verrai dans l'obligation d'engager une "
         "procédure de recouvrement judiciaire, notamment une injonction de payer, sans autre "
         "avis de ma part.",
-        "Je reste disponible pour convenir avec vous d'un règlement amiable"
-        + (f" : vous pouvez me joindre au {creditor.phone}" if creditor.phone else "")
-        + (" ou" if creditor.phone else " : vous pouvez m'écrire")
+        "Je reste disponible pour convenir avec vous d'un règlement amiable : vous pouvez "
+        + (f"me joindre au {creditor.phone} ou" if creditor.phone else "m'écrire")
         + f" à {creditor.email}. Si le règlement est intervenu entre-temps, je vous remercie de "
         "ne pas tenir compte de la présente.",
     ]
@@ -171,7 +171,7 @@ def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
         registered="Lettre recommandée avec accusé de réception",
         subject=f"Objet : Mise en demeure de payer — facture{'s' if several else ''} n° {numbers}",
         salutation="Madame, Monsieur,",
-        before_table=(unpaid,),
+        before_table=unpaid,
         header=tuple(header),
         rows=rows,
         total_row=("Total", "", "", *total),
@@ -192,12 +192,9 @@ def _english(notice: FormalNotice, fmt: _Format) -> LetterText:
     if not notice.consumer:
         header += ["Penalties", "Indemnity"]
     despite = ", despite my earlier reminders," if notice.reminded else ""
-    if several:
-        unpaid = f"According to my records{despite} the following invoices remain unpaid:"
-    else:
-        unpaid = f"According to my records{despite} the following invoice remains unpaid:"
+    which = "the following invoices remain" if several else "the following invoice remains"
+    unpaid = f"According to my records{despite} {which} unpaid:"
     after = []
-    amount = fmt.money(totals.unpaid)
     if not notice.consumer:
         after.append(
             "Under article L441-10 of the French Commercial Code (Code de commerce), sums unpaid "
@@ -207,19 +204,17 @@ def _english(notice: FormalNotice, fmt: _Format) -> LetterText:
             "Commercial Code) for each invoice paid late. The penalties shown are calculated to "
             "the date of this letter and continue to accrue until payment in full."
         )
-        if totals.penalties or totals.indemnity:
-            amount = fmt.money(totals.total) + " (" + _parts(
-                totals, fmt, "{} principal", "{} late-payment penalties",
-                "{} fixed recovery compensation",
-            ) + ")"  # fmt: skip
+    amount = _demanded(
+        totals, fmt, "{} principal", "{} late-payment penalties", "{} fixed recovery compensation"
+    )
     after += [
         f"I therefore formally demand payment of {amount} within {notice.days_given} days of "
         f"receipt of this letter, that is by {fmt.day(notice.deadline)} at the latest.",
         "Failing payment within that time, I will have no choice but to start court "
         "proceedings to recover this debt, including an application for an order for payment "
         "(injonction de payer), without further notice.",
-        "I remain open to settling this matter amicably"
-        + (f": you can reach me on {creditor.phone} or" if creditor.phone else ": you can write to me")
+        "I remain open to settling this matter amicably: you can "
+        + (f"reach me on {creditor.phone} or" if creditor.phone else "write to me")
         + f" at {creditor.email}. If you have paid in the meantime, please disregard this "
         "letter.",
     ]
@@ -241,7 +236,7 @@ def _english(notice: FormalNotice, fmt: _Format) -> LetterText:
         subject=f"Formal final demand for payment — letter before action — "
         f"invoice{'s' if several else ''} {numbers}",
         salutation=f"Dear {debtor.contact}," if debtor.contact else "Dear Sir or Madam,",
-        before_table=(unpaid,),
+        before_table=unpaid,
         header=tuple(header),
         rows=rows,
         total_row=("Total", "", "", *total),
