@@ -20,6 +20,7 @@ ReportLab's Paragraph, which parses XML-like markup.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
 from io import BytesIO
@@ -32,7 +33,9 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
+    BaseDocTemplate,
     Flowable,
     KeepTogether,
     Paragraph,
@@ -206,5 +209,18 @@ def formal_notice_pdf(notice: FormalNotice) -> bytes:
         lang=notice.language,
         invariant=1,
     )
-    document.build(story)
+    document.build(story, onLaterPages=_footer(text.title))
     return output.getvalue()
+
+
+def _footer(title: str) -> Callable[[Canvas, BaseDocTemplate], None]:
+    """What the second page and the next show at their foot: the letter's title, the page."""
+
+    def draw(canvas: Canvas, document: BaseDocTemplate) -> None:
+        canvas.saveState()
+        canvas.setFont(FONT, 8)
+        canvas.setFillColor(colors.dimgrey)
+        canvas.drawCentredString(A4[0] / 2, 9 * mm, f"{title} — {document.page}")
+        canvas.restoreState()
+
+    return draw
