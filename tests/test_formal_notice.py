@@ -286,3 +286,12 @@ def test_a_notice_that_cannot_be_written_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=re.escape(problem)):
         replace(FRENCH, **changes)  # type: ignore[arg-type]
+
+
+def test_characters_the_font_lacks_leave_a_blank_not_an_error(tmp_path: Path) -> None:
+    notice = replace(FRENCH, debtor=Debtor(name="李 Studio 🎉 Ωmega"))
+    text = text_of(formal_notice_pdf(notice), tmp_path)
+
+    assert "Studio" in text
+    assert "Ωmega" in text  # Greek is in Vera
+    assert "Mise en demeure de payer" in text
