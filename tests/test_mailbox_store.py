@@ -82,7 +82,6 @@ def to_revision(store: Store, revision: str, *, down: bool) -> None:
 
 
 def test_0010_goes_up_and_down_keeping_the_followups(database_url: URL) -> None:
-    assert HEAD_REVISION == "0010"
     store = Store.open(database_url)
     try:
         store.upgrade()

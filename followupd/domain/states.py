@@ -82,6 +82,13 @@ class MissionStatus(StrEnum):
     CLOSED = "closed"
 
 
+class ClientKind(StrEnum):
+    """Whom a client is, in law: a consumer never sees late-payment penalties (L441-10)."""
+
+    BUSINESS = "business"
+    CONSUMER = "consumer"
+
+
 class Severity(StrEnum):
     """How serious an issue is; the escalation rule calls on the most serious ones."""
 

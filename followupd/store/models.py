@@ -25,21 +25,24 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column, relationship
 
+from followupd.domain.payments import Payment
 from followupd.domain.states import (
     Audience,
     CalendarObjectKind,
     CalendarState,
     Channel,
+    ClientKind,
     FollowUpState,
     MailKind,
     MissionStatus,
     Severity,
     TouchpointKind,
 )
-from followupd.store.types import UTCDateTime
+from followupd.store.types import Payments, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -80,6 +83,7 @@ class Base(DeclarativeBase):
 
 class Client(Base):
     __tablename__ = "clients"
+    __table_args__ = (CheckConstraint(_one_of("kind", ClientKind), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(120), unique=True)
@@ -87,6 +91,12 @@ class Client(Base):
     language: Mapped[str | None] = mapped_column(String(2))  # None: the owner's
     timezone: Mapped[str | None] = mapped_column(String(64))
     country: Mapped[str | None] = mapped_column(String(2))
+    kind: Mapped[ClientKind] = mapped_column(
+        _words(ClientKind, 8), default=ClientKind.BUSINESS, server_default=ClientKind.BUSINESS
+    )
+    # a ladder of [rules.invoice_due.profiles]; None: the rule's own steps
+    profile: Mapped[str | None] = mapped_column(String(40))
+    address: Mapped[str | None] = mapped_column(Text)  # postal, for a formal letter
 
     contacts: Mapped[list[Contact]] = relationship(back_populates="client")
     missions: Mapped[list[Mission]] = relationship(back_populates="client")
@@ -128,6 +138,8 @@ class Mission(Base):
     status_update_every_days: Mapped[int | None]
     deliverables: Mapped[bool] = mapped_column(default=True)
     paused_until: Mapped[date | None]
+    # the contract's late-payment rate, percent a year; None: the legal default
+    late_payment_rate: Mapped[Decimal | None] = mapped_column(Numeric(6, 3))
     # the [[owners]] key of the consultant it belongs to; None: the first owner
     owner: Mapped[str | None] = mapped_column(String(40))
 
@@ -147,7 +159,11 @@ class Invoice(Base):
     amount: Mapped[Decimal]
     issued: Mapped[date]
     due: Mapped[date]
-    paid: Mapped[date | None]
+    paid: Mapped[date | None]  # paid in full
+    payments: Mapped[tuple[Payment, ...]] = mapped_column(
+        Payments(), default=(), server_default=text("'[]'")
+    )
+    promised: Mapped[date | None]  # the client promised to pay by then
 
     mission: Mapped[Mission] = relationship(back_populates="invoices")
 

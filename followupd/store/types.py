@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import JSON, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+
+from followupd.domain.payments import Payment
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,3 +37,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Payments(TypeDecorator[tuple[Payment, ...]]):
+    """An invoice's part payments, as a JSON list of ``{"on": date, "amount": "decimal"}``.
+
+    The amount is kept as a string: a JSON number would come back a float.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Payment] | None, dialect: Dialect) -> Any:
+        return [
+            {"on": payment.on.isoformat(), "amount": str(payment.amount)}
+            for payment in sorted(value or ())
+        ]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> tuple[Payment, ...]:
+        return tuple(
+            Payment(date.fromisoformat(item["on"]), Decimal(item["amount"])) for item in value or ()
+        )

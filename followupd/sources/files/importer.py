@@ -378,7 +378,7 @@ def _column_values(record: Record, ids: dict[str, dict[str, int]], *, new: bool)
     given = set(type(record).model_fields) if new else record.model_fields_set
     values: dict[str, Any] = {}
     for name in given:
-        value = getattr(record, name)
+        value = record.stored(name)
         if name in record.references:
             kind = record.references[name]
             values[REFERENCE_COLUMNS[name]] = None if value is None else ids[kind][value]

@@ -34,7 +34,8 @@ from followupd.config.types import (
     TimeZoneName,
 )
 from followupd.domain.identity import touchpoint_key
-from followupd.domain.states import MissionStatus, Severity, TouchpointKind
+from followupd.domain.payments import Payment
+from followupd.domain.states import ClientKind, MissionStatus, Severity, TouchpointKind
 
 
 def _day(value: Any) -> Any:
@@ -115,6 +116,10 @@ class Record(StrictModel):
     def identity(self) -> str:
         return str(getattr(self, self.natural_key))
 
+    def stored(self, field_name: str) -> Any:
+        """The value of `field_name` as its column holds it."""
+        return getattr(self, field_name)
+
 
 Name = Annotated[SingleLine, Field(max_length=200)]
 
@@ -125,6 +130,9 @@ class ClientRecord(Record):
     language: Language | None = None
     timezone: TimeZoneName | None = None
     country: Country | None = None
+    kind: ClientKind = ClientKind.BUSINESS
+    profile: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)] | None = None
+    address: Annotated[str, AfterValidator(_text), Field(max_length=1000)] | None = None
 
 
 class ContactRecord(Record):
@@ -156,6 +164,8 @@ class MissionRecord(Record):
     status_update_every_days: StrictInt | None = Field(None, ge=1, le=365)
     deliverables: StrictBool = True
     paused_until: Day | None = None
+    # the contract's late-payment rate, percent a year (L441-10: at least 3 x the legal rate)
+    late_payment_rate: Annotated[Decimal, Field(ge=0, le=100, decimal_places=3)] | None = None
     owner: OwnerKey | None = None  # an [[owners]] key; None: the first owner
 
     @model_validator(mode="after")
@@ -163,6 +173,15 @@ class MissionRecord(Record):
         if self.end is not None and self.end < self.start:
             raise ValueError(f"end ({self.end}) is before start ({self.start})")
         return self
+
+
+class PaymentRecord(StrictModel):
+    """A part payment of an invoice: ``{ on = 2026-12-01, amount = 4000 }``."""
+
+    on: Day
+    amount: Annotated[
+        Decimal, BeforeValidator(_amount), Field(gt=0, max_digits=14, decimal_places=2)
+    ]
 
 
 class InvoiceRecord(Record):
@@ -174,13 +193,27 @@ class InvoiceRecord(Record):
     amount: Amount
     issued: Day
     due: Day
-    paid: Day | None = None
+    paid: Day | None = None  # paid in full
+    payments: tuple[PaymentRecord, ...] = ()  # part payments before that
+    promised: Day | None = None  # the client promised to pay by then
 
     @model_validator(mode="after")
     def _due_after_issue(self) -> Self:
         if self.due < self.issued:
             raise ValueError(f"due ({self.due}) is before issued ({self.issued})")
         return self
+
+    @model_validator(mode="after")
+    def _payments_within_amount(self) -> Self:
+        received = sum((payment.amount for payment in self.payments), Decimal(0))
+        if received > self.amount:
+            raise ValueError(f"payments add up to {received}, more than the amount {self.amount}")
+        return self
+
+    def stored(self, field_name: str) -> Any:
+        if field_name == "payments":
+            return tuple(sorted(Payment(item.on, item.amount) for item in self.payments))
+        return super().stored(field_name)
 
 
 class IssueRecord(Record):
