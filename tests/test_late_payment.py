@@ -28,7 +28,6 @@ from followupd.domain.late_payment import (
     HalfYear,
     LatePayment,
     MissingRate,
-    Payment,
     RateTable,
     ecb_table,
     legal_table,
@@ -36,6 +35,7 @@ from followupd.domain.late_payment import (
     penalties_under,
     rate_warnings,
 )
+from followupd.domain.payments import Payment, settled_payments
 from followupd.errors import ConfigError, Problem
 from tests.test_config import EXAMPLE, OWNER
 
@@ -155,7 +155,8 @@ def test_paid_in_full_late_counts_up_to_the_payment_day() -> None:
     #   15,000 × 15 % × 30 / 365 = 67,500 / 365 = 184.9315… -> 184.93
     # (the legal rate here only sets the floor, far below 15 %)
     legal = RateTable("legal_rates", {HalfYear(2018, 1): D("0.89")})
-    paid = (Payment(date(2018, 5, 15), D(15000)),)
+    paid = settled_payments(D(15000), (), paid=date(2018, 5, 15))
+    assert paid == (Payment(date(2018, 5, 15), D(15000)),)
     late = _late(
         "15000", date(2018, 4, 15), date(2018, 6, 30), paid, contract_rate=D(15), legal_rates=legal
     )
@@ -303,7 +304,21 @@ def test_half_years() -> None:
 
 def test_a_payment_is_a_positive_amount() -> None:
     with pytest.raises(ValueError, match="positive"):
-        Payment(date(2025, 1, 1), D(0))
+        _late("10000", date(2025, 3, 31), date(2025, 5, 30), (Payment(date(2025, 4, 1), D(0)),))
+
+
+def test_an_invoice_paid_in_full_after_part_payments() -> None:
+    # 10,000 due 2025-03-31: 4,000 on 2025-04-20, then "paid" on 2025-05-10 (the other 6,000):
+    #   1 .. 20 April = 20 days on 10,000; 21 April .. 10 May = 10 + 10 = 20 days on 6,000
+    #   (10,000 × 20 + 6,000 × 20) × 13.15 % / 365 = 320,000 × 0.1315 / 365
+    #   = 42,080 / 365 = 115.2876… -> 115.29
+    part = (Payment(date(2025, 4, 20), D(4000)),)
+    payments = settled_payments(D(10000), part, paid=date(2025, 5, 10))
+    assert payments == (*part, Payment(date(2025, 5, 10), D(6000)))
+    assert settled_payments(D(10000), part, paid=None) == part
+    late = _late("10000", date(2025, 3, 31), date(2025, 12, 31), payments)
+    assert (late.unpaid, late.days_late, late.interest) == (D(0), 40, D("115.29"))
+    assert late.total_owed == D("155.29")
 
 
 # -- the config section ----------------------------------------------------------------------

@@ -53,6 +53,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from followupd.config.late_payment import HALF_YEAR_KEY, LatePaymentSection
+from followupd.domain.payments import Payment, unpaid_on
 
 DAYS_IN_YEAR = 365  # in leap years too: see the module's docstring
 FLOOR_FACTOR = 3  # a contract rate is at least this many times the legal rate
@@ -153,18 +154,6 @@ def legal_table(section: LatePaymentSection) -> RateTable:
 
 
 @dataclass(frozen=True)
-class Payment:
-    """Money received for an invoice on a day; it reduces the principal from the next day."""
-
-    on: date
-    amount: Decimal
-
-    def __post_init__(self) -> None:
-        if self.amount <= 0:
-            raise ValueError(f"a payment is a positive amount (got {self.amount})")
-
-
-@dataclass(frozen=True)
 class Slice:
     """Days late at one principal and one rate: a line of the working a letter can show."""
 
@@ -221,15 +210,19 @@ def penalties(
 ) -> LatePayment:
     """The penalties of an invoice of `amount` due on `due`, counted to `as_of` inclusive.
 
-    Payments after `as_of` are not known yet and are left out. Without a
+    `payments` are the part payments and, for an invoice paid in full, the
+    payment of the rest (`settled_payments`); those after `as_of` are not
+    known yet and are left out. Without a
     `contract_rate`, each half-year's rate is `table`'s rate plus
     `margin_points`; with one, the contract rate raised to 3 × `legal_rates`
     where it is below. A consumer client owes nothing (`days_late` still
     says how late the invoice is). Raises `MissingRate` when a table has
     nothing for a late day's half-year or earlier.
     """
-    received = sorted((p for p in payments if p.on <= as_of), key=lambda p: p.on)
-    unpaid = max(amount - sum((p.amount for p in received), ZERO), ZERO)
+    received = sorted(p for p in payments if p.on <= as_of)
+    if any(p.amount <= 0 for p in received):
+        raise ValueError("a payment is a positive amount")
+    unpaid = unpaid_on(amount, received, as_of)
     periods = _late_periods(amount, due, received, as_of)
     days_late = sum((last - first).days + 1 for first, last, _ in periods)
     if consumer or days_late == 0:
