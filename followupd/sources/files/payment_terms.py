@@ -153,7 +153,8 @@ class _Parties:
         self.stored_kinds: dict[str, ClientKind] = {}
         for chunk in chunked(sorted(clients)):
             kinds = select(Client.key, Client.kind).where(Client.key.in_(chunk))
-            self.stored_kinds.update(dict(session.execute(kinds).tuples()))
+            for key, kind in session.execute(kinds):
+                self.stored_kinds[key] = kind
 
     def of(self, mission: str) -> tuple[str | None, ClientKind] | None:
         """The owner key (None: the first owner) and the client's kind of `mission`."""
