@@ -1,4 +1,4 @@
-"""The legal cap on payment terms (L441-10 I) and the limitation periods, as pure date arithmetic."""
+"""The legal cap on payment terms (L441-10 I) and the limitation periods: date arithmetic."""
 
 from __future__ import annotations
 
