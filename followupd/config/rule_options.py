@@ -159,15 +159,12 @@ class OpenEndedMissionOptions(RuleOptions):
 class LimitationAlertOptions(RuleOptions):
     """An unpaid invoice nears the end of its limitation period: one task to the owner.
 
-    The grace is long by default: an alert missed while followupd was down still
-    fires until the limit itself (never after it, whatever the grace).
+    Its grace is not `grace_days`: an alert missed while followupd was down
+    fires until the limit itself, as greetings do until their last day.
     """
 
     months_ahead: StrictInt = Field(
-        6, ge=1, le=12, description="how long before the limit the owner is alerted"
-    )
-    grace_days: StrictInt = Field(
-        366, ge=0, le=366, description="how late a missed alert may fire, never past the limit"
+        6, ge=1, le=12, description="how many months before the limit the owner is alerted"
     )
 
 

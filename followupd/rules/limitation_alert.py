@@ -10,8 +10,7 @@ formal notice). Key ``limitation_alert:<number>:<last day>``: a new last day
 pending one is cancelled.
 
 The task fires once, however long followupd was down, until the last day
-itself: its grace (`grace_days`, 366 by default, longer than `months_ahead`
-can make the wait) is cut at the end of that day. Paid, the invoice's alert is
+itself: its grace runs to the end of that day (`grace_days` does not apply). Paid, the invoice's alert is
 cancelled. A dispute or a closed mission changes nothing: the claim runs out
 all the same.
 
@@ -100,9 +99,14 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
             )
-            # never past the last day: after it, the alert has nothing left to save
+            # until the last day, never after: then the alert has nothing left to save
             barred_at = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=party.tz)
             yield replace(intent, expires_at=min(intent.expires_at, barred_at))
+
+    @property
+    def grace(self) -> timedelta:
+        """At least from an alert to its limit: `evaluate` ends each at its last day."""
+        return timedelta(days=31 * self.options.months_ahead) + SHIFT_MARGIN
 
     def _started_in_reach(self, evaluation: Evaluation, kind: ClientKind) -> ColumnElement[bool]:
         """Invoices of `kind`'s clients whose limitation may start where an alert is in the window.
