@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from followupd.config.rule_options import LimitationAlertOptions
@@ -17,6 +17,7 @@ from tests.rulekit import (
     JDUPONT,
     RuleAlone,
     change_mission,
+    imported,
     loaded_with,
     outbox,
     owner_settings,
@@ -208,3 +209,48 @@ def test_a_new_last_day_replaces_the_alert(loaded: Store, settings: Settings) ->
     assert recorded == ["limitation_alert:F-2021-050:2026-11-30"]
     # 30 May 2026 is a Saturday
     assert outbox(loaded)["limitation_alert:F-2021-050:2026-11-30"].due_at == paris(2026, 6, 1, 9)
+
+
+MONTH_ENDS = f"""\
+{ACME_AND_GLOBEX}
+[[clients]]
+key = "dupuis"
+name = "Marc Dupuis"
+kind = "consumer"
+
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+start = 2019-01-01
+
+[[missions]]
+key = "dupuis-cuisine"
+client = "dupuis"
+title = "Plans de la cuisine"
+start = 2019-01-01
+""" + "".join(
+    f'[[invoices]]\nnumber = "{mission[:4]}-{issued}"\nmission = "{mission}"\namount = 100\n'
+    f"issued = {issued}\ndue = {issued}\n"
+    for mission in ("acme-audit", "dupuis-cuisine")
+    for issued in ("2021-08-31", "2022-02-28", "2022-03-31", "2023-12-31", "2024-02-29")
+)
+
+
+def test_each_alert_is_found_by_the_pass_at_its_due_time(
+    store: Store, tmp_path: Path, settings: Settings
+) -> None:
+    """Months counted from a month's end are clamped: the query must still find each alert
+    in a window that ends at its due time, and only there."""
+    imported(store, tmp_path, MONTH_ENDS)
+    every = RULE.planned(store, settings, paris(2022, 1, 1), paris(2030, 1, 1))
+    assert len(every) == 10
+    for key, intent in every.items():
+        found = RULE.planned(store, settings, intent.due_at - timedelta(hours=1), intent.due_at)
+        assert set(found) == {key}, key
+        before = RULE.planned(
+            store, settings, intent.due_at - timedelta(days=30), intent.due_at - timedelta(hours=1)
+        )
+        assert key not in before
+    assert every["limitation_alert:dupu-2024-02-29:2026-02-28"].due_at == paris(2025, 8, 28, 9)
+    assert every["limitation_alert:acme-2024-02-29:2029-02-28"].due_at == paris(2028, 8, 28, 9)

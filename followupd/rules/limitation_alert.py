@@ -10,9 +10,9 @@ formal notice). Key ``limitation_alert:<number>:<last day>``: a new last day
 pending one is cancelled.
 
 The task fires once, however long followupd was down, until the last day
-itself: its grace runs to the end of that day (`grace_days` does not apply). Paid, the invoice's alert is
-cancelled. A dispute or a closed mission changes nothing: the claim runs out
-all the same.
+itself: its grace runs to the end of that day (`grace_days` does not apply).
+Paid, the invoice's alert is cancelled. A dispute or a closed mission changes
+nothing: the claim runs out all the same.
 
 These are the periods of French law, the seller's: only an owner whose
 ``country`` is FR gets alerts (elsewhere the periods differ, and a wrong date
@@ -116,7 +116,8 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         """
         months = 12 * YEARS[kind] - self.options.months_ahead
         earliest = add_months(evaluation.start.date(), -months) - SHIFT_MARGIN
-        latest = add_months(evaluation.end.date(), -months) + timedelta(days=1)
+        # months counted from a 29th-31st land up to 3 days early (clamped), a zone a day
+        latest = add_months(evaluation.end.date(), -months) + timedelta(days=4)
         return and_(
             Client.kind == kind,
             or_(Invoice.issued.between(earliest, latest), Mission.end.between(earliest, latest)),
