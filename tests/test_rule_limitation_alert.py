@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from followupd.config.rule_options import LimitationAlertOptions
 from followupd.config.settings import Settings
 from followupd.rules.limitation_alert import LimitationAlert
 from followupd.rules.registry import RULES
 from followupd.store.db import Store
 from followupd.store.updates import mark_invoice_paid
+from tests.conftest import RunCli
 from tests.rulekit import (
     ACME_AND_GLOBEX,
     IN_ENGLISH,
@@ -24,6 +27,7 @@ from tests.rulekit import (
     paris,
 )
 from tests.rulekit import settings as settings
+from tests.test_template_failures import checked
 
 DATA = f"""\
 {ACME_AND_GLOBEX}
@@ -142,7 +146,7 @@ def test_the_task_says_what_is_unpaid_until_when_and_what_stops_the_clock(
         in (business)
     )
     assert "requête en injonction de payer" in business
-    assert "Dernier acompte reçu le 10 février 2022" in business
+    assert "ne l'interrompt pas.\n\nDernier acompte reçu le 10 février 2022" in business
     assert "Jeanne Dupont (tel:+33612345678)" in business
     late = texts[LATE]
     assert "comptés ici à partir du 29 octobre 2021, fin de la mission" in late
@@ -254,3 +258,17 @@ def test_each_alert_is_found_by_the_pass_at_its_due_time(
         assert key not in before
     assert every["limitation_alert:dupu-2024-02-29:2026-02-28"].due_at == paris(2025, 8, 28, 9)
     assert every["limitation_alert:acme-2024-02-29:2029-02-28"].due_at == paris(2028, 8, 28, 9)
+
+
+def test_check_offline_renders_a_user_limitation_template(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo has an alert, so `check` renders the user's template of it with sample data."""
+    mine = tmp_path / "mine" / "fr" / "limitation_alert" / "alert.j2"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("{% block subject %}{{ invoice.numbr }}{% endblock %}", "utf-8")
+    result = checked(cli, tmp_path, monkeypatch)
+    assert result.code == 78, result
+    shown = " ".join(result.out.split())
+    assert f"template {mine} FAILED line 1: no field 'numbr' here" in shown
+    assert "(rendering limitation_alert alert in fr)" in shown
