@@ -87,10 +87,10 @@ def test_an_invoice_beyond_sixty_days_is_imported_with_a_located_warning(
     report = run_import(store, path, owner_settings(tmp_path))
     assert numbers(store) == {"F-1", "F-2", "F-3"}, "imported all the same"
     assert [str(warning) for warning in report.warnings] == [
-        f"{path}:{line_of(DATA, 'due', 'F-2')}: invoices[1] (F-2) due: 2026-12-31 is 31 day(s) "
+        f"{path}:{line_of(DATA, 'due', 'F-2')}: invoices[1] (F-2) due: 2026-12-31 is 31 days "
         "beyond the legal cap on payment terms between professionals (L441-10 I C. com.): at "
         "most 60 days from the issue date, issued on 2026-10-01, so 2026-11-30 at the latest",
-        f"{path}:{line_of(DATA, 'due', 'F-3')}: invoices[2] (F-3) due: 2026-03-31 is 15 day(s) "
+        f"{path}:{line_of(DATA, 'due', 'F-3')}: invoices[2] (F-3) due: 2026-03-31 is 15 days "
         "beyond the legal cap on payment terms between professionals (L441-10 I C. com.): at "
         "most 60 days from the issue date, issued on 2026-01-15, so 2026-03-16 at the latest; "
         'within "45 jours fin de mois", which a contract may expressly agree '
@@ -205,7 +205,7 @@ def test_import_warns_on_stderr_and_exits_0(cli: RunCli, config: Path, tmp_path:
     assert "invoices │ 3" in result.out and "5 changes" in result.out
     assert "followupd: imported with 2 warnings:" in result.err
     due_line = line_of(DATA, "due", "F-2")
-    assert f"  warning: {path}:{due_line}: invoices[1] (F-2) due: 2026-12-31 is 31 day(s)" in (
+    assert f"  warning: {path}:{due_line}: invoices[1] (F-2) due: 2026-12-31 is 31 days" in (
         result.err
     )
     shown = cli("show", "acme-audit")

@@ -113,8 +113,10 @@ def _beyond(issued: date, due: date, latest: date, end_of_month: bool) -> str:
         if end_of_month
         else "60 days from the issue date"
     )
+    days = (due - latest).days
+    late = f"{days} day{'s' if days != 1 else ''}"
     message = (
-        f"{due.isoformat()} is {(due - latest).days} day(s) beyond the legal cap on payment "
+        f"{due.isoformat()} is {late} beyond the legal cap on payment "
         f"terms between professionals ({CAP_LAW}): at most {allowed}, issued on "
         f"{issued.isoformat()}, so {latest.isoformat()} at the latest"
     )
