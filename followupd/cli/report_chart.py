@@ -3,8 +3,8 @@
 matplotlib is an optional extra (``pip install 'followupd[charts]'``), imported
 here only when a chart is asked for, so that no other command pays for it.
 The figure is drawn on the Agg canvas, never through pyplot (no global state,
-no GUI backend). The SVG is reproducible: a fixed hash salt for its ids, and
-no date in its metadata; the PNG carries no date either.
+no GUI backend). The SVG is reproducible (a fixed hash salt for its ids, no date
+in its metadata) and keeps its text as text; the PNG carries no date either.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ COLOURS = {
     Bucket.DAYS_61_90: "#e31a1c",
     Bucket.OVER_90: "#800026",
 }
-HASH_SALT = "followupd"
+# a fixed salt for the SVG's ids (reproducible files); its text kept as text (searchable)
+RC = {"svg.hashsalt": "followupd", "svg.fonttype": "none", "font.size": 9}
 INSTALL_HINT = "pip install 'followupd[charts]'"
 
 
@@ -81,7 +82,7 @@ def draw(report: Receivables, path: Path, image_format: str, owner: str | None) 
         if total.aging.unpaid > 0
     }
     heights = [len(shown) * 0.4 + 1.0 for shown in by_currency.values()]
-    with rc_context({"svg.hashsalt": HASH_SALT, "font.size": 9}):
+    with rc_context(RC):
         figure = Figure(figsize=(9, sum(heights) + 1.1), layout="constrained")
         FigureCanvasAgg(figure)
         whose = f", owner {owner}" if owner else ""
