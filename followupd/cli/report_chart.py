@@ -30,8 +30,7 @@ COLOURS = {
     Bucket.DAYS_61_90: "#e31a1c",
     Bucket.OVER_90: "#800026",
 }
-# a fixed salt for the SVG's ids (reproducible files); its text kept as text (searchable)
-RC = {"svg.hashsalt": "followupd", "svg.fonttype": "none", "font.size": 9}
+SVG_SALT = "followupd"  # the SVG's ids, fixed: the same report, the same file
 INSTALL_HINT = "pip install 'followupd[charts]'"
 
 
@@ -82,7 +81,8 @@ def draw(report: Receivables, path: Path, image_format: str, owner: str | None) 
         if total.aging.unpaid > 0
     }
     heights = [len(shown) * 0.4 + 1.0 for shown in by_currency.values()]
-    with rc_context(RC):
+    # the SVG's text stays text (searchable, smaller), in the viewer's fonts
+    with rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "none", "font.size": 9}):
         figure = Figure(figsize=(9, sum(heights) + 1.1), layout="constrained")
         FigureCanvasAgg(figure)
         whose = f", owner {owner}" if owner else ""
@@ -95,8 +95,16 @@ def draw(report: Receivables, path: Path, image_format: str, owner: str | None) 
             for (currency, shown), (ax,) in zip(by_currency.items(), axes, strict=True):
                 _stack(ax, currency, shown)
             handles, labels = axes[0][0].get_legend_handles_labels()
-            figure.legend(handles, labels, loc="outside lower center", ncols=len(Bucket),
-                          title="days past due", fontsize=8, title_fontsize=8, frameon=False)  # fmt: skip
+            figure.legend(
+                handles,
+                labels,
+                loc="outside lower center",
+                ncols=len(Bucket),
+                title="days past due",
+                fontsize=8,
+                title_fontsize=8,
+                frameon=False,
+            )
         metadata = {"Date": None} if image_format == "svg" else {"Software": None}
         figure.savefig(path, format=image_format, dpi=120, metadata=metadata)
 
