@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import event, select
 
+from followupd.cli.report_chart import bars, draw
 from followupd.config.load import load_settings
 from followupd.domain.owner_scope import scope_of
 from followupd.domain.payments import Payment
+from followupd.domain.receivables import InvoiceFacts, receivables
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.receivables import invoice_facts
@@ -316,3 +318,31 @@ def test_the_query_is_set_based_and_owner_scoped(store: Store, tmp_path: Path) -
     )  # fmt: skip
     assert f1.payments == (Payment(date(2026, 10, 15), Decimal(2000)),)
     assert f1.unpaid_on(day) == Decimal(10000)
+
+
+def test_past_the_top_clients_the_others_share_a_bar(tmp_path: Path) -> None:
+    day = date(2026, 12, 5)
+    facts = [
+        InvoiceFacts(
+            f"N-{n}",
+            f"c{n:02}",
+            f"Client {n:02}",
+            "EUR",
+            Decimal(100 * (n + 1)),
+            date(2026, 11, 1),
+            date(2026, 11, 20) + timedelta(days=n % 2 * 20),
+        )
+        for n in range(11)
+    ]
+    shown = bars(receivables(facts, day).clients)
+    assert [bar.label for bar in shown] == [
+        *(f"Client {n:02}" for n in range(10, 2, -1)),
+        "3 other clients",
+    ]
+    # clients 0, 1 and 2: 100 and 300 due 20 November (15 days), 200 not due till 10 December
+    assert shown[-1].amounts == [Decimal(200), Decimal(400), 0, 0, 0]
+    assert [bar.label for bar in bars(receivables(facts[2:], day).clients)][-1] == "Client 02"
+    png = tmp_path / "eleven.png"
+    draw(receivables(facts, day), png, "png", None)
+    with Image.open(png) as image:
+        assert image.size[1] > 500, "room for nine bars"
