@@ -30,9 +30,10 @@ JSON_FIELDS = """\
                     buckets {name: amount}, open_invoices,
                     overdue_invoices, dso_days (countback), paid_invoices,
                     days_to_pay, days_late
-  clients           a row per client and currency, largest unpaid first:
-                    client (key), name, and the fields of a total but
-                    dso_days
+  clients           a row per client and currency (an invoice open on
+                    as_of, or paid in full in the 12 months to it),
+                    largest unpaid first: client (key), name, and the
+                    fields of a total but dso_days
   overall           open_invoices, overdue_invoices, paid_invoices,
                     days_to_pay, days_late over every currency
 \b
