@@ -84,7 +84,7 @@ def test_counts_by_state_by_rule_and_sent_since(store: Store) -> None:
 def test_metrics_show_the_counts_by_state_and_rule(store: Store) -> None:
     add(store, "a", "sent", NOW, sent_at=NOW)
     add(store, "b", "pending", NOW, rule="deposit_due")
-    shown = Metrics(lambda: store).render().decode()
+    shown = Metrics(lambda: store, lambda: NOW.date()).render().decode()
     assert 'followupd_followups{rule="invoice_due",state="sent"} 1.0' in shown
     assert 'followupd_followups{rule="deposit_due",state="pending"} 1.0' in shown
     assert 'state="failed"' not in shown

@@ -26,6 +26,7 @@ from followupd.cli import (
     mission_commands,
     outbox_commands,
     pass_commands,
+    report_commands,
     setup_commands,
     update_commands,
 )
@@ -126,5 +127,6 @@ for command in (
     outbox_commands.outbox,
     mission_commands.missions,
     mission_commands.show,
+    report_commands.report,
 ):
     cli.add_command(command)

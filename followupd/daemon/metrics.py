@@ -1,20 +1,26 @@
 """Prometheus metrics for `followupd run`, served at ``GET /metrics``.
 
-Follow-ups by state and rule are counted in the store at each scrape, so
-they are right whichever instance did the work; pass durations and delivery
-errors are this process's own.
+Follow-ups by state and rule, and the receivables (what is unpaid by currency
+and days past due, and how many invoices are overdue), are read from the
+store at each scrape, so they are right whichever instance did the work; pass
+durations and delivery errors are this process's own. The receivables are
+those of the day the service's clock gives, in the first owner's time zone;
+the scrape reads only the invoices open on that day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import date
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from followupd.domain.receivables import Bucket, aging_by_currency
 from followupd.store.db import Store
 from followupd.store.outbox import housekeeping
+from followupd.store.receivables import invoice_facts
 
 
 class FollowUpsByState(Collector):
@@ -32,8 +38,37 @@ class FollowUpsByState(Collector):
         yield family
 
 
+class Receivables(Collector):
+    """What clients owe on the day `today` gives, every owner's, by currency and bucket."""
+
+    def __init__(self, store: Callable[[], Store], today: Callable[[], date]) -> None:
+        self.store = store
+        self.today = today
+
+    def collect(self) -> Iterator[Metric]:
+        amounts = GaugeMetricFamily(
+            "followupd_receivables",
+            "Unpaid on open invoices, by currency and days past due (bucket: "
+            + ", ".join(Bucket)
+            + ")",
+            labels=["currency", "bucket"],
+        )
+        day = self.today()
+        with self.store().session() as session:
+            by_currency = aging_by_currency(invoice_facts(session, day, history=False), day)
+        for currency, aging in by_currency.items():
+            for bucket in Bucket:
+                amounts.add_metric([currency, bucket], float(aging.amounts[bucket]))
+        yield amounts
+        yield GaugeMetricFamily(
+            "followupd_receivables_overdue_invoices",
+            "Invoices open and past their due date",
+            value=sum(aging.overdue_invoices for aging in by_currency.values()),
+        )
+
+
 class Metrics:
-    def __init__(self, store: Callable[[], Store]) -> None:
+    def __init__(self, store: Callable[[], Store], today: Callable[[], date]) -> None:
         self.registry = CollectorRegistry()
         self.pass_seconds = Histogram(
             "followupd_pass_duration_seconds",
@@ -52,6 +87,7 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(FollowUpsByState(store))
+        self.registry.register(Receivables(store, today))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

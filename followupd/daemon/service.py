@@ -52,7 +52,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,7 +116,7 @@ class Service:
         self.store = Store.open(self.settings.database.sqlalchemy_url(environ), create=True)
         self.notifier = Notifier(environ)
         self.worker = worker_name()
-        self.metrics = Metrics(lambda: self.store)
+        self.metrics = Metrics(lambda: self.store, self.today)
         self.results: dict[str, PassResult] = {}
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.deliverer: Deliverer | None = None
@@ -500,6 +500,10 @@ class Service:
             return False, "; ".join(f"{name} failed: {r.error}" for name, r in failed.items())
         role = ("leader, " if self.cluster.is_leader else "standby, ") if self.shared else ""
         return True, f"ok: {role}" + (", ".join(sorted(self.results)) or "starting")
+
+    def today(self) -> date:
+        """The day it is by the service's clock, in the first owner's time zone (/metrics)."""
+        return self.clock().astimezone(zone(self.settings.owner.timezone)).date()
 
     def status_line(self) -> str:
         try:
