@@ -45,7 +45,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from followupd.channels.letters.notice import FormalNotice
+from followupd.domain.formal_notice import FormalNotice
 from followupd.channels.letters.wording import LetterText, letter_text
 
 FONT = "FollowupdVera"

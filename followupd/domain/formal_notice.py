@@ -1,7 +1,8 @@
 """What a formal notice to pay says: who writes, to whom, which invoices, by when.
 
-The caller (the invoice ladder's formal step) computes every figure: the days late,
-the penalties to date, the 40-euro indemnity, the deadline. The letter only shows them.
+The caller (the ``formal_notice`` rule) computes every figure: the days late, the
+penalties to date, the 40-euro indemnity, the deadline. The letter
+(followupd.channels.letters) only shows them.
 
 A consumer is owed no late-payment penalties nor the recovery indemnity (they are for
 professionals, articles L441-10 and D441-5 of the Code de commerce): for a consumer
