@@ -31,3 +31,23 @@ def attachments(session: Session, keys: Iterable[str]) -> dict[str, Attachment]:
             if name is not None and data is not None:  # as the query asks: for the types
                 found[key] = (name, bytes(data))
     return found
+
+
+def latest(session: Session, rule: str, subject_key: str) -> tuple[str, Attachment] | None:
+    """The attachment of `rule`'s latest follow-up about `subject_key` that has one, with
+    that follow-up's key."""
+    query = (
+        select(FollowUp.key, FollowUp.attachment_name, FollowUp.attachment)
+        .where(
+            FollowUp.rule == rule,
+            FollowUp.subject_key == subject_key,
+            FollowUp.attachment_name.is_not(None),
+            FollowUp.attachment.is_not(None),
+        )
+        .order_by(FollowUp.due_at.desc(), FollowUp.id.desc())
+        .limit(1)
+    )
+    for key, name, data in session.execute(query):
+        if name is not None and data is not None:
+            return key, (name, bytes(data))
+    return None
