@@ -20,6 +20,7 @@ from followupd.rules.registry import RULES
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
+from tests.conftest import RunCli
 from tests.rulekit import (
     BOB,
     CLAIRE,
@@ -32,6 +33,7 @@ from tests.rulekit import (
     owner_settings,
     paris,
 )
+from tests.test_template_failures import checked
 
 ADDRESS = 'address = """\n12 rue des Lilas\n69003 Lyon"""\n'
 DATA = f"""\
@@ -322,3 +324,19 @@ def test_each_owner_writes_about_their_own_missions(store: Store, tmp_path: Path
     bob = intents[FIRST].letter
     assert bob is not None
     assert (bob.creditor.name, bob.creditor.address) == ("Bob Durand", "1 quai Est\n69002 Lyon")
+
+
+def test_check_offline_renders_a_user_formal_notice_template(
+    cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo has an invoice long overdue, so `check` renders the user's template of the
+    formal notice task with sample data, in both languages."""
+    for language in ("fr", "en"):
+        mine = tmp_path / "mine" / language / "formal_notice" / "send.j2"
+        mine.parent.mkdir(parents=True)
+        mine.write_text("{% block subject %}{{ letter.deadlin }}{% endblock %}", "utf-8")
+    result = checked(cli, tmp_path, monkeypatch)
+    assert result.code == 78, result
+    shown = " ".join(result.out.split())
+    for language in ("fr", "en"):
+        assert f"has no attribute 'deadlin' (rendering formal_notice send in {language})" in shown
