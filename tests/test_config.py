@@ -203,7 +203,9 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
     rules = settings.rules
     # on by default only when a mailbox is read, and there is none
     assert [name for name, options in rules if not options.enabled] == list(MAILBOX_RULES)
-    assert all(options.grace_days == 7 for _, options in rules)
+    # a formal notice is a letter: still worth sending weeks after its day
+    assert all(options.grace_days == 7 for name, options in rules if name != "formal_notice")
+    assert rules.formal_notice.grace_days == 30
     assert [name for name, _ in rules] == [
         "invoice_due",
         "deposit_due",
@@ -216,12 +218,14 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
         "open_ended_mission",
         "new_year_greetings",
         "limitation_alert",
+        "formal_notice",
         "client_replied",
         "email_bounced",
     ]
     assert rules.invoice_due.payment_terms_check == "warn"
     assert rules.invoice_due.end_of_month_terms is False
     assert rules.limitation_alert.months_ahead == 6
+    assert (rules.formal_notice.after_days, rules.formal_notice.deadline_days) == (45, 8)
     assert [(s.offset_days, s.audience) for s in rules.invoice_due.steps] == [
         (-3, "owner"),
         (1, "client"),
@@ -339,7 +343,10 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
         assert settings.business == defaults.business
         assert settings.feed == defaults.feed
         assert settings.owner.phone == "+33 6 00 00 00 00"
-        assert settings.owner.model_copy(update={"phone": None}) == defaults.owner
+        assert settings.owner.address == "12 rue des Lilas\n69003 Lyon"
+        assert settings.owner.model_copy(update={"phone": None, "address": None}) == (
+            defaults.owner
+        )
         smtp = settings.smtp
         assert smtp is not None
         assert (smtp.host, smtp.port, smtp.security) == ("smtp.example.net", 587, "starttls")

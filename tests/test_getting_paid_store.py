@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,11 +15,12 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import URL
 
 from followupd.domain.payments import Payment, unpaid_on
-from followupd.domain.states import ClientKind
+from followupd.domain.states import Audience, Channel, ClientKind, FollowUpState
 from followupd.errors import DataError
 from followupd.sources.files.importer import import_files
+from followupd.store.attachments import attachments
 from followupd.store.db import HEAD_REVISION, Store, _alembic_config
-from followupd.store.models import Base, Client, Invoice, Mission
+from followupd.store.models import Base, Client, FollowUp, Invoice, Mission
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -133,6 +134,8 @@ def test_0011_goes_up_and_down_keeping_the_invoices(database_url: URL, tmp_path:
         assert store.current_revision() == "0010"
         columns = {column["name"] for column in inspect(store.engine).get_columns("invoices")}
         assert {"payments", "promised"}.isdisjoint(columns)
+        columns = {column["name"] for column in inspect(store.engine).get_columns("followups")}
+        assert {"attachment", "attachment_name"}.isdisjoint(columns)
 
         assert store.upgrade() == ("0010", HEAD_REVISION)
         with store.engine.connect() as connection:
@@ -146,8 +149,33 @@ def test_0011_goes_up_and_down_keeping_the_invoices(database_url: URL, tmp_path:
             assert {client.kind for client in session.scalars(select(Client))} == {
                 ClientKind.BUSINESS
             }, "every client stored before is a business"
+        pdf = b"%PDF-1.4\n" + bytes(range(256)) * 64  # binary, not text: stored as it is
+        with store.session() as session:
+            session.add(followup("formal_notice:F-2026-042", pdf, "mise-en-demeure-F-2026-042.pdf"))
+            session.add(followup("invoice_due:F-2026-042:nudge-1", None, None))
+        with store.session() as session:
+            found = attachments(
+                session, ["formal_notice:F-2026-042", "invoice_due:F-2026-042:nudge-1"]
+            )
+            assert found == {"formal_notice:F-2026-042": ("mise-en-demeure-F-2026-042.pdf", pdf)}
+            row = session.scalars(
+                select(FollowUp).where(FollowUp.attachment_name.is_not(None))
+            ).one()
+            assert "attachment" in inspect(row).unloaded, "the bytes are not read with the row"
+            assert row.attachment == pdf
     finally:
         store.close()
+
+
+def followup(key: str, attachment: bytes | None, name: str | None) -> FollowUp:
+    """An owner's task recorded on 2027-01-14, with or without a file."""
+    at = datetime(2027, 1, 14, 8, tzinfo=UTC)
+    return FollowUp(
+        key=key, rule=key.split(":")[0], step="send", subject_key="F-2026-042", concern=key,
+        audience=Audience.OWNER, channel=Channel.CALENDAR, language="fr", subject="s", body="",
+        due_at=at, expires_at=at, state=FollowUpState.PENDING, created_at=at, updated_at=at,
+        attachment=attachment, attachment_name=name,
+    )  # fmt: skip
 
 
 def test_unpaid_never_goes_below_zero() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from followupd.cli.app import App, pass_app, words
+from followupd.cli.letters import formal_notice_file
 from followupd.domain.states import (
     Severity,
     TouchpointKind,
@@ -28,6 +31,24 @@ def invoice_paid(app: App, number: str, on: str | None) -> None:
         paid, previous = updates.mark_invoice_paid(session, number, day)
         was = f" (was {previous})" if previous and previous != day else ""
         click.echo(f"invoice {paid.number}: paid on {day}{was}")
+
+
+@invoice.command("letter")
+@click.argument("number")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="the PDF file to write (default: its name, in the current directory)",
+)
+@pass_app
+def invoice_letter(app: App, number: str, out: Path | None) -> None:
+    """Write the formal notice to pay of invoice NUMBER as a PDF, to print and send by
+    registered mail: the one of its formal_notice task, else one made as of today."""
+    with app.session(commit=False) as session:
+        letter = formal_notice_file(session, app.settings, number, app.now())
+    path = out if out is not None else Path.cwd() / letter.name
+    path.write_bytes(letter.data)
+    click.echo(f"invoice {number}: formal notice written to {path} ({letter.source})")
 
 
 @click.group()

@@ -23,6 +23,7 @@ from followupd.config.types import (
     Directory,
     Email,
     Language,
+    Lines,
     OwnerKey,
     SingleLine,
     StatePath,
@@ -43,6 +44,7 @@ class Owner(StrictModel):
     name: SingleLine
     email: Email
     phone: SingleLine | None = None
+    address: Lines | None = None  # postal: the sender's block of a formal notice to pay
     timezone: TimeZoneName = "Europe/Paris"
     language: Language = "fr"
     country: Country = "FR"

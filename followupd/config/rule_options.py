@@ -168,6 +168,20 @@ class LimitationAlertOptions(RuleOptions):
     )
 
 
+class FormalNoticeOptions(RuleOptions):
+    """An invoice still unpaid well after the call: the owner gets the formal notice to send."""
+
+    after_days: StrictInt = Field(
+        45, ge=1, le=365, description="days past due (after escalate_by_phone's call at 30)"
+    )
+    deadline_days: StrictInt = Field(
+        8, ge=8, le=15, description="days the client is given to pay, from the letter's date"
+    )
+    grace_days: StrictInt = Field(
+        30, ge=0, le=366, description="how late a missed formal notice may still be raised"
+    )
+
+
 class NewYearGreetingsOptions(RuleOptions):
     lookback_months: StrictInt = Field(24, ge=1, le=240)
     last_day: StrictInt = Field(
@@ -212,5 +226,6 @@ class RulesConfig(StrictModel):
     open_ended_mission: OpenEndedMissionOptions = OpenEndedMissionOptions()
     new_year_greetings: NewYearGreetingsOptions = NewYearGreetingsOptions()
     limitation_alert: LimitationAlertOptions = LimitationAlertOptions()
+    formal_notice: FormalNoticeOptions = FormalNoticeOptions()
     client_replied: ClientRepliedOptions = ClientRepliedOptions()
     email_bounced: EmailBouncedOptions = EmailBouncedOptions()

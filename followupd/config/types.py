@@ -53,6 +53,17 @@ def _single_line(text: str) -> str:
     return text
 
 
+def _lines(text: str) -> str:
+    """Several lines (a postal address): line breaks allowed, other control characters not;
+    blank lines and the spaces around each line are dropped."""
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text.replace("\r\n", "\n")):
+        raise ValueError("must not contain control characters other than line breaks")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ValueError("must not be blank")
+    return "\n".join(lines)
+
+
 def _email(address: str) -> str:
     """An address checked by email-validator, in the form it normalises to (config.addresses)."""
     return normalized(address)
@@ -91,6 +102,8 @@ def _owner_key(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
 Country = Annotated[str, AfterValidator(_country)]
 SingleLine = Annotated[str, StringConstraints(min_length=1), AfterValidator(_single_line)]
+# a postal address, one line per line ("12 rue des Lilas\n69003 Lyon")
+Lines = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_lines)]
 Email = Annotated[str, AfterValidator(_email)]
 Mailbox = Annotated[str, AfterValidator(_mailbox)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)]

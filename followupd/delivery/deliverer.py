@@ -50,6 +50,7 @@ from followupd.domain.states import Audience, CalendarState, Channel, FollowUpSt
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store import live_items
+from followupd.store.attachments import Attachment, attachments
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
@@ -315,12 +316,15 @@ class Deliverer:
         A calendar added to the config later gets what is open now, not only
         the periods to come.
         """
+        with self.store.session() as session:
+            files = attachments(session, [item.followup_key for item, _, _ in unwritten])
         for item, name, phone in unwritten:
             if self.stopping:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            body = ical.document(ical.item_of(item, tz, name, phone), tz)
+            file = files.get(item.followup_key)
+            body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
                 "open items not written to the calendar yet",
@@ -503,6 +507,8 @@ class Deliverer:
         place. An item the user deleted meanwhile dismisses the concern.
         """
         contacts = self._contacts(rows)
+        with self.store.session() as session:
+            files = attachments(session, [row.key for row in rows])
         writers = Writers(self.settings, self.calendar_writer)
         try:
             for row in rows:
@@ -520,7 +526,7 @@ class Deliverer:
                     href = None
                     if writer is not None:
                         href = await self._put_item(writer, row, item, owner, contact, at,
-                                                    put_off)  # fmt: skip
+                                                    put_off, files.get(row.key))  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     self._record_failure(row, at, error, report)
                     continue
@@ -540,12 +546,16 @@ class Deliverer:
         contact: Row[int, str, str | None] | None,
         at: datetime,
         put_off: datetime | None,
+        file: Attachment | None = None,
     ) -> str | object:
-        """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it."""
+        """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it.
+
+        `file`: the row's attachment, inline in the item.
+        """
         zone_ = zone(owner.timezone)
         shown = live_items.as_raised(item, row, at, put_off)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
-        calendar_item = ical.item_of(shown, zone_, name, phone)
+        calendar_item = ical.item_of(shown, zone_, name, phone, file)
         if item is None or item.href is None:
             body = ical.document(calendar_item, zone_)
             return await asyncio.to_thread(

@@ -21,6 +21,7 @@ from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.formal_notice import FormalNotice
 from followupd.domain.owner_scope import Scope
 from followupd.domain.states import Audience, Channel
 from followupd.rules.parties import Party
@@ -56,6 +57,9 @@ class Intent:
     owner: str | None = None  # the owner's key, set by the engine
     # what it is about whatever the period (`Rule.concern_of`): one calendar item each
     concern: str = ""
+    # a letter the owner sends themselves, rendered as a PDF when the follow-up is recorded
+    # and attached to its calendar item (the formal notice to pay)
+    letter: FormalNotice | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from followupd.rules.contract_missing import ContractMissing
 from followupd.rules.deposit_due import DepositDue
 from followupd.rules.email_bounced import EmailBounced
 from followupd.rules.escalate_by_phone import EscalateByPhone
+from followupd.rules.formal_notice import FormalNoticeRule
 from followupd.rules.invoice_due import InvoiceDue
 from followupd.rules.limitation_alert import LimitationAlert
 from followupd.rules.mission_closeout import MissionCloseout
@@ -42,6 +43,7 @@ SHIPPED: tuple[RuleClass, ...] = (
     OpenEndedMission,
     NewYearGreetings,
     LimitationAlert,
+    FormalNoticeRule,
     ClientReplied,
     EmailBounced,
 )  # fmt: skip

@@ -258,6 +258,10 @@ class FollowUp(Base):
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # a file for the owner, attached to the calendar item (the formal notice to pay as a
+    # PDF): loaded only when asked for (`store.attachments`), never with the row
+    attachment: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    attachment_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class LiveItem(Base):

@@ -4,7 +4,8 @@ A rule reads thousands of missions per pass and never writes them back; ORM
 instances (identity map, change tracking) cost several times more than the
 rows they come from. ``record(Mission)`` selects every column of the entity as
 one named row, read like the ORM object (``mission.title``), and gives None,
-as the ORM would, for an outer-joined entity that is absent.
+as the ORM would, for an outer-joined entity that is absent. A deferred column
+(a follow-up's attachment) is left out, as the ORM leaves it unloaded.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class _Record(Bundle[ModelT]):
 
 
 def record(entity: type[ModelT] | AliasedClass[ModelT], name: str | None = None) -> Bundle[ModelT]:
-    """Every column of `entity` (a model or an alias), primary key first, as one row.
+    """Every column of `entity` (a model or an alias) but deferred ones, primary key first,
+    as one row.
 
     Typed as the model, for its columns: the row has no relationships.
     """
     mapper = inspect(entity).mapper
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
-    keys += [attr.key for attr in mapper.column_attrs if attr.key not in keys]
+    keys += [attr.key for attr in mapper.column_attrs if attr.key not in keys and not attr.deferred]
     return _Record(name or mapper.class_.__tablename__, *(getattr(entity, key) for key in keys))

@@ -14,6 +14,11 @@ Items are written in the form the widest set of apps fire: a VTODO has a
 DTSTART beside its DUE (Cyrus fires no alarm of a task without one), the
 alarm's trigger is absolute (Synology refuses relative ones), and no item
 repeats (a repeating reminder is one item updated in place, see `updated`).
+
+A file the owner needs for the task (the formal notice to pay, a PDF) is
+inline in it: ``ATTACH;FMTTYPE=…;ENCODING=BASE64;VALUE=BINARY`` (RFC 5545
+3.8.1.1), with its name in ``FILENAME`` (the parameter of RFC 8607's managed
+attachments, which apps show as the file's name).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from icalendar import Alarm, Calendar, Component, Event, Todo, vDatetime
+from icalendar import Alarm, Calendar, Component, Event, Todo, vBinary, vDatetime
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.items import is_call, is_meeting
@@ -37,6 +42,8 @@ from followupd.store.models import LiveItem
 PRODID = "-//followupd//followupd//EN"
 MEETING_LENGTH = timedelta(minutes=30)
 ZONE_SPAN = timedelta(days=400)  # transitions listed around an object's time
+PDF = "application/pdf"
+OCTETS = "application/octet-stream"
 
 TASK_STATUS = {
     CalendarState.OPEN: STATUS.NEEDS_ACTION,
@@ -62,6 +69,7 @@ class CalendarItem:
     completed_at: datetime | None = None  # when the user did it; None: at `stamp`
     contact_name: str | None = None
     contact_phone: str | None = None
+    attachment: tuple[str, bytes] | None = None  # a file for the owner: its name, its bytes
 
     @property
     def meeting(self) -> bool:
@@ -83,11 +91,16 @@ LOCALES = {"fr": "fr_FR", "en": "en_US"}
 
 
 def item_of(
-    item: LiveItem, zone: ZoneInfo, contact_name: str | None, contact_phone: str | None
+    item: LiveItem,
+    zone: ZoneInfo,
+    contact_name: str | None,
+    contact_phone: str | None,
+    attachment: tuple[str, bytes] | None = None,
 ) -> CalendarItem:
     """What the owner's calendar shows of a live item: due at the user's date if they snoozed it.
 
     A reminder raised more than once says since when and how often.
+    `attachment` is the file of the follow-up it shows (followupd.store.attachments).
     """
     description = item.description
     if item.times_raised > 1:
@@ -113,6 +126,7 @@ def item_of(
         completed_at=item.completed_at,
         contact_name=contact_name,
         contact_phone=contact_phone,
+        attachment=attachment,
     )
 
 
@@ -140,9 +154,27 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
         part.contacts = [item.contact_name]
     if item.phone_uri:
         part.add("url", item.phone_uri)
+    if item.attachment is not None:
+        part.add("attach", attached(*item.attachment))
     if item.status == CalendarState.OPEN:
         part.add_component(own_alarm(item, item.due_at))
     return part
+
+
+def attached(name: str, data: bytes) -> vBinary:
+    """The ATTACH value of a file: inline, base64, with its type and name."""
+    return vBinary(data, params={"FMTTYPE": PDF if name.endswith(".pdf") else OCTETS,
+                                 "FILENAME": name})  # fmt: skip
+
+
+def attachment_of(part: Component) -> tuple[str, bytes] | None:
+    """The first inline file of a VTODO or VEVENT with a FILENAME: its name and bytes."""
+    found: Any = part.get("ATTACH")
+    for value in found if isinstance(found, list) else [] if found is None else [found]:
+        name = getattr(value, "params", {}).get("FILENAME")
+        if isinstance(value, vBinary) and name:
+            return str(name), value.bytes
+    return None
 
 
 def alarm_uid(item_uid: str) -> str:
@@ -284,6 +316,7 @@ def updated(
     due = _move(part, item, zone, keep_due, stored_due)
     _set(part, "summary", item.summary)
     _set(part, "description", item.description)
+    _set_attachment(part, item)
     _set_status(part, item)
     _set(part, "sequence", max(_stored_sequence(part) + 1, item.sequence))
     part.DTSTAMP = item.stamp
@@ -357,6 +390,20 @@ def _move(
 def _copy(part: Component, source: str, name: str) -> None:
     part.pop(name, None)
     part.add(name, deepcopy(part[source]))
+
+
+def _set_attachment(part: Component, item: CalendarItem) -> None:
+    """followupd's file, by its name, written anew; the files the user attached kept."""
+    if item.attachment is None:
+        return
+    name = item.attachment[0]
+    found: Any = part.get("ATTACH")
+    values = found if isinstance(found, list) else [] if found is None else [found]
+    part.pop("ATTACH", None)
+    for value in values:
+        if str(getattr(value, "params", {}).get("FILENAME", "")) != name:
+            part.add("attach", value)
+    part.add("attach", attached(*item.attachment))
 
 
 def _set_status(part: Component, item: CalendarItem) -> None:

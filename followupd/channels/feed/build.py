@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from followupd.channels.calendar import ical
 from followupd.domain.owner_scope import Scope
 from followupd.store import live_items
+from followupd.store.attachments import Attachment, attachments
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
@@ -44,21 +45,27 @@ class FeedSource:
 
     items: list[live_items.FeedItem]  # open, or closed since the recent cut-off
     previews: list[live_items.PreviewRow]  # concerns still to deliver, as they will be
+    files: dict[str, Attachment]  # the attachments of the follow-ups they show, by key
 
 
 def feed_source(session: Session, at: datetime, scope: Scope | None = None) -> FeedSource:
     """The rows the owner's feed at `at` is made of (see `feed_items`)."""
-    return FeedSource(
-        live_items.feed_items(session, at - RECENT, scope), live_items.previews(session, scope)
-    )
+    items = live_items.feed_items(session, at - RECENT, scope)
+    previews = live_items.previews(session, scope)
+    keys = [item.followup_key for item, _, _ in items] + [row.key for row, _, _ in previews]
+    return FeedSource(items, previews, attachments(session, keys))
 
 
 def items_of(source: FeedSource, zone: ZoneInfo) -> list[ical.CalendarItem]:
     """The calendar items of `source`, their times in `zone`; by due time, then UID."""
-    items = [ical.item_of(item, zone, name, phone) for item, name, phone in source.items]
+    files = source.files
+    items = [
+        ical.item_of(item, zone, name, phone, files.get(item.followup_key))
+        for item, name, phone in source.items
+    ]
     for row, name, phone in source.previews:
         coming = live_items.as_raised(None, row, row.created_at)
-        items.append(ical.item_of(coming, zone, name, phone))
+        items.append(ical.item_of(coming, zone, name, phone, files.get(row.key)))
     return sorted(items, key=lambda item: (item.due_at, item.uid))
 
 

@@ -45,8 +45,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from followupd.channels.letters.notice import FormalNotice
 from followupd.channels.letters.wording import LetterText, letter_text
+from followupd.domain.formal_notice import FormalNotice
 
 FONT = "FollowupdVera"
 BOLD = "FollowupdVera-Bold"

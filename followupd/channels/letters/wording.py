@@ -15,7 +15,7 @@ from decimal import Decimal
 from babel.dates import format_date
 from babel.lists import format_list
 
-from followupd.channels.letters.notice import FormalNotice, Owed
+from followupd.domain.formal_notice import FormalNotice, Owed
 from followupd.templates.loader import LOCALES, helpers
 
 # a date in the invoice table: as French invoices write it; the month spelt out in English,

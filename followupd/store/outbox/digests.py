@@ -73,6 +73,8 @@ def record_digests(
             "state": FollowUpState.PENDING,
             "reason": None,
             "last_error": None,
+            "attachment": None,
+            "attachment_name": None,
             "attempts": 0,
             "created_at": at,
             "updated_at": at,

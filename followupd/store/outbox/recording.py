@@ -63,6 +63,8 @@ class NewFollowUp(TypedDict):
     state: FollowUpState
     reason: str | None
     last_error: str | None
+    attachment: bytes | None
+    attachment_name: str | None
     attempts: int
     created_at: datetime
     updated_at: datetime

@@ -8,7 +8,9 @@ Create Date: 2026-12-05
 penalties), `clients.profile` (the invoice ladder it follows) and
 `clients.address` (for a formal letter); `missions.late_payment_rate` (a
 contract's own rate); `invoices.payments` (part payments, a JSON list, empty
-for every invoice so far) and `invoices.promised` (a promise to pay by a date).
+for every invoice so far) and `invoices.promised` (a promise to pay by a date);
+`followups.attachment` and `followups.attachment_name` (a file for the owner on
+the calendar item: the formal notice to pay as a PDF).
 """
 
 from collections.abc import Sequence
@@ -50,9 +52,13 @@ def upgrade() -> None:
         sa.Column("payments", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
     )
     op.add_column("invoices", sa.Column("promised", sa.Date(), nullable=True))
+    op.add_column("followups", sa.Column("attachment", sa.LargeBinary(), nullable=True))
+    op.add_column("followups", sa.Column("attachment_name", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("followups", "attachment_name")
+    op.drop_column("followups", "attachment")
     op.drop_column("invoices", "promised")
     op.drop_column("invoices", "payments")
     op.drop_column("missions", "late_payment_rate")

@@ -1,7 +1,8 @@
 """What a formal notice to pay says: who writes, to whom, which invoices, by when.
 
-The caller (the invoice ladder's formal step) computes every figure: the days late,
-the penalties to date, the 40-euro indemnity, the deadline. The letter only shows them.
+The caller (the ``formal_notice`` rule) computes every figure: the days late, the
+penalties to date, the 40-euro indemnity, the deadline. The letter
+(followupd.channels.letters) only shows them.
 
 A consumer is owed no late-payment penalties nor the recovery indemnity (they are for
 professionals, articles L441-10 and D441-5 of the Code de commerce): for a consumer
@@ -12,12 +13,16 @@ claim them; `NoticeInvoice.penalties`/`indemnity` stay as given, and `owed()` an
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 LANGUAGES = ("fr", "en")
 ZERO = Decimal(0)
+# what the PDF's file name starts with, in the letter's language
+FILE_NAMES = {"fr": "mise-en-demeure", "en": "final-demand"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -112,3 +117,13 @@ class FormalNotice:
             penalties=sum((owed.penalties for owed in each), ZERO),
             indemnity=sum((owed.indemnity for owed in each), ZERO),
         )
+
+
+def file_name(language: str, number: str) -> str:
+    """The PDF's file name for the notice about invoice `number`: safe in any directory.
+
+    ``mise-en-demeure-F-2026-042.pdf``, ``final-demand-F-2026-042.pdf``; a
+    character a file name cannot hold (a slash, a space) becomes a hyphen.
+    """
+    safe = _UNSAFE.sub("-", number).strip(".-") or "invoice"
+    return f"{FILE_NAMES.get(language, FILE_NAMES['en'])}-{safe}.pdf"

@@ -1,0 +1,223 @@
+"""``formal_notice``: after the nudges and the call, the owner sends a formal notice to pay.
+
+`after_days` (45) days past its due date, past ``escalate_by_phone``'s call
+(30), an unpaid invoice gives the owner one calendar task,
+``formal_notice:<number>``, with the letter attached as a PDF: the "mise en
+demeure de payer" (in English, a formal final demand) to print, sign and
+send by registered mail with acknowledgement of receipt. followupd never
+sends it to the client: a formal notice binds its sender, and the proof the
+law asks for is the registered letter, not an email.
+
+The letter is dated the task's day (in the owner's zone) and gives the
+client `deadline_days` (8 to 15) to pay. It lists every unpaid invoice of
+the client (the owner's missions, the triggering invoice's currency) that is
+at least `after_days` overdue on that day, with what is left to pay, the
+days late and, for a business client where ``[late_payment]`` applies, the
+penalties to date (L441-10 C. com., at the mission's contract rate if it has
+one) and the 40 € indemnity (D441-5); a consumer's letter has neither. It is
+in the contact's language (the client's, the owner's), as client emails are.
+
+A disputed mission gets no formal notice (a dispute is for talking: the
+call tasks go on), and a pending one is cancelled when the mission becomes
+disputed; a paused mission gets it when the pause ends, if still unpaid.
+Paid, the invoice's task is cancelled. `letter_for` builds the same letter
+for ``followupd invoice letter`` when no task recorded one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from followupd.config.owners import Owner
+from followupd.config.rule_options import FormalNoticeOptions
+from followupd.config.settings import Settings
+from followupd.domain.formal_notice import Creditor, Debtor, FormalNotice, NoticeInvoice, file_name
+from followupd.domain.late_payment import MissingRate, penalties_under
+from followupd.domain.payments import unpaid_on
+from followupd.domain.states import ClientKind, MissionStatus
+from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.parties import to_client, to_owner
+from followupd.rules.threads import emails_sent, invoice_thread
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.outbox.rows import PendingRow
+from followupd.store.rows import record
+
+# A day moves forward to the next working day: rarely more than a week, this
+# bounds the candidates a query must consider.
+SHIFT_MARGIN = timedelta(days=21)
+STEP = "send"
+# what gets the PDF again, in the task's description
+LETTER_COMMAND = "followupd invoice letter {number}"
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The invoice a letter is about, and who it is from and to."""
+
+    invoice: Invoice
+    mission: Mission
+    client: Client
+    contact: Contact | None
+
+
+class FormalNoticeRule(Rule[FormalNoticeOptions]):
+    name = "formal_notice"
+
+    def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
+        after = timedelta(days=self.options.after_days)
+        end = evaluation.end.date() + timedelta(days=1)
+        earliest = evaluation.start.date() - SHIFT_MARGIN
+        contact = aliased(Contact)
+        query = (
+            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(
+                evaluation.owns(Mission.owner),
+                Invoice.paid.is_(None),
+                Mission.status != MissionStatus.DISPUTED,
+                or_(
+                    Invoice.due.between(earliest - after, end - after),
+                    and_(
+                        Mission.paused_until.is_not(None),
+                        Mission.paused_until.between(earliest, end),
+                    ),
+                ),
+            )
+        )
+        owner = evaluation.owner
+        for invoice, mission, client, who in evaluation.session.execute(query):
+            party = to_owner(owner, client.country)
+            nominal = invoice.due + after
+            if mission.paused_until is not None:
+                nominal = max(nominal, mission.paused_until)
+            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            dated = due_at.astimezone(party.tz).date()
+            parties = Parties(invoice, mission, client, who)
+            letter = letter_for(evaluation.session, evaluation.settings, owner,
+                                evaluation.owns(Mission.owner), self.options, parties,
+                                dated)  # fmt: skip
+            if letter is None:  # paid in parts to the last cent, not marked paid yet
+                continue
+            values = {
+                "invoice": invoice,
+                "mission": mission,
+                "client": client,
+                "contact": who,
+                "owner": owner,
+                "letter": letter,
+                "total": letter.totals.total,
+                "file_name": file_name(letter.language, invoice.number),
+                "command": LETTER_COMMAND.format(number=invoice.number),
+                "after_days": self.options.after_days,
+            }
+            intent = self.intent(
+                party,
+                due_at,
+                key=f"{self.name}:{invoice.number}",
+                step=STEP,
+                subject_key=invoice.number,
+                subject=evaluation.templates.subject(party.language, self.name, STEP, values),
+                mission_id=mission.id,
+                contact_id=who.id if who else None,
+            )
+            yield replace(intent, letter=letter)
+
+    def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
+        state: dict[str, tuple[date | None, MissionStatus, str]] = {}
+        for chunk in chunked(sorted({row.subject_key for row in pending})):
+            for number, paid, status, mission_key in session.execute(
+                select(Invoice.number, Invoice.paid, Mission.status, Mission.key)
+                .join(Mission, Invoice.mission_id == Mission.id)
+                .where(Invoice.number.in_(chunk))
+            ):
+                state[number] = (paid, status, mission_key)
+        reasons: dict[str, str] = {}
+        for row in pending:
+            found = state.get(row.subject_key)
+            if found is None:
+                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+            elif found[0] is not None:
+                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
+            elif found[1] == MissionStatus.DISPUTED:
+                reasons[row.key] = (
+                    f"mission {found[2]} disputed: a dispute is for talking, not a formal notice"
+                )
+        return reasons
+
+
+def letter_for(
+    session: Session,
+    settings: Settings,
+    owner: Owner,
+    owns: ColumnElement[bool],
+    options: FormalNoticeOptions,
+    about: Parties,
+    dated: date,
+) -> FormalNotice | None:
+    """The formal notice about `about.invoice`, dated `dated`; None when nothing is left to pay.
+
+    It cites that invoice and every other unpaid invoice of the client, in
+    the same currency, on missions `owns` lets through, at least
+    `options.after_days` overdue on `dated`.
+    """
+    invoice, mission, client, contact = about.invoice, about.mission, about.client, about.contact
+    consumer = client.kind == ClientKind.CONSUMER
+    section = settings.late_payment
+    with_penalties = not consumer and section.enabled_for(owner.country)
+    query = (
+        select(record(Invoice), Mission.late_payment_rate)
+        .join(Mission, Invoice.mission_id == Mission.id)
+        .where(
+            owns,
+            Mission.client_id == client.id,
+            Mission.currency == mission.currency,
+            Invoice.paid.is_(None),
+            or_(
+                Invoice.id == invoice.id,
+                Invoice.due <= dated - timedelta(days=options.after_days),
+            ),
+        )
+        .order_by(Invoice.due, Invoice.number)
+    )
+    cited: list[NoticeInvoice] = []
+    for found, rate in session.execute(query):
+        unpaid = unpaid_on(found.amount, found.payments, dated)
+        if unpaid <= 0:
+            continue
+        late = NoticeInvoice(found.number, found.issued, found.due, found.amount, unpaid,
+                             days_late=max((dated - found.due).days, 0))  # fmt: skip
+        if with_penalties:
+            try:
+                owed = penalties_under(section, found.amount, found.due, found.payments, dated,
+                                       contract_rate=rate)  # fmt: skip
+            except MissingRate:  # before every rate known: the unpaid amount, no more
+                owed = None
+            if owed is not None:
+                late = replace(late, penalties=owed.interest, indemnity=owed.indemnity)
+        cited.append(late)
+    if not cited:
+        return None
+    threads = [invoice_thread(late.number) for late in cited]
+    language = to_client(owner, None, contact.language if contact else None, client.language,
+                         client.timezone, client.country).language  # fmt: skip
+    return FormalNotice(
+        language=language,
+        creditor=Creditor(owner.name, owner.email, owner.phone, owner.address),
+        debtor=Debtor(client.name, client.address, contact.name if contact else None),
+        dated=dated,
+        deadline=dated + timedelta(days=options.deadline_days),
+        invoices=tuple(cited),
+        consumer=consumer,
+        currency=mission.currency,
+        reminded=bool(emails_sent(session, threads)),
+    )
