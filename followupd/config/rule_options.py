@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -20,6 +21,7 @@ from followupd.config.types import StrictModel
 Audience = Literal["owner", "client"]
 Severity = Literal["low", "medium", "high", "critical"]
 STEP_NAME = r"^[a-z0-9][a-z0-9-]*$"
+PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # fits Client.profile
 
 
 class Step(StrictModel):
@@ -37,17 +39,32 @@ class RuleOptions(StrictModel):
     )
 
 
+def _unique_names(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    names = [step.name for step in steps]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"step names must be unique, repeated: {', '.join(duplicates)}")
+    return steps
+
+
 class SteppedRuleOptions(RuleOptions):
     steps: tuple[Step, ...]
 
     @field_validator("steps")
     @classmethod
-    def _unique_names(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
-        names = [step.name for step in steps]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"step names must be unique, repeated: {', '.join(duplicates)}")
-        return steps
+    def _unique_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _unique_names(steps)
+
+
+class LadderProfile(StrictModel):
+    """``[rules.invoice_due.profiles.NAME]``: the ladder of the clients whose profile is NAME."""
+
+    steps: tuple[Step, ...]
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _unique_names(steps)
 
 
 class InvoiceDueOptions(SteppedRuleOptions):
@@ -57,6 +74,48 @@ class InvoiceDueOptions(SteppedRuleOptions):
         Step(name="nudge-2", offset_days=8, audience="client"),
         Step(name="nudge-3", offset_days=15, audience="client"),
     )
+    group_by_client: StrictBool = Field(
+        True, description="one email a day per contact, listing every invoice at a step"
+    )
+    thank_you: StrictBool = Field(
+        False, description="a thank-you email when an invoice nudged by email is paid"
+    )
+    min_client_amount: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        allow_inf_nan=False,
+        description="below this unpaid amount (the mission's currency), an owner task, no email",
+    )
+    profiles: dict[str, LadderProfile] = Field(
+        default_factory=dict, description="other ladders, chosen by a client's `profile`"
+    )
+
+    @field_validator("min_client_amount", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError("must be a number (an amount in the mission's currency)")
+        return Decimal(str(value))
+
+    @field_validator("profiles")
+    @classmethod
+    def _slug_names(cls, profiles: dict[str, LadderProfile]) -> dict[str, LadderProfile]:
+        wrong = sorted(name for name in profiles if not PROFILE_NAME.match(name))
+        if wrong:
+            raise ValueError(
+                f"profile names are lower-case letters, digits, - and _ (40 at most): "
+                f"{', '.join(wrong)}"
+            )
+        return profiles
+
+    def ladder(self, profile: str | None) -> tuple[Step, ...]:
+        """The steps of a client of `profile`: its profile's, else the rule's own."""
+        found = self.profiles.get(profile) if profile else None
+        return found.steps if found is not None else self.steps
+
+    def ladders(self) -> list[tuple[Step, ...]]:
+        """Every ladder: the rule's own steps, then each profile's."""
+        return [self.steps, *(profile.steps for profile in self.profiles.values())]
 
 
 class DepositDueOptions(SteppedRuleOptions):
