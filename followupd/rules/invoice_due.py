@@ -219,7 +219,8 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         for invoice, mission, client, who in evaluation.session.execute(query):
             party = to_client(owner, who.email, who.language, client.language,
                               client.timezone, client.country)  # fmt: skip
-            due_at = evaluation.calendar.due_at(invoice.paid, 0, party.tz, party.countries)
+            paid = invoice.paid or evaluation.end.date()  # not None: the query says so
+            due_at = evaluation.calendar.due_at(paid, 0, party.tz, party.countries)
             if not evaluation.start <= due_at <= evaluation.end:
                 continue
             values = {"invoice": invoice, "mission": mission, "client": client,
