@@ -185,7 +185,7 @@ class ClientNudges:
                 .outerjoin(Contact, Mission.contact_id == Contact.id)
                 .where(Invoice.number.in_(chunk))
             )
-            for invoice, mission, client, contact in session.execute(query).tuples():
+            for invoice, mission, client, contact in session.execute(query).all():
                 found[invoice.number] = (invoice, mission, client, contact)
         options = self._options(lead) or InvoiceDueOptions()
         lines: list[NudgeLine] = []
