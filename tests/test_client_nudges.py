@@ -137,7 +137,7 @@ def test_one_email_lists_the_invoices_with_what_is_left_and_the_totals(
     assert "Sauf erreur de ma part, les 3 factures suivantes" in text
     for number in ("F-1", "F-2", "F-3"):
         assert f"- {number} du " in text
-    assert f"dont {fr_money('1500')} restant dus" in text, "F-2 was partly paid"
+    assert f"dont {fr_money('1500')} restant à régler" in text, "F-2 was partly paid"
     assert f"{fr_money('1200')}, échue depuis 1 jour\n" in text
     assert f"Total restant dû : {fr_money('2700')} + {fr_money('3000', 'USD')}." in text
 

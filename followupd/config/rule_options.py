@@ -10,9 +10,16 @@ import re
 import unicodedata
 from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from followupd.config.types import StrictModel
 
@@ -21,7 +28,8 @@ from followupd.config.types import StrictModel
 Audience = Literal["owner", "client"]
 Severity = Literal["low", "medium", "high", "critical"]
 STEP_NAME = r"^[a-z0-9][a-z0-9-]*$"
-PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # fits Client.profile
+# a ladder profile's name: what a client's `profile` says, and fits its column
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
 
 class Step(StrictModel):
@@ -67,6 +75,10 @@ class LadderProfile(StrictModel):
         return _unique_names(steps)
 
 
+# the templates of invoice_due that are not steps: a step of that name would take them
+INVOICE_TEMPLATES = frozenset({"call", "grouped", "small-amount", "thank-you"})
+
+
 class InvoiceDueOptions(SteppedRuleOptions):
     steps: tuple[Step, ...] = (
         Step(name="heads-up", offset_days=-3, audience="owner"),
@@ -86,7 +98,7 @@ class InvoiceDueOptions(SteppedRuleOptions):
         allow_inf_nan=False,
         description="below this unpaid amount (the mission's currency), an owner task, no email",
     )
-    profiles: dict[str, LadderProfile] = Field(
+    profiles: dict[ProfileName, LadderProfile] = Field(
         default_factory=dict, description="other ladders, chosen by a client's `profile`"
     )
 
@@ -97,16 +109,17 @@ class InvoiceDueOptions(SteppedRuleOptions):
             raise ValueError("must be a number (an amount in the mission's currency)")
         return Decimal(str(value))
 
-    @field_validator("profiles")
-    @classmethod
-    def _slug_names(cls, profiles: dict[str, LadderProfile]) -> dict[str, LadderProfile]:
-        wrong = sorted(name for name in profiles if not PROFILE_NAME.match(name))
-        if wrong:
-            raise ValueError(
-                f"profile names are lower-case letters, digits, - and _ (40 at most): "
-                f"{', '.join(wrong)}"
-            )
-        return profiles
+    @model_validator(mode="after")
+    def _no_reserved_step(self) -> InvoiceDueOptions:
+        named = {f"profiles.{name}.steps": found.steps for name, found in self.profiles.items()}
+        for where, steps in {"steps": self.steps, **named}.items():
+            taken = sorted({step.name for step in steps} & INVOICE_TEMPLATES)
+            if taken:
+                raise ValueError(
+                    f"{where}: {', '.join(taken)} is the name of another invoice message "
+                    "(its template): choose another step name"
+                )
+        return self
 
     def ladder(self, profile: str | None) -> tuple[Step, ...]:
         """The steps of a client of `profile`: its profile's, else the rule's own."""

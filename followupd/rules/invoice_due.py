@@ -74,6 +74,16 @@ def client_level(ladder: Sequence[Step], step: str) -> int:
     return names.index(step) + 1 if step in names else 0
 
 
+def unknown_profiles(session: Session, known: set[str]) -> list[str]:
+    """The clients whose ``profile`` is none of `known`, as ``client KEY: profile 'NAME'``."""
+    query = (
+        select(Client.key, Client.profile)
+        .where(Client.profile.is_not(None), Client.profile.not_in(sorted(known)))
+        .order_by(Client.key)
+    )
+    return [f"client {key}: profile {profile!r}" for key, profile in session.execute(query)]
+
+
 class InvoiceDue(Rule[InvoiceDueOptions]):
     name = "invoice_due"
 
