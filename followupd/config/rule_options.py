@@ -18,7 +18,6 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     field_validator,
-    model_validator,
 )
 
 from followupd.config.types import StrictModel
@@ -64,6 +63,20 @@ class SteppedRuleOptions(RuleOptions):
         return _unique_names(steps)
 
 
+# the templates of invoice_due that are not steps: a step of that name would take them
+INVOICE_TEMPLATES = frozenset({"call", "grouped", "small-amount", "thank-you"})
+
+
+def _no_invoice_template(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    taken = sorted({step.name for step in steps} & INVOICE_TEMPLATES)
+    if taken:
+        raise ValueError(
+            f"{', '.join(taken)}: the name of another invoice message (its template); "
+            "choose another step name"
+        )
+    return steps
+
+
 class LadderProfile(StrictModel):
     """``[rules.invoice_due.profiles.NAME]``: the ladder of the clients whose profile is NAME."""
 
@@ -72,11 +85,7 @@ class LadderProfile(StrictModel):
     @field_validator("steps")
     @classmethod
     def _unique_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
-        return _unique_names(steps)
-
-
-# the templates of invoice_due that are not steps: a step of that name would take them
-INVOICE_TEMPLATES = frozenset({"call", "grouped", "small-amount", "thank-you"})
+        return _no_invoice_template(_unique_names(steps))
 
 
 class InvoiceDueOptions(SteppedRuleOptions):
@@ -102,24 +111,17 @@ class InvoiceDueOptions(SteppedRuleOptions):
         default_factory=dict, description="other ladders, chosen by a client's `profile`"
     )
 
+    @field_validator("steps")
+    @classmethod
+    def _not_another_message(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _no_invoice_template(steps)
+
     @field_validator("min_client_amount", mode="before")
     @classmethod
     def _a_number(cls, value: object) -> object:
         if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
             raise ValueError("must be a number (an amount in the mission's currency)")
         return Decimal(str(value))
-
-    @model_validator(mode="after")
-    def _no_reserved_step(self) -> InvoiceDueOptions:
-        named = {f"profiles.{name}.steps": found.steps for name, found in self.profiles.items()}
-        for where, steps in {"steps": self.steps, **named}.items():
-            taken = sorted({step.name for step in steps} & INVOICE_TEMPLATES)
-            if taken:
-                raise ValueError(
-                    f"{where}: {', '.join(taken)} is the name of another invoice message "
-                    "(its template): choose another step name"
-                )
-        return self
 
     def ladder(self, profile: str | None) -> tuple[Step, ...]:
         """The steps of a client of `profile`: its profile's, else the rule's own."""
