@@ -4,6 +4,7 @@ databases: one email listing the invoices whose steps leave together, each step 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -25,7 +26,7 @@ from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
-from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.rulekit import ACME, imported, outbox
 from tests.smtpserver import Recorder, smtp_server
 
@@ -361,3 +362,26 @@ def test_the_grouped_row_is_what_outbox_show_and_the_report_give(
     pass_at(loaded, settings, paris(1))
     rows: dict[str, FollowUp] = outbox(loaded)
     assert rows[NUDGES[0]].body == text_of(recorder.messages[0]).strip()
+
+
+def test_tick_json_and_outbox_show_tell_each_invoice_step_and_what_carried_it(
+    cli: RunCli, home: Path
+) -> None:
+    (home / "followupd.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
+    (home / "data.toml").write_text(DATA, encoding="utf-8")
+    assert cli("init").code == 0
+    assert cli("import", home / "data.toml").code == 0
+    result = cli("tick", "--now", "2026-12-01T09:00", "--json")
+    assert result.code == 0, result
+    followups = {item["key"]: item for item in json.loads(result.out)["followups"]}
+    assert [followups[key]["state"] for key in NUDGES] == ["sent"] * 3
+    assert followups[NUDGES[0]]["sent_with"] == NUDGES[1:]
+    assert followups[NUDGES[2]]["sent_with"] == NUDGES[:2]
+    assert "sent_with" not in followups["invoice_due:F-1:heads-up"]
+    maildir = home / ".local" / "state" / "followupd" / "Maildir" / "new"
+    to_client = [p for p in maildir.iterdir() if b"To: jeanne.dupont@" in p.read_bytes()]
+    assert len(to_client) == 1, "and the owner's reminders by email"
+    shown = cli("outbox", "show", NUDGES[1])
+    assert shown.code == 0, shown
+    assert "3 factures en attente de règlement" in shown.out
+    assert f"sent in one email with {NUDGES[0]}" in " ".join(shown.out.split())
