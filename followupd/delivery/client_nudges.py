@@ -36,11 +36,10 @@ The design, for ``[rules.invoice_due] group_by_client = true`` (the default):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,6 +47,8 @@ from sqlalchemy.orm import Session
 from followupd.channels.email.message import message_id
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.config.settings import Settings
+from followupd.delivery.holds import Place
+from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.payments import unpaid_on
 from followupd.domain.states import Audience, Channel
 from followupd.rules.book import RuleBook
@@ -146,15 +147,35 @@ class ClientNudges:
         ids = {row.contact_id for row in rows if row.contact_id is not None}
         return sent_to_contacts(session, RULE, sorted(ids)) if ids else {}
 
-    @staticmethod
-    def nudged_on(sent: Sequence[SentEmail], day: date, tz: ZoneInfo) -> bool:
-        """Whether a nudge (not a thank-you) of `sent` went on `day` in the zone `tz`."""
-        return any(
-            email.step != THANK_YOU
-            and email.sent_at is not None
-            and email.sent_at.astimezone(tz).date() == day
-            for email in sent
-        )
+    def one_a_day(
+        self,
+        session: Session,
+        rows: Sequence[FollowUpRow],
+        places: Mapping[int, Place],
+        at: datetime,
+        calendar: BusinessCalendar,
+    ) -> dict[str, tuple[datetime, str]]:
+        """The grouped nudges of `rows` to a contact who had one today (in the client's zone):
+        key -> (the next opening of the send window, why they wait)."""
+        grouped = [row for row in rows if self.grouped(row)]
+        sent = self.sent(session, grouped) if grouped else {}
+        waits: dict[str, tuple[datetime, str]] = {}
+        for row in grouped:
+            earlier = sent.get(row.contact_id or 0, [])
+            owner = self.settings.owner_for(row.owner)
+            place = places.get(row.mission_id) if row.mission_id else None
+            tz = zone((place.timezone if place else None) or owner.timezone)
+            countries = ((place.country if place else None) or owner.country,)
+            today = at.astimezone(tz).date()
+            if any(
+                email.step != THANK_YOU
+                and email.sent_at is not None
+                and email.sent_at.astimezone(tz).date() == today
+                for email in earlier
+            ):
+                until = calendar.due_at(today, 1, tz, countries)
+                waits[row.key] = (until, "a nudge went to this contact today: one a day")
+        return waits
 
     @staticmethod
     def thread(sent: Sequence[SentEmail], domain: str, but: Iterable[str] = ()) -> list[str]:

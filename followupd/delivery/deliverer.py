@@ -454,25 +454,16 @@ class Deliverer:
         report: DeliveryReport,
     ) -> list[FollowUpRow]:
         """Grouped client nudges to a contact who had one today wait for the next opening."""
-        grouped = [row for row in rows if self.nudges.grouped(row)]
-        sent = self.nudges.sent(session, grouped) if grouped else {}
+        waits = self.nudges.one_a_day(session, rows, places, at, self.holds.calendar)
         ready: list[FollowUpRow] = []
         for row in rows:
-            earlier = sent.get(row.contact_id or 0) if row in grouped else None
-            if earlier:
-                owner = self.settings.owner_for(row.owner)
-                place = places.get(row.mission_id) if row.mission_id else None
-                tz = zone((place.timezone if place else None) or owner.timezone)
-                countries = ((place.country if place else None) or owner.country,)
-                today = at.astimezone(tz).date()
-                if self.nudges.nudged_on(earlier, today, tz):
-                    until = self.holds.calendar.due_at(today, 1, tz, countries)
-                    why = "a nudge went to this contact today: one a day"
-                    _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
-                            reason=why, next_attempt_at=until,
-                            attempts=row.attempts - 1)  # fmt: skip
-                    report.held[row.key] = why
-                    continue
+            if row.key in waits:
+                until, why = waits[row.key]
+                _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                        reason=why, next_attempt_at=until,
+                        attempts=row.attempts - 1)  # fmt: skip
+                report.held[row.key] = why
+                continue
             ready.append(row)
         return ready
 
