@@ -29,6 +29,9 @@ The design, for ``[rules.invoice_due] group_by_client = true`` (the default):
 - **One a day.** A client nudge that would reach a contact on a day (in the
   client's zone) when one already went waits for the next opening of the
   send window: an invoice recorded late in the day goes with the next day's.
+  A claim takes up to 200 rows by due time: should a batch end among one
+  contact's nudges of a morning, the rest wait for the next day's email
+  the same way.
 - **One thread per contact.** All the invoice emails to a contact (nudges
   and thank-yous) reply to the ones sent before, whatever the invoice; with
   a single invoice that is the thread of its nudges, as without grouping.
