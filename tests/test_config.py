@@ -215,9 +215,13 @@ def test_example_config_loads_with_the_spec_defaults(tmp_path: Path) -> None:
         "mission_closeout",
         "open_ended_mission",
         "new_year_greetings",
+        "limitation_alert",
         "client_replied",
         "email_bounced",
     ]
+    assert rules.invoice_due.payment_terms_check == "warn"
+    assert rules.invoice_due.end_of_month_terms is False
+    assert rules.limitation_alert.months_ahead == 6
     assert [(s.offset_days, s.audience) for s in rules.invoice_due.steps] == [
         (-3, "owner"),
         (1, "client"),

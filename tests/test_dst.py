@@ -273,7 +273,7 @@ loaded = loaded_with(DATA)
 
 def every_rule(settings: Settings) -> list[Rule[RuleOptions]]:
     rules = enabled_rules(settings.rules)
-    assert len(rules) == 10
+    assert len(rules) == 11
     return rules
 
 

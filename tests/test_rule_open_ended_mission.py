@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from followupd.config.settings import Settings
+from followupd.domain.months import add_months
 from followupd.rules.base import Intent
-from followupd.rules.open_ended_mission import OpenEndedMission, add_months
+from followupd.rules.open_ended_mission import OpenEndedMission
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
 from tests.rulekit import (

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import click
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
@@ -70,6 +71,17 @@ def print_import_report(report: ImportReport) -> None:
     out.print(table)
     changes = report.changes
     out.print(f"{changes} change{'s' if changes != 1 else ''}")
+    print_import_warnings(report)
+
+
+def print_import_warnings(report: ImportReport) -> None:
+    """On stderr, as import problems are shown: what was imported but deserves a look."""
+    count = len(report.warnings)
+    if not count:
+        return
+    lines = [f"followupd: imported with {count} warning{'s' if count != 1 else ''}:"]
+    lines += [f"  warning: {warning}" for warning in report.warnings]
+    click.echo("\n".join(lines), err=True)
 
 
 def print_demo_dates(loaded: DemoLoad) -> None:

@@ -17,6 +17,7 @@ from followupd.errors import (
 )
 from followupd.sources.files.demo import load_demo
 from followupd.sources.files.importer import import_files
+from followupd.sources.files.payment_terms import terms_policies
 from followupd.store.db import describe
 
 RESOURCES = Path(__file__).parents[1] / "resources"
@@ -86,7 +87,10 @@ def check(app: App, offline: bool) -> None:
 def import_(app: App, files: tuple[Path, ...]) -> None:
     """Upsert clients, contacts, missions, invoices, issues and touchpoints from data files."""
     store = app.store()
+    terms = terms_policies(app.settings)
     try:
-        render.print_import_report(import_files(store, files, app.zone, app.owner_keys))
+        render.print_import_report(
+            import_files(store, files, app.zone, app.owner_keys, terms=terms)
+        )
     finally:
         store.close()

@@ -54,7 +54,10 @@ def parse_settings(text: str, path: Path, environ: Mapping[str, str] | None = No
         settings = Settings.model_validate(data, context=context)
     except ValidationError as error:
         for detail in error.errors():
-            loc = tuple(part for part in detail["loc"] if isinstance(part, str | int))
+            # "[key]" marks a bad key of a table of free keys: the key itself is the place
+            loc = tuple(
+                part for part in detail["loc"] if isinstance(part, str | int) and part != "[key]"
+            )
             found.append((loc, _explain(detail, loc)))
     else:
         found += settings.owner_problems()

@@ -88,6 +88,11 @@ class LadderProfile(StrictModel):
         return _no_invoice_template(_unique_names(steps))
 
 
+# What `followupd import` does with an invoice due beyond the legal cap on payment terms
+# (France, between professionals: L441-10 I; followupd.domain.payment_terms)
+PaymentTermsCheck = Literal["warn", "error", "off"]
+
+
 class InvoiceDueOptions(SteppedRuleOptions):
     steps: tuple[Step, ...] = (
         Step(name="heads-up", offset_days=-3, audience="owner"),
@@ -106,6 +111,16 @@ class InvoiceDueOptions(SteppedRuleOptions):
         ge=0,
         allow_inf_nan=False,
         description="below this unpaid amount (the mission's currency), an owner task, no email",
+    )
+    payment_terms_check: PaymentTermsCheck = Field(
+        "warn",
+        description="an invoice due beyond the legal cap is imported with a warning (warn), "
+        "refused (error), or not checked (off)",
+    )
+    end_of_month_terms: StrictBool = Field(
+        False,
+        description='your contracts expressly agree "45 jours fin de mois": the cap is '
+        "that date when later than 60 days from the issue date",
     )
     profiles: dict[ProfileName, LadderProfile] = Field(
         default_factory=dict, description="other ladders, chosen by a client's `profile`"
@@ -215,6 +230,18 @@ class OpenEndedMissionOptions(RuleOptions):
     every_days: StrictInt = Field(90, ge=1, le=730)
 
 
+class LimitationAlertOptions(RuleOptions):
+    """An unpaid invoice nears the end of its limitation period: one task to the owner.
+
+    Its grace is not `grace_days`: an alert missed while followupd was down
+    fires until the limit itself, as greetings do until their last day.
+    """
+
+    months_ahead: StrictInt = Field(
+        6, ge=1, le=12, description="how many months before the limit the owner is alerted"
+    )
+
+
 class NewYearGreetingsOptions(RuleOptions):
     lookback_months: StrictInt = Field(24, ge=1, le=240)
     last_day: StrictInt = Field(
@@ -258,5 +285,6 @@ class RulesConfig(StrictModel):
     mission_closeout: MissionCloseoutOptions = MissionCloseoutOptions()
     open_ended_mission: OpenEndedMissionOptions = OpenEndedMissionOptions()
     new_year_greetings: NewYearGreetingsOptions = NewYearGreetingsOptions()
+    limitation_alert: LimitationAlertOptions = LimitationAlertOptions()
     client_replied: ClientRepliedOptions = ClientRepliedOptions()
     email_bounced: EmailBouncedOptions = EmailBouncedOptions()

@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from followupd.config.accounts import ImapAccount
+from followupd.config.late_payment import LatePaymentSection
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.rule_options import RulesConfig
 from followupd.config.sections import (
@@ -49,6 +50,7 @@ class Settings(StrictModel):
     business: Business = Business()
     templates: TemplatesSection = TemplatesSection()
     rules: RulesConfig = RulesConfig()
+    late_payment: LatePaymentSection = LatePaymentSection()
 
     @model_validator(mode="before")
     @classmethod

@@ -25,3 +25,14 @@ def unpaid_on(amount: Decimal, payments: Iterable[Payment], day: date) -> Decima
     """What is left to pay of `amount` at the end of `day`: never below zero."""
     received = sum((payment.amount for payment in payments if payment.on <= day), Decimal(0))
     return max(amount - received, Decimal(0))
+
+
+def settled_payments(
+    amount: Decimal, payments: Iterable[Payment], paid: date | None
+) -> tuple[Payment, ...]:
+    """The part payments, and, for an invoice paid in full on `paid`, the payment of the rest."""
+    received = tuple(sorted(payments))
+    if paid is None:
+        return received
+    rest = unpaid_on(amount, received, paid)
+    return received if rest == 0 else tuple(sorted((*received, Payment(paid, rest))))

@@ -24,7 +24,6 @@ active, or when a new start date moves the schedule.
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import OpenEndedMissionOptions
 from followupd.domain.business_calendar import zone
+from followupd.domain.months import add_months
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner_by_email
@@ -46,14 +46,6 @@ from followupd.store.rows import record
 # this bounds the periods a window must consider.
 SHIFT_MARGIN = timedelta(days=21)
 STEP = "reminder"
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` moved by `months` calendar months (negative: back), clamped to the month's end."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
 
 
 class OpenEndedMission(Rule[OpenEndedMissionOptions]):

@@ -22,6 +22,7 @@ from followupd.rules.deposit_due import DepositDue
 from followupd.rules.email_bounced import EmailBounced
 from followupd.rules.escalate_by_phone import EscalateByPhone
 from followupd.rules.invoice_due import InvoiceDue
+from followupd.rules.limitation_alert import LimitationAlert
 from followupd.rules.mission_closeout import MissionCloseout
 from followupd.rules.new_year_greetings import NewYearGreetings
 from followupd.rules.open_ended_mission import OpenEndedMission
@@ -40,6 +41,7 @@ SHIPPED: tuple[RuleClass, ...] = (
     MissionCloseout,
     OpenEndedMission,
     NewYearGreetings,
+    LimitationAlert,
     ClientReplied,
     EmailBounced,
 )  # fmt: skip

@@ -135,7 +135,7 @@ class Templates:
         render_block = template.blocks.get(block)
         if render_block is None:
             return ""
-        context = template.new_context({**values, **_helpers(language)})
+        context = template.new_context({**values, **helpers(language)})
         chunks = render_block(context)
         try:
             with budget():
@@ -197,8 +197,10 @@ class LazySubject:
 
 
 @lru_cache(maxsize=16)
-def _helpers(language: str) -> dict[str, Any]:
-    """The formatting helpers of a language; memoised, as the same dates and amounts recur."""
+def helpers(language: str) -> dict[str, Any]:
+    """The formatting helpers of a language (`day`, `weekday`, `moment`, `money`), which the
+    templates are given and the formal letters use; memoised, as the same dates and amounts
+    recur."""
     locale = LOCALES.get(language, language)
 
     @lru_cache(maxsize=8192)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from followupd.config.owners import SINGLE_OWNER_KEY
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant
 from followupd.errors import DataError, Problem
+from followupd.sources.files.payment_terms import TermsPolicy, check_payment_terms
 from followupd.sources.files.records import RECORD_KINDS, Record, TouchpointRecord
 from followupd.store.chunks import chunked
 from followupd.store.coordination import CHANGED, announce
@@ -72,11 +73,16 @@ class Located:
 
 @dataclass
 class ImportReport:
-    """How many records of each kind were created, updated or left as they were."""
+    """How many records of each kind were created, updated or left as they were.
+
+    `warnings`: what was imported all the same but deserves a look (an invoice
+    due beyond the legal cap on payment terms), located as problems are.
+    """
 
     created: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def changes(self) -> int:
@@ -89,20 +95,26 @@ def import_files(
     zone: ZoneInfo,
     owners: Collection[str] = (SINGLE_OWNER_KEY,),
     adjust: Adjust | None = None,
+    terms: Mapping[str, TermsPolicy] | None = None,
 ) -> ImportReport:
     """Import `paths` in one transaction; raise DataError listing every problem.
 
     `owners` are the keys a mission's ``owner`` may name (the config's owners).
     `adjust`, when given, changes each file's parsed data before it is checked
     (the demo's dates are moved so); it must keep its structure, which the
-    line numbers of problems are found by.
+    line numbers of problems are found by. `terms`, each owner's payment terms
+    policy by key (`terms_policies`), checks the invoices' due dates against
+    the legal cap: a warning in the report, or a problem; None: no check.
     """
     records, problems = read_files(paths, zone, adjust)
     with store.session() as session:
         problems += check_references(session, records, owners)
+        terms_found = check_payment_terms(session, records, terms or {})
+        problems += terms_found.errors
         if problems:
             raise DataError(problems)
         report = apply(session, records)
+        report.warnings = terms_found.warnings
         if report.changes:
             announce(session, CHANGED)
         return report

@@ -1,0 +1,114 @@
+"""What a formal notice to pay says: who writes, to whom, which invoices, by when.
+
+The caller (the invoice ladder's formal step) computes every figure: the days late,
+the penalties to date, the 40-euro indemnity, the deadline. The letter only shows them.
+
+A consumer is owed no late-payment penalties nor the recovery indemnity (they are for
+professionals, articles L441-10 and D441-5 of the Code de commerce): for a consumer
+notice those amounts are ignored, whatever was passed, so that the letter can never
+claim them; `NoticeInvoice.penalties`/`indemnity` stay as given, and `owed()` and
+`totals` are what the letter shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+LANGUAGES = ("fr", "en")
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Creditor:
+    """The owner, who signs the letter and sends it."""
+
+    name: str
+    email: str
+    phone: str | None = None
+    address: str | None = None  # postal address, one line per line
+
+
+@dataclass(frozen=True)
+class Debtor:
+    """The client the letter is sent to, and the person it is addressed to."""
+
+    name: str
+    address: str | None = None  # postal address, one line per line
+    contact: str | None = None  # "À l'attention de …"; also the English salutation
+
+
+@dataclass(frozen=True)
+class NoticeInvoice:
+    """One unpaid invoice the letter cites, with what it owes to date."""
+
+    number: str
+    issued: date
+    due: date
+    amount: Decimal  # as invoiced
+    unpaid: Decimal  # what is left to pay of it
+    penalties: Decimal = ZERO  # late-payment penalties to date
+    indemnity: Decimal = ZERO  # the fixed recovery indemnity: 40 or 0
+    days_late: int = 0
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What the letter shows for one invoice (or for all of them)."""
+
+    amount: Decimal
+    unpaid: Decimal
+    penalties: Decimal
+    indemnity: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        """What is demanded: the unpaid amount, the penalties and the indemnity."""
+        return self.unpaid + self.penalties + self.indemnity
+
+
+@dataclass(frozen=True)
+class FormalNotice:
+    """A formal notice to pay ("mise en demeure de payer", "formal final demand")."""
+
+    language: str  # "fr" or "en"
+    creditor: Creditor
+    debtor: Debtor
+    dated: date  # the letter's date
+    deadline: date  # the last day to pay, 8 to 15 days later as a rule
+    invoices: tuple[NoticeInvoice, ...]
+    consumer: bool = False  # a consumer is never shown penalties nor the indemnity
+    currency: str = "EUR"
+    place: str | None = None  # where the letter is written: "Lyon, le 4 décembre 2026"
+    reminded: bool = True  # earlier reminders were sent ("malgré mes précédentes relances")
+
+    def __post_init__(self) -> None:
+        if self.language not in LANGUAGES:
+            raise ValueError(f"language {self.language!r}: expected one of {LANGUAGES}")
+        if not self.invoices:
+            raise ValueError("a formal notice cites at least one invoice")
+        if self.deadline <= self.dated:
+            raise ValueError(f"deadline {self.deadline} is not after the letter's date")
+
+    @property
+    def days_given(self) -> int:
+        """The days the debtor is given to pay, from the letter's date to the deadline."""
+        return (self.deadline - self.dated).days
+
+    def owed(self, invoice: NoticeInvoice) -> Owed:
+        """What the letter shows for `invoice`: without penalties nor indemnity for a consumer."""
+        if self.consumer:
+            return Owed(invoice.amount, invoice.unpaid, ZERO, ZERO)
+        return Owed(invoice.amount, invoice.unpaid, invoice.penalties, invoice.indemnity)
+
+    @property
+    def totals(self) -> Owed:
+        """The sums over the invoices of what the letter shows."""
+        each = [self.owed(invoice) for invoice in self.invoices]
+        return Owed(
+            amount=sum((owed.amount for owed in each), ZERO),
+            unpaid=sum((owed.unpaid for owed in each), ZERO),
+            penalties=sum((owed.penalties for owed in each), ZERO),
+            indemnity=sum((owed.indemnity for owed in each), ZERO),
+        )
