@@ -32,6 +32,9 @@ email = "claire@cabinet.example"
 phone = "+33 6 00 00 00 00"
 reminders_by_email = "each"
 """
+# a [rules.invoice_due] table for the tests written before client nudges were grouped by
+# contact, whose clients have several invoices: one email per invoice, as then
+ONE_EMAIL_PER_INVOICE = "[rules.invoice_due]\ngroup_by_client = false\n"
 SQLITE_UNDER_HOME = Path(".local/state/followupd/followupd.db")  # the default database
 _database_numbers = itertools.count()
 

@@ -47,7 +47,7 @@ from followupd.channels.email.message import message_id
 from followupd.delivery.deliverer import BATCH, LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.daemon import Setting, daytime_setting, environment, wait_for
 from tests.smtpserver import Recorder, free_port, smtp_server
 
@@ -85,7 +85,8 @@ def config_text(port: int) -> str:
         + f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
         + "timeout_seconds = 5\nrate_per_minute = 100000\n"
         + '\n[business]\nsend_window = "00:00-24:00"\n'
-        + "\n[rules.invoice_due]\n"
+        + "\n"
+        + ONE_EMAIL_PER_INVOICE
         + 'steps = [{ name = "nudge-1", offset_days = 1, audience = "client" }]\n'
         + disabled
     )
@@ -333,6 +334,7 @@ send_window = "00:00-24:00"
 working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 [rules.invoice_due]
+group_by_client = false
 steps = [{{ name = "nudge-1", offset_days = 1, audience = "client" }}]
 {disabled}"""
 

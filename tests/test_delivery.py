@@ -21,7 +21,7 @@ from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE
 from tests.rulekit import ACME
 from tests.smtpserver import Recorder, free_port, smtp_server
 
@@ -56,8 +56,9 @@ def server() -> Iterator[tuple[Recorder, int]]:
 
 
 def settings_for(tmp_path: Path, port: int | None) -> Settings:
+    """The settings of these tests: one email per invoice (tests/test_client_nudges.py groups)."""
     smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_seconds = 5\n'
-    text = MINIMAL_CONFIG + (smtp if port else "")
+    text = MINIMAL_CONFIG + (smtp if port else "") + ONE_EMAIL_PER_INVOICE
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 

@@ -14,7 +14,7 @@ from followupd.delivery.deliverer import RetryPolicy
 from followupd.errors import EX_FOLLOWUPS_FAILED, EX_UNAVAILABLE
 from followupd.store import live_items
 from followupd.store.db import Store
-from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.smtpserver import smtp_server
 
 FIELDS = {"key", "rule", "mission", "contact", "audience", "channel", "recipient", "due_at",
@@ -166,7 +166,7 @@ def mailing(home: Path, smtp_port: int, invoices: int) -> None:
         + f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
         + '[business]\nsend_window = "00:00-24:00"\n'
         + 'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
-        + "[rules.invoice_due]\n"
+        + ONE_EMAIL_PER_INVOICE
         + 'steps = [{ name = "nudge-1", offset_days = 1, audience = "client" }]\n'
         + disabled,
         encoding="utf-8",

@@ -24,7 +24,7 @@ from followupd.store.db import Store
 from followupd.store.outbox import by_hand
 from followupd.templates.loader import SHIPPED, TemplateProblem, Templates
 from followupd.templates.sandbox import MAX_RENDERED_CHARS
-from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.daemon import DISABLED, daytime_setting, environment, followupd, get, wait_for
 from tests.rulekit import BOB, CLAIRE, PARIS
 from tests.rulekit import outbox as recorded
@@ -71,7 +71,10 @@ def with_templates(home: Path, nudge: str) -> Path:
     (directory / "fr" / "invoice_due").mkdir(parents=True)
     (directory / "fr" / "invoice_due" / "default.j2").write_text(nudge, encoding="utf-8")
     config = home / "followupd.toml"
-    config.write_text(MINIMAL_CONFIG + '[templates]\ndirectory = "mine"\n', encoding="utf-8")
+    config.write_text(
+        MINIMAL_CONFIG + '[templates]\ndirectory = "mine"\n' + ONE_EMAIL_PER_INVOICE,
+        encoding="utf-8",
+    )
     (home / "data.toml").write_text(THREE_INVOICES, encoding="utf-8")
     return directory / "fr" / "invoice_due" / "default.j2"
 

@@ -28,6 +28,7 @@ from followupd.domain.owner_scope import (
     mailbox_sources,
 )
 from followupd.errors import ConfigError, FollowupdError
+from followupd.rules.invoice_due import InvoiceDue, unknown_profiles
 from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
 
@@ -82,6 +83,8 @@ def template_checks(settings: Settings) -> list[Check]:
 
 def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     checks = [check_database(settings, environ)]
+    if checks[0].ok:
+        checks += check_profiles(settings, environ)
     if settings.smtp is None:
         maildir = settings.state_dir / "Maildir"
         checks.append(Check("smtp", True, f"not configured: mail goes to {maildir}"))
@@ -113,6 +116,27 @@ def check_database(settings: Settings, environ: Mapping[str, str]) -> Check:
     if current != head:
         return Check("database", False, f"{where}: schema {current}, needs {head}: run init")
     return Check("database", True, f"{where}: reachable, schema {current} is current")
+
+
+def check_profiles(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+    """Clients whose ladder ``profile`` no ``[rules.invoice_due.profiles]`` table has."""
+    known = set(settings.rules.invoice_due.profiles)
+    for entry in settings.owners:  # an owner may have profiles of their own
+        known |= set(InvoiceDue(settings.rules.invoice_due).for_owner(entry).options.profiles)
+    store = Store.open(settings.database.sqlalchemy_url(environ), create=False)
+    try:
+        with store.session() as session:
+            unknown = unknown_profiles(session, known)
+    finally:
+        store.close()
+    return [
+        Check(
+            "profiles",
+            False,
+            f"{problem} is not in [rules.invoice_due.profiles]: the rule's own steps are used",
+        )
+        for problem in unknown
+    ]
 
 
 async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:

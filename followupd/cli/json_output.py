@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.states import FollowUpState, PassAction
+from followupd.rules import client_nudges
 from followupd.rules.base import Intent
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, Mission
@@ -82,7 +83,10 @@ def followups_json(
     """As `intents_json`, with each row's state, what the pass did to it, and, when not
     sent or when the user acted on its calendar item (`user_did`, by key), the reason."""
     shown = _described(session, rows, zone, settings)
+    together = _sent_together(rows)
     for item, row in zip(shown, rows, strict=True):
+        if row.key in together:  # a client nudge grouped with other invoices' steps
+            item["sent_with"] = together[row.key]
         item["state"] = README_STATES.get(row.state, row.state)
         item["action"] = actions[row.key]
         item["late"] = row.late
@@ -91,6 +95,20 @@ def followups_json(
         elif row.state != FollowUpState.SENT:
             item["reason"] = row.reason or _default_reason(row)
     return shown
+
+
+def _sent_together(rows: Sequence[FollowUpRow]) -> dict[str, list[str]]:
+    """The client nudges sent in one email with others (group_by_client): key -> the others."""
+    by_message: dict[str, list[str]] = {}
+    for row in rows:
+        if row.rule == client_nudges.RULE and row.state == FollowUpState.SENT and row.message_id:
+            by_message.setdefault(row.message_id, []).append(row.key)
+    return {
+        key: sorted(other for other in keys if other != key)
+        for keys in by_message.values()
+        if len(keys) > 1
+        for key in keys
+    }
 
 
 # the README's JSON output names fewer states than the outbox keeps (`followupd

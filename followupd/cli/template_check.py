@@ -9,7 +9,9 @@ case the rules have (a first nudge, a second, a call when the mission is
 disputed…), with the very values a pass gives templates; a money message
 is also rendered as if one, then two, emails of its thread had gone before
 (the samples send nothing, and a later nudge reads differently from a first
-one). Each is rendered
+one). Invoice emails the demo's dates do not lead to are added: a nudge
+listing several invoices (group_by_client), a thank-you, and the owner's
+task for an amount below `min_client_amount`. Each is rendered
 in each language with each owner's templates; every user template it
 reaches that fails is listed once, with its file and line. The owner's daily
 digest is rendered too, with a few sample reminders (a call, two reminders of
@@ -44,7 +46,9 @@ from followupd.channels.email.digest import (
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import Audience, Channel, FollowUpState, MailKind
+from followupd.rules import client_nudges
 from followupd.rules.base import Evaluation
+from followupd.rules.invoice_due import SMALL_AMOUNT, THANK_YOU
 from followupd.rules.registry import RULES
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
@@ -166,8 +170,27 @@ def _samples(settings: Settings) -> list[Sample]:
                                 found.setdefault((rule_name, step, sample.case), sample)
         finally:
             store.close()
-    every = [variant for sample in found.values() for variant in _after_earlier_emails(sample)]
+    every = [*found.values(), *_invoice_samples(settings, list(found.values()))]
+    every = [variant for sample in every for variant in _after_earlier_emails(sample)]
     return [*every, _digest_sample(settings)]
+
+
+def _invoice_samples(settings: Settings, found: list[Sample]) -> list[Sample]:
+    """The invoice emails the demo's dates do not reach: a nudge listing several invoices (at
+    each level of firmness), a thank-you, and the task for an amount too small to nudge."""
+    grouped = client_nudges.sample_values(settings.owner)
+    samples = [
+        Sample(client_nudges.RULE, client_nudges.GROUPED, {**grouped, "level": level})
+        for level in (1, 2, 3)
+    ]
+    nudge = next((s for s in found if s.rule == client_nudges.RULE and "unpaid" in s.values), None)
+    if nudge is not None:
+        values = {**nudge.values, "minimum": nudge.values["unpaid"] + 1}
+        samples += [
+            Sample(client_nudges.RULE, THANK_YOU, {**values, "step": THANK_YOU}),
+            Sample(client_nudges.RULE, SMALL_AMOUNT, {**values, "step": SMALL_AMOUNT}),
+        ]
+    return samples
 
 
 def _record_mail(session: Session) -> None:

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from decimal import Decimal
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from followupd.config.types import StrictModel
 
@@ -20,6 +27,8 @@ from followupd.config.types import StrictModel
 Audience = Literal["owner", "client"]
 Severity = Literal["low", "medium", "high", "critical"]
 STEP_NAME = r"^[a-z0-9][a-z0-9-]*$"
+# a ladder profile's name: what a client's `profile` says, and fits its column
+ProfileName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
 
 
 class Step(StrictModel):
@@ -37,17 +46,46 @@ class RuleOptions(StrictModel):
     )
 
 
+def _unique_names(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    names = [step.name for step in steps]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"step names must be unique, repeated: {', '.join(duplicates)}")
+    return steps
+
+
 class SteppedRuleOptions(RuleOptions):
     steps: tuple[Step, ...]
 
     @field_validator("steps")
     @classmethod
-    def _unique_names(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
-        names = [step.name for step in steps]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"step names must be unique, repeated: {', '.join(duplicates)}")
-        return steps
+    def _unique_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _unique_names(steps)
+
+
+# the templates of invoice_due that are not steps: a step of that name would take them
+INVOICE_TEMPLATES = frozenset({"call", "grouped", "small-amount", "thank-you"})
+
+
+def _no_invoice_template(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    taken = sorted({step.name for step in steps} & INVOICE_TEMPLATES)
+    if taken:
+        raise ValueError(
+            f"{', '.join(taken)}: the name of another invoice message (its template); "
+            "choose another step name"
+        )
+    return steps
+
+
+class LadderProfile(StrictModel):
+    """``[rules.invoice_due.profiles.NAME]``: the ladder of the clients whose profile is NAME."""
+
+    steps: tuple[Step, ...]
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_steps(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _no_invoice_template(_unique_names(steps))
 
 
 # What `followupd import` does with an invoice due beyond the legal cap on payment terms
@@ -62,6 +100,18 @@ class InvoiceDueOptions(SteppedRuleOptions):
         Step(name="nudge-2", offset_days=8, audience="client"),
         Step(name="nudge-3", offset_days=15, audience="client"),
     )
+    group_by_client: StrictBool = Field(
+        True, description="one email a day per contact, listing every invoice at a step"
+    )
+    thank_you: StrictBool = Field(
+        False, description="a thank-you email when an invoice nudged by email is paid"
+    )
+    min_client_amount: Decimal = Field(
+        Decimal(0),
+        ge=0,
+        allow_inf_nan=False,
+        description="below this unpaid amount (the mission's currency), an owner task, no email",
+    )
     payment_terms_check: PaymentTermsCheck = Field(
         "warn",
         description="an invoice due beyond the legal cap is imported with a warning (warn), "
@@ -72,6 +122,30 @@ class InvoiceDueOptions(SteppedRuleOptions):
         description='your contracts expressly agree "45 jours fin de mois": the cap is '
         "that date when later than 60 days from the issue date",
     )
+    profiles: dict[ProfileName, LadderProfile] = Field(
+        default_factory=dict, description="other ladders, chosen by a client's `profile`"
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _not_another_message(cls, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        return _no_invoice_template(steps)
+
+    @field_validator("min_client_amount", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError("must be a number (an amount in the mission's currency)")
+        return Decimal(str(value))
+
+    def ladder(self, profile: str | None) -> tuple[Step, ...]:
+        """The steps of a client of `profile`: its profile's, else the rule's own."""
+        found = self.profiles.get(profile) if profile else None
+        return found.steps if found is not None else self.steps
+
+    def ladders(self) -> list[tuple[Step, ...]]:
+        """Every ladder: the rule's own steps, then each profile's."""
+        return [self.steps, *(profile.steps for profile in self.profiles.values())]
 
 
 class DepositDueOptions(SteppedRuleOptions):

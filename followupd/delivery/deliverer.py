@@ -41,8 +41,9 @@ from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
+from followupd.delivery.client_nudges import Batch, ClientNudges
 from followupd.delivery.digest import make_digest
-from followupd.delivery.holds import Holds
+from followupd.delivery.holds import Holds, Place
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import has_calendars
@@ -59,6 +60,7 @@ from followupd.store.outbox import claim as claims
 from followupd.store.outbox import digests
 from followupd.store.outbox.claim import Outcome
 from followupd.store.outbox.rows import FollowUpRow
+from followupd.templates.loader import TemplateProblem
 
 log = logging.getLogger("followupd.delivery")
 
@@ -167,6 +169,7 @@ class Deliverer:
         self.held = digests.held_by(settings)
         every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
         self.book = RuleBook(settings, every_rule, only_enabled=False)
+        self.nudges = ClientNudges(settings, self.book)
 
     def _calendar_writer(self) -> CalendarWriter:
         if self.settings.caldav is None:  # calendar items then live in the feed only
@@ -444,6 +447,28 @@ class Deliverer:
                         report.held[row.key] = why
                         continue
                     ready.append(row)
+            return self._one_nudge_a_day(session, ready, places, at, report)
+
+    def _one_nudge_a_day(
+        self,
+        session: Session,
+        rows: list[FollowUpRow],
+        places: dict[int, Place],
+        at: datetime,
+        report: DeliveryReport,
+    ) -> list[FollowUpRow]:
+        """Grouped client nudges to a contact who had one today wait for the next opening."""
+        waits = self.nudges.one_a_day(session, rows, places, at, self.holds.calendar)
+        ready: list[FollowUpRow] = []
+        for row in rows:
+            if row.key in waits:
+                until, why = waits[row.key]
+                _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                        reason=why, next_attempt_at=until,
+                        attempts=row.attempts - 1)  # fmt: skip
+                report.held[row.key] = why
+                continue
+            ready.append(row)
         return ready
 
     def _hold_after_reply(
@@ -489,10 +514,10 @@ class Deliverer:
         threads = self._threads(emails)
         try:
             async with self.sender() as sender:
-                for row in emails:
+                for batch in self.nudges.batches(emails):
                     if self.stopping:
                         break
-                    await self._send_one(sender, row, at, threads, report)
+                    await self._send_one(sender, batch, at, threads, report)
         except DeliveryError as error:  # the connection itself failed: every row waits
             for row in emails:
                 if row.key not in report.keys:
@@ -609,16 +634,40 @@ class Deliverer:
     async def _send_one(
         self,
         sender: MailSender,
-        row: FollowUpRow,
+        batch: Batch,
         at: datetime,
         threads: dict[str, list[str]],
         report: DeliveryReport,
     ) -> None:
+        row = batch.lead
         owner, smtp = self.settings.owner_for(row.owner), self.settings.smtp
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
-        earlier = [key for key in threads.get(row.thread_key or "", []) if key != row.key]
         domain = from_.rsplit("@", 1)[1].rstrip(">")
+        earlier_ids = [
+            message_id(key, domain)
+            for key in threads.get(row.thread_key or "", [])
+            if key != row.key
+        ]
         subject, body, html, carried = row.subject, row.body, None, []
+        if self.nudges.in_thread(row):  # the contact's thread, over all their invoices
+            with self.store.session() as session:
+                sent = self.nudges.sent(session, [row]).get(row.contact_id or 0, [])
+                earlier_ids = self.nudges.thread(sent, domain, but=[r.key for r in batch.rows])
+                if batch.carried:
+                    place = self.holds.places(session, [row]).get(row.mission_id or 0)
+                    tz = zone((place.timezone if place else None) or owner.timezone)
+                    try:
+                        grouped = self.nudges.message(
+                            session, batch, at, sent, at.astimezone(tz).date()
+                        )
+                    except TemplateProblem as problem:
+                        for each in batch.rows:
+                            if _finish(session, each, self.worker, at,
+                                       state=FollowUpState.FAILED, reason=str(problem),
+                                       last_error=str(problem)):  # fmt: skip
+                                report.failed[each.key] = str(problem)
+                        return
+                    subject, body = grouped.subject, grouped.body
         if row.rule == digests.RULE:
             with self.store.session() as session:
                 digest = make_digest(session, self.settings, self.holds, row, at)
@@ -632,19 +681,20 @@ class Deliverer:
             subject, body, html, carried = digest.subject, digest.text, digest.html, digest.emails
         try:
             message = build_message(
-                key=row.key,
+                key=batch.key,
                 sender=from_,
                 recipient=row.recipient or "",  # every email has one
                 reply_to=owner.email,
                 subject=subject,
                 body=body,
                 sent_at=at,
-                earlier_in_thread=[message_id(key, domain) for key in earlier],
+                earlier_in_thread=earlier_ids,
                 language=row.language,
                 html=html,
             )
         except DeliveryError as error:  # an address stored before they were checked: this one fails
-            self._record_failure(row, at, error, report)
+            for each in batch.rows:
+                self._record_failure(each, at, error, report)
             return
         with self.store.session() as session:
             if not _still_ours(session, row, self.worker, at):
@@ -653,22 +703,32 @@ class Deliverer:
         try:
             await sender.send(message)
         except DeliveryError as error:
-            self._record_failure(row, at, error, report)
+            for each in batch.rows:
+                self._record_failure(each, at, error, report)
             return
         with self.store.session() as session:
-            sent: Outcome = {"state": FollowUpState.SENT, "sent_at": at, "reason": None,
-                             "message_id": message["Message-ID"], "last_error": None}  # fmt: skip
+            sent_id = message["Message-ID"]
+            outcome: Outcome = {"state": FollowUpState.SENT, "sent_at": at, "reason": None,
+                                "message_id": sent_id, "last_error": None}  # fmt: skip
             if row.rule == digests.RULE:  # made now: kept for `outbox show`
-                sent |= {"subject": subject, "body": body}
-            if _finish(session, row, self.worker, at, **sent):
+                outcome |= {"subject": subject, "body": body}
+            if batch.carried:  # made now, and the same for every step it carries
+                steps = ", ".join(each.key for each in batch.carried)
+                why = f"one email for {len(batch.rows)} invoices, with {steps}"
+                outcome |= {"subject": subject, "body": body, "reason": why}
+            if _finish(session, row, self.worker, at, **outcome):
                 report.sent.append(row.key)
                 if carried:
                     day = row.due_at.astimezone(zone(owner.timezone))
-                    digests.mark_sent(session, carried, message["Message-ID"],
+                    digests.mark_sent(session, carried, sent_id,
                                       f"in the digest of {day:%Y-%m-%d}", at)  # fmt: skip
                     report.sent += carried
             else:
                 log.warning("sent %s, but its lease had been taken over", row.key)
+            for each in batch.carried:  # sent, whatever became of the lead's lease
+                with_lead: Outcome = {**outcome, "reason": f"sent in one email with {row.key}"}
+                if _finish(session, each, self.worker, at, **with_lead):
+                    report.sent.append(each.key)
 
     def _threads(self, rows: list[FollowUpRow]) -> dict[str, list[str]]:
         """Keys already sent in each thread, oldest first, to reply to."""

@@ -1,45 +1,98 @@
 """``invoice_due``: an unpaid invoice gets a heads-up to the owner, then nudges to the client.
 
-Steps are offsets from the due date (the README, "What it does"). Client nudges of one
-invoice share an email thread; its templates are told how many emails of that
+Steps are offsets from the due date (the README, "What it does"). A client
+whose ``profile`` names one of ``[rules.invoice_due.profiles.NAME]`` climbs
+that ladder instead of ``steps``; a profile the config does not have is
+reported (a warning each pass, and by ``followupd check``) and the client
+climbs the rule's own steps: a pass never fails for it.
+
+Client nudges of one invoice share an email thread; its templates are told how many emails of that
 thread the client was already sent (`earlier_emails`). While the mission is disputed a client nudge
 becomes a call task for the owner instead (its own key, so that the email,
 if already recorded, is cancelled and the call recorded); while the mission is
-paused, client nudges wait for the pause to end.
+paused, client nudges wait for the pause to end. An invoice whose unpaid
+amount is below ``min_client_amount`` gets no client nudge: one owner task
+instead (key ``invoice_due:<number>:small-amount``, once per invoice, at its
+first client step), to decide by hand (a call, a write-off…).
+
+Each step of each invoice stays a follow-up of its own (key
+``invoice_due:<number>:<step>``), rendered as today's single-invoice email
+when recorded. With ``group_by_client`` (the default) the client nudges of
+one contact are not sent one by one: delivery takes those due together and
+sends them as one email (followupd.delivery.client_nudges tells how).
+
+With ``thank_you``, an invoice paid after a client nudge of it was actually
+sent gets one thank-you email (key ``invoice_due:<number>:thank-you``), due
+on the day it was paid, in the thread of its nudges.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.config.rule_options import InvoiceDueOptions
-from followupd.domain.states import Audience, MissionStatus
+from followupd.config.rule_options import InvoiceDueOptions, Step
+from followupd.domain.payments import unpaid_on
+from followupd.domain.states import Audience, Channel, FollowUpState, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import route_money_step
+from followupd.rules.parties import route_money_step, to_client, to_owner
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
+
+log = logging.getLogger("followupd.rules")
 
 # A due date moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
 SHIFT_MARGIN = timedelta(days=21)
+SMALL_AMOUNT = "small-amount"  # the owner task that stands for the client nudges of a small sum
+THANK_YOU = "thank-you"  # the client email after an invoice nudged by email is paid
+
+
+def penalties_owed(invoice: Any, mission: Any, client: Any, day: date, level: int) -> object | None:
+    """What a nudge states of the late-payment penalties owed on `day`; None: nothing.
+
+    The hook of followupd.domain.late_payment (L441-10, D441-5): from the
+    second client step of a ladder (`level` 2 and up) on, to a business client
+    only, the templates state it where they test ``penalties``. Not computed
+    here yet: None.
+    """
+    return None
+
+
+def client_level(ladder: Sequence[Step], step: str) -> int:
+    """Where `step` stands among the client steps of `ladder`: 1 for the first; 0 if not one."""
+    names = [found.name for found in ladder if found.audience == "client"]
+    return names.index(step) + 1 if step in names else 0
+
+
+def unknown_profiles(session: Session, known: set[str]) -> list[str]:
+    """The clients whose ``profile`` is none of `known`, as ``client KEY: profile 'NAME'``."""
+    query = (
+        select(Client.key, Client.profile)
+        .where(Client.profile.is_not(None), Client.profile.not_in(sorted(known)))
+        .order_by(Client.key)
+    )
+    return [f"client {key}: profile {profile!r}" for key, profile in session.execute(query)]
 
 
 class InvoiceDue(Rule[InvoiceDueOptions]):
     name = "invoice_due"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        steps = self.options.steps
-        if not steps:
+        if self.options.thank_you:
+            yield from self._thanks(evaluation)
+        offsets = [step.offset_days for steps in self.options.ladders() for step in steps]
+        if not offsets:
             return
-        offsets = [step.offset_days for step in steps]
         earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
         contact = aliased(Contact)
@@ -70,11 +123,16 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         )
         templates = evaluation.templates
         owner = evaluation.owner
+        minimum = self.options.min_client_amount
         candidates = evaluation.session.execute(query).all()
         threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
+        unknown: set[str] = set()
         for invoice, mission, client, who in candidates:
             thread = invoice_thread(invoice.number)
+            ladder = self.options.ladder(client.profile)
+            if client.profile and client.profile not in self.options.profiles:
+                unknown.add(f"client {client.key}: profile {client.profile!r}")
             values = {
                 "invoice": invoice,
                 "mission": mission,
@@ -83,34 +141,111 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "owner": owner,
                 "earlier_emails": sent.get(thread, 0),
             }
-            for step in steps:
-                party, key, template_step, nominal = route_money_step(
-                    owner,
-                    Audience(step.audience),
-                    f"{self.name}:{invoice.number}:{step.name}",
-                    step.name,
-                    invoice.due + timedelta(days=step.offset_days),
-                    mission,
-                    client,
-                    who,
-                    replied.get((self.name, invoice.number)),
-                )
+            small = False  # its small-amount task yielded already
+            for step in ladder:
+                nominal = invoice.due + timedelta(days=step.offset_days)
+                unpaid = unpaid_on(invoice.amount, invoice.payments, nominal)
+                audience = Audience(step.audience)
+                if audience == Audience.CLIENT and unpaid < minimum:
+                    if small:
+                        continue
+                    party, key, template_step = (
+                        to_owner(owner, client.country),
+                        f"{self.name}:{invoice.number}:{SMALL_AMOUNT}",
+                        SMALL_AMOUNT,
+                    )
+                else:
+                    party, key, template_step, nominal = route_money_step(
+                        owner,
+                        audience,
+                        f"{self.name}:{invoice.number}:{step.name}",
+                        step.name,
+                        nominal,
+                        mission,
+                        client,
+                        who,
+                        replied.get((self.name, invoice.number)),
+                    )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
                     continue
+                small = small or template_step == SMALL_AMOUNT
+                level = client_level(ladder, step.name)
+                step_values = {
+                    **values,
+                    "step": step.name,
+                    "level": level,
+                    "unpaid": unpaid,
+                    "minimum": minimum,
+                    "penalties": penalties_owed(invoice, mission, client, nominal, level),
+                }
                 yield self.intent(
                     party,
                     due_at,
                     key=key,
-                    step=step.name,
+                    step=SMALL_AMOUNT if template_step == SMALL_AMOUNT else step.name,
                     subject_key=invoice.number,
                     subject=templates.subject(
-                        party.language, self.name, template_step, {**values, "step": step.name}
+                        party.language, self.name, template_step, step_values
                     ),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
                 )
+        for problem in sorted(unknown):
+            log.warning(
+                "invoice_due: %s is not in [rules.invoice_due.profiles]: the rule's own "
+                "steps are used",
+                problem,
+            )
+
+    def _thanks(self, evaluation: Evaluation) -> Iterator[Intent]:
+        """A thank-you to the contact of each invoice paid after a client nudge of it went."""
+        contact = aliased(Contact)
+        nudged = exists().where(
+            FollowUp.rule == self.name,
+            FollowUp.subject_key == Invoice.number,
+            FollowUp.audience == Audience.CLIENT,
+            FollowUp.channel == Channel.EMAIL,
+            FollowUp.state == FollowUpState.SENT,
+            FollowUp.step != THANK_YOU,
+        )
+        query = (
+            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .join(contact, Mission.contact_id == contact.id)
+            .where(
+                evaluation.owns(Mission.owner),
+                Invoice.paid.between(
+                    evaluation.start.date() - timedelta(days=1), evaluation.end.date()
+                ),
+                Mission.status != MissionStatus.DISPUTED,
+                contact.email.is_not(None),
+                nudged,
+            )
+        )
+        owner = evaluation.owner
+        for invoice, mission, client, who in evaluation.session.execute(query):
+            party = to_client(owner, who.email, who.language, client.language,
+                              client.timezone, client.country)  # fmt: skip
+            paid = invoice.paid or evaluation.end.date()  # not None: the query says so
+            due_at = evaluation.calendar.due_at(paid, 0, party.tz, party.countries)
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            values = {"invoice": invoice, "mission": mission, "client": client,
+                      "contact": who, "owner": owner}  # fmt: skip
+            yield self.intent(
+                party,
+                due_at,
+                key=f"{self.name}:{invoice.number}:{THANK_YOU}",
+                step=THANK_YOU,
+                subject_key=invoice.number,
+                subject=evaluation.templates.subject(party.language, self.name, THANK_YOU, values),
+                mission_id=mission.id,
+                contact_id=who.id,
+                thread_key=invoice_thread(invoice.number),
+            )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         numbers = {row.subject_key for row in pending}
@@ -127,6 +262,9 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             found = state.get(row.subject_key)
             if found is None:
                 reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+            elif row.step == THANK_YOU:
+                if found[0] is None:
+                    reasons[row.key] = f"invoice {row.subject_key} no longer marked paid"
             elif found[0] is not None:
                 reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
             elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:

@@ -5,7 +5,10 @@ mission. A message that says "despite my previous messages" must be true:
 after a first start, or a downtime, the earlier steps may never have been
 sent (a catch-up records only what is still within its grace). So the money
 rules give their templates `earlier_emails`, the emails of the thread the
-client was actually sent.
+client was actually sent. With ``[rules.invoice_due] group_by_client``,
+delivery threads every invoice email to a contact together, whatever the
+invoice (followupd.delivery.client_nudges); `earlier_emails` still counts the
+emails that named the invoice.
 """
 
 from __future__ import annotations

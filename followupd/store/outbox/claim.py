@@ -33,7 +33,7 @@ class Outcome(TypedDict, total=False):
     expires_at: datetime | None  # a grace that runs from the end of a hold
     sent_at: datetime
     message_id: str | None
-    subject: str  # made at sending: a digest's
+    subject: str  # made at sending: a digest's, a nudge listing several invoices
     body: str
 
 

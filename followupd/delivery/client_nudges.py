@@ -1,0 +1,239 @@
+"""Client nudges grouped by contact: one email for the invoices whose steps leave together.
+
+The design, for ``[rules.invoice_due] group_by_client = true`` (the default):
+
+- **Each step stays a follow-up of its own.** The rule records every step of
+  every invoice under its usual key (``invoice_due:<number>:<step>``), with
+  the single-invoice email rendered, exactly as without grouping. So a step
+  is recorded once and counted once, whatever happens to the others; `outbox
+  list` and `tick --json` show each invoice's step; an invoice paid before
+  delivery is cancelled at the check before sending (its rule's `vanished`)
+  and so drops out; and a catch-up supersedes the older steps of one
+  invoice, never another invoice's.
+- **Grouping happens when they leave.** Delivery claims due rows in one
+  statement; the client nudges of one contact (same owner, recipient and
+  language) among them are sent as one email. With one left, it is that
+  step's own email, word for word, as without grouping. With several, the
+  email is made then, from the store as it is at that moment (what each
+  invoice still owes after part payments, days late), with the template
+  ``invoice_due/grouped.j2``, worded after the firmest step among them
+  (followupd.rules.client_nudges). The first of them by due time carries
+  the email: its row keeps the subject and body sent, and its reason lists
+  the steps it carried; each carried row is recorded sent with the same
+  Message-ID, body and subject, its reason naming the carrier.
+- **Nothing twice.** The Message-ID is made from the keys of the steps an
+  email carries (one step: its own key, as without grouping): a crash
+  between the server's acceptance and the record sends the same email again
+  with the same Message-ID, which mail clients show once; every step is
+  recorded sent once, in the same transaction as its carrier.
+- **One a day.** A client nudge that would reach a contact on a day (in the
+  client's zone) when one already went waits for the next opening of the
+  send window: an invoice recorded late in the day goes with the next day's.
+  A claim takes up to 200 rows by due time: should a batch end among one
+  contact's nudges of a morning, the rest wait for the next day's email
+  the same way.
+- **One thread per contact.** All the invoice emails to a contact (nudges
+  and thank-yous) reply to the ones sent before, whatever the invoice; with
+  a single invoice that is the thread of its nudges, as without grouping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import cast
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from followupd.channels.email.message import message_id
+from followupd.config.rule_options import InvoiceDueOptions
+from followupd.config.settings import Settings
+from followupd.delivery.holds import Place
+from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.payments import unpaid_on
+from followupd.domain.states import Audience, Channel
+from followupd.rules.book import RuleBook
+from followupd.rules.client_nudges import RULE, NudgeLine, grouped_message, grouped_values
+from followupd.rules.invoice_due import THANK_YOU, client_level, penalties_owed
+from followupd.store.chunks import chunked
+from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.outbox.client_nudges import SentEmail, sent_to_contacts
+from followupd.store.outbox.rows import FollowUpRow
+from followupd.templates.loader import templates_of
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The follow-ups one email delivers: `lead` carries it, `carried` go with it."""
+
+    lead: FollowUpRow
+    carried: tuple[FollowUpRow, ...] = ()
+
+    @property
+    def rows(self) -> tuple[FollowUpRow, ...]:
+        return (self.lead, *self.carried)
+
+    @property
+    def key(self) -> str:
+        """What its Message-ID is made from: the keys of the steps it carries."""
+        return "+".join(sorted(row.key for row in self.rows))
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """A grouped nudge as made when it leaves."""
+
+    subject: str
+    body: str
+
+
+class ClientNudges:
+    """Which client emails are grouped (per owner's options), and how."""
+
+    def __init__(self, settings: Settings, book: RuleBook) -> None:
+        self.settings = settings
+        self.options: dict[str, InvoiceDueOptions] = {}
+        for owner, rules in book.by_owner.items():
+            rule = rules.get(RULE)
+            if rule is not None:
+                self.options[owner] = cast(InvoiceDueOptions, rule.options)
+
+    def _options(self, row: FollowUpRow) -> InvoiceDueOptions | None:
+        return self.options.get(self.settings.owner_for(row.owner).key)
+
+    def grouped(self, row: FollowUpRow) -> bool:
+        """Whether `row` is a client nudge its owner wants grouped by contact."""
+        options = self._options(row)
+        return (
+            row.rule == RULE
+            and row.audience == Audience.CLIENT
+            and row.channel == Channel.EMAIL
+            and row.step != THANK_YOU
+            and row.contact_id is not None
+            and options is not None
+            and options.group_by_client
+        )
+
+    def in_thread(self, row: FollowUpRow) -> bool:
+        """Whether `row` is in its contact's thread: any client email of the rule, grouped."""
+        options = self._options(row)
+        return (
+            row.rule == RULE
+            and row.audience == Audience.CLIENT
+            and row.channel == Channel.EMAIL
+            and row.contact_id is not None
+            and options is not None
+            and options.group_by_client
+        )
+
+    def batches(self, emails: Sequence[FollowUpRow]) -> list[Batch]:
+        """`emails` as they go: one batch per contact's grouped nudges, one per other email."""
+        batches: list[Batch] = []
+        by_contact: dict[tuple[str, int, str, str], list[FollowUpRow]] = {}
+        for row in emails:
+            if self.grouped(row):
+                owner = self.settings.owner_for(row.owner).key
+                group = (owner, row.contact_id or 0, row.recipient or "", row.language)
+                by_contact.setdefault(group, []).append(row)
+            else:
+                batches.append(Batch(row))
+        for rows in by_contact.values():
+            ordered = sorted(rows, key=lambda row: (row.due_at, row.key))
+            batches.append(Batch(ordered[0], tuple(ordered[1:])))
+        return sorted(batches, key=lambda batch: (batch.lead.due_at, batch.lead.key))
+
+    @staticmethod
+    def sent(session: Session, rows: Iterable[FollowUpRow]) -> dict[int, list[SentEmail]]:
+        """The invoice emails already sent to the contacts of `rows`, oldest first."""
+        ids = {row.contact_id for row in rows if row.contact_id is not None}
+        return sent_to_contacts(session, RULE, sorted(ids)) if ids else {}
+
+    def one_a_day(
+        self,
+        session: Session,
+        rows: Sequence[FollowUpRow],
+        places: Mapping[int, Place],
+        at: datetime,
+        calendar: BusinessCalendar,
+    ) -> dict[str, tuple[datetime, str]]:
+        """The grouped nudges of `rows` to a contact who had one today (in the client's zone):
+        key -> (the next opening of the send window, why they wait)."""
+        grouped = [row for row in rows if self.grouped(row)]
+        sent = self.sent(session, grouped) if grouped else {}
+        waits: dict[str, tuple[datetime, str]] = {}
+        for row in grouped:
+            earlier = sent.get(row.contact_id or 0, [])
+            owner = self.settings.owner_for(row.owner)
+            place = places.get(row.mission_id) if row.mission_id else None
+            tz = zone((place.timezone if place else None) or owner.timezone)
+            countries = ((place.country if place else None) or owner.country,)
+            today = at.astimezone(tz).date()
+            if any(
+                email.step != THANK_YOU
+                and email.sent_at is not None
+                and email.sent_at.astimezone(tz).date() == today
+                for email in earlier
+            ):
+                until = calendar.due_at(today, 1, tz, countries)
+                waits[row.key] = (until, "a nudge went to this contact today: one a day")
+        return waits
+
+    @staticmethod
+    def thread(sent: Sequence[SentEmail], domain: str, but: Iterable[str] = ()) -> list[str]:
+        """The Message-IDs of `sent`, oldest first, each once (steps sent together share one)."""
+        skip = set(but)
+        ids: dict[str, None] = {}
+        for email in sent:
+            if email.key not in skip:
+                ids.setdefault(email.message_id or message_id(email.key, domain), None)
+        return list(ids)
+
+    def message(
+        self, session: Session, batch: Batch, at: datetime, sent: Sequence[SentEmail], day: date
+    ) -> Grouped:
+        """The email of a batch of several nudges, from the store as it is now.
+
+        `day` is the client's day it leaves on (days late count to it); TemplateProblem
+        if the grouped template fails.
+        """
+        lead = batch.lead
+        numbers = sorted({row.subject_key for row in batch.rows})
+        found: dict[str, tuple[Invoice, Mission, Client, Contact | None]] = {}
+        for chunk in chunked(numbers):
+            query = (
+                select(Invoice, Mission, Client, Contact)
+                .join(Mission, Invoice.mission_id == Mission.id)
+                .join(Client, Mission.client_id == Client.id)
+                .outerjoin(Contact, Mission.contact_id == Contact.id)
+                .where(Invoice.number.in_(chunk))
+            )
+            for invoice, mission, client, contact in session.execute(query).all():
+                found[invoice.number] = (invoice, mission, client, contact)
+        options = self._options(lead) or InvoiceDueOptions()
+        lines: list[NudgeLine] = []
+        for row in batch.rows:
+            if row.subject_key not in found:
+                continue
+            invoice, mission, client, _ = found[row.subject_key]
+            level = client_level(options.ladder(client.profile), row.step)
+            lines.append(NudgeLine(
+                key=row.key, number=invoice.number, issued=invoice.issued, due=invoice.due,
+                amount=invoice.amount, unpaid=unpaid_on(invoice.amount, invoice.payments, day),
+                currency=mission.currency, days_late=max((day - invoice.due).days, 0),
+                step=row.step, level=level, mission_title=mission.title,
+                penalties=penalties_owed(invoice, mission, client, day, level),
+            ))  # fmt: skip
+        entry = self.settings.owner_for(lead.owner)
+        first = found[lines[0].number] if lines else None
+        nudges = {email.message_id or email.key for email in sent if email.step != THANK_YOU}
+        values = grouped_values(
+            lines,
+            contact=first[3] if first else None,
+            client=first[2] if first else None,
+            owner=entry,
+            earlier_emails=len(nudges),
+        )
+        subject, body = grouped_message(templates_of(self.settings, entry), lead.language, values)
+        return Grouped(subject, body)

@@ -1,0 +1,54 @@
+"""What delivery reads of the client emails of one rule sent to a contact: its thread, its day.
+
+With ``group_by_client``, the client emails of ``invoice_due`` to one contact
+are one email thread (`sent_to_contacts` lists it, oldest first), and at most
+one nudge a day goes to a contact (its `sent_at`s tell when the last went).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from followupd.domain.states import Audience, Channel, FollowUpState
+from followupd.store.chunks import chunked
+from followupd.store.models import FollowUp
+
+
+class SentEmail(NamedTuple):
+    key: str
+    step: str
+    message_id: str | None
+    sent_at: datetime | None
+
+
+def sent_to_contacts(
+    session: Session, rule: str, contact_ids: Sequence[int]
+) -> dict[int, list[SentEmail]]:
+    """The client emails of `rule` sent to each of `contact_ids`, oldest first."""
+    found: dict[int, list[SentEmail]] = {}
+    for chunk in chunked(sorted(set(contact_ids))):
+        query = (
+            select(
+                FollowUp.contact_id,
+                FollowUp.key,
+                FollowUp.step,
+                FollowUp.message_id,
+                FollowUp.sent_at,
+            )
+            .where(
+                FollowUp.rule == rule,
+                FollowUp.audience == Audience.CLIENT,
+                FollowUp.channel == Channel.EMAIL,
+                FollowUp.state == FollowUpState.SENT,
+                FollowUp.contact_id.in_(chunk),
+            )
+            .order_by(FollowUp.sent_at, FollowUp.due_at, FollowUp.key)
+        )
+        for contact_id, key, step, message_id, sent_at in session.execute(query):
+            found.setdefault(contact_id or 0, []).append(SentEmail(key, step, message_id, sent_at))
+    return found
