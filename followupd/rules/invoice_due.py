@@ -5,7 +5,10 @@ invoice share an email thread; its templates are told how many emails of that
 thread the client was already sent (`earlier_emails`). While the mission is disputed a client nudge
 becomes a call task for the owner instead (its own key, so that the email,
 if already recorded, is cancelled and the call recorded); while the mission is
-paused, client nudges wait for the pause to end.
+paused, client nudges wait for the pause to end. A client's promise to pay
+makes them wait past the promised date, then resume where they were, and
+a promise not kept gives the owner a call task (`followupd.rules.promises`,
+`followupd.rules.broken_promises`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from sqlalchemy.orm import Session, aliased
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.broken_promises import broken_promises, promise_changed
 from followupd.rules.parties import route_money_step
+from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
@@ -50,6 +55,13 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             since=evaluation.start - timedelta(days=1),
             rule=self.name,
         )
+        promises = promise_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            owns=evaluation.owns(Mission.owner),
+            options=self.options,
+        )
         query = (
             select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
             .join(Mission, Invoice.mission_id == Mission.id)
@@ -60,6 +72,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 Invoice.paid.is_(None),
                 or_(
                     Invoice.number.in_(sorted(subject for _, subject in replied)),
+                    Invoice.number.in_(sorted(promises)),
                     Invoice.due.between(earliest, latest),
                     and_(
                         Mission.paused_until.is_not(None),
@@ -82,6 +95,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "contact": who,
                 "owner": owner,
                 "earlier_emails": sent.get(thread, 0),
+                "promised": invoice.promised if invoice.number in promises else None,
             }
             for step in steps:
                 party, key, template_step, nominal = route_money_step(
@@ -94,6 +108,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     client,
                     who,
                     replied.get((self.name, invoice.number)),
+                    promises.get(invoice.number),
                 )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
@@ -111,6 +126,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
                 )
+        yield from broken_promises(self, evaluation, promises)
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         numbers = {row.subject_key for row in pending}
@@ -131,4 +147,5 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
             elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:
                 reasons[row.key] = "mission disputed: a call task replaces the email"
+        reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons
