@@ -83,11 +83,10 @@ def promise_changed(session: Session, pending: Sequence[PendingRow]) -> dict[str
     reminders = [row for row in pending if row.step == PROMISE_BROKEN]
     promised: dict[str, date | None] = {}
     for chunk in chunked(sorted({row.subject_key for row in reminders})):
-        promised.update(
-            session.execute(
-                select(Invoice.number, Invoice.promised).where(Invoice.number.in_(chunk))
-            ).tuples()
-        )
+        for number, day in session.execute(
+            select(Invoice.number, Invoice.promised).where(Invoice.number.in_(chunk))
+        ):
+            promised[number] = day
     reasons: dict[str, str] = {}
     for row in reminders:
         now = promised.get(row.subject_key)
