@@ -78,6 +78,7 @@ def test_a_promise_is_recorded_changed_and_withdrawn(cli: RunCli, promising: Pat
     assert first.err == ""
     again = cli("invoice", "promised", "F-1", "--on", "2099-01-22")
     assert "promised by 2099-01-22 (was 2099-01-15)" in again.out
+    assert "promised by 2099-01-22" in cli("show", "audit").out
     withdrawn = cli("invoice", "promised", "F-1", "--clear")
     assert withdrawn.code == 0, withdrawn
     assert withdrawn.out.strip() == "invoice F-1: promise to pay by 2099-01-22 withdrawn"

@@ -69,7 +69,7 @@ def replied(store: Store, tmp_path: Path, settings: Settings) -> str:
 
 
 def done_in_the_app(
-    dav: DavServer, href: str, *, note: str | None = None, due: datetime | None = None
+    dav: DavServer, href: str, *, note: str | None = None, due: date | None = None
 ) -> None:
     """The task ticked off in an app, with a line added to its notes, or its due moved."""
     app = CalendarApp(dav)
