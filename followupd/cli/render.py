@@ -147,7 +147,7 @@ def print_mission(mission: Mission, zone: ZoneInfo, owners: Settings | None = No
                 f"{inv.amount} {mission.currency}",
                 str(inv.issued),
                 str(inv.due),
-                str(inv.paid or ""),
+                str(inv.paid or (f"promised by {inv.promised}" if inv.promised else "")),
             )
         out.print(invoices)
     if mission.issues:

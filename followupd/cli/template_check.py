@@ -9,9 +9,10 @@ case the rules have (a first nudge, a second, a call when the mission is
 disputed…), with the very values a pass gives templates; a money message
 is also rendered as if one, then two, emails of its thread had gone before
 (the samples send nothing, and a later nudge reads differently from a first
-one). Invoice emails the demo's dates do not lead to are added: a nudge
-listing several invoices (group_by_client), a thank-you, and the owner's
-task for an amount below `min_client_amount`. Each is rendered
+one), and an invoice's messages after a promise to pay not kept. Invoice emails
+the demo's dates do not lead to are added: a nudge listing several invoices
+(group_by_client), a thank-you, and the owner's task for an amount below
+`min_client_amount`. Each is rendered
 in each language with each owner's templates; every user template it
 reaches that fails is listed once, with its file and line. The owner's daily
 digest is rendered too, with a few sample reminders (a call, two reminders of
@@ -45,6 +46,7 @@ from followupd.channels.email.digest import (
 )
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.items import PROMISE_BROKEN
 from followupd.domain.states import Audience, Channel, FollowUpState, MailKind
 from followupd.rules import client_nudges
 from followupd.rules.base import Evaluation
@@ -66,6 +68,7 @@ BLOCKS = ("subject", "text")  # what a follow-up renders
 DIGEST_BLOCKS = ("subject", "text", "html")
 DIGEST_DAY = date(2026, 12, 7)  # a Monday: the digest day of the sample reminders
 MAIL_SAMPLES_AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # a nudge, a reply and a bounce
+PROMISED = date(2026, 12, 10)  # the date a client promised to pay by, in the samples
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,12 @@ def _samples(settings: Settings) -> list[Sample]:
                                 found.setdefault((rule_name, step, sample.case), sample)
         finally:
             store.close()
-    every = [*found.values(), *_invoice_samples(settings, list(found.values()))]
-    every = [variant for sample in every for variant in _after_earlier_emails(sample)]
+    every = [
+        variant
+        for sample in [*found.values(), *_invoice_samples(settings, list(found.values()))]
+        for promised in _after_a_promise(sample)
+        for variant in _after_earlier_emails(promised)
+    ]
     return [*every, _digest_sample(settings)]
 
 
@@ -234,6 +241,16 @@ def _after_earlier_emails(sample: Sample) -> list[Sample]:
         replace(sample, values={**sample.values, "earlier_emails": count})
         for count in EARLIER_EMAILS
     ]
+
+
+def _after_a_promise(sample: Sample) -> list[Sample]:
+    """`sample`, and, for an invoice's message told of a promise to pay, one after a promise
+    not kept, with the owner's call task it gives (the demo promises nothing)."""
+    if sample.values.get("promised", False) is not None or sample.rule != "invoice_due":
+        return [sample]
+    promised = {**sample.values, "promised": PROMISED}
+    broken = Sample(sample.rule, PROMISE_BROKEN, {**promised, "step": PROMISE_BROKEN})
+    return [sample, replace(sample, values=promised), broken]
 
 
 def _digest_sample(settings: Settings) -> Sample:

@@ -1,4 +1,5 @@
-"""Quick updates from a terminal: an invoice paid, a problem opened or resolved, a contact made."""
+"""Quick updates from a terminal: an invoice paid or promised, a problem opened or resolved,
+a contact made."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import click
 
 from followupd.cli.app import App, pass_app, words
 from followupd.cli.letters import formal_notice_file
+from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import (
     Severity,
     TouchpointKind,
 )
+from followupd.rules.promises import promise_end
 from followupd.store import updates
 
 
@@ -49,6 +52,42 @@ def invoice_letter(app: App, number: str, out: Path | None) -> None:
     path = out if out is not None else Path.cwd() / letter.name
     path.write_bytes(letter.data)
     click.echo(f"invoice {number}: formal notice written to {path} ({letter.source})")
+
+
+@invoice.command("promised")
+@click.argument("number")
+@click.option("--on", "on", metavar="DATE", help="the day the client promised to pay by")
+@click.option("--clear", is_flag=True, help="withdraw the promise: the nudges go on as before")
+@pass_app
+def invoice_promised(app: App, number: str, on: str | None, clear: bool) -> None:
+    """Record that the client promised to pay invoice NUMBER by DATE: its nudges wait.
+
+    They go again ``[rules.invoice_due] promise_grace_days`` working days after
+    DATE (3 by default) if the invoice is still unpaid, recalling the promise,
+    and you get a task to call. A DATE already past is taken, with a warning:
+    the promise may be broken already. ``--clear`` withdraws a promise.
+    """
+    if clear == (on is not None):
+        raise click.UsageError("give --on DATE, or --clear to withdraw the promise")
+    by = None if on is None else app.day(on)
+    today = app.day(None)
+    with app.session() as session:
+        promised, previous = updates.promise_invoice(session, number, by)
+        was = f" (was {previous})" if previous and previous != by else ""
+        if by is None:
+            said = (
+                f"promise to pay by {previous} withdrawn" if previous else "no promise to withdraw"
+            )
+            click.echo(f"invoice {promised.number}: {said}")
+            return
+        calendar = BusinessCalendar(app.settings.business)
+        until = promise_end(app.settings, calendar, promised.mission.owner, by)
+        click.echo(
+            f"invoice {promised.number}: promised by {by}{was}; its nudges wait until {until}"
+        )
+    if by < today:
+        broken = "broken already" if until <= today else f"broken on {until} if still unpaid"
+        click.echo(f"warning: {by} is past: the promise is {broken}", err=True)
 
 
 @click.group()

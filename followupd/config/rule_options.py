@@ -100,6 +100,12 @@ class InvoiceDueOptions(SteppedRuleOptions):
         Step(name="nudge-2", offset_days=8, audience="client"),
         Step(name="nudge-3", offset_days=15, audience="client"),
     )
+    promise_grace_days: StrictInt = Field(
+        3,
+        ge=0,
+        le=60,
+        description="working days after a promised payment date before the nudges go again",
+    )
     group_by_client: StrictBool = Field(
         True, description="one email a day per contact, listing every invoice at a step"
     )

@@ -43,7 +43,7 @@ from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges
 from followupd.delivery.digest import make_digest
-from followupd.delivery.holds import Holds, Place
+from followupd.delivery.holds import Holds, Place, latest
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import has_calendars
@@ -391,10 +391,15 @@ class Deliverer:
             by_rule: dict[str, list[FollowUpRow]] = {}
             places = self.holds.places(session, rows)
             replies = self.holds.replies(session, rows, at)
+            promised = self.holds.promises(session, rows)
             for row in rows:
                 place = places.get(row.mission_id) if row.mission_id else None
                 pause = replies.get((row.rule, row.subject_key))
-                if (after := self.holds.after_reply(row, at, place, pause)) is not None:
+                after = latest(
+                    self.holds.after_reply(row, at, place, pause),
+                    self.holds.after_promise(row, at, place, promised.get(row.subject_key)),
+                )
+                if after is not None:
                     self._hold_after_reply(session, row, at, after, report)
                 elif row.expires_at is not None and at > row.expires_at:
                     tz = zone(self.settings.owner_for(row.owner).timezone)
@@ -479,7 +484,7 @@ class Deliverer:
         after: tuple[datetime, str],
         report: DeliveryReport,
     ) -> None:
-        """Hold a client email back until the wait its client's reply started ends.
+        """Hold a client email back until the wait its client's reply (or promise) started ends.
 
         Its grace runs again from then: the client's answer, not followupd
         being down, is why it waits, and it must not end up expired for it.

@@ -1,5 +1,6 @@
 """When a follow-up must wait: a client email for the end of its mission's pause, of the
-wait a client's reply to a nudge of its subject started, or for the send window; the
+wait a client's reply to a nudge of its subject started, of the wait a promise to pay
+its invoice started, or for the send window; the
 owner's digest for the owner's send window; the next period of a reminder for the date
 the owner put it off to, and for its rhythm after a late raise.
 
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.states import Audience, Channel
+from followupd.rules import promises
+from followupd.rules.promises import PromisePause, promise_pauses
 from followupd.rules.replies import MONEY_RULES, ReplyPause, reply_pauses
 from followupd.store.chunks import chunked
 from followupd.store.live_items import LastRaise
@@ -98,6 +101,40 @@ class Holds:
             return None
         return self.calendar.due_at(pause.until, 0, tz, countries), pause.reason
 
+    def promises(self, session: Session, rows: Sequence[FollowUpRow]) -> dict[str, PromisePause]:
+        """For the client emails of invoices: the waits their client's promises to pay started."""
+        numbers = {
+            row.subject_key
+            for row in rows
+            if row.audience == Audience.CLIENT
+            and row.channel == Channel.EMAIL
+            and row.rule == promises.RULE
+        }
+        if not numbers:
+            return {}
+        return promise_pauses(session, self.settings, self.calendar, numbers=numbers)
+
+    def after_promise(
+        self, row: FollowUpRow, at: datetime, place: Place | None, pause: PromisePause | None
+    ) -> tuple[datetime, str] | None:
+        """When a client nudge recorded before its client promised to pay goes, and why it waits.
+
+        Where the ladder resumes it (`PromisePause.moved`), at the opening of
+        the send window in the client's zone. One due after the pause's end
+        was placed by the rule already; one whose grace has ended is not held.
+        """
+        if pause is None or row.audience != Audience.CLIENT or row.rule != promises.RULE:
+            return None
+        if row.expires_at is not None and at > row.expires_at:
+            return None
+        owner = self.settings.owner_for(row.owner)
+        tz = zone((place.timezone if place else None) or owner.timezone)
+        countries = ((place.country if place else None) or owner.country,)
+        if row.due_at >= self.calendar.due_at(pause.until, 0, tz, countries):
+            return None
+        when = self.calendar.due_at(pause.moved(row.due_at.astimezone(tz).date()), 0, tz, countries)
+        return (when, pause.reason) if when > at else None
+
     def repeat(self, last: LastRaise, row: FollowUpRow) -> tuple[datetime, str] | None:
         """When a later period of a concern the user put off must wait, and why.
 
@@ -156,3 +193,9 @@ class Holds:
         if opening > at:
             return opening, "outside the send window"
         return None
+
+
+def latest(*holds: tuple[datetime, str] | None) -> tuple[datetime, str] | None:
+    """Of several holds of one follow-up, the one that lasts longest (None: none holds it)."""
+    found = [hold for hold in holds if hold is not None]
+    return max(found, key=lambda hold: hold[0]) if found else None

@@ -18,8 +18,12 @@ def is_meeting(rule: str, step: str) -> bool:
     return (rule, None) in MEETINGS or (rule, step) in MEETINGS
 
 
+# a client's promise to pay, not kept: the owner calls (followupd.rules.broken_promises)
+PROMISE_BROKEN = "promise-broken"
+
+
 def is_call(rule: str, step: str, key: str) -> bool:
-    return rule == "escalate_by_phone" or step == "call" or key.endswith(":call")
+    return rule == "escalate_by_phone" or step in ("call", PROMISE_BROKEN) or key.endswith(":call")
 
 
 def tel_uri(phone: str | None) -> str | None:

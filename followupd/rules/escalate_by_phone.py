@@ -8,7 +8,9 @@ triggers each give the owner one call task (calendar):
   it was opened: ``escalate_by_phone:<issue>:call``, due at the opening of
   the send window of that working day;
 - an unpaid invoice `invoice_overdue_days` days past its due date, where
-  ``invoice_due``'s written nudges end: ``escalate_by_phone:<number>:overdue-call``.
+  ``invoice_due``'s written nudges end: ``escalate_by_phone:<number>:overdue-call``;
+  a client's promise to pay moves it as it moves those nudges
+  (`followupd.rules.promises`), never into the wait.
 
 The task names the mission's contact, the number as a ``tel:`` link, the
 reason, and what was last said (the mission's latest touchpoint); an
@@ -26,13 +28,14 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ScalarSelect, select
+from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.states import MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import Party, to_owner
+from followupd.rules.promises import promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
@@ -135,6 +138,12 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         earliest = evaluation.start.date() - SHIFT_MARGIN - overdue
         latest = evaluation.end.date() + timedelta(days=1) - overdue
         contact, last = aliased(Contact), aliased(Touchpoint)
+        promises = promise_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            owns=evaluation.owns(Mission.owner),
+        )
         query = (
             select(
                 record(Invoice), record(Mission), record(Client), record(contact, "contact"), last
@@ -146,7 +155,10 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             .where(
                 evaluation.owns(Mission.owner),
                 Invoice.paid.is_(None),
-                Invoice.due.between(earliest, latest),
+                or_(
+                    Invoice.due.between(earliest, latest),
+                    Invoice.number.in_(sorted(promises)),
+                ),
             )
         )
         owner = evaluation.owner
@@ -155,9 +167,10 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         sent = emails_sent(evaluation.session, threads)
         for invoice, mission, client, who, touchpoint in candidates:
             party = to_owner(owner, client.country)
-            due_at = evaluation.calendar.due_at(
-                invoice.due, overdue.days, party.tz, party.countries
-            )
+            nominal = invoice.due + overdue
+            if (promised := promises.get(invoice.number)) is not None:
+                nominal = promised.call_moved(nominal)
+            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
             if not evaluation.start <= due_at <= evaluation.end:
                 continue
             values = {

@@ -24,6 +24,10 @@ sends them as one email (followupd.delivery.client_nudges tells how).
 With ``thank_you``, an invoice paid after a client nudge of it was actually
 sent gets one thank-you email (key ``invoice_due:<number>:thank-you``), due
 on the day it was paid, in the thread of its nudges.
+
+A client's promise to pay makes the client nudges wait past the promised
+date, then resume where they were, and a promise not kept gives the owner
+a call task (`followupd.rules.promises`, `followupd.rules.broken_promises`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from followupd.config.rule_options import InvoiceDueOptions, Step
 from followupd.domain.payments import unpaid_on
 from followupd.domain.states import Audience, Channel, FollowUpState, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.broken_promises import broken_promises, promise_changed
 from followupd.rules.parties import route_money_step, to_client, to_owner
+from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
@@ -103,6 +109,13 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             since=evaluation.start - timedelta(days=1),
             rule=self.name,
         )
+        promises = promise_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            owns=evaluation.owns(Mission.owner),
+            options=self.options,
+        )
         query = (
             select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
             .join(Mission, Invoice.mission_id == Mission.id)
@@ -113,6 +126,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 Invoice.paid.is_(None),
                 or_(
                     Invoice.number.in_(sorted(subject for _, subject in replied)),
+                    Invoice.number.in_(sorted(promises)),
                     Invoice.due.between(earliest, latest),
                     and_(
                         Mission.paused_until.is_not(None),
@@ -140,6 +154,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "contact": who,
                 "owner": owner,
                 "earlier_emails": sent.get(thread, 0),
+                "promised": invoice.promised if invoice.number in promises else None,
             }
             small = False  # its small-amount task yielded already
             for step in ladder:
@@ -165,6 +180,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                         client,
                         who,
                         replied.get((self.name, invoice.number)),
+                        promises.get(invoice.number),
                     )
                 due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
                 if not evaluation.start <= due_at <= evaluation.end:
@@ -192,6 +208,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
                 )
+        yield from broken_promises(self, evaluation, promises)
         for problem in sorted(unknown):
             log.warning(
                 "invoice_due: %s is not in [rules.invoice_due.profiles]: the rule's own "
@@ -269,4 +286,5 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
             elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:
                 reasons[row.key] = "mission disputed: a call task replaces the email"
+        reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from followupd.config.owners import Owner
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import Audience, Channel, MissionStatus
+from followupd.rules.promises import PromisePause
 from followupd.rules.replies import ReplyPause
 from followupd.store.models import Client, Contact, Mission
 
@@ -74,6 +75,7 @@ class Route(NamedTuple):
 def route_money_step(
     owner: Owner, audience: Audience, key: str, step: str, nominal: date, mission: Mission,
     client: Client, contact: Contact | None, replied: ReplyPause | None = None,
+    promised: PromisePause | None = None,
 ) -> Route:  # fmt: skip
     """Route a step of a money rule (invoice, deposit).
 
@@ -83,7 +85,8 @@ def route_money_step(
     wait that reply started (`replied`), moved to that end; it becomes a call
     task for the owner (key suffix ``:call``) while the mission is disputed,
     since money talk in writing hardens a dispute, or when the contact has no
-    email.
+    email. A client step of an invoice the client promised to pay is moved
+    past the promise (`promised`, `followupd.rules.promises`).
     """
     if audience == Audience.OWNER:
         return Route(to_owner(owner, client.country), key, step, nominal)
@@ -91,6 +94,8 @@ def route_money_step(
         return Route(to_owner(owner, client.country), f"{key}:call", "call", nominal)
     party = to_client(owner, contact.email, contact.language, client.language,
                       client.timezone, client.country)  # fmt: skip
+    if promised is not None:
+        nominal = promised.moved(nominal)
     if replied is not None and replied.replied_on <= nominal < replied.until:
         nominal = replied.until
     if mission.paused_until is not None:

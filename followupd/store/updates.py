@@ -1,4 +1,4 @@
-"""The quick updates a user makes from a terminal: paid, resolved, informed, touched.
+"""The quick updates a user makes from a terminal: paid, promised, resolved, informed, touched.
 
 Each takes the instant or day it records as a parameter; the command line
 supplies "now" when the user gives none.
@@ -44,6 +44,23 @@ def mark_invoice_paid(session: Session, number: str, on: date) -> tuple[Invoice,
         raise NotFound(f"no invoice numbered {number!r}")
     previous = invoice.paid
     invoice.paid = on
+    return invoice, previous
+
+
+def promise_invoice(session: Session, number: str, by: date | None) -> tuple[Invoice, date | None]:
+    """Record the client's promise to pay the invoice by `by` (None: withdrawn).
+
+    Return the invoice and the promise it had. A paid invoice takes no promise.
+    """
+    invoice = session.scalar(select(Invoice).where(Invoice.number == number))
+    if invoice is None:
+        raise NotFound(f"no invoice numbered {number!r}")
+    if by is not None and invoice.paid is not None:
+        raise FollowupdError(
+            f"invoice {number} was paid on {invoice.paid}: there is no payment left to promise"
+        )
+    previous = invoice.promised
+    invoice.promised = by
     return invoice, previous
 
 

@@ -2,7 +2,8 @@
 
 The calendar is a remote control: an item completed there is done, and what
 it asked for is recorded (a call made, a status update sent, the client
-informed of an issue), at the completion time the app wrote; an item
+informed of an issue, a client's promise to pay written in it:
+followupd.sources.caldav.promised), at the completion time the app wrote; an item
 cancelled or deleted there dismisses its concern; an item moved later
 snoozes it (followupd.store.live_items says what each means for the
 follow-ups still pending). Only an open item is read: one followupd closed
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from followupd.domain import items
 from followupd.domain.states import CalendarState, FollowUpState, TouchpointKind
+from followupd.sources.caldav.promised import promise_from_task
 from followupd.sources.files.importer import Located, apply
 from followupd.sources.files.records import TouchpointRecord
 from followupd.sources.ical.remote_control import (
@@ -81,6 +83,7 @@ def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadB
                 live_items.completed_by_user(item, when, at)
                 live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
                 _what_it_asked(session, item, when or at)
+                promise_from_task(session, item, one, written_due, when or at)
                 did.completed.append(item.followup_key)
             case Dismissed():
                 dismissed(session, item, "cancelled in your calendar", at)

@@ -48,6 +48,9 @@ class ItemSeen:
     cancelled: bool | None
     due: datetime | None  # a task's DUE (else DTSTART), an event's DTSTART
     snoozed_until: datetime | None  # the latest snooze of an alarm, if any
+    # its title and notes (SUMMARY, DESCRIPTION) as the app left them, one per line
+    text: str | None = None
+    due_day: date | None = None  # the day of `due` in the zone items are read in
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def _seen(part: Component, zone: ZoneInfo) -> ItemSeen:
     task = part.name == "VTODO"
     status = _read(lambda: _status(part))
     completed_at = _read(lambda: _completed_at(part, zone))
+    due = _read(lambda: _due(part, zone, task))
     return ItemSeen(
         uid=_uid(part),
         kind="task" if task else "event",
@@ -163,8 +167,10 @@ def _seen(part: Component, zone: ZoneInfo) -> ItemSeen:
         completed=_read(lambda: _completed(part, status, completed_at)),
         completed_at=completed_at,
         cancelled=None if status is None else status == "CANCELLED",
-        due=_read(lambda: _due(part, zone, task)),
+        due=due,
         snoozed_until=_read(lambda: _snoozed_until(part)),
+        text=_read(lambda: _text_of(part)),
+        due_day=due.astimezone(zone).date() if due is not None else None,
     )
 
 
@@ -188,6 +194,13 @@ def _single(part: Component, name: str) -> Any:
     if isinstance(value, list):  # written twice: which one to trust is unknown
         raise ValueError(f"{name} appears {len(value)} times")
     return value
+
+
+def _text_of(part: Component) -> str:
+    """The item's SUMMARY and DESCRIPTION, as written, one after the other."""
+    return "\n".join(
+        str(_single(part, name)) for name in ("SUMMARY", "DESCRIPTION") if name in part
+    )
 
 
 def _status(part: Component) -> str:
