@@ -56,7 +56,12 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import Audience, Channel
 from followupd.rules.book import RuleBook
 from followupd.rules.client_nudges import RULE, NudgeLine, grouped_message, grouped_values
-from followupd.rules.invoice_due import THANK_YOU, client_level, penalties_owed
+from followupd.rules.invoice_due import (
+    THANK_YOU,
+    client_level,
+    late_payment_for,
+    penalties_owed,
+)
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.client_nudges import SentEmail, sent_to_contacts
@@ -212,6 +217,7 @@ class ClientNudges:
             for invoice, mission, client, contact in session.execute(query).all():
                 found[invoice.number] = (invoice, mission, client, contact)
         options = self._options(lead) or InvoiceDueOptions()
+        late = late_payment_for(self.settings, self.settings.owner_for(lead.owner).country)
         lines: list[NudgeLine] = []
         for row in batch.rows:
             if row.subject_key not in found:
@@ -223,7 +229,7 @@ class ClientNudges:
                 amount=invoice.amount, unpaid=unpaid_on(invoice.amount, invoice.payments, day),
                 currency=mission.currency, days_late=max((day - invoice.due).days, 0),
                 step=row.step, level=level, mission_title=mission.title,
-                penalties=penalties_owed(invoice, mission, client, day, level),
+                penalties=penalties_owed(late, invoice, mission, client, day, level),
             ))  # fmt: skip
         entry = self.settings.owner_for(lead.owner)
         first = found[lines[0].number] if lines else None

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from followupd.config.owners import Owner
+from followupd.rules.invoice_due import OwedToDate
 from followupd.templates.loader import Templates
 
 RULE = "invoice_due"
@@ -41,7 +42,7 @@ class NudgeLine:
     step: str
     level: int  # its step among its ladder's client steps: 1 for the first
     mission_title: str
-    penalties: object | None = None  # followupd.rules.invoice_due.penalties_owed
+    penalties: OwedToDate | None = None  # followupd.rules.invoice_due.penalties_owed
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,13 @@ def sample_values(owner: Owner) -> dict[str, Any]:
         )  # fmt: skip
 
     lines = [
-        line("F-040", "nudge-3", 3, date(2026, 11, 20), penalties="(sample penalties)"),
+        line(
+            "F-040",
+            "nudge-3",
+            3,
+            date(2026, 11, 20),
+            penalties=OwedToDate(Decimal("215.42"), Decimal(40), 45),
+        ),
         line("F-041", "nudge-2", 2, date(2026, 11, 27), unpaid=Decimal("1800.00")),
         line("F-042", "nudge-1", 1, date(2026, 12, 4), amount=Decimal(950), currency="USD"),
     ]

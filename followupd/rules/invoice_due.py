@@ -34,15 +34,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.late_payment import LatePaymentSection
 from followupd.config.rule_options import InvoiceDueOptions, Step
+from followupd.config.settings import Settings
+from followupd.domain.late_payment import MissingRate, penalties_under
 from followupd.domain.payments import unpaid_on
-from followupd.domain.states import Audience, Channel, FollowUpState, MissionStatus
+from followupd.domain.states import Audience, Channel, ClientKind, FollowUpState, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.broken_promises import broken_promises, promise_changed
 from followupd.rules.parties import route_money_step, to_client, to_owner
@@ -63,15 +68,45 @@ SMALL_AMOUNT = "small-amount"  # the owner task that stands for the client nudge
 THANK_YOU = "thank-you"  # the client email after an invoice nudged by email is paid
 
 
-def penalties_owed(invoice: Any, mission: Any, client: Any, day: date, level: int) -> object | None:
+@dataclass(frozen=True)
+class OwedToDate:
+    """The late-payment penalties a nudge states: interest to date and the fixed indemnity."""
+
+    interest: Decimal
+    indemnity: Decimal
+    days_late: int
+
+    @property
+    def total(self) -> Decimal:
+        return self.interest + self.indemnity
+
+
+def penalties_owed(
+    section: LatePaymentSection | None, invoice: Any, mission: Any, client: Any, day: date,
+    level: int,
+) -> OwedToDate | None:  # fmt: skip
     """What a nudge states of the late-payment penalties owed on `day`; None: nothing.
 
-    The hook of followupd.domain.late_payment (L441-10, D441-5): from the
-    second client step of a ladder (`level` 2 and up) on, to a business client
-    only, the templates state it where they test ``penalties``. Not computed
-    here yet: None.
+    French law (L441-10, D441-5, followupd.domain.late_payment): from the second
+    client step of a ladder (`level` 2 and up) on, to a business client only,
+    where ``[late_payment]`` applies (`section`, None where it does not).
     """
-    return None
+    if section is None or level < 2 or client.kind == ClientKind.CONSUMER:
+        return None
+    try:
+        owed = penalties_under(section, invoice.amount, invoice.due, invoice.payments, day,
+                               contract_rate=mission.late_payment_rate)  # fmt: skip
+    except MissingRate:  # a day before every rate known: say nothing rather than guess
+        return None
+    if owed.days_late <= 0 or not owed.total_owed:
+        return None
+    return OwedToDate(owed.interest, owed.indemnity, owed.days_late)
+
+
+def late_payment_for(settings: Settings, country: str) -> LatePaymentSection | None:
+    """``[late_payment]`` where it applies to an owner of `country`, else None."""
+    section = settings.late_payment
+    return section if section.enabled_for(country) else None
 
 
 def client_level(ladder: Sequence[Step], step: str) -> int:
@@ -138,6 +173,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         templates = evaluation.templates
         owner = evaluation.owner
         minimum = self.options.min_client_amount
+        late = late_payment_for(evaluation.settings, owner.country)
         candidates = evaluation.session.execute(query).all()
         threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
@@ -193,7 +229,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     "level": level,
                     "unpaid": unpaid,
                     "minimum": minimum,
-                    "penalties": penalties_owed(invoice, mission, client, nominal, level),
+                    "penalties": penalties_owed(late, invoice, mission, client, nominal, level),
                 }
                 yield self.intent(
                     party,

@@ -1,0 +1,103 @@
+"""The late-payment penalties a nudge states (L441-10, D441-5), on both engines.
+
+From the second client nudge on, to a business client only, where French law
+applies (an owner in France, ``[late_payment]``); never to a consumer.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from followupd.rules.invoice_due import InvoiceDue
+from followupd.store.db import Store
+from tests.rulekit import (
+    ACME_AND_GLOBEX,
+    BSMITH,
+    JDUPONT,
+    RuleAlone,
+    imported,
+    outbox,
+    owner_settings,
+    paris,
+)
+
+DATA = f"""\
+{ACME_AND_GLOBEX}
+kind = "consumer"
+{JDUPONT}
+{BSMITH}
+[[missions]]
+key = "acme-audit"
+client = "acme"
+title = "Audit du SI"
+contact = "jdupont"
+start = 2026-09-01
+
+[[missions]]
+key = "globex-plan"
+client = "globex"
+title = "Data plan"
+contact = "bsmith"
+start = 2026-09-01
+
+[[invoices]]
+number = "F-1"
+mission = "acme-audit"
+amount = 12000.00
+issued = 2026-10-31
+due = 2026-11-30
+payments = [{{ on = 2026-12-03, amount = 2000 }}]
+
+[[invoices]]
+number = "F-2"
+mission = "globex-plan"
+amount = 5000
+issued = 2026-10-31
+due = 2026-11-30
+"""
+RULE = RuleAlone(InvoiceDue, paris(2026, 11, 1), paris(2027, 1, 1))
+
+
+def hand_worked() -> Decimal:
+    """F-1 on 8 December 2026: 12,000 late 1-3 December, 10,000 from the 4th to the 8th.
+
+    Rate: 2026-H1's ECB rate (2.15 %, standing in for 2026-H2) + 10 points = 12.15 %.
+    12,000 x 12.15 % x 3 / 365 + 10,000 x 12.15 % x 5 / 365 = 11.98356 + 16.64384 = 28.63.
+    """
+    exact = (
+        Decimal(12000) * Decimal("0.1215") * 3 / 365 + Decimal(10000) * Decimal("0.1215") * 5 / 365
+    )
+    return exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_the_second_nudge_states_the_penalties_to_a_business_only(
+    store: Store, tmp_path: Path
+) -> None:
+    loaded = imported(store, tmp_path, DATA)
+    settings = owner_settings(tmp_path, "[rules.invoice_due]\ngroup_by_client = false\n")
+    RULE.pass_at(loaded, settings, paris(2026, 12, 1, 16, 0))
+    RULE.pass_at(loaded, settings, paris(2026, 12, 8, 16, 0))
+    rows = outbox(loaded)
+    first, second = rows["invoice_due:F-1:nudge-1"], rows["invoice_due:F-1:nudge-2"]
+    assert "L441-10" not in first.body, "the first nudge stays friendly"
+    assert hand_worked() == Decimal("28.63")
+    assert "28,63" in second.body
+    assert "L441-10" in second.body
+    assert "D441-5" in second.body
+    assert "40,00" in second.body
+    assert "8 jours de retard" in second.body
+    consumer = rows["invoice_due:F-2:nudge-2"]
+    assert "L441-10" not in consumer.body
+    assert "D441-5" not in consumer.body
+    assert "indemnity" not in consumer.body
+
+
+def test_no_penalties_where_french_law_is_off(store: Store, tmp_path: Path) -> None:
+    loaded = imported(store, tmp_path, DATA)
+    settings = owner_settings(
+        tmp_path,
+        "[rules.invoice_due]\ngroup_by_client = false\n\n[late_payment]\nenabled = false\n",
+    )
+    RULE.pass_at(loaded, settings, paris(2026, 12, 8, 16, 0))
+    assert "L441-10" not in outbox(loaded)["invoice_due:F-1:nudge-2"].body
