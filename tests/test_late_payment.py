@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from followupd.cli.checks import late_payment_checks
 from followupd.config.late_payment import (
     SHIPPED_ECB_RATES,
     SHIPPED_LEGAL_RATES,
@@ -537,3 +538,16 @@ def test_a_payment_never_increases_the_penalties(
     assert after.interest <= before.interest
     assert after.penalties <= before.penalties
     assert after.unpaid <= before.unpaid
+
+
+def test_check_says_which_half_year_lacks_a_rate(tmp_path: Path) -> None:
+    settings = _settings("", tmp_path)  # a French owner: [late_payment] applies
+    [known] = late_payment_checks(settings, date(2026, 3, 2))
+    assert (known.ok, known.detail) == (True, "rates known for 2026-H1")
+    [stale] = late_payment_checks(settings, date(2026, 12, 4))
+    assert stale.ok, "a missing half-year is said, not failed: the rate before stands in"
+    assert "set [late_payment] ecb_rates for 2026-H2" in stale.detail
+    given = _settings('\n[late_payment]\necb_rates = { "2026-H2" = 2.15 }\n', tmp_path)
+    assert late_payment_checks(given, date(2026, 12, 4))[0].detail == "rates known for 2026-H2"
+    off = _settings("\n[late_payment]\nenabled = false\n", tmp_path)
+    assert late_payment_checks(off, date(2026, 12, 4)) == []

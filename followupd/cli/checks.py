@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
 from followupd.domain.business_calendar import zone
+from followupd.domain.late_payment import HalfYear, rate_warnings
 from followupd.domain.owner_scope import (
     SyncedCalendar,
     calendar_sources,
@@ -69,6 +70,20 @@ def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check
         else:
             checks.append(Check(f"{name} password", True, f"readable, {secret.describe()}"))
     return checks + template_checks(settings)
+
+
+def late_payment_checks(settings: Settings, today: date) -> list[Check]:
+    """``[late_payment]``'s rates for `today`, where French law applies to some owner.
+
+    A missing half-year is said, not failed: the latest earlier rate stands in.
+    """
+    section = settings.late_payment
+    if not any(section.enabled_for(owner.country) for owner in settings.owners):
+        return []
+    warnings = rate_warnings(section, today)
+    if not warnings:
+        return [Check("late payment", True, f"rates known for {HalfYear.of(today)}")]
+    return [Check("late payment", True, f"warning: {warning}") for warning in warnings]
 
 
 def template_checks(settings: Settings) -> list[Check]:

@@ -9,7 +9,7 @@ import click
 
 from followupd.cli import render
 from followupd.cli.app import App, pass_app
-from followupd.cli.checks import offline_checks, online_checks
+from followupd.cli.checks import late_payment_checks, offline_checks, online_checks
 from followupd.config.discovery import config_path_for_init
 from followupd.errors import (
     EX_CONFIG,
@@ -70,7 +70,7 @@ def check(app: App, offline: bool) -> None:
     """Validate the config; without --offline, also reach the database, SMTP and CalDAV."""
     settings = app.settings
     render.print_settings(settings)
-    checks = offline_checks(settings, app.environ)
+    checks = offline_checks(settings, app.environ) + late_payment_checks(settings, app.day(None))
     config_ok = all(check.ok for check in checks)
     if not offline:
         checks += online_checks(settings, app.environ)
