@@ -74,7 +74,7 @@ def check(app: App, offline: bool) -> None:
     config_ok = all(check.ok for check in checks)
     if not offline:
         checks += online_checks(settings, app.environ)
-    render.print_checks(checks)
+    render.print_checks(checks, offline=offline)
     if not config_ok:  # a secret that cannot be read is a config problem
         raise click.exceptions.Exit(EX_CONFIG)
     if not all(check.ok for check in checks):
