@@ -12,50 +12,19 @@ from pathlib import Path
 from followupd.rules.invoice_due import InvoiceDue
 from followupd.store.db import Store
 from tests.rulekit import (
-    ACME_AND_GLOBEX,
-    BSMITH,
-    JDUPONT,
     RuleAlone,
     imported,
     outbox,
     owner_settings,
     paris,
 )
+from tests.test_invoice_ladder import DATA as LADDER_DATA
 
-DATA = f"""\
-{ACME_AND_GLOBEX}
-kind = "consumer"
-{JDUPONT}
-{BSMITH}
-[[missions]]
-key = "acme-audit"
-client = "acme"
-title = "Audit du SI"
-contact = "jdupont"
-start = 2026-09-01
-
-[[missions]]
-key = "globex-plan"
-client = "globex"
-title = "Data plan"
-contact = "bsmith"
-start = 2026-09-01
-
-[[invoices]]
-number = "F-1"
-mission = "acme-audit"
-amount = 12000.00
-issued = 2026-10-31
-due = 2026-11-30
-payments = [{{ on = 2026-12-03, amount = 2000 }}]
-
-[[invoices]]
-number = "F-2"
-mission = "globex-plan"
-amount = 5000
-issued = 2026-10-31
-due = 2026-11-30
-"""
+# invoice_due's test data (F-1 to ACME, a business; F-2 to Globex), Globex a consumer here,
+# F-1 paid 2,000 on 3 December
+DATA = LADDER_DATA.replace('profile = "gentle"', 'kind = "consumer"').replace(
+    "due = 2026-11-30\n", "due = 2026-11-30\npayments = [{ on = 2026-12-03, amount = 2000 }]\n", 1
+)
 RULE = RuleAlone(InvoiceDue, paris(2026, 11, 1), paris(2027, 1, 1))
 
 
