@@ -201,7 +201,7 @@ def test_one_invoice_and_no_earlier_reminder_are_said_in_the_singular(tmp_path: 
 
     assert "Objet : Mise en demeure de payer — facture n° F-2026-034" in text
     assert "Le 4 décembre 2026" in text
-    assert "Sauf erreur de ma part la facture suivante reste impayée à ce jour :" in text
+    assert "Sauf erreur de ma part, la facture suivante reste impayée à ce jour :" in text
     assert "relances" not in text
     assert "F-2026-031" not in text
 

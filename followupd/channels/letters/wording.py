@@ -122,7 +122,7 @@ def _french(notice: FormalNotice, fmt: _Format) -> LetterText:
     header = ["Facture", "Émise le", "Échéance", "Montant", "Restant dû", "Jours de retard"]
     if not notice.consumer:
         header += ["Pénalités", "Indemnité"]
-    despite = ", malgré mes précédentes relances," if notice.reminded else ""
+    despite = ", malgré mes précédentes relances," if notice.reminded else ","
     which = (
         "les factures suivantes restent impayées"
         if several
@@ -191,7 +191,7 @@ def _english(notice: FormalNotice, fmt: _Format) -> LetterText:
     header = ["Invoice", "Issued", "Due", "Amount", "Unpaid", "Days late"]
     if not notice.consumer:
         header += ["Penalties", "Indemnity"]
-    despite = ", despite my earlier reminders," if notice.reminded else ""
+    despite = ", despite my earlier reminders," if notice.reminded else ","
     which = "the following invoices remain" if several else "the following invoice remains"
     unpaid = f"According to my records{despite} {which} unpaid:"
     after = []
