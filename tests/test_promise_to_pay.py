@@ -283,3 +283,32 @@ def test_the_store_refuses_a_promise_on_a_paid_or_unknown_invoice(loaded: Store)
 )
 def test_a_promise_written_in_a_task(text: str, found: date | None) -> None:
     assert promised_in(text, date(2026, 12, 20)) == found
+
+
+def test_the_pause_follows_the_clients_profile(store: Store, tmp_path: Path) -> None:
+    """Globex climbs a gentler ladder (nudges 7 and 21 days late): the pause moves those."""
+    gentle = (
+        "[rules.invoice_due.profiles.gentle]\nsteps = [\n"
+        '  { name = "nudge-1", offset_days = 7, audience = "client" },\n'
+        '  { name = "nudge-2", offset_days = 21, audience = "client" },\n]\n'
+    )
+    loaded = imported(
+        store, tmp_path, DATA.replace('country = "US"\n', 'country = "US"\nprofile = "gentle"\n')
+    )
+    settings = owner_settings(tmp_path, gentle)
+    promise(loaded, PROMISED, "F-2")
+    calendar = BusinessCalendar(settings.business)
+    with loaded.session() as session:
+        pause = promise_pauses(session, settings, calendar)["F-2"]
+    # nudge-1 (7 December) is the first step not done; the rule's own ladder would say the 1st
+    assert (pause.until, pause.first, pause.shift) == (
+        date(2026, 12, 22),
+        date(2026, 12, 7),
+        timedelta(days=15),
+    )
+    plan = RULE.planned(loaded, settings, paris(2026, 12, 2), paris(2027, 2, 1))
+    nudges = {key: row.due_at.date() for key, row in plan.items() if ":F-2:nudge" in key}
+    assert nudges == {
+        "invoice_due:F-2:nudge-1": date(2026, 12, 22),
+        "invoice_due:F-2:nudge-2": date(2027, 1, 5),  # its 14 days' spacing kept
+    }

@@ -116,8 +116,9 @@ def promise_pauses(
     """The pauses of the unpaid invoices with a promise, by number.
 
     Only the missions `owns` lets through, only `numbers` when given. Each
-    mission's owner's ``[rules.invoice_due]`` says the grace and the ladder,
-    unless `options` is given (the rule's own, already the owner's).
+    mission's owner's ``[rules.invoice_due]`` says the grace and the ladder
+    (the client's profile's, if it has one), unless `options` is given (the
+    rule's own, already the owner's).
     """
     query = (
         select(
@@ -127,6 +128,7 @@ def promise_pauses(
             Mission.owner,
             Client.timezone,
             Client.country,
+            Client.profile,
         )
         .join(Mission, Invoice.mission_id == Mission.id)
         .join(Client, Mission.client_id == Client.id)
@@ -154,7 +156,7 @@ def promise_pauses(
         resumes = calendar.due_at(until, 0, tz, (row.country or owner.country,))
         done = finished.get(row.number, {})
         steps = sorted(
-            (step for step in ladder.steps if step.audience == "client"),
+            (step for step in ladder.ladder(row.profile) if step.audience == "client"),
             key=lambda step: step.offset_days,
         )
         first = next(
