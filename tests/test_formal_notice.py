@@ -195,6 +195,31 @@ def test_the_notice_totals_leave_out_a_consumers_penalties() -> None:
     assert FRENCH.days_given == 8
 
 
+def test_invoices_in_dollars_demand_the_indemnity_in_euros_beside_them(tmp_path: Path) -> None:
+    """D441-5's indemnity is 40 euros whatever the currency: stated apart, never added."""
+    dollars = replace(FRENCH, currency="USD")
+    assert dollars.indemnity_apart
+    assert dollars.demanded == Decimal("13996.65")  # unpaid and penalties, in dollars
+    text = text_of(formal_notice_pdf(dollars), tmp_path)
+    for cells in (
+        "F-2026-031 01/09/2026 01/10/2026 12 345,60 $US 12 345,60 $US 64 431,20 $US 40,00 €",
+        "Total 14 745,60 $US 13 545,60 $US 451,05 $US 80,00 €",
+        "Total dû 13 996,65 $US + 80,00 €",
+    ):
+        assert cells in text
+    assert (
+        "la somme de 13 996,65 $US + 80,00 € (13 545,60 $US en principal, 451,05 $US de "
+        "pénalités de retard et 80,00 € d'indemnité forfaitaire)"
+    ) in text
+    english = text_of(formal_notice_pdf(replace(dollars, language="en")), tmp_path)
+    assert "Total due $13,996.65 + €80.00" in english
+    # a figure too wide for its column makes the table's type smaller, never wraps it
+    large = replace(INVOICES[0], amount=Decimal("1234567.89"), unpaid=Decimal("1234567.89"))
+    text = text_of(formal_notice_pdf(replace(dollars, invoices=(large,))), tmp_path)
+    assert "1 234 567,89 $US 1 234 567,89 $US 64 431,20 $US 40,00 €" in text
+    assert not FRENCH.indemnity_apart and FRENCH.demanded == FRENCH.totals.total
+
+
 def test_one_invoice_and_no_earlier_reminder_are_said_in_the_singular(tmp_path: Path) -> None:
     one = replace(FRENCH, invoices=INVOICES[1:], reminded=False, place=None)
     text = text_of(formal_notice_pdf(one), tmp_path)

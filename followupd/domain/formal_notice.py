@@ -9,6 +9,10 @@ professionals, articles L441-10 and D441-5 of the Code de commerce): for a consu
 notice those amounts are ignored, whatever was passed, so that the letter can never
 claim them; `NoticeInvoice.penalties`/`indemnity` stay as given, and `owed()` and
 `totals` are what the letter shows.
+
+The indemnity is a sum in euros (D441-5), whatever the invoices' currency: a
+letter about invoices in dollars demands their unpaid amount and penalties in
+dollars, and the indemnity in euros beside them, never added to them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from decimal import Decimal
 
 LANGUAGES = ("fr", "en")
 ZERO = Decimal(0)
+INDEMNITY_CURRENCY = "EUR"  # D441-5 sets the recovery indemnity in euros
 # what the PDF's file name starts with, in the letter's language
 FILE_NAMES = {"fr": "mise-en-demeure", "en": "final-demand"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -117,6 +122,17 @@ class FormalNotice:
             penalties=sum((owed.penalties for owed in each), ZERO),
             indemnity=sum((owed.indemnity for owed in each), ZERO),
         )
+
+    @property
+    def indemnity_apart(self) -> bool:
+        """Whether the letter states an indemnity its currency cannot add up (not euros)."""
+        return self.currency != INDEMNITY_CURRENCY and bool(self.totals.indemnity)
+
+    @property
+    def demanded(self) -> Decimal:
+        """The sum demanded in the letter's currency: the indemnity too when that is euros."""
+        totals = self.totals
+        return totals.total - totals.indemnity if self.indemnity_apart else totals.total
 
 
 def file_name(language: str, number: str) -> str:

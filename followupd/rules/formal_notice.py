@@ -115,7 +115,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 "contact": who,
                 "owner": owner,
                 "letter": letter,
-                "total": letter.totals.total,
+                "total": letter.demanded,  # the indemnity apart when not in euros
                 "file_name": file_name(letter.language, invoice.number),
                 "command": LETTER_COMMAND.format(number=invoice.number),
                 "after_days": self.options.after_days,
