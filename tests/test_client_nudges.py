@@ -151,6 +151,31 @@ def test_one_email_lists_the_invoices_with_what_is_left_and_the_totals(
     assert all(row.subject == message["Subject"] for row in carried), "outbox show tells true"
 
 
+def test_the_second_grouped_nudge_states_each_invoices_penalties(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    """On 8 December, 8 days late at 12.15 % (ECB 2.15 % + 10 points), on what is unpaid.
+
+    F-1: 1,200 x 12.15 % x 8 / 365 = 3.1956 -> 3.20 €; F-2: 1,500 (500 paid before the
+    due date) -> 3.9945 -> 3.99 €; F-3: 3,000 dollars -> 7.9890 -> 7.99 $US. The indemnity
+    is 40 euros each, in euros for F-3 too.
+    """
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    pass_at(loaded, settings, paris(1))
+    assert "L441-10" not in text_of(recorder.messages[0]), "the first nudge stays friendly"
+    pass_at(loaded, settings, paris(8))
+    assert len(recorder.messages) == 2
+    text = text_of(recorder.messages[1])
+    assert "article L441-10 du Code de commerce" in text
+    euros = fr_money("40")
+    for number, interest in (("F-1", fr_money("3.20")), ("F-2", fr_money("3.99")),
+                             ("F-3", fr_money("7.99", "USD"))):  # fmt: skip
+        line = f"- {number} : {interest} de pénalités (8 jours de retard) et {euros} d'indemnité"
+        assert line in text
+    assert "40,00 $US" not in text
+
+
 def test_an_invoice_paid_before_delivery_drops_out_and_all_paid_sends_nothing(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
