@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from followupd.config.owners import Owner
 from followupd.config.rule_options import FormalNoticeOptions
@@ -43,6 +43,7 @@ from followupd.domain.states import ClientKind, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client, to_owner
 from followupd.rules.threads import emails_sent, invoice_thread
+from followupd.rules.unpaid import unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -73,24 +74,15 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
         after = timedelta(days=self.options.after_days)
         end = evaluation.end.date() + timedelta(days=1)
         earliest = evaluation.start.date() - SHIFT_MARGIN
-        contact = aliased(Contact)
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                Mission.status != MissionStatus.DISPUTED,
-                or_(
-                    Invoice.due.between(earliest - after, end - after),
-                    and_(
-                        Mission.paused_until.is_not(None),
-                        Mission.paused_until.between(earliest, end),
-                    ),
+        query = unpaid_invoices(
+            evaluation,
+            Mission.status != MissionStatus.DISPUTED,
+            or_(
+                Invoice.due.between(earliest - after, end - after),
+                and_(
+                    Mission.paused_until.is_not(None), Mission.paused_until.between(earliest, end)
                 ),
-            )
+            ),
         )
         owner = evaluation.owner
         for invoice, mission, client, who in evaluation.session.execute(query):

@@ -54,6 +54,7 @@ from followupd.rules.parties import route_money_step, to_client, to_owner
 from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
+from followupd.rules.unpaid import unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -136,7 +137,6 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             return
         earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
-        contact = aliased(Contact)
         replied = reply_pauses(
             evaluation.session,
             evaluation.settings,
@@ -151,24 +151,17 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             owns=evaluation.owns(Mission.owner),
             options=self.options,
         )
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                or_(
-                    Invoice.number.in_(sorted(subject for _, subject in replied)),
-                    Invoice.number.in_(sorted(promises)),
-                    Invoice.due.between(earliest, latest),
-                    and_(
-                        Mission.paused_until.is_not(None),
-                        Mission.paused_until.between(earliest, evaluation.end.date()),
-                    ),
+        query = unpaid_invoices(
+            evaluation,
+            or_(
+                Invoice.number.in_(sorted(subject for _, subject in replied)),
+                Invoice.number.in_(sorted(promises)),
+                Invoice.due.between(earliest, latest),
+                and_(
+                    Mission.paused_until.is_not(None),
+                    Mission.paused_until.between(earliest, evaluation.end.date()),
                 ),
-            )
+            ),
         )
         templates = evaluation.templates
         owner = evaluation.owner

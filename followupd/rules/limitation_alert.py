@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import LimitationAlertOptions
 from followupd.domain.limitation import LAW, YEARS, last_day_to_act, limitation_start
@@ -35,10 +35,10 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import ClientKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
+from followupd.rules.unpaid import unpaid_invoices
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -54,17 +54,8 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         owner = evaluation.owner
         if owner.country != FRANCE:
             return
-        contact = aliased(Contact)
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind)),
-            )
+        query = unpaid_invoices(
+            evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
         )
         for invoice, mission, client, who in evaluation.session.execute(query):
             start = limitation_start(invoice.issued, mission.end)
