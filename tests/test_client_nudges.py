@@ -343,6 +343,35 @@ def test_a_thank_you_follows_the_payment_of_a_nudged_invoice_only(
     assert "invoice_due:F-2:thank-you" not in outbox(loaded)
 
 
+def test_a_clients_profile_sets_when_its_grouped_nudges_leave(
+    store: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    """ACME climbs a gentle ladder: its first nudge 7 days late, its second 21 days late."""
+    recorder, port = server
+    loaded = imported(
+        store,
+        tmp_path,
+        DATA.replace('name = "ACME SA"\n', 'name = "ACME SA"\nprofile = "gentle"\n', 1),
+    )
+    gentle = (
+        "[rules.invoice_due.profiles.gentle]\nsteps = [\n"
+        '  { name = "nudge-1", offset_days = 7, audience = "client" },\n'
+        '  { name = "nudge-2", offset_days = 21, audience = "client" },\n]\n'
+    )
+    settings = settings_for(tmp_path, port, gentle)
+    for day in (1, 2, 3, 4):
+        pass_at(loaded, settings, paris(day))
+    assert recorder.messages == [], "the rule's own first nudge (a day late) is not ACME's"
+    pass_at(loaded, settings, paris(7))
+    assert [m["Subject"] for m in recorder.messages] == ["3 factures en attente de règlement"]
+    for day in (8, 14, 15, 18):
+        pass_at(loaded, settings, paris(day))
+    assert len(recorder.messages) == 1
+    pass_at(loaded, settings, paris(21))
+    assert len(recorder.messages) == 2
+    assert "Je reviens vers vous au sujet des 3 factures" in text_of(recorder.messages[1])
+
+
 def test_no_thank_you_unless_asked(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
