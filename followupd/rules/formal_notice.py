@@ -43,8 +43,7 @@ from followupd.domain.states import ClientKind, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client, to_owner
 from followupd.rules.threads import emails_sent, invoice_thread
-from followupd.rules.unpaid import unpaid_invoices
-from followupd.store.chunks import chunked
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
@@ -125,24 +124,17 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             yield replace(intent, letter=letter)
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
-        state: dict[str, tuple[date | None, MissionStatus, str]] = {}
-        for chunk in chunked(sorted({row.subject_key for row in pending})):
-            for number, paid, status, mission_key in session.execute(
-                select(Invoice.number, Invoice.paid, Mission.status, Mission.key)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .where(Invoice.number.in_(chunk))
-            ):
-                state[number] = (paid, status, mission_key)
+        now = invoices_now(session, (row.subject_key for row in pending), Mission.status,
+                           Mission.key.label("mission"))  # fmt: skip
         reasons: dict[str, str] = {}
         for row in pending:
-            found = state.get(row.subject_key)
-            if found is None:
-                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
-            elif found[0] is not None:
-                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif found[1] == MissionStatus.DISPUTED:
+            found = now.get(row.subject_key)
+            if (gone := settled(row.subject_key, found)) is not None:
+                reasons[row.key] = gone
+            elif found is not None and found.status == MissionStatus.DISPUTED:
                 reasons[row.key] = (
-                    f"mission {found[2]} disputed: a dispute is for talking, not a formal notice"
+                    f"mission {found.mission} disputed: a dispute is for talking, "
+                    "not a formal notice"
                 )
         return reasons
 

@@ -54,8 +54,7 @@ from followupd.rules.parties import route_money_step, to_client, to_owner
 from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
-from followupd.rules.unpaid import unpaid_invoices
-from followupd.store.chunks import chunked
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
@@ -294,26 +293,22 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
-        numbers = {row.subject_key for row in pending}
-        state: dict[str, tuple[date | None, str]] = {}
-        for chunk in chunked(sorted(numbers)):
-            for number, paid, status in session.execute(
-                select(Invoice.number, Invoice.paid, Mission.status)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .where(Invoice.number.in_(chunk))
-            ):
-                state[number] = (paid, status)
+        now = invoices_now(session, (row.subject_key for row in pending), Mission.status)
         reasons: dict[str, str] = {}
         for row in pending:
-            found = state.get(row.subject_key)
-            if found is None:
-                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
-            elif row.step == THANK_YOU:
-                if found[0] is None:
+            found = now.get(row.subject_key)
+            if row.step == THANK_YOU:
+                if found is None:
+                    reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+                elif found.paid is None:
                     reasons[row.key] = f"invoice {row.subject_key} no longer marked paid"
-            elif found[0] is not None:
-                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:
+            elif (gone := settled(row.subject_key, found)) is not None:
+                reasons[row.key] = gone
+            elif (
+                found is not None
+                and row.audience == Audience.CLIENT
+                and (found.status == MissionStatus.DISPUTED)
+            ):
                 reasons[row.key] = "mission disputed: a call task replaces the email"
         reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons
