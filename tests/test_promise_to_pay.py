@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.payments import Payment
 from followupd.domain.promise_note import promised_in
 from followupd.domain.states import FollowUpState
 from followupd.errors import FollowupdError, NotFound
@@ -119,6 +121,23 @@ def test_the_nudges_wait_then_resume_one_step_at_a_time(loaded: Store, settings:
         "17 décembre 2026, toujours impayée"
     )
     assert "Appeler Jeanne Dupont : tel:+33612345678." in task.body
+
+
+def test_the_resumed_nudge_says_what_is_left_after_a_part_payment_in_the_pause(
+    loaded: Store, settings: Settings
+) -> None:
+    """4 000 € paid on 10 December, within the pause: the nudge of the 22nd asks for the rest."""
+    promise(loaded, PROMISED)
+    with loaded.session() as session:
+        invoice = session.scalars(select(Invoice).where(Invoice.number == "F-1")).one()
+        invoice.payments = (Payment(date(2026, 12, 10), Decimal(4000)),)
+    daily_passes(loaded, settings, date(2026, 12, 2), date(2026, 12, 22))
+    resumed = outbox(loaded)[NUDGE_2].body
+    assert (
+        "serait réglée au plus tard le 17 décembre 2026. Sauf erreur de ma part, ce règlement "
+        "ne m'est pas encore parvenu.\nAprès votre règlement partiel, il reste "
+        "8\u202f000,00\xa0€ à régler.\n\nPourriez-vous me confirmer la date" in resumed
+    ), "what is left, on the day the nudge goes, closing the promise's paragraph"
 
 
 def test_after_a_downtime_only_the_next_step_goes_at_the_end_of_the_pause(
