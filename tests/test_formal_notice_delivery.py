@@ -156,6 +156,11 @@ def test_invoice_letter_writes_the_recorded_pdf(
     out = tmp_path / "lettre.pdf"
     assert cli("invoice", "letter", "F-2026-042", "--out", out).code == 0
     assert out.read_bytes() == written.read_bytes()
+    nowhere = tmp_path / "courrier" / "lettre.pdf"
+    typo = cli("invoice", "letter", "F-2026-042", "--out", nowhere)
+    assert typo.code == 2, "a usage error, said before any work"
+    assert f"the directory '{nowhere.parent}' does not exist" in typo.err
+    assert "unexpected error" not in typo.err
 
 
 def test_invoice_letter_makes_one_when_none_was_recorded(
