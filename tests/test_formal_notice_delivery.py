@@ -168,6 +168,11 @@ def test_invoice_letter_writes_the_recorded_pdf(
     assert "(made as of " in renewed.out
     assert "7 500,00 €" not in pdf_text(written.read_bytes(), tmp_path)
     assert "7 500,00 €" in pdf_text(fresh.read_bytes(), tmp_path), "the new amount"
+    nowhere = tmp_path / "courrier" / "lettre.pdf"
+    typo = cli("invoice", "letter", "F-2026-042", "--out", nowhere)
+    assert typo.code == 2, "a usage error, said before any work"
+    assert f"the directory '{nowhere.parent}' does not exist" in typo.err
+    assert "unexpected error" not in typo.err
 
 
 def test_invoice_letter_makes_one_when_none_was_recorded(

@@ -257,6 +257,12 @@ def test_tick_says_what_its_pass_did_and_lists_nothing_else(cli: RunCli, demo: P
              ["followups"]}  # fmt: skip
     assert (after["invoice_due:F-2026-045:heads-up"]["action"],
             after["invoice_due:F-2026-045:heads-up"]["state"]) == ("closed", "sent")  # fmt: skip
+    assert after["invoice_due:F-2026-045:heads-up"]["reason"] == (
+        "closed: invoice F-2026-045 paid on 2026-12-15"
+    ), "followupd closed it, not the user in their calendar"
+    table = cli("outbox", "list", "--rule", "invoice_due", "--limit", "200").out
+    assert "closed: invoice F-2026-045 paid on" in table
+    assert "completed in your calendar" not in table
     assert all(not key.startswith("invoice_due:F-2026-045:") or item["action"] in
                ("closed", "cancelled") for key, item in after.items())  # fmt: skip
 

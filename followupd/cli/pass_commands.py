@@ -234,16 +234,18 @@ def print_outcome(
     """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
     rows = recording.load(session, sorted(actions))
     items = live_items.of_concerns(session, (row.concern for row in rows))
-    user_did = {
+    calendar_says = {
         row.key: did
         for row in rows
         if (item := items.get(row.concern)) is not None
         and item.followup_key == row.key
-        and (did := render.user_did(item, app.zone))
+        and (did := render.item_said(item, app.zone))
     }
     if as_json:
-        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions, user_did)
+        shown = json_output.followups_json(
+            session, rows, app.zone, app.settings, actions, calendar_says
+        )
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.settings, actions, user_did)
+        render.print_followups(rows, app.zone, app.settings, actions, calendar_says)
     return rows

@@ -291,14 +291,15 @@ def print_followups(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
-    user_did: Mapping[str, str],
+    calendar_says: Mapping[str, str],
 ) -> None:
-    """What a pass did; `user_did` (by key): what the user did to a row's calendar item."""
+    """What a pass did; `calendar_says` (by key): what a row's calendar item says now
+    (`item_said`)."""
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.key in user_did:
-            state += f": {user_did[row.key]}"
+        if row.key in calendar_says:
+            state += f": {calendar_says[row.key]}"
         elif row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
             state += f": {row.reason}"
         table.add_row(
@@ -340,13 +341,23 @@ def print_outbox(
 
 def _why(row: FollowUp, item: LiveItem | None, zone: ZoneInfo) -> str:
     """The reason a follow-up stands where it does; for the one its calendar item shows now,
-    what the user did to that item."""
-    did = user_did(item, zone) if item is not None and item.followup_key == row.key else ""
+    what that item says (`item_said`)."""
+    did = item_said(item, zone) if item is not None and item.followup_key == row.key else ""
     if did:
         return did
     if row.reason and row.state != FollowUpState.SENT:
         return row.reason
     return row.last_error or ""
+
+
+def item_said(item: LiveItem, zone: ZoneInfo) -> str:
+    """What a follow-up's calendar item says now: what the user did to it in their app, or
+    why followupd closed it (the invoice paid…); "" while it is open and untouched."""
+    if item.by_user or item.snoozed_until is not None:
+        return user_did(item, zone)
+    if item.state != CalendarState.OPEN and item.reason:
+        return f"closed: {item.reason}"
+    return ""
 
 
 def user_did(item: LiveItem, zone: ZoneInfo) -> str:

@@ -9,6 +9,7 @@ import click
 
 from followupd.cli.app import App, pass_app, words
 from followupd.cli.letters import formal_notice_file
+from followupd.cli.output_file import OutputFile
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import (
     Severity,
@@ -40,7 +41,7 @@ def invoice_paid(app: App, number: str, on: str | None) -> None:
 @click.argument("number")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=OutputFile(),
     help="the PDF file to write (default: its name, in the current directory)",
 )
 @click.option(

@@ -19,7 +19,10 @@ in the contact's language (the client's, the owner's), as client emails are.
 
 A disputed mission gets no formal notice (a dispute is for talking: the
 call tasks go on), and a pending one is cancelled when the mission becomes
-disputed; a paused mission gets it when the pause ends, if still unpaid.
+disputed; a paused mission gets it when the pause ends, if still unpaid. A
+client's promise to pay moves it as it moves the overdue call
+(`followupd.rules.promises`): never before the promise's pause ends, so the
+owner is not told to send a formal notice to a client who promised to pay.
 Paid, the invoice's task is cancelled. `letter_for` builds the same letter
 for ``followupd invoice letter`` when no task recorded one.
 """
@@ -42,6 +45,7 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import ClientKind, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client, to_owner
+from followupd.rules.promises import promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Contact, Invoice, Mission
@@ -73,6 +77,12 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
         after = timedelta(days=self.options.after_days)
         end = evaluation.end.date() + timedelta(days=1)
         earliest = evaluation.start.date() - SHIFT_MARGIN
+        promises = promise_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            owns=evaluation.owns(Mission.owner),
+        )
         query = unpaid_invoices(
             evaluation,
             Mission.status != MissionStatus.DISPUTED,
@@ -81,12 +91,15 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 and_(
                     Mission.paused_until.is_not(None), Mission.paused_until.between(earliest, end)
                 ),
+                Invoice.number.in_(sorted(promises)),
             ),
         )
         owner = evaluation.owner
         for invoice, mission, client, who in evaluation.session.execute(query):
             party = to_owner(owner, client.country)
             nominal = invoice.due + after
+            if (promised := promises.get(invoice.number)) is not None:
+                nominal = promised.call_moved(nominal)
             if mission.paused_until is not None:
                 nominal = max(nominal, mission.paused_until)
             due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)

@@ -219,7 +219,8 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     **values,
                     "step": step.name,
                     "level": level,
-                    "unpaid": unpaid,
+                    # on the day it goes: a promise or a reply may have moved it past a payment
+                    "unpaid": unpaid_on(invoice.amount, invoice.payments, nominal),
                     "minimum": minimum,
                     "penalties": penalties_owed(late, invoice, mission, client, nominal, level),
                 }
