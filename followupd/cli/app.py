@@ -35,6 +35,9 @@ class App:
 
     config_option: Path | None
     debug: bool
+    # main() for this process's own command line, not inside a longer one (the tests):
+    # it may keep what outlives the command (compiled templates)
+    own_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _settings: Settings | None = None
 
@@ -46,8 +49,11 @@ class App:
     def settings(self) -> Settings:
         if self._settings is None:
             from followupd.config.load import load_settings  # pydantic: see the docstring
+            from followupd.templates import compiled  # Jinja2, as pydantic
 
             self._settings = load_settings(self.config_path, self.environ)
+            if self.own_process:
+                compiled.keep_in(self._settings.state_dir / compiled.CACHE_DIRECTORY)
         return self._settings
 
     @property

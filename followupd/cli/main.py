@@ -13,6 +13,7 @@ README's Commands section documents (followupd.errors); a traceback only with
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 import click
 
 from followupd import __version__
+from followupd.cli import collector
 from followupd.cli.app import App
 from followupd.daemon import logs
 from followupd.errors import EX_UNAVAILABLE, FollowupdError
@@ -54,6 +56,7 @@ def _split_global_options(args: Sequence[str]) -> tuple[Path | None, bool, list[
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command `argv`; None: this process's own command line, which ends here."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = cli.main(
             args=rest,
             prog_name="followupd",
-            obj=App(config_option=config, debug=debug),
+            obj=App(config_option=config, debug=debug, own_process=argv is None),
             standalone_mode=False,
         )
     except click.ClickException as error:
@@ -86,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             hint = "" if debug else " (run with --debug for the traceback)"
             _report(error, debug, f"unexpected error: {type(error).__name__}: {error}{hint}")
             code = 1
+    if argv is None:
+        collector.before_exit()
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -140,7 +145,9 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, name = COMMANDS[cmd_name].split(":")
-        command = getattr(importlib.import_module(f"followupd.cli.{module}"), name)
+        app = ctx.find_object(App)
+        with collector.lasting() if app and app.own_process else contextlib.nullcontext():
+            command = getattr(importlib.import_module(f"followupd.cli.{module}"), name)
         if not isinstance(command, click.Command):
             raise TypeError(f"COMMANDS[{cmd_name!r}] is not a click command")
         return command
