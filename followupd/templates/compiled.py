@@ -17,6 +17,7 @@ A cache that cannot be written is no cache: the template is compiled again.
 from __future__ import annotations
 
 import hashlib
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 
@@ -38,12 +39,14 @@ class CompiledTemplates(FileSystemBytecodeCache):
     def get_source_checksum(self, source: str) -> str:
         return f"{_compiler()}-{super().get_source_checksum(source)}"
 
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with suppress(OSError):  # not a directory, unreadable: compiled as without a cache
+            super().load_bytecode(bucket)
+
     def dump_bytecode(self, bucket: Bucket) -> None:
-        try:
+        with suppress(OSError):  # a read-only or full disk: compiled again next time
             self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
             super().dump_bytecode(bucket)
-        except OSError:  # a read-only or full disk: compiled again next time
-            pass
 
 
 @cache
