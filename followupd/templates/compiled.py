@@ -7,11 +7,11 @@ for the same template source (its checksum), and here also only for the same
 compiler: the loader's and the sandbox's source and Jinja2's version are part
 of the checksum, since the sandbox changes the code the compiler writes.
 
-The command line turns the cache on for its own process, in the state
-directory (mode 0700), beside the database: whoever can write there can
-change followupd's data already. Elsewhere (the tests, the daemon, which
-compiles each template once in its life) templates are compiled as before.
-A cache that cannot be written is no cache: the template is compiled again.
+The command line turns the cache on for its own process (`followupd run`
+included), in the state directory (mode 0700), beside the database: whoever
+can write there can change followupd's data already. Elsewhere (the tests,
+a main(argv) inside another program) templates are compiled as before. A
+cache that cannot be read or written is no cache: the template is compiled.
 """
 
 from __future__ import annotations
