@@ -5,10 +5,11 @@ some 120,000 objects that live as long as the process. CPython's collector
 walks them again and again, while they are made (each import allocates
 enough to start a collection) and while the interpreter shuts down (it
 collects several times as it empties the modules): nearly a third of the
-CPU time of `followupd plan`. Frozen (gc.freeze), they are left out of every later
-collection, and freed with the process; what the command itself makes is
-collected as usual. Only for main() run as the process's own command line:
-in a longer one (the tests), frozen garbage would never be freed.
+CPU time of `followupd plan`. Frozen (gc.freeze), they are left out of
+every later collection, and freed with the process; what the command
+itself makes is collected as usual. Only for main() run as the process's
+own command line: in a longer one (the tests), frozen garbage would never
+be freed.
 """
 
 from __future__ import annotations
