@@ -147,3 +147,10 @@ def test_a_cache_that_cannot_be_written_is_no_cache(template: Path, tmp_path: Pa
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     assert subject(template, blocked / "cache") == "Invoice 7"
+
+
+def test_the_cache_never_makes_the_state_directory(template: Path, tmp_path: Path) -> None:
+    """`init` makes it private (0700); a cache making it first would leave it open."""
+    state = tmp_path / "state"
+    assert subject(template, state / "template-cache") == "Invoice 7"
+    assert not state.exists()

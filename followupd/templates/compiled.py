@@ -44,8 +44,8 @@ class CompiledTemplates(FileSystemBytecodeCache):
             super().load_bytecode(bucket)
 
     def dump_bytecode(self, bucket: Bucket) -> None:
-        with suppress(OSError):  # a read-only or full disk: compiled again next time
-            self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with suppress(OSError):  # no state directory yet, a read-only or full disk
+            self.path.mkdir(exist_ok=True, mode=0o700)  # never the state directory: `init`'s
             super().dump_bytecode(bucket)
 
 
