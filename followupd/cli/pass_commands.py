@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
-from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.owner_scope import has_calendars, has_mailboxes
 from followupd.domain.states import FAILED_STATES, FollowUpState, PassAction
 from followupd.engine import evaluation
@@ -27,7 +25,8 @@ from followupd.store.outbox import recording
 from followupd.store.outbox.orphans import release_orphans
 from followupd.store.outbox.rows import FollowUpRow
 
-if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+if TYPE_CHECKING:  # importing them would load the CalDAV client stack, SMTP and iCalendar
+    from followupd.delivery.deliverer import Deliverer, DeliveryReport
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.imap.sync import MailSyncReport
 
@@ -147,6 +146,10 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             for dead, count in release_orphans(session, at).items():
                 click.echo(f"followupd: took back {count} follow-ups claimed by {dead}, "
                            "which died", err=True)  # fmt: skip
+        import asyncio  # with Deliverer, SMTP and iCalendar: loaded by `tick`, not `plan`
+
+        from followupd.delivery.deliverer import Deliverer
+
         worker = worker_name()
         delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
         actions.update(delivered_actions(delivered))

@@ -15,10 +15,6 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from followupd.cli.checks import Check
-from followupd.config.accounts import ImapAccount
-from followupd.config.owners import OwnerEntry
-from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of, imap_of
 from followupd.domain.states import (
     UNSENT_STATES,
@@ -28,19 +24,23 @@ from followupd.domain.states import (
     FollowUpState,
     PassAction,
 )
-from followupd.rules.base import Intent
-from followupd.sources.files.demo import DemoLoad
-from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
-from followupd.store.models import FollowUp, LiveItem, Mission
 from followupd.store.outbox.digests import RULE as DIGEST
-from followupd.store.outbox.rows import FollowUpRow
-from followupd.store.queries import MissionRow
 
-if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+if TYPE_CHECKING:  # only named in annotations: `plan` need not load the checks' clients
+    from followupd.cli.checks import Check
+    from followupd.config.accounts import ImapAccount
+    from followupd.config.owners import OwnerEntry
+    from followupd.config.settings import Settings
+    from followupd.rules.base import Intent
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.caldav.sync import SyncReport
+    from followupd.sources.files.demo import DemoLoad
+    from followupd.sources.files.importer import ImportReport
     from followupd.sources.imap.sync import MailSyncReport
+    from followupd.store.models import FollowUp, LiveItem, Mission
+    from followupd.store.outbox.rows import FollowUpRow
+    from followupd.store.queries import MissionRow
 
 
 def console() -> Console:

@@ -124,7 +124,8 @@ class Store:
         return before, self.current_revision()
 
     def require_current(self) -> None:
-        current, head = self.current_revision(), self.head_revision()
+        """Refuse a schema other than HEAD_REVISION: one query, Alembic not loaded."""
+        current, head = self.current_revision(), HEAD_REVISION
         if current is None:
             raise SchemaNotCurrent(
                 f"the database {describe(self.engine.url)} has no followupd schema yet: "
