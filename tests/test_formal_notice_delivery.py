@@ -187,7 +187,7 @@ def test_invoice_letter_makes_one_when_none_was_recorded(
     assert "Mise en demeure de payer" in text
     # the invoice asked for, and the others 45 days late or more on that day
     assert "F-2026-043" in text and "F-2026-040" in text and "F-2026-042" in text
-    assert "au plus tard le 28 décembre 2026" in text
+    assert "dans un délai de 8 jours à compter de la réception de la présente." in text
     assert "Pénalités" in text
 
     missing = cli("invoice", "letter", "F-0000")

@@ -232,7 +232,8 @@ def test_the_task_says_what_to_do_with_the_letter(loaded: Store, settings: Setti
     assert "en pièce jointe (mise-en-demeure-F-2026-042.pdf)" in text
     assert "elle cite aussi l'autre facture impayée de ACME SA" in text
     assert "dont 231,31\xa0€ de pénalités de retard et 80,00\xa0€ d'indemnité forfaitaire" in text
-    assert "jusqu'au 25 décembre 2026" in text
+    assert "Délai de paiement donné : 8 jours à compter de la réception de la lettre." in text
+    assert "y joindre une copie de chaque facture citée" in text
     assert "lettre recommandée avec accusé de réception (LRAR)" in text
     assert "followupd ne l'envoie pas au client" in text
     assert "followupd invoice letter F-2026-042" in text
@@ -273,7 +274,7 @@ def test_a_pass_records_it_once_with_its_pdf(
     assert "Lettre recommandée avec accusé de réception" in text
     assert "12 rue des Lilas" in text and "4 avenue Foch" in text
     assert "Pénalités" in text and "231,31 €" in text, "the penalties of a business"
-    assert "au plus tard le 25 décembre 2026" in text
+    assert "dans un délai de 8 jours à compter de la réception de la présente." in text
     consumer = pdf_text(stored(loaded, CONSUMER)[1] or b"", tmp_path)
     assert "Mise en demeure" in consumer and "D-1" in consumer
     assert "Pénalités" not in consumer and "indemnité" not in consumer.lower()

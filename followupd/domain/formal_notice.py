@@ -61,6 +61,8 @@ class NoticeInvoice:
     penalties: Decimal = ZERO  # late-payment penalties to date
     indemnity: Decimal = ZERO  # the fixed recovery indemnity: 40 or 0
     days_late: int = 0
+    mission: str | None = None  # what it was for: the mission's title
+    contract_rate: Decimal | None = None  # the contract's yearly rate, if one applies
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class FormalNotice:
     currency: str = "EUR"
     place: str | None = None  # where the letter is written: "Lyon, le 4 décembre 2026"
     reminded: bool = True  # earlier reminders were sent ("malgré mes précédentes relances")
+    margin_points: Decimal = Decimal(10)  # over the ECB rate, without a contract rate
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
@@ -122,6 +125,16 @@ class FormalNotice:
             penalties=sum((owed.penalties for owed in each), ZERO),
             indemnity=sum((owed.indemnity for owed in each), ZERO),
         )
+
+    @property
+    def missions(self) -> list[str]:
+        """The titles of the missions the invoices are for, each once, in the table's order."""
+        return list(dict.fromkeys(found.mission for found in self.invoices if found.mission))
+
+    @property
+    def contract_rates(self) -> set[Decimal | None]:
+        """The contract rates of the invoices: None for one at the ECB rate plus the margin."""
+        return {found.contract_rate for found in self.invoices}
 
     @property
     def indemnity_apart(self) -> bool:

@@ -172,7 +172,7 @@ def letter_for(
     section = settings.late_payment
     with_penalties = not consumer and section.enabled_for(owner.country)
     query = (
-        select(record(Invoice), Mission.late_payment_rate)
+        select(record(Invoice), Mission.late_payment_rate, Mission.title)
         .join(Mission, Invoice.mission_id == Mission.id)
         .where(
             owns,
@@ -187,12 +187,14 @@ def letter_for(
         .order_by(Invoice.due, Invoice.number)
     )
     cited: list[NoticeInvoice] = []
-    for found, rate in session.execute(query):
+    for found, rate, title in session.execute(query):
         unpaid = unpaid_on(found.amount, found.payments, dated)
         if unpaid <= 0:
             continue
+        contract = rate if rate is not None else section.contract_rate
         late = NoticeInvoice(found.number, found.issued, found.due, found.amount, unpaid,
-                             days_late=max((dated - found.due).days, 0))  # fmt: skip
+                             days_late=max((dated - found.due).days, 0), mission=title,
+                             contract_rate=contract)  # fmt: skip
         if with_penalties:
             try:
                 owed = penalties_under(section, found.amount, found.due, found.payments, dated,
@@ -217,4 +219,5 @@ def letter_for(
         consumer=consumer,
         currency=mission.currency,
         reminded=bool(emails_sent(session, threads)),
+        margin_points=section.margin_points,
     )

@@ -212,6 +212,8 @@ def formal_notice_pdf(notice: FormalNotice) -> bytes:
                 Paragraph(_markup(text.closing), styles.body),
                 Spacer(0, 10 * mm),  # room for the handwritten signature
                 Paragraph(_markup(text.signature), styles.right_bold),
+                Spacer(0, 6 * mm),
+                Paragraph(_markup(text.enclosures), styles.plain),
             ]
         ),
     ]

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from babel.dates import format_date
 from babel.lists import format_list
+from babel.numbers import format_decimal
 
 from followupd.domain.formal_notice import INDEMNITY_CURRENCY, FormalNotice
 from followupd.templates.loader import LOCALES, helpers
@@ -45,6 +46,7 @@ class LetterText:
     after_table: tuple[str, ...]
     closing: str
     signature: str
+    enclosures: str  # "P.J. : copie des factures"
 
 
 class _Format:
@@ -71,6 +73,10 @@ class _Format:
         """The recovery indemnity: in euros, whatever the letter's currency."""
         return self.money(amount, INDEMNITY_CURRENCY)
 
+    def number(self, value: Decimal) -> str:
+        """A rate or a count of points: "12,15", "10"."""
+        return format_decimal(value, locale=LOCALES[self.language])
+
     def listing(self, items: list[str]) -> str:
         """The items joined as the language does: "A, B et C", "A, B, and C"."""
         return format_list(items, locale=LOCALES[self.language])
@@ -92,8 +98,13 @@ class _Words:
     header_penalties: tuple[str, ...]  # the business' extra columns
     despite: tuple[str, str]  # after earlier reminders, without
     which: tuple[str, str]  # several invoices, one
-    unpaid: str  # {despite} {which}
-    law: str
+    about: tuple[str, str]  # several missions, one: {} their quoted titles
+    quote: str  # a mission's title quoted: {}
+    unpaid: str  # {despite} {which} {about}
+    law: str  # {rate}: how the penalties are reckoned
+    rate_ecb: str  # {margin}
+    rate_contract: str  # {rate}
+    rate_mixed: str  # {margin}
     principal: str
     penalties: str
     indemnity: str
@@ -105,6 +116,7 @@ class _Words:
     total: str
     total_due: str
     closing: Callable[[str | None], str]
+    enclosures: tuple[str, str]  # several invoices, one
 
 
 FRENCH = _Words(
@@ -120,22 +132,32 @@ FRENCH = _Words(
     header_penalties=("Pénalités", "Indemnité"),
     despite=(", malgré mes précédentes relances,", ","),
     which=("les factures suivantes restent impayées", "la facture suivante reste impayée"),
-    unpaid="Sauf erreur de ma part{despite} {which} à ce jour :",
+    about=(", au titre des missions {}", ", au titre de la mission {}"),
+    quote="« {} »",
+    unpaid="Sauf erreur de ma part{despite} {which} à ce jour{about} :",
     law=(
         "Conformément à l'article L441-10 du Code de commerce, les sommes impayées à "
         "l'échéance sont majorées de plein droit de pénalités de retard, exigibles dès le "
         "lendemain de la date d'échéance sans qu'un rappel soit nécessaire, ainsi que d'une "
         "indemnité forfaitaire pour frais de recouvrement de 40 euros (article D441-5 du "
-        "Code de commerce), due pour chaque facture payée en retard. Les pénalités indiquées "
-        "sont arrêtées à la date de la présente et courent jusqu'au complet paiement."
+        "Code de commerce), due pour chaque facture payée en retard. Les pénalités, calculées "
+        "{rate}, sont arrêtées à la date de la présente et courent jusqu'au complet paiement."
+    ),
+    rate_ecb=(
+        "au taux appliqué par la Banque centrale européenne à son opération de refinancement "
+        "la plus récente, majoré de {margin} points de pourcentage"
+    ),
+    rate_contract="au taux de {rate} % l'an prévu au contrat",
+    rate_mixed=(
+        "au taux prévu au contrat ou, à défaut, au taux de refinancement de la Banque centrale "
+        "européenne majoré de {margin} points de pourcentage"
     ),
     principal="{} en principal",
     penalties="{} de pénalités de retard",
     indemnity="{} d'indemnité forfaitaire",
     demand=(
         "En conséquence, je vous mets en demeure de me régler la somme de {amount} dans un "
-        "délai de {days} jours à compter de la réception de la présente, soit au plus tard le "
-        "{deadline}."
+        "délai de {days} jours à compter de la réception de la présente."
     ),
     court=(
         "À défaut de règlement dans ce délai, je me verrai dans l'obligation d'engager une "
@@ -154,6 +176,7 @@ FRENCH = _Words(
     closing=lambda contact: (
         "Je vous prie d'agréer, Madame, Monsieur, l'expression de mes salutations distinguées."
     ),
+    enclosures=("P.J. : copie des factures", "P.J. : copie de la facture"),
 )
 
 ENGLISH = _Words(
@@ -169,21 +192,32 @@ ENGLISH = _Words(
     header_penalties=("Penalties", "Indemnity"),
     despite=(", despite my earlier reminders,", ","),
     which=("the following invoices remain", "the following invoice remains"),
-    unpaid="According to my records{despite} {which} unpaid:",
+    about=(" for the assignments {}", " for the assignment {}"),
+    quote="\u201c{}\u201d",
+    unpaid="According to my records{despite} {which} unpaid{about}:",
     law=(
         "Under article L441-10 of the French Commercial Code (Code de commerce), sums unpaid "
         "when due bear late-payment penalties by operation of law, payable from the day "
         "after the due date without any reminder being required, together with a fixed "
         "compensation for recovery costs of 40 euros (article D441-5 of the French "
-        "Commercial Code) for each invoice paid late. The penalties shown are calculated to "
-        "the date of this letter and continue to accrue until payment in full."
+        "Commercial Code) for each invoice paid late. The penalties, calculated {rate}, are "
+        "shown to the date of this letter and continue to accrue until payment in full."
+    ),
+    rate_ecb=(
+        "at the rate applied by the European Central Bank to its most recent refinancing "
+        "operation plus {margin} percentage points"
+    ),
+    rate_contract="at the contractual rate of {rate}% a year",
+    rate_mixed=(
+        "at the contractual rate or, failing that, at the European Central Bank's refinancing "
+        "rate plus {margin} percentage points"
     ),
     principal="{} principal",
     penalties="{} late-payment penalties",
     indemnity="{} fixed recovery compensation",
     demand=(
         "I therefore formally demand payment of {amount} within {days} days of receipt of "
-        "this letter, that is by {deadline} at the latest."
+        "this letter."
     ),
     court=(
         "Failing payment within that time, I will have no choice but to start court "
@@ -199,6 +233,7 @@ ENGLISH = _Words(
     total="Total",
     total_due="Total due",
     closing=lambda contact: "Yours sincerely," if contact else "Yours faithfully,",
+    enclosures=("Enclosures: copies of the invoices", "Enclosure: copy of the invoice"),
 )
 WORDS = {"fr": FRENCH, "en": ENGLISH}
 
@@ -209,17 +244,17 @@ def letter_text(notice: FormalNotice) -> LetterText:
     creditor, debtor = notice.creditor, notice.debtor
     several = len(notice.invoices) > 1
     rows, total = _table(notice, fmt)
+    missions = [words.quote.format(title) for title in notice.missions]
+    about = words.about[0 if len(missions) > 1 else 1].format(fmt.listing(missions))
     unpaid = words.unpaid.format(
-        despite=words.despite[0 if notice.reminded else 1], which=words.which[0 if several else 1]
+        despite=words.despite[0 if notice.reminded else 1],
+        which=words.which[0 if several else 1],
+        about=about if missions else "",
     )
     reach = words.reach_phone.format(creditor.phone) if creditor.phone else words.reach_write
-    after = [] if notice.consumer else [words.law]
+    after = [] if notice.consumer else [words.law.format(rate=_rate(notice, fmt, words))]
     after += [
-        words.demand.format(
-            amount=_demanded(notice, fmt, words),
-            days=notice.days_given,
-            deadline=fmt.day(notice.deadline),
-        ),
+        words.demand.format(amount=_demanded(notice, fmt, words), days=notice.days_given),
         words.court,
         words.amicable.format(reach=reach, email=creditor.email),
     ]
@@ -251,6 +286,7 @@ def letter_text(notice: FormalNotice) -> LetterText:
         after_table=tuple(after),
         closing=words.closing(debtor.contact),
         signature=creditor.name,
+        enclosures=words.enclosures[0 if several else 1],
     )
 
 
@@ -280,6 +316,19 @@ def _table(notice: FormalNotice, fmt: _Format) -> tuple[tuple[tuple[str, ...], .
     if not notice.consumer:
         total += [fmt.money(totals.penalties), fmt.indemnity(totals.indemnity)]
     return tuple(rows), total
+
+
+def _rate(notice: FormalNotice, fmt: _Format, words: _Words) -> str:
+    """How the penalties are reckoned: the ECB rate plus the margin, the contract's, or both."""
+    rates = notice.contract_rates
+    margin = fmt.number(notice.margin_points)
+    if rates == {None}:
+        return words.rate_ecb.format(margin=margin)
+    if len(rates) == 1:
+        (rate,) = rates
+        assert rate is not None  # the set is not {None}
+        return words.rate_contract.format(rate=fmt.number(rate))
+    return words.rate_mixed.format(margin=margin)
 
 
 def _sum_due(notice: FormalNotice, fmt: _Format) -> str:
