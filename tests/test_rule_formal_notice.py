@@ -225,6 +225,8 @@ def test_the_deadline_days_are_8_to_15(loaded: Store, settings: Settings, tmp_pa
     assert letter is not None and letter.deadline == date(2027, 1, 1)
     with pytest.raises(ConfigError, match="deadline_days"):
         owner_settings(tmp_path, "[rules.formal_notice]\ndeadline_days = 5\n")
+    with pytest.raises(ConfigError, match=r"cite_after_days \(50\) is after after_days \(45\)"):
+        owner_settings(tmp_path, "[rules.formal_notice]\ncite_after_days = 50\n")
 
 
 def test_the_task_says_what_to_do_with_the_letter(loaded: Store, settings: Settings) -> None:
@@ -253,6 +255,28 @@ def test_no_formal_notice_while_disputed_or_paused(loaded: Store, settings: Sett
     intents = RULE.planned(loaded, settings, end=paris(2027, 1, 31))
     assert intents[TRIGGER].due_at == paris(2027, 1, 11, 9, 0), "when the pause ends"
     assert "formal_notice:G-7" not in intents, "a dispute is for talking"
+
+
+def test_one_letter_cites_the_late_invoices_and_they_get_none_of_their_own(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """F-2026-042 due on 20 October: 41 days late on F-2026-040's letter of 30 November."""
+    data = DATA.replace("due = 2026-11-02             # + 45", "due = 2026-10-20  # + 45")
+    loaded = imported(store, tmp_path, data)
+    plan = RULE.planned(loaded, settings)
+    assert set(plan) == {FIRST, CONSUMER}, "F-2026-042 is in FIRST's letter: no task of its own"
+    letter = plan[FIRST].letter
+    assert letter is not None
+    assert [invoice.number for invoice in letter.invoices] == ["F-2026-040", "F-2026-042"]
+    assert RULE.run(loaded, settings, paris(2026, 11, 30, 9, 5))[0] == [FIRST]
+    assert TRIGGER not in RULE.planned(loaded, settings, paris(2026, 12, 1)), "recorded: cited"
+    # F-2026-040 paid before the letter left: it is called off, and F-2026-042 gets its own
+    with loaded.session() as session:
+        mark_invoice_paid(session, "F-2026-040", date(2026, 12, 1))
+    _, cancelled = RULE.run(loaded, settings, paris(2026, 12, 1, 9, 5))
+    assert set(cancelled) == {FIRST}
+    again = RULE.planned(loaded, settings, paris(2026, 12, 1))
+    assert again[TRIGGER].due_at == paris(2026, 12, 4, 9, 0)
 
 
 def test_a_pass_records_it_once_with_its_pdf(
