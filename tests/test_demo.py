@@ -382,8 +382,11 @@ def test_the_demo_shows_getting_paid(cli: RunCli, home: Path) -> None:
     assert "F-2026-041" in harborline and "F-2026-042" in harborline
     assert "Total outstanding: $20,884.80." in harborline
     (lumen,) = sent["karim.benali@atelier-lumen.example"]
-    assert "il reste 1\u202f812,50\xa0€ à régler" in lumen
-    assert "article L441-10" in lumen and "40,00\xa0€ (article D441-5)" in lumen
+    # F-2026-038's last nudge lists F-2026-035, long overdue too, and what is left of each
+    assert lumen.startswith("2 factures en attente de règlement\n")
+    assert "- F-2026-035 du " in lumen
+    assert "dont 1\u202f812,50\xa0€ restant à régler" in lumen
+    assert "article L441-10" in lumen and "40,00\xa0€ d'indemnité" in lumen
     (consumer,) = sent["marion.leclerc@example.org"]
     assert "serait réglée au plus tard le 27 novembre 2026" in consumer
     for never in ("L441-10", "D441-5", "pénalités", "indemnité"):

@@ -654,24 +654,25 @@ class Deliverer:
             if key != row.key
         ]
         subject, body, html, carried = row.subject, row.body, None, []
+        grouped = None  # a grouped nudge, made now
         if self.nudges.in_thread(row):  # the contact's thread, over all their invoices
             with self.store.session() as session:
                 sent = self.nudges.sent(session, [row]).get(row.contact_id or 0, [])
                 earlier_ids = self.nudges.thread(sent, domain, but=[r.key for r in batch.rows])
-                if batch.carried:
-                    place = self.holds.places(session, [row]).get(row.mission_id or 0)
-                    tz = zone((place.timezone if place else None) or owner.timezone)
-                    try:
-                        grouped = self.nudges.message(
-                            session, batch, at, sent, at.astimezone(tz).date()
-                        )
-                    except TemplateProblem as problem:
-                        for each in batch.rows:
-                            if _finish(session, each, self.worker, at,
-                                       state=FollowUpState.FAILED, reason=str(problem),
-                                       last_error=str(problem)):  # fmt: skip
-                                report.failed[each.key] = str(problem)
-                        return
+                place = self.holds.places(session, [row]).get(row.mission_id or 0)
+                tz = zone((place.timezone if place else None) or owner.timezone)
+                try:
+                    grouped = self.nudges.message(
+                        session, batch, sent, at.astimezone(tz).date(), self.holds.calendar
+                    )
+                except TemplateProblem as problem:
+                    for each in batch.rows:
+                        if _finish(session, each, self.worker, at,
+                                   state=FollowUpState.FAILED, reason=str(problem),
+                                   last_error=str(problem)):  # fmt: skip
+                            report.failed[each.key] = str(problem)
+                    return
+                if grouped is not None:
                     subject, body = grouped.subject, grouped.body
         if row.rule == digests.RULE:
             with self.store.session() as session:
@@ -717,10 +718,8 @@ class Deliverer:
                                 "message_id": sent_id, "last_error": None}  # fmt: skip
             if row.rule == digests.RULE:  # made now: kept for `outbox show`
                 outcome |= {"subject": subject, "body": body}
-            if batch.carried:  # made now, and the same for every step it carries
-                steps = ", ".join(each.key for each in batch.carried)
-                why = f"one email for {len(batch.rows)} invoices, with {steps}"
-                outcome |= {"subject": subject, "body": body, "reason": why}
+            if grouped is not None:  # made now, and the same for every step it carries
+                outcome |= {"subject": subject, "body": body, "reason": grouped.reason(batch)}
             if _finish(session, row, self.worker, at, **outcome):
                 report.sent.append(row.key)
                 if carried:
