@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,7 @@ from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
+from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
@@ -311,5 +312,31 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 and (found.status == MissionStatus.DISPUTED)
             ):
                 reasons[row.key] = "mission disputed: a call task replaces the email"
+        reasons.update(self._nudged(session, [row for row in pending if row.key not in reasons]))
         reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons
+
+    def _nudged(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
+        """The owner's heads-ups (an owner step before or on the due date) of invoices the
+        client has since been sent a nudge about: their moment passed."""
+        before = {step.name for ladder in self.options.ladders() for step in ladder
+                  if step.audience == "owner" and step.offset_days <= 0}  # fmt: skip
+        heads_up = [row for row in pending if row.audience == Audience.OWNER and row.step in before]
+        nudged: dict[str, datetime] = {}
+        for chunk in chunked(sorted({row.subject_key for row in heads_up})):
+            query = select(FollowUp.subject_key, FollowUp.sent_at).where(
+                FollowUp.rule == self.name,
+                FollowUp.subject_key.in_(chunk),
+                FollowUp.audience == Audience.CLIENT,
+                FollowUp.state == FollowUpState.SENT,
+                FollowUp.step != THANK_YOU,
+            )
+            for number, sent_at in session.execute(query):
+                if sent_at is not None:
+                    nudged[number] = min(sent_at, nudged.get(number, sent_at))
+        return {
+            row.key: f"invoice {row.subject_key}: the client was sent a nudge on "
+            f"{nudged[row.subject_key].date()}, the heads-up's moment has passed"
+            for row in heads_up
+            if row.subject_key in nudged
+        }
