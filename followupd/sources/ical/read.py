@@ -27,7 +27,7 @@ from icalendar import Calendar, Component
 from icalendar.timezone import tzp
 
 from followupd.sources.ical.recurrence import occurrences_between, why_not_expanded
-from followupd.sources.ical.vtimezone import ObjectParser
+from followupd.sources.ical.vtimezone import ObjectParser, without_iana_definitions
 
 ONE_DAY = timedelta(days=1)
 # occurrences read per object within the window: enough for a daily meeting over
@@ -102,7 +102,7 @@ class ReadObject:
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
     found = ReadObject(complete_until=window[1])
-    parser = ObjectParser(_decoded(data, found.notes))
+    parser = ObjectParser(without_iana_definitions(_decoded(data, found.notes)))
     try:
         calendar = parser.calendar()
     except Exception as error:  # icalendar raises ValueError and others on broken text
