@@ -753,6 +753,29 @@ def test_the_vtimezone_of_an_iana_name_is_not_parsed_and_others_are_kept() -> No
     assert found.notes == [], "the broken line was in a definition nothing reads"
 
 
+def test_the_properties_nothing_reads_are_not_parsed() -> None:
+    """DTSTAMP, CREATED, VERSION… are left out unparsed: written wrong, they refuse nothing.
+
+    icalendar refuses a VCALENDAR whose own properties it cannot parse ("not
+    valid iCalendar": the whole object was skipped for a broken CREATED).
+    """
+    text = _ics(
+        "BEGIN:VCALENDAR\nVERSION;:\nPRODID:-//test//app//EN\nCREATED:not a time\n"
+        "BEGIN:VEVENT\nUID:unread\nDTSTAMP:20261101T000000Z\nLAST-MODIFIED:yesterday\n"
+        'SUMMARY:Point [acme-audit]\nCLASS;X="unterminated:PUBLIC\nSEQUENCE:2\n'
+        + _folded("DTSTAMP", "20261101T000000Z" * 6)
+        + "DTSTART;TZID=Europe/Paris:20261203T100000\nDTEND;TZID=Europe/Paris:20261203T110000\n"
+        "END:VEVENT\nEND:VCALENDAR\n"
+    )
+    found = read_object(text.encode(), PARIS, WINDOW)
+    (event,) = found.events
+    assert (event.summary, span(event)) == (
+        "Point [acme-audit]",
+        (paris(2026, 12, 3, 10), paris(2026, 12, 3, 11)),
+    )
+    assert found.notes == [], "no broken line among those read"
+
+
 def test_an_outlook_display_name_zone_follows_its_summer_rule() -> None:
     event = only_event("outlook-display-zone-name")
     assert span(event) == (paris(2026, 7, 2, 10), paris(2026, 7, 2, 12))
