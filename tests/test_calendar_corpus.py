@@ -754,10 +754,12 @@ def test_the_vtimezone_of_an_iana_name_is_not_parsed_and_others_are_kept() -> No
 
 
 def test_the_properties_nothing_reads_are_not_parsed() -> None:
-    """DTSTAMP, CREATED, VERSION… are left out unparsed: written wrong, they refuse nothing.
+    """DTSTAMP, CREATED, VERSION…, alarms are left out unparsed: written wrong, they refuse
+    nothing.
 
-    icalendar refuses a VCALENDAR whose own properties it cannot parse ("not
-    valid iCalendar": the whole object was skipped for a broken CREATED).
+    icalendar refuses a VCALENDAR whose own properties it cannot parse, or an
+    alarm it cannot ("not valid iCalendar": the whole object was skipped for a
+    broken CREATED, or an alarm's TRIGGER).
     """
     text = _ics(
         "BEGIN:VCALENDAR\nVERSION;:\nPRODID:-//test//app//EN\nCREATED:not a time\n"
@@ -765,6 +767,7 @@ def test_the_properties_nothing_reads_are_not_parsed() -> None:
         'SUMMARY:Point [acme-audit]\nCLASS;X="unterminated:PUBLIC\nSEQUENCE:2\n'
         + _folded("DTSTAMP", "20261101T000000Z" * 6)
         + "DTSTART;TZID=Europe/Paris:20261203T100000\nDTEND;TZID=Europe/Paris:20261203T110000\n"
+        "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:not a duration\nEND:VALARM\n"
         "END:VEVENT\nEND:VCALENDAR\n"
     )
     found = read_object(text.encode(), PARIS, WINDOW)

@@ -42,12 +42,14 @@ CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0
 # own errors are ValueErrors; a year 9999 overflows when a day is added)
 COMPONENT_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 # properties nothing here reads (recurring_ical_events reads SEQUENCE: kept); their lines,
-# folded ones included, are left out before parsing: a third of an event's parsing
+# folded ones included, are left out before parsing (a third of an event's parsing), and
+# so are alarms (which recurring_ical_events would copy into each occurrence)
 UNREAD = ("DTSTAMP", "CREATED", "LAST-MODIFIED", "PRODID", "VERSION", "CALSCALE", "TRANSP",
           "CLASS")  # fmt: skip
 _UNREAD_LINE = re.compile(
     rf"^(?:{'|'.join(UNREAD)})[;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|$)", re.M
 )
+_ALARM = re.compile(r"^BEGIN:VALARM\r?\n.*?^END:VALARM(?:\r?\n|$)", re.M | re.S)
 
 
 class UnreadableObject(Exception):
@@ -110,8 +112,8 @@ class ReadObject:
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
     found = ReadObject(complete_until=window[1])
-    text = _UNREAD_LINE.sub("", without_iana_definitions(_decoded(data, found.notes)))
-    parser = ObjectParser(text)
+    text = without_iana_definitions(_decoded(data, found.notes))
+    parser = ObjectParser(_ALARM.sub("", _UNREAD_LINE.sub("", text)))
     try:
         calendar = parser.calendar()
     except Exception as error:  # icalendar raises ValueError and others on broken text
