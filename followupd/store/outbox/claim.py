@@ -8,11 +8,22 @@ expires. An outcome is recorded only where the lease is still the worker's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypedDict, Unpack
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import Channel, FollowUpState
@@ -94,19 +105,62 @@ def claim(
     return sorted(rows, key=lambda row: (row.due_at, row.id))
 
 
-def still_ours(session: Session, row_id: int, worker: str, at: datetime, lease: timedelta) -> bool:
-    """Whether the claim on row `row_id` is still `worker`'s; if so, its lease runs from `at`."""
-    result = session.execute(
-        update(FollowUp)
-        .where(
-            FollowUp.id == row_id,
-            FollowUp.state == FollowUpState.SENDING,
-            FollowUp.lease_owner == worker,
+def still_ours(
+    session: Session, row_ids: Sequence[int], worker: str, at: datetime, lease: timedelta
+) -> set[int]:
+    """Which of rows `row_ids` are still claimed by `worker`; their leases run from `at`.
+
+    One statement for a sub-batch about to be sent.
+    """
+    ours: set[int] = set()
+    for chunk in chunked(row_ids):
+        ours.update(
+            session.scalars(
+                update(FollowUp)
+                .where(
+                    FollowUp.id.in_(chunk),
+                    FollowUp.state == FollowUpState.SENDING,
+                    FollowUp.lease_owner == worker,
+                )
+                .values(lease_expires_at=at + lease)
+                .returning(FollowUp.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        .values(lease_expires_at=at + lease)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
+    return ours
+
+
+def finish_sent(
+    session: Session, message_ids: Mapping[int, str], worker: str, at: datetime
+) -> set[int]:
+    """Rows (id -> the Message-ID they went with) recorded sent at `at` where the lease is
+    still `worker`'s; the ids recorded. One statement for a sub-batch that went."""
+    done: set[int] = set()
+    for chunk in chunked(sorted(message_ids)):
+        sent_with = case({row_id: message_ids[row_id] for row_id in chunk}, value=FollowUp.id)
+        done.update(
+            session.scalars(
+                update(FollowUp)
+                .where(
+                    FollowUp.id.in_(chunk),
+                    FollowUp.state == FollowUpState.SENDING,
+                    FollowUp.lease_owner == worker,
+                )
+                .values(
+                    state=FollowUpState.SENT,
+                    sent_at=at,
+                    reason=None,
+                    last_error=None,
+                    message_id=sent_with,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=at,
+                )
+                .returning(FollowUp.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    return done
 
 
 def finish(
