@@ -272,12 +272,13 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
 
     assert mid_send == KILLS, summary
     assert set(counts) == expected_ids, summary
-    # a message arrives twice only if it was in flight at a kill (sent, not recorded), and
-    # only once more; at most a sub-batch per connection per kill
+    # a message arrives again only if it was in flight at a kill (sent, not recorded yet),
+    # at most a sub-batch per connection per kill
     assert all(len(kill.unrecorded) <= SUB_BATCH * CONNECTIONS for kill in kills), summary
     assert duplicates <= SUB_BATCH * CONNECTIONS * mid_send, summary
     assert set(duplicated) <= in_flight, summary
-    assert all(n == 2 for n in duplicated.values()), summary
+    for mid, times in duplicated.items():  # once, and once more for each kill it was in flight
+        assert times <= 1 + sum(mid in kill.unrecorded for kill in kills), summary
 
     store = Store.open(database_url, create=False)
     try:
@@ -413,8 +414,10 @@ def test_a_restarted_daemon_sends_what_a_killed_one_had_claimed_without_waiting_
             daemon = start(0)
             for restart in range(1, RESTARTS + 1):
                 wait_for(recorder.held.is_set, timeout=120)  # stuck mid-send
+                # a batch claimed, minus what was sent: each outcome recorded as it comes
+                pid = daemon.pid
+                wait_for(lambda p=pid: len(claims_of(store, p)) == BATCH - PER_RUN, timeout=60)
                 claimed = claims_of(store, daemon.pid)
-                assert len(claimed) == BATCH - PER_RUN, "a batch claimed, minus what was sent"
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait(timeout=30)
                 assert claims_of(store, daemon.pid) == claimed, "the dead keep their claims"

@@ -6,12 +6,13 @@ so two workers never take the same row, and a lease left by a worker that died
 is taken again once it expires. A claimed batch's emails are built first,
 then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
 connections side by side: before a sub-batch goes, one statement checks its
-claims are still ours; once it went, one statement records its outcomes,
-only where the lease is still ours. SMTP cannot be exactly-once: a crash
-between the server's acceptance and that record sends those messages again
-on the next claim, at most a sub-batch per connection, each with the same
-Message-ID, so a client shows it once. Database work runs in threads, off
-the event loop that carries the connections.
+claims are still ours; the outcomes are recorded together as they come
+(followupd.delivery.group_commit), only where the lease is still ours.
+SMTP cannot be exactly-once: a crash between the server's acceptance and
+that record sends those messages again on the next claim (those accepted
+during the record under way: a few; a sub-batch per connection at most),
+each with the same Message-ID, so a client shows it once. Database work
+runs in threads, off the event loop that carries the connections.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -29,6 +30,7 @@ import logging
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -49,6 +51,7 @@ from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges
 from followupd.delivery.digest import make_digest
+from followupd.delivery.group_commit import GroupCommit
 from followupd.delivery.holds import Holds, Place, latest
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
@@ -115,6 +118,9 @@ class DeliveryReport:
                   self.expired, self.held, self.closed, self.superseded,
                   self.dismissed)  # fmt: skip
         return sorted({key for group in groups for key in group})
+
+
+Attempt = tuple["Prepared", DeliveryError | None]  # an email handed over (None), or why not
 
 
 @dataclass(frozen=True)
@@ -542,7 +548,8 @@ class Deliverer:
         prepared = await asyncio.to_thread(self._prepare, emails, at, report)
         queue = deque(prepared[start : start + SUB_BATCH]
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
-        connections = [asyncio.create_task(self._connection(queue, at, report))
+        outcomes: GroupCommit[Attempt] = GroupCommit(partial(self._record, at=at, report=report))
+        connections = [asyncio.create_task(self._connection(queue, at, outcomes, report))
                        for _ in range(min(self.connections, len(queue)))]  # fmt: skip
         try:
             await asyncio.gather(*connections)
@@ -550,10 +557,17 @@ class Deliverer:
             for connection in connections:
                 connection.cancel()
             await asyncio.gather(*connections, return_exceptions=True)
+            with suppress(Exception):  # what went is recorded, where the database still can
+                await outcomes.flush()
             raise
+        await outcomes.flush()
 
     async def _connection(
-        self, queue: deque[list[Prepared]], at: datetime, report: DeliveryReport
+        self,
+        queue: deque[list[Prepared]],
+        at: datetime,
+        outcomes: GroupCommit[Attempt],
+        report: DeliveryReport,
     ) -> None:
         """One connection: sends sub-batches from `queue` until it is empty, or a stop."""
         taken: list[Prepared] = []
@@ -562,17 +576,21 @@ class Deliverer:
                 while queue and not self.stopping:
                     sub_batch = queue.popleft()
                     taken += sub_batch
-                    await self._send_sub_batch(sender, sub_batch, at, report)
+                    await self._send_sub_batch(sender, sub_batch, at, outcomes)
         except DeliveryError as error:  # the connection itself failed: what it took waits
+            await outcomes.flush()
             await asyncio.to_thread(self._record_failures, taken, at, error, report)
 
     async def _send_sub_batch(
-        self, sender: MailSender, sub_batch: list[Prepared], at: datetime, report: DeliveryReport
+        self,
+        sender: MailSender,
+        sub_batch: list[Prepared],
+        at: datetime,
+        outcomes: GroupCommit[Attempt],
     ) -> None:
-        """Check the claims, send, record: one statement before, one after."""
+        """Check the claims of `sub_batch` in one statement, then send; each outcome is
+        recorded with the others that come meanwhile."""
         ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
-        sent: list[Prepared] = []
-        failed: list[tuple[Prepared, DeliveryError]] = []
         for each in sub_batch:
             if self.stopping:  # the rest is handed back
                 break
@@ -582,10 +600,9 @@ class Deliverer:
             try:
                 await sender.send(each.email)
             except DeliveryError as error:
-                failed.append((each, error))
+                outcomes.add((each, error))
             else:
-                sent.append(each)
-        await asyncio.to_thread(self._record_sub_batch, sent, failed, at, report)
+                outcomes.add((each, None))
 
     def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
         """The leads of `sub_batch` whose claims are still ours, checked right before they go.
@@ -599,14 +616,10 @@ class Deliverer:
             leads = [each.batch.lead.id for each in sub_batch]
             return claims.still_ours(session, leads, self.worker, at, LEASE)
 
-    def _record_sub_batch(
-        self,
-        sent: list[Prepared],
-        failed: list[tuple[Prepared, DeliveryError]],
-        at: datetime,
-        report: DeliveryReport,
-    ) -> None:
-        """The outcomes of a sub-batch, in one transaction: one statement for the plain ones."""
+    def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
+        """Outcomes, in one transaction: one statement for the plain emails that went."""
+        sent = [each for each, error in outcomes if error is None]
+        failed = [(each, error) for each, error in outcomes if error is not None]
         with self.store.session() as session:
             plain = {each.batch.lead.id: each.email.message_id for each in sent if each.plain}
             recorded = claims.finish_sent(session, plain, self.worker, at) if plain else set()
