@@ -577,6 +577,9 @@ class Deliverer:
                     sub_batch = queue.popleft()
                     taken += sub_batch
                     await self._send_sub_batch(sender, sub_batch, at, outcomes)
+                    # no more goes before what went is recorded: a crash sends again a
+                    # sub-batch per connection at most, however slow the database
+                    await outcomes.flush()
         except DeliveryError as error:  # the connection itself failed: what it took waits
             await outcomes.flush()
             await asyncio.to_thread(self._record_failures, taken, at, error, report)
