@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TypedDict, Unpack
+from typing import TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
-    case,
+    bindparam,
     func,
     not_,
     or_,
@@ -134,33 +135,47 @@ def finish_sent(
     session: Session, message_ids: Mapping[int, str], worker: str, at: datetime
 ) -> set[int]:
     """Rows (id -> the Message-ID they went with) recorded sent at `at` where the lease is
-    still `worker`'s; the ids recorded. One statement for a sub-batch that went."""
+    still `worker`'s; the ids recorded.
+
+    Two statements whatever their number, each compiled once: the rows still
+    ours, locked (SQLite's transaction holds the write lock already), then one
+    UPDATE run for each of them by the driver.
+    """
     done: set[int] = set()
     for chunk in chunked(sorted(message_ids)):
-        sent_with = case({row_id: message_ids[row_id] for row_id in chunk}, value=FollowUp.id)
-        done.update(
-            session.scalars(
-                update(FollowUp)
-                .where(
-                    FollowUp.id.in_(chunk),
-                    FollowUp.state == FollowUpState.SENDING,
-                    FollowUp.lease_owner == worker,
-                )
-                .values(
-                    state=FollowUpState.SENT,
-                    sent_at=at,
-                    reason=None,
-                    last_error=None,
-                    message_id=sent_with,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=at,
-                )
-                .returning(FollowUp.id)
-                .execution_options(synchronize_session=False)
+        ours = session.scalars(
+            select(FollowUp.id)
+            .where(
+                FollowUp.id.in_(chunk),
+                FollowUp.state == FollowUpState.SENDING,
+                FollowUp.lease_owner == worker,
             )
-        )
+            .with_for_update()
+        ).all()
+        if ours:
+            session.connection().execute(
+                _SENT,
+                [{"row_id": row_id, "sent_with": message_ids[row_id], "at": at} for row_id in ours],
+            )
+        done.update(ours)
     return done
+
+
+_TABLE = cast(Table, FollowUp.__table__)
+_SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(
+        state=FollowUpState.SENT,
+        sent_at=bindparam("at"),
+        reason=None,
+        last_error=None,
+        message_id=bindparam("sent_with"),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("at"),
+    )
+)
 
 
 def finish(
