@@ -548,7 +548,8 @@ class Deliverer:
         prepared = await asyncio.to_thread(self._prepare, emails, at, report)
         queue = deque(prepared[start : start + SUB_BATCH]
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
-        outcomes: GroupCommit[Attempt] = GroupCommit(partial(self._record, at=at, report=report))
+        record = partial(self._record, at=at, report=report)
+        outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
         connections = [asyncio.create_task(self._connection(queue, at, outcomes, report))
                        for _ in range(min(self.connections, len(queue)))]  # fmt: skip
         try:

@@ -1,11 +1,12 @@
-"""Outcomes recorded together: each record takes all that came since the last one began.
+"""Outcomes recorded together: a record takes all that came since the last one.
 
-A message's outcome is recorded as soon as the record under way is done, in
-one statement with every other outcome that came meanwhile: at a few hundred
-messages a second, a handful at a time; at a few a minute, one by one, at
-once. So a statement carries many outcomes when they come fast, yet a crash
-loses the record of only those that came during the record under way (SMTP
-then sends them again, with their Message-IDs).
+A record starts once `at_least` outcomes wait, or `within` seconds after the
+first of them came, whichever is first; what comes during a record waits
+for the next. At hundreds of messages a second, a statement then carries
+`at_least` outcomes or more (a record costs about a millisecond, whatever
+it carries); at a few messages a minute, each is recorded on its own, within
+`within`. A crash loses the record of only what waited (SMTP then sends it
+again, with its Message-ID).
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ T = TypeVar("T")
 class GroupCommit(Generic[T]):
     """Items handed to `record` in batches, in a thread (off the event loop), one at a time."""
 
-    def __init__(self, record: Callable[[list[T]], None]) -> None:
+    def __init__(
+        self, record: Callable[[list[T]], None], at_least: int = 1, within: float = 0.01
+    ) -> None:
         self.record = record
+        self.at_least, self.within = at_least, within
         self.waiting: list[T] = []
         self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.draining = False  # a flush: everything goes, however few
 
     def add(self, item: T) -> None:
         """Record `item` soon; raises what a record before it raised (nothing more should go)."""
@@ -31,20 +37,42 @@ class GroupCommit(Generic[T]):
             task, self.task = self.task, None
             task.result()
         self.waiting.append(item)
-        if self.task is None:
+        if self.task is not None:
+            return  # the record under way looks again when it is done
+        if len(self.waiting) >= self.at_least:
+            self._start()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.within, self._start)
+
+    def _start(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.task is None and self.waiting:
             self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         while self.waiting:
             items, self.waiting = self.waiting, []
             await asyncio.to_thread(self.record, items)
+            if len(self.waiting) < self.at_least and not self.draining:
+                break
+        self.task = None
+        if self.waiting and self.timer is None:  # too few yet: they wait a moment at most
+            self.timer = asyncio.get_running_loop().call_later(self.within, self._start)
 
     async def flush(self) -> None:
         """Return once every item added is recorded; raises what a record raised."""
-        while self.task is not None:
-            task = self.task
-            try:
-                await task
-            finally:
-                if self.task is task:
-                    self.task = None
+        self.draining = True
+        try:
+            self._start()
+            while self.task is not None:
+                task = self.task
+                try:
+                    await task
+                finally:
+                    if self.task is task:
+                        self.task = None
+                self._start()
+        finally:
+            self.draining = False
