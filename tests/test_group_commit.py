@@ -41,9 +41,9 @@ def test_a_failed_record_stops_what_comes_after_it() -> None:
         commit.add(1)
         assert commit.task is not None
         await asyncio.wait([commit.task])  # the record failed
-        with pytest.raises(RuntimeError, match="went away"):
-            commit.add(2)  # nothing more is sent once the outcomes cannot be recorded
-        commit.add(3)
+        for item in (2, 3):  # nothing more is sent once the outcomes cannot be recorded
+            with pytest.raises(RuntimeError, match="went away"):
+                commit.add(item)
         with pytest.raises(RuntimeError, match="went away"):
             await commit.flush()
 

@@ -29,14 +29,15 @@ class GroupCommit(Generic[T]):
         self.waiting: list[T] = []
         self.task: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
-        self.draining = False  # a flush: everything goes, however few
+        self.added = self.recorded = 0
+        self.wanted = 0  # what a flush waits for: every item added before it, however few
 
     def add(self, item: T) -> None:
         """Record `item` soon; raises what a record before it raised (nothing more should go)."""
         if self.task is not None and self.task.done():
-            task, self.task = self.task, None
-            task.result()
+            self.task.result()
         self.waiting.append(item)
+        self.added += 1
         if self.task is not None:
             return  # the record under way looks again when it is done
         if len(self.waiting) >= self.at_least:
@@ -55,24 +56,18 @@ class GroupCommit(Generic[T]):
         while self.waiting:
             items, self.waiting = self.waiting, []
             await asyncio.to_thread(self.record, items)
-            if len(self.waiting) < self.at_least and not self.draining:
+            self.recorded += len(items)
+            if len(self.waiting) < self.at_least and self.recorded >= self.wanted:
                 break
         self.task = None
         if self.waiting and self.timer is None:  # too few yet: they wait a moment at most
             self.timer = asyncio.get_running_loop().call_later(self.within, self._start)
 
     async def flush(self) -> None:
-        """Return once every item added is recorded; raises what a record raised."""
-        self.draining = True
-        try:
+        """Return once every item added before is recorded; raises what a record raised."""
+        self.wanted = max(self.wanted, self.added)
+        while self.recorded < self.wanted:
             self._start()
-            while self.task is not None:
-                task = self.task
-                try:
-                    await task
-                finally:
-                    if self.task is task:
-                        self.task = None
-                self._start()
-        finally:
-            self.draining = False
+            if self.task is None:  # nothing left to record: cannot happen
+                return
+            await self.task
