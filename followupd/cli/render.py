@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,6 +42,9 @@ if TYPE_CHECKING:  # only named in annotations: `plan` need not load the checks'
     from followupd.store.models import FollowUp, LiveItem, Mission
     from followupd.store.outbox.rows import FollowUpRow
     from followupd.store.queries import MissionRow
+
+
+TABLE_ROWS = 200  # past this many follow-ups, `tick` counts them: a row costs ~1 ms to print
 
 
 def console() -> Console:
@@ -294,7 +298,14 @@ def print_followups(
     calendar_says: Mapping[str, str],
 ) -> None:
     """What a pass did; `calendar_says` (by key): what a row's calendar item says now
-    (`item_said`)."""
+    (`item_said`).
+
+    Past `TABLE_ROWS` follow-ups (a Monday morning's burst), their counts by
+    rule, action and state instead: `--json` lists every one.
+    """
+    if len(rows) > TABLE_ROWS:
+        _print_followup_counts(rows, actions)
+        return
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
@@ -312,6 +323,16 @@ def print_followups(
         )
     out = console()
     out.print(table if rows else "nothing new is due")
+
+
+def _print_followup_counts(rows: Sequence[FollowUpRow], actions: Mapping[str, PassAction]) -> None:
+    counts = Counter((row.rule, actions[row.key], row.state) for row in rows)
+    title = (f"{len(rows)} follow-ups, counted (each with --json, or in "
+             "`followupd outbox list`)")  # fmt: skip
+    table = _table("rule", "this pass", "state", "follow-ups", title=title)
+    for (rule, action, state), count in sorted(counts.items()):
+        table.add_row(rule, action, state, str(count))
+    console().print(table)
 
 
 def print_outbox(

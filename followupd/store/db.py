@@ -24,7 +24,7 @@ from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.store.coordination import MIGRATION, NAMESPACE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0011"  # tests check it is alembic's head
+HEAD_REVISION = "0012"  # tests check it is alembic's head
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
