@@ -228,7 +228,8 @@ def print_checks(checks: list[Check], *, offline: bool = False) -> None:
     if offline and all(check.ok for check in checks):
         print("config is valid; no service was reached (--offline)")
     for check in checks:
-        print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
+        status = "FAILED" if not check.ok else "warn" if check.warning else "ok"
+        print(f"{check.name:<17} {status:<6} {check.detail}")
 
 
 def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
