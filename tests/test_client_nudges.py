@@ -377,6 +377,7 @@ def test_a_thank_you_follows_the_payment_of_a_nudged_invoice_only(
     assert thanks["Subject"] == "Facture F-1 : merci pour votre règlement"
     assert thanks["In-Reply-To"] == nudge["Message-ID"]
     assert "Merci pour votre règlement de la facture F-1" in text_of(thanks)
+    assert "en ordre" not in text_of(thanks), "it never waives penalties a letter claimed"
     pass_at(loaded, settings, paris(4))
     pass_at(loaded, settings, paris(7))
     assert len(recorder.messages) == 2, "once"
