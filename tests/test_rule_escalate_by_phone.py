@@ -188,6 +188,41 @@ def test_an_invoice_thirty_days_overdue_becomes_a_call_task(
     assert "escalate_by_phone:F-3:overdue-call" not in intents  # paid
 
 
+def test_one_call_for_a_contacts_late_invoices(store: Store, tmp_path: Path) -> None:
+    """F-4 (due 10 November) is 20 days late at F-1's call on 30 November: listed there, no
+    call of its own. F-5 (due 20 November) is only 10 days late then: its own call, on
+    Monday 21 December, lists F-1 and F-4, still unpaid."""
+    extra = (
+        '[[invoices]]\nnumber = "F-4"\nmission = "acme-old"\namount = 2400\n'
+        "issued = 2026-10-10\ndue = 2026-11-10\n"
+        "payments = [{ on = 2026-11-20, amount = 400 }]\n\n"
+        '[[invoices]]\nnumber = "F-5"\nmission = "acme-audit"\namount = 900\n'
+        "issued = 2026-10-20\ndue = 2026-11-20\n"
+    )
+    loaded = imported(store, tmp_path, DATA + extra)
+    settings = owner_settings(tmp_path)
+    plan = RULE.planned(loaded, settings)
+    assert "escalate_by_phone:F-4:overdue-call" not in plan, "listed in F-1's call"
+    first = plan["escalate_by_phone:F-1:overdue-call"]
+    assert first.subject == (
+        "Appeler Jeanne Dupont — facture F-1 impayée depuis le 30 octobre 2026, et 1 autre"
+    )
+    texts = RULE.texts(loaded, settings)
+    assert (
+        "À évoquer au même appel, l'autre facture en retard :\n- F-4 : 2\u202f000,00\xa0€, "
+        "échue depuis 20 jours" in texts["escalate_by_phone:F-1:overdue-call"]
+    )
+    later = plan["escalate_by_phone:F-5:overdue-call"]
+    assert later.due_at == paris(2026, 12, 21, 9, 0)
+    assert "- F-1 : " in texts["escalate_by_phone:F-5:overdue-call"]
+    assert "- F-4 : " in texts["escalate_by_phone:F-5:overdue-call"]
+    # recorded, F-1's call still covers F-4 on a later pass
+    RULE.pass_at(loaded, settings, paris(2026, 11, 30, 9, 5))
+    assert "escalate_by_phone:F-4:overdue-call" not in RULE.planned(
+        loaded, settings, paris(2026, 12, 1)
+    )
+
+
 def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: Path) -> None:
     settings = owner_settings(tmp_path, IN_ENGLISH)
     intents = RULE.planned(loaded, settings)

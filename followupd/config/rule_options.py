@@ -172,6 +172,22 @@ class EscalateByPhoneOptions(RuleOptions):
     severities: tuple[Severity, ...] = ("high", "critical")
     after_working_days: StrictInt = Field(1, ge=0, le=60)
     invoice_overdue_days: StrictInt = Field(30, ge=1, le=365)
+    list_after_days: StrictInt = Field(
+        15,
+        ge=1,
+        le=365,
+        description="an overdue call lists the contact's other invoices this late, which get"
+        " no call of their own",
+    )
+
+    @model_validator(mode="after")
+    def _list_before_the_call(self) -> EscalateByPhoneOptions:
+        if self.list_after_days > self.invoice_overdue_days:
+            raise ValueError(
+                f"list_after_days ({self.list_after_days}) is after invoice_overdue_days "
+                f"({self.invoice_overdue_days}): a call lists at least its own invoice"
+            )
+        return self
 
 
 class ClientNotInformedOptions(RuleOptions):

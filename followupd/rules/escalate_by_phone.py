@@ -10,7 +10,10 @@ triggers each give the owner one call task (calendar):
 - an unpaid invoice `invoice_overdue_days` days past its due date, where
   ``invoice_due``'s written nudges end: ``escalate_by_phone:<number>:overdue-call``;
   a client's promise to pay moves it as it moves those nudges
-  (`followupd.rules.promises`), never into the wait.
+  (`followupd.rules.promises`), never into the wait. One call for a
+  contact's late invoices, not one each: the task lists the contact's other
+  unpaid invoices at least `list_after_days` (15) late, and those get no
+  call of their own once a call (recorded, not called off) listed them.
 
 The task names the mission's contact, the number as a ``tel:`` link, the
 reason, and what was last said (the mission's latest touchpoint); an
@@ -24,21 +27,24 @@ The subject and the task's description are rendered when it is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ScalarSelect, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
-from followupd.domain.states import MissionStatus, Severity
+from followupd.domain.payments import Payment, unpaid_on
+from followupd.domain.states import FollowUpState, MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import Party, to_owner
 from followupd.rules.promises import promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Issue, Mission, Touchpoint
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
@@ -47,6 +53,8 @@ from followupd.store.rows import record
 SHIFT_MARGIN = timedelta(days=21)
 ISSUE_STEP = "call"
 INVOICE_STEP = "overdue-call"
+# a call in these states was, or will be, made: the invoices it listed need no call
+CALL_STANDS = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
 
 
 def working_days_span(count: int) -> timedelta:
@@ -165,14 +173,33 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         candidates = evaluation.session.execute(query).all()
         threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
+        due = []
         for invoice, mission, client, who, touchpoint in candidates:
             party = to_owner(owner, client.country)
             nominal = invoice.due + overdue
             if (promised := promises.get(invoice.number)) is not None:
                 nominal = promised.call_moved(nominal)
             due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
-            if not evaluation.start <= due_at <= evaluation.end:
-                continue
+            if evaluation.start <= due_at <= evaluation.end:
+                due.append((due_at, invoice, mission, client, who, touchpoint, party))
+        due.sort(key=lambda found: (found[0], found[1].number))
+        contacts = {who.id for _, _, _, _, who, _, _ in due if who is not None}
+        late = late_of_contacts(evaluation, contacts)
+        calls = recorded_calls(evaluation.session, contacts)
+        listing = timedelta(days=self.options.list_after_days)
+        for due_at, invoice, mission, client, who, touchpoint, party in due:
+            dated = due_at.astimezone(party.tz).date()
+            others: list[LateInvoice] = []
+            if who is not None:
+                earlier = calls.setdefault(who.id, [])
+                if any(number != invoice.number and on.astimezone(party.tz).date()
+                       >= invoice.due + listing for number, on in earlier):  # fmt: skip
+                    continue  # a call about this contact listed it already
+                others = [found.on(dated) for found in late.get(who.id, [])
+                          if found.number != invoice.number and found.due + listing <= dated
+                          and not (found.number in promises
+                                   and promises[found.number].until > dated)]  # fmt: skip
+                earlier.append((invoice.number, due_at))
             values = {
                 "invoice": invoice,
                 "mission": mission,
@@ -182,6 +209,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 "last_on": local_day(touchpoint, party),
                 "owner": owner,
                 "earlier_emails": sent.get(invoice_thread(invoice.number), 0),
+                "others": others,
             }
             key = f"{self.name}:{invoice.number}:{INVOICE_STEP}"
             yield self._intent(evaluation, key, INVOICE_STEP, invoice.number, party, due_at, values)
@@ -245,3 +273,68 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             elif (paid := paid_on[row.subject_key]) is not None:
                 reasons[row.key] = f"invoice {row.subject_key} paid on {paid}"
         return reasons
+
+
+@dataclass(frozen=True)
+class LateInvoice:
+    """Another unpaid invoice of a contact, as an overdue call lists it."""
+
+    number: str
+    due: date
+    amount: Decimal
+    payments: tuple[Payment, ...]
+    currency: str
+    unpaid: Decimal = Decimal(0)  # on the call's day
+    days_late: int = 0
+
+    def on(self, day: date) -> LateInvoice:
+        """This invoice as it stands on `day`."""
+        unpaid = unpaid_on(self.amount, self.payments, day)
+        return replace(self, unpaid=unpaid, days_late=(day - self.due).days)
+
+
+def late_of_contacts(
+    evaluation: Evaluation, contacts: Iterable[int]
+) -> dict[int, list[LateInvoice]]:
+    """The unpaid invoices of the owner's missions of each contact in `contacts`, oldest first."""
+    found: dict[int, list[LateInvoice]] = {}
+    for chunk in chunked(sorted(set(contacts))):
+        query = (
+            select(
+                Mission.contact_id,
+                Invoice.number,
+                Invoice.due,
+                Invoice.amount,
+                Invoice.payments,
+                Mission.currency,
+            )
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .where(
+                evaluation.owns(Mission.owner),
+                Mission.contact_id.in_(chunk),
+                Invoice.paid.is_(None),
+            )
+            .order_by(Invoice.due, Invoice.number)
+        )
+        for contact, number, due, amount, payments, currency in evaluation.session.execute(query):
+            found.setdefault(contact or 0, []).append(
+                LateInvoice(number, due, amount, tuple(payments), currency)
+            )
+    return found
+
+
+def recorded_calls(
+    session: Session, contacts: Iterable[int]
+) -> dict[int, list[tuple[str, datetime]]]:
+    """The overdue calls recorded for each contact and not called off: (invoice, when due)."""
+    found: dict[int, list[tuple[str, datetime]]] = {}
+    for chunk in chunked(sorted(set(contacts))):
+        query = select(FollowUp.contact_id, FollowUp.subject_key, FollowUp.due_at).where(
+            FollowUp.rule == EscalateByPhone.name,
+            FollowUp.step == INVOICE_STEP,
+            FollowUp.state.in_(CALL_STANDS),
+            FollowUp.contact_id.in_(chunk),
+        )
+        for contact, number, due_at in session.execute(query):
+            found.setdefault(contact or 0, []).append((number, due_at))
+    return found
