@@ -15,6 +15,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
+from followupd.cli.render import user_actions
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.sources.caldav.sync import sync_calendars
@@ -99,8 +100,10 @@ def test_a_date_written_in_the_notes_is_the_promise(
     store: Store, settings: Settings, replied: str, dav: DavServer
 ) -> None:
     done_in_the_app(dav, replied, note="Appelée : promis le 18/12, virement lancé lundi")
-    sync_calendars(store, settings, SYNC_AT)
+    synced = sync_calendars(store, settings, SYNC_AT)
     assert promised(store) == date(2026, 12, 18)
+    assert synced.user.promised == [("F-042", date(2026, 12, 18))]
+    assert "; invoice F-042: promised to pay by 2026-12-18" in user_actions(synced.user)
     report = a_pass(store, settings, paris(2026, 12, 8, 9, 30))
     assert "invoice_due:F-042:nudge-2" not in report.sent  # it waits for the promise
     assert "invoice_due:F-042:nudge-2" not in outbox(store)

@@ -467,9 +467,11 @@ def print_mail_report(report: MailSyncReport) -> None:
 def user_actions(did: ReadBack) -> str:
     """What the user did to followupd's items in their calendar, as a sync read it."""
     completed, dismissed, snoozed = did.counts
+    promised = "".join(f"; invoice {number}: promised to pay by {day}"
+                       for number, day in did.promised)  # fmt: skip
     return (
         f"in your calendar, followupd's items completed: {completed}, "
-        f"cancelled or deleted: {dismissed}, put off: {snoozed}"
+        f"cancelled or deleted: {dismissed}, put off: {snoozed}{promised}"
     )
 
 

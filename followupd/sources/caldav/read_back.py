@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -45,22 +45,30 @@ class ReadBack:
     completed: list[str] = field(default_factory=list)
     dismissed: list[str] = field(default_factory=list)  # cancelled or deleted
     snoozed: list[str] = field(default_factory=list)
+    promised: list[tuple[str, date]] = field(default_factory=list)  # invoice, by when
 
     def __iadd__(self, other: ReadBack) -> ReadBack:
         self.completed += other.completed
         self.dismissed += other.dismissed
         self.snoozed += other.snoozed
+        self.promised += other.promised
         return self
 
     @property
     def counts(self) -> tuple[int, int, int]:
         return len(self.completed), len(self.dismissed), len(self.snoozed)
 
-    def undo_to(self, counts: tuple[int, int, int]) -> None:
-        """Forget what was added since `counts` (an object whose reading was undone)."""
-        del self.completed[counts[0] :]
-        del self.dismissed[counts[1] :]
-        del self.snoozed[counts[2] :]
+    @property
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where it stands, to `undo_to`."""
+        return (*self.counts, len(self.promised))
+
+    def undo_to(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what was added since `mark` (an object whose reading was undone)."""
+        del self.completed[mark[0] :]
+        del self.dismissed[mark[1] :]
+        del self.snoozed[mark[2] :]
+        del self.promised[mark[3] :]
 
 
 def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadBack:
@@ -83,7 +91,9 @@ def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadB
                 live_items.completed_by_user(item, when, at)
                 live_items.pending_of(session, item.concern, FollowUpState.CANCELLED, COMPLETED, at)
                 _what_it_asked(session, item, when or at)
-                promise_from_task(session, item, one, written_due, when or at)
+                promised = promise_from_task(session, item, one, written_due, when or at)
+                if promised is not None:
+                    did.promised.append((item.subject_key, promised))
                 did.completed.append(item.followup_key)
             case Dismissed():
                 dismissed(session, item, "cancelled in your calendar", at)

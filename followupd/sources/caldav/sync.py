@@ -106,7 +106,7 @@ class SyncReport:
     def mark(self) -> ReportMark:
         """Where the report stands, to `undo_to` should what follows be undone."""
         counts = (self.missions_created, self.missions_updated)
-        return ReportMark(counts, self.user.counts, len(self.skipped), len(self.notices))
+        return ReportMark(counts, self.user.mark, len(self.skipped), len(self.notices))
 
     def undo_to(self, mark: ReportMark) -> None:
         """Forget what was reported since `mark` (objects whose reading was undone)."""
@@ -125,7 +125,7 @@ class SyncReport:
 @dataclass(frozen=True)
 class ReportMark:
     missions: tuple[int, int]  # created, updated
-    user: tuple[int, int, int]  # ReadBack.counts
+    user: tuple[int, int, int, int]  # ReadBack.mark
     skipped: int
     notices: int
 
@@ -372,7 +372,7 @@ class CalendarSync:
         """
         href, etag, data = fetched
         counts = (report.missions_created, report.missions_updated)
-        did = report.user.counts
+        did = report.user.mark
         try:
             with session.begin_nested():
                 if row is None:
