@@ -232,7 +232,7 @@ def test_the_deadline_days_are_8_to_15(loaded: Store, settings: Settings, tmp_pa
 def test_the_task_says_what_to_do_with_the_letter(loaded: Store, settings: Settings) -> None:
     text = RULE.texts(loaded, settings)[TRIGGER]
     assert "en pièce jointe (mise-en-demeure-F-2026-042.pdf)" in text
-    assert "elle cite aussi l'autre facture impayée de ACME SA" in text
+    assert "elle cite aussi l'autre facture impayée d'ACME SA" in text
     assert "dont 231,31\xa0€ de pénalités de retard et 80,00\xa0€ d'indemnité forfaitaire" in text
     assert "Délai de paiement donné : 8 jours à compter de la réception de la lettre." in text
     assert "y joindre une copie de chaque facture citée" in text

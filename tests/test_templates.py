@@ -15,7 +15,7 @@ from followupd.errors import ConfigError
 from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.templates.loader import LazySubject, TemplateProblem, Templates
+from followupd.templates.loader import LazySubject, TemplateProblem, Templates, helpers
 from tests.conftest import MINIMAL_CONFIG
 
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
@@ -129,3 +129,17 @@ def test_french_ordinal_first_and_single_full_stops(tmp_path: Path) -> None:
         "fr", "invoice_due", "nudge-1", {"when": date(2026, 9, 1), "name": "ACME Inc."}
     )
     assert subject.text() == "Le 1er septembre 2026, pour ACME Inc. Et ensuite..."
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("Atelier Lumen", "d'Atelier Lumen"),
+        ("Élise Martin", "d'Élise Martin"),
+        ("Globex", "de Globex"),
+        ("Harborline", "de Harborline"),  # an h: never guessed
+        ("", "de "),
+    ],
+)
+def test_french_de_is_elided_before_a_vowel(name: str, said: str) -> None:
+    assert helpers("fr")["de"](name) == said

@@ -198,9 +198,17 @@ class LazySubject:
         return hash(str(self))
 
 
+ELIDING = frozenset("AEIOUYÀÂÆÉÈÊËÎÏÔŒÙÛÜaeiouyàâæéèêëîïôœùûü")
+
+
+def de(name: str) -> str:
+    """French "de" before a name, elided before a vowel: "d'Atelier Lumen", "de Globex"."""
+    return f"d'{name}" if name[:1] in ELIDING else f"de {name}"
+
+
 @lru_cache(maxsize=16)
 def helpers(language: str) -> dict[str, Any]:
-    """The formatting helpers of a language (`day`, `weekday`, `moment`, `money`), which the
+    """The formatting helpers of a language (`day`, `weekday`, `moment`, `money`, `de`), which the
     templates are given and the formal letters use; memoised, as the same dates and amounts
     recur."""
     locale = LOCALES.get(language, language)
@@ -227,7 +235,7 @@ def helpers(language: str) -> dict[str, Any]:
     def money(amount: Decimal | float | int, currency: str) -> str:
         return format_currency(amount, currency, locale=locale)
 
-    return {"day": day, "weekday": weekday, "moment": moment, "money": money}
+    return {"day": day, "weekday": weekday, "moment": moment, "money": money, "de": de}
 
 
 def templates_of(settings: Settings, entry: OwnerEntry) -> Templates:
