@@ -490,7 +490,10 @@ class Service:
         cached = self.feeds.get(owner_key, source)
         if cached is not None:
             return cached
-        built = build_feed(items_of(rows, zone), zone, f"followupd — {owner.name}")
+        items = items_of(rows, zone)
+        built = build_feed(
+            items, zone, f"followupd — {owner.name}", self.feeds.components(owner_key)
+        )
         self.feeds.put(owner_key, source, built)
         return built
 
