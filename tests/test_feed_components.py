@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
 from icalendar.parser.content_line import Contentline
+from sqlalchemy import update
 
+import tests.bench.evaluate as shaped
 from followupd.channels.calendar import ical
-from followupd.channels.feed.build import REFRESH, build_feed
+from followupd.channels.feed.build import REFRESH, build_feed, feed_source, items_of
 from followupd.channels.feed.components import Components, folded
+from followupd.config.load import parse_settings
 from followupd.domain.states import CalendarState
+from followupd.engine.evaluation import evaluate
+from followupd.rules.registry import enabled_rules
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
 
 PARIS = ZoneInfo("Europe/Paris")
 PDF = bytes(range(256)) * 300  # 76,800 octets: a base64 line of over 100,000 characters
@@ -116,3 +126,39 @@ def test_a_build_after_a_change_makes_only_the_changed_items_again(
     built = build_feed(after, london, "followupd", kept)
     assert len(made) == len(after) + 1  # another zone: other times, every item made again
     assert built.body == icalendars(after, london, "followupd")
+
+
+def test_the_items_of_unchanged_rows_are_kept_from_the_last_build(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = parse_settings(shaped.CONFIG, Path("t.toml"), {"HOME": tempfile.gettempdir()})
+    shaped.build(store, 300)
+    with store.session() as session:
+        evaluate(session, settings, enabled_rules(settings.rules), shaped.AT)
+    at = shaped.AT + timedelta(days=1)
+    made: list[str] = []
+    item_of = ical.item_of
+
+    def counted(item: Any, *args: Any) -> ical.CalendarItem:
+        made.append(item.followup_key)
+        return item_of(item, *args)
+
+    monkeypatch.setattr(ical, "item_of", counted)
+    kept = Components()
+    with store.session() as session:
+        first = items_of(feed_source(session, at), PARIS, kept)
+    assert len(made) == len(first) > 10
+    made.clear()
+    with store.session() as session:
+        assert items_of(feed_source(session, at), PARIS, kept) == first and made == []
+        changed = first[len(first) // 2].key
+        session.execute(
+            update(FollowUp).where(FollowUp.key == changed).values(subject="Appeler, déplacé")
+        )
+    with store.session() as session:
+        again = items_of(feed_source(session, at), PARIS, kept)
+        assert made == [changed]
+        made.clear()
+        assert again == items_of(feed_source(session, at), PARIS)  # made afresh
+        assert len(made) == len(first)
+    assert [item.summary for item in again if item.key == changed] == ["Appeler, déplacé"]

@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -28,6 +29,7 @@ from followupd.channels.feed.components import Components, serialized
 from followupd.domain.owner_scope import Scope
 from followupd.store import live_items
 from followupd.store.attachments import Attachment, attachments
+from followupd.store.outbox.rows import FollowUpRow
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
@@ -58,17 +60,38 @@ def feed_source(session: Session, at: datetime, scope: Scope | None = None) -> F
     return FeedSource(items, previews, attachments(session, keys))
 
 
-def items_of(source: FeedSource, zone: ZoneInfo) -> list[ical.CalendarItem]:
-    """The calendar items of `source`, their times in `zone`; by due time, then UID."""
-    files = source.files
-    items = [
-        ical.item_of(item, zone, name, phone, files.get(item.followup_key))
-        for item, name, phone in source.items
-    ]
-    for row, name, phone in source.previews:
-        coming = live_items.as_raised(None, row, row.created_at)
-        items.append(ical.item_of(coming, zone, name, phone, files.get(row.key)))
+def items_of(
+    source: FeedSource, zone: ZoneInfo, components: Components | None = None
+) -> list[ical.CalendarItem]:
+    """The calendar items of `source`, their times in `zone`; by due time, then UID.
+
+    Those of rows `components` saw in the last build are taken from there.
+    """
+    files, kept = source.files, (components or Components()).items
+    items = []
+    for entry in source.items:
+        item, name, phone = entry
+        file = files.get(item.followup_key)
+        made = partial(ical.item_of, item, zone, name, phone, file)
+        items.append(kept.get((zone.key, "item", entry, file), made))
+    for preview in source.previews:
+        row, name, phone = preview
+        file = files.get(row.key)
+        made = partial(_coming, row, zone, name, phone, file)
+        items.append(kept.get((zone.key, "preview", preview, file), made))
+    kept.end_round()
     return sorted(items, key=lambda item: (item.due_at, item.uid))
+
+
+def _coming(
+    row: FollowUpRow,
+    zone: ZoneInfo,
+    name: str | None,
+    phone: str | None,
+    file: Attachment | None,
+) -> ical.CalendarItem:
+    """The item a follow-up still to deliver will be."""
+    return ical.item_of(live_items.as_raised(None, row, row.created_at), zone, name, phone, file)
 
 
 def feed_items(

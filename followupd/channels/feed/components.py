@@ -7,13 +7,16 @@ count its octets; the inline PDFs of formal notices (tens of thousands of
 base64 characters each) made that most of the time a feed took to build.
 `folded` cuts the encoded line at the same places by slicing.
 
-`Components` keeps each item's bytes from one build to the next: after a
-change, a feed of 10,000 items serializes the few items that changed.
+`Components` keeps each item's bytes from one build to the next, and the
+calendar item made of each stored row: after a change, a feed of 10,000
+items makes again the few items that changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from functools import partial
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from icalendar import Component
@@ -49,22 +52,43 @@ def serialized(part: Component) -> bytes:
     return b"".join(folded(line) + b"\r\n" for line in part.content_lines() if line)
 
 
-class Components:
-    """The bytes of each item's object in the last build, to reuse those unchanged."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Kept(Generic[K, V]):
+    """Values made in one round, kept for the next: those a round does not ask for are let go."""
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, ical.CalendarItem], bytes] = {}
+        self._last: dict[K, V] = {}
+        self._now: dict[K, V] = {}
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """The value of `key` from this round or the last, else `make()`."""
+        if key in self._now:
+            return self._now[key]
+        found = self._last[key] if key in self._last else make()
+        self._now[key] = found
+        return found
+
+    def end_round(self) -> None:
+        self._last, self._now = self._now, {}
+
+
+class Components:
+    """What the last build made, to reuse what did not change: each item's bytes, and each
+    stored row's calendar item (`build.items_of`)."""
+
+    def __init__(self) -> None:
+        self.parts: Kept[tuple[str, ical.CalendarItem], bytes] = Kept()
+        self.items: Kept[Hashable, ical.CalendarItem] = Kept()
 
     def of(self, items: Sequence[ical.CalendarItem], zone: ZoneInfo) -> list[bytes]:
         """The VTODO or VEVENT of each item, its times in `zone`; keeps these for the next call."""
-        made: dict[tuple[str, ical.CalendarItem], bytes] = {}
-        parts = []
-        for item in items:
-            key = (zone.key, item)
-            found = made.get(key) or self._kept.get(key)
-            if found is None:
-                found = serialized(ical.component(item, zone))
-            made[key] = found
-            parts.append(found)
-        self._kept = made
+        parts = [self.parts.get((zone.key, item), partial(_made, item, zone)) for item in items]
+        self.parts.end_round()
         return parts
+
+
+def _made(item: ical.CalendarItem, zone: ZoneInfo) -> bytes:
+    return serialized(ical.component(item, zone))
