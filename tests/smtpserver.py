@@ -30,6 +30,7 @@ class Recorder:
     messages: list[EmailMessage] = field(default_factory=list)
     refusals: list[int] = field(default_factory=list)
     sessions: int = 0  # open, as the server saw them (see CountingController)
+    most_sessions: int = 0  # open at once, at the most
 
     def refuse(self, code: int, times: int = 1) -> None:
         self.refusals.extend([code] * times)
@@ -49,6 +50,9 @@ class CountedSession(SMTP):
 
     def connection_made(self, transport: Any) -> None:
         self.event_handler.sessions += 1
+        self.event_handler.most_sessions = max(
+            self.event_handler.most_sessions, self.event_handler.sessions
+        )
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:

@@ -21,11 +21,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, update
 from sqlalchemy.engine import URL
 
 from followupd.channels.email.message import message_id
-from followupd.config.addresses import split_mailbox
+from followupd.config.addresses import (
+    COMMON_ADDRESS,
+    mailbox_on_the_wire,
+    on_the_wire,
+    split_mailbox,
+)
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer
@@ -379,3 +386,43 @@ def test_an_address_stored_before_the_checks_fails_its_follow_up_alone(
     state, reason = states(store)["invoice_due:F-1:nudge-1"]
     assert state == "failed"
     assert reason is not None and reason.startswith(f"To: {stored!r} is not an email address: ")
+
+
+@given(address=st.from_regex(COMMON_ADDRESS, fullmatch=True), name=st.sampled_from(["", "Jeanne"]))
+@settings(max_examples=300, deadline=None)
+def test_a_common_address_is_sent_as_email_validator_would_send_it(address: str, name: str) -> None:
+    """Sent without a call to email-validator (issue 17), yet exactly as it would be sent."""
+    text = f"{name} <{address}>" if name else address
+    try:
+        checked_name, checked = split_mailbox(text)
+        expected: tuple[str, str] | None = (checked_name, on_the_wire(checked))
+    except ValueError:
+        expected = None
+    try:
+        found: tuple[str, str] | None = mailbox_on_the_wire(text)
+    except ValueError:
+        found = None
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "jeanne@acme.test",
+        "Jeanne <jeanne@ACME.example>",
+        "a..b@acme.example",
+        ENCODED,
+        "x" * 65 + "@a.example",
+    ],
+)
+def test_any_other_address_is_checked_again(text: str) -> None:
+    try:
+        checked_name, checked = split_mailbox(text)
+        expected: tuple[str, str] | None = (checked_name, on_the_wire(checked))
+    except ValueError:
+        expected = None
+    try:
+        found: tuple[str, str] | None = mailbox_on_the_wire(text)
+    except ValueError:
+        found = None
+    assert found == expected

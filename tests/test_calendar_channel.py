@@ -146,10 +146,16 @@ def test_paying_completes_the_task_and_stops_the_nudges(
     assert stored.state == "open"
     assert stored.href is not None and stored.href.startswith(dav.url)
 
-    tick(loaded, settings, at(12, 1), "invoice_due")
+    # the client is nudged: the heads-up's moment passed, its task is completed
+    report = tick(loaded, settings, at(12, 1), "invoice_due")
     assert [str(m["Subject"]) for m in recorder.messages] == [
         "Facture F-1 : échéance du 30 novembre 2026"
     ]
+    assert report.closed == {
+        "invoice_due:F-1:heads-up": "invoice F-1: the client was sent a nudge on 2026-12-01, "
+        "the heads-up's moment has passed"
+    }
+    assert item(loaded, "invoice_due:F-1:heads-up").state == "completed"
     with loaded.session() as session:
         mark_invoice_paid(session, "F-1", date(2026, 12, 2))
 
@@ -157,8 +163,7 @@ def test_paying_completes_the_task_and_stops_the_nudges(
     assert len(recorder.messages) == 1, "no nudge after the payment"
     after = rows(loaded)
     assert "invoice_due:F-1:nudge-2" not in after, "a paid invoice is not nudged"
-    assert set(report.closed) == {"invoice_due:F-1:heads-up"}
-    assert item(loaded, "invoice_due:F-1:heads-up").state == "completed"
+    assert report.closed == {}, "closed once"
     task = remote(dav)["invoice_due:F-1:heads-up@followupd"]
     assert str(task["STATUS"]) == "COMPLETED"
     assert int(task["SEQUENCE"]) == 1

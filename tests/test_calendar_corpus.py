@@ -48,7 +48,7 @@ from followupd.sources.ical.read import (
     UnreadableObject,
     read_object,
 )
-from followupd.sources.ical.vtimezone import CYCLE
+from followupd.sources.ical.vtimezone import CYCLE, without_iana_definitions
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG
@@ -721,6 +721,62 @@ def test_a_windows_zone_without_vtimezone_is_known_by_its_name() -> None:
     assert span(event) == (paris(2026, 12, 4, 14), paris(2026, 12, 4, 15))
     assert event.start.utcoffset() == timedelta(hours=1)
     assert found.notes == [], "Romance Standard Time is a known zone, not a guess"
+
+
+def test_the_vtimezone_of_an_iana_name_is_not_parsed_and_others_are_kept() -> None:
+    """tzdata reads an IANA name: its definition is left out unparsed.
+
+    So a broken line in it, which icalendar refuses in a VTIMEZONE (the whole
+    object was refused for it: "not valid iCalendar"), refuses nothing.
+    """
+    garbled = PARIS_VTIMEZONE.replace("+0100", "+0500").replace(
+        "TZNAME:CET\n", "TZNAME:CET\nnot a property at all\n"
+    )
+    folded = ROMANCE_STANDARD_TIME.replace("TZID:Romance Standard Time\n", "TZID:Europe/Pa\n ris\n")
+    text = _ics(
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//test//app//EN\n"
+        + garbled
+        + ROMANCE_STANDARD_TIME
+        + folded
+        + "BEGIN:VEVENT\nUID:zones\nDTSTAMP:20261101T000000Z\nSUMMARY:Point\n"
+        "DTSTART;TZID=Europe/Paris:20261203T100000\nDTEND;TZID=Romance Standard Time:"
+        "20261203T113000\nEND:VEVENT\nEND:VCALENDAR\n"
+    )
+    kept = without_iana_definitions(text)
+    assert "TZID:Europe/Paris\r\n" not in kept and "not a property" not in kept
+    assert _ics(ROMANCE_STANDARD_TIME) in kept, "a Windows name's definition is read"
+    assert _ics(folded) in kept, "a TZID not on one line is parsed, as before"
+    found = read_object(text.encode(), PARIS, WINDOW)
+    (event,) = found.events
+    assert span(event) == (paris(2026, 12, 3, 10), paris(2026, 12, 3, 11, 30))
+    assert event.start.utcoffset() == timedelta(hours=1), "tzdata's Paris, not +05:00"
+    assert found.notes == [], "the broken line was in a definition nothing reads"
+
+
+def test_the_properties_nothing_reads_are_not_parsed() -> None:
+    """DTSTAMP, CREATED, VERSION…, alarms are left out unparsed: written wrong, they refuse
+    nothing.
+
+    icalendar refuses a VCALENDAR whose own properties it cannot parse, or an
+    alarm it cannot ("not valid iCalendar": the whole object was skipped for a
+    broken CREATED, or an alarm's TRIGGER).
+    """
+    text = _ics(
+        "BEGIN:VCALENDAR\nVERSION;:\nPRODID:-//test//app//EN\nCREATED:not a time\n"
+        "BEGIN:VEVENT\nUID:unread\nDTSTAMP:20261101T000000Z\nLAST-MODIFIED:yesterday\n"
+        'SUMMARY:Point [acme-audit]\nCLASS;X="unterminated:PUBLIC\nSEQUENCE:2\n'
+        + _folded("DTSTAMP", "20261101T000000Z" * 6)
+        + "DTSTART;TZID=Europe/Paris:20261203T100000\nDTEND;TZID=Europe/Paris:20261203T110000\n"
+        "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:not a duration\nEND:VALARM\n"
+        "END:VEVENT\nEND:VCALENDAR\n"
+    )
+    found = read_object(text.encode(), PARIS, WINDOW)
+    (event,) = found.events
+    assert (event.summary, span(event)) == (
+        "Point [acme-audit]",
+        (paris(2026, 12, 3, 10), paris(2026, 12, 3, 11)),
+    )
+    assert found.notes == [], "no broken line among those read"
 
 
 def test_an_outlook_display_name_zone_follows_its_summer_rule() -> None:

@@ -25,7 +25,7 @@ from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
-from followupd.store.updates import mark_invoice_paid
+from followupd.store.updates import mark_invoice_paid, promise_invoice
 from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.rulekit import ACME, imported, outbox
 from tests.smtpserver import Recorder, smtp_server
@@ -151,6 +151,62 @@ def test_one_email_lists_the_invoices_with_what_is_left_and_the_totals(
     assert all(row.subject == message["Subject"] for row in carried), "outbox show tells true"
 
 
+def test_the_second_grouped_nudge_states_each_invoices_penalties(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    """On 8 December, 8 days late at 12.15 % (ECB 2.15 % + 10 points), on what is unpaid.
+
+    F-1: 1,200 x 12.15 % x 8 / 365 = 3.1956 -> 3.20 €; F-2: 1,500 (500 paid before the
+    due date) -> 3.9945 -> 3.99 €; F-3: 3,000 dollars -> 7.9890 -> 7.99 $US. The indemnity
+    is 40 euros each, in euros for F-3 too.
+    """
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    pass_at(loaded, settings, paris(1))
+    assert "L441-10" not in text_of(recorder.messages[0]), "the first nudge stays friendly"
+    pass_at(loaded, settings, paris(8))
+    assert len(recorder.messages) == 2
+    text = text_of(recorder.messages[1])
+    assert "article L441-10 du Code de commerce" in text
+    euros = fr_money("40")
+    for number, interest in (("F-1", fr_money("3.20")), ("F-2", fr_money("3.99")),
+                             ("F-3", fr_money("7.99", "USD"))):  # fmt: skip
+        line = f"- {number} : {interest} de pénalités (8 jours de retard) et {euros} d'indemnité"
+        assert line in text
+    assert "40,00 $US" not in text
+
+
+def test_the_email_lists_what_else_is_late_but_not_what_waits_for_a_promise(
+    store: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    """On 1 December F-1 has its first nudge; F-2, due on 18 November (nudged on the 19th and
+    the 26th, next on 3 December), has no step that day but is late: listed, and in the
+    total. F-3 is late too, but promised for 10 December: not listed."""
+    recorder, port = server
+    data = DATA.replace(
+        "amount = 2000\nissued = 2026-10-31\ndue = 2026-11-30",
+        "amount = 2000\nissued = 2026-10-20\ndue = 2026-11-18",
+    )
+    loaded = imported(store, tmp_path, data)
+    settings = settings_for(tmp_path, port)
+    for day in (19, 26):
+        pass_at(loaded, settings, paris(day, month=11))
+    assert len(recorder.messages) == 2
+    with loaded.session() as session:
+        promise_invoice(session, "F-3", date(2026, 12, 10))
+    report = pass_at(loaded, settings, paris(1))
+    assert [key for key in report.sent if "nudge" in key] == [NUDGES[0]]
+    email = recorder.messages[2]
+    assert email["Subject"] == "2 factures en attente de règlement"
+    text = text_of(email)
+    assert "- F-1 du " in text and "- F-2 du " in text and "F-3" not in text
+    assert f"{fr_money('1500')} restant à régler, échue depuis 13 jours" in text
+    assert f"Total restant dû : {fr_money('2700')}." in text
+    assert outbox(loaded)[NUDGES[0]].reason == (
+        "one email for 2 invoices; also late, no step today: F-2"
+    )
+
+
 def test_an_invoice_paid_before_delivery_drops_out_and_all_paid_sends_nothing(
     loaded: Store, tmp_path: Path, server: tuple[Recorder, int]
 ) -> None:
@@ -239,8 +295,17 @@ def test_one_nudge_a_day_a_late_invoice_waits_for_the_next_morning(
     report = deliver(store, settings, paris(2))
     assert report.sent == [NUDGES[2]]
     alone = recorder.messages[1]
-    assert alone["Subject"] == "Facture F-3 : échéance du 30 novembre 2026", "reads as today"
+    # F-3's step alone, but the email lists what else the contact owes late, and the total
+    assert alone["Subject"] == "3 factures en attente de règlement"
+    text = text_of(alone)
+    assert "- F-1 du " in text and "- F-2 du " in text and "- F-3 du " in text
+    assert f"Total restant dû : {fr_money('2700')} + {fr_money('3000', 'USD')}." in text
     assert alone["Message-ID"] == message_id(NUDGES[2], "cabinet.example")
+    row = outbox(store)[NUDGES[2]]
+    assert row.reason == ("one email for 3 invoices; also late, no step today: F-1, F-2"), (
+        "outbox show tells what it listed"
+    )
+    assert row.subject == alone["Subject"]
     assert alone["In-Reply-To"] == recorder.messages[0]["Message-ID"]
 
 
@@ -316,6 +381,35 @@ def test_a_thank_you_follows_the_payment_of_a_nudged_invoice_only(
     pass_at(loaded, settings, paris(7))
     assert len(recorder.messages) == 2, "once"
     assert "invoice_due:F-2:thank-you" not in outbox(loaded)
+
+
+def test_a_clients_profile_sets_when_its_grouped_nudges_leave(
+    store: Store, tmp_path: Path, server: tuple[Recorder, int]
+) -> None:
+    """ACME climbs a gentle ladder: its first nudge 7 days late, its second 21 days late."""
+    recorder, port = server
+    loaded = imported(
+        store,
+        tmp_path,
+        DATA.replace('name = "ACME SA"\n', 'name = "ACME SA"\nprofile = "gentle"\n', 1),
+    )
+    gentle = (
+        "[rules.invoice_due.profiles.gentle]\nsteps = [\n"
+        '  { name = "nudge-1", offset_days = 7, audience = "client" },\n'
+        '  { name = "nudge-2", offset_days = 21, audience = "client" },\n]\n'
+    )
+    settings = settings_for(tmp_path, port, gentle)
+    for day in (1, 2, 3, 4):
+        pass_at(loaded, settings, paris(day))
+    assert recorder.messages == [], "the rule's own first nudge (a day late) is not ACME's"
+    pass_at(loaded, settings, paris(7))
+    assert [m["Subject"] for m in recorder.messages] == ["3 factures en attente de règlement"]
+    for day in (8, 14, 15, 18):
+        pass_at(loaded, settings, paris(day))
+    assert len(recorder.messages) == 1
+    pass_at(loaded, settings, paris(21))
+    assert len(recorder.messages) == 2
+    assert "Je reviens vers vous au sujet des 3 factures" in text_of(recorder.messages[1])
 
 
 def test_no_thank_you_unless_asked(

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, select, text
 
 from followupd.config.load import parse_settings
 from followupd.daemon.cluster import Cluster
-from followupd.delivery.deliverer import BATCH, Deliverer, claim
+from followupd.delivery.deliverer import BATCH, SUB_BATCH, Deliverer, claim
 from followupd.domain.states import FollowUpState
 from followupd.store.coordination import (
     CHANGED,
@@ -276,6 +276,9 @@ def test_a_dropped_coordination_connection_is_made_again(postgres_store: Store) 
         admin.dispose()
 
 
+CLAIMED = SUB_BATCH + 3  # a sub-batch, and some of the next
+
+
 class TakenForDead(Recorder):
     """An SMTP server during whose first message the worker's lock connection drops,
     and the leader, seeing no lock, hands the worker's claims back."""
@@ -305,7 +308,7 @@ class TakenForDead(Recorder):
                 connection.commit()
             await until(lambda: not self.locked())  # the backend ends after it is signalled
             with self.store.session() as session:
-                assert release_orphans(session, NOW) == {self.worker: 3}
+                assert release_orphans(session, NOW) == {self.worker: CLAIMED}
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -315,9 +318,9 @@ def test_claims_handed_back_mid_batch_are_not_sent_by_their_old_worker(
 ) -> None:
     invoice = '[[invoices]]\nnumber = "F-1"\nmission = "acme-audit"\namount = 10\n'
     imported(postgres_store, tmp_path, ACME + invoice + "issued = 2026-10-01\ndue = 2026-11-01\n")
-    for n in range(3):
+    for n in range(CLAIMED):
         with postgres_store.session() as session:
-            row = sample_followup(f"k{n}", NOW - timedelta(minutes=1))
+            row = sample_followup(f"k{n:02d}", NOW - timedelta(minutes=1))
             session.add(row)
     recorder = TakenForDead(postgres_store, "host:1")
     port = free_port()
@@ -325,11 +328,12 @@ def test_claims_handed_back_mid_batch_are_not_sent_by_their_old_worker(
     controller.start()
     try:
         text_ = MINIMAL_CONFIG + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        text_ += "connections = 1\n"
         settings = parse_settings(text_, tmp_path / "f.toml", {"HOME": str(tmp_path)})
         report = asyncio.run(Deliverer(postgres_store, settings, "host:1").run(NOW))
     finally:
         controller.stop()
-    assert len(recorder.messages) == 1, "only the message in flight when the lock went"
+    assert len(recorder.messages) == SUB_BATCH, "only the sub-batch in flight when the lock went"
     assert report.sent == [], "its outcome is not ours to record any more"
-    for key in ("k0", "k1", "k2"):  # for the next claim; k0 will arrive a second time
-        assert state_of(postgres_store, key) == ("pending", None)
+    for n in range(CLAIMED):  # for the next claim; the first sub-batch will arrive a second time
+        assert state_of(postgres_store, f"k{n:02d}") == ("pending", None)

@@ -12,16 +12,23 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from followupd.channels.email.message import message_id
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
-from followupd.delivery.deliverer import Deliverer, DeliveryReport, RetryPolicy, claim
+from followupd.delivery.deliverer import (
+    SUB_BATCH,
+    Deliverer,
+    DeliveryReport,
+    RetryPolicy,
+    claim,
+)
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
-from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE
+from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, sample_followup
 from tests.rulekit import ACME
 from tests.smtpserver import Recorder, free_port, smtp_server
 
@@ -247,3 +254,28 @@ def test_backoff_grows_and_is_bounded() -> None:
     assert timedelta(seconds=30) <= delays[0] <= timedelta(minutes=1)
     assert timedelta(minutes=4) <= delays[3] <= timedelta(minutes=8)
     assert all(delay <= timedelta(hours=1) for delay in delays)
+
+
+def test_several_connections_deliver_each_email_once_side_by_side(
+    loaded: Store, tmp_path: Path
+) -> None:
+    store = loaded  # with F-1 unpaid, which the rows are about
+    keys = [f"k{n:03d}" for n in range(4 * SUB_BATCH + 5)]
+    with store.session() as session:
+        for key in keys:
+            session.add(sample_followup(key, paris(1) - timedelta(minutes=1)))
+    with smtp_server() as (recorder, port):
+        text = (
+            MINIMAL_CONFIG
+            + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            + "connections = 3\nrate_per_minute = 1000000\n"
+        )
+        settings = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+        report = deliver(store, settings, paris(1))
+    assert sorted(report.sent) == keys
+    arrived = sorted(str(message["Message-ID"]) for message in recorder.messages)
+    assert arrived == sorted(message_id(key, "cabinet.example") for key in keys)
+    assert recorder.most_sessions == 3, "three connections side by side"
+    recorded = states(store)
+    assert all(recorded[key].message_id == message_id(key, "cabinet.example") for key in keys)
+    assert {recorded[key].state for key in keys} == {"sent"}

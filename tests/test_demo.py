@@ -217,7 +217,7 @@ def stored_dates(database_url: URL) -> dict[tuple[str, str, str], date]:
                     if getattr(mission, name) is not None:
                         found["missions", mission.key, name] = getattr(mission, name)
             for invoice in session.scalars(select(Invoice)):
-                for name in ("issued", "due", "paid"):
+                for name in ("issued", "due", "paid", "promised"):
                     if getattr(invoice, name) is not None:
                         found["invoices", invoice.number, name] = getattr(invoice, name)
             for issue in session.scalars(select(Issue)):
@@ -358,3 +358,39 @@ def test_the_first_run_says_each_thing_once(
     open_items = Counter(item.uid for item in shown if item.status == CalendarState.OPEN)
     assert open_items
     assert max(open_items.values()) == 1, open_items
+
+
+def test_the_demo_shows_getting_paid(cli: RunCli, home: Path) -> None:
+    """As written: one email for Harborline's two invoices, a part payment with the
+    penalties to date, a consumer's promise recalled without penalties, and its call."""
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG.replace('reminders_by_email = "each"\n', ""), encoding="utf-8"
+    )
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
+    for now in ("2026-11-27T21:30", "2026-11-30T09:30", "2026-12-02T09:30"):
+        assert cli("tick", "--now", now).code == 0
+    maildir = home / ".local/state/followupd/Maildir/new"
+    sent: dict[str, list[str]] = {}
+    for path in maildir.iterdir():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",))
+        assert body is not None
+        text = str(body.get_content()).replace("\r\n", "\n")
+        sent.setdefault(str(message["To"]), []).append(f"{message['Subject']}\n{text}")
+    (harborline,) = sent["rachel.kim@harborline.example"]
+    assert harborline.startswith("2 invoices awaiting payment\n")
+    assert "F-2026-041" in harborline and "F-2026-042" in harborline
+    assert "Total outstanding: $20,884.80." in harborline
+    (lumen,) = sent["karim.benali@atelier-lumen.example"]
+    # F-2026-038's last nudge lists F-2026-035, long overdue too, and what is left of each
+    assert lumen.startswith("2 factures en attente de règlement\n")
+    assert "- F-2026-035 du " in lumen
+    assert "dont 1\u202f812,50\xa0€ restant à régler" in lumen
+    assert "article L441-10" in lumen and "40,00\xa0€ d'indemnité" in lumen
+    (consumer,) = sent["marion.leclerc@example.org"]
+    assert "serait réglée au plus tard le 27 novembre 2026" in consumer
+    for never in ("L441-10", "D441-5", "pénalités", "indemnité"):
+        assert never not in consumer, never
+    digests = "\n".join(sent["claire@cabinet.example"])
+    assert "- Marion Leclerc : tel:+33639987108\n" in digests, "the name said once"
+    assert "règlement de la facture F-2026-039 promis pour le 27 novembre 2026" in digests

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from followupd.channels.email.message import build_message, message_id, text_to_html
 from followupd.channels.failure import DeliveryError
@@ -91,3 +93,66 @@ def test_an_html_part_of_its_own_is_sent_as_given() -> None:
     assert html is not None and html.get_content().splitlines() == page.splitlines()
     made = message_from_bytes(build(), policy=policy.default).get_body(("html",))
     assert made is not None and "<h3>" not in made.get_content(), "made from the text otherwise"
+
+
+# written straight to bytes (issue 17): whatever the text, a mail reader reads back what
+# was given, and every line stays within RFC 5322's 998 octets
+HEADER_TEXT = st.text(
+    # no space but the ASCII one: the email package's reader folds the others into it
+    st.characters(exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp"), include_characters=" "),
+    min_size=1,
+    max_size=300,
+).filter(lambda text: text.strip() == text and "  " not in text)
+BODY_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=3000)
+
+
+@given(subject=HEADER_TEXT, name=HEADER_TEXT, body=BODY_TEXT)
+@settings(max_examples=200, deadline=None)
+def test_any_text_reads_back_as_given(subject: str, name: str, body: str) -> None:
+    raw = build(subject=subject, recipient=f"{name} <jeanne@acme.example>", body=body)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == subject
+    assert parsed["To"].addresses[0].display_name == name
+    assert parsed["To"].addresses[0].addr_spec == "jeanne@acme.example"
+    text = parsed.get_body(("plain",))
+    assert text is not None
+    assert text.get_content().splitlines() == body.encode().decode().splitlines() or (
+        # the email package splits on \r and \n only, as the bytes on the wire do
+        text.get_content().replace("\r\n", "\n").split("\n")[:-1]
+        == body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    )
+    for line in raw.split(b"\r\n"):
+        assert len(line) <= 998
+    assert b"\n" not in raw.replace(b"\r\n", b""), "every line ends with CRLF"
+
+
+def test_a_line_longer_than_998_octets_goes_in_base64() -> None:
+    body = "é" * 1000 + "\nfin"
+    raw = build(body=body)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    text = parsed.get_body(("plain",))
+    assert text is not None and text["Content-Transfer-Encoding"] == "base64"
+    # base64 carries text in its canonical form, lines ending with CRLF (RFC 2045)
+    assert text.get_content().replace("\r\n", "\n") == body + "\n"
+
+
+def test_a_long_thread_is_folded_between_its_message_ids() -> None:
+    earlier = [message_id(f"invoice_due:F-1:nudge-{n}", "cabinet.example") for n in range(40)]
+    raw = build(earlier_in_thread=earlier)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["References"].split() == earlier
+    assert parsed["In-Reply-To"] == earlier[-1]
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+
+def test_a_line_break_in_a_subject_fails_that_message() -> None:
+    with pytest.raises(DeliveryError, match="line break") as raised:
+        build(subject="Facture\nBcc: victim@example.com")
+    assert raised.value.permanent
+
+
+def test_ascii_text_stays_readable_and_only_other_words_are_encoded() -> None:
+    raw = build(subject="Facture F-1 : échéance du 30 novembre")
+    assert b"Subject: Facture F-1 : =?utf-8?q?=C3=A9ch=C3=A9ance?= du 30 novembre\r\n" in raw
+    assert b"From: Claire Martin <claire@cabinet.example>\r\n" in raw
+    assert build(recipient="Dupont, Jeanne <j@acme.example>").count(b'To: "Dupont, Jeanne"') == 1

@@ -44,6 +44,7 @@ INVOICES = (
         penalties=Decimal("431.20"),
         indemnity=Decimal(40),
         days_late=64,
+        mission="Refonte du CRM",
     ),
     NoticeInvoice(
         number="F-2026-034",
@@ -54,6 +55,7 @@ INVOICES = (
         penalties=Decimal("19.85"),
         indemnity=Decimal(40),
         days_late=34,
+        mission="Refonte du CRM",
     ),
 )
 FRENCH = FormalNotice(
@@ -134,8 +136,16 @@ def test_the_french_letter_to_a_business_cites_invoices_amounts_law_and_deadline
     assert (
         "la somme de 14 076,65 € (13 545,60 € en principal, 451,05 € de pénalités de retard "
         "et 80,00 € d'indemnité forfaitaire) dans un délai de 8 jours à compter de la "
-        "réception de la présente, soit au plus tard le 12 décembre 2026."
+        "réception de la présente."
     ) in text
+    assert (
+        "Les pénalités, calculées au taux appliqué par la Banque centrale européenne à son "
+        "opération de refinancement la plus récente, majoré de 10 points de pourcentage, sont "
+        "arrêtées à la date de la présente"
+    ) in text
+    assert "restent impayées à ce jour, au titre de la mission « Refonte du CRM » :" in text
+    assert "P.J. : copie des factures" in text
+    assert "12 décembre" not in text, "no fixed date: the days run from receipt"
     assert "procédure de recouvrement judiciaire, notamment une injonction de payer" in text
     assert "me joindre au 06 12 34 56 78 ou à claire@martin-conseil.fr" in text
     assert "l'expression de mes salutations distinguées" in text
@@ -153,7 +163,10 @@ def test_the_english_letter_says_the_same_facts(tmp_path: Path) -> None:
     assert "Total due €14,076.65" in text
     assert "article L441-10 of the French Commercial Code" in text
     assert "fixed compensation for recovery costs of 40 euros (article D441-5" in text
-    assert "within 8 days of receipt of this letter, that is by December 12, 2026" in text
+    assert "within 8 days of receipt of this letter." in text
+    assert "The penalties, calculated at the rate applied by the European Central Bank" in text
+    assert "remain unpaid for the assignment \u201cRefonte du CRM\u201d:" in text
+    assert "Enclosures: copies of the invoices" in text
     assert "court proceedings" in text
     assert "order for payment" in text
     assert "Yours sincerely," in text
@@ -167,7 +180,7 @@ def test_a_consumer_is_never_shown_penalties_nor_the_indemnity(tmp_path: Path) -
     assert "F-2026-031 01/09/2026 01/10/2026 12 345,60 € 12 345,60 € 64" in text
     assert "F-2026-034 01/10/2026 31/10/2026 2 400,00 € 1 200,00 € 34" in text
     assert "la somme de 13 545,60 € dans un délai de 8 jours" in text
-    assert "au plus tard le 12 décembre 2026" in text
+    assert "dans un délai de 8 jours à compter de la réception de la présente." in text
     assert "injonction de payer" in text
     for claimed in (
         "L441-10",
@@ -195,13 +208,42 @@ def test_the_notice_totals_leave_out_a_consumers_penalties() -> None:
     assert FRENCH.days_given == 8
 
 
+def test_invoices_in_dollars_demand_the_indemnity_in_euros_beside_them(tmp_path: Path) -> None:
+    """D441-5's indemnity is 40 euros whatever the currency: stated apart, never added."""
+    dollars = replace(FRENCH, currency="USD")
+    assert dollars.indemnity_apart
+    assert dollars.demanded == Decimal("13996.65")  # unpaid and penalties, in dollars
+    text = text_of(formal_notice_pdf(dollars), tmp_path)
+    for cells in (
+        "F-2026-031 01/09/2026 01/10/2026 12 345,60 $US 12 345,60 $US 64 431,20 $US 40,00 €",
+        "Total 14 745,60 $US 13 545,60 $US 451,05 $US 80,00 €",
+        "Total dû 13 996,65 $US + 80,00 €",
+    ):
+        assert cells in text
+    assert (
+        "la somme de 13 996,65 $US + 80,00 € (13 545,60 $US en principal, 451,05 $US de "
+        "pénalités de retard et 80,00 € d'indemnité forfaitaire)"
+    ) in text
+    english = text_of(formal_notice_pdf(replace(dollars, language="en")), tmp_path)
+    assert "Total due $13,996.65 + €80.00" in english
+    # a figure too wide for its column makes the table's type smaller, never wraps it
+    large = replace(INVOICES[0], amount=Decimal("1234567.89"), unpaid=Decimal("1234567.89"))
+    text = text_of(formal_notice_pdf(replace(dollars, invoices=(large,))), tmp_path)
+    assert "1 234 567,89 $US 1 234 567,89 $US 64 431,20 $US 40,00 €" in text
+    assert not FRENCH.indemnity_apart and FRENCH.demanded == FRENCH.totals.total
+
+
 def test_one_invoice_and_no_earlier_reminder_are_said_in_the_singular(tmp_path: Path) -> None:
     one = replace(FRENCH, invoices=INVOICES[1:], reminded=False, place=None)
     text = text_of(formal_notice_pdf(one), tmp_path)
 
     assert "Objet : Mise en demeure de payer — facture n° F-2026-034" in text
     assert "Le 4 décembre 2026" in text
-    assert "Sauf erreur de ma part, la facture suivante reste impayée à ce jour :" in text
+    assert (
+        "Sauf erreur de ma part, la facture suivante reste impayée à ce jour, au titre de la "
+        "mission « Refonte du CRM » :"
+    ) in text
+    assert "P.J. : copie de la facture" in text
     assert "relances" not in text
     assert "F-2026-031" not in text
 
@@ -295,3 +337,20 @@ def test_characters_the_font_lacks_leave_a_blank_not_an_error(tmp_path: Path) ->
     assert "Studio" in text
     assert "Ωmega" in text  # Greek is in Vera
     assert "Mise en demeure de payer" in text
+
+
+def test_the_letter_says_how_the_penalties_are_reckoned(tmp_path: Path) -> None:
+    """The contract's rate when every invoice has it; both ways when only some have."""
+    contract = replace(
+        FRENCH, invoices=tuple(replace(found, contract_rate=Decimal("12.5")) for found in INVOICES)
+    )
+    text = text_of(formal_notice_pdf(contract), tmp_path)
+    assert "Les pénalités, calculées au taux de 12,5 % l'an prévu au contrat, sont" in text
+    mixed = replace(FRENCH, invoices=(contract.invoices[0], INVOICES[1]), margin_points=Decimal(8))
+    text = text_of(formal_notice_pdf(mixed), tmp_path)
+    assert (
+        "calculées au taux prévu au contrat ou, à défaut, au taux de refinancement de la Banque "
+        "centrale européenne majoré de 8 points de pourcentage"
+    ) in text
+    english = text_of(formal_notice_pdf(replace(contract, language="en")), tmp_path)
+    assert "calculated at the contractual rate of 12.5% a year" in english

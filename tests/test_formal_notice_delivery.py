@@ -156,6 +156,23 @@ def test_invoice_letter_writes_the_recorded_pdf(
     out = tmp_path / "lettre.pdf"
     assert cli("invoice", "letter", "F-2026-042", "--out", out).code == 0
     assert out.read_bytes() == written.read_bytes()
+    # after a dispute or a credit note: a new letter from the data as it stands
+    (home / "data.toml").write_text(
+        (home / "data.toml").read_text("utf-8").replace("amount = 8000\n", "amount = 7500\n"),
+        "utf-8",
+    )
+    assert cli("import", home / "data.toml").code == 0
+    fresh = tmp_path / "nouvelle.pdf"
+    renewed = cli("invoice", "letter", "F-2026-042", "--today", "--out", fresh)
+    assert renewed.code == 0, renewed
+    assert "(made as of " in renewed.out
+    assert "7 500,00 €" not in pdf_text(written.read_bytes(), tmp_path)
+    assert "7 500,00 €" in pdf_text(fresh.read_bytes(), tmp_path), "the new amount"
+    nowhere = tmp_path / "courrier" / "lettre.pdf"
+    typo = cli("invoice", "letter", "F-2026-042", "--out", nowhere)
+    assert typo.code == 2, "a usage error, said before any work"
+    assert f"the directory '{nowhere.parent}' does not exist" in typo.err
+    assert "unexpected error" not in typo.err
 
 
 def test_invoice_letter_makes_one_when_none_was_recorded(
@@ -170,7 +187,7 @@ def test_invoice_letter_makes_one_when_none_was_recorded(
     assert "Mise en demeure de payer" in text
     # the invoice asked for, and the others 45 days late or more on that day
     assert "F-2026-043" in text and "F-2026-040" in text and "F-2026-042" in text
-    assert "au plus tard le 28 décembre 2026" in text
+    assert "dans un délai de 8 jours à compter de la réception de la présente." in text
     assert "Pénalités" in text
 
     missing = cli("invoice", "letter", "F-0000")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from followupd.cli.app import App
 from followupd.config.settings import Settings
 from followupd.errors import ConfigError
 from followupd.rules.invoice_due import InvoiceDue
@@ -121,11 +123,33 @@ def test_check_names_the_clients_of_an_unknown_profile(
     result = cli("check")
     shown = " ".join(result.out.split())
     assert (
-        "profiles FAILED client globex: profile 'gentel' is not in "
+        "profiles warn client globex: profile 'gentel' is not in "
         "[rules.invoice_due.profiles]: the rule's own steps are used"
     ) in shown, result
+    assert result.code == 0, "said, not failed: passes work on with the rule's own steps"
     config.write_text(MINIMAL_CONFIG + GENTLE.replace("gentle", "gentel"), encoding="utf-8")
-    assert "profiles FAILED" not in " ".join(cli("check").out.split())
+    assert "profiles warn" not in " ".join(cli("check").out.split())
+
+
+def test_check_says_a_contract_rate_needs_the_legal_rate_of_the_half_year(
+    cli: RunCli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mission's own late_payment_rate is floored at 3 times the legal rate: `check`
+    says which half-year lacks it, where to find it, and does not fail for it."""
+    monkeypatch.setattr(App, "now", lambda self: datetime(2026, 12, 4, 10, tzinfo=UTC))
+    (home / "followupd.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
+    data = DATA.replace('title = "Data plan"', 'title = "Data plan"\nlate_payment_rate = 12')
+    (home / "data.toml").write_text(data, encoding="utf-8")
+    assert cli("init").code == 0
+    assert cli("import", home / "data.toml").code == 0
+    result = cli("check")
+    assert result.code == 0, result
+    shown = " ".join(result.out.split())
+    assert (
+        "late payment warn 1 mission with a late_payment_rate: set [late_payment] legal_rates "
+        "for 2026-H2: the rate of 2026-H1 (2.62 %) stands in for it (the taux de l'intérêt "
+        "légal"
+    ) in shown, shown
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from tests.rulekit import (
     paris,
 )
 from tests.test_invoice_ladder import DATA as LADDER_DATA
+from tests.test_rule_invoice_due import DATA as DOLLARS
 
 # invoice_due's test data (F-1 to ACME, a business; F-2 to Globex), Globex a consumer here,
 # F-1 paid 2,000 on 3 December
@@ -70,3 +71,17 @@ def test_no_penalties_where_french_law_is_off(store: Store, tmp_path: Path) -> N
     )
     RULE.pass_at(loaded, settings, paris(2026, 12, 8, 16, 0))
     assert "L441-10" not in outbox(loaded)["invoice_due:F-1:nudge-2"].body
+
+
+def test_the_indemnity_is_stated_in_euros_for_an_invoice_in_dollars(
+    store: Store, tmp_path: Path
+) -> None:
+    """D441-5's 40 euros stay euros: Globex, a business, is invoiced in dollars."""
+    loaded = imported(store, tmp_path, DOLLARS)
+    settings = owner_settings(tmp_path, "[rules.invoice_due]\ngroup_by_client = false\n")
+    RULE.pass_at(loaded, settings, paris(2026, 12, 8, 23, 0))
+    body = outbox(loaded)["invoice_due:F-2:nudge-2"].body
+    interest = (Decimal(5000) * Decimal("0.1215") * 8 / 365).quantize(Decimal("0.01"))
+    assert f"${interest} to date (8 days late)" in body
+    assert "the fixed recovery indemnity of €40.00 (article D441-5)" in body
+    assert "$40.00" not in body

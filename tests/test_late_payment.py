@@ -470,7 +470,9 @@ def test_what_check_says() -> None:
     shipped = LatePaymentSection()
     assert rate_warnings(shipped, date(2026, 3, 1)) == []
     assert rate_warnings(shipped, date(2026, 12, 5)) == [
-        "set [late_payment] ecb_rates for 2026-H2: the rate of 2026-H1 (2.15 %) stands in for it"
+        "set [late_payment] ecb_rates for 2026-H2: the rate of 2026-H1 (2.15 %) stands in for it "
+        "(the ECB's main refinancing operations rate on 1 January or 1 July: ecb.europa.eu, key "
+        "ECB interest rates)"
     ]
     low = LatePaymentSection(contract_rate=D(7))
     assert rate_warnings(low, date(2026, 3, 1)) == [
@@ -478,7 +480,9 @@ def test_what_check_says() -> None:
         "3 × the legal rate 2.62 % = 7.86 %: the floor is applied"
     ]
     assert rate_warnings(LatePaymentSection(contract_rate=D(10)), date(2026, 9, 1)) == [
-        "set [late_payment] legal_rates for 2026-H2: the rate of 2026-H1 (2.62 %) stands in for it"
+        "set [late_payment] legal_rates for 2026-H2: the rate of 2026-H1 (2.62 %) stands in for it "
+        "(the taux de l'intérêt légal, 'tous les autres cas', of the arrêté in the Journal "
+        "officiel of late December or June)"
     ]
     assert "2019-H1 or any half-year before it" in rate_warnings(shipped, date(2019, 1, 1))[0]
 
@@ -546,7 +550,9 @@ def test_check_says_which_half_year_lacks_a_rate(tmp_path: Path) -> None:
     assert (known.ok, known.detail) == (True, "rates known for 2026-H1")
     [stale] = late_payment_checks(settings, date(2026, 12, 4))
     assert stale.ok, "a missing half-year is said, not failed: the rate before stands in"
+    assert stale.warning
     assert "set [late_payment] ecb_rates for 2026-H2" in stale.detail
+    assert "ecb.europa.eu" in stale.detail, "where to find it"
     given = _settings('\n[late_payment]\necb_rates = { "2026-H2" = 2.15 }\n', tmp_path)
     assert late_payment_checks(given, date(2026, 12, 4))[0].detail == "rates known for 2026-H2"
     off = _settings("\n[late_payment]\nenabled = false\n", tmp_path)

@@ -51,3 +51,25 @@ def test_no_wait_when_messages_are_already_far_apart() -> None:
 def test_a_rate_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         Pacer(0)
+
+
+def test_connections_sharing_a_pacer_each_get_a_slot_of_their_own() -> None:
+    fake = FakeTime()
+    went: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the others run meanwhile, as they would
+        until = fake.now + seconds
+        await asyncio.sleep(0)
+        fake.now = max(fake.now, until)
+
+    pacer = Pacer(60, clock=fake.clock, sleep=sleep)  # one a second
+
+    async def connection() -> None:
+        await pacer.wait()
+        went.append(fake.now)
+
+    async def connections() -> None:
+        await asyncio.gather(*(connection() for _ in range(3)))
+
+    asyncio.run(connections())
+    assert sorted(went) == [100.0, 101.0, 102.0], "three messages at once: now, +1 s, +2 s"

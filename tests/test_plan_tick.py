@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
+from followupd.cli import render
 from followupd.delivery.deliverer import RetryPolicy
 from followupd.errors import EX_FOLLOWUPS_FAILED, EX_UNAVAILABLE
 from followupd.store import live_items
@@ -257,6 +258,12 @@ def test_tick_says_what_its_pass_did_and_lists_nothing_else(cli: RunCli, demo: P
              ["followups"]}  # fmt: skip
     assert (after["invoice_due:F-2026-045:heads-up"]["action"],
             after["invoice_due:F-2026-045:heads-up"]["state"]) == ("closed", "sent")  # fmt: skip
+    assert after["invoice_due:F-2026-045:heads-up"]["reason"] == (
+        "closed: invoice F-2026-045 paid on 2026-12-15"
+    ), "followupd closed it, not the user in their calendar"
+    table = cli("outbox", "list", "--rule", "invoice_due", "--limit", "200").out
+    assert "closed: invoice F-2026-045 paid on" in table
+    assert "completed in your calendar" not in table
     assert all(not key.startswith("invoice_due:F-2026-045:") or item["action"] in
                ("closed", "cancelled") for key, item in after.items())  # fmt: skip
 
@@ -300,3 +307,18 @@ def test_plan_shows_what_would_go(cli: RunCli, home: Path, database_url: URL) ->
     owners = [item for item in off["followups"] if item["audience"] == "owner"]
     assert owners
     assert all(item["channel"] == "calendar" for item in owners)
+
+
+def test_a_long_pass_is_counted_and_its_json_lists_every_follow_up(
+    cli: RunCli, demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Printing a row costs ~1 ms: a Monday burst of thousands is counted instead (issue 17)."""
+    listed = as_json(cli("tick", "--now", "2026-12-15T10:00", "--dry-run", "--json").out)
+    assert len(listed["followups"]) > 3
+    monkeypatch.setattr(render, "TABLE_ROWS", 3)
+    result = cli("tick", "--now", "2026-12-15T10:00", "--dry-run")
+    assert result.code == 0, result
+    assert f"{len(listed['followups'])} follow-ups, counted" in result.out
+    counted = [line.split("│") for line in result.out.splitlines() if line.count("│") == 3]
+    assert sum(int(cells[3]) for cells in counted) == len(listed["followups"])
+    assert {cells[1].strip() for cells in counted} == {"recorded"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,12 @@ from sqlalchemy import select
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar
+from followupd.domain.payments import Payment
 from followupd.domain.promise_note import promised_in
 from followupd.domain.states import FollowUpState
 from followupd.errors import FollowupdError, NotFound
 from followupd.rules.escalate_by_phone import EscalateByPhone
+from followupd.rules.formal_notice import FormalNoticeRule
 from followupd.rules.invoice_due import InvoiceDue
 from followupd.rules.promises import promise_pauses
 from followupd.store.db import Store
@@ -45,6 +48,7 @@ from tests.test_rule_invoice_due import DATA
 
 RULE = RuleAlone(InvoiceDue, paris(2026, 11, 1), paris(2027, 2, 1))
 CALLS = RuleAlone(EscalateByPhone, paris(2026, 11, 1), paris(2027, 2, 1))
+NOTICES = RuleAlone(FormalNoticeRule, paris(2026, 11, 1), paris(2027, 2, 28))
 NUDGE_1, NUDGE_2, NUDGE_3 = (f"invoice_due:F-1:nudge-{n}" for n in (1, 2, 3))
 BROKEN = "invoice_due:F-1:promise-broken-2026-12-17"
 PROMISED = date(2026, 12, 17)
@@ -119,6 +123,23 @@ def test_the_nudges_wait_then_resume_one_step_at_a_time(loaded: Store, settings:
     assert "Appeler Jeanne Dupont : tel:+33612345678." in task.body
 
 
+def test_the_resumed_nudge_says_what_is_left_after_a_part_payment_in_the_pause(
+    loaded: Store, settings: Settings
+) -> None:
+    """4 000 € paid on 10 December, within the pause: the nudge of the 22nd asks for the rest."""
+    promise(loaded, PROMISED)
+    with loaded.session() as session:
+        invoice = session.scalars(select(Invoice).where(Invoice.number == "F-1")).one()
+        invoice.payments = (Payment(date(2026, 12, 10), Decimal(4000)),)
+    daily_passes(loaded, settings, date(2026, 12, 2), date(2026, 12, 22))
+    resumed = outbox(loaded)[NUDGE_2].body
+    assert (
+        "serait réglée au plus tard le 17 décembre 2026. Sauf erreur de ma part, ce règlement "
+        "ne m'est pas encore parvenu.\nAprès votre règlement partiel, il reste "
+        "8\u202f000,00\xa0€ à régler.\n\nPourriez-vous me confirmer la date" in resumed
+    ), "what is left, on the day the nudge goes, closing the promise's paragraph"
+
+
 def test_after_a_downtime_only_the_next_step_goes_at_the_end_of_the_pause(
     loaded: Store, settings: Settings
 ) -> None:
@@ -183,6 +204,33 @@ def test_the_overdue_call_moves_with_the_ladder(loaded: Store, settings: Setting
     assert CALLS.planned(loaded, settings)[call].due_at == paris(2026, 12, 30, 9)
     promise(loaded, PROMISED)
     assert CALLS.planned(loaded, settings)[call].due_at == paris(2027, 1, 13, 9)
+
+
+def test_the_formal_notice_moves_with_the_ladder(loaded: Store, settings: Settings) -> None:
+    """45 days past due, 15 after the call: the promise moves both by the same two weeks."""
+    notice = "formal_notice:F-1"
+    assert NOTICES.planned(loaded, settings)[notice].due_at == paris(2027, 1, 14, 9)
+    promise(loaded, PROMISED)
+    assert NOTICES.planned(loaded, settings)[notice].due_at == paris(2027, 1, 28, 9)
+
+
+def test_no_formal_notice_before_a_promise_made_after_the_nudges_ends(
+    loaded: Store, settings: Settings
+) -> None:
+    """Every nudge sent, the client promises to pay by 15 January, past the notice's day.
+
+    The letter waits for the pause's end (3 working days later, the 20th), as the call does:
+    the owner is not told to send a formal notice to a client who promised to pay.
+    """
+    for key, day in ((NUDGE_2, 8), (NUDGE_3, 15)):
+        RULE.pass_at(loaded, settings, paris(2026, 12, day, 9, 0))
+        mark_sent(loaded, key, paris(2026, 12, day, 9, 0))
+    promise(loaded, date(2027, 1, 15))
+    assert NOTICES.planned(loaded, settings)["formal_notice:F-1"].due_at == paris(2027, 1, 20, 9)
+    call = "escalate_by_phone:F-1:overdue-call"
+    assert CALLS.planned(loaded, settings)[call].due_at == paris(2027, 1, 20, 9)
+    letter = NOTICES.planned(loaded, settings)["formal_notice:F-1"].letter
+    assert letter is not None and letter.dated == date(2027, 1, 20), "dated the day it is due"
 
 
 def test_the_grace_is_an_option_and_the_words_follow_the_language(

@@ -266,6 +266,16 @@ def test_without_matplotlib_a_chart_names_the_extra(
     assert cli("report", "--as-of", DAY).code == 0, "the table needs no matplotlib"
 
 
+def test_a_chart_into_a_missing_directory_is_a_usage_error(
+    config: Path, cli: RunCli, home: Path
+) -> None:
+    png = home / "charts" / "aging.png"
+    result = cli("report", "--as-of", DAY, "--png", png)
+    assert result.code == 2
+    assert f"the directory '{png.parent}' does not exist" in result.err
+    assert result.out == "", "said before the report"
+
+
 def test_no_other_command_loads_matplotlib() -> None:
     code = (
         "import sys\n"

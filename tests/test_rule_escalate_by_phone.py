@@ -244,6 +244,24 @@ def test_an_overdue_call_counts_the_written_reminders_actually_sent(
     assert "unpaid despite 2 written reminders." in english["escalate_by_phone:F-1:overdue-call"]
 
 
+def test_the_overdue_call_says_how_to_record_a_promise_made_on_the_phone(
+    loaded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """The call is where a client promises: its task says how to note it (a completed task
+    with "promis DATE" is read back, `followupd.sources.caldav.promised`)."""
+    overdue = RULE.texts(loaded, settings)["escalate_by_phone:F-1:overdue-call"]
+    assert (
+        "Si Jeanne Dupont promet une date de règlement, ajouter aux notes de cette tâche une "
+        "ligne « promis » suivie de la date (jour/mois/année), puis la cocher" in overdue
+    )
+    assert "followupd invoice promised F-1 --on AAAA-MM-JJ." in overdue
+    english = RULE.texts(loaded, owner_settings(tmp_path, IN_ENGLISH))
+    assert (
+        'add to this task\'s notes a line with "promised" and the date'
+        in (english["escalate_by_phone:F-1:overdue-call"])
+    )
+
+
 def test_a_mission_without_contact_names_the_client(loaded: Store, settings: Settings) -> None:
     call = RULE.planned(loaded, settings)["escalate_by_phone:no-badge:call"]
     assert call.subject == "Appeler ACME SA — Badges non livrés"

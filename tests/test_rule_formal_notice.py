@@ -225,6 +225,8 @@ def test_the_deadline_days_are_8_to_15(loaded: Store, settings: Settings, tmp_pa
     assert letter is not None and letter.deadline == date(2027, 1, 1)
     with pytest.raises(ConfigError, match="deadline_days"):
         owner_settings(tmp_path, "[rules.formal_notice]\ndeadline_days = 5\n")
+    with pytest.raises(ConfigError, match=r"cite_after_days \(50\) is after after_days \(45\)"):
+        owner_settings(tmp_path, "[rules.formal_notice]\ncite_after_days = 50\n")
 
 
 def test_the_task_says_what_to_do_with_the_letter(loaded: Store, settings: Settings) -> None:
@@ -232,7 +234,8 @@ def test_the_task_says_what_to_do_with_the_letter(loaded: Store, settings: Setti
     assert "en pièce jointe (mise-en-demeure-F-2026-042.pdf)" in text
     assert "elle cite aussi l'autre facture impayée de ACME SA" in text
     assert "dont 231,31\xa0€ de pénalités de retard et 80,00\xa0€ d'indemnité forfaitaire" in text
-    assert "jusqu'au 25 décembre 2026" in text
+    assert "Délai de paiement donné : 8 jours à compter de la réception de la lettre." in text
+    assert "y joindre une copie de chaque facture citée" in text
     assert "lettre recommandée avec accusé de réception (LRAR)" in text
     assert "followupd ne l'envoie pas au client" in text
     assert "followupd invoice letter F-2026-042" in text
@@ -254,6 +257,28 @@ def test_no_formal_notice_while_disputed_or_paused(loaded: Store, settings: Sett
     assert "formal_notice:G-7" not in intents, "a dispute is for talking"
 
 
+def test_one_letter_cites_the_late_invoices_and_they_get_none_of_their_own(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """F-2026-042 due on 20 October: 41 days late on F-2026-040's letter of 30 November."""
+    data = DATA.replace("due = 2026-11-02             # + 45", "due = 2026-10-20  # + 45")
+    loaded = imported(store, tmp_path, data)
+    plan = RULE.planned(loaded, settings)
+    assert set(plan) == {FIRST, CONSUMER}, "F-2026-042 is in FIRST's letter: no task of its own"
+    letter = plan[FIRST].letter
+    assert letter is not None
+    assert [invoice.number for invoice in letter.invoices] == ["F-2026-040", "F-2026-042"]
+    assert RULE.run(loaded, settings, paris(2026, 11, 30, 9, 5))[0] == [FIRST]
+    assert TRIGGER not in RULE.planned(loaded, settings, paris(2026, 12, 1)), "recorded: cited"
+    # F-2026-040 paid before the letter left: it is called off, and F-2026-042 gets its own
+    with loaded.session() as session:
+        mark_invoice_paid(session, "F-2026-040", date(2026, 12, 1))
+    _, cancelled = RULE.run(loaded, settings, paris(2026, 12, 1, 9, 5))
+    assert set(cancelled) == {FIRST}
+    again = RULE.planned(loaded, settings, paris(2026, 12, 1))
+    assert again[TRIGGER].due_at == paris(2026, 12, 4, 9, 0)
+
+
 def test_a_pass_records_it_once_with_its_pdf(
     loaded: Store, settings: Settings, tmp_path: Path
 ) -> None:
@@ -273,7 +298,7 @@ def test_a_pass_records_it_once_with_its_pdf(
     assert "Lettre recommandée avec accusé de réception" in text
     assert "12 rue des Lilas" in text and "4 avenue Foch" in text
     assert "Pénalités" in text and "231,31 €" in text, "the penalties of a business"
-    assert "au plus tard le 25 décembre 2026" in text
+    assert "dans un délai de 8 jours à compter de la réception de la présente." in text
     consumer = pdf_text(stored(loaded, CONSUMER)[1] or b"", tmp_path)
     assert "Mise en demeure" in consumer and "D-1" in consumer
     assert "Pénalités" not in consumer and "indemnité" not in consumer.lower()

@@ -107,11 +107,12 @@ def test_the_first_working_day_of_2027_is_monday_the_4th_for_every_demo_country(
 
 def test_january_greets_every_eligible_demo_contact_once(demo: Store, settings: Settings) -> None:
     expected = expected_2027()
-    # sanity of the independent computation: the demo's seven eligible contacts
+    # sanity of the independent computation: the demo's eight eligible contacts
     assert sorted(expected) == [
         "helene-morvan",
         "karim-benali",
         "luc-vandamme",
+        "marion-leclerc",
         "pieter-janssens",
         "rachel-kim",
         "sophie-garnier",

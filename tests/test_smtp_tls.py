@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import subprocess
 from pathlib import Path
@@ -11,7 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
+from followupd.channels.email.smtp import smtp_client
 from followupd.config.load import parse_settings
+from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer
 from followupd.engine.evaluation import evaluate
@@ -134,3 +137,18 @@ def test_no_starttls_means_no_plain_text_fallback(loaded: Store, tmp_path: Path)
     assert row.last_error is not None
     assert row.last_error.startswith("refusing to send in clear")
     assert recorder.messages == []
+
+
+def test_the_tls_context_is_made_once_and_again_when_the_ca_file_changes(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    """Loading the trusted certificates costs milliseconds: not once per connection."""
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(certificate[1].read_bytes())
+    smtp = Smtp(host="127.0.0.1", security="starttls", ca_file=ca_file)
+    first = smtp_client(smtp).tls_context
+    assert first is not None and smtp_client(smtp).tls_context is first
+    ca_file.write_bytes(certificate[1].read_bytes())
+    os.utime(ca_file, ns=(1, 1))  # a new file in its place
+    assert smtp_client(smtp).tls_context is not first
+    assert smtp_client(Smtp(host="127.0.0.1", security="none")).tls_context is None

@@ -1,6 +1,8 @@
 """What every command of the command line needs: the config, the store, the owners, time.
 
 The command line is the only place below the service that reads the clock.
+The config's models and the store are imported when a command first asks for
+them, not with this module: `followupd --version` needs neither.
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy.orm import Session
 
 from followupd.config.discovery import find_config
-from followupd.config.load import load_settings
-from followupd.config.owners import OwnerEntry
-from followupd.config.settings import Settings
-from followupd.sources.files.records import parse_instant
-from followupd.store.coordination import CHANGED, announce
-from followupd.store.db import Store
+
+if TYPE_CHECKING:  # imported where used: pydantic and SQLAlchemy, not for `--version`
+    from sqlalchemy.orm import Session
+
+    from followupd.config.owners import OwnerEntry
+    from followupd.config.settings import Settings
+    from followupd.store.db import Store
 
 
 @dataclass
@@ -32,6 +35,9 @@ class App:
 
     config_option: Path | None
     debug: bool
+    # main() for this process's own command line, not inside a longer one (the tests):
+    # it may keep what outlives the command (compiled templates)
+    own_process: bool = False
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _settings: Settings | None = None
 
@@ -42,7 +48,12 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from followupd.config.load import load_settings  # pydantic: see the docstring
+            from followupd.templates import compiled  # Jinja2, as pydantic
+
             self._settings = load_settings(self.config_path, self.environ)
+            if self.own_process:
+                compiled.keep_in(self._settings.state_dir / compiled.CACHE_DIRECTORY)
         return self._settings
 
     @property
@@ -69,6 +80,8 @@ class App:
         return self.settings if self.settings.several_owners else None
 
     def store(self, *, migrate: bool = False) -> Store:
+        from followupd.store.db import Store  # SQLAlchemy: see the module's docstring
+
         url = self.settings.database.sqlalchemy_url(self.environ)
         store = Store.open(url, create=migrate)
         if not migrate:
@@ -86,6 +99,8 @@ class App:
         A committed change is announced, so that daemons sharing a PostgreSQL
         database evaluate it now rather than at their next interval.
         """
+        from followupd.store.coordination import CHANGED, announce  # as Store, in store()
+
         store = self.store()
         try:
             if commit:
@@ -108,6 +123,8 @@ class App:
         """An ISO instant from the user, read in the owner's zone; now when absent."""
         if text is None:
             return self.now()
+        from followupd.sources.files.records import parse_instant  # pydantic, as settings
+
         try:
             return parse_instant(text, self.zone)
         except ValueError as error:

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
+from sqlalchemy import func, select
 
 from followupd.channels.email.smtp import smtp_client
 from followupd.cli.template_check import check_templates
@@ -21,7 +22,7 @@ from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
 from followupd.domain.business_calendar import zone
-from followupd.domain.late_payment import HalfYear, rate_warnings
+from followupd.domain.late_payment import HalfYear, MissingRate, legal_table, rate_warnings
 from followupd.domain.owner_scope import (
     SyncedCalendar,
     calendar_sources,
@@ -32,6 +33,7 @@ from followupd.errors import ConfigError, FollowupdError
 from followupd.rules.invoice_due import InvoiceDue, unknown_profiles
 from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
+from followupd.store.models import Mission
 
 FETCH_CHUNK = 100  # objects a calendar-multiget asks for, as the sync does
 SHOWN_SKIPS = 3
@@ -44,6 +46,7 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warning: bool = False  # ok, but something to set right: said, never failed
 
 
 def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
@@ -83,7 +86,7 @@ def late_payment_checks(settings: Settings, today: date) -> list[Check]:
     warnings = rate_warnings(section, today)
     if not warnings:
         return [Check("late payment", True, f"rates known for {HalfYear.of(today)}")]
-    return [Check("late payment", True, f"warning: {warning}") for warning in warnings]
+    return [Check("late payment", True, warning, warning=True) for warning in warnings]
 
 
 def template_checks(settings: Settings) -> list[Check]:
@@ -96,10 +99,11 @@ def template_checks(settings: Settings) -> list[Check]:
     return [Check("templates", True, f"{report.files} in {where}, each renders with sample data")]
 
 
-def online_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+def online_checks(settings: Settings, environ: Mapping[str, str], today: date) -> list[Check]:
     checks = [check_database(settings, environ)]
     if checks[0].ok:
         checks += check_profiles(settings, environ)
+        checks += check_mission_rates(settings, environ, today)
     if settings.smtp is None:
         maildir = settings.state_dir / "Maildir"
         checks.append(Check("smtp", True, f"not configured: mail goes to {maildir}"))
@@ -147,11 +151,41 @@ def check_profiles(settings: Settings, environ: Mapping[str, str]) -> list[Check
     return [
         Check(
             "profiles",
-            False,
+            True,
             f"{problem} is not in [rules.invoice_due.profiles]: the rule's own steps are used",
+            warning=True,
         )
         for problem in unknown
     ]
+
+
+def check_mission_rates(settings: Settings, environ: Mapping[str, str], today: date) -> list[Check]:
+    """Missions with their own ``late_payment_rate`` need the legal rate of `today`'s
+    half-year, for the floor of 3 times it (``late_payment_checks`` says it for
+    ``[late_payment] contract_rate``)."""
+    section = settings.late_payment
+    if section.contract_rate is not None or not any(
+        section.enabled_for(owner.country) for owner in settings.owners
+    ):
+        return []
+    store = Store.open(settings.database.sqlalchemy_url(environ), create=False)
+    try:
+        with store.session() as session:
+            count = session.scalar(
+                select(func.count(Mission.id)).where(Mission.late_payment_rate.is_not(None))
+            )
+    finally:
+        store.close()
+    if not count:
+        return []
+    which = f"{count} mission{'s' if count > 1 else ''} with a late_payment_rate"
+    try:
+        rate = legal_table(section).lookup(HalfYear.of(today))
+    except MissingRate as error:
+        return [Check("late payment", True, f"{which}: {error}", warning=True)]
+    if not rate.stale:
+        return []
+    return [Check("late payment", True, f"{which}: {rate.warning()}", warning=True)]
 
 
 async def check_smtp(smtp: Smtp, environ: Mapping[str, str]) -> Check:

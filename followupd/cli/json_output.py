@@ -78,10 +78,11 @@ def followups_json(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
-    user_did: Mapping[str, str],
+    calendar_says: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """As `intents_json`, with each row's state, what the pass did to it, and, when not
-    sent or when the user acted on its calendar item (`user_did`, by key), the reason."""
+    sent or when its calendar item says why it closed or what the user did to it
+    (`calendar_says`, by key), the reason."""
     shown = _described(session, rows, zone, settings)
     together = _sent_together(rows)
     for item, row in zip(shown, rows, strict=True):
@@ -90,8 +91,8 @@ def followups_json(
         item["state"] = README_STATES.get(row.state, row.state)
         item["action"] = actions[row.key]
         item["late"] = row.late
-        if row.key in user_did:
-            item["reason"] = user_did[row.key]
+        if row.key in calendar_says:
+            item["reason"] = calendar_says[row.key]
         elif row.state != FollowUpState.SENT:
             item["reason"] = row.reason or _default_reason(row)
     return shown

@@ -1,7 +1,7 @@
 """`invoice letter`: the formal notice to pay of an invoice, as a PDF file.
 
 The one the ``formal_notice`` rule recorded with the owner's task, the
-latest; when none was recorded yet, one made now, as of today in the
+latest; when none was recorded yet (or with ``--today``), one made now, as of today in the
 owner's zone, by the rule's own code (`letter_for`), with the owner's
 options (``[owners.rules.formal_notice]`` over ``[rules.formal_notice]``).
 """
@@ -34,9 +34,10 @@ class LetterFile:
 
 
 def formal_notice_file(
-    session: Session, settings: Settings, number: str, now: datetime
+    session: Session, settings: Settings, number: str, now: datetime, *, fresh: bool = False
 ) -> LetterFile:
-    """The PDF of invoice `number`'s formal notice: the one recorded, else one made as of `now`.
+    """The PDF of invoice `number`'s formal notice: the one recorded, else (or when `fresh`:
+    after a dispute, a credit note) one made as of `now`.
 
     Raises NotFound for an unknown invoice, FollowupdError for a paid one or
     one with nothing to claim yet.
@@ -54,7 +55,7 @@ def formal_notice_file(
     invoice, mission, client, who = found
     if invoice.paid is not None:
         raise FollowupdError(f"invoice {number} was paid on {invoice.paid}: no formal notice")
-    recorded = latest(session, FormalNoticeRule.name, number)
+    recorded = None if fresh else latest(session, FormalNoticeRule.name, number)
     if recorded is not None:
         key, (name, data) = recorded
         return LetterFile(name, data, f"recorded with the task {key}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
-from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.owner_scope import has_calendars, has_mailboxes
 from followupd.domain.states import FAILED_STATES, FollowUpState, PassAction
 from followupd.engine import evaluation
@@ -27,7 +25,8 @@ from followupd.store.outbox import recording
 from followupd.store.outbox.orphans import release_orphans
 from followupd.store.outbox.rows import FollowUpRow
 
-if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+if TYPE_CHECKING:  # importing them would load the CalDAV client stack, SMTP and iCalendar
+    from followupd.delivery.deliverer import Deliverer, DeliveryReport
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.imap.sync import MailSyncReport
 
@@ -147,6 +146,10 @@ def tick(app: App, now_text: str | None, dry_run: bool, as_json: bool) -> None:
             for dead, count in release_orphans(session, at).items():
                 click.echo(f"followupd: took back {count} follow-ups claimed by {dead}, "
                            "which died", err=True)  # fmt: skip
+        import asyncio  # with Deliverer, SMTP and iCalendar: loaded by `tick`, not `plan`
+
+        from followupd.delivery.deliverer import Deliverer
+
         worker = worker_name()
         delivered = asyncio.run(deliver(Deliverer(store, app.settings, worker), at))
         actions.update(delivered_actions(delivered))
@@ -234,16 +237,18 @@ def print_outcome(
     """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
     rows = recording.load(session, sorted(actions))
     items = live_items.of_concerns(session, (row.concern for row in rows))
-    user_did = {
+    calendar_says = {
         row.key: did
         for row in rows
         if (item := items.get(row.concern)) is not None
         and item.followup_key == row.key
-        and (did := render.user_did(item, app.zone))
+        and (did := render.item_said(item, app.zone))
     }
     if as_json:
-        shown = json_output.followups_json(session, rows, app.zone, app.settings, actions, user_did)
+        shown = json_output.followups_json(
+            session, rows, app.zone, app.settings, actions, calendar_says
+        )
         click.echo(json_output.render(at, app.zone, shown))
     else:
-        render.print_followups(rows, app.zone, app.settings, actions, user_did)
+        render.print_followups(rows, app.zone, app.settings, actions, calendar_says)
     return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,10 +16,6 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from followupd.cli.checks import Check
-from followupd.config.accounts import ImapAccount
-from followupd.config.owners import OwnerEntry
-from followupd.config.settings import Settings
 from followupd.domain.owner_scope import caldav_of, imap_of
 from followupd.domain.states import (
     UNSENT_STATES,
@@ -28,19 +25,26 @@ from followupd.domain.states import (
     FollowUpState,
     PassAction,
 )
-from followupd.rules.base import Intent
-from followupd.sources.files.demo import DemoLoad
-from followupd.sources.files.importer import ImportReport
 from followupd.sources.files.records import RECORD_KINDS
-from followupd.store.models import FollowUp, LiveItem, Mission
 from followupd.store.outbox.digests import RULE as DIGEST
-from followupd.store.outbox.rows import FollowUpRow
-from followupd.store.queries import MissionRow
 
-if TYPE_CHECKING:  # importing it would load the CalDAV client stack
+if TYPE_CHECKING:  # only named in annotations: `plan` need not load the checks' clients
+    from followupd.cli.checks import Check
+    from followupd.config.accounts import ImapAccount
+    from followupd.config.owners import OwnerEntry
+    from followupd.config.settings import Settings
+    from followupd.rules.base import Intent
     from followupd.sources.caldav.read_back import ReadBack
     from followupd.sources.caldav.sync import SyncReport
+    from followupd.sources.files.demo import DemoLoad
+    from followupd.sources.files.importer import ImportReport
     from followupd.sources.imap.sync import MailSyncReport
+    from followupd.store.models import FollowUp, LiveItem, Mission
+    from followupd.store.outbox.rows import FollowUpRow
+    from followupd.store.queries import MissionRow
+
+
+TABLE_ROWS = 200  # past this many follow-ups, `tick` counts them: a row costs ~1 ms to print
 
 
 def console() -> Console:
@@ -224,7 +228,8 @@ def print_checks(checks: list[Check], *, offline: bool = False) -> None:
     if offline and all(check.ok for check in checks):
         print("config is valid; no service was reached (--offline)")
     for check in checks:
-        print(f"{check.name:<17} {'ok' if check.ok else 'FAILED':<6} {check.detail}")
+        status = "FAILED" if not check.ok else "warn" if check.warning else "ok"
+        print(f"{check.name:<17} {status:<6} {check.detail}")
 
 
 def owner_extras(settings: Settings, owner: OwnerEntry) -> str:
@@ -291,14 +296,22 @@ def print_followups(
     zone: ZoneInfo,
     settings: Settings,
     actions: Mapping[str, PassAction],
-    user_did: Mapping[str, str],
+    calendar_says: Mapping[str, str],
 ) -> None:
-    """What a pass did; `user_did` (by key): what the user did to a row's calendar item."""
+    """What a pass did; `calendar_says` (by key): what a row's calendar item says now
+    (`item_said`).
+
+    Past `TABLE_ROWS` follow-ups (a Monday morning's burst), their counts by
+    rule, action and state instead: `--json` lists every one.
+    """
+    if len(rows) > TABLE_ROWS:
+        _print_followup_counts(rows, actions)
+        return
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
         state = f"{row.state} (late)" if row.late else row.state
-        if row.key in user_did:
-            state += f": {user_did[row.key]}"
+        if row.key in calendar_says:
+            state += f": {calendar_says[row.key]}"
         elif row.reason and (row.state in UNSENT_STATES or row.state == FollowUpState.PENDING):
             state += f": {row.reason}"
         table.add_row(
@@ -311,6 +324,16 @@ def print_followups(
         )
     out = console()
     out.print(table if rows else "nothing new is due")
+
+
+def _print_followup_counts(rows: Sequence[FollowUpRow], actions: Mapping[str, PassAction]) -> None:
+    counts = Counter((row.rule, actions[row.key], row.state) for row in rows)
+    title = (f"{len(rows)} follow-ups, counted (each with --json, or in "
+             "`followupd outbox list`)")  # fmt: skip
+    table = _table("rule", "this pass", "state", "follow-ups", title=title)
+    for (rule, action, state), count in sorted(counts.items()):
+        table.add_row(rule, action, state, str(count))
+    console().print(table)
 
 
 def print_outbox(
@@ -340,13 +363,23 @@ def print_outbox(
 
 def _why(row: FollowUp, item: LiveItem | None, zone: ZoneInfo) -> str:
     """The reason a follow-up stands where it does; for the one its calendar item shows now,
-    what the user did to that item."""
-    did = user_did(item, zone) if item is not None and item.followup_key == row.key else ""
+    what that item says (`item_said`)."""
+    did = item_said(item, zone) if item is not None and item.followup_key == row.key else ""
     if did:
         return did
     if row.reason and row.state != FollowUpState.SENT:
         return row.reason
     return row.last_error or ""
+
+
+def item_said(item: LiveItem, zone: ZoneInfo) -> str:
+    """What a follow-up's calendar item says now: what the user did to it in their app, or
+    why followupd closed it (the invoice paid…); "" while it is open and untouched."""
+    if item.by_user or item.snoozed_until is not None:
+        return user_did(item, zone)
+    if item.state != CalendarState.OPEN and item.reason:
+        return f"closed: {item.reason}"
+    return ""
 
 
 def user_did(item: LiveItem, zone: ZoneInfo) -> str:

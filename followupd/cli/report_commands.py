@@ -8,11 +8,12 @@ import click
 
 from followupd.cli import report_chart, report_output
 from followupd.cli.app import App, pass_app
+from followupd.cli.output_file import OutputFile
 from followupd.domain.owner_scope import scope_of
 from followupd.domain.receivables import receivables
 from followupd.store.receivables import invoice_facts
 
-FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
+FILE = OutputFile()
 
 
 @click.command(epilog=report_output.JSON_FIELDS)

@@ -70,10 +70,11 @@ def check(app: App, offline: bool) -> None:
     """Validate the config; without --offline, also reach the database, SMTP and CalDAV."""
     settings = app.settings
     render.print_settings(settings)
-    checks = offline_checks(settings, app.environ) + late_payment_checks(settings, app.day(None))
+    today = app.day(None)
+    checks = offline_checks(settings, app.environ) + late_payment_checks(settings, today)
     config_ok = all(check.ok for check in checks)
     if not offline:
-        checks += online_checks(settings, app.environ)
+        checks += online_checks(settings, app.environ, today)
     render.print_checks(checks, offline=offline)
     if not config_ok:  # a secret that cannot be read is a config problem
         raise click.exceptions.Exit(EX_CONFIG)

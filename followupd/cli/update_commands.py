@@ -9,6 +9,7 @@ import click
 
 from followupd.cli.app import App, pass_app, words
 from followupd.cli.letters import formal_notice_file
+from followupd.cli.output_file import OutputFile
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import (
     Severity,
@@ -40,15 +41,21 @@ def invoice_paid(app: App, number: str, on: str | None) -> None:
 @click.argument("number")
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    type=OutputFile(),
     help="the PDF file to write (default: its name, in the current directory)",
 )
+@click.option(
+    "--today",
+    is_flag=True,
+    help="a new letter dated today, from the data as it stands, not the task's",
+)
 @pass_app
-def invoice_letter(app: App, number: str, out: Path | None) -> None:
+def invoice_letter(app: App, number: str, out: Path | None, today: bool) -> None:
     """Write the formal notice to pay of invoice NUMBER as a PDF, to print and send by
-    registered mail: the one of its formal_notice task, else one made as of today."""
+    registered mail: the one of its formal_notice task, else (or with --today) one made
+    as of today."""
     with app.session(commit=False) as session:
-        letter = formal_notice_file(session, app.settings, number, app.now())
+        letter = formal_notice_file(session, app.settings, number, app.now(), fresh=today)
     path = out if out is not None else Path.cwd() / letter.name
     path.write_bytes(letter.data)
     click.echo(f"invoice {number}: formal notice written to {path} ({letter.source})")

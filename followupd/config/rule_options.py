@@ -18,6 +18,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from followupd.config.types import StrictModel
@@ -255,11 +256,27 @@ class FormalNoticeOptions(RuleOptions):
         45, ge=1, le=365, description="days past due (after escalate_by_phone's call at 30)"
     )
     deadline_days: StrictInt = Field(
-        8, ge=8, le=15, description="days the client is given to pay, from the letter's date"
+        8, ge=8, le=15, description="days the client is given to pay, from the letter's receipt"
+    )
+    cite_after_days: StrictInt = Field(
+        30,
+        ge=1,
+        le=365,
+        description="the client's other invoices this late go in the same letter, and get none"
+        " of their own",
     )
     grace_days: StrictInt = Field(
         30, ge=0, le=366, description="how late a missed formal notice may still be raised"
     )
+
+    @model_validator(mode="after")
+    def _cite_before_the_letter(self) -> FormalNoticeOptions:
+        if self.cite_after_days > self.after_days:
+            raise ValueError(
+                f"cite_after_days ({self.cite_after_days}) is after after_days "
+                f"({self.after_days}): a letter cites at least its own invoice"
+            )
+        return self
 
 
 class NewYearGreetingsOptions(RuleOptions):

@@ -61,6 +61,9 @@ class Database(WithPassword):
         return self.url.startswith("sqlite")
 
 
+MAX_SMTP_CONNECTIONS = 32
+
+
 class Smtp(WithPassword):
     """``[smtp]``: where client emails go; without it they go to a Maildir."""
 
@@ -70,7 +73,11 @@ class Smtp(WithPassword):
     username: SingleLine | None = None
     sender: Mailbox | None = Field(None, alias="from")
     timeout_seconds: float = Field(60.0, gt=0, le=600)
-    rate_per_minute: StrictInt = Field(60, ge=1, le=100_000)
+    # a relay on the same machine takes tens of thousands a minute; a provider, far fewer
+    rate_per_minute: StrictInt = Field(60, ge=1, le=10_000_000)
+    # SMTP connections a delivery pass keeps open side by side: providers cap them (often
+    # at 2 to 10 per account), so the default stays small
+    connections: StrictInt = Field(2, ge=1, le=MAX_SMTP_CONNECTIONS)
     ca_file: Path | None = None
 
     @model_validator(mode="after")

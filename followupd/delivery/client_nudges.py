@@ -12,10 +12,15 @@ The design, for ``[rules.invoice_due] group_by_client = true`` (the default):
   invoice, never another invoice's.
 - **Grouping happens when they leave.** Delivery claims due rows in one
   statement; the client nudges of one contact (same owner, recipient and
-  language) among them are sent as one email. With one left, it is that
-  step's own email, word for word, as without grouping. With several, the
-  email is made then, from the store as it is at that moment (what each
-  invoice still owes after part payments, days late), with the template
+  language) among them are sent as one email. It lists, besides, the
+  contact's other invoices that are overdue and that the client could be
+  nudged about today (not paid, not disputed, not paused, not waiting for a
+  promise, not below ``min_client_amount``), with no step of their own: so
+  the email, and its total, say all that the client owes late. With one
+  step and nothing else owed late, it is that step's own email, word for
+  word, as without grouping. Otherwise the email is made then, from the
+  store as it is at that moment (what each invoice still owes after part
+  payments, days late), with the template
   ``invoice_due/grouped.j2``, worded after the firmest step among them
   (followupd.rules.client_nudges). The first of them by due time carries
   the email: its row keeps the subject and body sent, and its reason lists
@@ -42,9 +47,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.email.message import message_id
@@ -52,8 +58,9 @@ from followupd.config.rule_options import InvoiceDueOptions
 from followupd.config.settings import Settings
 from followupd.delivery.holds import Place
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.owner_scope import scope_of
 from followupd.domain.payments import unpaid_on
-from followupd.domain.states import Audience, Channel
+from followupd.domain.states import Audience, Channel, MissionStatus
 from followupd.rules.book import RuleBook
 from followupd.rules.client_nudges import RULE, NudgeLine, grouped_message, grouped_values
 from followupd.rules.invoice_due import (
@@ -62,11 +69,15 @@ from followupd.rules.invoice_due import (
     late_payment_for,
     penalties_owed,
 )
+from followupd.rules.promises import promise_pauses
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.client_nudges import SentEmail, sent_to_contacts
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import templates_of
+
+# an invoice with its mission, client and the mission's contact
+Parties = tuple[Invoice, Mission, Client, Contact | None]
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,16 @@ class Grouped:
 
     subject: str
     body: str
+    listed: tuple[str, ...] = ()  # the other late invoices it lists, with no step today
+
+    def reason(self, batch: Batch) -> str:
+        """What its lead's row says of it (`outbox show`)."""
+        why = f"one email for {len(batch.rows) + len(self.listed)} invoices"
+        if batch.carried:
+            why += f", with {', '.join(each.key for each in batch.carried)}"
+        if self.listed:
+            why += f"; also late, no step today: {', '.join(self.listed)}"
+        return why
 
 
 class ClientNudges:
@@ -196,27 +217,33 @@ class ClientNudges:
         return list(ids)
 
     def message(
-        self, session: Session, batch: Batch, at: datetime, sent: Sequence[SentEmail], day: date
-    ) -> Grouped:
-        """The email of a batch of several nudges, from the store as it is now.
+        self,
+        session: Session,
+        batch: Batch,
+        sent: Sequence[SentEmail],
+        day: date,
+        calendar: BusinessCalendar,
+    ) -> Grouped | None:
+        """The email of a batch of grouped nudges, from the store as it is now; None when it
+        is one step's own email (one step, nothing else late to list, or not grouped).
 
         `day` is the client's day it leaves on (days late count to it); TemplateProblem
         if the grouped template fails.
         """
         lead = batch.lead
-        numbers = sorted({row.subject_key for row in batch.rows})
-        found: dict[str, tuple[Invoice, Mission, Client, Contact | None]] = {}
-        for chunk in chunked(numbers):
-            query = (
-                select(Invoice, Mission, Client, Contact)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .join(Client, Mission.client_id == Client.id)
-                .outerjoin(Contact, Mission.contact_id == Contact.id)
-                .where(Invoice.number.in_(chunk))
-            )
-            for invoice, mission, client, contact in session.execute(query).all():
-                found[invoice.number] = (invoice, mission, client, contact)
+        if not self.grouped(lead):
+            return None
         options = self._options(lead) or InvoiceDueOptions()
+        numbers = sorted({row.subject_key for row in batch.rows})
+        found: dict[str, Parties] = {}
+        for chunk in chunked(numbers):
+            for invoice, mission, client, contact in session.execute(
+                _with_parties().where(Invoice.number.in_(chunk))
+            ).all():
+                found[invoice.number] = (invoice, mission, client, contact)
+        listed = self._also_late(session, lead, set(numbers), day, options, calendar)
+        if not batch.carried and not listed:
+            return None
         late = late_payment_for(self.settings, self.settings.owner_for(lead.owner).country)
         lines: list[NudgeLine] = []
         for row in batch.rows:
@@ -231,6 +258,13 @@ class ClientNudges:
                 step=row.step, level=level, mission_title=mission.title,
                 penalties=penalties_owed(late, invoice, mission, client, day, level),
             ))  # fmt: skip
+        for number, (invoice, mission, _, _) in sorted(listed.items()):
+            lines.append(NudgeLine(
+                key="", number=number, issued=invoice.issued, due=invoice.due,
+                amount=invoice.amount, unpaid=unpaid_on(invoice.amount, invoice.payments, day),
+                currency=mission.currency, days_late=(day - invoice.due).days, step="", level=0,
+                mission_title=mission.title,
+            ))  # fmt: skip
         entry = self.settings.owner_for(lead.owner)
         first = found[lines[0].number] if lines else None
         nudges = {email.message_id or email.key for email in sent if email.step != THANK_YOU}
@@ -242,4 +276,46 @@ class ClientNudges:
             earlier_emails=len(nudges),
         )
         subject, body = grouped_message(templates_of(self.settings, entry), lead.language, values)
-        return Grouped(subject, body)
+        return Grouped(subject, body, tuple(sorted(listed)))
+
+    def _also_late(
+        self,
+        session: Session,
+        lead: FollowUpRow,
+        carried: set[str],
+        day: date,
+        options: InvoiceDueOptions,
+        calendar: BusinessCalendar,
+    ) -> dict[str, Parties]:
+        """The other invoices of `lead`'s contact that are late on `day` and that the client
+        may be nudged about: not paid, not disputed, not paused, not waiting for a promise,
+        not below ``min_client_amount``; on the missions of `lead`'s owner."""
+        owner = self.settings.owner_for(lead.owner).key
+        query = _with_parties().where(
+            scope_of(self.settings, owner).holds(Mission.owner),
+            Mission.contact_id == lead.contact_id,
+            Mission.status != MissionStatus.DISPUTED,
+            or_(Mission.paused_until.is_(None), Mission.paused_until <= day),
+            Invoice.paid.is_(None),
+            Invoice.due < day,
+            Invoice.number.not_in(sorted(carried)),
+        )
+        late = {
+            invoice.number: (invoice, mission, client, contact)
+            for invoice, mission, client, contact in session.execute(query).all()
+            if unpaid_on(invoice.amount, invoice.payments, day)
+            >= max(options.min_client_amount, Decimal("0.01"))
+        }
+        pauses = promise_pauses(session, self.settings, calendar, numbers=late)
+        return {number: found for number, found in late.items()
+                if number not in pauses or pauses[number].until <= day}  # fmt: skip
+
+
+def _with_parties() -> Select[Invoice, Mission, Client, Contact]:
+    """Invoices with their mission, client and the mission's contact (None when it has none)."""
+    return (
+        select(Invoice, Mission, Client, Contact)
+        .join(Mission, Invoice.mission_id == Mission.id)
+        .join(Client, Mission.client_id == Client.id)
+        .outerjoin(Contact, Mission.contact_id == Contact.id)
+    )

@@ -3,10 +3,16 @@
 The outbox is the only truth. A claim is one atomic statement that moves due
 rows to ``sending`` under a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
 so two workers never take the same row, and a lease left by a worker that died
-is taken again once it expires. Each outcome is recorded right after its
-send, and only where the lease is still ours. SMTP cannot be exactly-once: a
-crash between the server's acceptance and that record sends the message again
-on the next claim, with the same Message-ID, so a client shows it once.
+is taken again once it expires. A claimed batch's emails are built first,
+then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
+connections side by side: before a sub-batch goes, one statement checks its
+claims are still ours; the outcomes are recorded together as they come
+(followupd.delivery.group_commit), only where the lease is still ours.
+SMTP cannot be exactly-once: a crash between the server's acceptance and
+that record sends those messages again on the next claim (those accepted
+during the record under way: a few; a sub-batch per connection at most),
+each with the same Message-ID, so a client shows it once. Database work
+runs in threads, off the event loop that carries the connections.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -22,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -36,13 +43,15 @@ from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
 from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
-from followupd.channels.email.message import build_message, message_id
+from followupd.channels.email.message import Email, build_message, message_id
+from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges
 from followupd.delivery.digest import make_digest
+from followupd.delivery.group_commit import GroupCommit
 from followupd.delivery.holds import Holds, Place, latest
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
@@ -59,6 +68,7 @@ from followupd.store.models import Contact, LiveItem
 from followupd.store.outbox import claim as claims
 from followupd.store.outbox import digests
 from followupd.store.outbox.claim import Outcome
+from followupd.store.outbox.client_nudges import SentEmail
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import TemplateProblem
 
@@ -66,6 +76,9 @@ log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
+# emails sent between a check of their claims and the record of their outcomes: what a
+# crash or a lost lease can send twice, per connection
+SUB_BATCH = 20
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
 T = TypeVar("T")
@@ -107,6 +120,24 @@ class DeliveryReport:
         return sorted({key for group in groups for key in group})
 
 
+Attempt = tuple["Prepared", DeliveryError | None]  # an email handed over (None), or why not
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An email built for a batch of follow-ups, and what to record once it went."""
+
+    batch: Batch
+    email: Email
+    outcome: Outcome  # for the lead: the state, Message-ID, and what was made at sending
+    carried: list[str]  # a digest's reminders, recorded sent with it
+
+    @property
+    def plain(self) -> bool:
+        """One follow-up's own email: its outcome goes in a sub-batch's one statement."""
+        return not self.batch.carried and "subject" not in self.outcome
+
+
 def claim(
     session: Session,
     at: datetime,
@@ -116,17 +147,6 @@ def claim(
 ) -> list[FollowUpRow]:
     """Move up to `BATCH` due rows (and rows whose lease expired) to `sending` for `worker`."""
     return claims.claim(session, at, worker, channels, batch=BATCH, lease=LEASE, held=held)
-
-
-def _still_ours(session: Session, row: FollowUpRow, worker: str, at: datetime) -> bool:
-    """Whether the claim on `row` is still `worker`'s, checked right before its email leaves.
-
-    A claim can be handed back while its batch is under way (the worker's
-    lock connection dropped, and the leader took it for dead): without this,
-    the rest of the batch would go out twice. With it, only the message in
-    flight at that instant can.
-    """
-    return claims.still_ours(session, row.id, worker, at, LEASE)
 
 
 def _with_alarm_at(
@@ -160,7 +180,10 @@ class Deliverer:
         self.store = store
         self.settings = settings
         self.worker = worker
-        self.sender = sender or (lambda: mail_sender(settings.smtp, settings.state_dir))
+        smtp = settings.smtp
+        self.pacer = Pacer(smtp.rate_per_minute) if smtp is not None else None  # for the pass
+        self.connections = smtp.connections if smtp is not None else 1
+        self.sender = sender or (lambda: mail_sender(smtp, settings.state_dir, self.pacer))
         self.calendar_writer = calendar_writer or self._calendar_writer
         self.stopping = False
         self.retry = retry
@@ -190,22 +213,28 @@ class Deliverer:
 
     async def _run(self, at: datetime) -> DeliveryReport:
         report = DeliveryReport()
-        with self.store.session() as session:
-            self._digests_for_waiting(session, at, report)
-            report.superseded = claims.supersede(session, at)
+        await asyncio.to_thread(self._before, at, report)
         while not self.stopping:
-            with self.store.session() as session:
-                rows = claim(session, at, self.worker, CHANNELS, self.held)
+            rows = await asyncio.to_thread(self._claim, at)
             if not rows:
                 return report
-            ready = self._screen(rows, at, report)
+            ready = await asyncio.to_thread(self._screen, rows, at, report)
             try:
                 await self._send(ready, at, report)
             finally:
-                self._release(ready, at)
+                await asyncio.to_thread(self._release, ready, at)
             if len(rows) < BATCH:
                 return report
         return report
+
+    def _before(self, at: datetime, report: DeliveryReport) -> None:
+        with self.store.session() as session:
+            self._digests_for_waiting(session, at, report)
+            report.superseded = claims.supersede(session, at)
+
+    def _claim(self, at: datetime) -> list[FollowUpRow]:
+        with self.store.session() as session:
+            return claim(session, at, self.worker, CHANNELS, self.held)
 
     def _digests_for_waiting(self, session: Session, at: datetime, report: DeliveryReport) -> None:
         """A digest for every reminder by email no digest will carry yet; the stale ones end.
@@ -514,19 +543,111 @@ class Deliverer:
         if items:
             await self._write_calendar(items, at, report)
         emails = [row for row in rows if row.channel == Channel.EMAIL]
-        if not emails:
+        if not emails or self.stopping:
             return
-        threads = self._threads(emails)
+        prepared = await asyncio.to_thread(self._prepare, emails, at, report)
+        queue = deque(prepared[start : start + SUB_BATCH]
+                      for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
+        record = partial(self._record, at=at, report=report)
+        outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
+        connections = [asyncio.create_task(self._connection(queue, at, outcomes, report))
+                       for _ in range(min(self.connections, len(queue)))]  # fmt: skip
+        try:
+            await asyncio.gather(*connections)
+        except BaseException:  # the others stop too; the first error goes up as it is
+            for connection in connections:
+                connection.cancel()
+            await asyncio.gather(*connections, return_exceptions=True)
+            with suppress(Exception):  # what went is recorded, where the database still can
+                await outcomes.flush()
+            raise
+        await outcomes.flush()
+
+    async def _connection(
+        self,
+        queue: deque[list[Prepared]],
+        at: datetime,
+        outcomes: GroupCommit[Attempt],
+        report: DeliveryReport,
+    ) -> None:
+        """One connection: sends sub-batches from `queue` until it is empty, or a stop."""
+        taken: list[Prepared] = []
         try:
             async with self.sender() as sender:
-                for batch in self.nudges.batches(emails):
-                    if self.stopping:
-                        break
-                    await self._send_one(sender, batch, at, threads, report)
-        except DeliveryError as error:  # the connection itself failed: every row waits
-            for row in emails:
-                if row.key not in report.keys:
-                    self._record_failure(row, at, error, report)
+                while queue and not self.stopping:
+                    sub_batch = queue.popleft()
+                    taken += sub_batch
+                    await self._send_sub_batch(sender, sub_batch, at, outcomes)
+                    # no more goes before what went is recorded: a crash sends again a
+                    # sub-batch per connection at most, however slow the database
+                    await outcomes.flush()
+        except DeliveryError as error:  # the connection itself failed: what it took waits
+            await outcomes.flush()
+            await asyncio.to_thread(self._record_failures, taken, at, error, report)
+
+    async def _send_sub_batch(
+        self,
+        sender: MailSender,
+        sub_batch: list[Prepared],
+        at: datetime,
+        outcomes: GroupCommit[Attempt],
+    ) -> None:
+        """Check the claims of `sub_batch` in one statement, then send; each outcome is
+        recorded with the others that come meanwhile."""
+        ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
+        for each in sub_batch:
+            if self.stopping:  # the rest is handed back
+                break
+            if each.batch.lead.id not in ours:
+                log.warning("%s was handed to another worker; not sent here", each.batch.lead.key)
+                continue
+            try:
+                await sender.send(each.email)
+            except DeliveryError as error:
+                outcomes.add((each, error))
+            else:
+                outcomes.add((each, None))
+
+    def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
+        """The leads of `sub_batch` whose claims are still ours, checked right before they go.
+
+        A claim can be handed back while its batch is under way (the worker's
+        lock connection dropped, and the leader took it for dead): without this,
+        the rest of the batch would go out twice. With it, only the sub-batch in
+        flight at that instant can.
+        """
+        with self.store.session() as session:
+            leads = [each.batch.lead.id for each in sub_batch]
+            return claims.still_ours(session, leads, self.worker, at, LEASE)
+
+    def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
+        """Outcomes, in one transaction: one statement for the plain emails that went."""
+        sent = [each for each, error in outcomes if error is None]
+        failed = [(each, error) for each, error in outcomes if error is not None]
+        with self.store.session() as session:
+            plain = {each.batch.lead.id: each.email.message_id for each in sent if each.plain}
+            recorded = claims.finish_sent(session, plain, self.worker, at) if plain else set()
+            for each in sent:
+                if not each.plain:
+                    self._record_sent(session, each, at, report)
+                elif each.batch.lead.id in recorded:
+                    report.sent.append(each.batch.lead.key)
+                else:
+                    log.warning("sent %s, but its lease had been taken over", each.batch.lead.key)
+            for each, error in failed:
+                for row in each.batch.rows:
+                    self._record_failure(session, row, at, error, report)
+
+    def _record_failures(
+        self, taken: list[Prepared], at: datetime, error: DeliveryError, report: DeliveryReport
+    ) -> None:
+        """`error` for every row of `taken` this pass has not settled yet."""
+        settled = set(report.keys)
+        with self.store.session() as session:
+            for each in taken:
+                for row in each.batch.rows:
+                    if row.key not in settled:
+                        self._record_failure(session, row, at, error, report)
 
     async def _write_calendar(
         self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport
@@ -558,7 +679,8 @@ class Deliverer:
                         href = await self._put_item(writer, row, item, owner, contact, at,
                                                     put_off, files.get(row.key))  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
-                    self._record_failure(row, at, error, report)
+                    with self.store.session() as session:
+                        self._record_failure(session, row, at, error, report)
                     continue
                 if href is GONE:
                     self._record_deleted(row, item, at, report)
@@ -636,14 +758,38 @@ class Deliverer:
                 found.update({contact.id: contact for contact in session.execute(query)})
         return found
 
-    async def _send_one(
+    def _prepare(
+        self, emails: list[FollowUpRow], at: datetime, report: DeliveryReport
+    ) -> list[Prepared]:
+        """The emails of a claimed batch, built in order, each once (in a thread).
+
+        What each replies to is read once for the batch; an email built here
+        counts as sent in its contact's thread for the ones built after it.
+        """
+        threads = self._threads(emails)
+        batches = self.nudges.batches(emails)
+        prepared: list[Prepared] = []
+        with self.store.session() as session:
+            in_thread = [batch.lead for batch in batches if self.nudges.in_thread(batch.lead)]
+            sent_to = self.nudges.sent(session, in_thread) if in_thread else {}
+            for batch in batches:
+                if self.stopping:  # what is not built is handed back
+                    break
+                built = self._prepare_one(session, batch, at, threads, sent_to, report)
+                if built is not None:
+                    prepared.append(built)
+        return prepared
+
+    def _prepare_one(
         self,
-        sender: MailSender,
+        session: Session,
         batch: Batch,
         at: datetime,
         threads: dict[str, list[str]],
+        sent_to: dict[int, list[SentEmail]],
         report: DeliveryReport,
-    ) -> None:
+    ) -> Prepared | None:
+        """The email of one batch; None if it must not go (its outcome recorded)."""
         row = batch.lead
         owner, smtp = self.settings.owner_for(row.owner), self.settings.smtp
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
@@ -654,38 +800,37 @@ class Deliverer:
             if key != row.key
         ]
         subject, body, html, carried = row.subject, row.body, None, []
+        contact_sent: list[SentEmail] | None = None
+        grouped = None  # a grouped nudge, made now
         if self.nudges.in_thread(row):  # the contact's thread, over all their invoices
-            with self.store.session() as session:
-                sent = self.nudges.sent(session, [row]).get(row.contact_id or 0, [])
-                earlier_ids = self.nudges.thread(sent, domain, but=[r.key for r in batch.rows])
-                if batch.carried:
-                    place = self.holds.places(session, [row]).get(row.mission_id or 0)
-                    tz = zone((place.timezone if place else None) or owner.timezone)
-                    try:
-                        grouped = self.nudges.message(
-                            session, batch, at, sent, at.astimezone(tz).date()
-                        )
-                    except TemplateProblem as problem:
-                        for each in batch.rows:
-                            if _finish(session, each, self.worker, at,
-                                       state=FollowUpState.FAILED, reason=str(problem),
-                                       last_error=str(problem)):  # fmt: skip
-                                report.failed[each.key] = str(problem)
-                        return
-                    subject, body = grouped.subject, grouped.body
+            contact_sent = sent_to.setdefault(row.contact_id or 0, [])
+            earlier_ids = self.nudges.thread(contact_sent, domain, but=[r.key for r in batch.rows])
+            place = self.holds.places(session, [row]).get(row.mission_id or 0)
+            tz = zone((place.timezone if place else None) or owner.timezone)
+            try:
+                grouped = self.nudges.message(
+                    session, batch, contact_sent, at.astimezone(tz).date(), self.holds.calendar
+                )
+            except TemplateProblem as problem:
+                for each in batch.rows:
+                    if _finish(session, each, self.worker, at,
+                               state=FollowUpState.FAILED, reason=str(problem),
+                               last_error=str(problem)):  # fmt: skip
+                        report.failed[each.key] = str(problem)
+                return None
+            if grouped is not None:
+                subject, body = grouped.subject, grouped.body
         if row.rule == digests.RULE:
-            with self.store.session() as session:
-                digest = make_digest(session, self.settings, self.holds, row, at)
+            digest = make_digest(session, self.settings, self.holds, row, at)
             if digest is None:
                 why = "nothing to say: what fell due since the last digest was done or put off"
-                with self.store.session() as session:
-                    if _finish(session, row, self.worker, at, state=FollowUpState.CANCELLED,
-                               reason=why):  # fmt: skip
-                        report.cancelled[row.key] = why
-                return
+                if _finish(session, row, self.worker, at, state=FollowUpState.CANCELLED,
+                           reason=why):  # fmt: skip
+                    report.cancelled[row.key] = why
+                return None
             subject, body, html, carried = digest.subject, digest.text, digest.html, digest.emails
         try:
-            message = build_message(
+            email = build_message(
                 key=batch.key,
                 sender=from_,
                 recipient=row.recipient or "",  # every email has one
@@ -699,41 +844,37 @@ class Deliverer:
             )
         except DeliveryError as error:  # an address stored before they were checked: this one fails
             for each in batch.rows:
-                self._record_failure(each, at, error, report)
-            return
-        with self.store.session() as session:
-            if not _still_ours(session, row, self.worker, at):
-                log.warning("%s was handed to another worker; not sent here", row.key)
-                return
-        try:
-            await sender.send(message)
-        except DeliveryError as error:
-            for each in batch.rows:
-                self._record_failure(each, at, error, report)
-            return
-        with self.store.session() as session:
-            sent_id = message["Message-ID"]
-            outcome: Outcome = {"state": FollowUpState.SENT, "sent_at": at, "reason": None,
-                                "message_id": sent_id, "last_error": None}  # fmt: skip
-            if row.rule == digests.RULE:  # made now: kept for `outbox show`
-                outcome |= {"subject": subject, "body": body}
-            if batch.carried:  # made now, and the same for every step it carries
-                steps = ", ".join(each.key for each in batch.carried)
-                why = f"one email for {len(batch.rows)} invoices, with {steps}"
-                outcome |= {"subject": subject, "body": body, "reason": why}
-            if _finish(session, row, self.worker, at, **outcome):
-                report.sent.append(row.key)
-                if carried:
-                    day = row.due_at.astimezone(zone(owner.timezone))
-                    digests.mark_sent(session, carried, sent_id,
-                                      f"in the digest of {day:%Y-%m-%d}", at)  # fmt: skip
-                    report.sent += carried
-            else:
-                log.warning("sent %s, but its lease had been taken over", row.key)
-            for each in batch.carried:  # sent, whatever became of the lead's lease
-                with_lead: Outcome = {**outcome, "reason": f"sent in one email with {row.key}"}
-                if _finish(session, each, self.worker, at, **with_lead):
-                    report.sent.append(each.key)
+                self._record_failure(session, each, at, error, report)
+            return None
+        outcome: Outcome = {"state": FollowUpState.SENT, "sent_at": at, "reason": None,
+                            "message_id": email.message_id, "last_error": None}  # fmt: skip
+        if row.rule == digests.RULE:  # made now: kept for `outbox show`
+            outcome |= {"subject": subject, "body": body}
+        if grouped is not None:  # made now, and the same for every step it carries
+            outcome |= {"subject": subject, "body": body, "reason": grouped.reason(batch)}
+        if contact_sent is not None:  # the next email to this contact replies to this one
+            contact_sent += [SentEmail(each.key, each.step, email.message_id, at)
+                             for each in batch.rows]  # fmt: skip
+        return Prepared(batch, email, outcome, carried)
+
+    def _record_sent(
+        self, session: Session, prepared: Prepared, at: datetime, report: DeliveryReport
+    ) -> None:
+        """What a digest or an email carrying several steps recorded, once it went."""
+        row, outcome = prepared.batch.lead, prepared.outcome
+        if _finish(session, row, self.worker, at, **outcome):
+            report.sent.append(row.key)
+            if prepared.carried:
+                day = row.due_at.astimezone(zone(self.settings.owner_for(row.owner).timezone))
+                digests.mark_sent(session, prepared.carried, prepared.email.message_id,
+                                  f"in the digest of {day:%Y-%m-%d}", at)  # fmt: skip
+                report.sent += prepared.carried
+        else:
+            log.warning("sent %s, but its lease had been taken over", row.key)
+        for each in prepared.batch.carried:  # sent, whatever became of the lead's lease
+            with_lead: Outcome = {**outcome, "reason": f"sent in one email with {row.key}"}
+            if _finish(session, each, self.worker, at, **with_lead):
+                report.sent.append(each.key)
 
     def _threads(self, rows: list[FollowUpRow]) -> dict[str, list[str]]:
         """Keys already sent in each thread, oldest first, to reply to."""
@@ -742,25 +883,29 @@ class Deliverer:
             return claims.sent_in_threads(session, wanted)
 
     def _record_failure(
-        self, row: FollowUpRow, at: datetime, error: DeliveryError, report: DeliveryReport
+        self,
+        session: Session,
+        row: FollowUpRow,
+        at: datetime,
+        error: DeliveryError,
+        report: DeliveryReport,
     ) -> None:
         reason = str(error)
         report.errors[row.channel] += 1
-        with self.store.session() as session:
-            if error.permanent:
-                if _finish(session, row, self.worker, at, state=FollowUpState.FAILED,
-                           last_error=reason, reason=reason):  # fmt: skip
-                    report.failed[row.key] = reason
-            elif row.attempts >= self.retry.max_attempts:
-                why = f"gave up after {row.attempts} attempts: {reason}"
-                if _finish(session, row, self.worker, at, state=FollowUpState.DEAD,
-                           last_error=reason, reason=why):  # fmt: skip
-                    report.dead[row.key] = why
-            else:
-                when = at + self.retry.delay(row.attempts, self.rng)
-                if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
-                           last_error=reason, next_attempt_at=when):  # fmt: skip
-                    report.retrying[row.key] = reason
+        if error.permanent:
+            if _finish(session, row, self.worker, at, state=FollowUpState.FAILED,
+                       last_error=reason, reason=reason):  # fmt: skip
+                report.failed[row.key] = reason
+        elif row.attempts >= self.retry.max_attempts:
+            why = f"gave up after {row.attempts} attempts: {reason}"
+            if _finish(session, row, self.worker, at, state=FollowUpState.DEAD,
+                       last_error=reason, reason=why):  # fmt: skip
+                report.dead[row.key] = why
+        else:
+            when = at + self.retry.delay(row.attempts, self.rng)
+            if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
+                       last_error=reason, next_attempt_at=when):  # fmt: skip
+                report.retrying[row.key] = reason
 
 
 UNREACHED = object()  # what `_OwnerCalendars.act` gives when the owner's calendar failed

@@ -9,6 +9,10 @@ professionals, articles L441-10 and D441-5 of the Code de commerce): for a consu
 notice those amounts are ignored, whatever was passed, so that the letter can never
 claim them; `NoticeInvoice.penalties`/`indemnity` stay as given, and `owed()` and
 `totals` are what the letter shows.
+
+The indemnity is a sum in euros (D441-5), whatever the invoices' currency: a
+letter about invoices in dollars demands their unpaid amount and penalties in
+dollars, and the indemnity in euros beside them, never added to them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from decimal import Decimal
 
 LANGUAGES = ("fr", "en")
 ZERO = Decimal(0)
+INDEMNITY_CURRENCY = "EUR"  # D441-5 sets the recovery indemnity in euros
 # what the PDF's file name starts with, in the letter's language
 FILE_NAMES = {"fr": "mise-en-demeure", "en": "final-demand"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -56,6 +61,8 @@ class NoticeInvoice:
     penalties: Decimal = ZERO  # late-payment penalties to date
     indemnity: Decimal = ZERO  # the fixed recovery indemnity: 40 or 0
     days_late: int = 0
+    mission: str | None = None  # what it was for: the mission's title
+    contract_rate: Decimal | None = None  # the contract's yearly rate, if one applies
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class FormalNotice:
     currency: str = "EUR"
     place: str | None = None  # where the letter is written: "Lyon, le 4 décembre 2026"
     reminded: bool = True  # earlier reminders were sent ("malgré mes précédentes relances")
+    margin_points: Decimal = Decimal(10)  # over the ECB rate, without a contract rate
 
     def __post_init__(self) -> None:
         if self.language not in LANGUAGES:
@@ -117,6 +125,27 @@ class FormalNotice:
             penalties=sum((owed.penalties for owed in each), ZERO),
             indemnity=sum((owed.indemnity for owed in each), ZERO),
         )
+
+    @property
+    def missions(self) -> list[str]:
+        """The titles of the missions the invoices are for, each once, in the table's order."""
+        return list(dict.fromkeys(found.mission for found in self.invoices if found.mission))
+
+    @property
+    def contract_rates(self) -> set[Decimal | None]:
+        """The contract rates of the invoices: None for one at the ECB rate plus the margin."""
+        return {found.contract_rate for found in self.invoices}
+
+    @property
+    def indemnity_apart(self) -> bool:
+        """Whether the letter states an indemnity its currency cannot add up (not euros)."""
+        return self.currency != INDEMNITY_CURRENCY and bool(self.totals.indemnity)
+
+    @property
+    def demanded(self) -> Decimal:
+        """The sum demanded in the letter's currency: the indemnity too when that is euros."""
+        totals = self.totals
+        return totals.total - totals.indemnity if self.indemnity_apart else totals.total
 
 
 def file_name(language: str, number: str) -> str:

@@ -61,6 +61,15 @@ CENT = Decimal("0.01")
 ZERO = Decimal(0)
 
 
+# where a user finds the rate of a half-year, for `check` to say
+WHERE_TO_FIND = {
+    "ecb_rates": "the ECB's main refinancing operations rate on 1 January or 1 July: "
+    "ecb.europa.eu, key ECB interest rates",
+    "legal_rates": "the taux de l'intérêt légal, 'tous les autres cas', of the arrêté "
+    "in the Journal officiel of late December or June",
+}
+
+
 @dataclass(frozen=True, order=True)
 class HalfYear:
     """January to June (half 1) or July to December (half 2) of a year."""
@@ -111,10 +120,11 @@ class Rate:
         return self.found_for != self.half_year
 
     def warning(self) -> str:
-        """What `check` tells about a stale rate."""
+        """What `check` tells about a stale rate, and where to find the one to set."""
         return (
             f"set [late_payment] {self.table} for {self.half_year}: "
-            f"the rate of {self.found_for} ({self.percent} %) stands in for it"
+            f"the rate of {self.found_for} ({self.percent} %) stands in for it "
+            f"({WHERE_TO_FIND.get(self.table, 'see the README, Getting paid')})"
         )
 
 

@@ -15,17 +15,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.items import PROMISE_BROKEN
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
 from followupd.rules.promises import PromisePause
+from followupd.rules.unpaid import unpaid_invoices
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.models import Invoice
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
 
 
 def broken_promise_key(rule: str, number: str, promised: date) -> str:
@@ -38,13 +38,7 @@ def broken_promises(
     """The owner's call tasks for the promises whose pause ends in the evaluation's window."""
     if not pauses:
         return
-    contact = aliased(Contact)
-    query = (
-        select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-        .join(Mission, Invoice.mission_id == Mission.id)
-        .join(Client, Mission.client_id == Client.id)
-        .outerjoin(contact, Mission.contact_id == contact.id)
-    )
+    query = unpaid_invoices(evaluation)
     owner = evaluation.owner
     for chunk in chunked(sorted(pauses)):
         for invoice, mission, client, who in evaluation.session.execute(

@@ -9,9 +9,10 @@ sends it to the client: a formal notice binds its sender, and the proof the
 law asks for is the registered letter, not an email.
 
 The letter is dated the task's day (in the owner's zone) and gives the
-client `deadline_days` (8 to 15) to pay. It lists every unpaid invoice of
-the client (the owner's missions, the triggering invoice's currency) that is
-at least `after_days` overdue on that day, with what is left to pay, the
+client `deadline_days` (8 to 15) from its receipt to pay. It lists every
+unpaid invoice of the client (the owner's missions, the triggering invoice's
+currency) that is at least `cite_after_days` (30: past the call) overdue on
+that day, with what is left to pay, the
 days late and, for a business client where ``[late_payment]`` applies, the
 penalties to date (L441-10 C. com., at the mission's contract rate if it has
 one) and the 40 € indemnity (D441-5); a consumer's letter has neither. It is
@@ -19,19 +20,26 @@ in the contact's language (the client's, the owner's), as client emails are.
 
 A disputed mission gets no formal notice (a dispute is for talking: the
 call tasks go on), and a pending one is cancelled when the mission becomes
-disputed; a paused mission gets it when the pause ends, if still unpaid.
-Paid, the invoice's task is cancelled. `letter_for` builds the same letter
-for ``followupd invoice letter`` when no task recorded one.
+disputed; a paused mission gets it when the pause ends, if still unpaid. A
+client's promise to pay moves it as it moves the overdue call
+(`followupd.rules.promises`): never before the promise's pause ends, so the
+owner is not told to send a formal notice to a client who promised to pay.
+One letter, not one per invoice: an invoice that a notice recorded for its
+client (and not called off) could cite, being `cite_after_days` late on its
+date, gets no task of its own; an invoice that falls due later gets its own
+letter at its own `after_days`. Paid, the invoice's task is cancelled.
+`letter_for` builds the same letter for ``followupd invoice letter`` when
+no task recorded one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from followupd.config.owners import Owner
 from followupd.config.rule_options import FormalNoticeOptions
@@ -39,12 +47,14 @@ from followupd.config.settings import Settings
 from followupd.domain.formal_notice import Creditor, Debtor, FormalNotice, NoticeInvoice, file_name
 from followupd.domain.late_payment import MissingRate, penalties_under
 from followupd.domain.payments import unpaid_on
-from followupd.domain.states import ClientKind, MissionStatus
+from followupd.domain.states import ClientKind, FollowUpState, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client, to_owner
+from followupd.rules.promises import promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import record
 
@@ -52,6 +62,8 @@ from followupd.store.rows import record
 # bounds the candidates a query must consider.
 SHIFT_MARGIN = timedelta(days=21)
 STEP = "send"
+# a notice in these states was, or will be, the client's: it cites what was past due then
+LETTER_STANDS = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
 # what gets the PDF again, in the task's description
 LETTER_COMMAND = "followupd invoice letter {number}"
 
@@ -73,36 +85,48 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
         after = timedelta(days=self.options.after_days)
         end = evaluation.end.date() + timedelta(days=1)
         earliest = evaluation.start.date() - SHIFT_MARGIN
-        contact = aliased(Contact)
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                Mission.status != MissionStatus.DISPUTED,
-                or_(
-                    Invoice.due.between(earliest - after, end - after),
-                    and_(
-                        Mission.paused_until.is_not(None),
-                        Mission.paused_until.between(earliest, end),
-                    ),
+        promises = promise_pauses(
+            evaluation.session,
+            evaluation.settings,
+            evaluation.calendar,
+            owns=evaluation.owns(Mission.owner),
+        )
+        query = unpaid_invoices(
+            evaluation,
+            Mission.status != MissionStatus.DISPUTED,
+            or_(
+                Invoice.due.between(earliest - after, end - after),
+                and_(
+                    Mission.paused_until.is_not(None), Mission.paused_until.between(earliest, end)
                 ),
-            )
+                Invoice.number.in_(sorted(promises)),
+            ),
         )
         owner = evaluation.owner
-        for invoice, mission, client, who in evaluation.session.execute(query):
+        due: list[tuple[datetime, Parties]] = []
+        for invoice, mission, client, contact in evaluation.session.execute(query):
             party = to_owner(owner, client.country)
             nominal = invoice.due + after
+            if (promised := promises.get(invoice.number)) is not None:
+                nominal = promised.call_moved(nominal)
             if mission.paused_until is not None:
                 nominal = max(nominal, mission.paused_until)
             due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
-            if not evaluation.start <= due_at <= evaluation.end:
-                continue
+            if evaluation.start <= due_at <= evaluation.end:
+                due.append((due_at, Parties(invoice, mission, client, contact)))
+        due.sort(key=lambda found: (found[0], found[1].invoice.number))
+        letters = recorded_letters(evaluation.session, evaluation.owns(Mission.owner),
+                                   {found.client.id for _, found in due})  # fmt: skip
+        for due_at, parties in due:
+            invoice, mission, client = parties.invoice, parties.mission, parties.client
+            who = parties.contact
+            party = to_owner(owner, client.country)
             dated = due_at.astimezone(party.tz).date()
-            parties = Parties(invoice, mission, client, who)
+            cited = invoice.due + timedelta(days=self.options.cite_after_days)
+            earlier = letters.setdefault((client.id, mission.currency), [])
+            if any(number != invoice.number and on.astimezone(party.tz).date() >= cited
+                   for number, on in earlier):  # fmt: skip
+                continue  # late enough when the client was sent a notice: that one cites it
             letter = letter_for(evaluation.session, evaluation.settings, owner,
                                 evaluation.owns(Mission.owner), self.options, parties,
                                 dated)  # fmt: skip
@@ -115,10 +139,11 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 "contact": who,
                 "owner": owner,
                 "letter": letter,
-                "total": letter.totals.total,
+                "total": letter.demanded,  # the indemnity apart when not in euros
                 "file_name": file_name(letter.language, invoice.number),
                 "command": LETTER_COMMAND.format(number=invoice.number),
                 "after_days": self.options.after_days,
+                "cite_after_days": self.options.cite_after_days,
             }
             intent = self.intent(
                 party,
@@ -130,29 +155,46 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
             )
+            earlier.append((invoice.number, due_at))
             yield replace(intent, letter=letter)
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
-        state: dict[str, tuple[date | None, MissionStatus, str]] = {}
-        for chunk in chunked(sorted({row.subject_key for row in pending})):
-            for number, paid, status, mission_key in session.execute(
-                select(Invoice.number, Invoice.paid, Mission.status, Mission.key)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .where(Invoice.number.in_(chunk))
-            ):
-                state[number] = (paid, status, mission_key)
+        now = invoices_now(session, (row.subject_key for row in pending), Mission.status,
+                           Mission.key.label("mission"))  # fmt: skip
         reasons: dict[str, str] = {}
         for row in pending:
-            found = state.get(row.subject_key)
-            if found is None:
-                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
-            elif found[0] is not None:
-                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif found[1] == MissionStatus.DISPUTED:
+            found = now.get(row.subject_key)
+            if (gone := settled(row.subject_key, found)) is not None:
+                reasons[row.key] = gone
+            elif found is not None and found.status == MissionStatus.DISPUTED:
                 reasons[row.key] = (
-                    f"mission {found[2]} disputed: a dispute is for talking, not a formal notice"
+                    f"mission {found.mission} disputed: a dispute is for talking, "
+                    "not a formal notice"
                 )
         return reasons
+
+
+def recorded_letters(
+    session: Session, owns: ColumnElement[bool], clients: Iterable[int]
+) -> dict[tuple[int, str], list[tuple[str, datetime]]]:
+    """The formal notices recorded for `clients` and not called off, about the missions `owns`
+    lets through (the ones they cite), by (client, currency): (its invoice, when it is due)."""
+    found: dict[tuple[int, str], list[tuple[str, datetime]]] = {}
+    for chunk in chunked(sorted(set(clients))):
+        query = (
+            select(Mission.client_id, Mission.currency, FollowUp.subject_key, FollowUp.due_at)
+            .join(Invoice, Invoice.number == FollowUp.subject_key)
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .where(
+                FollowUp.rule == FormalNoticeRule.name,
+                FollowUp.state.in_(LETTER_STANDS),
+                owns,
+                Mission.client_id.in_(chunk),
+            )
+        )
+        for client, currency, number, due_at in session.execute(query):
+            found.setdefault((client, currency), []).append((number, due_at))
+    return found
 
 
 def letter_for(
@@ -168,14 +210,14 @@ def letter_for(
 
     It cites that invoice and every other unpaid invoice of the client, in
     the same currency, on missions `owns` lets through, at least
-    `options.after_days` overdue on `dated`.
+    `options.cite_after_days` overdue on `dated`.
     """
     invoice, mission, client, contact = about.invoice, about.mission, about.client, about.contact
     consumer = client.kind == ClientKind.CONSUMER
     section = settings.late_payment
     with_penalties = not consumer and section.enabled_for(owner.country)
     query = (
-        select(record(Invoice), Mission.late_payment_rate)
+        select(record(Invoice), Mission.late_payment_rate, Mission.title)
         .join(Mission, Invoice.mission_id == Mission.id)
         .where(
             owns,
@@ -184,18 +226,20 @@ def letter_for(
             Invoice.paid.is_(None),
             or_(
                 Invoice.id == invoice.id,
-                Invoice.due <= dated - timedelta(days=options.after_days),
+                Invoice.due <= dated - timedelta(days=options.cite_after_days),
             ),
         )
         .order_by(Invoice.due, Invoice.number)
     )
     cited: list[NoticeInvoice] = []
-    for found, rate in session.execute(query):
+    for found, rate, title in session.execute(query):
         unpaid = unpaid_on(found.amount, found.payments, dated)
         if unpaid <= 0:
             continue
+        contract = rate if rate is not None else section.contract_rate
         late = NoticeInvoice(found.number, found.issued, found.due, found.amount, unpaid,
-                             days_late=max((dated - found.due).days, 0))  # fmt: skip
+                             days_late=max((dated - found.due).days, 0), mission=title,
+                             contract_rate=contract)  # fmt: skip
         if with_penalties:
             try:
                 owed = penalties_under(section, found.amount, found.due, found.payments, dated,
@@ -220,4 +264,5 @@ def letter_for(
         consumer=consumer,
         currency=mission.currency,
         reminded=bool(emails_sent(session, threads)),
+        margin_points=section.margin_points,
     )

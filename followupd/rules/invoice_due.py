@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +54,7 @@ from followupd.rules.parties import route_money_step, to_client, to_owner
 from followupd.rules.promises import promise_pauses
 from followupd.rules.replies import reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -136,7 +137,6 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             return
         earliest = evaluation.start.date() - SHIFT_MARGIN - timedelta(days=max(offsets))
         latest = evaluation.end.date() + timedelta(days=1 - min(offsets))
-        contact = aliased(Contact)
         replied = reply_pauses(
             evaluation.session,
             evaluation.settings,
@@ -151,24 +151,17 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             owns=evaluation.owns(Mission.owner),
             options=self.options,
         )
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                or_(
-                    Invoice.number.in_(sorted(subject for _, subject in replied)),
-                    Invoice.number.in_(sorted(promises)),
-                    Invoice.due.between(earliest, latest),
-                    and_(
-                        Mission.paused_until.is_not(None),
-                        Mission.paused_until.between(earliest, evaluation.end.date()),
-                    ),
+        query = unpaid_invoices(
+            evaluation,
+            or_(
+                Invoice.number.in_(sorted(subject for _, subject in replied)),
+                Invoice.number.in_(sorted(promises)),
+                Invoice.due.between(earliest, latest),
+                and_(
+                    Mission.paused_until.is_not(None),
+                    Mission.paused_until.between(earliest, evaluation.end.date()),
                 ),
-            )
+            ),
         )
         templates = evaluation.templates
         owner = evaluation.owner
@@ -227,7 +220,8 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     **values,
                     "step": step.name,
                     "level": level,
-                    "unpaid": unpaid,
+                    # on the day it goes: a promise or a reply may have moved it past a payment
+                    "unpaid": unpaid_on(invoice.amount, invoice.payments, nominal),
                     "minimum": minimum,
                     "penalties": penalties_owed(late, invoice, mission, client, nominal, level),
                 }
@@ -301,26 +295,48 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
-        numbers = {row.subject_key for row in pending}
-        state: dict[str, tuple[date | None, str]] = {}
-        for chunk in chunked(sorted(numbers)):
-            for number, paid, status in session.execute(
-                select(Invoice.number, Invoice.paid, Mission.status)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .where(Invoice.number.in_(chunk))
-            ):
-                state[number] = (paid, status)
+        now = invoices_now(session, (row.subject_key for row in pending), Mission.status)
         reasons: dict[str, str] = {}
         for row in pending:
-            found = state.get(row.subject_key)
-            if found is None:
-                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
-            elif row.step == THANK_YOU:
-                if found[0] is None:
+            found = now.get(row.subject_key)
+            if row.step == THANK_YOU:
+                if found is None:
+                    reasons[row.key] = f"invoice {row.subject_key} no longer exists"
+                elif found.paid is None:
                     reasons[row.key] = f"invoice {row.subject_key} no longer marked paid"
-            elif found[0] is not None:
-                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif row.audience == Audience.CLIENT and found[1] == MissionStatus.DISPUTED:
+            elif (gone := settled(row.subject_key, found)) is not None:
+                reasons[row.key] = gone
+            elif (
+                found is not None
+                and row.audience == Audience.CLIENT
+                and (found.status == MissionStatus.DISPUTED)
+            ):
                 reasons[row.key] = "mission disputed: a call task replaces the email"
+        reasons.update(self._nudged(session, [row for row in pending if row.key not in reasons]))
         reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons
+
+    def _nudged(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
+        """The owner's heads-ups (an owner step before or on the due date) of invoices the
+        client has since been sent a nudge about: their moment passed."""
+        before = {step.name for ladder in self.options.ladders() for step in ladder
+                  if step.audience == "owner" and step.offset_days <= 0}  # fmt: skip
+        heads_up = [row for row in pending if row.audience == Audience.OWNER and row.step in before]
+        nudged: dict[str, datetime] = {}
+        for chunk in chunked(sorted({row.subject_key for row in heads_up})):
+            query = select(FollowUp.subject_key, FollowUp.sent_at).where(
+                FollowUp.rule == self.name,
+                FollowUp.subject_key.in_(chunk),
+                FollowUp.audience == Audience.CLIENT,
+                FollowUp.state == FollowUpState.SENT,
+                FollowUp.step != THANK_YOU,
+            )
+            for number, sent_at in session.execute(query):
+                if sent_at is not None:
+                    nudged[number] = min(sent_at, nudged.get(number, sent_at))
+        return {
+            row.key: f"invoice {row.subject_key}: the client was sent a nudge on "
+            f"{nudged[row.subject_key].date()}, the heads-up's moment has passed"
+            for row in heads_up
+            if row.subject_key in nudged
+        }

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import LimitationAlertOptions
 from followupd.domain.limitation import LAW, YEARS, last_day_to_act, limitation_start
@@ -35,10 +35,9 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import ClientKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
-from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
+from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -54,17 +53,8 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         owner = evaluation.owner
         if owner.country != FRANCE:
             return
-        contact = aliased(Contact)
-        query = (
-            select(record(Invoice), record(Mission), record(Client), record(contact, "contact"))
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind)),
-            )
+        query = unpaid_invoices(
+            evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
         )
         for invoice, mission, client, who in evaluation.session.execute(query):
             start = limitation_start(invoice.issued, mission.end)
@@ -124,26 +114,19 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
-        state: dict[str, tuple[date | None, date]] = {}  # number -> paid, last day to act
-        for chunk in chunked(sorted({row.subject_key for row in pending})):
-            for number, paid, issued, end, kind in session.execute(
-                select(Invoice.number, Invoice.paid, Invoice.issued, Mission.end, Client.kind)
-                .join(Mission, Invoice.mission_id == Mission.id)
-                .join(Client, Mission.client_id == Client.id)
-                .where(Invoice.number.in_(chunk))
-            ):
-                state[number] = (paid, last_day_to_act(limitation_start(issued, end), kind))
+        now = invoices_now(session, (row.subject_key for row in pending), Invoice.issued,
+                           Mission.end, Client.kind)  # fmt: skip
         reasons: dict[str, str] = {}
         for row in pending:
-            found = state.get(row.subject_key)
-            if found is None:
-                reasons[row.key] = f"invoice {row.subject_key} no longer exists"
-            elif found[0] is not None:
-                reasons[row.key] = f"invoice {row.subject_key} paid on {found[0]}"
-            elif row.key != alert_key(row.subject_key, found[1]):
-                reasons[row.key] = (
-                    f"invoice {row.subject_key}: the last day to act is now {found[1]}"
-                )
+            found = now.get(row.subject_key)
+            if (gone := settled(row.subject_key, found)) is not None:
+                reasons[row.key] = gone
+            elif found is not None:
+                last_day = last_day_to_act(limitation_start(found.issued, found.end), found.kind)
+                if row.key != alert_key(row.subject_key, last_day):
+                    reasons[row.key] = (
+                        f"invoice {row.subject_key}: the last day to act is now {last_day}"
+                    )
         return reasons
 
 

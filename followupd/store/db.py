@@ -24,7 +24,7 @@ from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.store.coordination import MIGRATION, NAMESPACE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0011"  # tests check it is alembic's head
+HEAD_REVISION = "0012"  # tests check it is alembic's head
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -124,7 +124,8 @@ class Store:
         return before, self.current_revision()
 
     def require_current(self) -> None:
-        current, head = self.current_revision(), self.head_revision()
+        """Refuse a schema other than HEAD_REVISION: one query, Alembic not loaded."""
+        current, head = self.current_revision(), HEAD_REVISION
         if current is None:
             raise SchemaNotCurrent(
                 f"the database {describe(self.engine.url)} has no followupd schema yet: "

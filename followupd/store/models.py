@@ -229,7 +229,7 @@ class FollowUp(Base):
     # catch-up collapses; the rule and subject for a repeating reminder, else the key
     concern: Mapped[str] = mapped_column(String(400), index=True)
     mission_id: Mapped[int | None] = mapped_column(ForeignKey("missions.id"), index=True)
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     audience: Mapped[Audience] = mapped_column(_words(Audience, 8))
     # the owner it was recorded for (their address, calendar, feed); None: the first
     owner: Mapped[str | None] = mapped_column(String(40))
@@ -239,7 +239,7 @@ class FollowUp(Base):
     subject: Mapped[str] = mapped_column(Text)
     # the message as rendered when recorded: every attempt sends the same content
     body: Mapped[str] = mapped_column(Text, default="")
-    thread_key: Mapped[str | None] = mapped_column(String(400))
+    thread_key: Mapped[str | None] = mapped_column(String(400), index=True)
     due_at: Mapped[datetime]
     # the end of its grace: delivered later than this, it would be too late
     expires_at: Mapped[datetime | None]

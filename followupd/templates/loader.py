@@ -33,6 +33,7 @@ from jinja2 import (
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.errors import FollowupdError
+from followupd.templates.compiled import kept
 from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, capped
 
 SHIPPED = Path(__file__).parent
@@ -112,6 +113,7 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             auto_reload=False,  # a new Templates is made when the config is reloaded
+            bytecode_cache=kept(),  # the command line's, between its processes
         )
         self._found: dict[tuple[str, str, str], Template] = {}
         self._globals: dict[int, dict[str, Any]] = {}  # by id(template): its globals, as a dict

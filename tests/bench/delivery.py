@@ -8,7 +8,8 @@ package, installed unconfigured; the script says how, or with ``--install``
 as root installs it, and makes sure no Postfix service is left running).
 
 Builds a SQLite store in a temp dir with MESSAGES unpaid invoices of French
-clients (Paris, Brussels, Geneva, Luxembourg), each due for a client nudge on
+clients (Paris, Brussels, Geneva, Luxembourg), one per contact (so each is a
+client email of its own, in its contact's thread), each due for a client nudge on
 Monday 23 November 2026 at 09:00, and lets the engine record them through
 `evaluate` (subjects and bodies rendered from the shipped templates, as the
 daemon does); earlier passes, a week and two weeks before, record the first
@@ -52,20 +53,20 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import unittest.mock
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from followupd.channels.email.message import message_id
+from followupd.channels.email.message import Email, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, SmtpSender
 from followupd.config.load import parse_settings
@@ -113,6 +114,7 @@ TITLES = ("Audit du système d'information", "Refonte du site e-commerce",
           "Déploiement d'un ERP", "Accompagnement à la levée de fonds",
           "Stratégie de marque et identité visuelle",
           "Optimisation de la chaîne logistique")  # fmt: skip
+T = TypeVar("T")
 SOURCE = "/usr/sbin/smtp-source"
 SINK = "/usr/sbin/smtp-sink"
 PRESEED = "postfix postfix/main_mailer_type select No configuration\n"
@@ -127,7 +129,7 @@ then make sure no Postfix service was left running (`sudo postfix status`,
 `sudo postfix stop`). Or run this script as root with --install, which does all that."""
 
 
-def config_text(database: Path, port: int, rate: int) -> str:
+def config_text(database: Path, port: int, rate: int, connections: int | None = None) -> str:
     steps = ", ".join(
         f'{{ name = "{name}", offset_days = {offset}, audience = "client" }}'
         for name, offset in NUDGE_OFFSETS.items()
@@ -147,7 +149,7 @@ host = "127.0.0.1"
 port = {port}
 security = "none"
 rate_per_minute = {rate}
-
+{f"connections = {connections}" if connections else ""}
 [rules.invoice_due]
 steps = [{steps}]
 {disabled}"""
@@ -174,7 +176,9 @@ def build(store: Store, settings: Settings, messages: int, seed: int = 11) -> di
     daemon would have left them.
     """
     rng = random.Random(seed)
-    missions = max(1, messages // 2)
+    # one invoice per contact: a contact's second invoice would wait a day (one nudge a day
+    # to a contact, issue 16) unless the same claim took both
+    missions = max(1, messages)
     clients = max(1, missions // 2)
     with store.session() as session:
         rows: list[dict[str, Any]] = []
@@ -253,26 +257,27 @@ class Handed:
     messages: int = 0
     connections: int = 0
     paced_seconds: float = 0.0
-    sample: list[EmailMessage] = field(default_factory=list)
+    sample: list[Email] = field(default_factory=list)
+
+    async def paced(self, seconds: float) -> None:
+        self.paced_seconds += seconds
+        await asyncio.sleep(seconds)
 
 
 class BenchSender(SmtpSender):
     """The daemon's SMTP sender, unchanged, that also counts and samples what it hands over.
 
     Every `sample_every`-th message is kept, to be sized after the pass; the
-    pacer is the one the config makes, with its sleeps added up.
+    pacer is the one the config makes, shared by the pass's connections as
+    the deliverer shares its own, with its sleeps added up.
     """
 
-    def __init__(self, smtp: Smtp, handed: Handed) -> None:
-        super().__init__(smtp, pacer=Pacer(smtp.rate_per_minute, sleep=self._paced))
+    def __init__(self, smtp: Smtp, handed: Handed, pacer: Pacer) -> None:
+        super().__init__(smtp, pacer=pacer)
         self.handed = handed
-        handed.connections += 1  # one sender, one SMTP connection, per claimed batch
+        handed.connections += 1  # one sender, one SMTP connection
 
-    async def _paced(self, seconds: float) -> None:
-        self.handed.paced_seconds += seconds
-        await asyncio.sleep(seconds)
-
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Email) -> None:
         await super().send(message)
         self.handed.messages += 1
         if self.handed.messages % self.handed.sample_every == 0:
@@ -285,17 +290,20 @@ def deliver(
     """Run one delivery pass at AT in this process; return its wall and CPU seconds."""
     assert settings.smtp is not None
     smtp = settings.smtp
+    pacer = Pacer(smtp.rate_per_minute, sleep=handed.paced)
 
     def sender() -> MailSender:
-        return BenchSender(smtp, handed)
+        return BenchSender(smtp, handed, pacer)
 
     deliverer = Deliverer(store, settings, worker="bench", sender=sender)
     started, cpu = time.perf_counter(), time.process_time()
     if profile is not None:
         profile.enable()
-    report = asyncio.run(deliverer.run(AT))
-    if profile is not None:
+        with unittest.mock.patch("asyncio.to_thread", inline):  # cProfile sees one thread
+            report = asyncio.run(deliverer.run(AT))
         profile.disable()
+    else:
+        report = asyncio.run(deliverer.run(AT))
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     others = {
         "retrying": report.retrying,
@@ -311,6 +319,11 @@ def deliver(
             if isinstance(keys, dict):
                 print(f"         {next(iter(keys.values()))}")
     return elapsed, cpu
+
+
+async def inline(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """`asyncio.to_thread`, run in the event loop's thread instead: for the profile."""
+    return function(*args, **kwargs)
 
 
 def tick(config: Path, environ: dict[str, str]) -> harness.Ran:
@@ -465,16 +478,19 @@ STAGES = (
     ("claim a batch", "followupd/delivery/deliverer.py", "claim"),
     ("check again (vanished, send window)", "followupd/delivery/deliverer.py", "Deliverer._screen"),
     ("thread history", "followupd/delivery/deliverer.py", "Deliverer._threads"),
+    ("build the messages", "followupd/delivery/deliverer.py", "Deliverer._prepare"),
     ("build_message", "followupd/channels/email/message.py", "build_message"),
-    ("EmailMessage.as_bytes", "email/message.py", "Message.as_bytes"),
     ("aiosmtplib sendmail", "aiosmtplib/smtp.py", "SMTP.sendmail"),
-    ("record the outcome (_finish)", "followupd/delivery/deliverer.py", "_finish"),
+    ("check the claims (a statement a sub-batch)", "followupd/delivery/deliverer.py",
+     "Deliverer._still_ours"),
+    ("record the outcomes (group commit)", "followupd/delivery/deliverer.py",
+     "Deliverer._record"),
     ("SQLAlchemy commits", "sqlalchemy/orm/session.py", "SessionTransaction.commit"),
     ("sqlite3 execute", "", "<method 'execute' of 'sqlite3.Cursor' objects>"),
     ("sqlite3 commit", "", "<method 'commit' of 'sqlite3.Connection' objects>"),
     ("ssl.create_default_context", "ssl.py", "create_default_context"),
     ("waiting for the sink (epoll)", "", "<method 'poll' of 'select.epoll' objects>"),
-)
+)  # fmt: skip
 
 
 def print_profile(profile: cProfile.Profile, seconds: float, messages: int, top: int = 20) -> None:
@@ -515,6 +531,11 @@ def main() -> None:
         help="profile the delivery pass with cProfile (slows it down)",
     )
     parser.add_argument(
+        "--connections",
+        type=int,
+        help="[smtp] connections for followupd (default: the config's default)",
+    )
+    parser.add_argument(
         "--install",
         action="store_true",
         help="as root, install Debian's postfix if smtp-sink is missing",
@@ -536,8 +557,10 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
     port = free_port()
     cap = rate_cap()
     config, environ = workdir / "bench.toml", environment(workdir)
-    config.write_text(config_text(workdir / "bench.db", port, cap))
+    config.write_text(config_text(workdir / "bench.db", port, cap, args.connections))
     settings = parse_settings(config.read_text(), config, environ)
+    assert settings.smtp is not None
+    connections = settings.smtp.connections
     store = Store.open(settings.database.sqlalchemy_url(environ))
     store.upgrade()
     built_at = time.perf_counter()
@@ -566,7 +589,7 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
         size = sum(map(len, sample)) / len(sample) if sample else 0.0
         runs = [
             Run("followupd tick --now, a process", due, ticked.wall, ticked.cpu, size,
-                (due + BATCH - 1) // BATCH, f"outbox: {_states(after[0])}"),
+                (due + BATCH - 1) // BATCH * connections, f"outbox: {_states(after[0])}"),
             Run("Deliverer.run, in-process" + (", profiled" if profile else ""), handed.messages,
                 seconds, cpu, size, handed.connections,
                 f"outbox: {_states(after_in_process[0])}"),
@@ -587,7 +610,7 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
             rates = [due / ran.wall for ran in timings if ran.wall]
             runs.append(Run(name, due, median.wall, median.cpu, len(typical), sessions,
                             f"exit 0, {len(timings)} runs", rates))  # fmt: skip
-    print_table(runs, handed, cap, after, history, load)
+    print_table(runs, handed, cap, connections, after, history, load)
     harness.save_figures(
         args.figures,
         {
@@ -618,6 +641,7 @@ def print_table(
     runs: list[Run],
     handed: Handed,
     cap: int,
+    connections: int,
     after: tuple[dict[str, int], dict[str, int]],
     history: int,
     load: float,
@@ -641,7 +665,8 @@ def print_table(
         "of this one over the in-process pass"
     )
     print(
-        f"followupd: one SMTP connection per claimed batch of {BATCH}; the tick's figures hold "
+        f"followupd: up to [smtp] connections = {connections} SMTP connections side by side for "
+        f"each claimed batch of {BATCH}; the tick's figures hold "
         "its start-up, an evaluate pass that finds nothing new and its printed table; avg "
         f"bytes of {len(handed.sample)} messages sampled evenly in the in-process pass"
     )

@@ -6,8 +6,9 @@ missions on SQLite and on a throwaway PostgreSQL cluster, delivery against
 Postfix's smtp-sink with smtp-source beside it, CalDAV sync from Radicale
 with vdirsyncer beside it, the mailbox sync from Dovecot with mbsync beside
 it (and a reply seen through IDLE), the iCalendar feed of 10,000 follow-ups with
-Radicale serving the same objects beside it, and the idle daemon. The sizes
-are the issue's where it fixes them, and otherwise small enough for the
+Radicale serving the same objects beside it, the start-up of ``followupd --version``
+and ``followupd plan`` with ``vdirsyncer --version`` beside it, and the idle
+daemon. The sizes are the issue's where it fixes them, and otherwise small enough for the
 whole run to take under 10 minutes on a 2-core machine.
 
 Every benchmark dates its data from a fixed instant of its own, never from
@@ -204,6 +205,24 @@ def imap_rows(found: dict[str, Any]) -> list[Row]:
     ]
 
 
+def startup_rows(found: dict[str, Any]) -> list[Row]:
+    times, runs = found["times"], found["runs"]
+
+    def spent(label: str) -> str:
+        side = times[label]
+        return f"{side['wall']:.2f} s wall, {side['cpu']:.2f} CPU s"
+
+    return [
+        (
+            "start-up, whole processes",
+            f"median of {runs}; `plan`: the demo, 30 days ({found['followups_shown']} shown)",
+            f"`followupd --version`: {spent('followupd --version')}; `followupd plan`: "
+            f"{spent('followupd plan')}",
+            f"`vdirsyncer --version`: {spent('vdirsyncer --version')}",
+        )
+    ]
+
+
 MISSIONS = ("--missions", "100000")
 BENCHMARKS = (
     Benchmark("evaluate-sqlite", "tests.bench.evaluate", MISSIONS, evaluate_rows),
@@ -221,6 +240,7 @@ BENCHMARKS = (
         ("--followups", "10000", "--warm", "3", "--conditional", "2"),
         feed_rows,
     ),
+    Benchmark("startup", "tests.bench.startup", ("--runs", "15"), startup_rows),
     Benchmark(
         "idle",
         "tests.bench.idle",

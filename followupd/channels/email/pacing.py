@@ -1,8 +1,8 @@
 """A rate limit per channel: at most N messages a minute, spaced evenly.
 
 Bursts (a Monday 09:00 with a hundred nudges) are spread instead of hitting
-the provider's own limits. The clock and the sleep are parameters, so the
-pacing is tested without waiting.
+the provider's own limits; the connections of a pass share one pacer. The
+clock and the sleep are parameters, so the pacing is tested without waiting.
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ class Pacer:
         self.next_slot: float | None = None
 
     async def wait(self) -> None:
-        """Return when the next message may go."""
+        """Return when the next message may go.
+
+        The slot is taken before sleeping: the connections of a pass that share
+        one pacer each get a slot of their own, never the same one.
+        """
         now = self.clock()
-        if self.next_slot is not None and now < self.next_slot:
-            await self.sleep(self.next_slot - now)
-            now = self.next_slot
-        self.next_slot = now + self.interval
+        slot = now if self.next_slot is None else max(now, self.next_slot)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await self.sleep(slot - now)

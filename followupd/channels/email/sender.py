@@ -1,10 +1,12 @@
 """Sending emails: over SMTP, or into a Maildir when there is no ``[smtp]``.
 
-A sender is used for one batch: it connects once, sends every message of the
-batch over the same connection (reconnecting once if the server hung up), and
-closes. Failures are sorted into transient ones, worth retrying later (4xx
-answers, disconnects, timeouts, refused connections) and permanent ones
-(5xx answers, authentication), which no retry will mend.
+A sender is one connection for a delivery pass's sub-batches: it connects
+once, sends every message it is given over the same connection (reconnecting
+once if the server hung up), and closes; a pass runs up to ``[smtp]
+connections`` of them side by side, paced together by one Pacer. Failures are
+sorted into transient ones, worth retrying later (4xx answers, disconnects,
+timeouts, refused connections) and permanent ones (5xx answers,
+authentication), which no retry will mend.
 """
 
 from __future__ import annotations
@@ -14,30 +16,18 @@ import mailbox
 import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from email.message import EmailMessage
-from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import aiosmtplib
 
+from followupd.channels.email.message import Email
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.smtp import smtp_client
 from followupd.channels.failure import DeliveryError
 from followupd.config.addresses import needs_smtputf8
 from followupd.config.sections import Smtp
-
-
-def envelope(message: EmailMessage) -> tuple[str, list[str]]:
-    """The envelope sender and recipients, from the message's own headers.
-
-    The message is sent as the bytes it was built into, so its headers reach
-    the server exactly as made (aiosmtplib's send_message would fold them anew).
-    """
-    sender = parseaddr(str(message["From"]))[1]
-    recipients = [address for _, address in getaddresses([str(message["To"])])]
-    return sender, recipients
 
 
 def classify(error: BaseException) -> DeliveryError:
@@ -68,7 +58,7 @@ def classify(error: BaseException) -> DeliveryError:
 
 
 class MailSender(ABC):
-    """Hands messages over for one batch, used as ``async with``; `close` ends the batch."""
+    """Hands messages over, used as ``async with``; `close` ends its connection."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -85,12 +75,16 @@ class MailSender(ABC):
         return None
 
     @abstractmethod
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Email) -> None:
         """Hand one message over, or raise DeliveryError."""
 
 
 class SmtpSender(MailSender):
-    """Sends a batch over one SMTP connection, with a timeout for each whole message."""
+    """Sends messages over one SMTP connection, with a timeout for each whole message.
+
+    The message goes as the bytes it was built into, with the envelope made
+    with it, so its headers reach the server exactly as made.
+    """
 
     def __init__(
         self, smtp: Smtp, environ: Mapping[str, str] | None = None, pacer: Pacer | None = None
@@ -121,18 +115,16 @@ class SmtpSender(MailSender):
                 self.client.close()
         self.client = None
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Email) -> None:
         await self.pacer.wait()
-        sender, recipients = envelope(message)
+        sender, recipients = message.sender, list(message.recipients)
         utf8 = [address for address in (sender, *recipients) if needs_smtputf8(address)]
         options = ["SMTPUTF8"] if utf8 else []  # RFC 6531: aiosmtplib checks the server has it
         for attempt in (1, 2):
             client = await self._connect()
             try:
                 async with asyncio.timeout(self.smtp.timeout_seconds):
-                    await client.sendmail(
-                        sender, recipients, message.as_bytes(), mail_options=options
-                    )
+                    await client.sendmail(sender, recipients, message.data, mail_options=options)
                 return
             except aiosmtplib.SMTPNotSupported as error:
                 if not utf8:
@@ -164,18 +156,21 @@ class MaildirSender(MailSender):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Email) -> None:
         try:
             await asyncio.to_thread(self._write, message)
         except OSError as error:
             raise DeliveryError(f"cannot write to {self.path}: {error}", permanent=False) from error
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, message: Email) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         box = mailbox.Maildir(self.path, create=True)
-        box.add(message)
+        box.add(message.data)
 
 
-def mail_sender(smtp: Smtp | None, state_dir: Path) -> MailSender:
-    """SMTP when configured, else the Maildir under the state directory."""
-    return SmtpSender(smtp) if smtp is not None else MaildirSender(state_dir / "Maildir")
+def mail_sender(smtp: Smtp | None, state_dir: Path, pacer: Pacer | None = None) -> MailSender:
+    """SMTP when configured (paced by `pacer`, shared by a pass's connections), else the
+    Maildir under the state directory."""
+    if smtp is None:
+        return MaildirSender(state_dir / "Maildir")
+    return SmtpSender(smtp, pacer=pacer)

@@ -59,6 +59,9 @@ SHADE = colors.HexColor("#eeeeee")
 # the invoice table's columns: number, issued, due, amount, unpaid, days late, penalties,
 # indemnity
 COLUMN_SHARES = (0.117, 0.1265, 0.1265, 0.1385, 0.1385, 0.076, 0.1385, 0.1385)
+TABLE_SIZE = 8.0  # the table's font size, in points, when every figure fits its column
+SMALLEST_SIZE = 6.0  # as small as it gets for wide figures ("1 234 567,89 $US")
+CELL_PADDING = 3
 
 
 @lru_cache(maxsize=1)
@@ -71,15 +74,16 @@ def _fonts() -> None:
 
 
 class _Styles:
-    """The paragraph styles of the letter: 9.5-point body text, an 8-point table."""
+    """The paragraph styles of the letter: 9.5-point body text, a `table_size`-point table."""
 
-    def __init__(self) -> None:
+    def __init__(self, table_size: float = TABLE_SIZE) -> None:
         self.plain = ParagraphStyle("plain", fontName=FONT, fontSize=9.5, leading=13)
         self.bold = ParagraphStyle("bold", parent=self.plain, fontName=BOLD)
         self.body = ParagraphStyle("body", parent=self.plain, alignment=TA_JUSTIFY, spaceAfter=8)
         self.right = ParagraphStyle("right", parent=self.plain, leftIndent=RIGHT)
         self.right_bold = ParagraphStyle("right-bold", parent=self.right, fontName=BOLD)
-        self.cell = ParagraphStyle("cell", fontName=FONT, fontSize=8, leading=10)
+        leading = table_size * 1.25
+        self.cell = ParagraphStyle("cell", fontName=FONT, fontSize=table_size, leading=leading)
         self.figure = ParagraphStyle("figure", parent=self.cell, alignment=TA_RIGHT)
         self.head = ParagraphStyle("head", parent=self.cell, fontName=BOLD)
         self.head_figure = ParagraphStyle("head-figure", parent=self.head, alignment=TA_RIGHT)
@@ -111,8 +115,27 @@ def _row(
     ]
 
 
-def _invoice_table(text: LetterText, styles: _Styles) -> Table:
+def _table_size(text: LetterText, widths: list[float]) -> float:
+    """The table's font size: TABLE_SIZE, less when a figure would not fit its column.
+
+    Figures never wrap: "12 345,60 $US" cut after "$U" would be misread.
+    """
+    size = TABLE_SIZE
+    for values in (*text.rows, text.total_row):
+        for column, value in enumerate(values[3:], start=3):
+            room = widths[column] - 2 * CELL_PADDING - 1  # a point to spare: no rounding wrap
+            needed = pdfmetrics.stringWidth(value.replace("\u202f", "\u00a0"), BOLD, TABLE_SIZE)
+            if needed > room:
+                size = min(size, TABLE_SIZE * room / needed)
+    return max(size, SMALLEST_SIZE)
+
+
+def _invoice_table(text: LetterText) -> Table:
     columns = len(text.header)
+    # without the penalty columns (a consumer), the others share their room
+    shares = COLUMN_SHARES[:columns]
+    widths = [WIDTH * share / sum(shares) for share in shares]
+    styles = _Styles(_table_size(text, widths))
     data = [
         _row(text.header, styles.head, styles.head_figure),
         *(_row(values, styles.cell, styles.figure) for values in text.rows),
@@ -128,8 +151,8 @@ def _invoice_table(text: LetterText, styles: _Styles) -> Table:
             ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
             ("TOPPADDING", (0, 0), (-1, -1), 3),
             ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-            ("LEFTPADDING", (0, 0), (-1, -1), 3),
-            ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+            ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
         ]
     )
     if text.due_row is not None:  # its label right of the first columns, its amount under the
@@ -146,9 +169,6 @@ def _invoice_table(text: LetterText, styles: _Styles) -> Table:
         style.add("SPAN", (0, due), (columns - 3, due))
         style.add("SPAN", (columns - 2, due), (columns - 1, due))
         style.add("BACKGROUND", (0, due), (-1, due), SHADE)
-    # without the penalty columns (a consumer), the others share their room
-    shares = COLUMN_SHARES[:columns]
-    widths = [WIDTH * share / sum(shares) for share in shares]
     return Table(data, colWidths=widths, style=style, repeatRows=1)
 
 
@@ -184,7 +204,7 @@ def formal_notice_pdf(notice: FormalNotice) -> bytes:
         Spacer(0, 5 * mm),
         Paragraph(_markup(text.salutation), styles.body),
         Paragraph(_markup(text.before_table), styles.body),
-        _invoice_table(text, styles),
+        _invoice_table(text),
         Spacer(0, 4 * mm),
         *(Paragraph(_markup(paragraph), styles.body) for paragraph in text.after_table),
         KeepTogether(  # the signature never alone on a last page
@@ -192,6 +212,8 @@ def formal_notice_pdf(notice: FormalNotice) -> bytes:
                 Paragraph(_markup(text.closing), styles.body),
                 Spacer(0, 10 * mm),  # room for the handwritten signature
                 Paragraph(_markup(text.signature), styles.right_bold),
+                Spacer(0, 6 * mm),
+                Paragraph(_markup(text.enclosures), styles.plain),
             ]
         ),
     ]

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
@@ -115,7 +116,8 @@ def _multiget(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], No
     # `+` adds children to an XML element (caldav's builder), not to a list
     asked = dav.Prop() + [cdav.CalendarData(), dav.GetEtag()]  # noqa: RUF005
     query = cdav.CalendarMultiGet() + asked
-    query += [dav.Href(value=_path(calendar, href)) for href in hrefs]
+    paths = _paths(calendar, hrefs)
+    query += [dav.Href(value=path) for path in paths]
     body = str(query).encode("utf-8")
     # RFC 4791 section 7.9: no Depth header on a calendar-multiget
     response = calendar.client.report(str(calendar.url), body, depth=None)
@@ -124,7 +126,7 @@ def _multiget(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], No
     fetched = Fetched()
     results = response.expand_simple_props([cdav.CalendarData(), dav.GetEtag()])
     for href, props in results.items():
-        url = str(calendar.url.join(href).canonical())
+        url = paths.get(href) or str(calendar.url.join(href).canonical())
         data = props.get(cdav.CalendarData.tag)
         if data:
             fetched.data[url] = data.encode("utf-8") if isinstance(data, str) else data
@@ -157,8 +159,19 @@ def _get(calendar: Any, href: str, fetched: Fetched, skip: Callable[[str, str], 
     fetched.data[href] = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
 
 
-def _path(calendar: Any, href: str) -> str:
-    return str(calendar.url.join(href).path)
+def _paths(calendar: Any, hrefs: Sequence[str]) -> dict[str, str]:
+    """The path of each URL on the server, as a multiget names it and answers: path -> URL.
+
+    A URL of the calendar's own server, as listed (canonical), is its path as
+    written: the library's URL.join, 0.1 ms a call, is left for the others.
+    """
+    base = urlsplit(str(calendar.url.canonical()))
+    origin = f"{base.scheme}://{base.netloc}/"
+    found: dict[str, str] = {}
+    for href in hrefs:
+        path = urlsplit(href).path if href.startswith(origin) else None
+        found[path or str(calendar.url.join(href).path)] = href
+    return found
 
 
 def _gone(status: str | None) -> bool:

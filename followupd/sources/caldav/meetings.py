@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,14 +72,23 @@ def window(at: datetime) -> tuple[datetime, datetime]:
 
 
 def store_occurrences(
-    session: Session, row: CalendarObject, read: ReadObject, data: bytes, zone: ZoneInfo
+    session: Session,
+    row: CalendarObject,
+    read: ReadObject,
+    data: bytes,
+    zone: ZoneInfo,
+    batch: Batch | None = None,
 ) -> None:
-    """The meetings of an object just read replace those stored; a series keeps its text."""
-    forget(session, row)
+    """The meetings of an object just read replace those stored; a series keeps its text.
+
+    Read with others in a `batch`, they are inserted with theirs.
+    """
+    forget(session, row, batch)
     if row.id is None:
         session.flush()
     until = read.complete_until
-    _add(session, row.id, [o for o in read.occurrences if until is None or o.start < until])
+    occurrences = [o for o in read.occurrences if until is None or o.start < until]
+    _add(session, row.id, occurrences, batch)
     later = until is not None and any(
         (event.recurring or event.start >= until) for event in read.events if is_meeting(event)
     )
@@ -92,11 +101,34 @@ def store_occurrences(
     row.series, row.series_zone, row.expanded_until = data, zone.key, until
 
 
-def forget(session: Session, row: CalendarObject) -> None:
-    """An object's stored occurrences and text go (it changed, went, or holds no meeting)."""
-    if row.id is not None:
+def forget(session: Session, row: CalendarObject, batch: Batch | None = None) -> None:
+    """An object's stored occurrences and text go (it changed, went, or holds no meeting).
+
+    Those of an object read in a `batch` went when the batch started.
+    """
+    if row.id is not None and batch is None:
         session.execute(delete(CalendarMeeting).where(CalendarMeeting.object_id == row.id))
     row.series, row.series_zone, row.expanded_until = None, None, None
+
+
+@dataclass
+class Batch:
+    """Objects read together, in a few statements: their stored occurrences deleted at once
+    (`start`), and the new ones inserted at once (`finish`)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # occurrences to insert
+
+    @classmethod
+    def start(cls, session: Session, object_ids: Sequence[int]) -> Batch:
+        """A batch of these stored objects, and any new ones: their occurrences go."""
+        for chunk in chunked(sorted(object_ids)):
+            session.execute(delete(CalendarMeeting).where(CalendarMeeting.object_id.in_(chunk)))
+        return cls()
+
+    def finish(self, session: Session) -> None:
+        for chunk in chunked(self.rows):
+            session.execute(insert(CalendarMeeting), list(chunk))
+        self.rows.clear()
 
 
 def history(session: Session, keys: set[str], before: datetime) -> set[str]:
@@ -132,7 +164,9 @@ def record_held(session: Session, at: datetime) -> int:
 # -- storing occurrences ------------------------------------------------------------------
 
 
-def _add(session: Session, object_id: int, occurrences: Iterable[Happening]) -> None:
+def _add(
+    session: Session, object_id: int, occurrences: Iterable[Happening], batch: Batch | None = None
+) -> None:
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for event in occurrences:
         if not is_meeting(event):
@@ -147,6 +181,9 @@ def _add(session: Session, object_id: int, occurrences: Iterable[Happening]) -> 
             "named": "\n".join(sorted(conventions.bracketed_keys(event))),
         }
         rows.setdefault(tuple(values.values()), values)  # an RDATE repeating DTSTART, say
+    if batch is not None:
+        batch.rows += rows.values()
+        return
     for chunk in chunked(list(rows.values())):
         session.execute(insert(CalendarMeeting), list(chunk))
 
@@ -263,8 +300,12 @@ def _insert_touchpoints(session: Session, made: Sequence[dict[str, Any]]) -> int
         upsert(Touchpoint).on_conflict_do_nothing(index_elements=["key"]).returning(Touchpoint.key)
     )
     created = 0
+    # NULLs sent as such: the ORM leaves a None out, and one statement per run of rows
+    # with the same columns would go, rows with a contact and without alternating
+    nulls = {"render_nulls": True}
     for chunk in chunked(made):
-        created += len(session.execute(statement, list(chunk)).scalars().all())
+        inserted = session.execute(statement, list(chunk), execution_options=nulls)
+        created += len(inserted.scalars().all())
     return created
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from caldav.lib import error as dav_error
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
@@ -64,6 +64,9 @@ FETCH_CHUNK = 100
 OS_ERROR = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")  # "[Errno 111] Connection refused"
 SOURCE = "caldav:"
 UID_LENGTH, KEY_LENGTH = 1000, 120  # the columns of calendar_objects
+# what reading an object may change of its row (`series`, deferred, it always sets)
+WRITTEN = ("etag", "uid", "kind", "mission_key", "derived", "problem", "updated_at", "series",
+           "series_zone", "expanded_until")  # fmt: skip
 
 
 @dataclass
@@ -100,11 +103,42 @@ class SyncReport:
         log.info("%s", line)
         self.notices.append(line)
 
+    def mark(self) -> ReportMark:
+        """Where the report stands, to `undo_to` should what follows be undone."""
+        counts = (self.missions_created, self.missions_updated)
+        return ReportMark(counts, self.user.counts, len(self.skipped), len(self.notices))
+
+    def undo_to(self, mark: ReportMark) -> None:
+        """Forget what was reported since `mark` (objects whose reading was undone)."""
+        self.missions_created, self.missions_updated = mark.missions
+        self.user.undo_to(mark.user)
+        del self.skipped[mark.skipped :]
+        del self.notices[mark.notices :]
+
     def fail(self, calendar: str, reason: str) -> None:
         """A calendar not synced (its token kept, nothing taken as deleted): tried next time."""
         line = f"calendar {calendar} not synced: {reason}; tried again next time"
         self.failed.append(line)
         self.notices.append(line)
+
+
+@dataclass(frozen=True)
+class ReportMark:
+    missions: tuple[int, int]  # created, updated
+    user: tuple[int, int, int]  # ReadBack.counts
+    skipped: int
+    notices: int
+
+
+@dataclass(frozen=True)
+class PendingMission:
+    """A mission event read, its record checked and stored with the others of its chunk."""
+
+    row: CalendarObject
+    event: Happening
+    record: MissionRecord | None
+    key: Any  # as written, for the row of an invalid one
+    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -260,11 +294,7 @@ class CalendarSync:
             fetched = dav_changes.fetch(calendar, chunk, report.skip)
             missed |= fetched.missed
             got |= set(fetched.data)
-            with self.store.session() as session, session.no_autoflush:
-                rows = _objects(session, url, list(fetched.data))
-                for href, data in fetched.data.items():
-                    seen_now = (href, changes.changed.get(href), data)
-                    self._apply_alone(session, url, rows.get(href), seen_now, source, at, report)
+            self._apply_chunk(url, fetched.data, changes.changed, source, at, report)
             stats.fetched += len(fetched.data)
             self.progress(name, stats.fetched, len(wanted))
         gone = unread - got - missed
@@ -280,6 +310,51 @@ class CalendarSync:
             return
         with self.store.session() as session:
             self._remember_token(session, url, changes.token, at)
+
+    def _apply_chunk(
+        self,
+        calendar: str,
+        fetched: Mapping[str, bytes],
+        etags: Mapping[str, str | None],
+        source: SyncedCalendar,
+        at: datetime,
+        report: SyncReport,
+    ) -> None:
+        """Read the objects of a chunk in one transaction, with a few statements for them all.
+
+        Their rows are made, their stored occurrences deleted and their
+        missions stored together, and nothing is flushed until the end. Should
+        anything fail, the whole chunk is undone and read again object by
+        object, each in a savepoint (`_apply_alone`), so that only what fails
+        is skipped. The write calendar is always read object by object: two
+        copies of one of followupd's items must see each other's effect.
+        """
+        mark = report.mark()
+        if not source.writes:
+            try:
+                with self.store.session() as session, session.no_autoflush:
+                    rows = _objects(session, calendar, list(fetched))
+                    batch = meetings.Batch.start(session, [row.id for row in rows.values()])
+                    rows |= _created(session, calendar, [h for h in fetched if h not in rows], at)
+                    pending: list[PendingMission] = []
+                    for href, data in fetched.items():
+                        seen = Seen(rows[href], etags.get(href), data)
+                        self._apply(session, seen, source, at, report, pending, batch)
+                    batch.finish(session)
+                    missions = self._missions(session, pending, report)
+                    _write(session, list(rows.values()))
+                    self._store(session, missions, report)
+                return
+            except Exception:  # an object nobody foresaw, or two telling one mission
+                log.debug(
+                    "chunk of %d objects failed: read one by one", len(fetched), exc_info=True
+                )
+                report.undo_to(mark)
+        with self.store.session() as session, session.no_autoflush:
+            rows = _objects(session, calendar, list(fetched))
+            for href, data in fetched.items():
+                seen_now = (href, etags.get(href), data)
+                self._apply_alone(session, calendar, rows.get(href), seen_now, source, at, report)
 
     def _apply_alone(
         self,
@@ -305,7 +380,9 @@ class CalendarSync:
                         calendar=calendar, href=href, kind=CalendarObjectKind.OTHER
                     )
                     session.add(row)
-                self._apply(session, Seen(row, etag, data), source, at, report)
+                pending: list[PendingMission] = []
+                self._apply(session, Seen(row, etag, data), source, at, report, pending)
+                self._store(session, self._missions(session, pending, report), report)
         except Exception as error:  # a bug or an object nobody foresaw: this object's alone
             log.debug("calendar object %s failed", href, exc_info=True)
             report.missions_created, report.missions_updated = counts
@@ -328,8 +405,14 @@ class CalendarSync:
         source: SyncedCalendar,
         at: datetime,
         report: SyncReport,
+        pending: list[PendingMission],
+        batch: meetings.Batch | None = None,
     ) -> None:
-        """Read one changed object and record what it means (its meetings count as they end)."""
+        """Read one changed object and record what it means (its meetings count as they end).
+
+        Its mission event goes to `pending`, for `_missions`; read in a
+        `batch`, its meetings are stored with the batch's.
+        """
         row = seen.row
         previous = set((row.derived or "").split())
         row.etag, row.updated_at, row.problem, row.derived = seen.etag, at, None, None
@@ -340,7 +423,7 @@ class CalendarSync:
         except UnreadableObject as error:
             row.kind, row.problem = CalendarObjectKind.SKIPPED, str(error)
             report.skip(row.href, str(error))
-            meetings.forget(session, row)
+            meetings.forget(session, row, batch)
             self._drop_touchpoints(session, previous)
             return
         for note in read.notes:
@@ -348,7 +431,7 @@ class CalendarSync:
         if read.unused:  # a journal, free/busy time…: ignored, not skipped
             log.debug("%s ignored: %s", row.href, read.unused)
             row.kind, row.uid = CalendarObjectKind.OTHER, None
-            meetings.forget(session, row)
+            meetings.forget(session, row, batch)
             self._drop_touchpoints(session, previous)
             return
         uid = (read.events or read.tasks)[0].uid if (read.events or read.tasks) else None
@@ -359,14 +442,12 @@ class CalendarSync:
         missions = [event for event in read.events if conventions.is_mission_event(event)]
         if missions:
             row.kind = CalendarObjectKind.MISSION
-            row.mission_key, row.problem = self._mission(
-                session, row.href, missions[0], source, report
-            )
-            meetings.forget(session, row)
+            pending.append(self._mission(row, missions[0], source))
+            meetings.forget(session, row, batch)
         else:
             row.kind = CalendarObjectKind.TASK if read.tasks else CalendarObjectKind.MEETING
             # counted once ended, by _record_meetings and each evaluation
-            meetings.store_occurrences(session, row, read, seen.data, zone)
+            meetings.store_occurrences(session, row, read, seen.data, zone, batch)
         derived |= meetings.history(session, previous - derived, window[0])
         row.derived = "\n".join(sorted(derived)) or None
         self._drop_touchpoints(session, previous - derived)
@@ -377,14 +458,9 @@ class CalendarSync:
             report.meetings += meetings.record_held(session, at)
 
     def _mission(
-        self,
-        session: Session,
-        href: str,
-        event: Happening,
-        source: SyncedCalendar,
-        report: SyncReport,
-    ) -> tuple[str | None, str | None]:
-        """Create or update the mission an event describes: (its key, what was wrong).
+        self, row: CalendarObject, event: Happening, source: SyncedCalendar
+    ) -> PendingMission:
+        """The mission an event describes, checked as far as the event alone tells.
 
         In an owner's calendar the mission is that owner's, unless the event
         says ``owner: KEY``.
@@ -402,19 +478,50 @@ class CalendarSync:
                 for detail in error.errors():
                     where = ".".join(str(part) for part in detail["loc"]) or "event"
                     problems.append(f"{where}: {detail['msg']}")
-        if record is not None:
-            located = Located(record, Path(href), "missions", 0, {})
-            owners = [owner.key for owner in self.settings.owners]
-            problems += [p.message for p in check_references(session, [located], owners)]
-        key = described.fields.get("key")
-        if problems or record is None:
-            reason = f"mission event {event.summary!r}: " + "; ".join(problems)
-            report.skip(href, reason)
-            return (str(key)[:KEY_LENGTH] if key else None), reason  # an invalid key, as written
-        result = apply(session, [located])
-        report.missions_created += result.created["missions"]
-        report.missions_updated += result.updated["missions"]
-        return record.key, None
+        return PendingMission(row, event, record, described.fields.get("key"), problems)
+
+    def _missions(
+        self, session: Session, pending: list[PendingMission], report: SyncReport
+    ) -> list[Located]:
+        """Check the missions of `pending` together: those to store, each row told its key
+        and problem.
+
+        Their references are checked in a few queries for them all; `_store` stores them.
+        """
+        if not pending:
+            return []
+        located = {
+            Path(mission.row.href): Located(
+                mission.record, Path(mission.row.href), "missions", 0, {}
+            )
+            for mission in pending
+            if mission.record is not None and not mission.problems
+        }
+        owners = [owner.key for owner in self.settings.owners]
+        found: dict[Path, list[str]] = {}
+        for problem in check_references(session, list(located.values()), owners):
+            found.setdefault(problem.file, []).append(problem.message)
+        valid: list[Located] = []
+        for mission in pending:
+            row, path = mission.row, Path(mission.row.href)
+            problems = mission.problems + found.get(path, [])
+            if problems or mission.record is None:
+                reason = f"mission event {mission.event.summary!r}: " + "; ".join(problems)
+                report.skip(row.href, reason)
+                key = mission.key  # an invalid key, as written
+                row.mission_key, row.problem = (str(key)[:KEY_LENGTH] if key else None), reason
+            else:
+                valid.append(located[path])
+                row.mission_key, row.problem = mission.record.key, None
+        return valid
+
+    @staticmethod
+    def _store(session: Session, missions: list[Located], report: SyncReport) -> None:
+        """Create or update the missions checked by `_missions`, together."""
+        if missions:
+            result = apply(session, missions)
+            report.missions_created += result.created["missions"]
+            report.missions_updated += result.updated["missions"]
 
     # -- bookkeeping -------------------------------------------------------------------
     def _forget(
@@ -472,6 +579,33 @@ def _written_in(session: Session, calendar: str) -> dict[str, int]:
     inside = calendar if calendar.endswith("/") else calendar + "/"
     found = {canonical(href): item_id for item_id, href in live_items.written(session)}
     return {href: item_id for href, item_id in found.items() if href.startswith(inside)}
+
+
+def _created(
+    session: Session, calendar: str, hrefs: list[str], at: datetime
+) -> dict[str, CalendarObject]:
+    """Rows for objects not stored yet, inserted together: each is then read into its own."""
+    if not hrefs:
+        return {}
+    made = {"calendar": calendar, "kind": CalendarObjectKind.OTHER, "updated_at": at}
+    for chunk in chunked(hrefs):
+        session.execute(insert(CalendarObject), [{**made, "href": href} for href in chunk])
+    return _objects(session, calendar, hrefs)
+
+
+def _write(session: Session, rows: list[CalendarObject]) -> None:
+    """Write these rows as they are now, in one statement for them all, and let go of them.
+
+    The ORM would send an UPDATE for each run of rows (in order of id)
+    changed in the same columns, which differ by kind of object.
+    """
+    values = [
+        {"id": row.id, **{column: getattr(row, column) for column in WRITTEN}} for row in rows
+    ]
+    for chunk in chunked(values):
+        session.execute(update(CalendarObject), list(chunk))
+    for row in rows:
+        session.expunge(row)  # written: nothing left to flush
 
 
 def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, CalendarObject]:

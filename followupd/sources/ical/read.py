@@ -18,6 +18,7 @@ holding no event nor task (a journal, free/busy time) is read as empty, its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -27,7 +28,7 @@ from icalendar import Calendar, Component
 from icalendar.timezone import tzp
 
 from followupd.sources.ical.recurrence import occurrences_between, why_not_expanded
-from followupd.sources.ical.vtimezone import ObjectParser
+from followupd.sources.ical.vtimezone import ObjectParser, without_iana_definitions
 
 ONE_DAY = timedelta(days=1)
 # occurrences read per object within the window: enough for a daily meeting over
@@ -40,6 +41,15 @@ CONTROLS = dict.fromkeys([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0
 # what can go wrong reading one component of a parsed document (icalendar's
 # own errors are ValueErrors; a year 9999 overflows when a day is added)
 COMPONENT_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+# properties nothing here reads (recurring_ical_events reads SEQUENCE: kept); their lines,
+# folded ones included, are left out before parsing (a third of an event's parsing), and
+# so are alarms (which recurring_ical_events would copy into each occurrence)
+UNREAD = ("DTSTAMP", "CREATED", "LAST-MODIFIED", "PRODID", "VERSION", "CALSCALE", "TRANSP",
+          "CLASS")  # fmt: skip
+_UNREAD_LINE = re.compile(
+    rf"^(?:{'|'.join(UNREAD)})[;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|$)", re.M
+)
+_ALARM = re.compile(r"^BEGIN:VALARM\r?\n.*?^END:VALARM(?:\r?\n|$)", re.M | re.S)
 
 
 class UnreadableObject(Exception):
@@ -102,7 +112,8 @@ class ReadObject:
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:
     """The events and tasks of one iCalendar document; `zone` reads floating times."""
     found = ReadObject(complete_until=window[1])
-    parser = ObjectParser(_decoded(data, found.notes))
+    text = without_iana_definitions(_decoded(data, found.notes))
+    parser = ObjectParser(_ALARM.sub("", _UNREAD_LINE.sub("", text)))
     try:
         calendar = parser.calendar()
     except Exception as error:  # icalendar raises ValueError and others on broken text

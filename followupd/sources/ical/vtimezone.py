@@ -19,6 +19,7 @@ name should an icalendar or dateutil no longer have what this relies on.
 from __future__ import annotations
 
 import datetime as datetime_module
+import re
 from bisect import bisect_left, bisect_right
 from datetime import datetime, tzinfo
 from functools import cache
@@ -52,6 +53,25 @@ ZONE_RULE_PARTS = {
 }
 MAX_DEFINITIONS = 256  # zones kept by their definition, for the objects that repeat it
 OBSERVANCES = ("STANDARD", "DAYLIGHT")
+# a VTIMEZONE whose TZID, on its first line, unfolded, may be an IANA name
+_NAMED_DEFINITION = re.compile(
+    r"^BEGIN:VTIMEZONE\r?\nTZID:([^\r\n;:]+)\r?\n(?![ \t]).*?^END:VTIMEZONE\r?\n", re.M | re.S
+)
+
+
+def without_iana_definitions(text: str) -> str:
+    """The document without the VTIMEZONEs of IANA names, which nothing reads: tzdata is exact.
+
+    `ObjectParser` ignores such a definition once parsed, as icalendar does;
+    parsing it was much of the work of reading a timed event. Only a definition
+    that starts with its TZID is taken out; any other is parsed as before.
+    """
+    if "BEGIN:VTIMEZONE" not in text:
+        return text
+    names = _iana_names()
+    return _NAMED_DEFINITION.sub(
+        lambda found: "" if found.group(1).strip("/") in names else found.group(0), text
+    )
 
 
 class ObjectParser(CalendarIcalParser):

@@ -8,11 +8,23 @@ expires. An outcome is recorded only where the lease is still the worker's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TypedDict, Unpack
+from typing import TypedDict, Unpack, cast
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import Channel, FollowUpState
@@ -94,19 +106,76 @@ def claim(
     return sorted(rows, key=lambda row: (row.due_at, row.id))
 
 
-def still_ours(session: Session, row_id: int, worker: str, at: datetime, lease: timedelta) -> bool:
-    """Whether the claim on row `row_id` is still `worker`'s; if so, its lease runs from `at`."""
-    result = session.execute(
-        update(FollowUp)
-        .where(
-            FollowUp.id == row_id,
-            FollowUp.state == FollowUpState.SENDING,
-            FollowUp.lease_owner == worker,
+def still_ours(
+    session: Session, row_ids: Sequence[int], worker: str, at: datetime, lease: timedelta
+) -> set[int]:
+    """Which of rows `row_ids` are still claimed by `worker`; their leases run from `at`.
+
+    One statement for a sub-batch about to be sent.
+    """
+    ours: set[int] = set()
+    for chunk in chunked(row_ids):
+        ours.update(
+            session.scalars(
+                update(FollowUp)
+                .where(
+                    FollowUp.id.in_(chunk),
+                    FollowUp.state == FollowUpState.SENDING,
+                    FollowUp.lease_owner == worker,
+                )
+                .values(lease_expires_at=at + lease)
+                .returning(FollowUp.id)
+                .execution_options(synchronize_session=False)
+            )
         )
-        .values(lease_expires_at=at + lease)
-        .execution_options(synchronize_session=False)
+    return ours
+
+
+def finish_sent(
+    session: Session, message_ids: Mapping[int, str], worker: str, at: datetime
+) -> set[int]:
+    """Rows (id -> the Message-ID they went with) recorded sent at `at` where the lease is
+    still `worker`'s; the ids recorded.
+
+    Two statements whatever their number, each compiled once: the rows still
+    ours, locked (SQLite's transaction holds the write lock already), then one
+    UPDATE run for each of them by the driver.
+    """
+    done: set[int] = set()
+    for chunk in chunked(sorted(message_ids)):
+        ours = session.scalars(
+            select(FollowUp.id)
+            .where(
+                FollowUp.id.in_(chunk),
+                FollowUp.state == FollowUpState.SENDING,
+                FollowUp.lease_owner == worker,
+            )
+            .with_for_update()
+        ).all()
+        if ours:
+            session.connection().execute(
+                _SENT,
+                [{"row_id": row_id, "sent_with": message_ids[row_id], "at": at} for row_id in ours],
+            )
+        done.update(ours)
+    return done
+
+
+_TABLE = cast(Table, FollowUp.__table__)
+_SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(
+        state=FollowUpState.SENT,
+        sent_at=bindparam("at"),
+        reason=None,
+        last_error=None,
+        message_id=bindparam("sent_with"),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("at"),
     )
-    return bool(getattr(result, "rowcount", 0))
+)
 
 
 def finish(

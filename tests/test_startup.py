@@ -1,0 +1,156 @@
+"""Start-up: what a command loads, and the shortcuts that keep it quick (tests/bench/startup.py).
+
+`followupd --version` loads none of the libraries of the commands, and `plan`
+none of those of delivery, sync, letters, charts or migrations. The figures
+are the benchmark's; these tests check the causes, which a stray import at
+the top of a module would bring back.
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import holidays
+import pytest
+from holidays.registry import EntityLoader
+from sqlalchemy.exc import OperationalError
+
+import followupd
+from followupd.cli.main import COMMANDS, LazyGroup, _database_unreachable, cli
+from followupd.config.types import _countries
+from followupd.domain.business_calendar import _holidays_of
+from followupd.templates.compiled import CompiledTemplates
+from followupd.templates.loader import Templates
+from tests.conftest import MINIMAL_CONFIG, RunCli
+
+# what any command but the one that needs it must not import
+LIBRARIES = ("sqlalchemy", "pydantic", "jinja2", "babel", "holidays", "rich", "icalendar",
+             "email_validator", "alembic", "reportlab", "caldav", "niquests", "aiosmtplib",
+             "aiohttp", "imapclient", "matplotlib", "apscheduler")  # fmt: skip
+# what `plan` needs none of: migrations, letters, charts, SMTP, CalDAV, IMAP, the daemon
+NOT_FOR_PLAN = ("alembic", "reportlab", "matplotlib", "aiosmtplib", "caldav", "niquests",
+                "imapclient", "aiohttp", "apscheduler", "followupd.delivery",
+                "followupd.daemon.service", "followupd.cli.checks",
+                "holidays.countries")  # fmt: skip
+
+
+def loaded_by(argv: list[str], cwd: Path | None = None) -> tuple[str, set[str]]:
+    """Run followupd's main(argv) in a new process: what it printed, and the modules it loaded."""
+    code = (
+        "import sys\n"
+        "from followupd.cli.main import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as exit_:\n"
+        "    assert not exit_.code, exit_.code\n"
+        "print('\\0'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd
+    )
+    return done.stdout, set(done.stderr.strip().splitlines()[-1].split("\0"))
+
+
+def under(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The `packages` of which `modules` holds the package itself or one of its modules."""
+    return [
+        name for name in packages if any(m == name or m.startswith(f"{name}.") for m in modules)
+    ]
+
+
+def test_version_loads_no_library_of_the_commands() -> None:
+    said, modules = loaded_by(["--version"])
+    assert said == f"followupd, version {followupd.__version__}\n"
+    assert under(modules, LIBRARIES) == []
+    assert not [
+        name for name in modules if name.startswith("followupd.cli.") and "commands" in name
+    ]
+
+
+def test_plan_loads_neither_delivery_nor_migrations_nor_every_country(
+    cli: RunCli, home: Path
+) -> None:
+    config = home / "followupd.toml"
+    config.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
+    said, modules = loaded_by(["plan", "--from", "2026-11-23T09:00"], cwd=home)
+    assert "invoice_due" in said, "the demo's plan, as plan prints it"
+    assert under(modules, NOT_FOR_PLAN) == []
+    assert "holidays.countries.france" not in modules  # read from its file, not imported
+
+
+def test_main_inside_a_longer_process_leaves_its_garbage_collector_alone(cli: RunCli) -> None:
+    assert cli("--version").code == 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_every_command_is_found_by_its_name() -> None:
+    context = click.Context(cli)
+    assert isinstance(cli, LazyGroup)
+    assert cli.list_commands(context) == sorted(COMMANDS)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command is not None and command.name == name
+    assert cli.get_command(context, "nosuch") is None
+
+
+def test_a_database_unreachable_is_said_in_one_line() -> None:
+    error = OperationalError("SELECT 1", {}, Exception("connection refused\n\tIs it running?"))
+    assert _database_unreachable(error) == "connection refused"
+    assert _database_unreachable(ValueError("no")) is None
+
+
+def test_the_country_codes_are_those_holidays_lists() -> None:
+    assert _countries() == frozenset(holidays.list_supported_countries())
+
+
+def test_each_country_has_the_holidays_country_holidays_gives() -> None:
+    for code in sorted(EntityLoader.get_country_codes(include_aliases=True)):
+        assert set(_holidays_of(code)(years=2027)) == set(
+            holidays.country_holidays(code, years=2027)
+        ), code
+
+
+@pytest.fixture
+def template(tmp_path: Path) -> Path:
+    """A user's template for invoice_due's first nudge, in a templates directory of its own."""
+    path = tmp_path / "templates" / "en" / "invoice_due" / "nudge-1.j2"
+    path.parent.mkdir(parents=True)
+    path.write_text("{% block subject %}Invoice {{ number }}{% endblock %}")
+    return path
+
+
+def subject(template: Path, cache: Path) -> str:
+    """The subject `template` renders, through a new Templates with its compiled ones in `cache`."""
+    templates = Templates(template.parents[2])
+    templates.env.bytecode_cache = CompiledTemplates(cache)
+    return templates.render("en", "invoice_due", "nudge-1", "subject", {"number": 7})
+
+
+def test_compiled_templates_render_the_same_and_follow_their_source(
+    template: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    assert subject(template, cache) == "Invoice 7"
+    kept = list(cache.iterdir())
+    assert len(kept) == 1, "the compiled template is kept"
+    assert subject(template, cache) == "Invoice 7"
+    template.write_text("{% block subject %}Facture {{ number }}{% endblock %}")
+    assert subject(template, cache) == "Facture 7", "a changed template is compiled again"
+
+
+def test_a_cache_that_cannot_be_written_is_no_cache(template: Path, tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert subject(template, blocked / "cache") == "Invoice 7"
+
+
+def test_the_cache_never_makes_the_state_directory(template: Path, tmp_path: Path) -> None:
+    """`init` makes it private (0700); a cache making it first would leave it open."""
+    state = tmp_path / "state"
+    assert subject(template, state / "template-cache") == "Invoice 7"
+    assert not state.exists()
