@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -95,6 +96,32 @@ def test_templates_are_sandboxed(tmp_path: Path) -> None:
     subject = Templates(user).subject("en", "invoice_due", "nudge-1", {"owner": object()})
     with pytest.raises(TemplateProblem, match=r"nudge-1\.j2"):
         str(subject)
+
+
+def test_the_sandbox_decides_an_attribute_per_type_not_per_name(tmp_path: Path) -> None:
+    """Its decisions are kept by type and name: a code object's field stays out of reach
+    after a row's field of the same name was read, every time, in either order."""
+    user = tmp_path / "templates"
+    write(user / "en" / "invoice_due" / "nudge-1.j2",
+          "{% block subject %}{{ x.co_argcount }}{% endblock %}")  # fmt: skip
+    templates = Templates(user)
+    row = SimpleNamespace(co_argcount=3)
+    code = (lambda a, b: a).__code__
+    for _ in range(2):
+        assert str(templates.subject("en", "invoice_due", "nudge-1", {"x": row})) == "3"
+        with pytest.raises(TemplateProblem, match="unsafe"):
+            str(templates.subject("en", "invoice_due", "nudge-1", {"x": code}))
+    write(user / "en" / "invoice_due" / "nudge-2.j2",
+          "{% block subject %}{{ x.name }}{{ x._secret }}{% endblock %}")  # fmt: skip
+    write(user / "en" / "invoice_due" / "nudge-3.j2",
+          "{% block subject %}{{ x.name }}{{ s.format(x) }}{% endblock %}")  # fmt: skip
+    holder = SimpleNamespace(name="Acme", _secret="hidden")
+    for _ in range(2):  # a name with an underscore stays refused; str.format stays sandboxed
+        with pytest.raises(TemplateProblem, match=r"_secret.*unsafe"):
+            str(templates.subject("en", "invoice_due", "nudge-2", {"x": holder}))
+        values = {"x": holder, "s": "{0._secret}"}
+        with pytest.raises(TemplateProblem, match="_secret"):
+            str(templates.subject("en", "invoice_due", "nudge-3", values))
 
 
 def test_a_subject_is_always_one_line(tmp_path: Path) -> None:

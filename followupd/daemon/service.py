@@ -490,7 +490,8 @@ class Service:
         cached = self.feeds.get(owner_key, source)
         if cached is not None:
             return cached
-        built = build_feed(items_of(rows, zone), zone, f"followupd — {owner.name}")
+        kept = self.feeds.components(owner_key)
+        built = build_feed(items_of(rows, zone, kept), zone, f"followupd — {owner.name}", kept)
         self.feeds.put(owner_key, source, built)
         return built
 

@@ -49,7 +49,7 @@ from followupd.store import live_items
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import SyncState
 from followupd.store.outbox import digests, recording
-from followupd.store.outbox.recording import NewFollowUp
+from followupd.store.outbox.recording import NewFollowUp, Recorded
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
 
@@ -116,10 +116,7 @@ def evaluate(
             start = window_start(rule, at, previous)
             evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
             intents = list(rule.evaluate(evaluation))
-            new_keys = _insert_new(session, rule, scope, intents, start, at)
-            if new_keys:
-                live_items.dismiss_recorded(session, new_keys, at)
-                report.recorded += recording.load(session, new_keys)
+            report.recorded += _insert_new(session, rule, scope, intents, start, at)
         if scope.owner.reminders_by_email == "digest":
             report.recorded += _record_digests(session, calendar, scope, report.recorded, at)
     for row in report.recorded:
@@ -294,14 +291,16 @@ def _insert_new(
     intents: list[Intent],
     start: datetime,
     at: datetime,
-) -> list[str]:
-    """Insert the intents whose key is new; return the keys this call inserted.
+) -> list[Recorded]:
+    """Insert the intents whose key is new; return the rows this call inserted.
 
     The rule's keys already recorded in the window are read in one query and
     skipped (the common case: a pass finds most follow-ups already there), so
     only new rows are built and their subjects rendered. The insert keeps ON
     CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
-    or by another instance at the same moment.
+    or by another instance at the same moment. A follow-up of a concern the
+    user dismissed in their calendar is recorded dismissed, with their reason.
+    The rows returned are made from what was inserted, not read back.
     """
     recorded = recording.recorded_keys(session, rule.name, start, scope)
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
@@ -309,4 +308,9 @@ def _insert_new(
         return []
     tz = zone(scope.owner.timezone)
     rows = [_row(intent, scope.key, tz, at) for intent in fresh.values()]
-    return recording.insert_new(session, rows)
+    pending = [row for row in rows if row["state"] == FollowUpState.PENDING]
+    dismissed = live_items.dismissed_concerns(session, (row["concern"] for row in pending))
+    for row in pending:
+        if row["concern"] in dismissed:
+            row["state"], row["reason"] = FollowUpState.DISMISSED, dismissed[row["concern"]]
+    return recording.insert_recorded(session, rows)

@@ -11,7 +11,7 @@ them until the user's date (followupd.delivery.holds).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -330,32 +330,6 @@ def pending_of(
 ) -> int:
     """The pending follow-ups of `concern` ended as `state` for `reason`; how many."""
     return end_pending(session, FollowUp.concern == concern, state, reason, at)
-
-
-def dismiss_recorded(session: Session, keys: Sequence[str], at: datetime) -> None:
-    """Follow-ups just recorded whose concern the user dismissed: recorded dismissed."""
-    for chunk in chunked(list(keys)):
-        concerns = select(FollowUp.concern).where(FollowUp.key.in_(chunk))
-        found = session.execute(
-            select(LiveItem.concern, LiveItem.reason).where(
-                LiveItem.concern.in_(concerns), DISMISSED
-            )
-        ).all()
-        for concern, reason in found:
-            session.execute(
-                update(FollowUp)
-                .where(
-                    FollowUp.key.in_(chunk),
-                    FollowUp.concern == concern,
-                    FollowUp.state == FollowUpState.PENDING,
-                )
-                .values(
-                    state=FollowUpState.DISMISSED,
-                    reason=reason or DISMISSED_REASON,
-                    updated_at=at,
-                )
-                .execution_options(synchronize_session=False)
-            )
 
 
 def dismissed_concerns(session: Session, concerns: Iterable[str]) -> dict[str, str]:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from functools import wraps
 from typing import Any
 
@@ -60,6 +62,8 @@ _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?")
 _FORMAT_SPEC = re.compile(r"\{[^{}]*:([^{}]*)\}")
 _DIGITS = re.compile(r"\d+")
 _SIZED = (str, bytes, list, tuple, dict, set, frozenset)
+# the values a template reads most (a row's fields): never a `str.format` the sandbox must wrap
+_PLAIN = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
 
 
 class TooLong(TemplateRuntimeError):
@@ -255,6 +259,28 @@ class BoundedSandbox(SandboxedEnvironment):
         super().__init__(*args, **kwargs)
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
         self.globals["range"] = _bounded_range
+        self._safe: dict[tuple[type, str], bool] = {}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """The sandbox's ``obj.attribute``, its safety decided once per type and name.
+
+        Jinja's `is_safe_attribute` looks at the object's type and the name only
+        (not the value), and a pass reads the same few fields of thousands of
+        rows: deciding it again each time was most of what the sandbox cost.
+        Values other than plain data (a method: perhaps a ``str.format`` to
+        wrap) take Jinja's own path.
+        """
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            return super().getattr(obj, attribute)  # an item, or undefined
+        if type(value) not in _PLAIN:
+            return super().getattr(obj, attribute)
+        kind = (type(obj), attribute)
+        safe = self._safe.get(kind)
+        if safe is None:
+            safe = self._safe[kind] = self.is_safe_attribute(obj, attribute, value)
+        return value if safe else self.unsafe_undefined(obj, attribute)
 
     @staticmethod
     def made(value: Any) -> Any:

@@ -29,13 +29,17 @@ app polling the feed sends them: the first after the server started
 ("first"), WARM more (their median and nearest-rank p95), then CONDITIONAL
 with If-None-Match set to the ETag of the last answer (a 304 if the server
 honours it); with the response bytes and the server's CPU time per warm
-request (from /proc). Radicale's first read of a collection parses every
-object and fills its item cache, which a server that had received the
-objects by PUTs would have done at upload time: ``radicale
---verify-storage`` does it before the server starts, timed apart and not in
-the figures, so that its "first" is, like the daemon's, the first request
-of a fresh process. Radicale's storage is in memory (/dev/shm) where there
-is one, which only shortens that warm-up: the measured GETs only read, from
+request (from /proc). Then followupd gets one GET more, after the subject of
+one item was changed in the store (as a pass changes one): the first build
+after a change, which makes only that item's object again.
+
+Radicale's first read of a collection parses every object and fills its
+item cache, which a server that had received the objects by PUTs would
+have done at upload time: ``radicale --verify-storage`` does it before the
+server starts, timed apart and not in the figures, so that its "first" is,
+like the daemon's, the first request of a fresh process. Radicale's storage
+is in memory (/dev/shm) where there is one, which only shortens that
+warm-up: the measured GETs only read, from
 the page cache either way. Only loopback is used.
 """
 
@@ -47,7 +51,7 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -99,6 +103,7 @@ class Served:
     body_bytes: int
     cpu_per_request: float  # the server's CPU seconds per warm request
     items: int  # the to-dos and events in the last whole answer
+    after_change: float | None = None  # a GET after one item changed in the store (followupd)
 
     def summary(self) -> dict[str, float]:
         return {
@@ -109,6 +114,7 @@ class Served:
             "conditional_status": self.conditional_status,
             "bytes": self.body_bytes,
             "cpu_per_request": self.cpu_per_request,
+            **({"after_change": self.after_change} if self.after_change is not None else {}),
         }
 
 
@@ -225,9 +231,34 @@ def serve(fetch: Fetch, pid: int, requests: Requests) -> Served:
 
 
 def followupd_side(config: Path, environ: dict[str, str], port: int, requests: Requests) -> Served:
+    """The GETs of `serve`, then one more after one item changed in the store ("after change")."""
     token = ensure_token(parse_settings(config.read_text(), config, environ).feed.token_file)
     with running(config, environ, port, config.parent / "followupd.log") as daemon:
-        return serve(lambda headers: get(port, f"/feed/{token}.ics", headers), daemon.pid, requests)
+
+        def fetch(headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+            return get(port, f"/feed/{token}.ics", headers)
+
+        served = serve(fetch, daemon.pid, requests)
+        change_one(config, environ)
+        after_change, _, _, body = timed(fetch)
+    if CHANGED.encode() not in body:
+        raise SystemExit("the changed item is not in the feed after the change")
+    return replace(served, after_change=after_change)
+
+
+CHANGED = " (changed)"
+
+
+def change_one(config: Path, environ: dict[str, str]) -> None:
+    """The subject of the first item changed in the store, as a pass would: one item to make."""
+    settings = parse_settings(config.read_text(), config, environ)
+    store = Store.open(settings.database.sqlalchemy_url(environ))
+    with store.session() as session:
+        first = session.scalars(select(FollowUp.id).order_by(FollowUp.due_at).limit(1)).one()
+        session.execute(
+            update(FollowUp).where(FollowUp.id == first).values(subject=FollowUp.subject + CHANGED)
+        )
+    store.close()
 
 
 def collection_get(port: int) -> Fetch:
@@ -273,6 +304,8 @@ def report(followups: int, prepared: Prepared, ours: Served, theirs: Served, fil
             f"{served.conditional_status:>5} {statistics.median(served.conditional):>9.3f}"
             f"{served.body_bytes / 1e6:>7.2f}{served.cpu_per_request:>11.3f}"
         )
+    if ours.after_change is not None:
+        print(f"followupd GET after one item changed (built again): {ours.after_change:.3f} s")
 
 
 def main() -> None:

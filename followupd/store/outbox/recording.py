@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypedDict
 
 from sqlalchemy import ColumnElement, select, update
@@ -70,6 +71,73 @@ class NewFollowUp(TypedDict):
     updated_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A follow-up as a pass has just recorded it (a `FollowUpRow`), made from what it
+    inserted rather than read back: its times in UTC, as a read gives them."""
+
+    id: int
+    key: str
+    owner: str | None
+    rule: str
+    step: str
+    subject_key: str
+    concern: str
+    mission_id: int | None
+    contact_id: int | None
+    audience: Audience
+    channel: Channel
+    recipient: str | None
+    language: str
+    subject: str
+    body: str
+    thread_key: str | None
+    due_at: datetime
+    expires_at: datetime | None
+    late: bool
+    state: FollowUpState
+    reason: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: NewFollowUp, id_: int) -> Recorded:
+        return cls(
+            id=id_,
+            key=row["key"],
+            owner=row["owner"],
+            rule=row["rule"],
+            step=row["step"],
+            subject_key=row["subject_key"],
+            concern=row["concern"],
+            mission_id=row["mission_id"],
+            contact_id=row["contact_id"],
+            audience=row["audience"],
+            channel=row["channel"],
+            recipient=row["recipient"],
+            language=row["language"],
+            subject=row["subject"],
+            body=row["body"],
+            thread_key=row["thread_key"],
+            due_at=row["due_at"].astimezone(UTC),
+            expires_at=row["expires_at"].astimezone(UTC),
+            late=row["late"],
+            state=row["state"],
+            reason=row["reason"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            created_at=row["created_at"].astimezone(UTC),
+            updated_at=row["updated_at"].astimezone(UTC),
+        )
+
+
 def recorded_keys(session: Session, rule: str, since: datetime, scope: Scope) -> set[str]:
     """The keys of `rule`'s follow-ups for `scope` due at `since` or later."""
     return set(
@@ -83,14 +151,29 @@ def recorded_keys(session: Session, rule: str, since: datetime, scope: Scope) ->
 
 def insert_new(session: Session, rows: Sequence[NewFollowUp]) -> list[str]:
     """Insert `rows`, but for those whose key is recorded already; return the keys inserted."""
+    return list(_inserted(session, rows))
+
+
+def insert_recorded(session: Session, rows: Sequence[NewFollowUp]) -> list[Recorded]:
+    """Insert `rows`, but for those whose key is recorded already; return those inserted,
+    by due time then key, as `load` would read them back (without reading them back)."""
+    ids = _inserted(session, rows)
+    made = [Recorded.of(row, ids[row["key"]]) for row in rows if row["key"] in ids]
+    return sorted(made, key=lambda row: (row.due_at, row.key))
+
+
+def _inserted(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
+    """Insert `rows` (ON CONFLICT (key) DO NOTHING); the id of each key inserted."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = (
-        insert(FollowUp).on_conflict_do_nothing(index_elements=["key"]).returning(FollowUp.key)
+        insert(FollowUp)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(FollowUp.key, FollowUp.id)
     )
     connection = session.connection()
-    inserted: list[str] = []
+    inserted: dict[str, int] = {}
     for chunk in chunked(rows):
-        inserted += connection.execute(statement, list(chunk)).scalars().all()
+        inserted.update((key, id_) for key, id_ in connection.execute(statement, list(chunk)))
     return inserted
 
 
