@@ -50,7 +50,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.email.message import message_id
@@ -69,7 +69,7 @@ from followupd.rules.invoice_due import (
     late_payment_for,
     penalties_owed,
 )
-from followupd.rules.promises import promise_pauses
+from followupd.rules.promises import PromisePause, promise_pauses
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.client_nudges import SentEmail, sent_to_contacts
@@ -223,27 +223,33 @@ class ClientNudges:
         sent: Sequence[SentEmail],
         day: date,
         calendar: BusinessCalendar,
+        unpaid: Unpaid | None = None,
     ) -> Grouped | None:
         """The email of a batch of grouped nudges, from the store as it is now; None when it
         is one step's own email (one step, nothing else late to list, or not grouped).
 
-        `day` is the client's day it leaves on (days late count to it); TemplateProblem
-        if the grouped template fails.
+        `day` is the client's day it leaves on (days late count to it); `unpaid`, the
+        unpaid invoices of its contact (`unpaid_of`, read once for many batches), else
+        read here. TemplateProblem if the grouped template fails.
         """
         lead = batch.lead
         if not self.grouped(lead):
             return None
         options = self._options(lead) or InvoiceDueOptions()
         numbers = sorted({row.subject_key for row in batch.rows})
+        if unpaid is None:
+            unpaid = self.unpaid_of(session, [lead], calendar)
+        owner = self.settings.owner_for(lead.owner).key
+        listed = unpaid.late(owner, lead.contact_id or 0, day, set(numbers),
+                             max(options.min_client_amount, Decimal("0.01")))  # fmt: skip
+        if not batch.carried and not listed:
+            return None
         found: dict[str, Parties] = {}
         for chunk in chunked(numbers):
             for invoice, mission, client, contact in session.execute(
                 _with_parties().where(Invoice.number.in_(chunk))
             ).all():
                 found[invoice.number] = (invoice, mission, client, contact)
-        listed = self._also_late(session, lead, set(numbers), day, options, calendar)
-        if not batch.carried and not listed:
-            return None
         late = late_payment_for(self.settings, self.settings.owner_for(lead.owner).country)
         lines: list[NudgeLine] = []
         for row in batch.rows:
@@ -278,37 +284,59 @@ class ClientNudges:
         subject, body = grouped_message(templates_of(self.settings, entry), lead.language, values)
         return Grouped(subject, body, tuple(sorted(listed)))
 
-    def _also_late(
-        self,
-        session: Session,
-        lead: FollowUpRow,
-        carried: set[str],
-        day: date,
-        options: InvoiceDueOptions,
-        calendar: BusinessCalendar,
+    def unpaid_of(
+        self, session: Session, leads: Iterable[FollowUpRow], calendar: BusinessCalendar
+    ) -> Unpaid:
+        """The unpaid invoices, on missions not disputed, of the contacts of the grouped
+        nudges among `leads`, on their owners' missions; and the pauses of their promises."""
+        contacts: dict[str, set[int]] = {}
+        for lead in leads:
+            if self.grouped(lead) and lead.contact_id is not None:
+                owner = self.settings.owner_for(lead.owner).key
+                contacts.setdefault(owner, set()).add(lead.contact_id)
+        found: dict[tuple[str, int], list[Parties]] = {}
+        for owner, ids in contacts.items():
+            for chunk in chunked(sorted(ids)):
+                query = _with_parties().where(
+                    scope_of(self.settings, owner).holds(Mission.owner),
+                    Mission.contact_id.in_(chunk),
+                    Mission.status != MissionStatus.DISPUTED,
+                    Invoice.paid.is_(None),
+                )
+                for invoice, mission, client, contact in session.execute(query).all():
+                    found.setdefault((owner, mission.contact_id or 0), []).append(
+                        (invoice, mission, client, contact)
+                    )
+        numbers = [parties[0].number for each in found.values() for parties in each]
+        pauses = promise_pauses(session, self.settings, calendar, numbers=numbers)
+        return Unpaid(found, pauses)
+
+
+@dataclass(frozen=True)
+class Unpaid:
+    """The unpaid invoices of some contacts, by (owner, contact), and their promises."""
+
+    by_contact: Mapping[tuple[str, int], list[Parties]]
+    pauses: Mapping[str, PromisePause]
+
+    def late(
+        self, owner: str, contact: int, day: date, carried: set[str], minimum: Decimal
     ) -> dict[str, Parties]:
-        """The other invoices of `lead`'s contact that are late on `day` and that the client
-        may be nudged about: not paid, not disputed, not paused, not waiting for a promise,
-        not below ``min_client_amount``; on the missions of `lead`'s owner."""
-        owner = self.settings.owner_for(lead.owner).key
-        query = _with_parties().where(
-            scope_of(self.settings, owner).holds(Mission.owner),
-            Mission.contact_id == lead.contact_id,
-            Mission.status != MissionStatus.DISPUTED,
-            or_(Mission.paused_until.is_(None), Mission.paused_until <= day),
-            Invoice.paid.is_(None),
-            Invoice.due < day,
-            Invoice.number.not_in(sorted(carried)),
-        )
-        late = {
-            invoice.number: (invoice, mission, client, contact)
-            for invoice, mission, client, contact in session.execute(query).all()
-            if unpaid_on(invoice.amount, invoice.payments, day)
-            >= max(options.min_client_amount, Decimal("0.01"))
-        }
-        pauses = promise_pauses(session, self.settings, calendar, numbers=late)
-        return {number: found for number, found in late.items()
-                if number not in pauses or pauses[number].until <= day}  # fmt: skip
+        """The contact's invoices, besides `carried`, the client may be nudged about on
+        `day`: late, not paused, not waiting for a promise, at least `minimum` unpaid."""
+        late: dict[str, Parties] = {}
+        for parties in self.by_contact.get((owner, contact), []):
+            invoice, mission = parties[0], parties[1]
+            pause = self.pauses.get(invoice.number)
+            if (
+                invoice.number not in carried
+                and invoice.due < day
+                and (mission.paused_until is None or mission.paused_until <= day)
+                and (pause is None or pause.until <= day)
+                and unpaid_on(invoice.amount, invoice.payments, day) >= minimum
+            ):
+                late[invoice.number] = parties
+        return late
 
 
 def _with_parties() -> Select[Invoice, Mission, Client, Contact]:

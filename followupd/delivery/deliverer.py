@@ -29,7 +29,7 @@ import asyncio
 import logging
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,7 +49,7 @@ from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
-from followupd.delivery.client_nudges import Batch, ClientNudges
+from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
 from followupd.delivery.digest import make_digest
 from followupd.delivery.group_commit import GroupCommit
 from followupd.delivery.holds import Holds, Place, latest
@@ -772,10 +772,13 @@ class Deliverer:
         with self.store.session() as session:
             in_thread = [batch.lead for batch in batches if self.nudges.in_thread(batch.lead)]
             sent_to = self.nudges.sent(session, in_thread) if in_thread else {}
+            places = self.holds.places(session, in_thread) if in_thread else {}
+            unpaid = self.nudges.unpaid_of(session, in_thread, self.holds.calendar)
             for batch in batches:
                 if self.stopping:  # what is not built is handed back
                     break
-                built = self._prepare_one(session, batch, at, threads, sent_to, report)
+                built = self._prepare_one(session, batch, at, threads, sent_to,
+                                          (places, unpaid), report)  # fmt: skip
                 if built is not None:
                     prepared.append(built)
         return prepared
@@ -787,9 +790,14 @@ class Deliverer:
         at: datetime,
         threads: dict[str, list[str]],
         sent_to: dict[int, list[SentEmail]],
+        contacts: tuple[Mapping[int, Place], Unpaid],
         report: DeliveryReport,
     ) -> Prepared | None:
-        """The email of one batch; None if it must not go (its outcome recorded)."""
+        """The email of one batch; None if it must not go (its outcome recorded).
+
+        `contacts`: the places of the sub-batch's client emails and their contacts' unpaid
+        invoices, read once for it.
+        """
         row = batch.lead
         owner, smtp = self.settings.owner_for(row.owner), self.settings.smtp
         from_ = (smtp.sender if smtp and smtp.sender else None) or f"{owner.name} <{owner.email}>"
@@ -805,12 +813,13 @@ class Deliverer:
         if self.nudges.in_thread(row):  # the contact's thread, over all their invoices
             contact_sent = sent_to.setdefault(row.contact_id or 0, [])
             earlier_ids = self.nudges.thread(contact_sent, domain, but=[r.key for r in batch.rows])
-            place = self.holds.places(session, [row]).get(row.mission_id or 0)
+            places, unpaid = contacts
+            place = places.get(row.mission_id or 0)
             tz = zone((place.timezone if place else None) or owner.timezone)
             try:
-                grouped = self.nudges.message(
-                    session, batch, contact_sent, at.astimezone(tz).date(), self.holds.calendar
-                )
+                day = at.astimezone(tz).date()
+                grouped = self.nudges.message(session, batch, contact_sent, day,
+                                              self.holds.calendar, unpaid)  # fmt: skip
             except TemplateProblem as problem:
                 for each in batch.rows:
                     if _finish(session, each, self.worker, at,
