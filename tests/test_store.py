@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -147,3 +149,31 @@ def test_upgrading_a_first_schema_database_keeps_its_followups(database_url: URL
 def test_the_head_revision_the_daemon_knows_is_alembics() -> None:
     """Store.upgrade skips Alembic (10 MB of imports) when the schema is at HEAD_REVISION."""
     assert Store.open(make_url("sqlite://")).head_revision() == HEAD_REVISION
+
+
+def test_closing_waits_for_a_connection_still_in_use_in_another_thread(
+    database_url: URL,
+) -> None:
+    """A daemon's pass cancelled at shutdown may leave a thread finishing a statement: closing
+    the store waits for its connection to come back, so none is left open (a ResourceWarning,
+    an error here, when the pool is gone first)."""
+    store = Store.open(database_url)
+    store.upgrade()
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def work() -> None:
+        with store.session() as session:
+            session.execute(text("SELECT 1"))  # its connection checked out
+            inside.set()
+            release.wait(timeout=60)
+            session.execute(text("SELECT 1"))
+            done.set()  # the connection goes back as the block ends
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert inside.wait(timeout=60)
+    threading.Timer(0.2, release.set).start()  # the statement ends while close waits
+    store.close()
+    assert done.is_set(), "close returned once the thread gave its connection back"
+    worker.join(timeout=60)
+    gc.collect()  # a connection left open would warn here

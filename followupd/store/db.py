@@ -10,6 +10,7 @@ daemon; other commands refuse to run on a schema that is not current.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from followupd.store.coordination import MIGRATION, NAMESPACE
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0012"  # tests check it is alembic's head
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CLOSE_WAIT_SECONDS = 5.0  # at most, for connections in use in other threads to come back
 
 
 class SchemaNotCurrent(FollowupdError):
@@ -90,7 +92,17 @@ class Store:
         with self.sessions.begin() as session:
             yield session
 
-    def close(self) -> None:
+    def close(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
+        """Close every connection, once those in use come back (`wait` seconds at most).
+
+        A thread may still be finishing a statement when its caller stopped
+        waiting for it (a daemon's pass cancelled at shutdown): its connection,
+        given back to a pool already disposed of, would be left open.
+        """
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        deadline = time.monotonic() + wait
+        while checked_out is not None and checked_out() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the other thread's statement: milliseconds as a rule
         self.engine.dispose()
 
     # -- schema ----------------------------------------------------------------------
