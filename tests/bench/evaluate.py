@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from followupd.store.models import (
     Touchpoint,
 )
 from tests.bench import harness, machine
+from tests.bench.machine import peak_rss_mb
 from tests.pgserver import throwaway_postgres
 
 AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 09:00 in Paris
@@ -166,20 +166,12 @@ def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(model), rows[start : start + BATCH])
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (VmHWM; unlike ru_maxrss, not inherited on fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(url: str) -> None:
     """Runs in a fresh process: one pass, then figures on stdout as key=value lines."""
     settings = parse_settings(CONFIG, Path("bench.toml"), {"HOME": tempfile.gettempdir()})
     store = Store.open(make_url(url))
     rules = enabled_rules(settings.rules)
-    before = _peak_rss_mb()
+    before = peak_rss_mb()
     started = time.perf_counter()
     with store.session() as session:
         report = evaluate(session, settings, rules, AT)
@@ -188,7 +180,7 @@ def measure(url: str) -> None:
     with store.session() as session:  # the same pass again, warm, as in the daemon
         evaluate(session, settings, rules, AT)
     warm = time.perf_counter() - started
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     with store.session() as session:
         total = session.scalar(select(func.count(FollowUp.id)))
     store.close()
