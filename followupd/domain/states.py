@@ -31,6 +31,8 @@ class FollowUpState(StrEnum):
 ACTIVE_STATES = frozenset({FollowUpState.PENDING, FollowUpState.SENDING})
 # an outcome, final unless retried by hand: housekeeping deletes them after the retention
 FINISHED_STATES = frozenset(FollowUpState) - ACTIVE_STATES
+# sent, or still to send: not called off (a letter, a call, a digest line that stands)
+STANDING_STATES = ACTIVE_STATES | {FollowUpState.SENT}
 # ended without being sent: their reason says why
 UNSENT_STATES = FINISHED_STATES - {FollowUpState.SENT}
 # failed for good: nothing retries them but `outbox retry`; counted as failed by the status line

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.payments import Payment, unpaid_on
-from followupd.domain.states import FollowUpState, MissionStatus, Severity
+from followupd.domain.states import STANDING_STATES, MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import Party, to_owner
 from followupd.rules.promises import promise_pauses
@@ -53,8 +53,6 @@ from followupd.store.rows import record
 SHIFT_MARGIN = timedelta(days=21)
 ISSUE_STEP = "call"
 INVOICE_STEP = "overdue-call"
-# a call in these states was, or will be, made: the invoices it listed need no call
-CALL_STANDS = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
 
 
 def working_days_span(count: int) -> timedelta:
@@ -332,7 +330,7 @@ def recorded_calls(
         query = select(FollowUp.contact_id, FollowUp.subject_key, FollowUp.due_at).where(
             FollowUp.rule == EscalateByPhone.name,
             FollowUp.step == INVOICE_STEP,
-            FollowUp.state.in_(CALL_STANDS),
+            FollowUp.state.in_(STANDING_STATES),
             FollowUp.contact_id.in_(chunk),
         )
         for contact, number, due_at in session.execute(query):

@@ -47,7 +47,7 @@ from followupd.config.settings import Settings
 from followupd.domain.formal_notice import Creditor, Debtor, FormalNotice, NoticeInvoice, file_name
 from followupd.domain.late_payment import MissingRate, penalties_under
 from followupd.domain.payments import unpaid_on
-from followupd.domain.states import ClientKind, FollowUpState, MissionStatus
+from followupd.domain.states import STANDING_STATES, ClientKind, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_client, to_owner
 from followupd.rules.promises import promise_pauses
@@ -62,8 +62,6 @@ from followupd.store.rows import record
 # bounds the candidates a query must consider.
 SHIFT_MARGIN = timedelta(days=21)
 STEP = "send"
-# a notice in these states was, or will be, the client's: it cites what was past due then
-LETTER_STANDS = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
 # what gets the PDF again, in the task's description
 LETTER_COMMAND = "followupd invoice letter {number}"
 
@@ -187,7 +185,7 @@ def recorded_letters(
             .join(Mission, Invoice.mission_id == Mission.id)
             .where(
                 FollowUp.rule == FormalNoticeRule.name,
-                FollowUp.state.in_(LETTER_STANDS),
+                FollowUp.state.in_(STANDING_STATES),
                 owns,
                 Mission.client_id.in_(chunk),
             )

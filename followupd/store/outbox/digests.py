@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
-from followupd.domain.states import Audience, Channel, FollowUpState
+from followupd.domain.states import STANDING_STATES, Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, LiveItem
 from followupd.store.outbox.recording import NewFollowUp, end_pending, insert_new
@@ -31,7 +31,7 @@ RULE = "digest"
 STEP = "daily"
 GRACE = timedelta(days=7)
 # what a digest lists: reminders that fell due and are still to do or done by followupd
-LISTED = (FollowUpState.PENDING, FollowUpState.SENDING, FollowUpState.SENT)
+LISTED = STANDING_STATES
 # the first digest looks back this far, not over the whole history of an old store
 FIRST_LOOK_BACK = timedelta(days=7)
 
