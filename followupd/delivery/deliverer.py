@@ -52,6 +52,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
 from followupd.delivery.digest import make_digest
 from followupd.delivery.group_commit import GroupCommit
+from followupd.delivery.handover import Handover
 from followupd.delivery.holds import Holds, Place, latest
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
@@ -550,7 +551,9 @@ class Deliverer:
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
         record = partial(self._record, at=at, report=report)
         outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
-        connections = [asyncio.create_task(self._connection(queue, at, outcomes, report))
+        handover: Handover[Prepared] = Handover(partial(self._record_accepted, at=at,
+                                                        report=report))  # fmt: skip
+        connections = [asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
                        for _ in range(min(self.connections, len(queue)))]  # fmt: skip
         try:
             await asyncio.gather(*connections)
@@ -559,8 +562,11 @@ class Deliverer:
                 connection.cancel()
             await asyncio.gather(*connections, return_exceptions=True)
             with suppress(Exception):  # what went is recorded, where the database still can
+                await handover.settled()
+            with suppress(Exception):
                 await outcomes.flush()
             raise
+        await handover.settled()
         await outcomes.flush()
 
     async def _connection(
@@ -568,6 +574,7 @@ class Deliverer:
         queue: deque[list[Prepared]],
         at: datetime,
         outcomes: GroupCommit[Attempt],
+        handover: Handover[Prepared],
         report: DeliveryReport,
     ) -> None:
         """One connection: sends sub-batches from `queue` until it is empty, or a stop."""
@@ -577,11 +584,10 @@ class Deliverer:
                 while queue and not self.stopping:
                     sub_batch = queue.popleft()
                     taken += sub_batch
-                    await self._send_sub_batch(sender, sub_batch, at, outcomes)
-                    # no more goes before what went is recorded: a crash sends again a
-                    # sub-batch per connection at most, however slow the database
-                    await outcomes.flush()
+                    await self._send_sub_batch(sender, sub_batch, at, outcomes, handover)
+                    await outcomes.flush()  # the failures, before the next claims are checked
         except DeliveryError as error:  # the connection itself failed: what it took waits
+            await handover.settled()  # what went is recorded sent first
             await outcomes.flush()
             await asyncio.to_thread(self._record_failures, taken, at, error, report)
 
@@ -591,9 +597,14 @@ class Deliverer:
         sub_batch: list[Prepared],
         at: datetime,
         outcomes: GroupCommit[Attempt],
+        handover: Handover[Prepared],
     ) -> None:
-        """Check the claims of `sub_batch` in one statement, then send; each outcome is
-        recorded with the others that come meanwhile."""
+        """Check the claims of `sub_batch` in one statement, then send.
+
+        Each message's end waits for the record of the one accepted before it,
+        on any connection (followupd.delivery.handover): a crash sends at most
+        one message twice. Failures are recorded together as they come.
+        """
         ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
         for each in sub_batch:
             if self.stopping:  # the rest is handed back
@@ -601,12 +612,17 @@ class Deliverer:
             if each.batch.lead.id not in ours:
                 log.warning("%s was handed to another worker; not sent here", each.batch.lead.key)
                 continue
+            turn = handover.turn()
             try:
-                await sender.send(each.email)
+                await sender.send(each.email, turn)
             except DeliveryError as error:
+                turn.refused()
                 outcomes.add((each, error))
+            except BaseException:
+                turn.refused()
+                raise
             else:
-                outcomes.add((each, None))
+                turn.accepted(each)
 
     def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
         """The leads of `sub_batch` whose claims are still ours, checked right before they go.
@@ -619,6 +635,10 @@ class Deliverer:
         with self.store.session() as session:
             leads = [each.batch.lead.id for each in sub_batch]
             return claims.still_ours(session, leads, self.worker, at, LEASE)
+
+    def _record_accepted(self, each: Prepared, at: datetime, report: DeliveryReport) -> None:
+        """A message the server accepted, recorded sent (in a thread, before the next ends)."""
+        self._record([(each, None)], at, report)
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""

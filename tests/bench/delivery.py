@@ -68,7 +68,7 @@ from sqlalchemy.orm import Session
 
 from followupd.channels.email.message import Email, message_id
 from followupd.channels.email.pacing import Pacer
-from followupd.channels.email.sender import MailSender, SmtpSender
+from followupd.channels.email.sender import Gate, MailSender, SmtpSender, at_once
 from followupd.config.load import parse_settings
 from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
@@ -277,8 +277,8 @@ class BenchSender(SmtpSender):
         self.handed = handed
         handed.connections += 1  # one sender, one SMTP connection
 
-    async def send(self, message: Email) -> None:
-        await super().send(message)
+    async def send(self, message: Email, before_end: Gate = at_once) -> None:
+        await super().send(message, before_end)
         self.handed.messages += 1
         if self.handed.messages % self.handed.sample_every == 0:
             self.handed.sample.append(message)

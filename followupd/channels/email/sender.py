@@ -7,20 +7,28 @@ connections`` of them side by side, paced together by one Pacer. Failures are
 sorted into transient ones, worth retrying later (4xx answers, disconnects,
 timeouts, refused connections) and permanent ones (5xx answers,
 authentication), which no retry will mend.
+
+A message's end (the "." that ends DATA, the write into a Maildir) waits
+for `before_end`, the handover of the pass (followupd.delivery.handover):
+until then the server holds an unfinished message, which it drops if the
+connection ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import mailbox
+import re
 import ssl
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from followupd.channels.email.message import Email
 from followupd.channels.email.pacing import Pacer
@@ -28,6 +36,12 @@ from followupd.channels.email.smtp import smtp_client
 from followupd.channels.failure import DeliveryError
 from followupd.config.addresses import needs_smtputf8
 from followupd.config.sections import Smtp
+
+Gate = Callable[[], Awaitable[None]]  # awaited right before a message ends
+
+
+async def at_once() -> None:
+    """The gate of a message that waits for nothing."""
 
 
 def classify(error: BaseException) -> DeliveryError:
@@ -75,8 +89,9 @@ class MailSender(ABC):
         return None
 
     @abstractmethod
-    async def send(self, message: Email) -> None:
-        """Hand one message over, or raise DeliveryError."""
+    async def send(self, message: Email, before_end: Gate = at_once) -> None:
+        """Hand one message over, or raise DeliveryError; `before_end` is awaited right
+        before the message ends (what it raises, the message does not end)."""
 
 
 class SmtpSender(MailSender):
@@ -115,7 +130,7 @@ class SmtpSender(MailSender):
                 self.client.close()
         self.client = None
 
-    async def send(self, message: Email) -> None:
+    async def send(self, message: Email, before_end: Gate = at_once) -> None:
         await self.pacer.wait()
         sender, recipients = message.sender, list(message.recipients)
         utf8 = [address for address in (sender, *recipients) if needs_smtputf8(address)]
@@ -123,8 +138,7 @@ class SmtpSender(MailSender):
         for attempt in (1, 2):
             client = await self._connect()
             try:
-                async with asyncio.timeout(self.smtp.timeout_seconds):
-                    await client.sendmail(sender, recipients, message.data, mail_options=options)
+                await self._transaction(client, message, options, before_end)
                 return
             except aiosmtplib.SMTPNotSupported as error:
                 if not utf8:
@@ -142,6 +156,54 @@ class SmtpSender(MailSender):
                 if isinstance(error, TimeoutError | OSError):
                     self._drop()
                 raise classify(error) from error
+            except BaseException:  # the gate failed, or a stop: the message must not end
+                self._drop()
+                raise
+
+    async def _transaction(
+        self, client: aiosmtplib.SMTP, message: Email, options: list[str], before_end: Gate
+    ) -> None:
+        """MAIL, RCPT, DATA and the message, then `before_end`, then its end: the "." line.
+
+        Each part within the timeout; the wait for `before_end` outside it. A
+        refusal resets the envelope (RSET), as aiosmtplib's sendmail does.
+        """
+        timeout = self.smtp.timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                if client.is_ehlo_or_helo_needed:  # what the server offers, known once
+                    try:
+                        await client.ehlo()
+                    except aiosmtplib.SMTPHeloError:
+                        await client.helo()
+                if options and not client.supports_extension("smtputf8"):
+                    raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+                size = [f"SIZE={len(message.data)}"] if client.supports_extension("size") else []
+                encoding = "utf-8" if options else "ascii"
+                await client.mail(message.sender, options=size + options, encoding=encoding)
+                for recipient in message.recipients:
+                    try:
+                        await client.rcpt(recipient, encoding=encoding)
+                    except aiosmtplib.SMTPRecipientRefused as refused:
+                        raise aiosmtplib.SMTPRecipientsRefused([refused]) from refused
+                protocol = _protocol(client)
+                protocol.write(b"DATA\r\n")
+                start = await protocol.read_response()
+                if start.code != aiosmtplib.SMTPStatus.start_input:
+                    raise aiosmtplib.SMTPDataError(start.code, start.message)
+                protocol.write(_STUFFED.sub(b"..", message.data))
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+            with suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await client.rset()
+            raise
+        await before_end()
+        async with asyncio.timeout(timeout):
+            protocol = _protocol(client)
+            protocol.write(b".\r\n")
+            done = await protocol.read_response()
+        if done.code != aiosmtplib.SMTPStatus.completed:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
 
     def _drop(self) -> None:
         """Forget a connection that broke, closing it so that no socket is left behind."""
@@ -156,7 +218,8 @@ class MaildirSender(MailSender):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    async def send(self, message: Email) -> None:
+    async def send(self, message: Email, before_end: Gate = at_once) -> None:
+        await before_end()
         try:
             await asyncio.to_thread(self._write, message)
         except OSError as error:
@@ -166,6 +229,15 @@ class MaildirSender(MailSender):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         box = mailbox.Maildir(self.path, create=True)
         box.add(message.data)
+
+
+_STUFFED = re.compile(rb"(?m)^\.")  # a line that starts with a dot gets another (RFC 5321)
+
+
+def _protocol(client: aiosmtplib.SMTP) -> SMTPProtocol:
+    if client.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    return client.protocol
 
 
 def mail_sender(smtp: Smtp | None, state_dir: Path, pacer: Pacer | None = None) -> MailSender:

@@ -1,0 +1,87 @@
+"""The handover of messages: at most one accepted by a server and not yet recorded sent.
+
+SMTP cannot be exactly-once: a crash between the server's "250" at the end of
+a message and the record of it sends that message again, with the same
+Message-ID. The handover keeps that window to one message per instance,
+across all its connections: a message's last line (the "." that ends DATA,
+or the write into a Maildir) waits until the message accepted before it is
+recorded. The record of one message still overlaps the transmission of the
+next: only its end waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Handover(Generic[T]):
+    """Messages ended one at a time; each one accepted recorded (`record`, in a thread)
+    before the next may end. A record that raised stops every message after it."""
+
+    def __init__(self, record: Callable[[T], None]) -> None:
+        self.record = record
+        self.lock = asyncio.Lock()  # held from a message's end until its record is committed
+        self.failure: BaseException | None = None
+        self.recording: asyncio.Task[None] | None = None
+
+    def turn(self) -> Turn[T]:
+        """The turn of one message: its sender awaits it right before the message's end."""
+        return Turn(self)
+
+    async def settled(self) -> None:
+        """Return once the last message accepted is recorded; raises what its record raised."""
+        if self.recording is not None:
+            await asyncio.shield(self.recording)
+        if self.failure is not None:
+            raise self.failure
+
+    async def _record(self, item: T) -> None:
+        try:
+            await asyncio.to_thread(self.record, item)
+        except BaseException as error:
+            self.failure = error
+        finally:
+            self.lock.release()
+
+
+class Turn(Generic[T]):
+    """One message's place: awaited before its end, then `accepted` or `refused`."""
+
+    def __init__(self, handover: Handover[T]) -> None:
+        self.handover = handover
+        self.held = False
+
+    async def __call__(self) -> None:
+        """Wait until no message accepted before is left unrecorded, and take the turn.
+
+        Raises what a record raised: a message must not end when the one
+        before it may not be recorded (the database is gone, say).
+        """
+        handover = self.handover
+        if self.held:  # again, as the message goes again on a new connection
+            return
+        if handover.failure is not None:
+            raise handover.failure
+        await handover.lock.acquire()
+        self.held = True
+        if handover.failure is not None:
+            self.refused()
+            raise handover.failure
+
+    def accepted(self, item: T) -> None:
+        """The server accepted the message: record `item`, and end the turn once it is."""
+        handover = self.handover
+        if not self.held:  # a sender with no end to wait for: recorded in turn all the same
+            raise RuntimeError("a message accepted without its turn")
+        self.held = False
+        handover.recording = asyncio.create_task(handover._record(item))
+
+    def refused(self) -> None:
+        """The message did not go (refused, or its connection failed): the turn ends now."""
+        if self.held:
+            self.held = False
+            self.handover.lock.release()

@@ -1,0 +1,184 @@
+"""Three instances delivering from one outbox, killed with SIGKILL again and again.
+
+900 client emails fall due at once. Three `followupd tick` processes run side
+by side on one database (PostgreSQL, or SQLite's file shared by processes),
+sharing the work through their claims, against one SMTP server on loopback
+(in this process, so it outlives them). In each round the three are killed
+one after another, each once a random number more messages have arrived and
+at a random instant within a message's round trip; the next round's three
+start a minute later and take back the dead ones' claims at once. A last
+round runs to the end.
+
+The promise checked: every follow-up arrives, and a kill sends at most one
+message twice per killed instance, with the same Message-ID: an instance
+ends a message only once the one its server accepted before is recorded
+(followupd.delivery.handover), across all its connections.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import URL
+
+from followupd.channels.email.message import message_id
+from followupd.delivery.deliverer import LEASE
+from followupd.store.db import Store
+from followupd.store.models import FollowUp
+from tests.conftest import RunCli
+from tests.smtpserver import Recorder, smtp_server
+from tests.test_crash import FIRST_TICK, RESTART_STEP, config_text, data_text, received_ids
+
+pytestmark = pytest.mark.slow
+
+INSTANCES = 3
+ROUNDS = 3
+INVOICES = 900
+MESSAGES_BEFORE_KILL = (5, 40)  # more messages arrived before each kill
+SEED = int(os.environ.get("CRASH_SEED", "17"))
+PROCESS_TIMEOUT = 60.0
+
+
+@dataclass
+class Killed:
+    """One instance killed mid-send, and the messages it left accepted but not recorded."""
+
+    round: int
+    pid: int
+    unrecorded: set[str]
+
+
+def tick(config: Path, now: datetime, log: Path) -> subprocess.Popen[str]:
+    with log.open("a") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "followupd", "--config", str(config),
+             "tick", "--now", now.isoformat(), "--json"],
+            stdout=subprocess.DEVNULL, stderr=err, text=True, env=dict(os.environ),
+        )  # fmt: skip
+
+
+def unrecorded_by(database_url: URL, pid: int, arrived: set[str]) -> set[str]:
+    """The Message-IDs in `arrived` whose rows the process `pid` still has claimed.
+
+    `arrived`: the messages that arrived while it ran (one that arrived before
+    was sent by an instance killed earlier).
+    """
+    store = Store.open(database_url, create=False)
+    try:
+        with store.session() as session:
+            keys = session.scalars(
+                select(FollowUp.key).where(
+                    FollowUp.state == "sending",
+                    FollowUp.lease_owner.startswith(f"{socket.gethostname()}:{pid}:"),
+                )
+            )
+            return {message_id(key, "cabinet.example") for key in keys} & arrived
+    finally:
+        store.close()
+
+
+def wait_for_more(recorder: Recorder, more: int, processes: list[subprocess.Popen[str]]) -> bool:
+    """Wait until `more` messages arrived beyond those now; False if every process ended."""
+    wanted = len(recorder.messages) + more
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    while len(recorder.messages) < wanted:
+        if all(process.poll() is not None for process in processes):
+            return False
+        assert time.monotonic() < deadline, "too slow to deliver"
+        time.sleep(0.0005)
+    return True
+
+
+def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
+    cli: RunCli, home: Path, database_url: URL
+) -> None:
+    rng = random.Random(SEED)
+    started = time.monotonic()
+    log = home / "ticks.log"
+    killed: list[Killed] = []
+    with smtp_server() as (recorder, port):
+        config = home / "followupd.toml"
+        config.write_text(config_text(port), encoding="utf-8")
+        data = home / "data.toml"
+        data.write_text(data_text(INVOICES), encoding="utf-8")
+        assert (result := cli("--config", config, "init")).code == 0, result
+        assert (result := cli("--config", config, "import", data)).code == 0, result
+
+        assert RESTART_STEP * (ROUNDS + 1) < LEASE, "claims come back by death, not by lease"
+        now = FIRST_TICK
+        for number in range(ROUNDS):
+            before = len(recorder.messages)
+            processes = [tick(config, now, log) for _ in range(INSTANCES)]
+            for process in processes:
+                if not wait_for_more(recorder, rng.randint(*MESSAGES_BEFORE_KILL), processes):
+                    break
+                time.sleep(rng.uniform(0, 0.004))  # somewhere within a message's round trip
+                if process.poll() is None:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait(timeout=PROCESS_TIMEOUT)
+                    assert process.returncode == -signal.SIGKILL
+                    killed.append(Killed(number, process.pid, set()))
+            for process in processes:  # those that ended before their kill
+                process.kill()
+                process.wait(timeout=PROCESS_TIMEOUT)
+            # every message whose end was sent has landed once the server saw them all go
+            _settle(recorder)
+            arrived = set(received_ids(recorder)[before:])  # sent in this round
+            for each in killed:
+                if each.round == number:
+                    each.unrecorded = unrecorded_by(database_url, each.pid, arrived)
+            now += RESTART_STEP
+        final = [tick(config, now, log) for _ in range(INSTANCES)]
+        for process in final:
+            assert process.wait(timeout=PROCESS_TIMEOUT * 2) == 0, log.read_text()
+        _settle(recorder)
+        ids = received_ids(recorder)
+
+    store = Store.open(database_url, create=False)
+    try:
+        with store.session() as session:
+            by_state = select(FollowUp.state, func.count()).group_by(FollowUp.state)
+            states: dict[str, int] = dict(session.execute(by_state).all())
+            expected = {message_id(key, "cabinet.example")
+                        for key in session.scalars(select(FollowUp.key))}  # fmt: skip
+    finally:
+        store.close()
+    counts = Counter(ids)
+    duplicated = {mid: n for mid, n in counts.items() if n > 1}
+    in_flight = {mid for each in killed for mid in each.unrecorded}
+    summary = (
+        f"seed {SEED}: {len(killed)} instances killed mid-send; {len(ids)} messages received, "
+        f"{len(counts)} distinct, {len(ids) - len(counts)} duplicate(s); "
+        f"unrecorded at each kill: {[len(each.unrecorded) for each in killed]}; "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    print(summary)
+    stderr = log.read_text()
+    assert len(killed) >= ROUNDS * 2, summary  # the kills landed mid-send
+    assert states == {"sent": INVOICES}, f"{states}\n{summary}"
+    assert set(counts) == expected, summary
+    assert all(len(each.unrecorded) <= 1 for each in killed), summary
+    assert len(ids) - len(counts) <= len(killed), summary
+    assert set(duplicated) <= in_flight, summary
+    assert max(counts.values()) <= 2, summary
+    assert "which died" in stderr, "the dead instances' claims were taken back at once"
+    assert "Traceback" not in stderr, stderr
+
+
+def _settle(recorder: Recorder) -> None:
+    deadline = time.monotonic() + 30
+    while recorder.sessions:
+        assert time.monotonic() < deadline, "the SMTP server still has sessions open"
+        time.sleep(0.01)
