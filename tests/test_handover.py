@@ -1,0 +1,98 @@
+"""The handover: a message ends only once the one accepted before it is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from followupd.channels.email.message import build_message
+from followupd.channels.email.sender import SmtpSender
+from followupd.config.sections import Smtp
+from followupd.delivery.handover import Handover
+from tests.smtpserver import smtp_server
+
+
+def test_a_turn_waits_for_the_record_of_the_message_accepted_before() -> None:
+    recording, go_on = threading.Event(), threading.Event()
+    recorded: list[int] = []
+
+    def record(item: int) -> None:
+        recording.set()
+        go_on.wait(timeout=10)
+        recorded.append(item)
+
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(record)
+        first = handover.turn()
+        await first()
+        first.accepted(1)
+        await asyncio.to_thread(recording.wait, 10)
+        second = asyncio.create_task(handover.turn()())
+        await asyncio.sleep(0)  # a chance to take the turn, which it must not
+        await asyncio.sleep(0)
+        assert not second.done(), "the second message waits for the first's record"
+        go_on.set()
+        await second
+        assert recorded == [1]
+        await handover.settled()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_message_ends_its_turn_and_a_failed_record_stops_the_next() -> None:
+    def record(item: int) -> None:
+        raise RuntimeError("the database went away")
+
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(record)
+        refused = handover.turn()
+        await refused()
+        refused.refused()  # a 550: nothing to record, the next may end at once
+        accepted = handover.turn()
+        await accepted()
+        accepted.accepted(1)
+        with pytest.raises(RuntimeError, match="went away"):
+            await handover.turn()()  # a message must not end when the one before is unrecorded
+        with pytest.raises(RuntimeError, match="went away"):
+            await handover.settled()
+
+    asyncio.run(scenario())
+
+
+def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
+    email = build_message(key="k1", sender="Claire <claire@cabinet.example>",
+                          recipient="j@acme.example", reply_to="claire@cabinet.example",
+                          subject="Facture F-1", body=".a line with a dot\nthen more\n",
+                          sent_at=datetime(2026, 11, 23, 8, tzinfo=UTC))  # fmt: skip
+    with smtp_server() as (recorder, port):
+        smtp = Smtp(host="127.0.0.1", port=port, security="none")
+
+        async def scenario() -> None:
+            gate, reached = asyncio.Event(), asyncio.Event()
+
+            async def before_end() -> None:
+                reached.set()  # all of the message written but its end
+                await gate.wait()
+
+            async with SmtpSender(smtp) as sender:
+                sending = asyncio.create_task(sender.send(email, before_end))
+                await asyncio.wait_for(reached.wait(), 10)
+                assert recorder.messages == [], "nothing accepted before its end"
+                gate.set()
+                await sending
+
+                async def broken() -> None:
+                    raise RuntimeError("its record cannot be made")
+
+                with pytest.raises(RuntimeError):
+                    await sender.send(email, broken)
+
+        asyncio.run(scenario())
+        assert len(recorder.messages) == 1, "the message whose gate failed never ended"
+        (message,) = recorder.messages
+        assert message["Message-ID"] == email.message_id
+        text = message.get_body(("plain",))
+        assert text is not None and text.get_content().startswith(".a line with a dot")
