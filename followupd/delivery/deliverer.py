@@ -6,13 +6,14 @@ so two workers never take the same row, and a lease left by a worker that died
 is taken again once it expires. A claimed batch's emails are built first,
 then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
 connections side by side: before a sub-batch goes, one statement checks its
-claims are still ours; the outcomes are recorded together as they come
-(followupd.delivery.group_commit), only where the lease is still ours.
-SMTP cannot be exactly-once: a crash between the server's acceptance and
-that record sends those messages again on the next claim (those accepted
-during the record under way: a few; a sub-batch per connection at most),
-each with the same Message-ID, so a client shows it once. Database work
-runs in threads, off the event loop that carries the connections.
+claims are still ours. A message the server accepted is recorded sent at
+once, where the lease is still ours, and the next message's end waits for
+that record (followupd.delivery.handover); failures are recorded together as
+they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
+crash between the server's acceptance and that record sends that message
+again on the next claim, with the same Message-ID, so a client shows it
+once: one message per instance at most, whatever its connections. Database
+work runs in threads, off the event loop that carries the connections.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -77,8 +78,8 @@ log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
-# emails sent between a check of their claims and the record of their outcomes: what a
-# crash or a lost lease can send twice, per connection
+# emails sent after one check of their claims: what a lost lease (the worker taken for
+# dead) can send twice, per connection
 SUB_BATCH = 20
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
@@ -638,7 +639,17 @@ class Deliverer:
 
     def _record_accepted(self, each: Prepared, at: datetime, report: DeliveryReport) -> None:
         """A message the server accepted, recorded sent (in a thread, before the next ends)."""
-        self._record([(each, None)], at, report)
+        if not each.plain:
+            self._record([(each, None)], at, report)
+            return
+        lead = each.batch.lead
+        with self.store.engine.begin() as connection:
+            ours = claims.finish_one_sent(connection, lead.id, each.email.message_id,
+                                          self.worker, at)  # fmt: skip
+        if ours:
+            report.sent.append(lead.key)
+        else:
+            log.warning("sent %s, but its lease had been taken over", lead.key)
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""
