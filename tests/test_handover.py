@@ -68,7 +68,7 @@ def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
                           subject="Facture F-1", body=".a line with a dot\nthen more\n",
                           sent_at=datetime(2026, 11, 23, 8, tzinfo=UTC))  # fmt: skip
     with smtp_server() as (recorder, port):
-        smtp = Smtp(host="127.0.0.1", port=port, security="none")
+        smtp = Smtp(host="127.0.0.1", port=port, security="none", rate_per_minute=100000)
 
         async def scenario() -> None:
             gate, reached = asyncio.Event(), asyncio.Event()

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-import re
 import ssl
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
 
 from followupd.channels.email.message import Email
 from followupd.channels.email.pacing import Pacer
+from followupd.channels.email.pipelining import Transactions
 from followupd.channels.email.smtp import smtp_client
 from followupd.channels.failure import DeliveryError
 from followupd.config.addresses import needs_smtputf8
@@ -95,10 +93,13 @@ class MailSender(ABC):
 
 
 class SmtpSender(MailSender):
-    """Sends messages over one SMTP connection, with a timeout for each whole message.
+    """Sends messages over one SMTP connection, with a timeout for each part of a message.
 
-    The message goes as the bytes it was built into, with the envelope made
-    with it, so its headers reach the server exactly as made.
+    aiosmtplib opens the connection (TLS, login); the messages then go as mail
+    transactions pipelined where the server offers it
+    (followupd.channels.email.pipelining), each as the bytes it was built
+    into, with the envelope made with it, so its headers reach the server
+    exactly as made.
     """
 
     def __init__(
@@ -106,39 +107,46 @@ class SmtpSender(MailSender):
     ) -> None:
         self.smtp = smtp
         self.environ = environ
-        self.client: aiosmtplib.SMTP | None = None
+        self.link: Transactions | None = None
         self.pacer = pacer or Pacer(smtp.rate_per_minute)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        if self.client is None or not self.client.is_connected:
+    async def _connect(self) -> Transactions:
+        if self.link is None or not self.link.is_connected:
             client = smtp_client(self.smtp, self.environ)
             try:
                 async with asyncio.timeout(self.smtp.timeout_seconds):
                     await client.connect()
+                    if client.is_ehlo_or_helo_needed:  # what the server offers, known once
+                        try:
+                            await client.ehlo()
+                        except aiosmtplib.SMTPHeloError:
+                            await client.helo()
+                self.link = Transactions(client)
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                 client.close()  # a connection that failed half way (TLS, say) is not left open
                 raise classify(error) from error
-            self.client = client
-        return self.client
+        return self.link
 
     async def close(self) -> None:
-        if self.client is not None and self.client.is_connected:
-            try:
-                async with asyncio.timeout(5):
-                    await self.client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                self.client.close()
-        self.client = None
+        if self.link is not None:
+            await self.link.quit()
+        self.link = None
 
     async def send(self, message: Email, before_end: Gate = at_once) -> None:
         await self.pacer.wait()
         sender, recipients = message.sender, list(message.recipients)
         utf8 = [address for address in (sender, *recipients) if needs_smtputf8(address)]
-        options = ["SMTPUTF8"] if utf8 else []  # RFC 6531: aiosmtplib checks the server has it
         for attempt in (1, 2):
-            client = await self._connect()
+            link = await self._connect()
             try:
-                await self._transaction(client, message, options, before_end)
+                await link.send(
+                    sender,
+                    recipients,
+                    message.data,
+                    utf8=bool(utf8),
+                    before_end=before_end,
+                    timeout=self.smtp.timeout_seconds,
+                )
                 return
             except aiosmtplib.SMTPNotSupported as error:
                 if not utf8:
@@ -160,56 +168,11 @@ class SmtpSender(MailSender):
                 self._drop()
                 raise
 
-    async def _transaction(
-        self, client: aiosmtplib.SMTP, message: Email, options: list[str], before_end: Gate
-    ) -> None:
-        """MAIL, RCPT, DATA and the message, then `before_end`, then its end: the "." line.
-
-        Each part within the timeout; the wait for `before_end` outside it. A
-        refusal resets the envelope (RSET), as aiosmtplib's sendmail does.
-        """
-        timeout = self.smtp.timeout_seconds
-        try:
-            async with asyncio.timeout(timeout):
-                if client.is_ehlo_or_helo_needed:  # what the server offers, known once
-                    try:
-                        await client.ehlo()
-                    except aiosmtplib.SMTPHeloError:
-                        await client.helo()
-                if options and not client.supports_extension("smtputf8"):
-                    raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
-                size = [f"SIZE={len(message.data)}"] if client.supports_extension("size") else []
-                encoding = "utf-8" if options else "ascii"
-                await client.mail(message.sender, options=size + options, encoding=encoding)
-                for recipient in message.recipients:
-                    try:
-                        await client.rcpt(recipient, encoding=encoding)
-                    except aiosmtplib.SMTPRecipientRefused as refused:
-                        raise aiosmtplib.SMTPRecipientsRefused([refused]) from refused
-                protocol = _protocol(client)
-                protocol.write(b"DATA\r\n")
-                start = await protocol.read_response()
-                if start.code != aiosmtplib.SMTPStatus.start_input:
-                    raise aiosmtplib.SMTPDataError(start.code, start.message)
-                protocol.write(_STUFFED.sub(b"..", message.data))
-        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-            with suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await client.rset()
-            raise
-        await before_end()
-        async with asyncio.timeout(timeout):
-            protocol = _protocol(client)
-            protocol.write(b".\r\n")
-            done = await protocol.read_response()
-        if done.code != aiosmtplib.SMTPStatus.completed:
-            raise aiosmtplib.SMTPDataError(done.code, done.message)
-
     def _drop(self) -> None:
         """Forget a connection that broke, closing it so that no socket is left behind."""
-        if self.client is not None:
-            self.client.close()
-        self.client = None
+        if self.link is not None:
+            self.link.close()
+        self.link = None
 
 
 class MaildirSender(MailSender):
@@ -229,15 +192,6 @@ class MaildirSender(MailSender):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         box = mailbox.Maildir(self.path, create=True)
         box.add(message.data)
-
-
-_STUFFED = re.compile(rb"(?m)^\.")  # a line that starts with a dot gets another (RFC 5321)
-
-
-def _protocol(client: aiosmtplib.SMTP) -> SMTPProtocol:
-    if client.protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    return client.protocol
 
 
 def mail_sender(smtp: Smtp | None, state_dir: Path, pacer: Pacer | None = None) -> MailSender:
