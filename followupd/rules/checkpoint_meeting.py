@@ -120,8 +120,9 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 ),
             )
         )
-        owner = evaluation.owner
         for mission, client, who, met_at, piled_at, count in evaluation.session.execute(query):
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
             latest = evaluation.end.astimezone(party.tz).date()
@@ -161,6 +162,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                     subject=evaluation.templates.subject(party.language, self.name, step, values),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
                 yield intent
 

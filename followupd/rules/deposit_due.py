@@ -102,12 +102,13 @@ class DepositDue(Rule[DepositDueOptions]):
             )
         )
         templates = evaluation.templates
-        owner = evaluation.owner
         candidates = evaluation.session.execute(query).all()
         threads = [deposit_thread(mission.key) for mission, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
         for mission, client, who in candidates:
             anchor = anchor_of(mission)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             thread = deposit_thread(mission.key)
             values = {
                 "mission": mission,
@@ -143,6 +144,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -100,10 +100,9 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 Invoice.number.in_(sorted(promises)),
             ),
         )
-        owner = evaluation.owner
         due: list[tuple[datetime, Parties]] = []
         for invoice, mission, client, contact in evaluation.session.execute(query):
-            party = to_owner(owner, client.country)
+            party = to_owner(evaluation.owner, client.country)
             nominal = invoice.due + after
             if (promised := promises.get(invoice.number)) is not None:
                 nominal = promised.call_moved(nominal)
@@ -113,21 +112,22 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             if evaluation.start <= due_at <= evaluation.end:
                 due.append((due_at, Parties(invoice, mission, client, contact)))
         due.sort(key=lambda found: (found[0], found[1].invoice.number))
-        letters = recorded_letters(evaluation.session, evaluation.owns(Mission.owner),
-                                   {found.client.id for _, found in due})  # fmt: skip
+        letters = recorded_letters(evaluation, {found.client.id for _, found in due})
         for due_at, parties in due:
             invoice, mission, client = parties.invoice, parties.mission, parties.client
             who = parties.contact
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             dated = due_at.astimezone(party.tz).date()
             cited = invoice.due + timedelta(days=self.options.cite_after_days)
-            earlier = letters.setdefault((client.id, mission.currency), [])
+            earlier = letters.setdefault((client.id, mission.currency, entry.key), [])
             if any(number != invoice.number and on.astimezone(party.tz).date() >= cited
                    for number, on in earlier):  # fmt: skip
                 continue  # late enough when the client was sent a notice: that one cites it
-            letter = letter_for(evaluation.session, evaluation.settings, owner,
-                                evaluation.owns(Mission.owner), self.options, parties,
-                                dated)  # fmt: skip
+            owns = evaluation.owned_by(entry.key, Mission.owner)
+            letter = letter_for(evaluation.session, evaluation.settings, owner, owns,
+                                self.options, parties, dated)  # fmt: skip
             if letter is None:  # paid in parts to the last cent, not marked paid yet
                 continue
             values = {
@@ -152,6 +152,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
             earlier.append((invoice.number, due_at))
             yield replace(intent, letter=letter)
@@ -173,25 +174,32 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
 
 
 def recorded_letters(
-    session: Session, owns: ColumnElement[bool], clients: Iterable[int]
-) -> dict[tuple[int, str], list[tuple[str, datetime]]]:
-    """The formal notices recorded for `clients` and not called off, about the missions `owns`
-    lets through (the ones they cite), by (client, currency): (its invoice, when it is due)."""
-    found: dict[tuple[int, str], list[tuple[str, datetime]]] = {}
+    evaluation: Evaluation, clients: Iterable[int]
+) -> dict[tuple[int, str, str], list[tuple[str, datetime]]]:
+    """The formal notices recorded for `clients` and not called off, about the evaluation's
+    missions (the ones they cite), by (client, currency, owner key): (its invoice, when due)."""
+    found: dict[tuple[int, str, str], list[tuple[str, datetime]]] = {}
     for chunk in chunked(sorted(set(clients))):
         query = (
-            select(Mission.client_id, Mission.currency, FollowUp.subject_key, FollowUp.due_at)
+            select(
+                Mission.client_id,
+                Mission.currency,
+                Mission.owner,
+                FollowUp.subject_key,
+                FollowUp.due_at,
+            )
             .join(Invoice, Invoice.number == FollowUp.subject_key)
             .join(Mission, Invoice.mission_id == Mission.id)
             .where(
                 FollowUp.rule == FormalNoticeRule.name,
                 FollowUp.state.in_(STANDING_STATES),
-                owns,
+                evaluation.owns(Mission.owner),
                 Mission.client_id.in_(chunk),
             )
         )
-        for client, currency, number, due_at in session.execute(query):
-            found.setdefault((client, currency), []).append((number, due_at))
+        for client, currency, owner, number, due_at in evaluation.session.execute(query):
+            key = (client, currency, evaluation.whose(owner).key)
+            found.setdefault(key, []).append((number, due_at))
     return found
 
 

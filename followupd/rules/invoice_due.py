@@ -164,15 +164,16 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             ),
         )
         templates = evaluation.templates
-        owner = evaluation.owner
         minimum = self.options.min_client_amount
-        late = late_payment_for(evaluation.settings, owner.country)
+        late = late_payment_for(evaluation.settings, evaluation.owner.country)
         candidates = evaluation.session.execute(query).all()
         threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
         unknown: set[str] = set()
         for invoice, mission, client, who in candidates:
             thread = invoice_thread(invoice.number)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             ladder = self.options.ladder(client.profile)
             if client.profile and client.profile not in self.options.profiles:
                 unknown.add(f"client {client.key}: profile {client.profile!r}")
@@ -237,6 +238,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
+                    owner=entry.key,
                 )
         yield from broken_promises(self, evaluation, promises)
         for problem in sorted(unknown):
@@ -272,8 +274,9 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 nudged,
             )
         )
-        owner = evaluation.owner
         for invoice, mission, client, who in evaluation.session.execute(query):
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_client(owner, who.email, who.language, client.language,
                               client.timezone, client.country)  # fmt: skip
             paid = invoice.paid or evaluation.end.date()  # not None: the query says so
@@ -292,6 +295,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 mission_id=mission.id,
                 contact_id=who.id,
                 thread_key=invoice_thread(invoice.number),
+                owner=entry.key,
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

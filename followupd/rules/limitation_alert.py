@@ -50,8 +50,7 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
     name = "limitation_alert"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner = evaluation.owner
-        if owner.country != FRANCE:
+        if evaluation.owner.country != FRANCE:
             return
         query = unpaid_invoices(
             evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
@@ -60,6 +59,8 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
             start = limitation_start(invoice.issued, mission.end)
             last_day = last_day_to_act(start, client.kind)
             alert_day = add_months(last_day, -self.options.months_ahead)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             due_at = evaluation.calendar.due_at(alert_day, 0, party.tz, party.countries)
             if not evaluation.start <= due_at <= evaluation.end:
@@ -88,6 +89,7 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
             # until the last day, never after: then the alert has nothing left to save
             barred_at = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=party.tz)

@@ -65,8 +65,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
         return cadence_dates(limit, self.options.every_days, earliest, until)
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner = evaluation.owner
-        tz = zone(owner.timezone)
+        tz = zone(evaluation.owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
         # limit(start) <= latest needs start <= latest - max_months months, give
@@ -90,6 +89,8 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             nominals = self.schedule(mission.start, mission.end, earliest, latest)
             if not nominals:
                 continue
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner_by_email(owner, client.country)
             values = {
                 "mission": mission,
@@ -115,6 +116,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                     subject=subject,
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -96,8 +96,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        session, owner = evaluation.session, evaluation.owner
-        tz = zone(owner.timezone)
+        session = evaluation.session
+        tz = zone(evaluation.owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
         every = func.coalesce(Mission.status_update_every_days, self.options.every_days)
@@ -156,6 +156,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             nominals = cadence_dates(anchor + timedelta(days=cadence), cadence, earliest, until)
             if not nominals:
                 continue
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             values = {
                 "mission": mission,
@@ -180,6 +182,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                     subject=subject,
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
