@@ -46,6 +46,7 @@ from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
 from followupd.store import live_items
+from followupd.store.chunks import batches
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import SyncState
 from followupd.store.outbox import digests, recording
@@ -118,8 +119,8 @@ def evaluate(
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)
             evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
-            intents = list(rule.evaluate(evaluation))
-            recorded += _insert_new(session, rule, scope, intents, start, at)
+            for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
+                recorded += _insert_new(session, scope, intents, at)
         report.recorded += recorded
         report.recorded += _record_digests(session, calendar, scope, recorded, at)
     for row in report.recorded:
@@ -296,24 +297,19 @@ def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
 
 
 def _insert_new(
-    session: Session,
-    rule: Rule[RuleOptions],
-    scope: Scope,
-    intents: list[Intent],
-    start: datetime,
-    at: datetime,
+    session: Session, scope: Scope, intents: list[Intent], at: datetime
 ) -> list[Recorded]:
     """Insert the intents whose key is new; return the rows this call inserted.
 
-    The rule's keys already recorded in the window are read in one query and
-    skipped (the common case: a pass finds most follow-ups already there), so
-    only new rows are built and their subjects rendered. The insert keeps ON
-    CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
-    or by another instance at the same moment. A follow-up of a concern the
-    user dismissed in their calendar is recorded dismissed, with their reason.
-    The rows returned are made from what was inserted, not read back.
+    The keys already recorded are read first and skipped (the common case: a
+    pass finds most follow-ups already there), so only new rows are built and
+    their subjects rendered. The insert keeps ON CONFLICT DO NOTHING for the
+    rest: a key recorded by another instance at the same moment. A follow-up
+    of a concern the user dismissed in their calendar is recorded dismissed,
+    with their reason. The rows returned are made from what was inserted, not
+    read back.
     """
-    recorded = recording.recorded_keys(session, rule.name, start, scope)
+    recorded = recording.recorded_keys(session, (intent.key for intent in intents))
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []

@@ -29,7 +29,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a
 # week, this bounds the dates a window must consider.
@@ -65,7 +65,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
             )
         )
         templates = evaluation.templates
-        for mission, client, who in evaluation.session.execute(query):
+        for mission, client, who in streamed(evaluation.session, query):
             entry = evaluation.whose(mission.owner)
             owner = entry.person
             # the email and the task share their zone, holidays and language

@@ -46,7 +46,7 @@ from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A date moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -118,7 +118,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             )
         )
         calendar = evaluation.calendar
-        for issue, mission, client, who, touchpoint in evaluation.session.execute(query):
+        for issue, mission, client, who, touchpoint in streamed(evaluation.session, query):
             owner = evaluation.whose(mission.owner).person
             party = to_owner(owner, client.country)
             opened_on = issue.opened.astimezone(party.tz).date()
@@ -167,11 +167,8 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 ),
             )
         )
-        candidates = evaluation.session.execute(query).all()
-        threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
-        sent = emails_sent(evaluation.session, threads)
         due = []
-        for invoice, mission, client, who, touchpoint in candidates:
+        for invoice, mission, client, who, touchpoint in streamed(evaluation.session, query):
             party = to_owner(evaluation.owner, client.country)  # the group's zone and country
             nominal = invoice.due + overdue
             if (promised := promises.get(invoice.number)) is not None:
@@ -180,6 +177,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             if evaluation.start <= due_at <= evaluation.end:
                 due.append((due_at, invoice, mission, client, who, touchpoint, party))
         due.sort(key=lambda found: (found[0], found[1].number))
+        sent = emails_sent(evaluation.session, [invoice_thread(found[1].number) for found in due])
         contacts = {who.id for _, _, _, _, who, _, _ in due if who is not None}
         late = late_of_contacts(evaluation, contacts)
         calls = recorded_calls(evaluation.session, contacts)

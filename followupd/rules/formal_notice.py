@@ -56,7 +56,7 @@ from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -101,7 +101,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             ),
         )
         due: list[tuple[datetime, Parties]] = []
-        for invoice, mission, client, contact in evaluation.session.execute(query):
+        for invoice, mission, client, contact in streamed(evaluation.session, query):
             party = to_owner(evaluation.owner, client.country)
             nominal = invoice.due + after
             if (promised := promises.get(invoice.number)) is not None:

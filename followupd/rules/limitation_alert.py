@@ -38,6 +38,7 @@ from followupd.rules.parties import to_owner
 from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
+from followupd.store.rows import streamed
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -55,7 +56,7 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         query = unpaid_invoices(
             evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
         )
-        for invoice, mission, client, who in evaluation.session.execute(query):
+        for invoice, mission, client, who in streamed(evaluation.session, query):
             start = limitation_start(invoice.issued, mission.end)
             last_day = last_day_to_act(start, client.kind)
             alert_day = add_months(last_day, -self.options.months_ahead)

@@ -38,7 +38,7 @@ from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A day moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -82,7 +82,7 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
             )
         )
         templates = evaluation.templates
-        for mission, client, who, has_final_invoice in evaluation.session.execute(query):
+        for mission, client, who, has_final_invoice in streamed(evaluation.session, query):
             assert mission.end is not None
             entry = evaluation.whose(mission.owner)
             owner = entry.person

@@ -40,7 +40,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -85,7 +85,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             )
         )
         templates = evaluation.templates
-        for mission, client, who in evaluation.session.execute(query):
+        for mission, client, who in streamed(evaluation.session, query):
             nominals = self.schedule(mission.start, mission.end, earliest, latest)
             if not nominals:
                 continue

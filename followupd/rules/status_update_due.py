@@ -45,7 +45,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -140,12 +140,13 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             or_(Mission.end.is_(None), Mission.end >= earliest),
         )
         contact = aliased(Contact)
-        missions = session.execute(
+        missions = streamed(
+            session,
             select(record(Mission), record(Client), record(contact, "contact"), last.c.at)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.c.mission_id == Mission.id)
-            .where(*candidates, or_(*overdue))
+            .where(*candidates, or_(*overdue)),
         )
         templates = evaluation.templates
         for mission, client, who, last_at in missions:
