@@ -64,13 +64,6 @@ class Scope:
     def _by_key(self) -> dict[str, OwnerEntry]:
         return {member.key: member for member in self.members}
 
-    def single(self, key: str | None) -> Scope:
-        """The scope of the one owner of a row whose owner column is `key`."""
-        entry = self.member(key)
-        everyone = (*self.keys, *self.others)
-        first = self.first and entry.key == self.entry.key
-        return Scope(entry, first, tuple(other for other in everyone if other != entry.key))
-
     def holds(self, column: Any) -> ColumnElement[bool]:
         """Whether a row's owner `column` (a key, or NULL) is one of this scope's owners."""
         if not self.others:

@@ -95,10 +95,6 @@ class Evaluation:
         """Whether a row whose owner is `column` (``Mission.owner``) is this evaluation's."""
         return self.scope.holds(column) if self.scope is not None else true()
 
-    def owned_by(self, key: str | None, column: Any) -> ColumnElement[bool]:
-        """Whether a row whose owner is `column` is the owner's of a row whose owner is `key`."""
-        return self.scope.single(key).holds(column) if self.scope is not None else true()
-
 
 class Rule(ABC, Generic[OptionsT]):
     """One follow-up rule. Subclasses set `name` and are listed in `rules.registry`."""

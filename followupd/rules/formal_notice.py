@@ -34,9 +34,11 @@ no task recorded one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -112,7 +114,13 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             if evaluation.start <= due_at <= evaluation.end:
                 due.append((due_at, Parties(invoice, mission, client, contact)))
         due.sort(key=lambda found: (found[0], found[1].invoice.number))
-        letters = recorded_letters(evaluation, {found.client.id for _, found in due})
+        clients = {found.client.id for _, found in due}
+        letters = recorded_letters(evaluation, clients)
+        unpaid = clients_unpaid(evaluation.session, evaluation.owns(Mission.owner), clients)
+        threads = (
+            invoice_thread(found.invoice.number) for each in unpaid.values() for found in each
+        )
+        sent = emails_sent(evaluation.session, threads)
         for due_at, parties in due:
             invoice, mission, client = parties.invoice, parties.mission, parties.client
             who = parties.contact
@@ -125,9 +133,10 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             if any(number != invoice.number and on.astimezone(party.tz).date() >= cited
                    for number, on in earlier):  # fmt: skip
                 continue  # late enough when the client was sent a notice: that one cites it
-            owns = evaluation.owned_by(entry.key, Mission.owner)
-            letter = letter_for(evaluation.session, evaluation.settings, owner, owns,
-                                self.options, parties, dated)  # fmt: skip
+            candidates = [found for found in unpaid.get((client.id, mission.currency), [])
+                          if evaluation.whose(found.owner).key == entry.key]  # fmt: skip
+            letter = notice(evaluation.settings, owner, self.options, parties, dated, candidates,
+                            sent)  # fmt: skip
             if letter is None:  # paid in parts to the last cent, not marked paid yet
                 continue
             values = {
@@ -218,27 +227,68 @@ def letter_for(
     the same currency, on missions `owns` lets through, at least
     `options.cite_after_days` overdue on `dated`.
     """
+    unpaid = clients_unpaid(session, owns, [about.client.id])
+    candidates = unpaid.get((about.client.id, about.mission.currency), [])
+    sent = emails_sent(session, (invoice_thread(found.invoice.number) for found in candidates))
+    return notice(settings, owner, options, about, dated, candidates, sent)
+
+
+class ClientInvoice(NamedTuple):
+    """An unpaid invoice of a client, as a formal notice may cite it."""
+
+    invoice: Invoice  # a light row (`record`)
+    rate: Decimal | None  # its mission's late-payment rate
+    title: str  # its mission's title
+    owner: str | None  # its mission's owner
+
+
+def clients_unpaid(
+    session: Session, owns: ColumnElement[bool], clients: Iterable[int]
+) -> dict[tuple[int, str], list[ClientInvoice]]:
+    """The unpaid invoices of `clients` on missions `owns` lets through, by (client, currency),
+    oldest first: what their formal notices may cite, read in one query per chunk."""
+    found: dict[tuple[int, str], list[ClientInvoice]] = {}
+    for chunk in chunked(sorted(set(clients))):
+        query = (
+            select(
+                record(Invoice),
+                Mission.late_payment_rate,
+                Mission.title,
+                Mission.owner,
+                Mission.client_id,
+                Mission.currency,
+            )
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .where(owns, Mission.client_id.in_(chunk), Invoice.paid.is_(None))
+            .order_by(Invoice.due, Invoice.number)
+        )
+        for invoice, rate, title, owner, client, currency in session.execute(query):
+            found.setdefault((client, currency), []).append(
+                ClientInvoice(invoice, rate, title, owner)
+            )
+    return found
+
+
+def notice(
+    settings: Settings,
+    owner: Owner,
+    options: FormalNoticeOptions,
+    about: Parties,
+    dated: date,
+    candidates: Sequence[ClientInvoice],
+    sent: Mapping[str, int],
+) -> FormalNotice | None:
+    """The formal notice of `letter_for`, from the client's unpaid invoices in the currency
+    (`candidates`, oldest first) and the emails sent of each invoice thread (`sent`)."""
     invoice, mission, client, contact = about.invoice, about.mission, about.client, about.contact
     consumer = client.kind == ClientKind.CONSUMER
     section = settings.late_payment
     with_penalties = not consumer and section.enabled_for(owner.country)
-    query = (
-        select(record(Invoice), Mission.late_payment_rate, Mission.title)
-        .join(Mission, Invoice.mission_id == Mission.id)
-        .where(
-            owns,
-            Mission.client_id == client.id,
-            Mission.currency == mission.currency,
-            Invoice.paid.is_(None),
-            or_(
-                Invoice.id == invoice.id,
-                Invoice.due <= dated - timedelta(days=options.cite_after_days),
-            ),
-        )
-        .order_by(Invoice.due, Invoice.number)
-    )
+    cutoff = dated - timedelta(days=options.cite_after_days)
     cited: list[NoticeInvoice] = []
-    for found, rate, title in session.execute(query):
+    for found, rate, title, _ in candidates:
+        if found.id != invoice.id and found.due > cutoff:
+            continue
         unpaid = unpaid_on(found.amount, found.payments, dated)
         if unpaid <= 0:
             continue
@@ -257,7 +307,6 @@ def letter_for(
         cited.append(late)
     if not cited:
         return None
-    threads = [invoice_thread(late.number) for late in cited]
     language = to_client(owner, None, contact.language if contact else None, client.language,
                          client.timezone, client.country).language  # fmt: skip
     return FormalNotice(
@@ -269,6 +318,6 @@ def letter_for(
         invoices=tuple(cited),
         consumer=consumer,
         currency=mission.currency,
-        reminded=bool(emails_sent(session, threads)),
+        reminded=any(sent.get(invoice_thread(late.number)) for late in cited),
         margin_points=section.margin_points,
     )
