@@ -223,20 +223,22 @@ def _record_digests(
     for row in recorded:
         if row.audience == Audience.OWNER and row.state == FollowUpState.PENDING:
             due.setdefault(row.owner or scope.key, set()).add(row.due_at)
-    keys = []
-    for member in scope.members or (scope.entry,):
-        if member.reminders_by_email != "digest" or member.key not in due:
-            continue
+    members = [member for member in scope.members or (scope.entry,)
+               if member.reminders_by_email == "digest" and member.key in due]  # fmt: skip
+    sent = digests.last_sent_each(session, [member.key for member in members])
+    rows: list[NewFollowUp] = []
+    for member in members:
         tz, countries = zone(member.timezone), (member.country,)
-        last = digests.last_sent(session, member.key)
+        last = sent.get(member.key)
         openings = set()
         for due_at in due[member.key]:
             opening = calendar.opening_from(due_at, tz, countries)
             if last is not None and opening <= last:
                 opening = calendar.opening_from(last, tz, countries, strictly=True)
             openings.add(opening)
-        keys += digests.record_digests(session, member.key, member.email, member.language,
-                                       sorted(openings), at)  # fmt: skip
+        rows += digests.digest_rows(member.key, member.email, member.language,
+                                    sorted(openings), at)  # fmt: skip
+    keys = recording.insert_new(session, rows) if rows else []
     return recording.load(session, keys) if keys else []
 
 
