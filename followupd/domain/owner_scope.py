@@ -10,6 +10,7 @@ owner, so that a single-owner database keeps working unchanged after
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, true
@@ -22,11 +23,17 @@ from followupd.config.settings import Settings
 
 @dataclass(frozen=True)
 class Scope:
-    """One owner, and how to tell their rows in a query."""
+    """One owner, or a group of owners evaluated together, and how to tell their rows in a query.
+
+    `entry` is the owner whose options, templates, zone, language and country
+    the scope is evaluated with; `members` are the owners it holds (`entry`
+    alone unless told), each alike in all of these (`evaluation_scopes`).
+    """
 
     entry: OwnerEntry
-    first: bool = True
-    others: tuple[str, ...] = ()  # the other owners' keys; none: the only owner
+    first: bool = True  # it holds the first owner: rows without an owner, or with a key gone
+    others: tuple[str, ...] = ()  # the keys of the owners it does not hold; none: all of them
+    members: tuple[OwnerEntry, ...] = ()  # none: `entry` alone
 
     @property
     def key(self) -> str:
@@ -36,13 +43,36 @@ class Scope:
     def owner(self) -> Owner:
         return self.entry.person
 
+    @property
+    def alone(self) -> bool:
+        """Whether it holds one owner only."""
+        return len(self.members) <= 1
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys of the owners it holds."""
+        return tuple(member.key for member in self.members) or (self.entry.key,)
+
+    def member(self, key: str | None) -> OwnerEntry:
+        """The owner of a row whose owner column is `key`: the first owner for None or a key gone.
+
+        Only asked of rows `holds` lets through.
+        """
+        return self._by_key.get(key, self.entry)  # type: ignore[arg-type]
+
+    @cached_property
+    def _by_key(self) -> dict[str, OwnerEntry]:
+        return {member.key: member for member in self.members}
+
     def holds(self, column: Any) -> ColumnElement[bool]:
-        """Whether a row's owner `column` (a key, or NULL) is this owner's."""
+        """Whether a row's owner `column` (a key, or NULL) is one of this scope's owners."""
         if not self.others:
             return true()
         if self.first:
             return or_(column.is_(None), column.not_in(self.others))
-        return column == self.key  # type: ignore[no-any-return]
+        if self.alone:
+            return column == self.key  # type: ignore[no-any-return]
+        return column.in_(self.keys)  # type: ignore[no-any-return]
 
 
 def scopes(settings: Settings) -> list[Scope]:
@@ -52,6 +82,38 @@ def scopes(settings: Settings) -> list[Scope]:
         Scope(entry, number == 0, tuple(key for key in keys if key != entry.key))
         for number, entry in enumerate(settings.owners)
     ]
+
+
+def evaluation_scopes(settings: Settings) -> list[Scope]:
+    """The owners in groups that one evaluation serves, in the config's order of their first.
+
+    Owners with the same rule options, templates, zone, language and country
+    get the same follow-ups from the same rows, but for their name and email:
+    each rule runs once for a group, not once for each of its owners, and
+    names each intent's owner from its row (`Evaluation.whose`). The group of
+    the first owner holds the rows without an owner, or with a key gone.
+    """
+    groups: dict[tuple[Any, ...], list[OwnerEntry]] = {}
+    for entry in settings.owners:
+        groups.setdefault(_alike(entry), []).append(entry)
+    keys = [entry.key for entry in settings.owners]
+    first = settings.owners[0].key
+    found = []
+    for members in groups.values():
+        held = {member.key for member in members}
+        # the first owner stands for the rows of no known owner: it leads its group
+        lead = next((member for member in members if member.key == first), members[0])
+        others = tuple(key for key in keys if key not in held)
+        found.append(Scope(lead, first in held, others, tuple(members)))
+    return found
+
+
+def _alike(entry: OwnerEntry) -> tuple[Any, ...]:
+    """What an owner's follow-ups depend on but their name, email, phone and address."""
+    overrides = sorted(
+        (name, repr(sorted(options.items()))) for name, options in entry.rule_overrides.items()
+    )
+    return (tuple(overrides), entry.templates, entry.timezone, entry.language, entry.country)
 
 
 def scope_of(settings: Settings, key: str) -> Scope:

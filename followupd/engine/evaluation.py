@@ -40,12 +40,13 @@ from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.formal_notice import file_name
-from followupd.domain.owner_scope import Scope, scopes
+from followupd.domain.owner_scope import Scope, evaluation_scopes
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
 from followupd.store import live_items
+from followupd.store.chunks import batches
 from followupd.store.coordination import DUE, announce, one_evaluation_at_a_time
 from followupd.store.models import SyncState
 from followupd.store.outbox import digests, recording
@@ -102,7 +103,9 @@ def evaluate(
 ) -> PassReport:
     """One pass at `at`: record what is due, expire what is too old, cancel what has gone.
 
-    Each owner's missions are evaluated with the owner's options and templates.
+    Each owner's missions are evaluated with the owner's options and templates;
+    owners alike in these are evaluated together (`evaluation_scopes`), each
+    follow-up recorded for the owner of its mission.
     """
     calendar = BusinessCalendar(settings.business)
     book = RuleBook(settings, rules, only_enabled=True)
@@ -110,15 +113,16 @@ def evaluate(
     one_evaluation_at_a_time(session)
     meetings.record_held(session, at)  # the calendar's meetings that ended since the last sync
     previous = last_pass(session)
-    for scope in scopes(settings):
+    for scope in evaluation_scopes(settings):
         templates = templates_of(settings, scope.entry)
+        recorded: list[FollowUpRow] = []
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)
             evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
-            intents = list(rule.evaluate(evaluation))
-            report.recorded += _insert_new(session, rule, scope, intents, start, at)
-        if scope.owner.reminders_by_email == "digest":
-            report.recorded += _record_digests(session, calendar, scope, report.recorded, at)
+            for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
+                recorded += _insert_new(session, scope, intents, at)
+        report.recorded += recorded
+        report.recorded += _record_digests(session, calendar, scope, recorded, at)
     for row in report.recorded:
         if row.state == FollowUpState.FAILED:
             log.warning("%s failed: %s", row.key, row.reason)
@@ -150,11 +154,14 @@ def plan(
     calendar = BusinessCalendar(settings.business)
     book = RuleBook(settings, rules, only_enabled=True)
     intents: list[Intent] = []
-    for scope in scopes(settings):
+    for scope in evaluation_scopes(settings):
         templates = templates_of(settings, scope.entry)
         evaluation = Evaluation(session, settings, calendar, templates, start, end, scope)
         for rule in book.rules(scope.key):
-            intents += (replace(intent, owner=scope.key) for intent in rule.evaluate(evaluation))
+            intents += (
+                replace(intent, owner=scope.member(intent.owner).key)
+                for intent in rule.evaluate(evaluation)
+            )
     dismissed = live_items.dismissed_concerns(session, (intent.concern for intent in intents))
     by_email = {entry.key: entry.reminders_by_email for entry in settings.owners}
     intents = [
@@ -204,27 +211,34 @@ def _record_digests(
     recorded: Sequence[FollowUpRow],
     at: datetime,
 ) -> list[FollowUpRow]:
-    """The owner's digests for the reminders this pass recorded: one a working day.
+    """The digests of the scope's owners for the reminders this pass recorded: one a working
+    day each, for those who want a digest.
 
     A reminder goes into the digest at the first opening of the owner's send
     window at or after its due time, on a working day of the owner's country;
     when that digest has gone already (the reminder was recorded later that
     day, say), into the next one.
     """
-    owner = scope.owner
-    tz, countries = zone(owner.timezone), (owner.country,)
-    last = digests.last_sent(session, scope.key)
-    openings = set()
+    due: dict[str, set[datetime]] = {}  # owner key -> the due times of their reminders
     for row in recorded:
-        mine = row.owner == scope.key
-        if not mine or row.audience != Audience.OWNER or row.state != FollowUpState.PENDING:
-            continue
-        opening = calendar.opening_from(row.due_at, tz, countries)
-        if last is not None and opening <= last:
-            opening = calendar.opening_from(last, tz, countries, strictly=True)
-        openings.add(opening)
-    keys = digests.record_digests(session, scope.key, owner.email, owner.language,
-                                  sorted(openings), at)  # fmt: skip
+        if row.audience == Audience.OWNER and row.state == FollowUpState.PENDING:
+            due.setdefault(row.owner or scope.key, set()).add(row.due_at)
+    members = [member for member in scope.members or (scope.entry,)
+               if member.reminders_by_email == "digest" and member.key in due]  # fmt: skip
+    sent = digests.last_sent_each(session, [member.key for member in members])
+    rows: list[NewFollowUp] = []
+    for member in members:
+        tz, countries = zone(member.timezone), (member.country,)
+        last = sent.get(member.key)
+        openings = set()
+        for due_at in due[member.key]:
+            opening = calendar.opening_from(due_at, tz, countries)
+            if last is not None and opening <= last:
+                opening = calendar.opening_from(last, tz, countries, strictly=True)
+            openings.add(opening)
+        rows += digests.digest_rows(member.key, member.email, member.language,
+                                    sorted(openings), at)  # fmt: skip
+    keys = recording.insert_new(session, rows) if rows else []
     return recording.load(session, keys) if keys else []
 
 
@@ -285,29 +299,24 @@ def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
 
 
 def _insert_new(
-    session: Session,
-    rule: Rule[RuleOptions],
-    scope: Scope,
-    intents: list[Intent],
-    start: datetime,
-    at: datetime,
+    session: Session, scope: Scope, intents: list[Intent], at: datetime
 ) -> list[Recorded]:
     """Insert the intents whose key is new; return the rows this call inserted.
 
-    The rule's keys already recorded in the window are read in one query and
-    skipped (the common case: a pass finds most follow-ups already there), so
-    only new rows are built and their subjects rendered. The insert keeps ON
-    CONFLICT DO NOTHING for the rest: a key recorded with an older due time,
-    or by another instance at the same moment. A follow-up of a concern the
-    user dismissed in their calendar is recorded dismissed, with their reason.
-    The rows returned are made from what was inserted, not read back.
+    The keys already recorded are read first and skipped (the common case: a
+    pass finds most follow-ups already there), so only new rows are built and
+    their subjects rendered. The insert keeps ON CONFLICT DO NOTHING for the
+    rest: a key recorded by another instance at the same moment. A follow-up
+    of a concern the user dismissed in their calendar is recorded dismissed,
+    with their reason. The rows returned are made from what was inserted, not
+    read back.
     """
-    recorded = recording.recorded_keys(session, rule.name, start, scope)
+    recorded = recording.recorded_keys(session, (intent.key for intent in intents))
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []
     tz = zone(scope.owner.timezone)
-    rows = [_row(intent, scope.key, tz, at) for intent in fresh.values()]
+    rows = [_row(intent, intent.owner or scope.key, tz, at) for intent in fresh.values()]
     pending = [row for row in rows if row["state"] == FollowUpState.PENDING]
     dismissed = live_items.dismissed_concerns(session, (row["concern"] for row in pending))
     for row in pending:

@@ -54,7 +54,7 @@ class Intent:
     mission_id: int | None = None
     contact_id: int | None = None
     thread_key: str | None = None
-    owner: str | None = None  # the owner's key, set by the engine
+    owner: str | None = None  # the owner's key (`Evaluation.whose`); None: the scope's
     # what it is about whatever the period (`Rule.concern_of`): one calendar item each
     concern: str = ""
     # a letter the owner sends themselves, rendered as a PDF when the follow-up is recorded
@@ -67,9 +67,10 @@ class Evaluation:
     """What a rule may look at: the store, the settings, the calendar, and a window.
 
     Rules yield the intents whose `due_at` falls in ``[start, end]``; they never
-    read the clock. With several owners, the engine evaluates each owner in
-    turn: a rule then looks only at the missions `owns` lets through, and
-    writes to and for `owner`.
+    read the clock. With several owners, the engine evaluates each group of
+    owners alike (`evaluation_scopes`) in turn: a rule then looks only at the
+    missions `owns` lets through, takes the zone, language and country of
+    `owner`, and writes to and for the owner of each row (`whose`).
     """
 
     session: Session
@@ -83,6 +84,12 @@ class Evaluation:
     @property
     def owner(self) -> Owner:
         return self.scope.owner if self.scope is not None else self.settings.owner
+
+    def whose(self, key: str | None) -> OwnerEntry:
+        """The owner of a row this evaluation owns, whose owner column is `key`."""
+        if self.scope is not None:
+            return self.scope.member(key)
+        return self.settings.owners[0]
 
     def owns(self, column: Any) -> ColumnElement[bool]:
         """Whether a row whose owner is `column` (``Mission.owner``) is this evaluation's."""
@@ -113,8 +120,12 @@ class Rule(ABC, Generic[OptionsT]):
         mission_id: int | None = None,
         contact_id: int | None = None,
         thread_key: str | None = None,
+        owner: str | None = None,
     ) -> Intent:
-        """An intent of this rule for `party`, due at `due_at`, with this rule's grace."""
+        """An intent of this rule for `party`, due at `due_at`, with this rule's grace.
+
+        `owner` is the key of the owner it is for (`Evaluation.whose`).
+        """
         return Intent(
             key=key,
             rule=self.name,
@@ -130,6 +141,7 @@ class Rule(ABC, Generic[OptionsT]):
             mission_id=mission_id,
             contact_id=contact_id,
             thread_key=thread_key,
+            owner=owner,
             concern=self.concern_of(key, subject_key),
         )
 

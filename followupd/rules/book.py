@@ -7,7 +7,6 @@ phone call, say), and an owner may turn a rule off for their missions only.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy.orm import Session
@@ -19,7 +18,11 @@ from followupd.store.outbox.rows import PendingRow
 
 
 class RuleBook:
-    """`rules` as each owner of `settings` runs them; with `only_enabled`, those left on."""
+    """`rules` as each owner of `settings` runs them; with `only_enabled`, those left on.
+
+    Owners whose options of a rule are the same share one instance of it: a
+    question about many owners' rows is asked once per instance.
+    """
 
     def __init__(
         self, settings: Settings, rules: Iterable[Rule[RuleOptions]], *, only_enabled: bool
@@ -27,11 +30,17 @@ class RuleBook:
         self.settings = settings
         self.by_owner: dict[str, dict[str, Rule[RuleOptions]]] = {}
         rules = list(rules)
+        shared: dict[tuple[str, str], Rule[RuleOptions]] = {}
         for owner in settings.owners:
-            merged = (rule.for_owner(owner) for rule in rules)
-            self.by_owner[owner.key] = {
-                rule.name: rule for rule in merged if rule.options.enabled or not only_enabled
-            }
+            mine: dict[str, Rule[RuleOptions]] = {}
+            for rule in rules:
+                options = (rule.name, repr(sorted(owner.rule_overrides.get(rule.name, {}).items())))
+                if options not in shared:
+                    shared[options] = rule.for_owner(owner)
+                merged = shared[options]
+                if merged.options.enabled or not only_enabled:
+                    mine[rule.name] = merged
+            self.by_owner[owner.key] = mine
 
     def rules(self, owner: str | None) -> list[Rule[RuleOptions]]:
         """The rules of the owner keyed `owner` (the first owner for None or a key gone)."""
@@ -39,12 +48,12 @@ class RuleBook:
 
     def vanished(self, session: Session, rows: Sequence[PendingRow]) -> dict[str, str]:
         """Of outbox rows, those whose reason went: key -> why."""
-        groups: dict[tuple[str, str], list[PendingRow]] = defaultdict(list)
+        groups: dict[int, tuple[Rule[RuleOptions], list[PendingRow]]] = {}
         for row in rows:
-            groups[(self.settings.owner_for(row.owner).key, row.rule)].append(row)
-        reasons: dict[str, str] = {}
-        for (owner, name), group in groups.items():
-            rule = self.by_owner[owner].get(name)
+            rule = self.by_owner[self.settings.owner_for(row.owner).key].get(row.rule)
             if rule is not None:
-                reasons.update(rule.vanished(session, group))
+                groups.setdefault(id(rule), (rule, []))[1].append(row)
+        reasons: dict[str, str] = {}
+        for rule, group in groups.values():
+            reasons.update(rule.vanished(session, group))
         return reasons

@@ -39,12 +39,13 @@ def broken_promises(
     if not pauses:
         return
     query = unpaid_invoices(evaluation)
-    owner = evaluation.owner
     for chunk in chunked(sorted(pauses)):
         for invoice, mission, client, who in evaluation.session.execute(
             query.where(Invoice.number.in_(chunk))
         ):
             pause = pauses[invoice.number]
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             due_at = evaluation.calendar.due_at(pause.until, 0, party.tz, party.countries)
             if not evaluation.start <= due_at <= evaluation.end:
@@ -69,6 +70,7 @@ def broken_promises(
                 ),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
 
 

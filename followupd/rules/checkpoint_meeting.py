@@ -36,7 +36,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 MEETING_KINDS = (TouchpointKind.MEETING, TouchpointKind.VISIT)
 PILING, QUIET = "open-issues", "no-meeting"
@@ -120,8 +120,9 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 ),
             )
         )
-        owner = evaluation.owner
-        for mission, client, who, met_at, piled_at, count in evaluation.session.execute(query):
+        for mission, client, who, met_at, piled_at, count in streamed(evaluation.session, query):
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
             latest = evaluation.end.astimezone(party.tz).date()
@@ -161,6 +162,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                     subject=evaluation.templates.subject(party.language, self.name, step, values),
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
                 yield intent
 

@@ -84,14 +84,15 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
         candidates = evaluation.session.execute(query).all()
         if not candidates:
             return
-        owner = evaluation.owner
-        tz = to_owner(owner, None).tz
+        tz = to_owner(evaluation.owner, None).tz
         first_day = min(issue.opened for issue, *_ in candidates).astimezone(tz).date()
         start_day = evaluation.start.astimezone(tz).date()
         end_day = evaluation.end.astimezone(tz).date()
         indexes: dict[tuple[str, ...], WorkingDays] = {}
         after, every = self.options.after_working_days, self.options.every_working_days
         for issue, mission, client, who, touchpoint in candidates:
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             task = to_owner(owner, client.country)
             email = to_owner_by_email(owner, client.country)
             working = indexes.get(task.countries)
@@ -129,6 +130,7 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
                         subject=subject,
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
+                        owner=entry.key,
                     )
                     yield intent
 

@@ -39,7 +39,7 @@ class ClientReplied(Rule[ClientRepliedOptions]):
     name = "client_replied"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner, start, end = evaluation.owner, evaluation.start, evaluation.end
+        start, end = evaluation.start, evaluation.end
         contact = aliased(Contact)
         query = (
             select(
@@ -69,9 +69,11 @@ class ClientReplied(Rule[ClientRepliedOptions]):
                 or_(MailMessage.date.is_(None), MailMessage.date >= start),
             )
         )
-        tz = zone(owner.timezone)
+        tz = zone(evaluation.owner.timezone)
         for found in evaluation.session.execute(query):
             mission, client, who = found[0], found[1], found[2]
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             replied = came_at(found.date, found.created_at)
             if not start <= replied <= end:
                 continue
@@ -98,6 +100,7 @@ class ClientReplied(Rule[ClientRepliedOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a
 # week, this bounds the dates a window must consider.
@@ -65,8 +65,9 @@ class ContractMissing(Rule[ContractMissingOptions]):
             )
         )
         templates = evaluation.templates
-        owner = evaluation.owner
-        for mission, client, who in evaluation.session.execute(query):
+        for mission, client, who in streamed(evaluation.session, query):
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             # the email and the task share their zone, holidays and language
             parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))
             tz, countries, language = parties[0].tz, parties[0].countries, parties[0].language
@@ -91,6 +92,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
                         subject=subject,
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
+                        owner=entry.key,
                     )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -22,24 +22,24 @@ is paid or no longer asked for, or the mission is closed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import Row, and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from followupd.config.rule_options import DepositDueOptions
+from followupd.config.rule_options import DepositDueOptions, Step
 from followupd.domain.states import Audience, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import route_money_step
-from followupd.rules.replies import reply_pauses
+from followupd.rules.replies import ReplyPause, reply_pauses
 from followupd.rules.threads import deposit_thread, emails_sent
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A due date moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -101,13 +101,24 @@ class DepositDue(Rule[DepositDueOptions]):
                 ),
             )
         )
+        for batch in streamed(evaluation.session, query).partitions():
+            yield from self._steps(evaluation, steps, replied, batch)
+
+    def _steps(
+        self,
+        evaluation: Evaluation,
+        steps: Sequence[Step],
+        replied: Mapping[tuple[str, str], ReplyPause],
+        candidates: Sequence[Row[Mission, Client, Contact]],
+    ) -> Iterator[Intent]:
+        """The intents of `steps` for some of the candidate missions, with their contact."""
         templates = evaluation.templates
-        owner = evaluation.owner
-        candidates = evaluation.session.execute(query).all()
         threads = [deposit_thread(mission.key) for mission, *_ in candidates]
         sent = emails_sent(evaluation.session, threads)
         for mission, client, who in candidates:
             anchor = anchor_of(mission)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             thread = deposit_thread(mission.key)
             values = {
                 "mission": mission,
@@ -143,6 +154,7 @@ class DepositDue(Rule[DepositDueOptions]):
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

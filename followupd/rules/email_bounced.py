@@ -41,7 +41,7 @@ class EmailBounced(Rule[EmailBouncedOptions]):
     name = "email_bounced"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner, start, end = evaluation.owner, evaluation.start, evaluation.end
+        start, end = evaluation.start, evaluation.end
         contact = aliased(Contact)
         query = (
             select(
@@ -51,6 +51,7 @@ class EmailBounced(Rule[EmailBouncedOptions]):
                 FollowUp.recipient,
                 FollowUp.subject.label("bounced_subject"),
                 FollowUp.sent_at,
+                FollowUp.owner.label("bounced_owner"),
                 MailMessage.date,
                 MailMessage.created_at,
                 MailMessage.delivery_status,
@@ -70,7 +71,7 @@ class EmailBounced(Rule[EmailBouncedOptions]):
                 or_(MailMessage.date.is_(None), MailMessage.date >= start),
             )
         )
-        tz = zone(owner.timezone)
+        tz = zone(evaluation.owner.timezone)
         made: set[str] = set()
         for found in evaluation.session.execute(query):
             who, client, mission = found[0], found[1], found[2]
@@ -80,6 +81,8 @@ class EmailBounced(Rule[EmailBouncedOptions]):
             if not start <= bounced <= end or key in made:
                 continue
             made.add(key)
+            entry = evaluation.whose(found.bounced_owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             values = {
                 "contact": who,
@@ -104,6 +107,7 @@ class EmailBounced(Rule[EmailBouncedOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id if mission else None,
                 contact_id=who.id,
+                owner=entry.key,
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -46,7 +46,7 @@ from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A date moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -117,9 +117,9 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 Issue.opened.between(earliest, latest),
             )
         )
-        owner = evaluation.owner
         calendar = evaluation.calendar
-        for issue, mission, client, who, touchpoint in evaluation.session.execute(query):
+        for issue, mission, client, who, touchpoint in streamed(evaluation.session, query):
+            owner = evaluation.whose(mission.owner).person
             party = to_owner(owner, client.country)
             opened_on = issue.opened.astimezone(party.tz).date()
             day = calendar.add_working_days(opened_on, after, party.countries)
@@ -167,13 +167,9 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 ),
             )
         )
-        owner = evaluation.owner
-        candidates = evaluation.session.execute(query).all()
-        threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
-        sent = emails_sent(evaluation.session, threads)
         due = []
-        for invoice, mission, client, who, touchpoint in candidates:
-            party = to_owner(owner, client.country)
+        for invoice, mission, client, who, touchpoint in streamed(evaluation.session, query):
+            party = to_owner(evaluation.owner, client.country)  # the group's zone and country
             nominal = invoice.due + overdue
             if (promised := promises.get(invoice.number)) is not None:
                 nominal = promised.call_moved(nominal)
@@ -181,11 +177,13 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             if evaluation.start <= due_at <= evaluation.end:
                 due.append((due_at, invoice, mission, client, who, touchpoint, party))
         due.sort(key=lambda found: (found[0], found[1].number))
+        sent = emails_sent(evaluation.session, [invoice_thread(found[1].number) for found in due])
         contacts = {who.id for _, _, _, _, who, _, _ in due if who is not None}
         late = late_of_contacts(evaluation, contacts)
         calls = recorded_calls(evaluation.session, contacts)
         listing = timedelta(days=self.options.list_after_days)
         for due_at, invoice, mission, client, who, touchpoint, party in due:
+            entry = evaluation.whose(mission.owner)
             dated = due_at.astimezone(party.tz).date()
             others: list[LateInvoice] = []
             if who is not None:
@@ -193,7 +191,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 if any(number != invoice.number and on.astimezone(party.tz).date()
                        >= invoice.due + listing for number, on in earlier):  # fmt: skip
                     continue  # a call about this contact listed it already
-                others = [found.on(dated) for found in late.get(who.id, [])
+                others = [found.on(dated) for found in late.get((who.id, entry.key), [])
                           if found.number != invoice.number and found.due + listing <= dated
                           and not (found.number in promises
                                    and promises[found.number].until > dated)]  # fmt: skip
@@ -205,7 +203,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 "contact": who,
                 "last": touchpoint,
                 "last_on": local_day(touchpoint, party),
-                "owner": owner,
+                "owner": entry.person,
                 "earlier_emails": sent.get(invoice_thread(invoice.number), 0),
                 "others": others,
             }
@@ -233,6 +231,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             subject=evaluation.templates.subject(party.language, self.name, step, values),
             mission_id=mission.id,
             contact_id=who.id if who else None,
+            owner=evaluation.whose(mission.owner).key,
         )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
@@ -293,9 +292,12 @@ class LateInvoice:
 
 def late_of_contacts(
     evaluation: Evaluation, contacts: Iterable[int]
-) -> dict[int, list[LateInvoice]]:
-    """The unpaid invoices of the owner's missions of each contact in `contacts`, oldest first."""
-    found: dict[int, list[LateInvoice]] = {}
+) -> dict[tuple[int, str], list[LateInvoice]]:
+    """The unpaid invoices of each owner's missions of each contact in `contacts`, oldest first.
+
+    By (contact id, owner key): an owner's call lists their own missions' invoices only.
+    """
+    found: dict[tuple[int, str], list[LateInvoice]] = {}
     for chunk in chunked(sorted(set(contacts))):
         query = (
             select(
@@ -305,6 +307,7 @@ def late_of_contacts(
                 Invoice.amount,
                 Invoice.payments,
                 Mission.currency,
+                Mission.owner,
             )
             .join(Mission, Invoice.mission_id == Mission.id)
             .where(
@@ -314,8 +317,9 @@ def late_of_contacts(
             )
             .order_by(Invoice.due, Invoice.number)
         )
-        for contact, number, due, amount, payments, currency in evaluation.session.execute(query):
-            found.setdefault(contact or 0, []).append(
+        rows = evaluation.session.execute(query)
+        for contact, number, due, amount, payments, currency, owner in rows:
+            found.setdefault((contact or 0, evaluation.whose(owner).key), []).append(
                 LateInvoice(number, due, amount, tuple(payments), currency)
             )
     return found

@@ -34,9 +34,11 @@ no task recorded one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
@@ -56,7 +58,7 @@ from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -100,10 +102,9 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 Invoice.number.in_(sorted(promises)),
             ),
         )
-        owner = evaluation.owner
         due: list[tuple[datetime, Parties]] = []
-        for invoice, mission, client, contact in evaluation.session.execute(query):
-            party = to_owner(owner, client.country)
+        for invoice, mission, client, contact in streamed(evaluation.session, query):
+            party = to_owner(evaluation.owner, client.country)
             nominal = invoice.due + after
             if (promised := promises.get(invoice.number)) is not None:
                 nominal = promised.call_moved(nominal)
@@ -113,21 +114,29 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             if evaluation.start <= due_at <= evaluation.end:
                 due.append((due_at, Parties(invoice, mission, client, contact)))
         due.sort(key=lambda found: (found[0], found[1].invoice.number))
-        letters = recorded_letters(evaluation.session, evaluation.owns(Mission.owner),
-                                   {found.client.id for _, found in due})  # fmt: skip
+        clients = {found.client.id for _, found in due}
+        letters = recorded_letters(evaluation, clients)
+        unpaid = clients_unpaid(evaluation.session, evaluation.owns(Mission.owner), clients)
+        threads = (
+            invoice_thread(found.invoice.number) for each in unpaid.values() for found in each
+        )
+        sent = emails_sent(evaluation.session, threads)
         for due_at, parties in due:
             invoice, mission, client = parties.invoice, parties.mission, parties.client
             who = parties.contact
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             dated = due_at.astimezone(party.tz).date()
             cited = invoice.due + timedelta(days=self.options.cite_after_days)
-            earlier = letters.setdefault((client.id, mission.currency), [])
+            earlier = letters.setdefault((client.id, mission.currency, entry.key), [])
             if any(number != invoice.number and on.astimezone(party.tz).date() >= cited
                    for number, on in earlier):  # fmt: skip
                 continue  # late enough when the client was sent a notice: that one cites it
-            letter = letter_for(evaluation.session, evaluation.settings, owner,
-                                evaluation.owns(Mission.owner), self.options, parties,
-                                dated)  # fmt: skip
+            candidates = [found for found in unpaid.get((client.id, mission.currency), [])
+                          if evaluation.whose(found.owner).key == entry.key]  # fmt: skip
+            letter = notice(evaluation.settings, owner, self.options, parties, dated, candidates,
+                            sent)  # fmt: skip
             if letter is None:  # paid in parts to the last cent, not marked paid yet
                 continue
             values = {
@@ -152,6 +161,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
             earlier.append((invoice.number, due_at))
             yield replace(intent, letter=letter)
@@ -173,25 +183,32 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
 
 
 def recorded_letters(
-    session: Session, owns: ColumnElement[bool], clients: Iterable[int]
-) -> dict[tuple[int, str], list[tuple[str, datetime]]]:
-    """The formal notices recorded for `clients` and not called off, about the missions `owns`
-    lets through (the ones they cite), by (client, currency): (its invoice, when it is due)."""
-    found: dict[tuple[int, str], list[tuple[str, datetime]]] = {}
+    evaluation: Evaluation, clients: Iterable[int]
+) -> dict[tuple[int, str, str], list[tuple[str, datetime]]]:
+    """The formal notices recorded for `clients` and not called off, about the evaluation's
+    missions (the ones they cite), by (client, currency, owner key): (its invoice, when due)."""
+    found: dict[tuple[int, str, str], list[tuple[str, datetime]]] = {}
     for chunk in chunked(sorted(set(clients))):
         query = (
-            select(Mission.client_id, Mission.currency, FollowUp.subject_key, FollowUp.due_at)
+            select(
+                Mission.client_id,
+                Mission.currency,
+                Mission.owner,
+                FollowUp.subject_key,
+                FollowUp.due_at,
+            )
             .join(Invoice, Invoice.number == FollowUp.subject_key)
             .join(Mission, Invoice.mission_id == Mission.id)
             .where(
                 FollowUp.rule == FormalNoticeRule.name,
                 FollowUp.state.in_(STANDING_STATES),
-                owns,
+                evaluation.owns(Mission.owner),
                 Mission.client_id.in_(chunk),
             )
         )
-        for client, currency, number, due_at in session.execute(query):
-            found.setdefault((client, currency), []).append((number, due_at))
+        for client, currency, owner, number, due_at in evaluation.session.execute(query):
+            key = (client, currency, evaluation.whose(owner).key)
+            found.setdefault(key, []).append((number, due_at))
     return found
 
 
@@ -210,27 +227,68 @@ def letter_for(
     the same currency, on missions `owns` lets through, at least
     `options.cite_after_days` overdue on `dated`.
     """
+    unpaid = clients_unpaid(session, owns, [about.client.id])
+    candidates = unpaid.get((about.client.id, about.mission.currency), [])
+    sent = emails_sent(session, (invoice_thread(found.invoice.number) for found in candidates))
+    return notice(settings, owner, options, about, dated, candidates, sent)
+
+
+class ClientInvoice(NamedTuple):
+    """An unpaid invoice of a client, as a formal notice may cite it."""
+
+    invoice: Invoice  # a light row (`record`)
+    rate: Decimal | None  # its mission's late-payment rate
+    title: str  # its mission's title
+    owner: str | None  # its mission's owner
+
+
+def clients_unpaid(
+    session: Session, owns: ColumnElement[bool], clients: Iterable[int]
+) -> dict[tuple[int, str], list[ClientInvoice]]:
+    """The unpaid invoices of `clients` on missions `owns` lets through, by (client, currency),
+    oldest first: what their formal notices may cite, read in one query per chunk."""
+    found: dict[tuple[int, str], list[ClientInvoice]] = {}
+    for chunk in chunked(sorted(set(clients))):
+        query = (
+            select(
+                record(Invoice),
+                Mission.late_payment_rate,
+                Mission.title,
+                Mission.owner,
+                Mission.client_id,
+                Mission.currency,
+            )
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .where(owns, Mission.client_id.in_(chunk), Invoice.paid.is_(None))
+            .order_by(Invoice.due, Invoice.number)
+        )
+        for invoice, rate, title, owner, client, currency in session.execute(query):
+            found.setdefault((client, currency), []).append(
+                ClientInvoice(invoice, rate, title, owner)
+            )
+    return found
+
+
+def notice(
+    settings: Settings,
+    owner: Owner,
+    options: FormalNoticeOptions,
+    about: Parties,
+    dated: date,
+    candidates: Sequence[ClientInvoice],
+    sent: Mapping[str, int],
+) -> FormalNotice | None:
+    """The formal notice of `letter_for`, from the client's unpaid invoices in the currency
+    (`candidates`, oldest first) and the emails sent of each invoice thread (`sent`)."""
     invoice, mission, client, contact = about.invoice, about.mission, about.client, about.contact
     consumer = client.kind == ClientKind.CONSUMER
     section = settings.late_payment
     with_penalties = not consumer and section.enabled_for(owner.country)
-    query = (
-        select(record(Invoice), Mission.late_payment_rate, Mission.title)
-        .join(Mission, Invoice.mission_id == Mission.id)
-        .where(
-            owns,
-            Mission.client_id == client.id,
-            Mission.currency == mission.currency,
-            Invoice.paid.is_(None),
-            or_(
-                Invoice.id == invoice.id,
-                Invoice.due <= dated - timedelta(days=options.cite_after_days),
-            ),
-        )
-        .order_by(Invoice.due, Invoice.number)
-    )
+    cutoff = dated - timedelta(days=options.cite_after_days)
     cited: list[NoticeInvoice] = []
-    for found, rate, title in session.execute(query):
+    for found, rate, title, _ in candidates:
+        if found.id != invoice.id and found.due > cutoff:
+            continue
         unpaid = unpaid_on(found.amount, found.payments, dated)
         if unpaid <= 0:
             continue
@@ -249,7 +307,6 @@ def letter_for(
         cited.append(late)
     if not cited:
         return None
-    threads = [invoice_thread(late.number) for late in cited]
     language = to_client(owner, None, contact.language if contact else None, client.language,
                          client.timezone, client.country).language  # fmt: skip
     return FormalNotice(
@@ -261,6 +318,6 @@ def letter_for(
         invoices=tuple(cited),
         consumer=consumer,
         currency=mission.currency,
-        reminded=bool(emails_sent(session, threads)),
+        reminded=any(sent.get(invoice_thread(late.number)) for late in cited),
         margin_points=section.margin_points,
     )

@@ -39,7 +39,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.late_payment import LatePaymentSection
@@ -58,7 +58,7 @@ from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 log = logging.getLogger("followupd.rules")
 
@@ -126,6 +126,16 @@ def unknown_profiles(session: Session, known: set[str]) -> list[str]:
     return [f"client {key}: profile {profile!r}" for key, profile in session.execute(query)]
 
 
+def _with_emails_sent(
+    session: Session, query: Select[Invoice, Mission, Client, Contact]
+) -> Iterator[tuple[Invoice, Mission, Client, Contact, int]]:
+    """The rows of `query`, streamed, each with the client emails sent so far about its invoice."""
+    for batch in streamed(session, query).partitions():
+        sent = emails_sent(session, [invoice_thread(invoice.number) for invoice, *_ in batch])
+        for invoice, mission, client, who in batch:
+            yield invoice, mission, client, who, sent.get(invoice_thread(invoice.number), 0)
+
+
 class InvoiceDue(Rule[InvoiceDueOptions]):
     name = "invoice_due"
 
@@ -164,15 +174,13 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             ),
         )
         templates = evaluation.templates
-        owner = evaluation.owner
         minimum = self.options.min_client_amount
-        late = late_payment_for(evaluation.settings, owner.country)
-        candidates = evaluation.session.execute(query).all()
-        threads = [invoice_thread(invoice.number) for invoice, *_ in candidates]
-        sent = emails_sent(evaluation.session, threads)
+        late = late_payment_for(evaluation.settings, evaluation.owner.country)
         unknown: set[str] = set()
-        for invoice, mission, client, who in candidates:
+        for invoice, mission, client, who, sent in _with_emails_sent(evaluation.session, query):
             thread = invoice_thread(invoice.number)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             ladder = self.options.ladder(client.profile)
             if client.profile and client.profile not in self.options.profiles:
                 unknown.add(f"client {client.key}: profile {client.profile!r}")
@@ -182,7 +190,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "client": client,
                 "contact": who,
                 "owner": owner,
-                "earlier_emails": sent.get(thread, 0),
+                "earlier_emails": sent,
                 "promised": invoice.promised if invoice.number in promises else None,
             }
             small = False  # its small-amount task yielded already
@@ -237,6 +245,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
                     thread_key=thread if party.audience == Audience.CLIENT else None,
+                    owner=entry.key,
                 )
         yield from broken_promises(self, evaluation, promises)
         for problem in sorted(unknown):
@@ -272,8 +281,9 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 nudged,
             )
         )
-        owner = evaluation.owner
-        for invoice, mission, client, who in evaluation.session.execute(query):
+        for invoice, mission, client, who in streamed(evaluation.session, query):
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_client(owner, who.email, who.language, client.language,
                               client.timezone, client.country)  # fmt: skip
             paid = invoice.paid or evaluation.end.date()  # not None: the query says so
@@ -292,6 +302,7 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 mission_id=mission.id,
                 contact_id=who.id,
                 thread_key=invoice_thread(invoice.number),
+                owner=entry.key,
             )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

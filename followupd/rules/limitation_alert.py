@@ -38,6 +38,7 @@ from followupd.rules.parties import to_owner
 from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
+from followupd.store.rows import streamed
 
 # A day moves forward to the next working day: rarely more than a week, this
 # bounds the candidates a query must consider.
@@ -50,16 +51,17 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
     name = "limitation_alert"
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner = evaluation.owner
-        if owner.country != FRANCE:
+        if evaluation.owner.country != FRANCE:
             return
         query = unpaid_invoices(
             evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
         )
-        for invoice, mission, client, who in evaluation.session.execute(query):
+        for invoice, mission, client, who in streamed(evaluation.session, query):
             start = limitation_start(invoice.issued, mission.end)
             last_day = last_day_to_act(start, client.kind)
             alert_day = add_months(last_day, -self.options.months_ahead)
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             due_at = evaluation.calendar.due_at(alert_day, 0, party.tz, party.countries)
             if not evaluation.start <= due_at <= evaluation.end:
@@ -88,6 +90,7 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
                 mission_id=mission.id,
                 contact_id=who.id if who else None,
+                owner=entry.key,
             )
             # until the last day, never after: then the alert has nothing left to save
             barred_at = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=party.tz)

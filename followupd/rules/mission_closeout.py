@@ -38,7 +38,7 @@ from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A day moves forward to the next working day: rarely more than a week,
 # this bounds the candidates a query must consider.
@@ -82,9 +82,10 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
             )
         )
         templates = evaluation.templates
-        owner = evaluation.owner
-        for mission, client, who, has_final_invoice in evaluation.session.execute(query):
+        for mission, client, who, has_final_invoice in streamed(evaluation.session, query):
             assert mission.end is not None
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             # the email and the task share their zone, holidays and language
             parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))
             tz, countries, language = parties[0].tz, parties[0].countries, parties[0].language
@@ -105,6 +106,7 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
                         subject=subject,
                         mission_id=mission.id,
                         contact_id=who.id if who else None,
+                        owner=entry.key,
                     )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

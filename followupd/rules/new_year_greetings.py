@@ -88,12 +88,13 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
         session = evaluation.session
         # Plain rows (the tables' columns, by name) rather than ORM objects: in
         # January this is every contact of the store, and rows cost far less.
+        latest = latest_owner(Client.id, counts)
         clients = {
             client.id: client
             for client in session.execute(
-                select(*Client.__table__.c)
+                select(*Client.__table__.c, latest.label("greeting_owner"))
                 .join(had_mission, had_mission.c.client_id == Client.id)
-                .where(evaluation.owns(latest_owner(Client.id, counts)))
+                .where(evaluation.owns(latest))
             )
         }
         if not clients:
@@ -108,11 +109,13 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
                 evaluation.owns(latest_owner(Contact.client_id, counts)),
             )
         )
-        owner, templates = evaluation.owner, evaluation.templates
+        templates = evaluation.templates
         last_day = date(year, 1, self.options.last_day)
         when: dict[tuple[ZoneInfo, tuple[str, ...]], tuple[datetime, datetime] | None] = {}
         for contact in contacts:
             client = clients[contact.client_id]
+            entry = evaluation.whose(client.greeting_owner)
+            owner = entry.person
             party = to_client(owner, contact.email, contact.language, client.language,
                               client.timezone, client.country)  # fmt: skip
             place = (party.tz, party.countries)
@@ -137,6 +140,7 @@ class NewYearGreetings(Rule[NewYearGreetingsOptions]):
                 due_at=due_at,
                 expires_at=expires_at,
                 contact_id=contact.id,
+                owner=entry.key,
                 concern=self.concern_of(key, contact.key),
             )
 

@@ -40,7 +40,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -65,8 +65,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
         return cadence_dates(limit, self.options.every_days, earliest, until)
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        owner = evaluation.owner
-        tz = zone(owner.timezone)
+        tz = zone(evaluation.owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
         # limit(start) <= latest needs start <= latest - max_months months, give
@@ -86,10 +85,12 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             )
         )
         templates = evaluation.templates
-        for mission, client, who in evaluation.session.execute(query):
+        for mission, client, who in streamed(evaluation.session, query):
             nominals = self.schedule(mission.start, mission.end, earliest, latest)
             if not nominals:
                 continue
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner_by_email(owner, client.country)
             values = {
                 "mission": mission,
@@ -115,6 +116,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                     subject=subject,
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

@@ -45,7 +45,7 @@ from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
+from followupd.store.rows import record, streamed
 
 # A nominal date moves forward to the next working day: rarely more than a week,
 # this bounds the periods a window must consider.
@@ -96,8 +96,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        session, owner = evaluation.session, evaluation.owner
-        tz = zone(owner.timezone)
+        session = evaluation.session
+        tz = zone(evaluation.owner.timezone)
         earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(tz).date()
         every = func.coalesce(Mission.status_update_every_days, self.options.every_days)
@@ -140,12 +140,13 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             or_(Mission.end.is_(None), Mission.end >= earliest),
         )
         contact = aliased(Contact)
-        missions = session.execute(
+        missions = streamed(
+            session,
             select(record(Mission), record(Client), record(contact, "contact"), last.c.at)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.c.mission_id == Mission.id)
-            .where(*candidates, or_(*overdue))
+            .where(*candidates, or_(*overdue)),
         )
         templates = evaluation.templates
         for mission, client, who, last_at in missions:
@@ -156,6 +157,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             nominals = cadence_dates(anchor + timedelta(days=cadence), cadence, earliest, until)
             if not nominals:
                 continue
+            entry = evaluation.whose(mission.owner)
+            owner = entry.person
             party = to_owner(owner, client.country)
             values = {
                 "mission": mission,
@@ -180,6 +183,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                     subject=subject,
                     mission_id=mission.id,
                     contact_id=who.id if who else None,
+                    owner=entry.key,
                 )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:

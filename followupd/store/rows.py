@@ -11,15 +11,18 @@ as the ORM would, for an outer-joined entity that is absent. A deferred column
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
-from sqlalchemy import inspect
-from sqlalchemy.orm import Bundle
+from sqlalchemy import Result, inspect
+from sqlalchemy.orm import Bundle, Session
 from sqlalchemy.orm.util import AliasedClass
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
+from followupd.store.chunks import BATCH
 from followupd.store.models import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
+Ts = TypeVarTuple("Ts")
 
 
 class _Record(Bundle[ModelT]):
@@ -45,3 +48,10 @@ def record(entity: type[ModelT] | AliasedClass[ModelT], name: str | None = None)
     keys = [mapper.get_property_by_column(column).key for column in mapper.primary_key]
     keys += [attr.key for attr in mapper.column_attrs if attr.key not in keys and not attr.deferred]
     return _Record(name or mapper.class_.__tablename__, *(getattr(entity, key) for key in keys))
+
+
+def streamed(session: Session, query: TypedReturnsRows[*Ts], size: int = BATCH) -> Result[*Ts]:
+    """The rows of `query`, read `size` at a time as they are used (a server-side cursor on
+    PostgreSQL): a rule reading many rows holds a batch of them, not all. Its `partitions()`
+    are those batches."""
+    return session.execute(query.execution_options(yield_per=size))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
@@ -49,6 +49,14 @@ def record_digests(
     at: datetime,
 ) -> list[str]:
     """One digest row for each of `openings` (send-window openings of `owner`); the new keys."""
+    rows = digest_rows(owner, recipient, language, openings, at)
+    return insert_new(session, rows) if rows else []
+
+
+def digest_rows(
+    owner: str, recipient: str, language: str, openings: Sequence[datetime], at: datetime
+) -> list[NewFollowUp]:
+    """The rows `record_digests` inserts: several owners' go in one `insert_new`."""
     rows: list[NewFollowUp] = []
     for opening in sorted(set(openings)):
         rows.append({
@@ -79,7 +87,7 @@ def record_digests(
             "created_at": at,
             "updated_at": at,
         })  # fmt: skip
-    return insert_new(session, rows) if rows else []
+    return rows
 
 
 def held(owners: Sequence[str], first_owner: str) -> ColumnElement[bool]:
@@ -130,6 +138,20 @@ def last_sent(session: Session, owner: str) -> datetime | None:
         .order_by(FollowUp.due_at.desc())
         .limit(1)
     )
+
+
+def last_sent_each(session: Session, owners: Sequence[str]) -> dict[str, datetime]:
+    """`last_sent` of each of `owners` who was sent a digest, in one query per chunk."""
+    found: dict[str, datetime] = {}
+    concerns = {f"{RULE}:{owner}": owner for owner in owners}
+    for chunk in chunked(sorted(concerns)):
+        query = (
+            select(FollowUp.concern, func.max(FollowUp.due_at))
+            .where(FollowUp.concern.in_(chunk), FollowUp.state == FollowUpState.SENT)
+            .group_by(FollowUp.concern)
+        )
+        found.update({concerns[concern]: due_at for concern, due_at in session.execute(query)})
+    return found
 
 
 def listed(

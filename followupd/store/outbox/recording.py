@@ -8,7 +8,7 @@ once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypedDict
@@ -17,7 +17,6 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from followupd.domain.owner_scope import Scope
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp
@@ -138,15 +137,12 @@ class Recorded:
         )
 
 
-def recorded_keys(session: Session, rule: str, since: datetime, scope: Scope) -> set[str]:
-    """The keys of `rule`'s follow-ups for `scope` due at `since` or later."""
-    return set(
-        session.scalars(
-            select(FollowUp.key).where(
-                FollowUp.rule == rule, FollowUp.due_at >= since, scope.holds(FollowUp.owner)
-            )
-        )
-    )
+def recorded_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Of `keys`, those recorded already."""
+    found: set[str] = set()
+    for chunk in chunked(sorted(set(keys))):
+        found.update(session.scalars(select(FollowUp.key).where(FollowUp.key.in_(chunk))))
+    return found
 
 
 def insert_new(session: Session, rows: Sequence[NewFollowUp]) -> list[str]:
