@@ -35,7 +35,10 @@ LIBRARIES = ("sqlalchemy", "pydantic", "jinja2", "babel", "holidays", "rich", "i
 NOT_FOR_PLAN = ("alembic", "reportlab", "matplotlib", "aiosmtplib", "caldav", "niquests",
                 "imapclient", "aiohttp", "apscheduler", "followupd.delivery",
                 "followupd.daemon.service", "followupd.cli.checks",
-                "holidays.countries")  # fmt: skip
+                "holidays.countries",
+                # no calendar to read, no PostgreSQL: not their readers, not its dialect
+                "icalendar", "recurring_ical_events", "followupd.sources.ical.read",
+                "sqlalchemy.dialects.postgresql")  # fmt: skip
 
 
 def loaded_by(argv: list[str], cwd: Path | None = None) -> tuple[str, set[str]]:
