@@ -16,7 +16,15 @@ from sqlalchemy import update
 
 import tests.bench.evaluate as shaped
 from followupd.channels.calendar import ical
-from followupd.channels.feed.build import REFRESH, build_feed, feed_source, items_of
+from followupd.channels.feed.build import (
+    ORIGINS,
+    REFRESH,
+    Feed,
+    FeedCache,
+    build_feed,
+    feed_source,
+    items_of,
+)
 from followupd.channels.feed.components import Components, folded
 from followupd.config.load import parse_settings
 from followupd.domain.states import CalendarState
@@ -170,3 +178,23 @@ def test_the_items_of_unchanged_rows_are_kept_from_the_last_build(
         assert again == items_of(feed_source(session, at), PARIS, None)  # made afresh
         assert len(made) == len(first)
     assert [item.summary for item in again if item.key == changed] == ["Appeler, déplacé"]
+
+
+def test_the_cache_keeps_a_feed_per_origin_and_the_last_few_origins() -> None:
+    """Each origin its own feed (their links differ); an owner's last ORIGINS are kept."""
+    assert ORIGINS == 4
+    cache = FeedCache()
+    feeds = {origin: Feed(origin.encode(), f'"{origin}"', 0) for origin in "abcdef"}
+    cache.put("claire", "a", "rows", feeds["a"])
+    cache.put("bob", "a", "rows", feeds["b"])
+    assert cache.get("claire", "a", "rows") == feeds["a"]
+    assert cache.get("claire", "a", "other rows") is None, "what it is built from changed"
+    assert cache.get("claire", "b", "rows") is None, "another origin"
+    kept = cache.components("claire", "a")
+    for origin in "bcde":
+        cache.put("claire", origin, "rows", feeds[origin])
+    assert [cache.get("claire", origin, "rows") for origin in "abcde"] == [
+        None, *(feeds[origin] for origin in "bcde")
+    ]  # fmt: skip
+    assert cache.components("claire", "a") is not kept, "let go with its feed"
+    assert cache.get("bob", "a", "rows") == feeds["b"], "another owner's are theirs"
