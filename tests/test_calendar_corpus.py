@@ -41,13 +41,8 @@ from followupd.errors import ServiceUnavailable
 from followupd.sources.caldav import conventions
 from followupd.sources.caldav.sync import SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files
-from followupd.sources.ical.read import (
-    MAX_OCCURRENCES,
-    Happening,
-    ReadObject,
-    UnreadableObject,
-    read_object,
-)
+from followupd.sources.ical.happenings import Happening, ReadObject, UnreadableObject
+from followupd.sources.ical.read import MAX_OCCURRENCES, read_object
 from followupd.sources.ical.vtimezone import CYCLE, without_iana_definitions
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint

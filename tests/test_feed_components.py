@@ -16,7 +16,15 @@ from sqlalchemy import update
 
 import tests.bench.evaluate as shaped
 from followupd.channels.calendar import ical
-from followupd.channels.feed.build import REFRESH, build_feed, feed_source, items_of
+from followupd.channels.feed.build import (
+    ORIGINS,
+    REFRESH,
+    Feed,
+    FeedCache,
+    build_feed,
+    feed_source,
+    items_of,
+)
 from followupd.channels.feed.components import Components, folded
 from followupd.config.load import parse_settings
 from followupd.domain.states import CalendarState
@@ -26,6 +34,7 @@ from followupd.store.db import Store
 from followupd.store.models import FollowUp
 
 PARIS = ZoneInfo("Europe/Paris")
+PDF_TYPE = "application/pdf"
 PDF = bytes(range(256)) * 300  # 76,800 octets: a base64 line of over 100,000 characters
 
 
@@ -63,6 +72,10 @@ def items() -> list[ical.CalendarItem]:
                 attachment=("mise-en-demeure-F-3.pdf", PDF)),
         replace(task, uid="f-4@followupd", summary="日本語の請求書 🧾 " * 12,
                 description="^\\" * 80 + "é" * 80),
+        replace(task, uid="f-5@followupd", rule="formal_notice", step="send",
+                attachment=ical.FileLink("mise-en-demeure-F-3.pdf",
+                                         "http://127.0.0.1:8731/feed/t/files/7/"
+                                         "mise-en-demeure-F-3.pdf")),
     ]  # fmt: skip
 
 
@@ -96,7 +109,10 @@ def test_the_feed_is_icalendars_document_to_the_octet() -> None:
         assert built.body == icalendars(mixed, zone, "followupd — Zoé")
         assert built.count == len(mixed)
     parsed = Calendar.from_ical(build_feed(mixed, PARIS, "followupd").body)
-    assert ical.attachment_of(parsed.todos[-2]) == ("mise-en-demeure-F-3.pdf", PDF)
+    assert ical.attachment_of(parsed.todos[-3]) == ("mise-en-demeure-F-3.pdf", PDF)
+    linked = parsed.todos[-1]["ATTACH"]
+    assert str(linked) == "http://127.0.0.1:8731/feed/t/files/7/mise-en-demeure-F-3.pdf"
+    assert dict(linked.params) == {"FILENAME": "mise-en-demeure-F-3.pdf", "FMTTYPE": PDF_TYPE}
     assert [part.name for part in parsed.subcomponents][:1] == ["VTIMEZONE"]
 
 
@@ -146,19 +162,39 @@ def test_the_items_of_unchanged_rows_are_kept_from_the_last_build(
     monkeypatch.setattr(ical, "item_of", counted)
     kept = Components()
     with store.session() as session:
-        first = items_of(feed_source(session, at), PARIS, kept)
+        first = items_of(feed_source(session, at), PARIS, None, kept)
     assert len(made) == len(first) > 10
     made.clear()
     with store.session() as session:
-        assert items_of(feed_source(session, at), PARIS, kept) == first and made == []
+        assert items_of(feed_source(session, at), PARIS, None, kept) == first and made == []
         changed = first[len(first) // 2].key
         session.execute(
             update(FollowUp).where(FollowUp.key == changed).values(subject="Appeler, déplacé")
         )
     with store.session() as session:
-        again = items_of(feed_source(session, at), PARIS, kept)
+        again = items_of(feed_source(session, at), PARIS, None, kept)
         assert made == [changed]
         made.clear()
-        assert again == items_of(feed_source(session, at), PARIS)  # made afresh
+        assert again == items_of(feed_source(session, at), PARIS, None)  # made afresh
         assert len(made) == len(first)
     assert [item.summary for item in again if item.key == changed] == ["Appeler, déplacé"]
+
+
+def test_the_cache_keeps_a_feed_per_origin_and_the_last_few_origins() -> None:
+    """Each origin its own feed (their links differ); an owner's last ORIGINS are kept."""
+    assert ORIGINS == 4
+    cache = FeedCache()
+    feeds = {origin: Feed(origin.encode(), f'"{origin}"', 0) for origin in "abcdef"}
+    cache.put("claire", "a", "rows", feeds["a"])
+    cache.put("bob", "a", "rows", feeds["b"])
+    assert cache.get("claire", "a", "rows") == feeds["a"]
+    assert cache.get("claire", "a", "other rows") is None, "what it is built from changed"
+    assert cache.get("claire", "b", "rows") is None, "another origin"
+    kept = cache.components("claire", "a")
+    for origin in "bcde":
+        cache.put("claire", origin, "rows", feeds[origin])
+    assert [cache.get("claire", origin, "rows") for origin in "abcde"] == [
+        None, *(feeds[origin] for origin in "bcde")
+    ]  # fmt: skip
+    assert cache.components("claire", "a") is not kept, "let go with its feed"
+    assert cache.get("bob", "a", "rows") == feeds["b"], "another owner's are theirs"

@@ -93,7 +93,8 @@ def serve_once(feed: FeedSection) -> tuple[int, bytes]:
     """Start the daemon's HTTP side where `feed` says, ask /healthz on 127.0.0.1, stop."""
     handlers = Handlers(
         owner_of=lambda _token: None,
-        feed=lambda _owner, _at: None,
+        feed=lambda _owner, _at, _origin: None,
+        file=lambda _owner, _file: None,
         health=lambda: (True, "ok"),
         metrics=lambda: b"",
         now=lambda: datetime(2026, 12, 1, tzinfo=UTC),

@@ -15,10 +15,12 @@ from sqlalchemy import select
 
 from followupd.channels.calendar import ical
 from followupd.channels.feed.build import build_feed, feed_source, items_of
+from followupd.channels.feed.files import FileLinks
 from followupd.cli.app import App
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain import identity
+from followupd.store import attachments
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
@@ -113,23 +115,35 @@ def test_the_task_carries_the_pdf_and_the_client_gets_no_email(
     assert attachment(closed)[1] == data
 
 
-def test_the_feed_shows_the_pdf_before_and_after_delivery(
+def test_the_feed_links_the_pdf_before_and_after_delivery(
     loaded: Store, tmp_path: Path, smtp: tuple[Recorder, int]
 ) -> None:
+    """The feed's task names the PDF by URL, the one the daemon serves it at (see
+    tests/test_feed_files.py for the fetch)."""
     settings = settings_for(tmp_path, None, smtp[1])
+    links = FileLinks("http://127.0.0.1:8731", "secret")
 
     def served() -> dict[str, Any]:
         """The owner's feed, as `followupd run` serves it."""
         with loaded.session() as session:
             source = feed_source(session, AT)
-        body = build_feed(items_of(source, PARIS), PARIS, "followupd").body
+        body = build_feed(items_of(source, PARIS, links), PARIS, "followupd").body
         return {str(part["UID"]): part for part in Calendar.from_ical(body).walk("VTODO")}
+
+    def fetched(part: Any) -> bytes | None:
+        """The bytes of the file the task links, checked to be linked as RFC 5545 says."""
+        value = part["ATTACH"]
+        assert dict(value.params) == {"FILENAME": NAME, "FMTTYPE": "application/pdf"}
+        with loaded.session() as session:
+            followup_id = session.scalars(select(FollowUp.id).where(FollowUp.key == TRIGGER)).one()
+            assert str(value) == f"http://127.0.0.1:8731/feed/secret/files/{followup_id}/{NAME}"
+            return attachments.named(session, (followup_id, NAME))
 
     record(loaded, settings, AT, "formal_notice")
     coming = served()[identity.uid(TRIGGER)]
-    assert attachment(coming) == (NAME, stored_pdf(loaded)), "a task still to deliver"
+    assert fetched(coming) == stored_pdf(loaded), "a task still to deliver"
     deliver(loaded, settings, AT)
-    assert attachment(served()[identity.uid(TRIGGER)]) == (NAME, stored_pdf(loaded))
+    assert fetched(served()[identity.uid(TRIGGER)]) == stored_pdf(loaded)
 
 
 @pytest.fixture

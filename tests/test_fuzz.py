@@ -59,13 +59,8 @@ from followupd.errors import EX_CONFIG, EX_DATAERR, ConfigError, DataError, Prob
 from followupd.sources.caldav import conventions
 from followupd.sources.files.importer import import_files
 from followupd.sources.files.records import RECORD_KINDS, MissionRecord, TouchpointRecord
-from followupd.sources.ical.read import (
-    MAX_OCCURRENCES,
-    Happening,
-    ReadObject,
-    UnreadableObject,
-    read_object,
-)
+from followupd.sources.ical.happenings import Happening, ReadObject, UnreadableObject
+from followupd.sources.ical.read import MAX_OCCURRENCES, read_object
 from followupd.store.db import Store
 from followupd.store.models import Base
 from tests.conftest import ENGINES, MINIMAL_CONFIG, RunCli, fresh_postgres_database, rows_digest

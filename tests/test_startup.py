@@ -17,15 +17,18 @@ import click
 import holidays
 import pytest
 from holidays.registry import EntityLoader
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 import followupd
 from followupd.cli.main import COMMANDS, LazyGroup, _database_unreachable, cli
 from followupd.config.types import _countries
 from followupd.domain.business_calendar import _holidays_of
+from followupd.errors import EX_UNAVAILABLE
 from followupd.templates.compiled import CompiledTemplates
 from followupd.templates.loader import Templates
 from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.smtpserver import free_port
 
 # what any command but the one that needs it must not import
 LIBRARIES = ("sqlalchemy", "pydantic", "jinja2", "babel", "holidays", "rich", "icalendar",
@@ -35,23 +38,29 @@ LIBRARIES = ("sqlalchemy", "pydantic", "jinja2", "babel", "holidays", "rich", "i
 NOT_FOR_PLAN = ("alembic", "reportlab", "matplotlib", "aiosmtplib", "caldav", "niquests",
                 "imapclient", "aiohttp", "apscheduler", "followupd.delivery",
                 "followupd.daemon.service", "followupd.cli.checks",
-                "holidays.countries")  # fmt: skip
+                "holidays.countries",
+                # no calendar to read: not its reader
+                "icalendar", "recurring_ical_events", "followupd.sources.ical.read")  # fmt: skip
 
 
-def loaded_by(argv: list[str], cwd: Path | None = None) -> tuple[str, set[str]]:
-    """Run followupd's main(argv) in a new process: what it printed, and the modules it loaded."""
+def loaded_by(argv: list[str], cwd: Path | None = None, status: int = 0) -> tuple[str, set[str]]:
+    """Run followupd's main(argv) in a new process: what it printed, and the modules it loaded.
+
+    It must end with exit status `status`.
+    """
     code = (
         "import sys\n"
         "from followupd.cli.main import main\n"
         "try:\n"
         f"    main({argv!r})\n"
         "except SystemExit as exit_:\n"
-        "    assert not exit_.code, exit_.code\n"
+        f"    assert (exit_.code or 0) == {status}, exit_.code\n"
         "print('\\0'.join(sorted(sys.modules)), file=sys.stderr)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=cwd
     )
+    assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout, set(done.stderr.strip().splitlines()[-1].split("\0"))
 
 
@@ -72,7 +81,7 @@ def test_version_loads_no_library_of_the_commands() -> None:
 
 
 def test_plan_loads_neither_delivery_nor_migrations_nor_every_country(
-    cli: RunCli, home: Path
+    cli: RunCli, home: Path, database_url: URL
 ) -> None:
     config = home / "followupd.toml"
     config.write_text(MINIMAL_CONFIG, encoding="utf-8")
@@ -80,7 +89,28 @@ def test_plan_loads_neither_delivery_nor_migrations_nor_every_country(
     said, modules = loaded_by(["plan", "--from", "2026-11-23T09:00"], cwd=home)
     assert "invoice_due" in said, "the demo's plan, as plan prints it"
     assert under(modules, NOT_FOR_PLAN) == []
+    if database_url.get_backend_name() == "sqlite":
+        assert "sqlalchemy.dialects.postgresql" not in modules, "a store on SQLite: not its dialect"
     assert "holidays.countries.france" not in modules  # read from its file, not imported
+
+
+def test_sync_loads_neither_the_rules_nor_their_templates(
+    cli: RunCli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync is a short command: what evaluates and renders is not loaded for it."""
+    monkeypatch.setenv("FOLLOWUPD_TEST_PASSWORD", "secret")
+    (home / "followupd.toml").write_text(
+        MINIMAL_CONFIG + f'[caldav]\nurl = "http://127.0.0.1:{free_port()}/"\n'
+        'username = "claire"\npassword_env = "FOLLOWUPD_TEST_PASSWORD"\n'
+        'read_calendars = ["Missions"]\n',
+        encoding="utf-8",
+    )
+    assert cli("init").code == 0
+    argv = ["sync", "--now", "2026-11-23T09:00"]
+    said, modules = loaded_by(argv, cwd=home, status=EX_UNAVAILABLE)
+    assert "missions: 0 created" in said, "the sync ran (its server is not there)"
+    unneeded = ("jinja2", "babel", "followupd.rules", "followupd.engine")
+    assert under(modules, unneeded) == []
 
 
 def test_main_inside_a_longer_process_leaves_its_garbage_collector_alone(cli: RunCli) -> None:

@@ -38,7 +38,8 @@ from sqlalchemy import select
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.sources.caldav.sync import sync_calendars
-from followupd.sources.ical.read import UnreadableObject, read_object
+from followupd.sources.ical.happenings import UnreadableObject
+from followupd.sources.ical.read import read_object
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, Touchpoint
 from tests.conftest import MINIMAL_CONFIG

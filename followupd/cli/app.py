@@ -49,11 +49,12 @@ class App:
     def settings(self) -> Settings:
         if self._settings is None:
             from followupd.config.load import load_settings  # pydantic: see the docstring
-            from followupd.templates import compiled  # Jinja2, as pydantic
+            from followupd.templates import cache_place
 
             self._settings = load_settings(self.config_path, self.environ)
             if self.own_process:
-                compiled.keep_in(self._settings.state_dir / compiled.CACHE_DIRECTORY)
+                where = self._settings.state_dir / cache_place.CACHE_DIRECTORY
+                cache_place.keep_in(where)
         return self._settings
 
     @property

@@ -329,7 +329,8 @@ def _read_through(calendar: Any, url: str, tz: ZoneInfo) -> str:
     """Every object of `calendar` fetched and read as a sync does: how many, and which not."""
     # imported here: a check without [caldav] never loads the client stack
     from followupd.sources.caldav import changes as dav_changes
-    from followupd.sources.ical.read import UnreadableObject, read_object
+    from followupd.sources.ical.happenings import UnreadableObject
+    from followupd.sources.ical.read import read_object
 
     listing = dav_changes.changes(calendar, url, None, {})
     left_out: list[tuple[str, str]] = []

@@ -123,7 +123,7 @@ COMMANDS = {
     "plan": "pass_commands:plan",
     "run": "daemon_commands:run",
     "feed": "daemon_commands:feed",
-    "sync": "pass_commands:sync",
+    "sync": "sync_commands:sync",
     "tick": "pass_commands:tick",
     "outbox": "outbox_commands:outbox",
     "missions": "mission_commands:missions",

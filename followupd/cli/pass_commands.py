@@ -1,4 +1,4 @@
-"""`plan`, `sync` and `tick`: what would be due, reading the calendars, one whole pass."""
+"""`plan` and `tick`: what would be due, one whole pass (`sync` is in sync_commands)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from followupd.cli import json_output, render
 from followupd.cli.app import App, pass_app
+from followupd.cli.sync_commands import say_mail_problems
 from followupd.domain.owner_scope import has_calendars, has_mailboxes
 from followupd.domain.states import FAILED_STATES, FollowUpState, PassAction
 from followupd.engine import evaluation
@@ -28,7 +29,6 @@ from followupd.store.outbox.rows import FollowUpRow
 if TYPE_CHECKING:  # importing them would load the CalDAV client stack, SMTP and iCalendar
     from followupd.delivery.deliverer import Deliverer, DeliveryReport
     from followupd.sources.caldav.read_back import ReadBack
-    from followupd.sources.imap.sync import MailSyncReport
 
 PLAN_DAYS = 30
 
@@ -52,40 +52,6 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
             click.echo(json_output.render(app.now(), app.zone, followups))
         else:
             render.print_intents(intents, app.zone, app.settings)
-
-
-@click.command()
-@click.option("--now", "now_text", metavar="TIME", help="sync as if the clock read TIME")
-@pass_app
-def sync(app: App, now_text: str | None) -> None:
-    """Read missions, meetings and completed tasks from the calendars, and the mailbox."""
-    calendars, mailboxes = has_calendars(app.settings), has_mailboxes(app.settings)
-    if not calendars and not mailboxes:
-        raise click.UsageError(
-            "no [caldav] or [imap] section in the config: there is nothing to sync"
-        )
-    at = app.instant(now_text)
-    failed = False
-    store = app.store()
-    try:
-        if calendars:
-            from followupd.sources.caldav.sync import sync_calendars
-
-            with render.sync_progress() as progress:
-                report = sync_calendars(store, app.settings, at, progress)
-            render.print_sync_report(report)
-            failed = bool(report.failed)
-        if mailboxes:
-            from followupd.sources.imap.sync import sync_mailboxes
-
-            mail = sync_mailboxes(store, app.settings, at, environ=app.environ)
-            render.print_mail_report(mail)
-            say_mail_problems(mail)
-            failed = failed or bool(mail.failed)
-    finally:
-        store.close()
-    if failed:  # what could be synced was; the rest is tried again next time
-        raise click.exceptions.Exit(EX_UNAVAILABLE)
 
 
 @click.command(
@@ -171,16 +137,6 @@ async def deliver(deliverer: Deliverer, at: datetime) -> DeliveryReport:
     report = await deliverer.run(at)
     await deliverer.close_vanished(at, report)
     return report
-
-
-def say_mail_problems(report: MailSyncReport) -> None:
-    """On stderr: what a mailbox sync could not read (tried again next time).
-
-    A message skipped is not repeated here: the sync logs it as a warning,
-    which the command line writes on stderr already.
-    """
-    for line in report.failed:
-        click.echo(f"followupd: {line}", err=True)
 
 
 def read_back_actions(did: ReadBack) -> dict[str, PassAction]:

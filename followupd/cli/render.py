@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
-from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from followupd.domain.owner_scope import caldav_of, imap_of
@@ -481,6 +480,8 @@ def sync_progress() -> Iterator[Callable[[str, int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import Progress, TaskID  # on a terminal only
+
     with Progress(transient=True, console=Console(stderr=True)) as bar:
         tasks: dict[str, TaskID] = {}
 

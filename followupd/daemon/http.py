@@ -3,7 +3,12 @@
 - ``GET /feed/<token>.ics``: the calendar items of the owner whose token it
   is (followupd.channels.feed), with an ETag, and 304 to a matching If-None-Match. A
   wrong token is answered exactly like any unknown address (404), after a
-  constant-time comparison with every owner's token.
+  constant-time comparison with every owner's token. Its items link their
+  files (formal notices to pay) at the origin the request was made to (its
+  Host, and X-Forwarded-Proto from a TLS proxy).
+- ``GET /feed/<token>/files/<id>/<name>``: such a file, to the owner whose
+  token it is only; anything else there (wrong token, another owner's
+  file, a wrong id or name) is answered like any unknown address.
 - ``GET /healthz``: 200 when the last passes succeeded, else 503 and why.
 - ``GET /metrics``: Prometheus text.
 
@@ -14,20 +19,27 @@ let the config name another address, which is said in the log at start.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import quote
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from followupd.channels.calendar.ical import file_type
 from followupd.channels.feed.build import Feed
+from followupd.channels.feed.files import ROUTE, named
 from followupd.config.sections import FeedSection
+from followupd.store.attachments import Named
 
 log = logging.getLogger("followupd.web")
 
 NOT_FOUND = "not found\n"
+HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 @dataclass
@@ -35,7 +47,9 @@ class Handlers:
     """What the routes need from the service, as plain callables."""
 
     owner_of: Callable[[str], str | None]  # a token's owner key, None for a wrong one
-    feed: Callable[[str, datetime], Feed | None]  # an owner's, built in a thread; None: gone
+    # an owner's, its files linked at an origin, built in a thread; None: gone
+    feed: Callable[[str, datetime, str], Feed | None]
+    file: Callable[[str, Named], bytes | None]  # a file of an owner's feed; None: not theirs
     health: Callable[[], tuple[bool, str]]
     metrics: Callable[[], bytes]
     now: Callable[[], datetime]
@@ -48,7 +62,7 @@ def web_app(handlers: Handlers) -> web.Application:
         owner = handlers.owner_of(given)
         if owner is None:
             return await not_found(request)
-        built = await asyncio.to_thread(handlers.feed, owner, handlers.now())
+        built = await asyncio.to_thread(handlers.feed, owner, handlers.now(), origin_of(request))
         if built is None:  # the owner left the config while we looked
             return await not_found(request)
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
@@ -61,6 +75,25 @@ def web_app(handlers: Handlers) -> web.Application:
             charset="utf-8",
         )
 
+    async def file(request: web.Request) -> web.StreamResponse:
+        owner = handlers.owner_of(request.match_info["token"])
+        wanted = named(request.match_info["file_id"], request.match_info["name"])
+        if owner is None or wanted is None:
+            return await not_found(request)
+        data = await asyncio.to_thread(handlers.file, owner, wanted)
+        if data is None:
+            return await not_found(request)
+        name = wanted[1]
+        headers = {
+            "ETag": f'"{hashlib.sha256(data).hexdigest()[:32]}"',
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": _disposition(name),
+        }
+        if headers["ETag"] in _etags(request.headers.get("If-None-Match", "")):
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=data, headers=headers, content_type=file_type(name))
+
     async def healthz(_request: web.Request) -> web.Response:
         ok, reason = handlers.health()
         return web.Response(status=200 if ok else 503, text=reason + "\n")
@@ -71,6 +104,7 @@ def web_app(handlers: Handlers) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/feed/{name}", feed)
+    app.router.add_get(ROUTE, file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{anything:.*}", not_found)  # a wrong token looks just like this
@@ -98,6 +132,25 @@ def warn_if_remote(where: FeedSection) -> None:
 
 async def not_found(_request: web.Request) -> web.Response:
     return web.Response(status=404, text=NOT_FOUND)
+
+
+def origin_of(request: web.Request) -> str:
+    """Where the request was sent: the scheme (https behind a TLS proxy that says so) and the
+    Host it named, else the address it came in at."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
+    scheme = forwarded if forwarded in ("http", "https") else request.scheme
+    host = request.headers.get("Host", "")
+    if not HOST.fullmatch(host):
+        socket = request.transport.get_extra_info("sockname") if request.transport else None
+        address, port = (socket[0], socket[1]) if socket else ("127.0.0.1", 80)
+        host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return f"{scheme}://{host}"
+
+
+def _disposition(name: str) -> str:
+    """A Content-Disposition that saves the file under `name` (RFC 6266, UTF-8 beside ASCII)."""
+    plain = re.sub(r"[^A-Za-z0-9._ -]", "_", name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _etags(header: str) -> set[str]:

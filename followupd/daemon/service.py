@@ -62,6 +62,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_source, items_of
+from followupd.channels.feed.files import FileLinks
 from followupd.channels.feed.tokens import ensure_tokens, owner_of
 from followupd.config.load import load_settings
 from followupd.config.settings import Settings
@@ -77,6 +78,8 @@ from followupd.domain.states import FAILED_STATES, FollowUpState
 from followupd.engine import evaluation
 from followupd.errors import FollowupdError, ServiceUnavailable
 from followupd.rules.registry import enabled_rules
+from followupd.store import attachments
+from followupd.store.attachments import Named
 from followupd.store.coordination import CHANGED, is_postgres, worker_name
 from followupd.store.db import Store
 from followupd.store.models import Client
@@ -170,6 +173,7 @@ class Service:
         handlers = Handlers(
             owner_of=lambda given: owner_of(given, self.tokens),
             feed=self.feed,
+            file=self.file,
             health=self.health,
             metrics=self.metrics.render,
             now=self.clock,
@@ -472,28 +476,39 @@ class Service:
         await self._pass("housekeeping", work)
 
     # -- what the outside sees ---------------------------------------------------------
-    def feed(self, owner_key: str, at: datetime) -> Feed | None:
-        """The feed of the owner keyed `owner_key`: their items only, in their time zone.
+    def feed(self, owner_key: str, at: datetime, origin: str) -> Feed | None:
+        """The feed of the owner keyed `owner_key`: their items only, in their time zone,
+        their files linked at `origin` (where the feed was asked for).
 
         Built again only when its items or the owner's name changed (`FeedCache`).
         None when that owner left the config (a reload between token and feed).
         """
         settings = self.settings
-        if owner_key not in {entry.key for entry in settings.owners}:
+        token = self.tokens.get(owner_key)
+        if token is None or owner_key not in {entry.key for entry in settings.owners}:
             return None
         scope = scope_of(settings, owner_key)
         owner = scope.owner
         zone = ZoneInfo(owner.timezone)
         with self.store.session() as session:
             rows = feed_source(session, at, scope)
-        source = (rows, owner.name, owner.timezone)
-        cached = self.feeds.get(owner_key, source)
+        source = (rows, owner.name, owner.timezone, token)
+        cached = self.feeds.get(owner_key, origin, source)
         if cached is not None:
             return cached
-        kept = self.feeds.components(owner_key)
-        built = build_feed(items_of(rows, zone, kept), zone, f"followupd — {owner.name}", kept)
-        self.feeds.put(owner_key, source, built)
+        kept = self.feeds.components(owner_key, origin)
+        items = items_of(rows, zone, FileLinks(origin, token), kept)
+        built = build_feed(items, zone, f"followupd — {owner.name}", kept)
+        self.feeds.put(owner_key, origin, source, built)
         return built
+
+    def file(self, owner_key: str, file: Named) -> bytes | None:
+        """The bytes of a file of the feed of the owner keyed `owner_key`; None: not theirs,
+        or no such file (or that owner left the config)."""
+        if owner_key not in {entry.key for entry in self.settings.owners}:
+            return None
+        with self.store.session() as session:
+            return attachments.named(session, file, scope_of(self.settings, owner_key))
 
     def health(self) -> tuple[bool, str]:
         failed = {name: result for name, result in self.results.items() if not result.ok}

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import MailKind
@@ -30,6 +29,7 @@ from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp, MailFolder, MailMessage
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.rows import record
+from followupd.store.upserts import insert_of
 
 # RFC 5322's longest line: a longer Message-ID is junk, kept out of the indexed column
 MAX_MESSAGE_ID = 998
@@ -345,7 +345,7 @@ def forget_messages(session: Session, before: datetime) -> int:
 
 
 def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    return insert_of(session)
 
 
 def _mailbox(owner: str | None) -> str:

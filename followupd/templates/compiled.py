@@ -8,10 +8,12 @@ compiler: the loader's and the sandbox's source and Jinja2's version are part
 of the checksum, since the sandbox changes the code the compiler writes.
 
 The command line turns the cache on for its own process (`followupd run`
-included), in the state directory (mode 0700), beside the database: whoever
-can write there can change followupd's data already. Elsewhere (the tests,
-a main(argv) inside another program) templates are compiled as before. A
-cache that cannot be read or written is no cache: the template is compiled.
+included) with `cache_place.keep_in`, which loads no Jinja2 (a command that
+renders nothing, such as `sync`, never loads it), in the state directory
+(mode 0700), beside the database: whoever can write there can change
+followupd's data already. Elsewhere (the tests, a main(argv) inside another
+program) templates are compiled as before. A cache that cannot be read or
+written is no cache: the template is compiled.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import jinja2
 from jinja2 import FileSystemBytecodeCache
 from jinja2.bccache import Bucket
 
-CACHE_DIRECTORY = "template-cache"  # in the state directory
+from followupd.templates import cache_place
+
 _COMPILER_SOURCES = ("loader.py", "sandbox.py")  # of this package: the environment's options
 
 
@@ -58,15 +61,12 @@ def _compiler() -> str:
     return digest.hexdigest()
 
 
-_kept: CompiledTemplates | None = None
-
-
-def keep_in(directory: Path) -> None:
-    """Keep compiled templates in `directory` for the rest of this process."""
-    global _kept  # one switch for the process, set by the command line
-    _kept = CompiledTemplates(directory)
-
-
 def kept() -> CompiledTemplates | None:
-    """The cache of this process, if the command line turned it on."""
-    return _kept
+    """The cache of this process, if the command line turned it on (`cache_place.keep_in`)."""
+    directory = cache_place.directory()
+    return None if directory is None else _cache_in(directory)
+
+
+@cache
+def _cache_in(directory: Path) -> CompiledTemplates:
+    return CompiledTemplates(directory)

@@ -16,9 +16,12 @@ alarm's trigger is absolute (Synology refuses relative ones), and no item
 repeats (a repeating reminder is one item updated in place, see `updated`).
 
 A file the owner needs for the task (the formal notice to pay, a PDF) is
-inline in it: ``ATTACH;FMTTYPE=…;ENCODING=BASE64;VALUE=BINARY`` (RFC 5545
-3.8.1.1), with its name in ``FILENAME`` (the parameter of RFC 8607's managed
-attachments, which apps show as the file's name).
+inline in an object written to a CalDAV calendar:
+``ATTACH;FMTTYPE=…;ENCODING=BASE64;VALUE=BINARY`` (RFC 5545 3.8.1.1), with
+its name in ``FILENAME`` (the parameter of RFC 8607's managed attachments,
+which apps show as the file's name). The feed links it by URL instead
+(``ATTACH;FILENAME=…;FMTTYPE=…:URL``, a `FileLink`): a PDF is tens of
+kilobytes of base64, thousands of them made the feed megabytes long.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
-from icalendar import Alarm, Calendar, Component, Event, Todo, vBinary, vDatetime
+from icalendar import Alarm, Calendar, Component, Event, Todo, vBinary, vDatetime, vUri
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.items import is_call, is_meeting
@@ -53,6 +56,17 @@ TASK_STATUS = {
 
 
 @dataclass(frozen=True)
+class FileLink:
+    """A file the owner fetches by URL (the feed's), not carried in the object."""
+
+    name: str
+    url: str
+
+
+File = tuple[str, bytes] | FileLink  # inline: its name and bytes; or where to fetch it
+
+
+@dataclass(frozen=True)
 class CalendarItem:
     """What the owner sees of one concern in a calendar."""
 
@@ -69,7 +83,7 @@ class CalendarItem:
     completed_at: datetime | None = None  # when the user did it; None: at `stamp`
     contact_name: str | None = None
     contact_phone: str | None = None
-    attachment: tuple[str, bytes] | None = None  # a file for the owner: its name, its bytes
+    attachment: File | None = None  # a file for the owner: inline, or linked (the feed)
 
     @property
     def meeting(self) -> bool:
@@ -95,12 +109,13 @@ def item_of(
     zone: ZoneInfo,
     contact_name: str | None,
     contact_phone: str | None,
-    attachment: tuple[str, bytes] | None = None,
+    attachment: File | None = None,
 ) -> CalendarItem:
     """What the owner's calendar shows of a live item: due at the user's date if they snoozed it.
 
     A reminder raised more than once says since when and how often.
-    `attachment` is the file of the follow-up it shows (followupd.store.attachments).
+    `attachment` is the file of the follow-up it shows (followupd.store.attachments),
+    or, in the feed, a link to it.
     """
     description = item.description
     if item.times_raised > 1:
@@ -155,16 +170,31 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     if item.phone_uri:
         part.add("url", item.phone_uri)
     if item.attachment is not None:
-        part.add("attach", attached(*item.attachment))
+        part.add("attach", attach_value(item.attachment))
     if item.status == CalendarState.OPEN:
         part.add_component(own_alarm(item, item.due_at))
     return part
 
 
+def attach_value(file: File) -> vBinary | vUri:
+    """The ATTACH value of a file, inline or linked."""
+    if isinstance(file, FileLink):
+        return linked(file.name, file.url)
+    return attached(*file)
+
+
 def attached(name: str, data: bytes) -> vBinary:
     """The ATTACH value of a file: inline, base64, with its type and name."""
-    return vBinary(data, params={"FMTTYPE": PDF if name.endswith(".pdf") else OCTETS,
-                                 "FILENAME": name})  # fmt: skip
+    return vBinary(data, params={"FMTTYPE": file_type(name), "FILENAME": name})
+
+
+def linked(name: str, url: str) -> vUri:
+    """The ATTACH value of a file fetched at `url` (RFC 5545 3.8.1.1, by URI): its type and name."""
+    return vUri(url, params={"FMTTYPE": file_type(name), "FILENAME": name})
+
+
+def file_type(name: str) -> str:
+    return PDF if name.endswith(".pdf") else OCTETS
 
 
 def attachment_of(part: Component) -> tuple[str, bytes] | None:
@@ -396,14 +426,14 @@ def _set_attachment(part: Component, item: CalendarItem) -> None:
     """followupd's file, by its name, written anew; the files the user attached kept."""
     if item.attachment is None:
         return
-    name = item.attachment[0]
+    name = item.attachment.name if isinstance(item.attachment, FileLink) else item.attachment[0]
     found: Any = part.get("ATTACH")
     values = found if isinstance(found, list) else [] if found is None else [found]
     part.pop("ATTACH", None)
     for value in values:
         if str(getattr(value, "params", {}).get("FILENAME", "")) != name:
             part.add("attach", value)
-    part.add("attach", attached(*item.attachment))
+    part.add("attach", attach_value(item.attachment))
 
 
 def _set_status(part: Component, item: CalendarItem) -> None:

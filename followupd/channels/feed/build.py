@@ -11,6 +11,10 @@ A built feed is kept while what it is built from stays the same
 something changed, the feed is built again from the bytes of each item's
 object kept from the last build (`components.Components`): only the items
 that changed are made again.
+
+A formal notice's PDF is linked by URL (`files`), not inlined: the feed
+reads no file's bytes, and its items name their file at the origin the
+feed was asked at, so a feed is kept per owner and origin.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
 from followupd.channels.feed.components import Components, serialized
+from followupd.channels.feed.files import FileLinks
 from followupd.domain.owner_scope import Scope
 from followupd.store import live_items
-from followupd.store.attachments import Attachment, attachments
+from followupd.store.attachments import Named, names
 from followupd.store.outbox.rows import FollowUpRow
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
 EPOCH = date(2000, 1, 1)  # the zone span of an empty feed: no times, no zones needed
+ORIGINS = 4  # the feeds kept per owner, one per origin it was asked at
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class FeedSource:
 
     items: list[live_items.FeedItem]  # open, or closed since the recent cut-off
     previews: list[live_items.PreviewRow]  # concerns still to deliver, as they will be
-    files: dict[str, Attachment]  # the attachments of the follow-ups they show, by key
+    files: dict[str, Named]  # the attachments of the follow-ups they show, by key
 
 
 def feed_source(session: Session, at: datetime, scope: Scope | None = None) -> FeedSource:
@@ -57,26 +63,36 @@ def feed_source(session: Session, at: datetime, scope: Scope | None = None) -> F
     items = live_items.feed_items(session, at - RECENT, scope)
     previews = live_items.previews(session, scope)
     keys = [item.followup_key for item, _, _ in items] + [row.key for row, _, _ in previews]
-    return FeedSource(items, previews, attachments(session, keys))
+    return FeedSource(items, previews, names(session, keys))
 
 
 def items_of(
-    source: FeedSource, zone: ZoneInfo, components: Components | None = None
+    source: FeedSource,
+    zone: ZoneInfo,
+    links: FileLinks | None,
+    components: Components | None = None,
 ) -> list[ical.CalendarItem]:
     """The calendar items of `source`, their times in `zone`; by due time, then UID.
 
-    Those of rows `components` saw in the last build are taken from there.
+    Each item's file is linked where `links` says (None: the items show no
+    file, for a caller that needs the items, not the document). Those of
+    rows `components` saw in the last build are taken from there.
     """
-    files, kept = source.files, (components or Components()).items
+    kept = (components or Components()).items
+
+    def link(key: str) -> ical.FileLink | None:
+        file = source.files.get(key)
+        return links.link(file) if file is not None and links is not None else None
+
     items = []
     for entry in source.items:
         item, name, phone = entry
-        file = files.get(item.followup_key)
+        file = link(item.followup_key)
         made = partial(ical.item_of, item, zone, name, phone, file)
         items.append(kept.get((zone.key, "item", entry, file), made))
     for preview in source.previews:
         row, name, phone = preview
-        file = files.get(row.key)
+        file = link(row.key)
         made = partial(_coming, row, zone, name, phone, file)
         items.append(kept.get((zone.key, "preview", preview, file), made))
     kept.end_round()
@@ -88,22 +104,27 @@ def _coming(
     zone: ZoneInfo,
     name: str | None,
     phone: str | None,
-    file: Attachment | None,
+    file: ical.FileLink | None,
 ) -> ical.CalendarItem:
     """The item a follow-up still to deliver will be."""
     return ical.item_of(live_items.as_raised(None, row, row.created_at), zone, name, phone, file)
 
 
 def feed_items(
-    session: Session, at: datetime, zone: ZoneInfo, scope: Scope | None = None
+    session: Session,
+    at: datetime,
+    zone: ZoneInfo,
+    scope: Scope | None = None,
+    links: FileLinks | None = None,
 ) -> list[ical.CalendarItem]:
     """The owner's items: open ones, those closed in the last 30 days, and those to come.
 
     One per concern; a concern not delivered yet shows its next period, under
     the UID its item will have. With several owners, `scope` says whose: each
-    owner's feed has their items only. By due time, then UID.
+    owner's feed has their items only. By due time, then UID. Files are
+    linked where `links` says (None: not shown).
     """
-    return items_of(feed_source(session, at, scope), zone)
+    return items_of(feed_source(session, at, scope), zone, links)
 
 
 def build_feed(
@@ -137,24 +158,34 @@ def build_feed(
 
 
 class FeedCache:
-    """The last feed built for each owner, and what it was built from.
+    """The last feed built for each owner and origin, and what it was built from.
 
     The stored rows are compared, not a version number: reading them is cheap
     next to making items of them and rendering those, and any change to what
     the feed shows, a contact's phone number included, gives different rows.
+    The items link their files at the origin the feed was asked at (the
+    daemon's address, or a proxy's), so each origin has its own feed; an
+    owner's ORIGINS last ones are kept.
     """
 
     def __init__(self) -> None:
-        self._built: dict[str, tuple[object, Feed]] = {}
-        self._components: dict[str, Components] = {}
+        self._built: dict[tuple[str, str], tuple[object, Feed]] = {}
+        self._components: dict[tuple[str, str], Components] = {}
 
-    def get(self, owner: str, source: object) -> Feed | None:
-        kept = self._built.get(owner)
+    def get(self, owner: str, origin: str, source: object) -> Feed | None:
+        kept = self._built.get((owner, origin))
         return kept[1] if kept is not None and kept[0] == source else None
 
-    def put(self, owner: str, source: object, feed: Feed) -> None:
-        self._built[owner] = (source, feed)
+    def put(self, owner: str, origin: str, source: object, feed: Feed) -> None:
+        self._built.pop((owner, origin), None)
+        self._built[(owner, origin)] = (source, feed)  # the latest last
+        self._components.setdefault((owner, origin), Components())
+        self._components[(owner, origin)] = self._components.pop((owner, origin))
+        for kept in (self._built, self._components):
+            theirs = [key for key in kept if key[0] == owner]
+            for key in theirs[: max(0, len(theirs) - ORIGINS)]:
+                del kept[key]
 
-    def components(self, owner: str) -> Components:
-        """The bytes of the items of the owner's last feed, for `build_feed` to reuse."""
-        return self._components.setdefault(owner, Components())
+    def components(self, owner: str, origin: str) -> Components:
+        """The bytes of the items of the owner's last feed at `origin`, for `build_feed`."""
+        return self._components.setdefault((owner, origin), Components())

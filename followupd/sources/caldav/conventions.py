@@ -28,7 +28,7 @@ from typing import Any
 
 from followupd.sources.caldav.html_text import html_to_lines, looks_like_html
 from followupd.sources.files.records import MissionRecord
-from followupd.sources.ical.read import Happening
+from followupd.sources.ical.happenings import Happening
 
 MISSION_PREFIX = "[mission]"
 MISSION_FIELDS = tuple(MissionRecord.model_fields)

@@ -37,16 +37,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, undefer
 
 from followupd.domain.identity import touchpoint_key
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.sources.caldav import conventions
-from followupd.sources.ical.read import Happening, ReadObject, UnreadableObject, read_object
+from followupd.sources.ical.happenings import Happening, ReadObject, UnreadableObject
 from followupd.store.chunks import chunked
 from followupd.store.models import CalendarMeeting, CalendarObject, Contact, Mission, Touchpoint
+from followupd.store.upserts import insert_of
 
 log = logging.getLogger("followupd.sources.meetings")
 
@@ -208,6 +208,8 @@ def _extend(session: Session, row: CalendarObject, until: datetime) -> None:
     start = row.expanded_until
     if row.series is None or row.series_zone is None or start is None:
         return
+    from followupd.sources.ical.read import read_object  # the reader (icalendar) when needed
+
     zone = ZoneInfo(row.series_zone)
     for _ in range(MAX_READS):
         if start >= until:
@@ -294,8 +296,7 @@ def _insert_touchpoints(session: Session, made: Sequence[dict[str, Any]]) -> int
     """Insert the touchpoints not there yet (one made by an import, a second calendar…)."""
     if not made:
         return 0
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    upsert = insert_of(session)
     statement = (
         upsert(Touchpoint).on_conflict_do_nothing(index_elements=["key"]).returning(Touchpoint.key)
     )

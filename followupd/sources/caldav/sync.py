@@ -51,7 +51,8 @@ from followupd.sources.caldav import changes as dav_changes
 from followupd.sources.caldav import conventions, meetings, read_back
 from followupd.sources.files.importer import Located, apply, check_references
 from followupd.sources.files.records import MissionRecord
-from followupd.sources.ical.read import Happening, UnreadableObject, read_object
+from followupd.sources.ical.happenings import Happening, UnreadableObject
+from followupd.sources.ical.read import read_object
 from followupd.sources.ical.remote_control import items_seen
 from followupd.store import live_items
 from followupd.store.chunks import chunked

@@ -13,13 +13,14 @@ UTF-8, lines that are no property at all. A component that cannot be read is
 left out with a note; a document that cannot be parsed at all, or whose
 events and tasks all fail, raises UnreadableObject with the reason; one
 holding no event nor task (a journal, free/busy time) is read as empty, its
-`unused` saying what it holds.
+`unused` saying what it holds. What it reads into is in happenings.py,
+which imports no iCalendar library.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,10 +28,16 @@ from zoneinfo import ZoneInfo
 from icalendar import Calendar, Component
 from icalendar.timezone import tzp
 
+from followupd.sources.ical.happenings import (
+    ONE_DAY,
+    Happening,
+    ReadObject,
+    TaskState,
+    UnreadableObject,
+)
 from followupd.sources.ical.recurrence import occurrences_between, why_not_expanded
 from followupd.sources.ical.vtimezone import ObjectParser, without_iana_definitions
 
-ONE_DAY = timedelta(days=1)
 # occurrences read per object within the window: enough for a daily meeting over
 # years, and a rule that repeats every hour cannot stall a sync
 MAX_OCCURRENCES = 1000
@@ -50,63 +57,6 @@ _UNREAD_LINE = re.compile(
     rf"^(?:{'|'.join(UNREAD)})[;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|$)", re.M
 )
 _ALARM = re.compile(r"^BEGIN:VALARM\r?\n.*?^END:VALARM(?:\r?\n|$)", re.M | re.S)
-
-
-class UnreadableObject(Exception):
-    """A calendar object that is not iCalendar followupd can read; the reason says why."""
-
-
-@dataclass(frozen=True)
-class Happening:
-    """One event, or one occurrence of a recurring event, in aware times."""
-
-    uid: str
-    summary: str
-    description: str
-    categories: frozenset[str]  # lower case
-    attendees: frozenset[str]  # email addresses, lower case; the organizer too
-    start: datetime
-    end: datetime
-    all_day: bool
-    recurring: bool = False
-    open_end: bool = False  # neither DTEND nor DURATION
-    backwards: bool = False  # written to end before it starts: read as an instant
-    cancelled: bool = False  # STATUS:CANCELLED (the event, or this occurrence)
-
-    @property
-    def first_day(self) -> date:
-        return self.start.date()
-
-    @property
-    def last_day(self) -> date:
-        """The last day it covers: an all-day event's DTEND is the day after."""
-        if self.all_day:  # (the day before date.min does not exist: no end - ONE_DAY)
-            end_day = self.end.date()
-            return end_day - ONE_DAY if end_day > self.start.date() else self.start.date()
-        return max(self.start.date(), self.end.date())
-
-
-@dataclass(frozen=True)
-class TaskState:
-    uid: str
-    status: str  # upper case, as in the object: NEEDS-ACTION, COMPLETED…
-    completed_at: datetime | None
-
-
-@dataclass
-class ReadObject:
-    """What one object holds: its events as written, their occurrences, its tasks."""
-
-    events: list[Happening] = field(default_factory=list)  # masters: first occurrence
-    occurrences: list[Happening] = field(default_factory=list)  # within the window
-    tasks: list[TaskState] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # what the document holds instead of events and tasks (a VJOURNAL, a VFREEBUSY…): a
-    # calendar may hold such objects, and followupd ignores them rather than skip them
-    unused: str | None = None
-    # every occurrence starting before this is in `occurrences`: the window's end, or
-    # less when there were more than MAX_OCCURRENCES
-    complete_until: datetime | None = None
 
 
 def read_object(data: str | bytes, zone: ZoneInfo, window: tuple[datetime, datetime]) -> ReadObject:

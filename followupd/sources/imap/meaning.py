@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import StatusUpdateDueOptions
@@ -65,6 +64,7 @@ from followupd.store.mailbox import (
 from followupd.store.models import Touchpoint
 from followupd.store.outbox.bounces import bounce_reason, mark_bounced
 from followupd.store.outbox.rows import FollowUpRow
+from followupd.store.upserts import insert_of
 
 log = logging.getLogger("followupd.mail")
 
@@ -254,8 +254,7 @@ class _Writes:
         classify_all(session, [(key, *value) for key, value in self.classified.items()])
         if not self.rows:
             return
-        dialect = session.get_bind().dialect.name
-        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        upsert = insert_of(session)
         statement = (
             upsert(Touchpoint)
             .on_conflict_do_nothing(index_elements=["key"])

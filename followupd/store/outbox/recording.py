@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import TypedDict
 
 from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import Audience, Channel, FollowUpState
@@ -22,6 +21,7 @@ from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp
 from followupd.store.outbox.rows import FollowUpRow, PendingRow
 from followupd.store.rows import record
+from followupd.store.upserts import insert_of
 
 # what `Rule.vanished` reads of a pending follow-up (store.outbox.rows.PendingRow)
 PENDING_COLUMNS = (
@@ -160,7 +160,7 @@ def insert_recorded(session: Session, rows: Sequence[NewFollowUp]) -> list[Recor
 
 def _inserted(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
     """Insert `rows` (ON CONFLICT (key) DO NOTHING); the id of each key inserted."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = insert_of(session)
     statement = (
         insert(FollowUp)
         .on_conflict_do_nothing(index_elements=["key"])
