@@ -124,6 +124,9 @@ class Settings(StrictModel):
                 "write_calendar": entry.write_calendar or calendar,
             }))  # fmt: skip
         self._owners = tuple(resolved)
+        self._owner_keys = {}
+        for entry in reversed(self._owners):  # a key given twice (refused later): the first
+            self._owner_keys[entry.key] = entry
         return self
 
     def owner_problems(self) -> list[tuple[KeyPath, str]]:
@@ -155,6 +158,7 @@ class Settings(StrictModel):
         return problems
 
     _owners: tuple[OwnerEntry, ...] = PrivateAttr(default=())
+    _owner_keys: dict[str, OwnerEntry] = PrivateAttr(default_factory=dict)  # `owner_for`'s
     _source: Path = PrivateAttr(default=Path("<memory>"))
     _state_dir: Path = PrivateAttr(default=Path())
 
@@ -174,7 +178,7 @@ class Settings(StrictModel):
 
     def owner_for(self, key: str | None) -> OwnerEntry:
         """The owner keyed `key`; the first owner for None, or for a key no longer here."""
-        return next((entry for entry in self._owners if entry.key == key), self._owners[0])
+        return self._owner_keys.get(key, self._owners[0]) if key is not None else self._owners[0]
 
     @property
     def source(self) -> Path:

@@ -119,8 +119,9 @@ def evaluate(
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)
             evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
+            known = recording.recorded_keys(session, rule.name, start, scope)
             for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
-                recorded += _insert_new(session, scope, intents, at)
+                recorded += _insert_new(session, scope, intents, known, at)
         report.recorded += recorded
         report.recorded += _record_digests(session, calendar, scope, recorded, at)
     for row in report.recorded:
@@ -299,19 +300,19 @@ def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
 
 
 def _insert_new(
-    session: Session, scope: Scope, intents: list[Intent], at: datetime
+    session: Session, scope: Scope, intents: list[Intent], recorded: set[str], at: datetime
 ) -> list[Recorded]:
     """Insert the intents whose key is new; return the rows this call inserted.
 
-    The keys already recorded are read first and skipped (the common case: a
-    pass finds most follow-ups already there), so only new rows are built and
-    their subjects rendered. The insert keeps ON CONFLICT DO NOTHING for the
-    rest: a key recorded by another instance at the same moment. A follow-up
-    of a concern the user dismissed in their calendar is recorded dismissed,
-    with their reason. The rows returned are made from what was inserted, not
-    read back.
+    The rule's keys already recorded in the window (`recorded`, read in one
+    query) are skipped (the common case: a pass finds most follow-ups already
+    there), so only new rows are built and their subjects rendered. The
+    insert keeps ON CONFLICT DO NOTHING for the rest: a key recorded with an
+    older due time, or by another instance at the same moment. A follow-up of
+    a concern the user dismissed in their calendar is recorded dismissed, with
+    their reason. The rows returned are made from what was inserted, not read
+    back.
     """
-    recorded = recording.recorded_keys(session, (intent.key for intent in intents))
     fresh = {intent.key: intent for intent in intents if intent.key not in recorded}
     if not fresh:
         return []

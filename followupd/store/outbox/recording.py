@@ -8,7 +8,7 @@ once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypedDict
@@ -16,6 +16,7 @@ from typing import TypedDict
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from followupd.domain.owner_scope import Scope
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store.chunks import chunked
 from followupd.store.models import FollowUp
@@ -137,12 +138,20 @@ class Recorded:
         )
 
 
-def recorded_keys(session: Session, keys: Iterable[str]) -> set[str]:
-    """Of `keys`, those recorded already."""
-    found: set[str] = set()
-    for chunk in chunked(sorted(set(keys))):
-        found.update(session.scalars(select(FollowUp.key).where(FollowUp.key.in_(chunk))))
-    return found
+def recorded_keys(session: Session, rule: str, since: datetime, scope: Scope) -> set[str]:
+    """The keys of `rule`'s follow-ups for `scope` due at `since` or later.
+
+    One range read, not a lookup of each key: a list of keys against a table
+    whose statistics are not up to date yet (just filled by a first pass) is
+    read with a sequential scan per list, seconds each on a large outbox.
+    """
+    return set(
+        session.scalars(
+            select(FollowUp.key).where(
+                FollowUp.rule == rule, FollowUp.due_at >= since, scope.holds(FollowUp.owner)
+            )
+        )
+    )
 
 
 def insert_new(session: Session, rows: Sequence[NewFollowUp]) -> list[str]:
