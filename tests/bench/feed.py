@@ -19,7 +19,8 @@ exactly those FOLLOWUPS items, which is checked on the first answer of each
 server.
 
 The same items, each built as the CalDAV channel writes it
-(``followupd.channels.calendar.ical.document`` under ``resource_name``), are written
+(``followupd.channels.calendar.ical.document`` under ``resource_name``, a
+formal notice's PDF inline, where the feed links it by URL), are written
 into one calendar collection of a Radicale server, which answers a GET of
 the collection with the whole calendar as one iCalendar document: what a
 user subscribed to a CalDAV calendar by its URL would fetch instead.
@@ -68,6 +69,7 @@ from followupd.config.settings import Settings
 from followupd.domain import identity
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import RULES, enabled_rules
+from followupd.store.attachments import attachments
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.bench import harness, machine
@@ -90,6 +92,7 @@ class Prepared:
     built: float  # seconds to build the store, evaluate it and make Radicale's objects
     kinds: Counter[str]  # VTODO / VEVENT
     objects: list[tuple[str, bytes]] = field(repr=False)  # for Radicale: file name, document
+    files: int = 0  # items with a formal notice's PDF: linked in the feed, inline in Radicale's
 
 
 @dataclass
@@ -136,6 +139,9 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
         _move_later(session)
     with store.session() as session:
         rows = feed_items(session, TODAY + LATER, ZoneInfo(settings.owner.timezone))
+        # in a CalDAV calendar, a formal notice's PDF is inline (the feed links it)
+        files = attachments(session, [item.key for item in rows])
+    rows = [replace(item, attachment=files.get(item.key)) for item in rows]
     store.close()
     if kept < followups or len(rows) != kept:
         raise SystemExit(
@@ -143,7 +149,7 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
             f"{followups} wanted; raise MISSIONS_PER_ITEM"
         )
     kinds, objects = _objects(rows, settings)
-    return Prepared(time.perf_counter() - started, kinds, objects)
+    return Prepared(time.perf_counter() - started, kinds, objects, len(files))
 
 
 def _keep(session: Session, followups: int) -> int:
@@ -287,7 +293,8 @@ def report(followups: int, prepared: Prepared, ours: Served, theirs: Served, fil
     kinds = ", ".join(f"{count} {kind}" for kind, count in prepared.kinds.most_common())
     print(
         f"feed benchmark: {followups} owner follow-ups pending ({kinds}); store built, "
-        f"evaluated and the objects made in {prepared.built:.1f} s"
+        f"evaluated and the objects made in {prepared.built:.1f} s; {prepared.files} with a "
+        "formal notice's PDF (linked by URL in the feed, inline in Radicale's objects)"
     )
     print(f"radicale --verify-storage (fills its caches, not in the figures): {filled:.1f} s")
     print(
@@ -345,6 +352,7 @@ def bench(args: argparse.Namespace, workdir: Path) -> None:
             "followups": args.followups,
             "requests": asdict(requests),
             "kinds": dict(prepared.kinds),
+            "files": prepared.files,
             "radicale_fill": filled,
             "followupd": ours.summary(),
             "radicale": theirs.summary(),
