@@ -133,9 +133,14 @@ def conditional(side: dict[str, Any]) -> str:
 def feed_rows(found: dict[str, Any]) -> list[Row]:
     ours, theirs, warm = found["followupd"], found["radicale"], found["requests"]["warm"]
     size = f"{count(found['followups'])} follow-ups, {ours['bytes'] / 1e6:.1f} MB"
-    tool = f"{found['radicale_version'].capitalize()}, the same objects as one collection"
+    if found.get("files"):
+        size += f" ({found['files']} formal notices' PDFs linked by URL)"
+    tool = (
+        f"{found['radicale_version'].capitalize()}, the same objects as one collection "
+        f"({theirs['bytes'] / 1e6:.1f} MB, the PDFs inline as in a CalDAV calendar)"
+    )
     again = f"the same, median of {found['requests']['conditional']}"
-    return [
+    rows = [
         (
             "feed `GET /feed/<token>.ics`",
             size,
@@ -149,6 +154,16 @@ def feed_rows(found: dict[str, Any]) -> list[Row]:
             f"Radicale: {conditional(theirs)}",
         ),
     ]
+    if "after_change" in ours:
+        rows.append(
+            (
+                "feed, first GET after one item changed (built again)",
+                "the same",
+                f"{ours['after_change']:.2f} s",
+                NONE,
+            )
+        )
+    return rows
 
 
 def idle_rows(found: dict[str, Any]) -> list[Row]:
