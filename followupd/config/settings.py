@@ -124,6 +124,9 @@ class Settings(StrictModel):
                 "write_calendar": entry.write_calendar or calendar,
             }))  # fmt: skip
         self._owners = tuple(resolved)
+        self._by_key = {entry.key: entry for entry in resolved}
+        if resolved:
+            self._by_key[None] = resolved[0]
         return self
 
     def owner_problems(self) -> list[tuple[KeyPath, str]]:
@@ -155,6 +158,7 @@ class Settings(StrictModel):
         return problems
 
     _owners: tuple[OwnerEntry, ...] = PrivateAttr(default=())
+    _by_key: dict[str | None, OwnerEntry] = PrivateAttr(default_factory=dict)  # None: the first
     _source: Path = PrivateAttr(default=Path("<memory>"))
     _state_dir: Path = PrivateAttr(default=Path())
 
@@ -174,7 +178,8 @@ class Settings(StrictModel):
 
     def owner_for(self, key: str | None) -> OwnerEntry:
         """The owner keyed `key`; the first owner for None, or for a key no longer here."""
-        return next((entry for entry in self._owners if entry.key == key), self._owners[0])
+        by_key = self._by_key  # a delivery pass asks a dozen times a message
+        return by_key.get(key) or by_key[None]
 
     @property
     def source(self) -> Path:
