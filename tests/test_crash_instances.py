@@ -25,9 +25,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -38,7 +40,7 @@ from followupd.delivery.deliverer import LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import RunCli
-from tests.smtpserver import Recorder, smtp_server
+from tests.smtpserver import CountingController, Recorder, free_port
 from tests.test_crash import FIRST_TICK, RESTART_STEP, config_text, data_text, received_ids
 
 pytestmark = pytest.mark.slow
@@ -57,7 +59,47 @@ class Killed:
 
     round: int
     pid: int
+    ports: set[int]  # its SMTP connections' local ports, just before the kill
     unrecorded: set[str]
+
+
+class ByConnection(Recorder):
+    """Also notes which connection (the client's port) each message came on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[int, str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        self.arrivals.append((session.peer[1], str(self.messages[-1]["Message-ID"])))
+        return answer
+
+
+def smtp_ports(pid: int, server: int) -> set[int]:
+    """The local ports of process `pid`'s connections to the SMTP server's port `server`."""
+    inodes = set()
+    with suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError), open(table, encoding="ascii") as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                remote = int(fields[2].rsplit(":", 1)[1], 16)
+                if fields[9] in inodes and remote == server:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def past_start(processes: list[subprocess.Popen[str]], server: int) -> bool:
+    """Whether every process ended or is connected to the SMTP server: past its start,
+    where it took back the claims of the instances dead by then."""
+    return all(p.poll() is not None or smtp_ports(p.pid, server) for p in processes)
 
 
 def tick(config: Path, now: datetime, log: Path) -> subprocess.Popen[str]:
@@ -72,8 +114,8 @@ def tick(config: Path, now: datetime, log: Path) -> subprocess.Popen[str]:
 def unrecorded_by(database_url: URL, pid: int, arrived: set[str]) -> set[str]:
     """The Message-IDs in `arrived` whose rows the process `pid` still has claimed.
 
-    `arrived`: the messages that arrived while it ran (one that arrived before
-    was sent by an instance killed earlier).
+    `arrived`: the messages that came on its connections (the same message may
+    have come before from an instance killed earlier, whose claim it took back).
     """
     store = Store.open(database_url, create=False)
     try:
@@ -108,7 +150,10 @@ def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
     started = time.monotonic()
     log = home / "ticks.log"
     killed: list[Killed] = []
-    with smtp_server() as (recorder, port):
+    recorder, port = ByConnection(), free_port()
+    controller = CountingController(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
         config = home / "followupd.toml"
         config.write_text(config_text(port), encoding="utf-8")
         data = home / "data.toml"
@@ -119,25 +164,31 @@ def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
         assert RESTART_STEP * (ROUNDS + 1) < LEASE, "claims come back by death, not by lease"
         now = FIRST_TICK
         for number in range(ROUNDS):
-            before = len(recorder.messages)
             processes = [tick(config, now, log) for _ in range(INSTANCES)]
+            # none killed before all are past their start: a claim of an instance killed in
+            # this round is taken back in the next one, not by one of its fellows
+            deadline = time.monotonic() + PROCESS_TIMEOUT
+            while not past_start(processes, port):
+                assert time.monotonic() < deadline, "an instance never connected"
+                time.sleep(0.001)
             for process in processes:
                 if not wait_for_more(recorder, rng.randint(*MESSAGES_BEFORE_KILL), processes):
                     break
                 time.sleep(rng.uniform(0, 0.004))  # somewhere within a message's round trip
                 if process.poll() is None:
+                    ports = smtp_ports(process.pid, port)
                     os.kill(process.pid, signal.SIGKILL)
                     process.wait(timeout=PROCESS_TIMEOUT)
                     assert process.returncode == -signal.SIGKILL
-                    killed.append(Killed(number, process.pid, set()))
+                    killed.append(Killed(number, process.pid, ports, set()))
             for process in processes:  # those that ended before their kill
                 process.kill()
                 process.wait(timeout=PROCESS_TIMEOUT)
             # every message whose end was sent has landed once the server saw them all go
             _settle(recorder)
-            arrived = set(received_ids(recorder)[before:])  # sent in this round
             for each in killed:
                 if each.round == number:
+                    arrived = {mid for port, mid in recorder.arrivals if port in each.ports}
                     each.unrecorded = unrecorded_by(database_url, each.pid, arrived)
             now += RESTART_STEP
         final = [tick(config, now, log) for _ in range(INSTANCES)]
@@ -145,6 +196,8 @@ def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
             assert process.wait(timeout=PROCESS_TIMEOUT * 2) == 0, log.read_text()
         _settle(recorder)
         ids = received_ids(recorder)
+    finally:
+        controller.stop()
 
     store = Store.open(database_url, create=False)
     try:

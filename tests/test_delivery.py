@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,7 +31,7 @@ from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, sample_followup
 from tests.rulekit import ACME
-from tests.smtpserver import Recorder, free_port, smtp_server
+from tests.smtpserver import CountingController, Recorder, free_port, smtp_server
 
 PARIS = ZoneInfo("Europe/Paris")
 DATA = (
@@ -256,6 +257,23 @@ def test_backoff_grows_and_is_bounded() -> None:
     assert all(delay <= timedelta(hours=1) for delay in delays)
 
 
+class Gathering(Recorder):
+    """Holds the first message until `wanted` sessions are open (10 s at most): on a
+    loaded machine, two connections could otherwise send everything before a third opens."""
+
+    def __init__(self, wanted: int) -> None:
+        super().__init__()
+        self.wanted, self.gathered = wanted, False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not self.gathered and asyncio.get_running_loop().time() < deadline:
+            self.gathered = self.sessions >= self.wanted
+            await asyncio.sleep(0.01)
+        self.gathered = True
+        return await super().handle_DATA(server, session, envelope)
+
+
 def test_several_connections_deliver_each_email_once_side_by_side(
     loaded: Store, tmp_path: Path
 ) -> None:
@@ -264,7 +282,10 @@ def test_several_connections_deliver_each_email_once_side_by_side(
     with store.session() as session:
         for key in keys:
             session.add(sample_followup(key, paris(1) - timedelta(minutes=1)))
-    with smtp_server() as (recorder, port):
+    recorder, port = Gathering(3), free_port()
+    controller = CountingController(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
         text = (
             MINIMAL_CONFIG
             + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
@@ -272,6 +293,8 @@ def test_several_connections_deliver_each_email_once_side_by_side(
         )
         settings = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
         report = deliver(store, settings, paris(1))
+    finally:
+        controller.stop()
     assert sorted(report.sent) == keys
     arrived = sorted(str(message["Message-ID"]) for message in recorder.messages)
     assert arrived == sorted(message_id(key, "cabinet.example") for key in keys)

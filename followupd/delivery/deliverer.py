@@ -72,6 +72,7 @@ from followupd.store.outbox import digests
 from followupd.store.outbox.claim import Outcome
 from followupd.store.outbox.client_nudges import SentEmail
 from followupd.store.outbox.rows import FollowUpRow
+from followupd.store.outbox.sent_record import SentRecord
 from followupd.templates.loader import TemplateProblem
 
 log = logging.getLogger("followupd.delivery")
@@ -552,7 +553,8 @@ class Deliverer:
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
         record = partial(self._record, at=at, report=report)
         outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
-        handover: Handover[Prepared] = Handover(partial(self._record_accepted, at=at,
+        sent = await asyncio.to_thread(SentRecord, self.store.engine)
+        handover: Handover[Prepared] = Handover(partial(self._record_accepted, sent=sent, at=at,
                                                         report=report))  # fmt: skip
         connections = [asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
                        for _ in range(min(self.connections, len(queue)))]  # fmt: skip
@@ -567,6 +569,10 @@ class Deliverer:
             with suppress(Exception):
                 await outcomes.flush()
             raise
+        finally:
+            with suppress(Exception):
+                await handover.settled()
+            await asyncio.to_thread(sent.close)
         await handover.settled()
         await outcomes.flush()
 
@@ -637,16 +643,16 @@ class Deliverer:
             leads = [each.batch.lead.id for each in sub_batch]
             return claims.still_ours(session, leads, self.worker, at, LEASE)
 
-    def _record_accepted(self, each: Prepared, at: datetime, report: DeliveryReport) -> None:
-        """A message the server accepted, recorded sent (in a thread, before the next ends)."""
+    def _record_accepted(
+        self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
+    ) -> None:
+        """A message the server accepted, recorded sent (in a thread, before the next ends):
+        one statement on the driver for a plain one (`sent`)."""
         if not each.plain:
             self._record([(each, None)], at, report)
             return
         lead = each.batch.lead
-        with self.store.engine.begin() as connection:
-            ours = claims.finish_one_sent(connection, lead.id, each.email.message_id,
-                                          self.worker, at)  # fmt: skip
-        if ours:
+        if sent(lead.id, each.email.message_id, self.worker, at):
             report.sent.append(lead.key)
         else:
             log.warning("sent %s, but its lease had been taken over", lead.key)

@@ -25,7 +25,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from followupd.domain.states import Channel, FollowUpState
@@ -177,23 +176,6 @@ _SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
         updated_at=bindparam("at"),
     )
 )
-
-
-_SENT_IF_OURS = _SENT.where(
-    _TABLE.c.state == FollowUpState.SENDING, _TABLE.c.lease_owner == bindparam("worker")
-)
-
-
-def finish_one_sent(
-    connection: Connection, row_id: int, message_id: str, worker: str, at: datetime
-) -> bool:
-    """Row `row_id` recorded sent with `message_id` if its lease is still `worker`'s.
-
-    One statement, compiled once, on a connection rather than a session: what
-    each message accepted by a server pays before the next one may end.
-    """
-    values = {"row_id": row_id, "sent_with": message_id, "at": at, "worker": worker}
-    return bool(connection.execute(_SENT_IF_OURS, values).rowcount)
 
 
 def finish(
