@@ -23,7 +23,7 @@ from followupd.store import live_items
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, LiveItem, Mission
 from followupd.store.outbox import claim, lookup, recording
-from followupd.store.outbox.rows import FollowUpRow, PendingRow
+from followupd.store.outbox.rows import FollowUpRow, PendingRow, PeriodRow
 from tests.conftest import sample_followup
 
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -100,6 +100,25 @@ def test_the_feed_reads_every_column_of_an_item(outbox: Store) -> None:
     assert (row.state, name, phone) == (CalendarState.OPEN, "Jo", "+33 1 00 00 00 00")
     built = ical.item_of(row, ZoneInfo("Europe/Paris"), name, phone)
     assert (built.uid, built.phone_uri) == ("task@followupd", "tel:+33100000000")
+
+
+def test_the_feed_reads_of_a_period_to_come_what_its_item_shows(outbox: Store) -> None:
+    """A period still to deliver is shown as the item it will be, from a third of its columns."""
+    with outbox.session() as session:
+        coming = sample_followup("coming", NOW + timedelta(days=1))
+        coming.audience, coming.channel, coming.recipient = Audience.OWNER, Channel.CALENDAR, None
+        coming.body, coming.contact_id = "Appeler Jo", session.scalar(select(Contact.id))
+        session.add(coming)
+    with outbox.session() as session:
+        ((row, name, phone),) = live_items.previews(session)
+    assert_carries([row], PeriodRow)
+    raised = live_items.as_raised(None, row, NOW)
+    shown = ical.item_of(raised, ZoneInfo("Europe/Paris"), name, phone)
+    assert (shown.uid, shown.summary, shown.description) == (
+        "coming@followupd",
+        "Facture F-1",
+        "Appeler Jo",
+    )
 
 
 def test_an_orm_follow_up_is_a_follow_up_row(outbox: Store) -> None:

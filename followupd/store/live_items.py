@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Bundle, InstrumentedAttribute, Session
 
 from followupd.domain import identity
 from followupd.domain.owner_scope import Scope
@@ -24,7 +25,7 @@ from followupd.domain.states import ACTIVE_STATES, Audience, CalendarState, Chan
 from followupd.store.chunks import chunked
 from followupd.store.models import Contact, FollowUp, LiveItem
 from followupd.store.outbox.recording import PENDING_COLUMNS, end_pending
-from followupd.store.outbox.rows import FollowUpRow, PendingRow
+from followupd.store.outbox.rows import FollowUpRow, PendingRow, PeriodRow
 from followupd.store.rows import record
 
 DISMISSED = and_(LiveItem.state == CalendarState.CANCELLED, LiveItem.by_user)
@@ -81,7 +82,7 @@ def raised(
 
 
 def as_raised(
-    item: LiveItem | None, row: FollowUpRow, at: datetime, put_off: datetime | None = None
+    item: LiveItem | None, row: PeriodRow, at: datetime, put_off: datetime | None = None
 ) -> LiveItem:
     """What `item` (None: none yet) becomes once `row` is delivered, for writing it; unsaved.
 
@@ -98,7 +99,7 @@ def as_raised(
     return shown
 
 
-def _new(row: FollowUpRow, at: datetime) -> LiveItem:
+def _new(row: PeriodRow, at: datetime) -> LiveItem:
     return LiveItem(
         concern=row.concern,
         uid=identity.uid(row.concern),
@@ -113,7 +114,7 @@ def _new(row: FollowUpRow, at: datetime) -> LiveItem:
 
 
 def _raise(
-    item: LiveItem, row: FollowUpRow, href: str | None, at: datetime, put_off: datetime | None
+    item: LiveItem, row: PeriodRow, href: str | None, at: datetime, put_off: datetime | None
 ) -> None:
     """`item` showing `row`'s period; shown due at `put_off` when that is later (a period
     that waited for the rhythm of a reminder the user put off is due when it comes, not
@@ -255,7 +256,11 @@ def written_at(session: Session, item_id: int, href: str, at: datetime) -> None:
     )
 
 
-PreviewRow = tuple[FollowUpRow, str | None, str | None]  # a period, its contact's name, phone
+PreviewRow = tuple[PeriodRow, str | None, str | None]  # a period, its contact's name, phone
+# what the feed reads of a period still to deliver: a third of a follow-up's columns, read
+# on every request of the feed
+PERIOD_COLUMNS = (*PENDING_COLUMNS, FollowUp.subject, FollowUp.body, FollowUp.language,
+                  FollowUp.created_at)  # fmt: skip
 
 
 def previews(session: Session, scope: Scope | None = None) -> list[PreviewRow]:
@@ -264,8 +269,9 @@ def previews(session: Session, scope: Scope | None = None) -> list[PreviewRow]:
     The feed shows what is coming as the item it will be (the same UID), one
     per concern; once delivered, the item itself takes its place.
     """
+    period: Bundle[Any] = Bundle("followup", *PERIOD_COLUMNS)
     query = (
-        select(record(FollowUp, "followup"), Contact.name, Contact.phone)
+        select(period, Contact.name, Contact.phone)
         .outerjoin(Contact, FollowUp.contact_id == Contact.id)
         .where(
             scope.holds(FollowUp.owner) if scope is not None else true(),

@@ -34,7 +34,7 @@ from followupd.channels.feed.files import FileLinks
 from followupd.domain.owner_scope import Scope
 from followupd.store import live_items
 from followupd.store.attachments import Named, names
-from followupd.store.outbox.rows import FollowUpRow
+from followupd.store.outbox.rows import PeriodRow
 
 RECENT = timedelta(days=30)
 REFRESH = timedelta(hours=1)
@@ -100,7 +100,7 @@ def items_of(
 
 
 def _coming(
-    row: FollowUpRow,
+    row: PeriodRow,
     zone: ZoneInfo,
     name: str | None,
     phone: str | None,

@@ -43,6 +43,20 @@ class PendingRow(Protocol):
     def owner(self) -> str | None: ...
 
 
+class PeriodRow(PendingRow, Protocol):
+    """What the owner's calendar shows of a follow-up's period (`live_items.as_raised`): the
+    feed reads no more of those still to deliver."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
 class FollowUpRow(PendingRow, Protocol):
     """Every column of a follow-up: a claimed row, one just recorded, one the user looks at."""
 
