@@ -11,7 +11,7 @@ import pytest
 from followupd.channels.email.message import build_message
 from followupd.channels.email.sender import SmtpSender
 from followupd.config.sections import Smtp
-from followupd.delivery.handover import Handover
+from followupd.delivery.handover import ClaimsInDoubt, Handover
 from tests.smtpserver import smtp_server
 
 
@@ -19,18 +19,19 @@ def test_a_turn_waits_for_the_record_of_the_message_accepted_before() -> None:
     recording, go_on = threading.Event(), threading.Event()
     recorded: list[int] = []
 
-    def record(item: int) -> None:
+    def record(item: int) -> bool:
         recording.set()
         go_on.wait(timeout=10)
         recorded.append(item)
+        return True
 
     async def scenario() -> None:
         handover: Handover[int] = Handover(record)
-        first = handover.turn()
+        first = handover.turn(0)
         await first()
         first.accepted(1)
         await asyncio.to_thread(recording.wait, 10)
-        second = asyncio.create_task(handover.turn()())
+        second = asyncio.create_task(handover.turn(0)())
         await asyncio.sleep(0)  # a chance to take the turn, which it must not
         await asyncio.sleep(0)
         assert not second.done(), "the second message waits for the first's record"
@@ -43,19 +44,19 @@ def test_a_turn_waits_for_the_record_of_the_message_accepted_before() -> None:
 
 
 def test_a_refused_message_ends_its_turn_and_a_failed_record_stops_the_next() -> None:
-    def record(item: int) -> None:
+    def record(item: int) -> bool:
         raise RuntimeError("the database went away")
 
     async def scenario() -> None:
         handover: Handover[int] = Handover(record)
-        refused = handover.turn()
+        refused = handover.turn(0)
         await refused()
         refused.refused()  # a 550: nothing to record, the next may end at once
-        accepted = handover.turn()
+        accepted = handover.turn(0)
         await accepted()
         accepted.accepted(1)
         with pytest.raises(RuntimeError, match="went away"):
-            await handover.turn()()  # a message must not end when the one before is unrecorded
+            await handover.turn(0)()  # a message must not end when the one before is unrecorded
         with pytest.raises(RuntimeError, match="went away"):
             await handover.settled()
 
@@ -96,3 +97,21 @@ def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
         assert message["Message-ID"] == email.message_id
         text = message.get_body(("plain",))
         assert text is not None and text.get_content().startswith(".a line with a dot")
+
+
+def test_a_claim_found_taken_over_stops_the_messages_checked_before() -> None:
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(lambda item: item != 2)  # 2: taken over
+        for item in (1, 2):
+            turn = handover.turn(0)
+            await turn()
+            turn.accepted(item)
+            await handover.settled()
+        assert handover.losses == 1
+        with pytest.raises(ClaimsInDoubt):
+            await handover.turn(0)()  # checked before the loss: checked again first
+        again = handover.turn(handover.losses)
+        await again()  # checked since: it may end
+        again.refused()
+
+    asyncio.run(scenario())

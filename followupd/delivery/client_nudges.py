@@ -121,13 +121,19 @@ class ClientNudges:
     def __init__(self, settings: Settings, book: RuleBook) -> None:
         self.settings = settings
         self.options: dict[str, InvoiceDueOptions] = {}
+        self.of_owner: dict[str | None, InvoiceDueOptions | None] = {}  # by a row's owner
         for owner, rules in book.by_owner.items():
             rule = rules.get(RULE)
             if rule is not None:
                 self.options[owner] = cast(InvoiceDueOptions, rule.options)
 
     def _options(self, row: FollowUpRow) -> InvoiceDueOptions | None:
-        return self.options.get(self.settings.owner_for(row.owner).key)
+        try:  # asked several times an email: the owner found once per owner key
+            return self.of_owner[row.owner]
+        except KeyError:
+            found = self.options.get(self.settings.owner_for(row.owner).key)
+            self.of_owner[row.owner] = found
+            return found
 
     def grouped(self, row: FollowUpRow) -> bool:
         """Whether `row` is a client nudge its owner wants grouped by contact."""

@@ -6,7 +6,8 @@ so two workers never take the same row, and a lease left by a worker that died
 is taken again once it expires. A claimed batch's emails are built first,
 then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
 connections side by side: before a sub-batch goes, one statement checks its
-claims are still ours. A message the server accepted is recorded sent at
+claims are still ours, and again for the rest of it once a record found a
+claim taken over (the worker taken for dead). A message the server accepted is recorded sent at
 once, where the lease is still ours, and the next message's end waits for
 that record (followupd.delivery.handover); failures are recorded together as
 they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
@@ -53,7 +54,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
 from followupd.delivery.digest import make_digest
 from followupd.delivery.group_commit import GroupCommit
-from followupd.delivery.handover import Handover
+from followupd.delivery.handover import ClaimsInDoubt, Handover
 from followupd.delivery.holds import Holds, Place, latest
 from followupd.domain import identity, items
 from followupd.domain.business_calendar import BusinessCalendar, zone
@@ -79,8 +80,8 @@ log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
 BATCH = 200
-# emails sent after one check of their claims: what a lost lease (the worker taken for
-# dead) can send twice, per connection
+# emails sent after one check of their claims (checked again once a record finds one
+# taken over)
 SUB_BATCH = 20
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
@@ -137,7 +138,7 @@ class Prepared:
 
     @property
     def plain(self) -> bool:
-        """One follow-up's own email: its outcome goes in a sub-batch's one statement."""
+        """One follow-up's own email: its outcome is one statement (SentRecord)."""
         return not self.batch.carried and "subject" not in self.outcome
 
 
@@ -612,32 +613,40 @@ class Deliverer:
         on any connection (followupd.delivery.handover): a crash sends at most
         one message twice. Failures are recorded together as they come.
         """
+        checked = handover.losses
         ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
-        for each in sub_batch:
-            if self.stopping:  # the rest is handed back
+        for index, each in enumerate(sub_batch):
+            while not self.stopping:  # the rest is handed back
+                if handover.losses > checked:  # a record found its claim taken over
+                    checked = handover.losses
+                    ours = await asyncio.to_thread(self._still_ours, sub_batch[index:], at)
+                if each.batch.lead.id not in ours:
+                    log.warning("%s was handed to another worker; not sent here",
+                                each.batch.lead.key)  # fmt: skip
+                    break
+                turn = handover.turn(checked)
+                try:
+                    await sender.send(each.email, turn)
+                except ClaimsInDoubt:  # not sent: its claim is checked again first
+                    continue
+                except DeliveryError as error:
+                    turn.refused()
+                    outcomes.add((each, error))
+                except BaseException:
+                    turn.refused()
+                    raise
+                else:
+                    turn.accepted(each)
                 break
-            if each.batch.lead.id not in ours:
-                log.warning("%s was handed to another worker; not sent here", each.batch.lead.key)
-                continue
-            turn = handover.turn()
-            try:
-                await sender.send(each.email, turn)
-            except DeliveryError as error:
-                turn.refused()
-                outcomes.add((each, error))
-            except BaseException:
-                turn.refused()
-                raise
-            else:
-                turn.accepted(each)
 
     def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
         """The leads of `sub_batch` whose claims are still ours, checked right before they go.
 
         A claim can be handed back while its batch is under way (the worker's
         lock connection dropped, and the leader took it for dead): without this,
-        the rest of the batch would go out twice. With it, only the sub-batch in
-        flight at that instant can.
+        the rest of the batch would go out twice. With it, and the check again
+        once a record finds a claim taken over, only the message in flight at
+        that instant can.
         """
         with self.store.session() as session:
             leads = [each.batch.lead.id for each in sub_batch]
@@ -645,17 +654,19 @@ class Deliverer:
 
     def _record_accepted(
         self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
-    ) -> None:
+    ) -> bool:
         """A message the server accepted, recorded sent (in a thread, before the next ends):
-        one statement on the driver for a plain one (`sent`)."""
+        one statement on the driver for a plain one (`sent`). False if its claim was
+        taken over."""
         if not each.plain:
-            self._record([(each, None)], at, report)
-            return
+            with self.store.session() as session:
+                return self._record_sent(session, each, at, report)
         lead = each.batch.lead
         if sent(lead.id, each.email.message_id, self.worker, at):
             report.sent.append(lead.key)
-        else:
-            log.warning("sent %s, but its lease had been taken over", lead.key)
+            return True
+        log.warning("sent %s, but its lease had been taken over", lead.key)
+        return False
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""
@@ -905,10 +916,12 @@ class Deliverer:
 
     def _record_sent(
         self, session: Session, prepared: Prepared, at: datetime, report: DeliveryReport
-    ) -> None:
-        """What a digest or an email carrying several steps recorded, once it went."""
+    ) -> bool:
+        """What a digest or an email carrying several steps recorded, once it went; False
+        if the lead's claim was taken over."""
         row, outcome = prepared.batch.lead, prepared.outcome
-        if _finish(session, row, self.worker, at, **outcome):
+        ours = _finish(session, row, self.worker, at, **outcome)
+        if ours:
             report.sent.append(row.key)
             if prepared.carried:
                 day = row.due_at.astimezone(zone(self.settings.owner_for(row.owner).timezone))
@@ -921,6 +934,7 @@ class Deliverer:
             with_lead: Outcome = {**outcome, "reason": f"sent in one email with {row.key}"}
             if _finish(session, each, self.worker, at, **with_lead):
                 report.sent.append(each.key)
+        return ours
 
     def _threads(self, rows: list[FollowUpRow]) -> dict[str, list[str]]:
         """Keys already sent in each thread, oldest first, to reply to."""

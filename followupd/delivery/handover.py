@@ -7,6 +7,10 @@ across all its connections: a message's last line (the "." that ends DATA,
 or the write into a Maildir) waits until the message accepted before it is
 recorded. The record of one message still overlaps the transmission of the
 next: only its end waits.
+
+A record that finds its claim taken over (the worker taken for dead, its
+claims handed back) raises the doubt: a message whose claims were checked
+before that does not end (`ClaimsInDoubt`) until they are checked again.
 """
 
 from __future__ import annotations
@@ -18,19 +22,26 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class ClaimsInDoubt(Exception):
+    """A record found its claim taken over since this message's claim was checked."""
+
+
 class Handover(Generic[T]):
     """Messages ended one at a time; each one accepted recorded (`record`, in a thread)
-    before the next may end. A record that raised stops every message after it."""
+    before the next may end. A record that raised stops every message after it; one that
+    found its claim taken over (`record` gave False) counts in `losses`."""
 
-    def __init__(self, record: Callable[[T], None]) -> None:
+    def __init__(self, record: Callable[[T], bool]) -> None:
         self.record = record
         self.lock = asyncio.Lock()  # held from a message's end until its record is committed
         self.failure: BaseException | None = None
         self.recording: asyncio.Task[None] | None = None
+        self.losses = 0  # records that found their claim taken over
 
-    def turn(self) -> Turn[T]:
-        """The turn of one message: its sender awaits it right before the message's end."""
-        return Turn(self)
+    def turn(self, checked: int) -> Turn[T]:
+        """The turn of one message whose claim was checked when `losses` was `checked`:
+        its sender awaits it right before the message's end."""
+        return Turn(self, checked)
 
     async def settled(self) -> None:
         """Return once the last message accepted is recorded; raises what its record raised."""
@@ -41,7 +52,8 @@ class Handover(Generic[T]):
 
     async def _record(self, item: T) -> None:
         try:
-            await asyncio.to_thread(self.record, item)
+            if not await asyncio.to_thread(self.record, item):
+                self.losses += 1
         except BaseException as error:
             self.failure = error
         finally:
@@ -51,15 +63,18 @@ class Handover(Generic[T]):
 class Turn(Generic[T]):
     """One message's place: awaited before its end, then `accepted` or `refused`."""
 
-    def __init__(self, handover: Handover[T]) -> None:
+    def __init__(self, handover: Handover[T], checked: int) -> None:
         self.handover = handover
+        self.checked = checked
         self.held = False
 
     async def __call__(self) -> None:
         """Wait until no message accepted before is left unrecorded, and take the turn.
 
         Raises what a record raised: a message must not end when the one
-        before it may not be recorded (the database is gone, say).
+        before it may not be recorded (the database is gone, say); and
+        ClaimsInDoubt when a record found its claim taken over since this
+        message's claim was checked.
         """
         handover = self.handover
         if self.held:  # again, as the message goes again on a new connection
@@ -71,6 +86,9 @@ class Turn(Generic[T]):
         if handover.failure is not None:
             self.refused()
             raise handover.failure
+        if handover.losses > self.checked:
+            self.refused()
+            raise ClaimsInDoubt
 
     def accepted(self, item: T) -> None:
         """The server accepted the message: record `item`, and end the turn once it is."""
