@@ -2,7 +2,8 @@
 
 Runs each benchmark of tests/bench/ in a process of its own, one after the
 other, at the sizes of BENCHMARKS below: the evaluation pass over 100,000
-missions on SQLite and on a throwaway PostgreSQL cluster, delivery against
+missions on SQLite and on a throwaway PostgreSQL cluster (one owner; then
+1,000 owners on PostgreSQL, the agency's case), delivery against
 Postfix's smtp-sink with smtp-source beside it, CalDAV sync from Radicale
 with vdirsyncer beside it, the mailbox sync from Dovecot with mbsync beside
 it (and a reply seen through IDLE), the iCalendar feed of 10,000 follow-ups with
@@ -72,6 +73,22 @@ def evaluate_rows(found: dict[str, Any]) -> list[Row]:
         f"{steady['warm_seconds']:.2f} s warm ({steady['peak_rss_mb']:.0f} MB)"
     )
     return [(f"evaluation pass, {engine}", size, ours, NONE)]
+
+
+def evaluate_owners_rows(found: dict[str, Any]) -> list[Row]:
+    first, second = found["first"], found["second"]
+    size = (
+        f"{count(found['missions'])} missions, {count(3 * found['missions'])} invoices, "
+        f"{count(found['owners'])} owners"
+    )
+
+    def one(run: dict[str, Any]) -> str:
+        return (
+            f"{run['seconds']:.2f} s ({run['cpu_seconds']:.2f} CPU s, {run['peak_rss_mb']:.0f} MB)"
+        )
+
+    ours = f"first {one(first)}, {count(first['recorded'])} recorded; then {one(second)}"
+    return [(f"evaluation pass, many owners, {found['engine']}", size, ours, NONE)]
 
 
 def timed(side: dict[str, Any]) -> str:
@@ -243,6 +260,12 @@ BENCHMARKS = (
     Benchmark("evaluate-sqlite", "tests.bench.evaluate", MISSIONS, evaluate_rows),
     Benchmark(
         "evaluate-postgresql", "tests.bench.evaluate", (*MISSIONS, "--postgresql"), evaluate_rows
+    ),
+    Benchmark(
+        "evaluate-owners",
+        "tests.bench.evaluate_owners",
+        (*MISSIONS, "--owners", "1000"),
+        evaluate_owners_rows,
     ),
     Benchmark(
         "delivery", "tests.bench.delivery", ("--messages", "3000", "--repeat", "3"), delivery_rows
