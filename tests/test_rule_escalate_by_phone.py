@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain.states import FollowUpState
 from followupd.rules.escalate_by_phone import EscalateByPhone
@@ -13,7 +14,9 @@ from followupd.store.updates import mark_invoice_paid, resolve_issue
 from tests.conftest import sample_followup
 from tests.rulekit import (
     ACME_AND_GLOBEX,
+    BOB,
     BSMITH_WITH_PHONE,
+    CLAIRE,
     IN_ENGLISH,
     JDUPONT,
     RuleAlone,
@@ -386,3 +389,27 @@ def test_paying_the_invoice_cancels_the_pending_call(loaded: Store, settings: Se
     }
     assert outbox(loaded)["escalate_by_phone:F-1:overdue-call"].state == "cancelled"
     assert "escalate_by_phone:F-1:overdue-call" not in RULE.planned(loaded, settings)
+
+
+def test_two_owners_sharing_a_contact_each_call_about_their_own_invoices(
+    store: Store, tmp_path: Path
+) -> None:
+    """Jeanne Dupont is the contact of Claire's mission (F-1, due 30 October) and of Bob's
+    (B-1, due 5 November): each owner gets a call about their own invoice, Claire's lists
+    nothing of Bob's, and Claire's call recorded first does not stand for Bob's."""
+    config = CLAIRE + BOB
+    settings = parse_settings(config, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    bobs = (
+        mission_record("bob-audit", "Audit de Bob", "2026-09-01", 'contact = "jdupont"')
+        + 'owner = "bob"\n\n[[invoices]]\nnumber = "B-1"\nmission = "bob-audit"\n'
+        "amount = 3000\nissued = 2026-10-05\ndue = 2026-11-05\n"
+    )
+    imported(store, tmp_path, DATA + bobs, ["claire", "bob"])
+    claires, bobs_call = "escalate_by_phone:F-1:overdue-call", "escalate_by_phone:B-1:overdue-call"
+    plan = RULE.planned(store, settings)
+    assert str(plan[claires].subject).endswith("depuis le 30 octobre 2026"), "no other invoice"
+    assert bobs_call in plan
+    RULE.pass_at(store, settings, paris(2026, 11, 30, 9, 5))
+    RULE.pass_at(store, settings, paris(2026, 12, 7, 9, 5))  # + 30 days is Saturday 5 December
+    rows = outbox(store)
+    assert (rows[claires].owner, rows[bobs_call].owner) == ("claire", "bob")

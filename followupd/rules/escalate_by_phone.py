@@ -180,14 +180,14 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         sent = emails_sent(evaluation.session, [invoice_thread(found[1].number) for found in due])
         contacts = {who.id for _, _, _, _, who, _, _ in due if who is not None}
         late = late_of_contacts(evaluation, contacts)
-        calls = recorded_calls(evaluation.session, contacts)
+        calls = recorded_calls(evaluation, contacts)
         listing = timedelta(days=self.options.list_after_days)
         for due_at, invoice, mission, client, who, touchpoint, party in due:
             entry = evaluation.whose(mission.owner)
             dated = due_at.astimezone(party.tz).date()
             others: list[LateInvoice] = []
             if who is not None:
-                earlier = calls.setdefault(who.id, [])
+                earlier = calls.setdefault((who.id, entry.key), [])
                 if any(number != invoice.number and on.astimezone(party.tz).date()
                        >= invoice.due + listing for number, on in earlier):  # fmt: skip
                     continue  # a call about this contact listed it already
@@ -326,17 +326,26 @@ def late_of_contacts(
 
 
 def recorded_calls(
-    session: Session, contacts: Iterable[int]
-) -> dict[int, list[tuple[str, datetime]]]:
-    """The overdue calls recorded for each contact and not called off: (invoice, when due)."""
-    found: dict[int, list[tuple[str, datetime]]] = {}
+    evaluation: Evaluation, contacts: Iterable[int]
+) -> dict[tuple[int, str], list[tuple[str, datetime]]]:
+    """The overdue calls recorded for each contact and not called off, about the
+    evaluation's missions, by (contact, owner key): (invoice, when due). Keyed by owner as
+    `late_of_contacts` is: a contact two consultants share gets a call from each."""
+    found: dict[tuple[int, str], list[tuple[str, datetime]]] = {}
     for chunk in chunked(sorted(set(contacts))):
-        query = select(FollowUp.contact_id, FollowUp.subject_key, FollowUp.due_at).where(
-            FollowUp.rule == EscalateByPhone.name,
-            FollowUp.step == INVOICE_STEP,
-            FollowUp.state.in_(STANDING_STATES),
-            FollowUp.contact_id.in_(chunk),
+        query = (
+            select(FollowUp.contact_id, Mission.owner, FollowUp.subject_key, FollowUp.due_at)
+            .join(Invoice, Invoice.number == FollowUp.subject_key)
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .where(
+                FollowUp.rule == EscalateByPhone.name,
+                FollowUp.step == INVOICE_STEP,
+                FollowUp.state.in_(STANDING_STATES),
+                evaluation.owns(Mission.owner),
+                FollowUp.contact_id.in_(chunk),
+            )
         )
-        for contact, number, due_at in session.execute(query):
-            found.setdefault(contact or 0, []).append((number, due_at))
+        for contact, owner, number, due_at in evaluation.session.execute(query):
+            key = (contact or 0, evaluation.whose(owner).key)
+            found.setdefault(key, []).append((number, due_at))
     return found
