@@ -137,6 +137,9 @@ def test_the_feed_links_the_pdf_and_serves_it_to_its_owner_only(
         "a wrong name": f"{base}/{token}/files/{file_id}/lettre.pdf",
         "a path with ..": f"{base}/{token}/files/{file_id}/../{name}",
         "an encoded ..": f"{base}/{token}/files/{file_id}/%2E%2E",
+        "a NUL in the name": f"{base}/{token}/files/{file_id}/{name}%00",
+        "a line feed in the name": f"{base}/{token}/files/{file_id}/%0A{name}",
+        "a DEL in the name": f"{base}/{token}/files/{file_id}/{name}%7F",
         "the token of the feed with .ics": f"{base}/{token}.ics/files/{file_id}/{name}",
     }
     for why, url in refused.items():
