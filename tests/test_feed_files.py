@@ -157,6 +157,19 @@ def test_the_links_follow_the_origin_the_feed_was_asked_at(daemon: tuple[Path, i
         f"http://127.0.0.1:{port}", "https://calendar.example.net"
     )
     assert str(notice(url)["ATTACH"]) == direct, "each origin its own feed"
+    https = direct.replace(f"http://127.0.0.1:{port}", "https://calendar.example.net")
+    for told in (
+        {"X-Forwarded-Proto": "https, http"},  # chained proxies: the first is the client's
+        {"X-Forwarded-Proto": "HTTPS"},
+        {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;by=10.0.0.1, for=10.0.0.2;proto=http'},
+        {"Forwarded": "Proto=https"},
+        {"X-Forwarded-Proto": "gopher", "Forwarded": "proto=https"},
+    ):
+        assert linked(get(url, {"Host": "calendar.example.net", **told})[1]) == https, told
+    untold = ({"X-Forwarded-Proto": "gopher"}, {"Forwarded": "proto=ftp"}, {"Forwarded": ";;"})
+    for headers in untold:
+        plain = direct.replace(f"127.0.0.1:{port}", "calendar.example.net")
+        assert linked(get(url, {"Host": "calendar.example.net", **headers})[1]) == plain, headers
     assert linked(get(url, {"Host": "evil.example/path"})[1]) == direct, "where it came in"
 
 

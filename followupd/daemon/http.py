@@ -5,7 +5,7 @@
   wrong token is answered exactly like any unknown address (404), after a
   constant-time comparison with every owner's token. Its items link their
   files (formal notices to pay) at the origin the request was made to (its
-  Host, and X-Forwarded-Proto from a TLS proxy).
+  Host, and the scheme X-Forwarded-Proto or Forwarded from a TLS proxy name).
 - ``GET /feed/<token>/files/<id>/<name>``: such a file, to the owner whose
   token it is only; anything else there (wrong token, another owner's
   file, a wrong id or name) is answered like any unknown address.
@@ -137,14 +137,23 @@ async def not_found(_request: web.Request) -> web.Response:
 def origin_of(request: web.Request) -> str:
     """Where the request was sent: the scheme (https behind a TLS proxy that says so) and the
     Host it named, else the address it came in at."""
-    forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
-    scheme = forwarded if forwarded in ("http", "https") else request.scheme
     host = request.headers.get("Host", "")
     if not HOST.fullmatch(host):
         socket = request.transport.get_extra_info("sockname") if request.transport else None
         address, port = (socket[0], socket[1]) if socket else ("127.0.0.1", 80)
         host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-    return f"{scheme}://{host}"
+    return f"{scheme_of(request)}://{host}"
+
+
+def scheme_of(request: web.Request) -> str:
+    """The scheme the client used, as the proxy nearest to it says: the first value of
+    X-Forwarded-Proto (``https, http`` from chained proxies), else the ``proto`` of the first
+    element of Forwarded (RFC 7239), else the daemon's own."""
+    first = request.headers.get("X-Forwarded-Proto", "").split(",", 1)[0].strip().lower()
+    if first in ("http", "https"):
+        return first
+    nearest = request.forwarded[0].get("proto", "").lower() if request.forwarded else ""
+    return nearest if nearest in ("http", "https") else request.scheme
 
 
 def _disposition(name: str) -> str:
