@@ -39,11 +39,23 @@ def daemon(
     home = tmp_path_factory.mktemp("files") / "home"
     home.mkdir()
     port = free_port()
+    write_home(home, port)
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "postgresql":
+            url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+            patch.setenv(DATABASE_URL_VARIABLE, url.render_as_string(hide_password=False))
+        with running(home, port):
+            yield home, port
+
+
+def write_home(home: Path, port: int, feed: str = "") -> None:
+    """The config (its [feed] section ending with `feed`) and data: a formal notice for each
+    of two owners."""
     today = date.today()  # the daemon runs on the real clock
     country = country_without_holiday(today)
     owner = f'country = "{country}"\n{ADDRESS}'
     (home / "followupd.toml").write_text(
-        f'[feed]\nlisten = "127.0.0.1:{port}"\n'
+        f'[feed]\nlisten = "127.0.0.1:{port}"\n{feed}'
         '[business]\nsend_window = "00:00-23:59"\n'
         'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
         + "".join(f"[rules.{name}]\nenabled = false\n" for name in RULES if name != "formal_notice")
@@ -71,12 +83,6 @@ def daemon(
         f"start = {today - timedelta(days=120)}\n" + invoices,
         encoding="utf-8",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        if request.param == "postgresql":
-            url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
-            patch.setenv(DATABASE_URL_VARIABLE, url.render_as_string(hide_password=False))
-        with running(home, port):
-            yield home, port
 
 
 def notice(feed_url: str) -> Any:
@@ -171,6 +177,25 @@ def test_the_links_follow_the_origin_the_feed_was_asked_at(daemon: tuple[Path, i
         plain = direct.replace(f"127.0.0.1:{port}", "calendar.example.net")
         assert linked(get(url, {"Host": "calendar.example.net", **headers})[1]) == plain, headers
     assert linked(get(url, {"Host": "evil.example/path"})[1]) == direct, "where it came in"
+
+
+@pytest.mark.slow
+def test_public_url_is_the_links_origin_whatever_the_request_says(home: Path) -> None:
+    port = free_port()
+    write_home(home, port, 'public_url = "HTTPS://Calendar.example.net/"\n')
+    with running(home, port):
+        url = feed_urls(home)["claire"]
+        link = str(notice(url)["ATTACH"])
+        assert re.fullmatch(r"https://calendar\.example\.net/feed/[^/]+/files/\d+/[^/]+", link)
+        for headers in (
+            {"Host": "evil.example", "X-Forwarded-Proto": "http"},
+            {"Host": "calendar.example.net", "Forwarded": "proto=http"},
+        ):
+            assert linked(get(url, headers)[1]) == link, headers
+        path = link.removeprefix("https://calendar.example.net")
+        status, data, _headers = get(f"http://127.0.0.1:{port}{path}")  # the proxy's request
+        assert status == 200
+        assert data.startswith(b"%PDF")
 
 
 def linked(feed: bytes) -> str:

@@ -55,14 +55,19 @@ class Handlers:
     now: Callable[[], datetime]
 
 
-def web_app(handlers: Handlers) -> web.Application:
+def web_app(handlers: Handlers, public_url: str | None = None) -> web.Application:
+    """The routes; the links to the feed's files at `public_url` (``[feed] public_url``) when
+    set, else at the origin each request names."""
+
     async def feed(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         given = name.removesuffix(".ics") if name.endswith(".ics") else ""
         owner = handlers.owner_of(given)
         if owner is None:
             return await not_found(request)
-        built = await asyncio.to_thread(handlers.feed, owner, handlers.now(), origin_of(request))
+        built = await asyncio.to_thread(
+            handlers.feed, owner, handlers.now(), public_url or origin_of(request)
+        )
         if built is None:  # the owner left the config while we looked
             return await not_found(request)
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
@@ -128,6 +133,13 @@ def warn_if_remote(where: FeedSection) -> None:
             "put a TLS reverse proxy in front of it",
             where.listen,
         )
+        if where.public_url is None:
+            log.warning(
+                "[feed] public_url is not set: the links to the feed's files take their "
+                "origin from each request's Host and X-Forwarded-Proto or Forwarded header, "
+                "plain http when the proxy sends none; set public_url to the proxy's "
+                "https:// address"
+            )
 
 
 async def not_found(_request: web.Request) -> web.Response:
