@@ -4,8 +4,9 @@
   is (followupd.channels.feed), with an ETag, and 304 to a matching If-None-Match. A
   wrong token is answered exactly like any unknown address (404), after a
   constant-time comparison with every owner's token. Its items link their
-  files (formal notices to pay) at the origin the request was made to (its
-  Host, and the scheme X-Forwarded-Proto or Forwarded from a TLS proxy name).
+  files (formal notices to pay) at ``[feed] public_url`` when set, else at
+  the origin the request was made to (its Host, and the scheme
+  X-Forwarded-Proto or Forwarded from a TLS proxy name).
 - ``GET /feed/<token>/files/<id>/<name>``: such a file, to the owner whose
   token it is only; anything else there (wrong token, another owner's
   file, a wrong id or name) is answered like any unknown address.
