@@ -341,7 +341,8 @@ def test_every_commented_option_of_the_example_is_a_real_option(tmp_path: Path) 
         }
         assert settings.rules == defaults.rules.model_copy(update=on)
         assert settings.business == defaults.business
-        assert settings.feed == defaults.feed
+        assert settings.feed.public_url == "https://calendar.example.net"  # no default
+        assert settings.feed.model_copy(update={"public_url": None}) == defaults.feed
         assert settings.owner.phone == "+33 6 00 00 00 00"
         assert settings.owner.address == "12 rue des Lilas\n69003 Lyon"
         assert settings.owner.model_copy(update={"phone": None, "address": None}) == (
@@ -959,6 +960,57 @@ def test_bad_feed_listen(tmp_path: Path, listen: str) -> None:
     problem = _problem_at(_problems(text, tmp_path), "feed.listen")
     assert problem.line == 5
     assert "HOST:PORT" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("https://calendar.example.net", "https://calendar.example.net"),
+        ("HTTPS://Calendar.Example.net/", "https://calendar.example.net"),
+        ("https://example.net:8443", "https://example.net:8443"),
+        ("http://[2001:db8::1]:8080", "http://[2001:db8::1]:8080"),
+    ],
+)
+def test_feed_public_url_is_kept_as_an_origin(tmp_path: Path, given: str, kept: str) -> None:
+    feed = _settings(OWNER + f'[feed]\npublic_url = "{given}"\n', tmp_path).feed
+    assert feed.public_url == kept
+
+
+def test_feed_public_url_is_unset_by_default(tmp_path: Path) -> None:
+    assert _settings(OWNER, tmp_path).feed.public_url is None
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "calendar.example.net",  # no scheme
+        "ftp://calendar.example.net",
+        "webcal://calendar.example.net",
+        "https://",
+        "https:///feed",
+        "https://calendar.example.net/followupd",  # a path: the routes are at the root
+        "https://calendar.example.net/?x=1",
+        "https://calendar.example.net#top",
+        "https://user:secret@calendar.example.net",
+        "https://calendar.example.net:0",
+        "https://calendar.example.net:70000",
+        "https://calendar example.net",
+        "",
+    ],
+)
+def test_bad_feed_public_url(tmp_path: Path, given: str) -> None:
+    text = OWNER + f'[feed]\nlisten = "127.0.0.1:8731"\npublic_url = "{given}"\n'
+    problem = _problem_at(_problems(text, tmp_path), "feed.public_url")
+    assert problem.line == 6
+    assert "https://calendar.example.net" in problem.message
+    assert "secret" not in problem.message
+
+
+def test_feed_public_url_is_a_string(tmp_path: Path) -> None:
+    problem = _problem_at(
+        _problems(OWNER + "[feed]\npublic_url = 443\n", tmp_path), "feed.public_url"
+    )
+    assert problem.line == 5
 
 
 def test_feed_listen_ipv6(tmp_path: Path) -> None:

@@ -39,11 +39,23 @@ def daemon(
     home = tmp_path_factory.mktemp("files") / "home"
     home.mkdir()
     port = free_port()
+    write_home(home, port)
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "postgresql":
+            url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+            patch.setenv(DATABASE_URL_VARIABLE, url.render_as_string(hide_password=False))
+        with running(home, port):
+            yield home, port
+
+
+def write_home(home: Path, port: int, feed: str = "") -> None:
+    """The config (its [feed] section ending with `feed`) and data: a formal notice for each
+    of two owners."""
     today = date.today()  # the daemon runs on the real clock
     country = country_without_holiday(today)
     owner = f'country = "{country}"\n{ADDRESS}'
     (home / "followupd.toml").write_text(
-        f'[feed]\nlisten = "127.0.0.1:{port}"\n'
+        f'[feed]\nlisten = "127.0.0.1:{port}"\n{feed}'
         '[business]\nsend_window = "00:00-23:59"\n'
         'working_days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\n'
         + "".join(f"[rules.{name}]\nenabled = false\n" for name in RULES if name != "formal_notice")
@@ -71,12 +83,6 @@ def daemon(
         f"start = {today - timedelta(days=120)}\n" + invoices,
         encoding="utf-8",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        if request.param == "postgresql":
-            url = fresh_postgres_database(request.getfixturevalue("postgres_url"))
-            patch.setenv(DATABASE_URL_VARIABLE, url.render_as_string(hide_password=False))
-        with running(home, port):
-            yield home, port
 
 
 def notice(feed_url: str) -> Any:
@@ -137,6 +143,9 @@ def test_the_feed_links_the_pdf_and_serves_it_to_its_owner_only(
         "a wrong name": f"{base}/{token}/files/{file_id}/lettre.pdf",
         "a path with ..": f"{base}/{token}/files/{file_id}/../{name}",
         "an encoded ..": f"{base}/{token}/files/{file_id}/%2E%2E",
+        "a NUL in the name": f"{base}/{token}/files/{file_id}/{name}%00",
+        "a line feed in the name": f"{base}/{token}/files/{file_id}/%0A{name}",
+        "a DEL in the name": f"{base}/{token}/files/{file_id}/{name}%7F",
         "the token of the feed with .ics": f"{base}/{token}.ics/files/{file_id}/{name}",
     }
     for why, url in refused.items():
@@ -154,7 +163,39 @@ def test_the_links_follow_the_origin_the_feed_was_asked_at(daemon: tuple[Path, i
         f"http://127.0.0.1:{port}", "https://calendar.example.net"
     )
     assert str(notice(url)["ATTACH"]) == direct, "each origin its own feed"
+    https = direct.replace(f"http://127.0.0.1:{port}", "https://calendar.example.net")
+    for told in (
+        {"X-Forwarded-Proto": "https, http"},  # chained proxies: the first is the client's
+        {"X-Forwarded-Proto": "HTTPS"},
+        {"Forwarded": 'for="[2001:db8::1]:4711";proto=https;by=10.0.0.1, for=10.0.0.2;proto=http'},
+        {"Forwarded": "Proto=https"},
+        {"X-Forwarded-Proto": "gopher", "Forwarded": "proto=https"},
+    ):
+        assert linked(get(url, {"Host": "calendar.example.net", **told})[1]) == https, told
+    untold = ({"X-Forwarded-Proto": "gopher"}, {"Forwarded": "proto=ftp"}, {"Forwarded": ";;"})
+    for headers in untold:
+        plain = direct.replace(f"127.0.0.1:{port}", "calendar.example.net")
+        assert linked(get(url, {"Host": "calendar.example.net", **headers})[1]) == plain, headers
     assert linked(get(url, {"Host": "evil.example/path"})[1]) == direct, "where it came in"
+
+
+@pytest.mark.slow
+def test_public_url_is_the_links_origin_whatever_the_request_says(home: Path) -> None:
+    port = free_port()
+    write_home(home, port, 'public_url = "HTTPS://Calendar.example.net/"\n')
+    with running(home, port):
+        url = feed_urls(home)["claire"]
+        link = str(notice(url)["ATTACH"])
+        assert re.fullmatch(r"https://calendar\.example\.net/feed/[^/]+/files/\d+/[^/]+", link)
+        for headers in (
+            {"Host": "evil.example", "X-Forwarded-Proto": "http"},
+            {"Host": "calendar.example.net", "Forwarded": "proto=http"},
+        ):
+            assert linked(get(url, headers)[1]) == link, headers
+        path = link.removeprefix("https://calendar.example.net")
+        status, data, _headers = get(f"http://127.0.0.1:{port}{path}")  # the proxy's request
+        assert status == 200
+        assert data.startswith(b"%PDF")
 
 
 def linked(feed: bytes) -> str:

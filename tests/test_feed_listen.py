@@ -123,11 +123,26 @@ def test_allow_remote_is_said_in_the_log_at_start(
     feed = feed_of('[feed]\nlisten = "0.0.0.0:8731"\nallow_remote = true\n', tmp_path)
     with caplog.at_level(logging.INFO, logger="followupd"):
         warn_if_remote(feed)
-    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning.getMessage().startswith(
+    [remote, no_public_url] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert remote.getMessage().startswith(
         "the feed listens on 0.0.0.0:8731, beyond this machine (allow_remote = true): "
         "the feed, /metrics and /healthz are served in plain HTTP"
     )
+    assert no_public_url.getMessage().startswith("[feed] public_url is not set: the links")
+
+
+def test_allow_remote_with_a_public_url_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = feed_of(
+        '[feed]\nlisten = "0.0.0.0:8731"\nallow_remote = true\n'
+        'public_url = "https://calendar.example.net"\n',
+        tmp_path,
+    )
+    with caplog.at_level(logging.INFO, logger="followupd"):
+        warn_if_remote(feed)
+    [remote] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "public_url" not in remote.getMessage()
 
 
 def test_loopback_is_not_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -108,12 +109,42 @@ class FeedSection(StrictModel):
     It speaks plain HTTP, so it listens on loopback unless ``allow_remote``
     says otherwise (then behind a TLS reverse proxy, say, and with a warning
     at start). A host name other than ``localhost`` is not loopback: it may
-    resolve anywhere.
+    resolve anywhere. ``public_url``, the origin that proxy serves it at, is
+    then the origin of the links to the feed's files, whatever each request's
+    Host and proxy headers say.
     """
 
     allow_remote: StrictBool = False  # before `listen`, whose check reads it
     listen: str = "127.0.0.1:8731"
     token_file: StatePath = Field(Path("feed.token"), validate_default=True)
+    public_url: str | None = None  # "https://calendar.example.net", kept as scheme://host[:port]
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        where = re.fullmatch(
+            r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:([0-9]{1,5}))?",
+            parts.netloc,
+        )
+        if (
+            parts.scheme.lower() not in ("http", "https")
+            or where is None
+            or not 0 < int(where.group(4) or 80) < 65536
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or "?" in value
+            or "#" in value
+        ):
+            raise ValueError(
+                "must be the origin the feed is served at, such as "
+                "'https://calendar.example.net' or 'https://example.net:8443': "
+                "http:// or https://, a host, maybe a port, and no path"
+            )
+        return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
     @field_validator("listen")
     @classmethod

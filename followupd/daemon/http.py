@@ -4,8 +4,9 @@
   is (followupd.channels.feed), with an ETag, and 304 to a matching If-None-Match. A
   wrong token is answered exactly like any unknown address (404), after a
   constant-time comparison with every owner's token. Its items link their
-  files (formal notices to pay) at the origin the request was made to (its
-  Host, and X-Forwarded-Proto from a TLS proxy).
+  files (formal notices to pay) at ``[feed] public_url`` when set, else at
+  the origin the request was made to (its Host, and the scheme
+  X-Forwarded-Proto or Forwarded from a TLS proxy name).
 - ``GET /feed/<token>/files/<id>/<name>``: such a file, to the owner whose
   token it is only; anything else there (wrong token, another owner's
   file, a wrong id or name) is answered like any unknown address.
@@ -55,14 +56,19 @@ class Handlers:
     now: Callable[[], datetime]
 
 
-def web_app(handlers: Handlers) -> web.Application:
+def web_app(handlers: Handlers, public_url: str | None = None) -> web.Application:
+    """The routes; the links to the feed's files at `public_url` (``[feed] public_url``) when
+    set, else at the origin each request names."""
+
     async def feed(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         given = name.removesuffix(".ics") if name.endswith(".ics") else ""
         owner = handlers.owner_of(given)
         if owner is None:
             return await not_found(request)
-        built = await asyncio.to_thread(handlers.feed, owner, handlers.now(), origin_of(request))
+        built = await asyncio.to_thread(
+            handlers.feed, owner, handlers.now(), public_url or origin_of(request)
+        )
         if built is None:  # the owner left the config while we looked
             return await not_found(request)
         headers = {"ETag": built.etag, "Cache-Control": "private, max-age=300"}
@@ -128,6 +134,13 @@ def warn_if_remote(where: FeedSection) -> None:
             "put a TLS reverse proxy in front of it",
             where.listen,
         )
+        if where.public_url is None:
+            log.warning(
+                "[feed] public_url is not set: the links to the feed's files take their "
+                "origin from each request's Host and X-Forwarded-Proto or Forwarded header, "
+                "plain http when the proxy sends none; set public_url to the proxy's "
+                "https:// address"
+            )
 
 
 async def not_found(_request: web.Request) -> web.Response:
@@ -137,14 +150,23 @@ async def not_found(_request: web.Request) -> web.Response:
 def origin_of(request: web.Request) -> str:
     """Where the request was sent: the scheme (https behind a TLS proxy that says so) and the
     Host it named, else the address it came in at."""
-    forwarded = request.headers.get("X-Forwarded-Proto", "").strip().lower()
-    scheme = forwarded if forwarded in ("http", "https") else request.scheme
     host = request.headers.get("Host", "")
     if not HOST.fullmatch(host):
         socket = request.transport.get_extra_info("sockname") if request.transport else None
         address, port = (socket[0], socket[1]) if socket else ("127.0.0.1", 80)
         host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-    return f"{scheme}://{host}"
+    return f"{scheme_of(request)}://{host}"
+
+
+def scheme_of(request: web.Request) -> str:
+    """The scheme the client used, as the proxy nearest to it says: the first value of
+    X-Forwarded-Proto (``https, http`` from chained proxies), else the ``proto`` of the first
+    element of Forwarded (RFC 7239), else the daemon's own."""
+    first = request.headers.get("X-Forwarded-Proto", "").split(",", 1)[0].strip().lower()
+    if first in ("http", "https"):
+        return first
+    nearest = request.forwarded[0].get("proto", "").lower() if request.forwarded else ""
+    return nearest if nearest in ("http", "https") else request.scheme
 
 
 def _disposition(name: str) -> str:

@@ -26,6 +26,8 @@ from followupd.store.attachments import Named
 
 ROUTE = "/feed/{token}/files/{file_id}/{name}"  # the daemon's route (aiohttp's syntax)
 MAX_ID = 10**18  # an id with more digits is no follow-up's
+# a file's name has none (and PostgreSQL refuses NUL in text: a 500, not the uniform 404)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,6 @@ def named(file_id: str, name: str) -> Named | None:
     """The file the decoded segments of a path name, if they can name one at all."""
     if not re.fullmatch(r"[0-9]{1,18}", file_id) or int(file_id) >= MAX_ID:
         return None
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
+    if not name or name in (".", "..") or "/" in name or "\\" in name or CONTROL.search(name):
         return None
     return int(file_id), name
