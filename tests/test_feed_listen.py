@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import logging
 import socket
 import urllib.request
@@ -162,3 +163,54 @@ def test_the_feed_url_names_this_machine_when_listening_on_every_interface(
     assert shown.code == 0, shown
     assert shown.out.startswith(f"http://{socket.gethostname()}:8731/feed/"), shown.out
     assert "0.0.0.0" not in shown.out
+
+
+def statuses_by_host(feed: FeedSection, hosts: list[str], path: str) -> dict[str, int]:
+    """Start the daemon's HTTP side where `feed` says, ask `path` once with each Host header,
+    stop: the status of each answer."""
+    handlers = Handlers(
+        owner_of=lambda _token: None,
+        feed=lambda _owner, _at, _origin: None,
+        file=lambda _owner, _file: None,
+        health=lambda: (True, "ok"),
+        metrics=lambda: b"followupd_up 1\n",
+        now=lambda: datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+    def fetch() -> dict[str, int]:
+        found = {}
+        for host in hosts:
+            connection = http.client.HTTPConnection("127.0.0.1", feed.port, timeout=5)
+            try:
+                connection.request("GET", path, headers={"Host": host})
+                answer = connection.getresponse()
+                answer.read()
+                found[host] = answer.status
+            finally:
+                connection.close()
+        return found
+
+    async def run() -> dict[str, int]:
+        runner = web.AppRunner(web_app(handlers, feed.public_url, feed.host), access_log=None)
+        await runner.setup()
+        try:
+            await listen(runner, feed)
+            return await asyncio.to_thread(fetch)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+def test_health_and_metrics_answer_only_requests_addressed_here(tmp_path: Path, path: str) -> None:
+    """No token guards them: a web page that resolves its own name to 127.0.0.1 (DNS
+    rebinding) gets the 404 of an unknown address; an IP address, localhost and the public
+    URL's host are answered."""
+    port = free_port()
+    config = f'[feed]\nlisten = "127.0.0.1:{port}"\npublic_url = "https://cal.example.net"\n'
+    feed = feed_of(config, tmp_path)
+    here = [f"127.0.0.1:{port}", "[::1]", f"localhost:{port}", "LOCALHOST", "cal.example.net"]
+    away = ["attacker.example", f"attacker.example:{port}", "127.0.0.1.attacker.example", ""]
+    found = statuses_by_host(feed, here + away, path)
+    assert found == {**dict.fromkeys(here, 200), **dict.fromkeys(away, 404)}

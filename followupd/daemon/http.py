@@ -12,6 +12,8 @@
   file, a wrong id or name) is answered like any unknown address.
 - ``GET /healthz``: 200 when the last passes succeeded, else 503 and why.
 - ``GET /metrics``: Prometheus text.
+  These two need no token: they answer only requests addressed to this
+  machine by name or address (see `web_app`), else 404.
 
 It listens where ``[feed] listen`` says: loopback, unless ``allow_remote``
 let the config name another address, which is said in the log at start.
@@ -21,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -56,9 +59,27 @@ class Handlers:
     now: Callable[[], datetime]
 
 
-def web_app(handlers: Handlers, public_url: str | None = None) -> web.Application:
+def web_app(
+    handlers: Handlers, public_url: str | None = None, listen_host: str | None = None
+) -> web.Application:
     """The routes; the links to the feed's files at `public_url` (``[feed] public_url``) when
-    set, else at the origin each request names."""
+    set, else at the origin each request names.
+
+    /healthz and /metrics, which need no token, answer only a request addressed to an IP
+    address, ``localhost``, `listen_host` (``[feed] listen``'s) or `public_url`'s host:
+    against DNS rebinding, where a web page the user visits names its own domain, resolved
+    to 127.0.0.1, to read them. The feed and its files need their token anyway."""
+    names = {"localhost", *(name.lower() for name in (listen_host,) if name)}
+    if public_url is not None and (public_host := urlsplit(public_url).hostname):
+        names.add(public_host)
+
+    def addressed_here(request: web.Request) -> bool:
+        host = request.headers.get("Host", "")
+        if not HOST.fullmatch(host):
+            return False
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        name = name.strip("[]").lower()
+        return name in names or name.endswith(".localhost") or _is_address(name)
 
     async def feed(request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -100,11 +121,15 @@ def web_app(handlers: Handlers, public_url: str | None = None) -> web.Applicatio
             return web.Response(status=304, headers=headers)
         return web.Response(body=data, headers=headers, content_type=file_type(name))
 
-    async def healthz(_request: web.Request) -> web.Response:
+    async def healthz(request: web.Request) -> web.Response:
+        if not addressed_here(request):
+            return await not_found(request)
         ok, reason = handlers.health()
         return web.Response(status=200 if ok else 503, text=reason + "\n")
 
-    async def metrics(_request: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        if not addressed_here(request):
+            return await not_found(request)
         body = await asyncio.to_thread(handlers.metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -167,6 +192,14 @@ def scheme_of(request: web.Request) -> str:
         return first
     nearest = request.forwarded[0].get("proto", "").lower() if request.forwarded else ""
     return nearest if nearest in ("http", "https") else request.scheme
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _disposition(name: str) -> str:

@@ -178,7 +178,10 @@ class Service:
             metrics=self.metrics.render,
             now=self.clock,
         )
-        runner = web.AppRunner(web_app(handlers, self.settings.feed.public_url), access_log=None)
+        runner = web.AppRunner(
+            web_app(handlers, self.settings.feed.public_url, self.settings.feed.host),
+            access_log=None,
+        )
         await runner.setup()
         await listen(runner, self.settings.feed)
         return runner
