@@ -17,6 +17,7 @@ from followupd.config.sections import FeedSection
 from followupd.daemon.http import Handlers, listen, warn_if_remote, web_app
 from followupd.errors import ConfigError
 from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.daemon import followupd
 from tests.smtpserver import free_port
 
 
@@ -147,3 +148,22 @@ def test_the_feed_url_names_this_machine_when_listening_on_every_interface(
     assert shown.code == 0, shown
     assert shown.out.startswith(f"http://{socket.gethostname()}:8731/feed/"), shown.out
     assert "0.0.0.0" not in shown.out
+
+
+@pytest.mark.slow  # a daemon in a subprocess: about 3 s
+def test_a_port_already_taken_exits_69_naming_the_address_and_the_key(home: Path) -> None:
+    """Another process listens on the feed's port: `followupd run` says so, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        path = home / "followupd.toml"
+        path.write_text(MINIMAL_CONFIG + f'[feed]\nlisten = "{listen}"\n', encoding="utf-8")
+        result = followupd(home, "run")
+    assert result.returncode == 69, result
+    assert (
+        f"followupd: cannot listen on {listen} ([feed] listen in {path}): "
+        "address already in use — is another followupd running?"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "unexpected error" not in result.stderr
