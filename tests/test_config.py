@@ -1096,3 +1096,22 @@ def test_check_offline_names_the_variable_of_a_secret_that_is_not_set(
     said = " ".join(result.out.split())
     assert "caldav password FAILED $FOLLOWUPD_TEST_UNSET_PW" in said, result.out
     assert "environment variable is not set" in said
+
+
+# -- a table declared twice -----------------------------------------------------------------
+
+
+def test_table_declared_twice_is_the_only_problem(home: Path, cli: RunCli) -> None:
+    """The starter config with a [business] appended: its keys are not blamed on [database]."""
+    starter = EXAMPLE.read_text(encoding="utf-8")
+    first = starter.splitlines().index("[business]") + 1
+    text = starter.rstrip("\n") + '\n[business]\nsend_window = "08:00-18:00"\nsned = 1\n'
+    header = len(starter.rstrip("\n").splitlines()) + 1
+    path = _write(home / "followupd.toml", text)
+    result = cli("check", "--offline", "--config", path)
+    assert result.code == 78, result
+    problems = [line.strip() for line in result.err.splitlines() if str(path) in line]
+    assert problems == [
+        f"{path}:{header}: TOML syntax error: Cannot declare [business] twice; "
+        f"declared first at line {first}; add the keys there"
+    ], result.err

@@ -18,6 +18,7 @@ from followupd.config.sections import FeedSection
 from followupd.daemon.http import Handlers, listen, warn_if_remote, web_app
 from followupd.errors import ConfigError
 from tests.conftest import MINIMAL_CONFIG, RunCli
+from tests.daemon import followupd
 from tests.smtpserver import free_port
 
 
@@ -214,3 +215,22 @@ def test_health_and_metrics_answer_only_requests_addressed_here(tmp_path: Path, 
     away = ["attacker.example", f"attacker.example:{port}", "127.0.0.1.attacker.example", ""]
     found = statuses_by_host(feed, here + away, path)
     assert found == {**dict.fromkeys(here, 200), **dict.fromkeys(away, 404)}
+
+
+@pytest.mark.slow  # a daemon in a subprocess: about 3 s
+def test_a_port_already_taken_exits_69_naming_the_address_and_the_key(home: Path) -> None:
+    """Another process listens on the feed's port: `followupd run` says so, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        path = home / "followupd.toml"
+        path.write_text(MINIMAL_CONFIG + f'[feed]\nlisten = "{listen}"\n', encoding="utf-8")
+        result = followupd(home, "run")
+    assert result.returncode == 69, result
+    assert (
+        f"followupd: cannot listen on {listen} ([feed] listen in {path}): "
+        "address already in use — is another followupd running?"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "unexpected error" not in result.stderr

@@ -9,6 +9,7 @@ run reports every syntax error along with the problems of the rest of the file.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import re
 import tomllib
@@ -20,6 +21,11 @@ KeyPath = tuple[str | int, ...]
 _ERROR_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 _MAX_SYNTAX_ERRORS = 50
 _ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_-]+)\s*=(.*)$")
+_DECLARED_TWICE = re.compile(r"^Cannot declare (\(.*\)) twice$")
+# A broken table header is replaced by a header of this table, dropped after parsing: the
+# keys below it are then neither read nor blamed on the table before it. As a value (a
+# line of a multi-line array) it is invalid again, and the line is blanked.
+_SET_ASIDE = "followupd-set-aside-line-"
 
 
 def format_path(path: KeyPath) -> str:
@@ -67,10 +73,13 @@ def loads_tolerant(text: str) -> Parsed:
     errors: list[tuple[int | None, str]] = []
     lines = text.split("\n")
     quoted: set[int] = set()
+    set_aside: set[int] = set()
+    declared_twice: dict[int, KeyPath] = {}  # index in errors -> the table's path
     while True:
         repaired = "\n".join(lines)
         try:
-            return Parsed(tomllib.loads(repaired), errors, key_lines(repaired))
+            data = tomllib.loads(repaired)
+            return _without_set_aside(data, errors, key_lines(repaired), declared_twice)
         except tomllib.TOMLDecodeError as error:
             message = str(error)
             match = _ERROR_POSITION.search(message)
@@ -82,10 +91,16 @@ def loads_tolerant(text: str) -> Parsed:
             if number > len(lines) or not lines[number - 1].strip():
                 errors.append((number, f"TOML syntax error: {reason}"))
                 return Parsed({}, errors)  # nothing left to repair: give up on this file
-            if number not in quoted:
+            if number not in quoted and number not in set_aside:
+                twice = _table_declared_twice(reason)
+                if twice is not None:
+                    declared_twice[len(errors)] = twice
                 errors.append((number, f"TOML syntax error: {reason}"))
             assignment = _ASSIGNMENT.match(lines[number - 1])
-            if assignment and number not in quoted:
+            if lines[number - 1].lstrip().startswith("[") and number not in set_aside:
+                set_aside.add(number)
+                lines[number - 1] = f"[{_SET_ASIDE}{number}]"
+            elif assignment and number not in quoted:
                 quoted.add(number)
                 raw = assignment.group(2).strip().replace("\\", "\\\\").replace('"', '\\"')
                 lines[number - 1] = f'{assignment.group(1)} = "{raw}"'
@@ -95,6 +110,44 @@ def loads_tolerant(text: str) -> Parsed:
             reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
             errors.append((None, f"TOML cannot be read: {reason}"))
             return Parsed({}, errors)
+
+
+def _table_declared_twice(reason: str) -> KeyPath | None:
+    """The table of tomllib's "Cannot declare ('a', 'b') twice", if that is the reason."""
+    match = _DECLARED_TWICE.match(reason)
+    if match is None:
+        return None
+    try:
+        path = ast.literal_eval(match.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    if not isinstance(path, tuple) or not all(isinstance(part, str) for part in path):
+        return None
+    return path
+
+
+def _without_set_aside(
+    data: dict[str, Any],
+    errors: list[tuple[int | None, str]],
+    lines: dict[KeyPath, int],
+    declared_twice: dict[int, KeyPath],
+) -> Parsed:
+    """Drop the tables that stood in for broken headers; say where a twice-declared one is."""
+    for key in [key for key in data if key.startswith(_SET_ASIDE)]:
+        del data[key]
+    lines = {
+        path: line
+        for path, line in lines.items()
+        if not (isinstance(path[0], str) and path[0].startswith(_SET_ASIDE))
+    }
+    for index, path in declared_twice.items():
+        number, _ = errors[index]
+        message = f"TOML syntax error: Cannot declare [{format_path(path)}] twice"
+        first = lines.get(path)
+        if first is not None:
+            message += f"; declared first at line {first}; add the keys there"
+        errors[index] = (number, message)
+    return Parsed(data, errors, lines)
 
 
 def key_lines(text: str) -> dict[KeyPath, int]:

@@ -47,7 +47,9 @@ hands its other claims back, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -142,7 +144,11 @@ class Service:
         await asyncio.to_thread(self.store.upgrade)
         await self._pass("orphans", self._take_back_orphans)  # before any delivery
         self.tokens = ensure_tokens(self.settings.owners)
-        runner = await self._start_http()
+        try:
+            runner = await self._start_http()
+        except ServiceUnavailable:
+            self.store.close()
+            raise
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop_requested.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
@@ -183,8 +189,28 @@ class Service:
             access_log=None,
         )
         await runner.setup()
-        await listen(runner, self.settings.feed)
+        try:
+            await listen(runner, self.settings.feed)
+        except OSError as error:
+            await runner.cleanup()
+            raise self._cannot_listen(error) from None
         return runner
+
+    def _cannot_listen(self, error: OSError) -> ServiceUnavailable:
+        """The address of ``[feed] listen`` is taken (or not ours): say which, and where it is set.
+
+        Not a config error (exit 69, not 78): the port is often free again a moment later,
+        once the instance it belongs to has stopped, so systemd may try again.
+        """
+        # asyncio's strerror repeats the address as a tuple: the errno's own words are enough
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        message = (
+            f"cannot listen on {self.settings.feed.listen} "
+            f"([feed] listen in {self.settings.source}): {reason}"
+        )
+        if error.errno == errno.EADDRINUSE:
+            message += " — is another followupd running?"
+        return ServiceUnavailable(message)
 
     async def _drain(self) -> None:
         """Let the passes under way end, the delivery after its message; stop them when late."""
