@@ -24,8 +24,10 @@ from followupd.config.settings import Settings
 from followupd.domain.owner_scope import evaluation_scopes, scopes
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import enabled_rules
+from followupd.store.chunks import batches
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
+from followupd.store.rows import streamed
 from tests.bench.evaluate import AT, build
 
 MISSIONS = 240
@@ -172,3 +174,24 @@ def test_owners_unlike_get_what_each_would_get_alone(
     assert "ben" not in invoices and "fay" not in invoices  # their invoice_due is off
     languages = {row[5] for row in grouped if row[1] == "cid" and row[4] is None}
     assert languages == {"en"}  # cid's own tasks in his language
+
+
+def test_a_pass_in_small_batches_records_the_same(
+    agency: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Intents recorded a few at a time, rows streamed a few at a time (a server-side cursor
+    on PostgreSQL, read between the inserts): the same outbox as in large batches."""
+    deal(agency, ["ana", "ben", "cid", None])
+    settings = settings_of(ALIKE, tmp_path)
+    rules = enabled_rules(settings.rules, settings.owners)
+    session = agency.sessions()
+    try:
+        evaluate(session, settings, rules, AT)
+        large = outbox_of(session)
+    finally:
+        session.rollback()
+        session.close()
+    monkeypatch.setattr(batches, "__defaults__", (7,))
+    monkeypatch.setattr(streamed, "__defaults__", (5,))
+    small = together(agency, settings)
+    assert len(small) > 40 and small == large

@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Literal
 
 from followupd.config.late_payment import HALF_YEAR_KEY, LatePaymentSection
@@ -156,11 +157,17 @@ class RateTable:
 
 
 def ecb_table(section: LatePaymentSection) -> RateTable:
-    return RateTable.from_config("ecb_rates", section.ecb_rates)
+    return _table("ecb_rates", tuple(section.ecb_rates.items()))
 
 
 def legal_table(section: LatePaymentSection) -> RateTable:
-    return RateTable.from_config("legal_rates", section.legal_rates)
+    return _table("legal_rates", tuple(section.legal_rates.items()))
+
+
+@lru_cache(maxsize=16)
+def _table(name: str, rates: tuple[tuple[str, Decimal], ...]) -> RateTable:
+    """A table of the config's rates, parsed once: a pass asks for it for every late invoice."""
+    return RateTable.from_config(name, dict(rates))
 
 
 @dataclass(frozen=True)
