@@ -341,3 +341,32 @@ def test_an_unknown_field_of_a_payment_names_the_payments_fields(
     assert [p.message for p in caught.value.problems] == [
         "unknown field 'via'; fields of this table: on, amount"
     ]
+
+
+def test_the_problems_of_a_file_come_in_line_order(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "order.toml",
+        BASE.replace('client = "acme"\nname = "Jeanne', 'client = "acmee"\nname = "Jeanne').replace(
+            "amount = 12000.00", 'amount = "lots"'
+        ),
+    )
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [(p.line, p.where) for p in caught.value.problems] == [
+        (7, "contacts[0] (jdupont) client"),
+        (15, "missions[0] (acme-audit) contact"),
+        (23, "invoices[0] (F-2026-042) amount"),
+    ]
+
+
+def test_the_problems_of_a_json_file_come_in_record_order(store: Store, tmp_path: Path) -> None:
+    contacts = [{"key": "a", "client": "nobody", "name": "A"}, {"key": "b", "client": "nobody"}]
+    path = write(tmp_path, "order.json", json.dumps({"contacts": contacts}))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [p.where for p in caught.value.problems] == [
+        "contacts[0] (a) client",
+        "contacts[1] (b) name",
+        "contacts[1] (b) client",
+    ]

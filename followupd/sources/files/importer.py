@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections import Counter
@@ -115,12 +116,35 @@ def import_files(
         terms_found = check_payment_terms(session, records, terms or {})
         problems += terms_found.errors
         if problems:
-            raise DataError(problems)
+            raise DataError(in_file_order(problems, paths))
         report = apply(session, records)
-        report.warnings = terms_found.warnings
+        report.warnings = in_file_order(terms_found.warnings, paths)
         if report.changes:
             announce(session, CHANGED)
         return report
+
+
+def in_file_order(problems: Iterable[Problem], paths: Sequence[Path]) -> list[Problem]:
+    """`problems` file by file as given, then by line, then by record (JSON has no lines).
+
+    They are found check by check (fields, then references, then payment
+    terms), so a problem on line 31 could come before one on line 5.
+    """
+    rank = {path: number for number, path in enumerate(paths)}
+
+    def key(problem: Problem) -> tuple[int, int, int, int]:
+        record = _RECORD_PLACE.match(problem.where or "")
+        kind, index = (
+            (list(RECORD_KINDS).index(record[1]), int(record[2]))
+            if record and record[1] in RECORD_KINDS
+            else (-1, -1)
+        )
+        return rank.get(problem.file, len(rank)), problem.line or 0, kind, index
+
+    return sorted(problems, key=key)
+
+
+_RECORD_PLACE = re.compile(r"(\w+)\[(\d+)\]")
 
 
 # -- reading ----------------------------------------------------------------------------
