@@ -309,3 +309,64 @@ def test_references_of_an_invalid_record_are_checked_too(store: Store, tmp_path:
         import_files(store, [path], PARIS)
     wheres = sorted(p.where or "" for p in caught.value.problems)
     assert wheres == ["invoices[0] (F-2026-042) amount", "invoices[0] (F-2026-042) mission"]
+
+
+def test_type_and_choice_errors_show_the_bad_value(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "values.toml",
+        BASE.replace('title = "Audit du SI"', 'title = 42\nstatus = "actve"'),
+    )
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [p.message for p in caught.value.problems] == [
+        "Input should be a valid string (got 42)",
+        "Input should be 'proposed', 'active', 'on_hold', 'disputed' or 'closed' (got 'actve')",
+    ]
+
+
+def test_an_unknown_field_of_a_payment_names_the_payments_fields(
+    store: Store, tmp_path: Path
+) -> None:
+    typo = BASE + "payments = [{ on = 2026-11-15, amout = 4000 }]\n"
+    far = BASE + "payments = [{ on = 2026-11-15, amount = 4000, via = 'wire' }]\n"
+    with pytest.raises(DataError) as caught:
+        import_files(store, [write(tmp_path, "typo.toml", typo)], PARIS)
+    assert [str(p) for p in caught.value.problems if "unknown field" in p.message] == [
+        f"{tmp_path / 'typo.toml'}:26: invoices[0] (F-2026-042) payments[0].amout: "
+        "unknown field 'amout'; did you mean 'amount'?"
+    ]
+    with pytest.raises(DataError) as caught:
+        import_files(store, [write(tmp_path, "far.toml", far)], PARIS)
+    assert [p.message for p in caught.value.problems] == [
+        "unknown field 'via'; fields of this table: on, amount"
+    ]
+
+
+def test_the_problems_of_a_file_come_in_line_order(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "order.toml",
+        BASE.replace('client = "acme"\nname = "Jeanne', 'client = "acmee"\nname = "Jeanne').replace(
+            "amount = 12000.00", 'amount = "lots"'
+        ),
+    )
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [(p.line, p.where) for p in caught.value.problems] == [
+        (7, "contacts[0] (jdupont) client"),
+        (15, "missions[0] (acme-audit) contact"),
+        (23, "invoices[0] (F-2026-042) amount"),
+    ]
+
+
+def test_the_problems_of_a_json_file_come_in_record_order(store: Store, tmp_path: Path) -> None:
+    contacts = [{"key": "a", "client": "nobody", "name": "A"}, {"key": "b", "client": "nobody"}]
+    path = write(tmp_path, "order.json", json.dumps({"contacts": contacts}))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [p.where for p in caught.value.problems] == [
+        "contacts[0] (a) client",
+        "contacts[1] (b) name",
+        "contacts[1] (b) client",
+    ]

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import types
+import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +22,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -112,12 +116,35 @@ def import_files(
         terms_found = check_payment_terms(session, records, terms or {})
         problems += terms_found.errors
         if problems:
-            raise DataError(problems)
+            raise DataError(in_file_order(problems, paths))
         report = apply(session, records)
-        report.warnings = terms_found.warnings
+        report.warnings = in_file_order(terms_found.warnings, paths)
         if report.changes:
             announce(session, CHANGED)
         return report
+
+
+def in_file_order(problems: Iterable[Problem], paths: Sequence[Path]) -> list[Problem]:
+    """`problems` file by file as given, then by line, then by record (JSON has no lines).
+
+    They are found check by check (fields, then references, then payment
+    terms), so a problem on line 31 could come before one on line 5.
+    """
+    rank = {path: number for number, path in enumerate(paths)}
+
+    def key(problem: Problem) -> tuple[int, int, int, int]:
+        record = _RECORD_PLACE.match(problem.where or "")
+        kind, index = (
+            (list(RECORD_KINDS).index(record[1]), int(record[2]))
+            if record and record[1] in RECORD_KINDS
+            else (-1, -1)
+        )
+        return rank.get(problem.file, len(rank)), problem.line or 0, kind, index
+
+    return sorted(problems, key=key)
+
+
+_RECORD_PLACE = re.compile(r"(\w+)\[(\d+)\]")
 
 
 # -- reading ----------------------------------------------------------------------------
@@ -200,7 +227,7 @@ def _validate(
             problems.append(
                 Problem(
                     path,
-                    _explain(detail["type"], str(detail["msg"]), loc, model),
+                    _explain(detail, loc, model),
                     line=field_line,
                     where=f"{place} {format_path(loc)}" if loc else place,
                 )
@@ -240,13 +267,52 @@ def _storable(value: Any) -> bool:
     return True
 
 
-def _explain(error_type: str, message: str, loc: KeyPath, model: type[Record]) -> str:
-    if error_type == "extra_forbidden":
-        fields = ", ".join(model.model_fields)
-        return f"unknown field {loc[-1]!r}; fields of this record: {fields}"
-    if error_type == "missing":
+def _explain(detail: ErrorDetails, loc: KeyPath, model: type[Record]) -> str:
+    """A pydantic error in the words of the config's: the bad value, a close field name."""
+    if detail["type"] == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+        known = _fields_at(model, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        if close:
+            return f"{message}; did you mean {close[0]!r}?"
+        if not known:
+            return message
+        where = "record" if len(loc) == 1 else "table"  # a payment's table, inside its record
+        return f"{message}; fields of this {where}: {', '.join(known)}"
+    if detail["type"] == "missing":
         return "missing required field"
-    return message.removeprefix("Value error, ")
+    message = str(detail["msg"])
+    if detail["type"] == "value_error":  # our validators name the value themselves
+        return message.removeprefix("Value error, ")
+    shown = detail.get("input")
+    if isinstance(shown, str | int | float | bool) and len(str(shown)) < 60:
+        message += f" (got {shown!r})"
+    return message
+
+
+def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
+    """The fields of the record or nested table (a payment) at `loc` within `model`."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = current.model_fields.get(str(part)) if current is not None else None
+        current = None if field_info is None else _model_in(field_info.annotation)
+        if current is None:
+            return []
+    return [] if current is None else list(current.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``X | None``, ``tuple[X, ...]`` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found is not None:
+                return found
+    return None
 
 
 def _duplicates(located: list[Located]) -> list[Problem]:
