@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from pydantic_core import ErrorDetails
 from followupd.config.discovery import state_directory
 from followupd.config.settings import Settings
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant
+from followupd.config.types import model_in
 from followupd.errors import ConfigError, Problem
 
 DATABASE_URL_VARIABLE = "FOLLOWUPD_DATABASE_URL"
@@ -124,21 +123,9 @@ def _keys_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
         field = next((field for name, field in fields if (field.alias or name) == part), None)
         if field is None:
             return []
-        current = _model_in(field.annotation)
+        current = model_in(field.annotation)
         if current is None:
             return []
     if not (isinstance(current, type) and issubclass(current, BaseModel)):
         return []
     return [field.alias or name for name, field in current.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model class inside ``X | None``, ``tuple[X, ...]`` and the like."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
-        for argument in typing.get_args(annotation):
-            found = _model_in(argument)
-            if found is not None:
-                return found
-    return None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import types
+import typing
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from holidays.registry import EntityLoader
@@ -115,3 +117,15 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
 Directory = Annotated[Path, AfterValidator(_existing_directory)]
 StatePath = Annotated[Path, AfterValidator(_under_state_directory)]
 OwnerKey = Annotated[str, AfterValidator(_owner_key)]
+
+
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside ``X | None``, ``tuple[X, ...]`` and the like."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for argument in typing.get_args(annotation):
+            found = model_in(argument)
+            if found is not None:
+                return found
+    return None

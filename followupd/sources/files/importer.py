@@ -13,8 +13,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import types
-import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.owners import SINGLE_OWNER_KEY
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant
+from followupd.config.types import model_in
 from followupd.errors import DataError, Problem
 from followupd.sources.files.payment_terms import TermsPolicy, check_payment_terms
 from followupd.sources.files.records import RECORD_KINDS, Record, TouchpointRecord
@@ -297,22 +296,10 @@ def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
         if isinstance(part, int):
             continue
         field_info = current.model_fields.get(str(part)) if current is not None else None
-        current = None if field_info is None else _model_in(field_info.annotation)
+        current = None if field_info is None else model_in(field_info.annotation)
         if current is None:
             return []
     return [] if current is None else list(current.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model class inside ``X | None``, ``tuple[X, ...]`` and the like."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
-        for argument in typing.get_args(annotation):
-            found = _model_in(argument)
-            if found is not None:
-                return found
-    return None
 
 
 def _duplicates(located: list[Located]) -> list[Problem]:
