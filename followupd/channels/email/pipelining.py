@@ -84,6 +84,9 @@ class Transactions:
     """Mail transactions on `client`'s connection, once it is open (and secured, and logged in).
 
     The connection is this object's from then on: `quit` or `close` ends it.
+    `end_written` says whether the last message's end (its ".") was written:
+    a connection that fails after it leaves the message in doubt (the server
+    may have accepted it before it hung up), and it must not go again at once.
     """
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
@@ -95,6 +98,7 @@ class Transactions:
         self.size = client.supports_extension("size")
         self.smtputf8 = client.supports_extension("smtputf8")
         self.replies = Replies()
+        self.end_written = False
         transport.set_protocol(self.replies)
         self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
 
@@ -123,6 +127,7 @@ class Transactions:
         envelope (RSET) and raises; a message refused by some recipients
         only goes to the others.
         """
+        self.end_written = False
         if utf8 and not self.smtputf8:
             raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
         encoding = "utf-8" if utf8 else "ascii"
@@ -142,6 +147,7 @@ class Transactions:
         await before_end()
         async with asyncio.timeout(timeout):
             self._write(body + b".\r\n")
+            self.end_written = True
             code, text = await self.replies.reply()
         if code != aiosmtplib.SMTPStatus.completed:
             raise aiosmtplib.SMTPDataError(code, text)
