@@ -121,7 +121,8 @@ class Transactions:
         before_end: Callable[[], Awaitable[None]],
         timeout: float,
     ) -> None:
-        """One message; `before_end` awaited before its end, outside the `timeout` of each part.
+        """One message; `before_end` awaited before its end (the message itself is written
+        first), outside the `timeout` of each part.
 
         A refusal (of the sender, of every recipient, of DATA) resets the
         envelope (RSET) and raises; a message refused by some recipients
@@ -143,10 +144,10 @@ class Transactions:
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             await self._reset(timeout)
             raise
-        body = _STUFFED.sub(b"..", data)
+        self._write(_STUFFED.sub(b"..", data))  # all of it but its end, which waits
         await before_end()
         async with asyncio.timeout(timeout):
-            self._write(body + b".\r\n")
+            self._write(b".\r\n")
             self.end_written = True
             code, text = await self.replies.reply()
         if code != aiosmtplib.SMTPStatus.completed:
