@@ -114,10 +114,12 @@ def test_a_refusal_fails_its_message_alone_on_the_same_connection(
 
 
 class HangsUpAfterData(Picky):
-    """Takes the first message, then hangs up before its "250"; accepts the next ones."""
+    """Takes the first message, then hangs up before its "250" (or, `silent`, says nothing
+    until the client hangs up); accepts the next ones."""
 
-    def __init__(self, pipelining: bool) -> None:
+    def __init__(self, pipelining: bool, silent: bool = False) -> None:
         super().__init__(pipelining)
+        self.silent = silent
         self.hung_up = False
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -125,18 +127,24 @@ class HangsUpAfterData(Picky):
         if self.hung_up:
             return reply
         self.hung_up = True
-        server.transport.close()
+        if not self.silent:
+            server.transport.close()
         await asyncio.Event().wait()  # cancelled as the connection ends: no reply goes
         return reply
 
 
-@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+@pytest.mark.parametrize(
+    ("pipelining", "silent"),
+    [(True, False), (False, False), (True, True)],
+    ids=["pipelining", "one-by-one", "no-answer"],
+)
 def test_a_message_whose_end_went_unanswered_is_not_sent_again_at_once(
-    pipelining: bool, caplog: pytest.LogCaptureFixture
+    pipelining: bool, silent: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    recorder, port = HangsUpAfterData(pipelining), free_port()
+    recorder, port = HangsUpAfterData(pipelining, silent), free_port()
     controller = CountingController(recorder, hostname="127.0.0.1", port=port)
-    smtp = Smtp(host="127.0.0.1", port=port, security="none", rate_per_minute=100000)
+    smtp = Smtp(host="127.0.0.1", port=port, security="none", rate_per_minute=100000,
+                timeout_seconds=1 if silent else 10)  # fmt: skip
     message = email("doubt", "j@acme.example")
 
     async def scenario() -> DeliveryError:
