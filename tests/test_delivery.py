@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from followupd.channels.email.message import message_id
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
+from followupd.delivery import deliverer as deliverer_module
 from followupd.delivery.deliverer import (
     SUB_BATCH,
     Deliverer,
@@ -28,6 +30,7 @@ from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
+from followupd.store.outbox.sent_record import SentRecord
 from followupd.store.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, sample_followup
 from tests.rulekit import ACME
@@ -302,3 +305,37 @@ def test_several_connections_deliver_each_email_once_side_by_side(
     recorded = states(store)
     assert all(recorded[key].message_id == message_id(key, "cabinet.example") for key in keys)
     assert {recorded[key].state for key in keys} == {"sent"}
+
+
+def test_a_pass_stopped_as_its_record_connection_opens_leaves_no_connection_out(
+    loaded: Store, tmp_path: Path, server: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stop comes while the connection that records messages sent is being opened, in
+    its thread: the pass ends, and the connection goes back to the pool once open."""
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    opening, stopped = threading.Event(), threading.Event()
+    opened: list[SentRecord] = []  # held here: no garbage collector hands it back for the pass
+
+    class StoppedAsItOpens(SentRecord):
+        def __init__(self, engine: Any) -> None:
+            opening.set()
+            stopped.wait(timeout=10)
+            super().__init__(engine)
+            opened.append(self)
+
+    monkeypatch.setattr(deliverer_module, "SentRecord", StoppedAsItOpens)
+
+    async def scenario() -> None:
+        deliverer = Deliverer(loaded, settings, "w1", rng=random.Random(1))
+        delivering = asyncio.create_task(deliverer.run(paris(1)))
+        assert await asyncio.to_thread(opening.wait, 10)
+        delivering.cancel()
+        stopped.set()
+        with pytest.raises(asyncio.CancelledError):
+            await delivering
+
+    asyncio.run(scenario())  # its end waits for the thread that opened the connection
+    assert recorder.messages == [] and len(opened) == 1
+    assert loaded.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

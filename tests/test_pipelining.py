@@ -19,6 +19,7 @@ from followupd.channels.email.message import Email, build_message
 from followupd.channels.email.sender import SmtpSender
 from followupd.channels.failure import DeliveryError
 from followupd.config.sections import Smtp
+from tests.daemon import wait_for
 from tests.smtpserver import CountingController, Recorder, free_port
 
 
@@ -104,9 +105,64 @@ def test_a_refusal_fails_its_message_alone_on_the_same_connection(
     assert outcomes["a"] == outcomes["b"] == outcomes["c"] == "sent"
     assert outcomes["refused"].startswith("permanent: recipient refused: 550"), outcomes
     assert outcomes["busy"].startswith("retry: SMTP 421"), outcomes
-    assert recorder.sessions == 0, "one connection, closed at the end"
+    wait_for(lambda: recorder.sessions == 0, timeout=10)  # closed at the end, server side too
     assert recorder.most_sessions == 1
     received = [(str(m["Subject"]), m.get_body(("plain",))) for m in recorder.messages]
     assert [subject for subject, _ in received] == ["About a", "About b", "About c"]
     for subject, body in received:  # a line that starts with a dot arrives as written
         assert body is not None and f".{subject[-1]}" in body.get_content().splitlines()
+
+
+class HangsUpAfterData(Picky):
+    """Takes the first message, then hangs up before its "250" (or, `silent`, says nothing
+    until the client hangs up); accepts the next ones."""
+
+    def __init__(self, pipelining: bool, silent: bool = False) -> None:
+        super().__init__(pipelining)
+        self.silent = silent
+        self.hung_up = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        reply = await super().handle_DATA(server, session, envelope)
+        if self.hung_up:
+            return reply
+        self.hung_up = True
+        if not self.silent:
+            server.transport.close()
+        await asyncio.Event().wait()  # cancelled as the connection ends: no reply goes
+        return reply
+
+
+@pytest.mark.parametrize(
+    ("pipelining", "silent"),
+    [(True, False), (False, False), (True, True)],
+    ids=["pipelining", "one-by-one", "no-answer"],
+)
+def test_a_message_whose_end_went_unanswered_is_not_sent_again_at_once(
+    pipelining: bool, silent: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder, port = HangsUpAfterData(pipelining, silent), free_port()
+    controller = CountingController(recorder, hostname="127.0.0.1", port=port)
+    smtp = Smtp(host="127.0.0.1", port=port, security="none", rate_per_minute=100000,
+                timeout_seconds=1 if silent else 10)  # fmt: skip
+    message = email("doubt", "j@acme.example")
+
+    async def scenario() -> DeliveryError:
+        async with SmtpSender(smtp) as sender:
+            with pytest.raises(DeliveryError) as failed:
+                await sender.send(message)
+            assert len(recorder.messages) == 1, "one copy: no retry on a new connection"
+            await sender.send(message)  # a later attempt: the documented second copy
+        return failed.value
+
+    controller.start()
+    try:
+        error = asyncio.run(scenario())
+    finally:
+        controller.stop()
+    assert not error.permanent
+    assert str(error).startswith("in doubt:") and message.message_id in str(error)
+    assert [m["Message-ID"] for m in recorder.messages] == [message.message_id] * 2
+    assert [r.levelname for r in caplog.records if message.message_id in r.getMessage()] == [
+        "WARNING"
+    ]

@@ -40,7 +40,7 @@ from operator import methodcaller
 from typing import TypeVar, Unpack
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, select
+from sqlalchemy import ColumnElement, Engine, Row, select
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
@@ -554,28 +554,33 @@ class Deliverer:
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
         record = partial(self._record, at=at, report=report)
         outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
-        sent = await asyncio.to_thread(SentRecord, self.store.engine)
-        handover: Handover[Prepared] = Handover(partial(self._record_accepted, sent=sent, at=at,
-                                                        report=report))  # fmt: skip
-        connections = [asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
-                       for _ in range(min(self.connections, len(queue)))]  # fmt: skip
+        sent = await _open(self.store.engine)
         try:
-            await asyncio.gather(*connections)
-        except BaseException:  # the others stop too; the first error goes up as it is
-            for connection in connections:
-                connection.cancel()
-            await asyncio.gather(*connections, return_exceptions=True)
-            with suppress(Exception):  # what went is recorded, where the database still can
-                await handover.settled()
-            with suppress(Exception):
-                await outcomes.flush()
-            raise
-        finally:
-            with suppress(Exception):
-                await handover.settled()
+            handover: Handover[Prepared] = Handover(partial(self._record_accepted, sent=sent,
+                                                            at=at, report=report))  # fmt: skip
+            connections = [
+                asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
+                for _ in range(min(self.connections, len(queue)))
+            ]
+            try:
+                await asyncio.gather(*connections)
+            except BaseException:  # the others stop too; the first error goes up as it is
+                for connection in connections:
+                    connection.cancel()
+                await asyncio.gather(*connections, return_exceptions=True)
+                with suppress(Exception):  # what went is recorded, where the database still can
+                    await handover.settled()
+                with suppress(Exception):
+                    await outcomes.flush()
+                raise
+            finally:
+                with suppress(Exception):
+                    await handover.settled()
+            await handover.settled()
+            await outcomes.flush()
             await asyncio.to_thread(sent.close)
-        await handover.settled()
-        await outcomes.flush()
+        finally:  # whatever cancelled the awaits above (a second stop included)
+            sent.close()  # at once, or by the record under way as it ends; once only
 
     async def _connection(
         self,
@@ -966,6 +971,22 @@ class Deliverer:
             if _finish(session, row, self.worker, at, state=FollowUpState.PENDING,
                        last_error=reason, next_attempt_at=when):  # fmt: skip
                 report.retrying[row.key] = reason
+
+
+async def _open(engine: Engine) -> SentRecord:
+    """The pass's record of messages sent, opened in a thread; if the pass is cancelled
+    meanwhile, the record is closed as soon as it is open."""
+    opening = asyncio.get_running_loop().run_in_executor(None, SentRecord, engine)
+    try:
+        return await asyncio.shield(opening)
+    except BaseException:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[SentRecord]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 UNREACHED = object()  # what `_OwnerCalendars.act` gives when the owner's calendar failed

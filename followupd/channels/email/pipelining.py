@@ -84,6 +84,9 @@ class Transactions:
     """Mail transactions on `client`'s connection, once it is open (and secured, and logged in).
 
     The connection is this object's from then on: `quit` or `close` ends it.
+    `end_written` says whether the last message's end (its ".") was written:
+    a connection that fails after it leaves the message in doubt (the server
+    may have accepted it before it hung up), and it must not go again at once.
     """
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
@@ -95,6 +98,7 @@ class Transactions:
         self.size = client.supports_extension("size")
         self.smtputf8 = client.supports_extension("smtputf8")
         self.replies = Replies()
+        self.end_written = False
         transport.set_protocol(self.replies)
         self.transport: asyncio.WriteTransport = transport  # type: ignore[assignment]
 
@@ -117,12 +121,14 @@ class Transactions:
         before_end: Callable[[], Awaitable[None]],
         timeout: float,
     ) -> None:
-        """One message; `before_end` awaited before its end, outside the `timeout` of each part.
+        """One message; `before_end` awaited before its end (the message itself is written
+        first), outside the `timeout` of each part.
 
         A refusal (of the sender, of every recipient, of DATA) resets the
         envelope (RSET) and raises; a message refused by some recipients
         only goes to the others.
         """
+        self.end_written = False
         if utf8 and not self.smtputf8:
             raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
         encoding = "utf-8" if utf8 else "ascii"
@@ -138,10 +144,11 @@ class Transactions:
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             await self._reset(timeout)
             raise
-        body = _STUFFED.sub(b"..", data)
+        self._write(_STUFFED.sub(b"..", data))  # all of it but its end, which waits
         await before_end()
         async with asyncio.timeout(timeout):
-            self._write(body + b".\r\n")
+            self._write(b".\r\n")
+            self.end_written = True
             code, text = await self.replies.reply()
         if code != aiosmtplib.SMTPStatus.completed:
             raise aiosmtplib.SMTPDataError(code, text)

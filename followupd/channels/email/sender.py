@@ -11,12 +11,16 @@ authentication), which no retry will mend.
 A message's end (the "." that ends DATA, the write into a Maildir) waits
 for `before_end`, the handover of the pass (followupd.delivery.handover):
 until then the server holds an unfinished message, which it drops if the
-connection ends.
+connection ends. Once the end is written, a connection that ends (or a
+server that does not answer) leaves the message in doubt: the server may have
+accepted it. It is not sent again on a new connection then, but failed as
+worth retrying: a later attempt sends it again, with the same Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import mailbox
 import ssl
 from abc import ABC, abstractmethod
@@ -34,6 +38,8 @@ from followupd.channels.email.smtp import smtp_client
 from followupd.channels.failure import DeliveryError
 from followupd.config.addresses import needs_smtputf8
 from followupd.config.sections import Smtp
+
+log = logging.getLogger("followupd.channels.email")
 
 Gate = Callable[[], Awaitable[None]]  # awaited right before a message ends
 
@@ -67,6 +73,20 @@ def classify(error: BaseException) -> DeliveryError:
         # e.g. STARTTLS required by the config but not offered: never downgrade
         return DeliveryError(f"SMTP server: {error}", permanent=True)
     return DeliveryError(f"{type(error).__name__}: {error}", permanent=False)
+
+
+def in_doubt(message: Email, error: BaseException) -> DeliveryError:
+    """A message whose end was written but not answered: logged with its Message-ID,
+    failed as worth retrying (a later attempt may send it a second time)."""
+    what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    log.warning(
+        "%s: no answer to its end (%s); the server may have accepted it, "
+        "and a later attempt sends it again with the same Message-ID",
+        message.message_id,
+        what,
+    )
+    reason = f"in doubt: {what} after the end of {message.message_id} was written"
+    return DeliveryError(reason, permanent=False)
 
 
 class MailSender(ABC):
@@ -158,11 +178,15 @@ class SmtpSender(MailSender):
                 raise DeliveryError(reason, permanent=True) from error
             except aiosmtplib.SMTPServerDisconnected as error:
                 self._drop()
+                if link.end_written:
+                    raise in_doubt(message, error) from error
                 if attempt == 2:
                     raise classify(error) from error
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
                 if isinstance(error, TimeoutError | OSError):
                     self._drop()
+                    if link.end_written:
+                        raise in_doubt(message, error) from error
                 raise classify(error) from error
             except BaseException:  # the gate failed, or a stop: the message must not end
                 self._drop()

@@ -11,6 +11,7 @@ IMMEDIATE one on SQLite, as in followupd.store.db), the UPDATE, a COMMIT.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
@@ -47,7 +48,9 @@ _GIVEN = ("row_id", "worker", "at", "sent_with")
 class SentRecord:
     """Records rows sent, one at a time, on a driver connection of `engine` kept until `close`.
 
-    Not for two threads at once (delivery's handover runs one record at a time).
+    Not for two records at once (delivery's handover runs one at a time); `close` may come
+    from any thread, at any time, and never waits: a record under way closes the
+    connection as it ends.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -65,6 +68,9 @@ class SentRecord:
         self.fixed = {name: self._processed(name, value) for name, value in fixed.items()
                       if name not in _GIVEN}  # fmt: skip
         self.begin = "BEGIN IMMEDIATE" if dialect.name == "sqlite" else None
+        self.guard = threading.Lock()  # over the two flags below, never held while the driver runs
+        self.busy = False  # a record under way
+        self.closing = False
         self.connection = engine.raw_connection()
 
     def _processed(self, name: str, value: Any) -> Any:
@@ -78,6 +84,20 @@ class SentRecord:
         given = {"row_id": row_id, "worker": worker, "at": at, "sent_with": message_id}
         values = self.fixed | {name: self._processed(name, value) for name, value in given.items()}
         params: Any = values if self.names is None else tuple(values[n] for n in self.names)
+        with self.guard:
+            if self.closing:
+                raise RuntimeError("the record of sent messages is closed")
+            self.busy = True
+        try:
+            return self._run(params)
+        finally:
+            with self.guard:
+                self.busy = False
+                closing = self.closing
+            if closing:  # closed while this record ran: its connection ends now
+                self.connection.close()
+
+    def _run(self, params: Any) -> bool:
         cursor = self.connection.cursor()
         try:
             if self.begin is not None:
@@ -93,4 +113,11 @@ class SentRecord:
         return done
 
     def close(self) -> None:
+        """Return the connection to the pool, now or once the record under way ends."""
+        with self.guard:
+            if self.closing:
+                return
+            self.closing = True
+            if self.busy:
+                return
         self.connection.close()
