@@ -88,7 +88,8 @@ def evaluate_owners_rows(found: dict[str, Any]) -> list[Row]:
         )
 
     ours = f"first {one(first)}, {count(first['recorded'])} recorded; then {one(second)}"
-    return [(f"evaluation pass, many owners, {found['engine']}", size, ours, NONE)]
+    engine = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(found["engine"], found["engine"])
+    return [(f"evaluation pass, {count(found['owners'])} owners, {engine}", size, ours, NONE)]
 
 
 def timed(side: dict[str, Any]) -> str:
