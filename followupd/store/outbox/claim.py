@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TypedDict, Unpack, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -162,19 +162,20 @@ def finish_sent(
 
 
 _TABLE = cast(Table, FollowUp.__table__)
+# what a row sent becomes, its values bound as row_id, at and sent_with (also for
+# store.outbox.sent_record)
+SENT_VALUES: dict[str, Any] = {
+    "state": FollowUpState.SENT,
+    "sent_at": bindparam("at"),
+    "reason": None,
+    "last_error": None,
+    "message_id": bindparam("sent_with"),
+    "lease_owner": None,
+    "lease_expires_at": None,
+    "updated_at": bindparam("at"),
+}
 _SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
-    update(_TABLE)
-    .where(_TABLE.c.id == bindparam("row_id"))
-    .values(
-        state=FollowUpState.SENT,
-        sent_at=bindparam("at"),
-        reason=None,
-        last_error=None,
-        message_id=bindparam("sent_with"),
-        lease_owner=None,
-        lease_expires_at=None,
-        updated_at=bindparam("at"),
-    )
+    update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(SENT_VALUES)
 )
 
 

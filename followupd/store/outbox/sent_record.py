@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from followupd.domain.states import FollowUpState
 from followupd.store.models import FollowUp
+from followupd.store.outbox.claim import SENT_VALUES
 
 _TABLE = cast(Table, FollowUp.__table__)
 _SENT_IF_OURS = (
@@ -31,16 +32,7 @@ _SENT_IF_OURS = (
         _TABLE.c.state == FollowUpState.SENDING,
         _TABLE.c.lease_owner == bindparam("worker"),
     )
-    .values(
-        state=FollowUpState.SENT,
-        sent_at=bindparam("at"),
-        reason=None,
-        last_error=None,
-        message_id=bindparam("sent_with"),
-        lease_owner=None,
-        lease_expires_at=None,
-        updated_at=bindparam("at"),
-    )
+    .values(SENT_VALUES)
 )
 _GIVEN = ("row_id", "worker", "at", "sent_with")
 
