@@ -105,3 +105,27 @@ def wait_healthy(process: subprocess.Popen[str], port: int, timeout: float = 20)
         process.terminate()
         output, _ = process.communicate(timeout=30)
         raise AssertionError(f"not healthy in {timeout} s: {said}\n{output}") from None
+
+
+def vdirsyncer_subscribe(url: str, workdir: Path) -> Path:
+    """Subscribe vdirsyncer (its ``http`` storage, a real client) to the feed at `url`, sync
+    it into a folder of `workdir` with no error, and return that folder of .ics files."""
+    folder = workdir / "subscribed"
+    folder.mkdir()
+    config = workdir / "vdirsyncer.conf"
+    config.write_text(
+        f'[general]\nstatus_path = "{workdir / "status"}"\n\n'
+        '[pair followupd]\na = "feed"\nb = "local"\ncollections = null\n'
+        'conflict_resolution = "a wins"\n\n'
+        f'[storage feed]\ntype = "http"\nurl = "{url}"\n\n'
+        f'[storage local]\ntype = "filesystem"\npath = "{folder}"\nfileext = ".ics"\n',
+        encoding="utf-8",
+    )
+    for command in ("discover", "sync"):
+        done = subprocess.run(
+            ["vdirsyncer", "-c", str(config), command],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "error" not in (done.stdout + done.stderr).lower(), done.stderr
+    return folder

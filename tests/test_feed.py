@@ -25,7 +25,15 @@ from sqlalchemy.engine import URL
 from followupd.channels.feed.build import build_feed
 from followupd.store.db import Store
 from followupd.store.models import LiveItem
-from tests.daemon import DISABLED, environment, followupd, get, healthy, wait_for
+from tests.daemon import (
+    DISABLED,
+    environment,
+    followupd,
+    get,
+    healthy,
+    vdirsyncer_subscribe,
+    wait_for,
+)
 from tests.smtpserver import free_port
 
 COUNTRIES = ("FR", "GB", "US", "JP", "DE", "CA")
@@ -158,24 +166,7 @@ def test_vdirsyncer_subscribes_to_the_feed(daemon: tuple[Path, int], tmp_path: P
     home, _port = daemon
     url = feed_url(home)
     wait_for(lambda: len(tasks(get(url)[1])) == 3, timeout=10, step=0.2)
-    folder = tmp_path / "subscribed"
-    folder.mkdir()
-    config = tmp_path / "vdirsyncer.conf"
-    config.write_text(
-        f'[general]\nstatus_path = "{tmp_path / "status"}"\n\n'
-        '[pair followupd]\na = "feed"\nb = "local"\ncollections = null\n'
-        'conflict_resolution = "a wins"\n\n'
-        f'[storage feed]\ntype = "http"\nurl = "{url}"\n\n'
-        f'[storage local]\ntype = "filesystem"\npath = "{folder}"\nfileext = ".ics"\n',
-        encoding="utf-8",
-    )
-    for command in ("discover", "sync"):
-        done = subprocess.run(
-            ["vdirsyncer", "-c", str(config), command],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "error" not in (done.stdout + done.stderr).lower(), done.stderr
+    folder = vdirsyncer_subscribe(url, tmp_path)
     files = sorted(folder.glob("*.ics"))
     assert len(files) == 3
     # vdirsyncer gives items whose UID is not safe as a file name a UID of its own

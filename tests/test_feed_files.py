@@ -9,7 +9,6 @@ and the daemon serves it there to the holder of that owner's token only.
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from icalendar import Calendar
 from followupd.config.load import DATABASE_URL_VARIABLE
 from followupd.rules.registry import RULES
 from tests.conftest import ENGINES, fresh_postgres_database
-from tests.daemon import get, wait_for
+from tests.daemon import get, vdirsyncer_subscribe, wait_for
 from tests.smtpserver import free_port
 from tests.test_feed import country_without_holiday, running
 from tests.test_owners_feed import feed_urls
@@ -209,24 +208,7 @@ def test_vdirsyncer_reads_the_feed_with_its_links(daemon: tuple[Path, int], tmp_
     home, _port = daemon
     url = feed_urls(home)["claire"]
     link = str(notice(url)["ATTACH"])
-    folder = tmp_path / "subscribed"
-    folder.mkdir()
-    config = tmp_path / "vdirsyncer.conf"
-    config.write_text(
-        f'[general]\nstatus_path = "{tmp_path / "status"}"\n\n'
-        '[pair followupd]\na = "feed"\nb = "local"\ncollections = null\n'
-        'conflict_resolution = "a wins"\n\n'
-        f'[storage feed]\ntype = "http"\nurl = "{url}"\n\n'
-        f'[storage local]\ntype = "filesystem"\npath = "{folder}"\nfileext = ".ics"\n',
-        encoding="utf-8",
-    )
-    for command in ("discover", "sync"):
-        done = subprocess.run(
-            ["vdirsyncer", "-c", str(config), command],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "error" not in (done.stdout + done.stderr).lower(), done.stderr
+    folder = vdirsyncer_subscribe(url, tmp_path)
     (synced,) = folder.glob("*.ics")
     (todo,) = Calendar.from_ical(synced.read_bytes()).todos
     assert str(todo["ATTACH"]) == link
