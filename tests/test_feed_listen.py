@@ -7,8 +7,10 @@ import http.client
 import logging
 import socket
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from aiohttp import web
@@ -20,6 +22,8 @@ from followupd.errors import ConfigError
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.daemon import followupd
 from tests.smtpserver import free_port
+
+T = TypeVar("T")
 
 
 def feed_problems(feed: str, tmp_path: Path) -> dict[str, tuple[int | None, str]]:
@@ -91,31 +95,38 @@ def test_the_default_is_loopback(tmp_path: Path) -> None:
     assert (feed.listen, feed.allow_remote, feed.remote) == ("127.0.0.1:8731", False, False)
 
 
-def serve_once(feed: FeedSection) -> tuple[int, bytes]:
-    """Start the daemon's HTTP side where `feed` says, ask /healthz on 127.0.0.1, stop."""
+def served(feed: FeedSection, ask: Callable[[], T]) -> T:
+    """Start the daemon's HTTP side where `feed` says (a healthy daemon, no owner), run
+    `ask` against it in a thread, stop: what `ask` returned."""
     handlers = Handlers(
         owner_of=lambda _token: None,
         feed=lambda _owner, _at, _origin: None,
         file=lambda _owner, _file: None,
         health=lambda: (True, "ok"),
-        metrics=lambda: b"",
+        metrics=lambda: b"followupd_up 1\n",
         now=lambda: datetime(2026, 12, 1, tzinfo=UTC),
     )
+
+    async def run() -> T:
+        runner = web.AppRunner(web_app(handlers, feed.public_url, feed.host), access_log=None)
+        await runner.setup()
+        try:
+            await listen(runner, feed)
+            return await asyncio.to_thread(ask)
+        finally:
+            await runner.cleanup()
+
+    return asyncio.run(run())
+
+
+def serve_once(feed: FeedSection) -> tuple[int, bytes]:
+    """Start the daemon's HTTP side where `feed` says, ask /healthz on 127.0.0.1, stop."""
 
     def fetch() -> tuple[int, bytes]:
         with urllib.request.urlopen(f"http://127.0.0.1:{feed.port}/healthz", timeout=5) as answer:
             return int(answer.status), bytes(answer.read())
 
-    async def run() -> tuple[int, bytes]:
-        runner = web.AppRunner(web_app(handlers), access_log=None)
-        await runner.setup()
-        try:
-            await listen(runner, feed)
-            return await asyncio.to_thread(fetch)
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(run())
+    return served(feed, fetch)
 
 
 def test_allow_remote_is_said_in_the_log_at_start(
@@ -169,14 +180,6 @@ def test_the_feed_url_names_this_machine_when_listening_on_every_interface(
 def statuses_by_host(feed: FeedSection, hosts: list[str], path: str) -> dict[str, int]:
     """Start the daemon's HTTP side where `feed` says, ask `path` once with each Host header,
     stop: the status of each answer."""
-    handlers = Handlers(
-        owner_of=lambda _token: None,
-        feed=lambda _owner, _at, _origin: None,
-        file=lambda _owner, _file: None,
-        health=lambda: (True, "ok"),
-        metrics=lambda: b"followupd_up 1\n",
-        now=lambda: datetime(2026, 12, 1, tzinfo=UTC),
-    )
 
     def fetch() -> dict[str, int]:
         found = {}
@@ -191,16 +194,7 @@ def statuses_by_host(feed: FeedSection, hosts: list[str], path: str) -> dict[str
                 connection.close()
         return found
 
-    async def run() -> dict[str, int]:
-        runner = web.AppRunner(web_app(handlers, feed.public_url, feed.host), access_log=None)
-        await runner.setup()
-        try:
-            await listen(runner, feed)
-            return await asyncio.to_thread(fetch)
-        finally:
-            await runner.cleanup()
-
-    return asyncio.run(run())
+    return served(feed, fetch)
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/metrics"])
