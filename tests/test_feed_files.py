@@ -20,7 +20,7 @@ from icalendar import Calendar
 from followupd.config.load import DATABASE_URL_VARIABLE
 from followupd.rules.registry import RULES
 from tests.conftest import ENGINES, fresh_postgres_database
-from tests.daemon import get, vdirsyncer_subscribe, wait_for
+from tests.daemon import followupd, get, vdirsyncer_subscribe, wait_for
 from tests.smtpserver import free_port
 from tests.test_feed import country_without_holiday, running
 from tests.test_owners_feed import feed_urls
@@ -183,7 +183,12 @@ def test_public_url_is_the_links_origin_whatever_the_request_says(home: Path) ->
     port = free_port()
     write_home(home, port, 'public_url = "HTTPS://Calendar.example.net/"\n')
     with running(home, port):
-        url = feed_urls(home)["claire"]
+        # `feed --url` gives the address to subscribe to: the proxy's, in https only
+        shown = [line.split() for line in followupd(home, "feed", "--url").stdout.splitlines()]
+        assert [key for key, _ in shown] == ["claire", "bob"], shown
+        public = dict(shown)["claire"]
+        assert re.fullmatch(r"https://calendar\.example\.net/feed/[^/]+\.ics", public)
+        url = public.replace("https://calendar.example.net", f"http://127.0.0.1:{port}")
         link = str(notice(url)["ATTACH"])
         assert re.fullmatch(r"https://calendar\.example\.net/feed/[^/]+/files/\d+/[^/]+", link)
         for headers in (

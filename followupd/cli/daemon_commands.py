@@ -32,18 +32,22 @@ def run(app: App) -> None:
 def feed(app: App, owner_key: str | None, show_url: bool) -> None:
     """The iCalendar feed of your tasks: where to subscribe to it (one per owner)."""
     owners = app.owners(owner_key)
-    address = app.settings.feed.listen
-    if app.settings.feed.host in ("0.0.0.0", "::"):  # noqa: S104 (every interface: this machine)
-        address = f"{socket.gethostname()}:{app.settings.feed.port}"
+    origin = app.settings.feed.public_url  # behind a TLS proxy: where it serves the feed
+    if origin is None:
+        address = app.settings.feed.listen
+        if app.settings.feed.host in ("0.0.0.0", "::"):  # noqa: S104 (every interface)
+            address = f"{socket.gethostname()}:{app.settings.feed.port}"
+        origin = f"http://{address}"
     for owner in owners:
-        path = f"/feed/{ensure_token(owner.token_file)}.ics"
+        url = f"{origin}/feed/{ensure_token(owner.token_file)}.ics"
         label = f"{owner.key} " if len(owners) > 1 else ""
         if show_url:
-            click.echo(f"{label}http://{address}{path}")
-            click.echo(f"{label}webcal://{address}{path}")
+            click.echo(f"{label}{url}")
+            if url.startswith("http://"):  # webcal:// is fetched in plain http
+                click.echo(f"{label}webcal://{url.removeprefix('http://')}")
         elif len(owners) > 1:
-            click.echo(f"{owner.key} ({owner.name}): http://{address}{path}")
+            click.echo(f"{owner.key} ({owner.name}): {url}")
         else:
-            click.echo(f"The feed is served by `followupd run` on http://{address}{path}")
+            click.echo(f"The feed is served by `followupd run` on {url}")
     if not show_url:
         click.echo("Subscribe to it in your calendar app; `followupd feed --url` prints the URLs.")
