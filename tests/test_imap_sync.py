@@ -12,6 +12,7 @@ import hashlib
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -536,6 +537,30 @@ def test_a_certificate_not_trusted_is_a_clear_failure(
         f"mailbox {user}@127.0.0.1:{port}: the server's TLS certificate is refused: "
         "unable to get local issuer certificate"
     )
+
+
+def test_a_server_hanging_up_during_the_handshake_closed_the_connection(
+    imap_server: ImapServer, user: str, tmp_path: Path
+) -> None:
+    """A server restarting takes the connection and closes it, here after the client's TLS
+    hello: TLS meets an unexpected EOF, and the user reads that the server closed it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        url = f"imaps://127.0.0.1:{port}/"
+        config = settings_for(imap_server, user, tmp_path, url=url)
+        assert config.imap is not None
+
+        def hang_up_after_the_hello() -> None:  # TLS then reads an EOF where it awaits an answer
+            connection = listener.accept()[0]
+            connection.recv(4096)
+            connection.close()
+
+        hang_up = threading.Thread(target=hang_up_after_the_hello)
+        hang_up.start()
+        with pytest.raises(MailboxUnreachable) as caught:
+            open_mailbox(config.imap, timeout=10)
+        hang_up.join()
+    assert str(caught.value) == f"mailbox {user}@127.0.0.1:{port}: the server closed the connection"
 
 
 def test_login_refused_and_no_password_never_show_it(

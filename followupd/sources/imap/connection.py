@@ -83,6 +83,8 @@ def reason(error: BaseException, timeout: float | None = None) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         detail = error.verify_message or "not trusted"
         return f"the server's TLS certificate is refused: {detail}"
+    if isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError):  # hung up mid-handshake
+        return "the server closed the connection"
     if isinstance(error, ssl.SSLError):
         return f"TLS failed: {error.reason or type(error).__name__}"
     if isinstance(error, ConnectionRefusedError):
