@@ -17,6 +17,7 @@ ends a message only once the one its server accepted before is recorded
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import signal
@@ -40,6 +41,7 @@ from followupd.delivery.deliverer import LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import RunCli
+from tests.daemon import wait_for
 from tests.smtpserver import CountingController, Recorder, free_port
 from tests.test_crash import FIRST_TICK, RESTART_STEP, config_text, data_text, received_ids
 
@@ -167,10 +169,8 @@ def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
             processes = [tick(config, now, log) for _ in range(INSTANCES)]
             # none killed before all are past their start: a claim of an instance killed in
             # this round is taken back in the next one, not by one of its fellows
-            deadline = time.monotonic() + PROCESS_TIMEOUT
-            while not past_start(processes, port):
-                assert time.monotonic() < deadline, "an instance never connected"
-                time.sleep(0.001)
+            all_past_start = functools.partial(past_start, processes, port)
+            wait_for(all_past_start, PROCESS_TIMEOUT, step=0.001)
             for process in processes:
                 if not wait_for_more(recorder, rng.randint(*MESSAGES_BEFORE_KILL), processes):
                     break
@@ -231,7 +231,4 @@ def test_instances_killed_mid_delivery_send_at_most_one_message_twice_each(
 
 
 def _settle(recorder: Recorder) -> None:
-    deadline = time.monotonic() + 30
-    while recorder.sessions:
-        assert time.monotonic() < deadline, "the SMTP server still has sessions open"
-        time.sleep(0.01)
+    wait_for(lambda: not recorder.sessions, 30, step=0.01)  # the SMTP server's sessions closed
