@@ -556,8 +556,10 @@ class Deliverer:
         outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
         sent = await _open(self.store.engine)
         try:
-            handover: Handover[Prepared] = Handover(partial(self._record_accepted, sent=sent,
-                                                            at=at, report=report))  # fmt: skip
+            handover: Handover[Prepared] = Handover(
+                partial(self._record_accepted, sent=sent, at=at, report=report),
+                at_once=partial(self._record_at_once, sent=sent, at=at, report=report),
+            )
             connections = [
                 asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
                 for _ in range(min(self.connections, len(queue)))
@@ -667,11 +669,26 @@ class Deliverer:
             with self.store.session() as session:
                 return self._record_sent(session, each, at, report)
         lead = each.batch.lead
-        if sent(lead.id, each.email.message_id, self.worker, at):
+        return self._recorded(lead, sent(lead.id, each.email.message_id, self.worker, at), report)
+
+    def _record_at_once(
+        self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
+    ) -> bool | None:
+        """The same record of a plain message, made on the event loop's thread if it waits
+        for nothing (`SentRecord.at_once`); None when it is for `_record_accepted`."""
+        if not each.plain:
+            return None
+        lead = each.batch.lead
+        done = sent.at_once(lead.id, each.email.message_id, self.worker, at)
+        return None if done is None else self._recorded(lead, done, report)
+
+    @staticmethod
+    def _recorded(lead: FollowUpRow, done: bool, report: DeliveryReport) -> bool:
+        if done:
             report.sent.append(lead.key)
-            return True
-        log.warning("sent %s, but its lease had been taken over", lead.key)
-        return False
+        else:
+            log.warning("sent %s, but its lease had been taken over", lead.key)
+        return done
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""
