@@ -148,7 +148,7 @@ def test_one_bad_file_means_nothing_from_any_file(store: Store, tmp_path: Path) 
     with pytest.raises(DataError) as caught:
         import_files(store, [good, bad], PARIS)
     assert [str(p) for p in caught.value.problems] == [
-        f"{bad}: clients[0] (x) name: missing required field"
+        f"{bad}:1: clients[0] (x) name: missing required field"
     ]
     assert snapshot(store) == before
 
@@ -398,3 +398,13 @@ def test_phone_numbers_as_people_write_them_are_imported(
     import_files(store, [path], PARIS)
     with store.session() as session:
         assert session.scalars(select(Contact.phone)).all() == [phone]
+
+
+def test_a_json_file_s_problems_name_their_line(store: Store, tmp_path: Path) -> None:
+    records = {"clients": [{"key": "acme", "name": "ACME"}, {"key": "b", "name": 42}]}
+    path = write(tmp_path, "bad.json", json.dumps(records, indent=2))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    [problem] = caught.value.problems
+    assert problem.where == "clients[1] (b) name"
+    assert problem.line == path.read_text().splitlines().index('      "name": 42') + 1
