@@ -49,6 +49,7 @@ from followupd.channels.email.message import Email, build_message, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
+from followupd.channels.letters.files import made
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
@@ -359,7 +360,8 @@ class Deliverer:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            file = files.get(item.followup_key)
+            # a letter's PDF made now, off the event loop; one that cannot be: written without
+            file = await asyncio.to_thread(made, item.followup_key, files.get(item.followup_key))
             body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
@@ -746,8 +748,10 @@ class Deliverer:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
+                        # made off the event loop; a letter that cannot be: written without
+                        file = await asyncio.to_thread(made, row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
-                                                    put_off, files.get(row.key))  # fmt: skip
+                                                    put_off, file)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     with self.store.session() as session:
                         self._record_failure(session, row, at, error, report)

@@ -64,8 +64,8 @@ class NewFollowUp(TypedDict):
     state: FollowUpState
     reason: str | None
     last_error: str | None
-    attachment: bytes | None
     attachment_name: str | None
+    letter: str | None  # a formal notice's record (domain.formal_notice_record)
     attempts: int
     created_at: datetime
     updated_at: datetime
