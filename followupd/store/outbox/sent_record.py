@@ -72,6 +72,8 @@ class SentRecord:
                       if name not in _GIVEN}  # fmt: skip
         sqlite = dialect.name == "sqlite"
         self.begin = "BEGIN IMMEDIATE" if sqlite else None
+        # the worker and the time of the last record, and them as the driver takes them
+        self.pass_given: tuple[tuple[str, datetime] | None, Any, Any] = (None, None, None)
         self.guard = threading.Lock()  # over the two flags below, never held while the driver runs
         self.busy = False  # a record under way
         self.closing = False
@@ -109,8 +111,19 @@ class SentRecord:
         return self._record(self._params(row_id, message_id, worker, at), wait=False)
 
     def _params(self, row_id: int, message_id: str, worker: str, at: datetime) -> Any:
-        given = {"row_id": row_id, "worker": worker, "at": at, "sent_with": message_id}
-        values = self.fixed | {name: self._processed(name, value) for name, value in given.items()}
+        if self.pass_given[0] != (worker, at):  # the same for every message of a pass
+            self.pass_given = (
+                (worker, at),
+                self._processed("worker", worker),
+                self._processed("at", at),
+            )
+        _, processed_worker, processed_at = self.pass_given
+        values = self.fixed | {
+            "row_id": self._processed("row_id", row_id),
+            "worker": processed_worker,
+            "at": processed_at,
+            "sent_with": self._processed("sent_with", message_id),
+        }
         return values if self.names is None else tuple(values[n] for n in self.names)
 
     def _record(self, params: Any, wait: bool) -> bool | None:
