@@ -107,7 +107,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             if any(self._key(key, day) not in recorded for day, _, _ in periods):
                 news.append(mission_id)
         for chunk in chunked(news):
-            yield from self._intents(evaluation, facts, Mission.id.in_(chunk))
+            yield from self._intents(evaluation, facts, and_(due_by, Mission.id.in_(chunk)))
 
     def _key(self, mission: str, day: date) -> str:
         return f"{self.name}:{mission}:{day.isoformat()}"
