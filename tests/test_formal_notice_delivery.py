@@ -204,6 +204,16 @@ def test_invoice_letter_writes_the_recorded_pdf(
     out = tmp_path / "lettre.pdf"
     assert cli("invoice", "letter", "F-2026-042", "--out", out).code == 0
     assert out.read_bytes() == written.read_bytes()
+    with store.session() as session:  # a record this version cannot read: said, not guessed
+        session.execute(
+            update(FollowUp).where(FollowUp.key == TRIGGER).values(letter='{"version": 99}')
+        )
+    unreadable = cli("invoice", "letter", "F-2026-042", "--out", tmp_path / "x.pdf")
+    assert unreadable.code == 1, unreadable
+    assert f"the formal notice recorded with the task {TRIGGER} could not be made" in (
+        unreadable.err
+    )
+    assert not (tmp_path / "x.pdf").exists()
     # after a dispute or a credit note: a new letter from the data as it stands
     (home / "data.toml").write_text(
         (home / "data.toml").read_text("utf-8").replace("amount = 8000\n", "amount = 7500\n"),

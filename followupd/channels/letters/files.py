@@ -14,6 +14,7 @@ answers 404, and the other items go on. `invoice letter` says why instead
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from followupd.channels.letters import formal_notice_pdf
 from followupd.domain.formal_notice_record import loads
@@ -28,7 +29,14 @@ def file_bytes(file: Stored) -> bytes:
         return file.data
     if file.letter is None:
         raise ValueError(f"{file.name}: neither bytes nor a letter")
-    return formal_notice_pdf(loads(file.letter))
+    return _pdf(file.letter)
+
+
+@lru_cache(maxsize=32)
+def _pdf(record: str) -> bytes:
+    """The PDF of a letter's record: the last few kept, as a calendar app may fetch the
+    feed's link of one again and again (tens of milliseconds each)."""
+    return formal_notice_pdf(loads(record))
 
 
 def made(key: str, file: Stored | None) -> Attachment | None:
