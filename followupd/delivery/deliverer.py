@@ -37,14 +37,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from operator import methodcaller
-from typing import TypeVar, Unpack
+from typing import TYPE_CHECKING, TypeVar, Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Row, select
 from sqlalchemy.orm import Session
 
-from followupd.channels.calendar import ical
-from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 from followupd.channels.email.message import Email, build_message, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
@@ -76,6 +74,10 @@ from followupd.store.outbox.client_nudges import SentEmail
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.outbox.sent_record import SentRecord
 from followupd.templates.loader import TemplateProblem
+
+if TYPE_CHECKING:  # imported where calendar items are written: emails need no iCalendar
+    from followupd.channels.calendar import ical
+    from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 
 log = logging.getLogger("followupd.delivery")
 
@@ -169,6 +171,8 @@ def _with_alarm_at(
     text: str, *, item: ical.CalendarItem, tz: ZoneInfo, until: datetime, before: datetime
 ) -> tuple[bytes, bool]:
     """A stored item rewritten with followupd's alarm at the user's date `until`."""
+    from followupd.channels.calendar import ical
+
     return ical.updated(text, item, tz, until, [before]), True
 
 
@@ -213,6 +217,8 @@ class Deliverer:
     def _calendar_writer(self) -> CalendarWriter:
         if self.settings.caldav is None:  # calendar items then live in the feed only
             raise RuntimeError("no [caldav] section to write calendar items to")
+        from followupd.channels.calendar.caldav_writer import CalendarWriter
+
         return CalendarWriter(self.settings.caldav)
 
     def stop(self) -> None:
@@ -330,6 +336,8 @@ class Deliverer:
             ]
         if not gone and not retiring and not unwritten and not moving:
             return
+        from followupd.channels.calendar.caldav_writer import Writers
+
         writers = _OwnerCalendars(Writers(self.settings, self.calendar_writer))
         try:
             await self._write_unwritten(writers, unwritten, at)
@@ -364,6 +372,8 @@ class Deliverer:
         A calendar added to the config later gets what is open now, not only
         the periods to come.
         """
+        from followupd.channels.calendar import ical
+
         with self.store.session() as session:
             files = attachments(session, [item.followup_key for item, _, _ in unwritten])
         for item, name, phone in unwritten:
@@ -392,6 +402,8 @@ class Deliverer:
         time (todoman does): the phone would not ring on the day chosen.
         The rewrite keeps the user's due as they wrote it, and all the app added.
         """
+        from followupd.channels.calendar import ical
+
         for item, name, phone in moving:
             if self.stopping:
                 return
@@ -742,6 +754,8 @@ class Deliverer:
         A concern's first period makes its item; a later one updates it in
         place. An item the user deleted meanwhile dismisses the concern.
         """
+        from followupd.channels.calendar.caldav_writer import Writers
+
         contacts = self._contacts(rows)
         with self.store.session() as session:
             files = attachments(session, [row.key for row in rows])
@@ -791,6 +805,8 @@ class Deliverer:
 
         `file`: the row's attachment, inline in the item.
         """
+        from followupd.channels.calendar import ical
+
         zone_ = zone(owner.timezone)
         shown = live_items.as_raised(item, row, at, put_off)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
