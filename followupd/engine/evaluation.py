@@ -120,8 +120,10 @@ def evaluate(
         recorded: list[FollowUpRow] = []
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)
-            evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
             known = recording.recorded_keys(session, rule.name, start, scope)
+            evaluation = Evaluation(
+                session, settings, calendar, templates, start, at, scope, recorded=known
+            )
             for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
                 recorded += _insert_new(session, scope, intents, known, at)
         report.recorded += recorded
