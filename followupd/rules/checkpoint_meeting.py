@@ -143,6 +143,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 piled_up.label("piled_at"),
             )
             .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner))
+            .offset(0)  # computed once: merged into the query, each was looked up again
             .subquery("facts")
         )
 
