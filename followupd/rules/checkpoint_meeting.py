@@ -239,22 +239,21 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         statuses: dict[str, MissionStatus] = {}
         meetings: dict[str, list[tuple[datetime, TouchpointKind]]] = {}
         for chunk in chunked(sorted(periods)):
-            for key, status in session.execute(
-                select(Mission.key, Mission.status).where(Mission.key.in_(chunk))
-            ):
-                statuses[key] = status
             since = period_start(min(min(periods[key]) for key in chunk))
-            for key, at, kind in session.execute(
-                select(Mission.key, Touchpoint.at, Touchpoint.kind)
-                .join(Mission, Touchpoint.mission_id == Mission.id)
-                .where(
-                    Mission.key.in_(chunk),
-                    Touchpoint.kind.in_(MEETING_KINDS),
-                    Touchpoint.at >= since,
-                )
+            met = and_(
+                Touchpoint.mission_id == Mission.id,
+                Touchpoint.kind.in_(MEETING_KINDS),
+                Touchpoint.at >= since,
+            )
+            for key, status, at, kind in session.execute(
+                select(Mission.key, Mission.status, Touchpoint.at, Touchpoint.kind)
+                .outerjoin(Touchpoint, met)
+                .where(Mission.key.in_(chunk))
                 .order_by(Touchpoint.at)
             ):
-                meetings.setdefault(key, []).append((at, kind))
+                statuses[key] = status
+                if at is not None:
+                    meetings.setdefault(key, []).append((at, kind))
         reasons: dict[str, str] = {}
         for row in pending:
             day = period_of(row.key)
