@@ -60,13 +60,6 @@ def url_of(calendar: Any) -> str:
     return str(calendar.url.canonical())
 
 
-def canonical(url: str) -> str:
-    """`url` as a server's listing gives it: compared with those, never sent."""
-    from caldav.lib.url import URL
-
-    return str(URL.objectify(url).canonical())
-
-
 def find_calendar(client: Any, calendars: list[Any], name: str) -> Any | None:
     """The calendar the config names `name` among the principal's `calendars`; None: not there.
 

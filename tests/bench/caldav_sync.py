@@ -25,7 +25,9 @@ does most of it before the server starts, then a listing and a report
 finish it. The warm-up times are shown.
 
 Then, in this order, timed, each client a whole process run to its end as a
-user runs it (start-up included, shown apart as ``--version``):
+user runs it (start-up included, shown apart as ``--version``; followupd's
+modules compiled to bytecode beforehand, as pip installs them, since a
+checkout under PYTHONDONTWRITEBYTECODE would compile them in every process):
 
 1. ``followupd sync --now AT``, a first sync into an empty SQLite store where
    the clients and contacts the mission events name were imported: every
@@ -714,6 +716,7 @@ def main() -> None:
         sys.exit(HOW_TO_INSTALL)
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = LOOPBACK  # caldav's niquests reads these
     os.environ[PASSWORD_VARIABLE] = PASSWORD
+    harness.compile_followupd()  # as installed: no process compiles it anew
     with harness.workdir("followupd-bench-caldav-") as workdir:
         bench(args, binary, workdir)
 

@@ -9,6 +9,7 @@ for people.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import os
@@ -82,6 +83,19 @@ def run_process(
         output.seek(0)
         text = output.read().decode(errors="replace")
     return Ran(process.returncode, wall, usage.ru_utime + usage.ru_stime, text)
+
+
+def compile_followupd() -> None:
+    """followupd's modules compiled to bytecode beside them, as `pip install` leaves them.
+
+    A user's installed followupd reads its bytecode; a checkout's would be
+    compiled anew by each process were PYTHONDONTWRITEBYTECODE set (as it is
+    in some shells), a cost no installed copy pays. The libraries, installed
+    by pip, are compiled already.
+    """
+    import followupd
+
+    compileall.compile_dir(Path(followupd.__file__).parent, quiet=1)
 
 
 def add_figures_option(parser: argparse.ArgumentParser) -> None:

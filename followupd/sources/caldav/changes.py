@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from caldav.elements import cdav, dav
 from caldav.lib import error as dav_error
 
+from followupd.sources.caldav.change_set import Changes, ETags, Fetched, differing
+
 log = logging.getLogger("followupd.sources.dav_changes")
 
 GONE = (404, 410)
-
-ETags = dict[str, str | None]  # object URL -> ETag
-
-
-@dataclass(frozen=True)
-class Changes:
-    mode: str
-    changed: dict[str, str | None]  # URL -> ETag
-    deleted: set[str]
-    token: str | None
 
 
 def changes(calendar: Any, url: str, token: str | None, known: ETags) -> Changes:
@@ -52,13 +43,13 @@ def changes(calendar: Any, url: str, token: str | None, known: ETags) -> Changes
     new_token = None if result is None else result.sync_token
     if result is None or not new_token or str(new_token).startswith("fake-"):
         listed = _etags(calendar, url)
-        changed = _differing(listed, known)
+        changed = differing(listed, known)
         return Changes("etag comparison", changed, set(known) - set(listed), None)
     objects = {str(obj.url.canonical()): obj.etag for obj in result.objects}
     deleted = {str(gone) for gone in result.deleted_urls}
     if token is None:  # a first listing: anything stored but not listed is gone
         deleted |= set(known) - set(objects)
-        changed = _differing(objects, known)
+        changed = differing(objects, known)
         return Changes("full", changed, deleted, str(new_token))
     changed = {href: etag for href, etag in objects.items() if href not in deleted}
     return Changes("incremental", changed, deleted & set(known), str(new_token))
@@ -77,14 +68,6 @@ def _etags(calendar: Any, url: str) -> dict[str, str | None]:
         etag = result.properties.get(dav.GetEtag.tag)
         found[full] = str(etag) if etag is not None else None
     return found
-
-
-@dataclass
-class Fetched:
-    """What one fetch brought: each object's data, and those to fetch again next time."""
-
-    data: dict[str, bytes] = field(default_factory=dict)  # URL -> calendar data
-    missed: set[str] = field(default_factory=set)  # not fetched (a failed GET): tried again
 
 
 def fetch(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None]) -> Fetched:
@@ -176,11 +159,6 @@ def _paths(calendar: Any, hrefs: Sequence[str]) -> dict[str, str]:
 
 def _gone(status: str | None) -> bool:
     return status is not None and any(f" {code} " in f"{status} " for code in GONE)
-
-
-def _differing(listed: ETags, known: ETags) -> ETags:
-    """The listed objects that are new, or whose ETag is not the one stored."""
-    return {href: etag for href, etag in listed.items() if href not in known or known[href] != etag}
 
 
 def _expired_token(error: dav_error.AuthorizationError) -> bool:

@@ -27,28 +27,31 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from caldav.lib import error as dav_error
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from followupd.config.accounts import CaldavAccount
 from followupd.config.settings import Settings
-from followupd.dav.client import (
-    AmbiguousCalendar,
-    canonical,
-    dav_client,
-    find_calendar,
-    url_of,
-)
+from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address
+from followupd.dav.plain import NotPlain, PlainDav, canonical
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
 from followupd.domain.states import CalendarObjectKind
 from followupd.errors import ConfigError
-from followupd.sources.caldav import changes as dav_changes
-from followupd.sources.caldav import conventions, meetings, read_back
+from followupd.sources.caldav import conventions, known_calendars, meetings, read_back
+from followupd.sources.caldav.calendar_access import (
+    CalendarAccess,
+    LibraryCalendar,
+    PlainCalendar,
+    listed_calendars,
+)
+from followupd.sources.caldav.change_set import ETags
+from followupd.sources.caldav.known_calendars import Known
 from followupd.sources.files.importer import Located, apply, check_references
 from followupd.sources.files.records import MissionRecord
 from followupd.sources.ical.happenings import Happening, UnreadableObject
@@ -178,11 +181,16 @@ class CalendarSync:
         read: set[str] = set()  # the URLs of the calendars configured and found
         for account, wanted in self.sources:
             self.url = account.url
+            failed = len(report.failed)
+            found: dict[str, str | None] | None = None  # URL by name, if looked up by the library
             try:
-                client = dav_client(account, self.environ)
-                with client:
-                    for source, calendar in self._calendars(client, wanted, report):
-                        read.add(url_of(calendar))
+                with Connections(account, self.environ) as connections:
+                    calendars = self._known(connections, wanted)
+                    if calendars is None:
+                        found = {}
+                        calendars = self._calendars(connections.library(), wanted, report, found)
+                    for source, calendar in calendars:
+                        read.add(calendar.url)
                         self._sync_one(source, calendar, at, report)
             except ConfigError:
                 raise
@@ -190,10 +198,59 @@ class CalendarSync:
                 log.debug("CalDAV %s failed", account.url, exc_info=True)
                 for source in wanted:
                     report.fail(f"{source.name!r} ({account.url})", _reason(error))
+            if len(report.failed) > failed or found is not None:
+                known = None if len(report.failed) > failed else Known.of(found or {})
+                with self.store.session() as session:
+                    if known is None:  # looked up through the library next time
+                        known_calendars.forget(session, account)
+                    else:
+                        known_calendars.remember(session, account, known, at)
         if not report.failed:  # every calendar known: what is stored of others is no more read
             self._forget_calendars_but(read)
         self._record_meetings(at, report)
         return report
+
+    def _known(
+        self, connections: Connections, wanted: list[SyncedCalendar]
+    ) -> list[tuple[SyncedCalendar, CalendarAccess]] | None:
+        """The calendars of an account asked by plain requests, when that can be; None if not.
+
+        It can when the last sync found each of them (followupd.sources.caldav.known_calendars),
+        each has a token of the server's, and a listing of their collection
+        finds each where it was, the only one of its name (and a write
+        calendar not made yet still not there). Nothing is written before
+        that is known.
+        """
+        with self.store.session() as session:
+            known = known_calendars.recall(session, connections.account)
+            if known is None or any(source.name not in known.calendars for source in wanted):
+                return None
+            urls = {source.name: known.calendars[source.name] for source in wanted}
+            sources = [SOURCE + url for url in urls.values() if url]
+            query = select(SyncState.source, SyncState.token).where(SyncState.source.in_(sources))
+            tokens = dict(session.execute(query).all())
+        if any(not tokens.get(name) or str(tokens[name]).startswith("fake-") for name in sources):
+            return None
+        try:
+            dav = connections.plain()
+            listed = listed_calendars(dav, known.home)
+            found: dict[str, tuple[SyncedCalendar, CalendarAccess]] = {}
+            for source in wanted:
+                url = urls[source.name]
+                if is_address(source.name):
+                    if url is None or url not in listed:
+                        raise NotPlain(f"calendar {source.name!r} is not listed")
+                elif [at for at, name in listed.items() if name == source.name] != [url] * bool(
+                    url
+                ):
+                    raise NotPlain(f"calendar {source.name!r} is not where it was")
+                if url is not None:
+                    calendar = PlainCalendar(dav, url, partial(connections.calendar, url))
+                    _merge(found, source, calendar)
+        except NotPlain as why:
+            log.debug("%s: calendars looked up through the library: %s", self.url, why)
+            return None
+        return list(found.values())
 
     def _forget_calendars_but(self, read: set[str]) -> None:
         """The objects of calendars no longer read (taken out of the config, or deleted).
@@ -202,6 +259,7 @@ class CalendarSync:
         stay, as history. Read again one day, such a calendar is synced anew.
         """
         with self.store.session() as session:
+            known_calendars.forget_all_but(session, [account for account, _ in self.sources])
             gone = select(CalendarObject).where(CalendarObject.calendar.not_in(sorted(read)))
             calendars: set[str] = set()
             for row in session.scalars(gone):
@@ -216,7 +274,7 @@ class CalendarSync:
     def _sync_one(
         self,
         source: SyncedCalendar,
-        calendar: Any,
+        calendar: CalendarAccess,
         at: datetime,
         report: SyncReport,
     ) -> None:
@@ -228,19 +286,24 @@ class CalendarSync:
         try:
             self._sync_calendar(source, calendar, at, report)
         except Exception as error:  # caldav raises many kinds; each means "not this time"
-            log.debug("calendar %s failed", url_of(calendar), exc_info=True)
-            report.fail(f"{source.name!r} ({url_of(calendar)})", _reason(error))
+            log.debug("calendar %s failed", calendar.url, exc_info=True)
+            report.fail(f"{source.name!r} ({calendar.url})", _reason(error))
 
     def _calendars(
-        self, client: Any, wanted: list[SyncedCalendar], report: SyncReport
-    ) -> list[tuple[SyncedCalendar, Any]]:
-        """Each calendar to sync that the server has, with the server's object for it.
+        self,
+        client: Any,
+        wanted: list[SyncedCalendar],
+        report: SyncReport,
+        urls: dict[str, str | None],
+    ) -> list[tuple[SyncedCalendar, CalendarAccess]]:
+        """Each calendar to sync that the server has, asked through the library; `urls` told
+        the URL of each, by name.
 
         A name two calendars answer to is that calendar's failure; a calendar
         named twice (by its name, and by its path) is synced once.
         """
         listed = client.principal().calendars()
-        found: dict[str, tuple[SyncedCalendar, Any]] = {}
+        found: dict[str, tuple[SyncedCalendar, CalendarAccess]] = {}
         for source in wanted:
             try:
                 calendar = find_calendar(client, listed, source.name)
@@ -251,37 +314,36 @@ class CalendarSync:
                 report.fail(repr(source.name), _reason(error))
                 continue
             if calendar is None:
-                if not source.writes:  # the write calendar appears with the first task written
+                if source.writes:  # the write calendar appears with the first task written
+                    urls[source.name] = None
+                else:
                     report.note(f"calendar {source.name!r} not found on {self.url}")
                 continue
-            url = url_of(calendar)
-            if url in found:
-                known, _ = found[url]
-                source = replace(known, writes=known.writes or source.writes,
-                                 owner=known.owner or source.owner)  # fmt: skip
-            found[url] = (source, calendar)
+            access = LibraryCalendar(calendar)
+            urls[source.name] = access.url
+            _merge(found, source, access)
         return list(found.values())
 
     # -- what changed ------------------------------------------------------------------
     def _sync_calendar(
         self,
         source: SyncedCalendar,
-        calendar: Any,
+        calendar: CalendarAccess,
         at: datetime,
         report: SyncReport,
     ) -> None:
-        name, url = source.name, url_of(calendar)
+        name, url = source.name, calendar.url
         with self.store.session() as session:
             token = session.scalar(select(SyncState.token).where(SyncState.source == SOURCE + url))
             seen = select(CalendarObject.href, CalendarObject.etag).where(
                 CalendarObject.calendar == url
             )
-            known: dav_changes.ETags = dict(session.execute(seen).all())
+            known: ETags = dict(session.execute(seen).all())
             # followupd's own items: those no sync has read yet are fetched whether listed or
             # not (a server may leave out one made and deleted since the last sync): one gone
             # was deleted by the user
             ours = _written_in(session, url) if source.writes else {}
-        changes = dav_changes.changes(calendar, url, token, known)
+        changes = calendar.changes(token, known)
         unread = {href for href in ours if href not in known} - changes.deleted
         stats = CalendarReport(name, changes.mode, deleted=len(changes.deleted))
         report.calendars.append(stats)
@@ -292,7 +354,7 @@ class CalendarSync:
         got: set[str] = set()
         self.progress(name, 0, len(wanted))
         for chunk in chunked(wanted, FETCH_CHUNK):
-            fetched = dav_changes.fetch(calendar, chunk, report.skip)
+            fetched = calendar.fetch(chunk, report.skip)
             missed |= fetched.missed
             got |= set(fetched.data)
             self._apply_chunk(url, fetched.data, changes.changed, source, at, report)
@@ -622,8 +684,63 @@ def _objects(session: Session, calendar: str, hrefs: list[str]) -> dict[str, Cal
     return found
 
 
+def _merge(
+    found: dict[str, tuple[SyncedCalendar, CalendarAccess]],
+    source: SyncedCalendar,
+    calendar: CalendarAccess,
+) -> None:
+    """`calendar` added to `found` (by URL); one named twice is read and written as one."""
+    if calendar.url in found:
+        known, _ = found[calendar.url]
+        source = replace(known, writes=known.writes or source.writes,
+                         owner=known.owner or source.owner)  # fmt: skip
+    found[calendar.url] = (source, calendar)
+
+
+class Connections:
+    """An account's connections, each opened when first needed: plain, and the library's."""
+
+    def __init__(self, account: CaldavAccount, environ: Mapping[str, str] | None) -> None:
+        self.account, self.environ = account, environ
+        self._plain: PlainDav | None = None
+        self._client: Any = None
+
+    def __enter__(self) -> Connections:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._plain is not None:
+            self._plain.close()
+        if self._client is not None:
+            self._client.__exit__(None, None, None)
+
+    def plain(self) -> PlainDav:
+        """Plain requests, as the account's user; NotPlain when they cannot log in as the
+        library would (no username or password, a proxy to go through)."""
+        if self._plain is None:
+            password = self.account.password("caldav").reveal(self.environ)
+            if not self.account.username or password is None:
+                raise NotPlain("no username and password to log in with Basic")
+            self._plain = PlainDav(
+                self.account.url, self.account.username, password, self.account.ca_file
+            )
+        return self._plain
+
+    def library(self) -> Any:
+        """The caldav library's client (imported then)."""
+        if self._client is None:
+            self._client = dav_client(self.account, self.environ).__enter__()
+        return self._client
+
+    def calendar(self, url: str) -> LibraryCalendar:
+        """The calendar at `url`, asked through the library."""
+        return LibraryCalendar(self.library().calendar(url=url))
+
+
 def _reason(error: BaseException) -> str:
     """Why a calendar or a server failed, in a line (the traceback is logged at debug level)."""
+    from caldav.lib import error as dav_error  # the library's errors come with the library
+
     if isinstance(error, dav_error.AuthorizationError):
         return f"access refused ({error.reason})"
     if isinstance(error, dav_error.DAVError):
