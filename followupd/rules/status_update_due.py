@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select
@@ -40,6 +41,7 @@ from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -144,12 +146,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 )
             )
         candidates = (or_(*overdue),)
-        if evaluation.recorded is None:
-            yield from self._intents(evaluation, last, *candidates)
-            return
-        # A steady pass finds most reminders recorded: tell from a narrow read which
-        # missions have a new one, and read only those whole.
-        recorded, news = evaluation.recorded, []
+        # what tells a mission's keys; only the missions with a new one are read whole
         narrow = (
             select(
                 Mission.id,
@@ -165,16 +162,16 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             .join(Client, Mission.client_id == Client.id)
             .where(*candidates)
         )
-        for mission_id, key, start, end, every_days, owner, country, last_at in streamed(
-            session, narrow
-        ):
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, start, end, every_days, owner, country, last_at = row
             party = to_owner(evaluation.whose(owner).person, country)
             cadence = every_days or self.options.every_days
-            periods = self._periods(evaluation, party, cadence, start, end, last_at)
-            if any(self._key(key, nominal) not in recorded for nominal, _ in periods):
-                news.append(mission_id)
-        for chunk in chunked(news):
-            yield from self._intents(evaluation, last, *candidates, Mission.id.in_(chunk))
+            for nominal, _ in self._periods(evaluation, party, cadence, start, end, last_at):
+                yield self._key(key, nominal)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id):
+            yield from self._intents(evaluation, last, *candidates, *only)
 
     def _key(self, mission: str, nominal: date) -> str:
         return f"{self.name}:{mission}:{nominal.isoformat()}"
