@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import random
 from datetime import date, datetime
 from pathlib import Path
@@ -340,3 +342,19 @@ def test_check_says_what_to_set_when_the_login_is_refused(
     else:
         assert "no password is configured" in checked.out
         assert "password_file or password_env" in checked.out
+
+
+def test_a_sync_by_plain_requests_never_logs_the_password(
+    loaded: Store, tmp_path: Path, dav: DavServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
+    app.put("Missions", "crm.ics", MISSION)
+    sync(loaded, settings, at(11, 23))
+    app.put("Missions", "crm.ics", MISSION.replace("deposit_amount: 3000", "deposit_amount: 4500"))
+    with caplog.at_level(logging.DEBUG):
+        report = sync(loaded, settings, at(11, 24))
+    assert (report.missions_updated, report.failed) == (1, [])
+    login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert caplog.text, "logged at debug level"
+    assert PASSWORD not in caplog.text
+    assert login not in caplog.text
