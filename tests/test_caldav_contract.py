@@ -269,6 +269,8 @@ class TestCaldavServer:
         self, user: User, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Found once through the library, a calendar is then listed and asked directly."""
+        principal = user.app.client.principal()
+        principal.make_calendar(name="Rendez-vous été", cal_id="rendez-vous été")  # not read
         user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM",
                                                           "deposit_amount: 3000"))  # fmt: skip
         user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
@@ -303,7 +305,7 @@ class TestCaldavServer:
         assert renamed.notices == [f"calendar 'Missions' not found on {user.dav.url}"]
         missions_calendar.set_properties([dav.DisplayName("Missions")])
         assert [c.mode for c in user.sync(at(11, 25)).calendars] == ["full"]
-        twin = user.app.client.principal().make_calendar(name="Missions", cal_id="twin")
+        twin = user.app.client.principal().make_calendar(name="Missions", cal_id="missions été")
         (failed,) = user.sync(at(11, 26)).failed
         assert "2 calendars are named 'Missions'" in failed
         twin.delete()
