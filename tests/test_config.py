@@ -1040,6 +1040,12 @@ def test_load_settings_not_utf8(tmp_path: Path) -> None:
     assert "cannot read" in str(caught.value)
 
 
+def test_an_owner_phone_that_is_no_number_names_its_line(tmp_path: Path) -> None:
+    problem = _problem_at(_problems(OWNER + 'phone = "ask Claire"\n', tmp_path), "owner.phone")
+    assert problem.line == 4
+    assert "expected a phone number like '+33 6 12 34 56 78'" in problem.message
+
+
 # -- the command line on a valid config ---------------------------------------------------
 
 

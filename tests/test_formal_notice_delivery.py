@@ -4,6 +4,7 @@ feed, and from `followupd invoice letter`; nothing goes to the client, on both e
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,15 +12,17 @@ from typing import Any
 
 import pytest
 from icalendar import Calendar
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from followupd.channels.calendar import ical
 from followupd.channels.feed.build import build_feed, feed_source, items_of
 from followupd.channels.feed.files import FileLinks
+from followupd.channels.letters import formal_notice_pdf
+from followupd.channels.letters.files import file_bytes
 from followupd.cli.app import App
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
-from followupd.domain import identity
+from followupd.domain import formal_notice_record, identity
 from followupd.store import attachments
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
@@ -29,7 +32,7 @@ from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, DavServer
 from tests.rulekit import PARIS, imported, paris
 from tests.smtpserver import Recorder, smtp_server
 from tests.test_calendar_channel import deliver, record, remote, tick
-from tests.test_rule_formal_notice import ADDRESS, DATA, TRIGGER, pdf_text
+from tests.test_rule_formal_notice import ADDRESS, CONSUMER, DATA, TRIGGER, pdf_text
 
 CONFIG = MINIMAL_CONFIG.replace('reminders_by_email = "each"', 'reminders_by_email = "digest"')
 AT = paris(2026, 12, 17, 9, 5)  # the task of F-2026-042 is due at 09:00
@@ -56,12 +59,14 @@ def settings_for(tmp_path: Path, dav: DavServer | None, smtp_port: int) -> Setti
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
-def stored_pdf(store: Store, key: str = TRIGGER) -> bytes:
+def stored_pdf(store: Store, key: str = TRIGGER, name: str = NAME) -> bytes:
+    """The PDF of the letter recorded with the follow-up keyed `key`, made from its record."""
     with store.session() as session:
         row = session.scalars(select(FollowUp).where(FollowUp.key == key)).one()
-        assert row.attachment_name == NAME
-        assert row.attachment is not None
-        return row.attachment
+        assert row.attachment_name == name
+        assert row.attachment is None, "no PDF is made at evaluation"
+        assert row.letter is not None
+        return formal_notice_pdf(formal_notice_record.loads(row.letter))
 
 
 def attachment(part: Any) -> tuple[str, bytes]:
@@ -115,6 +120,33 @@ def test_the_task_carries_the_pdf_and_the_client_gets_no_email(
     assert attachment(closed)[1] == data
 
 
+@pytest.mark.parametrize("dav_kind", SERVERS)
+def test_a_letter_that_cannot_be_made_at_delivery_is_that_file_alone_missing(
+    loaded: Store,
+    tmp_path: Path,
+    dav: DavServer,
+    smtp: tuple[Recorder, int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The PDF is made when the task is written: one that fails then is logged with its
+    follow-up's key, its task written without it, the other tasks with theirs."""
+    settings = settings_for(tmp_path, dav, smtp[1])
+    tick(loaded, settings, paris(2026, 11, 30, 9, 5), "formal_notice")
+    record(loaded, settings, AT, "formal_notice")
+    with loaded.session() as session:  # a record this version cannot read, say
+        session.execute(
+            update(FollowUp).where(FollowUp.key == TRIGGER).values(letter='{"version": 99}')
+        )
+    with caplog.at_level(logging.ERROR, "followupd.letters"):
+        report = deliver(loaded, settings, AT)
+    assert {TRIGGER, CONSUMER} <= set(report.sent)
+    assert f"{TRIGGER}: its file {NAME} could not be made" in caplog.text
+    tasks = remote(dav)
+    assert "ATTACH" not in tasks[identity.uid(TRIGGER)], "written without its file"
+    name, data = attachment(tasks[identity.uid(CONSUMER)])
+    assert name == "mise-en-demeure-D-1.pdf" and data == stored_pdf(loaded, CONSUMER, name)
+
+
 def test_the_feed_links_the_pdf_before_and_after_delivery(
     loaded: Store, tmp_path: Path, smtp: tuple[Recorder, int]
 ) -> None:
@@ -137,7 +169,9 @@ def test_the_feed_links_the_pdf_before_and_after_delivery(
         with loaded.session() as session:
             followup_id = session.scalars(select(FollowUp.id).where(FollowUp.key == TRIGGER)).one()
             assert str(value) == f"http://127.0.0.1:8731/feed/secret/files/{followup_id}/{NAME}"
-            return attachments.named(session, (followup_id, NAME))
+            found = attachments.named(session, (followup_id, NAME))
+        assert found is not None and found[0] == TRIGGER
+        return file_bytes(found[1])
 
     record(loaded, settings, AT, "formal_notice")
     coming = served()[identity.uid(TRIGGER)]
@@ -170,6 +204,16 @@ def test_invoice_letter_writes_the_recorded_pdf(
     out = tmp_path / "lettre.pdf"
     assert cli("invoice", "letter", "F-2026-042", "--out", out).code == 0
     assert out.read_bytes() == written.read_bytes()
+    with store.session() as session:  # a record this version cannot read: said, not guessed
+        session.execute(
+            update(FollowUp).where(FollowUp.key == TRIGGER).values(letter='{"version": 99}')
+        )
+    unreadable = cli("invoice", "letter", "F-2026-042", "--out", tmp_path / "x.pdf")
+    assert unreadable.code == 1, unreadable
+    assert f"the formal notice recorded with the task {TRIGGER} could not be made" in (
+        unreadable.err
+    )
+    assert not (tmp_path / "x.pdf").exists()
     # after a dispute or a credit note: a new letter from the data as it stands
     (home / "data.toml").write_text(
         (home / "data.toml").read_text("utf-8").replace("amount = 8000\n", "amount = 7500\n"),

@@ -18,7 +18,7 @@ from followupd.domain.payments import Payment, unpaid_on
 from followupd.domain.states import Audience, Channel, ClientKind, FollowUpState
 from followupd.errors import DataError
 from followupd.sources.files.importer import import_files
-from followupd.store.attachments import attachments
+from followupd.store.attachments import Stored, attachments
 from followupd.store.db import HEAD_REVISION, Store, _alembic_config
 from followupd.store.models import Base, Client, FollowUp, Invoice, Mission
 
@@ -157,7 +157,9 @@ def test_0011_goes_up_and_down_keeping_the_invoices(database_url: URL, tmp_path:
             found = attachments(
                 session, ["formal_notice:F-2026-042", "invoice_due:F-2026-042:nudge-1"]
             )
-            assert found == {"formal_notice:F-2026-042": ("mise-en-demeure-F-2026-042.pdf", pdf)}
+            assert found == {
+                "formal_notice:F-2026-042": Stored("mise-en-demeure-F-2026-042.pdf", pdf)
+            }
             row = session.scalars(
                 select(FollowUp).where(FollowUp.attachment_name.is_not(None))
             ).one()

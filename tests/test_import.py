@@ -148,7 +148,7 @@ def test_one_bad_file_means_nothing_from_any_file(store: Store, tmp_path: Path) 
     with pytest.raises(DataError) as caught:
         import_files(store, [good, bad], PARIS)
     assert [str(p) for p in caught.value.problems] == [
-        f"{bad}: clients[0] (x) name: missing required field"
+        f"{bad}:1: clients[0] (x) name: missing required field"
     ]
     assert snapshot(store) == before
 
@@ -298,7 +298,7 @@ def test_an_invalid_record_still_counts_as_present_for_references(
     messages = [str(p) for p in caught.value.problems]
     assert len(messages) == 1, messages
     line = path.read_text().splitlines().index("start = 2026-09-31") + 1
-    assert f"{path}:{line}: TOML syntax error" in messages[0]
+    assert messages[0] == f"{path}:{line}: invalid date 2026-09-31: day is out of range for month"
 
 
 def test_references_of_an_invalid_record_are_checked_too(store: Store, tmp_path: Path) -> None:
@@ -370,3 +370,41 @@ def test_the_problems_of_a_json_file_come_in_record_order(store: Store, tmp_path
         "contacts[1] (b) name",
         "contacts[1] (b) client",
     ]
+
+
+@pytest.mark.parametrize("phone", ["call me maybe", "+33 6 12 34 56 78 ext. 4", "12", "++33 6"])
+def test_a_contact_phone_that_is_no_number_is_refused_with_its_line(
+    store: Store, tmp_path: Path, phone: str
+) -> None:
+    written = f'email = "jeanne.dupont@acme.example"\nphone = "{phone}"'
+    path = write(tmp_path, "phone.toml", BASE.replace('email = "jeanne.dupont@acme.example"',
+                                                      written))  # fmt: skip
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    [problem] = caught.value.problems
+    assert problem.where == "contacts[0] (jdupont) phone"
+    assert problem.line == path.read_text().splitlines().index(f'phone = "{phone}"') + 1
+    assert "expected a phone number like '+33 6 12 34 56 78'" in problem.message
+
+
+@pytest.mark.parametrize("phone", ["+33 6 12 34 56 78", "(212) 555-0100", "06.12.34.56.78",
+                                   "+44 20/7946 0958"])  # fmt: skip
+def test_phone_numbers_as_people_write_them_are_imported(
+    store: Store, tmp_path: Path, phone: str
+) -> None:
+    written = f'email = "jeanne.dupont@acme.example"\nphone = "{phone}"'
+    path = write(tmp_path, "phone.toml", BASE.replace('email = "jeanne.dupont@acme.example"',
+                                                      written))  # fmt: skip
+    import_files(store, [path], PARIS)
+    with store.session() as session:
+        assert session.scalars(select(Contact.phone)).all() == [phone]
+
+
+def test_a_json_file_s_problems_name_their_line(store: Store, tmp_path: Path) -> None:
+    records = {"clients": [{"key": "acme", "name": "ACME"}, {"key": "b", "name": 42}]}
+    path = write(tmp_path, "bad.json", json.dumps(records, indent=2))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    [problem] = caught.value.problems
+    assert problem.where == "clients[1] (b) name"
+    assert problem.line == path.read_text().splitlines().index('      "name": 42') + 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 import followupd.engine.evaluation as engine
@@ -92,7 +92,8 @@ def outbox_of(session: Session) -> set[tuple[Any, ...]]:
                 FollowUp.due_at,
                 FollowUp.state,
                 FollowUp.reason,
-                func.length(FollowUp.attachment),
+                FollowUp.attachment_name,
+                FollowUp.letter,
             )
         )
     }

@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
+from followupd.channels.letters.files import file_bytes
 from followupd.config.load import parse_settings
 from followupd.config.rule_options import FormalNoticeOptions
 from followupd.config.settings import Settings
@@ -17,8 +17,8 @@ from followupd.domain.states import MissionStatus
 from followupd.errors import ConfigError
 from followupd.rules.formal_notice import FormalNoticeRule
 from followupd.rules.registry import RULES
+from followupd.store.attachments import attachments
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid
 from tests.conftest import RunCli
 from tests.rulekit import (
@@ -152,9 +152,10 @@ def pdf_text(data: bytes, tmp_path: Path) -> str:
 
 
 def stored(store: Store, key: str) -> tuple[str | None, bytes | None]:
+    """The name and bytes of the file of the follow-up keyed `key`, as they are served."""
     with store.session() as session:
-        row = session.scalars(select(FollowUp).where(FollowUp.key == key)).one()
-        return row.attachment_name, row.attachment
+        file = attachments(session, [key]).get(key)
+    return (None, None) if file is None else (file.name, file_bytes(file))
 
 
 def test_the_rule_is_registered_under_its_config_name() -> None:
@@ -310,7 +311,7 @@ def test_a_letter_that_cannot_be_made_fails_its_follow_up_alone(
     def broken(letter: object) -> bytes:
         raise ValueError("no room on the page")
 
-    monkeypatch.setattr("followupd.engine.evaluation.formal_notice_pdf", broken)
+    monkeypatch.setattr("followupd.engine.evaluation.letter_text", broken)
     report = RULE.pass_at(loaded, settings, paris(2026, 12, 17, 9, 5))
     assert set(report.failed) == {FIRST, TRIGGER, CONSUMER}
     assert (

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from followupd.store.db import HEAD_REVISION, SchemaNotCurrent, Store
 from followupd.store.models import Base, Client, FollowUp, Mission
-from tests.conftest import sample_followup
+from tests.conftest import fresh_postgres_database, sample_followup
 
 PARIS_WINTER = timezone(timedelta(hours=1))
 
@@ -177,3 +177,16 @@ def test_closing_waits_for_a_connection_still_in_use_in_another_thread(
     assert done.is_set(), "close returned once the thread gave its connection back"
     worker.join(timeout=60)
     gc.collect()  # a connection left open would warn here
+
+
+@pytest.mark.postgresql
+def test_postgresql_connections_plan_without_jit(postgres_url: str) -> None:
+    """A rule's correlated subqueries look costly to the planner: JIT compiled them for
+    longer than they ran. Every connection of a PostgreSQL store has it off."""
+    store = Store.open(fresh_postgres_database(postgres_url))
+    try:
+        with store.engine.connect() as first, store.engine.connect() as second:
+            assert first.scalar(text("SHOW jit")) == "off"
+            assert second.scalar(text("SHOW jit")) == "off"
+    finally:
+        store.close()

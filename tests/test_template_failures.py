@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from decimal import Decimal
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,30 @@ def test_what_templates_usually_do_still_works(tmp_path: Path) -> None:
     )
     text = Templates(user).render("en", "invoice_due", "nudge-1", "text", {"items": ["a", "b"]})
     assert text == "-------------------- 003.1     ab a, b 1024 ab   x  |012"
+
+
+def test_the_helpers_called_without_the_sandboxs_checks_still_count_what_they_make(
+    tmp_path: Path,
+) -> None:
+    """`money`, `day`… are followupd's own: called directly, in a loop or a set block, and
+    what they return is counted against the caps like any value made."""
+    user = tmp_path / "templates"
+    path = user / "en" / "invoice_due" / "nudge-1.j2"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "{% block text %}{% set first %}{{ money(amounts[0], 'EUR') }}{% endset %}"
+        "{% for each in amounts %}{{ money(each, 'EUR') }}; {% endfor %}{{ first }}"
+        " {{ de(name) }}{% endblock %}{% block html %}\n"
+        "{% for i in range(60000) %}{% set it = de(long) %}{% endfor %}{% endblock %}",
+        "utf-8",
+    )
+    values = {"amounts": [Decimal("12.5"), Decimal(3)], "name": "Acme", "long": "A" * 400}
+    text = Templates(user).render("en", "invoice_due", "nudge-1", "text", values)
+    assert text == "€12.50; €3.00; €12.50 d'Acme"
+    with pytest.raises(TemplateProblem) as raised:
+        Templates(user).render("en", "invoice_due", "nudge-1", "html", values)
+    assert (raised.value.file, raised.value.line) == (str(path), 2)
+    assert "the template made over" in raised.value.detail
 
 
 def test_an_error_in_an_included_file_names_that_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.channels.letters import formal_notice_pdf
+from followupd.channels.letters.files import file_bytes
 from followupd.config.rule_options import FormalNoticeOptions
 from followupd.config.settings import Settings
 from followupd.domain.formal_notice import file_name
@@ -57,8 +58,15 @@ def formal_notice_file(
         raise FollowupdError(f"invoice {number} was paid on {invoice.paid}: no formal notice")
     recorded = None if fresh else latest(session, FormalNoticeRule.name, number)
     if recorded is not None:
-        key, (name, data) = recorded
-        return LetterFile(name, data, f"recorded with the task {key}")
+        key, stored = recorded
+        try:
+            data = file_bytes(stored)
+        except Exception as error:  # say why, rather than a letter made as of another day
+            raise FollowupdError(
+                f"the formal notice recorded with the task {key} could not be made: {error!r}"
+                " (--today makes one as of today)"
+            ) from error
+        return LetterFile(stored.name, data, f"recorded with the task {key}")
     entry = settings.owner_for(mission.owner)
     scope = scope_of(settings, entry.key)
     rule = FormalNoticeRule(settings.rules.formal_notice).for_owner(entry)

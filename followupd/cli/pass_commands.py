@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,6 @@ from followupd.store import live_items
 from followupd.store.coordination import worker_name
 from followupd.store.outbox import recording
 from followupd.store.outbox.orphans import release_orphans
-from followupd.store.outbox.rows import FollowUpRow
 
 if TYPE_CHECKING:  # importing them would load the CalDAV client stack, SMTP and iCalendar
     from followupd.delivery.deliverer import Deliverer, DeliveryReport
@@ -189,8 +189,16 @@ def delivered_actions(report: DeliveryReport) -> dict[str, PassAction]:
 
 def print_outcome(
     session: Session, actions: dict[str, PassAction], at: datetime, app: App, as_json: bool
-) -> list[FollowUpRow]:
-    """The follow-ups this pass touched as they stand, as a table or as JSON; and them."""
+) -> Sequence[render.Counted]:
+    """The follow-ups this pass touched as they stand, as a table or as JSON; and them.
+
+    Past a table's rows, their counts: only the rule and state of each are read.
+    """
+    if not as_json:
+        counted = recording.states(session, sorted(actions))
+        if len(counted) > render.TABLE_ROWS:
+            render.print_followup_counts(counted, actions)
+            return counted
     rows = recording.load(session, sorted(actions))
     items = live_items.of_concerns(session, (row.concern for row in rows))
     calendar_says = {

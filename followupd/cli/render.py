@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 import click
@@ -304,7 +304,7 @@ def print_followups(
     rule, action and state instead: `--json` lists every one.
     """
     if len(rows) > TABLE_ROWS:
-        _print_followup_counts(rows, actions)
+        print_followup_counts(rows, actions)
         return
     table = _table("due", "rule", "to", "subject", "this pass", "state")
     for row in rows:
@@ -325,7 +325,20 @@ def print_followups(
     out.print(table if rows else "nothing new is due")
 
 
-def _print_followup_counts(rows: Sequence[FollowUpRow], actions: Mapping[str, PassAction]) -> None:
+class Counted(Protocol):
+    """What the counts of a pass's follow-ups read of each (a FollowUpRow has it)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+
+
+def print_followup_counts(rows: Sequence[Counted], actions: Mapping[str, PassAction]) -> None:
+    """What a pass did to more follow-ups than a table shows: their counts by rule, action
+    and state."""
     counts = Counter((row.rule, actions[row.key], row.state) for row in rows)
     title = (f"{len(rows)} follow-ups, counted (each with --json, or in "
              "`followupd outbox list`)")  # fmt: skip

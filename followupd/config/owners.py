@@ -25,6 +25,7 @@ from followupd.config.types import (
     Language,
     Lines,
     OwnerKey,
+    Phone,
     SingleLine,
     StatePath,
     StrictModel,
@@ -43,7 +44,7 @@ class Owner(StrictModel):
 
     name: SingleLine
     email: Email
-    phone: SingleLine | None = None
+    phone: Phone | None = None
     address: Lines | None = None  # postal: the sender's block of a formal notice to pay
     timezone: TimeZoneName = "Europe/Paris"
     language: Language = "fr"

@@ -14,6 +14,7 @@ import contextlib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 KeyPath = tuple[str | int, ...]
@@ -21,11 +22,33 @@ KeyPath = tuple[str | int, ...]
 _ERROR_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 _MAX_SYNTAX_ERRORS = 50
 _ASSIGNMENT = re.compile(r"^(\s*[A-Za-z0-9_-]+)\s*=(.*)$")
+# a value shaped like a TOML date or date-time, whatever its figures
+_DATE_LIKE = re.compile(
+    r"^\s*(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)\s*(#.*)?$"
+)
 _DECLARED_TWICE = re.compile(r"^Cannot declare (\(.*\)) twice$")
 # A broken table header is replaced by a header of this table, dropped after parsing: the
 # keys below it are then neither read nor blamed on the table before it. As a value (a
 # line of a multi-line array) it is invalid again, and the line is blanked.
 _SET_ASIDE = "followupd-set-aside-line-"
+
+
+def _impossible_date(line: str) -> str | None:
+    """Why the value of `line` is no date, when it is shaped like one (``2026-13-01``).
+
+    tomllib reports a date that does not exist as bad syntax ("Expected newline
+    or end of document"), which points nowhere near the month 13.
+    """
+    assignment = _ASSIGNMENT.match(line)
+    shaped = _DATE_LIKE.match(assignment.group(2)) if assignment else None
+    if shaped is None:
+        return None
+    value = shaped.group(1)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as error:
+        return f"invalid date {value}: {error}"
+    return None
 
 
 def format_path(path: KeyPath) -> str:
@@ -95,7 +118,8 @@ def loads_tolerant(text: str) -> Parsed:
                 twice = _table_declared_twice(reason)
                 if twice is not None:
                     declared_twice[len(errors)] = twice
-                errors.append((number, f"TOML syntax error: {reason}"))
+                impossible = _impossible_date(lines[number - 1])
+                errors.append((number, impossible or f"TOML syntax error: {reason}"))
             assignment = _ASSIGNMENT.match(lines[number - 1])
             if lines[number - 1].lstrip().startswith("[") and number not in set_aside:
                 set_aside.add(number)

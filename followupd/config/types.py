@@ -60,6 +60,23 @@ def _single_line(text: str) -> str:
     return text
 
 
+_PHONE = re.compile(r"\+?[0-9 ().\-/\u00a0]+")
+PHONE_DIGITS = (3, 20)  # what a tel: link can be dialled from (E.164 has at most 15)
+
+
+def _phone(text: str) -> str:
+    """A phone number as written ("+33 6 12 34 56 78", "(212) 555-0100"): digits, a leading
+    plus, spaces, dots, hyphens, slashes and brackets; it becomes a ``tel:`` link."""
+    digits = sum(character.isdigit() for character in text)
+    low, high = PHONE_DIGITS
+    if not _PHONE.fullmatch(text.strip()) or not low <= digits <= high:
+        raise ValueError(
+            f"expected a phone number like '+33 6 12 34 56 78' ({low} to {high} digits, "
+            "a leading +, spaces, dots, hyphens, slashes or brackets)"
+        )
+    return text
+
+
 def _lines(text: str) -> str:
     """Several lines (a postal address): line breaks allowed, other control characters not;
     blank lines and the spaces around each line are dropped."""
@@ -112,6 +129,7 @@ SingleLine = Annotated[str, StringConstraints(min_length=1), AfterValidator(_sin
 # a postal address, one line per line ("12 rue des Lilas\n69003 Lyon")
 Lines = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_lines)]
 Email = Annotated[str, AfterValidator(_email)]
+Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(_phone)]
 Mailbox = Annotated[str, AfterValidator(_mailbox)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=120)]
 Directory = Annotated[Path, AfterValidator(_existing_directory)]

@@ -66,6 +66,7 @@ from sqlalchemy import select
 from followupd.channels.feed.build import Feed, FeedCache, build_feed, feed_source, items_of
 from followupd.channels.feed.files import FileLinks
 from followupd.channels.feed.tokens import ensure_tokens, owner_of
+from followupd.channels.letters.files import made
 from followupd.config.load import load_settings
 from followupd.config.settings import Settings
 from followupd.daemon.cluster import coordination_for
@@ -533,11 +534,16 @@ class Service:
 
     def file(self, owner_key: str, file: Named) -> bytes | None:
         """The bytes of a file of the feed of the owner keyed `owner_key`; None: not theirs,
-        or no such file (or that owner left the config)."""
+        no such file (or that owner left the config), or a letter that cannot be made."""
         if owner_key not in {entry.key for entry in self.settings.owners}:
             return None
         with self.store.session() as session:
-            return attachments.named(session, file, scope_of(self.settings, owner_key))
+            found = attachments.named(session, file, scope_of(self.settings, owner_key))
+        if found is None:
+            return None
+        key, stored = found
+        made_file = made(key, stored)  # a letter that cannot be made: logged, then a 404
+        return None if made_file is None else made_file[1]
 
     def health(self) -> tuple[bool, str]:
         failed = {name: result for name, result in self.results.items() if not result.ok}

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import cast
+from typing import Protocol, cast
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -59,7 +59,7 @@ from followupd.config.settings import Settings
 from followupd.delivery.holds import Place
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.owner_scope import scope_of
-from followupd.domain.payments import unpaid_on
+from followupd.domain.payments import Payment, unpaid_on
 from followupd.domain.states import Audience, Channel, MissionStatus
 from followupd.rules.book import RuleBook
 from followupd.rules.client_nudges import RULE, NudgeLine, grouped_message, grouped_values
@@ -184,16 +184,16 @@ class ClientNudges:
 
     def one_a_day(
         self,
-        session: Session,
         rows: Sequence[FollowUpRow],
         places: Mapping[int, Place],
+        sent: Mapping[int, Sequence[SentEmail]],
         at: datetime,
         calendar: BusinessCalendar,
     ) -> dict[str, tuple[datetime, str]]:
         """The grouped nudges of `rows` to a contact who had one today (in the client's zone):
-        key -> (the next opening of the send window, why they wait)."""
+        key -> (the next opening of the send window, why they wait). `sent`: the emails
+        sent to their contacts (`sent`)."""
         grouped = [row for row in rows if self.grouped(row)]
-        sent = self.sent(session, grouped) if grouped else {}
         waits: dict[str, tuple[datetime, str]] = {}
         for row in grouped:
             earlier = sent.get(row.contact_id or 0, [])
@@ -270,12 +270,12 @@ class ClientNudges:
                 step=row.step, level=level, mission_title=mission.title,
                 penalties=penalties_owed(late, invoice, mission, client, day, level),
             ))  # fmt: skip
-        for number, (invoice, mission, _, _) in sorted(listed.items()):
+        for number, other in sorted(listed.items()):
             lines.append(NudgeLine(
-                key="", number=number, issued=invoice.issued, due=invoice.due,
-                amount=invoice.amount, unpaid=unpaid_on(invoice.amount, invoice.payments, day),
-                currency=mission.currency, days_late=(day - invoice.due).days, step="", level=0,
-                mission_title=mission.title,
+                key="", number=number, issued=other.issued, due=other.due,
+                amount=other.amount, unpaid=unpaid_on(other.amount, other.payments, day),
+                currency=other.currency, days_late=(day - other.due).days, step="", level=0,
+                mission_title=other.title,
             ))  # fmt: skip
         entry = self.settings.owner_for(lead.owner)
         first = found[lines[0].number] if lines else None
@@ -300,48 +300,76 @@ class ClientNudges:
             if self.grouped(lead) and lead.contact_id is not None:
                 owner = self.settings.owner_for(lead.owner).key
                 contacts.setdefault(owner, set()).add(lead.contact_id)
-        found: dict[tuple[str, int], list[Parties]] = {}
+        found: dict[tuple[str, int], list[UnpaidInvoice]] = {}
         for owner, ids in contacts.items():
             for chunk in chunked(sorted(ids)):
-                query = _with_parties().where(
+                query = _UNPAID.where(
                     scope_of(self.settings, owner).holds(Mission.owner),
                     Mission.contact_id.in_(chunk),
-                    Mission.status != MissionStatus.DISPUTED,
-                    Invoice.paid.is_(None),
                 )
-                for invoice, mission, client, contact in session.execute(query).all():
-                    found.setdefault((owner, mission.contact_id or 0), []).append(
-                        (invoice, mission, client, contact)
-                    )
-        numbers = [parties[0].number for each in found.values() for parties in each]
+                for invoice in session.execute(query):
+                    found.setdefault((owner, invoice.contact_id or 0), []).append(invoice)
+        numbers = [invoice.number for each in found.values() for invoice in each]
         pauses = promise_pauses(session, self.settings, calendar, numbers=numbers)
         return Unpaid(found, pauses)
+
+
+class UnpaidInvoice(Protocol):
+    """What a grouped nudge reads of an unpaid invoice it may list (a row of `_UNPAID`)."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def issued(self) -> date: ...
+    @property
+    def due(self) -> date: ...
+    @property
+    def amount(self) -> Decimal: ...
+    @property
+    def payments(self) -> tuple[Payment, ...]: ...
+    @property
+    def contact_id(self) -> int | None: ...
+    @property
+    def paused_until(self) -> date | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+
+
+# the unpaid invoices of missions not disputed, as rows: a batch reads one per invoice
+# of its contacts, most of them to list none
+_UNPAID = (
+    select(Invoice.number, Invoice.issued, Invoice.due, Invoice.amount, Invoice.payments,
+           Mission.contact_id, Mission.paused_until, Mission.currency, Mission.title)
+    .join(Mission, Invoice.mission_id == Mission.id)
+    .where(Mission.status != MissionStatus.DISPUTED, Invoice.paid.is_(None))
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Unpaid:
     """The unpaid invoices of some contacts, by (owner, contact), and their promises."""
 
-    by_contact: Mapping[tuple[str, int], list[Parties]]
+    by_contact: Mapping[tuple[str, int], list[UnpaidInvoice]]
     pauses: Mapping[str, PromisePause]
 
     def late(
         self, owner: str, contact: int, day: date, carried: set[str], minimum: Decimal
-    ) -> dict[str, Parties]:
+    ) -> dict[str, UnpaidInvoice]:
         """The contact's invoices, besides `carried`, the client may be nudged about on
         `day`: late, not paused, not waiting for a promise, at least `minimum` unpaid."""
-        late: dict[str, Parties] = {}
-        for parties in self.by_contact.get((owner, contact), []):
-            invoice, mission = parties[0], parties[1]
+        late: dict[str, UnpaidInvoice] = {}
+        for invoice in self.by_contact.get((owner, contact), []):
             pause = self.pauses.get(invoice.number)
             if (
                 invoice.number not in carried
                 and invoice.due < day
-                and (mission.paused_until is None or mission.paused_until <= day)
+                and (invoice.paused_until is None or invoice.paused_until <= day)
                 and (pause is None or pause.until <= day)
                 and unpaid_on(invoice.amount, invoice.payments, day) >= minimum
             ):
-                late[invoice.number] = parties
+                late[invoice.number] = invoice
         return late
 
 

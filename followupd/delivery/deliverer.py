@@ -49,6 +49,7 @@ from followupd.channels.email.message import Email, build_message, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
 from followupd.channels.failure import DeliveryError
+from followupd.channels.letters.files import made
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
 from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
@@ -142,6 +143,17 @@ class Prepared:
         return not self.batch.carried and "subject" not in self.outcome
 
 
+@dataclass(frozen=True)
+class Screened:
+    """The rows of a claimed batch that may go now, and what their check read that their
+    emails are built from: the missions' places, the emails sent to each contact in its
+    thread (`_prepare` adds those it builds)."""
+
+    rows: list[FollowUpRow]
+    places: dict[int, Place]
+    sent_to: dict[int, list[SentEmail]]
+
+
 def claim(
     session: Session,
     at: datetime,
@@ -226,7 +238,7 @@ class Deliverer:
             try:
                 await self._send(ready, at, report)
             finally:
-                await asyncio.to_thread(self._release, ready, at)
+                await asyncio.to_thread(self._release, ready.rows, at)
             if len(rows) < BATCH:
                 return report
         return report
@@ -359,7 +371,8 @@ class Deliverer:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            file = files.get(item.followup_key)
+            # a letter's PDF made now, off the event loop; one that cannot be: written without
+            file = await asyncio.to_thread(made, item.followup_key, files.get(item.followup_key))
             body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
@@ -415,9 +428,7 @@ class Deliverer:
         return [(item, reasons[row.key]) for item, row in found if row.key in reasons]
 
     # -- before sending ---------------------------------------------------------------
-    def _screen(
-        self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport
-    ) -> list[FollowUpRow]:
+    def _screen(self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport) -> Screened:
         """Expire, cancel or hold back what must not go now; return what may."""
         ready: list[FollowUpRow] = []
         with self.store.session() as session:
@@ -485,18 +496,22 @@ class Deliverer:
                         report.held[row.key] = why
                         continue
                     ready.append(row)
-            return self._one_nudge_a_day(session, ready, places, at, report)
+            in_thread = [row for row in ready if self.nudges.in_thread(row)]
+            sent_to = self.nudges.sent(session, in_thread) if in_thread else {}
+            ready = self._one_nudge_a_day(session, ready, places, sent_to, at, report)
+            return Screened(ready, places, sent_to)
 
     def _one_nudge_a_day(
         self,
         session: Session,
         rows: list[FollowUpRow],
         places: dict[int, Place],
+        sent_to: Mapping[int, list[SentEmail]],
         at: datetime,
         report: DeliveryReport,
     ) -> list[FollowUpRow]:
         """Grouped client nudges to a contact who had one today wait for the next opening."""
-        waits = self.nudges.one_a_day(session, rows, places, at, self.holds.calendar)
+        waits = self.nudges.one_a_day(rows, places, sent_to, at, self.holds.calendar)
         ready: list[FollowUpRow] = []
         for row in rows:
             if row.key in waits:
@@ -542,22 +557,24 @@ class Deliverer:
         return None
 
     # -- sending ----------------------------------------------------------------------
-    async def _send(self, rows: list[FollowUpRow], at: datetime, report: DeliveryReport) -> None:
-        items = [row for row in rows if row.channel == Channel.CALENDAR]
+    async def _send(self, ready: Screened, at: datetime, report: DeliveryReport) -> None:
+        items = [row for row in ready.rows if row.channel == Channel.CALENDAR]
         if items:
             await self._write_calendar(items, at, report)
-        emails = [row for row in rows if row.channel == Channel.EMAIL]
+        emails = [row for row in ready.rows if row.channel == Channel.EMAIL]
         if not emails or self.stopping:
             return
-        prepared = await asyncio.to_thread(self._prepare, emails, at, report)
+        prepared = await asyncio.to_thread(self._prepare, emails, ready, at, report)
         queue = deque(prepared[start : start + SUB_BATCH]
                       for start in range(0, len(prepared), SUB_BATCH))  # fmt: skip
         record = partial(self._record, at=at, report=report)
         outcomes: GroupCommit[Attempt] = GroupCommit(record, at_least=SUB_BATCH // 2)
         sent = await _open(self.store.engine)
         try:
-            handover: Handover[Prepared] = Handover(partial(self._record_accepted, sent=sent,
-                                                            at=at, report=report))  # fmt: skip
+            handover: Handover[Prepared] = Handover(
+                partial(self._record_accepted, sent=sent, at=at, report=report),
+                at_once=partial(self._record_at_once, sent=sent, at=at, report=report),
+            )
             connections = [
                 asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
                 for _ in range(min(self.connections, len(queue)))
@@ -667,11 +684,26 @@ class Deliverer:
             with self.store.session() as session:
                 return self._record_sent(session, each, at, report)
         lead = each.batch.lead
-        if sent(lead.id, each.email.message_id, self.worker, at):
+        return self._recorded(lead, sent(lead.id, each.email.message_id, self.worker, at), report)
+
+    def _record_at_once(
+        self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
+    ) -> bool | None:
+        """The same record of a plain message, made on the event loop's thread if it waits
+        for nothing (`SentRecord.at_once`); None when it is for `_record_accepted`."""
+        if not each.plain:
+            return None
+        lead = each.batch.lead
+        done = sent.at_once(lead.id, each.email.message_id, self.worker, at)
+        return None if done is None else self._recorded(lead, done, report)
+
+    @staticmethod
+    def _recorded(lead: FollowUpRow, done: bool, report: DeliveryReport) -> bool:
+        if done:
             report.sent.append(lead.key)
-            return True
-        log.warning("sent %s, but its lease had been taken over", lead.key)
-        return False
+        else:
+            log.warning("sent %s, but its lease had been taken over", lead.key)
+        return done
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""
@@ -729,8 +761,10 @@ class Deliverer:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
+                        # made off the event loop; a letter that cannot be: written without
+                        file = await asyncio.to_thread(made, row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
-                                                    put_off, files.get(row.key))  # fmt: skip
+                                                    put_off, file)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     with self.store.session() as session:
                         self._record_failure(session, row, at, error, report)
@@ -812,20 +846,20 @@ class Deliverer:
         return found
 
     def _prepare(
-        self, emails: list[FollowUpRow], at: datetime, report: DeliveryReport
+        self, emails: list[FollowUpRow], ready: Screened, at: datetime, report: DeliveryReport
     ) -> list[Prepared]:
         """The emails of a claimed batch, built in order, each once (in a thread).
 
-        What each replies to is read once for the batch; an email built here
-        counts as sent in its contact's thread for the ones built after it.
+        What each replies to is read once for the batch (a client email's contact's
+        thread, by the check before: `ready`); an email built here counts as sent in
+        its contact's thread for the ones built after it.
         """
-        threads = self._threads(emails)
+        threads = self._threads([row for row in emails if not self.nudges.in_thread(row)])
         batches = self.nudges.batches(emails)
         prepared: list[Prepared] = []
+        sent_to, places = ready.sent_to, ready.places
         with self.store.session() as session:
             in_thread = [batch.lead for batch in batches if self.nudges.in_thread(batch.lead)]
-            sent_to = self.nudges.sent(session, in_thread) if in_thread else {}
-            places = self.holds.places(session, in_thread) if in_thread else {}
             unpaid = self.nudges.unpaid_of(session, in_thread, self.holds.calendar)
             for batch in batches:
                 if self.stopping:  # what is not built is handed back
@@ -944,6 +978,8 @@ class Deliverer:
     def _threads(self, rows: list[FollowUpRow]) -> dict[str, list[str]]:
         """Keys already sent in each thread, oldest first, to reply to."""
         wanted = sorted({row.thread_key for row in rows if row.thread_key})
+        if not wanted:
+            return {}
         with self.store.session() as session:
             return claims.sent_in_threads(session, wanted)
 

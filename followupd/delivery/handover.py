@@ -29,10 +29,17 @@ class ClaimsInDoubt(Exception):
 class Handover(Generic[T]):
     """Messages ended one at a time; each one accepted recorded (`record`, in a thread)
     before the next may end. A record that raised stops every message after it; one that
-    found its claim taken over (`record` gave False) counts in `losses`."""
+    found its claim taken over (`record` gave False) counts in `losses`.
 
-    def __init__(self, record: Callable[[T], bool]) -> None:
+    `at_once`, when given, is tried first, on the event loop's thread: a record that
+    waits for nothing (None when it would wait, or cannot: then `record` makes it).
+    """
+
+    def __init__(
+        self, record: Callable[[T], bool], at_once: Callable[[T], bool | None] | None = None
+    ) -> None:
         self.record = record
+        self.at_once = at_once
         self.lock = asyncio.Lock()  # held from a message's end until its record is committed
         self.failure: BaseException | None = None
         self.recording: asyncio.Task[None] | None = None
@@ -52,7 +59,10 @@ class Handover(Generic[T]):
 
     async def _record(self, item: T) -> None:
         try:
-            if not await asyncio.to_thread(self.record, item):
+            done = self.at_once(item) if self.at_once is not None else None
+            if done is None:
+                done = await asyncio.to_thread(self.record, item)
+            if not done:
                 self.losses += 1
         except BaseException as error:
             self.failure = error

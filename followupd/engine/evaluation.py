@@ -19,9 +19,10 @@ fails (a user template's mistake, or a message over the size cap) is
 recorded `failed` with the template's error, file and line as its reason,
 and the pass goes on with the others: a template error is not transient, so
 it is not retried; `followupd outbox retry` records it again once the
-template is fixed. A letter (`Intent.letter`) is rendered as a PDF then too,
-and stored with the follow-up; one that cannot be made fails that follow-up
-alone, in the same way.
+template is fixed. A letter (`Intent.letter`) is worded then too, and its
+data stored with the follow-up (its PDF is made when someone asks for it:
+followupd.channels.letters.files); one that cannot be worded fails that
+follow-up alone, in the same way.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from followupd.channels.letters import formal_notice_pdf
+from followupd.channels.letters.wording import letter_text
 from followupd.config.rule_options import RuleOptions
 from followupd.config.settings import Settings
+from followupd.domain import formal_notice_record
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.formal_notice import file_name
 from followupd.domain.owner_scope import Scope, evaluation_scopes
@@ -118,8 +120,10 @@ def evaluate(
         recorded: list[FollowUpRow] = []
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)
-            evaluation = Evaluation(session, settings, calendar, templates, start, at, scope)
             known = recording.recorded_keys(session, rule.name, start, scope)
+            evaluation = Evaluation(
+                session, settings, calendar, templates, start, at, scope, recorded=known
+            )
             for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
                 recorded += _insert_new(session, scope, intents, known, at)
         report.recorded += recorded
@@ -251,11 +255,12 @@ def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
         body = intent.subject.text() if isinstance(intent.subject, LazySubject) else ""
     except TemplateProblem as error:  # this follow-up alone fails; the pass goes on
         problem = str(error)
-    attachment, attachment_name = None, None
+    letter, attachment_name = None, None
     if intent.letter is not None and not expired and problem is None:
-        try:
-            attachment = formal_notice_pdf(intent.letter)
-        except Exception as error:  # a bug or a value ReportLab chokes on: this one alone
+        try:  # its wording now, its PDF when asked for (channels.letters.files)
+            letter_text(intent.letter)
+            letter = formal_notice_record.dumps(intent.letter)
+        except Exception as error:  # a bug or a value the wording chokes on: this one alone
             log.exception("%s: the letter could not be made", intent.key)
             problem = f"the letter could not be made: {error!r}"
         else:
@@ -291,8 +296,8 @@ def _row(intent: Intent, owner: str, tz: ZoneInfo, at: datetime) -> NewFollowUp:
         "state": state,
         "reason": reason,
         "last_error": problem,
-        "attachment": attachment,
         "attachment_name": attachment_name,
+        "letter": letter,
         "attempts": 0,
         "created_at": at,
         "updated_at": at,

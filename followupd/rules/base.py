@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -71,6 +72,12 @@ class Evaluation:
     owners alike (`evaluation_scopes`) in turn: a rule then looks only at the
     missions `owns` lets through, takes the zone, language and country of
     `owner`, and writes to and for the owner of each row (`whose`).
+
+    `recorded`, when set, holds keys of the rule's follow-ups already in the
+    outbox (the engine's pass, which records only what is new; `plan`, which
+    lists everything, leaves it None). A rule may then leave out an intent
+    keyed in it, and not read what would only make such intents: recording
+    one would change nothing. It must still yield the same new intents.
     """
 
     session: Session
@@ -80,6 +87,7 @@ class Evaluation:
     start: datetime
     end: datetime
     scope: Scope | None = None  # None: the first (or only) owner, and every mission
+    recorded: AbstractSet[str] | None = None
 
     @property
     def owner(self) -> Owner:

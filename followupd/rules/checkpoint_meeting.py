@@ -25,13 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import CheckpointMeetingOptions
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import to_owner
+from followupd.rules.parties import Party, to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
@@ -52,6 +52,11 @@ def period_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _open_issue() -> ColumnElement[bool]:
+    """An issue of the mission (correlated to `Mission`) still open."""
+    return and_(Issue.mission_id == Mission.id, Issue.resolved.is_(None))
+
+
 def period_of(key: str) -> date | None:
     """The period day at the end of a follow-up key, if it has one."""
     try:
@@ -65,7 +70,55 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
     repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        every = timedelta(days=self.options.every_days)
+        facts = self._facts(evaluation)
+        due_by = or_(
+            facts.c.piled_at <= evaluation.end + ZONE_SLACK,
+            facts.c.met_at <= evaluation.end - self.every + ZONE_SLACK,
+            and_(
+                facts.c.met_at.is_(None),
+                Mission.start <= evaluation.end.date() - self.every + ZONE_SLACK,
+            ),
+        )
+        if evaluation.recorded is None:
+            yield from self._intents(evaluation, facts, due_by)
+            return
+        # A steady pass finds most reminders recorded: tell from a narrow read which
+        # missions have a new one, and read only those whole.
+        recorded, news = evaluation.recorded, []
+        narrow = (
+            select(
+                Mission.id,
+                Mission.key,
+                Mission.start,
+                Mission.owner,
+                Client.country,
+                facts.c.met_at,
+                facts.c.piled_at,
+            )
+            .join(facts, facts.c.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .where(due_by)
+        )
+        for mission_id, key, start, owner, country, met_at, piled_at in streamed(
+            evaluation.session, narrow
+        ):
+            party = to_owner(evaluation.whose(owner).person, country)
+            periods = self._periods(evaluation, party, start, met_at, piled_at)
+            if any(self._key(key, day) not in recorded for day, _, _ in periods):
+                news.append(mission_id)
+        for chunk in chunked(news):
+            yield from self._intents(evaluation, facts, and_(due_by, Mission.id.in_(chunk)))
+
+    def _key(self, mission: str, day: date) -> str:
+        return f"{self.name}:{mission}:{day.isoformat()}"
+
+    @property
+    def every(self) -> timedelta:
+        return timedelta(days=self.options.every_days)
+
+    def _facts(self, evaluation: Evaluation) -> Subquery:
+        """Each active mission of the evaluation's: its last meeting or visit, and when its
+        open issues piled up (the `open_issues`-th of them was opened)."""
         # Correlated subqueries, looked up per active mission through the indexes
         # on mission_id: much cheaper than aggregating every touchpoint and issue.
         last_meeting = (
@@ -74,20 +127,16 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             .correlate(Mission)
             .scalar_subquery()
         )
-        open_issue = and_(Issue.mission_id == Mission.id, Issue.resolved.is_(None))
         piled_up = (  # when the open_issues-th of the open issues was opened
             select(Issue.opened)
-            .where(open_issue)
+            .where(_open_issue())
             .order_by(Issue.opened, Issue.id)
             .offset(self.options.open_issues - 1)
             .limit(1)
             .correlate(Mission)
             .scalar_subquery()
         )
-        open_count = (
-            select(func.count()).select_from(Issue).where(open_issue).correlate(Mission)
-        ).scalar_subquery()
-        facts = (
+        return (
             select(
                 Mission.id.label("mission_id"),
                 last_meeting.label("met_at"),
@@ -96,6 +145,43 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner))
             .subquery("facts")
         )
+
+    def _periods(
+        self,
+        evaluation: Evaluation,
+        party: Party,
+        start: date,
+        met_at: datetime | None,
+        piled_at: datetime | None,
+    ) -> Iterator[tuple[date, set[str], datetime]]:
+        """The periods of a mission due in the evaluation's window and not met:
+        (period day, its reasons, due time)."""
+        every = self.every
+        earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
+        latest = evaluation.end.astimezone(party.tz).date()
+        last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
+        since = last_met or start
+        reasons: dict[date, set[str]] = {}
+        for day in cadence_dates(since + every, every.days, earliest, latest):
+            reasons.setdefault(day, set()).add(QUIET)
+        if piled_at is not None:
+            piled_on = piled_at.astimezone(party.tz).date()
+            for day in cadence_dates(piled_on, every.days, earliest, latest):
+                reasons.setdefault(day, set()).add(PILING)
+        for day, why in sorted(reasons.items()):
+            if met_at is not None and met_at >= period_start(day):
+                continue  # the meeting took place
+            due_at = evaluation.calendar.due_at(day, 0, party.tz, party.countries)
+            if evaluation.start <= due_at <= evaluation.end:
+                yield day, why, due_at
+
+    def _intents(
+        self, evaluation: Evaluation, facts: Subquery, which: ColumnElement[bool]
+    ) -> Iterator[Intent]:
+        """The intents of the missions of `facts` that `which` keeps."""
+        open_count = (
+            select(func.count()).select_from(Issue).where(_open_issue()).correlate(Mission)
+        ).scalar_subquery()
         contact = aliased(Contact)
         query = (
             select(
@@ -109,38 +195,15 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             .join(facts, facts.c.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                or_(
-                    facts.c.piled_at <= evaluation.end + ZONE_SLACK,
-                    facts.c.met_at <= evaluation.end - every + ZONE_SLACK,
-                    and_(
-                        facts.c.met_at.is_(None),
-                        Mission.start <= evaluation.end.date() - every + ZONE_SLACK,
-                    ),
-                ),
-            )
+            .where(which)
         )
         for mission, client, who, met_at, piled_at, count in streamed(evaluation.session, query):
             entry = evaluation.whose(mission.owner)
             owner = entry.person
             party = to_owner(owner, client.country)
-            earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
-            latest = evaluation.end.astimezone(party.tz).date()
             last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
-            since = last_met or mission.start
-            reasons: dict[date, set[str]] = {}
-            for day in cadence_dates(since + every, every.days, earliest, latest):
-                reasons.setdefault(day, set()).add(QUIET)
-            if piled_at is not None:
-                piled_on = piled_at.astimezone(party.tz).date()
-                for day in cadence_dates(piled_on, every.days, earliest, latest):
-                    reasons.setdefault(day, set()).add(PILING)
-            for day, why in sorted(reasons.items()):
-                if met_at is not None and met_at >= period_start(day):
-                    continue  # the meeting took place
-                due_at = evaluation.calendar.due_at(day, 0, party.tz, party.countries)
-                if not evaluation.start <= due_at <= evaluation.end:
-                    continue
+            periods = self._periods(evaluation, party, mission.start, met_at, piled_at)
+            for day, why, due_at in periods:
                 step = PILING if PILING in why else QUIET
                 values = {
                     "mission": mission,
@@ -156,7 +219,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 intent = self.intent(
                     party,
                     due_at,
-                    key=f"{self.name}:{mission.key}:{day.isoformat()}",
+                    key=self._key(mission.key, day),
                     step=step,
                     subject_key=mission.key,
                     subject=evaluation.templates.subject(party.language, self.name, step, values),

@@ -33,14 +33,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import to_owner
+from followupd.rules.parties import Party, to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
@@ -138,46 +138,103 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             Mission.status == MissionStatus.ACTIVE,
             Mission.start <= latest - timedelta(days=min(cadences)),
             or_(Mission.end.is_(None), Mission.end >= earliest),
+            or_(*overdue),
         )
+        if evaluation.recorded is None:
+            yield from self._intents(evaluation, last, *candidates)
+            return
+        # A steady pass finds most reminders recorded: tell from a narrow read which
+        # missions have a new one, and read only those whole.
+        recorded, news = evaluation.recorded, []
+        narrow = (
+            select(
+                Mission.id,
+                Mission.key,
+                Mission.start,
+                Mission.end,
+                Mission.status_update_every_days,
+                Mission.owner,
+                Client.country,
+                last.c.at,
+            )
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(last, last.c.mission_id == Mission.id)
+            .where(*candidates)
+        )
+        for mission_id, key, start, end, every_days, owner, country, last_at in streamed(
+            session, narrow
+        ):
+            party = to_owner(evaluation.whose(owner).person, country)
+            cadence = every_days or self.options.every_days
+            periods = self._periods(evaluation, party, cadence, start, end, last_at)
+            if any(self._key(key, nominal) not in recorded for nominal, _ in periods):
+                news.append(mission_id)
+        for chunk in chunked(news):
+            yield from self._intents(evaluation, last, *candidates, Mission.id.in_(chunk))
+
+    def _key(self, mission: str, nominal: date) -> str:
+        return f"{self.name}:{mission}:{nominal.isoformat()}"
+
+    def _periods(
+        self,
+        evaluation: Evaluation,
+        party: Party,
+        cadence: int,
+        start: date,
+        end: date | None,
+        last_at: datetime | None,
+    ) -> Iterator[tuple[date, datetime]]:
+        """The periods of a mission due in the evaluation's window: (nominal date, due time)."""
+        tz = zone(evaluation.owner.timezone)
+        earliest = evaluation.start.astimezone(tz).date() - SHIFT_MARGIN
+        latest = evaluation.end.astimezone(tz).date()
+        anchor = anchor_of(start, local_day(last_at, tz))
+        until = latest if end is None else min(latest, end)
+        for nominal in cadence_dates(anchor + timedelta(days=cadence), cadence, earliest, until):
+            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+            if evaluation.start <= due_at <= evaluation.end:
+                yield nominal, due_at
+
+    def _intents(
+        self, evaluation: Evaluation, last: Subquery, *which: ColumnElement[bool]
+    ) -> Iterator[Intent]:
+        """The intents of the missions `which` keeps; `last`: each one's last status update."""
+        tz = zone(evaluation.owner.timezone)
         contact = aliased(Contact)
         missions = streamed(
-            session,
+            evaluation.session,
             select(record(Mission), record(Client), record(contact, "contact"), last.c.at)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.c.mission_id == Mission.id)
-            .where(*candidates, or_(*overdue)),
+            .where(*which),
         )
         templates = evaluation.templates
         for mission, client, who, last_at in missions:
             cadence = mission.status_update_every_days or self.options.every_days
-            last_update = local_day(last_at, tz)
-            anchor = anchor_of(mission.start, last_update)
-            until = latest if mission.end is None else min(latest, mission.end)
-            nominals = cadence_dates(anchor + timedelta(days=cadence), cadence, earliest, until)
-            if not nominals:
-                continue
             entry = evaluation.whose(mission.owner)
             owner = entry.person
             party = to_owner(owner, client.country)
+            periods = list(
+                self._periods(evaluation, party, cadence, mission.start, mission.end, last_at)
+            )
+            if not periods:
+                continue
             values = {
                 "mission": mission,
                 "client": client,
                 "contact": who,
                 "owner": owner,
-                "last_update": last_update,
+                "last_update": local_day(last_at, tz),
                 "every_days": cadence,
             }
             # one subject for every period of a mission: it names the mission, not the period
             subject = templates.subject(party.language, self.name, STEP, values)
-            for nominal in nominals:
-                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
-                if not evaluation.start <= due_at <= evaluation.end:
-                    continue
+            for nominal, due_at in periods:
                 yield self.intent(
                     party,
                     due_at,
-                    key=f"{self.name}:{mission.key}:{nominal.isoformat()}",
+                    key=self._key(mission.key, nominal),
                     step=STEP,
                     subject_key=mission.key,
                     subject=subject,

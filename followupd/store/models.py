@@ -262,6 +262,9 @@ class FollowUp(Base):
     # PDF): loaded only when asked for (`store.attachments`), never with the row
     attachment: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     attachment_name: Mapped[str | None] = mapped_column(String(200))
+    # the formal notice that file is, as of evaluation (domain.formal_notice_record): its
+    # PDF is made from it when asked for; a row recorded before schema 0013 has the bytes
+    letter: Mapped[str | None] = deferred(mapped_column(Text))
 
 
 class LiveItem(Base):

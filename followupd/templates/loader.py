@@ -34,7 +34,7 @@ from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.errors import FollowupdError
 from followupd.templates.compiled import kept
-from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, capped
+from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, written
 
 SHIPPED = Path(__file__).parent
 # line breaks of any kind and runs of plain spaces; not the no-break spaces of
@@ -65,7 +65,7 @@ class TemplateProblem(FollowupdError):
         """The problem `error` is, at the innermost template line it went through.
 
         `paused` is the block being rendered, when the error was raised
-        between two of its chunks (by `capped`): its line is where it stopped.
+        between two of its chunks (by `written`): its line is where it stopped.
         """
         file = (template.filename if template else None) or name
         line = None
@@ -117,6 +117,7 @@ class Templates:
         )
         self._found: dict[tuple[str, str, str], Template] = {}
         self._globals: dict[int, dict[str, Any]] = {}  # by id(template): its globals, as a dict
+        self._helpers: dict[str, dict[str, Any]] = {}  # by language: `helpers`, trusted
 
     def template(self, language: str, rule: str, step: str) -> Template:
         found = self._found.get((language, rule, step))
@@ -137,6 +138,13 @@ class Templates:
             found = self._globals[id(template)] = dict(template.globals)
         return found
 
+    def _helpers_of(self, language: str) -> dict[str, Any]:
+        found = self._helpers.get(language)
+        if found is None:
+            found = self._helpers[language] = helpers(language)
+            self.env.trust(found.values())
+        return found
+
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
     ) -> str:
@@ -146,18 +154,18 @@ class Templates:
             return ""
         # the template's globals, the values and the helpers in one dict, made here: Jinja's
         # own merge (a ChainMap walked for each new context) cost a third of a short render
-        shared = {**self._globals_of(template), **values, **helpers(language)}
+        shared = {**self._globals_of(template), **values, **self._helpers_of(language)}
         context = template.new_context(shared, shared=True)
         chunks = render_block(context)
         try:
             with budget():
-                text = "".join(capped(chunks)).strip()
+                text = written(chunks).strip()
         except TooLong as error:  # perhaps between two chunks: where the block stopped
             raise TemplateProblem.of(error, template, paused=chunks) from error
         except Exception as error:  # a user template that fails, runs away or reaches too far
             raise TemplateProblem.of(error, template) from error
         # "… Inc." at the end of a sentence: one full stop, not two (an ellipsis has three)
-        return _DOUBLE_STOP.sub(".", text)
+        return _DOUBLE_STOP.sub(".", text) if ".." in text else text
 
     def subject(
         self, language: str, rule: str, step: str, values: Mapping[str, Any]

@@ -64,6 +64,7 @@ import tests.bench.evaluate as evaluate_bench
 from followupd.channels.calendar import ical
 from followupd.channels.feed.build import feed_items
 from followupd.channels.feed.tokens import ensure_token
+from followupd.channels.letters.files import made
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain import identity
@@ -141,7 +142,7 @@ def prepare(config: Path, environ: dict[str, str], followups: int) -> Prepared:
         rows = feed_items(session, TODAY + LATER, ZoneInfo(settings.owner.timezone))
         # in a CalDAV calendar, a formal notice's PDF is inline (the feed links it)
         files = attachments(session, [item.key for item in rows])
-    rows = [replace(item, attachment=files.get(item.key)) for item in rows]
+    rows = [replace(item, attachment=made(item.key, files.get(item.key))) for item in rows]
     store.close()
     if kept < followups or len(rows) != kept:
         raise SystemExit(

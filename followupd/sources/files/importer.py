@@ -29,6 +29,7 @@ from followupd.config.owners import SINGLE_OWNER_KEY
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant
 from followupd.config.types import model_in
 from followupd.errors import DataError, Problem
+from followupd.sources.files.json_positions import json_lines
 from followupd.sources.files.payment_terms import TermsPolicy, check_payment_terms
 from followupd.sources.files.records import RECORD_KINDS, Record, TouchpointRecord
 from followupd.store.chunks import chunked
@@ -58,7 +59,7 @@ class Located:
     file: Path
     kind: str
     index: int
-    lines: dict[KeyPath, int]  # positions in the file, empty for JSON
+    lines: dict[KeyPath, int]  # positions in the file
 
     @property
     def line(self) -> int | None:
@@ -124,7 +125,7 @@ def import_files(
 
 
 def in_file_order(problems: Iterable[Problem], paths: Sequence[Path]) -> list[Problem]:
-    """`problems` file by file as given, then by line, then by record (JSON has no lines).
+    """`problems` file by file as given, then by line, then by record.
 
     They are found check by check (fields, then references, then payment
     terms), so a problem on line 31 could come before one on line 5.
@@ -194,7 +195,7 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int], list[Problem
             return {}, {}, [Problem(path, f"JSON cannot be read: {reason}")]
         if not isinstance(data, dict):
             return {}, {}, [Problem(path, "expected an object with lists of records")]
-        return data, {}, []
+        return data, json_lines(text), []
     if path.suffix.lower() != ".toml":
         return {}, {}, [Problem(path, "a data file must be .toml or .json")]
     parsed = loads_tolerant(text)

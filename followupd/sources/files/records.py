@@ -28,6 +28,7 @@ from followupd.config.types import (
     Email,
     Language,
     OwnerKey,
+    Phone,
     SingleLine,
     Slug,
     StrictModel,
@@ -142,7 +143,7 @@ class ContactRecord(Record):
     client: Slug
     name: Name
     email: Annotated[Email, Field(max_length=320)] | None = None
-    phone: Annotated[SingleLine, Field(max_length=40)] | None = None
+    phone: Phone | None = None
     language: Language | None = None
     greetings: StrictBool = True
 

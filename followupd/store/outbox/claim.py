@@ -111,23 +111,15 @@ def still_ours(
 ) -> set[int]:
     """Which of rows `row_ids` are still claimed by `worker`; their leases run from `at`.
 
-    One statement for a sub-batch about to be sent.
+    One statement for a sub-batch about to be sent, made before every sub-batch:
+    Core, compiled once (the ORM's bulk UPDATE costs as much again).
     """
     ours: set[int] = set()
+    until = at + lease
+    connection = session.connection()
     for chunk in chunked(row_ids):
-        ours.update(
-            session.scalars(
-                update(FollowUp)
-                .where(
-                    FollowUp.id.in_(chunk),
-                    FollowUp.state == FollowUpState.SENDING,
-                    FollowUp.lease_owner == worker,
-                )
-                .values(lease_expires_at=at + lease)
-                .returning(FollowUp.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
+        given = {"row_ids": list(chunk), "worker": worker, "until": until}
+        ours.update(connection.execute(_STILL_OURS, given).scalars())
     return ours
 
 
@@ -176,6 +168,16 @@ SENT_VALUES: dict[str, Any] = {
 }
 _SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
     update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(SENT_VALUES)
+)
+_STILL_OURS = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id.in_(bindparam("row_ids", expanding=True)),
+        _TABLE.c.state == FollowUpState.SENDING,
+        _TABLE.c.lease_owner == bindparam("worker"),
+    )
+    .values(lease_expires_at=bindparam("until"))
+    .returning(_TABLE.c.id)
 )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypedDict
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, Row, select, update
 from sqlalchemy.orm import Session
 
 from followupd.domain.owner_scope import Scope
@@ -64,8 +64,8 @@ class NewFollowUp(TypedDict):
     state: FollowUpState
     reason: str | None
     last_error: str | None
-    attachment: bytes | None
     attachment_name: str | None
+    letter: str | None  # a formal notice's record (domain.formal_notice_record)
     attempts: int
     created_at: datetime
     updated_at: datetime
@@ -189,6 +189,15 @@ def load(session: Session, keys: Sequence[str]) -> list[FollowUpRow]:
         query = select(record(FollowUp, "followup")).where(FollowUp.key.in_(chunk))
         rows += [row for (row,) in session.execute(query)]
     return sorted(rows, key=lambda row: (row.due_at, row.key))
+
+
+def states(session: Session, keys: Sequence[str]) -> list[Row[str, str, str]]:
+    """The key, rule and state of the outbox rows with these keys (to count them)."""
+    found: list[Row[str, str, str]] = []
+    for chunk in chunked(keys):
+        query = select(FollowUp.key, FollowUp.rule, FollowUp.state).where(FollowUp.key.in_(chunk))
+        found += session.execute(query).all()
+    return found
 
 
 def pending(session: Session) -> list[PendingRow]:

@@ -7,10 +7,19 @@ an ORM flush and a reset; here it is the statement SQLAlchemy compiled once
 for the engine's dialect, with its parameters converted by the columns' own
 types, run on one driver connection kept for a delivery pass: a BEGIN (the
 IMMEDIATE one on SQLite, as in followupd.store.db), the UPDATE, a COMMIT.
+
+On SQLite the record is first tried on the caller's thread (`at_once`: the
+event loop's), without waiting for the write lock: a local statement of tens
+of microseconds, where a hop to a thread and back costs about as much again,
+and more in the switches between the two threads. When another connection
+holds the lock, it is made in a thread (`__call__`), waiting for the lock as
+every statement does. A statement on PostgreSQL is a round trip: always in a
+thread.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -35,6 +44,7 @@ _SENT_IF_OURS = (
     .values(SENT_VALUES)
 )
 _GIVEN = ("row_id", "worker", "at", "sent_with")
+_NO_WAIT = 0  # SQLite's busy timeout for a record on the event loop's thread: it never waits
 
 
 class SentRecord:
@@ -42,7 +52,8 @@ class SentRecord:
 
     Not for two records at once (delivery's handover runs one at a time); `close` may come
     from any thread, at any time, and never waits: a record under way closes the
-    connection as it ends.
+    connection as it ends. On SQLite the connection waits for no lock (`at_once`) but
+    in `__call__`, and gets its wait back as it goes back to the pool.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -59,11 +70,18 @@ class SentRecord:
         fixed = compiled.construct_params(dict.fromkeys(_GIVEN))
         self.fixed = {name: self._processed(name, value) for name, value in fixed.items()
                       if name not in _GIVEN}  # fmt: skip
-        self.begin = "BEGIN IMMEDIATE" if dialect.name == "sqlite" else None
+        sqlite = dialect.name == "sqlite"
+        self.begin = "BEGIN IMMEDIATE" if sqlite else None
+        # the worker and the time of the last record, and them as the driver takes them
+        self.pass_given: tuple[tuple[str, datetime] | None, Any, Any] = (None, None, None)
         self.guard = threading.Lock()  # over the two flags below, never held while the driver runs
         self.busy = False  # a record under way
         self.closing = False
         self.connection = engine.raw_connection()
+        self.lock_wait: int | None = None  # SQLite's busy timeout (ms), given back in __call__
+        if sqlite:
+            self.lock_wait = int(self._pragma("busy_timeout"))
+            self._pragma(f"busy_timeout = {_NO_WAIT}")
 
     def _processed(self, name: str, value: Any) -> Any:
         if isinstance(value, Enum):  # a state: its word, whatever the driver makes of an enum
@@ -71,25 +89,66 @@ class SentRecord:
         processor = self.processors.get(name)
         return processor(value) if processor is not None and value is not None else value
 
+    def _pragma(self, setting: str) -> Any:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA {setting}")
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        return found[0] if found else None
+
     def __call__(self, row_id: int, message_id: str, worker: str, at: datetime) -> bool:
-        """Row `row_id` recorded sent with `message_id` if `worker` still holds its lease."""
-        given = {"row_id": row_id, "worker": worker, "at": at, "sent_with": message_id}
-        values = self.fixed | {name: self._processed(name, value) for name, value in given.items()}
-        params: Any = values if self.names is None else tuple(values[n] for n in self.names)
+        """Row `row_id` recorded sent with `message_id` if `worker` still holds its lease
+        (in a thread: it may wait for the database)."""
+        return bool(self._record(self._params(row_id, message_id, worker, at), wait=True))
+
+    def at_once(self, row_id: int, message_id: str, worker: str, at: datetime) -> bool | None:
+        """The same record if it waits for nothing (on the event loop's thread); None when it
+        would wait, and on PostgreSQL: then it is for `__call__`, in a thread."""
+        if self.lock_wait is None:
+            return None
+        return self._record(self._params(row_id, message_id, worker, at), wait=False)
+
+    def _params(self, row_id: int, message_id: str, worker: str, at: datetime) -> Any:
+        if self.pass_given[0] != (worker, at):  # the same for every message of a pass
+            self.pass_given = (
+                (worker, at),
+                self._processed("worker", worker),
+                self._processed("at", at),
+            )
+        _, processed_worker, processed_at = self.pass_given
+        values = self.fixed | {
+            "row_id": self._processed("row_id", row_id),
+            "worker": processed_worker,
+            "at": processed_at,
+            "sent_with": self._processed("sent_with", message_id),
+        }
+        return values if self.names is None else tuple(values[n] for n in self.names)
+
+    def _record(self, params: Any, wait: bool) -> bool | None:
         with self.guard:
             if self.closing:
                 raise RuntimeError("the record of sent messages is closed")
             self.busy = True
         try:
-            return self._run(params)
+            if not wait or self.lock_wait is None:
+                return self._run(params, wait)
+            self._pragma(f"busy_timeout = {self.lock_wait}")
+            try:
+                return self._run(params, wait)
+            finally:
+                self._pragma(f"busy_timeout = {_NO_WAIT}")
         finally:
             with self.guard:
                 self.busy = False
                 closing = self.closing
             if closing:  # closed while this record ran: its connection ends now
-                self.connection.close()
+                self._give_back()
 
-    def _run(self, params: Any) -> bool:
+    def _run(self, params: Any, wait: bool) -> bool | None:
+        """The record; None, and nothing made, if it may not `wait` and SQLite is busy
+        (its write lock taken)."""
         cursor = self.connection.cursor()
         try:
             if self.begin is not None:
@@ -97,6 +156,11 @@ class SentRecord:
             cursor.execute(self.sql, params)
             done = cursor.rowcount == 1
             self.connection.commit()
+        except sqlite3.OperationalError as error:
+            self.connection.rollback()
+            if not wait and error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return None
+            raise
         except BaseException:
             self.connection.rollback()
             raise
@@ -112,4 +176,13 @@ class SentRecord:
             self.closing = True
             if self.busy:
                 return
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """The connection back to the pool, with SQLite's wait for locks as it was."""
+        if self.lock_wait is not None:
+            try:
+                self._pragma(f"busy_timeout = {self.lock_wait}")
+            except Exception:  # not fit for the pool any more: closed for good
+                self.connection.invalidate()
         self.connection.close()

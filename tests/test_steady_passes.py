@@ -1,0 +1,132 @@
+"""A pass that skips what is recorded already records what a pass reading everything does.
+
+The engine gives each rule the keys of its follow-ups already in the outbox
+(`Evaluation.recorded`); a rule may then leave out what they stand for and not
+read it whole. These tests run the same passes, at instants days apart with
+the store changing in between (meetings and status updates recorded, issues
+opened and resolved, missions paused, put on hold or given a new cadence),
+once as the engine runs them and once with `recorded` withheld from the rules,
+and compare every row of the outbox after each pass. The store is the
+benchmark's (tests/bench/evaluate.py, a few hundred missions, every rule with
+work). Real SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.orm import Session
+
+import followupd.engine.evaluation as engine
+from followupd.config.load import parse_settings
+from followupd.domain.states import FollowUpState, MissionStatus, TouchpointKind
+from followupd.engine.evaluation import evaluate
+from followupd.rules.base import Evaluation
+from followupd.rules.registry import enabled_rules
+from followupd.store.db import Store
+from followupd.store.models import FollowUp, Issue, Mission, Touchpoint
+from tests.bench.evaluate import AT, CONFIG, build
+
+MISSIONS = 300
+DAY = timedelta(days=1)
+
+
+def record_meetings(session: Session, at: datetime) -> None:
+    """A meeting for one active mission in five, a status update for one in seven."""
+    active = session.scalars(
+        select(Mission.id).where(Mission.status == MissionStatus.ACTIVE).order_by(Mission.id)
+    ).all()
+    rows = [
+        {"mission_id": mission, "kind": kind, "at": at, "key": f"m{mission}|{kind}|{at}"}
+        for kind, every in ((TouchpointKind.MEETING, 5), (TouchpointKind.STATUS_UPDATE, 7))
+        for mission in active[::every]
+    ]
+    session.execute(insert(Touchpoint), rows)
+
+
+def shake_missions(session: Session, at: datetime) -> None:
+    """Issues opened and resolved, missions on hold, paused, or with a new cadence."""
+    ids = session.scalars(select(Mission.id).order_by(Mission.id)).all()
+    opened = at - 3 * DAY
+    issues = [
+        {"mission_id": mission, "key": f"late{mission}", "opened": opened, "summary": "Retard"}
+        for mission in ids[::3]
+    ]
+    session.execute(insert(Issue), [{**issue, "severity": "high"} for issue in issues])
+    session.execute(update(Issue).where(Issue.id % 4 == 0).values(resolved=at - DAY))
+    session.execute(
+        update(Mission).where(Mission.id % 11 == 0).values(status=MissionStatus.ON_HOLD)
+    )
+    session.execute(
+        update(Mission).where(Mission.id % 13 == 0).values(paused_until=(at + 4 * DAY).date())
+    )
+    session.execute(update(Mission).where(Mission.id % 9 == 0).values(status_update_every_days=10))
+
+
+# (instant of a pass, what changes in the store before it)
+PASSES: list[tuple[datetime, Callable[[Session, datetime], None] | None]] = [
+    (AT - 3 * DAY, None),
+    (AT - 3 * DAY, None),  # the same instant again: nothing new
+    (AT - 3 * DAY + timedelta(minutes=5), None),
+    (AT - DAY, record_meetings),
+    (AT, None),
+    (AT + timedelta(hours=1), shake_missions),
+    (AT + 4 * DAY, None),
+    (AT + 9 * DAY, record_meetings),
+    (AT + 23 * DAY, None),
+]
+
+
+def outbox_of(session: Session) -> list[Row[Any]]:
+    """Every column of every row but its id, and the attachment's length, by key."""
+    table = FollowUp.__table__
+    columns = [column for column in table.c if column.name not in ("id", "attachment")]
+    query = select(*columns, func.length(table.c.attachment)).order_by(table.c.key)
+    return list(session.execute(query))
+
+
+def outboxes(store: Store, tmp_path: Path) -> list[list[Row[Any]]]:
+    """The outbox after each of `PASSES`, run in one transaction rolled back at the end."""
+    settings = parse_settings(CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    rules = enabled_rules(settings.rules)
+    session = store.sessions()
+    found = []
+    try:
+        for at, change in PASSES:
+            if change is not None:
+                change(session, at)
+            evaluate(session, settings, rules, at)
+            found.append(outbox_of(session))
+    finally:
+        session.rollback()
+        session.close()
+    return found
+
+
+def test_passes_that_skip_what_is_recorded_record_what_full_passes_do(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build(store, MISSIONS, seed=11)
+    skipping = outboxes(store, tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            engine,
+            "Evaluation",
+            lambda *args, **kwargs: Evaluation(*args, **{**kwargs, "recorded": None}),
+        )
+        reading_all = outboxes(store, tmp_path)
+    assert len(skipping) == len(PASSES)
+    for number, (skipped, full) in enumerate(zip(skipping, reading_all, strict=True)):
+        assert skipped == full, f"after pass {number} at {PASSES[number][0]}"
+    # the passes had work: each rule that repeats recorded periods after the first pass,
+    # and some reminders were cancelled by the meetings and the changes
+    first, last = {row.key for row in skipping[0]}, {row.key for row in skipping[-1]}
+    assert len(last) > 2 * len(first) > 60
+    rules = {row.rule for row in skipping[-1] if row.key not in first}
+    assert {"checkpoint_meeting", "status_update_due"} <= rules
+    assert any(row.state == FollowUpState.CANCELLED for row in skipping[-1])
