@@ -63,7 +63,7 @@ def canonical(url: str) -> str:
 
 def plain_path(href: str) -> str:
     """The path `href` names, when it is a plain one (see PLAIN_PATH); NotPlain otherwise."""
-    if not PLAIN_PATH.fullmatch(href) or "//" in href:
+    if not is_plain(href):
         raise NotPlain(f"an href this module leaves to the library: {href!r}")
     return href
 
@@ -182,10 +182,14 @@ def _proxied(scheme: str, host: str) -> bool:
     return not urllib.request.proxy_bypass(host)
 
 
-def responses(root: ElementTree.Element) -> list[tuple[str, str | None, list[ElementTree.Element]]]:
-    """Each <response> of a multistatus: its plain href, its status code if it has one
-    (a 404 without properties, say), and its properties of status 200 (those
-    of status 404, which it does not have, are left out).
+Response = tuple[str, str | None, list[ElementTree.Element]]  # href, status, properties
+
+
+def responses(root: ElementTree.Element, plain: bool = True) -> list[Response]:
+    """Each <response> of a multistatus: its href (a plain one, unless `plain` is False),
+    its status code if it has one (a 404 without properties, say), and its
+    properties of status 200 (those of status 404, which it does not have,
+    are left out).
 
     NotPlain for anything else in it: several hrefs, another property status,
     an element the library would have to judge.
@@ -210,8 +214,12 @@ def responses(root: ElementTree.Element) -> list[tuple[str, str | None, list[Ele
                 raise NotPlain(f"an element in a response: {child.tag}")
         if len(hrefs) != 1:
             raise NotPlain("a response naming no href or several")
-        found.append((plain_path(hrefs[0]), status, properties))
+        found.append((plain_path(hrefs[0]) if plain else hrefs[0], status, properties))
     return found
+
+
+def is_plain(href: str) -> bool:
+    return bool(PLAIN_PATH.fullmatch(href)) and "//" not in href
 
 
 def status_code(line: str | None) -> str:

@@ -62,7 +62,7 @@ from followupd.domain.states import Audience, CalendarState, Channel, FollowUpSt
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store import live_items
-from followupd.store.attachments import Attachment, attachments
+from followupd.store.attachments import Attachment, Stored, attachments
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
@@ -381,8 +381,7 @@ class Deliverer:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            # a letter's PDF made now, off the event loop; one that cannot be: written without
-            file = await asyncio.to_thread(made, item.followup_key, files.get(item.followup_key))
+            file = await _made_file(item.followup_key, files.get(item.followup_key))
             body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
@@ -775,8 +774,7 @@ class Deliverer:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
-                        # made off the event loop; a letter that cannot be: written without
-                        file = await asyncio.to_thread(made, row.key, files.get(row.key))
+                        file = await _made_file(row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
                                                     put_off, file)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
@@ -1076,3 +1074,14 @@ class _OwnerCalendars:
 
     async def close(self) -> None:
         await self.writers.close()
+
+
+async def _made_file(key: str, stored: Stored | None) -> Attachment | None:
+    """The file of the follow-up keyed `key`, for its calendar item: a letter's PDF made off
+    the event loop (tens of milliseconds); None for none, or for a letter that cannot be
+    made (logged: the item is written without it)."""
+    if stored is None:
+        return None
+    if stored.data is not None:
+        return stored.name, stored.data
+    return await asyncio.to_thread(made, key, stored)
