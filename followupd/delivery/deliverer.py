@@ -14,7 +14,10 @@ they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
 crash between the server's acceptance and that record sends that message
 again on the next claim, with the same Message-ID, so a client shows it
 once: one message per instance at most, whatever its connections. Database
-work runs in threads, off the event loop that carries the connections.
+work runs in threads, off the event loop that carries the connections; but
+on SQLite, a message's record of sent is made on the loop when it waits for
+nothing (followupd.store.outbox.sent_record): a hop to a thread and back
+cost more than the statement.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
