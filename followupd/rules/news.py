@@ -33,15 +33,20 @@ def with_news(
     `keys` needs to tell the keys of its follow-ups due in the window. Without
     `Evaluation.recorded` (a plan lists everything), nothing is added: one
     empty tuple, and `narrow` is not read.
+
+    Those keys go into `Evaluation.due`: a rule that uses this must not cancel,
+    in its `vanished`, a follow-up it would make now.
     """
-    recorded = evaluation.recorded
+    recorded, due = evaluation.recorded, evaluation.due
     if recorded is None:
         yield ()
         return
-    news = [
-        row[0]
-        for row in streamed(evaluation.session, narrow)
-        if any(key not in recorded for key in keys(row))
-    ]
+    news = []
+    for row in streamed(evaluation.session, narrow):
+        found = list(keys(row))
+        if due is not None:
+            due.update(found)
+        if any(key not in recorded for key in found):
+            news.append(row[0])
     for chunk in chunked(news):
         yield (id_column.in_(chunk),)
