@@ -217,7 +217,8 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             ):
                 yield route.key
 
-        for only in with_news(evaluation, narrow, keys, Invoice.id):
+        # not kept: a heads-up due now is cancelled once the client was sent a nudge (_nudged)
+        for only in with_news(evaluation, narrow, keys, Invoice.id, kept=False):
             found = _with_emails_sent(evaluation.session, query.where(*only))
             for invoice, mission, client, who, sent in found:
                 thread = invoice_thread(invoice.number)

@@ -26,6 +26,8 @@ def with_news(
     narrow: Select[*tuple[Any, ...]],
     keys: Callable[[Sequence[Any]], Iterable[str]],
     id_column: InstrumentedAttribute[int],
+    *,
+    kept: bool,
 ) -> Iterator[tuple[ColumnElement[bool], ...]]:
     """What to add to a rule's query, in turn, to read only the subjects with a new key.
 
@@ -34,10 +36,11 @@ def with_news(
     `Evaluation.recorded` (a plan lists everything), nothing is added: one
     empty tuple, and `narrow` is not read.
 
-    Those keys go into `Evaluation.due`: a rule that uses this must not cancel,
-    in its `vanished`, a follow-up it would make now.
+    With `kept`, the rule's `vanished` never cancels a follow-up it would make
+    now: those keys go into `Evaluation.due`, and the engine does not ask it
+    about them.
     """
-    recorded, due = evaluation.recorded, evaluation.due
+    recorded, due = evaluation.recorded, evaluation.due if kept else None
     if recorded is None:
         yield ()
         return
