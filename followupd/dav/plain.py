@@ -52,12 +52,13 @@ def canonical(url: str) -> str:
     """
     parts = urlparse(url)
     scheme = parts.scheme or "https"
-    netloc = parts.netloc
+    netloc, path = parts.netloc, parts.path
     if "@" in netloc:  # a login in the URL: the library keeps host and port only
         netloc = f"{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+        path = path.replace("//", "/")  # and makes slashes single twice, "///" -> "/"
     elif netloc and ":" not in netloc and scheme in DEFAULT_PORTS:
         netloc += f":{DEFAULT_PORTS[scheme]}"
-    path = quote(unquote(parts.path.replace("//", "/")), safe="/")
+    path = quote(unquote(path.replace("//", "/")), safe="/")
     return urlunparse((scheme, netloc, path, parts.params, parts.query, parts.fragment))
 
 
