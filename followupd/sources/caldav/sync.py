@@ -37,7 +37,13 @@ from sqlalchemy.orm import Session
 
 from followupd.config.accounts import CaldavAccount
 from followupd.config.settings import Settings
-from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address
+from followupd.dav.client import (
+    TIMEOUT_SECONDS,
+    AmbiguousCalendar,
+    dav_client,
+    find_calendar,
+    is_address,
+)
 from followupd.dav.plain import NotPlain, PlainDav, canonical
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
@@ -718,11 +724,12 @@ class Connections:
         """Plain requests, as the account's user; NotPlain when they cannot log in as the
         library would (no username or password, a proxy to go through)."""
         if self._plain is None:
-            password = self.account.password("caldav").reveal(self.environ)
-            if not self.account.username or password is None:
+            account = self.account
+            password, username = account.password("caldav").reveal(self.environ), account.username
+            if not username or password is None:
                 raise NotPlain("no username and password to log in with Basic")
             self._plain = PlainDav(
-                self.account.url, self.account.username, password, self.account.ca_file
+                account.url, username, password, account.ca_file, TIMEOUT_SECONDS
             )
         return self._plain
 
