@@ -128,5 +128,5 @@ def test_passes_that_skip_what_is_recorded_record_what_full_passes_do(
     first, last = {row.key for row in skipping[0]}, {row.key for row in skipping[-1]}
     assert len(last) > 2 * len(first) > 60
     rules = {row.rule for row in skipping[-1] if row.key not in first}
-    assert {"checkpoint_meeting", "status_update_due"} <= rules
+    assert {"checkpoint_meeting", "status_update_due", "mission_closeout"} <= rules
     assert any(row.state == FollowUpState.CANCELLED for row in skipping[-1])

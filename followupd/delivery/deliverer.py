@@ -37,14 +37,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from operator import methodcaller
-from typing import TypeVar, Unpack
+from typing import TYPE_CHECKING, TypeVar, Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Row, select
 from sqlalchemy.orm import Session
 
-from followupd.channels.calendar import ical
-from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 from followupd.channels.email.message import Email, build_message, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
@@ -64,7 +62,7 @@ from followupd.domain.states import Audience, CalendarState, Channel, FollowUpSt
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store import live_items
-from followupd.store.attachments import Attachment, attachments
+from followupd.store.attachments import Attachment, Stored, attachments
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
@@ -76,6 +74,10 @@ from followupd.store.outbox.client_nudges import SentEmail
 from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.outbox.sent_record import SentRecord
 from followupd.templates.loader import TemplateProblem
+
+if TYPE_CHECKING:  # imported where calendar items are written: emails need no iCalendar
+    from followupd.channels.calendar import ical
+    from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 
 log = logging.getLogger("followupd.delivery")
 
@@ -169,6 +171,8 @@ def _with_alarm_at(
     text: str, *, item: ical.CalendarItem, tz: ZoneInfo, until: datetime, before: datetime
 ) -> tuple[bytes, bool]:
     """A stored item rewritten with followupd's alarm at the user's date `until`."""
+    from followupd.channels.calendar import ical
+
     return ical.updated(text, item, tz, until, [before]), True
 
 
@@ -213,6 +217,8 @@ class Deliverer:
     def _calendar_writer(self) -> CalendarWriter:
         if self.settings.caldav is None:  # calendar items then live in the feed only
             raise RuntimeError("no [caldav] section to write calendar items to")
+        from followupd.channels.calendar.caldav_writer import CalendarWriter
+
         return CalendarWriter(self.settings.caldav)
 
     def stop(self) -> None:
@@ -330,6 +336,8 @@ class Deliverer:
             ]
         if not gone and not retiring and not unwritten and not moving:
             return
+        from followupd.channels.calendar.caldav_writer import Writers
+
         writers = _OwnerCalendars(Writers(self.settings, self.calendar_writer))
         try:
             await self._write_unwritten(writers, unwritten, at)
@@ -364,6 +372,8 @@ class Deliverer:
         A calendar added to the config later gets what is open now, not only
         the periods to come.
         """
+        from followupd.channels.calendar import ical
+
         with self.store.session() as session:
             files = attachments(session, [item.followup_key for item, _, _ in unwritten])
         for item, name, phone in unwritten:
@@ -371,8 +381,7 @@ class Deliverer:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            # a letter's PDF made now, off the event loop; one that cannot be: written without
-            file = await asyncio.to_thread(made, item.followup_key, files.get(item.followup_key))
+            file = await _made_file(item.followup_key, files.get(item.followup_key))
             body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
@@ -392,6 +401,8 @@ class Deliverer:
         time (todoman does): the phone would not ring on the day chosen.
         The rewrite keeps the user's due as they wrote it, and all the app added.
         """
+        from followupd.channels.calendar import ical
+
         for item, name, phone in moving:
             if self.stopping:
                 return
@@ -742,6 +753,8 @@ class Deliverer:
         A concern's first period makes its item; a later one updates it in
         place. An item the user deleted meanwhile dismisses the concern.
         """
+        from followupd.channels.calendar.caldav_writer import Writers
+
         contacts = self._contacts(rows)
         with self.store.session() as session:
             files = attachments(session, [row.key for row in rows])
@@ -761,8 +774,7 @@ class Deliverer:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
-                        # made off the event loop; a letter that cannot be: written without
-                        file = await asyncio.to_thread(made, row.key, files.get(row.key))
+                        file = await _made_file(row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
                                                     put_off, file)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
@@ -791,6 +803,8 @@ class Deliverer:
 
         `file`: the row's attachment, inline in the item.
         """
+        from followupd.channels.calendar import ical
+
         zone_ = zone(owner.timezone)
         shown = live_items.as_raised(item, row, at, put_off)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
@@ -1060,3 +1074,14 @@ class _OwnerCalendars:
 
     async def close(self) -> None:
         await self.writers.close()
+
+
+async def _made_file(key: str, stored: Stored | None) -> Attachment | None:
+    """The file of the follow-up keyed `key`, for its calendar item: a letter's PDF made off
+    the event loop (tens of milliseconds); None for none, or for a letter that cannot be
+    made (logged: the item is written without it)."""
+    if stored is None:
+        return None
+    if stored.data is not None:
+        return stored.name, stored.data
+    return await asyncio.to_thread(made, key, stored)

@@ -49,8 +49,11 @@ class RuleBook:
     def vanished(self, session: Session, rows: Sequence[PendingRow]) -> dict[str, str]:
         """Of outbox rows, those whose reason went: key -> why."""
         groups: dict[int, tuple[Rule[RuleOptions], list[PendingRow]]] = {}
+        owners: dict[str | None, dict[str, Rule[RuleOptions]]] = {}  # a row's owner -> rules
         for row in rows:
-            rule = self.by_owner[self.settings.owner_for(row.owner).key].get(row.rule)
+            if (mine := owners.get(row.owner)) is None:
+                mine = owners[row.owner] = self.by_owner[self.settings.owner_for(row.owner).key]
+            rule = mine.get(row.rule)
             if rule is not None:
                 groups.setdefault(id(rule), (rule, []))[1].append(row)
         reasons: dict[str, str] = {}

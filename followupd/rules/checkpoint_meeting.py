@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -31,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 from followupd.config.rule_options import CheckpointMeetingOptions
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -79,12 +81,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 Mission.start <= evaluation.end.date() - self.every + ZONE_SLACK,
             ),
         )
-        if evaluation.recorded is None:
-            yield from self._intents(evaluation, facts, due_by)
-            return
-        # A steady pass finds most reminders recorded: tell from a narrow read which
-        # missions have a new one, and read only those whole.
-        recorded, news = evaluation.recorded, []
+        # what tells a mission's keys; only the missions with a new one are read whole
         narrow = (
             select(
                 Mission.id,
@@ -99,15 +96,15 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             .join(Client, Mission.client_id == Client.id)
             .where(due_by)
         )
-        for mission_id, key, start, owner, country, met_at, piled_at in streamed(
-            evaluation.session, narrow
-        ):
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, start, owner, country, met_at, piled_at = row
             party = to_owner(evaluation.whose(owner).person, country)
-            periods = self._periods(evaluation, party, start, met_at, piled_at)
-            if any(self._key(key, day) not in recorded for day, _, _ in periods):
-                news.append(mission_id)
-        for chunk in chunked(news):
-            yield from self._intents(evaluation, facts, and_(due_by, Mission.id.in_(chunk)))
+            for day, _, _ in self._periods(evaluation, party, start, met_at, piled_at):
+                yield self._key(key, day)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id):
+            yield from self._intents(evaluation, facts, and_(due_by, *only))
 
     def _key(self, mission: str, day: date) -> str:
         return f"{self.name}:{mission}:{day.isoformat()}"
@@ -143,6 +140,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 piled_up.label("piled_at"),
             )
             .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner))
+            .offset(0)  # computed once: merged into the query, each was looked up again
             .subquery("facts")
         )
 
@@ -238,22 +236,21 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         statuses: dict[str, MissionStatus] = {}
         meetings: dict[str, list[tuple[datetime, TouchpointKind]]] = {}
         for chunk in chunked(sorted(periods)):
-            for key, status in session.execute(
-                select(Mission.key, Mission.status).where(Mission.key.in_(chunk))
-            ):
-                statuses[key] = status
             since = period_start(min(min(periods[key]) for key in chunk))
-            for key, at, kind in session.execute(
-                select(Mission.key, Touchpoint.at, Touchpoint.kind)
-                .join(Mission, Touchpoint.mission_id == Mission.id)
-                .where(
-                    Mission.key.in_(chunk),
-                    Touchpoint.kind.in_(MEETING_KINDS),
-                    Touchpoint.at >= since,
-                )
+            met = and_(
+                Touchpoint.mission_id == Mission.id,
+                Touchpoint.kind.in_(MEETING_KINDS),
+                Touchpoint.at >= since,
+            )
+            for key, status, at, kind in session.execute(
+                select(Mission.key, Mission.status, Touchpoint.at, Touchpoint.kind)
+                .outerjoin(Touchpoint, met)
+                .where(Mission.key.in_(chunk))
                 .order_by(Touchpoint.at)
             ):
-                meetings.setdefault(key, []).append((at, kind))
+                statuses[key] = status
+                if at is not None:
+                    meetings.setdefault(key, []).append((at, kind))
         reasons: dict[str, str] = {}
         for row in pending:
             day = period_of(row.key)

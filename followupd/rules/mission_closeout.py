@@ -26,15 +26,18 @@ Choices the documented contract leaves open:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import ColumnElement, Exists, and_, exists, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.owners import Owner
 from followupd.config.rule_options import MissionCloseoutOptions
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import to_owner, to_owner_by_email
+from followupd.rules.news import with_news
+from followupd.rules.parties import Party, to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -64,6 +67,55 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
         earliest = evaluation.start.date() - reach
         latest = evaluation.end.date() + timedelta(days=1 - count)
         invoiced = exists().where(Invoice.mission_id == Mission.id, Invoice.issued >= Mission.end)
+        candidates = (
+            evaluation.owns(Mission.owner),
+            Mission.end.is_not(None),
+            Mission.status.in_(CLOSING),
+            Mission.end.between(earliest, latest),
+        )
+        # what tells a mission's keys; only the missions with a new one are read whole
+        narrow = (
+            select(Mission.id, Mission.key, Mission.end, Mission.owner, Client.country, invoiced)
+            .join(Client, Mission.client_id == Client.id)
+            .where(*candidates)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, end, owner, country, has_final_invoice = row
+            parties = self._parties(evaluation.whose(owner).person, country)
+            if self._due_at(evaluation, parties, end) is not None:
+                for step in self._steps(has_final_invoice):
+                    for party in parties:
+                        yield self._key(key, step, party)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id):
+            yield from self._intents(evaluation, invoiced, *candidates, *only)
+
+    def _key(self, mission: str, step: str, party: Party) -> str:
+        return f"{self.name}:{mission}:{step}:{party.channel}"
+
+    @staticmethod
+    def _parties(owner: Owner, country: str | None) -> tuple[Party, Party]:
+        """The email and the task to the owner: they share their zone, holidays and language."""
+        return to_owner_by_email(owner, country), to_owner(owner, country)
+
+    @staticmethod
+    def _steps(has_final_invoice: bool) -> tuple[str, ...]:
+        return (BILAN,) if has_final_invoice else (BILAN, FINAL_INVOICE)
+
+    def _due_at(
+        self, evaluation: Evaluation, parties: tuple[Party, Party], end: date
+    ) -> datetime | None:
+        """When the close-out of a mission that ended on `end` is due, if in the window."""
+        tz, countries = parties[0].tz, parties[0].countries
+        day = evaluation.calendar.add_working_days(end, self.options.after_working_days, countries)
+        due_at = evaluation.calendar.due_at(day, 0, tz, countries)
+        return due_at if evaluation.start <= due_at <= evaluation.end else None
+
+    def _intents(
+        self, evaluation: Evaluation, invoiced: Exists, *which: ColumnElement[bool]
+    ) -> Iterator[Intent]:
+        """The intents of the missions `which` keeps (`invoiced`: it has its final invoice)."""
         contact = aliased(Contact)
         query = (
             select(
@@ -74,33 +126,26 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
             )
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Mission.end.is_not(None),
-                Mission.status.in_(CLOSING),
-                Mission.end.between(earliest, latest),
-            )
+            .where(*which)
         )
         templates = evaluation.templates
         for mission, client, who, has_final_invoice in streamed(evaluation.session, query):
             assert mission.end is not None
             entry = evaluation.whose(mission.owner)
             owner = entry.person
-            # the email and the task share their zone, holidays and language
-            parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))
-            tz, countries, language = parties[0].tz, parties[0].countries, parties[0].language
-            day = evaluation.calendar.add_working_days(mission.end, count, countries)
-            due_at = evaluation.calendar.due_at(day, 0, tz, countries)
-            if not evaluation.start <= due_at <= evaluation.end:
+            parties = self._parties(owner, client.country)
+            due_at = self._due_at(evaluation, parties, mission.end)
+            if due_at is None:
                 continue
+            language = parties[0].language
             values = {"mission": mission, "client": client, "contact": who, "owner": owner}
-            for step in (BILAN,) if has_final_invoice else (BILAN, FINAL_INVOICE):
+            for step in self._steps(has_final_invoice):
                 subject = templates.subject(language, self.name, step, {**values, "step": step})
                 for party in parties:
                     yield self.intent(
                         party,
                         due_at,
-                        key=f"{self.name}:{mission.key}:{step}:{party.channel}",
+                        key=self._key(mission.key, step, party),
                         step=step,
                         subject_key=mission.key,
                         subject=subject,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Subquery, and_, func, or_, select
@@ -40,6 +41,7 @@ from followupd.config.rule_options import StatusUpdateDueOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
@@ -87,6 +89,7 @@ def _last_update() -> ColumnElement[datetime]:
     return (
         select(func.max(Touchpoint.at))
         .where(Touchpoint.mission_id == Mission.id, Touchpoint.kind == TouchpointKind.STATUS_UPDATE)
+        .correlate(Mission)
         .scalar_subquery()
     )
 
@@ -114,11 +117,20 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
         )
         if not cadences:
             return
+        # Each candidate's last status update, looked up once through the index on
+        # mission_id: cheaper than aggregating every status update of the store. OFFSET 0
+        # keeps the planners from merging it into the query, which looked each one up
+        # again wherever the query names it.
         last = (
-            select(Touchpoint.mission_id, func.max(Touchpoint.at).label("at"))
-            .where(Touchpoint.kind == TouchpointKind.STATUS_UPDATE)
-            .group_by(Touchpoint.mission_id)
-            .subquery()
+            select(Mission.id.label("mission_id"), _last_update().label("at"))
+            .where(
+                evaluation.owns(Mission.owner),
+                Mission.status == MissionStatus.ACTIVE,
+                Mission.start <= latest - timedelta(days=min(cadences)),
+                or_(Mission.end.is_(None), Mission.end >= earliest),
+            )
+            .offset(0)
+            .subquery("last")
         )
         # A first reminder on or before `latest` needs anchor <= latest - cadence,
         # that is a start and a last update (in the owner's zone) no later than that.
@@ -133,19 +145,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                     or_(last.c.at.is_(None), last.c.at < since),
                 )
             )
-        candidates = (
-            evaluation.owns(Mission.owner),
-            Mission.status == MissionStatus.ACTIVE,
-            Mission.start <= latest - timedelta(days=min(cadences)),
-            or_(Mission.end.is_(None), Mission.end >= earliest),
-            or_(*overdue),
-        )
-        if evaluation.recorded is None:
-            yield from self._intents(evaluation, last, *candidates)
-            return
-        # A steady pass finds most reminders recorded: tell from a narrow read which
-        # missions have a new one, and read only those whole.
-        recorded, news = evaluation.recorded, []
+        candidates = (or_(*overdue),)
+        # what tells a mission's keys; only the missions with a new one are read whole
         narrow = (
             select(
                 Mission.id,
@@ -157,20 +158,20 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 Client.country,
                 last.c.at,
             )
+            .join(last, last.c.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
-            .outerjoin(last, last.c.mission_id == Mission.id)
             .where(*candidates)
         )
-        for mission_id, key, start, end, every_days, owner, country, last_at in streamed(
-            session, narrow
-        ):
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, start, end, every_days, owner, country, last_at = row
             party = to_owner(evaluation.whose(owner).person, country)
             cadence = every_days or self.options.every_days
-            periods = self._periods(evaluation, party, cadence, start, end, last_at)
-            if any(self._key(key, nominal) not in recorded for nominal, _ in periods):
-                news.append(mission_id)
-        for chunk in chunked(news):
-            yield from self._intents(evaluation, last, *candidates, Mission.id.in_(chunk))
+            for nominal, _ in self._periods(evaluation, party, cadence, start, end, last_at):
+                yield self._key(key, nominal)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id):
+            yield from self._intents(evaluation, last, *candidates, *only)
 
     def _key(self, mission: str, nominal: date) -> str:
         return f"{self.name}:{mission}:{nominal.isoformat()}"
@@ -198,15 +199,16 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
     def _intents(
         self, evaluation: Evaluation, last: Subquery, *which: ColumnElement[bool]
     ) -> Iterator[Intent]:
-        """The intents of the missions `which` keeps; `last`: each one's last status update."""
+        """The intents of the candidates of `last` that `which` keeps (`last`: each one's last
+        status update)."""
         tz = zone(evaluation.owner.timezone)
         contact = aliased(Contact)
         missions = streamed(
             evaluation.session,
             select(record(Mission), record(Client), record(contact, "contact"), last.c.at)
+            .join(last, last.c.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
-            .outerjoin(last, last.c.mission_id == Mission.id)
             .where(*which),
         )
         templates = evaluation.templates

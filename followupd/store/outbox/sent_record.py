@@ -80,8 +80,13 @@ class SentRecord:
         self.connection = engine.raw_connection()
         self.lock_wait: int | None = None  # SQLite's busy timeout (ms), given back in __call__
         if sqlite:
-            self.lock_wait = int(self._pragma("busy_timeout"))
-            self._pragma(f"busy_timeout = {_NO_WAIT}")
+            try:
+                self.lock_wait = int(self._pragma("busy_timeout"))
+                self._pragma(f"busy_timeout = {_NO_WAIT}")
+            except BaseException:
+                self.connection.invalidate()  # not left out of the pool, nor back in it half set
+                self.connection.close()
+                raise
 
     def _processed(self, name: str, value: Any) -> Any:
         if isinstance(value, Enum):  # a state: its word, whatever the driver makes of an enum

@@ -1,0 +1,47 @@
+"""Reading whole only the subjects that have a new follow-up.
+
+A steady pass finds most of what is due recorded already: each rule reads its
+candidates (a mission with its client and contact, dozens of columns each)
+and makes intents the engine then finds in the outbox (`Evaluation.recorded`).
+A rule whose subjects are each evaluated on their own (nothing carried from
+one to the next) can first read the few columns that tell its keys, and read
+whole, to make its intents, only the subjects with a key not yet recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from followupd.rules.base import Evaluation
+from followupd.store.chunks import chunked
+from followupd.store.rows import streamed
+
+
+def with_news(
+    evaluation: Evaluation,
+    narrow: Select[*tuple[Any, ...]],
+    keys: Callable[[Sequence[Any]], Iterable[str]],
+    id_column: InstrumentedAttribute[int],
+) -> Iterator[tuple[ColumnElement[bool], ...]]:
+    """What to add to a rule's query, in turn, to read only the subjects with a new key.
+
+    `narrow` reads, first, the id of each candidate (`id_column`), then what
+    `keys` needs to tell the keys of its follow-ups due in the window. Without
+    `Evaluation.recorded` (a plan lists everything), nothing is added: one
+    empty tuple, and `narrow` is not read.
+    """
+    recorded = evaluation.recorded
+    if recorded is None:
+        yield ()
+        return
+    news = [
+        row[0]
+        for row in streamed(evaluation.session, narrow)
+        if any(key not in recorded for key in keys(row))
+    ]
+    for chunk in chunked(news):
+        yield (id_column.in_(chunk),)
