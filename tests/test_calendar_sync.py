@@ -6,6 +6,7 @@ import asyncio
 import base64
 import logging
 import random
+import socket
 from datetime import date, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -399,3 +400,22 @@ def test_a_sync_over_tls_trusts_only_the_ca_file_plain_requests_or_not(
 
 def library_forbidden(*_: object) -> NoReturn:
     raise AssertionError("the caldav library was asked")
+
+
+def test_a_server_that_does_not_answer_is_waited_for_once_not_again_through_the_library(
+    loaded: Store, tmp_path: Path, dav: DavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path, dav)
+    CalendarApp(dav).put("Missions", "crm.ics", MISSION)
+    sync(loaded, settings, at(11, 23))
+    dav.stop()
+    monkeypatch.setattr(calendar_sync, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(calendar_sync, "dav_client", library_forbidden)
+    with socket.socket() as silent:  # takes connections on the server's port, never answers
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", dav.port))
+        silent.listen(8)
+        report = sync(loaded, settings, at(11, 24))
+    assert report.calendars == []
+    assert len(report.failed) == 2, report.failed  # the account's two calendars
+    assert all("timed out" in failed for failed in report.failed), report.failed

@@ -11,6 +11,8 @@ library, which knows every server's quirks: a redirect, a login scheme
 other than Basic, a proxy to go through, an answer it cannot be sure to
 read as the library would.
 
+A server that does not answer in time (TimeoutError) is not asked again
+through the library, which would wait as long: that is the server's failure.
 The password is only ever sent in the Authorization header, never put in an
 error or a log line.
 """
@@ -52,12 +54,13 @@ def canonical(url: str) -> str:
     """
     parts = urlparse(url)
     scheme = parts.scheme or "https"
-    netloc = parts.netloc
+    netloc, path = parts.netloc, parts.path
     if "@" in netloc:  # a login in the URL: the library keeps host and port only
         netloc = f"{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+        path = path.replace("//", "/")  # and makes slashes single twice, "///" -> "/"
     elif netloc and ":" not in netloc and scheme in DEFAULT_PORTS:
         netloc += f":{DEFAULT_PORTS[scheme]}"
-    path = quote(unquote(parts.path.replace("//", "/")), safe="/")
+    path = quote(unquote(path.replace("//", "/")), safe="/")
     return urlunparse((scheme, netloc, path, parts.params, parts.query, parts.fragment))
 
 
@@ -145,6 +148,9 @@ class PlainDav:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             answer = response.read()
+        except TimeoutError:  # the library would wait as long again: the server's failure
+            self.close()
+            raise
         except (OSError, http.client.HTTPException) as error:
             self.close()
             raise NotPlain(f"{method} {path}: {type(error).__name__}") from None
