@@ -99,9 +99,12 @@ def test_the_connection_goes_back_to_the_pool_waiting_for_locks_again(
     sent = SentRecord(sqlite_store.engine)
     driver = sent.connection.dbapi_connection  # stays open in the pool
     assert driver is not None
+    checkpoints = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
     assert driver.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    assert checkpoints == (0,), "no checkpoint (its writes and sync) on the event loop"
     sent.close()
     assert driver.execute("PRAGMA busy_timeout").fetchone() == (SQLITE_BUSY_TIMEOUT_MS,)
+    assert driver.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)  # SQLite's default
 
 
 def test_a_claim_taken_over_is_not_recorded(store: Store) -> None:

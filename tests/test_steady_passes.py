@@ -4,9 +4,11 @@ The engine gives each rule the keys of its follow-ups already in the outbox
 (`Evaluation.recorded`); a rule may then leave out what they stand for and not
 read it whole. These tests run the same passes, at instants days apart with
 the store changing in between (meetings and status updates recorded, issues
-opened and resolved, missions paused, put on hold or given a new cadence),
-once as the engine runs them and once with `recorded` withheld from the rules,
-and compare every row of the outbox after each pass. The store is the
+opened and resolved, missions paused, put on hold or given a new cadence,
+emails sent, invoices paid),
+once as the engine runs them and once with `recorded` withheld from the rules
+(so that they read everything, and the cancellation check asks about every
+pending row), and compare every row of the outbox after each pass. The store is the
 benchmark's (tests/bench/evaluate.py, a few hundred missions, every rule with
 work). Real SQLite and PostgreSQL.
 """
@@ -24,12 +26,12 @@ from sqlalchemy.orm import Session
 
 import followupd.engine.evaluation as engine
 from followupd.config.load import parse_settings
-from followupd.domain.states import FollowUpState, MissionStatus, TouchpointKind
+from followupd.domain.states import Channel, FollowUpState, MissionStatus, TouchpointKind
 from followupd.engine.evaluation import evaluate
 from followupd.rules.base import Evaluation
 from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
-from followupd.store.models import FollowUp, Issue, Mission, Touchpoint
+from followupd.store.models import FollowUp, Invoice, Issue, Mission, Touchpoint
 from tests.bench.evaluate import AT, CONFIG, build
 
 MISSIONS = 300
@@ -68,6 +70,22 @@ def shake_missions(session: Session, at: datetime) -> None:
     session.execute(update(Mission).where(Mission.id % 9 == 0).values(status_update_every_days=10))
 
 
+def send_emails(session: Session, at: datetime) -> None:
+    """About half the pending emails sent (the others wait), and some invoices paid since."""
+    session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.state == FollowUpState.PENDING,
+            FollowUp.channel == Channel.EMAIL,
+            func.length(FollowUp.key) % 2 == 0,  # not by id: PostgreSQL's run on from a rollback
+        )
+        .values(state=FollowUpState.SENT, sent_at=at - DAY)
+    )
+    session.execute(
+        update(Invoice).where(Invoice.paid.is_(None), Invoice.id % 5 == 0).values(paid=at.date())
+    )
+
+
 # (instant of a pass, what changes in the store before it)
 PASSES: list[tuple[datetime, Callable[[Session, datetime], None] | None]] = [
     (AT - 3 * DAY, None),
@@ -77,6 +95,7 @@ PASSES: list[tuple[datetime, Callable[[Session, datetime], None] | None]] = [
     (AT, None),
     (AT + timedelta(hours=1), shake_missions),
     (AT + 4 * DAY, None),
+    (AT + 5 * DAY, send_emails),  # nudges recorded a pass ago go, their heads-ups still due
     (AT + 9 * DAY, record_meetings),
     (AT + 23 * DAY, None),
 ]
@@ -92,7 +111,9 @@ def outbox_of(session: Session) -> list[Row[Any]]:
 
 def outboxes(store: Store, tmp_path: Path) -> list[list[Row[Any]]]:
     """The outbox after each of `PASSES`, run in one transaction rolled back at the end."""
-    settings = parse_settings(CONFIG, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    # a long grace: an invoice's heads-up is still due when the client's nudge has gone
+    config = CONFIG + "[rules.invoice_due]\ngrace_days = 14\n"
+    settings = parse_settings(config, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
     rules = enabled_rules(settings.rules)
     session = store.sessions()
     found = []
@@ -123,10 +144,11 @@ def test_passes_that_skip_what_is_recorded_record_what_full_passes_do(
     assert len(skipping) == len(PASSES)
     for number, (skipped, full) in enumerate(zip(skipping, reading_all, strict=True)):
         assert skipped == full, f"after pass {number} at {PASSES[number][0]}"
-    # the passes had work: each rule that repeats recorded periods after the first pass,
-    # and some reminders were cancelled by the meetings and the changes
+    # the passes had work: the rules that skip recorded periods after the first pass, and
+    # their reminders cancelled by the meetings and the changes
     first, last = {row.key for row in skipping[0]}, {row.key for row in skipping[-1]}
     assert len(last) > 2 * len(first) > 60
     rules = {row.rule for row in skipping[-1] if row.key not in first}
-    assert {"checkpoint_meeting", "status_update_due", "mission_closeout"} <= rules
-    assert any(row.state == FollowUpState.CANCELLED for row in skipping[-1])
+    assert {"checkpoint_meeting", "status_update_due", "mission_closeout", "invoice_due"} <= rules
+    cancelled = {row.rule for row in skipping[-1] if row.state == FollowUpState.CANCELLED}
+    assert {"checkpoint_meeting", "status_update_due"} <= cancelled

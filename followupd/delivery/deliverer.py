@@ -14,7 +14,10 @@ they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
 crash between the server's acceptance and that record sends that message
 again on the next claim, with the same Message-ID, so a client shows it
 once: one message per instance at most, whatever its connections. Database
-work runs in threads, off the event loop that carries the connections.
+work runs in threads, off the event loop that carries the connections; but
+on SQLite, a message's record of sent is made on the loop when it waits for
+nothing (followupd.store.outbox.sent_record): a hop to a thread and back
+cost more than the statement.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -82,6 +86,7 @@ if TYPE_CHECKING:  # imported where calendar items are written: emails need no i
 log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
+ZERO = timedelta(0)
 BATCH = 200
 # emails sent after one check of their claims (checked again once a record finds one
 # taken over)
@@ -196,6 +201,7 @@ class Deliverer:
         calendar_writer: Callable[[], CalendarWriter] | None = None,
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -208,6 +214,9 @@ class Deliverer:
         self.stopping = False
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
+        # how long the pass has run, for the leases it renews (`at` stays the pass's instant)
+        self.monotonic = monotonic
+        self.started = monotonic()
         self.holds = Holds(settings, BusinessCalendar(settings.business))
         self.held = digests.held_by(settings)
         every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
@@ -234,6 +243,7 @@ class Deliverer:
             await asyncio.to_thread(lock.__exit__, None, None, None)
 
     async def _run(self, at: datetime) -> DeliveryReport:
+        self.started = self.monotonic()
         report = DeliveryReport()
         await asyncio.to_thread(self._before, at, report)
         while not self.stopping:
@@ -681,9 +691,14 @@ class Deliverer:
         once a record finds a claim taken over, only the message in flight at
         that instant can.
         """
+        # Their leases renewed from now (the pass's instant plus the time it has run) for
+        # as long as the sub-batch may take at the rate limit: a pass longer than a lease
+        # keeps the messages it is about to send from being taken over and sent twice.
+        now = at + timedelta(seconds=self.monotonic() - self.started)
+        pacing = timedelta(seconds=len(sub_batch) * self.pacer.interval) if self.pacer else ZERO
         with self.store.session() as session:
             leads = [each.batch.lead.id for each in sub_batch]
-            return claims.still_ours(session, leads, self.worker, at, LEASE)
+            return claims.still_ours(session, leads, self.worker, now, LEASE + pacing)
 
     def _record_accepted(
         self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport

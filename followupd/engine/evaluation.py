@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -115,6 +116,7 @@ def evaluate(
     one_evaluation_at_a_time(session)
     meetings.record_held(session, at)  # the calendar's meetings that ended since the last sync
     previous = last_pass(session)
+    due: dict[int, set[str]] = {}  # by rule (its id): keys found due, not to cancel
     for scope in evaluation_scopes(settings):
         templates = templates_of(settings, scope.entry)
         recorded: list[FollowUpRow] = []
@@ -122,8 +124,9 @@ def evaluate(
             start = window_start(rule, at, previous)
             known = recording.recorded_keys(session, rule.name, start, scope)
             evaluation = Evaluation(
-                session, settings, calendar, templates, start, at, scope, recorded=known
-            )
+                session, settings, calendar, templates, start, at, scope, recorded=known,
+                due=due.setdefault(id(rule), set()),
+            )  # fmt: skip
             for intents in batches(rule.evaluate(evaluation)):  # never a whole rule's at once
                 recorded += _insert_new(session, scope, intents, known, at)
         report.recorded += recorded
@@ -132,7 +135,7 @@ def evaluate(
         if row.state == FollowUpState.FAILED:
             log.warning("%s failed: %s", row.key, row.reason)
             report.failed[row.key] = row.reason or ""
-    report.cancelled = cancel_vanished(session, book, at)
+    report.cancelled = cancel_vanished(session, book, at, due)
     _remember_pass(session, at, previous)
     if report.recorded:
         announce(session, DUE)
@@ -202,9 +205,17 @@ def message(intent: Intent) -> tuple[str, str]:
     return intent.subject, ""
 
 
-def cancel_vanished(session: Session, book: RuleBook, at: datetime) -> dict[str, str]:
-    """Cancel the pending follow-ups whose reason has gone; return key -> reason."""
-    cancelled = book.vanished(session, recording.pending(session))
+def cancel_vanished(
+    session: Session,
+    book: RuleBook,
+    at: datetime,
+    due: Mapping[int, AbstractSet[str]] | None = None,
+) -> dict[str, str]:
+    """Cancel the pending follow-ups whose reason has gone; return key -> reason.
+
+    Those a rule has just found due (`due`, by rule: `Evaluation.due`) are not asked about.
+    """
+    cancelled = book.vanished(session, recording.pending(session), due)
     recording.cancel(session, cancelled, at)
     return cancelled
 

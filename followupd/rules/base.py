@@ -78,6 +78,10 @@ class Evaluation:
     lists everything, leaves it None). A rule may then leave out an intent
     keyed in it, and not read what would only make such intents: recording
     one would change nothing. It must still yield the same new intents.
+
+    `due`, when set, collects keys the rule found due in the window, recorded
+    or not, and that its `vanished` would not cancel, the data being what the
+    rule just read: the engine's cancellation check leaves them out.
     """
 
     session: Session
@@ -88,6 +92,7 @@ class Evaluation:
     end: datetime
     scope: Scope | None = None  # None: the first (or only) owner, and every mission
     recorded: AbstractSet[str] | None = None
+    due: set[str] | None = None
 
     @property
     def owner(self) -> Owner:

@@ -7,7 +7,8 @@ phone call, say), and an owner may turn a rule off for their missions only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from sqlalchemy.orm import Session
 
@@ -46,15 +47,24 @@ class RuleBook:
         """The rules of the owner keyed `owner` (the first owner for None or a key gone)."""
         return list(self.by_owner[self.settings.owner_for(owner).key].values())
 
-    def vanished(self, session: Session, rows: Sequence[PendingRow]) -> dict[str, str]:
-        """Of outbox rows, those whose reason went: key -> why."""
+    def vanished(
+        self,
+        session: Session,
+        rows: Sequence[PendingRow],
+        due: Mapping[int, AbstractSet[str]] | None = None,
+    ) -> dict[str, str]:
+        """Of outbox rows, those whose reason went: key -> why.
+
+        `due`: by rule (its `id`), keys it found due as the data stands
+        (`Evaluation.due`); a row the same rule would be asked about is not.
+        """
         groups: dict[int, tuple[Rule[RuleOptions], list[PendingRow]]] = {}
         owners: dict[str | None, dict[str, Rule[RuleOptions]]] = {}  # a row's owner -> rules
         for row in rows:
             if (mine := owners.get(row.owner)) is None:
                 mine = owners[row.owner] = self.by_owner[self.settings.owner_for(row.owner).key]
             rule = mine.get(row.rule)
-            if rule is not None:
+            if rule is not None and (due is None or row.key not in due.get(id(rule), ())):
                 groups.setdefault(id(rule), (rule, []))[1].append(row)
         reasons: dict[str, str] = {}
         for rule, group in groups.values():

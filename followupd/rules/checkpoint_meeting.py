@@ -103,7 +103,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             for day, _, _ in self._periods(evaluation, party, start, met_at, piled_at):
                 yield self._key(key, day)
 
-        for only in with_news(evaluation, narrow, keys, Mission.id):
+        for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             yield from self._intents(evaluation, facts, and_(due_by, *only))
 
     def _key(self, mission: str, day: date) -> str:

@@ -33,14 +33,14 @@ a call task (`followupd.rules.promises`, `followupd.rules.broken_promises`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, exists, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Bundle, Session, aliased
 
 from followupd.config.late_payment import LatePaymentSection
 from followupd.config.rule_options import InvoiceDueOptions, Step
@@ -50,11 +50,12 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import Audience, Channel, ClientKind, FollowUpState, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.broken_promises import broken_promises, promise_changed
-from followupd.rules.parties import route_money_step, to_client, to_owner
-from followupd.rules.promises import promise_pauses
-from followupd.rules.replies import reply_pauses
+from followupd.rules.news import with_news
+from followupd.rules.parties import Party, route_money_step, to_client, to_owner
+from followupd.rules.promises import PromisePause, promise_pauses
+from followupd.rules.replies import ReplyPause, reply_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
-from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices, unpaid_of
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -67,6 +68,17 @@ log = logging.getLogger("followupd.rules")
 SHIFT_MARGIN = timedelta(days=21)
 SMALL_AMOUNT = "small-amount"  # the owner task that stands for the client nudges of a small sum
 THANK_YOU = "thank-you"  # the client email after an invoice nudged by email is paid
+
+
+class StepDue(NamedTuple):
+    """A step of an invoice due in a window: where and when it goes, under which key."""
+
+    step: str
+    party: Party
+    key: str
+    template: str
+    nominal: date
+    due_at: datetime
 
 
 @dataclass(frozen=True)
@@ -161,92 +173,97 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             owns=evaluation.owns(Mission.owner),
             options=self.options,
         )
-        query = unpaid_invoices(
-            evaluation,
-            or_(
-                Invoice.number.in_(sorted(subject for _, subject in replied)),
-                Invoice.number.in_(sorted(promises)),
-                Invoice.due.between(earliest, latest),
-                and_(
-                    Mission.paused_until.is_not(None),
-                    Mission.paused_until.between(earliest, evaluation.end.date()),
-                ),
+        due_soon = or_(
+            Invoice.number.in_(sorted(subject for _, subject in replied)),
+            Invoice.number.in_(sorted(promises)),
+            Invoice.due.between(earliest, latest),
+            and_(
+                Mission.paused_until.is_not(None),
+                Mission.paused_until.between(earliest, evaluation.end.date()),
             ),
         )
+        query = unpaid_invoices(evaluation, due_soon)
         templates = evaluation.templates
         minimum = self.options.min_client_amount
         late = late_payment_for(evaluation.settings, evaluation.owner.country)
         unknown: set[str] = set()
-        for invoice, mission, client, who, sent in _with_emails_sent(evaluation.session, query):
-            thread = invoice_thread(invoice.number)
-            entry = evaluation.whose(mission.owner)
-            owner = entry.person
-            ladder = self.options.ladder(client.profile)
-            if client.profile and client.profile not in self.options.profiles:
-                unknown.add(f"client {client.key}: profile {client.profile!r}")
-            values = {
-                "invoice": invoice,
-                "mission": mission,
-                "client": client,
-                "contact": who,
-                "owner": owner,
-                "earlier_emails": sent,
-                "promised": invoice.promised if invoice.number in promises else None,
-            }
-            small = False  # its small-amount task yielded already
-            for step in ladder:
-                nominal = invoice.due + timedelta(days=step.offset_days)
-                unpaid = unpaid_on(invoice.amount, invoice.payments, nominal)
-                audience = Audience(step.audience)
-                if audience == Audience.CLIENT and unpaid < minimum:
-                    if small:
-                        continue
-                    party, key, template_step = (
-                        to_owner(owner, client.country),
-                        f"{self.name}:{invoice.number}:{SMALL_AMOUNT}",
-                        SMALL_AMOUNT,
-                    )
-                else:
-                    party, key, template_step, nominal = route_money_step(
-                        owner,
-                        audience,
-                        f"{self.name}:{invoice.number}:{step.name}",
-                        step.name,
-                        nominal,
-                        mission,
-                        client,
-                        who,
-                        replied.get((self.name, invoice.number)),
-                        promises.get(invoice.number),
-                    )
-                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
-                if not evaluation.start <= due_at <= evaluation.end:
-                    continue
-                small = small or template_step == SMALL_AMOUNT
-                level = client_level(ladder, step.name)
-                step_values = {
-                    **values,
-                    "step": step.name,
-                    "level": level,
-                    # on the day it goes: a promise or a reply may have moved it past a payment
-                    "unpaid": unpaid_on(invoice.amount, invoice.payments, nominal),
-                    "minimum": minimum,
-                    "penalties": penalties_owed(late, invoice, mission, client, nominal, level),
+        # what tells an invoice's keys; only the invoices with a new one are read whole
+        contact = aliased(Contact)
+        narrow: Select[*tuple[Any, ...]] = (
+            select(
+                Invoice.id,
+                Bundle("invoice", Invoice.number, Invoice.due, Invoice.amount, Invoice.payments),
+                Bundle("mission", Mission.status, Mission.paused_until, Mission.owner),
+                Bundle(
+                    "client",
+                    Client.key,
+                    Client.profile,
+                    Client.language,
+                    Client.timezone,
+                    Client.country,
+                ),
+                Bundle("contact", contact.email, contact.language),
+            )
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .outerjoin(contact, Mission.contact_id == contact.id)
+            .where(*unpaid_of(evaluation), due_soon)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, invoice, mission, client, who = row
+            for route in self._routes(
+                evaluation, invoice, mission, client, who, replied, promises, unknown
+            ):
+                yield route.key
+
+        # not kept: a heads-up due now is cancelled once the client was sent a nudge (_nudged)
+        for only in with_news(evaluation, narrow, keys, Invoice.id, kept=False):
+            found = _with_emails_sent(evaluation.session, query.where(*only))
+            for invoice, mission, client, who, sent in found:
+                thread = invoice_thread(invoice.number)
+                entry = evaluation.whose(mission.owner)
+                owner = entry.person
+                ladder = self.options.ladder(client.profile)
+                values = {
+                    "invoice": invoice,
+                    "mission": mission,
+                    "client": client,
+                    "contact": who,
+                    "owner": owner,
+                    "earlier_emails": sent,
+                    "promised": invoice.promised if invoice.number in promises else None,
                 }
-                yield self.intent(
-                    party,
-                    due_at,
-                    key=key,
-                    step=SMALL_AMOUNT if template_step == SMALL_AMOUNT else step.name,
-                    subject_key=invoice.number,
-                    subject=templates.subject(
-                        party.language, self.name, template_step, step_values
-                    ),
-                    mission_id=mission.id,
-                    contact_id=who.id if who else None,
-                    thread_key=thread if party.audience == Audience.CLIENT else None,
-                    owner=entry.key,
-                )
+                for route in self._routes(
+                    evaluation, invoice, mission, client, who, replied, promises, unknown
+                ):
+                    level = client_level(ladder, route.step)
+                    nominal = route.nominal
+                    step_values = {
+                        **values,
+                        "step": route.step,
+                        "level": level,
+                        # on the day it goes: a promise or a reply may have moved it past a
+                        # payment
+                        "unpaid": unpaid_on(invoice.amount, invoice.payments, nominal),
+                        "minimum": minimum,
+                        "penalties": penalties_owed(late, invoice, mission, client, nominal, level),
+                    }
+                    party = route.party
+                    yield self.intent(
+                        party,
+                        route.due_at,
+                        key=route.key,
+                        step=SMALL_AMOUNT if route.template == SMALL_AMOUNT else route.step,
+                        subject_key=invoice.number,
+                        subject=templates.subject(
+                            party.language, self.name, route.template, step_values
+                        ),
+                        mission_id=mission.id,
+                        contact_id=who.id if who else None,
+                        thread_key=thread if party.audience == Audience.CLIENT else None,
+                        owner=entry.key,
+                    )
         yield from broken_promises(self, evaluation, promises)
         for problem in sorted(unknown):
             log.warning(
@@ -254,6 +271,59 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                 "steps are used",
                 problem,
             )
+
+    def _routes(
+        self,
+        evaluation: Evaluation,
+        invoice: Any,
+        mission: Any,
+        client: Any,
+        who: Any,
+        replied: Mapping[tuple[str, str], ReplyPause],
+        promises: Mapping[str, PromisePause],
+        unknown: set[str],
+    ) -> Iterator[StepDue]:
+        """The steps of an invoice due in the evaluation's window, where and when each goes.
+
+        Reads of the rows only what a narrow read gives (`evaluate`); a client whose
+        profile the rule does not have goes into `unknown`.
+        """
+        owner = evaluation.whose(mission.owner).person
+        ladder = self.options.ladder(client.profile)
+        if client.profile and client.profile not in self.options.profiles:
+            unknown.add(f"client {client.key}: profile {client.profile!r}")
+        minimum = self.options.min_client_amount
+        small = False  # its small-amount task yielded already
+        for step in ladder:
+            nominal = invoice.due + timedelta(days=step.offset_days)
+            unpaid = unpaid_on(invoice.amount, invoice.payments, nominal)
+            audience = Audience(step.audience)
+            if audience == Audience.CLIENT and unpaid < minimum:
+                if small:
+                    continue
+                party, key, template_step = (
+                    to_owner(owner, client.country),
+                    f"{self.name}:{invoice.number}:{SMALL_AMOUNT}",
+                    SMALL_AMOUNT,
+                )
+            else:
+                party, key, template_step, nominal = route_money_step(
+                    owner,
+                    audience,
+                    f"{self.name}:{invoice.number}:{step.name}",
+                    step.name,
+                    nominal,
+                    mission,
+                    client,
+                    who,
+                    replied.get((self.name, invoice.number)),
+                    promises.get(invoice.number),
+                )
+            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+            if not evaluation.start <= due_at <= evaluation.end:
+                continue
+            small = small or template_step == SMALL_AMOUNT
+            yield StepDue(step.name, party, key, template_step, nominal, due_at)
 
     def _thanks(self, evaluation: Evaluation) -> Iterator[Intent]:
         """A thank-you to the contact of each invoice paid after a client nudge of it went."""

@@ -88,7 +88,7 @@ class MissionCloseout(Rule[MissionCloseoutOptions]):
                     for party in parties:
                         yield self._key(key, step, party)
 
-        for only in with_news(evaluation, narrow, keys, Mission.id):
+        for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             yield from self._intents(evaluation, invoiced, *candidates, *only)
 
     def _key(self, mission: str, step: str, party: Party) -> str:

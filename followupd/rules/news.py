@@ -26,6 +26,8 @@ def with_news(
     narrow: Select[*tuple[Any, ...]],
     keys: Callable[[Sequence[Any]], Iterable[str]],
     id_column: InstrumentedAttribute[int],
+    *,
+    kept: bool,
 ) -> Iterator[tuple[ColumnElement[bool], ...]]:
     """What to add to a rule's query, in turn, to read only the subjects with a new key.
 
@@ -33,15 +35,21 @@ def with_news(
     `keys` needs to tell the keys of its follow-ups due in the window. Without
     `Evaluation.recorded` (a plan lists everything), nothing is added: one
     empty tuple, and `narrow` is not read.
+
+    With `kept`, the rule's `vanished` never cancels a follow-up it would make
+    now: those keys go into `Evaluation.due`, and the engine does not ask it
+    about them.
     """
-    recorded = evaluation.recorded
+    recorded, due = evaluation.recorded, evaluation.due if kept else None
     if recorded is None:
         yield ()
         return
-    news = [
-        row[0]
-        for row in streamed(evaluation.session, narrow)
-        if any(key not in recorded for key in keys(row))
-    ]
+    news = []
+    for row in streamed(evaluation.session, narrow):
+        found = list(keys(row))
+        if due is not None:
+            due.update(found)
+        if any(key not in recorded for key in found):
+            news.append(row[0])
     for chunk in chunked(news):
         yield (id_column.in_(chunk),)

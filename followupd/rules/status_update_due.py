@@ -170,7 +170,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             for nominal, _ in self._periods(evaluation, party, cadence, start, end, last_at):
                 yield self._key(key, nominal)
 
-        for only in with_news(evaluation, narrow, keys, Mission.id):
+        for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             yield from self._intents(evaluation, last, *candidates, *only)
 
     def _key(self, mission: str, nominal: date) -> str:

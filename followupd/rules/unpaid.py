@@ -31,8 +31,13 @@ def unpaid_invoices(
         .join(Mission, Invoice.mission_id == Mission.id)
         .join(Client, Mission.client_id == Client.id)
         .outerjoin(contact, Mission.contact_id == contact.id)
-        .where(evaluation.owns(Mission.owner), Invoice.paid.is_(None), *where)
+        .where(*unpaid_of(evaluation), *where)
     )
+
+
+def unpaid_of(evaluation: Evaluation) -> tuple[ColumnElement[bool], ...]:
+    """What keeps, of the invoices joined to their missions, the owner's unpaid ones."""
+    return evaluation.owns(Mission.owner), Invoice.paid.is_(None)
 
 
 def invoices_now(session: Session, numbers: Iterable[str], *columns: Any) -> dict[str, Row[Any]]:
