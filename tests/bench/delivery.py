@@ -553,6 +553,7 @@ def main() -> None:
         tools = postfix_tools()
     if tools is None:
         sys.exit(HOW_TO_INSTALL)
+    harness.compile_followupd()  # as installed: no `tick` process compiles it anew
     with harness.workdir("followupd-bench-delivery-") as workdir:
         bench(args, tools, workdir)
 
