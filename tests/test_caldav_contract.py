@@ -31,14 +31,24 @@ from followupd.channels.calendar import ical
 from followupd.channels.calendar.caldav_writer import CalendarWriter
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
+from followupd.dav.plain import PlainDav
 from followupd.domain import identity
 from followupd.errors import ServiceUnavailable
 from followupd.sources.caldav import sync as calendar_sync
+from followupd.sources.caldav.calendar_access import LibraryCalendar, PlainCalendar
 from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, SyncState, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, Result, RunCli
-from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer, event
+from tests.davserver import (
+    PASSWORD,
+    PASSWORD_VARIABLE,
+    SERVERS,
+    USER,
+    CalendarApp,
+    DavServer,
+    event,
+)
 from tests.rulekit import ACME, PARIS, item, paris
 from tests.test_calendar_channel import remote
 
@@ -291,6 +301,32 @@ class TestCaldavServer:
         ]
         asked = [method for method, _, status in user.dav.requests if status != 401]
         assert asked == ["PROPFIND", "REPORT", "REPORT"], user.dav.requests  # list, sync, fetch
+
+    def test_plain_requests_read_what_changed_as_the_library_reads_it(self, user: User) -> None:
+        """The same changes, deletions, token and calendar data, by either way of asking."""
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
+        user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
+        user.sync(at(11, 23))
+        with user.store.session() as session:
+            token = session.scalar(
+                select(SyncState.token).where(SyncState.source.startswith(SOURCE))
+            )
+            known = dict(session.execute(select(CalendarObject.href, CalendarObject.etag)).all())
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM",
+                                                          "deposit_amount: 4500"))  # fmt: skip
+        user.app.put("Missions", "new.ics", mission_event("acme-new", "Nouvelle"))
+        user.app.delete("Missions", "old.ics")
+
+        library = LibraryCalendar(user.app.calendar("Missions"))
+        with PlainDav(user.dav.url, USER, PASSWORD) as dav:
+            plain = PlainCalendar(dav, library.url, library_forbidden)
+            asked = plain.changes(token, known)
+            assert asked == library.changes(token, known)
+            assert (len(asked.changed), len(asked.deleted)) == (2, 1)
+            hrefs = sorted(asked.changed)
+            fetched = plain.fetch(hrefs, library_forbidden)
+        assert fetched == library.fetch(hrefs, library_forbidden)
+        assert sorted(fetched.data) == hrefs
 
     def test_a_calendar_renamed_named_twice_or_made_is_looked_up_again(
         self, user: User, monkeypatch: pytest.MonkeyPatch

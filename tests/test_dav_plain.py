@@ -86,6 +86,9 @@ class Library:
     def changes(self, token: str | None, known: object) -> str:
         return "asked the library"
 
+    def fetch(self, hrefs: object, skip: object) -> str:
+        return "fetched through the library"
+
 
 CALENDAR = "http://127.0.0.1:5232/claire/missions/"
 
@@ -166,3 +169,42 @@ def test_a_proxy_configured_for_the_server_leaves_it_to_the_library(
         PlainDav("https://dav.example.net/", "claire", "dav-secret")
     monkeypatch.setenv("no_proxy", "dav.example.net")
     PlainDav("https://dav.example.net/", "claire", "dav-secret").close()
+
+
+def multiget_answer(href: str, data: str = "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n") -> str:
+    return answer(
+        f"<D:response><D:href>{href}</D:href><D:propstat><D:prop>"
+        f'<C:calendar-data xmlns:C="urn:ietf:params:xml:ns:caldav">{data}</C:calendar-data>'
+        '<D:getetag>"1"</D:getetag></D:prop><D:status>HTTP/1.1 200 OK</D:status>'
+        "</D:propstat></D:response>"
+    )
+
+
+def test_a_plain_multiget_is_read_without_the_library() -> None:
+    library = Library()
+    dav = Canned(multiget_answer("/claire/missions/a.ics"))
+    calendar = PlainCalendar(dav, CALENDAR, library)  # type: ignore[arg-type]
+    fetched = calendar.fetch([CALENDAR + "a.ics"], lambda url, why: None)
+    assert (library.asked, fetched.data) == (
+        0,
+        {CALENDAR + "a.ics": b"BEGIN:VCALENDAR\nEND:VCALENDAR\n"},  # XML reads CRLF as LF
+    )
+
+
+@pytest.mark.parametrize(
+    "multiget",
+    [
+        multiget_answer("/claire/missions/a%40b.ics"),  # an answer for an href with escapes
+        multiget_answer("/claire/missions/other.ics"),  # for an object not asked for
+        multiget_answer("/claire/missions/a.ics", data=""),  # without its data
+        answer(),  # without the object asked for
+    ],
+)
+def test_a_multiget_that_is_not_plain_is_fetched_again_through_the_library(
+    multiget: str,
+) -> None:
+    library = Library()
+    calendar = PlainCalendar(Canned(multiget), CALENDAR, library)  # type: ignore[arg-type]
+    fetched = calendar.fetch([CALENDAR + "a.ics"], lambda url, why: None)
+    assert fetched == "fetched through the library"  # type: ignore[comparison-overlap]
+    assert library.asked == 1

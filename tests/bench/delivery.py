@@ -23,9 +23,7 @@ its wall seconds and its CPU seconds (user + system, from its rusage by
 evaluate pass that finds nothing new, the delivery pass: claim, check
 again, build each message, send it over SMTP, record the outcome; then its
 table of what it did), with ``[smtp] security = "none"`` and
-``rate_per_minute`` at the config's maximum (followupd's modules compiled to
-bytecode beforehand, as pip installs them, since a checkout under
-PYTHONDONTWRITEBYTECODE would compile them in every process). Then ``smtp-source`` sends the
+``rate_per_minute`` at the config's maximum. Then ``smtp-source`` sends the
 same number of messages to the same sink over one connection (``-d -s 1``,
 the way it is fastest), each a copy of the message followupd sent that is
 closest to their average size, REPEAT times (the median run shown: it takes
@@ -555,7 +553,7 @@ def main() -> None:
         tools = postfix_tools()
     if tools is None:
         sys.exit(HOW_TO_INSTALL)
-    harness.compile_followupd()  # as installed: the tick's process does not compile it anew
+    harness.compile_followupd()  # as installed: no `tick` process compiles it anew
     with harness.workdir("followupd-bench-delivery-") as workdir:
         bench(args, tools, workdir)
 
