@@ -19,6 +19,8 @@ import binascii
 import hmac
 import http.client
 import io
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -64,10 +66,19 @@ class DavServer:
     calendar_data_sent: int = 0  # responses that carried calendar objects (GET, multiget…)
     _server: _ThreadingServer | None = None
     _thread: threading.Thread | None = None
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
+
+    def serve_tls(self, certificate: Path, key: Path) -> None:
+        """From now on, TLS only, with this certificate (a client that refuses it gets nothing)."""
+        assert self._server is not None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(certificate), str(key))
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https"
 
     @property
     def storage(self) -> Path:
@@ -243,3 +254,16 @@ def event(uid: str, summary: str, body: str = "", *lines: str) -> str:
         + props
         + "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with openssl in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key, certificate = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(certificate), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return certificate, key

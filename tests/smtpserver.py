@@ -66,8 +66,10 @@ class CountingController(Controller):
 
 
 @contextmanager
-def smtp_server(port: int | None = None) -> Iterator[tuple[Recorder, int]]:
-    recorder = Recorder()
+def smtp_server(
+    port: int | None = None, handler: Recorder | None = None
+) -> Iterator[tuple[Recorder, int]]:
+    recorder = handler or Recorder()
     port = port or free_port()
     controller = CountingController(recorder, hostname="127.0.0.1", port=port)
     controller.start()

@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote
 
 import pytest
+from caldav.elements import dav
 from icalendar import Calendar
 from sqlalchemy import select, update
 
@@ -30,13 +31,24 @@ from followupd.channels.calendar import ical
 from followupd.channels.calendar.caldav_writer import CalendarWriter
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
+from followupd.dav.plain import PlainDav
 from followupd.domain import identity
 from followupd.errors import ServiceUnavailable
+from followupd.sources.caldav import sync as calendar_sync
+from followupd.sources.caldav.calendar_access import LibraryCalendar, PlainCalendar
 from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
 from followupd.store.db import Store
 from followupd.store.models import CalendarObject, Mission, SyncState, Touchpoint
 from tests.conftest import MINIMAL_CONFIG, Result, RunCli
-from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, CalendarApp, DavServer, event
+from tests.davserver import (
+    PASSWORD,
+    PASSWORD_VARIABLE,
+    SERVERS,
+    USER,
+    CalendarApp,
+    DavServer,
+    event,
+)
 from tests.rulekit import ACME, PARIS, item, paris
 from tests.test_calendar_channel import remote
 
@@ -129,6 +141,10 @@ def user(home: Path, dav: DavServer, cli: RunCli, store: Store) -> User:
     (home / "data.toml").write_text(DATA, encoding="utf-8")
     person.run("import", str(home / "data.toml"))
     return person
+
+
+def library_forbidden(*_: object) -> NoReturn:
+    raise AssertionError("the caldav library was asked")
 
 
 def missions(store: Store) -> dict[str, Mission]:
@@ -258,6 +274,92 @@ class TestCaldavServer:
         ]
         assert [c.mode for c in user.sync(at(11, 25)).calendars] == ["full"]
         assert [c.mode for c in user.sync(at(11, 26)).calendars] == ["incremental"]
+
+    def test_calendars_found_before_are_asked_by_plain_requests_alone(
+        self, user: User, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Found once through the library, a calendar is then listed and asked directly."""
+        principal = user.app.client.principal()
+        principal.make_calendar(name="Rendez-vous été", cal_id="rendez-vous été")  # not read
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM",
+                                                          "deposit_amount: 3000"))  # fmt: skip
+        user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
+        user.sync(at(11, 23))
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM",
+                                                          "deposit_amount: 4500"))  # fmt: skip
+        user.app.delete("Missions", "old.ics")
+        user.dav.reset_counts()
+        with monkeypatch.context() as patched:
+            patched.setattr(calendar_sync, "dav_client", library_forbidden)
+            report = user.sync(at(11, 24))
+        assert [(c.mode, c.fetched, c.deleted) for c in report.calendars] == [("incremental", 1, 1)]
+        assert (report.missions_updated, report.failed) == (1, [])
+        assert str(missions(user.store)["acme-crm"].deposit_amount) == "4500.00"
+        assert report.notices == [
+            "the mission event of 'acme-old' was deleted from 'Missions'; "
+            "the mission is kept (set its status to closed if it is over)"
+        ]
+        asked = [method for method, _, status in user.dav.requests if status != 401]
+        assert asked == ["PROPFIND", "REPORT", "REPORT"], user.dav.requests  # list, sync, fetch
+
+    def test_plain_requests_read_what_changed_as_the_library_reads_it(self, user: User) -> None:
+        """The same changes, deletions, token and calendar data, by either way of asking."""
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
+        user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
+        user.sync(at(11, 23))
+        with user.store.session() as session:
+            token = session.scalar(
+                select(SyncState.token).where(SyncState.source.startswith(SOURCE))
+            )
+            known = dict(session.execute(select(CalendarObject.href, CalendarObject.etag)).all())
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM",
+                                                          "deposit_amount: 4500"))  # fmt: skip
+        user.app.put("Missions", "new.ics", mission_event("acme-new", "Nouvelle"))
+        user.app.delete("Missions", "old.ics")
+
+        library = LibraryCalendar(user.app.calendar("Missions"))
+        with PlainDav(user.dav.url, USER, PASSWORD) as dav:
+            plain = PlainCalendar(dav, library.url, library_forbidden)
+            asked = plain.changes(token, known)
+            assert asked == library.changes(token, known)
+            assert (len(asked.changed), len(asked.deleted)) == (2, 1)
+            hrefs = sorted(asked.changed)
+            fetched = plain.fetch(hrefs, library_forbidden)
+        assert fetched == library.fetch(hrefs, library_forbidden)
+        assert sorted(fetched.data) == hrefs
+
+    def test_a_calendar_renamed_named_twice_or_made_is_looked_up_again(
+        self, user: User, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """What the plain listing does not find as it was goes through the library, which
+        says what it says without the plain requests."""
+        missions_calendar = user.app.calendar("Missions")
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
+        user.sync(at(11, 23))
+        missions_calendar.set_properties([dav.DisplayName("Missions 2026")])
+        renamed = user.sync(at(11, 24))
+        assert renamed.notices == [f"calendar 'Missions' not found on {user.dav.url}"]
+        missions_calendar.set_properties([dav.DisplayName("Missions")])
+        assert [c.mode for c in user.sync(at(11, 25)).calendars] == ["full"]
+        twin = user.app.client.principal().make_calendar(name="Missions", cal_id="missions été")
+        (failed,) = user.sync(at(11, 26)).failed
+        assert "2 calendars are named 'Missions'" in failed
+        twin.delete()
+        user.sync(at(11, 27))
+
+        user.tick(at(11, 27, 10))  # makes the write calendar, which no sync has read yet
+        assert WRITE_CALENDAR in {
+            c.get_display_name() for c in user.app.client.principal().calendars()
+        }
+        made = user.sync(at(11, 27, 11))
+        assert [c.name for c in made.calendars] == ["Missions", WRITE_CALENDAR]
+        with monkeypatch.context() as patched:
+            patched.setattr(calendar_sync, "dav_client", library_forbidden)
+            again = user.sync(at(11, 27, 12))
+        assert [(c.name, c.mode) for c in again.calendars] == [
+            ("Missions", "incremental"),
+            (WRITE_CALENDAR, "incremental"),
+        ]
 
     def test_a_task_is_written_once_made_where_missing_and_completed_when_its_reason_goes(
         self, user: User

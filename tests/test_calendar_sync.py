@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import random
+import socket
 from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from icalendar import Calendar
@@ -18,13 +22,22 @@ from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.engine.evaluation import evaluate
 from followupd.rules.base import Rule
 from followupd.rules.registry import enabled_rules
+from followupd.sources.caldav import sync as calendar_sync
 from followupd.sources.caldav.sync import SOURCE, SyncReport, sync_calendars
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
 from followupd.store.models import Mission, SyncState, Touchpoint
 from followupd.store.updates import resolve_issue
 from tests.conftest import MINIMAL_CONFIG, RunCli
-from tests.davserver import PASSWORD, PASSWORD_VARIABLE, USER, CalendarApp, DavServer, event
+from tests.davserver import (
+    PASSWORD,
+    PASSWORD_VARIABLE,
+    USER,
+    CalendarApp,
+    DavServer,
+    event,
+    self_signed,
+)
 from tests.rulekit import ACME, PARIS, item, outbox, paris
 
 DATA = ACME
@@ -340,3 +353,69 @@ def test_check_says_what_to_set_when_the_login_is_refused(
     else:
         assert "no password is configured" in checked.out
         assert "password_file or password_env" in checked.out
+
+
+def test_a_sync_by_plain_requests_never_logs_the_password(
+    loaded: Store, tmp_path: Path, dav: DavServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, settings = CalendarApp(dav), settings_for(tmp_path, dav)
+    app.put("Missions", "crm.ics", MISSION)
+    sync(loaded, settings, at(11, 23))
+    app.put("Missions", "crm.ics", MISSION.replace("deposit_amount: 3000", "deposit_amount: 4500"))
+    with caplog.at_level(logging.DEBUG):
+        report = sync(loaded, settings, at(11, 24))
+    assert (report.missions_updated, report.failed) == (1, [])
+    login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert caplog.text, "logged at debug level"
+    assert PASSWORD not in caplog.text
+    assert login not in caplog.text
+
+
+def test_a_sync_over_tls_trusts_only_the_ca_file_plain_requests_or_not(
+    loaded: Store, tmp_path: Path, dav: DavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    CalendarApp(dav).put("Missions", "crm.ics", MISSION)
+    certificate, key = self_signed(tmp_path / "server")
+    other, _ = self_signed(tmp_path / "other")
+    dav.serve_tls(certificate, key)
+
+    def over_tls(ca_file: Path) -> Settings:
+        text = settings_text(dav).replace("[caldav]\n", f'[caldav]\nca_file = "{ca_file}"\n')
+        return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+    first = sync(loaded, over_tls(certificate), at(11, 23))
+    assert ([c.mode for c in first.calendars], first.missions_created) == (["full"], 1)
+    with monkeypatch.context() as patched:  # asked by plain requests, over TLS
+        patched.setattr(calendar_sync, "dav_client", library_forbidden)
+        again = sync(loaded, over_tls(certificate), at(11, 23, 10))
+    assert ([(c.mode, c.fetched) for c in again.calendars], again.failed) == (
+        [("incremental", 0)],
+        [],
+    )
+    refused = sync(loaded, over_tls(other), at(11, 23, 11))
+    assert refused.calendars == []
+    assert len(refused.failed) == 2, refused.failed  # the account's two calendars
+    assert all("CERTIFICATE_VERIFY_FAILED" in failed for failed in refused.failed), refused.failed
+
+
+def library_forbidden(*_: object) -> NoReturn:
+    raise AssertionError("the caldav library was asked")
+
+
+def test_a_server_that_does_not_answer_is_waited_for_once_not_again_through_the_library(
+    loaded: Store, tmp_path: Path, dav: DavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path, dav)
+    CalendarApp(dav).put("Missions", "crm.ics", MISSION)
+    sync(loaded, settings, at(11, 23))
+    dav.stop()
+    monkeypatch.setattr(calendar_sync, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(calendar_sync, "dav_client", library_forbidden)
+    with socket.socket() as silent:  # takes connections on the server's port, never answers
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        silent.bind(("127.0.0.1", dav.port))
+        silent.listen(8)
+        report = sync(loaded, settings, at(11, 24))
+    assert report.calendars == []
+    assert len(report.failed) == 2, report.failed  # the account's two calendars
+    assert all("timed out" in failed for failed in report.failed), report.failed

@@ -251,6 +251,43 @@ def test_an_expired_lease_is_taken_over(
     assert len(recorder.messages) == 2
 
 
+class LeaseWatcher(Recorder):
+    """Notes, as each message arrives, when the leases of the rows then sending end."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.leases: list[datetime] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.store.session() as reading:
+            query = select(FollowUp.lease_expires_at).where(
+                FollowUp.state == "sending", FollowUp.channel == "email"
+            )
+            self.leases += [end for end in reading.scalars(query) if end is not None]
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.slow
+def test_a_pass_longer_than_a_lease_renews_the_leases_of_what_it_is_sending(
+    loaded: Store, tmp_path: Path
+) -> None:
+    """A pass's instant is fixed, but the leases it renews run from the time it has taken:
+    another instance never finds them expired and sends the same messages again."""
+    watcher = LeaseWatcher(loaded)
+    with smtp_server(handler=watcher) as (_, port):
+        settings = settings_for(tmp_path, port)
+        record(loaded, settings, paris(1))
+        elapsed = iter([0.0, 0.0] + [600.0] * 10)  # built, started, then 10 minutes in
+        deliverer = Deliverer(loaded, settings, "w1", rng=random.Random(1),
+                              monotonic=lambda: next(elapsed))  # fmt: skip
+        report = asyncio.run(deliverer.run(paris(1)))
+    assert len(report.sent) == 4 and len(watcher.messages) == 2
+    pacing = timedelta(minutes=2 / settings.smtp.rate_per_minute if settings.smtp else 0)
+    renewed = paris(1) + timedelta(minutes=10) + deliverer_module.LEASE + pacing
+    assert watcher.leases and set(watcher.leases) == {renewed}, watcher.leases
+
+
 def test_backoff_grows_and_is_bounded() -> None:
     policy = RetryPolicy(base=timedelta(minutes=1), cap=timedelta(hours=1))
     rng = random.Random(3)

@@ -11,6 +11,8 @@ library, which knows every server's quirks: a redirect, a login scheme
 other than Basic, a proxy to go through, an answer it cannot be sure to
 read as the library would.
 
+A server that does not answer in time (TimeoutError) is not asked again
+through the library, which would wait as long: that is the server's failure.
 The password is only ever sent in the Authorization header, never put in an
 error or a log line.
 """
@@ -52,18 +54,19 @@ def canonical(url: str) -> str:
     """
     parts = urlparse(url)
     scheme = parts.scheme or "https"
-    netloc = parts.netloc
+    netloc, path = parts.netloc, parts.path
     if "@" in netloc:  # a login in the URL: the library keeps host and port only
         netloc = f"{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}"
+        path = path.replace("//", "/")  # and makes slashes single twice, "///" -> "/"
     elif netloc and ":" not in netloc and scheme in DEFAULT_PORTS:
         netloc += f":{DEFAULT_PORTS[scheme]}"
-    path = quote(unquote(parts.path.replace("//", "/")), safe="/")
+    path = quote(unquote(path.replace("//", "/")), safe="/")
     return urlunparse((scheme, netloc, path, parts.params, parts.query, parts.fragment))
 
 
 def plain_path(href: str) -> str:
     """The path `href` names, when it is a plain one (see PLAIN_PATH); NotPlain otherwise."""
-    if not PLAIN_PATH.fullmatch(href) or "//" in href:
+    if not is_plain(href):
         raise NotPlain(f"an href this module leaves to the library: {href!r}")
     return href
 
@@ -145,6 +148,9 @@ class PlainDav:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             answer = response.read()
+        except TimeoutError:  # the library would wait as long again: the server's failure
+            self.close()
+            raise
         except (OSError, http.client.HTTPException) as error:
             self.close()
             raise NotPlain(f"{method} {path}: {type(error).__name__}") from None
@@ -182,10 +188,14 @@ def _proxied(scheme: str, host: str) -> bool:
     return not urllib.request.proxy_bypass(host)
 
 
-def responses(root: ElementTree.Element) -> list[tuple[str, str | None, list[ElementTree.Element]]]:
-    """Each <response> of a multistatus: its plain href, its status code if it has one
-    (a 404 without properties, say), and its properties of status 200 (those
-    of status 404, which it does not have, are left out).
+Response = tuple[str, str | None, list[ElementTree.Element]]  # href, status, properties
+
+
+def responses(root: ElementTree.Element, plain: bool = True) -> list[Response]:
+    """Each <response> of a multistatus: its href (a plain one, unless `plain` is False),
+    its status code if it has one (a 404 without properties, say), and its
+    properties of status 200 (those of status 404, which it does not have,
+    are left out).
 
     NotPlain for anything else in it: several hrefs, another property status,
     an element the library would have to judge.
@@ -210,8 +220,12 @@ def responses(root: ElementTree.Element) -> list[tuple[str, str | None, list[Ele
                 raise NotPlain(f"an element in a response: {child.tag}")
         if len(hrefs) != 1:
             raise NotPlain("a response naming no href or several")
-        found.append((plain_path(hrefs[0]), status, properties))
+        found.append((plain_path(hrefs[0]) if plain else hrefs[0], status, properties))
     return found
+
+
+def is_plain(href: str) -> bool:
+    return bool(PLAIN_PATH.fullmatch(href)) and "//" not in href
 
 
 def status_code(line: str | None) -> str:

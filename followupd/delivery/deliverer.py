@@ -14,7 +14,10 @@ they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
 crash between the server's acceptance and that record sends that message
 again on the next claim, with the same Message-ID, so a client shows it
 once: one message per instance at most, whatever its connections. Database
-work runs in threads, off the event loop that carries the connections.
+work runs in threads, off the event loop that carries the connections; but
+on SQLite, a message's record of sent is made on the loop when it waits for
+nothing (followupd.store.outbox.sent_record): a hop to a thread and back
+cost more than the statement.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -37,14 +41,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from operator import methodcaller
-from typing import TypeVar, Unpack
+from typing import TYPE_CHECKING, TypeVar, Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, Row, select
 from sqlalchemy.orm import Session
 
-from followupd.channels.calendar import ical
-from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
 from followupd.channels.email.message import Email, build_message, message_id
 from followupd.channels.email.pacing import Pacer
 from followupd.channels.email.sender import MailSender, mail_sender
@@ -64,7 +66,7 @@ from followupd.domain.states import Audience, CalendarState, Channel, FollowUpSt
 from followupd.rules.book import RuleBook
 from followupd.rules.registry import RULES
 from followupd.store import live_items
-from followupd.store.attachments import Attachment, attachments
+from followupd.store.attachments import Attachment, Stored, attachments
 from followupd.store.chunks import chunked
 from followupd.store.coordination import DUE, alive, announce
 from followupd.store.db import Store
@@ -77,9 +79,14 @@ from followupd.store.outbox.rows import FollowUpRow
 from followupd.store.outbox.sent_record import SentRecord
 from followupd.templates.loader import TemplateProblem
 
+if TYPE_CHECKING:  # imported where calendar items are written: emails need no iCalendar
+    from followupd.channels.calendar import ical
+    from followupd.channels.calendar.caldav_writer import CalendarWriter, Writers
+
 log = logging.getLogger("followupd.delivery")
 
 LEASE = timedelta(minutes=5)
+ZERO = timedelta(0)
 BATCH = 200
 # emails sent after one check of their claims (checked again once a record finds one
 # taken over)
@@ -169,6 +176,8 @@ def _with_alarm_at(
     text: str, *, item: ical.CalendarItem, tz: ZoneInfo, until: datetime, before: datetime
 ) -> tuple[bytes, bool]:
     """A stored item rewritten with followupd's alarm at the user's date `until`."""
+    from followupd.channels.calendar import ical
+
     return ical.updated(text, item, tz, until, [before]), True
 
 
@@ -192,6 +201,7 @@ class Deliverer:
         calendar_writer: Callable[[], CalendarWriter] | None = None,
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -204,6 +214,9 @@ class Deliverer:
         self.stopping = False
         self.retry = retry
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not secrets)
+        # how long the pass has run, for the leases it renews (`at` stays the pass's instant)
+        self.monotonic = monotonic
+        self.started = monotonic()
         self.holds = Holds(settings, BusinessCalendar(settings.business))
         self.held = digests.held_by(settings)
         every_rule = [cls(getattr(settings.rules, name)) for name, cls in RULES.items()]
@@ -213,6 +226,8 @@ class Deliverer:
     def _calendar_writer(self) -> CalendarWriter:
         if self.settings.caldav is None:  # calendar items then live in the feed only
             raise RuntimeError("no [caldav] section to write calendar items to")
+        from followupd.channels.calendar.caldav_writer import CalendarWriter
+
         return CalendarWriter(self.settings.caldav)
 
     def stop(self) -> None:
@@ -228,6 +243,7 @@ class Deliverer:
             await asyncio.to_thread(lock.__exit__, None, None, None)
 
     async def _run(self, at: datetime) -> DeliveryReport:
+        self.started = self.monotonic()
         report = DeliveryReport()
         await asyncio.to_thread(self._before, at, report)
         while not self.stopping:
@@ -330,6 +346,8 @@ class Deliverer:
             ]
         if not gone and not retiring and not unwritten and not moving:
             return
+        from followupd.channels.calendar.caldav_writer import Writers
+
         writers = _OwnerCalendars(Writers(self.settings, self.calendar_writer))
         try:
             await self._write_unwritten(writers, unwritten, at)
@@ -364,6 +382,8 @@ class Deliverer:
         A calendar added to the config later gets what is open now, not only
         the periods to come.
         """
+        from followupd.channels.calendar import ical
+
         with self.store.session() as session:
             files = attachments(session, [item.followup_key for item, _, _ in unwritten])
         for item, name, phone in unwritten:
@@ -371,8 +391,7 @@ class Deliverer:
                 return
             owner = self.settings.owner_for(item.owner)
             tz = zone(owner.timezone)
-            # a letter's PDF made now, off the event loop; one that cannot be: written without
-            file = await asyncio.to_thread(made, item.followup_key, files.get(item.followup_key))
+            file = await _made_file(item.followup_key, files.get(item.followup_key))
             body = ical.document(ical.item_of(item, tz, name, phone, file), tz)
             href = await writers.act(
                 owner,
@@ -392,6 +411,8 @@ class Deliverer:
         time (todoman does): the phone would not ring on the day chosen.
         The rewrite keeps the user's due as they wrote it, and all the app added.
         """
+        from followupd.channels.calendar import ical
+
         for item, name, phone in moving:
             if self.stopping:
                 return
@@ -670,9 +691,14 @@ class Deliverer:
         once a record finds a claim taken over, only the message in flight at
         that instant can.
         """
+        # Their leases renewed from now (the pass's instant plus the time it has run) for
+        # as long as the sub-batch may take at the rate limit: a pass longer than a lease
+        # keeps the messages it is about to send from being taken over and sent twice.
+        now = at + timedelta(seconds=self.monotonic() - self.started)
+        pacing = timedelta(seconds=len(sub_batch) * self.pacer.interval) if self.pacer else ZERO
         with self.store.session() as session:
             leads = [each.batch.lead.id for each in sub_batch]
-            return claims.still_ours(session, leads, self.worker, at, LEASE)
+            return claims.still_ours(session, leads, self.worker, now, LEASE + pacing)
 
     def _record_accepted(
         self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
@@ -742,6 +768,8 @@ class Deliverer:
         A concern's first period makes its item; a later one updates it in
         place. An item the user deleted meanwhile dismisses the concern.
         """
+        from followupd.channels.calendar.caldav_writer import Writers
+
         contacts = self._contacts(rows)
         with self.store.session() as session:
             files = attachments(session, [row.key for row in rows])
@@ -761,8 +789,7 @@ class Deliverer:
                     writer = await writers.writer(owner)
                     href = None
                     if writer is not None:
-                        # made off the event loop; a letter that cannot be: written without
-                        file = await asyncio.to_thread(made, row.key, files.get(row.key))
+                        file = await _made_file(row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
                                                     put_off, file)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
@@ -791,6 +818,8 @@ class Deliverer:
 
         `file`: the row's attachment, inline in the item.
         """
+        from followupd.channels.calendar import ical
+
         zone_ = zone(owner.timezone)
         shown = live_items.as_raised(item, row, at, put_off)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
@@ -1060,3 +1089,14 @@ class _OwnerCalendars:
 
     async def close(self) -> None:
         await self.writers.close()
+
+
+async def _made_file(key: str, stored: Stored | None) -> Attachment | None:
+    """The file of the follow-up keyed `key`, for its calendar item: a letter's PDF made off
+    the event loop (tens of milliseconds); None for none, or for a letter that cannot be
+    made (logged: the item is written without it)."""
+    if stored is None:
+        return None
+    if stored.data is not None:
+        return stored.name, stored.data
+    return await asyncio.to_thread(made, key, stored)

@@ -484,7 +484,9 @@ STAGES = (
      "Transactions.send"),
     ("check the claims (a statement a sub-batch)", "followupd/delivery/deliverer.py",
      "Deliverer._still_ours"),
-    ("record each message sent (handover)", "followupd/delivery/deliverer.py",
+    ("record each message sent, at once (SQLite)", "followupd/delivery/deliverer.py",
+     "Deliverer._record_at_once"),
+    ("record each message sent, in a thread", "followupd/delivery/deliverer.py",
      "Deliverer._record_accepted"),
     ("record the failures (group commit)", "followupd/delivery/deliverer.py",
      "Deliverer._record"),
@@ -551,6 +553,7 @@ def main() -> None:
         tools = postfix_tools()
     if tools is None:
         sys.exit(HOW_TO_INSTALL)
+    harness.compile_followupd()  # as installed: no `tick` process compiles it anew
     with harness.workdir("followupd-bench-delivery-") as workdir:
         bench(args, tools, workdir)
 

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.bench import machine
+from tests.bench import harness, machine
 
 Row = tuple[str, str, str, str]  # what, size, followupd, beside it
 NONE = "—"
@@ -324,6 +324,7 @@ def main() -> None:
     logs = args.logs or Path(tempfile.mkdtemp(prefix="followupd-bench-logs-"))
     logs.mkdir(parents=True, exist_ok=True)
     chosen = [benchmark for benchmark in BENCHMARKS if not args.only or benchmark.name in args.only]
+    harness.compile_followupd()  # every whole process reads bytecode, as an installed copy does
     load, began = os.getloadavg()[0], time.perf_counter()
     rows: list[Row] = []
     failed = 0

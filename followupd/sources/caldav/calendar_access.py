@@ -21,7 +21,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from followupd.dav.client import url_of
-from followupd.dav.plain import CALDAV, DAV, NotPlain, PlainDav, responses
+from followupd.dav.plain import CALDAV, DAV, NotPlain, PlainDav, is_plain, responses
 from followupd.sources.caldav.change_set import Changes, ETags, Fetched
 
 log = logging.getLogger("followupd.sources.caldav")
@@ -152,20 +152,22 @@ class PlainCalendar:
 def listed_calendars(dav: PlainDav, home: str) -> dict[str, str | None]:
     """The calendars in the collection at URL `home` (one PROPFIND): display name by URL.
 
-    NotPlain for a listing the library would have to read.
+    A calendar at an href that is not plain is listed by its href, after a
+    "?": its display name still counts (another calendar of a name), and no
+    stored URL is spelled so. NotPlain for a listing the library would have to read.
     """
     parts = urlsplit(home)
     origin = home[: -len(parts.path)] if parts.path else home
     root = dav.multistatus("PROPFIND", parts.path or "/", WHAT_THEY_ARE, {"Depth": "1"})
     found: dict[str, str | None] = {}
-    for href, status, properties in responses(root):
+    for href, status, properties in responses(root, plain=False):
         if status is not None:
             raise NotPlain(f"{href} listed with status {status}")
         kinds = [kind.tag for listed in properties if listed.tag == DAV + "resourcetype"
                  for kind in listed]  # fmt: skip
         if CALDAV + "calendar" in kinds:
             names = [listed.text for listed in properties if listed.tag == DAV + "displayname"]
-            found[origin + href] = names[0] if names else None
+            found[origin + href if is_plain(href) else "?" + href] = names[0] if names else None
     return found
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.accounts import CaldavAccount
 from followupd.store.models import SyncState
+from followupd.store.upserts import insert_of
 
 KNOWN = "caldav-calendars:"  # + the account's URL and username, as a JSON list
 
@@ -57,12 +58,11 @@ def recall(session: Session, account: CaldavAccount) -> Known | None:
 
 
 def remember(session: Session, account: CaldavAccount, known: Known, at: datetime) -> None:
+    """One statement: instances syncing together each write it, neither fails."""
     text = json.dumps({"home": known.home, "calendars": dict(sorted(known.calendars.items()))})
-    row = session.scalar(select(SyncState).where(SyncState.source == source(account)))
-    if row is None:
-        session.add(SyncState(source=source(account), token=text, updated_at=at))
-    elif row.token != text:
-        row.token, row.updated_at = text, at
+    row = {"source": source(account), "token": text, "updated_at": at}
+    upsert = insert_of(session)(SyncState).values(row)
+    session.execute(upsert.on_conflict_do_update(index_elements=["source"], set_=row))
 
 
 def forget(session: Session, account: CaldavAccount) -> None:

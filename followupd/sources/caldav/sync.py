@@ -10,6 +10,13 @@ those stored in ``calendar_objects`` instead; a real token is asked for again
 on the next sync. Tokens and ETags live in the store, so the daemon and
 `followupd sync` share them.
 
+The calendars are found, and asked, through the caldav library; once found,
+with their tokens stored, by plain requests (a listing of their collection,
+a sync-collection REPORT, a calendar-multiget: followupd.dav.plain and
+followupd.sources.caldav.calendar_access), the library loaded only for an
+answer those do not read as plainly: a sync after one change is a short
+command, and the library stack takes longer to import than the sync to run.
+
 An object that cannot be read is skipped with its URL and the reason, and
 never stops the sync; its ETag is kept so it is not fetched again until it
 changes. One that could not be fetched is tried again next sync. A calendar
@@ -37,7 +44,13 @@ from sqlalchemy.orm import Session
 
 from followupd.config.accounts import CaldavAccount
 from followupd.config.settings import Settings
-from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address
+from followupd.dav.client import (
+    TIMEOUT_SECONDS,
+    AmbiguousCalendar,
+    dav_client,
+    find_calendar,
+    is_address,
+)
 from followupd.dav.plain import NotPlain, PlainDav, canonical
 from followupd.domain.business_calendar import zone as zone_named
 from followupd.domain.owner_scope import SyncedCalendar, calendar_sources, has_calendars
@@ -226,10 +239,10 @@ class CalendarSync:
             if known is None or any(source.name not in known.calendars for source in wanted):
                 return None
             urls = {source.name: known.calendars[source.name] for source in wanted}
-            sources = [SOURCE + url for url in urls.values() if url]
-            query = select(SyncState.source, SyncState.token).where(SyncState.source.in_(sources))
+            states = [SOURCE + url for url in urls.values() if url]
+            query = select(SyncState.source, SyncState.token).where(SyncState.source.in_(states))
             tokens = dict(session.execute(query).all())
-        if any(not tokens.get(name) or str(tokens[name]).startswith("fake-") for name in sources):
+        if any(not tokens.get(state) or str(tokens[state]).startswith("fake-") for state in states):
             return None
         try:
             dav = connections.plain()
@@ -240,10 +253,10 @@ class CalendarSync:
                 if is_address(source.name):
                     if url is None or url not in listed:
                         raise NotPlain(f"calendar {source.name!r} is not listed")
-                elif [at for at, name in listed.items() if name == source.name] != [url] * bool(
-                    url
-                ):
-                    raise NotPlain(f"calendar {source.name!r} is not where it was")
+                else:
+                    answering = [place for place, name in listed.items() if name == source.name]
+                    if answering != ([url] if url else []):
+                        raise NotPlain(f"calendar {source.name!r} is not where it was, alone")
                 if url is not None:
                     calendar = PlainCalendar(dav, url, partial(connections.calendar, url))
                     _merge(found, source, calendar)
@@ -718,11 +731,12 @@ class Connections:
         """Plain requests, as the account's user; NotPlain when they cannot log in as the
         library would (no username or password, a proxy to go through)."""
         if self._plain is None:
-            password = self.account.password("caldav").reveal(self.environ)
-            if not self.account.username or password is None:
+            account = self.account
+            password, username = account.password("caldav").reveal(self.environ), account.username
+            if not username or password is None:
                 raise NotPlain("no username and password to log in with Basic")
             self._plain = PlainDav(
-                self.account.url, self.account.username, password, self.account.ca_file
+                account.url, username, password, account.ca_file, TIMEOUT_SECONDS
             )
         return self._plain
 

@@ -79,9 +79,19 @@ class SentRecord:
         self.closing = False
         self.connection = engine.raw_connection()
         self.lock_wait: int | None = None  # SQLite's busy timeout (ms), given back in __call__
+        self.checkpoints: int | None = None  # SQLite's wal_autocheckpoint, given back in the pool
         if sqlite:
-            self.lock_wait = int(self._pragma("busy_timeout"))
-            self._pragma(f"busy_timeout = {_NO_WAIT}")
+            try:
+                self.lock_wait = int(self._pragma("busy_timeout"))
+                self._pragma(f"busy_timeout = {_NO_WAIT}")
+                # the WAL folded into the database (written, synced) by the other
+                # connections' commits, in threads: never by a record on the event loop
+                self.checkpoints = int(self._pragma("wal_autocheckpoint"))
+                self._pragma("wal_autocheckpoint = 0")
+            except BaseException:
+                self.connection.invalidate()  # not left out of the pool, nor back in it half set
+                self.connection.close()
+                raise
 
     def _processed(self, name: str, value: Any) -> Any:
         if isinstance(value, Enum):  # a state: its word, whatever the driver makes of an enum
@@ -179,10 +189,12 @@ class SentRecord:
         self._give_back()
 
     def _give_back(self) -> None:
-        """The connection back to the pool, with SQLite's wait for locks as it was."""
+        """The connection back to the pool, with SQLite's wait for locks and its checkpoints as
+        they were."""
         if self.lock_wait is not None:
             try:
                 self._pragma(f"busy_timeout = {self.lock_wait}")
+                self._pragma(f"wal_autocheckpoint = {self.checkpoints}")
             except Exception:  # not fit for the pool any more: closed for good
                 self.connection.invalidate()
         self.connection.close()
