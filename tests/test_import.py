@@ -408,3 +408,14 @@ def test_a_json_file_s_problems_name_their_line(store: Store, tmp_path: Path) ->
     [problem] = caught.value.problems
     assert problem.where == "clients[1] (b) name"
     assert problem.line == path.read_text().splitlines().index('      "name": 42') + 1
+
+
+def test_a_json_record_with_a_field_given_twice_is_refused(store: Store, tmp_path: Path) -> None:
+    """As in TOML: json.loads would keep the last value without a word."""
+    text = '{"clients": [\n  {"key": "acme",\n   "name": "ACME",\n   "name": "ACME SA"}\n]}\n'
+    path = write(tmp_path, "twice.json", text)
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:4: clients[0].name: 'name' given twice (the last would count)"
+    ]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from followupd.config.toml_positions import KeyPath
-from followupd.sources.files.json_positions import json_lines
+from followupd.sources.files.json_positions import json_positions
 
 TEXT = """\
 {"clients": [
@@ -36,7 +36,8 @@ def test_every_member_and_element_is_at_its_line() -> None:
         ("missions", 1): 6,
         **{("missions", 1, index): 6 for index in range(4)},
     }
-    assert json_lines(TEXT) == expected
+    assert json_positions(TEXT).lines == expected
+    assert json_positions(TEXT).again == []
 
 
 def _paths(value: Any, path: KeyPath = ()) -> dict[KeyPath, Any]:
@@ -62,7 +63,7 @@ _JSON = st.recursive(
 def test_one_line_per_value_when_indented(data: Any) -> None:
     """`json.dumps(indent=0)` puts each member and element on a line of its own."""
     text = json.dumps({"root": data}, indent=0)
-    lines = json_lines(text)
+    lines = json_positions(text).lines
     paths = _paths({"root": data})
     assert set(lines) == set(paths)
     for path, line in lines.items():
@@ -71,3 +72,8 @@ def test_one_line_per_value_when_indented(data: Any) -> None:
             assert shown.startswith(json.dumps(path[-1]) + ":"), (path, shown)
         elif not isinstance(paths[path], dict | list) or not paths[path]:
             assert shown.rstrip(",") == json.dumps(paths[path]), (path, shown)
+
+
+def test_a_key_given_twice_in_an_object_is_told_with_its_line() -> None:
+    text = '{"clients": [{"key": "a",\n "name": "A",\n "name": "B"}],\n "name": 1}'
+    assert json_positions(text).again == [(("clients", 0, "name"), 3)]

@@ -29,7 +29,7 @@ from followupd.config.owners import SINGLE_OWNER_KEY
 from followupd.config.toml_positions import KeyPath, format_path, line_of, loads_tolerant
 from followupd.config.types import model_in
 from followupd.errors import DataError, Problem
-from followupd.sources.files.json_positions import json_lines
+from followupd.sources.files.json_positions import json_positions
 from followupd.sources.files.payment_terms import TermsPolicy, check_payment_terms
 from followupd.sources.files.records import RECORD_KINDS, Record, TouchpointRecord
 from followupd.store.chunks import chunked
@@ -195,7 +195,13 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[KeyPath, int], list[Problem
             return {}, {}, [Problem(path, f"JSON cannot be read: {reason}")]
         if not isinstance(data, dict):
             return {}, {}, [Problem(path, "expected an object with lists of records")]
-        return data, json_lines(text), []
+        positions = json_positions(text)
+        again = [
+            Problem(path, f"{place[-1]!r} given twice (the last would count)", line=line,
+                    where=format_path(place))
+            for place, line in positions.again
+        ]  # fmt: skip
+        return data, positions.lines, again
     if path.suffix.lower() != ".toml":
         return {}, {}, [Problem(path, "a data file must be .toml or .json")]
     parsed = loads_tolerant(text)

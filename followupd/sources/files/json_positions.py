@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from dataclasses import dataclass, field
 
 from followupd.config.toml_positions import KeyPath
 
@@ -20,8 +21,16 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SCALAR = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null|NaN|-?Infinity")
 
 
-def json_lines(text: str) -> dict[KeyPath, int]:
-    """The line (from 1) of every member and element of the valid JSON `text`, by path.
+@dataclass
+class JsonPositions:
+    lines: dict[KeyPath, int]  # the line (from 1) of every member and element, by path
+    # each member whose key its object has already, by path, with its line: json.loads
+    # keeps the last silently, where TOML refuses a key given twice
+    again: list[tuple[KeyPath, int]] = field(default_factory=list)
+
+
+def json_positions(text: str) -> JsonPositions:
+    """Where the members and elements of the valid JSON `text` are.
 
     Empty if the text is nested too deeply to walk (json.loads read it anyway).
     """
@@ -29,8 +38,8 @@ def json_lines(text: str) -> dict[KeyPath, int]:
     try:
         scanner.value(0, ())
     except (RecursionError, IndexError, ValueError):  # not for a text json.loads read
-        return {}
-    return scanner.lines
+        return JsonPositions({})
+    return JsonPositions(scanner.lines, scanner.again)
 
 
 class _Scanner:
@@ -38,6 +47,7 @@ class _Scanner:
         self.text = text
         self.newlines = [match.start() for match in re.finditer("\n", text)]
         self.lines: dict[KeyPath, int] = {}
+        self.again: list[tuple[KeyPath, int]] = []
 
     def line(self, position: int) -> int:
         return bisect_right(self.newlines, position - 1) + 1
@@ -72,6 +82,8 @@ class _Scanner:
             key: str = json.loads(quoted.group())
             line = self.line(position)
             colon = self.skip(quoted.end())
+            if (*path, key) in self.lines:
+                self.again.append(((*path, key), line))
             position = self.skip(self.value(colon + 1, (*path, key)))
             self.lines[(*path, key)] = line
             if self.text[position] == "}":
