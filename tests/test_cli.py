@@ -87,7 +87,7 @@ def test_bad_data_file_exits_65_listing_both_problems(
     assert result.code == 65, result
     assert "nothing was imported (2 problems)" in result.err
     assert f"{bad}:3: invoices[0] (F-9) mission: refers to mission 'no-such-mission'" in result.err
-    assert f"{bad}:5: invalid date 2026-13-01: month must be in 1..12" in result.err
+    assert f"{bad}:5: issued: invalid date 2026-13-01: month must be in 1..12" in result.err
     assert database_digest(database_url) == before
 
 

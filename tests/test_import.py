@@ -298,7 +298,10 @@ def test_an_invalid_record_still_counts_as_present_for_references(
     messages = [str(p) for p in caught.value.problems]
     assert len(messages) == 1, messages
     line = path.read_text().splitlines().index("start = 2026-09-31") + 1
-    assert messages[0] == f"{path}:{line}: invalid date 2026-09-31: day is out of range for month"
+    assert (
+        messages[0]
+        == f"{path}:{line}: start: invalid date 2026-09-31: day is out of range for month"
+    )
 
 
 def test_references_of_an_invalid_record_are_checked_too(store: Store, tmp_path: Path) -> None:
@@ -419,3 +422,16 @@ def test_a_json_record_with_a_field_given_twice_is_refused(store: Store, tmp_pat
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:4: clients[0].name: 'name' given twice (the last would count)"
     ]
+
+
+def test_an_impossible_date_in_json_says_which_figure_is_wrong(
+    store: Store, tmp_path: Path
+) -> None:
+    mission = {"key": "m1", "client": "acme", "title": "T", "start": "2026-13-01"}
+    records = {"clients": [{"key": "acme", "name": "ACME"}], "missions": [mission]}
+    path = write(tmp_path, "date.json", json.dumps(records, indent=1))
+    with pytest.raises(DataError) as caught:
+        import_files(store, [path], PARIS)
+    [problem] = caught.value.problems
+    assert problem.where == "missions[0] (m1) start"
+    assert problem.message == "invalid date 2026-13-01: month must be in 1..12"

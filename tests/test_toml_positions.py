@@ -490,8 +490,8 @@ def test_a_date_that_does_not_exist_is_named_as_such() -> None:
     text = "a = 2026-13-01\nb = 2026-02-30T10:00:00 # Monday\nc = 2026-02-03\nd = 2026-1-3\n"
     parsed = loads_tolerant(text)
     assert parsed.syntax_errors[:2] == [
-        (1, "invalid date 2026-13-01: month must be in 1..12"),
-        (2, "invalid date 2026-02-30T10:00:00: day is out of range for month"),
+        (1, "a: invalid date 2026-13-01: month must be in 1..12"),
+        (2, "b: invalid date 2026-02-30T10:00:00: day is out of range for month"),
     ]
     assert parsed.syntax_errors[2][0] == 4
     assert parsed.syntax_errors[2][1].startswith("TOML syntax error: ")

@@ -41,13 +41,13 @@ def _impossible_date(line: str) -> str | None:
     """
     assignment = _ASSIGNMENT.match(line)
     shaped = _DATE_LIKE.match(assignment.group(2)) if assignment else None
-    if shaped is None:
+    if assignment is None or shaped is None:
         return None
     value = shaped.group(1)
     try:
         datetime.fromisoformat(value)
     except ValueError as error:
-        return f"invalid date {value}: {error}"
+        return f"{assignment.group(1).strip()}: invalid date {value}: {error}"
     return None
 
 

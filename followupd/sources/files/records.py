@@ -8,6 +8,7 @@ context ``{"zone": ZoneInfo}``.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Self
@@ -38,6 +39,8 @@ from followupd.domain.identity import touchpoint_key
 from followupd.domain.payments import Payment
 from followupd.domain.states import ClientKind, MissionStatus, Severity, TouchpointKind
 
+_DATE_SHAPED = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 
 def _day(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -47,8 +50,9 @@ def _day(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return date.fromisoformat(value)
-        except ValueError:
-            pass
+        except ValueError as error:
+            if _DATE_SHAPED.fullmatch(value):  # 2026-13-01: say which figure is wrong
+                raise ValueError(f"invalid date {value}: {error}") from None
     raise ValueError(f"expected a date like 2026-09-01 (got {value!r})")
 
 
