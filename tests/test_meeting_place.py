@@ -30,7 +30,8 @@ from followupd.config.sections import Business
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer
 from followupd.domain.business_calendar import BusinessCalendar
-from followupd.domain.meeting_place import MEETING_LENGTH, placed_at
+from followupd.domain.meeting_place import MEETING_LENGTH, OwnersTime, placed_at
+from followupd.domain.states import FollowUpState
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import RULES, enabled_rules
 from followupd.sources.caldav.sync import sync_calendars
@@ -156,6 +157,23 @@ def test_the_feed_offers_a_late_meeting_at_the_next_working_time_and_keeps_it(
         tick(store, settings, later)
         assert when(feed_event(store, later), "DTSTART") == MONDAY, f"moved at {later}"
     assert item(store, MEETING.first).snoozed_until is None, "no snooze of the user's"
+
+
+def test_the_feed_shows_a_late_meeting_still_to_deliver_where_it_will_be(
+    store: Store, tmp_path: Path
+) -> None:
+    imported(store, tmp_path, MEETING.data)
+    settings = feed_only(tmp_path, MEETING)
+    with store.session() as session:
+        evaluate(session, settings, enabled_rules(settings.rules), SATURDAY)
+    assert outbox(store)[MEETING.first].state == FollowUpState.PENDING
+    owners_time = OwnersTime(CALENDAR, PARIS, FR)
+    for at in (SATURDAY, paris(2026, 12, 13, 18)):
+        with store.session() as session:
+            (coming,) = feed_items(session, at, PARIS, time=owners_time)
+        assert coming.meeting and coming.due_at == MONDAY, f"as it will be, at {at}"
+    assert MEETING.first in tick(store, settings, paris(2026, 12, 13, 18))
+    assert when(feed_event(store, SATURDAY), "DTSTART") == MONDAY, "raised: where it was shown"
 
 
 def test_a_task_raised_late_stays_due_when_it_was(store: Store, tmp_path: Path) -> None:

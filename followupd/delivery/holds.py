@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
-from followupd.domain.items import is_meeting
-from followupd.domain.meeting_place import placed_at
+from followupd.domain.meeting_place import OwnersTime
 from followupd.domain.states import Audience, Channel
 from followupd.rules import promises
 from followupd.rules.promises import PromisePause, promise_pauses
@@ -170,11 +169,9 @@ class Holds:
         After its due time, at the owner's next working time, in their zone, on
         their working days (followupd.domain.meeting_place): never in the past.
         """
-        if not is_meeting(row.rule, row.step):
-            return None
         owner = self.settings.owner_for(row.owner)
-        placed = placed_at(self.calendar, row.due_at, at, zone(owner.timezone), (owner.country,))
-        return placed if placed > row.due_at else None
+        time = OwnersTime(self.calendar, zone(owner.timezone), (owner.country,))
+        return time.meeting_at(row.rule, row.step, row.due_at, at)
 
     def late_by(self, row: FollowUpRow, at: datetime) -> int:
         """How many of the owner's working days after its due time `row` goes at `at`."""

@@ -17,10 +17,12 @@ it does not move at every build of the feed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from followupd.domain.business_calendar import BusinessCalendar, local_instant
+from followupd.domain.items import is_meeting
 
 MEETING_LENGTH = timedelta(minutes=30)  # the tentative event's length
 SLACK = timedelta(minutes=5)  # a raise this close after the due keeps it
@@ -48,3 +50,20 @@ def placed_at(
             return start
         day += timedelta(days=1)
     return calendar.due_at(day, 0, tz, countries)  # a window shorter than a meeting
+
+
+@dataclass(frozen=True)
+class OwnersTime:
+    """An owner's working time: their zone and countries on the business calendar."""
+
+    calendar: BusinessCalendar
+    tz: ZoneInfo
+    countries: tuple[str, ...]
+
+    def meeting_at(self, rule: str, step: str, due: datetime, at: datetime) -> datetime | None:
+        """When a follow-up of `rule` and `step` raised at `at` is offered, if it is a meeting
+        to place raised after `due`; None otherwise (shown at its due)."""
+        if not is_meeting(rule, step):
+            return None
+        placed = placed_at(self.calendar, due, at, self.tz, self.countries)
+        return placed if placed > due else None
