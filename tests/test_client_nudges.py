@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +27,8 @@ from followupd.rules.registry import enabled_rules
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from followupd.store.updates import mark_invoice_paid, promise_invoice
+from followupd.templates import sandbox
+from followupd.templates.sandbox import BoundedSandbox
 from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
 from tests.rulekit import ACME, imported, outbox
 from tests.smtpserver import Recorder, smtp_server
@@ -480,3 +483,54 @@ def test_tick_json_and_outbox_show_tell_each_invoice_step_and_what_carried_it(
     assert shown.code == 0, shown
     assert "3 factures en attente de règlement" in shown.out
     assert f"sent in one email with {NUDGES[0]}" in " ".join(shown.out.split())
+
+
+def test_the_grouped_emails_of_a_pass_share_one_sandbox_their_template_compiled_once(
+    store: Store, tmp_path: Path, server: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two contacts' grouped nudges: two emails, from one sandbox made for the pass (one a
+    message cost a template lookup and load each, 0.7 ms compiled, 8 ms not)."""
+    second = """\
+[[contacts]]
+key = "pmartin"
+client = "acme"
+name = "Paul Martin"
+email = "paul.martin@acme.example"
+
+[[missions]]
+key = "acme-infra"
+client = "acme"
+title = "Infrastructure"
+contact = "pmartin"
+start = 2026-09-01
+
+[[invoices]]
+number = "G-1"
+mission = "acme-infra"
+amount = 700
+issued = 2026-10-30
+due = 2026-11-30
+
+[[invoices]]
+number = "G-2"
+mission = "acme-infra"
+amount = 800
+issued = 2026-10-31
+due = 2026-11-30
+"""
+    loaded = imported(store, tmp_path, DATA + second)
+    made: list[BoundedSandbox] = []
+
+    class Counted(BoundedSandbox):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    recorder, port = server
+    settings = settings_for(tmp_path, port)
+    record(loaded, settings, paris(1))
+    monkeypatch.setattr(sandbox, "BoundedSandbox", Counted)
+    deliver(loaded, settings, paris(1))
+    subjects = sorted(message["Subject"] for message in recorder.messages)
+    assert subjects == ["2 factures en attente de règlement", "3 factures en attente de règlement"]
+    assert len(made) == 1, "one sandbox for the pass's grouped emails"

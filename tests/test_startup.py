@@ -94,6 +94,21 @@ def test_plan_loads_neither_delivery_nor_migrations_nor_every_country(
     assert "holidays.countries.france" not in modules  # read from its file, not imported
 
 
+def test_a_tick_that_renders_nothing_new_loads_neither_jinja2_nor_babel(
+    cli: RunCli, home: Path
+) -> None:
+    """The templates' sandbox is made when a template is first looked up: a tick after one
+    that recorded and sent what was due has nothing to render."""
+    (home / "followupd.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
+    assert cli("init", "--demo", "--today", "2026-11-22").code == 0
+    argv = ["tick", "--now", "2026-11-23T09:00"]
+    first = cli(*argv)
+    assert first.code == 0 and "invoice_due" in first.out, "the first tick recorded the demo's"
+    said, modules = loaded_by(argv, cwd=home)
+    assert "invoice_due" not in said, "nothing new: the second tick recorded nothing"
+    assert under(modules, ("jinja2", "babel", "followupd.templates.sandbox")) == []
+
+
 def test_sync_loads_neither_the_rules_nor_their_templates(
     cli: RunCli, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

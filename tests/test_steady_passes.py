@@ -149,6 +149,7 @@ def test_passes_that_skip_what_is_recorded_record_what_full_passes_do(
     first, last = {row.key for row in skipping[0]}, {row.key for row in skipping[-1]}
     assert len(last) > 2 * len(first) > 60
     rules = {row.rule for row in skipping[-1] if row.key not in first}
-    assert {"checkpoint_meeting", "status_update_due", "mission_closeout", "invoice_due"} <= rules
+    assert {"checkpoint_meeting", "status_update_due", "mission_closeout", "invoice_due",
+            "open_ended_mission", "contract_missing"} <= rules  # fmt: skip
     cancelled = {row.rule for row in skipping[-1] if row.state == FollowUpState.CANCELLED}
     assert {"checkpoint_meeting", "status_update_due"} <= cancelled

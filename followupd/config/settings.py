@@ -178,7 +178,12 @@ class Settings(StrictModel):
 
     def owner_for(self, key: str | None) -> OwnerEntry:
         """The owner keyed `key`; the first owner for None, or for a key no longer here."""
-        return self._owner_keys.get(key, self._owners[0]) if key is not None else self._owners[0]
+        # read from pydantic's dict of private attributes: each `self._x` goes through
+        # BaseModel.__getattr__ (~2 us), and delivery asks six times a message
+        private = self.__pydantic_private__
+        assert private is not None
+        first: OwnerEntry = private["_owners"][0]
+        return private["_owner_keys"].get(key, first) if key is not None else first
 
     @property
     def source(self) -> Path:

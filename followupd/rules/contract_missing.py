@@ -15,16 +15,18 @@ stops them, like signing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
-from typing import NamedTuple
+from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.owners import Owner
 from followupd.config.rule_options import ContractMissingOptions
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import to_owner, to_owner_by_email
+from followupd.rules.news import with_news
+from followupd.rules.parties import Party, to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -50,33 +52,69 @@ class ContractMissing(Rule[ContractMissingOptions]):
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         before = timedelta(days=self.options.days_before_start)
+        latest = evaluation.end.date() + timedelta(days=1)
+        candidates = (
+            evaluation.owns(Mission.owner),
+            Mission.contract_signed.is_(None),
+            Mission.status.in_(EXPECTING),
+            Mission.start <= latest + before,
+        )
+        # what tells a mission's keys; only the missions with a new one are read whole
+        narrow = (
+            select(Mission.id, Mission.key, Mission.start, Mission.owner, Client.country)
+            .join(Client, Mission.client_id == Client.id)
+            .where(*candidates)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, start, owner, country = row
+            parties = self._parties(evaluation.whose(owner).person, country)
+            for nominal, _ in self._periods(evaluation, parties, start):
+                for party in parties:
+                    yield self._key(key, nominal, party)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
+            yield from self._intents(evaluation, *candidates, *only)
+
+    def _key(self, mission: str, nominal: date, party: Party) -> str:
+        return f"{self.name}:{mission}:{nominal.isoformat()}:{party.channel}"
+
+    @staticmethod
+    def _parties(owner: Owner, country: str | None) -> tuple[Party, Party]:
+        """The email and the task to the owner: they share their zone, holidays and language."""
+        return to_owner_by_email(owner, country), to_owner(owner, country)
+
+    def _periods(
+        self, evaluation: Evaluation, parties: tuple[Party, Party], start: date
+    ) -> Iterator[tuple[date, datetime]]:
+        """The periods of a mission starting on `start` due in the evaluation's window:
+        (nominal date, due time)."""
         earliest = evaluation.start.date() - SHIFT_MARGIN
         latest = evaluation.end.date() + timedelta(days=1)
+        tz, countries = parties[0].tz, parties[0].countries
+        first = start - timedelta(days=self.options.days_before_start)
+        for nominal in cadence_dates(first, self.options.every_days, earliest, latest):
+            due_at = evaluation.calendar.due_at(nominal, 0, tz, countries)
+            if evaluation.start <= due_at <= evaluation.end:
+                yield nominal, due_at
+
+    def _intents(self, evaluation: Evaluation, *which: ColumnElement[bool]) -> Iterator[Intent]:
+        """The intents of the missions `which` keeps."""
         contact = aliased(Contact)
         query = (
             select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Mission.contract_signed.is_(None),
-                Mission.status.in_(EXPECTING),
-                Mission.start <= latest + before,
-            )
+            .where(*which)
         )
         templates = evaluation.templates
         for mission, client, who in streamed(evaluation.session, query):
             entry = evaluation.whose(mission.owner)
             owner = entry.person
-            # the email and the task share their zone, holidays and language
-            parties = (to_owner_by_email(owner, client.country), to_owner(owner, client.country))
-            tz, countries, language = parties[0].tz, parties[0].countries, parties[0].language
-            first = mission.start - before
+            parties = self._parties(owner, client.country)
+            language = parties[0].language
             subject = None
-            for nominal in cadence_dates(first, self.options.every_days, earliest, latest):
-                due_at = evaluation.calendar.due_at(nominal, 0, tz, countries)
-                if not evaluation.start <= due_at <= evaluation.end:
-                    continue
+            for nominal, due_at in self._periods(evaluation, parties, mission.start):
                 if subject is None:
                     values = {"mission": mission, "client": client, "contact": who}
                     subject = templates.subject(
@@ -86,7 +124,7 @@ class ContractMissing(Rule[ContractMissingOptions]):
                     yield self.intent(
                         party,
                         due_at,
-                        key=f"{self.name}:{mission.key}:{nominal.isoformat()}:{party.channel}",
+                        key=self._key(mission.key, nominal, party),
                         step=STEP,
                         subject_key=mission.key,
                         subject=subject,

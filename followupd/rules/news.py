@@ -33,15 +33,16 @@ def with_news(
 
     `narrow` reads, first, the id of each candidate (`id_column`), then what
     `keys` needs to tell the keys of its follow-ups due in the window. Without
-    `Evaluation.recorded` (a plan lists everything), nothing is added: one
-    empty tuple, and `narrow` is not read.
+    `Evaluation.recorded` (a plan lists everything), or with nothing recorded
+    yet (a first pass: every subject is new, the narrow read would only double
+    the reading), nothing is added: one empty tuple, and `narrow` is not read.
 
     With `kept`, the rule's `vanished` never cancels a follow-up it would make
     now: those keys go into `Evaluation.due`, and the engine does not ask it
     about them.
     """
     recorded, due = evaluation.recorded, evaluation.due if kept else None
-    if recorded is None:
+    if not recorded:  # a plan, or nothing recorded yet (a first pass): every subject is new
         yield ()
         return
     news = []

@@ -25,9 +25,10 @@ active, or when a new start date moves the schedule.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import OpenEndedMissionOptions
@@ -35,7 +36,8 @@ from followupd.domain.business_calendar import zone
 from followupd.domain.months import add_months
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.parties import to_owner_by_email
+from followupd.rules.news import with_news
+from followupd.rules.parties import Party, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -71,18 +73,59 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
         # limit(start) <= latest needs start <= latest - max_months months, give
         # or take the few days a month's end clamps; the exact test is in Python.
         started_by = add_months(latest, -self.options.max_months) + timedelta(days=3)
+        candidates = (
+            evaluation.owns(Mission.owner),
+            Mission.status == MissionStatus.ACTIVE,
+            Mission.deliverables.is_(False),
+            Mission.start <= started_by,
+            or_(Mission.end.is_(None), Mission.end >= earliest),
+        )
+        # what tells a mission's keys; only the missions with a new one are read whole
+        narrow = (
+            select(
+                Mission.id, Mission.key, Mission.start, Mission.end, Mission.owner, Client.country
+            )
+            .join(Client, Mission.client_id == Client.id)
+            .where(*candidates)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, key, start, end, owner, country = row
+            party = to_owner_by_email(evaluation.whose(owner).person, country)
+            for nominal, _ in self._periods(evaluation, party, start, end, earliest, latest):
+                yield self._key(key, nominal)
+
+        for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
+            yield from self._intents(evaluation, earliest, latest, *candidates, *only)
+
+    def _key(self, mission: str, nominal: date) -> str:
+        return f"{self.name}:{mission}:{nominal.isoformat()}"
+
+    def _periods(
+        self,
+        evaluation: Evaluation,
+        party: Party,
+        start: date,
+        end: date | None,
+        earliest: date,
+        latest: date,
+    ) -> Iterator[tuple[date, datetime]]:
+        """The periods of a mission due in the evaluation's window: (nominal date, due time)."""
+        for nominal in self.schedule(start, end, earliest, latest):
+            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+            if evaluation.start <= due_at <= evaluation.end:
+                yield nominal, due_at
+
+    def _intents(
+        self, evaluation: Evaluation, earliest: date, latest: date, *which: ColumnElement[bool]
+    ) -> Iterator[Intent]:
+        """The intents of the missions `which` keeps."""
         contact = aliased(Contact)
         query = (
             select(record(Mission), record(Client), record(contact, "contact"))
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
-            .where(
-                evaluation.owns(Mission.owner),
-                Mission.status == MissionStatus.ACTIVE,
-                Mission.deliverables.is_(False),
-                Mission.start <= started_by,
-                or_(Mission.end.is_(None), Mission.end >= earliest),
-            )
+            .where(*which)
         )
         templates = evaluation.templates
         for mission, client, who in streamed(evaluation.session, query):
@@ -103,14 +146,12 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             }
             # one subject for every period of a mission: it names the mission, not the period
             subject = templates.subject(party.language, self.name, STEP, values)
-            for nominal in nominals:
-                due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
-                if not evaluation.start <= due_at <= evaluation.end:
-                    continue
+            periods = self._periods(evaluation, party, mission.start, mission.end, earliest, latest)
+            for nominal, due_at in periods:
                 yield self.intent(
                     party,
                     due_at,
-                    key=f"{self.name}:{mission.key}:{nominal.isoformat()}",
+                    key=self._key(mission.key, nominal),
                     step=STEP,
                     subject_key=mission.key,
                     subject=subject,

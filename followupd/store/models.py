@@ -152,6 +152,14 @@ class Mission(Base):
 
 class Invoice(Base):
     __tablename__ = "invoices"
+    __table_args__ = (  # few have a promise: each pass looks them up (migration 0014)
+        Index(
+            "ix_invoices_promised",
+            "promised",
+            sqlite_where=text("promised IS NOT NULL"),
+            postgresql_where=text("promised IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(120), unique=True)

@@ -6,6 +6,10 @@ body) and optionally ``html``. A template is looked up as
 template directories (an owner's, then ``[templates]``'s), then in the
 shipped ones, so a user can override any message. Templates run in Jinja2's
 sandbox: a template can format the values it is given, not reach into Python.
+
+Jinja2, the sandbox and babel are loaded when a template is first looked up or
+a helper first made, not when this module is: a pass that renders nothing new
+(most ticks) never loads them.
 """
 
 from __future__ import annotations
@@ -14,27 +18,19 @@ import re
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
-
-from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency
-from jinja2 import (
-    ChoiceLoader,
-    FileSystemLoader,
-    Template,
-    TemplateError,
-    TemplateNotFound,
-    TemplateSyntaxError,
-)
+from typing import TYPE_CHECKING, Any
 
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
 from followupd.errors import FollowupdError
-from followupd.templates.compiled import kept
-from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined, TooLong, budget, written
+
+if TYPE_CHECKING:
+    from jinja2 import Template
+
+    from followupd.templates.sandbox import BoundedSandbox
 
 SHIPPED = Path(__file__).parent
 # line breaks of any kind and runs of plain spaces; not the no-break spaces of
@@ -67,6 +63,8 @@ class TemplateProblem(FollowupdError):
         `paused` is the block being rendered, when the error was raised
         between two of its chunks (by `written`): its line is where it stopped.
         """
+        from jinja2 import Template, TemplateError, TemplateSyntaxError
+
         file = (template.filename if template else None) or name
         line = None
         if isinstance(error, TemplateSyntaxError):
@@ -103,9 +101,21 @@ class Templates:
 
     def __init__(self, *user_dirs: Path | None) -> None:
         """Templates found in `user_dirs` (the first that has one wins), else the shipped ones."""
-        loaders = [FileSystemLoader(str(path)) for path in user_dirs if path]
-        loaders.append(FileSystemLoader(str(SHIPPED)))
-        self.env = BoundedSandbox(
+        self._dirs = [path for path in user_dirs if path]
+        self._found: dict[tuple[str, str, str], Template] = {}
+        self._globals: dict[int, dict[str, Any]] = {}  # by id(template): its globals, as a dict
+        self._helpers: dict[str, dict[str, Any]] = {}  # by language: `helpers`, trusted
+
+    @cached_property
+    def env(self) -> BoundedSandbox:
+        """The sandbox the templates run in, made (and Jinja2 loaded) on the first lookup."""
+        from jinja2 import ChoiceLoader, FileSystemLoader
+
+        from followupd.templates.compiled import kept
+        from followupd.templates.sandbox import BoundedSandbox, FieldsUndefined
+
+        loaders = [FileSystemLoader(str(path)) for path in [*self._dirs, SHIPPED]]
+        return BoundedSandbox(
             loader=ChoiceLoader(loaders),
             undefined=FieldsUndefined,
             autoescape=False,
@@ -115,13 +125,12 @@ class Templates:
             auto_reload=False,  # a new Templates is made when the config is reloaded
             bytecode_cache=kept(),  # the command line's, between its processes
         )
-        self._found: dict[tuple[str, str, str], Template] = {}
-        self._globals: dict[int, dict[str, Any]] = {}  # by id(template): its globals, as a dict
-        self._helpers: dict[str, dict[str, Any]] = {}  # by language: `helpers`, trusted
 
     def template(self, language: str, rule: str, step: str) -> Template:
         found = self._found.get((language, rule, step))
         if found is None:
+            from jinja2 import TemplateNotFound, TemplateSyntaxError
+
             names = [f"{language}/{rule}/{step}.j2", f"{language}/{rule}/default.j2"]
             try:
                 found = self.env.select_template(names)
@@ -148,6 +157,8 @@ class Templates:
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
     ) -> str:
+        from followupd.templates.sandbox import TooLong, budget, written
+
         template = self.template(language, rule, step)
         render_block = template.blocks.get(block)
         if render_block is None:
@@ -229,6 +240,9 @@ def helpers(language: str) -> dict[str, Any]:
     """The formatting helpers of a language (`day`, `weekday`, `moment`, `money`, `de`), which the
     templates are given and the formal letters use; memoised, as the same dates and amounts
     recur."""
+    from babel.dates import format_date, format_datetime
+    from babel.numbers import format_currency
+
     locale = LOCALES.get(language, language)
 
     @lru_cache(maxsize=8192)

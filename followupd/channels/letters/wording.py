@@ -5,7 +5,9 @@ tone is the project's (DOMAIN.md): courteous and firm. A professional debtor is
 reminded of the late-payment penalties (article L441-10 du Code de commerce) and of
 the 40-euro recovery indemnity (article D441-5); a consumer is told of neither.
 
-One layout (`letter_text`) for both languages; `_Words` holds what differs.
+One layout (`letter_text`) for both languages; `_Words` holds what differs. Babel is
+loaded when a letter is first worded: the evaluation pass imports this module, and most
+passes word no letter.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-
-from babel.dates import format_date
-from babel.lists import format_list
-from babel.numbers import format_decimal
 
 from followupd.domain.formal_notice import INDEMNITY_CURRENCY, FormalNotice
 from followupd.templates.loader import LOCALES, helpers
@@ -63,6 +61,8 @@ class _Format:
 
     def short_day(self, value: date) -> str:
         """The date in a table cell: "04/12/2026", "Dec 4, 2026"."""
+        from babel.dates import format_date
+
         return format_date(value, SHORT_DATES[self.language], locale=LOCALES[self.language])
 
     def money(self, amount: Decimal, currency: str | None = None) -> str:
@@ -75,10 +75,14 @@ class _Format:
 
     def number(self, value: Decimal) -> str:
         """A rate or a count of points: "12,15", "10"."""
+        from babel.numbers import format_decimal
+
         return format_decimal(value, locale=LOCALES[self.language])
 
     def listing(self, items: list[str]) -> str:
         """The items joined as the language does: "A, B et C", "A, B, and C"."""
+        from babel.lists import format_list
+
         return format_list(items, locale=LOCALES[self.language])
 
 
