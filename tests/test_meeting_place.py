@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar, Component
+from sqlalchemy.engine import URL
 
 from followupd.channels.feed.build import build_feed, feed_items
 from followupd.config.load import parse_settings
@@ -36,7 +37,7 @@ from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import RULES, enabled_rules
 from followupd.sources.caldav.sync import sync_calendars
 from followupd.store.db import Store
-from tests.conftest import MINIMAL_CONFIG
+from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import SERVERS, DavServer
 from tests.rulekit import NEW_YORK, PARIS, imported, item, new_york, outbox, paris
 from tests.test_remote_control_servers import MEETING, STATUS, Concern, WriteCalendar, settings_for
@@ -224,3 +225,31 @@ def test_a_late_meeting_on_a_caldav_server_is_no_move_of_the_users_and_theirs_wi
     text, _ = calendar.get(live.href)
     assert when(the_part(text, "VEVENT"), "DTSTART") == tuesday
     assert trigger(the_part(text, "VEVENT")) == tuesday.astimezone(UTC)
+
+
+def test_the_demo_late_meeting_is_offered_on_monday(
+    cli: RunCli, home: Path, database_url: URL
+) -> None:
+    """The new-user trial: the demo on Sunday 6 December 2026; Karim Benali's meeting of
+    30 November is offered on Monday 7 December at 09:00, in the feed and `outbox show`."""
+    (home / "followupd.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
+    assert cli("init", "--demo", "--today", "2026-12-06").code == 0
+    assert cli("tick", "--now", "2026-12-06T10:00").code == 0
+    monday = paris(2026, 12, 7, 9)
+    store = Store.open(database_url)
+    try:
+        meetings = {
+            key: row.due_at for key, row in outbox(store).items() if row.rule == MEETING.rule
+        }
+        with store.session() as session:
+            body = build_feed(feed_items(session, SATURDAY, PARIS), PARIS, "followupd").body
+    finally:
+        store.close()
+    assert len(meetings) == 2, meetings
+    assert all(due.astimezone(UTC) < monday.astimezone(UTC) for due in meetings.values())
+    events = [part for part in Calendar.from_ical(body).walk() if part.name == "VEVENT"]
+    assert sorted(str(event["SUMMARY"]) for event in events if "Karim" in str(event["SUMMARY"]))
+    assert [when(event, "DTSTART") for event in events] == [monday, monday]
+    for key in meetings:
+        shown = cli("outbox", "show", key)
+        assert "offered at 2026-12-07 09:00, the next working time" in shown.out, shown.out
