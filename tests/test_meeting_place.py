@@ -92,6 +92,15 @@ def test_holidays_and_daylight_saving_changes() -> None:
     assert in_new_york.astimezone(NEW_YORK).hour == 9
 
 
+def test_only_a_meeting_to_place_is_placed() -> None:
+    owners_time = OwnersTime(CALENDAR, PARIS, FR)
+    assert owners_time.meeting_at("mission_closeout", "bilan", D0, SATURDAY) == MONDAY
+    assert owners_time.meeting_at("checkpoint_meeting", "open-issues", D0, SATURDAY) == MONDAY
+    assert owners_time.meeting_at("checkpoint_meeting", "open-issues", D0, D0) is None
+    assert owners_time.meeting_at("mission_closeout", "final-invoice", D0, SATURDAY) is None
+    assert owners_time.meeting_at("status_update_due", "reminder", D0, SATURDAY) is None
+
+
 # -- through a pass: the feed, a CalDAV server ---------------------------------------------
 
 
