@@ -279,6 +279,7 @@ def test_check_tells_each_calendar_reachable_and_syncing_by_token(
     assert "reachable, syncs by token" in checked.out
     assert "calendar 'Rendez-vous'" in checked.out
     assert "not found on the server" in checked.out
+    assert ": reachable, 1 calendar, write calendar " in checked.out, "one, not '1 calendars'"
     assert PASSWORD not in checked.out + checked.err
 
 

@@ -23,9 +23,10 @@ from followupd.cli.app import App
 from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain import formal_notice_record, identity
+from followupd.domain.states import MissionStatus
 from followupd.store import attachments
 from followupd.store.db import Store
-from followupd.store.models import FollowUp
+from followupd.store.models import FollowUp, Invoice, Mission
 from followupd.store.updates import mark_invoice_paid
 from tests.conftest import MINIMAL_CONFIG, RunCli
 from tests.davserver import PASSWORD_VARIABLE, SERVERS, USER, DavServer
@@ -254,3 +255,22 @@ def test_invoice_letter_makes_one_when_none_was_recorded(
     paid = cli("invoice", "letter", "F-2026-041")
     assert paid.code == 1
     assert "invoice F-2026-041 was paid on 2026-10-25: no formal notice" in paid.err
+
+
+def test_invoice_letter_refuses_a_disputed_mission_s_invoice(
+    cli: RunCli, home: Path, config: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the rule: no formal notice while the mission is disputed, not even --today."""
+    assert cli("import", home / "data.toml").code == 0
+    monkeypatch.setattr(App, "now", lambda self: datetime(2026, 12, 20, 10, tzinfo=UTC))
+    with store.session() as session:
+        mission = session.scalars(
+            select(Mission).join(Invoice).where(Invoice.number == "F-2026-043")
+        ).one()
+        mission.status = MissionStatus.DISPUTED
+        key = mission.key
+    for today in ((), ("--today",)):
+        result = cli("invoice", "letter", "F-2026-043", *today)
+        assert result.code == 1, result
+        assert f"mission {key} is disputed, no formal notice while it is" in result.err
+    assert not (home / "mise-en-demeure-F-2026-043.pdf").exists()

@@ -39,6 +39,7 @@ def set_state(database: URL, key: str, **values: object) -> None:
 def test_list_and_show(cli: RunCli, ticked: URL) -> None:
     listing = cli("outbox", "list")
     assert listing.code == 0, listing
+    assert cli("outbox").out == listing.out, "alone, `outbox` lists"
     assert "invoice_due" in listing.out
     assert "pending" in listing.out
     assert "│ sent " in listing.out

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.domain.months import add_months
 from followupd.rules.base import Intent
 from followupd.rules.open_ended_mission import OpenEndedMission
 from followupd.store.db import Store
 from followupd.store.models import FollowUp, Mission
+from tests.conftest import MINIMAL_CONFIG
 from tests.rulekit import (
     ACME_AND_GLOBEX,
     IN_ENGLISH,
@@ -173,6 +175,22 @@ def test_an_english_owner_gets_english_reminders(loaded: Store, tmp_path: Path) 
     (intent,) = [i for i in intents if i.subject_key == "acme-conseil"]
     assert intent.language == "en"
     assert intent.subject == "Frame the mission with Jeanne Dupont — Accompagnement de la DSI"
+
+
+def test_an_owner_who_wants_no_reminder_by_email_gets_it_in_the_calendar(
+    loaded: Store, tmp_path: Path
+) -> None:
+    """With `reminders_by_email = "off"` the reminder would reach no one: it is a calendar
+    item instead, under the same key (switching the option repeats no period)."""
+    text = MINIMAL_CONFIG.replace('reminders_by_email = "each"', 'reminders_by_email = "off"')
+    quiet = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+    intents = RULE.intents(loaded, quiet, paris(2026, 10, 1), paris(2026, 10, 31))
+    (intent,) = [i for i in intents if i.subject_key == "acme-conseil"]
+    assert intent.key == "open_ended_mission:acme-conseil:2026-10-13"
+    assert (intent.audience, intent.channel) == ("owner", "calendar")
+    RULE.pass_at(loaded, quiet, paris(2026, 10, 13, 10, 0))
+    recorded = outbox(loaded)["open_ended_mission:acme-conseil:2026-10-13"]
+    assert (recorded.channel, recorded.state) == ("calendar", "pending")
 
 
 def test_options_set_the_limit_and_the_period(loaded: Store, tmp_path: Path) -> None:

@@ -229,7 +229,8 @@ def check_caldav(
     writes = [wanted.name for wanted in calendars if wanted.writes]
     written = ", ".join(f"{name!r} {_state(found[name])}" for name in writes)
     many = "s" if len(writes) > 1 else ""
-    summary = f"{caldav.url}: reachable, {len(listed)} calendars, write calendar{many} {written}"
+    calendars_found = f"{len(listed)} calendar{'' if len(listed) == 1 else 's'}"
+    summary = f"{caldav.url}: reachable, {calendars_found}, write calendar{many} {written}"
     return [Check("caldav", True, summary)] + [
         check for check in found.values() if check is not None
     ]

@@ -21,6 +21,7 @@ from followupd.config.rule_options import FormalNoticeOptions
 from followupd.config.settings import Settings
 from followupd.domain.formal_notice import file_name
 from followupd.domain.owner_scope import scope_of
+from followupd.domain.states import MissionStatus
 from followupd.errors import FollowupdError, NotFound
 from followupd.rules.formal_notice import FormalNoticeRule, Parties, letter_for
 from followupd.store.attachments import latest
@@ -40,8 +41,8 @@ def formal_notice_file(
     """The PDF of invoice `number`'s formal notice: the one recorded, else (or when `fresh`:
     after a dispute, a credit note) one made as of `now`.
 
-    Raises NotFound for an unknown invoice, FollowupdError for a paid one or
-    one with nothing to claim yet.
+    Raises NotFound for an unknown invoice, FollowupdError for a paid one, one
+    of a disputed mission, or one with nothing to claim yet.
     """
     contact = aliased(Contact)
     found = session.execute(
@@ -56,6 +57,11 @@ def formal_notice_file(
     invoice, mission, client, who = found
     if invoice.paid is not None:
         raise FollowupdError(f"invoice {number} was paid on {invoice.paid}: no formal notice")
+    if mission.status == MissionStatus.DISPUTED:  # as the rule: a dispute is for talking
+        raise FollowupdError(
+            f"invoice {number}: mission {mission.key} is disputed, no formal notice while it"
+            " is; once settled, update the data file, then --today makes one as of today"
+        )
     recorded = None if fresh else latest(session, FormalNoticeRule.name, number)
     if recorded is not None:
         key, stored = recorded

@@ -11,9 +11,15 @@ from followupd.store import live_items
 from followupd.store.outbox import by_hand, lookup
 
 
-@click.group()
-def outbox() -> None:
-    """Look at recorded follow-ups: states, attempts, errors; retry or cancel one."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def outbox(context: click.Context) -> None:
+    """Look at recorded follow-ups: states, attempts, errors; retry or cancel one.
+
+    Alone, `outbox` lists them as `outbox list` does.
+    """
+    if context.invoked_subcommand is None:
+        context.invoke(outbox_list)
 
 
 @outbox.command("list")

@@ -55,8 +55,9 @@ class RuleBook:
     ) -> dict[str, str]:
         """Of outbox rows, those whose reason went: key -> why.
 
-        `due`: by rule (its `id`), keys it found due as the data stands
-        (`Evaluation.due`); a row the same rule would be asked about is not.
+        `due`: by rule (its `id`), keys that rule has just found due
+        (`Evaluation.due`); a row keyed in it is not asked about when that rule
+        is the one its owner's rules would ask.
         """
         groups: dict[int, tuple[Rule[RuleOptions], list[PendingRow]]] = {}
         owners: dict[str | None, dict[str, Rule[RuleOptions]]] = {}  # a row's owner -> rules

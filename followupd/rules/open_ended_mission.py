@@ -3,7 +3,8 @@
 A mission is *open-ended* when it is active, has ``deliverables = false``, and
 either has no end date or ends more than ``max_months`` (6) calendar months
 after its start (``end > start + max_months months``; ending exactly then is
-not over). Such a mission gets an email to the owner:
+not over). Such a mission gets an email to the owner (a calendar item for an owner
+who wants no reminder by email, `reminders_by_email = "off"`):
 
 - first on its *limit date*, ``start + max_months months`` (the day of the
   month kept, or the month's last day when it has none: 31 August + 6 months
@@ -31,13 +32,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from followupd.config.owners import Owner
 from followupd.config.rule_options import OpenEndedMissionOptions
 from followupd.domain.business_calendar import zone
 from followupd.domain.months import add_months
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.news import with_news
-from followupd.rules.parties import Party, to_owner_by_email
+from followupd.rules.parties import Party, to_owner, to_owner_by_email
 from followupd.rules.periods import cadence_dates
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
@@ -48,6 +50,16 @@ from followupd.store.rows import record, streamed
 # this bounds the periods a window must consider.
 SHIFT_MARGIN = timedelta(days=21)
 STEP = "reminder"
+
+
+def _party(owner: Owner, client_country: str | None) -> Party:
+    """Who gets the reminder, and how: an email (alone, or in the digest); a calendar item
+    for an owner who wants no reminder by email (`reminders_by_email = "off"`), whom it
+    would otherwise never reach. Its key is the same either way: switching does not
+    repeat a period."""
+    if owner.reminders_by_email == "off":
+        return to_owner(owner, client_country)
+    return to_owner_by_email(owner, client_country)
 
 
 class OpenEndedMission(Rule[OpenEndedMissionOptions]):
@@ -91,7 +103,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
 
         def keys(row: Sequence[Any]) -> Iterator[str]:
             _, key, start, end, owner, country = row
-            party = to_owner_by_email(evaluation.whose(owner).person, country)
+            party = _party(evaluation.whose(owner).person, country)
             for nominal, _ in self._periods(evaluation, party, start, end, earliest, latest):
                 yield self._key(key, nominal)
 
@@ -134,7 +146,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                 continue
             entry = evaluation.whose(mission.owner)
             owner = entry.person
-            party = to_owner_by_email(owner, client.country)
+            party = _party(owner, client.country)
             values = {
                 "mission": mission,
                 "client": client,
