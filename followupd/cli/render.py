@@ -424,7 +424,7 @@ def print_followup(
         ("last error", row.last_error or ""),
         ("sent", _local(row.sent_at, zone)),
         ("message id", row.message_id or ""),
-        ("calendar item", _item(item, zone) if item is not None else ""),
+        ("calendar item", _item(item, zone, row) if item is not None else ""),
         ("in calendar", item.href if item is not None and item.href else ""),
     ):
         if value:
@@ -436,11 +436,14 @@ def print_followup(
         out.print(row.body, markup=False, highlight=False)
 
 
-def _item(item: LiveItem, zone: ZoneInfo) -> str:
-    """What the calendar item of a follow-up's concern is now, and what the user did to it."""
+def _item(item: LiveItem, zone: ZoneInfo, row: FollowUp) -> str:
+    """What the calendar item of a follow-up's concern is now, and what the user did to it;
+    where a meeting to place raised after `row`'s due is offered."""
     state = user_did(item, zone) if item.by_user or item.snoozed_until else ""
     if not state:  # open, or closed by followupd
         state = f"{item.state}" + (f" ({item.reason})" if item.reason else "")
+    if item.followup_key == row.key and item.due_at > row.due_at:
+        state += f"; offered at {_local(item.due_at, zone)}, the next working time"
     if item.times_raised > 1:
         state += f"; raised {item.times_raised} times since {_local(item.first_raised_at, zone)}"
     return f"{item.uid}: {state}"

@@ -76,6 +76,7 @@ from followupd.daemon.metrics import Metrics
 from followupd.daemon.systemd_notify import Notifier
 from followupd.delivery.deliverer import Deliverer, DeliveryReport
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.meeting_place import OwnersTime
 from followupd.domain.owner_scope import has_calendars, has_mailboxes, scope_of
 from followupd.domain.states import FAILED_STATES, FollowUpState
 from followupd.engine import evaluation
@@ -522,12 +523,13 @@ class Service:
         zone = ZoneInfo(owner.timezone)
         with self.store.session() as session:
             rows = feed_source(session, at, scope)
-        source = (rows, owner.name, owner.timezone, token)
+        source = (rows, owner.name, owner.timezone, owner.country, settings.business, token)
         cached = self.feeds.get(owner_key, origin, source)
         if cached is not None:
             return cached
         kept = self.feeds.components(owner_key, origin)
-        items = items_of(rows, zone, FileLinks(origin, token), kept)
+        time = OwnersTime(BusinessCalendar(settings.business), zone, (owner.country,))
+        items = items_of(rows, zone, FileLinks(origin, token), kept, time)
         built = build_feed(items, zone, f"followupd — {owner.name}", kept)
         self.feeds.put(owner_key, origin, source, built)
         return built

@@ -784,6 +784,7 @@ class Deliverer:
                     last = live_items.last_raises(session, [row.concern]).get(row.concern)
                 waits = self.holds.repeat(last, row) if last is not None else None
                 put_off = waits[0] if waits is not None else None  # shown due then
+                placed = self.holds.meeting_place(row, at)  # a late meeting: not in the past
                 contact = contacts.get(row.contact_id) if row.contact_id else None
                 try:
                     writer = await writers.writer(owner)
@@ -791,7 +792,7 @@ class Deliverer:
                     if writer is not None:
                         file = await _made_file(row.key, files.get(row.key))
                         href = await self._put_item(writer, row, item, owner, contact, at,
-                                                    put_off, file)  # fmt: skip
+                                                    put_off, file, placed)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     with self.store.session() as session:
                         self._record_failure(session, row, at, error, report)
@@ -799,7 +800,7 @@ class Deliverer:
                 if href is GONE:
                     self._record_deleted(row, item, at, report)
                     continue
-                self._record_written(row, href, at, report, put_off)
+                self._record_written(row, href, at, report, put_off, placed)
         finally:
             await writers.close()
 
@@ -813,6 +814,7 @@ class Deliverer:
         at: datetime,
         put_off: datetime | None,
         file: Attachment | None = None,
+        placed: datetime | None = None,
     ) -> str | object:
         """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it.
 
@@ -821,7 +823,7 @@ class Deliverer:
         from followupd.channels.calendar import ical
 
         zone_ = zone(owner.timezone)
-        shown = live_items.as_raised(item, row, at, put_off)
+        shown = live_items.as_raised(item, row, at, put_off, placed)
         name, phone = (contact.name, contact.phone) if contact else (None, None)
         calendar_item = ical.item_of(shown, zone_, name, phone, file)
         if item is None or item.href is None:
@@ -845,13 +847,14 @@ class Deliverer:
         at: datetime,
         report: DeliveryReport,
         put_off: datetime | None,
+        placed: datetime | None,
     ) -> None:
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
                        last_error=None,
                        reason=None if href else "in the feed"):  # fmt: skip
                 live_items.raised(session, row, href if isinstance(href, str) else None, at,
-                                  self.holds.late_by(row, at), put_off)  # fmt: skip
+                                  self.holds.late_by(row, at), put_off, placed)  # fmt: skip
                 report.sent.append(row.key)
 
     def _record_deleted(

@@ -2,7 +2,8 @@
 wait a client's reply to a nudge of its subject started, of the wait a promise to pay
 its invoice started, or for the send window; the
 owner's digest for the owner's send window; the next period of a reminder for the date
-the owner put it off to, and for its rhythm after a late raise.
+the owner put it off to, and for its rhythm after a late raise. And where a meeting to
+place raised late is offered (`Holds.meeting_place`): at the owner's next working time.
 
 Both are read again at delivery, from the store, so a pause set or a client
 moved to another time zone after the email was recorded still counts. A
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.meeting_place import OwnersTime
 from followupd.domain.states import Audience, Channel
 from followupd.rules import promises
 from followupd.rules.promises import PromisePause, promise_pauses
@@ -160,6 +162,16 @@ class Holds:
             f"put off in your calendar: repeats {last.repeat_offset} working day"
             f"{'s' if last.repeat_offset > 1 else ''} later, on {again.astimezone(tz):%Y-%m-%d}"
         )
+
+    def meeting_place(self, row: FollowUpRow, at: datetime) -> datetime | None:
+        """When a meeting to place raised at `at` is offered (None: not a meeting, or on time).
+
+        After its due time, at the owner's next working time, in their zone, on
+        their working days (followupd.domain.meeting_place): never in the past.
+        """
+        owner = self.settings.owner_for(row.owner)
+        time = OwnersTime(self.calendar, zone(owner.timezone), (owner.country,))
+        return time.meeting_at(row.rule, row.step, row.due_at, at)
 
     def late_by(self, row: FollowUpRow, at: datetime) -> int:
         """How many of the owner's working days after its due time `row` goes at `at`."""

@@ -60,13 +60,15 @@ def raised(
     at: datetime,
     late_by: int = 0,
     put_off: datetime | None = None,
+    placed: datetime | None = None,
 ) -> LiveItem:
     """Record the calendar follow-up `row` delivered: its concern's item made, or moved to it.
 
     `late_by`: how many working days after its due time `row` went. When it
     went on the date the user put the item off to, the periods after it come
     as much later (`LiveItem.repeat_offset`). `put_off`: the time a period
-    that waited for that rhythm is shown due at (`_raise`).
+    that waited for that rhythm is shown due at; `placed`: the time a meeting
+    to place raised after its due is offered at (`_raise`).
     """
     item = session.scalars(select(LiveItem).where(LiveItem.concern == row.concern)).first()
     if item is None:
@@ -76,13 +78,17 @@ def raised(
         item.repeat_offset = 0  # reopened: a new run of the concern, as the rule says
     elif item.repeat_offset == 0 and row.due_at < (item.snoozed_until or row.due_at) <= at:
         item.repeat_offset = late_by  # raised on the date the user put it off to
-    _raise(item, row, href, at, put_off)
+    _raise(item, row, href, at, put_off, placed)
     session.flush()
     return item
 
 
 def as_raised(
-    item: LiveItem | None, row: PeriodRow, at: datetime, put_off: datetime | None = None
+    item: LiveItem | None,
+    row: PeriodRow,
+    at: datetime,
+    put_off: datetime | None = None,
+    placed: datetime | None = None,
 ) -> LiveItem:
     """What `item` (None: none yet) becomes once `row` is delivered, for writing it; unsaved.
 
@@ -95,7 +101,7 @@ def as_raised(
         for column in LiveItem.__table__.columns:
             setattr(shown, column.key, getattr(item, column.key))
         shown.id = None  # type: ignore[assignment]  # a copy, never saved
-    _raise(shown, row, item.href if item is not None else None, at, put_off)
+    _raise(shown, row, item.href if item is not None else None, at, put_off, placed)
     return shown
 
 
@@ -114,24 +120,36 @@ def _new(row: PeriodRow, at: datetime) -> LiveItem:
 
 
 def _raise(
-    item: LiveItem, row: PeriodRow, href: str | None, at: datetime, put_off: datetime | None
+    item: LiveItem,
+    row: PeriodRow,
+    href: str | None,
+    at: datetime,
+    put_off: datetime | None,
+    placed: datetime | None,
 ) -> None:
     """`item` showing `row`'s period; shown due at `put_off` when that is later (a period
     that waited for the rhythm of a reminder the user put off is due when it comes, not
-    overdue on arrival)."""
+    overdue on arrival).
+
+    A meeting to place raised after its due is offered at `placed`, the owner's next
+    working time (followupd.domain.meeting_place), not in the past: that is the due
+    followupd writes (`LiveItem.due_at`), fixed from then on. The sync compares what the
+    user did with it, so followupd's own placing is no move of the user's.
+    """
     item.rule, item.step, item.followup_key = row.rule, row.step, row.key
     item.subject_key, item.mission_id = row.subject_key, row.mission_id
     item.contact_id, item.language = row.contact_id, row.language
-    item.summary, item.description, item.due_at = row.subject, row.body, row.due_at
+    item.summary, item.description = row.subject, row.body
+    item.due_at = max(row.due_at, placed or row.due_at)
     item.times_raised += 1
     item.sequence += 1
     item.href = href
     item.state, item.by_user, item.reason, item.completed_at = CalendarState.OPEN, False, None, None
-    if item.snoozed_until is not None and item.snoozed_until <= row.due_at:
+    if item.snoozed_until is not None and item.snoozed_until <= item.due_at:
         item.snoozed_until = None
-    if put_off is not None and put_off > row.due_at:
+    if put_off is not None and put_off > item.due_at:
         item.snoozed_until = max(put_off, item.snoozed_until or put_off)
-    item.alarm_at = max(row.due_at, item.snoozed_until or row.due_at)  # as `ical.item_of` shows
+    item.alarm_at = max(item.due_at, item.snoozed_until or item.due_at)  # as `ical.item_of`
     item.updated_at = at
 
 

@@ -303,7 +303,9 @@ class LiveItem(Base):
     language: Mapped[str] = mapped_column(String(2))
     summary: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)  # the period's body, as rendered
-    due_at: Mapped[datetime]  # the period's due time, as followupd wrote it
+    # the period's due time, as followupd wrote it: a meeting to place raised after it is
+    # offered at the owner's next working time (followupd.domain.meeting_place)
+    due_at: Mapped[datetime]
     first_raised_at: Mapped[datetime]  # the due time of its first period
     times_raised: Mapped[int] = mapped_column(default=1)
     sequence: Mapped[int] = mapped_column(default=0)  # its iCalendar SEQUENCE

@@ -39,11 +39,11 @@ from icalendar import Alarm, Calendar, Component, Event, Todo, vBinary, vDatetim
 from icalendar.enums import STATUS, TRANSP
 
 from followupd.domain.items import is_call, is_meeting
+from followupd.domain.meeting_place import MEETING_LENGTH
 from followupd.domain.states import CalendarState
 from followupd.store.models import LiveItem
 
 PRODID = "-//followupd//followupd//EN"
-MEETING_LENGTH = timedelta(minutes=30)
 ZONE_SPAN = timedelta(days=400)  # transitions listed around an object's time
 PDF = "application/pdf"
 OCTETS = "application/octet-stream"

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from followupd.channels.calendar import ical
 from followupd.channels.feed.components import Components, serialized
 from followupd.channels.feed.files import FileLinks
+from followupd.domain.meeting_place import OwnersTime
 from followupd.domain.owner_scope import Scope
 from followupd.store import live_items
 from followupd.store.attachments import Named, names
@@ -71,12 +72,15 @@ def items_of(
     zone: ZoneInfo,
     links: FileLinks | None,
     components: Components | None = None,
+    time: OwnersTime | None = None,
 ) -> list[ical.CalendarItem]:
     """The calendar items of `source`, their times in `zone`; by due time, then UID.
 
     Each item's file is linked where `links` says (None: the items show no
     file, for a caller that needs the items, not the document). Those of
-    rows `components` saw in the last build are taken from there.
+    rows `components` saw in the last build are taken from there. A meeting
+    to place still to deliver, recorded after its due, is shown where it will
+    be offered by `time`, the owner's working time (None: at its due).
     """
     kept = (components or Components()).items
 
@@ -93,7 +97,7 @@ def items_of(
     for preview in source.previews:
         row, name, phone = preview
         file = link(row.key)
-        made = partial(_coming, row, zone, name, phone, file)
+        made = partial(_coming, row, zone, name, phone, file, time)
         items.append(kept.get((zone.key, "preview", preview, file), made))
     kept.end_round()
     return sorted(items, key=lambda item: (item.due_at, item.uid))
@@ -105,9 +109,13 @@ def _coming(
     name: str | None,
     phone: str | None,
     file: ical.FileLink | None,
+    time: OwnersTime | None,
 ) -> ical.CalendarItem:
-    """The item a follow-up still to deliver will be."""
-    return ical.item_of(live_items.as_raised(None, row, row.created_at), zone, name, phone, file)
+    """The item a follow-up still to deliver will be, as if raised when it was recorded (a
+    time that stays: a meeting to place recorded late is offered at the next working time)."""
+    at = row.created_at
+    placed = time.meeting_at(row.rule, row.step, row.due_at, at) if time is not None else None
+    return ical.item_of(live_items.as_raised(None, row, at, None, placed), zone, name, phone, file)
 
 
 def feed_items(
@@ -116,15 +124,17 @@ def feed_items(
     zone: ZoneInfo,
     scope: Scope | None = None,
     links: FileLinks | None = None,
+    time: OwnersTime | None = None,
 ) -> list[ical.CalendarItem]:
     """The owner's items: open ones, those closed in the last 30 days, and those to come.
 
     One per concern; a concern not delivered yet shows its next period, under
     the UID its item will have. With several owners, `scope` says whose: each
     owner's feed has their items only. By due time, then UID. Files are
-    linked where `links` says (None: not shown).
+    linked where `links` says (None: not shown); `time` places meetings still to come
+    (`items_of`).
     """
-    return items_of(feed_source(session, at, scope), zone, links)
+    return items_of(feed_source(session, at, scope), zone, links, time=time)
 
 
 def build_feed(

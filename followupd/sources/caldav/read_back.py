@@ -85,6 +85,8 @@ def read_back(session: Session, seen: Iterable[ItemSeen], at: datetime) -> ReadB
         item = found.get(one.uid)
         if item is None or item.retire is not None or item.state != CalendarState.OPEN:
             continue
+        # as followupd wrote it: a meeting to place raised late is where followupd placed it
+        # (followupd.domain.meeting_place), which is no move of the user's
         written_due = max(item.due_at, item.snoozed_until or item.due_at)
         match user_action(one, written_due):
             case Completed(at=when):
