@@ -73,14 +73,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         facts = self._facts(evaluation)
-        due_by = or_(
-            facts.c.piled_at <= evaluation.end + ZONE_SLACK,
-            facts.c.met_at <= evaluation.end - self.every + ZONE_SLACK,
-            and_(
-                facts.c.met_at.is_(None),
-                Mission.start <= evaluation.end.date() - self.every + ZONE_SLACK,
-            ),
-        )
+        due_by = self._due_by(evaluation, facts)
         # what tells a mission's keys; only the missions with a new one are read whole
         narrow = (
             select(
@@ -104,7 +97,20 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 yield self._key(key, day)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
-            yield from self._intents(evaluation, facts, and_(due_by, *only))
+            # the facts of these missions only: computed once, they are not narrowed after
+            some = self._facts(evaluation, *only)
+            yield from self._intents(evaluation, some, self._due_by(evaluation, some))
+
+    def _due_by(self, evaluation: Evaluation, facts: Subquery) -> ColumnElement[bool]:
+        """Whether a mission of `facts` may have a reminder due by the evaluation's end."""
+        return or_(
+            facts.c.piled_at <= evaluation.end + ZONE_SLACK,
+            facts.c.met_at <= evaluation.end - self.every + ZONE_SLACK,
+            and_(
+                facts.c.met_at.is_(None),
+                Mission.start <= evaluation.end.date() - self.every + ZONE_SLACK,
+            ),
+        )
 
     def _key(self, mission: str, day: date) -> str:
         return f"{self.name}:{mission}:{day.isoformat()}"
@@ -113,9 +119,9 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
     def every(self) -> timedelta:
         return timedelta(days=self.options.every_days)
 
-    def _facts(self, evaluation: Evaluation) -> Subquery:
-        """Each active mission of the evaluation's: its last meeting or visit, and when its
-        open issues piled up (the `open_issues`-th of them was opened)."""
+    def _facts(self, evaluation: Evaluation, *which: ColumnElement[bool]) -> Subquery:
+        """Each active mission of the evaluation's that `which` keeps: its last meeting or
+        visit, and when its open issues piled up (the `open_issues`-th of them was opened)."""
         # Correlated subqueries, looked up per active mission through the indexes
         # on mission_id: much cheaper than aggregating every touchpoint and issue.
         last_meeting = (
@@ -139,7 +145,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 last_meeting.label("met_at"),
                 piled_up.label("piled_at"),
             )
-            .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner))
+            .where(Mission.status == MissionStatus.ACTIVE, evaluation.owns(Mission.owner), *which)
             .offset(0)  # computed once: merged into the query, each was looked up again
             .subquery("facts")
         )

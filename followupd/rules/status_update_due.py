@@ -117,35 +117,42 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
         )
         if not cadences:
             return
+
         # Each candidate's last status update, looked up once through the index on
         # mission_id: cheaper than aggregating every status update of the store. OFFSET 0
         # keeps the planners from merging it into the query, which looked each one up
         # again wherever the query names it.
-        last = (
-            select(Mission.id.label("mission_id"), _last_update().label("at"))
-            .where(
-                evaluation.owns(Mission.owner),
-                Mission.status == MissionStatus.ACTIVE,
-                Mission.start <= latest - timedelta(days=min(cadences)),
-                or_(Mission.end.is_(None), Mission.end >= earliest),
+        def last_of(*which: ColumnElement[bool]) -> Subquery:
+            return (
+                select(Mission.id.label("mission_id"), _last_update().label("at"))
+                .where(
+                    evaluation.owns(Mission.owner),
+                    Mission.status == MissionStatus.ACTIVE,
+                    Mission.start <= latest - timedelta(days=min(cadences)),
+                    or_(Mission.end.is_(None), Mission.end >= earliest),
+                    *which,
+                )
+                .offset(0)
+                .subquery("last")
             )
-            .offset(0)
-            .subquery("last")
-        )
+
         # A first reminder on or before `latest` needs anchor <= latest - cadence,
         # that is a start and a last update (in the owner's zone) no later than that.
-        overdue = []
-        for cadence in sorted(cadences):
-            bound = latest - timedelta(days=cadence)
-            since = datetime.combine(bound + timedelta(days=1), time(), tzinfo=tz)
-            overdue.append(
-                and_(
-                    every == cadence,
-                    Mission.start <= bound,
-                    or_(last.c.at.is_(None), last.c.at < since),
+        def overdue(last: Subquery) -> ColumnElement[bool]:
+            found = []
+            for cadence in sorted(cadences):
+                bound = latest - timedelta(days=cadence)
+                since = datetime.combine(bound + timedelta(days=1), time(), tzinfo=tz)
+                found.append(
+                    and_(
+                        every == cadence,
+                        Mission.start <= bound,
+                        or_(last.c.at.is_(None), last.c.at < since),
+                    )
                 )
-            )
-        candidates = (or_(*overdue),)
+            return or_(*found)
+
+        last = last_of()
         # what tells a mission's keys; only the missions with a new one are read whole
         narrow = (
             select(
@@ -160,7 +167,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             )
             .join(last, last.c.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)
-            .where(*candidates)
+            .where(overdue(last))
         )
 
         def keys(row: Sequence[Any]) -> Iterator[str]:
@@ -171,7 +178,8 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 yield self._key(key, nominal)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
-            yield from self._intents(evaluation, last, *candidates, *only)
+            some = last_of(*only)  # these missions only: computed once, not narrowed after
+            yield from self._intents(evaluation, some, overdue(some))
 
     def _key(self, mission: str, nominal: date) -> str:
         return f"{self.name}:{mission}:{nominal.isoformat()}"
