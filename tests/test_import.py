@@ -375,13 +375,17 @@ def test_the_problems_of_a_json_file_come_in_record_order(store: Store, tmp_path
     ]
 
 
+def with_phone(tmp_path: Path, phone: str) -> Path:
+    """The base data file, its contact's phone written as `phone`."""
+    email = 'email = "jeanne.dupont@acme.example"'
+    return write(tmp_path, "phone.toml", BASE.replace(email, f'{email}\nphone = "{phone}"'))
+
+
 @pytest.mark.parametrize("phone", ["call me maybe", "+33 6 12 34 56 78 ext. 4", "12", "++33 6"])
 def test_a_contact_phone_that_is_no_number_is_refused_with_its_line(
     store: Store, tmp_path: Path, phone: str
 ) -> None:
-    written = f'email = "jeanne.dupont@acme.example"\nphone = "{phone}"'
-    path = write(tmp_path, "phone.toml", BASE.replace('email = "jeanne.dupont@acme.example"',
-                                                      written))  # fmt: skip
+    path = with_phone(tmp_path, phone)
     with pytest.raises(DataError) as caught:
         import_files(store, [path], PARIS)
     [problem] = caught.value.problems
@@ -395,10 +399,7 @@ def test_a_contact_phone_that_is_no_number_is_refused_with_its_line(
 def test_phone_numbers_as_people_write_them_are_imported(
     store: Store, tmp_path: Path, phone: str
 ) -> None:
-    written = f'email = "jeanne.dupont@acme.example"\nphone = "{phone}"'
-    path = write(tmp_path, "phone.toml", BASE.replace('email = "jeanne.dupont@acme.example"',
-                                                      written))  # fmt: skip
-    import_files(store, [path], PARIS)
+    import_files(store, [with_phone(tmp_path, phone)], PARIS)
     with store.session() as session:
         assert session.scalars(select(Contact.phone)).all() == [phone]
 
