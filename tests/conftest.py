@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 
 from followupd.cli.main import main
 from followupd.config.load import DATABASE_URL_VARIABLE
-from followupd.store.db import Store
+from followupd.store.db import Store, _alembic_config
 from followupd.store.models import Base, FollowUp
 from tests.davserver import PASSWORD, PASSWORD_VARIABLE, DavServer, dav_server
 from tests.imapserver import ImapServer, throwaway_dovecot
@@ -304,3 +305,11 @@ def dav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dav_kind: str) -> Itera
     monkeypatch.setenv(PASSWORD_VARIABLE, PASSWORD)
     with dav_server(tmp_path / dav_kind, dav_kind) as server:
         yield server
+
+
+def to_revision(store: Store, revision: str, *, down: bool) -> None:
+    """`store`'s schema moved to `revision`, down or up, by alembic's own commands."""
+    config = _alembic_config()
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)

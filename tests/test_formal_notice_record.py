@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import insert, inspect
@@ -26,8 +25,9 @@ from followupd.domain.formal_notice_record import dumps, loads
 from followupd.domain.states import Audience, Channel, FollowUpState
 from followupd.store import attachments
 from followupd.store.attachments import Stored
-from followupd.store.db import HEAD_REVISION, Store, _alembic_config
+from followupd.store.db import HEAD_REVISION, Store
 from followupd.store.models import Base, FollowUp
+from tests.conftest import to_revision
 from tests.test_formal_notice import CONSUMER, ENGLISH, FRENCH, INVOICES
 
 DOLLARS = replace(
@@ -86,18 +86,11 @@ def row(key: str, **file: object) -> dict[str, object]:
     }  # fmt: skip
 
 
-def migrate(store: Store, revision: str, *, down: bool = False) -> None:
-    config = _alembic_config()
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-
-
 def test_0013_goes_up_and_down_and_the_pdfs_stored_before_are_served(database_url: URL) -> None:
     store = Store.open(database_url)
     try:
         store.upgrade()
-        migrate(store, "0012", down=True)
+        to_revision(store, "0012", down=True)
         columns = {column["name"] for column in inspect(store.engine).get_columns("followups")}
         assert "letter" not in columns
         old, plain = "formal_notice:F-2026-001", "invoice_due:F-2026-001:nudge-1"
@@ -132,7 +125,7 @@ def test_0013_goes_up_and_down_and_the_pdfs_stored_before_are_served(database_ur
             assert attachments.named(session, names[new]) == (new, found[new])
             assert attachments.latest(session, "formal_notice", "F-2026-001") == (old, found[old])
 
-        migrate(store, "0012", down=True)
+        to_revision(store, "0012", down=True)
         with store.engine.begin() as connection:
             kept = connection.execute(
                 FOLLOWUPS.select().with_only_columns(FollowUp.key, FollowUp.attachment)

@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, inspect, select
@@ -19,7 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from followupd.domain.states import FollowUpState, MailKind
-from followupd.store.db import HEAD_REVISION, Store, _alembic_config
+from followupd.store.db import HEAD_REVISION, Store
 from followupd.store.mailbox import (
     MAX_MESSAGE_ID,
     FolderState,
@@ -38,7 +37,7 @@ from followupd.store.mailbox import (
 )
 from followupd.store.models import Base, FollowUp, MailFolder, MailMessage
 from followupd.store.outbox import housekeeping
-from tests.conftest import sample_followup
+from tests.conftest import sample_followup, to_revision
 
 NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 PARIS_WINTER = timezone(timedelta(hours=1))
@@ -72,13 +71,6 @@ def every_id(store: Store) -> list[int]:
 
 
 # -- schema 0010 ---------------------------------------------------------------------------
-
-
-def to_revision(store: Store, revision: str, *, down: bool) -> None:
-    config = _alembic_config()
-    with store.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
 
 
 def test_0010_goes_up_and_down_keeping_the_followups(database_url: URL) -> None:
