@@ -34,7 +34,7 @@ from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
-from followupd.rules.periods import cadence_dates
+from followupd.rules.periods import cadence_dates, period_key
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
@@ -94,7 +94,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             _, key, start, owner, country, met_at, piled_at = row
             party = to_owner(evaluation.whose(owner).person, country)
             for day, _, _ in self._periods(evaluation, party, start, met_at, piled_at):
-                yield self._key(key, day)
+                yield period_key(self.name, key, day)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             # the facts of these missions only: computed once, they are not narrowed after
@@ -111,9 +111,6 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 Mission.start <= evaluation.end.date() - self.every + ZONE_SLACK,
             ),
         )
-
-    def _key(self, mission: str, day: date) -> str:
-        return f"{self.name}:{mission}:{day.isoformat()}"
 
     @property
     def every(self) -> timedelta:
@@ -223,7 +220,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 intent = self.intent(
                     party,
                     due_at,
-                    key=self._key(mission.key, day),
+                    key=period_key(self.name, mission.key, day),
                     step=step,
                     subject_key=mission.key,
                     subject=evaluation.templates.subject(party.language, self.name, step, values),

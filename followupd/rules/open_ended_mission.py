@@ -40,7 +40,7 @@ from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner, to_owner_by_email
-from followupd.rules.periods import cadence_dates
+from followupd.rules.periods import cadence_dates, period_key
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -105,13 +105,10 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
             _, key, start, end, owner, country = row
             party = _party(evaluation.whose(owner).person, country)
             for nominal, _ in self._periods(evaluation, party, start, end, earliest, latest):
-                yield self._key(key, nominal)
+                yield period_key(self.name, key, nominal)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             yield from self._intents(evaluation, earliest, latest, *candidates, *only)
-
-    def _key(self, mission: str, nominal: date) -> str:
-        return f"{self.name}:{mission}:{nominal.isoformat()}"
 
     def _periods(
         self,
@@ -163,7 +160,7 @@ class OpenEndedMission(Rule[OpenEndedMissionOptions]):
                 yield self.intent(
                     party,
                     due_at,
-                    key=self._key(mission.key, nominal),
+                    key=period_key(self.name, mission.key, nominal),
                     step=STEP,
                     subject_key=mission.key,
                     subject=subject,

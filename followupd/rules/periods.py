@@ -23,3 +23,9 @@ def cadence_dates(first: date, every_days: int, earliest: date, latest: date) ->
             dates.append(current)
         current += timedelta(days=every_days)
     return dates
+
+
+def period_key(rule: str, subject: str, day: date) -> str:
+    """The key of `rule`'s follow-up about `subject` for the period named `day`:
+    ``<rule>:<subject>:<ISO day>``, one per period (a repeating reminder's)."""
+    return f"{rule}:{subject}:{day.isoformat()}"

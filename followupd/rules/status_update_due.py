@@ -43,7 +43,7 @@ from followupd.domain.states import MissionStatus, TouchpointKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
-from followupd.rules.periods import cadence_dates
+from followupd.rules.periods import cadence_dates, period_key
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Mission, Touchpoint
 from followupd.store.outbox.rows import PendingRow
@@ -175,14 +175,11 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
             party = to_owner(evaluation.whose(owner).person, country)
             cadence = every_days or self.options.every_days
             for nominal, _ in self._periods(evaluation, party, cadence, start, end, last_at):
-                yield self._key(key, nominal)
+                yield period_key(self.name, key, nominal)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
             some = last_of(*only)  # these missions only: computed once, not narrowed after
             yield from self._intents(evaluation, some, overdue(some))
-
-    def _key(self, mission: str, nominal: date) -> str:
-        return f"{self.name}:{mission}:{nominal.isoformat()}"
 
     def _periods(
         self,
@@ -244,7 +241,7 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
                 yield self.intent(
                     party,
                     due_at,
-                    key=self._key(mission.key, nominal),
+                    key=period_key(self.name, mission.key, nominal),
                     step=STEP,
                     subject_key=mission.key,
                     subject=subject,
