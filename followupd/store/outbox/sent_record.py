@@ -1,12 +1,14 @@
-"""A message accepted by its server, recorded sent in one statement, on the driver itself.
+"""Messages accepted by their server, recorded sent in one transaction, on the driver itself.
 
-Delivery records each message the server accepted before the next one may
-end (followupd.delivery.handover), so this statement's cost is paid once a
-message, in series. Through a session it costs a pool checkout, a cache key,
-an ORM flush and a reset; here it is the statement SQLAlchemy compiled once
-for the engine's dialect, with its parameters converted by the columns' own
-types, run on one driver connection kept for a delivery pass: a BEGIN (the
-IMMEDIATE one on SQLite, as in followupd.store.db), the UPDATE, a COMMIT.
+Delivery records the messages the server accepted together, up to a
+sub-batch's, before more may end (followupd.delivery.handover), so this
+transaction's cost is paid in series. Through a session it costs a pool
+checkout, a cache key, an ORM flush and a reset; here it is the statement
+SQLAlchemy compiled once for the engine's dialect, with its parameters
+converted by the columns' own types, run on one driver connection kept for a
+delivery pass: a BEGIN (the IMMEDIATE one on SQLite, as in
+followupd.store.db), the UPDATE of each row (its rowcount says whether it
+was still ours), a COMMIT.
 
 On SQLite the record is first tried on the caller's thread (`at_once`: the
 event loop's), without waiting for the write lock: a local statement of tens
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any, cast
@@ -48,7 +50,7 @@ _NO_WAIT = 0  # SQLite's busy timeout for a record on the event loop's thread: i
 
 
 class SentRecord:
-    """Records rows sent, one at a time, on a driver connection of `engine` kept until `close`.
+    """Records rows sent, a group at a time, on a driver connection of `engine` kept until `close`.
 
     Not for two records at once (delivery's handover runs one at a time); `close` may come
     from any thread, at any time, and never waits: a record under way closes the
@@ -108,19 +110,27 @@ class SentRecord:
             cursor.close()
         return found[0] if found else None
 
-    def __call__(self, row_id: int, message_id: str, worker: str, at: datetime) -> bool:
-        """Row `row_id` recorded sent with `message_id` if `worker` still holds its lease
-        (in a thread: it may wait for the database)."""
-        return bool(self._record(self._params(row_id, message_id, worker, at), wait=True))
+    def __call__(self, sent: Sequence[tuple[int, str]], worker: str, at: datetime) -> set[int]:
+        """Rows (id, the Message-ID it went with) recorded sent, in one transaction, where
+        `worker` still holds their lease: the ids recorded (in a thread: it may wait for the
+        database)."""
+        found = self._record(self._params(sent, worker, at), wait=True)
+        assert found is not None  # it waited
+        return {row_id for (row_id, _), done in zip(sent, found, strict=True) if done}
 
-    def at_once(self, row_id: int, message_id: str, worker: str, at: datetime) -> bool | None:
+    def at_once(
+        self, sent: Sequence[tuple[int, str]], worker: str, at: datetime
+    ) -> set[int] | None:
         """The same record if it waits for nothing (on the event loop's thread); None when it
         would wait, and on PostgreSQL: then it is for `__call__`, in a thread."""
         if self.lock_wait is None:
             return None
-        return self._record(self._params(row_id, message_id, worker, at), wait=False)
+        found = self._record(self._params(sent, worker, at), wait=False)
+        if found is None:
+            return None
+        return {row_id for (row_id, _), done in zip(sent, found, strict=True) if done}
 
-    def _params(self, row_id: int, message_id: str, worker: str, at: datetime) -> Any:
+    def _params(self, sent: Sequence[tuple[int, str]], worker: str, at: datetime) -> list[Any]:
         if self.pass_given[0] != (worker, at):  # the same for every message of a pass
             self.pass_given = (
                 (worker, at),
@@ -128,15 +138,17 @@ class SentRecord:
                 self._processed("at", at),
             )
         _, processed_worker, processed_at = self.pass_given
-        values = self.fixed | {
-            "row_id": self._processed("row_id", row_id),
-            "worker": processed_worker,
-            "at": processed_at,
-            "sent_with": self._processed("sent_with", message_id),
-        }
-        return values if self.names is None else tuple(values[n] for n in self.names)
+        given = self.fixed | {"worker": processed_worker, "at": processed_at}
+        every: list[Any] = []
+        for row_id, message_id in sent:
+            values = given | {
+                "row_id": self._processed("row_id", row_id),
+                "sent_with": self._processed("sent_with", message_id),
+            }
+            every.append(values if self.names is None else tuple(values[n] for n in self.names))
+        return every
 
-    def _record(self, params: Any, wait: bool) -> bool | None:
+    def _record(self, params: list[Any], wait: bool) -> list[bool] | None:
         with self.guard:
             if self.closing:
                 raise RuntimeError("the record of sent messages is closed")
@@ -156,15 +168,18 @@ class SentRecord:
             if closing:  # closed while this record ran: its connection ends now
                 self._give_back()
 
-    def _run(self, params: Any, wait: bool) -> bool | None:
-        """The record; None, and nothing made, if it may not `wait` and SQLite is busy
-        (its write lock taken)."""
+    def _run(self, params: list[Any], wait: bool) -> list[bool] | None:
+        """The record, each row's statement in one transaction: whether each row was ours;
+        None, and nothing made, if it may not `wait` and SQLite is busy (its write lock
+        taken)."""
         cursor = self.connection.cursor()
         try:
             if self.begin is not None:
                 cursor.execute(self.begin)
-            cursor.execute(self.sql, params)
-            done = cursor.rowcount == 1
+            done = []
+            for each in params:
+                cursor.execute(self.sql, each)
+                done.append(cursor.rowcount == 1)
             self.connection.commit()
         except sqlite3.OperationalError as error:
             self.connection.rollback()
