@@ -75,7 +75,7 @@ def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
             gate, reached = asyncio.Event(), asyncio.Event()
 
             async def before_end() -> None:
-                reached.set()  # all of the message written but its end
+                reached.set()  # the envelope taken: the text and its end wait
                 await gate.wait()
 
             async with SmtpSender(smtp) as sender:
