@@ -146,3 +146,27 @@ def test_a_window_lets_that_many_end_before_their_record_made_together() -> None
         assert records == [[1, 2, 3], [4]]
 
     asyncio.run(scenario())
+
+
+def test_what_was_accepted_is_recorded_soon_while_a_server_holds_the_next_end() -> None:
+    recorded = threading.Event()
+    records: list[list[int]] = []
+
+    def record(items: list[int]) -> int:
+        records.append(items)
+        recorded.set()
+        return 0
+
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(record, window=20, within=0.01)
+        first = handover.turn(0)
+        await first()
+        first.accepted(1)
+        held = handover.turn(0)
+        await held()  # its end written, the server slow to answer: no flush, no full window
+        assert await asyncio.to_thread(recorded.wait, 10), "recorded without a flush"
+        assert records == [[1]]
+        held.refused()
+        await handover.settled()
+
+    asyncio.run(scenario())

@@ -6,8 +6,10 @@ Message-ID. The handover bounds that window per instance, across all its
 connections: a message's last line (the "." that ends DATA, or the write into
 a Maildir) waits while `window` messages are ended and not yet recorded.
 Those accepted are recorded together, in one transaction: once the window is
-full, when a sender has sent its sub-batch (`flush`), and at the end
-(`settled`). With a window of one, each message ends only once the one
+full, when a sender has sent its sub-batch (`flush`), at the end (`settled`),
+and `within` seconds after the first of them was accepted, whichever comes
+first: a server slow to answer a message's end does not keep the others
+unrecorded. With a window of one, each message ends only once the one
 accepted before it is recorded; with a sub-batch's (delivery's), a record
 serves a sub-batch, and a crash sends at most a sub-batch again.
 
@@ -44,12 +46,14 @@ class Handover(Generic[T]):
         record: Callable[[list[T]], int],
         at_once: Callable[[list[T]], int | None] | None = None,
         window: int = 1,
+        within: float = 0.01,
     ) -> None:
         if window < 1:
             raise ValueError("a window of at least one message")
         self.record = record
         self.at_once = at_once
-        self.window = window
+        self.window, self.within = window, within
+        self.timer: asyncio.TimerHandle | None = None  # a record `within` the first accepted
         self.ending = 0  # turns taken: their end written, or about to be, no answer yet
         self.accepted: list[T] = []  # accepted, their record not started
         self.recording_count = 0  # accepted, their record under way
@@ -58,7 +62,7 @@ class Handover(Generic[T]):
         self.failure: BaseException | None = None
         self.recording: asyncio.Task[None] | None = None
         self.changed: asyncio.Future[None] | None = None  # woken as the window moves
-        self.losses = 0  # records that found their claim taken over
+        self.losses = 0  # claims the records found taken over
 
     def turn(self, checked: int) -> Turn[T]:
         """The turn of one message whose claim was checked when `losses` was `checked`:
@@ -84,8 +88,16 @@ class Handover(Generic[T]):
             raise self.failure
 
     def _start(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.recording is None and self.accepted and self.failure is None:
             self.recording = asyncio.create_task(self._run())
+
+    def _soon(self) -> None:
+        """Record what was accepted `within` seconds, unless something records it first."""
+        if self.timer is None and self.recording is None and self.accepted:
+            self.timer = asyncio.get_running_loop().call_later(self.within, self.flush)
 
     async def _run(self) -> None:
         try:
@@ -107,6 +119,7 @@ class Handover(Generic[T]):
                     break  # the rest waits for a full window or a flush
         finally:
             self.recording = None
+            self._soon()  # what was accepted meanwhile
             self._wake()
 
     def _wake(self) -> None:
@@ -164,6 +177,8 @@ class Turn(Generic[T]):
         handover.added += 1
         if handover.full:
             handover.flush()
+        else:
+            handover._soon()
         handover._wake()
 
     def refused(self) -> None:
