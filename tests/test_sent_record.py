@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +122,20 @@ def test_a_claim_taken_over_is_not_recorded_and_the_others_are(store: Store) -> 
     assert done == {ours}
     assert state_of(store, taken) == ("sending", None)
     assert state_of(store, ours) == ("sent", "<n@x>")
+
+
+def test_a_check_renews_the_leases_still_ours_and_names_them(store: Store) -> None:
+    taken = claimed(store, worker="w2")
+    ours = claimed(store, key="invoice_due:F-2:nudge-1")
+    sent = SentRecord(store.engine)
+    until = AT + timedelta(minutes=10)
+    try:
+        found = sent.renewed_at_once([taken, ours], "w1", until)
+        if found is None:  # PostgreSQL: in a thread
+            found = sent.renewed([taken, ours], "w1", until)
+    finally:
+        sent.close()
+    assert found == {ours}
+    with store.session() as session:
+        leases = dict(session.execute(select(FollowUp.id, FollowUp.lease_expires_at)).all())
+    assert leases[ours] == until and leases[taken] == AT, leases

@@ -599,7 +599,7 @@ class Deliverer:
                 window=SUB_BATCH,
             )
             connections = [
-                asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
+                asyncio.create_task(self._connection(queue, at, outcomes, handover, report, sent))
                 for _ in range(min(self.connections, len(queue)))
             ]
             try:
@@ -629,15 +629,17 @@ class Deliverer:
         outcomes: GroupCommit[Attempt],
         handover: Handover[Prepared],
         report: DeliveryReport,
+        sent: SentRecord,
     ) -> None:
-        """One connection: sends sub-batches from `queue` until it is empty, or a stop."""
+        """One connection: sends sub-batches from `queue` until it is empty, or a stop;
+        their claims checked on the pass's connection for records (`sent`)."""
         taken: list[Prepared] = []
         try:
             async with self.sender() as sender:
                 while queue and not self.stopping:
                     sub_batch = queue.popleft()
                     taken += sub_batch
-                    await self._send_sub_batch(sender, sub_batch, at, outcomes, handover)
+                    await self._send_sub_batch(sender, sub_batch, at, outcomes, handover, sent)
                     handover.flush()  # what went is recorded sent, while the next goes
                     await outcomes.flush()  # the failures, before the next claims are checked
         except DeliveryError as error:  # the connection itself failed: what it took waits
@@ -652,8 +654,9 @@ class Deliverer:
         at: datetime,
         outcomes: GroupCommit[Attempt],
         handover: Handover[Prepared],
+        sent: SentRecord,
     ) -> None:
-        """Check the claims of `sub_batch` in one statement, then send.
+        """Check the claims of `sub_batch` in one transaction, then send.
 
         A message's end waits while a sub-batch's worth of messages accepted
         on any connection are not recorded sent (followupd.delivery.handover):
@@ -661,12 +664,12 @@ class Deliverer:
         as they come.
         """
         checked = handover.losses
-        ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
+        ours = await self._still_ours(sub_batch, at, sent)
         for index, each in enumerate(sub_batch):
             while not self.stopping:  # the rest is handed back
                 if handover.losses > checked:  # a record found its claim taken over
                     checked = handover.losses
-                    ours = await asyncio.to_thread(self._still_ours, sub_batch[index:], at)
+                    ours = await self._still_ours(sub_batch[index:], at, sent)
                 if each.batch.lead.id not in ours:
                     log.warning("%s was handed to another worker; not sent here",
                                 each.batch.lead.key)  # fmt: skip
@@ -686,8 +689,11 @@ class Deliverer:
                     turn.accepted(each)
                 break
 
-    def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
-        """The leads of `sub_batch` whose claims are still ours, checked right before they go.
+    async def _still_ours(
+        self, sub_batch: list[Prepared], at: datetime, sent: SentRecord
+    ) -> set[int]:
+        """The leads of `sub_batch` whose claims are still ours, checked right before they go
+        (on the event loop's thread where that waits for nothing, as the records of sent).
 
         A claim can be handed back while its batch is under way (the worker's
         lock connection dropped, and the leader took it for dead): without this,
@@ -700,9 +706,11 @@ class Deliverer:
         # keeps the messages it is about to send from being taken over and sent twice.
         now = at + timedelta(seconds=self.monotonic() - self.started)
         pacing = timedelta(seconds=len(sub_batch) * self.pacer.interval) if self.pacer else ZERO
-        with self.store.session() as session:
-            leads = [each.batch.lead.id for each in sub_batch]
-            return claims.still_ours(session, leads, self.worker, now, LEASE + pacing)
+        leads, until = [each.batch.lead.id for each in sub_batch], now + LEASE + pacing
+        ours = sent.renewed_at_once(leads, self.worker, until)
+        if ours is None:
+            ours = await asyncio.to_thread(sent.renewed, leads, self.worker, until)
+        return ours
 
     def _record_accepted(
         self, accepted: list[Prepared], sent: SentRecord, at: datetime, report: DeliveryReport
