@@ -247,18 +247,23 @@ class Deliverer:
         self.started = self.monotonic()
         report = DeliveryReport()
         await asyncio.to_thread(self._before, at, report)
-        while not self.stopping:
-            rows = await asyncio.to_thread(self._claim, at)
-            if not rows:
-                return report
-            ready = await asyncio.to_thread(self._screen, rows, at, report)
-            try:
-                await self._send(ready, at, report)
-            finally:
-                await asyncio.to_thread(self._release, ready.rows, at)
-            if len(rows) < BATCH:
-                return report
-        return report
+        idle: list[MailSender] = []  # the pass's connections, kept from one batch to the next
+        try:
+            while not self.stopping:
+                rows = await asyncio.to_thread(self._claim, at)
+                if not rows:
+                    return report
+                ready = await asyncio.to_thread(self._screen, rows, at, report)
+                try:
+                    await self._send(ready, at, report, idle)
+                finally:
+                    await asyncio.to_thread(self._release, ready.rows, at)
+                if len(rows) < BATCH:
+                    return report
+            return report
+        finally:
+            for sender in idle:
+                await sender.close()
 
     def _before(self, at: datetime, report: DeliveryReport) -> None:
         with self.store.session() as session:
@@ -579,7 +584,12 @@ class Deliverer:
         return None
 
     # -- sending ----------------------------------------------------------------------
-    async def _send(self, ready: Screened, at: datetime, report: DeliveryReport) -> None:
+    async def _send(
+        self, ready: Screened, at: datetime, report: DeliveryReport, idle: list[MailSender]
+    ) -> None:
+        """Write a claimed batch's calendar items, then send its emails over up to `[smtp]
+        connections` connections, taken from `idle` (the pass's, left open by the batch
+        before) or opened, and left there for the next."""
         items = [row for row in ready.rows if row.channel == Channel.CALENDAR]
         if items:
             await self._write_calendar(items, at, report)
@@ -599,7 +609,9 @@ class Deliverer:
                 window=SUB_BATCH,
             )
             connections = [
-                asyncio.create_task(self._connection(queue, at, outcomes, handover, report, sent))
+                asyncio.create_task(
+                    self._connection(queue, at, outcomes, handover, report, sent, idle)
+                )
                 for _ in range(min(self.connections, len(queue)))
             ]
             try:
@@ -630,18 +642,25 @@ class Deliverer:
         handover: Handover[Prepared],
         report: DeliveryReport,
         sent: SentRecord,
+        idle: list[MailSender],
     ) -> None:
         """One connection: sends sub-batches from `queue` until it is empty, or a stop;
-        their claims checked on the pass's connection for records (`sent`)."""
+        their claims checked on the pass's connection for records (`sent`). The connection
+        is one of `idle`, or a new one, and goes back there unless it failed."""
         taken: list[Prepared] = []
+        sender = idle.pop() if idle else self.sender()
         try:
-            async with self.sender() as sender:
+            try:
                 while queue and not self.stopping:
                     sub_batch = queue.popleft()
                     taken += sub_batch
                     await self._send_sub_batch(sender, sub_batch, at, outcomes, handover, sent)
                     handover.flush()  # what went is recorded sent, while the next goes
                     await outcomes.flush()  # the failures, before the next claims are checked
+            except BaseException:
+                await sender.close()
+                raise
+            idle.append(sender)
         except DeliveryError as error:  # the connection itself failed: what it took waits
             await handover.settled()  # what went is recorded sent first
             await outcomes.flush()
