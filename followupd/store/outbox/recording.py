@@ -302,9 +302,13 @@ def pending(
         FollowUp.state == FollowUpState.PENDING
     )
     keys = [key for key, rule, owner in session.execute(which) if asked(key, rule, owner)]
+    # by key alone, then the state: with the state in the query, SQLite reads every pending
+    # row of the index on (state, due_at) for each chunk, not the few by the unique key
+    by_key = select(*PENDING_COLUMNS, FollowUp.state)
     rows: list[PendingRow] = []
     for chunk in chunked(keys):
-        rows += session.execute(query.where(FollowUp.key.in_(chunk)))
+        found = session.execute(by_key.where(FollowUp.key.in_(chunk)))
+        rows += (row for row in found if row.state == FollowUpState.PENDING)
     return rows
 
 
