@@ -286,6 +286,11 @@ def states(session: Session, keys: Sequence[str]) -> list[Row[str, str, str]]:
     return found
 
 
+def empty(session: Session) -> bool:
+    """Whether the outbox has no follow-up at all (a new store, before its first pass)."""
+    return session.scalar(select(FollowUp.id).limit(1)) is None
+
+
 def pending(session: Session) -> list[PendingRow]:
     """Every pending follow-up, with what its rule needs to tell whether its reason went."""
     return list(
