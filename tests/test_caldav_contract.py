@@ -302,6 +302,20 @@ class TestCaldavServer:
         asked = [method for method, _, status in user.dav.requests if status != 401]
         assert asked == ["PROPFIND", "REPORT", "REPORT"], user.dav.requests  # list, sync, fetch
 
+    def test_a_first_sync_lists_and_fetches_by_plain_requests(
+        self, user: User, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The library finds the calendar; its objects are listed and fetched without it."""
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
+        user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
+        with monkeypatch.context() as patched:
+            patched.setattr(LibraryCalendar, "changes", library_forbidden)
+            patched.setattr(LibraryCalendar, "fetch", library_forbidden)
+            report = user.sync(at(11, 23))
+        assert [(c.mode, c.fetched, c.deleted) for c in report.calendars] == [("full", 2, 0)]
+        assert (report.missions_created, report.failed) == (2, [])
+        assert {"acme-crm", "acme-old"} <= set(missions(user.store))
+
     def test_plain_requests_read_what_changed_as_the_library_reads_it(self, user: User) -> None:
         """The same changes, deletions, token and calendar data, by either way of asking."""
         user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
@@ -320,6 +334,12 @@ class TestCaldavServer:
         library = LibraryCalendar(user.app.calendar("Missions"))
         with PlainDav(user.dav.url, USER, PASSWORD) as dav:
             plain = PlainCalendar(dav, library.url, library_forbidden)
+            gone = library.url + "gone.ics"  # stored, no longer listed: deleted
+            for stored in ({}, {**known, gone: '"old"'}):
+                first = plain.changes(None, stored)
+                assert first == library.changes(None, stored)
+                assert first.mode == "full" and len(first.changed) == 2
+            assert first.deleted == {gone, *known} - set(first.changed)
             asked = plain.changes(token, known)
             assert asked == library.changes(token, known)
             assert (len(asked.changed), len(asked.deleted)) == (2, 1)

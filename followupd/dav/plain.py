@@ -95,6 +95,12 @@ class PlainDav:
         self.ca_file, self.timeout = ca_file, timeout
         self._connection: http.client.HTTPConnection | None = None
 
+    def reaches(self, url: str) -> bool:
+        """Whether `url` is on this server (scheme, host and port): what requests can ask."""
+        parts = urlsplit(url)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+        return (parts.scheme, parts.hostname, port) == (self.scheme, self.host, self.port)
+
     def __enter__(self) -> PlainDav:
         return self
 

@@ -1,10 +1,11 @@
 """How a calendar is asked what changed and for its objects: by plain requests, or the library.
 
-A calendar found through the caldav library (`LibraryCalendar`) is asked
-through it (followupd.sources.caldav.changes). A calendar whose URL and
-token the store knows (`PlainCalendar`) is asked by plain requests
-(followupd.dav.plain): a sync-collection REPORT from its token, a
-calendar-multiget of what changed. Whatever answer is not the plain case
+A calendar at a URL on the account's server (`PlainCalendar`: known from
+the store, or just found through the caldav library) is asked by plain
+requests (followupd.dav.plain): a sync-collection REPORT from its token (an
+empty one for a first sync: every object), a calendar-multiget of what
+changed. One the plain requests cannot reach (`LibraryCalendar`) is asked
+through the library (followupd.sources.caldav.changes). Whatever answer is not the plain case
 (a token the server refuses, a truncated listing, an href with escapes, an
 object the server cannot send) is asked again through the library, as if
 the plain request had not been made: the two read the same answers alike,
@@ -22,7 +23,7 @@ from xml.sax.saxutils import escape
 
 from followupd.dav.client import url_of
 from followupd.dav.plain import CALDAV, DAV, NotPlain, PlainDav, is_plain, responses
-from followupd.sources.caldav.change_set import Changes, ETags, Fetched
+from followupd.sources.caldav.change_set import Changes, ETags, Fetched, differing
 
 log = logging.getLogger("followupd.sources.caldav")
 
@@ -94,10 +95,15 @@ class PlainCalendar:
         return self._library().fetch(hrefs, skip)
 
     def _changes(self, token: str | None, known: ETags) -> Changes:
-        """RFC 6578: what changed and what was deleted since `token`, in one answer."""
-        if not token or token.startswith("fake-"):
+        """RFC 6578: what changed and what was deleted since `token`, in one answer.
+
+        With no token, the first listing (an empty token): every object, as
+        the library lists it for a first sync (mode "full", what is stored and
+        not listed taken as deleted).
+        """
+        if token is not None and (not token or token.startswith("fake-")):
             raise NotPlain("no token of the server's to start from")
-        body = SYNC_COLLECTION.format(token=escape(token)).encode("utf-8")
+        body = SYNC_COLLECTION.format(token=escape(token or "")).encode("utf-8")
         root = self.dav.multistatus("REPORT", self.path, body, {"Depth": "1"})
         tokens = [found.text for found in root if found.tag == DAV + "sync-token"]
         if len(tokens) != 1 or not tokens[0] or tokens[0].startswith("fake-"):
@@ -114,6 +120,9 @@ class PlainCalendar:
                 deleted.add(url)
                 continue
             changed[url] = _only(properties, DAV + "getetag")
+        if token is None:
+            deleted |= set(known) - set(changed)
+            return Changes("full", differing(changed, known), deleted, tokens[0])
         return Changes("incremental", changed, deleted & set(known), tokens[0])
 
     def _multiget(self, hrefs: Sequence[str]) -> Fetched:

@@ -47,11 +47,12 @@ def changes(calendar: Any, url: str, token: str | None, known: ETags) -> Changes
         return Changes("etag comparison", changed, set(known) - set(listed), None)
     objects = {str(obj.url.canonical()): obj.etag for obj in result.objects}
     deleted = {str(gone) for gone in result.deleted_urls}
+    # a member listed as removed stays among the library's objects (with no ETag): not changed
+    listed = {href: etag for href, etag in objects.items() if href not in deleted}
     if token is None:  # a first listing: anything stored but not listed is gone
         deleted |= set(known) - set(objects)
-        changed = differing(objects, known)
-        return Changes("full", changed, deleted, str(new_token))
-    changed = {href: etag for href, etag in objects.items() if href not in deleted}
+        return Changes("full", differing(listed, known), deleted, str(new_token))
+    changed = listed
     return Changes("incremental", changed, deleted & set(known), str(new_token))
 
 

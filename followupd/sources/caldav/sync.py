@@ -10,12 +10,14 @@ those stored in ``calendar_objects`` instead; a real token is asked for again
 on the next sync. Tokens and ETags live in the store, so the daemon and
 `followupd sync` share them.
 
-The calendars are found, and asked, through the caldav library; once found,
-with their tokens stored, by plain requests (a listing of their collection,
-a sync-collection REPORT, a calendar-multiget: followupd.dav.plain and
-followupd.sources.caldav.calendar_access), the library loaded only for an
-answer those do not read as plainly: a sync after one change is a short
-command, and the library stack takes longer to import than the sync to run.
+The calendars are found through the caldav library; once found, with their
+tokens stored, by a plain listing of their collection. What changed in them
+is asked by plain requests (a sync-collection REPORT, a calendar-multiget:
+followupd.dav.plain and followupd.sources.caldav.calendar_access), a first
+sync's too, the library asked only for an answer those do not read as
+plainly: a sync after one change is a short command, and the library stack
+takes longer to import than the sync to run; a first sync reads thousands
+of objects, which the library's per-object URLs make slower.
 
 An object that cannot be read is skipped with its URL and the reason, and
 never stops the sync; its ETag is kept so it is not fetched again until it
@@ -201,7 +203,7 @@ class CalendarSync:
                     calendars = self._known(connections, wanted)
                     if calendars is None:
                         found = {}
-                        calendars = self._calendars(connections.library(), wanted, report, found)
+                        calendars = self._calendars(connections, wanted, report, found)
                     for source, calendar in calendars:
                         read.add(calendar.url)
                         self._sync_one(source, calendar, at, report)
@@ -246,6 +248,8 @@ class CalendarSync:
             return None
         try:
             dav = connections.plain()
+            if not dav.reaches(known.home):
+                raise NotPlain(f"{known.home} is on another server")
             listed = listed_calendars(dav, known.home)
             found: dict[str, tuple[SyncedCalendar, CalendarAccess]] = {}
             for source in wanted:
@@ -304,17 +308,20 @@ class CalendarSync:
 
     def _calendars(
         self,
-        client: Any,
+        connections: Connections,
         wanted: list[SyncedCalendar],
         report: SyncReport,
         urls: dict[str, str | None],
     ) -> list[tuple[SyncedCalendar, CalendarAccess]]:
-        """Each calendar to sync that the server has, asked through the library; `urls` told
-        the URL of each, by name.
+        """Each calendar to sync that the server has, looked up through the library; `urls`
+        told the URL of each, by name.
 
         A name two calendars answer to is that calendar's failure; a calendar
-        named twice (by its name, and by its path) is synced once.
+        named twice (by its name, and by its path) is synced once. What changed
+        in each is then asked by plain requests where they reach it
+        (`Connections.found`): a first sync lists and fetches every object.
         """
+        client = connections.library()
         listed = client.principal().calendars()
         found: dict[str, tuple[SyncedCalendar, CalendarAccess]] = {}
         for source in wanted:
@@ -332,7 +339,7 @@ class CalendarSync:
                 else:
                     report.note(f"calendar {source.name!r} not found on {self.url}")
                 continue
-            access = LibraryCalendar(calendar)
+            access = connections.found(calendar)
             urls[source.name] = access.url
             _merge(found, source, access)
         return list(found.values())
@@ -745,6 +752,18 @@ class Connections:
         if self._client is None:
             self._client = dav_client(self.account, self.environ).__enter__()
         return self._client
+
+    def found(self, calendar: Any) -> CalendarAccess:
+        """A calendar the library found, asked by plain requests when they can reach it
+        (the library's calendar for what is not plain); else through the library."""
+        library = LibraryCalendar(calendar)
+        try:
+            dav = self.plain()
+        except NotPlain:
+            return library
+        if not dav.reaches(library.url):
+            return library
+        return PlainCalendar(dav, library.url, lambda: library)
 
     def calendar(self, url: str) -> LibraryCalendar:
         """The calendar at `url`, asked through the library."""
