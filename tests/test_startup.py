@@ -40,7 +40,9 @@ NOT_FOR_PLAN = ("alembic", "reportlab", "matplotlib", "aiosmtplib", "caldav", "n
                 "followupd.daemon.service", "followupd.cli.checks",
                 "holidays.countries",
                 # no calendar to read: not its reader
-                "icalendar", "recurring_ical_events", "followupd.sources.ical.read")  # fmt: skip
+                "icalendar", "recurring_ical_events", "followupd.sources.ical.read",
+                # no data file to read, no address the config writes unusually
+                "followupd.sources.files.records", "email_validator")  # fmt: skip
 
 
 def loaded_by(argv: list[str], cwd: Path | None = None, status: int = 0) -> tuple[str, set[str]]:
