@@ -238,7 +238,9 @@ def test_loaded_on_any_day_every_rule_has_something_to_show(
     result = cli("init", "--demo", "--today", day.isoformat())
     assert result.code == 0, result
     sunday = last_sunday(day)
-    assert f"as seen from {sunday:%A} {sunday.day} {sunday:%B %Y}" in result.out
+    assert f"as seen from {sunday:%A} {sunday.day} {sunday:%B %Y}, the latest Sunday" in (
+        result.out
+    ), "on a Monday, the day before: not this week's"
 
     # dates in the right weekday, in the loading week's place
     data = demo_data()

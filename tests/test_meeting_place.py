@@ -9,7 +9,9 @@ cases: the pure placing (weekends, holidays, the daylight-saving changes of
 tests/test_dst.py, another zone), then the feed and a real CalDAV server on
 both databases, where the sync must not take followupd's own placing for a
 move of the user's, and a move of the user's still wins. A task raised late
-stays due when it was (an overdue task is fine).
+stays due when it was (an overdue task is fine), but its alarm, in the past,
+would never ring on a phone: it rings at the owner's next working time, the
+raise itself inside the send window of a working day.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from followupd.config.sections import Business
 from followupd.config.settings import Settings
 from followupd.delivery.deliverer import Deliverer
 from followupd.domain.business_calendar import BusinessCalendar
-from followupd.domain.meeting_place import MEETING_LENGTH, OwnersTime, placed_at
+from followupd.domain.meeting_place import MEETING_LENGTH, OwnersTime, placed_at, ring_at
 from followupd.domain.states import FollowUpState
 from followupd.engine.evaluation import evaluate
 from followupd.rules.registry import RULES, enabled_rules
@@ -92,13 +94,31 @@ def test_holidays_and_daylight_saving_changes() -> None:
     assert in_new_york.astimezone(NEW_YORK).hour == 9
 
 
-def test_only_a_meeting_to_place_is_placed() -> None:
+def rings(due: datetime, at: datetime) -> datetime:
+    return ring_at(CALENDAR, due.astimezone(UTC), at.astimezone(UTC), PARIS, FR)
+
+
+def test_a_task_raised_late_rings_at_the_next_working_time() -> None:
+    assert rings(D0, D0 + timedelta(minutes=4)) == D0, "a pass a few minutes late: at its due"
+    assert rings(D0, paris(2026, 12, 10, 14, 10)) == paris(2026, 12, 10, 14, 10), "at once"
+    assert rings(D0, paris(2026, 12, 10, 19)) == paris(2026, 12, 11, 9), "evening: next morning"
+    assert rings(D0, SATURDAY) == MONDAY
+    assert rings(D0, paris(2026, 12, 24, 18, 30)) == paris(2026, 12, 28, 9), "Christmas"
+
+
+def test_a_meeting_is_placed_and_a_task_rings_late() -> None:
     owners_time = OwnersTime(CALENDAR, PARIS, FR)
-    assert owners_time.meeting_at("mission_closeout", "bilan", D0, SATURDAY) == MONDAY
-    assert owners_time.meeting_at("checkpoint_meeting", "open-issues", D0, SATURDAY) == MONDAY
-    assert owners_time.meeting_at("checkpoint_meeting", "open-issues", D0, D0) is None
-    assert owners_time.meeting_at("mission_closeout", "final-invoice", D0, SATURDAY) is None
-    assert owners_time.meeting_at("status_update_due", "reminder", D0, SATURDAY) is None
+    assert owners_time.late_time("mission_closeout", "bilan", D0, SATURDAY) == MONDAY
+    assert owners_time.late_time("checkpoint_meeting", "open-issues", D0, SATURDAY) == MONDAY
+    assert owners_time.late_time("checkpoint_meeting", "open-issues", D0, D0) is None
+    assert owners_time.late_time("status_update_due", "reminder", D0, D0) is None
+    thursday_late = paris(2026, 12, 10, 14, 10)
+    assert owners_time.late_time("status_update_due", "reminder", D0, thursday_late) == (
+        thursday_late
+    )
+    assert owners_time.late_time("checkpoint_meeting", "open-issues", D0, thursday_late) == (
+        paris(2026, 12, 10, 14, 30)
+    ), "a meeting takes the next half-hour"
 
 
 # -- through a pass: the feed, a CalDAV server ---------------------------------------------
@@ -186,13 +206,27 @@ def test_the_feed_shows_a_late_meeting_still_to_deliver_where_it_will_be(
     assert when(feed_event(store, SATURDAY), "DTSTART") == MONDAY, "raised: where it was shown"
 
 
-def test_a_task_raised_late_stays_due_when_it_was(store: Store, tmp_path: Path) -> None:
-    imported(store, tmp_path, STATUS.data)
-    assert STATUS.first in tick(store, feed_only(tmp_path, STATUS), SATURDAY)
-    assert item(store, STATUS.first).due_at.astimezone(UTC) == D0.astimezone(UTC)
+def feed_task(store: Store, at: datetime, time: OwnersTime | None = None) -> Component:
     with store.session() as session:
-        body = build_feed(feed_items(session, SATURDAY, PARIS), PARIS, "followupd").body
-    assert when(the_part(body, "VTODO"), "DUE") == D0
+        body = build_feed(feed_items(session, at, PARIS, time=time), PARIS, "followupd").body
+    return the_part(body, "VTODO")
+
+
+def test_a_task_raised_late_stays_due_when_it_was_and_rings_at_the_next_working_time(
+    store: Store, tmp_path: Path
+) -> None:
+    imported(store, tmp_path, STATUS.data)
+    settings = feed_only(tmp_path, STATUS)
+    with store.session() as session:
+        evaluate(session, settings, enabled_rules(settings.rules), SATURDAY)
+    coming = feed_task(store, SATURDAY, OwnersTime(CALENDAR, PARIS, FR))
+    assert when(coming, "DUE") == D0 and trigger(coming) == MONDAY, "still to deliver"
+    assert STATUS.first in tick(store, settings, paris(2026, 12, 13, 18))
+    assert item(store, STATUS.first).due_at.astimezone(UTC) == D0.astimezone(UTC)
+    for later in (paris(2026, 12, 13, 18), paris(2026, 12, 14, 11)):
+        task = feed_task(store, later)
+        assert when(task, "DUE") == D0, "overdue, honestly"
+        assert trigger(task) == MONDAY.astimezone(UTC), f"rings on Monday morning, at {later}"
 
 
 @pytest.mark.parametrize("dav_kind", SERVERS)
@@ -234,6 +268,50 @@ def test_a_late_meeting_on_a_caldav_server_is_no_move_of_the_users_and_theirs_wi
     text, _ = calendar.get(live.href)
     assert when(the_part(text, "VEVENT"), "DTSTART") == tuesday
     assert trigger(the_part(text, "VEVENT")) == tuesday.astimezone(UTC)
+
+
+def moved_task(text: bytes | str, to: datetime) -> bytes:
+    """The stored task `text` as an app that moves its due (todoman) writes it back."""
+    calendar = Calendar.from_ical(text)
+    for part in calendar.walk("VTODO"):
+        sequence = int(str(part["SEQUENCE"]))
+        for name in ("DUE", "DTSTART", "SEQUENCE"):
+            part.pop(name)
+        part.add("due", to)
+        part.add("dtstart", to)
+        part.add("sequence", sequence + 1)
+    return bytes(calendar.to_ical())
+
+
+@pytest.mark.parametrize("dav_kind", SERVERS)
+def test_a_late_task_on_a_caldav_server_rings_monday_and_then_when_the_user_says(
+    store: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    imported(store, tmp_path, STATUS.data)
+    settings = settings_for(tmp_path, dav, STATUS)
+    assert STATUS.first in tick(store, settings, SATURDAY)
+    live = item(store, STATUS.first)
+    assert live.href is not None
+    calendar = WriteCalendar(dav)
+    text, _ = calendar.get(live.href)
+    task = the_part(text, "VTODO")
+    assert when(task, "DUE") == D0 and trigger(task) == MONDAY.astimezone(UTC)
+
+    synced = sync_calendars(store, settings, paris(2026, 12, 13, 10))
+    assert not synced.failed and synced.user.counts == (0, 0, 0), "its own alarm: no answer"
+
+    # the user puts it off to Sunday evening (before followupd's alarm), then to Tuesday:
+    # followupd's alarm follows
+    for to, at in ((paris(2026, 12, 13, 20), paris(2026, 12, 13, 11)),
+                   (paris(2026, 12, 15, 14), paris(2026, 12, 13, 12))):  # fmt: skip
+        text, etag = calendar.get(live.href)
+        calendar.put(live.href, moved_task(text, to), etag)
+        synced = sync_calendars(store, settings, at)
+        assert synced.user.snoozed == [STATUS.first], to
+        tick(store, settings, at)
+        text, _ = calendar.get(live.href)
+        task = the_part(text, "VTODO")
+        assert when(task, "DUE") == to and trigger(task) == to.astimezone(UTC), to
 
 
 def test_the_demo_late_meeting_is_offered_on_monday(

@@ -5,7 +5,7 @@ The engine gives each rule the keys of its follow-ups already in the outbox
 read it whole. These tests run the same passes, at instants days apart with
 the store changing in between (meetings and status updates recorded, issues
 opened and resolved, missions paused, put on hold or given a new cadence,
-emails sent, invoices paid),
+emails sent, invoices paid, formal notices and calls dismissed),
 once as the engine runs them and once with `recorded` withheld from the rules
 (so that they read everything, and the cancellation check asks about every
 pending row), and compare every row of the outbox after each pass. The store is the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,37 @@ from tests.bench.evaluate import AT, CONFIG, build
 
 MISSIONS = 300
 DAY = timedelta(days=1)
+
+
+def stagger_invoices(session: Session, at: datetime) -> None:
+    """Unpaid invoices on one mission in seven: their formal notices and calls come due pass
+    after pass, each citing (listing) the others or cited by them.
+
+    Four a week apart (S…); on other missions, two days apart, a pair whose first call (A…,
+    due at the fifth pass, its key of odd length: dismissed before the seventh) lists the
+    second (B…, due between them): a call dismissed lists it still in a pass that finds
+    both due.
+    """
+    missions = session.scalars(
+        select(Mission.id).where(Mission.status != MissionStatus.DISPUTED).order_by(Mission.id)
+    ).all()
+    invoices = [(f"S{mission}-{days // 7}", mission, days)
+                for mission in missions[::7] for days in (28, 35, 42, 49)]  # fmt: skip
+    invoices += [(f"{letter}{mission:05d}", mission, days) for mission in missions[3::7]
+                 for letter, days in (("A", 27), ("B", 25))]  # fmt: skip
+    last = session.scalar(select(func.max(Invoice.id))) or 0
+    rows = [
+        {
+            "id": last + 1 + n,  # as in both runs: PostgreSQL's sequence runs on from a rollback
+            "mission_id": mission,
+            "number": number,
+            "amount": Decimal("900.00"),
+            "issued": (at - timedelta(days=days + 30)).date(),
+            "due": (at - timedelta(days=days)).date(),
+        }
+        for n, (number, mission, days) in enumerate(invoices)
+    ]
+    session.execute(insert(Invoice), rows)
 
 
 def record_meetings(session: Session, at: datetime) -> None:
@@ -86,15 +118,29 @@ def send_emails(session: Session, at: datetime) -> None:
     )
 
 
+def dismiss_letters_and_calls(session: Session, at: datetime) -> None:
+    """One formal notice and one overdue call in two dismissed in the calendar: no longer
+    standing for the client's (the contact's) other invoices, which then get their own."""
+    session.execute(
+        update(FollowUp)
+        .where(
+            FollowUp.state == FollowUpState.PENDING,
+            FollowUp.rule.in_(("formal_notice", "escalate_by_phone")),
+            func.length(FollowUp.key) % 2 == 1,
+        )
+        .values(state=FollowUpState.DISMISSED, reason="deleted in the calendar", updated_at=at)
+    )
+
+
 # (instant of a pass, what changes in the store before it)
 PASSES: list[tuple[datetime, Callable[[Session, datetime], None] | None]] = [
-    (AT - 3 * DAY, None),
+    (AT - 3 * DAY, stagger_invoices),
     (AT - 3 * DAY, None),  # the same instant again: nothing new
     (AT - 3 * DAY + timedelta(minutes=5), None),
     (AT - DAY, record_meetings),
     (AT, None),
     (AT + timedelta(hours=1), shake_missions),
-    (AT + 4 * DAY, None),
+    (AT + 4 * DAY, dismiss_letters_and_calls),
     (AT + 5 * DAY, send_emails),  # nudges recorded a pass ago go, their heads-ups still due
     (AT + 9 * DAY, record_meetings),
     (AT + 23 * DAY, None),
@@ -150,6 +196,7 @@ def test_passes_that_skip_what_is_recorded_record_what_full_passes_do(
     assert len(last) > 2 * len(first) > 60
     rules = {row.rule for row in skipping[-1] if row.key not in first}
     assert {"checkpoint_meeting", "status_update_due", "mission_closeout", "invoice_due",
-            "open_ended_mission", "contract_missing"} <= rules  # fmt: skip
+            "open_ended_mission", "contract_missing", "formal_notice",
+            "escalate_by_phone"} <= rules  # fmt: skip
     cancelled = {row.rule for row in skipping[-1] if row.state == FollowUpState.CANCELLED}
     assert {"checkpoint_meeting", "status_update_due"} <= cancelled

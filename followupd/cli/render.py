@@ -94,7 +94,7 @@ def print_demo_dates(loaded: DemoLoad) -> None:
     if loaded.kept:
         console().print(f"demo: already loaded, its dates kept (as seen from {sunday})")
     else:
-        console().print(f"demo: dates as seen from {sunday}, this week's Sunday")
+        console().print(f"demo: dates as seen from {sunday}, the latest Sunday")
 
 
 def print_missions(rows: list[MissionRow], owners: Settings | None = None) -> None:

@@ -784,7 +784,7 @@ class Deliverer:
                     last = live_items.last_raises(session, [row.concern]).get(row.concern)
                 waits = self.holds.repeat(last, row) if last is not None else None
                 put_off = waits[0] if waits is not None else None  # shown due then
-                placed = self.holds.meeting_place(row, at)  # a late meeting: not in the past
+                placed = self.holds.late_time(row, at)  # a late meeting or alarm: not in the past
                 contact = contacts.get(row.contact_id) if row.contact_id else None
                 try:
                     writer = await writers.writer(owner)
@@ -832,7 +832,7 @@ class Deliverer:
                 writer.create, identity.resource_name(shown.concern), body, shown.uid
             )
 
-        written = [when for when in (item.due_at, item.snoozed_until) if when is not None]
+        written = [when for when in (item.due_at, item.snoozed_until, item.alarm_at) if when]
 
         def change(text: str) -> tuple[bytes, bool]:  # the user's snooze stays
             return ical.updated(text, calendar_item, zone_, shown.snoozed_until, written), True

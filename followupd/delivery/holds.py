@@ -3,7 +3,8 @@ wait a client's reply to a nudge of its subject started, of the wait a promise t
 its invoice started, or for the send window; the
 owner's digest for the owner's send window; the next period of a reminder for the date
 the owner put it off to, and for its rhythm after a late raise. And where a meeting to
-place raised late is offered (`Holds.meeting_place`): at the owner's next working time.
+place raised late is offered, or when a task raised late rings (`Holds.late_time`): at
+the owner's next working time.
 
 Both are read again at delivery, from the store, so a pause set or a client
 moved to another time zone after the email was recorded still counts. A
@@ -163,15 +164,16 @@ class Holds:
             f"{'s' if last.repeat_offset > 1 else ''} later, on {again.astimezone(tz):%Y-%m-%d}"
         )
 
-    def meeting_place(self, row: FollowUpRow, at: datetime) -> datetime | None:
-        """When a meeting to place raised at `at` is offered (None: not a meeting, or on time).
+    def late_time(self, row: FollowUpRow, at: datetime) -> datetime | None:
+        """When calendar item `row` raised at `at` after its due is offered (a meeting to
+        place) or rings (a task); None: on time.
 
-        After its due time, at the owner's next working time, in their zone, on
-        their working days (followupd.domain.meeting_place): never in the past.
+        At the owner's next working time, in their zone, on their working days
+        (followupd.domain.meeting_place): never in the past.
         """
         owner = self.settings.owner_for(row.owner)
         time = OwnersTime(self.calendar, zone(owner.timezone), (owner.country,))
-        return time.meeting_at(row.rule, row.step, row.due_at, at)
+        return time.late_time(row.rule, row.step, row.due_at, at)
 
     def late_by(self, row: FollowUpRow, at: datetime) -> int:
         """How many of the owner's working days after its due time `row` goes at `at`."""

@@ -1,4 +1,4 @@
-"""Where a meeting to place is offered when it is raised after its due time.
+"""Where a meeting to place is offered, and when a task's alarm rings, when raised late.
 
 A meeting to place (followupd.domain.items.MEETINGS) is a tentative event the
 owner moves where it fits. Raised late (a first pass catching up a period
@@ -9,6 +9,11 @@ the half-hour grid from the opening of the send window, that starts at or
 after the raise and ends by the window's close, on a working day, in the
 owner's zone. A raise within SLACK of the due (a pass a few minutes after
 it) keeps the due.
+
+A task (VTODO) raised late stays due when it was (overdue is what it is), but
+its alarm, at the due, would be in the past, where phone apps never ring it:
+it rings at the owner's next working time instead, the raise itself when
+that falls inside the send window of a working day (`ring_at`).
 
 Nothing here reads the clock: the caller gives the instant of the raise.
 The time is fixed when the item is raised (followupd.store.live_items), so
@@ -52,6 +57,19 @@ def placed_at(
     return calendar.due_at(day, 0, tz, countries)  # a window shorter than a meeting
 
 
+def ring_at(
+    calendar: BusinessCalendar,
+    due: datetime,
+    at: datetime,
+    tz: ZoneInfo,
+    countries: tuple[str, ...],
+) -> datetime:
+    """When the alarm of a task due at `due` and raised at `at` rings: at `due` unless late."""
+    if at <= due + SLACK:
+        return due
+    return calendar.next_window_opening(at, tz, countries)
+
+
 @dataclass(frozen=True)
 class OwnersTime:
     """An owner's working time: their zone and countries on the business calendar."""
@@ -60,10 +78,9 @@ class OwnersTime:
     tz: ZoneInfo
     countries: tuple[str, ...]
 
-    def meeting_at(self, rule: str, step: str, due: datetime, at: datetime) -> datetime | None:
-        """When a follow-up of `rule` and `step` raised at `at` is offered, if it is a meeting
-        to place raised after `due`; None otherwise (shown at its due)."""
-        if not is_meeting(rule, step):
-            return None
-        placed = placed_at(self.calendar, due, at, self.tz, self.countries)
-        return placed if placed > due else None
+    def late_time(self, rule: str, step: str, due: datetime, at: datetime) -> datetime | None:
+        """For a calendar item of `rule` and `step` due at `due`, raised at `at` after it:
+        when a meeting to place is offered, or when a task's alarm rings. None: on time."""
+        place = placed_at if is_meeting(rule, step) else ring_at
+        late = place(self.calendar, due, at, self.tz, self.countries)
+        return late if late > due else None

@@ -27,21 +27,22 @@ The subject and the task's description are rendered when it is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ScalarSelect, or_, select
+from sqlalchemy import ScalarSelect, Select, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.payments import Payment, unpaid_on
 from followupd.domain.states import STANDING_STATES, MissionStatus, Severity
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.news import with_news
 from followupd.rules.parties import Party, to_owner
-from followupd.rules.promises import promise_pauses
+from followupd.rules.promises import PromisePause, promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Issue, Mission, Touchpoint
@@ -150,6 +151,14 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             evaluation.calendar,
             owns=evaluation.owns(Mission.owner),
         )
+        window = (
+            evaluation.owns(Mission.owner),
+            Invoice.paid.is_(None),
+            or_(
+                Invoice.due.between(earliest, latest),
+                Invoice.number.in_(sorted(promises)),
+            ),
+        )
         query = (
             select(
                 record(Invoice), record(Mission), record(Client), record(contact, "contact"), last
@@ -158,24 +167,39 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             .join(Client, Mission.client_id == Client.id)
             .outerjoin(contact, Mission.contact_id == contact.id)
             .outerjoin(last, last.id == latest_touchpoint_id())
-            .where(
-                evaluation.owns(Mission.owner),
-                Invoice.paid.is_(None),
-                or_(
-                    Invoice.due.between(earliest, latest),
-                    Invoice.number.in_(sorted(promises)),
-                ),
-            )
+            .where(*window)
         )
-        due = []
-        for invoice, mission, client, who, touchpoint in streamed(evaluation.session, query):
-            party = to_owner(evaluation.owner, client.country)  # the group's zone and country
-            nominal = invoice.due + overdue
-            if (promised := promises.get(invoice.number)) is not None:
-                nominal = promised.call_moved(nominal)
-            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+        # what tells an invoice's key; only the contacts with a new one are read whole (a
+        # call lists the contact's other late invoices, and one call may stand for several)
+        narrow: Select[*tuple[Any, ...]] = (
+            select(Invoice.id, Invoice.number, Invoice.due, Client.country, Mission.contact_id)
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .where(*window)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, number, due_on, country, _ = row
+            due_at = self._call_due_at(evaluation, promises, number, due_on, country)
             if evaluation.start <= due_at <= evaluation.end:
-                due.append((due_at, invoice, mission, client, who, touchpoint, party))
+                yield self._invoice_key(number)
+
+        def tie(row: Sequence[Any]) -> Hashable:
+            """The contact whose invoices one call lists; an invoice without one, alone."""
+            invoice_id, _, _, _, contact_id = row
+            return ("contact", contact_id) if contact_id is not None else ("invoice", invoice_id)
+
+        due = []
+        # kept: `vanished` cancels an invoice's call only when it is paid or gone
+        for only in with_news(evaluation, narrow, keys, Invoice.id, kept=True, group=tie):
+            for invoice, mission, client, who, touchpoint in streamed(
+                evaluation.session, query.where(*only)
+            ):
+                party = to_owner(evaluation.owner, client.country)  # the group's zone, country
+                due_at = self._call_due_at(evaluation, promises, invoice.number, invoice.due,
+                                           client.country)  # fmt: skip
+                if evaluation.start <= due_at <= evaluation.end:
+                    due.append((due_at, invoice, mission, client, who, touchpoint, party))
         due.sort(key=lambda found: (found[0], found[1].number))
         sent = emails_sent(evaluation.session, [invoice_thread(found[1].number) for found in due])
         contacts = {who.id for _, _, _, _, who, _, _ in due if who is not None}
@@ -207,8 +231,23 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 "earlier_emails": sent.get(invoice_thread(invoice.number), 0),
                 "others": others,
             }
-            key = f"{self.name}:{invoice.number}:{INVOICE_STEP}"
+            key = self._invoice_key(invoice.number)
             yield self._intent(evaluation, key, INVOICE_STEP, invoice.number, party, due_at, values)
+
+    def _invoice_key(self, number: str) -> str:
+        return f"{self.name}:{number}:{INVOICE_STEP}"
+
+    def _call_due_at(
+        self, evaluation: Evaluation, promises: Mapping[str, PromisePause], number: str,
+        due: date, country: str | None,
+    ) -> datetime:  # fmt: skip
+        """When the call about an invoice due on `due` is due: `invoice_overdue_days` later,
+        moved by a promise as its nudges are."""
+        party = to_owner(evaluation.owner, country)  # the group's zone and country
+        nominal = due + timedelta(days=self.options.invoice_overdue_days)
+        if (promised := promises.get(number)) is not None:
+            nominal = promised.call_moved(nominal)
+        return evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
 
     def _intent(
         self,

@@ -38,9 +38,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.config.owners import Owner
@@ -51,10 +51,11 @@ from followupd.domain.late_payment import MissingRate, penalties_under
 from followupd.domain.payments import unpaid_on
 from followupd.domain.states import STANDING_STATES, ClientKind, MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
+from followupd.rules.news import with_news
 from followupd.rules.parties import to_client, to_owner
-from followupd.rules.promises import promise_pauses
+from followupd.rules.promises import PromisePause, promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
-from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices, unpaid_of
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -91,8 +92,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             evaluation.calendar,
             owns=evaluation.owns(Mission.owner),
         )
-        query = unpaid_invoices(
-            evaluation,
+        window = (
             Mission.status != MissionStatus.DISPUTED,
             or_(
                 Invoice.due.between(earliest - after, end - after),
@@ -102,17 +102,42 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
                 Invoice.number.in_(sorted(promises)),
             ),
         )
-        due: list[tuple[datetime, Parties]] = []
-        for invoice, mission, client, contact in streamed(evaluation.session, query):
-            party = to_owner(evaluation.owner, client.country)
-            nominal = invoice.due + after
-            if (promised := promises.get(invoice.number)) is not None:
-                nominal = promised.call_moved(nominal)
-            if mission.paused_until is not None:
-                nominal = max(nominal, mission.paused_until)
-            due_at = evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
+        query = unpaid_invoices(evaluation, *window)
+        # what tells an invoice's key; only the clients with a new one are read whole (a
+        # letter cites the client's other invoices, and one letter may stand for several)
+        narrow: Select[*tuple[Any, ...]] = (
+            select(
+                Invoice.id,
+                Invoice.number,
+                Invoice.due,
+                Mission.paused_until,
+                Client.country,
+                Mission.client_id,
+            )
+            .join(Mission, Invoice.mission_id == Mission.id)
+            .join(Client, Mission.client_id == Client.id)
+            .where(*unpaid_of(evaluation), *window)
+        )
+
+        def keys(row: Sequence[Any]) -> Iterator[str]:
+            _, number, due_on, paused_until, country, _ = row
+            due_at = self._due_at(evaluation, promises, number, due_on, paused_until, country)
             if evaluation.start <= due_at <= evaluation.end:
-                due.append((due_at, Parties(invoice, mission, client, contact)))
+                yield self._key(number)
+
+        due: list[tuple[datetime, Parties]] = []
+        # kept: `vanished` cancels only for an invoice paid, gone or disputed, none of which
+        # the narrow read keeps
+        for only in with_news(
+            evaluation, narrow, keys, Invoice.id, kept=True, group=lambda row: row[-1]
+        ):
+            for invoice, mission, client, contact in streamed(
+                evaluation.session, query.where(*only)
+            ):
+                due_at = self._due_at(evaluation, promises, invoice.number, invoice.due,
+                                      mission.paused_until, client.country)  # fmt: skip
+                if evaluation.start <= due_at <= evaluation.end:
+                    due.append((due_at, Parties(invoice, mission, client, contact)))
         due.sort(key=lambda found: (found[0], found[1].invoice.number))
         clients = {found.client.id for _, found in due}
         letters = recorded_letters(evaluation, clients)
@@ -155,7 +180,7 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             intent = self.intent(
                 party,
                 due_at,
-                key=f"{self.name}:{invoice.number}",
+                key=self._key(invoice.number),
                 step=STEP,
                 subject_key=invoice.number,
                 subject=evaluation.templates.subject(party.language, self.name, STEP, values),
@@ -165,6 +190,23 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             )
             earlier.append((invoice.number, due_at))
             yield replace(intent, letter=letter)
+
+    def _key(self, number: str) -> str:
+        return f"{self.name}:{number}"
+
+    def _due_at(
+        self, evaluation: Evaluation, promises: Mapping[str, PromisePause], number: str,
+        due: date, paused_until: date | None, country: str | None,
+    ) -> datetime:  # fmt: skip
+        """When the formal notice of an invoice due on `due` is due: `after_days` later, past
+        a promise's pause and the mission's pause."""
+        party = to_owner(evaluation.owner, country)  # the group's zone and country
+        nominal = due + timedelta(days=self.options.after_days)
+        if (promised := promises.get(number)) is not None:
+            nominal = promised.call_moved(nominal)
+        if paused_until is not None:
+            nominal = max(nominal, paused_until)
+        return evaluation.calendar.due_at(nominal, 0, party.tz, party.countries)
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         now = invoices_now(session, (row.subject_key for row in pending), Mission.status,

@@ -6,11 +6,15 @@ and makes intents the engine then finds in the outbox (`Evaluation.recorded`).
 A rule whose subjects are each evaluated on their own (nothing carried from
 one to the next) can first read the few columns that tell its keys, and read
 whole, to make its intents, only the subjects with a key not yet recorded.
+A rule that evaluates some subjects together (a formal notice cites the
+client's other invoices, a call lists the contact's) names what ties them
+(`group`): a subject is then read whole when any subject of its group has a
+new key, so that the group is evaluated as a pass reading everything would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select
@@ -28,6 +32,7 @@ def with_news(
     id_column: InstrumentedAttribute[int],
     *,
     kept: bool,
+    group: Callable[[Sequence[Any]], Hashable] | None = None,
 ) -> Iterator[tuple[ColumnElement[bool], ...]]:
     """What to add to a rule's query, in turn, to read only the subjects with a new key.
 
@@ -37,6 +42,11 @@ def with_news(
     yet (a first pass: every subject is new, the narrow read would only double
     the reading), nothing is added: one empty tuple, and `narrow` is not read.
 
+    With `group` (what ties a narrow row to the others evaluated with it), every
+    candidate of a group with a new key is read whole. `narrow` must keep the
+    candidates the rule's query keeps, and the rule must gather what it reads
+    over the chunks before it evaluates them together (a group may span two).
+
     With `kept`, the rule's `vanished` never cancels a follow-up it would make
     now: those keys go into `Evaluation.due`, and the engine does not ask it
     about them.
@@ -45,12 +55,23 @@ def with_news(
     if not recorded:  # a plan, or nothing recorded yet (a first pass): every subject is new
         yield ()
         return
-    news = []
+    news: list[Any] = []
+    tied: list[tuple[Any, Hashable]] = []  # with `group`: (id, its group) of every candidate
+    new_groups: set[Hashable] = set()
     for row in streamed(evaluation.session, narrow):
         found = list(keys(row))
         if due is not None:
             due.update(found)
-        if any(key not in recorded for key in found):
-            news.append(row[0])
+        new = any(key not in recorded for key in found)
+        if group is None:
+            if new:
+                news.append(row[0])
+            continue
+        tie = group(row)
+        tied.append((row[0], tie))
+        if new:
+            new_groups.add(tie)
+    if group is not None:
+        news = [id_ for id_, tie in tied if tie in new_groups]
     for chunk in chunked(news):
         yield (id_column.in_(chunk),)

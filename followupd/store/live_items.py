@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 from sqlalchemy.orm import Bundle, InstrumentedAttribute, Session
 
 from followupd.domain import identity
+from followupd.domain.items import is_meeting
 from followupd.domain.owner_scope import Scope
 from followupd.domain.states import ACTIVE_STATES, Audience, CalendarState, Channel, FollowUpState
 from followupd.store.chunks import chunked
@@ -134,13 +135,15 @@ def _raise(
     A meeting to place raised after its due is offered at `placed`, the owner's next
     working time (followupd.domain.meeting_place), not in the past: that is the due
     followupd writes (`LiveItem.due_at`), fixed from then on. The sync compares what the
-    user did with it, so followupd's own placing is no move of the user's.
+    user did with it, so followupd's own placing is no move of the user's. A task raised
+    after its due stays due then; `placed` is when its alarm rings (`LiveItem.alarm_at`).
     """
     item.rule, item.step, item.followup_key = row.rule, row.step, row.key
     item.subject_key, item.mission_id = row.subject_key, row.mission_id
     item.contact_id, item.language = row.contact_id, row.language
     item.summary, item.description = row.subject, row.body
-    item.due_at = max(row.due_at, placed or row.due_at)
+    late = max(row.due_at, placed or row.due_at)
+    item.due_at = late if is_meeting(row.rule, row.step) else row.due_at
     item.times_raised += 1
     item.sequence += 1
     item.href = href
@@ -149,7 +152,7 @@ def _raise(
         item.snoozed_until = None
     if put_off is not None and put_off > item.due_at:
         item.snoozed_until = max(put_off, item.snoozed_until or put_off)
-    item.alarm_at = max(item.due_at, item.snoozed_until or item.due_at)  # as `ical.item_of`
+    item.alarm_at = item.snoozed_until or late  # as `ical.item_of`: the user's date wins
     item.updated_at = at
 
 
@@ -246,13 +249,17 @@ def unwritten(session: Session) -> list[FeedItem]:
 
 
 def alarms_to_move(session: Session) -> list[FeedItem]:
-    """Open items in a calendar that the user put off later than followupd's alarm fires."""
+    """Open items in a calendar that the user put off to another time than followupd's alarm.
+
+    Also back to an earlier date than one they chose before (the alarm was moved there).
+    """
     return _with_contacts(
         session,
         LiveItem.href.is_not(None),
         LiveItem.state == CalendarState.OPEN,
         LiveItem.retire.is_(None),
-        LiveItem.snoozed_until > func.coalesce(LiveItem.alarm_at, LiveItem.due_at),
+        LiveItem.snoozed_until > LiveItem.due_at,
+        LiveItem.snoozed_until != func.coalesce(LiveItem.alarm_at, LiveItem.due_at),
     )
 
 

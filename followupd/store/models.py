@@ -317,7 +317,8 @@ class LiveItem(Base):
     # raised again on the user's date, its concern repeats this many working days later
     # than the rule's periods (0: as the rule says)
     repeat_offset: Mapped[int] = mapped_column(default=0, server_default="0")
-    # when followupd's alarm in the calendar fires (the due it last wrote); None: its due
+    # when followupd's alarm in the calendar fires (the due it last wrote, or its next
+    # working time for a task raised late); None: its due
     alarm_at: Mapped[datetime | None]
     # when the user completed it, as their app wrote it; None: `updated_at` stands for it
     completed_at: Mapped[datetime | None]

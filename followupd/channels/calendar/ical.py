@@ -84,6 +84,12 @@ class CalendarItem:
     contact_name: str | None = None
     contact_phone: str | None = None
     attachment: File | None = None  # a file for the owner: inline, or linked (the feed)
+    rings_at: datetime | None = None  # followupd's alarm, when later than the due (raised late)
+
+    def alarm_at(self, due: datetime) -> datetime:
+        """When followupd's alarm rings for the item due at `due`: then, or later if raised
+        late (followupd.domain.meeting_place)."""
+        return max(due, self.rings_at or due)
 
     @property
     def meeting(self) -> bool:
@@ -127,6 +133,9 @@ def item_of(
     due = item.due_at
     if item.snoozed_until is not None and item.snoozed_until > due:
         due = item.snoozed_until
+    # a task raised late rings at the owner's next working time (live_items._raise); once
+    # the user puts it off, at their date
+    late = item.snoozed_until is None and item.alarm_at is not None and item.alarm_at > due
     return CalendarItem(
         key=item.followup_key,
         uid=item.uid,
@@ -142,11 +151,13 @@ def item_of(
         contact_name=contact_name,
         contact_phone=contact_phone,
         attachment=attachment,
+        rings_at=item.alarm_at if late else None,
     )
 
 
 def component(item: CalendarItem, zone: ZoneInfo) -> Component:
-    """The VTODO or VEVENT of `item`, its times in `zone`, with a display alarm at the due time."""
+    """The VTODO or VEVENT of `item`, its times in `zone`, with a display alarm at the due time
+    (later for an item raised late: `CalendarItem.alarm_at`)."""
     due = item.due_at.astimezone(zone)
     part: Component
     if item.meeting:
@@ -172,7 +183,7 @@ def component(item: CalendarItem, zone: ZoneInfo) -> Component:
     if item.attachment is not None:
         part.add("attach", attach_value(item.attachment))
     if item.status == CalendarState.OPEN:
-        part.add_component(own_alarm(item, item.due_at))
+        part.add_component(own_alarm(item, item.alarm_at(item.due_at)))
     return part
 
 
@@ -306,10 +317,11 @@ def updated(
     and DTSTART, an event's DTSTART, its DTEND moved along), STATUS (with
     COMPLETED and PERCENT-COMPLETE for a task), SEQUENCE (one above the
     stored one, or the item's if higher), DTSTAMP, and followupd's own alarm
-    (see `alarm_uid`), at the due in force. `keep_due`, when given, is the
-    date the user put the item off to: it stays the due, in the form the app
-    wrote it if it is there. Everything else stays: the properties apps add
-    (X-APPLE-*, X-MOZ-*, categories, attachments, relations…) and the user's
+    (see `alarm_uid`), at the due in force (later for an item raised late:
+    `CalendarItem.alarm_at`). `keep_due`, when given, is the date the user put
+    the item off to: it stays the due, in the form the app wrote it if it is there.
+    Everything else stays: the properties apps add (X-APPLE-*, X-MOZ-*,
+    categories, attachments, relations…) and the user's
     alarms, as icalendar writes them back (it sorts properties and their
     parameters, values are kept as written). `written` are the times
     followupd wrote its alarm at before (the item's previous due and
@@ -351,7 +363,7 @@ def updated(
     _set(part, "sequence", max(_stored_sequence(part) + 1, item.sequence))
     part.DTSTAMP = item.stamp
     ours_at = {item.due_at, *written} | (set() if stored_due is None else {stored_due})
-    _replace_alarm(part, item, due, ours_at)
+    _replace_alarm(part, item, item.alarm_at(due), ours_at)
     day = due.date()
     try:
         calendar.add_missing_timezones(day - ZONE_SPAN, day + ZONE_SPAN)

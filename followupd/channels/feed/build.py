@@ -80,7 +80,8 @@ def items_of(
     file, for a caller that needs the items, not the document). Those of
     rows `components` saw in the last build are taken from there. A meeting
     to place still to deliver, recorded after its due, is shown where it will
-    be offered by `time`, the owner's working time (None: at its due).
+    be offered by `time`, the owner's working time (None: at its due); a task,
+    with its alarm then.
     """
     kept = (components or Components()).items
 
@@ -112,9 +113,10 @@ def _coming(
     time: OwnersTime | None,
 ) -> ical.CalendarItem:
     """The item a follow-up still to deliver will be, as if raised when it was recorded (a
-    time that stays: a meeting to place recorded late is offered at the next working time)."""
+    time that stays: a meeting to place recorded late is offered at the next working time,
+    a task's alarm rings then)."""
     at = row.created_at
-    placed = time.meeting_at(row.rule, row.step, row.due_at, at) if time is not None else None
+    placed = time.late_time(row.rule, row.step, row.due_at, at) if time is not None else None
     return ical.item_of(live_items.as_raised(None, row, at, None, placed), zone, name, phone, file)
 
 
