@@ -7,6 +7,7 @@ once.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import ARRAY, ColumnElement, Row, bindparam, cast, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from followupd.domain.owner_scope import Scope
@@ -181,69 +183,41 @@ def _inserted(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
 
 def _inserted_as_tuples(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
     """`_inserted` on SQLite: the statement written once a batch size, and the values sent to
-    the driver as plain tuples, each converted by its column's type once per distinct value.
+    the driver as plain tuples (`_driver_values`).
 
     SQLAlchemy's insert of many rows runs every value through its type's processing and
     builds each batch's statement anew: most of the inserts' cost on a first pass (20,000
-    rows of 26 columns). A pass's rows share most of their converted values (the pass's
-    time, a few due dates, a state), which `_converted` makes once each.
+    rows of 26 columns).
     """
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
-    table = FollowUp.__table__
     quote = dialect.identifier_preparer.quote
-    listed = ", ".join(quote(table.columns[name].name) for name in names)  # columns, or KeyError
+    listed = ", ".join(quote(FollowUp.__table__.columns[name].name) for name in names)
     head = f"INSERT INTO {quote(FollowUp.__tablename__)} ({listed}) VALUES "  # noqa: S608 (no value)
     marks = f"({', '.join('?' * len(names))})"
     tail = f" ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote('key')}, {quote('id')}"
-    processed = [
-        (index, _converted(process))
-        for index, name in enumerate(names)
-        if (process := table.columns[name].type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-    values_of = itemgetter(*names)
     inserted: dict[str, int] = {}
     for chunk in chunked(rows):
-        values: list[Any] = []
-        for row in chunk:
-            made = list(values_of(row))
-            for index, convert in processed:
-                made[index] = convert(made[index])
-            values += made
+        values = [value for row in _driver_values(dialect, names, chunk) for value in row]
         statement = head + ", ".join([marks] * len(chunk)) + tail  # names and marks, no value
         result = connection.exec_driver_sql(statement, tuple(values))
         inserted.update((key, id_) for key, id_ in result)
     return inserted
 
 
-def _converted(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`process` (a type's conversion of a value for the driver), made once per distinct value.
-
-    Equal values convert alike: an instant in any zone is stored as the same UTC time.
-    """
-    made: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        try:
-            return made[value]
-        except KeyError:
-            converted = made[value] = process(value)
-            return converted
-
-    return convert
-
-
 def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
-    """`_inserted` on PostgreSQL: each column's values sent as one array, the rows made of
-    them by ``unnest``.
+    """`_inserted` on PostgreSQL: each column's values sent as one array, in binary, the rows
+    made of them by ``unnest``.
 
     psycopg rewrites a statement's named placeholders into its own in Python,
     one at a time, and caches no long statement: a multi-row VALUES of 500
     rows of 26 columns is 13,000 placeholders, which made the inserts most of a
     first pass on PostgreSQL (9 of 18 s for 19,000 rows). Here a statement has
-    one placeholder a column, whatever its rows; each value is still
-    converted by its column's type, as in any insert.
+    one placeholder a column, whatever its rows. Its values are converted by
+    their columns' types here (`_driver_values`), and its placeholders are
+    psycopg's binary ones (``%(name)b``): psycopg writes an array as text in
+    Python, quoting each item with a regular expression, six times slower.
     """
     insert = insert_of(session)
     columns = FollowUp.__table__.columns
@@ -261,11 +235,61 @@ def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
         .returning(FollowUp.key, FollowUp.id)
     )
     connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    binary = _TEXT_PLACEHOLDER.sub(r"%(\1)b", compiled.string)
+    placeholders = {bind.key: name for name, bind in compiled.binds.items()}
     inserted: dict[str, int] = {}
     for chunk in chunked(rows, BATCH):
-        arrays = {name: [row[name] for row in chunk] for name in names}  # type: ignore[literal-required]
-        inserted.update((key, id_) for key, id_ in connection.execute(statement, arrays))
+        values = _driver_values(connection.dialect, names, chunk)
+        columns_of = zip(names, zip(*values, strict=True), strict=True)
+        arrays = {placeholders[name]: list(column) for name, column in columns_of}
+        result = connection.exec_driver_sql(binary, arrays)
+        inserted.update((key, id_) for key, id_ in result)
     return inserted
+
+
+_TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's %(name)s
+
+
+def _driver_values(
+    dialect: Dialect, names: Sequence[str], rows: Sequence[NewFollowUp]
+) -> list[list[Any]]:
+    """The values of `rows`' columns `names`, each as its column's type gives it to the driver.
+
+    A pass's rows share most of their converted values (the pass's time, a few due dates,
+    a state): each distinct value of a column is converted once (`_converted`).
+    """
+    table = FollowUp.__table__
+    processed = [
+        (index, _converted(process))
+        for index, name in enumerate(names)
+        if (process := table.columns[name].type.dialect_impl(dialect).bind_processor(dialect))
+    ]
+    values_of = itemgetter(*names)
+    made: list[list[Any]] = []
+    for row in rows:
+        values = list(values_of(row))
+        for index, convert in processed:
+            values[index] = convert(values[index])
+        made.append(values)
+    return made
+
+
+def _converted(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`process` (a type's conversion of a value for the driver), made once per distinct value.
+
+    Equal values convert alike: an instant in any zone is stored as the same UTC time.
+    """
+    made: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        try:
+            return made[value]
+        except KeyError:
+            converted = made[value] = process(value)
+            return converted
+
+    return convert
 
 
 def load(session: Session, keys: Sequence[str]) -> list[FollowUpRow]:
@@ -286,11 +310,35 @@ def states(session: Session, keys: Sequence[str]) -> list[Row[str, str, str]]:
     return found
 
 
-def pending(session: Session) -> list[PendingRow]:
-    """Every pending follow-up, with what its rule needs to tell whether its reason went."""
-    return list(
-        session.execute(select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING))
+def empty(session: Session) -> bool:
+    """Whether the outbox has no follow-up at all (a new store, before its first pass)."""
+    return session.scalar(select(FollowUp.id).limit(1)) is None
+
+
+def pending(
+    session: Session, asked: Callable[[str, str, str | None], bool] | None = None
+) -> list[PendingRow]:
+    """Every pending follow-up, with what its rule needs to tell whether its reason went.
+
+    With `asked` (of a row's key, rule and owner), only the rows it keeps: those
+    three columns are read first, then the rest of the rows kept, by key (a
+    steady pass asks about a few of thousands).
+    """
+    query = select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING)
+    if asked is None:
+        return list(session.execute(query))
+    which = select(FollowUp.key, FollowUp.rule, FollowUp.owner).where(
+        FollowUp.state == FollowUpState.PENDING
     )
+    keys = [key for key, rule, owner in session.execute(which) if asked(key, rule, owner)]
+    # by key alone, then the state: with the state in the query, SQLite reads every pending
+    # row of the index on (state, due_at) for each chunk, not the few by the unique key
+    by_key = select(*PENDING_COLUMNS, FollowUp.state)
+    rows: list[PendingRow] = []
+    for chunk in chunked(keys):
+        found = session.execute(by_key.where(FollowUp.key.in_(chunk)))
+        rows += (row for row in found if row.state == FollowUpState.PENDING)
+    return rows
 
 
 def end_pending(
