@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from followupd.cli.checks import sender_address_checks
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.domain.owner_scope import caldav_of, calendar_sources, scopes
 from followupd.rules.registry import enabled_rules
@@ -231,3 +232,31 @@ def test_check_offline_lists_each_owner(home: Path, cli: RunCli) -> None:
     assert "feed-bob.token" in result.out
     assert "writes 'followupd-bob'" in result.out
     assert "own options for invoice_due, new_year_greetings" in result.out
+
+
+def test_check_warns_of_an_owner_whose_formal_notices_have_no_sender_address(
+    tmp_path: Path, home: Path, cli: RunCli
+) -> None:
+    """A *mise en demeure* names its sender in full: `check` says which owner has no
+    address while formal notices are on for them, and fails nothing for it."""
+    addressed = with_bob('address = "1 rue Haute\\n69001 Lyon"\n')
+    found = sender_address_checks(settings(addressed, tmp_path))
+    assert [(check.name, check.ok, check.warning) for check in found] == [
+        ("[[owners]] 'claire' address", True, True)
+    ], "claire has none, bob has one"
+    off = addressed + "[rules.formal_notice]\nenabled = false\n"
+    assert sender_address_checks(settings(off, tmp_path)) == []
+    bob_only = (
+        TWO_OWNERS  # ends with bob's table
+        + "[owners.rules.formal_notice]\nenabled = true\n"
+        + "[rules.formal_notice]\nenabled = false\n"
+    )
+    assert [check.name for check in sender_address_checks(settings(bob_only, tmp_path))] == [
+        "[[owners]] 'bob' address"
+    ], "on for bob alone"
+    path = home / "followupd.toml"
+    path.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    result = cli("check", "--offline", "--config", path)
+    assert result.code == 0, result
+    assert "[owner] address" in result.out and "warn" in result.out
+    assert "no sender's postal address" in result.out

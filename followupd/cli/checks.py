@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from followupd.channels.email.smtp import smtp_client
 from followupd.cli.template_check import check_templates
 from followupd.config.accounts import CaldavAccount, ImapAccount, WithPassword
+from followupd.config.owners import SINGLE_OWNER_KEY
 from followupd.config.sections import Smtp
 from followupd.config.settings import Settings
 from followupd.dav.client import AmbiguousCalendar, dav_client, find_calendar, is_address, url_of
@@ -35,6 +36,10 @@ from followupd.store.chunks import chunked
 from followupd.store.db import Store, describe
 from followupd.store.models import Mission
 
+SENDER_ADDRESS_MISSING = (
+    "not set: formal notices (formal_notice) would have no sender's postal address; "
+    'set address = "street\\ntown"'
+)
 FETCH_CHUNK = 100  # objects a calendar-multiget asks for, as the sync does
 SHOWN_SKIPS = 3
 # objects are read for what they hold, not for when: no occurrence is wanted from them
@@ -72,7 +77,24 @@ def offline_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check
             checks.append(Check(f"{name} password", False, str(error.problems[0])))
         else:
             checks.append(Check(f"{name} password", True, f"readable, {secret.describe()}"))
-    return checks + template_checks(settings)
+    return checks + template_checks(settings) + sender_address_checks(settings)
+
+
+def sender_address_checks(settings: Settings) -> list[Check]:
+    """Owners whose formal notices would carry no sender's postal address: said, not failed.
+
+    A *mise en demeure* names its sender in full; followupd drafts it, so it is
+    said here rather than found on the letter.
+    """
+    checks = []
+    default = settings.rules.formal_notice.enabled
+    single = len(settings.owners) == 1 and settings.owners[0].key == SINGLE_OWNER_KEY
+    for owner in settings.owners:
+        enabled = owner.rule_overrides.get("formal_notice", {}).get("enabled", default)
+        if enabled and owner.address is None:
+            where = "[owner]" if single else f"[[owners]] {owner.key!r}"
+            checks.append(Check(f"{where} address", True, SENDER_ADDRESS_MISSING, warning=True))
+    return checks
 
 
 def late_payment_checks(settings: Settings, today: date) -> list[Check]:

@@ -363,6 +363,11 @@ def pending_of(
     return end_pending(session, FollowUp.concern == concern, state, reason, at)
 
 
+def any_dismissed(session: Session) -> bool:
+    """Whether the user has dismissed any item (else no concern is dismissed: no need to ask)."""
+    return session.scalar(select(LiveItem.id).where(DISMISSED).limit(1)) is not None
+
+
 def dismissed_concerns(session: Session, concerns: Iterable[str]) -> dict[str, str]:
     """Of `concerns`, those the user dismissed: concern -> why."""
     found: dict[str, str] = {}

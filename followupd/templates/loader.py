@@ -189,13 +189,14 @@ class Templates:
 class LazySubject:
     """A subject line rendered on first use, always one line (no header injection)."""
 
-    __slots__ = ("_args", "_text")
+    __slots__ = ("_args", "_blocks", "_text")
 
     def __init__(
         self, templates: Templates, language: str, rule: str, step: str, values: Mapping[str, Any]
     ) -> None:
         self._args = (templates, language, rule, step, values)
         self._text: str | None = None
+        self._blocks: dict[str, str] = {}  # other blocks, rendered
 
     def __str__(self) -> str:
         if self._text is None:
@@ -211,9 +212,13 @@ class LazySubject:
         return rule, step, values
 
     def text(self, block: str = "text") -> str:
-        """Another block of the same template, with the same values (the body)."""
-        templates, language, rule, step, values = self._args
-        return templates.render(language, rule, step, block, values)
+        """Another block of the same template, with the same values (the body), rendered once:
+        a rule gives one subject to the follow-ups that differ only by period or step."""
+        found = self._blocks.get(block)
+        if found is None:
+            templates, language, rule, step, values = self._args
+            found = self._blocks[block] = templates.render(language, rule, step, block, values)
+        return found
 
     def __repr__(self) -> str:
         return repr(str(self))

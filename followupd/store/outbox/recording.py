@@ -7,6 +7,7 @@ once.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple, TypedDict
 
 from sqlalchemy import ARRAY, ColumnElement, Row, bindparam, cast, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from followupd.domain.owner_scope import Scope
@@ -181,40 +183,96 @@ def _inserted(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
 
 def _inserted_as_tuples(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
     """`_inserted` on SQLite: the statement written once a batch size, and the values sent to
-    the driver as plain tuples, each converted by its column's type once per distinct value.
+    the driver as plain tuples (`_driver_values`).
 
     SQLAlchemy's insert of many rows runs every value through its type's processing and
     builds each batch's statement anew: most of the inserts' cost on a first pass (20,000
-    rows of 26 columns). A pass's rows share most of their converted values (the pass's
-    time, a few due dates, a state), which `_converted` makes once each.
+    rows of 26 columns).
     """
     connection = session.connection()
     dialect = connection.dialect
     names = list(rows[0])
-    table = FollowUp.__table__
     quote = dialect.identifier_preparer.quote
-    listed = ", ".join(quote(table.columns[name].name) for name in names)  # columns, or KeyError
+    listed = ", ".join(quote(FollowUp.__table__.columns[name].name) for name in names)
     head = f"INSERT INTO {quote(FollowUp.__tablename__)} ({listed}) VALUES "  # noqa: S608 (no value)
     marks = f"({', '.join('?' * len(names))})"
     tail = f" ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote('key')}, {quote('id')}"
+    inserted: dict[str, int] = {}
+    for chunk in chunked(rows):
+        values = [value for row in _driver_values(dialect, names, chunk) for value in row]
+        statement = head + ", ".join([marks] * len(chunk)) + tail  # names and marks, no value
+        result = connection.exec_driver_sql(statement, tuple(values))
+        inserted.update((key, id_) for key, id_ in result)
+    return inserted
+
+
+def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
+    """`_inserted` on PostgreSQL: each column's values sent as one array, in binary, the rows
+    made of them by ``unnest``.
+
+    psycopg rewrites a statement's named placeholders into its own in Python,
+    one at a time, and caches no long statement: a multi-row VALUES of 500
+    rows of 26 columns is 13,000 placeholders, which made the inserts most of a
+    first pass on PostgreSQL (9 of 18 s for 19,000 rows). Here a statement has
+    one placeholder a column, whatever its rows. Its values are converted by
+    their columns' types here (`_driver_values`), and its placeholders are
+    psycopg's binary ones (``%(name)b``): psycopg writes an array as text in
+    Python, quoting each item with a regular expression, six times slower.
+    """
+    insert = insert_of(session)
+    columns = FollowUp.__table__.columns
+    names = list(rows[0])
+    types = {name: ARRAY(columns[name].type) for name in names}
+    made = (
+        func.unnest(*(cast(bindparam(name, type_=types[name]), types[name]) for name in names))
+        .table_valued(*names)
+        .render_derived()
+    )  # unnest(…) AS anon_1(key, owner, …)
+    statement = (
+        insert(FollowUp)
+        .from_select(names, select(*made.columns))
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(FollowUp.key, FollowUp.id)
+    )
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    binary = _TEXT_PLACEHOLDER.sub(r"%(\1)b", compiled.string)
+    placeholders = {bind.key: name for name, bind in compiled.binds.items()}
+    inserted: dict[str, int] = {}
+    for chunk in chunked(rows, BATCH):
+        values = _driver_values(connection.dialect, names, chunk)
+        columns_of = zip(names, zip(*values, strict=True), strict=True)
+        arrays = {placeholders[name]: list(column) for name, column in columns_of}
+        result = connection.exec_driver_sql(binary, arrays)
+        inserted.update((key, id_) for key, id_ in result)
+    return inserted
+
+
+_TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's %(name)s
+
+
+def _driver_values(
+    dialect: Dialect, names: Sequence[str], rows: Sequence[NewFollowUp]
+) -> list[list[Any]]:
+    """The values of `rows`' columns `names`, each as its column's type gives it to the driver.
+
+    A pass's rows share most of their converted values (the pass's time, a few due dates,
+    a state): each distinct value of a column is converted once (`_converted`).
+    """
+    table = FollowUp.__table__
     processed = [
         (index, _converted(process))
         for index, name in enumerate(names)
         if (process := table.columns[name].type.dialect_impl(dialect).bind_processor(dialect))
     ]
     values_of = itemgetter(*names)
-    inserted: dict[str, int] = {}
-    for chunk in chunked(rows):
-        values: list[Any] = []
-        for row in chunk:
-            made = list(values_of(row))
-            for index, convert in processed:
-                made[index] = convert(made[index])
-            values += made
-        statement = head + ", ".join([marks] * len(chunk)) + tail  # names and marks, no value
-        result = connection.exec_driver_sql(statement, tuple(values))
-        inserted.update((key, id_) for key, id_ in result)
-    return inserted
+    made: list[list[Any]] = []
+    for row in rows:
+        values = list(values_of(row))
+        for index, convert in processed:
+            values[index] = convert(values[index])
+        made.append(values)
+    return made
 
 
 def _converted(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -234,40 +292,6 @@ def _converted(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return convert
 
 
-def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
-    """`_inserted` on PostgreSQL: each column's values sent as one array, the rows made of
-    them by ``unnest``.
-
-    psycopg rewrites a statement's named placeholders into its own in Python,
-    one at a time, and caches no long statement: a multi-row VALUES of 500
-    rows of 26 columns is 13,000 placeholders, which made the inserts most of a
-    first pass on PostgreSQL (9 of 18 s for 19,000 rows). Here a statement has
-    one placeholder a column, whatever its rows; each value is still
-    converted by its column's type, as in any insert.
-    """
-    insert = insert_of(session)
-    columns = FollowUp.__table__.columns
-    names = list(rows[0])
-    types = {name: ARRAY(columns[name].type) for name in names}
-    made = (
-        func.unnest(*(cast(bindparam(name, type_=types[name]), types[name]) for name in names))
-        .table_valued(*names)
-        .render_derived()
-    )  # unnest(…) AS anon_1(key, owner, …)
-    statement = (
-        insert(FollowUp)
-        .from_select(names, select(*made.columns))
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(FollowUp.key, FollowUp.id)
-    )
-    connection = session.connection()
-    inserted: dict[str, int] = {}
-    for chunk in chunked(rows, BATCH):
-        arrays = {name: [row[name] for row in chunk] for name in names}  # type: ignore[literal-required]
-        inserted.update((key, id_) for key, id_ in connection.execute(statement, arrays))
-    return inserted
-
-
 def load(session: Session, keys: Sequence[str]) -> list[FollowUpRow]:
     """The outbox rows with these keys, by due time, as light read-only rows."""
     rows: list[FollowUpRow] = []
@@ -284,6 +308,11 @@ def states(session: Session, keys: Sequence[str]) -> list[Row[str, str, str]]:
         query = select(FollowUp.key, FollowUp.rule, FollowUp.state).where(FollowUp.key.in_(chunk))
         found += session.execute(query).all()
     return found
+
+
+def empty(session: Session) -> bool:
+    """Whether the outbox has no follow-up at all (a new store, before its first pass)."""
+    return session.scalar(select(FollowUp.id).limit(1)) is None
 
 
 def pending(
