@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from followupd.config.load import parse_settings
@@ -413,3 +414,60 @@ def test_two_owners_sharing_a_contact_each_call_about_their_own_invoices(
     RULE.pass_at(store, settings, paris(2026, 12, 7, 9, 5))  # + 30 days is Saturday 5 December
     rows = outbox(store)
     assert (rows[claires].owner, rows[bobs_call].owner) == ("claire", "bob")
+
+
+def test_a_missed_call_lists_nothing_and_the_next_call_stands(store: Store, tmp_path: Path) -> None:
+    """F-0 (due 15 October) gives a call on Monday 16 November that lists F-1 (due 30
+    October, 17 days late then): a plan of the whole autumn has no call of F-1's own. But
+    followupd first runs on 30 November, past F-0's grace: F-0's call is never recorded, so
+    nothing listed F-1, and F-1's own call, due that morning, is recorded and lists F-0."""
+    extra = (
+        '[[invoices]]\nnumber = "F-0"\nmission = "acme-audit"\namount = 300\n'
+        "issued = 2026-09-15\ndue = 2026-10-15\n"
+    )
+    loaded = imported(store, tmp_path, DATA + extra)
+    settings = owner_settings(tmp_path)
+    plan = RULE.planned(loaded, settings)
+    assert plan["escalate_by_phone:F-0:overdue-call"].due_at == paris(2026, 11, 16, 9, 0)
+    assert "escalate_by_phone:F-1:overdue-call" not in plan, "listed in F-0's call"
+    at = paris(2026, 11, 30, 9, 5)
+    recorded, cancelled = RULE.run(loaded, settings, at)
+    assert "escalate_by_phone:F-0:overdue-call" not in recorded, "past its grace"
+    assert "escalate_by_phone:F-1:overdue-call" in recorded
+    assert cancelled == {}
+    call = outbox(loaded)["escalate_by_phone:F-1:overdue-call"]
+    assert call.state == FollowUpState.PENDING
+    assert call.subject == (
+        "Appeler Jeanne Dupont — facture F-1 impayée depuis le 30 octobre 2026, et 1 autre"
+    )
+    assert "- F-0 : 300,00\xa0€, échue depuis 46 jours" in call.body
+    assert RULE.run(loaded, settings, at + timedelta(days=1)) == ([], {})
+
+
+def test_a_later_call_does_not_stand_for_an_earlier_one(store: Store, tmp_path: Path) -> None:
+    """F-6's call (Tuesday 19 January) lists F-1 and F-7; it does not stand for their own
+    calls, due before it. F-7 (due 18 December, its call on Monday 18 January) comes in
+    the data after F-6's call was recorded: its call, still within its grace, is recorded,
+    and a plan of the autumn still has F-1's call of 30 November."""
+    f6 = (
+        '[[invoices]]\nnumber = "F-6"\nmission = "acme-audit"\namount = 600\n'
+        "issued = 2026-11-20\ndue = 2026-12-20\n"
+    )
+    f7 = (
+        '[[invoices]]\nnumber = "F-7"\nmission = "acme-audit"\namount = 700\n'
+        "issued = 2026-11-18\ndue = 2026-12-18\n"
+    )
+    loaded = imported(store, tmp_path, DATA + f6)
+    settings = owner_settings(tmp_path)
+    recorded, _ = RULE.run(loaded, settings, paris(2027, 1, 19, 9, 5))
+    assert recorded == ["escalate_by_phone:F-6:overdue-call"]
+    assert "- F-1 : " in outbox(loaded)["escalate_by_phone:F-6:overdue-call"].body
+    autumn = RULE.planned(loaded, settings)
+    assert autumn["escalate_by_phone:F-1:overdue-call"].due_at == paris(2026, 11, 30, 9, 0)
+    imported(loaded, tmp_path, DATA + f6 + f7)
+    recorded, cancelled = RULE.run(loaded, settings, paris(2027, 1, 19, 10, 0))
+    assert recorded == ["escalate_by_phone:F-7:overdue-call"], "F-6's call did not list F-7"
+    assert cancelled == {}
+    call = outbox(loaded)["escalate_by_phone:F-7:overdue-call"]
+    assert call.state == FollowUpState.PENDING
+    assert call.due_at == paris(2027, 1, 18, 9, 0)

@@ -13,7 +13,8 @@ triggers each give the owner one call task (calendar):
   (`followupd.rules.promises`), never into the wait. One call for a
   contact's late invoices, not one each: the task lists the contact's other
   unpaid invoices at least `list_after_days` (15) late, and those get no
-  call of their own once a call (recorded, not called off) listed them.
+  call of their own once a call (recorded, not called off) listed them: a call
+  due no later than their own.
 
 The task names the mission's contact, the number as a ``tel:`` link, the
 reason, and what was last said (the mission's latest touchpoint); an
@@ -212,8 +213,11 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             others: list[LateInvoice] = []
             if who is not None:
                 earlier = calls.setdefault((who.id, entry.key), [])
-                if any(number != invoice.number and on.astimezone(party.tz).date()
-                       >= invoice.due + listing for number, on in earlier):  # fmt: skip
+                # a call due after this one (recorded, when this one was missed or its
+                # invoice came later) had not listed it when this one fell due
+                if any(number != invoice.number and on <= due_at
+                       and on.astimezone(party.tz).date() >= invoice.due + listing
+                       for number, on in earlier):  # fmt: skip
                     continue  # a call about this contact listed it already
                 others = [found.on(dated) for found in late.get((who.id, entry.key), [])
                           if found.number != invoice.number and found.due + listing <= dated
