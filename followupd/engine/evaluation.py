@@ -45,6 +45,7 @@ from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.formal_notice import file_name
 from followupd.domain.owner_scope import Scope, evaluation_scopes
 from followupd.domain.states import Audience, Channel, FollowUpState
+from followupd.engine import collection
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
@@ -108,8 +109,19 @@ def evaluate(
 
     Each owner's missions are evaluated with the owner's options and templates;
     owners alike in these are evaluated together (`evaluation_scopes`), each
-    follow-up recorded for the owner of its mission.
+    follow-up recorded for the owner of its mission. No garbage collection
+    while it runs (`collection`).
     """
+    with collection.paused():
+        return _evaluate(session, settings, rules, at)
+
+
+def _evaluate(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    at: datetime,
+) -> PassReport:
     calendar = BusinessCalendar(settings.business)
     book = RuleBook(settings, rules, only_enabled=True)
     report = PassReport(at)
