@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import email_validator
 import pytest
 from aiosmtpd.controller import Controller
 from hypothesis import given, settings
@@ -29,7 +30,9 @@ from sqlalchemy.engine import URL
 from followupd.channels.email.message import message_id
 from followupd.config.addresses import (
     COMMON_ADDRESS,
+    SPECIAL_USE_DOMAIN_NAMES,
     mailbox_on_the_wire,
+    normalized,
     on_the_wire,
     split_mailbox,
 )
@@ -403,6 +406,43 @@ def test_a_common_address_is_sent_as_email_validator_would_send_it(address: str,
     except ValueError:
         found = None
     assert found == expected
+
+
+def validator_normalized(text: str) -> str | None:
+    """`text` as email-validator normalises it; None if it refuses it."""
+    try:
+        found = email_validator.validate_email(text, check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return None
+    return str(found.normalized)
+
+
+def normalized_or_none(text: str) -> str | None:
+    try:
+        return normalized(text)
+    except ValueError:
+        return None
+
+
+@given(address=st.from_regex(COMMON_ADDRESS, fullmatch=True))
+@settings(max_examples=300, deadline=None)
+def test_a_common_address_is_stored_as_email_validator_would_store_it(address: str) -> None:
+    """Told without importing email-validator (issue 17: start-up), yet exactly as it says."""
+    assert normalized_or_none(address) == validator_normalized(address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["jeanne@xn--exmple-cua.example", "jeanne@ab--cd.example", "0@00--0.aa", "jeanne@acme.onion",
+     "x" * 65 + "@a.example", "jeanne@" + "a" * 250 + ".example", "Jeanne@Acme.Example",
+     " jeanne@acme.example"],
+)  # fmt: skip
+def test_an_address_near_the_common_ones_is_stored_as_email_validator_says(text: str) -> None:
+    assert normalized_or_none(text) == validator_normalized(text)
+
+
+def test_the_special_use_domains_are_email_validators() -> None:
+    assert list(SPECIAL_USE_DOMAIN_NAMES) == list(email_validator.SPECIAL_USE_DOMAIN_NAMES)
 
 
 @pytest.mark.parametrize(

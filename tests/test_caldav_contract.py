@@ -20,7 +20,7 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from caldav.elements import dav
@@ -302,19 +302,36 @@ class TestCaldavServer:
         asked = [method for method, _, status in user.dav.requests if status != 401]
         assert asked == ["PROPFIND", "REPORT", "REPORT"], user.dav.requests  # list, sync, fetch
 
-    def test_a_first_sync_lists_and_fetches_by_plain_requests(
+    def test_a_first_sync_finds_lists_and_fetches_by_plain_requests(
         self, user: User, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The library finds the calendar; its objects are listed and fetched without it."""
+        """The principal, its calendar home, the calendars there, their objects: no library."""
         user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
         user.app.put("Missions", "old.ics", mission_event("acme-old", "Ancienne"))
         with monkeypatch.context() as patched:
-            patched.setattr(LibraryCalendar, "changes", library_forbidden)
-            patched.setattr(LibraryCalendar, "fetch", library_forbidden)
+            patched.setattr(calendar_sync, "dav_client", library_forbidden)
             report = user.sync(at(11, 23))
         assert [(c.mode, c.fetched, c.deleted) for c in report.calendars] == [("full", 2, 0)]
         assert (report.missions_created, report.failed) == (2, [])
         assert {"acme-crm", "acme-old"} <= set(missions(user.store))
+        library = LibraryCalendar(user.app.calendar("Missions"))
+        with user.store.session() as session:
+            stored = set(session.scalars(select(CalendarObject.calendar)))
+        assert stored == {library.url}, "the calendar's URL as the library spells it"
+
+    def test_a_calendar_the_library_finds_is_listed_and_fetched_by_plain_requests(
+        self, user: User, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Named by its path, a calendar is looked up through the library; then asked plainly."""
+        library = LibraryCalendar(user.app.calendar("Missions"))
+        user.configure([urlsplit(library.url).path])
+        user.app.put("Missions", "crm.ics", mission_event("acme-crm", "Refonte du CRM"))
+        with monkeypatch.context() as patched:
+            patched.setattr(LibraryCalendar, "changes", library_forbidden)
+            patched.setattr(LibraryCalendar, "fetch", library_forbidden)
+            report = user.sync(at(11, 23))
+        assert [(c.mode, c.fetched, c.deleted) for c in report.calendars] == [("full", 1, 0)]
+        assert (report.missions_created, report.failed) == (1, [])
 
     def test_plain_requests_read_what_changed_as_the_library_reads_it(self, user: User) -> None:
         """The same changes, deletions, token and calendar data, by either way of asking."""

@@ -1222,7 +1222,7 @@ def rrules(draw: st.DrawFn) -> str:
 RRULES = rrules()
 DESCRIPTION_LINES = st.builds(
     lambda name, value: f"{name}: {value}",
-    st.sampled_from([*conventions.MISSION_FIELDS, "statu", "Lieu", "x"]),
+    st.sampled_from([*conventions.mission_fields(), "statu", "Lieu", "x"]),
     st.one_of(
         NASTY_VALUES.map(toml_value),
         st.sampled_from(["aucun", "none", "", "2026-09-01", "true", "[[[", "3000", "acme"]),

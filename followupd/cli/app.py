@@ -124,7 +124,7 @@ class App:
         """An ISO instant from the user, read in the owner's zone; now when absent."""
         if text is None:
             return self.now()
-        from followupd.sources.files.records import parse_instant  # pydantic, as settings
+        from followupd.sources.files.instants import parse_instant
 
         try:
             return parse_instant(text, self.zone)

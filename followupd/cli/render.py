@@ -24,7 +24,6 @@ from followupd.domain.states import (
     FollowUpState,
     PassAction,
 )
-from followupd.sources.files.records import RECORD_KINDS
 from followupd.store.outbox.digests import RULE as DIGEST
 
 if TYPE_CHECKING:  # only named in annotations: `plan` need not load the checks' clients
@@ -65,6 +64,9 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> str:
 
 
 def print_import_report(report: ImportReport) -> None:
+    # the data file's models (pydantic), which only `import` and `init --demo` load
+    from followupd.sources.files.records import RECORD_KINDS
+
     table = _table("records", "created", "updated", "unchanged")
     for kind in RECORD_KINDS:
         counts = (report.created[kind], report.updated[kind], report.unchanged[kind])

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from email_validator import (
-    SPECIAL_USE_DOMAIN_NAMES,
-    EmailNotValidError,
-    ValidatedEmail,
-    validate_email,
-)
+if TYPE_CHECKING:  # imported when an address is not a common one (`_common`): 16 ms
+    from email_validator import ValidatedEmail
 
 # =?charset?encoding?text?= (RFC 2047 section 2)
 ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+# email-validator's SPECIAL_USE_DOMAIN_NAMES, which it refuses (tests/test_addresses.py
+# compares them), so that a common address is told without importing it
+SPECIAL_USE_DOMAIN_NAMES = ("arpa", "invalid", "local", "localhost", "onion", "test")
 
 
 @lru_cache(maxsize=4096)  # every message checks its sender and Reply-To again: ~0.1 ms each
@@ -35,6 +35,8 @@ def checked(text: str) -> ValidatedEmail:
 
     The result is shared (cached): read it, never change it.
     """
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         found = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
@@ -48,12 +50,19 @@ def checked(text: str) -> ValidatedEmail:
 
 
 def normalized(text: str) -> str:
-    """The address as followupd stores it; ValueError if it is not one."""
+    """The address as followupd stores it; ValueError if it is not one.
+
+    A common address (`_common`) is stored as written: email-validator
+    normalises it to itself (tests/test_addresses.py checks it does).
+    """
+    if _common(text):
+        return text
     return str(checked(text).normalized)
 
 
 # an address as followupd stores the common ones: ASCII, its domain in lower case; one
-# email-validator takes as it is, so sending it needs no call to it (~0.1 ms each)
+# email-validator takes as it is (see _common), so storing or sending it needs no call to it
+# (~0.1 ms each, and 16 ms to import it)
 COMMON_ADDRESS = re.compile(
     r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
     r"([a-z]{2,63})",
@@ -68,16 +77,26 @@ def mailbox_on_the_wire(text: str) -> tuple[str, str]:
     other is checked again (`split_mailbox`, `on_the_wire`).
     """
     name, address = _split(text)
+    if _common(address):
+        return name, address
+    name, address = split_mailbox(text)
+    return name, on_the_wire(address)
+
+
+def _common(address: str) -> bool:
+    """Whether `address` is a common one (COMMON_ADDRESS), which email-validator takes as it is.
+
+    A domain with "--" in it is not: an xn-- label is normalised to Unicode,
+    and IDNA refuses other labels with "--" at 3 and 4.
+    """
     found = COMMON_ADDRESS.fullmatch(address)
-    if (
+    return (
         found is not None
         and found.group(1) not in SPECIAL_USE_DOMAIN_NAMES
         and len(address) <= 254
         and len(address.partition("@")[0]) <= 64
-    ):
-        return name, address
-    name, address = split_mailbox(text)
-    return name, on_the_wire(address)
+        and "--" not in address.partition("@")[2]
+    )
 
 
 def _split(text: str) -> tuple[str, str]:

@@ -66,8 +66,12 @@ class OwnerEntry(Owner):
 
     @classmethod
     def single(cls, owner: Owner) -> OwnerEntry:
-        """The one owner of the ``[owner]`` form, with nothing of its own."""
-        return cls(key=SINGLE_OWNER_KEY, **owner.model_dump())
+        """The one owner of the ``[owner]`` form, with nothing of its own.
+
+        What the file left out takes its default, as in `owner`, without being
+        validated again (the country's, say, would load the holidays registry).
+        """
+        return cls(key=SINGLE_OWNER_KEY, **owner.model_dump(exclude_unset=True))
 
     @property
     def token_file(self) -> Path:
@@ -78,8 +82,11 @@ class OwnerEntry(Owner):
 
     @cached_property
     def person(self) -> Owner:
-        """The consultant alone: what rules, templates and messages use (cheap to hash)."""
-        return Owner(**{name: getattr(self, name) for name in Owner.model_fields})
+        """The consultant alone: what rules, templates and messages use (cheap to hash).
+
+        Its fields are this entry's, validated as `Owner`'s already: not again.
+        """
+        return Owner.model_construct(**{name: getattr(self, name) for name in Owner.model_fields})
 
     @cached_property
     def rule_overrides(self) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from holidays.registry import EntityLoader
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
 
 from followupd.config.addresses import normalized, split_mailbox
@@ -43,6 +42,8 @@ def _countries() -> frozenset[str]:
     holidays.list_supported_countries() would import all of its 200 country
     modules to list their subdivisions: a second of every command's start-up.
     """
+    from holidays.registry import EntityLoader  # 16 ms: for a config that names a country
+
     return frozenset(EntityLoader.get_country_codes(include_aliases=True))
 
 

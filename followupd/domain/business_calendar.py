@@ -21,9 +21,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import holidays
-from holidays.registry import COUNTRIES
-
 from followupd.config.sections import Business
 
 # How far a search for a working day may go before the calendar is declared
@@ -47,6 +44,9 @@ def _holidays_of(country: str) -> Callable[..., Any]:
     registry names the module of each country; a country it does not find
     there goes the long way, which says what is wrong with it.
     """
+    import holidays  # 16 ms: when a working day is worked out (not for a sync, say)
+    from holidays.registry import COUNTRIES
+
     module = next((name for name, codes in COUNTRIES.items() if country in codes[1:]), None)
     path = Path(holidays.__file__).parent / "countries" / f"{module}.py"
     spec = importlib.util.spec_from_file_location(f"holidays.countries.{module}", path)

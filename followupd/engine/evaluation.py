@@ -237,7 +237,13 @@ def cancel_vanished(
 
     Those a rule has just found due (`due`, by rule: `Evaluation.due`) are not asked about.
     """
-    cancelled = book.vanished(session, recording.pending(session), due)
+    if due and any(due.values()):  # read whole only the rows the rules are asked about
+        rows = recording.pending(
+            session, lambda key, rule, owner: book.asks(owner, rule, key, due) is not None
+        )
+    else:
+        rows = recording.pending(session)
+    cancelled = book.vanished(session, rows, due)
     recording.cancel(session, cancelled, at)
     return cancelled
 

@@ -42,10 +42,28 @@ class RuleBook:
                 if merged.options.enabled or not only_enabled:
                     mine[rule.name] = merged
             self.by_owner[owner.key] = mine
+        # the rules of a row's owner column (a key gone, or None: the first owner's)
+        self._of_row: dict[str | None, dict[str, Rule[RuleOptions]]] = {}
 
     def rules(self, owner: str | None) -> list[Rule[RuleOptions]]:
         """The rules of the owner keyed `owner` (the first owner for None or a key gone)."""
         return list(self.by_owner[self.settings.owner_for(owner).key].values())
+
+    def asks(
+        self,
+        owner: str | None,
+        rule: str,
+        key: str,
+        due: Mapping[int, AbstractSet[str]] | None = None,
+    ) -> Rule[RuleOptions] | None:
+        """The rule `vanished` asks about an outbox row of `owner` and `rule` keyed `key`;
+        None when there is none, or when that rule has just found it due (`due`)."""
+        if (mine := self._of_row.get(owner)) is None:
+            mine = self._of_row[owner] = self.by_owner[self.settings.owner_for(owner).key]
+        found = mine.get(rule)
+        if found is None or (due is not None and key in due.get(id(found), ())):
+            return None
+        return found
 
     def vanished(
         self,
@@ -60,12 +78,8 @@ class RuleBook:
         is the one its owner's rules would ask.
         """
         groups: dict[int, tuple[Rule[RuleOptions], list[PendingRow]]] = {}
-        owners: dict[str | None, dict[str, Rule[RuleOptions]]] = {}  # a row's owner -> rules
         for row in rows:
-            if (mine := owners.get(row.owner)) is None:
-                mine = owners[row.owner] = self.by_owner[self.settings.owner_for(row.owner).key]
-            rule = mine.get(row.rule)
-            if rule is not None and (due is None or row.key not in due.get(id(rule), ())):
+            if (rule := self.asks(row.owner, row.rule, row.key, due)) is not None:
                 groups.setdefault(id(rule), (rule, []))[1].append(row)
         reasons: dict[str, str] = {}
         for rule, group in groups.values():

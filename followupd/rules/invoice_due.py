@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -148,6 +149,15 @@ def _with_emails_sent(
             yield invoice, mission, client, who, sent.get(invoice_thread(invoice.number), 0)
 
 
+def _kept(route: StepDue, mission: Any, heads_ups: AbstractSet[str]) -> bool:
+    """Whether `vanished` would keep a pending follow-up keyed as `route`, its invoice being
+    unpaid (as the narrow read has it): not a heads-up a client nudge sent may call off
+    (`_nudged`, which goes by step), and not while the mission is disputed, which calls
+    off a client email of that key (the step's audience may have changed since it was
+    recorded). A broken promise's reminder and a thank-you are never routes."""
+    return route.step not in heads_ups and mission.status != MissionStatus.DISPUTED
+
+
 class InvoiceDue(Rule[InvoiceDueOptions]):
     name = "invoice_due"
 
@@ -210,14 +220,18 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             .where(*unpaid_of(evaluation), due_soon)
         )
 
+        heads_ups = self._heads_up_steps()
+
         def keys(row: Sequence[Any]) -> Iterator[str]:
             _, invoice, mission, client, who = row
             for route in self._routes(
                 evaluation, invoice, mission, client, who, replied, promises, unknown
             ):
+                if evaluation.due is not None and _kept(route, mission, heads_ups):
+                    evaluation.due.add(route.key)
                 yield route.key
 
-        # not kept: a heads-up due now is cancelled once the client was sent a nudge (_nudged)
+        # not kept as a whole (`_kept` tells which keys are)
         for only in with_news(evaluation, narrow, keys, Invoice.id, kept=False):
             found = _with_emails_sent(evaluation.session, query.where(*only))
             for invoice, mission, client, who, sent in found:
@@ -397,11 +411,15 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         reasons.update(promise_changed(session, [row for row in pending if row.key not in reasons]))
         return reasons
 
+    def _heads_up_steps(self) -> set[str]:
+        """The names of the owner steps on or before the due date, in any ladder."""
+        return {step.name for ladder in self.options.ladders() for step in ladder
+                if step.audience == "owner" and step.offset_days <= 0}  # fmt: skip
+
     def _nudged(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         """The owner's heads-ups (an owner step before or on the due date) of invoices the
         client has since been sent a nudge about: their moment passed."""
-        before = {step.name for ladder in self.options.ladders() for step in ladder
-                  if step.audience == "owner" and step.offset_days <= 0}  # fmt: skip
+        before = self._heads_up_steps()
         heads_up = [row for row in pending if row.audience == Audience.OWNER and row.step in before]
         nudged: dict[str, datetime] = {}
         for chunk in chunked(sorted({row.subject_key for row in heads_up})):

@@ -41,6 +41,12 @@ MULTIGET = ('<?xml version="1.0" encoding="utf-8"?>'
             "<D:prop><C:calendar-data/><D:getetag/></D:prop>{hrefs}"
             "</C:calendar-multiget>")  # fmt: skip
 GONE = ("404", "410")
+WHO_AM_I = (b'<?xml version="1.0" encoding="utf-8"?>'
+            b'<D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop>'
+            b"</D:propfind>")  # fmt: skip
+WHERE_CALENDARS_ARE = (b'<?xml version="1.0" encoding="utf-8"?>'
+                       b'<D:propfind xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+                       b"<D:prop><C:calendar-home-set/></D:prop></D:propfind>")  # fmt: skip
 
 
 class CalendarAccess(Protocol):
@@ -156,6 +162,35 @@ class PlainCalendar:
         if not url.startswith(self.origin + "/"):
             raise NotPlain(f"{url} is not on {self.origin}")
         return url[len(self.origin) :]
+
+
+def calendar_home(dav: PlainDav, url: str) -> str:
+    """The URL of the collection holding the calendars of the account at `url` (canonical):
+    its principal (RFC 5397), then the principal's calendar-home-set (RFC 4791
+    section 6.2.1), by two PROPFINDs, as the library finds them.
+
+    NotPlain for anything else: no principal or home named, or several, or
+    by an href that is not a plain path.
+    """
+    parts = urlsplit(url)
+    origin = url[: -len(parts.path)] if parts.path else url
+    principal = _href_of(dav, parts.path or "/", WHO_AM_I, DAV + "current-user-principal")
+    return origin + _href_of(dav, principal, WHERE_CALENDARS_ARE, CALDAV + "calendar-home-set")
+
+
+def _href_of(dav: PlainDav, path: str, asked: bytes, wanted: str) -> str:
+    """The one href that property `wanted` of the resource at `path` holds (a plain path)."""
+    answered = responses(dav.multistatus("PROPFIND", path, asked, {"Depth": "0"}), plain=False)
+    if len(answered) != 1 or answered[0][1] is not None:
+        raise NotPlain(f"PROPFIND {path}: not one answer")
+    values = [found for found in answered[0][2] if found.tag == wanted]
+    hrefs = [child for value in values for child in value]
+    if len(values) != 1 or len(hrefs) != 1 or hrefs[0].tag != DAV + "href":
+        raise NotPlain(f"{path}: not one href in {wanted}")
+    href = (hrefs[0].text or "").strip()
+    if not is_plain(href) or href == "/":
+        raise NotPlain(f"{path}: {wanted} is not a plain path: {href!r}")
+    return href
 
 
 def listed_calendars(dav: PlainDav, home: str) -> dict[str, str | None]:

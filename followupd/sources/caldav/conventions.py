@@ -24,17 +24,28 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from followupd.sources.caldav.html_text import html_to_lines, looks_like_html
-from followupd.sources.files.records import MissionRecord
 from followupd.sources.ical.happenings import Happening
 
 MISSION_PREFIX = "[mission]"
-MISSION_FIELDS = tuple(MissionRecord.model_fields)
 # `name: value`, where name looks like a field (a note line such as "Lieu : Lyon" has a capital)
 FIELD_LINE = re.compile(r"^\s*([a-z][a-z_]*)\s*:\s*(.*?)\s*$")
 BRACKETED = re.compile(r"\[([a-z0-9][a-z0-9._-]*)\]", re.IGNORECASE)
+
+
+@cache
+def mission_fields() -> tuple[str, ...]:
+    """The fields a mission event's description may give: a mission record's.
+
+    Asked for when a mission event is read, so that what only tells meetings
+    from mission events (an evaluation's meetings) loads no data-file models.
+    """
+    from followupd.sources.files.records import MissionRecord
+
+    return tuple(MissionRecord.model_fields)
 
 
 def is_mission_event(event: Happening) -> bool:
@@ -73,8 +84,8 @@ def mission_event(event: Happening) -> MissionEvent:
         if not match:
             continue
         name, text = match.groups()
-        if name not in MISSION_FIELDS:
-            close = difflib.get_close_matches(name, MISSION_FIELDS, n=1)
+        if name not in mission_fields():
+            close = difflib.get_close_matches(name, mission_fields(), n=1)
             if close:  # a likely typo of a field; other words are notes
                 found.problems.append(
                     f"description line {number}: unknown field {name!r}; did you mean {close[0]!r}?"

@@ -39,6 +39,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
@@ -63,6 +64,7 @@ from followupd.sources.caldav.calendar_access import (
     CalendarAccess,
     LibraryCalendar,
     PlainCalendar,
+    calendar_home,
     listed_calendars,
 )
 from followupd.sources.caldav.change_set import ETags
@@ -203,6 +205,9 @@ class CalendarSync:
                     calendars = self._known(connections, wanted)
                     if calendars is None:
                         found = {}
+                        calendars = self._found_plainly(connections, wanted, found)
+                    if calendars is None:
+                        found = {}
                         calendars = self._calendars(connections, wanted, report, found)
                     for source, calendar in calendars:
                         read.add(calendar.url)
@@ -266,6 +271,49 @@ class CalendarSync:
                     _merge(found, source, calendar)
         except NotPlain as why:
             log.debug("%s: calendars looked up through the library: %s", self.url, why)
+            return None
+        return list(found.values())
+
+    def _found_plainly(
+        self, connections: Connections, wanted: list[SyncedCalendar], urls: dict[str, str | None]
+    ) -> list[tuple[SyncedCalendar, CalendarAccess]] | None:
+        """The calendars of an account looked up by plain requests, as the library would find
+        them (`urls` told the URL of each, by name); None when that cannot be.
+
+        The account's principal, its calendar home and the calendars there
+        (followupd.sources.caldav.calendar_access.calendar_home): each calendar
+        named by its display name, found once there; a write calendar not
+        made yet not there. Anything else (a calendar named by its path, a
+        name two calendars answer to, one not found) is left to the library,
+        which says what it says.
+        """
+        if any(is_address(source.name) for source in wanted):
+            return None
+        found: dict[str, tuple[SyncedCalendar, CalendarAccess]] = {}
+        try:
+            dav = connections.plain()
+            home = calendar_home(dav, canonical(connections.account.url))
+            if not dav.reaches(home):
+                raise NotPlain(f"{home} is on another server")
+            listed = listed_calendars(dav, home)
+            if not listed:  # the library would look for calendars elsewhere
+                raise NotPlain(f"no calendar in {home}")
+            for source in wanted:
+                answering = [place for place, name in listed.items() if name == source.name]
+                if len(answering) > 1 or any(place.startswith("?") for place in answering):
+                    raise NotPlain(f"calendar {source.name!r} is not alone, or not plain")
+                if not answering and not source.writes:
+                    raise NotPlain(f"calendar {source.name!r} is not listed")
+                url = answering[0] if answering else None
+                if url is not None and not urlsplit(url).path.strip("/"):
+                    raise NotPlain(f"calendar {source.name!r} at the server's root")
+                urls[source.name] = url
+                if url is not None:
+                    calendar = PlainCalendar(dav, url, partial(connections.calendar, url))
+                    _merge(found, source, calendar)
+        except NotPlain as why:
+            log.debug("%s: calendars looked up through the library: %s", self.url, why)
+            urls.clear()
             return None
         return list(found.values())
 

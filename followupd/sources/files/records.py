@@ -38,6 +38,7 @@ from followupd.config.types import (
 from followupd.domain.identity import touchpoint_key
 from followupd.domain.payments import Payment
 from followupd.domain.states import ClientKind, MissionStatus, Severity, TouchpointKind
+from followupd.sources.files.instants import parse_instant
 
 _DATE_SHAPED = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -54,28 +55,6 @@ def _day(value: Any) -> Any:
             if _DATE_SHAPED.fullmatch(value):  # 2026-13-01: say which figure is wrong
                 raise ValueError(f"invalid date {value}: {error}") from None
     raise ValueError(f"expected a date like 2026-09-01 (got {value!r})")
-
-
-def parse_instant(value: Any, zone: ZoneInfo) -> datetime:
-    """An ISO date or datetime as an aware datetime; naive ones are read in `zone`."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})"
-            ) from None
-    if isinstance(value, datetime):
-        instant = value if value.tzinfo is not None else value.replace(tzinfo=zone)
-    elif isinstance(value, date):
-        instant = datetime(value.year, value.month, value.day, tzinfo=zone)
-    else:
-        raise ValueError(f"expected a date and time like 2026-11-10T10:00:00+01:00 (got {value!r})")
-    try:  # stored in UTC: 0001-01-01T00:00+14:00 has no UTC time
-        instant.astimezone(ZoneInfo("UTC"))
-    except OverflowError:
-        raise ValueError(f"{instant.isoformat()} is out of range") from None
-    return instant
 
 
 def _instant(value: Any, info: ValidationInfo) -> Any:

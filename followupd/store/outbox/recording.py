@@ -315,11 +315,30 @@ def empty(session: Session) -> bool:
     return session.scalar(select(FollowUp.id).limit(1)) is None
 
 
-def pending(session: Session) -> list[PendingRow]:
-    """Every pending follow-up, with what its rule needs to tell whether its reason went."""
-    return list(
-        session.execute(select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING))
+def pending(
+    session: Session, asked: Callable[[str, str, str | None], bool] | None = None
+) -> list[PendingRow]:
+    """Every pending follow-up, with what its rule needs to tell whether its reason went.
+
+    With `asked` (of a row's key, rule and owner), only the rows it keeps: those
+    three columns are read first, then the rest of the rows kept, by key (a
+    steady pass asks about a few of thousands).
+    """
+    query = select(*PENDING_COLUMNS).where(FollowUp.state == FollowUpState.PENDING)
+    if asked is None:
+        return list(session.execute(query))
+    which = select(FollowUp.key, FollowUp.rule, FollowUp.owner).where(
+        FollowUp.state == FollowUpState.PENDING
     )
+    keys = [key for key, rule, owner in session.execute(which) if asked(key, rule, owner)]
+    # by key alone, then the state: with the state in the query, SQLite reads every pending
+    # row of the index on (state, due_at) for each chunk, not the few by the unique key
+    by_key = select(*PENDING_COLUMNS, FollowUp.state)
+    rows: list[PendingRow] = []
+    for chunk in chunked(keys):
+        found = session.execute(by_key.where(FollowUp.key.in_(chunk)))
+        rows += (row for row in found if row.state == FollowUpState.PENDING)
+    return rows
 
 
 def end_pending(
