@@ -114,3 +114,13 @@ def test_a_query_with_another_bundle_is_left_to_the_orm(store: Store) -> None:
         by_orm, by_streamed = both_ways(session, query)
     same_rows(by_orm, by_streamed)
     assert [row[1].key for row in by_streamed] == ["m1", "m2"]
+
+
+def test_objects_added_to_the_session_are_flushed_before_the_read(store: Store) -> None:
+    filled(store)
+    query = select(record(Mission)).order_by(Mission.key)
+    with store.session() as session:
+        client = session.scalars(select(Client)).one()
+        session.add(Mission(key="m3", client=client, title="Ajout", status=MissionStatus.ACTIVE,
+                            start=date(2026, 4, 1)))  # fmt: skip
+        assert [mission.key for (mission,) in streamed(session, query)] == ["m1", "m2", "m3"]

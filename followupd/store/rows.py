@@ -74,6 +74,8 @@ def streamed(session: Session, query: Select[*Ts], size: int = BATCH) -> Streame
             makers.append(itemgetter(len(columns)))
             columns.append(expr)
     flat = query.with_only_columns(*columns, maintain_column_froms=True)
+    if session.autoflush:  # what the ORM's execute would have flushed first
+        session.flush()
     result = session.connection().execute(flat.execution_options(yield_per=size))
     return _Rows(result, makers)
 
