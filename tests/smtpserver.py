@@ -31,6 +31,7 @@ class Recorder:
     refusals: list[int] = field(default_factory=list)
     sessions: int = 0  # open, as the server saw them (see CountingController)
     most_sessions: int = 0  # open at once, at the most
+    opened: int = 0  # sessions opened in all
 
     def refuse(self, code: int, times: int = 1) -> None:
         self.refusals.extend([code] * times)
@@ -50,6 +51,7 @@ class CountedSession(SMTP):
 
     def connection_made(self, transport: Any) -> None:
         self.event_handler.sessions += 1
+        self.event_handler.opened += 1
         self.event_handler.most_sessions = max(
             self.event_handler.most_sessions, self.event_handler.sessions
         )

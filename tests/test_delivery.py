@@ -19,6 +19,7 @@ from followupd.config.load import parse_settings
 from followupd.config.settings import Settings
 from followupd.delivery import deliverer as deliverer_module
 from followupd.delivery.deliverer import (
+    BATCH,
     SUB_BATCH,
     Deliverer,
     DeliveryReport,
@@ -342,6 +343,33 @@ def test_several_connections_deliver_each_email_once_side_by_side(
     recorded = states(store)
     assert all(recorded[key].message_id == message_id(key, "cabinet.example") for key in keys)
     assert {recorded[key].state for key in keys} == {"sent"}
+
+
+def test_a_pass_keeps_its_connections_from_one_claimed_batch_to_the_next(
+    loaded: Store, tmp_path: Path
+) -> None:
+    store = loaded
+    keys = [f"k{n:03d}" for n in range(BATCH + 5)]  # two batches
+    with store.session() as session:
+        for key in keys:
+            session.add(sample_followup(key, paris(1) - timedelta(minutes=1)))
+    recorder, port = Recorder(), free_port()
+    controller = CountingController(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        text = (
+            MINIMAL_CONFIG
+            + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            + "connections = 2\nrate_per_minute = 1000000\n"
+        )
+        settings = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+        before = recorder.opened  # the controller's own check that the server is up
+        report = deliver(store, settings, paris(1))
+    finally:
+        controller.stop()
+    assert sorted(report.sent) == keys
+    assert len(recorder.messages) == len(keys)
+    assert recorder.opened - before == 2, "the second batch went over the first one's connections"
 
 
 def test_a_pass_stopped_as_its_record_connection_opens_leaves_no_connection_out(

@@ -1,4 +1,4 @@
-"""The handover: a message ends only once the one accepted before it is recorded."""
+"""The handover: a message ends only while fewer than its window are accepted and not recorded."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ def test_a_turn_waits_for_the_record_of_the_message_accepted_before() -> None:
     recording, go_on = threading.Event(), threading.Event()
     recorded: list[int] = []
 
-    def record(item: int) -> bool:
+    def record(items: list[int]) -> int:
         recording.set()
         go_on.wait(timeout=10)
-        recorded.append(item)
-        return True
+        recorded.extend(items)
+        return 0
 
     async def scenario() -> None:
         handover: Handover[int] = Handover(record)
@@ -44,7 +44,7 @@ def test_a_turn_waits_for_the_record_of_the_message_accepted_before() -> None:
 
 
 def test_a_refused_message_ends_its_turn_and_a_failed_record_stops_the_next() -> None:
-    def record(item: int) -> bool:
+    def record(items: list[int]) -> int:
         raise RuntimeError("the database went away")
 
     async def scenario() -> None:
@@ -75,7 +75,7 @@ def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
             gate, reached = asyncio.Event(), asyncio.Event()
 
             async def before_end() -> None:
-                reached.set()  # all of the message written but its end
+                reached.set()  # the envelope taken: the text and its end wait
                 await gate.wait()
 
             async with SmtpSender(smtp) as sender:
@@ -101,7 +101,7 @@ def test_the_server_gets_a_message_only_once_its_gate_opens() -> None:
 
 def test_a_claim_found_taken_over_stops_the_messages_checked_before() -> None:
     async def scenario() -> None:
-        handover: Handover[int] = Handover(lambda item: item != 2)  # 2: taken over
+        handover: Handover[int] = Handover(lambda items: items.count(2))  # 2: taken over
         for item in (1, 2):
             turn = handover.turn(0)
             await turn()
@@ -113,5 +113,60 @@ def test_a_claim_found_taken_over_stops_the_messages_checked_before() -> None:
         again = handover.turn(handover.losses)
         await again()  # checked since: it may end
         again.refused()
+
+    asyncio.run(scenario())
+
+
+def test_a_window_lets_that_many_end_before_their_record_made_together() -> None:
+    records: list[list[int]] = []
+
+    def record(items: list[int]) -> int:
+        records.append(items)
+        return 0
+
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(record, window=3)
+        for item in (1, 2):
+            turn = handover.turn(0)
+            await turn()
+            turn.accepted(item)
+        await asyncio.sleep(0)
+        assert records == [], "two of three: not recorded yet"
+        third = handover.turn(0)
+        await third()  # the window's last place
+        fourth = handover.turn(0)
+        waiting = asyncio.create_task(fourth())
+        await asyncio.sleep(0)
+        assert not waiting.done(), "three ended, none recorded: the fourth waits"
+        third.accepted(3)
+        await waiting  # the three, recorded together, let it end
+        assert records == [[1, 2, 3]]
+        fourth.accepted(4)
+        await handover.settled()
+        assert records == [[1, 2, 3], [4]]
+
+    asyncio.run(scenario())
+
+
+def test_what_was_accepted_is_recorded_soon_while_a_server_holds_the_next_end() -> None:
+    recorded = threading.Event()
+    records: list[list[int]] = []
+
+    def record(items: list[int]) -> int:
+        records.append(items)
+        recorded.set()
+        return 0
+
+    async def scenario() -> None:
+        handover: Handover[int] = Handover(record, window=20, within=0.01)
+        first = handover.turn(0)
+        await first()
+        first.accepted(1)
+        held = handover.turn(0)
+        await held()  # its end written, the server slow to answer: no flush, no full window
+        assert await asyncio.to_thread(recorded.wait, 10), "recorded without a flush"
+        assert records == [[1]]
+        held.refused()
+        await handover.settled()
 
     asyncio.run(scenario())

@@ -1,10 +1,10 @@
-"""The record of a message sent: at once on SQLite when it waits for nothing, else in a thread."""
+"""The record of messages sent: at once on SQLite when it waits for nothing, else in a thread."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,10 +27,10 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def claimed(store: Store, worker: str = "w1") -> int:
+def claimed(store: Store, worker: str = "w1", key: str = "invoice_due:F-1:nudge-1") -> int:
     """One follow-up claimed by `worker`: its id."""
     with store.session() as session:
-        row = sample_followup("invoice_due:F-1:nudge-1", AT)
+        row = sample_followup(key, AT)
         session.add(row)
         session.flush()
         session.execute(
@@ -53,11 +53,11 @@ def test_a_record_is_made_at_once_where_it_waits_for_nothing(store: Store) -> No
     row_id = claimed(store)
     sent = SentRecord(store.engine)
     try:
-        done = sent.at_once(row_id, "<m@x>", "w1", AT)
+        done = sent.at_once([(row_id, "<m@x>")], "w1", AT)
     finally:
         sent.close()
     if store.engine.dialect.name == "sqlite":
-        assert done is True
+        assert done == {row_id}
         assert state_of(store, row_id) == ("sent", "<m@x>")
     else:  # a round trip to the server: always in a thread
         assert done is None
@@ -77,15 +77,16 @@ def test_a_record_that_would_wait_for_the_lock_is_left_to_a_thread(
     try:
         cursor = holder.cursor()
         cursor.execute("BEGIN IMMEDIATE")
-        assert sent.at_once(row_id, "<m@x>", "w1", AT) is None
-        results: list[bool] = []
-        waiting = threading.Thread(target=lambda: results.append(sent(row_id, "<m@x>", "w1", AT)))
+        assert sent.at_once([(row_id, "<m@x>")], "w1", AT) is None
+        results: list[set[int]] = []
+        pairs = [(row_id, "<m@x>")]
+        waiting = threading.Thread(target=lambda: results.append(sent(pairs, "w1", AT)))
         waiting.start()
         waiting.join(timeout=0.2)
         assert waiting.is_alive(), "the record in a thread waits for the lock"
         holder.commit()
         waiting.join(timeout=10)
-        assert results == [True]
+        assert results == [{row_id}]
     finally:
         holder.close()
         sent.close()
@@ -107,14 +108,34 @@ def test_the_connection_goes_back_to_the_pool_waiting_for_locks_again(
     assert driver.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)  # SQLite's default
 
 
-def test_a_claim_taken_over_is_not_recorded(store: Store) -> None:
-    row_id = claimed(store, worker="w2")
+def test_a_claim_taken_over_is_not_recorded_and_the_others_are(store: Store) -> None:
+    taken = claimed(store, worker="w2")
+    ours = claimed(store, key="invoice_due:F-2:nudge-1")
     sent = SentRecord(store.engine)
+    pairs = [(taken, "<m@x>"), (ours, "<n@x>")]  # recorded together
     try:
-        done = sent.at_once(row_id, "<m@x>", "w1", AT)
+        done = sent.at_once(pairs, "w1", AT)
         if done is None:  # PostgreSQL: in a thread
-            done = sent(row_id, "<m@x>", "w1", AT)
+            done = sent(pairs, "w1", AT)
     finally:
         sent.close()
-    assert done is False
-    assert state_of(store, row_id) == ("sending", None)
+    assert done == {ours}
+    assert state_of(store, taken) == ("sending", None)
+    assert state_of(store, ours) == ("sent", "<n@x>")
+
+
+def test_a_check_renews_the_leases_still_ours_and_names_them(store: Store) -> None:
+    taken = claimed(store, worker="w2")
+    ours = claimed(store, key="invoice_due:F-2:nudge-1")
+    sent = SentRecord(store.engine)
+    until = AT + timedelta(minutes=10)
+    try:
+        found = sent.renewed_at_once([taken, ours], "w1", until)
+        if found is None:  # PostgreSQL: in a thread
+            found = sent.renewed([taken, ours], "w1", until)
+    finally:
+        sent.close()
+    assert found == {ours}
+    with store.session() as session:
+        leases = dict(session.execute(select(FollowUp.id, FollowUp.lease_expires_at)).all())
+    assert leases[ours] == until and leases[taken] == AT, leases

@@ -7,17 +7,18 @@ is taken again once it expires. A claimed batch's emails are built first,
 then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
 connections side by side: before a sub-batch goes, one statement checks its
 claims are still ours, and again for the rest of it once a record found a
-claim taken over (the worker taken for dead). A message the server accepted is recorded sent at
-once, where the lease is still ours, and the next message's end waits for
-that record (followupd.delivery.handover); failures are recorded together as
-they come (followupd.delivery.group_commit). SMTP cannot be exactly-once: a
-crash between the server's acceptance and that record sends that message
-again on the next claim, with the same Message-ID, so a client shows it
-once: one message per instance at most, whatever its connections. Database
-work runs in threads, off the event loop that carries the connections; but
-on SQLite, a message's record of sent is made on the loop when it waits for
-nothing (followupd.store.outbox.sent_record): a hop to a thread and back
-cost more than the statement.
+claim taken over (the worker taken for dead). The messages the server
+accepted are recorded sent together, in one transaction, where the lease is
+still ours: once a sub-batch's worth are accepted and not recorded, the next
+message's end waits for that record (followupd.delivery.handover); failures
+are recorded together as they come (followupd.delivery.group_commit). SMTP
+cannot be exactly-once: a crash between the server's acceptance and that
+record sends those messages again on the next claim, with the same
+Message-ID, so a client shows each once: a sub-batch per instance at most,
+whatever its connections. Database work runs in threads, off the event loop
+that carries the connections; but on SQLite, the record of sent is made on
+the loop when it waits for nothing (followupd.store.outbox.sent_record): a
+hop to a thread and back cost more than the statements.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -246,18 +247,23 @@ class Deliverer:
         self.started = self.monotonic()
         report = DeliveryReport()
         await asyncio.to_thread(self._before, at, report)
-        while not self.stopping:
-            rows = await asyncio.to_thread(self._claim, at)
-            if not rows:
-                return report
-            ready = await asyncio.to_thread(self._screen, rows, at, report)
-            try:
-                await self._send(ready, at, report)
-            finally:
-                await asyncio.to_thread(self._release, ready.rows, at)
-            if len(rows) < BATCH:
-                return report
-        return report
+        idle: list[MailSender] = []  # the pass's connections, kept from one batch to the next
+        try:
+            while not self.stopping:
+                rows = await asyncio.to_thread(self._claim, at)
+                if not rows:
+                    return report
+                ready = await asyncio.to_thread(self._screen, rows, at, report)
+                try:
+                    await self._send(ready, at, report, idle)
+                finally:
+                    await asyncio.to_thread(self._release, ready.rows, at)
+                if len(rows) < BATCH:
+                    return report
+            return report
+        finally:
+            for sender in idle:
+                await sender.close()
 
     def _before(self, at: datetime, report: DeliveryReport) -> None:
         with self.store.session() as session:
@@ -578,7 +584,12 @@ class Deliverer:
         return None
 
     # -- sending ----------------------------------------------------------------------
-    async def _send(self, ready: Screened, at: datetime, report: DeliveryReport) -> None:
+    async def _send(
+        self, ready: Screened, at: datetime, report: DeliveryReport, idle: list[MailSender]
+    ) -> None:
+        """Write a claimed batch's calendar items, then send its emails over up to `[smtp]
+        connections` connections, taken from `idle` (the pass's, left open by the batch
+        before) or opened, and left there for the next."""
         items = [row for row in ready.rows if row.channel == Channel.CALENDAR]
         if items:
             await self._write_calendar(items, at, report)
@@ -595,9 +606,12 @@ class Deliverer:
             handover: Handover[Prepared] = Handover(
                 partial(self._record_accepted, sent=sent, at=at, report=report),
                 at_once=partial(self._record_at_once, sent=sent, at=at, report=report),
+                window=SUB_BATCH,
             )
             connections = [
-                asyncio.create_task(self._connection(queue, at, outcomes, handover, report))
+                asyncio.create_task(
+                    self._connection(queue, at, outcomes, handover, report, sent, idle)
+                )
                 for _ in range(min(self.connections, len(queue)))
             ]
             try:
@@ -627,16 +641,26 @@ class Deliverer:
         outcomes: GroupCommit[Attempt],
         handover: Handover[Prepared],
         report: DeliveryReport,
+        sent: SentRecord,
+        idle: list[MailSender],
     ) -> None:
-        """One connection: sends sub-batches from `queue` until it is empty, or a stop."""
+        """One connection: sends sub-batches from `queue` until it is empty, or a stop;
+        their claims checked on the pass's connection for records (`sent`). The connection
+        is one of `idle`, or a new one, and goes back there unless it failed."""
         taken: list[Prepared] = []
+        sender = idle.pop() if idle else self.sender()
         try:
-            async with self.sender() as sender:
+            try:
                 while queue and not self.stopping:
                     sub_batch = queue.popleft()
                     taken += sub_batch
-                    await self._send_sub_batch(sender, sub_batch, at, outcomes, handover)
+                    await self._send_sub_batch(sender, sub_batch, at, outcomes, handover, sent)
+                    handover.flush()  # what went is recorded sent, while the next goes
                     await outcomes.flush()  # the failures, before the next claims are checked
+            except BaseException:
+                await sender.close()
+                raise
+            idle.append(sender)
         except DeliveryError as error:  # the connection itself failed: what it took waits
             await handover.settled()  # what went is recorded sent first
             await outcomes.flush()
@@ -649,20 +673,22 @@ class Deliverer:
         at: datetime,
         outcomes: GroupCommit[Attempt],
         handover: Handover[Prepared],
+        sent: SentRecord,
     ) -> None:
-        """Check the claims of `sub_batch` in one statement, then send.
+        """Check the claims of `sub_batch` in one transaction, then send.
 
-        Each message's end waits for the record of the one accepted before it,
-        on any connection (followupd.delivery.handover): a crash sends at most
-        one message twice. Failures are recorded together as they come.
+        A message's end waits while a sub-batch's worth of messages accepted
+        on any connection are not recorded sent (followupd.delivery.handover):
+        a crash sends at most a sub-batch twice. Failures are recorded together
+        as they come.
         """
         checked = handover.losses
-        ours = await asyncio.to_thread(self._still_ours, sub_batch, at)
+        ours = await self._still_ours(sub_batch, at, sent)
         for index, each in enumerate(sub_batch):
             while not self.stopping:  # the rest is handed back
                 if handover.losses > checked:  # a record found its claim taken over
                     checked = handover.losses
-                    ours = await asyncio.to_thread(self._still_ours, sub_batch[index:], at)
+                    ours = await self._still_ours(sub_batch[index:], at, sent)
                 if each.batch.lead.id not in ours:
                     log.warning("%s was handed to another worker; not sent here",
                                 each.batch.lead.key)  # fmt: skip
@@ -682,54 +708,71 @@ class Deliverer:
                     turn.accepted(each)
                 break
 
-    def _still_ours(self, sub_batch: list[Prepared], at: datetime) -> set[int]:
-        """The leads of `sub_batch` whose claims are still ours, checked right before they go.
+    async def _still_ours(
+        self, sub_batch: list[Prepared], at: datetime, sent: SentRecord
+    ) -> set[int]:
+        """The leads of `sub_batch` whose claims are still ours, checked right before they go
+        (on the event loop's thread where that waits for nothing, as the records of sent).
 
         A claim can be handed back while its batch is under way (the worker's
         lock connection dropped, and the leader took it for dead): without this,
         the rest of the batch would go out twice. With it, and the check again
-        once a record finds a claim taken over, only the message in flight at
-        that instant can.
+        once a record finds a claim taken over, only the messages in flight at
+        that instant can (a sub-batch at most).
         """
         # Their leases renewed from now (the pass's instant plus the time it has run) for
         # as long as the sub-batch may take at the rate limit: a pass longer than a lease
         # keeps the messages it is about to send from being taken over and sent twice.
         now = at + timedelta(seconds=self.monotonic() - self.started)
         pacing = timedelta(seconds=len(sub_batch) * self.pacer.interval) if self.pacer else ZERO
-        with self.store.session() as session:
-            leads = [each.batch.lead.id for each in sub_batch]
-            return claims.still_ours(session, leads, self.worker, now, LEASE + pacing)
+        leads, until = [each.batch.lead.id for each in sub_batch], now + LEASE + pacing
+        ours = sent.renewed_at_once(leads, self.worker, until)
+        if ours is None:
+            ours = await asyncio.to_thread(sent.renewed, leads, self.worker, until)
+        return ours
 
     def _record_accepted(
-        self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
-    ) -> bool:
-        """A message the server accepted, recorded sent (in a thread, before the next ends):
-        one statement on the driver for a plain one (`sent`). False if its claim was
-        taken over."""
-        if not each.plain:
+        self, accepted: list[Prepared], sent: SentRecord, at: datetime, report: DeliveryReport
+    ) -> int:
+        """Messages the server accepted, recorded sent in a thread, together: one
+        transaction on the driver for the plain ones (`sent`). How many of them had their
+        claim taken over."""
+        plain = [each for each in accepted if each.plain]
+        lost = 0
+        if len(plain) < len(accepted):
             with self.store.session() as session:
-                return self._record_sent(session, each, at, report)
-        lead = each.batch.lead
-        return self._recorded(lead, sent(lead.id, each.email.message_id, self.worker, at), report)
+                for each in accepted:
+                    if not each.plain and not self._record_sent(session, each, at, report):
+                        lost += 1
+        if plain:
+            done = sent([(each.batch.lead.id, each.email.message_id) for each in plain],
+                        self.worker, at)  # fmt: skip
+            lost += self._recorded(plain, done, report)
+        return lost
 
     def _record_at_once(
-        self, each: Prepared, sent: SentRecord, at: datetime, report: DeliveryReport
-    ) -> bool | None:
-        """The same record of a plain message, made on the event loop's thread if it waits
+        self, accepted: list[Prepared], sent: SentRecord, at: datetime, report: DeliveryReport
+    ) -> int | None:
+        """The same record of plain messages, made on the event loop's thread if it waits
         for nothing (`SentRecord.at_once`); None when it is for `_record_accepted`."""
-        if not each.plain:
+        if not all(each.plain for each in accepted):
             return None
-        lead = each.batch.lead
-        done = sent.at_once(lead.id, each.email.message_id, self.worker, at)
-        return None if done is None else self._recorded(lead, done, report)
+        pairs = [(each.batch.lead.id, each.email.message_id) for each in accepted]
+        done = sent.at_once(pairs, self.worker, at)
+        return None if done is None else self._recorded(accepted, done, report)
 
     @staticmethod
-    def _recorded(lead: FollowUpRow, done: bool, report: DeliveryReport) -> bool:
-        if done:
-            report.sent.append(lead.key)
-        else:
-            log.warning("sent %s, but its lease had been taken over", lead.key)
-        return done
+    def _recorded(accepted: list[Prepared], done: set[int], report: DeliveryReport) -> int:
+        """Report what was recorded sent, warn of the rest: how many claims were lost."""
+        lost = 0
+        for each in accepted:
+            lead = each.batch.lead
+            if lead.id in done:
+                report.sent.append(lead.key)
+            else:
+                log.warning("sent %s, but its lease had been taken over", lead.key)
+                lost += 1
+        return lost
 
     def _record(self, outcomes: list[Attempt], at: datetime, report: DeliveryReport) -> None:
         """Outcomes, in one transaction: one statement for the plain emails that went."""

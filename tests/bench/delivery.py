@@ -482,11 +482,11 @@ STAGES = (
     ("build_message", "followupd/channels/email/message.py", "build_message"),
     ("SMTP transactions (pipelined)", "followupd/channels/email/pipelining.py",
      "Transactions.send"),
-    ("check the claims (a statement a sub-batch)", "followupd/delivery/deliverer.py",
+    ("check the claims (once a sub-batch)", "followupd/delivery/deliverer.py",
      "Deliverer._still_ours"),
-    ("record each message sent, at once (SQLite)", "followupd/delivery/deliverer.py",
+    ("record the messages sent, at once (SQLite)", "followupd/delivery/deliverer.py",
      "Deliverer._record_at_once"),
-    ("record each message sent, in a thread", "followupd/delivery/deliverer.py",
+    ("record the messages sent, in a thread", "followupd/delivery/deliverer.py",
      "Deliverer._record_accepted"),
     ("record the failures (group commit)", "followupd/delivery/deliverer.py",
      "Deliverer._record"),
@@ -596,7 +596,7 @@ def bench(args: argparse.Namespace, tools: tuple[str, str], workdir: Path) -> No
         size = sum(map(len, sample)) / len(sample) if sample else 0.0
         runs = [
             Run("followupd tick --now, a process", due, ticked.wall, ticked.cpu, size,
-                (due + BATCH - 1) // BATCH * connections, f"outbox: {_states(after[0])}"),
+                connections, f"outbox: {_states(after[0])}"),
             Run("Deliverer.run, in-process" + (", profiled" if profile else ""), handed.messages,
                 seconds, cpu, size, handed.connections,
                 f"outbox: {_states(after_in_process[0])}"),
@@ -672,8 +672,8 @@ def print_table(
         "of this one over the in-process pass"
     )
     print(
-        f"followupd: up to [smtp] connections = {connections} SMTP connections side by side for "
-        f"each claimed batch of {BATCH}; the tick's figures hold "
+        f"followupd: up to [smtp] connections = {connections} SMTP connections side by side, "
+        f"kept for the pass from one claimed batch of {BATCH} to the next; the tick's figures hold "
         "its start-up, an evaluate pass that finds nothing new and its printed table; avg "
         f"bytes of {len(handed.sample)} messages sampled evenly in the in-process pass"
     )

@@ -23,6 +23,7 @@ UTF-8.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import html
 import re
@@ -45,8 +46,9 @@ _PLAIN = re.compile(r"[ -~]*")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # atext and spaces: a bare phrase
 _WORD = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]*")  # one atom
 _Q_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/"
-_Q = [chr(byte) if byte in _Q_SAFE else "_" if byte == 32 else f"={byte:02X}"
-      for byte in range(256)]  # fmt: skip
+# each byte (as the character of that number, the bytes read as Latin-1) as "Q" writes it
+_Q = {byte: chr(byte) if byte in _Q_SAFE else "_" if byte == 32 else f"={byte:02X}"
+      for byte in range(256)}  # fmt: skip
 _BREAKS = re.compile(r"[\r\n\x00]")
 
 
@@ -70,6 +72,7 @@ def message_id(key: str, domain: str) -> str:
     return f"<{digest}.followupd@{ascii_domain(domain)}>"
 
 
+@functools.lru_cache(maxsize=256)  # a pass's sender and Reply-To are the same for every email
 def mailbox(text: str, header: str = "To") -> tuple[str, str]:
     """``Name <address>`` or a bare address: (the header's value, the address on the wire).
 
@@ -140,7 +143,7 @@ def _encoded(text: str) -> list[str]:
     leaves only letters, digits and !*+-/ as they are, which a display name allows);
     several past 900 characters, split between characters, never inside one's bytes."""
     raw = text.encode("utf-8")
-    quoted, base64_length = "".join(_Q[byte] for byte in raw), 4 * ((len(raw) + 2) // 3)
+    quoted, base64_length = raw.decode("latin-1").translate(_Q), 4 * ((len(raw) + 2) // 3)
     if len(quoted) + 12 <= _ENCODED_WORD and len(quoted) - base64_length < 5:  # as it did
         return [f"=?utf-8?q?{quoted}?="]
     if base64_length + 12 <= _ENCODED_WORD:

@@ -121,8 +121,8 @@ class Transactions:
         before_end: Callable[[], Awaitable[None]],
         timeout: float,
     ) -> None:
-        """One message; `before_end` awaited before its end (the message itself is written
-        first), outside the `timeout` of each part.
+        """One message; `before_end` awaited once the server waits for its text, outside the
+        `timeout` of each part; then the text and its end go in one write.
 
         A refusal (of the sender, of every recipient, of DATA) resets the
         envelope (RSET) and raises; a message refused by some recipients
@@ -144,10 +144,10 @@ class Transactions:
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             await self._reset(timeout)
             raise
-        self._write(_STUFFED.sub(b"..", data))  # all of it but its end, which waits
+        stuffed = _STUFFED.sub(b"..", data)
         await before_end()
         async with asyncio.timeout(timeout):
-            self._write(b".\r\n")
+            self._write(stuffed + b".\r\n")  # `data` ends with a line break
             self.end_written = True
             code, text = await self.replies.reply()
         if code != aiosmtplib.SMTPStatus.completed:

@@ -8,10 +8,10 @@ sorted into transient ones, worth retrying later (4xx answers, disconnects,
 timeouts, refused connections) and permanent ones (5xx answers,
 authentication), which no retry will mend.
 
-A message's end (the "." that ends DATA, the write into a Maildir) waits
-for `before_end`, the handover of the pass (followupd.delivery.handover):
-until then the server holds an unfinished message, which it drops if the
-connection ends. Once the end is written, a connection that ends (or a
+A message's text and end (the "." that ends DATA, the write into a Maildir)
+wait for `before_end`, the handover of the pass
+(followupd.delivery.handover): until then the server holds an envelope only,
+which it drops if the connection ends. Once the end is written, a connection that ends (or a
 server that does not answer) leaves the message in doubt: the server may have
 accepted it. It is not sent again on a new connection then, but failed as
 worth retrying: a later attempt sends it again, with the same Message-ID.

@@ -106,23 +106,6 @@ def claim(
     return sorted(rows, key=lambda row: (row.due_at, row.id))
 
 
-def still_ours(
-    session: Session, row_ids: Sequence[int], worker: str, at: datetime, lease: timedelta
-) -> set[int]:
-    """Which of rows `row_ids` are still claimed by `worker`; their leases run from `at`.
-
-    One statement for a sub-batch about to be sent, made before every sub-batch:
-    Core, compiled once (the ORM's bulk UPDATE costs as much again).
-    """
-    ours: set[int] = set()
-    until = at + lease
-    connection = session.connection()
-    for chunk in chunked(row_ids):
-        given = {"row_ids": list(chunk), "worker": worker, "until": until}
-        ours.update(connection.execute(_STILL_OURS, given).scalars())
-    return ours
-
-
 def finish_sent(
     session: Session, message_ids: Mapping[int, str], worker: str, at: datetime
 ) -> set[int]:
@@ -168,16 +151,6 @@ SENT_VALUES: dict[str, Any] = {
 }
 _SENT = (  # Core: the ORM's bulk UPDATE would not take the statement as it is
     update(_TABLE).where(_TABLE.c.id == bindparam("row_id")).values(SENT_VALUES)
-)
-_STILL_OURS = (
-    update(_TABLE)
-    .where(
-        _TABLE.c.id.in_(bindparam("row_ids", expanding=True)),
-        _TABLE.c.state == FollowUpState.SENDING,
-        _TABLE.c.lease_owner == bindparam("worker"),
-    )
-    .values(lease_expires_at=bindparam("until"))
-    .returning(_TABLE.c.id)
 )
 
 
