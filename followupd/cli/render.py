@@ -314,6 +314,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         laid_out = plain_table.lay_out(columns, rows, pipe_width())
         if laid_out is not None:
             sys.stdout.write(laid_out)
+            sys.stdout.flush()  # as rich does after a print
             return
     table = _table(*columns)
     for row in rows:
