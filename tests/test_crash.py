@@ -11,9 +11,8 @@ rows a killed run left in `sending` are taken back because its process is
 gone, not because their leases expired. At the end every
 message has arrived, and the only duplicates are messages that were in
 flight when a kill landed: accepted, their outcome not recorded yet, at most
-a sub-batch per kill, whatever the number of connections (a message ends only
-while fewer than a sub-batch accepted before it are not recorded:
-followupd.delivery.handover).
+one per kill, whatever the number of connections (a message ends only once
+the one accepted before it is recorded: followupd.delivery.handover).
 
 `run`, three times: a daemon is killed while its SMTP server holds a message,
 with a batch claimed under a 5-minute lease; the daemon started next takes
@@ -47,7 +46,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
 from followupd.channels.email.message import message_id
-from followupd.delivery.deliverer import BATCH, LEASE, SUB_BATCH
+from followupd.delivery.deliverer import BATCH, LEASE
 from followupd.store.db import Store
 from followupd.store.models import FollowUp
 from tests.conftest import MINIMAL_CONFIG, ONE_EMAIL_PER_INVOICE, RunCli
@@ -274,9 +273,9 @@ def test_ticks_killed_mid_delivery_lose_nothing_and_resend_only_in_flight_messag
     assert mid_send == KILLS, summary
     assert set(counts) == expected_ids, summary
     # a message arrives again only if it was in flight at a kill (accepted, not recorded
-    # yet), at most a sub-batch per kill
-    assert all(len(kill.unrecorded) <= SUB_BATCH for kill in kills), summary
-    assert duplicates <= mid_send * SUB_BATCH, summary
+    # yet), at most one per kill
+    assert all(len(kill.unrecorded) <= 1 for kill in kills), summary
+    assert duplicates <= mid_send, summary
     assert set(duplicated) <= in_flight, summary
     for mid, times in duplicated.items():  # once, and once more for each kill it was in flight
         assert times <= 1 + sum(mid in kill.unrecorded for kill in kills), summary

@@ -7,18 +7,18 @@ is taken again once it expires. A claimed batch's emails are built first,
 then sent in sub-batches of `SUB_BATCH` over up to ``[smtp] connections``
 connections side by side: before a sub-batch goes, one statement checks its
 claims are still ours, and again for the rest of it once a record found a
-claim taken over (the worker taken for dead). The messages the server
-accepted are recorded sent together, in one transaction, where the lease is
-still ours: once a sub-batch's worth are accepted and not recorded, the next
-message's end waits for that record (followupd.delivery.handover); failures
-are recorded together as they come (followupd.delivery.group_commit). SMTP
-cannot be exactly-once: a crash between the server's acceptance and that
-record sends those messages again on the next claim, with the same
-Message-ID, so a client shows each once: a sub-batch per instance at most,
-whatever its connections. Database work runs in threads, off the event loop
-that carries the connections; but on SQLite, the record of sent is made on
-the loop when it waits for nothing (followupd.store.outbox.sent_record): a
-hop to a thread and back cost more than the statements.
+claim taken over (the worker taken for dead). A message the server
+accepted is recorded sent where the lease is still ours, and the next
+message's end waits for that record (followupd.delivery.handover, a window of
+`UNRECORDED`); failures are recorded together as they come
+(followupd.delivery.group_commit). SMTP cannot be exactly-once: a crash
+between the server's acceptance and that record sends that message again on
+the next claim, with the same Message-ID, so a client shows it once: one
+message per instance at most, whatever its connections. Database work runs
+in threads, off the event loop that carries the connections; but on SQLite,
+the record of sent is made on the loop when it waits for nothing
+(followupd.store.outbox.sent_record): a hop to a thread and back cost more
+than the statements.
 
 Before sending, a row is checked again: past the end of its grace it is
 `expired`; its reason gone (rule's `vanished`), `cancelled`; a client email
@@ -92,6 +92,11 @@ BATCH = 200
 # emails sent after one check of their claims (checked again once a record finds one
 # taken over)
 SUB_BATCH = 20
+# emails accepted by a server and not recorded sent, at most, per instance: what a kill
+# may send twice. The handover can record a sub-batch at a time (a window of SUB_BATCH,
+# fewer transactions), but then a kill sends up to 20 twice; one
+# duplicate at most per killed instance is the promise kept.
+UNRECORDED = 1
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
 T = TypeVar("T")
@@ -606,7 +611,7 @@ class Deliverer:
             handover: Handover[Prepared] = Handover(
                 partial(self._record_accepted, sent=sent, at=at, report=report),
                 at_once=partial(self._record_at_once, sent=sent, at=at, report=report),
-                window=SUB_BATCH,
+                window=UNRECORDED,
             )
             connections = [
                 asyncio.create_task(

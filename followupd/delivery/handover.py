@@ -9,9 +9,10 @@ Those accepted are recorded together, in one transaction: once the window is
 full, when a sender has sent its sub-batch (`flush`), at the end (`settled`),
 and `within` seconds after the first of them was accepted, whichever comes
 first: a server slow to answer a message's end does not keep the others
-unrecorded. With a window of one, each message ends only once the one
-accepted before it is recorded; with a sub-batch's (delivery's), a record
-serves a sub-batch, and a crash sends at most a sub-batch again.
+unrecorded. With a window of one (delivery's: `deliverer.UNRECORDED`), each
+message ends only once the one accepted before it is recorded; with a
+sub-batch's, a record serves a sub-batch, and a crash sends at most a
+sub-batch again.
 
 A record that finds claims taken over (the worker taken for dead, its
 claims handed back) raises the doubt: a message whose claims were checked

@@ -308,8 +308,14 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             unknown.add(f"client {client.key}: profile {client.profile!r}")
         minimum = self.options.min_client_amount
         small = False  # its small-amount task yielded already
+        # a step is due on its nominal day or after (the next working day, moved by a pause,
+        # a promise or a reply): one whose day is past the window's end, in any zone, is not
+        # due in the window
+        last = evaluation.end.date() + timedelta(days=1)
         for step in ladder:
             nominal = invoice.due + timedelta(days=step.offset_days)
+            if nominal > last:
+                continue
             unpaid = unpaid_on(invoice.amount, invoice.payments, nominal)
             audience = Audience(step.audience)
             if audience == Audience.CLIENT and unpaid < minimum:
