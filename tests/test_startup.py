@@ -42,7 +42,9 @@ NOT_FOR_PLAN = ("alembic", "reportlab", "matplotlib", "aiosmtplib", "caldav", "n
                 # no calendar to read: not its reader
                 "icalendar", "recurring_ical_events", "followupd.sources.ical.read",
                 # no data file to read, no address the config writes unusually
-                "followupd.sources.files.records", "email_validator")  # fmt: skip
+                "followupd.sources.files.records", "email_validator",
+                # into a pipe: its table laid out by cli/plain_table, as rich would
+                "rich")  # fmt: skip
 
 
 def loaded_by(argv: list[str], cwd: Path | None = None, status: int = 0) -> tuple[str, set[str]]:

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from followupd.cli import plain_table
 from followupd.domain.owner_scope import caldav_of, imap_of
 from followupd.domain.states import (
     UNSENT_STATES,
@@ -27,6 +26,9 @@ from followupd.domain.states import (
 from followupd.store.outbox.digests import RULE as DIGEST
 
 if TYPE_CHECKING:  # only named in annotations: `plan` need not load the checks' clients
+    from rich.console import Console
+    from rich.table import Table
+
     from followupd.cli.checks import Check
     from followupd.config.accounts import ImapAccount
     from followupd.config.owners import OwnerEntry
@@ -47,12 +49,21 @@ TABLE_ROWS = 200  # past this many follow-ups, `tick` counts them: a row costs ~
 
 def console() -> Console:
     """A console that does not cut cells short when writing to a pipe or a file."""
+    from rich.console import Console  # not for a table into a pipe: plain_table
+
     if sys.stdout.isatty():
         return Console(markup=False)
-    return Console(markup=False, width=max(shutil.get_terminal_size((160, 24)).columns, 160))
+    return Console(markup=False, width=pipe_width())
+
+
+def pipe_width() -> int:
+    """How wide the command line's output is in a pipe or a file."""
+    return max(shutil.get_terminal_size((160, 24)).columns, 160)
 
 
 def _table(*columns: str, title: str | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(*columns, title=title, title_justify="left", show_edge=False, pad_edge=False)
     for column in table.columns:
         column.overflow = "fold"
@@ -280,16 +291,35 @@ def _recipient(item: Intent | FollowUpRow, settings: Settings) -> str:
 
 
 def print_intents(intents: Sequence[Intent], zone: ZoneInfo, settings: Settings) -> None:
-    table = _table("due", "rule", "to", "subject")
-    for intent in intents:
-        table.add_row(
+    if not intents:
+        console().print("nothing becomes due in this window")
+        return
+    columns = ("due", "rule", "to", "subject")
+    rows = [
+        (
             _local(intent.due_at, zone),
             intent.rule,
             _recipient(intent, settings),
             str(intent.subject),
         )
-    out = console()
-    out.print(table if intents else "nothing becomes due in this window")
+        for intent in intents
+    ]
+    print_table(columns, rows)
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A `_table` of `rows`: into a pipe, laid out by plain_table when it can (as rich
+    would, without its cost), else by rich."""
+    if plain_table.plain_pipe():
+        laid_out = plain_table.lay_out(columns, rows, pipe_width())
+        if laid_out is not None:
+            sys.stdout.write(laid_out)
+            sys.stdout.flush()  # as rich does after a print
+            return
+    table = _table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
 
 
 def print_followups(

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -45,6 +46,7 @@ from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.formal_notice import file_name
 from followupd.domain.owner_scope import Scope, evaluation_scopes
 from followupd.domain.states import Audience, Channel, FollowUpState
+from followupd.engine import collection
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.book import RuleBook
 from followupd.sources.caldav import meetings
@@ -55,7 +57,7 @@ from followupd.store.models import SyncState
 from followupd.store.outbox import digests, recording
 from followupd.store.outbox.recording import NewFollowUp, Recorded
 from followupd.store.outbox.rows import FollowUpRow
-from followupd.templates.loader import LazySubject, TemplateProblem, templates_of
+from followupd.templates.loader import LazySubject, TemplateProblem, Templates, templates_of
 
 log = logging.getLogger("followupd.engine")
 
@@ -108,8 +110,19 @@ def evaluate(
 
     Each owner's missions are evaluated with the owner's options and templates;
     owners alike in these are evaluated together (`evaluation_scopes`), each
-    follow-up recorded for the owner of its mission.
+    follow-up recorded for the owner of its mission. No garbage collection
+    while it runs (`collection`).
     """
+    with collection.paused():
+        return _evaluate(session, settings, rules, at)
+
+
+def _evaluate(
+    session: Session,
+    settings: Settings,
+    rules: Sequence[Rule[RuleOptions]],
+    at: datetime,
+) -> PassReport:
     calendar = BusinessCalendar(settings.business)
     book = RuleBook(settings, rules, only_enabled=True)
     report = PassReport(at)
@@ -119,8 +132,11 @@ def evaluate(
     first = recording.empty(session)  # a new store's first pass: no cancellation check
     dismissals = live_items.any_dismissed(session)  # else no concern to look up
     due: dict[int, set[str]] = {}  # by rule (its id): keys found due, not to cancel
+    shared: dict[Path | None, Templates] = {}  # by owner's directory: each compiled once a pass
     for scope in evaluation_scopes(settings):
-        templates = templates_of(settings, scope.entry)
+        templates = shared.get(scope.entry.templates)
+        if templates is None:
+            templates = shared[scope.entry.templates] = templates_of(settings, scope.entry)
         recorded: list[FollowUpRow] = []
         for rule in book.rules(scope.key):
             start = window_start(rule, at, previous)

@@ -27,7 +27,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from sqlalchemy import Row, and_, case, or_, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.config.rule_options import DepositDueOptions, Step
@@ -109,7 +109,7 @@ class DepositDue(Rule[DepositDueOptions]):
         evaluation: Evaluation,
         steps: Sequence[Step],
         replied: Mapping[tuple[str, str], ReplyPause],
-        candidates: Sequence[Row[Mission, Client, Contact]],
+        candidates: Sequence[tuple[Mission, Client, Contact]],
     ) -> Iterator[Intent]:
         """The intents of `steps` for some of the candidate missions, with their contact."""
         templates = evaluation.templates

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from followupd.domain.formal_notice import INDEMNITY_CURRENCY, FormalNotice
 from followupd.templates.loader import LOCALES, helpers
@@ -61,9 +62,7 @@ class _Format:
 
     def short_day(self, value: date) -> str:
         """The date in a table cell: "04/12/2026", "Dec 4, 2026"."""
-        from babel.dates import format_date
-
-        return format_date(value, SHORT_DATES[self.language], locale=LOCALES[self.language])
+        return _short_day(self.language, value)
 
     def money(self, amount: Decimal, currency: str | None = None) -> str:
         """`amount` in `currency`, the letter's unless told."""
@@ -84,6 +83,14 @@ class _Format:
         from babel.lists import format_list
 
         return format_list(items, locale=LOCALES[self.language])
+
+
+@lru_cache(maxsize=8192)
+def _short_day(language: str, value: date) -> str:
+    """`_Format.short_day`, memoised: a pass's letters cite the same few hundred dates."""
+    from babel.dates import format_date
+
+    return format_date(value, SHORT_DATES[language], locale=LOCALES[language])
 
 
 @dataclass(frozen=True)
