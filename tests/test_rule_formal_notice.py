@@ -366,3 +366,27 @@ def test_check_offline_renders_a_user_formal_notice_template(
     shown = " ".join(result.out.split())
     for language in ("fr", "en"):
         assert f"has no attribute 'deadlin' (rendering formal_notice send in {language})" in shown
+
+
+def test_a_later_letter_does_not_stand_for_an_earlier_one(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """F-2026-044 (due 1 November, its task on Wednesday 16 December) comes in the data after
+    F-2026-042's letter of 17 December was recorded: that letter did not cite it, so its own
+    task, still within its grace, is recorded."""
+    loaded = imported(store, tmp_path, DATA)
+    recorded, _ = RULE.run(loaded, settings, paris(2026, 12, 17, 9, 5))
+    assert TRIGGER in recorded
+    extra = (
+        '[[invoices]]\nnumber = "F-2026-044"\nmission = "acme-audit"\namount = 400\n'
+        "issued = 2026-10-01\ndue = 2026-11-01\n"
+    )
+    imported(loaded, tmp_path, DATA + extra)
+    recorded, cancelled = RULE.run(loaded, settings, paris(2026, 12, 17, 10, 0))
+    assert recorded == ["formal_notice:F-2026-044"], "F-2026-042's letter did not cite it"
+    assert cancelled == {}
+    task = RULE.planned(loaded, settings)["formal_notice:F-2026-044"]
+    assert task.due_at == paris(2026, 12, 16, 9, 0)
+    assert task.letter is not None
+    cited = [invoice.number for invoice in task.letter.invoices]
+    assert cited == ["F-2026-040", "F-2026-044", "F-2026-042"]

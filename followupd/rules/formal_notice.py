@@ -25,9 +25,9 @@ client's promise to pay moves it as it moves the overdue call
 (`followupd.rules.promises`): never before the promise's pause ends, so the
 owner is not told to send a formal notice to a client who promised to pay.
 One letter, not one per invoice: an invoice that a notice recorded for its
-client (and not called off) could cite, being `cite_after_days` late on its
-date, gets no task of its own; an invoice that falls due later gets its own
-letter at its own `after_days`. Paid, the invoice's task is cancelled.
+client (and not called off), due no later than its own task, could cite, being
+`cite_after_days` late on its date, gets no task of its own; an invoice that
+falls due later gets its own letter at its own `after_days`. Paid, the invoice's task is cancelled.
 `letter_for` builds the same letter for ``followupd invoice letter`` when
 no task recorded one.
 """
@@ -155,7 +155,10 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
             dated = due_at.astimezone(party.tz).date()
             cited = invoice.due + timedelta(days=self.options.cite_after_days)
             earlier = letters.setdefault((client.id, mission.currency, entry.key), [])
-            if any(number != invoice.number and on.astimezone(party.tz).date() >= cited
+            # a notice due after this one (recorded, when this one was missed or its
+            # invoice came later) did not cite it when this one fell due
+            if any(number != invoice.number and on <= due_at
+                   and on.astimezone(party.tz).date() >= cited
                    for number, on in earlier):  # fmt: skip
                 continue  # late enough when the client was sent a notice: that one cites it
             candidates = [found for found in unpaid.get((client.id, mission.currency), [])
