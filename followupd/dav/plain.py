@@ -46,6 +46,11 @@ class NotPlain(Exception):
     """Not the plain case: ask through the caldav library instead (nothing was taken)."""
 
 
+class Refused(NotPlain):
+    """The server answered the request with an error (4xx but a login's 401, 5xx): the
+    library's same request would fail alike."""
+
+
 def canonical(url: str) -> str:
     """`url` as the caldav library's ``URL.canonical()`` spells it: how followupd stores URLs.
 
@@ -117,6 +122,8 @@ class PlainDav:
     ) -> ElementTree.Element:
         """The 207 Multi-Status answering `method` on `path`, parsed; NotPlain otherwise."""
         status, answer = self.request(method, path, body, {"Content-Type": XML, **(headers or {})})
+        if status >= 400 and status != 401:
+            raise Refused(f"{method} {path} answered {status}")
         if status != 207:
             raise NotPlain(f"{method} {path} answered {status}")
         if b"<!DOCTYPE" in answer or b"<!ENTITY" in answer:  # no entity to expand, then

@@ -22,7 +22,7 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 from followupd.dav.client import url_of
-from followupd.dav.plain import CALDAV, DAV, NotPlain, PlainDav, is_plain, responses
+from followupd.dav.plain import CALDAV, DAV, NotPlain, PlainDav, Refused, is_plain, responses
 from followupd.sources.caldav.change_set import Changes, ETags, Fetched, differing
 
 log = logging.getLogger("followupd.sources.caldav")
@@ -74,6 +74,12 @@ class LibraryCalendar:
 
         return dav_changes.fetch(self.calendar, hrefs, skip)
 
+    def fetch_each(self, hrefs: Sequence[str], skip: Skip, error: Exception) -> Fetched:
+        """`fetch` after a calendar-multiget the server failed with `error`: a GET each."""
+        from followupd.sources.caldav import changes as dav_changes
+
+        return dav_changes.one_by_one(self.calendar, hrefs, skip, error)
+
 
 class PlainCalendar:
     """A calendar at a known URL, asked by plain requests; `library` gives caldav's for the rest.
@@ -96,6 +102,8 @@ class PlainCalendar:
     def fetch(self, hrefs: Sequence[str], skip: Skip) -> Fetched:
         try:
             return self._multiget(hrefs)
+        except Refused as error:  # the library's multiget would fail alike: not asked again
+            return self._library().fetch_each(hrefs, skip, error)
         except NotPlain as why:
             log.debug("%s: objects fetched through the library: %s", self.url, why)
         return self._library().fetch(hrefs, skip)

@@ -86,10 +86,17 @@ def fetch(calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None])
     except dav_error.AuthorizationError:
         raise
     except Exception as error:  # an answer the parser refuses is a chunk problem, not a stop
-        log.info(
-            "calendar-multiget of %d objects of %s failed (%s: %s): fetched one by one",
-            len(hrefs), calendar.url, type(error).__name__, error,
-        )  # fmt: skip
+        return one_by_one(calendar, hrefs, skip, error)
+
+
+def one_by_one(
+    calendar: Any, hrefs: Sequence[str], skip: Callable[[str, str], None], error: Exception
+) -> Fetched:
+    """The data of `hrefs`, a GET each: after a calendar-multiget that failed with `error`."""
+    log.info(
+        "calendar-multiget of %d objects of %s failed (%s: %s): fetched one by one",
+        len(hrefs), calendar.url, type(error).__name__, error,
+    )  # fmt: skip
     fetched = Fetched()
     for href in hrefs:
         _get(calendar, href, fetched, skip)
