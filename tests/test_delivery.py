@@ -74,6 +74,16 @@ def settings_for(tmp_path: Path, port: int | None) -> Settings:
     return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
 
 
+def side_by_side(tmp_path: Path, port: int, connections: int) -> Settings:
+    """Settings sending over `connections` connections to the server at `port`, no rate limit."""
+    text = (
+        MINIMAL_CONFIG
+        + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        + f"connections = {connections}\nrate_per_minute = 1000000\n"
+    )
+    return parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+
+
 @pytest.fixture
 def loaded(store: Store, tmp_path: Path) -> Store:
     path = tmp_path / "data.toml"
@@ -327,12 +337,7 @@ def test_several_connections_deliver_each_email_once_side_by_side(
     controller = CountingController(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        text = (
-            MINIMAL_CONFIG
-            + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-            + "connections = 3\nrate_per_minute = 1000000\n"
-        )
-        settings = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+        settings = side_by_side(tmp_path, port, 3)
         report = deliver(store, settings, paris(1))
     finally:
         controller.stop()
@@ -357,12 +362,7 @@ def test_a_pass_keeps_its_connections_from_one_claimed_batch_to_the_next(
     controller = CountingController(recorder, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        text = (
-            MINIMAL_CONFIG
-            + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-            + "connections = 2\nrate_per_minute = 1000000\n"
-        )
-        settings = parse_settings(text, tmp_path / "followupd.toml", {"HOME": str(tmp_path)})
+        settings = side_by_side(tmp_path, port, 2)
         before = recorder.opened  # the controller's own check that the server is up
         report = deliver(store, settings, paris(1))
     finally:

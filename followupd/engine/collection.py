@@ -21,7 +21,11 @@ from contextlib import contextmanager
 
 @contextmanager
 def paused() -> Iterator[None]:
-    """No collection while the block runs; the collector as it was afterwards."""
+    """No collection while the block runs; the collector as it was afterwards.
+
+    (followupd.cli.collector.lasting does the same and freezes: its own, as a sync
+    command loads nothing of the engine.)
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
