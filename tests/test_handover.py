@@ -125,7 +125,7 @@ def test_a_window_lets_that_many_end_before_their_record_made_together() -> None
         return 0
 
     async def scenario() -> None:
-        handover: Handover[int] = Handover(record, window=3)
+        handover: Handover[int] = Handover(record, window=3, within=60)  # no record by time
         for item in (1, 2):
             turn = handover.turn(0)
             await turn()
