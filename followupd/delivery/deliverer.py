@@ -682,10 +682,10 @@ class Deliverer:
     ) -> None:
         """Check the claims of `sub_batch` in one transaction, then send.
 
-        A message's end waits while a sub-batch's worth of messages accepted
-        on any connection are not recorded sent (followupd.delivery.handover):
-        a crash sends at most a sub-batch twice. Failures are recorded together
-        as they come.
+        A message's end waits while `UNRECORDED` messages accepted on any
+        connection are not recorded sent (followupd.delivery.handover): a crash
+        sends at most that many twice. Failures are recorded together as they
+        come.
         """
         checked = handover.losses
         ours = await self._still_ours(sub_batch, at, sent)
@@ -723,7 +723,7 @@ class Deliverer:
         lock connection dropped, and the leader took it for dead): without this,
         the rest of the batch would go out twice. With it, and the check again
         once a record finds a claim taken over, only the messages in flight at
-        that instant can (a sub-batch at most).
+        that instant can (`UNRECORDED` at most).
         """
         # Their leases renewed from now (the pass's instant plus the time it has run) for
         # as long as the sub-batch may take at the rate limit: a pass longer than a lease

@@ -1,9 +1,10 @@
 """Messages accepted by their server, recorded sent in one transaction, on the driver itself.
 
-Delivery records the messages the server accepted together, up to a
-sub-batch's, before more may end (followupd.delivery.handover), so this
-transaction's cost is paid in series. Through a session it costs a pool
-checkout, a cache key, an ORM flush and a reset; here it is the statement
+Delivery records the messages the server accepted together, up to the
+handover's window (one: `deliverer.UNRECORDED`), before more may end
+(followupd.delivery.handover), so this transaction's cost is paid in series.
+Through a session it costs a pool checkout, a cache key, an ORM flush and a
+reset; here it is the statement
 SQLAlchemy compiled once for the engine's dialect, with its parameters
 converted by the columns' own types, run on one driver connection kept for a
 delivery pass: a BEGIN (the IMMEDIATE one on SQLite, as in
