@@ -419,4 +419,4 @@ def test_a_server_that_does_not_answer_is_waited_for_once_not_again_through_the_
         report = sync(loaded, settings, at(11, 24))
     assert report.calendars == []
     assert len(report.failed) == 2, report.failed  # the account's two calendars
-    assert all("timed out" in failed for failed in report.failed), report.failed
+    assert all("no answer within 0.5 s" in failed for failed in report.failed), report.failed

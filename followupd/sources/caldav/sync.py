@@ -826,6 +826,8 @@ def _reason(error: BaseException) -> str:
         return f"access refused ({error.reason})"
     if isinstance(error, dav_error.DAVError):
         return str(error)
+    if isinstance(error, TimeoutError):  # the socket's own words are only "timed out"
+        return f"no answer within {TIMEOUT_SECONDS:g} s (timed out)"
     text = str(error)
     # the HTTP client's connection errors nest three layers deep; what matters is the errno
     refused = OS_ERROR.search(text)
