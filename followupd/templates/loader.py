@@ -29,6 +29,7 @@ from followupd.errors import FollowupdError
 
 if TYPE_CHECKING:
     from jinja2 import Template
+    from jinja2.runtime import Context
 
     from followupd.templates.sandbox import BoundedSandbox
 
@@ -157,16 +158,32 @@ class Templates:
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
     ) -> str:
-        from followupd.templates.sandbox import TooLong, budget, written
-
         template = self.template(language, rule, step)
-        render_block = template.blocks.get(block)
-        if render_block is None:
+        if block not in template.blocks:
             return ""
+        return self.render_in(self.context(language, rule, step, values), block)
+
+    def context(
+        self, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> tuple[Template, Context]:
+        """The template for `rule` and `step` in `language`, and a context of `values` for it:
+        each of its blocks can be rendered in that context (`render_in`), as a block
+        only reads the context it is given."""
+        template = self.template(language, rule, step)
         # the template's globals, the values and the helpers in one dict, made here: Jinja's
         # own merge (a ChainMap walked for each new context) cost a third of a short render
         shared = {**self._globals_of(template), **values, **self._helpers_of(language)}
-        context = template.new_context(shared, shared=True)
+        return template, template.new_context(shared, shared=True)
+
+    @staticmethod
+    def render_in(made: tuple[Template, Context], block: str) -> str:
+        """`block` of a template, rendered in a context made for it (`context`)."""
+        from followupd.templates.sandbox import TooLong, budget, written
+
+        template, context = made
+        render_block = template.blocks.get(block)
+        if render_block is None:
+            return ""
         chunks = render_block(context)
         try:
             with budget():
@@ -187,9 +204,12 @@ class Templates:
 
 
 class LazySubject:
-    """A subject line rendered on first use, always one line (no header injection)."""
+    """A subject line rendered on first use, always one line (no header injection).
 
-    __slots__ = ("_args", "_blocks", "_text")
+    Its body is rendered in the context made for the subject, which is then let go.
+    """
+
+    __slots__ = ("_args", "_blocks", "_made", "_text")
 
     def __init__(
         self, templates: Templates, language: str, rule: str, step: str, values: Mapping[str, Any]
@@ -197,12 +217,22 @@ class LazySubject:
         self._args = (templates, language, rule, step, values)
         self._text: str | None = None
         self._blocks: dict[str, str] = {}  # other blocks, rendered
+        self._made: tuple[Template, Context] | None = None  # the template and its context
+
+    def _rendered(self, block: str, keep: bool) -> str:
+        """`block`, rendered in the context made for the subject, kept after if `keep`."""
+        templates, language, rule, step, values = self._args
+        made = self._made or templates.context(language, rule, step, values)
+        self._made = made if keep else None  # not held by an intent kept for long (a plan)
+        try:
+            return templates.render_in(made, block)
+        except BaseException:  # a block stopped midway may leave its context changed
+            self._made = None
+            raise
 
     def __str__(self) -> str:
         if self._text is None:
-            templates, language, rule, step, values = self._args
-            text = templates.render(language, rule, step, "subject", values)
-            self._text = _ONE_LINE.sub(" ", text).strip()
+            self._text = _ONE_LINE.sub(" ", self._rendered("subject", keep=True)).strip()
         return self._text
 
     @property
@@ -216,8 +246,7 @@ class LazySubject:
         a rule gives one subject to the follow-ups that differ only by period or step."""
         found = self._blocks.get(block)
         if found is None:
-            templates, language, rule, step, values = self._args
-            found = self._blocks[block] = templates.render(language, rule, step, block, values)
+            found = self._blocks[block] = self._rendered(block, keep=False)
         return found
 
     def __repr__(self) -> str:
