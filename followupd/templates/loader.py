@@ -28,6 +28,7 @@ from followupd.config.settings import Settings
 from followupd.errors import FollowupdError
 
 if TYPE_CHECKING:
+    from babel import Locale
     from jinja2 import Template
     from jinja2.runtime import Context
 
@@ -270,6 +271,16 @@ def de(name: str) -> str:
 
 
 @lru_cache(maxsize=16)
+def babel_locale(name: str) -> Locale:
+    """Babel's locale `name` ("fr_FR"), made once: given its name, each formatting call parses
+    it into a new Locale (thousands a first pass). Not kept when it fails: an unknown name
+    raises at each call, as it did."""
+    from babel import Locale
+
+    return Locale.parse(name)
+
+
+@lru_cache(maxsize=16)
 def helpers(language: str) -> dict[str, Any]:
     """The formatting helpers of a language (`day`, `weekday`, `moment`, `money`, `de`), which the
     templates are given and the formal letters use; memoised, as the same dates and amounts
@@ -277,11 +288,11 @@ def helpers(language: str) -> dict[str, Any]:
     from babel.dates import format_date, format_datetime
     from babel.numbers import format_currency
 
-    locale = LOCALES.get(language, language)
+    name = LOCALES.get(language, language)  # its Locale made on first use (`babel_locale`)
 
     @lru_cache(maxsize=8192)
     def day(value: date | datetime) -> str:
-        text = format_date(value, format="long", locale=locale)
+        text = format_date(value, format="long", locale=babel_locale(name))
         if language == "fr" and value.day == 1:
             text = "1er" + text.removeprefix("1")  # « 1er septembre », the French ordinal
         return text
@@ -289,17 +300,19 @@ def helpers(language: str) -> dict[str, Any]:
     @lru_cache(maxsize=1024)
     def weekday(value: date | datetime) -> str:
         """The day with its weekday, without the year: "lundi 7 décembre", "Monday, December 7"."""
-        text = format_date(value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=locale)
+        text = format_date(
+            value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=babel_locale(name)
+        )
         if language == "fr" and value.day == 1:
             text = text.replace(" 1 ", " 1er ", 1)
         return text
 
     def moment(value: datetime) -> str:
-        return format_datetime(value, format="long", locale=locale)
+        return format_datetime(value, format="long", locale=babel_locale(name))
 
     @lru_cache(maxsize=8192)
     def money(amount: Decimal | float | int, currency: str) -> str:
-        return format_currency(amount, currency, locale=locale)
+        return format_currency(amount, currency, locale=babel_locale(name))
 
     return {"day": day, "weekday": weekday, "moment": moment, "money": money, "de": de}
 
