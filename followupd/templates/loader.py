@@ -233,7 +233,7 @@ class LazySubject:
 
     def __str__(self) -> str:
         if self._text is None:
-            self._text = _ONE_LINE.sub(" ", self._rendered("subject", keep=True)).strip()
+            self._text = one_line(self._rendered("subject", keep=True))
         return self._text
 
     @property
@@ -260,6 +260,17 @@ class LazySubject:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: its line breaks and runs of spaces made one space, then stripped.
+
+    Most subjects have none: printable (no line break nor control character) and without
+    two spaces in a row, they are left as they are without a regular expression's pass.
+    """
+    if not text.isprintable() or "  " in text:
+        text = _ONE_LINE.sub(" ", text)
+    return text.strip()
 
 
 ELIDING = frozenset("AEIOUYÀÂÆÉÈÊËÎÏÔŒÙÛÜaeiouyàâæéèêëîïôœùûü")
