@@ -81,3 +81,46 @@ def test_what_rich_would_change_or_measure_otherwise_is_left_to_it(cell: str) ->
 
 def test_columns_narrower_than_their_padding_are_left_to_rich() -> None:
     assert plain_table.lay_out(["a", "b", "c", "d"], [["x" * 20] * 4], 5) is None
+
+
+def line_by_rich(text: str, width: int, *, highlight: bool = True) -> str:
+    out = io.StringIO()
+    Console(markup=False, width=width, file=out).print(text, markup=False, highlight=highlight)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_line_taken_as_plain_is_printed_by_rich_as_it_is(seed: int) -> None:
+    """Short and long, spaced and not: those `plain_line` takes, rich prints unchanged."""
+    rng = random.Random(seed)
+    taken = 0
+    for _ in range(400):
+        words = ["".join(rng.choice(LETTERS + ":/") for _ in range(rng.choice([0, 1, 3, 8, 30])))
+                 for _ in range(rng.choice([1, 2, 5, 20, 40]))]  # fmt: skip
+        text = " ".join(words)
+        width = rng.choice([20, 80, 160])
+        if plain_table.plain_line(text, width):
+            assert line_by_rich(text, width) == f"{text}\n", (text, width)
+            assert line_by_rich(text, width, highlight=False) == f"{text}\n", (text, width)
+            taken += 1
+    assert taken > 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 161, " leading", "trailing ", "a :warning: sign", "tab\there", "日本語",
+     "http://h:80/ then :smile:"],
+)  # fmt: skip
+def test_a_line_rich_would_change_is_left_to_it(text: str) -> None:
+    assert not plain_table.plain_line(text, 160)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["skipped http://127.0.0.1:5232/claire/missions/A.ics: mission event 'Audit': line 4",
+     "note: calendar 'Perso' (https://dav.example:443/): refused: tried again next time",
+     "see http://h:80/ and :/x-emoji: or :a/b:"],
+)  # fmt: skip
+def test_a_url_is_no_emoji_code_to_rich(text: str) -> None:
+    assert plain_table.plain_line(text, 160)
+    assert line_by_rich(text, 160) == line_by_rich(text, 160, highlight=False) == f"{text}\n"

@@ -128,9 +128,10 @@ def test_sync_loads_neither_the_rules_nor_their_templates(
     argv = ["sync", "--now", "2026-11-23T09:00"]
     said, modules = loaded_by(argv, cwd=home, status=EX_UNAVAILABLE)
     assert "missions: 0 created" in said, "the sync ran (its server is not there)"
-    # nor what the config would load for a country or an address it does not name
+    # nor what the config would load for a country or an address it does not name, nor rich
+    # for its report into a pipe (render.print_sync_report)
     unneeded = ("jinja2", "babel", "followupd.rules", "followupd.engine", "holidays",
-                "email_validator")  # fmt: skip
+                "email_validator", "rich")  # fmt: skip
     assert under(modules, unneeded) == []
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from followupd.cli import collector
 from followupd.config.discovery import find_config
 
 if TYPE_CHECKING:  # imported where used: pydantic and SQLAlchemy, not for `--version`
@@ -48,10 +49,11 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from followupd.config.load import load_settings  # pydantic: see the docstring
-            from followupd.templates import cache_place
+            with self.lasting():
+                from followupd.config.load import load_settings  # pydantic: see the docstring
+                from followupd.templates import cache_place
 
-            self._settings = load_settings(self.config_path, self.environ)
+                self._settings = load_settings(self.config_path, self.environ)
             if self.own_process:
                 where = self._settings.state_dir / cache_place.CACHE_DIRECTORY
                 cache_place.keep_in(where)
@@ -80,11 +82,22 @@ class App:
         """The settings when tables should say whose a row is (several owners); else None."""
         return self.settings if self.settings.several_owners else None
 
-    def store(self, *, migrate: bool = False) -> Store:
-        from followupd.store.db import Store  # SQLAlchemy: see the module's docstring
+    def lasting(self) -> AbstractContextManager[None]:
+        """Around what a command imports (and keeps) as it runs: no garbage collection
+        while it does, what it made frozen (followupd.cli.collector); in this process's
+        own command line only."""
+        return collector.lasting() if self.own_process else nullcontext()
 
+    def store(self, *, migrate: bool = False) -> Store:
         url = self.settings.database.sqlalchemy_url(self.environ)
-        store = Store.open(url, create=migrate)
+        with self.lasting():
+            from followupd.store.db import Store  # SQLAlchemy: see the module's docstring
+
+            store = Store.open(url, create=migrate)
+            if self.own_process:  # the models' mappers, set up by the first query otherwise
+                from sqlalchemy.orm import configure_mappers
+
+                configure_mappers()
         if not migrate:
             try:
                 store.require_current()

@@ -45,7 +45,8 @@ def plan(app: App, start: str | None, end: str | None, as_json: bool) -> None:
     if finish < begin:
         raise click.BadParameter("--to is before --from")
     rules = enabled_rules(app.settings.rules, app.settings.owners)
-    with app.session(commit=False) as session:
+    # what it reads and works out lasts till the command ends: never collected (App.lasting)
+    with app.session(commit=False) as session, app.lasting():
         intents = evaluation.plan(session, app.settings, rules, begin, finish)
         if as_json:
             followups = json_output.intents_json(session, intents, app.zone, app.settings)

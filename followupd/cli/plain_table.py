@@ -21,7 +21,9 @@ from itertools import pairwise
 
 _WORD = re.compile(r"\s*\S+\s*")
 _TRAILING_SPACE = re.compile(r"\s+$")
-_EMOJI_CODE = re.compile(r":\S*?:")  # rich would replace it (":warning:"): rich prints it
+# what rich takes for an emoji's code (":warning:"), as rich._emoji_replace finds them: rich
+# prints the text unless each name found has a slash, which no emoji's has ("http://h:80/")
+_EMOJI_CODE = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")
 NO_BREAK_SPACES = "\u00a0\u202f"  # spaces to rich as to Python: they break lines
 HEAD_VERTICAL, HEAD_ROW, HEAD_CROSS, VERTICAL = "┃", "━", "╇", "│"  # rich's box.HEAVY_HEAD
 
@@ -52,8 +54,14 @@ def _one_cell_wide(char: str) -> bool:
 def plain_enough(text: str) -> bool:
     """Whether `text` is printed by rich as it is, each character one cell wide."""
     return (text.isprintable() if text.isascii() else all(map(_one_cell_wide, text))) and (
-        ":" not in text or _EMOJI_CODE.search(text) is None
+        ":" not in text or all("/" in code[2] for code in _EMOJI_CODE.finditer(text))
     )
+
+
+def plain_line(text: str, width: int) -> bool:
+    """Whether rich prints `text` into a `width`-cell pipe as it is, on one line: plain
+    enough, not wider, no space at either end (rich wraps and trims)."""
+    return len(text) <= width and text == text.strip() and plain_enough(text)
 
 
 def _widest(text: str, width: int, extra: int) -> int:

@@ -482,19 +482,38 @@ def _item(item: LiveItem, zone: ZoneInfo, row: FollowUp) -> str:
 
 
 def print_sync_report(report: SyncReport) -> None:
-    out = console()
-    table = _table("calendar", "sync", "fetched", "deleted")
-    for calendar in report.calendars:
-        table.add_row(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
-    out.print(table)
-    out.print(
+    """The calendars synced, then the totals, notices and objects skipped, a line each.
+
+    Into a pipe, written as rich would write them when plain_table can (a
+    sync after one change is a short command: rich's import would be a
+    tenth of it); else by rich.
+    """
+    columns = ("calendar", "sync", "fetched", "deleted")
+    rows = [(calendar.name, calendar.mode, str(calendar.fetched), str(calendar.deleted))
+            for calendar in report.calendars]  # fmt: skip
+    totals = (
         f"missions: {report.missions_created} created, {report.missions_updated} updated; "
         f"meetings recorded: {report.meetings}; {user_actions(report.user)}"
     )
-    for notice in report.notices:
-        out.print(f"note: {notice}", markup=False, highlight=False)
-    for url, reason in report.skipped:
-        out.print(f"skipped {url}: {reason}", markup=False, highlight=False)
+    lines = [f"note: {notice}" for notice in report.notices]
+    lines += [f"skipped {url}: {reason}" for url, reason in report.skipped]
+    if plain_table.plain_pipe():
+        width = pipe_width()
+        laid_out = plain_table.lay_out(columns, rows, width)
+        if laid_out is not None and all(
+            plain_table.plain_line(line, width) for line in (totals, *lines)
+        ):
+            sys.stdout.write(laid_out + "".join(f"{line}\n" for line in (totals, *lines)))
+            sys.stdout.flush()  # as rich does after a print
+            return
+    out = console()
+    table = _table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    out.print(totals)
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
 
 
 def print_mail_report(report: MailSyncReport) -> None:

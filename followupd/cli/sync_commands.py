@@ -34,14 +34,16 @@ def sync(app: App, now_text: str | None) -> None:
     store = app.store()
     try:
         if calendars:
-            from followupd.sources.caldav.sync import sync_calendars
+            with app.lasting():
+                from followupd.sources.caldav.sync import sync_calendars
 
             with render.sync_progress() as progress:
                 report = sync_calendars(store, app.settings, at, progress)
             render.print_sync_report(report)
             failed = bool(report.failed)
         if mailboxes:
-            from followupd.sources.imap.sync import sync_mailboxes
+            with app.lasting():
+                from followupd.sources.imap.sync import sync_mailboxes
 
             mail = sync_mailboxes(store, app.settings, at, environ=app.environ)
             render.print_mail_report(mail)

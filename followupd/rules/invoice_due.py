@@ -316,9 +316,11 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
             nominal = invoice.due + timedelta(days=step.offset_days)
             if nominal > last:
                 continue
-            unpaid = unpaid_on(invoice.amount, invoice.payments, nominal)
             audience = Audience(step.audience)
-            if audience == Audience.CLIENT and unpaid < minimum:
+            if (
+                audience == Audience.CLIENT
+                and unpaid_on(invoice.amount, invoice.payments, nominal) < minimum
+            ):
                 if small:
                     continue
                 party, key, template_step = (

@@ -45,6 +45,7 @@ def to_owner_by_email(owner: Owner, client_country: str | None) -> Party:
     return Party(Audience.OWNER, Channel.EMAIL, owner.email, task.language, task.tz, task.countries)
 
 
+@lru_cache(maxsize=1024)  # the steps of one invoice, the invoices of one contact, in a row
 def to_client(
     owner: Owner,
     email: str | None,

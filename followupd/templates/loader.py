@@ -28,7 +28,9 @@ from followupd.config.settings import Settings
 from followupd.errors import FollowupdError
 
 if TYPE_CHECKING:
+    from babel import Locale
     from jinja2 import Template
+    from jinja2.runtime import Context
 
     from followupd.templates.sandbox import BoundedSandbox
 
@@ -157,16 +159,32 @@ class Templates:
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
     ) -> str:
-        from followupd.templates.sandbox import TooLong, budget, written
-
         template = self.template(language, rule, step)
-        render_block = template.blocks.get(block)
-        if render_block is None:
+        if block not in template.blocks:
             return ""
+        return self.render_in(self.context(language, rule, step, values), block)
+
+    def context(
+        self, language: str, rule: str, step: str, values: Mapping[str, Any]
+    ) -> tuple[Template, Context]:
+        """The template for `rule` and `step` in `language`, and a context of `values` for it:
+        each of its blocks can be rendered in that context (`render_in`), as a block
+        only reads the context it is given."""
+        template = self.template(language, rule, step)
         # the template's globals, the values and the helpers in one dict, made here: Jinja's
         # own merge (a ChainMap walked for each new context) cost a third of a short render
         shared = {**self._globals_of(template), **values, **self._helpers_of(language)}
-        context = template.new_context(shared, shared=True)
+        return template, template.new_context(shared, shared=True)
+
+    @staticmethod
+    def render_in(made: tuple[Template, Context], block: str) -> str:
+        """`block` of a template, rendered in a context made for it (`context`)."""
+        from followupd.templates.sandbox import TooLong, budget, written
+
+        template, context = made
+        render_block = template.blocks.get(block)
+        if render_block is None:
+            return ""
         chunks = render_block(context)
         try:
             with budget():
@@ -187,9 +205,12 @@ class Templates:
 
 
 class LazySubject:
-    """A subject line rendered on first use, always one line (no header injection)."""
+    """A subject line rendered on first use, always one line (no header injection).
 
-    __slots__ = ("_args", "_blocks", "_text")
+    Its body is rendered in the context made for the subject, which is then let go.
+    """
+
+    __slots__ = ("_args", "_blocks", "_made", "_text")
 
     def __init__(
         self, templates: Templates, language: str, rule: str, step: str, values: Mapping[str, Any]
@@ -197,12 +218,22 @@ class LazySubject:
         self._args = (templates, language, rule, step, values)
         self._text: str | None = None
         self._blocks: dict[str, str] = {}  # other blocks, rendered
+        self._made: tuple[Template, Context] | None = None  # the template and its context
+
+    def _rendered(self, block: str, keep: bool) -> str:
+        """`block`, rendered in the context made for the subject, kept after if `keep`."""
+        templates, language, rule, step, values = self._args
+        made = self._made or templates.context(language, rule, step, values)
+        self._made = made if keep else None  # not held by an intent kept for long (a plan)
+        try:
+            return templates.render_in(made, block)
+        except BaseException:  # a block stopped midway may leave its context changed
+            self._made = None
+            raise
 
     def __str__(self) -> str:
         if self._text is None:
-            templates, language, rule, step, values = self._args
-            text = templates.render(language, rule, step, "subject", values)
-            self._text = _ONE_LINE.sub(" ", text).strip()
+            self._text = one_line(self._rendered("subject", keep=True))
         return self._text
 
     @property
@@ -216,8 +247,7 @@ class LazySubject:
         a rule gives one subject to the follow-ups that differ only by period or step."""
         found = self._blocks.get(block)
         if found is None:
-            templates, language, rule, step, values = self._args
-            found = self._blocks[block] = templates.render(language, rule, step, block, values)
+            found = self._blocks[block] = self._rendered(block, keep=False)
         return found
 
     def __repr__(self) -> str:
@@ -232,12 +262,33 @@ class LazySubject:
         return hash(str(self))
 
 
+def one_line(text: str) -> str:
+    """`text` on one line: its line breaks and runs of spaces made one space, then stripped.
+
+    Most subjects have none: printable (no line break nor control character) and without
+    two spaces in a row, they are left as they are without a regular expression's pass.
+    """
+    if not text.isprintable() or "  " in text:
+        text = _ONE_LINE.sub(" ", text)
+    return text.strip()
+
+
 ELIDING = frozenset("AEIOUYÀÂÆÉÈÊËÎÏÔŒÙÛÜaeiouyàâæéèêëîïôœùûü")
 
 
 def de(name: str) -> str:
     """French "de" before a name, elided before a vowel: "d'Atelier Lumen", "de Globex"."""
     return f"d'{name}" if name[:1] in ELIDING else f"de {name}"
+
+
+@lru_cache(maxsize=16)
+def babel_locale(name: str) -> Locale:
+    """Babel's locale `name` ("fr_FR"), made once: given its name, each formatting call parses
+    it into a new Locale (thousands a first pass). Not kept when it fails: an unknown name
+    raises at each call, as it did."""
+    from babel import Locale
+
+    return Locale.parse(name)
 
 
 @lru_cache(maxsize=16)
@@ -248,11 +299,11 @@ def helpers(language: str) -> dict[str, Any]:
     from babel.dates import format_date, format_datetime
     from babel.numbers import format_currency
 
-    locale = LOCALES.get(language, language)
+    name = LOCALES.get(language, language)  # its Locale made on first use (`babel_locale`)
 
     @lru_cache(maxsize=8192)
     def day(value: date | datetime) -> str:
-        text = format_date(value, format="long", locale=locale)
+        text = format_date(value, format="long", locale=babel_locale(name))
         if language == "fr" and value.day == 1:
             text = "1er" + text.removeprefix("1")  # « 1er septembre », the French ordinal
         return text
@@ -260,17 +311,19 @@ def helpers(language: str) -> dict[str, Any]:
     @lru_cache(maxsize=1024)
     def weekday(value: date | datetime) -> str:
         """The day with its weekday, without the year: "lundi 7 décembre", "Monday, December 7"."""
-        text = format_date(value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=locale)
+        text = format_date(
+            value, WEEKDAY_PATTERNS.get(language, "EEEE d MMMM"), locale=babel_locale(name)
+        )
         if language == "fr" and value.day == 1:
             text = text.replace(" 1 ", " 1er ", 1)
         return text
 
     def moment(value: datetime) -> str:
-        return format_datetime(value, format="long", locale=locale)
+        return format_datetime(value, format="long", locale=babel_locale(name))
 
     @lru_cache(maxsize=8192)
     def money(amount: Decimal | float | int, currency: str) -> str:
-        return format_currency(amount, currency, locale=locale)
+        return format_currency(amount, currency, locale=babel_locale(name))
 
     return {"day": day, "weekday": weekday, "moment": moment, "money": money, "de": de}
 

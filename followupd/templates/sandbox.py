@@ -99,15 +99,15 @@ def written(chunks: Iterator[str]) -> str:
     """The chunks a block renders, joined, stopping at once when they pass
     `MAX_RENDERED_CHARS` (the block is left paused where it stopped)."""
     parts: list[str] = []
-    size = 0
+    append, size, most = parts.append, 0, MAX_RENDERED_CHARS  # locals: 20 chunks a block
     for chunk in chunks:
         size += len(chunk)
-        if size > MAX_RENDERED_CHARS:
+        if size > most:
             raise TooLong(
                 f"the message is longer than {MAX_RENDERED_CHARS:,} characters, the most a "
                 "template may write"
             )
-        parts.append(chunk)
+        append(chunk)
     return "".join(parts)
 
 

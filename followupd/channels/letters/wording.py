@@ -19,7 +19,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from followupd.domain.formal_notice import INDEMNITY_CURRENCY, FormalNotice
-from followupd.templates.loader import LOCALES, helpers
+from followupd.templates.loader import LOCALES, babel_locale, helpers
 
 # a date in the invoice table: as French invoices write it; the month spelt out in English,
 # where 12/04/2026 reads two ways
@@ -76,13 +76,13 @@ class _Format:
         """A rate or a count of points: "12,15", "10"."""
         from babel.numbers import format_decimal
 
-        return format_decimal(value, locale=LOCALES[self.language])
+        return format_decimal(value, locale=babel_locale(LOCALES[self.language]))
 
     def listing(self, items: list[str]) -> str:
         """The items joined as the language does: "A, B et C", "A, B, and C"."""
         from babel.lists import format_list
 
-        return format_list(items, locale=LOCALES[self.language])
+        return format_list(items, locale=babel_locale(LOCALES[self.language]))
 
 
 @lru_cache(maxsize=8192)
@@ -90,7 +90,7 @@ def _short_day(language: str, value: date) -> str:
     """`_Format.short_day`, memoised: a pass's letters cite the same few hundred dates."""
     from babel.dates import format_date
 
-    return format_date(value, SHORT_DATES[language], locale=LOCALES[language])
+    return format_date(value, SHORT_DATES[language], locale=babel_locale(LOCALES[language]))
 
 
 @dataclass(frozen=True)
