@@ -6,13 +6,17 @@ its editor there (``key: acme-crm<br>client: acme``, ``<b>``, ``&amp;``,
 ``X-ALT-DESC;FMTTYPE=text/html``. What such a description shows is text in
 lines: block elements and ``<br>`` end a line, entities are decoded, tags are
 dropped, and scripts and styles are not text. The standard library's
-html.parser reads it: it never fails, whatever the markup.
+html.parser reads it: it never fails, whatever the markup. It is imported
+(with its table of entities) when a description is HTML, not with this module:
+a sync whose descriptions are text, and `plan`, need it not.
 """
 
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
+from collections.abc import Callable
+from functools import cache
+from typing import Protocol
 
 # the tags calendar apps write; a plain-text note such as "<compte rendu>" is no HTML
 TAGS = (
@@ -45,35 +49,49 @@ def html_to_lines(html: str) -> str:
     one wherever the user typed one, and a line too many never merges two
     ``field: value`` lines, while a line too few would.
     """
-    parser = _TextParser()
+    parser = _text_parser()()
     parser.feed(html)
     parser.close()
     lines = (SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
     return "\n".join(lines).strip("\n")
 
 
-class _TextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0  # depth inside elements that are not text
+class _Parser(Protocol):
+    parts: list[str]
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in NOT_TEXT:
-            self.hidden += 1
-        elif tag == "br" or tag in BLOCKS:
-            self.parts.append("\n")
+    def feed(self, data: str) -> None: ...
+    def close(self) -> None: ...
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br" or tag in BLOCKS:
-            self.parts.append("\n")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in NOT_TEXT:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in BLOCKS:
-            self.parts.append("\n")
+@cache
+def _text_parser() -> Callable[[], _Parser]:
+    """The class of the parser, made (html.parser imported) on the first HTML read."""
+    from html.parser import HTMLParser
 
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
+    class TextParser(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.hidden = 0  # depth inside elements that are not text
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in NOT_TEXT:
+                self.hidden += 1
+            elif tag == "br" or tag in BLOCKS:
+                self.parts.append("\n")
+
+        def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "br" or tag in BLOCKS:
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in NOT_TEXT:
+                self.hidden = max(0, self.hidden - 1)
+            elif tag in BLOCKS:
+                self.parts.append("\n")
+
+        def handle_data(self, data: str) -> None:
+            if not self.hidden:
+                self.parts.append(data)
+
+    return TextParser
