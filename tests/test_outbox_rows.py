@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from followupd.channels.calendar import ical
@@ -22,7 +23,7 @@ from followupd.domain.states import Audience, CalendarState, Channel, FollowUpSt
 from followupd.store import live_items
 from followupd.store.db import Store
 from followupd.store.models import Client, Contact, FollowUp, LiveItem, Mission
-from followupd.store.outbox import claim, lookup, recording
+from followupd.store.outbox import claim, digests, lookup, recording
 from followupd.store.outbox.rows import FollowUpRow, PendingRow, PeriodRow
 from tests.conftest import sample_followup
 
@@ -129,3 +130,20 @@ def test_an_orm_follow_up_is_a_follow_up_row(outbox: Store) -> None:
         assert_carries(rows, FollowUpRow)
     orm: FollowUpRow = FollowUp()  # mypy checks the model against the Protocol
     assert isinstance(orm, FollowUp)
+
+
+def test_a_value_longer_than_its_column_is_refused_or_kept_whole_never_cut(store: Store) -> None:
+    """PostgreSQL refuses a key over its 400 characters, as a plain INSERT would (the insert
+    by arrays once cast them to varchar(400)[], which cuts); SQLite keeps it whole."""
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    row = digests.digest_rows("o1", "o1@example.com", "fr", [at], at)[0]
+    row["key"] = "k" * 401
+    if store.engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="too long"), store.session() as session:
+            recording.insert_new(session, [row])
+    else:
+        with store.session() as session:
+            recording.insert_new(session, [row])
+    with store.session() as session:
+        keys = session.scalars(select(FollowUp.key)).all()
+    assert keys == ([] if store.engine.dialect.name == "postgresql" else [row["key"]])

@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any, NamedTuple, TypedDict
 
-from sqlalchemy import ARRAY, ColumnElement, Row, bindparam, cast, func, select, update
+from sqlalchemy import ARRAY, ColumnElement, Row, String, bindparam, cast, func, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from followupd.domain.owner_scope import Scope
 from followupd.domain.states import Audience, Channel, FollowUpState
@@ -222,7 +223,7 @@ def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
     insert = insert_of(session)
     columns = FollowUp.__table__.columns
     names = list(rows[0])
-    types = {name: ARRAY(columns[name].type) for name in names}
+    types = {name: ARRAY(_unbounded(columns[name].type)) for name in names}
     made = (
         func.unnest(*(cast(bindparam(name, type_=types[name]), types[name]) for name in names))
         .table_valued(*names)
@@ -246,6 +247,13 @@ def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
         result = connection.exec_driver_sql(binary, arrays)
         inserted.update((key, id_) for key, id_ in result)
     return inserted
+
+
+def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A column's type for its array of values, without its length: PostgreSQL's explicit
+    cast to ``varchar(n)[]`` cuts a longer value, where the insert into the column refuses
+    it ("value too long"), as a plain INSERT would."""
+    return String() if isinstance(type_, String) and type_.length else type_
 
 
 _TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's %(name)s
