@@ -304,6 +304,29 @@ def series_asks_its_rules() -> None:
     assert made[0].asked, "the rule was not asked between(): what the library asks, it lacks"
 
 
+def occurrences_found_before_their_copies() -> None:
+    """between() is _occurrences_between() then a copy of each occurrence's VEVENT with
+    the occurrence's start and end as DTSTART and DTEND: what occurrences_between reads."""
+    moved = event(
+        "RECURRENCE-ID:20261109T090000Z",
+        "DTSTART:20261110T140000Z",
+        "DTEND:20261110T150000Z",
+        "SUMMARY:Moved",
+    )
+    weekly = event(
+        "DTSTART:20261102T090000Z", "DTEND:20261102T100000Z", "RRULE:FREQ=WEEKLY;COUNT=3"
+    )
+    calendar = Calendar.from_ical(calendar_text(weekly, moved))
+    query = recurring_ical_events.of(calendar)
+    start, stop = query.to_datetime(WINDOW[0]), query.to_datetime(WINDOW[1])
+    found = query._occurrences_between(start, stop)
+    copies = query.between(*WINDOW)
+    spans = {(o.start, o.end, str(o._adapter._component["SUMMARY"])) for o in found}
+    written = {(c["DTSTART"].dt, c["DTEND"].dt, str(c["SUMMARY"])) for c in copies}
+    assert len(found) == 3, f"_occurrences_between found {len(found)} occurrences, not 3"
+    assert spans == written, f"occurrences {sorted(spans)} are not their copies {sorted(written)}"
+
+
 @dataclass(frozen=True)
 class Internal:
     name: str  # as one finds it in the library
@@ -391,6 +414,11 @@ INTERNALS = [
         "recurring_ical_events.ComponentsWithName(series=)",
         f"{RECURRENCE}.occurrences_between queries with its own series",
         components_with_name_series,
+    ),
+    Internal(
+        "recurring_ical_events.CalendarQuery._occurrences_between, Occurrence._adapter",
+        f"{RECURRENCE}.occurrences_between reads the occurrences without their copies",
+        occurrences_found_before_their_copies,
     ),
     Internal(
         "recurring_ical_events.Series.RecurrenceRules.rrule_between",

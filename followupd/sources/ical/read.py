@@ -20,7 +20,6 @@ which imports no iCalendar library.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -205,14 +204,21 @@ def _single(part: Component, name: str) -> Any:
 def _when(part: Component, name: str, zone: ZoneInfo) -> tuple[datetime, bool]:
     """DTSTART or DTEND as an aware datetime, and whether it was a date."""
     prop = _single(part, name)
-    value = _value(prop)
+    found = _aware(_value(prop), zone)
+    if found is None:
+        raise ValueError(f"{name} is not a date or time: {_written(prop)!r}")
+    return found
+
+
+def _aware(value: Any, zone: ZoneInfo) -> tuple[datetime, bool] | None:
+    """A date or time as an aware datetime (floating: in `zone`) and whether it was a date."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=zone), False
         return value, False
     if isinstance(value, date):
         return datetime.combine(value, time.min, tzinfo=zone), True
-    raise ValueError(f"{name} is not a date or time: {_written(prop)!r}")
+    return None
 
 
 def _duration(part: Component) -> timedelta:
@@ -262,26 +268,65 @@ def _happening(part: Component, zone: ZoneInfo, notes: list[str]) -> Happening:
             end = start + _duration(part)
         else:  # RFC 5545: a date lasts the day, a time is an instant
             end = start + ONE_DAY if all_day else start
-        start.astimezone(UTC), end.astimezone(UTC)  # so it can be compared with the window
     except OverflowError as error:
         raise ValueError(f"a time out of range, on {start.date()}") from error
-    backwards = end < start
+    end, backwards = _span(start, end)
     if backwards:
         notes.append(f"event {uid!r}: ends before it starts; read as an instant")
-        end = start
     return Happening(
-        uid=uid,
-        summary=_text(part, "SUMMARY"),
-        description=_text(part, "DESCRIPTION") or _html_description(part),
-        categories=_categories(part),
-        attendees=_attendees(part),
+        **_described(part),
         start=start,
         end=end,
         all_day=all_day,
         recurring="RRULE" in part or "RDATE" in part or "RECURRENCE-ID" in part,
         open_end="DTEND" not in part and "DURATION" not in part,
         backwards=backwards,
-        cancelled=_text(part, "STATUS").upper() == "CANCELLED",
+    )
+
+
+def _described(part: Component) -> dict[str, Any]:
+    """What an event says apart from its times, the same for each of its occurrences."""
+    return {
+        "uid": _uid(part),
+        "summary": _text(part, "SUMMARY"),
+        "description": _text(part, "DESCRIPTION") or _html_description(part),
+        "categories": _categories(part),
+        "attendees": _attendees(part),
+        "cancelled": _text(part, "STATUS").upper() == "CANCELLED",
+    }
+
+
+def _span(start: datetime, end: datetime) -> tuple[datetime, bool]:
+    """The end of an event that can be compared with a window, and whether it was before
+    the start (then read as the start: an instant)."""
+    try:
+        start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError(f"a time out of range, on {start.date()}") from error
+    return (start, True) if end < start else (end, False)
+
+
+def _occurrence(described: dict[str, Any], start: Any, end: Any, zone: ZoneInfo) -> Happening:
+    """One occurrence of a recurring event, from its start and end and what the event says.
+
+    What `_happening` reads from a copy of the event with this DTSTART and
+    DTEND (no DURATION), as recurring_ical_events writes an occurrence.
+    """
+    begins = _aware(start, zone)
+    if begins is None:
+        raise ValueError(f"DTSTART is not a date or time: {start!r}")
+    ends = _aware(end, zone)
+    if ends is None:
+        raise ValueError(f"DTEND is not a date or time: {end!r}")
+    until, backwards = _span(begins[0], ends[0])
+    return Happening(
+        **described,
+        start=begins[0],
+        end=until,
+        all_day=begins[1],
+        recurring=True,
+        open_end=False,
+        backwards=backwards,
     )
 
 
@@ -304,13 +349,17 @@ def _expand(
         return None
     found: list[Happening] = []
     try:
-        parts_found = occurrences_between(calendar, window)
+        spans = occurrences_between(calendar, window)
     except Exception as error:  # the library raises its own kinds on odd rules
         notes.append(f"recurrence not expanded ({error}); its first occurrence is read")
         return None
-    for part in parts_found:
+    described: dict[int, dict[str, Any]] = {}  # by the id of the VEVENT an occurrence repeats
+    for part, start, end in spans:
         try:  # every occurrence of a recurring event says so, exceptions included
-            occurrence = replace(_happening(part, zone, []), recurring=True)
+            said = described.get(id(part))
+            if said is None:
+                said = described[id(part)] = _described(part)
+            occurrence = _occurrence(said, start, end, zone)
         except COMPONENT_ERRORS as error:
             notes.append(f"occurrence of {_uid(part)!r} skipped: {error}")
             continue

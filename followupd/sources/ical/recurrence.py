@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as datetime_module
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from types import FunctionType, SimpleNamespace
 from typing import Any
@@ -55,13 +55,27 @@ def why_not_expanded(
     return None
 
 
-def occurrences_between(calendar: Calendar, window: tuple[datetime, datetime]) -> list[Component]:
-    """The occurrences of the calendar's events within the window, each a VEVENT, in no order.
+def occurrences_between(
+    calendar: Calendar, window: tuple[datetime, datetime]
+) -> list[tuple[Component, Any, Any]]:
+    """The occurrences of the calendar's events within the window, in no order.
 
-    Raises what recurring_ical_events raises on rules it cannot read.
+    Each is the VEVENT it repeats (the series', or that of an occurrence
+    written apart, with a RECURRENCE-ID) and its start and end: what
+    recurring_ical_events' between() writes as DTSTART and DTEND into a copy
+    of that VEVENT, one copy an occurrence, which cost more than finding the
+    occurrences. Raises what recurring_ical_events raises on rules it cannot
+    read, and the TypeError its copy would raise on a start or end of no time
+    type.
     """
     query = recurring_ical_events.of(calendar, components=[_EVENT_SERIES])
-    found: list[Component] = query.between(window[0], window[1])
+    start, stop = query.to_datetime(window[0]), query.to_datetime(window[1])
+    found = []
+    for occurrence in query._occurrences_between(start, stop):
+        for value in (occurrence.start, occurrence.end):
+            if not isinstance(value, date | timedelta | time | tuple):
+                raise TypeError(f"an occurrence of no time type: {value!r}")
+        found.append((occurrence._adapter._component, occurrence.start, occurrence.end))
     return found
 
 
