@@ -339,6 +339,11 @@ def _parties(session: Session, occurrences: list[CalendarMeeting]) -> dict[int, 
             query.where(Mission.status != MissionStatus.CLOSED, Mission.client_id.in_(chunk))
         )
     open_missions.sort(key=lambda m: m.key)
+    of_contact: dict[int | None, list[Row[tuple[int, str, int, int | None]]]] = {}
+    of_client: dict[int, list[Row[tuple[int, str, int, int | None]]]] = {}
+    for held in open_missions:  # in order of key, as open_missions
+        of_contact.setdefault(held.contact_id, []).append(held)
+        of_client.setdefault(held.client_id, []).append(held)
     found: dict[int, list[_Party]] = {}
     for occurrence in occurrences:
         there = sorted(
@@ -352,9 +357,7 @@ def _parties(session: Session, occurrences: list[CalendarMeeting]) -> dict[int, 
                 who = next((c for c in there if c.client_id == mission.client_id), None)
                 parties.add(_Party(mission.id, mission.key, who and who.id, who and who.key))
         for contact in [] if keys else there:
-            theirs = [m for m in open_missions if m.contact_id == contact.id] or [
-                m for m in open_missions if m.client_id == contact.client_id
-            ]
+            theirs = of_contact.get(contact.id) or of_client.get(contact.client_id, [])
             parties |= {_Party(m.id, m.key, contact.id, contact.key) for m in theirs}
         found[occurrence.id] = sorted(parties, key=str)
     return found
