@@ -27,12 +27,13 @@ import recurring_ical_events
 from dateutil.rrule import DAILY, YEARLY, rrule, rruleset
 from dateutil.tz import tz as dateutil_tz
 from icalendar import Calendar, Timezone
+from icalendar.parser.content_line import Contentline, Contentlines
 from icalendar.parser.ical import CalendarIcalParser
 from icalendar.timezone import tzp
 
 from followupd.sources.ical.read import read_object
 from followupd.sources.ical.recurrence import _RuleSearchedUpToTheQuery, search_up_to
-from followupd.sources.ical.vtimezone import _Onsets
+from followupd.sources.ical.vtimezone import _Line, _lines, _Onsets
 
 RECURRENCE = "followupd.sources.ical.recurrence"
 VTIMEZONE = "followupd.sources.ical.vtimezone"
@@ -327,6 +328,47 @@ def occurrences_found_before_their_copies() -> None:
     assert spans == written, f"occurrences {sorted(spans)} are not their copies {sorted(written)}"
 
 
+# lines of every shape: plain, with parameters, quoted, escaped, odd names, no colon
+LINES = [
+    "SUMMARY:Point: budget",
+    "DESCRIPTION:a\\;b\\,c\\nd:e",
+    "BEGIN:VEVENT",
+    "RRULE:FREQ=WEEKLY;BYDAY=MO,TU",
+    "X-A B:spaced name",
+    " SUMMARY :padded",
+    "SUMMARY;LANGUAGE=fr:x",
+    'ATTENDEE;CN="Dupont: Léa";ROLE=CHAIR:mailto:lea@client.example',
+    ":no name",
+    "NO COLON",
+    "SUM\\MARY:escaped",
+    'X-"Q":quoted name',
+    "X-ÉTÉ:a word",
+    "X-A.B_C:dots",
+    "X-A/B:slash",
+    "DTSTART:20261102T090000Z",
+]
+
+
+def parts_or_error(line: Any) -> Any:
+    try:
+        name, params, value = line.parts()
+    except ValueError as error:
+        return f"ValueError: {error}"
+    return name, type(params), dict(params), value
+
+
+def content_lines_split_alike() -> None:
+    """vtimezone._Line splits a plain line itself, and gives what icalendar's gives."""
+    folded = "SUMMARY:a\r\n  b\r\nDTSTART:20261102\r\n\r\n"
+    theirs: list[str] = Contentlines.from_ical(folded)  # type: ignore[no-untyped-call]
+    ours = _lines(folded)
+    assert list(map(str, ours)) == list(map(str, theirs)), f"{ours} unfolded unlike {theirs}"
+    for text in LINES:
+        split = parts_or_error(_Line(text))  # type: ignore[no-untyped-call]
+        expected = parts_or_error(Contentline(text))  # type: ignore[no-untyped-call]
+        assert split == expected, f"{text!r}: {split} where icalendar gives {expected}"
+
+
 @dataclass(frozen=True)
 class Internal:
     name: str  # as one finds it in the library
@@ -404,6 +446,11 @@ INTERNALS = [
         "icalendar.Timezone.to_tz(lookup_tzid=False)",
         f"{VTIMEZONE}._zone_of makes a zone afresh, not the one icalendar keeps",
         timezone_to_tz,
+    ),
+    Internal(
+        "icalendar.parser.content_line.Contentline.raw_parts, UFOLD, NEWLINE",
+        f"{VTIMEZONE}._Line splits plain lines, ObjectParser gives the parser its lines",
+        content_lines_split_alike,
     ),
     Internal(
         "recurring_ical_events.Series.RecurrenceRules.rrulestr",

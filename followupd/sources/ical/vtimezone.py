@@ -29,6 +29,8 @@ from zoneinfo import available_timezones
 
 from dateutil.tz.tz import _tzicalvtz
 from icalendar import Calendar, Component, Timezone
+from icalendar.parser import Parameters
+from icalendar.parser.content_line import NEWLINE, UFOLD, Contentline
 from icalendar.parser.ical import CalendarIcalParser
 from icalendar.timezone import tzp
 
@@ -53,6 +55,10 @@ ZONE_RULE_PARTS = {
 }
 MAX_DEFINITIONS = 256  # zones kept by their definition, for the objects that repeat it
 OBSERVANCES = ("STANDARD", "DAYLIGHT")
+# what makes a content line's name not plain: a parameter, a quote, an escape
+_NOT_PLAIN_BEFORE = re.compile(r'[;"\\]')
+_BLANKS = re.compile(r"[ \t]+")  # left out of a name, as icalendar does when not strict
+_TOKEN = re.compile(r"[\w.-]+")  # a name icalendar takes (its NAME)
 # a VTIMEZONE whose TZID, on its first line, unfolded, may be an IANA name
 _NAMED_DEFINITION = re.compile(
     r"^BEGIN:VTIMEZONE\r?\nTZID:([^\r\n;:]+)\r?\n(?![ \t]).*?^END:VTIMEZONE\r?\n", re.M | re.S
@@ -72,6 +78,40 @@ def without_iana_definitions(text: str) -> str:
     return _NAMED_DEFINITION.sub(
         lambda found: "" if found.group(1).strip("/") in names else found.group(0), text
     )
+
+
+class _Line(Contentline):
+    """icalendar's content line, split at once when its name is followed by its value.
+
+    icalendar looks for the colon after the name character by character, over
+    the whole line, value included (a third of the time parsing an object).
+    A line with no parameter, nothing quoted nor escaped before its colon
+    (SUMMARY, DESCRIPTION, UID, RRULE, BEGIN...) is split at its first colon
+    here, into the same name, (no) parameters and value; any other line is
+    split by icalendar.
+    """
+
+    __slots__ = ()
+
+    def raw_parts(self) -> tuple[str, Parameters, str]:
+        colon = self.find(":")
+        if colon > 0 and not _NOT_PLAIN_BEFORE.search(self, 0, colon):
+            name = _BLANKS.sub("", self[:colon].strip())  # as icalendar reads a line not strict
+            if _TOKEN.fullmatch(name):
+                return name, Parameters(), self[colon + 1 :]
+        found: tuple[str, Parameters, str] = super().raw_parts()
+        return found
+
+
+def _lines(text: str) -> list[Contentline]:
+    """The document's content lines, unfolded, as icalendar's Contentlines.from_ical makes them."""
+    lines: list[Contentline] = [
+        _Line(line)  # type: ignore[no-untyped-call]
+        for line in NEWLINE.split(UFOLD.sub("", text))
+        if line
+    ]
+    lines.append(_Line(""))  # type: ignore[no-untyped-call]
+    return lines
 
 
 class ObjectParser(CalendarIcalParser):
@@ -101,7 +141,7 @@ class ObjectParser(CalendarIcalParser):
     """
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, Calendar._get_component_factory(), Calendar.types_factory)
+        super().__init__(_lines(text), Calendar._get_component_factory(), Calendar.types_factory)
         self.text = text
         self.zones: dict[str, tzinfo | str] = {}  # TZID: its zone, or why it cannot be used
         self.unusable: dict[str, str] = {}  # the TZIDs used whose definition cannot be, why
