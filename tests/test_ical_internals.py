@@ -346,6 +346,20 @@ LINES = [
     "X-A.B_C:dots",
     "X-A/B:slash",
     "DTSTART:20261102T090000Z",
+    "DTSTART;TZID=Europe/Paris:20261102T090000",
+    "DTSTART;VALUE=DATE:20261102",
+    "X-P;a=b;A=c;TZID=:value",
+    "X-P;A=b,c:a list",
+    "X-P;A=^n:caret",
+    "X-P;A=50%2C:percent",
+    "X-P;A=b;:trailing",
+    "X-P;=b:no key",
+    "X-P;A:no value",
+    "X-P;A=b c:space",
+    "X-P ;A=b:space before",
+    "X-P;A=\\,b:escaped",
+    "ATTENDEE;CN=Léa;ROLE=CHAIR;PARTSTAT=ACCEPTED:mailto:lea@client.example",
+    "X-P;A=\x85b:a C1 control",
 ]
 
 

@@ -59,6 +59,8 @@ OBSERVANCES = ("STANDARD", "DAYLIGHT")
 _NOT_PLAIN_BEFORE = re.compile(r'[;"\\]')
 _BLANKS = re.compile(r"[ \t]+")  # left out of a name, as icalendar does when not strict
 _TOKEN = re.compile(r"[\w.-]+")  # a name icalendar takes (its NAME)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9-]+")
+_PLAIN_PARAMETERS = re.compile(r'(?:;[A-Za-z0-9-]+=[^";:,%\\^\x00-\x20\x7f]*)+')
 # a VTIMEZONE whose TZID, on its first line, unfolded, may be an IANA name
 _NAMED_DEFINITION = re.compile(
     r"^BEGIN:VTIMEZONE\r?\nTZID:([^\r\n;:]+)\r?\n(?![ \t]).*?^END:VTIMEZONE\r?\n", re.M | re.S
@@ -81,24 +83,35 @@ def without_iana_definitions(text: str) -> str:
 
 
 class _Line(Contentline):
-    """icalendar's content line, split at once when its name is followed by its value.
+    """icalendar's content line, split at once when its parts are plain.
 
     icalendar looks for the colon after the name character by character, over
-    the whole line, value included (a third of the time parsing an object).
-    A line with no parameter, nothing quoted nor escaped before its colon
-    (SUMMARY, DESCRIPTION, UID, RRULE, BEGIN...) is split at its first colon
-    here, into the same name, (no) parameters and value; any other line is
-    split by icalendar.
+    the whole line, value included (a third of the time parsing an object),
+    then reads the parameters through its general parser. A line with no
+    parameter, nothing quoted nor escaped before its colon (SUMMARY,
+    DESCRIPTION, UID, RRULE, BEGIN...), or whose parameters are plain
+    words (``;TZID=Europe/Paris``, ``;VALUE=DATE``: no quote, list, escape,
+    space or control character) is split here into the same name,
+    parameters and value; any other line is split by icalendar.
     """
 
     __slots__ = ()
 
     def raw_parts(self) -> tuple[str, Parameters, str]:
         colon = self.find(":")
-        if colon > 0 and not _NOT_PLAIN_BEFORE.search(self, 0, colon):
-            name = _BLANKS.sub("", self[:colon].strip())  # as icalendar reads a line not strict
-            if _TOKEN.fullmatch(name):
-                return name, Parameters(), self[colon + 1 :]
+        if colon > 0:
+            semicolon = self.find(";", 0, colon)
+            if semicolon < 0 and not _NOT_PLAIN_BEFORE.search(self, 0, colon):
+                name = _BLANKS.sub("", self[:colon].strip())  # as icalendar, not strict
+                if _TOKEN.fullmatch(name):
+                    return name, Parameters(), self[colon + 1 :]
+            elif (
+                semicolon > 0
+                and _PLAIN_NAME.fullmatch(self, 0, semicolon)
+                and _PLAIN_PARAMETERS.fullmatch(self, semicolon, colon)
+            ):
+                pairs = (pair.split("=", 1) for pair in self[semicolon + 1 : colon].split(";"))
+                return self[:semicolon], Parameters(pairs), self[colon + 1 :]
         found: tuple[str, Parameters, str] = super().raw_parts()
         return found
 
