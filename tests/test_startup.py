@@ -208,3 +208,30 @@ def test_the_cache_never_makes_the_state_directory(template: Path, tmp_path: Pat
     state = tmp_path / "state"
     assert subject(template, state / "template-cache") == "Invoice 7"
     assert not state.exists()
+
+
+def test_a_sandboxs_and_a_plain_compilation_of_one_file_are_kept_apart(tmp_path: Path) -> None:
+    """A user template including a shipped one has the sandbox compile the shipped file, which
+    the shipped templates' environment compiles too, to other code: one file each, so that
+    neither loads the other's (a plain compilation run in the sandbox would escape it)."""
+    user = tmp_path / "templates"
+    child = user / "en" / "invoice_due" / "nudge-1.j2"
+    child.parent.mkdir(parents=True)
+    child.write_text(
+        '{% block subject %}{% include "en/new_year_greetings/default.j2" %}{% endblock %}', "utf-8"
+    )
+    cache = tmp_path / "cache"
+    values = {"year": 2027, "contact": {"name": "Jo"}, "owner": {"name": "Claire"}}
+    rendered = []
+    for _ in range(2):  # compiled, then loaded from the files
+        templates = Templates(user)
+        templates.env.bytecode_cache = templates.shipped.bytecode_cache = CompiledTemplates(cache)
+        included = str(templates.subject("en", "invoice_due", "nudge-1", values))
+        shipped = str(templates.subject("en", "new_year_greetings", "default", values))
+        assert templates.template("en", "invoice_due", "nudge-1").environment.sandboxed
+        assert not templates.template("en", "new_year_greetings", "x").environment.sandboxed
+        rendered.append((included, shipped))
+    assert rendered[0] == rendered[1]
+    assert rendered[0][1] == "Best wishes for 2027"
+    assert rendered[0][0].startswith(rendered[0][1])
+    assert len(list(cache.iterdir())) == 3, "the child, and the shipped file once each way"

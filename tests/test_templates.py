@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
+from jinja2 import nodes
 
 from followupd.config.load import parse_settings
 from followupd.engine.evaluation import plan
@@ -16,7 +17,7 @@ from followupd.errors import ConfigError
 from followupd.rules.registry import enabled_rules
 from followupd.sources.files.importer import import_files
 from followupd.store.db import Store
-from followupd.templates.loader import LazySubject, TemplateProblem, Templates, helpers
+from followupd.templates.loader import SHIPPED, LazySubject, TemplateProblem, Templates, helpers
 from tests.conftest import MINIMAL_CONFIG
 
 DEMO = Path(__file__).parent.parent / "config" / "demo.toml"
@@ -96,6 +97,39 @@ def test_templates_are_sandboxed(tmp_path: Path) -> None:
     subject = Templates(user).subject("en", "invoice_due", "nudge-1", {"owner": object()})
     with pytest.raises(TemplateProblem, match=r"nudge-1\.j2"):
         str(subject)
+
+
+def test_only_the_shipped_templates_run_outside_the_sandbox(tmp_path: Path) -> None:
+    """The shipped templates are followupd's own code, run without the sandbox's checks; a
+    user's template, and what it includes, shipped or not, runs in the sandbox."""
+    user = tmp_path / "templates"
+    write(user / "en" / "invoice_due" / "nudge-1.j2",
+          "{% block subject %}{{ owner.__class__.__mro__ }}{% endblock %}")  # fmt: skip
+    including = '{% block subject %}{% include "en/new_year_greetings/default.j2" %}{% endblock %}'
+    write(user / "en" / "invoice_due" / "nudge-3.j2", including)
+    templates = Templates(user)
+    assert templates.template("en", "invoice_due", "nudge-1").environment.sandboxed
+    assert templates.template("en", "invoice_due", "nudge-3").environment.sandboxed
+    assert not templates.template("en", "new_year_greetings", "x").environment.sandboxed
+    assert not Templates().template("en", "invoice_due", "nudge-1").environment.sandboxed
+    with pytest.raises(TemplateProblem, match="unsafe"):
+        str(templates.subject("en", "invoice_due", "nudge-1", {"owner": object()}))
+    values = {"year": 2027, "contact": {"name": "Jo"}, "owner": {"name": "Claire"}}
+    shipped = templates.subject("en", "new_year_greetings", "default", values)
+    included = str(templates.subject("en", "invoice_due", "nudge-3", values))
+    assert included.startswith(str(shipped)), "the shipped template, included, in the sandbox"
+    assert templates.env.get_template("en/new_year_greetings/default.j2").environment.sandboxed
+
+
+def test_no_shipped_template_loads_another() -> None:
+    """Outside the sandbox, a shipped template loads only shipped ones: were one to extend,
+    include or import another, a user's file of that name would not be used in its place
+    (as the others are), and it would have to be run in the sandbox instead."""
+    environment = Templates().shipped
+    loads = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+    for path in SHIPPED.rglob("*.j2"):
+        tree = environment.parse(path.read_text(encoding="utf-8"))
+        assert not list(tree.find_all(loads)), path
 
 
 def test_the_sandbox_decides_an_attribute_per_type_not_per_name(tmp_path: Path) -> None:

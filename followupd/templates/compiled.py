@@ -5,7 +5,9 @@ process: about 6 ms of CPU a template, a tenth of a second of `followupd plan`.
 Jinja2's bytecode cache keeps that code in files; a file is used again only
 for the same template source (its checksum), and here also only for the same
 compiler: the loader's and the sandbox's source and Jinja2's version are part
-of the checksum, since the sandbox changes the code the compiler writes.
+of the checksum, since the sandbox changes the code the compiler writes. The
+shipped templates, run outside the sandbox, compile to other code than the
+user's: each environment's kind is part of the file's name.
 
 The command line turns the cache on for its own process (`followupd run`
 included) with `cache_place.keep_in`, which loads no Jinja2 (a command that
@@ -24,7 +26,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
-from jinja2 import FileSystemBytecodeCache
+from jinja2 import Environment, FileSystemBytecodeCache
 from jinja2.bccache import Bucket
 
 from followupd.templates import cache_place
@@ -38,6 +40,13 @@ class CompiledTemplates(FileSystemBytecodeCache):
     def __init__(self, directory: Path) -> None:
         super().__init__(str(directory))
         self.path = directory
+
+    def get_bucket(
+        self, environment: Environment, name: str, filename: str | None, source: str
+    ) -> Bucket:
+        """The file of `name` compiled by `environment`: a sandbox's and a plain one's differ."""
+        kind = "sandboxed" if environment.sandboxed else "plain"
+        return super().get_bucket(environment, f"{kind}:{name}", filename, source)
 
     def get_source_checksum(self, source: str) -> str:
         return f"{_compiler()}-{super().get_source_checksum(source)}"
