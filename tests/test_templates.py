@@ -121,6 +121,24 @@ def test_only_the_shipped_templates_run_outside_the_sandbox(tmp_path: Path) -> N
     assert templates.env.get_template("en/new_year_greetings/default.j2").environment.sandboxed
 
 
+def test_a_user_template_extending_a_shipped_one_keeps_the_blocks_it_does_not_override(
+    tmp_path: Path,
+) -> None:
+    """A user's template that extends a shipped one to change its subject keeps the shipped
+    body (it had none: the email would have gone out empty) and can call super()."""
+    user = tmp_path / "templates"
+    write(user / "en" / "new_year_greetings" / "first-year.j2",
+          '{% extends "en/new_year_greetings/default.j2" %}'
+          "{% block subject %}[ACME] {{ super() }}{% endblock %}")  # fmt: skip
+    values = {"year": 2027, "contact": {"name": "Jo"}, "owner": {"name": "Claire"}}
+    shipped = Templates().subject("en", "new_year_greetings", "first-year", values)
+    extended = Templates(user).subject("en", "new_year_greetings", "first-year", values)
+    assert extended.text(), "the shipped body, inherited"
+    assert extended.text() == shipped.text()
+    assert str(extended) == f"[ACME] {shipped}"
+    assert Templates(user).template("en", "new_year_greetings", "first-year").environment.sandboxed
+
+
 def test_no_shipped_template_loads_another() -> None:
     """Outside the sandbox, a shipped template loads only shipped ones: were one to extend,
     include or import another, a user's file of that name would not be used in its place

@@ -24,6 +24,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary, WeakSet
 
 from followupd.config.owners import OwnerEntry
 from followupd.config.settings import Settings
@@ -192,9 +193,6 @@ class Templates:
     def render(
         self, language: str, rule: str, step: str, block: str, values: Mapping[str, Any]
     ) -> str:
-        template = self.template(language, rule, step)
-        if block not in template.blocks:
-            return ""
         return self.render_in(self.context(language, rule, step, values), block)
 
     def context(
@@ -223,10 +221,13 @@ class Templates:
         from followupd.templates.sandbox import TooLong, budget, written
 
         template, context = made
-        render_block = template.blocks.get(block)
-        if render_block is None:
+        if template.environment.sandboxed and _extends(template) and context not in _INHERITED:
+            _inherit(template, context)
+        # Jinja's blocks of the context: for each name, the block and those it overrides
+        render_block = context.blocks.get(block)
+        if not render_block:
             return ""
-        chunks = render_block(context)
+        chunks = render_block[0](context)
         try:
             if template.environment.sandboxed:
                 with budget():
@@ -304,6 +305,45 @@ class LazySubject:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+# the contexts of templates that extend another whose blocks have been linked to their parents'
+_INHERITED: WeakSet[Context] = WeakSet()
+_EXTENDING: WeakKeyDictionary[Template, bool] = WeakKeyDictionary()
+
+
+def _extends(template: Template) -> bool:
+    """Whether a user's template extends another (``{% extends %}``); a shipped one never does."""
+    found = _EXTENDING.get(template)
+    if found is None:
+        from jinja2 import nodes
+
+        environment, name = template.environment, template.name
+        if environment.loader is None or name is None:
+            found = False
+        else:
+            source = environment.loader.get_source(environment, name)[0]
+            found = bool(environment.parse(source).find(nodes.Extends))
+        _EXTENDING[template] = found
+    return found
+
+
+def _inherit(template: Template, context: Context) -> None:
+    """Link the blocks of a template that extends another to those of its parents, in
+    `context`, as Jinja does when it renders the whole template: a block it does not
+    define is its parent's, and ``super()`` finds the parent's. The whole template is
+    rendered once for that, what it writes left aside, within the sandbox's bounds."""
+    from followupd.templates.sandbox import TooLong, budget, written
+
+    chunks = template.root_render_func(context)
+    try:
+        with budget():
+            written(chunks)
+    except TooLong as error:
+        raise TemplateProblem.of(error, template, paused=chunks) from error
+    except Exception as error:
+        raise TemplateProblem.of(error, template) from error
+    _INHERITED.add(context)
 
 
 def _options() -> dict[str, Any]:
