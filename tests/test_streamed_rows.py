@@ -56,12 +56,14 @@ def same_rows(by_orm: list[Any], by_streamed: list[Any]) -> None:
     assert by_streamed == by_orm
     for orm_row, plain_row in zip(by_orm, by_streamed, strict=True):
         for orm_value, plain_value in zip(orm_row, plain_row, strict=True):
-            assert type(plain_value) is type(orm_value)
-            if orm_value is not None and hasattr(orm_value, "_fields"):
+            if orm_value is not None and hasattr(orm_value, "_fields"):  # a record: a light row
                 assert plain_value._fields == orm_value._fields
+                assert repr(plain_value) == repr(tuple(orm_value))
                 for name in orm_value._fields:
                     found, expected = getattr(plain_value, name), getattr(orm_value, name)
                     assert (type(found), found) == (type(expected), expected), name
+            else:
+                assert type(plain_value) is type(orm_value)
 
 
 def test_records_outer_joined_and_single_columns_read_as_the_orm_reads_them(store: Store) -> None:
