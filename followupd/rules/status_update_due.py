@@ -121,7 +121,9 @@ class StatusUpdateDue(Rule[StatusUpdateDueOptions]):
         # Each candidate's last status update, looked up once through the index on
         # mission_id: cheaper than aggregating every status update of the store. OFFSET 0
         # keeps the planners from merging it into the query, which looked each one up
-        # again wherever the query names it.
+        # again wherever the query names it. Joined and grouped instead (PostgreSQL hashes
+        # every status update), it was shorter at 1,000,000 missions only with parallel
+        # workers, and no cheaper serially (about 2.5 s of the server either way).
         def last_of(*which: ColumnElement[bool]) -> Subquery:
             return (
                 select(Mission.id.label("mission_id"), _last_update().label("at"))
