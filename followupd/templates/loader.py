@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property, lru_cache
@@ -218,8 +219,6 @@ class Templates:
     @staticmethod
     def render_in(made: tuple[Template, Context], block: str) -> str:
         """`block` of a template, rendered in a context made for it (`context`)."""
-        from followupd.templates.sandbox import TooLong, budget, written
-
         template, context = made
         if template.environment.sandboxed and _extends(template) and context not in _INHERITED:
             _inherit(template, context)
@@ -227,17 +226,7 @@ class Templates:
         render_block = context.blocks.get(block)
         if not render_block:
             return ""
-        chunks = render_block[0](context)
-        try:
-            if template.environment.sandboxed:
-                with budget():
-                    text = written(chunks).strip()
-            else:  # a shipped template: what it makes along the way is not counted
-                text = written(chunks).strip()
-        except TooLong as error:  # perhaps between two chunks: where the block stopped
-            raise TemplateProblem.of(error, template, paused=chunks) from error
-        except Exception as error:  # a user template that fails, runs away or reaches too far
-            raise TemplateProblem.of(error, template) from error
+        text = _written_by(template, render_block[0](context)).strip()
         # "… Inc." at the end of a sentence: one full stop, not two (an ellipsis has three)
         return _DOUBLE_STOP.sub(".", text) if ".." in text else text
 
@@ -333,17 +322,23 @@ def _inherit(template: Template, context: Context) -> None:
     `context`, as Jinja does when it renders the whole template: a block it does not
     define is its parent's, and ``super()`` finds the parent's. The whole template is
     rendered once for that, what it writes left aside, within the sandbox's bounds."""
+    _written_by(template, template.root_render_func(context))
+    _INHERITED.add(context)
+
+
+def _written_by(template: Template, chunks: Iterator[str]) -> str:
+    """What `template` writes as `chunks`, within the sandbox's bounds if it runs in it (a
+    shipped template's is capped, what it makes along the way not counted); what goes wrong
+    as a TemplateProblem naming the template and the line."""
     from followupd.templates.sandbox import TooLong, budget, written
 
-    chunks = template.root_render_func(context)
     try:
-        with budget():
-            written(chunks)
-    except TooLong as error:
+        with budget() if template.environment.sandboxed else nullcontext():
+            return written(chunks)
+    except TooLong as error:  # perhaps between two chunks: where the block stopped
         raise TemplateProblem.of(error, template, paused=chunks) from error
-    except Exception as error:
+    except Exception as error:  # a user template that fails, runs away or reaches too far
         raise TemplateProblem.of(error, template) from error
-    _INHERITED.add(context)
 
 
 def _options() -> dict[str, Any]:
