@@ -147,3 +147,16 @@ def test_a_value_longer_than_its_column_is_refused_or_kept_whole_never_cut(store
     with store.session() as session:
         keys = session.scalars(select(FollowUp.key)).all()
     assert keys == ([] if store.engine.dialect.name == "postgresql" else [row["key"]])
+
+
+def test_a_key_given_twice_in_one_insert_is_recorded_and_returned_once(store: Store) -> None:
+    """The first row given wins; the second conflicts with it, as with one already stored."""
+    at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    first, second = (digests.digest_rows("o1", "o1@example.com", "fr", [at], at)[0] for _ in "12")
+    first["subject"], second["subject"] = "first", "second"
+    with store.session() as session:
+        made = recording.insert_recorded(session, [first, second])
+    with store.session() as session:
+        stored = session.execute(select(FollowUp.key, FollowUp.subject)).all()
+    assert [(row.key, row.subject) for row in made] == [(first["key"], "first")]
+    assert [tuple(row) for row in stored] == [(first["key"], "first")]

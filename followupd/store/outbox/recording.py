@@ -167,9 +167,13 @@ def insert_new(session: Session, rows: Sequence[NewFollowUp]) -> list[str]:
 
 def insert_recorded(session: Session, rows: Sequence[NewFollowUp]) -> list[Recorded]:
     """Insert `rows`, but for those whose key is recorded already; return those inserted,
-    by due time then key, as `load` would read them back (without reading them back)."""
+    by due time then key, as `load` would read them back (without reading them back).
+
+    A key given twice is inserted once, with the first row's values (the second conflicts
+    with it), and returned once.
+    """
     ids = _inserted(session, rows)
-    made = [Recorded.of(row, ids[row["key"]]) for row in rows if row["key"] in ids]
+    made = [Recorded.of(row, id_) for row in rows if (id_ := ids.pop(row["key"], None)) is not None]
     return sorted(made, key=lambda row: (row.due_at, row.key))
 
 
