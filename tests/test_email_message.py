@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -156,3 +158,13 @@ def test_ascii_text_stays_readable_and_only_other_words_are_encoded() -> None:
     assert b"Subject: Facture F-1 : =?utf-8?q?=C3=A9ch=C3=A9ance?= du 30 novembre\r\n" in raw
     assert b"From: Claire Martin <claire@cabinet.example>\r\n" in raw
     assert build(recipient="Dupont, Jeanne <j@acme.example>").count(b'To: "Dupont, Jeanne"') == 1
+
+
+def test_the_date_is_written_in_the_zone_it_is_given_in() -> None:
+    """The Date header of equal instants in other zones: each its own (its value is kept
+    for the instants a pass sends at, zone included)."""
+    paris = SENT.astimezone(ZoneInfo("Europe/Paris"))
+    assert paris == SENT
+    for sent_at in (SENT, paris, SENT, paris):
+        date = message_from_bytes(build(sent_at=sent_at), policy=policy.default)["Date"]
+        assert str(date) == format_datetime(sent_at)

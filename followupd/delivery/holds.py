@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,13 +24,13 @@ from sqlalchemy.orm import Session
 from followupd.config.settings import Settings
 from followupd.domain.business_calendar import BusinessCalendar, zone
 from followupd.domain.meeting_place import OwnersTime
-from followupd.domain.states import Audience, Channel
+from followupd.domain.states import Audience, Channel, MailKind
 from followupd.rules import promises
 from followupd.rules.promises import PromisePause, promise_pauses
-from followupd.rules.replies import MONEY_RULES, ReplyPause, reply_pauses
+from followupd.rules.replies import LONGEST_WAIT, MONEY_RULES, ReplyPause, reply_pauses
 from followupd.store.chunks import chunked
 from followupd.store.live_items import LastRaise
-from followupd.store.models import Client, Mission
+from followupd.store.models import Client, MailMessage, Mission
 from followupd.store.outbox import digests
 from followupd.store.outbox.rows import FollowUpRow
 
@@ -47,10 +48,25 @@ class Place(Protocol):
     def country(self) -> str | None: ...
 
 
+def _replies_since(session: Session, since: datetime) -> bool:
+    """Whether a client's reply was read since `since` (reply_pauses reads none older): one
+    lookup on the index of when messages were read, where the pauses' query walks the
+    follow-ups of the money rules."""
+    query = (
+        select(MailMessage.id)
+        .where(MailMessage.kind == MailKind.REPLY, MailMessage.created_at >= since)
+        .limit(1)
+    )
+    return session.execute(query).first() is not None
+
+
 class Holds:
     def __init__(self, settings: Settings, calendar: BusinessCalendar) -> None:
         self.settings = settings
         self.calendar = calendar
+        # the next opening of the send window from an instant, in a zone and its countries:
+        # a claimed batch's emails ask it of the same pass's instant, in a few zones
+        self.openings: dict[tuple[datetime, object, ZoneInfo, tuple[str, ...]], datetime] = {}
 
     @staticmethod
     def places(session: Session, rows: Sequence[FollowUpRow]) -> dict[int, Place]:
@@ -82,6 +98,8 @@ class Holds:
         if not subjects:
             return {}
         since = at - timedelta(days=1)  # the wait's last day, in any zone
+        if not _replies_since(session, since - LONGEST_WAIT):  # none read in the wait: no pause
+            return {}
         return reply_pauses(session, self.settings, self.calendar, since=since, subjects=subjects)
 
     def after_reply(
@@ -203,10 +221,20 @@ class Holds:
         if paused is not None and at.astimezone(tz).date() < paused:
             when = self.calendar.due_at(paused, 0, tz, countries)
             return when, f"mission paused until {paused.isoformat()}"
-        opening = self.calendar.next_window_opening(at, tz, countries)
+        opening = self._next_opening(at, tz, countries)
         if opening > at:
             return opening, "outside the send window"
         return None
+
+    def _next_opening(self, at: datetime, tz: ZoneInfo, countries: tuple[str, ...]) -> datetime:
+        """BusinessCalendar.next_window_opening, kept for the instants and zones asked again."""
+        key = (at, at.tzinfo, tz, countries)  # equal instants in other zones: their own
+        found = self.openings.get(key)
+        if found is None:
+            if len(self.openings) >= 1024:
+                self.openings.clear()
+            found = self.openings[key] = self.calendar.next_window_opening(at, tz, countries)
+        return found
 
 
 def latest(*holds: tuple[datetime, str] | None) -> tuple[datetime, str] | None:

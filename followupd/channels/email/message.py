@@ -29,7 +29,7 @@ import html
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 
 from followupd.channels.failure import DeliveryError
@@ -106,8 +106,13 @@ def _is_atom(word: str) -> bool:
     return _WORD.fullmatch(word) is not None and "=?" not in word
 
 
+def _printable(text: str) -> bool:
+    """Whether `text` is printable ASCII (as `_PLAIN` matches), without a regex's call."""
+    return text.isascii() and text.isprintable()
+
+
 def _is_plain(word: str) -> bool:
-    return _PLAIN.fullmatch(word) is not None and "=?" not in word and len(word) < _LINE // 2
+    return _printable(word) and "=?" not in word and len(word) < _LINE // 2
 
 
 def _words(text: str, used: int, plain: Callable[[str], bool]) -> str:
@@ -156,7 +161,7 @@ def _unstructured(name: str, value: str) -> str:
     """A header line (without its CRLF) holding free text, as it is where it can be."""
     if _BREAKS.search(value):
         raise DeliveryError(f"{name}: a line break in {value!r}", permanent=True)
-    if _PLAIN.fullmatch(value) and "=?" not in value and len(name) + 2 + len(value) <= _LINE:
+    if _printable(value) and "=?" not in value and len(name) + 2 + len(value) <= _LINE:
         return f"{name}: {value}"
     return f"{name}: {_words(value, len(name) + 2, _is_plain)}"
 
@@ -241,7 +246,7 @@ def build_message(
         f"To: {target}",
         f"Reply-To: {answer}",
         _unstructured("Subject", subject),
-        f"Date: {format_datetime(sent_at)}",
+        f"Date: {_date(sent_at, sent_at.utcoffset())}",
         f"Message-ID: {identifier}",
         "Auto-Submitted: auto-generated",
     ]
@@ -269,6 +274,13 @@ def build_message(
         )
     )
     return Email(source_address, (target_address,), identifier, utf8, data)
+
+
+@functools.lru_cache(maxsize=16)  # a pass's messages are all sent at its one instant
+def _date(sent_at: datetime, offset: timedelta | None) -> str:
+    """The Date header's value; `offset`, sent_at's, in the cache's key: instants equal in
+    other zones are written in their own."""
+    return format_datetime(sent_at)
 
 
 def _boundary(identifier: str, parts: Sequence[bytes]) -> str:

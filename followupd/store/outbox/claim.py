@@ -80,7 +80,13 @@ def claim(
         .order_by(FollowUp.due_at, FollowUp.id)
         .limit(batch)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    # the rows chosen still claimable as they are updated: PostgreSQL checks them again
+    # once locked; on SQLite one statement sees one state of the store, the write lock
+    # held, so there the check would only have it walk every due row's index again
+    # instead of finding the chosen ones by their ids
+    dialect = session.get_bind().dialect.name
+    still = [] if dialect == "sqlite" else [claimable]
+    if dialect == "postgresql":
         # Chosen once: as a plain subquery, PostgreSQL may run it again for each
         # row it updates, and each run, skipping the rows already updated, takes
         # the next ones: every due row, not a batch.
@@ -88,7 +94,7 @@ def claim(
         chosen = select(locked.c.id)
     claimed_ids = session.scalars(
         update(FollowUp)
-        .where(FollowUp.id.in_(chosen.scalar_subquery()), claimable)
+        .where(FollowUp.id.in_(chosen.scalar_subquery()), *still)
         .values(
             state=FollowUpState.SENDING,
             lease_owner=worker,
