@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple, TypedDict
 
@@ -114,34 +115,53 @@ class Recorded(NamedTuple):
     lease_expires_at: datetime | None = None
 
     @classmethod
-    def of(cls, row: NewFollowUp, id_: int) -> Recorded:
+    def of(
+        cls, row: NewFollowUp, id_: int, utc: Callable[[datetime], datetime] | None = None
+    ) -> Recorded:
+        """The row `row` recorded as `id_`; `utc` converts its times (`_in_utc`)."""
+        in_utc = utc or _in_utc()
         return cls(
-            id=id_,
-            key=row["key"],
-            owner=row["owner"],
-            rule=row["rule"],
-            step=row["step"],
-            subject_key=row["subject_key"],
-            concern=row["concern"],
-            mission_id=row["mission_id"],
-            contact_id=row["contact_id"],
-            audience=row["audience"],
-            channel=row["channel"],
-            recipient=row["recipient"],
-            language=row["language"],
-            subject=row["subject"],
-            body=row["body"],
-            thread_key=row["thread_key"],
-            due_at=row["due_at"].astimezone(UTC),
-            expires_at=row["expires_at"].astimezone(UTC),
-            late=row["late"],
-            state=row["state"],
-            reason=row["reason"],
-            attempts=row["attempts"],
-            last_error=row["last_error"],
-            created_at=row["created_at"].astimezone(UTC),
-            updated_at=row["updated_at"].astimezone(UTC),
+            id_,
+            row["key"],
+            row["owner"],
+            row["rule"],
+            row["step"],
+            row["subject_key"],
+            row["concern"],
+            row["mission_id"],
+            row["contact_id"],
+            row["audience"],
+            row["channel"],
+            row["recipient"],
+            row["language"],
+            row["subject"],
+            row["body"],
+            row["thread_key"],
+            in_utc(row["due_at"]),
+            in_utc(row["expires_at"]),
+            row["late"],
+            row["state"],
+            row["reason"],
+            row["attempts"],
+            row["last_error"],
+            in_utc(row["created_at"]),
+            in_utc(row["updated_at"]),
         )
+
+
+def _in_utc() -> Callable[[datetime], datetime]:
+    """An instant in UTC, each distinct one converted once: a pass's rows share their
+    creation time and many due times. Equal instants in other zones give the same UTC time."""
+    made: dict[datetime, datetime] = {}
+
+    def in_utc(instant: datetime) -> datetime:
+        try:
+            return made[instant]
+        except KeyError:
+            converted = made[instant] = instant.astimezone(UTC)
+            return converted
+
+    return in_utc
 
 
 def recorded_keys(session: Session, rule: str, since: datetime, scope: Scope) -> set[str]:
@@ -173,7 +193,10 @@ def insert_recorded(session: Session, rows: Sequence[NewFollowUp]) -> list[Recor
     with it), and returned once.
     """
     ids = _inserted(session, rows)
-    made = [Recorded.of(row, id_) for row in rows if (id_ := ids.pop(row["key"], None)) is not None]
+    utc = _in_utc()
+    made = [
+        Recorded.of(row, id_, utc) for row in rows if (id_ := ids.pop(row["key"], None)) is not None
+    ]
     return sorted(made, key=lambda row: (row.due_at, row.key))
 
 
@@ -188,7 +211,7 @@ def _inserted(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
 
 def _inserted_as_tuples(session: Session, rows: Sequence[NewFollowUp]) -> dict[str, int]:
     """`_inserted` on SQLite: the statement written once a batch size, and the values sent to
-    the driver as plain tuples (`_driver_values`).
+    the driver as plain tuples (`_driver_columns`).
 
     SQLAlchemy's insert of many rows runs every value through its type's processing and
     builds each batch's statement anew: most of the inserts' cost on a first pass (20,000
@@ -204,9 +227,10 @@ def _inserted_as_tuples(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
     tail = f" ON CONFLICT ({quote('key')}) DO NOTHING RETURNING {quote('key')}, {quote('id')}"
     inserted: dict[str, int] = {}
     for chunk in chunked(rows):
-        values = [value for row in _driver_values(dialect, names, chunk) for value in row]
+        columns = _driver_columns(dialect, names, chunk)
+        values = tuple(chain.from_iterable(zip(*columns, strict=True)))  # row after row
         statement = head + ", ".join([marks] * len(chunk)) + tail  # names and marks, no value
-        result = connection.exec_driver_sql(statement, tuple(values))
+        result = connection.exec_driver_sql(statement, values)
         inserted.update((key, id_) for key, id_ in result)
     return inserted
 
@@ -220,7 +244,7 @@ def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
     rows of 26 columns is 13,000 placeholders, which made the inserts most of a
     first pass on PostgreSQL (9 of 18 s for 19,000 rows). Here a statement has
     one placeholder a column, whatever its rows. Its values are converted by
-    their columns' types here (`_driver_values`), and its placeholders are
+    their columns' types here (`_driver_columns`), and its placeholders are
     psycopg's binary ones (``%(name)b``): psycopg writes an array as text in
     Python, quoting each item with a regular expression, six times slower.
 
@@ -252,9 +276,8 @@ def _inserted_as_arrays(session: Session, rows: Sequence[NewFollowUp]) -> dict[s
     placeholders = {bind.key: name for name, bind in compiled.binds.items()}
     inserted: dict[str, int] = {}
     for chunk in chunked(rows, BATCH):
-        values = _driver_values(connection.dialect, names, chunk)
-        columns_of = zip(names, zip(*values, strict=True), strict=True)
-        arrays = {placeholders[name]: list(column) for name, column in columns_of}
+        columns_of = zip(names, _driver_columns(connection.dialect, names, chunk), strict=True)
+        arrays = {placeholders[name]: column for name, column in columns_of}
         result = connection.exec_driver_sql(binary, arrays)
         inserted.update((key, id_) for key, id_ in result)
     return inserted
@@ -270,45 +293,27 @@ def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 _TEXT_PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # psycopg's %(name)s
 
 
-def _driver_values(
+def _driver_columns(
     dialect: Dialect, names: Sequence[str], rows: Sequence[NewFollowUp]
 ) -> list[list[Any]]:
-    """The values of `rows`' columns `names`, each as its column's type gives it to the driver.
+    """The values of `rows`' columns `names`, a list a column, each value as its column's
+    type gives it to the driver.
 
     A pass's rows share most of their converted values (the pass's time, a few due dates,
-    a state): each distinct value of a column is converted once (`_converted`).
+    a state): each distinct value of a column is converted once. Equal values convert
+    alike: an instant in any zone is stored as the same UTC time.
     """
     table = FollowUp.__table__
-    processed = [
-        (index, _converted(process))
-        for index, name in enumerate(names)
-        if (process := table.columns[name].type.dialect_impl(dialect).bind_processor(dialect))
-    ]
-    values_of = itemgetter(*names)
-    made: list[list[Any]] = []
-    for row in rows:
-        values = list(values_of(row))
-        for index, convert in processed:
-            values[index] = convert(values[index])
-        made.append(values)
-    return made
-
-
-def _converted(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`process` (a type's conversion of a value for the driver), made once per distinct value.
-
-    Equal values convert alike: an instant in any zone is stored as the same UTC time.
-    """
-    made: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        try:
-            return made[value]
-        except KeyError:
-            converted = made[value] = process(value)
-            return converted
-
-    return convert
+    values_of = itemgetter(*names)  # a tuple of them, but for one name: the value
+    made = map(values_of, rows) if len(names) > 1 else ((values_of(row),) for row in rows)
+    columns = [list(column) for column in zip(*made, strict=True)] or [[] for _ in names]
+    for index, name in enumerate(names):
+        process = table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            column = columns[index]
+            converted = {value: process(value) for value in set(column)}
+            columns[index] = list(map(converted.__getitem__, column))
+    return columns
 
 
 def load(session: Session, keys: Sequence[str]) -> list[FollowUpRow]:
