@@ -34,8 +34,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Join, ScalarSelect, Select, join, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
 from followupd.domain.payments import Payment, unpaid_on
@@ -78,6 +78,27 @@ def latest_touchpoint_id() -> ScalarSelect[int]:
     )
 
 
+def _with_parties(
+    subject: type[Issue | Invoice],
+    mission_id: InstrumentedAttribute[int],
+    contact: type[Contact],
+    last: type[Touchpoint],
+) -> Join:
+    """`subject` (issues, invoices) joined to its mission, the mission's client, its contact
+    if any and its latest touchpoint if any.
+
+    One join with its ON clauses, so that the rows are read as plain columns (`streamed`:
+    the touchpoint a light row as the others, not an ORM object): chained ORM joins from
+    those columns cannot tell which table the touchpoint's is joined from.
+    """
+    return (
+        join(subject, Mission, mission_id == Mission.id)
+        .join(Client, Mission.client_id == Client.id)
+        .outerjoin(contact, Mission.contact_id == contact.id)
+        .outerjoin(last, last.id == latest_touchpoint_id())
+    )
+
+
 def local_day(touchpoint: Touchpoint | None, party: Party) -> date | None:
     """The day of a touchpoint in the recipient's zone (None without a touchpoint)."""
     return touchpoint.at.astimezone(party.tz).date() if touchpoint is not None else None
@@ -106,11 +127,14 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         latest = evaluation.end + timedelta(days=1)
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
-            select(record(Issue), record(Mission), record(Client), record(contact, "contact"), last)
-            .join(Mission, Issue.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .outerjoin(last, last.id == latest_touchpoint_id())
+            select(
+                record(Issue),
+                record(Mission),
+                record(Client),
+                record(contact, "contact"),
+                record(last, "last"),
+            )
+            .select_from(_with_parties(Issue, Issue.mission_id, contact, last))
             .where(
                 evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
@@ -162,12 +186,13 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         )
         query = (
             select(
-                record(Invoice), record(Mission), record(Client), record(contact, "contact"), last
+                record(Invoice),
+                record(Mission),
+                record(Client),
+                record(contact, "contact"),
+                record(last, "last"),
             )
-            .join(Mission, Invoice.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .outerjoin(last, last.id == latest_touchpoint_id())
+            .select_from(_with_parties(Invoice, Invoice.mission_id, contact, last))
             .where(*window)
         )
         # what tells an invoice's key; only the contacts with a new one are read whole (a
