@@ -41,7 +41,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, exists, or_, select
-from sqlalchemy.orm import Bundle, Session, aliased
+from sqlalchemy.orm import Session, aliased
 
 from followupd.config.late_payment import LatePaymentSection
 from followupd.config.rule_options import InvoiceDueOptions, Step
@@ -60,7 +60,7 @@ from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices, unpai
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record, streamed
+from followupd.store.rows import columns, record, streamed
 
 log = logging.getLogger("followupd.rules")
 
@@ -202,9 +202,10 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
         narrow: Select[*tuple[Any, ...]] = (
             select(
                 Invoice.id,
-                Bundle("invoice", Invoice.number, Invoice.due, Invoice.amount, Invoice.payments),
-                Bundle("mission", Mission.status, Mission.paused_until, Mission.owner),
-                Bundle(
+                # light rows, read without the ORM (`streamed`)
+                columns("invoice", Invoice.number, Invoice.due, Invoice.amount, Invoice.payments),
+                columns("mission", Mission.status, Mission.paused_until, Mission.owner),
+                columns(
                     "client",
                     Client.key,
                     Client.profile,
@@ -212,7 +213,9 @@ class InvoiceDue(Rule[InvoiceDueOptions]):
                     Client.timezone,
                     Client.country,
                 ),
-                Bundle("contact", contact.email, contact.language),
+                # None without a contact or without its email: `route_money_step` reads both
+                # as no address to write to
+                columns("contact", contact.email, contact.language),
             )
             .join(Mission, Invoice.mission_id == Mission.id)
             .join(Client, Mission.client_id == Client.id)

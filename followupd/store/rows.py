@@ -53,6 +53,12 @@ def record(entity: type[ModelT] | AliasedClass[ModelT], name: str | None = None)
     return _Record(name or mapper.class_.__tablename__, *(getattr(entity, key) for key in keys))
 
 
+def columns(name: str, *exprs: Any) -> Bundle[Any]:
+    """Some columns as one row named `name`, read as a `record` is: None when the first is
+    None (that of an outer-joined entity that is absent, or a value the caller reads so)."""
+    return _Record(name, *exprs)
+
+
 def streamed(session: Session, query: Select[*Ts], size: int = BATCH) -> Streamed[*Ts]:
     """The rows of `query`, read `size` at a time as they are used (a server-side cursor on
     PostgreSQL): a rule reading many rows holds a batch of them, not all. Its `partitions()`
