@@ -28,7 +28,7 @@ from followupd.config.rule_options import ClientNotInformedOptions
 from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.states import MissionStatus
 from followupd.rules.base import Evaluation, Intent, Rule
-from followupd.rules.escalate_by_phone import latest_touchpoint_id, local_day, utc_day
+from followupd.rules.escalate_by_phone import local_day, utc_day, with_parties
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
@@ -67,11 +67,14 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         contact, last = aliased(Contact), aliased(Touchpoint)
         query = (
-            select(record(Issue), record(Mission), record(Client), record(contact, "contact"), last)
-            .join(Mission, Issue.mission_id == Mission.id)
-            .join(Client, Mission.client_id == Client.id)
-            .outerjoin(contact, Mission.contact_id == contact.id)
-            .outerjoin(last, last.id == latest_touchpoint_id())
+            select(
+                record(Issue),
+                record(Mission),
+                record(Client),
+                record(contact, "contact"),
+                record(last, "last"),
+            )
+            .select_from(with_parties(Issue, Issue.mission_id, contact, last))
             .where(
                 evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),

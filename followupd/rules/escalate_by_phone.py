@@ -78,7 +78,7 @@ def latest_touchpoint_id() -> ScalarSelect[int]:
     )
 
 
-def _with_parties(
+def with_parties(
     subject: type[Issue | Invoice],
     mission_id: InstrumentedAttribute[int],
     contact: type[Contact],
@@ -134,7 +134,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 record(contact, "contact"),
                 record(last, "last"),
             )
-            .select_from(_with_parties(Issue, Issue.mission_id, contact, last))
+            .select_from(with_parties(Issue, Issue.mission_id, contact, last))
             .where(
                 evaluation.owns(Mission.owner),
                 Issue.resolved.is_(None),
@@ -192,7 +192,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 record(contact, "contact"),
                 record(last, "last"),
             )
-            .select_from(_with_parties(Invoice, Invoice.mission_id, contact, last))
+            .select_from(with_parties(Invoice, Invoice.mission_id, contact, last))
             .where(*window)
         )
         # what tells an invoice's key; only the contacts with a new one are read whole (a
