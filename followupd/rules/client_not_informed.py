@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import ClientNotInformedOptions
 from followupd.domain.business_calendar import BusinessCalendar
@@ -31,9 +31,8 @@ from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.escalate_by_phone import local_day, utc_day, with_parties
 from followupd.rules.parties import to_owner, to_owner_by_email
 from followupd.store.chunks import chunked
-from followupd.store.models import Client, Contact, Issue, Mission, Touchpoint
+from followupd.store.models import Issue, Mission
 from followupd.store.outbox.rows import PendingRow
-from followupd.store.rows import record
 
 STEP = "reminder"
 
@@ -65,24 +64,13 @@ class ClientNotInformed(Rule[ClientNotInformedOptions]):
     repeats = True
 
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
-        contact, last = aliased(Contact), aliased(Touchpoint)
-        query = (
-            select(
-                record(Issue),
-                record(Mission),
-                record(Client),
-                record(contact, "contact"),
-                record(last, "last"),
-            )
-            .select_from(with_parties(Issue, Issue.mission_id, contact, last))
-            .where(
-                evaluation.owns(Mission.owner),
-                Issue.resolved.is_(None),
-                Issue.client_informed.is_(None),
-                Mission.status != MissionStatus.CLOSED,
-                # the local day an issue was opened is within a day of its UTC instant
-                Issue.opened <= evaluation.end + timedelta(days=1),
-            )
+        query = with_parties(Issue, Issue.mission_id).where(
+            evaluation.owns(Mission.owner),
+            Issue.resolved.is_(None),
+            Issue.client_informed.is_(None),
+            Mission.status != MissionStatus.CLOSED,
+            # the local day an issue was opened is within a day of its UTC instant
+            Issue.opened <= evaluation.end + timedelta(days=1),
         )
         candidates = evaluation.session.execute(query).all()
         if not candidates:

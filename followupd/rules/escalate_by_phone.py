@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Join, ScalarSelect, Select, join, or_, select
+from sqlalchemy import ScalarSelect, Select, join, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from followupd.config.rule_options import EscalateByPhoneOptions
@@ -79,24 +79,29 @@ def latest_touchpoint_id() -> ScalarSelect[int]:
 
 
 def with_parties(
-    subject: type[Issue | Invoice],
-    mission_id: InstrumentedAttribute[int],
-    contact: type[Contact],
-    last: type[Touchpoint],
-) -> Join:
-    """`subject` (issues, invoices) joined to its mission, the mission's client, its contact
-    if any and its latest touchpoint if any.
+    subject: type[Issue | Invoice], mission_id: InstrumentedAttribute[int]
+) -> Select[Any, Any, Any, Any, Any]:
+    """The rows of `subject` (issues, invoices), each with its mission, the mission's client,
+    its contact if any (``contact``) and its latest touchpoint if any (``last``).
 
     One join with its ON clauses, so that the rows are read as plain columns (`streamed`:
     the touchpoint a light row as the others, not an ORM object): chained ORM joins from
     those columns cannot tell which table the touchpoint's is joined from.
     """
-    return (
+    contact, last = aliased(Contact), aliased(Touchpoint)
+    parties = (
         join(subject, Mission, mission_id == Mission.id)
         .join(Client, Mission.client_id == Client.id)
         .outerjoin(contact, Mission.contact_id == contact.id)
         .outerjoin(last, last.id == latest_touchpoint_id())
     )
+    return select(
+        record(subject),
+        record(Mission),
+        record(Client),
+        record(contact, "contact"),
+        record(last, "last"),
+    ).select_from(parties)
 
 
 def local_day(touchpoint: Touchpoint | None, party: Party) -> date | None:
@@ -125,23 +130,12 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         # the local day an issue was opened is within a day of its UTC instant
         earliest = evaluation.start - working_days_span(after) - timedelta(days=1)
         latest = evaluation.end + timedelta(days=1)
-        contact, last = aliased(Contact), aliased(Touchpoint)
-        query = (
-            select(
-                record(Issue),
-                record(Mission),
-                record(Client),
-                record(contact, "contact"),
-                record(last, "last"),
-            )
-            .select_from(with_parties(Issue, Issue.mission_id, contact, last))
-            .where(
-                evaluation.owns(Mission.owner),
-                Issue.resolved.is_(None),
-                Issue.severity.in_(severities),
-                Mission.status != MissionStatus.CLOSED,
-                Issue.opened.between(earliest, latest),
-            )
+        query = with_parties(Issue, Issue.mission_id).where(
+            evaluation.owns(Mission.owner),
+            Issue.resolved.is_(None),
+            Issue.severity.in_(severities),
+            Mission.status != MissionStatus.CLOSED,
+            Issue.opened.between(earliest, latest),
         )
         calendar = evaluation.calendar
         for issue, mission, client, who, touchpoint in streamed(evaluation.session, query):
@@ -169,7 +163,6 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
         overdue = timedelta(days=self.options.invoice_overdue_days)
         earliest = evaluation.start.date() - SHIFT_MARGIN - overdue
         latest = evaluation.end.date() + timedelta(days=1) - overdue
-        contact, last = aliased(Contact), aliased(Touchpoint)
         promises = promise_pauses(
             evaluation.session,
             evaluation.settings,
@@ -184,17 +177,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 Invoice.number.in_(sorted(promises)),
             ),
         )
-        query = (
-            select(
-                record(Invoice),
-                record(Mission),
-                record(Client),
-                record(contact, "contact"),
-                record(last, "last"),
-            )
-            .select_from(with_parties(Invoice, Invoice.mission_id, contact, last))
-            .where(*window)
-        )
+        query = with_parties(Invoice, Invoice.mission_id).where(*window)
         # what tells an invoice's key; only the contacts with a new one are read whole (a
         # call lists the contact's other late invoices, and one call may stand for several)
         narrow: Select[*tuple[Any, ...]] = (
