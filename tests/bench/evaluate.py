@@ -6,7 +6,11 @@ Builds, in a temp dir removed afterwards, a store of MISSIONS missions, 3 invoic
 2 contacts per mission, with issues and touchpoints, spread over three years;
 then runs one `evaluate` of every enabled rule in a fresh process and reports
 its wall and CPU time (the process's own: on PostgreSQL the server's is not
-in it), the follow-ups it recorded, and the process's peak memory.
+in it), the follow-ups it recorded, and the process's peak memory. Then the
+same in another fresh process, which finds nothing new. Both keep compiled
+templates in the temp dir, as every command does in its state directory: the
+first pass compiles and writes them, as a first `tick` does; the second reads
+them, as any later command or a restarted daemon does.
 On PostgreSQL the tables are analyzed after the build, as autovacuum would
 have done by then. Only loopback or local databases are used.
 """
@@ -44,6 +48,7 @@ from followupd.store.models import (
     Mission,
     Touchpoint,
 )
+from followupd.templates import cache_place
 from tests.bench import harness, machine
 from tests.bench.machine import peak_rss_mb
 from tests.pgserver import throwaway_postgres
@@ -167,8 +172,13 @@ def _insert(session: Any, model: Any, rows: list[dict[str, Any]]) -> None:
         session.execute(insert(model), rows[start : start + BATCH])
 
 
-def measure(url: str) -> None:
-    """Runs in a fresh process: one pass, then figures on stdout as key=value lines."""
+def measure(url: str, template_cache: str | None = None) -> None:
+    """Runs in a fresh process: one pass, then figures on stdout as key=value lines.
+
+    `template_cache`: where compiled templates are kept, as the command line keeps them.
+    """
+    if template_cache:
+        cache_place.keep_in(Path(template_cache))
     settings = parse_settings(CONFIG, Path("bench.toml"), {"HOME": tempfile.gettempdir()})
     store = Store.open(make_url(url))
     rules = enabled_rules(settings.rules)
@@ -207,13 +217,14 @@ def main() -> None:
         help="on a throwaway PostgreSQL cluster on a free loopback port (tests/pgserver.py)",
     )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--template-cache", help=argparse.SUPPRESS)
     harness.add_figures_option(parser)
     args = parser.parse_args()
     if args.measure:
-        measure(args.measure)
+        measure(args.measure, args.template_cache)
         return
     with harness.workdir("followupd-bench-") as workdir, database(args, workdir) as url:
-        bench(url, args.missions, args.figures)
+        bench(url, args.missions, args.figures, workdir / "template-cache")
 
 
 @contextmanager
@@ -240,7 +251,7 @@ def analyze(store: Store) -> None:
             connection.execute(text("ANALYZE"))
 
 
-def bench(url: str, missions: int, figures_file: str | None) -> None:
+def bench(url: str, missions: int, figures_file: str | None, template_cache: Path) -> None:
     store = Store.open(make_url(url))
     store.upgrade()
     started = time.perf_counter()
@@ -252,7 +263,7 @@ def bench(url: str, missions: int, figures_file: str | None) -> None:
     runs = []
     for _ in range(2):  # the first pass records; the second finds nothing new
         result = subprocess.run(
-            [sys.executable, __file__, "--measure", url],
+            [sys.executable, __file__, "--measure", url, "--template-cache", template_cache],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         pairs = (line.split("=", 1) for line in result.stdout.split())
