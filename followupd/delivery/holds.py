@@ -211,7 +211,7 @@ class Holds:
         owner = self.settings.owner_for(row.owner)
         if row.rule == digests.RULE:
             tz, countries = zone(owner.timezone), (owner.country,)
-            opening = self.calendar.next_window_opening(at, tz, countries)
+            opening = self._next_opening(at, tz, countries)
             return (opening, "outside your send window") if opening > at else None
         if row.audience != Audience.CLIENT:
             return None

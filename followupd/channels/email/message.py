@@ -42,7 +42,6 @@ _PARAGRAPHS = re.compile(r"\n\s*\n")
 _LINE = 998
 _ENCODED_WORD = 900
 # what a header value may hold as it is: printable ASCII, no "=?" an MUA would decode
-_PLAIN = re.compile(r"[ -~]*")
 _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # atext and spaces: a bare phrase
 _WORD = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]*")  # one atom
 _Q_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/"
@@ -97,7 +96,7 @@ def _phrase(name: str, header: str, used: int) -> str:
         raise DeliveryError(f"{header}: a line break in the name {name!r}", permanent=True)
     if _ATOM.fullmatch(name) and "=?" not in name and name.strip() == name and name:
         return name
-    if _PLAIN.fullmatch(name) and "=?" not in name:
+    if _printable(name) and "=?" not in name:
         return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return _words(name, used, _is_atom)
 
@@ -107,7 +106,7 @@ def _is_atom(word: str) -> bool:
 
 
 def _printable(text: str) -> bool:
-    """Whether `text` is printable ASCII (as `_PLAIN` matches), without a regex's call."""
+    """Whether `text` is printable ASCII (space to tilde), without a regex's call."""
     return text.isascii() and text.isprintable()
 
 
@@ -168,7 +167,7 @@ def _unstructured(name: str, value: str) -> str:
 
 def _identifiers(name: str, ids: Sequence[str]) -> str:
     """A header of Message-IDs, on one line, folded between them past 998 characters."""
-    if any(not _PLAIN.fullmatch(each) or " " in each for each in ids):
+    if any(not _printable(each) or " " in each for each in ids):
         raise DeliveryError(f"{name}: not a Message-ID among {list(ids)!r}", permanent=True)
     lines, line = [], f"{name}:"
     for each in ids:

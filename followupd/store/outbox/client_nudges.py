@@ -36,6 +36,7 @@ def sent_to_contacts(
     sent row, or of the rule's, which grow with the retention, than the contacts'.
     """
     found: dict[int, list[SentEmail]] = {}
+    wanted = [rule, Audience.CLIENT, Channel.EMAIL, FollowUpState.SENT]  # rule, audience…
     for chunk in chunked(sorted(set(contact_ids))):
         query = (
             select(
@@ -53,7 +54,7 @@ def sent_to_contacts(
             .order_by(FollowUp.sent_at, FollowUp.due_at, FollowUp.key)
         )
         for contact_id, key, step, message_id, sent_at, *kind in session.execute(query):
-            if kind == [rule, Audience.CLIENT, Channel.EMAIL, FollowUpState.SENT]:
+            if kind == wanted:
                 found.setdefault(contact_id or 0, []).append(
                     SentEmail(key, step, message_id, sent_at)
                 )

@@ -115,37 +115,34 @@ class Recorded(NamedTuple):
     lease_expires_at: datetime | None = None
 
     @classmethod
-    def of(
-        cls, row: NewFollowUp, id_: int, utc: Callable[[datetime], datetime] | None = None
-    ) -> Recorded:
-        """The row `row` recorded as `id_`; `utc` converts its times (`_in_utc`)."""
-        in_utc = utc or _in_utc()
+    def of(cls, row: NewFollowUp, id_: int, in_utc: Callable[[datetime], datetime]) -> Recorded:
+        """The row `row` recorded as `id_`; `in_utc` puts its times in UTC (`_in_utc`)."""
         return cls(
-            id_,
-            row["key"],
-            row["owner"],
-            row["rule"],
-            row["step"],
-            row["subject_key"],
-            row["concern"],
-            row["mission_id"],
-            row["contact_id"],
-            row["audience"],
-            row["channel"],
-            row["recipient"],
-            row["language"],
-            row["subject"],
-            row["body"],
-            row["thread_key"],
-            in_utc(row["due_at"]),
-            in_utc(row["expires_at"]),
-            row["late"],
-            row["state"],
-            row["reason"],
-            row["attempts"],
-            row["last_error"],
-            in_utc(row["created_at"]),
-            in_utc(row["updated_at"]),
+            id=id_,
+            key=row["key"],
+            owner=row["owner"],
+            rule=row["rule"],
+            step=row["step"],
+            subject_key=row["subject_key"],
+            concern=row["concern"],
+            mission_id=row["mission_id"],
+            contact_id=row["contact_id"],
+            audience=row["audience"],
+            channel=row["channel"],
+            recipient=row["recipient"],
+            language=row["language"],
+            subject=row["subject"],
+            body=row["body"],
+            thread_key=row["thread_key"],
+            due_at=in_utc(row["due_at"]),
+            expires_at=in_utc(row["expires_at"]),
+            late=row["late"],
+            state=row["state"],
+            reason=row["reason"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            created_at=in_utc(row["created_at"]),
+            updated_at=in_utc(row["updated_at"]),
         )
 
 
