@@ -15,7 +15,10 @@ Paris, as the corpus items are, so the app's times mean the same here.
 - put off: no repeat before the user's date, and followupd's next update
   keeps that date and whatever the app added;
 - cancelled or deleted: the concern's next periods are recorded dismissed,
-  nothing comes back to the calendar, until its subject changes.
+  nothing comes back to the calendar, until its subject changes;
+- a meeting to place made the user's meeting (moved, confirmed, a contact
+  invited): followupd never writes to that event again, the meeting held in
+  it stays held, and the next period comes in an item of its own.
 
 Every form runs on Radicale and SQLite; one of each answer runs on both
 servers and both databases.
@@ -577,3 +580,81 @@ def test_an_item_deleted_before_any_sync_read_it_is_dismissed_at_the_next_sync(
     assert later.delivered.sent == [], "nor by email"
     assert outbox(store)[key].state == FollowUpState.DISMISSED
     assert run.calendar.objects() == {}
+
+
+# -- made the user's meeting --------------------------------------------------------------
+
+HELD = paris(2026, 12, 11, 14)  # the day after the item's due, 14:00-15:00 in Paris
+
+
+def placed_by_the_user(text: str, summary: str | None = None) -> bytes:
+    """followupd's meeting event as a calendar app leaves it once the user placed the meeting
+    there: moved to HELD, confirmed, the contact invited; renamed to `summary` if given."""
+    part = part_of(text)
+    start = HELD.astimezone(PARIS).strftime("%Y%m%dT%H%M%S")
+    end = (HELD + timedelta(hours=1)).astimezone(PARIS).strftime("%Y%m%dT%H%M%S")
+    placed = text.replace(bytes(part["DTSTART"].to_ical()).decode(), start, 1).replace(
+        bytes(part["DTEND"].to_ical()).decode(), end, 1
+    )
+    placed = placed.replace(
+        "STATUS:TENTATIVE",
+        "STATUS:CONFIRMED\r\n"
+        "ORGANIZER;CN=Claire Martin:mailto:claire@cabinet.example\r\n"
+        "ATTENDEE;CN=Jeanne Dupont;PARTSTAT=ACCEPTED:mailto:jeanne.dupont@acme.example",
+    )
+    if summary is not None:
+        placed = placed.replace(f"SUMMARY:{part['SUMMARY']}", f"SUMMARY:{summary}")
+    return placed.encode()
+
+
+@pytest.mark.parametrize("dav_kind", SERVERS)
+def test_a_meeting_held_in_followupds_event_stays_held_and_untouched(
+    store: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    """Cancelled once held, the event would tell the client the meeting was called off (on
+    a server that schedules) and, read back cancelled, take the meeting held away: the
+    reminder would come back at once."""
+    run = delivered(store, tmp_path, dav, MEETING)
+    before, etag = run.text()
+    run.calendar.put(run.href, placed_by_the_user(before), etag)
+    users, _ = run.text()
+
+    tick(store, run.settings, D0 + timedelta(hours=1))  # read as put off to the meeting
+    ended = tick(store, run.settings, HELD + timedelta(hours=2))
+    assert touchpoints(store, TouchpointKind.MEETING) == [HELD.astimezone(UTC)]
+    assert ended.delivered.closed == {MEETING.first: "meeting held on 2026-12-11"}
+    tick(store, run.settings, HELD + timedelta(hours=3))
+    assert run.calendar.objects() == {run.href: users}, "never written to again"
+    assert touchpoints(store, TouchpointKind.MEETING) == [HELD.astimezone(UTC)], "still held"
+
+    key, due = periods(run, HELD, 60)[0]
+    assert due >= HELD + timedelta(days=30), "a period from the meeting held"
+    tick(store, run.settings, due)
+    live = run.live()
+    assert live.followup_key == key and live.state == CalendarState.OPEN
+    assert live.uid == uid(f"{MEETING.first.rsplit(':', 1)[0]}~2"), "a UID of its own"
+    objects = run.calendar.objects()
+    assert objects.pop(run.href) == users and list(objects) == [live.href]
+    fresh = part_of(objects[live.href])
+    assert (str(get(fresh, "UID")), str(get(fresh, "STATUS"))) == (live.uid, "TENTATIVE")
+
+
+@pytest.mark.one_engine
+def test_the_users_meeting_keeps_their_status_and_title(
+    store: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    """The pass after the user placed the meeting would move followupd's alarm to their
+    date, writing its TENTATIVE and its summary back: an update a server that schedules
+    sends the invitee."""
+    run = delivered(store, tmp_path, dav, MEETING)
+    before, etag = run.text()
+    run.calendar.put(run.href, placed_by_the_user(before, "Réunion avec Jeanne"), etag)
+    users, _ = run.text()
+    after = tick(store, run.settings, D0 + timedelta(hours=1))
+    assert after.synced.user.snoozed == [MEETING.first]
+    part = part_of(run.text()[0])
+    assert (str(get(part, "STATUS")), str(get(part, "SUMMARY"))) == (
+        "CONFIRMED",
+        "Réunion avec Jeanne",
+    )
+    assert run.calendar.objects() == {run.href: users}

@@ -38,7 +38,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from operator import methodcaller
@@ -100,6 +100,15 @@ UNRECORDED = 1
 CHANNELS = tuple(Channel)
 GONE = object()  # an item the user deleted from their calendar
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where a period was written in the owner's calendar: the object's URL, and the item's
+    new UID when it went into an object of its own (`Deliverer._put_item`)."""
+
+    href: str
+    uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,13 @@ def _with_alarm_at(
     """A stored item rewritten with followupd's alarm at the user's date `until`."""
     from followupd.channels.calendar import ical
 
-    return ical.updated(text, item, tz, until, [before]), True
+    return _changed(ical.updated(text, item, tz, until, [before]))
+
+
+def _changed(document: bytes | None) -> tuple[bytes, bool]:
+    """A rewrite's new document, and whether there is one: none for the user's meeting
+    (`ical.updated`), which stays as it is."""
+    return (b"", False) if document is None else (document, True)
 
 
 def _finish(
@@ -407,7 +422,7 @@ class Deliverer:
             href = await writers.act(
                 owner,
                 "open items not written to the calendar yet",
-                methodcaller("create", identity.resource_name(item.concern), body, item.uid),
+                methodcaller("create", identity.object_name(item.uid), body, item.uid),
             )
             if isinstance(href, str):
                 with self.store.session() as session:
@@ -836,19 +851,20 @@ class Deliverer:
                 contact = contacts.get(row.contact_id) if row.contact_id else None
                 try:
                     writer = await writers.writer(owner)
-                    href = None
+                    where = None
                     if writer is not None:
                         file = await _made_file(row.key, files.get(row.key))
-                        href = await self._put_item(writer, row, item, owner, contact, at,
-                                                    put_off, file, placed)  # fmt: skip
+                        where = await self._put_item(writer, row, item, owner, contact, at,
+                                                     put_off, file, placed)  # fmt: skip
                 except DeliveryError as error:  # this one waits; the server is tried next pass
                     with self.store.session() as session:
                         self._record_failure(session, row, at, error, report)
                     continue
-                if href is GONE:
+                if where is GONE:
                     self._record_deleted(row, item, at, report)
                     continue
-                self._record_written(row, href, at, report, put_off, placed)
+                placed_at = where if isinstance(where, Placed) else None
+                self._record_written(row, placed_at, at, report, put_off, placed)
         finally:
             await writers.close()
 
@@ -863,10 +879,12 @@ class Deliverer:
         put_off: datetime | None,
         file: Attachment | None = None,
         placed: datetime | None = None,
-    ) -> str | object:
-        """Write `row`'s period into its concern's item; its URL, or GONE if the user deleted it.
+    ) -> Placed | object:
+        """Write `row`'s period into its concern's item: where, or GONE if the user deleted it.
 
-        `file`: the row's attachment, inline in the item.
+        `file`: the row's attachment, inline in the item. An item whose event
+        the user made a meeting of their own (`ical.invited`) is left to them:
+        the period goes into an item of its own, under a UID of its own.
         """
         from followupd.channels.calendar import ical
 
@@ -875,34 +893,47 @@ class Deliverer:
         name, phone = (contact.name, contact.phone) if contact else (None, None)
         calendar_item = ical.item_of(shown, zone_, name, phone, file)
         if item is None or item.href is None:
-            body = ical.document(calendar_item, zone_)
-            return await asyncio.to_thread(
-                writer.create, identity.resource_name(shown.concern), body, shown.uid
-            )
+            return Placed(await self._create(writer, calendar_item, zone_))
 
         written = [when for when in (item.due_at, item.snoozed_until, item.alarm_at) if when]
 
         def change(text: str) -> tuple[bytes, bool]:  # the user's snooze stays
-            return ical.updated(text, calendar_item, zone_, shown.snoozed_until, written), True
+            return _changed(ical.updated(text, calendar_item, zone_, shown.snoozed_until, written))
 
         outcome = await asyncio.to_thread(writer.update, item.href, change)
-        return GONE if outcome == "gone" else item.href
+        if outcome == "gone":
+            return GONE
+        if outcome == "already":  # followupd's part always changes: the user's meeting now
+            fresh = replace(calendar_item, uid=identity.uid_after(row.concern, shown.times_raised))
+            return Placed(await self._create(writer, fresh, zone_), fresh.uid)
+        return Placed(item.href)
+
+    @staticmethod
+    async def _create(writer: CalendarWriter, item: ical.CalendarItem, zone_: ZoneInfo) -> str:
+        from followupd.channels.calendar import ical
+
+        body = ical.document(item, zone_)
+        return await asyncio.to_thread(
+            writer.create, identity.object_name(item.uid), body, item.uid
+        )
 
     def _record_written(
         self,
         row: FollowUpRow,
-        href: str | object,
+        where: Placed | None,
         at: datetime,
         report: DeliveryReport,
         put_off: datetime | None,
         placed: datetime | None,
     ) -> None:
+        """`where`: the item's place in the owner's calendar; None: in the feed only."""
         with self.store.session() as session:
             if _finish(session, row, self.worker, at, state=FollowUpState.SENT, sent_at=at,
                        last_error=None,
-                       reason=None if href else "in the feed"):  # fmt: skip
-                live_items.raised(session, row, href if isinstance(href, str) else None, at,
-                                  self.holds.late_by(row, at), put_off, placed)  # fmt: skip
+                       reason=None if where else "in the feed"):  # fmt: skip
+                live_items.raised(session, row, where.href if where else None, at,
+                                  self.holds.late_by(row, at), put_off, placed,
+                                  where.uid if where else None)  # fmt: skip
                 report.sent.append(row.key)
 
     def _record_deleted(

@@ -19,6 +19,13 @@ def uid(key: str) -> str:
     return key + UID_SUFFIX
 
 
+def uid_after(concern: str, run: int) -> str:
+    """The UID of a concern's item written anew, at its `run`th period, because the user
+    made the event followupd had written into a meeting of their own (they invited
+    someone: followupd.channels.calendar.ical.invited). Still followupd's, unlike theirs."""
+    return uid(f"{concern}~{run}")
+
+
 def slug(text: str) -> str:
     """`text` with only the characters every server takes in a URL path segment."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
@@ -32,6 +39,12 @@ def resource_name(key: str) -> str:
     """
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return f"{slug(key)[:120]}-{digest}.ics"
+
+
+def object_name(item_uid: str) -> str:
+    """The file name of the object of UID `item_uid`: its concern's, for a concern's first
+    UID (`uid`), so that a write interrupted and made again finds the same object."""
+    return resource_name(item_uid.removesuffix(UID_SUFFIX))
 
 
 def touchpoint_key(mission: str, kind: str, at: datetime, contact: str | None) -> str:

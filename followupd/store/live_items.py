@@ -62,6 +62,7 @@ def raised(
     late_by: int = 0,
     put_off: datetime | None = None,
     placed: datetime | None = None,
+    uid: str | None = None,
 ) -> LiveItem:
     """Record the calendar follow-up `row` delivered: its concern's item made, or moved to it.
 
@@ -69,12 +70,16 @@ def raised(
     went on the date the user put the item off to, the periods after it come
     as much later (`LiveItem.repeat_offset`). `put_off`: the time a period
     that waited for that rhythm is shown due at; `placed`: the time a meeting
-    to place raised after its due is offered at (`_raise`).
+    to place raised after its due is offered at (`_raise`). `uid`: the item's
+    new UID, when the period went into an object of its own (the user made
+    the item's event a meeting of theirs).
     """
     item = session.scalars(select(LiveItem).where(LiveItem.concern == row.concern)).first()
     if item is None:
         item = _new(row, at)
         session.add(item)
+    if uid is not None:
+        item.uid = uid
     if item.state != CalendarState.OPEN:
         item.repeat_offset = 0  # reopened: a new run of the concern, as the rule says
     elif item.repeat_offset == 0 and row.due_at < (item.snoozed_until or row.due_at) <= at:

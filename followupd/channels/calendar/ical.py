@@ -8,7 +8,8 @@ DTSTAMP and COMPLETED are in UTC, as RFC 5545 (3.8.7.2, 3.8.2.1) requires.
 
 An item is a concern's (followupd.store.live_items): its UID names the concern,
 so a new period of a repeating reminder updates the same object, never adds
-one.
+one. A meeting to place whose event the user invited people to is theirs
+from then on (`invited`): followupd never writes to it again.
 
 Items are written in the form the widest set of apps fire: a VTODO has a
 DTSTART beside its DUE (Cyrus fires no alarm of a task without one), the
@@ -266,18 +267,32 @@ def document(item: CalendarItem, zone: ZoneInfo) -> bytes:
     return bytes(calendar_of([component(item, zone)], span).to_ical())
 
 
+def invited(part: Component) -> bool:
+    """Whether `part` is an event the user invited someone to: their meeting now.
+
+    Its first ATTENDEE made it a scheduling object: a server that schedules
+    (RFC 6638: Nextcloud, iCloud, Fastmail) sends every change the
+    organizer's account makes to it to the invitees, a cancellation as a
+    cancellation. So followupd neither updates nor closes it; and once the
+    meeting in it has ended with a contact there, it is a meeting held
+    (followupd.sources.caldav.meetings), which a cancelled event is not.
+    """
+    return part.name == "VEVENT" and "ATTENDEE" in part
+
+
 def close(
     text: bytes | str, status: CalendarState, stamp: datetime, note: str
 ) -> tuple[bytes, bool]:
     """The object `text` closed (completed or cancelled) with `note`, keeping the user's edits.
 
     Returns the new document and whether anything changed: an object the
-    user already completed or cancelled is left as it is.
+    user already completed or cancelled is left as it is, and so is the
+    user's meeting (`invited`).
     """
     calendar = Calendar.from_ical(text)
     changed = False
     for part in calendar.walk():
-        if part.name not in ("VTODO", "VEVENT"):
+        if part.name not in ("VTODO", "VEVENT") or invited(part):
             continue
         if str(part.get("status", "")).upper() in ("COMPLETED", "CANCELLED"):
             continue
@@ -310,8 +325,9 @@ def updated(
     zone: ZoneInfo,
     keep_due: datetime | None,
     written: Iterable[datetime] = (),
-) -> bytes:
-    """The stored object `text` rewritten in place for `item`, keeping all that apps added.
+) -> bytes | None:
+    """The stored object `text` rewritten in place for `item`, keeping all that apps added;
+    None when it is the user's meeting now (`invited`), left as it is.
 
     followupd's part is rewritten: SUMMARY, DESCRIPTION, the due (a task's DUE
     and DTSTART, an event's DTSTART, its DTEND moved along), STATUS (with
@@ -354,6 +370,8 @@ def updated(
     if not parts:
         raise ValueError(f"no VTODO or VEVENT of UID {target!r} in the object")
     part = next((part for part in parts if "RECURRENCE-ID" not in part), parts[0])
+    if invited(part):
+        return None
     stored_due = _stored_due(part, zone)
     due = _move(part, item, zone, keep_due, stored_due)
     _set(part, "summary", item.summary)
