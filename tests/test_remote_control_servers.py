@@ -339,6 +339,22 @@ def test_a_completion_on_each_server_and_database(
     check_completed(store, tmp_path, dav, "thunderbird-completed", "informed")
 
 
+@pytest.mark.one_engine
+def test_a_call_about_an_issue_made_tells_the_client_of_it(
+    store: Store, tmp_path: Path, dav: DavServer
+) -> None:
+    """The call task about an issue the client was not told of says so; made, the client
+    has been told: `client_not_informed` has nothing more to remind."""
+    untold = Concern(CALL.rule, CALL.data.replace(TOLD + "\n", ""), CALL.first)
+    run = delivered(store, tmp_path, dav, untold)
+    assert informed_at(store, "late-data") is None
+    app_changes(run, "thunderbird-completed")
+    after = tick(store, run.settings, SYNC_AFTER_COMPLETION)
+    assert after.synced.user.completed == [CALL.first]
+    (made,) = touchpoints(store, TouchpointKind.CALL)
+    assert informed_at(store, "late-data") == made
+
+
 # -- put off ----------------------------------------------------------------------------
 
 

@@ -26,6 +26,12 @@ def is_call(rule: str, step: str, key: str) -> bool:
     return rule == "escalate_by_phone" or step in ("call", PROMISE_BROKEN) or key.endswith(":call")
 
 
+def tells_of_issue(rule: str, step: str) -> bool:
+    """Whether the follow-up is a call to the client about an open issue (escalated by phone:
+    followupd.rules.escalate_by_phone): made, it told the client of the issue."""
+    return rule == "escalate_by_phone" and step == "call"
+
+
 def tel_uri(phone: str | None) -> str | None:
     """A ``tel:`` link to `phone` as written ("+33 6 12 34 56 78"): its digits and plus signs."""
     digits = re.sub(r"[^0-9+]", "", phone or "")

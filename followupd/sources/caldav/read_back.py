@@ -126,14 +126,19 @@ def dismissed(session: Session, item: LiveItem, why: str, at: datetime) -> None:
 
 
 def _what_it_asked(session: Session, item: LiveItem, when: datetime) -> None:
-    """Record what a completed item asked for: the client informed, a touchpoint."""
-    if item.rule == "client_not_informed":
+    """Record what a completed item asked for: the client informed, a touchpoint.
+
+    A call about an open issue (escalated by phone) told the client of it too: the issue's
+    client is informed then, unless already, and `client_not_informed` stops.
+    """
+    if item.rule == "client_not_informed" or items.tells_of_issue(item.rule, item.step):
         session.execute(
             update(Issue)
             .where(Issue.key == item.subject_key, Issue.client_informed.is_(None))
             .values(client_informed=when)
         )
-        return
+        if item.rule == "client_not_informed":
+            return
     if items.is_call(item.rule, item.step, item.followup_key):
         kind = TouchpointKind.CALL
     elif item.rule == "status_update_due":
