@@ -227,6 +227,22 @@ def test_one_call_for_a_contacts_late_invoices(store: Store, tmp_path: Path) -> 
     )
 
 
+def test_a_partly_paid_invoices_call_says_what_is_left(store: Store, tmp_path: Path) -> None:
+    """The call says what the client still owes, not the invoice's amount as if none of it
+    had been paid."""
+    paid_in_part = DATA.replace(
+        'number = "F-2"\nmission = "globex-plan"\namount = 5000\n',
+        'number = "F-2"\nmission = "globex-plan"\namount = 5000\n'
+        "payments = [{ on = 2026-10-20, amount = 1500 }]\n",
+    )
+    assert paid_in_part != DATA
+    loaded = imported(store, tmp_path, paid_in_part)
+    french = RULE.texts(loaded, owner_settings(tmp_path))["escalate_by_phone:F-2:overdue-call"]
+    assert "reste impayée pour 3\u202f500,00\xa0$" in french, french
+    english = RULE.texts(loaded, owner_settings(tmp_path, IN_ENGLISH))
+    assert "still has $3,500.00 unpaid" in english["escalate_by_phone:F-2:overdue-call"]
+
+
 def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: Path) -> None:
     settings = owner_settings(tmp_path, IN_ENGLISH)
     intents = RULE.planned(loaded, settings)

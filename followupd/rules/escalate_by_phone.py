@@ -242,6 +242,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
                 "owner": entry.person,
                 "earlier_emails": sent.get(invoice_thread(invoice.number), 0),
                 "others": others,
+                "unpaid": unpaid_on(invoice.amount, invoice.payments, dated),
             }
             key = self._invoice_key(invoice.number)
             yield self._intent(evaluation, key, INVOICE_STEP, invoice.number, party, due_at, values)
