@@ -334,6 +334,28 @@ def test_closing_or_holding_the_mission_cancels_pending_reminders(
     assert not of(intents, "acme-build")
 
 
+def test_no_reminder_after_the_missions_end_and_an_earlier_end_cancels_one(
+    loaded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """Past its end date a mission is closed out (the bilan): no more checkpoints, even
+    while it is still marked active."""
+    ending = mission_record("acme-audit", "Audit du SI", "2026-09-01", "end = 2026-11-30")
+    imported(loaded, tmp_path, ending, name="update.toml")
+    assert list(of(RULE.planned(loaded, settings), "acme-audit")) == [
+        "2026-10-01",
+        "2026-10-31",
+        "2026-11-30",
+    ], "up to the end day, not the period of 30 December"
+    RULE.pass_at(loaded, settings, paris(2026, 11, 2, 9, 0))
+    ended = mission_record("acme-audit", "Audit du SI", "2026-09-01", "end = 2026-10-30")
+    imported(loaded, tmp_path, ended, name="update.toml")
+    report = RULE.pass_at(loaded, settings, paris(2026, 11, 2, 10, 0))
+    assert report.cancelled == {
+        "checkpoint_meeting:acme-audit:2026-10-31": "mission acme-audit ends on 2026-10-30"
+    }
+    assert list(of(RULE.planned(loaded, settings), "acme-audit")) == ["2026-10-01"]
+
+
 def test_resolving_an_issue_ends_the_pile(loaded: Store, settings: Settings) -> None:
     with loaded.session() as session:
         resolve_issue(session, "b1", paris(2026, 11, 20, 17, 0))

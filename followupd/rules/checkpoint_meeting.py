@@ -18,6 +18,9 @@ When both triggers name the same day there is one reminder (step
 reminder skipped or cancelled, once a meeting or visit took place at or after
 the period's start, taken as midnight UTC of its day: that comparison must
 give the same answer at evaluation and in `vanished`, which has no zone.
+No period falls after the mission's end date (from then on its close-out asks
+for the bilan: ``mission_closeout``); a pending one is cancelled when the end
+moves before it.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 Mission.id,
                 Mission.key,
                 Mission.start,
+                Mission.end,
                 Mission.owner,
                 Client.country,
                 facts.c.met_at,
@@ -91,9 +95,9 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         )
 
         def keys(row: Sequence[Any]) -> Iterator[str]:
-            _, key, start, owner, country, met_at, piled_at = row
+            _, key, start, end, owner, country, met_at, piled_at = row
             party = to_owner(evaluation.whose(owner).person, country)
-            for day, _, _ in self._periods(evaluation, party, start, met_at, piled_at):
+            for day, _, _ in self._periods(evaluation, party, start, end, met_at, piled_at):
                 yield period_key(self.name, key, day)
 
         for only in with_news(evaluation, narrow, keys, Mission.id, kept=True):
@@ -154,14 +158,18 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         evaluation: Evaluation,
         party: Party,
         start: date,
+        end: date | None,
         met_at: datetime | None,
         piled_at: datetime | None,
     ) -> Iterator[tuple[date, set[str], datetime]]:
         """The periods of a mission due in the evaluation's window and not met:
-        (period day, its reasons, due time)."""
+        (period day, its reasons, due time). None after the mission's end date: from
+        then on its close-out asks for the bilan (followupd.rules.mission_closeout)."""
         every = self.every
         earliest = evaluation.start.astimezone(party.tz).date() - SHIFT_MARGIN
         latest = evaluation.end.astimezone(party.tz).date()
+        if end is not None:
+            latest = min(latest, end)
         last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
         since = last_met or start
         reasons: dict[date, set[str]] = {}
@@ -205,7 +213,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             owner = entry.person
             party = to_owner(owner, client.country)
             last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
-            periods = self._periods(evaluation, party, mission.start, met_at, piled_at)
+            periods = self._periods(evaluation, party, mission.start, mission.end, met_at, piled_at)
             for day, why, due_at in periods:
                 step = PILING if PILING in why else QUIET
                 values = {
@@ -238,7 +246,7 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             day = period_of(row.key)
             if day is not None:
                 periods.setdefault(row.subject_key, []).append(day)
-        statuses: dict[str, MissionStatus] = {}
+        statuses: dict[str, tuple[MissionStatus, date | None]] = {}
         meetings: dict[str, list[tuple[datetime, TouchpointKind]]] = {}
         for chunk in chunked(sorted(periods)):
             since = period_start(min(min(periods[key]) for key in chunk))
@@ -247,13 +255,13 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
                 Touchpoint.kind.in_(MEETING_KINDS),
                 Touchpoint.at >= since,
             )
-            for key, status, at, kind in session.execute(
-                select(Mission.key, Mission.status, Touchpoint.at, Touchpoint.kind)
+            for key, status, end, at, kind in session.execute(
+                select(Mission.key, Mission.status, Mission.end, Touchpoint.at, Touchpoint.kind)
                 .outerjoin(Touchpoint, met)
                 .where(Mission.key.in_(chunk))
                 .order_by(Touchpoint.at)
             ):
-                statuses[key] = status
+                statuses[key] = (status, end)
                 if at is not None:
                     meetings.setdefault(key, []).append((at, kind))
         reasons: dict[str, str] = {}
@@ -264,8 +272,10 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             found = statuses.get(row.subject_key)
             if found is None:
                 reasons[row.key] = f"mission {row.subject_key} no longer exists"
-            elif found != MissionStatus.ACTIVE:
-                reasons[row.key] = f"mission {row.subject_key} no longer active ({found})"
+            elif found[0] != MissionStatus.ACTIVE:
+                reasons[row.key] = f"mission {row.subject_key} no longer active ({found[0]})"
+            elif found[1] is not None and day > found[1]:
+                reasons[row.key] = f"mission {row.subject_key} ends on {found[1].isoformat()}"
             else:
                 start = period_start(day)
                 held = next((m for m in meetings.get(row.subject_key, []) if m[0] >= start), None)
