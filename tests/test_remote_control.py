@@ -105,6 +105,13 @@ def corpus(stem: str) -> bytes:
     return (CORPUS / f"{stem}.ics").read_bytes()
 
 
+def rewritten_by_followupd(text: bytes | str, *args: Any) -> bytes:
+    """`ical.updated`'s new document, which an object followupd may write to always has."""
+    document = ical.updated(text, *args)
+    assert document is not None, "left to the user"
+    return document
+
+
 def part_of(text: bytes | str, uid_text: str) -> Component:
     found = [
         part
@@ -201,7 +208,7 @@ def test_an_update_keeps_what_the_app_added(stem: str) -> None:
     rewritten = replace(rewritten, stamp=paris(2026, 12, 10, 12))
     due = keep or rewritten.due_at
     before = part_of(corpus(stem), uid(item.key))
-    out = ical.updated(corpus(stem), rewritten, ZONE, keep)
+    out = rewritten_by_followupd(corpus(stem), rewritten, ZONE, keep)
     after = part_of(out, uid(item.key))
 
     kept_lines, kept_alarms = foreign(stem)
@@ -246,10 +253,27 @@ def test_a_task_is_written_for_every_app() -> None:
     assert "RRULE" not in part
 
 
+def test_an_event_the_user_invited_someone_to_is_never_rewritten_nor_closed() -> None:
+    """Their meeting now: a server that schedules would send each change to the guest."""
+    item = item_for("apple-calendar-moved")
+    text = corpus("apple-calendar-moved").decode()
+    invited = text.replace(
+        f"UID:{item.uid}\r\n",
+        f"UID:{item.uid}\r\nATTENDEE;PARTSTAT=ACCEPTED:mailto:jeanne.dupont@acme.example\r\n",
+    )
+    assert invited != text
+    assert ical.updated(invited, item, ZONE, None) is None
+    assert ical.close(invited, CalendarState.CANCELLED, DUE, "followupd: meeting held")[1] is False
+    assert ical.updated(text, item, ZONE, None) is not None, "without a guest: followupd's"
+    assert ical.close(text, CalendarState.CANCELLED, DUE, "followupd: meeting held")[1] is True
+
+
 def test_a_meeting_moved_by_followupd_keeps_its_length() -> None:
     item = item_for("apple-calendar-moved")
     later = replace(item, due_at=DUE + timedelta(days=7))
-    after = part_of(ical.updated(corpus("apple-calendar-moved"), later, ZONE, None), uid(item.key))
+    after = part_of(
+        rewritten_by_followupd(corpus("apple-calendar-moved"), later, ZONE, None), uid(item.key)
+    )
     assert get(after, "DTSTART").dt == later.due_at
     assert get(after, "DTEND").dt - get(after, "DTSTART").dt == timedelta(hours=1)
 
@@ -258,7 +282,7 @@ def test_an_unchanged_alarm_stays_acknowledged() -> None:
     """Rewritten at the same time, followupd's alarm keeps the ACKNOWLEDGED the user gave it."""
     stem = "apple-calendar-snoozed"
     item = item_for(stem)
-    after = part_of(ical.updated(corpus(stem), item, ZONE, None), uid(item.key))
+    after = part_of(rewritten_by_followupd(corpus(stem), item, ZONE, None), uid(item.key))
     own = [alarm for alarm in alarms(after) if alarm.get("UID") == ical.alarm_uid(item.uid)]
     assert [get(alarm, "ACKNOWLEDGED").dt for alarm in own] == [utc(2026, 12, 10, 8, 2, 28)]
     # the snooze alarm fires after followupd's, which did not move: it is the user's to keep
@@ -269,7 +293,7 @@ def test_a_closed_item_loses_its_alarm_only() -> None:
     stem = "evolution-cancelled"
     item = item_for(stem)
     done = replace(item, status=CalendarState.COMPLETED, completed_at=paris(2026, 12, 9, 17))
-    after = part_of(ical.updated(corpus(stem), done, ZONE, None), uid(item.key))
+    after = part_of(rewritten_by_followupd(corpus(stem), done, ZONE, None), uid(item.key))
     assert [str(get(alarm, "DESCRIPTION")) for alarm in alarms(after)] == ["La veille"]
     assert str(get(after, "STATUS")) == "COMPLETED" and int(get(after, "PERCENT-COMPLETE")) == 100
     assert get(after, "COMPLETED").dt == paris(2026, 12, 9, 17)
@@ -277,7 +301,7 @@ def test_a_closed_item_loses_its_alarm_only() -> None:
 
 def test_an_update_needs_the_item_in_the_object() -> None:
     with pytest.raises(ValueError, match="no VTODO or VEVENT"):
-        ical.updated(corpus("todoman-completed"), item_for("elsewhere"), ZONE, None)
+        rewritten_by_followupd(corpus("todoman-completed"), item_for("elsewhere"), ZONE, None)
 
 
 def seen(**fields: Any) -> ItemSeen:
@@ -391,7 +415,7 @@ def test_updated_rewrites_or_says_why(data: bytes, stem: str, keeping: bool) -> 
     """A stored object the rewrite cannot take ends in ValueError, the one error it documents."""
     keep = paris(2026, 12, 20, 9) if keeping else None
     try:
-        out = ical.updated(data, item_for(stem), ZONE, keep)
+        out = rewritten_by_followupd(data, item_for(stem), ZONE, keep)
     except ValueError:
         return
     found = [item for item in items_seen(out, ZONE) if item.uid == uid(f"corpus:{stem}")]
@@ -402,7 +426,9 @@ def test_the_sequence_only_rises_and_the_users_progress_stays() -> None:
     stem = "thunderbird-due-earlier"
     item = item_for(stem)
     text = corpus(stem).replace(b"X-MOZ-GENERATION:1", b"X-MOZ-GENERATION:1\r\nPERCENT-COMPLETE:40")
-    after = part_of(ical.updated(text, replace(item, sequence=5), ZONE, None), uid(item.key))
+    after = part_of(
+        rewritten_by_followupd(text, replace(item, sequence=5), ZONE, None), uid(item.key)
+    )
     assert int(get(after, "SEQUENCE")) == 5  # above the stored 0 + 1
     assert int(get(after, "PERCENT-COMPLETE")) == 40  # a task under way is not done
 
@@ -413,8 +439,10 @@ def test_an_apps_copy_of_the_alarm_is_found_at_the_due_followupd_wrote_before() 
     stem = "tasksorg-due-allday"
     next_period = replace(item_for(stem), due_at=DUE + timedelta(days=1))
     until = paris(2026, 12, 14)
-    after = part_of(ical.updated(corpus(stem), next_period, ZONE, until, [DUE]), next_period.uid)
+    after = part_of(
+        rewritten_by_followupd(corpus(stem), next_period, ZONE, until, [DUE]), next_period.uid
+    )
     triggers = sorted(block(alarm).split("TRIGGER")[1].split("\r\n")[0] for alarm in alarms(after))
     assert triggers == [";VALUE=DATE-TIME:20261213T230000Z"], "followupd's, at the user's date"
-    kept = part_of(ical.updated(corpus(stem), next_period, ZONE, until), next_period.uid)
+    kept = part_of(rewritten_by_followupd(corpus(stem), next_period, ZONE, until), next_period.uid)
     assert TASKSORG_COPY in "".join(block(alarm) for alarm in alarms(kept)), "unknown: kept"

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -609,9 +610,9 @@ def placed_by_the_user(text: str, summary: str | None = None) -> bytes:
     part = part_of(text)
     start = HELD.astimezone(PARIS).strftime("%Y%m%dT%H%M%S")
     end = (HELD + timedelta(hours=1)).astimezone(PARIS).strftime("%Y%m%dT%H%M%S")
-    placed = text.replace(bytes(part["DTSTART"].to_ical()).decode(), start, 1).replace(
-        bytes(part["DTEND"].to_ical()).decode(), end, 1
-    )
+    placed = re.sub(r"(DTSTART;TZID=[^:]+:)\d{8}T\d{6}", rf"\g<1>{start}", text, count=1)
+    placed = re.sub(r"(DTEND;TZID=[^:]+:)\d{8}T\d{6}", rf"\g<1>{end}", placed, count=1)
+    assert placed.count(start) == 1 and placed.count(end) == 1
     placed = placed.replace(
         "STATUS:TENTATIVE",
         "STATUS:CONFIRMED\r\n"
@@ -650,6 +651,7 @@ def test_a_meeting_held_in_followupds_event_stays_held_and_untouched(
     assert live.followup_key == key and live.state == CalendarState.OPEN
     assert live.uid == uid(f"{MEETING.first.rsplit(':', 1)[0]}~2"), "a UID of its own"
     objects = run.calendar.objects()
+    assert live.href is not None
     assert objects.pop(run.href) == users and list(objects) == [live.href]
     fresh = part_of(objects[live.href])
     assert (str(get(fresh, "UID")), str(get(fresh, "STATUS"))) == (live.uid, "TENTATIVE")
