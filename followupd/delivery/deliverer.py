@@ -103,7 +103,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Placed:
+class Written:
     """Where a period was written in the owner's calendar: the object's URL, and the item's
     new UID when it went into an object of its own (`Deliverer._put_item`)."""
 
@@ -863,8 +863,8 @@ class Deliverer:
                 if where is GONE:
                     self._record_deleted(row, item, at, report)
                     continue
-                placed_at = where if isinstance(where, Placed) else None
-                self._record_written(row, placed_at, at, report, put_off, placed)
+                in_calendar = where if isinstance(where, Written) else None
+                self._record_written(row, in_calendar, at, report, put_off, placed)
         finally:
             await writers.close()
 
@@ -879,7 +879,7 @@ class Deliverer:
         put_off: datetime | None,
         file: Attachment | None = None,
         placed: datetime | None = None,
-    ) -> Placed | object:
+    ) -> Written | object:
         """Write `row`'s period into its concern's item: where, or GONE if the user deleted it.
 
         `file`: the row's attachment, inline in the item. An item whose event
@@ -893,7 +893,7 @@ class Deliverer:
         name, phone = (contact.name, contact.phone) if contact else (None, None)
         calendar_item = ical.item_of(shown, zone_, name, phone, file)
         if item is None or item.href is None:
-            return Placed(await self._create(writer, calendar_item, zone_))
+            return Written(await self._create(writer, calendar_item, zone_))
 
         written = [when for when in (item.due_at, item.snoozed_until, item.alarm_at) if when]
 
@@ -905,8 +905,8 @@ class Deliverer:
             return GONE
         if outcome == "already":  # followupd's part always changes: the user's meeting now
             fresh = replace(calendar_item, uid=identity.uid_after(row.concern, shown.times_raised))
-            return Placed(await self._create(writer, fresh, zone_), fresh.uid)
-        return Placed(item.href)
+            return Written(await self._create(writer, fresh, zone_), fresh.uid)
+        return Written(item.href)
 
     @staticmethod
     async def _create(writer: CalendarWriter, item: ical.CalendarItem, zone_: ZoneInfo) -> str:
@@ -920,7 +920,7 @@ class Deliverer:
     def _record_written(
         self,
         row: FollowUpRow,
-        where: Placed | None,
+        where: Written | None,
         at: datetime,
         report: DeliveryReport,
         put_off: datetime | None,

@@ -272,10 +272,12 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
             found = statuses.get(row.subject_key)
             if found is None:
                 reasons[row.key] = f"mission {row.subject_key} no longer exists"
-            elif found[0] != MissionStatus.ACTIVE:
-                reasons[row.key] = f"mission {row.subject_key} no longer active ({found[0]})"
-            elif found[1] is not None and day > found[1]:
-                reasons[row.key] = f"mission {row.subject_key} ends on {found[1].isoformat()}"
+                continue
+            status, end = found
+            if status != MissionStatus.ACTIVE:
+                reasons[row.key] = f"mission {row.subject_key} no longer active ({status})"
+            elif end is not None and day > end:
+                reasons[row.key] = f"mission {row.subject_key} ends on {end.isoformat()}"
             else:
                 start = period_start(day)
                 held = next((m for m in meetings.get(row.subject_key, []) if m[0] >= start), None)
