@@ -36,7 +36,8 @@ The design, for ``[rules.invoice_due] group_by_client = true`` (the default):
   send window: an invoice recorded late in the day goes with the next day's.
   A claim takes up to 200 rows by due time: should a batch end among one
   contact's nudges of a morning, the rest wait for the next day's email
-  the same way.
+  the same way. The other client emails (greetings, deposit) share that
+  day too (followupd.delivery.client_day).
 - **One thread per contact.** All the invoice emails to a contact (nudges
   and thank-yous) reply to the ones sent before, whatever the invoice; with
   a single invoice that is the thread of its nudges, as without grouping.
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Protocol, cast
 
@@ -56,8 +57,7 @@ from sqlalchemy.orm import Session
 from followupd.channels.email.message import message_id
 from followupd.config.rule_options import InvoiceDueOptions
 from followupd.config.settings import Settings
-from followupd.delivery.holds import Place
-from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.business_calendar import BusinessCalendar
 from followupd.domain.owner_scope import scope_of
 from followupd.domain.payments import Payment, unpaid_on
 from followupd.domain.states import Audience, Channel, MissionStatus
@@ -181,39 +181,10 @@ class ClientNudges:
 
     @staticmethod
     def sent(session: Session, rows: Iterable[FollowUpRow]) -> dict[int, list[SentEmail]]:
-        """The invoice emails already sent to the contacts of `rows`, oldest first."""
+        """The client emails already sent to the contacts of `rows`, oldest first, any rule
+        (`thread` and `message` take the invoice emails among them)."""
         ids = {row.contact_id for row in rows if row.contact_id is not None}
-        return sent_to_contacts(session, RULE, sorted(ids)) if ids else {}
-
-    def one_a_day(
-        self,
-        rows: Sequence[FollowUpRow],
-        places: Mapping[int, Place],
-        sent: Mapping[int, Sequence[SentEmail]],
-        at: datetime,
-        calendar: BusinessCalendar,
-    ) -> dict[str, tuple[datetime, str]]:
-        """The grouped nudges of `rows` to a contact who had one today (in the client's zone):
-        key -> (the next opening of the send window, why they wait). `sent`: the emails
-        sent to their contacts (`sent`)."""
-        grouped = [row for row in rows if self.grouped(row)]
-        waits: dict[str, tuple[datetime, str]] = {}
-        for row in grouped:
-            earlier = sent.get(row.contact_id or 0, [])
-            owner = self.settings.owner_for(row.owner)
-            place = places.get(row.mission_id) if row.mission_id else None
-            tz = zone((place.timezone if place else None) or owner.timezone)
-            countries = ((place.country if place else None) or owner.country,)
-            today = at.astimezone(tz).date()
-            if any(
-                email.step != THANK_YOU
-                and email.sent_at is not None
-                and email.sent_at.astimezone(tz).date() == today
-                for email in earlier
-            ):
-                until = calendar.due_at(today, 1, tz, countries)
-                waits[row.key] = (until, "a nudge went to this contact today: one a day")
-        return waits
+        return sent_to_contacts(session, sorted(ids)) if ids else {}
 
     @staticmethod
     def thread(sent: Sequence[SentEmail], domain: str, but: Iterable[str] = ()) -> list[str]:
@@ -221,7 +192,7 @@ class ClientNudges:
         skip = set(but)
         ids: dict[str, None] = {}
         for email in sent:
-            if email.key not in skip:
+            if email.rule == RULE and email.key not in skip:
                 ids.setdefault(email.message_id or message_id(email.key, domain), None)
         return list(ids)
 
@@ -282,7 +253,11 @@ class ClientNudges:
             ))  # fmt: skip
         entry = self.settings.owner_for(lead.owner)
         first = found[lines[0].number] if lines else None
-        nudges = {email.message_id or email.key for email in sent if email.step != THANK_YOU}
+        nudges = {
+            email.message_id or email.key
+            for email in sent
+            if email.rule == RULE and email.step != THANK_YOU
+        }
         values = grouped_values(
             lines,
             contact=first[3] if first else None,

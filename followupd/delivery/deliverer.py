@@ -55,6 +55,7 @@ from followupd.channels.failure import DeliveryError
 from followupd.channels.letters.files import made
 from followupd.config.owners import Owner, OwnerEntry
 from followupd.config.settings import Settings
+from followupd.delivery.client_day import client_email, one_a_day
 from followupd.delivery.client_nudges import Batch, ClientNudges, Unpaid
 from followupd.delivery.digest import make_digest
 from followupd.delivery.group_commit import GroupCommit
@@ -168,8 +169,8 @@ class Prepared:
 @dataclass(frozen=True)
 class Screened:
     """The rows of a claimed batch that may go now, and what their check read that their
-    emails are built from: the missions' places, the emails sent to each contact in its
-    thread (`_prepare` adds those it builds)."""
+    emails are built from: the missions' places, the client emails sent to each contact
+    (`_prepare` adds those it builds)."""
 
     rows: list[FollowUpRow]
     places: dict[int, Place]
@@ -543,12 +544,12 @@ class Deliverer:
                         report.held[row.key] = why
                         continue
                     ready.append(row)
-            in_thread = [row for row in ready if self.nudges.in_thread(row)]
-            sent_to = self.nudges.sent(session, in_thread) if in_thread else {}
-            ready = self._one_nudge_a_day(session, ready, places, sent_to, at, report)
+            emails = [row for row in ready if client_email(row)]
+            sent_to = self.nudges.sent(session, emails) if emails else {}
+            ready = self._one_email_a_day(session, ready, places, sent_to, at, report)
             return Screened(ready, places, sent_to)
 
-    def _one_nudge_a_day(
+    def _one_email_a_day(
         self,
         session: Session,
         rows: list[FollowUpRow],
@@ -557,8 +558,10 @@ class Deliverer:
         at: datetime,
         report: DeliveryReport,
     ) -> list[FollowUpRow]:
-        """Grouped client nudges to a contact who had one today wait for the next opening."""
-        waits = self.nudges.one_a_day(rows, places, sent_to, at, self.holds.calendar)
+        """A contact's client emails but one, or all if one went today, wait for the next
+        opening (followupd.delivery.client_day)."""
+        waits = one_a_day(self.settings, rows, places, sent_to, at, self.holds.calendar,
+                          self.nudges.grouped)  # fmt: skip
         ready: list[FollowUpRow] = []
         for row in rows:
             if row.key in waits:
@@ -1060,7 +1063,7 @@ class Deliverer:
         if grouped is not None:  # made now, and the same for every step it carries
             outcome |= {"subject": subject, "body": body, "reason": grouped.reason(batch)}
         if contact_sent is not None:  # the next email to this contact replies to this one
-            contact_sent += [SentEmail(each.key, each.step, email.message_id, at)
+            contact_sent += [SentEmail(each.rule, each.key, each.step, email.message_id, at)
                              for each in batch.rows]  # fmt: skip
         return Prepared(batch, email, outcome, carried)
 

@@ -1,0 +1,120 @@
+"""One client email a day per contact, whatever the rule: no pile in a client's inbox.
+
+A contact could otherwise get, in the same minute, the new-year greetings, a
+deposit request and an invoice nudge, each correct on its own. Delivery sends
+them over several days instead:
+
+- **What counts as one email.** The greetings; the invoice emails of the
+  contact (with ``group_by_client``, the default, the nudges leaving together
+  are one email; without it the owner asked for one email per invoice, and
+  those leave together as before); any other client email on its own (a
+  deposit request or nudge).
+- **Which goes first.** The greetings, which carry no money talk (DOMAIN):
+  they never share the client's day with a nudge. Then the email due first.
+  The others wait for the next opening of the send window, in the client's
+  zone, and go then if nothing else took that day.
+- **A day already taken.** When a client email went to the contact today, a
+  different one waits for the next opening; the invoice emails keep their own
+  rule (a grouped nudge waits after a nudge, a thank-you does not).
+- **Nothing missed for it.** An email whose grace ends before that opening
+  goes now, with the other, rather than expire for followupd's own pacing.
+
+The day is the client's (their zone and country); a contact's emails all
+belong to one client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+from followupd.config.settings import Settings
+from followupd.delivery.holds import Place
+from followupd.domain.business_calendar import BusinessCalendar, zone
+from followupd.domain.states import Audience, Channel
+from followupd.rules.client_nudges import RULE as INVOICES
+from followupd.rules.invoice_due import THANK_YOU
+from followupd.store.outbox.client_nudges import SentEmail
+from followupd.store.outbox.rows import FollowUpRow
+
+GREETINGS = "new_year_greetings"
+ANOTHER_TODAY = "an email went to this contact today: one a day"
+NUDGE_TODAY = "a nudge went to this contact today: one a day"
+
+
+def client_email(row: FollowUpRow) -> bool:
+    """Whether `row` is an email to a client's contact (what this module paces)."""
+    return (
+        row.audience == Audience.CLIENT
+        and row.channel == Channel.EMAIL
+        and row.contact_id is not None
+    )
+
+
+def _unit(rule: str, key: str) -> str:
+    """Which of a contact's emails of a day `rule`'s email `key` belongs to."""
+    return rule if rule in (GREETINGS, INVOICES) else key
+
+
+def one_a_day(
+    settings: Settings,
+    rows: Sequence[FollowUpRow],
+    places: Mapping[int, Place],
+    sent: Mapping[int, Sequence[SentEmail]],
+    at: datetime,
+    calendar: BusinessCalendar,
+    grouped: Callable[[FollowUpRow], bool],
+) -> dict[str, tuple[datetime, str]]:
+    """The client emails of `rows` that wait for another day: key -> (the next opening of
+    the send window, why).
+
+    `sent`: the client emails already sent to the contacts of `rows`, any rule;
+    `grouped`: whether an invoice nudge is grouped by contact, as its owner chose.
+    """
+    by_contact: dict[int, list[FollowUpRow]] = {}
+    for row in rows:
+        if client_email(row):
+            by_contact.setdefault(row.contact_id or 0, []).append(row)
+    waits: dict[str, tuple[datetime, str]] = {}
+    for contact, found in by_contact.items():
+        first = found[0]
+        missions = [row.mission_id for row in found if row.mission_id in places]
+        place = places[missions[0]] if missions and missions[0] is not None else None
+        owner = settings.owner_for(first.owner)
+        tz = zone((place.timezone if place else None) or owner.timezone)
+        countries = ((place.country if place else None) or owner.country,)
+        today = at.astimezone(tz).date()
+        until = calendar.due_at(today, 1, tz, countries)
+        units: dict[str, list[FollowUpRow]] = {}
+        for row in found:
+            units.setdefault(_unit(row.rule, row.key), []).append(row)
+        went = [
+            email
+            for email in sent.get(contact, ())
+            if email.sent_at is not None and email.sent_at.astimezone(tz).date() == today
+        ]
+        if went:
+            taken = {_unit(email.rule, email.key) for email in went}
+            nudged = any(e.rule == INVOICES and e.step != THANK_YOU for e in went)
+            for unit, members in units.items():
+                for row in members:
+                    if unit not in taken:
+                        waits[row.key] = (until, ANOTHER_TODAY)
+                    elif unit == INVOICES and nudged and grouped(row):
+                        waits[row.key] = (until, NUDGE_TODAY)
+        else:
+            order = sorted(
+                units.values(),
+                key=lambda members: (
+                    members[0].rule != GREETINGS,
+                    min(row.due_at for row in members),
+                    min(row.key for row in members),
+                ),
+            )
+            for members in order[1:]:
+                for row in members:
+                    waits[row.key] = (until, ANOTHER_TODAY)
+        for row in found:  # its last chance: it goes rather than be missed
+            if row.key in waits and row.expires_at is not None and row.expires_at < until:
+                del waits[row.key]
+    return waits
