@@ -354,6 +354,9 @@ def test_a_call_about_an_issue_made_tells_the_client_of_it(
     assert after.synced.user.completed == [CALL.first]
     (made,) = touchpoints(store, TouchpointKind.CALL)
     assert informed_at(store, "late-data") == made
+    with store.session() as session:
+        note = session.scalar(select(Touchpoint.note).where(Touchpoint.kind == "call"))
+    assert note is not None and note.endswith("(fait dans votre agenda)"), "the owner's language"
 
 
 # -- put off ----------------------------------------------------------------------------

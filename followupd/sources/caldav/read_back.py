@@ -36,6 +36,9 @@ from followupd.store import live_items
 from followupd.store.models import Contact, Issue, LiveItem, Mission
 
 COMPLETED = "completed in your calendar"
+# what a touchpoint made from a completed item says of it, in the item's language: its note
+# shows in the owner's later reminders (« Dernier échange : appel le … : « … » »)
+DONE_IN_CALENDAR = {"fr": "fait dans votre agenda", "en": COMPLETED}
 
 
 @dataclass
@@ -154,6 +157,6 @@ def _what_it_asked(session: Session, item: LiveItem, when: datetime) -> None:
         contact=contact,
         kind=kind,
         at=when,
-        note=f"{item.summary} ({COMPLETED})",
+        note=f"{item.summary} ({DONE_IN_CALENDAR.get(item.language, COMPLETED)})",
     )
     apply(session, [Located(record, Path("calendar"), "touchpoints", 0, {})])
