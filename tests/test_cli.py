@@ -139,6 +139,11 @@ def test_show_prints_a_mission_with_its_records(cli: RunCli, demo: Path) -> None
     assert result.code == 0, result
     for expected in ("Atelier Lumen", "Sophie Garnier", "F-2026-045", "crm-export-incomplet"):
         assert expected in result.out
+    short = cli("show", "Lumen-Refonte")
+    assert short.code == 1
+    assert "no mission with key 'Lumen-Refonte'; did you mean 'lumen-refonte-crm'?" in short.err
+    many = cli("show", "lumen").err
+    assert many.count("'lumen-") == 3 and many.endswith(" (among others)?\n"), many
 
 
 def test_invoice_paid(cli: RunCli, demo: Path) -> None:
@@ -149,6 +154,10 @@ def test_invoice_paid(cli: RunCli, demo: Path) -> None:
     missing = cli("invoice", "paid", "F-0000")
     assert missing.code == 1
     assert "no invoice numbered 'F-0000'" in missing.err
+    assert "did you mean" not in missing.err, "nothing like it"
+    lower = cli("invoice", "paid", "f-2026-041")
+    assert lower.code == 1
+    assert "no invoice numbered 'f-2026-041'; did you mean 'F-2026-041'?" in lower.err
     bad_date = cli("invoice", "paid", "F-2026-041", "--on", "yesterday")
     assert bad_date.code == 2
     assert "expected a date" in bad_date.err

@@ -22,10 +22,11 @@ from followupd.config.settings import Settings
 from followupd.domain.formal_notice import file_name
 from followupd.domain.owner_scope import scope_of
 from followupd.domain.states import MissionStatus
-from followupd.errors import FollowupdError, NotFound
+from followupd.errors import FollowupdError
 from followupd.rules.formal_notice import FormalNoticeRule, Parties, letter_for
 from followupd.store.attachments import latest
 from followupd.store.models import Client, Contact, Invoice, Mission
+from followupd.store.updates import not_found
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def formal_notice_file(
         .where(Invoice.number == number)
     ).first()
     if found is None:
-        raise NotFound(f"no invoice numbered {number!r}")
+        raise not_found(session, Invoice.number, number, f"no invoice numbered {number!r}")
     invoice, mission, client, who = found
     if invoice.paid is not None:
         raise FollowupdError(f"invoice {number} was paid on {invoice.paid}: no formal notice")

@@ -8,8 +8,9 @@ from followupd.cli import render
 from followupd.cli.app import App, pass_app, words
 from followupd.domain.owner_scope import scope_of
 from followupd.domain.states import MissionStatus
-from followupd.errors import NotFound
+from followupd.store.models import Mission
 from followupd.store.queries import mission_detail, mission_rows
+from followupd.store.updates import not_found
 
 
 @click.command()
@@ -35,5 +36,5 @@ def show(app: App, mission: str) -> None:
     with app.session(commit=False) as session:
         found = mission_detail(session, mission)
         if found is None:
-            raise NotFound(f"no mission with key {mission!r}")
+            raise not_found(session, Mission.key, mission, f"no mission with key {mission!r}")
         render.print_mission(found, app.zone, app.shown_owners)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from followupd.domain.identity import touchpoint_key
 from followupd.domain.states import Severity, TouchpointKind
@@ -17,11 +17,37 @@ from followupd.errors import FollowupdError, NotFound
 from followupd.store.models import Contact, Invoice, Issue, Mission, Touchpoint
 
 
+def not_found(
+    session: Session, column: InstrumentedAttribute[str], wanted: str, message: str
+) -> NotFound:
+    """NotFound with `message`, and what the user may have meant: the value of `column`
+    that is `wanted` but for case, else the first three that contain it, whatever the case
+    (``f-2026-042`` for ``F-2026-042``, ``lumen`` for ``lumen-site``). Asked only when a
+    lookup failed."""
+    same = session.scalars(
+        select(column).where(func.lower(column) == wanted.lower()).limit(1)
+    ).all()
+    near = (
+        same
+        or session.scalars(
+            select(column)
+            .where(func.lower(column).contains(wanted.lower(), autoescape=True))
+            .order_by(column)
+            .limit(4)
+        ).all()
+    )
+    if near:
+        names = [repr(value) for value in near[:3]]
+        listed = " or ".join(names) if len(names) < 3 else f"{names[0]}, {names[1]} or {names[2]}"
+        message += f"; did you mean {listed}{' (among others)' if len(near) > 3 else ''}?"
+    return NotFound(message)
+
+
 def _get_by(session: Session, model: type[Mission | Issue | Contact], key: str) -> object:
     row = session.scalar(select(model).where(model.key == key))
     if row is None:
         noun = model.__tablename__.removesuffix("s")
-        raise NotFound(f"no {noun} with key {key!r}")
+        raise not_found(session, model.key, key, f"no {noun} with key {key!r}")
     return row
 
 
@@ -41,7 +67,7 @@ def mark_invoice_paid(session: Session, number: str, on: date) -> tuple[Invoice,
     """Record the invoice as paid in full on `on`; return it and the previous date."""
     invoice = session.scalar(select(Invoice).where(Invoice.number == number))
     if invoice is None:
-        raise NotFound(f"no invoice numbered {number!r}")
+        raise not_found(session, Invoice.number, number, f"no invoice numbered {number!r}")
     previous = invoice.paid
     invoice.paid = on
     return invoice, previous
@@ -54,7 +80,7 @@ def promise_invoice(session: Session, number: str, by: date | None) -> tuple[Inv
     """
     invoice = session.scalar(select(Invoice).where(Invoice.number == number))
     if invoice is None:
-        raise NotFound(f"no invoice numbered {number!r}")
+        raise not_found(session, Invoice.number, number, f"no invoice numbered {number!r}")
     if by is not None and invoice.paid is not None:
         raise FollowupdError(
             f"invoice {number} was paid on {invoice.paid}: there is no payment left to promise"
