@@ -255,7 +255,7 @@ def test_an_english_speaking_owner_gets_english_tasks(loaded: Store, tmp_path: P
     text = RULE.texts(loaded, settings)["escalate_by_phone:late-data:call"]
     assert "Call Jeanne Dupont: tel:+33612345678." in text
     assert 'A high-severity problem on "Audit du SI" (ACME SA)' in text
-    assert "The client has not been told yet." in text
+    assert "As of November 12, 2026, the client has not been told." in text
     assert "Last exchange: call on November 9, 2026" in text
 
 
@@ -267,6 +267,8 @@ def test_the_task_says_who_to_call_the_number_why_and_what_was_last_said(
     assert "Appeler Jeanne Dupont : tel:+33612345678." in call
     assert "Problème grave sur « Audit du SI » (ACME SA), ouvert le 10 novembre 2026" in call
     assert SUMMARY in call
+    # dated: still true when the client is told after the task is written (it is not rewritten)
+    assert "Au 12 novembre 2026, le client n'en a pas encore été informé." in call
     assert (
         "Dernier échange : appel le 9 novembre 2026 : "
         "« Jeanne attend le feu vert de sa DSI pour l'extraction »." in call

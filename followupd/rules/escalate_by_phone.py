@@ -149,6 +149,7 @@ class EscalateByPhone(Rule[EscalateByPhoneOptions]):
             values = {
                 "issue": issue,
                 "opened_on": opened_on,
+                "due_on": day,  # what the task says of the issue holds on its day
                 "mission": mission,
                 "client": client,
                 "contact": who,
