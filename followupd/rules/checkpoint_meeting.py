@@ -13,8 +13,10 @@ meeting for too long. An active mission gets a reminder to the owner
   `open_issues`-th of the currently open issues was opened, then every
   `every_days` days (step ``open-issues``).
 
-When both triggers name the same day there is one reminder (step
-``open-issues``, its text gives both reasons). A period is done, and its
+One reminder per `every_days`, whatever calls for it (SPEC): the periods are
+those of the trigger that started first; the other trigger's reason joins
+them from its own start (step ``open-issues`` when issues pile up, its text
+giving both reasons), instead of a reminder of its own between them. A period is done, and its
 reminder skipped or cancelled, once a meeting or visit took place at or after
 the period's start, taken as midnight UTC of its day: that comparison must
 give the same answer at evaluation and in `vanished`, which has no zone.
@@ -171,15 +173,15 @@ class CheckpointMeeting(Rule[CheckpointMeetingOptions]):
         if end is not None:
             latest = min(latest, end)
         last_met = met_at.astimezone(party.tz).date() if met_at is not None else None
-        since = last_met or start
-        reasons: dict[date, set[str]] = {}
-        for day in cadence_dates(since + every, every.days, earliest, latest):
-            reasons.setdefault(day, set()).add(QUIET)
-        if piled_at is not None:
-            piled_on = piled_at.astimezone(party.tz).date()
-            for day in cadence_dates(piled_on, every.days, earliest, latest):
-                reasons.setdefault(day, set()).add(PILING)
-        for day, why in sorted(reasons.items()):
+        quiet_from = (last_met or start) + every
+        piled_on = piled_at.astimezone(party.tz).date() if piled_at is not None else None
+        # one cadence, that of the trigger that started first: the other's periods would
+        # fall between its own, two reminders in `every` days; its reason joins them instead
+        first = quiet_from if piled_on is None else min(quiet_from, piled_on)
+        for day in cadence_dates(first, every.days, earliest, latest):
+            why = {QUIET} if day >= quiet_from else set()
+            if piled_on is not None and day >= piled_on:
+                why.add(PILING)
             if met_at is not None and met_at >= period_start(day):
                 continue  # the meeting took place
             due_at = evaluation.calendar.due_at(day, 0, party.tz, party.countries)
