@@ -16,13 +16,13 @@ meeting for too long. An active mission gets a reminder to the owner
 One reminder per `every_days`, whatever calls for it (SPEC): the periods are
 those of the trigger that started first; the other trigger's reason joins
 them from its own start (step ``open-issues`` when issues pile up, its text
-giving both reasons), instead of a reminder of its own between them. A period is done, and its
-reminder skipped or cancelled, once a meeting or visit took place at or after
-the period's start, taken as midnight UTC of its day: that comparison must
-give the same answer at evaluation and in `vanished`, which has no zone.
-No period falls after the mission's end date (from then on its close-out asks
-for the bilan: ``mission_closeout``); a pending one is cancelled when the end
-moves before it.
+giving both reasons), instead of a reminder of its own between them. A
+period is done, and its reminder skipped or cancelled, once a meeting or
+visit took place at or after the period's start, taken as midnight UTC of
+its day: that comparison must give the same answer at evaluation and in
+`vanished`, which has no zone. No period falls after the mission's end
+date (from then on its close-out asks for the bilan: ``mission_closeout``);
+a pending one is cancelled when the end moves before it.
 """
 
 from __future__ import annotations
