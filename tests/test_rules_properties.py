@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -389,19 +390,25 @@ def test_nothing_is_due_for_a_paid_invoice_or_a_resolved_issue(
     assert [intent.key for intent in intents if intent.subject_key in gone] == []
     due = [row for row in outbox(store) if row.state in ("pending", "expired")]
     assert [row.key for row in due if row.subject_key in gone] == []
-    # checkpoint_meeting's issue trigger counts the unresolved issues only: its periods
-    # run from the day the second of them was opened (in the owner's zone)
+    # checkpoint_meeting's issue trigger counts the unresolved issues only: its reminders
+    # come from the day the second of them was opened (in the owner's zone); and whatever
+    # calls for them, a mission's reminders are one per period of `every` days
     every = SETTINGS.rules.checkpoint_meeting.every_days
     needed = SETTINGS.rules.checkpoint_meeting.open_issues
+    periods: dict[str, list[date]] = {}
     for intent in intents:
-        if intent.rule != "checkpoint_meeting" or intent.step != "open-issues":
+        if intent.rule != "checkpoint_meeting":
+            continue
+        period = date.fromisoformat(intent.key.rsplit(":", 1)[1])
+        periods.setdefault(intent.subject_key, []).append(period)
+        if intent.step != "open-issues":
             continue
         opened = sorted(known.open_issues.get(intent.subject_key, []))
         assert len(opened) >= needed, intent.key
-        period = date.fromisoformat(intent.key.rsplit(":", 1)[1])
-        piled_on = opened[needed - 1].astimezone(PARIS).date()
-        assert period >= piled_on, intent.key
-        assert (period - piled_on).days % every == 0, intent.key
+        assert period >= opened[needed - 1].astimezone(PARIS).date(), intent.key
+    for mission, days in periods.items():
+        ordered = sorted(days)
+        assert all((b - a).days % every == 0 for a, b in pairwise(ordered)), (mission, ordered)
 
 
 @PROFILE
