@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import LimitationAlertOptions
@@ -35,7 +35,13 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import ClientKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
-from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
+from followupd.rules.unpaid import (
+    invoices_now,
+    settled,
+    unpaid_any,
+    unpaid_invoices,
+    unpaid_joined_where,
+)
 from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import streamed
@@ -54,7 +60,9 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         if evaluation.owner.country != FRANCE:
             return
         query = unpaid_invoices(
-            evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
+            evaluation,
+            # an OR of the halves, asked as their union (`unpaid_any`: each half has its index)
+            unpaid_any(*(half for kind in ClientKind for half in self._halves(evaluation, kind))),
         )
         for invoice, mission, client, who in streamed(evaluation.session, query):
             start = limitation_start(invoice.issued, mission.end)
@@ -101,20 +109,23 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         """At least from an alert to its limit: `evaluate` ends each at its last day."""
         return timedelta(days=31 * self.options.months_ahead) + SHIFT_MARGIN
 
-    def _started_in_reach(self, evaluation: Evaluation, kind: ClientKind) -> ColumnElement[bool]:
+    def _halves(self, evaluation: Evaluation, kind: ClientKind) -> list[Select[int]]:
         """Invoices of `kind`'s clients whose limitation may start where an alert is in the window.
 
         The start is the issue date or the mission's end (the earlier): either in
-        the span is a candidate; `evaluate` computes the exact day.
+        the span is a candidate; `evaluate` computes the exact day. The halves of
+        an OR (`unpaid_any`), each with its index: the span's dates, or the kind.
         """
         months = 12 * YEARS[kind] - self.options.months_ahead
         earliest = add_months(evaluation.start.date(), -months) - SHIFT_MARGIN
         # months counted from a 29th-31st land up to 3 days early (clamped), a zone a day
         latest = add_months(evaluation.end.date(), -months) + timedelta(days=4)
-        return and_(
-            Client.kind == kind,
-            or_(Invoice.issued.between(earliest, latest), Mission.end.between(earliest, latest)),
-        )
+        return [
+            unpaid_joined_where(Client.kind == kind, started)
+            .join(Client, Mission.client_id == Client.id)
+            for started in (Invoice.issued.between(earliest, latest),
+                            Mission.end.between(earliest, latest))
+        ]  # fmt: skip
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         now = invoices_now(session, (row.subject_key for row in pending), Invoice.issued,
