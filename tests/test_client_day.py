@@ -183,3 +183,12 @@ def test_an_email_whose_grace_ends_before_the_next_morning_goes_now() -> None:
     assert waits([email(GREETINGS), last_chance]) == {}
     has_time = email(REQUEST, expires_at=datetime(2027, 1, 11, tzinfo=PARIS))
     assert waits([email(GREETINGS), has_time]) == {REQUEST: (TUESDAY_OPENING, ANOTHER_TODAY)}
+
+
+def test_a_contacts_emails_of_one_rule_go_the_same_day() -> None:
+    """Two missions starting together: both deposit requests today, not one a day for weeks."""
+    second = email("deposit_due:acme-2028:request")
+    assert waits([email(REQUEST), second]) == {}
+    went = {1: [SentEmail("deposit_due", REQUEST, "request", None, MONDAY.astimezone(UTC))]}
+    assert waits([second], went) == {}
+    assert waits([second, email(NUDGE_1)], went) == {NUDGE_1: (TUESDAY_OPENING, ANOTHER_TODAY)}

@@ -4,11 +4,12 @@ A contact could otherwise get, in the same minute, the new-year greetings, a
 deposit request and an invoice nudge, each correct on its own. Delivery sends
 them over several days instead:
 
-- **What counts as one email.** The greetings; the invoice emails of the
-  contact (with ``group_by_client``, the default, the nudges leaving together
-  are one email; without it the owner asked for one email per invoice, and
-  those leave together as before); any other client email on its own (a
-  deposit request or nudge).
+- **What counts as one email.** A contact's emails of one rule: the
+  greetings; the invoice emails (with ``group_by_client``, the default, the
+  nudges leaving together are one email; without it the owner asked for one
+  email per invoice, and those leave together as before); the deposit emails
+  (a contact with several missions starting together gets their requests the
+  same day, not one a day for weeks).
 - **Which goes first.** The greetings, which carry no money talk (DOMAIN):
   they never share the client's day with a nudge. Then the email due first.
   The others wait for the next opening of the send window, in the client's
@@ -51,11 +52,6 @@ def client_email(row: FollowUpRow) -> bool:
     )
 
 
-def _unit(rule: str, key: str) -> str:
-    """Which of a contact's emails of a day `rule`'s email `key` belongs to."""
-    return rule if rule in (GREETINGS, INVOICES) else key
-
-
 def one_a_day(
     settings: Settings,
     rows: Sequence[FollowUpRow],
@@ -87,14 +83,14 @@ def one_a_day(
         until = calendar.due_at(today, 1, tz, countries)
         units: dict[str, list[FollowUpRow]] = {}
         for row in found:
-            units.setdefault(_unit(row.rule, row.key), []).append(row)
+            units.setdefault(row.rule, []).append(row)
         went = [
             email
             for email in sent.get(contact, ())
             if email.sent_at is not None and email.sent_at.astimezone(tz).date() == today
         ]
         if went:
-            taken = {_unit(email.rule, email.key) for email in went}
+            taken = {email.rule for email in went}
             nudged = any(e.rule == INVOICES and e.step != THANK_YOU for e in went)
             for unit, members in units.items():
                 for row in members:
