@@ -40,7 +40,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from followupd.config.owners import Owner
@@ -55,15 +55,7 @@ from followupd.rules.news import with_news
 from followupd.rules.parties import to_client, to_owner
 from followupd.rules.promises import PromisePause, promise_pauses
 from followupd.rules.threads import emails_sent, invoice_thread
-from followupd.rules.unpaid import (
-    invoices_now,
-    settled,
-    unpaid_any,
-    unpaid_invoices,
-    unpaid_joined_where,
-    unpaid_of,
-    unpaid_where,
-)
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices, unpaid_of
 from followupd.store.chunks import chunked
 from followupd.store.models import Client, Contact, FollowUp, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
@@ -102,13 +94,12 @@ class FormalNoticeRule(Rule[FormalNoticeOptions]):
         )
         window = (
             Mission.status != MissionStatus.DISPUTED,
-            # an OR of the halves, asked as their union (`unpaid_any`: each half has its index)
-            unpaid_any(
-                unpaid_where(Invoice.due.between(earliest - after, end - after)),
-                unpaid_joined_where(
+            or_(
+                Invoice.due.between(earliest - after, end - after),
+                and_(
                     Mission.paused_until.is_not(None), Mission.paused_until.between(earliest, end)
                 ),
-                *([unpaid_where(Invoice.number.in_(sorted(promises)))] if promises else []),
+                Invoice.number.in_(sorted(promises)),
             ),
         )
         query = unpaid_invoices(evaluation, *window)

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.orm import Session
 
 from followupd.config.rule_options import LimitationAlertOptions
@@ -35,13 +35,7 @@ from followupd.domain.payments import unpaid_on
 from followupd.domain.states import ClientKind
 from followupd.rules.base import Evaluation, Intent, Rule
 from followupd.rules.parties import to_owner
-from followupd.rules.unpaid import (
-    invoices_now,
-    settled,
-    unpaid_any,
-    unpaid_invoices,
-    unpaid_joined_where,
-)
+from followupd.rules.unpaid import invoices_now, settled, unpaid_invoices
 from followupd.store.models import Client, Invoice, Mission
 from followupd.store.outbox.rows import PendingRow
 from followupd.store.rows import streamed
@@ -59,16 +53,9 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
     def evaluate(self, evaluation: Evaluation) -> Iterator[Intent]:
         if evaluation.owner.country != FRANCE:
             return
-        spans = {kind: self._span(evaluation, kind) for kind in ClientKind}
-        if evaluation.session.get_bind().dialect.name == "postgresql":
-            # the OR below asked as the union of its halves (`unpaid_any`), each with its
-            # index on the span's dates; not on SQLite, whose planner, without statistics,
-            # would read the index for every span, the span no client of a kind has too
-            reach = unpaid_any(*(half for kind, span in spans.items()
-                                 for half in _started_halves(kind, span)))  # fmt: skip
-        else:
-            reach = or_(*(_started_in(kind, span) for kind, span in spans.items()))
-        query = unpaid_invoices(evaluation, reach)
+        query = unpaid_invoices(
+            evaluation, or_(*(self._started_in_reach(evaluation, kind) for kind in ClientKind))
+        )
         for invoice, mission, client, who in streamed(evaluation.session, query):
             start = limitation_start(invoice.issued, mission.end)
             last_day = last_day_to_act(start, client.kind)
@@ -114,17 +101,20 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
         """At least from an alert to its limit: `evaluate` ends each at its last day."""
         return timedelta(days=31 * self.options.months_ahead) + SHIFT_MARGIN
 
-    def _span(self, evaluation: Evaluation, kind: ClientKind) -> tuple[date, date]:
-        """Where the limitation of `kind`'s invoices may start for an alert in the window.
+    def _started_in_reach(self, evaluation: Evaluation, kind: ClientKind) -> ColumnElement[bool]:
+        """Invoices of `kind`'s clients whose limitation may start where an alert is in the window.
 
         The start is the issue date or the mission's end (the earlier): either in
-        the span makes a candidate; `evaluate` computes the exact day.
+        the span is a candidate; `evaluate` computes the exact day.
         """
         months = 12 * YEARS[kind] - self.options.months_ahead
         earliest = add_months(evaluation.start.date(), -months) - SHIFT_MARGIN
         # months counted from a 29th-31st land up to 3 days early (clamped), a zone a day
         latest = add_months(evaluation.end.date(), -months) + timedelta(days=4)
-        return earliest, latest
+        return and_(
+            Client.kind == kind,
+            or_(Invoice.issued.between(earliest, latest), Mission.end.between(earliest, latest)),
+        )
 
     def vanished(self, session: Session, pending: Sequence[PendingRow]) -> dict[str, str]:
         now = invoices_now(session, (row.subject_key for row in pending), Invoice.issued,
@@ -146,18 +136,3 @@ class LimitationAlert(Rule[LimitationAlertOptions]):
 def alert_key(number: str, last_day: date) -> str:
     """The key of the alert of invoice `number` whose limitation ends on `last_day`."""
     return f"{LimitationAlert.name}:{number}:{last_day.isoformat()}"
-
-
-def _started_in(kind: ClientKind, span: tuple[date, date]) -> ColumnElement[bool]:
-    """Whether the invoice is of `kind`'s client and was issued, or its mission ended, in `span`."""
-    return and_(Client.kind == kind, or_(Invoice.issued.between(*span), Mission.end.between(*span)))
-
-
-def _started_halves(kind: ClientKind, span: tuple[date, date]) -> list[Select[int]]:
-    """`_started_in` as the halves of an OR (`unpaid_any`), each with its index on a date."""
-    return [
-        unpaid_joined_where(Client.kind == kind, started).join(
-            Client, Mission.client_id == Client.id
-        )
-        for started in (Invoice.issued.between(*span), Mission.end.between(*span))
-    ]

@@ -5,12 +5,6 @@ rows: an invoice not marked paid, its mission, its client and the mission's
 contact (None when it has none), on the missions of the evaluation's owner.
 And each asks, of its pending follow-ups, whether their invoice is still there
 and unpaid (`invoices_now`, `settled`).
-
-What keeps an invoice is often an OR of conditions on the invoice and on its
-mission (falling due in a span, or its mission's pause ending in one): no
-index serves such an OR, and the planners read every unpaid invoice with its
-mission to test it. `unpaid_any` asks the same as a union of index-friendly
-halves, each of which the indexes on the dates (migration 0015) answer.
 """
 
 from __future__ import annotations
@@ -18,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, select, union_all
+from sqlalchemy import ColumnElement, Row, Select, select
 from sqlalchemy.orm import Session, aliased
 
 from followupd.rules.base import Evaluation
@@ -44,33 +38,6 @@ def unpaid_invoices(
 def unpaid_of(evaluation: Evaluation) -> tuple[ColumnElement[bool], ...]:
     """What keeps, of the invoices joined to their missions, the owner's unpaid ones."""
     return evaluation.owns(Mission.owner), Invoice.paid.is_(None)
-
-
-def unpaid_any(*halves: Select[int]) -> ColumnElement[bool]:
-    """Whether the invoice is one of the unpaid invoices any of `halves` gives (`unpaid_where`).
-
-    The same rows as an OR of their conditions, for a query of invoices joined
-    to their missions; `halves` must not be empty.
-    """
-    return Invoice.id.in_(union_all(*halves))
-
-
-def unpaid_where(*where: ColumnElement[bool]) -> Select[int]:
-    """The ids of the unpaid invoices that `where` keeps; `where` may be on the invoice only.
-
-    Not correlated: its own invoices, never the enclosing query's.
-    """
-    return select(Invoice.id).where(Invoice.paid.is_(None), *where).correlate(None)
-
-
-def unpaid_joined_where(*where: ColumnElement[bool]) -> Select[int]:
-    """The ids of the unpaid invoices that `where` keeps, on the invoice or its mission."""
-    return (
-        select(Invoice.id)
-        .join(Mission, Invoice.mission_id == Mission.id)
-        .where(Invoice.paid.is_(None), *where)
-        .correlate(None)  # its own invoices, never the enclosing query's
-    )
 
 
 def invoices_now(session: Session, numbers: Iterable[str], *columns: Any) -> dict[str, Row[Any]]:

@@ -119,20 +119,9 @@ class Contact(Base):
     client: Mapped[Client] = relationship(back_populates="contacts")
 
 
-PAUSED = "paused_until IS NOT NULL"
-ENDED = '"end" IS NOT NULL'
-
-
 class Mission(Base):
     __tablename__ = "missions"
-    # Each pass looks up the missions ending, and those paused until, in a span (migration
-    # 0015). Both partial, as ix_invoices_promised (see there): few are paused, and SQLite,
-    # without statistics, would read an index of every end for `end IS NULL OR end >= ?`.
-    __table_args__ = (
-        CheckConstraint(_one_of("status", MissionStatus), name="status"),
-        Index("ix_missions_end", "end", sqlite_where=text(ENDED)),
-        Index("ix_missions_paused_until", "paused_until", sqlite_where=text(PAUSED)),
-    )
+    __table_args__ = (CheckConstraint(_one_of("status", MissionStatus), name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(120), unique=True)
@@ -169,14 +158,8 @@ class Invoice(Base):
     # both engines (WHERE promised IS NOT NULL); only SQLite's predicate is declared here:
     # declaring PostgreSQL's would load SQLAlchemy's PostgreSQL dialect with the models, in
     # every command on SQLite (the comparison of models and migrations does not read it).
-    # Each pass also looks up the unpaid invoices falling due, or issued, in a span: on
-    # PostgreSQL those indexes hold the unpaid invoices only (migration 0015); on SQLite they
-    # hold every invoice, as declared here: SQLite, without statistics, would read a partial
-    # one (WHERE paid IS NULL) in place of the table wherever a query asks for unpaid invoices.
     __table_args__ = (
         Index("ix_invoices_promised", "promised", sqlite_where=text("promised IS NOT NULL")),
-        Index("ix_invoices_due", "due"),
-        Index("ix_invoices_issued", "issued"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
