@@ -27,6 +27,7 @@ from followupd.store.outbox.rows import FollowUpRow
 from tests.conftest import MINIMAL_CONFIG, sample_followup
 from tests.rulekit import ACME, imported, outbox
 from tests.smtpserver import Recorder, smtp_server
+from tests.test_client_nudges import settings_for
 
 PARIS = ZoneInfo("Europe/Paris")
 GREETINGS = "new_year_greetings:jdupont:2027"
@@ -69,13 +70,6 @@ def paris(day: int, hour: int = 9) -> datetime:
 def server() -> Iterator[tuple[Recorder, int]]:
     with smtp_server() as running:
         yield running
-
-
-def settings_for(tmp_path: Path, port: int) -> Settings:
-    smtp = f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout_seconds = 5\n'
-    return parse_settings(
-        MINIMAL_CONFIG + smtp, tmp_path / "followupd.toml", {"HOME": str(tmp_path)}
-    )
 
 
 def pass_at(store: Store, settings: Settings, at: datetime) -> DeliveryReport:

@@ -73,17 +73,15 @@ def one_a_day(
             by_contact.setdefault(row.contact_id or 0, []).append(row)
     waits: dict[str, tuple[datetime, str]] = {}
     for contact, found in by_contact.items():
-        first = found[0]
-        missions = [row.mission_id for row in found if row.mission_id in places]
-        place = places[missions[0]] if missions and missions[0] is not None else None
-        owner = settings.owner_for(first.owner)
+        place = next((places[m] for row in found if (m := row.mission_id or 0) in places), None)
+        owner = settings.owner_for(found[0].owner)
         tz = zone((place.timezone if place else None) or owner.timezone)
         countries = ((place.country if place else None) or owner.country,)
         today = at.astimezone(tz).date()
         until = calendar.due_at(today, 1, tz, countries)
-        units: dict[str, list[FollowUpRow]] = {}
+        by_rule: dict[str, list[FollowUpRow]] = {}  # each rule's emails leave together
         for row in found:
-            units.setdefault(row.rule, []).append(row)
+            by_rule.setdefault(row.rule, []).append(row)
         went = [
             email
             for email in sent.get(contact, ())
@@ -92,15 +90,15 @@ def one_a_day(
         if went:
             taken = {email.rule for email in went}
             nudged = any(e.rule == INVOICES and e.step != THANK_YOU for e in went)
-            for unit, members in units.items():
+            for rule, members in by_rule.items():
                 for row in members:
-                    if unit not in taken:
+                    if rule not in taken:
                         waits[row.key] = (until, ANOTHER_TODAY)
-                    elif unit == INVOICES and nudged and grouped(row):
+                    elif rule == INVOICES and nudged and grouped(row):
                         waits[row.key] = (until, NUDGE_TODAY)
         else:
             order = sorted(
-                units.values(),
+                by_rule.values(),
                 key=lambda members: (
                     members[0].rule != GREETINGS,
                     min(row.due_at for row in members),
